@@ -1,0 +1,46 @@
+# The two newcomer commands are `make demo` and `make test`; both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Where the real data lives; the code reads the same variable (see README, "Data").
+export SHELFCAST_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: install system-deps test lint format demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+# Mosquitto is a real broker the integration tests start on a free port.
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin" command -v mosquitto >/dev/null 2>&1 || { \
+	  echo "installing mosquitto (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients; \
+	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq mosquitto mosquitto-clients; fi; }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install system-deps lint
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m pytest
+
+demo: install system-deps
+	PATH="$$PATH:/usr/sbin" $(BIN)/shelfcast demo
+
+bench: install system-deps
+	mkdir -p var/bench
+	for b in benchmarks/*.py; do PATH="$$PATH:/usr/sbin" $(BIN)/python $$b --json var/bench/$$(basename $$b .py).json || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,71 @@
+"""The ``shelfcast`` command line.
+
+Each subcommand lives in the module that owns the work and exposes two functions,
+``add_arguments(parser)`` and ``run(args) -> int``. Only the chosen subcommand's module is
+imported, so ``shelfcast serve`` on a gateway never touches training libraries, and a
+module keeps its heavy imports inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from shelfcast import __version__
+from shelfcast.data_dir import DEFAULT_DATA_DIR, ENV_VAR
+
+# name -> (module, one-line help). A module is listed here once its command works.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("shelfcast.data_dir", "show where the real data is read from and what is there"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="shelfcast",
+        description="Edge-AI demand forecasting and replenishment for retail stores.",
+        epilog=f"commands:\n{lines}\n\nRun `shelfcast COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"shelfcast {__version__}")
+    parser.add_argument("command", nargs="?", help="one of: " + ", ".join(COMMANDS))
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"real data directory (env {ENV_VAR}; default {DEFAULT_DATA_DIR})",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        _top_parser().parse_args(argv)  # handles --help/--version, errors on unknown flags
+        _top_parser().print_help()
+        return 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(
+            f"shelfcast: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    module_name, text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"shelfcast {name}", description=text)
+    _add_common(parser)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    if args.data_dir:
+        os.environ[ENV_VAR] = args.data_dir  # one setting: the option just sets the variable
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,16 @@
+"""Shared pytest fixtures: where the real data is, and a skip that says why when it is absent."""
+
+from __future__ import annotations
+
+import pytest
+
+from shelfcast.data_dir import ENV_VAR, data_dir
+
+
+@pytest.fixture(scope="session")
+def real_data_dir():
+    """The real data directory; skips (with the reason) only when it is absent. CI always has it."""
+    root = data_dir()
+    if not root.exists():
+        pytest.skip(f"real data absent: {root} does not exist (set {ENV_VAR})")
+    return root
