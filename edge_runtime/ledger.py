@@ -1,0 +1,430 @@
+"""The store's durable stock ledger: an append-only event log plus per-SKU state in SQLite.
+
+- Durable before acknowledged: SQLite in WAL mode with ``synchronous=FULL``; ``ingest`` returns
+  only after its transaction (log rows, state rows, conflicts, dead letters, and whatever the
+  ``before_commit`` hook wrote, e.g. outbox rows) is committed and fsynced.
+- Group commit: one transaction per ``ingest`` call, however many events it carries.
+- Idempotent on ``event_id``: an event already in the log (or twice in one batch) is counted as
+  a duplicate and changes nothing.
+- Event-time order: state is folded in event-time order (see ``edge_runtime.stock``); an event
+  older than the newest one already folded for its SKU re-folds that SKU from the log.
+- Snapshot plus replay: the ``stock`` table is the snapshot, written in the same transaction as
+  the log; ``rebuild()`` folds the whole log again and ``verify()`` compares the two.
+
+>>> import tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "ledger.sqlite")
+>>> ledger = Ledger(path, store_id="S1")
+>>> ev = {"event_id": "r1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 5,
+...       "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
+>>> ledger.ingest_raw([ev, ev]).duplicates
+1
+>>> ledger.stock("A").on_hand, ledger.verify()
+(5, [])
+>>> ledger.close()
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_runtime.events import LEDGER_TYPES, Event, Rejection, parse_events
+from edge_runtime.stock import STATE_FIELDS, Conflict, SkuState, StockState, apply, fold
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    sku TEXT NOT NULL,
+    type TEXT NOT NULL,
+    qty NOT NULL,
+    ts_us INTEGER NOT NULL,
+    event_time TEXT NOT NULL,
+    source TEXT NOT NULL,
+    order_id TEXT,
+    unit_price REAL,
+    reason TEXT,
+    received_us INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_sku_time ON events (sku, ts_us, event_id);
+CREATE TABLE IF NOT EXISTS stock ({", ".join(STATE_FIELDS)}, PRIMARY KEY (sku));
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY,
+    sku TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    order_id TEXT,
+    requested INTEGER, granted INTEGER, shortfall INTEGER, on_hand INTEGER, reserved INTEGER,
+    ts_us INTEGER NOT NULL,
+    detected_us INTEGER NOT NULL,
+    UNIQUE (sku, event_id, kind)
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    received_us INTEGER NOT NULL,
+    source TEXT,
+    field TEXT,
+    reason TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    batch_index INTEGER
+);
+"""
+
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (event_id, sku, type, qty, ts_us, event_time, source,"
+    " order_id, unit_price, reason, received_us) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_UPSERT_STOCK = f"INSERT OR REPLACE INTO stock VALUES ({', '.join('?' * len(STATE_FIELDS))})"
+_INSERT_CONFLICT = (
+    "INSERT OR IGNORE INTO conflicts (sku, event_id, kind, order_id, requested, granted,"
+    " shortfall, on_hand, reserved, ts_us, detected_us) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_DEAD = (
+    "INSERT INTO dead_letters (received_us, source, field, reason, raw, batch_index)"
+    " VALUES (?,?,?,?,?,?)"
+)
+_FOLD_ROWS = "SELECT type, qty, ts_us, event_id, order_id FROM events WHERE sku = ?"
+_ID_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
+
+
+class LedgerError(RuntimeError):
+    """The ledger file does not belong to this store or has an unknown schema."""
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What one ``ingest`` did: counts, conflicts found, and the SKUs to re-score.
+
+    >>> IngestResult(accepted=2).accepted
+    2
+    """
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
+    changed_skus: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)  # newly stored, sensor readings included
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+BeforeCommit = Callable[[sqlite3.Connection, IngestResult], None]
+
+
+class Ledger:
+    """A store's stock ledger in one SQLite file (see the module docstring for the guarantees).
+
+    >>> import tempfile, os
+    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "S1", safety_buffer=1)
+    >>> r = ledger.ingest_raw('{"event_id": "x", "store_id": "S2", "sku": "A", "type": "sale",'
+    ...                       ' "qty": 1, "event_time": "2026-01-05T08:00:00Z", "source": "pos"}')
+    >>> r.rejected, r.rejections[0].field
+    (1, 'store_id')
+    >>> ledger.close()
+    """
+
+    def __init__(self, path: str | Path, store_id: str, safety_buffer: int = 0):
+        if not store_id:
+            raise ValueError("store_id must be a non-empty string")
+        if safety_buffer < 0:
+            raise ValueError(f"safety_buffer must be >= 0, got {safety_buffer}")
+        self.path = Path(path)
+        self.store_id = store_id
+        self.safety_buffer = int(safety_buffer)
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",  # fsync the WAL on every commit: acknowledged means on disk
+            "cache_size=-65536",
+            "temp_store=MEMORY",
+        ):
+            self._conn.execute(f"PRAGMA {pragma}")
+        self._conn.executescript(_SCHEMA)
+        self._check_meta()
+        self._states: dict[str, SkuState] = {
+            row[0]: SkuState(*row) for row in self._conn.execute("SELECT * FROM stock")
+        }
+        self._clock_us = max((s.last_us for s in self._states.values()), default=0)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The ledger's connection (the outbox shares the file and the transaction)."""
+        return self._conn
+
+    def _check_meta(self) -> None:
+        meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+        if not meta:
+            with self._conn:
+                self._conn.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [
+                        ("schema", SCHEMA_VERSION),
+                        ("store_id", self.store_id),
+                        ("safety_buffer", str(self.safety_buffer)),
+                    ],
+                )
+            return
+        if meta.get("store_id") != self.store_id:
+            raise LedgerError(
+                f"{self.path} is the ledger of store {meta.get('store_id')!r}, "
+                f"not {self.store_id!r}; use another state directory"
+            )
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise LedgerError(f"{self.path} has ledger schema {meta.get('schema')!r}, "
+                              f"this code reads {SCHEMA_VERSION!r}")  # fmt: skip
+        if meta.get("safety_buffer") != str(self.safety_buffer):
+            # Reservation grants depend on the buffer: re-fold everything under the new one.
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM stock")
+                states = self.rebuild()
+                self._conn.executemany(_UPSERT_STOCK, [s.row() for s in states.values()])
+                self._conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'safety_buffer'",
+                    (str(self.safety_buffer),),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def ingest_raw(
+        self,
+        payload: bytes | str | dict | list,
+        source: str | None = None,
+        before_commit: BeforeCommit | None = None,
+    ) -> IngestResult:
+        """Parse a payload (one event or a batch), dead-letter what is invalid, ingest the rest.
+
+        ``source`` is where the payload came from (e.g. the MQTT topic's source or ``api``);
+        it is stored with each dead letter.
+        """
+        events, rejections = parse_events(payload, self.store_id)
+        return self._commit(events, rejections, source, before_commit)
+
+    def ingest(
+        self, events: Iterable[Event], before_commit: BeforeCommit | None = None
+    ) -> IngestResult:
+        """Store and fold validated events in one durable transaction (group commit).
+
+        ``before_commit(conn, result)`` runs inside the transaction, after the ledger rows are
+        written and before COMMIT, so outbox rows it writes commit (or roll back) with them.
+        """
+        return self._commit(list(events), [], None, before_commit)
+
+    def _commit(
+        self,
+        events: list[Event],
+        rejections: list[Rejection],
+        source: str | None,
+        before_commit: BeforeCommit | None,
+    ) -> IngestResult:
+        result = IngestResult(rejected=len(rejections), rejections=rejections)
+        now_us = time.time_ns() // 1000
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                new = self._new_events(events)
+                result.duplicates = len(events) - len(new)
+                result.accepted = len(new)
+                result.events = new
+                if new:
+                    conn.executemany(
+                        _INSERT_EVENT,
+                        [
+                            (e.event_id, e.sku, e.type, e.qty, e.ts_us, e.event_time, e.source,
+                             e.order_id, e.unit_price, e.reason, now_us)
+                            for e in new
+                        ],
+                    )  # fmt: skip
+                working = self._fold_new(new, result, now_us)
+                if working:
+                    conn.executemany(_UPSERT_STOCK, [s.row() for s in working.values()])
+                    result.changed_skus = list(working)
+                if rejections:
+                    conn.executemany(
+                        _INSERT_DEAD,
+                        [(now_us, source, r.field, r.reason, r.raw, r.index) for r in rejections],
+                    )
+                if before_commit is not None:
+                    before_commit(conn, result)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._states.update(working)
+            for s in working.values():
+                if s.last_us > self._clock_us:
+                    self._clock_us = s.last_us
+        return result
+
+    def _new_events(self, events: list[Event]) -> list[Event]:
+        """Events whose id is neither in the log nor earlier in this batch."""
+        unique: dict[str, Event] = {}
+        for e in events:
+            if e.event_id not in unique:
+                unique[e.event_id] = e
+        ids = list(unique)
+        seen: set[str] = set()
+        for i in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[i : i + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            seen.update(
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk
+                )
+            )
+        if not seen:
+            return list(unique.values())
+        return [e for e in unique.values() if e.event_id not in seen]
+
+    def _fold_new(self, new: list[Event], result: IngestResult, now_us: int) -> dict:
+        """Fold new events into copies of their SKUs' states; late events re-fold the SKU."""
+        states, buffer = self._states, self.safety_buffer
+        working: dict[str, SkuState] = {}
+        refold: set[str] = set()
+        conflicts: list[Conflict] = []
+        for e in new:
+            if e.type not in LEDGER_TYPES:
+                continue
+            sku = e.sku
+            s = working.get(sku)
+            if s is None:
+                base = states.get(sku)
+                s = working[sku] = base.copy() if base is not None else SkuState(sku)
+            elif sku in refold:
+                continue
+            ts = e.ts_us
+            if ts > s.last_us or (ts == s.last_us and e.event_id > s.last_id):
+                apply(s, e.type, e.qty, ts, e.event_id, e.order_id, buffer, conflicts)
+            else:
+                refold.add(sku)
+        conn = self._conn
+        if conflicts:
+            conn.executemany(_INSERT_CONFLICT, [(*c.row(), now_us) for c in conflicts])
+            result.conflicts.extend(conflicts)
+        for sku in refold:
+            working[sku], found = self._fold_from_log(sku)
+            # A re-fold finds every conflict of the SKU's history again; report only new ones.
+            for c in found:
+                if conn.execute(_INSERT_CONFLICT, (*c.row(), now_us)).rowcount:
+                    result.conflicts.append(c)
+        return working
+
+    def _fold_from_log(self, sku: str) -> tuple[SkuState, list[Conflict]]:
+        rows = [r for r in self._conn.execute(_FOLD_ROWS, (sku,)) if r[0] in LEDGER_TYPES]
+        return fold(sku, rows, self.safety_buffer)
+
+    # ---- reading -------------------------------------------------------------------------
+
+    @property
+    def clock_us(self) -> int:
+        """The ledger clock: the latest event time folded (microseconds since the epoch)."""
+        return self._clock_us
+
+    def stock(self, sku: str, as_of_us: int | None = None) -> StockState | None:
+        """The SKU's state, with confidence as of ``as_of_us`` (default: the ledger clock)."""
+        with self._lock:
+            s = self._states.get(sku)
+            if s is None:
+                return None
+            return StockState.of(s, self.safety_buffer, as_of_us or self._clock_us)
+
+    def stocks(self, offset: int = 0, limit: int = 100, as_of_us: int | None = None):
+        """States of SKUs in SKU order, a page at a time (``list[StockState]``)."""
+        if offset < 0 or limit < 0:
+            raise ValueError(f"offset and limit must be >= 0, got {offset}, {limit}")
+        with self._lock:
+            skus = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT sku FROM stock ORDER BY sku LIMIT ? OFFSET ?", (limit, offset)
+                )
+            ]
+            as_of = as_of_us or self._clock_us
+            return [StockState.of(self._states[k], self.safety_buffer, as_of) for k in skus]
+
+    def sku_count(self) -> int:
+        return len(self._states)
+
+    def event_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def conflicts(self, after_id: int = 0, limit: int = 100) -> list[dict]:
+        """Stored conflict records with ``id > after_id``, oldest first."""
+        with self._lock:
+            cur = self._conn.execute(
+                "SELECT * FROM conflicts WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur]
+
+    def dead_letters(self, limit: int = 100) -> list[dict]:
+        """The newest rejected payloads with their reasons, newest first."""
+        with self._lock:
+            cur = self._conn.execute(
+                "SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,)
+            )
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur]
+
+    # ---- snapshot and replay -------------------------------------------------------------
+
+    def rebuild(self) -> dict[str, SkuState]:
+        """Fold the whole log again, SKU by SKU in event-time order (the state is not touched)."""
+        with self._lock:
+            states: dict[str, SkuState] = {}
+            rows: list = []
+            current = None
+            cur = self._conn.execute(
+                "SELECT sku, type, qty, ts_us, event_id, order_id FROM events"
+                " ORDER BY sku, ts_us, event_id"
+            )
+            for sku, *row in cur:
+                if sku != current:
+                    if rows:
+                        states[current] = fold(current, rows, self.safety_buffer)[0]
+                    current, rows = sku, []
+                if row[0] in LEDGER_TYPES:
+                    rows.append(row)
+            if rows:
+                states[current] = fold(current, rows, self.safety_buffer)[0]
+            return states
+
+    def stored_states(self) -> dict[str, SkuState]:
+        """The snapshot as stored in the ``stock`` table."""
+        with self._lock:
+            return {r[0]: SkuState(*r) for r in self._conn.execute("SELECT * FROM stock")}
+
+    def verify(self) -> list[str]:
+        """SKUs whose stored or in-memory state differs from a re-fold of the log (want ``[]``)."""
+        rebuilt = self.rebuild()
+        stored = self.stored_states()
+        with self._lock:
+            memory = dict(self._states)
+        skus = set(rebuilt) | set(stored) | set(memory)
+        return sorted(k for k in skus if not (rebuilt.get(k) == stored.get(k) == memory.get(k)))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
