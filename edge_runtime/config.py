@@ -1,0 +1,284 @@
+"""Gateway configuration: a TOML file, overridden by ``SHELFCAST_*`` environment variables.
+
+Every key lives in a section; the environment variable for ``[mqtt] port`` is
+``SHELFCAST_MQTT_PORT``, for ``[gateway] store_id`` it is ``SHELFCAST_GATEWAY_STORE_ID`` (or the
+short ``SHELFCAST_STORE_ID``). Everything is checked at start and every problem is reported at
+once, each saying what to fix.
+
+>>> cfg = load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_MQTT_PORT": "1884"})
+>>> cfg.gateway.store_id, cfg.mqtt.port, cfg.mqtt.topic_prefix
+('S1', 1884, 'shelfcast')
+>>> load_config(env={"SHELFCAST_STORE_ID": ""})  # doctest: +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+...
+edge_runtime.config.ConfigError: bad gateway configuration:
+  - gateway.store_id: empty; set [gateway] store_id in the config file or SHELFCAST_STORE_ID
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SHELFCAST_"
+CONFIG_ENV = "SHELFCAST_CONFIG"
+_SHORT_ENV = {"STORE_ID": ("gateway", "store_id"), "STATE_DIR": ("gateway", "state_dir")}
+_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot work; the message lists every problem and how to fix it."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("bad gateway configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    """``[gateway]``: which store, where state lives."""
+
+    store_id: str = ""
+    state_dir: str = "var/gateway"
+    safety_buffer: float = 0.0
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    """``[mqtt]``: the broker and how to reach it."""
+
+    enabled: bool = True
+    host: str = "localhost"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    topic_prefix: str = "shelfcast"
+    client_id: str | None = None  # default: shelfcast-gateway-{store_id}
+    keepalive_s: int = 30
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    max_inflight: int = 200
+
+
+@dataclass(frozen=True)
+class PolicySection:
+    """``[policy]``: the rule-based decision policy (see ``edge_runtime.decisions``)."""
+
+    reorder_point: float = 2.0
+    order_up_to: float = 12.0
+    pack_size: int = 1
+    lead_time_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class UplinkSection:
+    """``[uplink]``: how often aggregated deltas leave the store."""
+
+    interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The whole configuration; build it with :func:`load_config`.
+
+    >>> GatewayConfig(gateway=GatewaySection(store_id="S9")).client_id
+    'shelfcast-gateway-S9'
+    """
+
+    gateway: GatewaySection = field(default_factory=GatewaySection)
+    mqtt: MqttSection = field(default_factory=MqttSection)
+    policy: PolicySection = field(default_factory=PolicySection)
+    uplink: UplinkSection = field(default_factory=UplinkSection)
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"shelfcast-gateway-{self.gateway.store_id}"
+
+    @property
+    def ledger_path(self) -> Path:
+        return Path(self.gateway.state_dir) / "ledger.sqlite"
+
+
+_SECTIONS = {"gateway": GatewaySection, "mqtt": MqttSection, "policy": PolicySection}
+_SECTIONS["uplink"] = UplinkSection
+
+
+def _env_name(section: str, key: str) -> str:
+    short = [k for k, v in _SHORT_ENV.items() if v == (section, key)]
+    return ENV_PREFIX + (short[0] if short else f"{section}_{key}".upper())
+
+
+def _where(section: str, key: str) -> str:
+    return f"set [{section}] {key} in the config file or {_env_name(section, key)}"
+
+
+def _coerce(value: Any, kind: str, name: str, problems: list[str], hint: str) -> Any:
+    """Turn file/env values into the field's type, recording a problem instead of raising."""
+    if value is None or (isinstance(value, str) and value == "" and "None" in kind):
+        return None
+    try:
+        if kind.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError
+            return text in {"1", "true", "yes", "on"}
+        if kind.startswith("int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        problems.append(f"{name}: {value!r} is not a valid {kind.split(' ')[0]}; {hint}")
+        return None
+
+
+def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
+    if not path.is_file():
+        problems.append(f"config file {path} does not exist; pass an existing TOML file")
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        problems.append(f"config file {path} is not valid TOML: {err}")
+        return {}
+
+
+def _merge(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    values: dict[str, dict[str, Any]] = {}
+    for section, table in raw.items():
+        if section not in _SECTIONS or not isinstance(table, dict):
+            problems.append(f"unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+            continue
+        known = {f.name for f in fields(_SECTIONS[section])}
+        for key, value in table.items():
+            if key not in known:
+                problems.append(
+                    f"[{section}] {key}: unknown key; known: {', '.join(sorted(known))}"
+                )
+            else:
+                values.setdefault(section, {})[key] = value
+    for section, cls in _SECTIONS.items():
+        for f in fields(cls):
+            name = _env_name(section, f.name)
+            if name in env:
+                values.setdefault(section, {})[f.name] = env[name]
+    return values
+
+
+def _build(values: dict[str, dict[str, Any]], problems: list[str]) -> GatewayConfig:
+    parts = {}
+    for section, cls in _SECTIONS.items():
+        kwargs = {}
+        for f in fields(cls):
+            if f.name in values.get(section, {}):
+                name = f"{section}.{f.name}"
+                hint = _where(section, f.name)
+                value = _coerce(values[section][f.name], str(f.type), name, problems, hint)
+                if value is not None or "None" in str(f.type):
+                    kwargs[f.name] = value
+        parts[section] = cls(**kwargs)
+    return GatewayConfig(**parts)
+
+
+def _check(cfg: GatewayConfig, problems: list[str]) -> None:
+    g, m = cfg.gateway, cfg.mqtt
+    if not g.store_id:
+        problems.append(f"gateway.store_id: empty; {_where('gateway', 'store_id')}")
+    elif not _ID_RE.match(g.store_id):
+        problems.append(
+            f"gateway.store_id: {g.store_id!r} must be 1-64 of A-Z a-z 0-9 _ . - "
+            f"(it becomes an MQTT topic level); {_where('gateway', 'store_id')}"
+        )
+    if g.safety_buffer < 0:
+        problems.append(f"gateway.safety_buffer: {g.safety_buffer} < 0; use 0 or more")
+    if not 1 <= m.port <= 65535:
+        problems.append(
+            f"mqtt.port: {m.port} is not a TCP port (1-65535); {_where('mqtt', 'port')}"
+        )
+    if not m.host:
+        problems.append(f"mqtt.host: empty; {_where('mqtt', 'host')}")
+    if not m.topic_prefix or any(c in m.topic_prefix for c in "#+") or m.topic_prefix.endswith("/"):
+        problems.append(
+            f"mqtt.topic_prefix: {m.topic_prefix!r} must be non-empty, without + # or a "
+            f"trailing /; {_where('mqtt', 'topic_prefix')}"
+        )
+    if m.password and not m.username:
+        problems.append(f"mqtt.password given without a username; {_where('mqtt', 'username')}")
+    if m.keepalive_s < 5:
+        problems.append(f"mqtt.keepalive_s: {m.keepalive_s} too small; use 5 or more")
+    if not 0 < m.reconnect_min_s <= m.reconnect_max_s:
+        problems.append("mqtt.reconnect_min_s/reconnect_max_s: need 0 < min <= max")
+    if m.max_inflight < 1:
+        problems.append(f"mqtt.max_inflight: {m.max_inflight}; use 1 or more")
+    _check_tls(m, problems)
+    p = cfg.policy
+    if p.order_up_to < p.reorder_point:
+        problems.append("policy.order_up_to must be >= policy.reorder_point")
+    if p.pack_size < 1:
+        problems.append(f"policy.pack_size: {p.pack_size}; use 1 or more")
+    if cfg.uplink.interval_s <= 0:
+        problems.append(f"uplink.interval_s: {cfg.uplink.interval_s}; use a positive number")
+
+
+def _check_tls(m: MqttSection, problems: list[str]) -> None:
+    wants_tls = m.tls or m.ca_file or m.cert_file
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(m, key)
+        if path and not Path(path).is_file():
+            problems.append(
+                f"mqtt.{key}: {path} does not exist or is not a file; {_where('mqtt', key)}"
+            )
+    if m.cert_file and not m.key_file:
+        problems.append(f"mqtt.cert_file given without mqtt.key_file; {_where('mqtt', 'key_file')}")
+    if m.key_file and not m.cert_file:
+        problems.append(
+            f"mqtt.key_file given without mqtt.cert_file; {_where('mqtt', 'cert_file')}"
+        )
+    if wants_tls and m.port == 1883:
+        problems.append("mqtt.port: 1883 is the plain-text port but TLS is on; use 8883 (or yours)")
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> GatewayConfig:
+    """Read ``path`` (or ``$SHELFCAST_CONFIG``; none is fine), apply env, validate.
+
+    ``overrides`` are ``section__key=value`` pairs applied last (the CLI uses them).
+    Raises :class:`ConfigError` listing every problem.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    path = path or env.get(CONFIG_ENV)
+    raw = _read_file(Path(path), problems) if path else {}
+    values = _merge(raw, env, problems)
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        if value is not None:
+            values.setdefault(section, {})[name] = value
+    cfg = _build(values, problems)
+    _check(cfg, problems)  # a field that failed to parse keeps its default here
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def with_mqtt(cfg: GatewayConfig, **changes: Any) -> GatewayConfig:
+    """A copy of ``cfg`` with some ``[mqtt]`` fields changed (tests and benchmarks)."""
+    return replace(cfg, mqtt=replace(cfg.mqtt, **changes))

@@ -1,0 +1,286 @@
+"""The one schema of every message the gateway sends: MQTT payloads, API responses and README docs.
+
+Every outgoing message is JSON with a ``schema`` version, a unique ``message_id`` (consumers
+de-duplicate on it: delivery is at-least-once), ``kind``, ``store_id``, ``sku``, ``event_time`` (the
+event time of what caused it), ``model_version`` and, for alerts, the numbers behind the decision.
+
+>>> from datetime import datetime, timezone
+>>> alert = StockoutAlert(store_id="S1", sku="A-1", event_time=datetime(2026, 1, 5, 9, 30,
+...     tzinfo=timezone.utc), model_version="rules-1", probability=1.0, horizon_hours=0.0,
+...     atp=0, on_hand=0, reserved=0, reason_codes=["ATP_ZERO"])
+>>> alert.topic("shelfcast")
+'shelfcast/S1/alerts/stockout'
+>>> parse_message(alert.to_json()).sku
+'A-1'
+
+``python -m edge_runtime.messages`` prints the consumer documentation (the README section).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+"""Bumped on any incompatible change; additive fields keep the number."""
+
+Evidence = dict[str, float | int | str | bool | None]
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Fields every outgoing message carries.
+
+    >>> m = GatewayState(store_id="S1", status="online", model_version="rules-1")
+    >>> m.to_dict()["schema"], m.kind, m.retain
+    (1, 'state', True)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    TOPIC: ClassVar[str] = ""
+    retain: ClassVar[bool] = False
+
+    schema_version: int = Field(
+        SCHEMA_VERSION, alias="schema", description="schema version of this payload"
+    )
+    kind: str = Field(description="message kind; also fixes the topic")
+    message_id: str = Field(
+        default_factory=_new_id, description="unique id (UUID); consumers de-duplicate on it"
+    )
+    store_id: str = Field(description="the store whose gateway sent it")
+    sku: str | None = Field(None, description="the SKU it is about (null for store-level kinds)")
+    event_time: AwareDatetime | None = Field(
+        None, description="event time (ISO-8601 with offset) of the event that caused it"
+    )
+    created_at: AwareDatetime = Field(
+        default_factory=_now, description="when the gateway created the message (UTC)"
+    )
+    model_version: str = Field(description="decision policy / model bundle version that decided")
+    cause_event_id: str | None = Field(
+        None, description="event_id of the event that triggered it (traceability)"
+    )
+
+    def topic(self, prefix: str) -> str:
+        """The MQTT topic for this message under ``prefix``: ``{prefix}/{store}/{suffix}``."""
+        return f"{prefix}/{self.store_id}/{self.TOPIC}"
+
+    def to_json(self) -> bytes:
+        """The wire payload (compact JSON, aliases: the field ``schema_version`` is ``schema``)."""
+        return self.__pydantic_serializer__.to_json(self, by_alias=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The payload as a JSON-compatible dict (what the API returns)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Alert(Message):
+    """Common numbers behind a decision; each alert kind adds its own.
+
+    >>> a = ReplenishmentAlert(store_id="S1", sku="A", model_version="m", recommended_qty=12,
+    ...     reorder_point=3, order_up_to=14, atp=2, on_hand=2, reserved=0)
+    >>> a.kind, a.topic("shelfcast")
+    ('replenishment', 'shelfcast/S1/alerts/replenishment')
+    """
+
+    probability: float | None = Field(
+        None, ge=0.0, le=1.0, description="probability the condition occurs within the horizon"
+    )
+    horizon_hours: float | None = Field(
+        None, ge=0.0, description="horizon of the probability (replenishment lead time), hours"
+    )
+    expected_stockout_time: AwareDatetime | None = Field(
+        None, description="expected time available stock reaches zero, if predicted"
+    )
+    recommended_qty: int | None = Field(None, ge=0, description="units to order, if any")
+    atp: float | None = Field(None, description="available-to-promise at decision time")
+    on_hand: float | None = Field(None, description="on-hand units at decision time")
+    reserved: float | None = Field(None, description="reserved units at decision time")
+    confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="ledger confidence score of the SKU's stock figure"
+    )
+    reason_codes: list[str] = Field(
+        default_factory=list, description="machine-readable reasons, e.g. ATP_ZERO"
+    )
+    evidence: Evidence = Field(
+        default_factory=dict, description="the numbers the reasons rest on (name -> value)"
+    )
+
+
+class StockoutAlert(Alert):
+    """Available stock is out, or predicted to run out within the horizon."""
+
+    TOPIC: ClassVar[str] = "alerts/stockout"
+    kind: Literal["stockout"] = Field("stockout", description="message kind; also fixes the topic")
+    probability: float = Field(ge=0.0, le=1.0, description="probability of a stock-out")
+
+
+class ReplenishmentAlert(Alert):
+    """Order now: stock fell to the reorder point (order-up-to policy)."""
+
+    TOPIC: ClassVar[str] = "alerts/replenishment"
+    kind: Literal["replenishment"] = Field(
+        "replenishment", description="message kind; also fixes the topic"
+    )
+    recommended_qty: int = Field(ge=0, description="units to order (pack size and MOQ applied)")
+    reorder_point: float | None = Field(None, description="reorder point s of the policy")
+    order_up_to: float | None = Field(None, description="order-up-to level S of the policy")
+
+
+class AnomalyAlert(Alert):
+    """Theft, shrink or phantom inventory suspected."""
+
+    TOPIC: ClassVar[str] = "alerts/anomaly"
+    kind: Literal["anomaly"] = Field("anomaly", description="message kind; also fixes the topic")
+    anomaly_type: Literal["theft", "shrink", "phantom", "other"] = Field(
+        description="what is suspected"
+    )
+    score: float = Field(description="anomaly score (higher is more anomalous)")
+    units: float | None = Field(None, description="units unexplained by the ledger")
+
+
+class ConflictMessage(Message):
+    """Two requests competed for the last units; the ledger's stated rule decided."""
+
+    TOPIC: ClassVar[str] = "conflicts"
+    kind: Literal["conflict"] = Field("conflict", description="message kind; also fixes the topic")
+    rule: str = Field(description="the rule that decided, e.g. first-committed-wins")
+    winner_event_id: str | None = Field(None, description="event that got the units")
+    loser_event_id: str | None = Field(None, description="event refused or cut short")
+    qty_requested: float | None = Field(None, description="units the loser asked for")
+    qty_granted: float | None = Field(None, description="units the loser got")
+    reason_codes: list[str] = Field(default_factory=list, description="machine-readable reasons")
+    evidence: Evidence = Field(default_factory=dict, description="numbers behind it")
+
+
+class GatewayState(Message):
+    """Retained gateway status; the broker publishes ``offline`` as the last will."""
+
+    TOPIC: ClassVar[str] = "state"
+    retain: ClassVar[bool] = True
+    kind: Literal["state"] = Field("state", description="message kind; also fixes the topic")
+    status: Literal["online", "offline"] = Field(description="gateway status")
+    version: str | None = Field(None, description="shelfcast version of the gateway")
+    outbox_depth: int | None = Field(None, description="messages waiting to be sent")
+
+
+class SkuDelta(BaseModel):
+    """One SKU's net change over an uplink window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sku: str
+    d_on_hand: float = Field(description="net change of on-hand units in the window")
+    d_reserved: float = Field(description="net change of reserved units in the window")
+    on_hand: float = Field(description="on-hand units at the window's end")
+    atp: float = Field(description="available-to-promise at the window's end")
+    events: int = Field(description="events applied to the SKU in the window")
+
+
+class UplinkDeltas(Message):
+    """Aggregated stock deltas for the central system: what changed, not every event."""
+
+    TOPIC: ClassVar[str] = "uplink/deltas"
+    kind: Literal["uplink"] = Field("uplink", description="message kind; also fixes the topic")
+    window_start: AwareDatetime = Field(description="start of the window (gateway clock, UTC)")
+    window_end: AwareDatetime = Field(description="end of the window (gateway clock, UTC)")
+    events: int = Field(description="events applied in the window, all SKUs")
+    deltas: list[SkuDelta] = Field(description="one entry per SKU that changed")
+
+
+KINDS: tuple[type[Message], ...] = (
+    StockoutAlert,
+    ReplenishmentAlert,
+    AnomalyAlert,
+    ConflictMessage,
+    GatewayState,
+    UplinkDeltas,
+)
+AnyMessage = Annotated[
+    StockoutAlert
+    | ReplenishmentAlert
+    | AnomalyAlert
+    | ConflictMessage
+    | GatewayState
+    | UplinkDeltas,
+    Field(discriminator="kind"),
+]
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
+
+
+def parse_message(payload: bytes | str | dict[str, Any]) -> Message:
+    """Parse a received payload into its message class (what a consumer in Python would do)."""
+    if isinstance(payload, dict):
+        return _ADAPTER.validate_python(payload)
+    return _ADAPTER.validate_json(payload)
+
+
+def _type_name(prop: dict[str, Any]) -> str:
+    if "anyOf" in prop:
+        names = [_type_name(p) for p in prop["anyOf"]]
+        return " \\| ".join(dict.fromkeys(names))
+    if "$ref" in prop:
+        return prop["$ref"].rsplit("/", 1)[-1]
+    if "enum" in prop:
+        return " \\| ".join(json.dumps(v) for v in prop["enum"])
+    if "const" in prop:
+        return json.dumps(prop["const"])
+    kind = prop.get("type", "any")
+    if kind == "array":
+        return f"list[{_type_name(prop.get('items', {}))}]"
+    if kind == "string" and prop.get("format") == "date-time":
+        return "datetime"
+    if kind == "object":
+        return "object"
+    return str(kind)
+
+
+def _fields_table(model: type[BaseModel]) -> list[str]:
+    schema = model.model_json_schema(by_alias=True)
+    rows = ["| field | type | meaning |", "| --- | --- | --- |"]
+    for name, prop in schema["properties"].items():
+        rows.append(f"| `{name}` | {_type_name(prop)} | {prop.get('description', '')} |")
+    return rows
+
+
+def consumer_docs(prefix: str = "shelfcast") -> str:
+    """Markdown for consumers, generated from the models (the README section is this text)."""
+    lines = [
+        f"Schema version {SCHEMA_VERSION}. Every message is compact JSON, published with QoS 1;",
+        "delivery is at-least-once, so de-duplicate on `message_id`. Messages about one SKU",
+        "arrive in the order the gateway decided them. Unknown fields may be added within a",
+        "schema version: ignore them. Every field listed is always present (`null` where it",
+        "does not apply); times are ISO-8601 with offset.",
+        "",
+        "| kind | topic | retained | what |",
+        "| --- | --- | --- | --- |",
+    ]
+    for cls in KINDS:
+        kind = cls.model_fields["kind"].default
+        topic = f"{prefix}/{{store}}/{cls.TOPIC}"
+        what = (cls.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"| `{kind}` | `{topic}` | {'yes' if cls.retain else 'no'} | {what} |")
+    lines += [
+        "",
+        f"In: `{prefix}/{{store}}/events/{{source}}` takes one edge event (JSON object) or a JSON",
+        "array of them; the gateway acknowledges (PUBACK) only after they are durable.",
+    ]
+    for cls in (*KINDS, SkuDelta):
+        name = cls.model_fields["kind"].default if "kind" in cls.model_fields else "SkuDelta"
+        lines += ["", f"#### `{name}`", ""]
+        lines += _fields_table(cls)
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(consumer_docs(), end="")

@@ -1,0 +1,171 @@
+"""The MQTT transport (paho-mqtt 2): events in, outbox rows out, gateway state with a last will.
+
+- In: subscribes with QoS 1 to ``{prefix}/{store}/events/+`` in a persistent session
+  (``clean_session=False``, fixed client id), so events published while the gateway restarts wait
+  in the broker. Acknowledgement is manual: the gateway calls :meth:`MqttTransport.ack` only
+  after the events are durable in the ledger, so a crash before that gets them redelivered.
+- Out: :meth:`publish` hands outbox rows to paho with QoS 1 and remembers ``mid -> seq``;
+  PUBACKs are collected by :meth:`take_acked` so the caller can mark the rows sent. paho
+  re-sends its unacknowledged messages itself after a reconnect, so a row is handed over once
+  per process lifetime; rows not yet handed over stay in the durable outbox.
+- State: a retained ``online`` message on connect; the broker publishes the retained ``offline``
+  last will if the gateway vanishes; a clean stop publishes ``offline`` itself.
+- Reconnect: paho's loop with exponential backoff between ``reconnect_min_s`` and
+  ``reconnect_max_s``.
+
+>>> from edge_runtime.config import load_config
+>>> t = MqttTransport(load_config(env={"SHELFCAST_STORE_ID": "S1"}), on_payload=print)
+>>> t.events_topic, t.connected
+('shelfcast/S1/events/+', False)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import paho.mqtt.client as mqtt
+
+from edge_runtime.config import GatewayConfig
+from edge_runtime.messages import GatewayState
+from edge_runtime.outbox import OutboxRow
+
+log = logging.getLogger(__name__)
+
+# on_payload(payload, source, mid, qos): called on paho's network thread; must not block.
+PayloadHandler = Callable[[bytes, str, int, int], None]
+
+
+class MqttTransport:
+    """One paho client for a gateway; thread-safe for one publishing thread plus paho's own."""
+
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        on_payload: PayloadHandler,
+        model_version: str = "unknown",
+        version: str | None = None,
+    ):
+        self.cfg = cfg
+        m = cfg.mqtt
+        store = cfg.gateway.store_id
+        self.events_topic = f"{m.topic_prefix}/{store}/events/+"
+        self._on_payload = on_payload
+        self._state_args = {"store_id": store, "model_version": model_version, "version": version}
+        self._acked: deque[int] = deque()
+        self._inflight: dict[int, int] = {}  # mid -> outbox seq; touched by the publishing thread
+        self._connected = threading.Event()
+        self.connects = 0
+        self.client = self._make_client(cfg)
+
+    def _make_client(self, cfg: GatewayConfig) -> mqtt.Client:
+        m = cfg.mqtt
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        client.max_inflight_messages_set(m.max_inflight)
+        client.reconnect_delay_set(m.reconnect_min_s, m.reconnect_max_s)
+        if m.username:
+            client.username_pw_set(m.username, m.password)
+        if m.tls or m.ca_file or m.cert_file:
+            client.tls_set(
+                ca_certs=m.ca_file,
+                certfile=m.cert_file,
+                keyfile=m.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        offline = GatewayState(status="offline", **self._state_args)
+        client.will_set(offline.topic(m.topic_prefix), offline.to_json(), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    # -- paho callbacks (network thread) -------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        client.subscribe(self.events_topic, qos=1)
+        state = GatewayState(status="online", **self._state_args)
+        client.publish(state.topic(self.cfg.mqtt.topic_prefix), state.to_json(), 1, retain=True)
+        self.connects += 1
+        self._connected.set()
+        log.info("connected to %s:%s", self.cfg.mqtt.host, self.cfg.mqtt.port)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+        log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        source = msg.topic.rsplit("/", 1)[-1]
+        self._on_payload(msg.payload, source, msg.mid, msg.qos)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._acked.append(mid)  # deque.append is atomic; resolved on the publishing thread
+
+    # -- API ------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def inflight(self) -> int:
+        """Rows handed to paho and not yet acknowledged by the broker."""
+        return len(self._inflight)
+
+    def start(self) -> None:
+        """Connect in the background; paho retries until the broker answers."""
+        m = self.cfg.mqtt
+        self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s)
+        self.client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def publish(self, rows: Sequence[OutboxRow]) -> None:
+        """Hand rows to paho (QoS 1) in order; they count as in flight until their PUBACK."""
+        for row in rows:
+            info = self.client.publish(row.topic, row.payload, qos=1, retain=row.retain)
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                raise RuntimeError("paho refused a message (queue full); outbox keeps it")
+            self._inflight[info.mid] = row.seq
+
+    def take_acked(self) -> list[int]:
+        """Outbox seqs whose PUBACK arrived since the last call."""
+        seqs = []
+        acked = self._acked
+        inflight = self._inflight
+        while acked:
+            seq = inflight.pop(acked.popleft(), None)
+            if seq is not None:  # the retained state message is not an outbox row
+                seqs.append(seq)
+        return seqs
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge an incoming message once what it carried is durable."""
+        if qos > 0:
+            self.client.ack(mid, qos)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish ``offline`` (retained), disconnect cleanly, stop the network thread."""
+        if self.connected:
+            state = GatewayState(status="offline", **self._state_args)
+            info = self.client.publish(
+                state.topic(self.cfg.mqtt.topic_prefix), state.to_json(), 1, retain=True
+            )
+            with contextlib.suppress(RuntimeError, ValueError):  # broker gone: the will says it
+                info.wait_for_publish(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._connected.clear()

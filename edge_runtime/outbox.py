@@ -1,0 +1,174 @@
+"""The durable outbox: outgoing messages wait in SQLite until the broker acknowledges them.
+
+paho-mqtt's own queue lives in memory (and drops messages when full), so every message is first
+written here, in the same SQLite file and, where possible, in the same transaction as the ledger
+change that caused it. The transport publishes pending rows in ``seq`` order (so messages about
+one SKU keep their order), and marks them sent when the broker's PUBACK arrives. A crash between
+publish and PUBACK sends the message again after restart: consumers de-duplicate on
+``message_id``.
+
+>>> import tempfile, os
+>>> from edge_runtime.messages import GatewayState
+>>> box = Outbox(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"), prefix="shelfcast")
+>>> [row.topic for row in box.put([GatewayState(store_id="S1", status="online", model_version="m")])]
+['shelfcast/S1/state']
+>>> box.depth(), box.mark_sent([box.pending(10)[0].seq]), box.depth()
+(1, 1, 0)
+>>> box.close()
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from edge_runtime.messages import Message
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    sku TEXT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    retain INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind, seq);
+"""
+_INSERT = (
+    "INSERT INTO outbox (message_id, kind, sku, topic, payload, retain, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps statements small
+
+
+class OutboxRow(NamedTuple):
+    """One stored message, ready to publish."""
+
+    seq: int
+    message_id: str
+    topic: str
+    payload: bytes
+    retain: bool
+    sku: str | None
+
+
+class Outbox:
+    """Outgoing messages in the SQLite file at ``path`` (normally the ledger's file).
+
+    ``put(messages, conn=ledger_connection)`` joins the caller's open transaction (commit is the
+    caller's); without ``conn`` it writes and commits on the outbox's own connection. Only one
+    thread should call the writing methods at a time (the gateway's worker does).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], prefix: str = "shelfcast"):
+        self.path = str(path)
+        self.prefix = prefix
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        # Puts on this connection (state, uplink) must survive power loss; `mark_sent` need not
+        # (losing it only re-sends a message, which consumers de-duplicate) but shares the setting.
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(SCHEMA)
+
+    @staticmethod
+    def create_schema(conn: sqlite3.Connection) -> None:
+        """Create the outbox table on another connection to the same file (idempotent)."""
+        conn.executescript(SCHEMA)
+
+    def put(
+        self, messages: Iterable[Message], conn: sqlite3.Connection | None = None
+    ) -> list[OutboxRow]:
+        """Store ``messages``; returns the rows (with their ``seq``) in publish order."""
+        own = conn is None
+        cur = (conn or self._conn).cursor()
+        now = time.time()
+        rows = []
+        if own:
+            cur.execute("BEGIN IMMEDIATE")
+        try:
+            for m in messages:
+                topic = m.topic(self.prefix)
+                payload = m.to_json()
+                cur.execute(
+                    _INSERT, (m.message_id, m.kind, m.sku, topic, payload, int(m.retain), now)
+                )
+                rows.append(OutboxRow(cur.lastrowid, m.message_id, topic, payload, m.retain, m.sku))
+            if own:
+                cur.execute("COMMIT")
+        except BaseException:
+            if own:
+                cur.execute("ROLLBACK")
+            raise
+        return rows
+
+    def pending(self, limit: int = 1000, after_seq: int = 0) -> list[OutboxRow]:
+        """Unsent rows with ``seq > after_seq``, oldest first."""
+        cur = self._conn.execute(
+            "SELECT seq, message_id, topic, payload, retain, sku FROM outbox "
+            "WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [OutboxRow(s, m, t, bytes(p), bool(r), k) for s, m, t, p, r, k in cur]
+
+    def mark_sent(self, seqs: Sequence[int]) -> int:
+        """Mark rows acknowledged by the broker; returns how many changed."""
+        changed = 0
+        now = time.time()
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(0, len(seqs), _CHUNK):
+                chunk = list(seqs[i : i + _CHUNK])
+                marks = ",".join("?" * len(chunk))
+                cur.execute(
+                    f"UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq IN ({marks})",
+                    (now, *chunk),
+                )
+                changed += cur.rowcount
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return changed
+
+    def depth(self) -> int:
+        """Messages waiting for the broker."""
+        return self._conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+
+    def recent(
+        self, kind: str | None = None, sku: str | None = None, limit: int = 100
+    ) -> list[bytes]:
+        """Payloads of the newest messages, newest first, optionally of one kind and SKU."""
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if sku:
+            where.append("sku = ?")
+            args.append(sku)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        cur = self._conn.execute(
+            f"SELECT payload FROM outbox {clause} ORDER BY seq DESC LIMIT ?", (*args, limit)
+        )
+        return [bytes(p) for (p,) in cur]
+
+    def prune(self, keep_sent: int = 100_000) -> int:
+        """Delete all but the newest ``keep_sent`` sent rows (pending rows are never deleted)."""
+        cur = self._conn.execute(
+            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND seq <= "
+            "(SELECT seq FROM outbox WHERE sent_at IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            (keep_sent,),
+        )
+        return cur.rowcount
+
+    def close(self) -> None:
+        self._conn.close()

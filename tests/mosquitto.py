@@ -1,0 +1,302 @@
+"""A real Mosquitto broker on a free port, for tests and benchmarks (no mocks of the broker).
+
+>>> broker = Mosquitto(tmp_dir)            # doctest: +SKIP
+>>> broker.start(); broker.port            # doctest: +SKIP
+40123
+>>> broker.stop()                          # doctest: +SKIP
+
+With ``tls=True`` it makes a self-signed CA and a server certificate for ``localhost`` /
+``127.0.0.1`` (and a client certificate, required when ``require_client_cert=True``) with the
+``cryptography`` package, and listens with TLS only. Persistence is on, so a restart keeps
+persistent sessions and their queued QoS 1 messages, as a production broker would.
+
+Fixtures: ``mosquitto`` (plain), ``mosquitto_tls`` (TLS, client certificate required).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def mosquitto_binary() -> str | None:
+    """Path of the ``mosquitto`` binary (``/usr/sbin`` is often off ``PATH``)."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Paths of the certificates a TLS broker and its clients use."""
+
+    ca_file: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_certificates(out_dir: Path) -> TlsFiles:
+    """A self-signed CA, a server certificate for localhost/127.0.0.1 and a client certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write_key(key, path: Path) -> None:
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("shelfcast test CA"))
+        .issuer_name(name("shelfcast test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def leaf(cn: str, server: bool) -> tuple[x509.Certificate, object]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if server:
+            alt = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        return builder.sign(ca_key, hashes.SHA256()), key
+
+    files = TlsFiles(
+        *(out_dir / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key"))
+    )
+    files.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for (cert, key), cert_path, key_path in (
+        (leaf("localhost", True), files.server_cert, files.server_key),
+        (leaf("shelfcast-gateway", False), files.client_cert, files.client_key),
+    ):
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        write_key(key, key_path)
+    return files
+
+
+class Mosquitto:
+    """One Mosquitto process with its own config, persistence and log under ``work_dir``.
+
+    ``stop()`` then ``start()`` restarts it on the same port with its persisted sessions.
+    """
+
+    def __init__(
+        self,
+        work_dir: Path,
+        port: int | None = None,
+        tls: bool = False,
+        require_client_cert: bool = False,
+        persistence: bool = True,
+    ):
+        binary = mosquitto_binary()
+        if binary is None:
+            raise FileNotFoundError("mosquitto not found: install it (apt-get install mosquitto)")
+        self.binary = binary
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.tls = make_certificates(self.work_dir / "tls") if tls else None
+        self.require_client_cert = require_client_cert
+        self.persistence = persistence
+        self.proc: subprocess.Popen | None = None
+        self.conf = self.work_dir / "mosquitto.conf"
+        self.log = self.work_dir / "mosquitto.log"
+        self._write_conf()
+
+    def _write_conf(self) -> None:
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            # Keep everything a persistent session queues (the default caps at 1000).
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.work_dir}/",
+            "autosave_interval 1",
+            f"log_dest file {self.log}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+        ]
+        if os.geteuid() == 0:
+            lines.append("user root")  # else it drops to `mosquitto` and cannot write work_dir
+        if self.tls:
+            lines += [
+                f"cafile {self.tls.ca_file}",
+                f"certfile {self.tls.server_cert}",
+                f"keyfile {self.tls.server_key}",
+                f"require_certificate {'true' if self.require_client_cert else 'false'}",
+            ]
+        self.conf.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 10.0) -> Mosquitto:
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"mosquitto exited: {err} {self._log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise TimeoutError(f"mosquitto did not listen on {self.port}: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log.read_text()[-2000:] if self.log.exists() else ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (mosquitto saves its persistence file), then wait."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A plain Mosquitto on a free loopback port, stopped after the test."""
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto not installed (make test installs it)")
+    broker = Mosquitto(tmp_path / "broker").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def mosquitto_tls(tmp_path):
+    """A TLS-only Mosquitto (self-signed CA, client certificate required)."""
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto not installed (make test installs it)")
+    broker = Mosquitto(tmp_path / "broker", tls=True, require_client_cert=True).start()
+    yield broker
+    broker.stop()
+
+
+class Subscriber:
+    """A consumer written as a replenishment system would: plain paho, QoS 1, persistent session.
+
+    Collects ``(topic, payload, monotonic receive time)``; ``wait_for(n)`` blocks until ``n`` arrived.
+    """
+
+    def __init__(
+        self,
+        broker: Mosquitto,
+        topics: list[str],
+        client_id: str = "test-consumer",
+        clean_session: bool = False,
+        tls: TlsFiles | None = None,
+    ):
+        import paho.mqtt.client as mqtt
+
+        self.received: list[tuple[str, bytes, float]] = []
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
+        )
+        self.client.reconnect_delay_set(0.2, 1)
+        if tls is not None:
+            self.client.tls_set(
+                ca_certs=str(tls.ca_file),
+                certfile=str(tls.client_cert),
+                keyfile=str(tls.client_key),
+            )
+        self.topics = topics
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect_async("127.0.0.1", broker.port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise TimeoutError("subscriber did not connect and subscribe")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_message(self, client, userdata, msg):
+        with self._cond:
+            self.received.append((msg.topic, msg.payload, time.monotonic()))
+            self._cond.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> list[tuple[str, bytes, float]]:
+        with self._cond:
+            self._cond.wait_for(lambda: len(self.received) >= n, timeout)
+            return list(self.received)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,83 @@
+"""Gateway configuration: file + environment, and errors that say what to fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_runtime.config import ConfigError, load_config
+
+
+def write(tmp_path, text):
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    return path
+
+
+def test_file_then_env_override(tmp_path):
+    path = write(
+        tmp_path,
+        '[gateway]\nstore_id = "S7"\n[mqtt]\nhost = "broker.local"\nport = 1884\n'
+        "[policy]\nreorder_point = 3\norder_up_to = 9\n[uplink]\ninterval_s = 5\n",
+    )
+    cfg = load_config(path, env={"SHELFCAST_MQTT_PORT": "1999", "SHELFCAST_MQTT_USERNAME": "gw"})
+    assert cfg.gateway.store_id == "S7"
+    assert (cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.username) == ("broker.local", 1999, "gw")
+    assert cfg.policy.reorder_point == 3.0 and cfg.uplink.interval_s == 5.0
+    assert cfg.client_id == "shelfcast-gateway-S7"
+    assert str(cfg.ledger_path).endswith("ledger.sqlite")
+
+
+def test_config_path_from_env(tmp_path):
+    path = write(tmp_path, '[gateway]\nstore_id = "S8"\n')
+    assert load_config(env={"SHELFCAST_CONFIG": str(path)}).gateway.store_id == "S8"
+
+
+def problems(path=None, **env):
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={k.upper(): v for k, v in env.items()})
+    return str(err.value)
+
+
+def test_every_problem_is_reported_with_the_fix(tmp_path):
+    text = problems(
+        shelfcast_store_id="",
+        shelfcast_mqtt_port="70000",
+        shelfcast_mqtt_ca_file=str(tmp_path / "missing-ca.pem"),
+        shelfcast_mqtt_topic_prefix="a/#",
+    )
+    assert "gateway.store_id: empty; set [gateway] store_id" in text
+    assert "SHELFCAST_STORE_ID" in text
+    assert "mqtt.port: 70000 is not a TCP port" in text and "SHELFCAST_MQTT_PORT" in text
+    assert "missing-ca.pem does not exist" in text and "SHELFCAST_MQTT_CA_FILE" in text
+    assert "mqtt.topic_prefix" in text
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"shelfcast_mqtt_port": "abc"}, "mqtt.port: 'abc' is not a valid int"),
+        ({"shelfcast_mqtt_tls": "maybe"}, "mqtt.tls: 'maybe' is not a valid bool"),
+        ({"shelfcast_mqtt_tls": "true"}, "1883 is the plain-text port but TLS is on"),
+        ({"shelfcast_mqtt_password": "x"}, "password given without a username"),
+        ({"shelfcast_store_id": "has space"}, "must be 1-64 of A-Z"),
+    ],
+)
+def test_single_problems(env, expected):
+    env.setdefault("shelfcast_store_id", "S1")
+    assert expected in problems(**env)
+
+
+def test_file_errors_name_the_file_and_key(tmp_path):
+    assert "does not exist" in problems(tmp_path / "none.toml", shelfcast_store_id="S")
+    assert "not valid TOML" in problems(write(tmp_path, "[gateway\n"), shelfcast_store_id="S")
+    text = problems(write(tmp_path, '[mqtt]\nhots = "x"\n[brokr]\n'), shelfcast_store_id="S")
+    assert "[mqtt] hots: unknown key" in text and "unknown section [brokr]" in text
+
+
+def test_client_certificate_needs_its_key(tmp_path):
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    text = problems(
+        shelfcast_store_id="S", shelfcast_mqtt_cert_file=str(cert), shelfcast_mqtt_port="8883"
+    )
+    assert "cert_file given without mqtt.key_file" in text

@@ -1,0 +1,107 @@
+"""The one outgoing-message schema: round trips, required numbers, topics, README in sync."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from edge_runtime.messages import (
+    KINDS,
+    SCHEMA_VERSION,
+    AnomalyAlert,
+    ConflictMessage,
+    GatewayState,
+    ReplenishmentAlert,
+    SkuDelta,
+    StockoutAlert,
+    UplinkDeltas,
+    consumer_docs,
+    parse_message,
+)
+
+T = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def examples():
+    common = {"store_id": "S1", "model_version": "rules-1", "event_time": T}
+    return [
+        StockoutAlert(sku="A", probability=0.9, horizon_hours=24, reason_codes=["X"], **common),
+        ReplenishmentAlert(sku="A", recommended_qty=6, reorder_point=2, order_up_to=8, **common),
+        AnomalyAlert(sku="A", anomaly_type="theft", score=4.2, units=3, **common),
+        ConflictMessage(sku="A", rule="r", qty_requested=2, qty_granted=1, **common),
+        GatewayState(status="online", **common),
+        UplinkDeltas(
+            window_start=T,
+            window_end=T,
+            events=3,
+            deltas=[SkuDelta(sku="A", d_on_hand=-3, d_reserved=0, on_hand=5, atp=5, events=3)],
+            **common,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("message", examples(), ids=lambda m: m.kind)
+def test_round_trip_and_common_fields(message):
+    payload = message.to_json()
+    data = json.loads(payload)
+    assert data["schema"] == SCHEMA_VERSION
+    for name in ("message_id", "store_id", "sku", "event_time", "model_version", "kind"):
+        assert name in data, name
+    assert parse_message(payload) == message
+    assert parse_message(data) == message
+    assert message.to_dict() == data
+
+
+def test_topics_follow_the_mqtt_contract():
+    topics = {m.kind: m.topic("shelfcast") for m in examples()}
+    assert topics == {
+        "stockout": "shelfcast/S1/alerts/stockout",
+        "replenishment": "shelfcast/S1/alerts/replenishment",
+        "anomaly": "shelfcast/S1/alerts/anomaly",
+        "conflict": "shelfcast/S1/conflicts",
+        "state": "shelfcast/S1/state",
+        "uplink": "shelfcast/S1/uplink/deltas",
+    }
+    assert [k.retain for k in KINDS] == [False, False, False, False, True, False]
+
+
+def test_message_ids_are_unique():
+    ids = {
+        GatewayState(store_id="S", status="online", model_version="m").message_id
+        for _ in range(1000)
+    }
+    assert len(ids) == 1000
+
+
+def test_decision_numbers_are_required_and_checked():
+    with pytest.raises(ValidationError, match="probability"):
+        StockoutAlert(store_id="S", sku="A", model_version="m")
+    with pytest.raises(ValidationError, match="recommended_qty"):
+        ReplenishmentAlert(store_id="S", sku="A", model_version="m", recommended_qty=-1)
+    with pytest.raises(ValidationError, match="timezone"):
+        StockoutAlert(
+            store_id="S", sku="A", model_version="m", probability=1, event_time=datetime(2026, 1, 1)
+        )
+    with pytest.raises(ValidationError, match="extra"):
+        parse_message({**examples()[0].to_dict(), "surprise": 1})
+
+
+def test_unknown_kind_is_rejected_with_the_field_named():
+    with pytest.raises(ValidationError, match="kind"):
+        parse_message({"kind": "nope", "store_id": "S"})
+
+
+def test_readme_section_is_generated_from_the_models():
+    text = README.read_text()
+    start, end = "<!-- messages:start -->", "<!-- messages:end -->"
+    assert start in text and end in text, "README lacks the generated MQTT messages section"
+    section = text.split(start, 1)[1].split(end, 1)[0].strip("\n")
+    assert section == consumer_docs().strip("\n"), (
+        "README's MQTT messages section is stale: regenerate it with "
+        "`python -m edge_runtime.messages` and paste it between the markers"
+    )

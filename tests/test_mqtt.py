@@ -1,0 +1,196 @@
+"""The paho transport against a real Mosquitto: TLS, persistent session, manual ack, last will."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+
+from edge_runtime.config import load_config, with_mqtt
+from edge_runtime.messages import StockoutAlert
+from edge_runtime.mqtt import MqttTransport
+from edge_runtime.outbox import Outbox
+from tests.mosquitto import Subscriber
+
+pytestmark = pytest.mark.mqtt
+
+
+def config(broker, **mqtt):
+    cfg = load_config(env={"SHELFCAST_STORE_ID": "S1"})
+    return with_mqtt(
+        cfg, port=broker.port, host="127.0.0.1", reconnect_min_s=0.1, reconnect_max_s=0.5, **mqtt
+    )
+
+
+class Inbox:
+    """Collects what the transport hands the gateway; acks only when told (like the gateway)."""
+
+    def __init__(self, ack: bool = True):
+        self.items: list[tuple[bytes, str, int, int]] = []
+        self.transport: MqttTransport | None = None
+        self.auto_ack = ack
+
+    def __call__(self, payload, source, mid, qos):
+        self.items.append((payload, source, mid, qos))
+        if self.auto_ack:
+            self.transport.ack(mid, qos)
+
+
+def start(cfg, inbox):
+    t = MqttTransport(cfg, on_payload=inbox, model_version="m")
+    inbox.transport = t
+    t.start()
+    assert t.wait_connected(10), "transport did not connect"
+    return t
+
+
+def wait(cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def pub(broker, topic, payload, *tls_args):
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(broker.port),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+            *tls_args,
+        ],
+        check=True,
+        timeout=10,
+    )
+
+
+def test_outbox_rows_reach_a_tls_consumer_and_are_acked(mosquitto_tls, tmp_path):
+    tls = mosquitto_tls.tls
+    cfg = config(
+        mosquitto_tls,
+        tls=True,
+        ca_file=str(tls.ca_file),
+        cert_file=str(tls.client_cert),
+        key_file=str(tls.client_key),
+    )
+    consumer = Subscriber(mosquitto_tls, ["shelfcast/S1/alerts/#"], tls=tls)
+    box = Outbox(tmp_path / "l.sqlite")
+    rows = box.put(
+        [
+            StockoutAlert(store_id="S1", sku=f"A{i}", model_version="m", probability=1.0)
+            for i in range(20)
+        ]
+    )
+    t = start(cfg, Inbox())
+    t.publish(rows)
+    got = consumer.wait_for(20)
+    assert [json.loads(p)["message_id"] for _, p, _ in got] == [r.message_id for r in rows]
+    acked = []
+    assert wait(lambda: acked.extend(t.take_acked()) or len(acked) == len(rows))
+    assert sorted(acked) == [r.seq for r in rows] and t.inflight == 0
+    # Events come in over TLS too; a client without a certificate is refused.
+    inbox = t._on_payload
+    tls_args = [
+        "--cafile",
+        str(tls.ca_file),
+        "--cert",
+        str(tls.client_cert),
+        "--key",
+        str(tls.client_key),
+    ]
+    pub(mosquitto_tls, "shelfcast/S1/events/pos", '{"x": 1}', *tls_args)
+    assert wait(lambda: inbox.items) and inbox.items[0][1] == "pos"
+    refused = subprocess.run(
+        [
+            "mosquitto_pub",
+            "-p",
+            str(mosquitto_tls.port),
+            "--cafile",
+            str(tls.ca_file),
+            "-t",
+            "x",
+            "-m",
+            "y",
+        ],
+        capture_output=True,
+        timeout=10,
+    )
+    assert refused.returncode != 0
+    t.stop()
+    consumer.close()
+
+
+def test_events_published_while_the_gateway_is_down_are_kept(mosquitto):
+    cfg = config(mosquitto)
+    t = start(cfg, Inbox())
+    t.stop()  # a restart: persistent session, same client id
+    for i in range(5):
+        pub(mosquitto, "shelfcast/S1/events/pos", json.dumps({"n": i}))
+    inbox = Inbox()
+    t2 = start(cfg, inbox)
+    assert wait(lambda: len(inbox.items) == 5)
+    assert [json.loads(p)["n"] for p, *_ in inbox.items] == list(range(5))
+    t2.stop()
+
+
+def test_unacked_events_are_redelivered_after_a_crash(mosquitto):
+    cfg = config(mosquitto)
+    inbox = Inbox(ack=False)  # the gateway "crashed" before the events were durable
+    t = start(cfg, inbox)
+    pub(mosquitto, "shelfcast/S1/events/ecom", '{"n": 1}')
+    assert wait(lambda: len(inbox.items) == 1)
+    t.client.socket().shutdown(socket.SHUT_RDWR)  # connection lost without DISCONNECT
+    t.client.loop_stop()
+    inbox2 = Inbox()
+    t2 = start(cfg, inbox2)
+    assert wait(lambda: len(inbox2.items) == 1), "unacknowledged event was not redelivered"
+    assert inbox2.items[0][1] == "ecom"
+    t2.stop()
+
+
+def test_last_will_marks_the_gateway_offline_then_online_again(mosquitto):
+    states = Subscriber(mosquitto, ["shelfcast/S1/state"], client_id="state-watch")
+    t = start(config(mosquitto), Inbox())
+    assert wait(lambda: any(b'"online"' in p for _, p, _ in states.received))
+    t.client.socket().shutdown(socket.SHUT_RDWR)  # the gateway vanishes
+    assert wait(lambda: any(b'"offline"' in p for _, p, _ in states.received)), "no last will"
+    assert wait(lambda: t.connected), "did not reconnect"
+    assert wait(lambda: b'"online"' in states.received[-1][1])
+    t.stop()
+    assert wait(lambda: b'"offline"' in states.received[-1][1])
+    # Retained: a consumer connecting later still learns the state.
+    late = Subscriber(mosquitto, ["shelfcast/S1/state"], client_id="late", clean_session=True)
+    assert b'"offline"' in late.wait_for(1)[0][1]
+    states.close()
+    late.close()
+
+
+def test_outbox_rows_handed_over_before_an_outage_arrive_after_it(mosquitto, tmp_path):
+    consumer = Subscriber(mosquitto, ["shelfcast/S1/alerts/#"])
+    t = start(config(mosquitto), Inbox())
+    mosquitto.stop()
+    assert wait(lambda: not t.connected)
+    box = Outbox(tmp_path / "l.sqlite")
+    rows = box.put([StockoutAlert(store_id="S1", sku="A", model_version="m", probability=1.0)])
+    t.publish(rows)  # paho holds it while the broker is down
+    mosquitto.start()
+    assert wait(lambda: t.connected, 15)
+    got = consumer.wait_for(1, 15)
+    assert [json.loads(p)["message_id"] for _, p, _ in got] == [rows[0].message_id]
+    acked = []
+    assert wait(lambda: acked.extend(t.take_acked()) or acked) and acked == [rows[0].seq]
+    t.stop()
+    consumer.close()
