@@ -1,0 +1,80 @@
+"""The FastAPI app of a gateway: ``create_app(gateway)``.
+
+>>> import tempfile, os
+>>> from fastapi.testclient import TestClient
+>>> from edge_runtime.ledger import Ledger
+>>> from api.runtime import LedgerRuntime
+>>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"), "S1")
+>>> app = create_app(LedgerRuntime(ledger), ApiSettings(token="test-token-1"))
+>>> TestClient(app).get("/health").json()["status"]
+'ok'
+>>> ledger.close()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api import __version__
+from api.body_limit import BodyLimit
+from api.errors import install_error_handlers
+from api.metrics import ApiMetrics
+from api.routers import alerts, bundle, events, health, metrics, predictions, stock
+from api.runtime import GatewayRuntime, Runtime
+from api.schemas import event_schema
+from api.settings import ApiSettings
+
+_SELF_LIMITED = ("/v1/events", "/v1/bundle")  # these read their body with their own limit
+
+
+def _as_runtime(gateway: Any) -> Runtime:
+    return gateway if isinstance(gateway, Runtime) else GatewayRuntime(gateway)
+
+
+def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:
+    """The API over ``gateway`` (an ``edge_runtime.gateway.Gateway`` or an ``api.runtime`` adapter).
+
+    ``settings`` default to the environment (``SHELFCAST_API_TOKEN``, ``SHELFCAST_API_READS_OPEN``).
+    """
+    runtime = _as_runtime(gateway)
+    settings = settings or ApiSettings.from_env()
+    app = FastAPI(
+        title="shelfcast gateway API",
+        version=__version__,
+        description=(
+            f"Stock, event ingest, forecasts and alerts of store {runtime.store_id!r}. "
+            "Writes need the gateway's bearer token; reads too when the gateway closes them."
+        ),
+    )
+    app.state.runtime = runtime
+    app.state.settings = settings
+    app.state.metrics = ApiMetrics(runtime.stats)
+    install_error_handlers(app)
+
+    def limit_for(path: str) -> int | None:
+        return None if path.startswith(_SELF_LIMITED) else settings.max_json_bytes
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    for module in (health, stock, events, predictions, alerts, bundle, metrics):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app, runtime.store_id)
+    return app
+
+
+def _openapi(app: FastAPI, store_id: str) -> dict[str, Any]:
+    """The generated schema plus the event schema derived from ``edge_runtime.events``."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {})["EdgeEvent"] = event_schema(
+            store_id
+        )
+        app.openapi_schema = schema
+    return app.openapi_schema

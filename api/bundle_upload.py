@@ -1,0 +1,94 @@
+"""Unpacking an uploaded model bundle archive safely, before the runtime verifies it.
+
+Only data crosses: regular files and directories, no links, devices or paths leaving the
+target, a bounded number of members and of unpacked bytes (no archive bombs). Nothing from the
+archive is ever imported or executed; the runtime then checks every SHA-256 digest and the
+feature spec (``models.bundle.load_bundle``) before it swaps.
+
+>>> import io, tarfile, tempfile, pathlib
+>>> buf = io.BytesIO()
+>>> with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+...     info = tarfile.TarInfo("b/feature_spec.json"); data = b"{}"; info.size = len(data)
+...     tar.addfile(info, io.BytesIO(data))
+>>> unpack_bundle(buf.getvalue(), pathlib.Path(tempfile.mkdtemp())).name
+'b'
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+MAX_MEMBERS = 64
+MAX_UNPACKED = 1024 * 1024 * 1024
+MARKER = "feature_spec.json"  # every bundle has one at its root
+
+
+class ArchiveError(ValueError):
+    """The upload is not a bundle archive we accept; the message says why."""
+
+
+def _check_name(name: str) -> PurePosixPath:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or "\\" in name or not name:
+        raise ArchiveError(f"archive member {name!r} would land outside the bundle directory")
+    return path
+
+
+def _check_totals(count: int, total: int) -> None:
+    if count > MAX_MEMBERS:
+        raise ArchiveError(f"archive has more than {MAX_MEMBERS} members")
+    if total > MAX_UNPACKED:
+        raise ArchiveError(f"archive unpacks to more than {MAX_UNPACKED} bytes")
+
+
+def _untar(data: bytes, target: Path) -> None:
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115 - closed below
+    except tarfile.TarError as err:
+        raise ArchiveError(f"not a readable tar archive: {err}") from None
+    with tar:
+        members = tar.getmembers()
+        total = 0
+        for m in members:
+            _check_name(m.name)
+            if not (m.isfile() or m.isdir()):
+                raise ArchiveError(f"archive member {m.name!r} is not a regular file or directory")
+            total += m.size
+        _check_totals(len(members), total)
+        tar.extractall(target, filter="data")
+
+
+def _unzip(data: bytes, target: Path) -> None:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as err:
+        raise ArchiveError(f"not a readable zip archive: {err}") from None
+    with archive:
+        infos = archive.infolist()
+        for info in infos:
+            _check_name(info.filename)
+            if (info.external_attr >> 16) & 0o170000 not in (0, 0o100000, 0o040000):
+                raise ArchiveError(f"archive member {info.filename!r} is not a regular file")
+        _check_totals(len(infos), sum(i.file_size for i in infos))
+        archive.extractall(target)
+
+
+def unpack_bundle(data: bytes, target: Path) -> Path:
+    """Unpack a ``.tar``/``.tar.gz`` or ``.zip`` into ``target``; return the bundle's directory."""
+    if not data:
+        raise ArchiveError("empty body: send the bundle as a .tar.gz or .zip archive")
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        if data[:4] == b"PK\x03\x04":
+            _unzip(data, target)
+        else:
+            _untar(data, target)
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as err:
+        raise ArchiveError(f"archive could not be unpacked: {err}") from None
+    roots = sorted({p.parent for p in target.rglob(MARKER)})
+    if len(roots) != 1:
+        raise ArchiveError(f"archive must hold exactly one bundle ({MARKER}); found {len(roots)}")
+    return roots[0]

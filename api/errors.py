@@ -1,0 +1,108 @@
+"""One JSON error body for every failure, naming what was wrong and where.
+
+FastAPI's defaults answer some errors as ``{"detail": ...}`` with varying shapes; clients of a
+gateway get one shape instead: ``{"error": code, "message": text, "where": [...]}``.
+
+>>> ErrorBody(error="not_found", message="no stock record for SKU 'X'").model_dump()["where"]
+[]
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("shelfcast.api")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    503: "unavailable",
+}
+
+
+class ErrorBody(BaseModel):
+    """What went wrong: a stable code, a sentence, and the locations at fault."""
+
+    error: str = Field(description="machine-readable error code, e.g. invalid_input")
+    message: str = Field(description="what was wrong, in words")
+    where: list[str] = Field(
+        default_factory=list, description="locations at fault, e.g. query.limit or body.qty"
+    )
+
+
+class Unavailable(RuntimeError):
+    """The runtime cannot do this now (no bundle loaded, read-only mode); answered 503."""
+
+
+class BodyTooLarge(Exception):
+    """A request body went over its limit while being read."""
+
+    def __init__(self, limit: int, seen: int, head: bytes = b""):
+        super().__init__(f"request body exceeds the {limit}-byte limit (read {seen} bytes)")
+        self.limit = limit
+        self.seen = seen
+        self.head = head  # what was read before stopping (event ingest dead-letters it)
+
+
+def error_response(status: int, message: str, where: list[str] | None = None, headers=None):
+    """A JSONResponse with the project's error body."""
+    body = ErrorBody(error=_CODES.get(status, f"http_{status}"), message=message, where=where or [])
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def responses(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI ``responses`` entries documenting the error body for these statuses."""
+    return {s: {"model": ErrorBody, "description": _CODES.get(s, "error")} for s in statuses}
+
+
+def _location(loc: tuple | list) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation(request: Request, exc: RequestValidationError):
+    errors = exc.errors()
+    where = [_location(e.get("loc", ())) for e in errors]
+    parts = [f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:10]]
+    return error_response(422, "; ".join(parts) or "invalid request", where)
+
+
+async def _http(request: Request, exc: StarletteHTTPException):
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+async def _too_large(request: Request, exc: BodyTooLarge):
+    return error_response(413, str(exc), ["body"])
+
+
+async def _unavailable(request: Request, exc: Unavailable):
+    return error_response(503, str(exc))
+
+
+async def _unexpected(request: Request, exc: Exception):
+    # A bug must not leak internals to an outsider; the log has the traceback.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, f"internal error ({type(exc).__name__}); see the gateway log")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through :class:`ErrorBody`."""
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(BodyTooLarge, _too_large)
+    app.add_exception_handler(Unavailable, _unavailable)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,51 @@
+"""Demand forecast and stock-out prediction for one SKU or a batch of SKUs."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from api.auth import require_reader
+from api.deps import MetricsDep, RuntimeDep
+from api.errors import responses
+from api.schemas import Forecast, PredictionBatch, PredictionRequest
+from edge_runtime.events import MAX_SKU_LEN
+
+router = APIRouter(
+    prefix="/v1/predictions",
+    tags=["predictions"],
+    dependencies=[Depends(require_reader)],
+    responses=responses(401, 403, 422, 503),
+)
+
+Sku = Annotated[str, Path(min_length=1, max_length=MAX_SKU_LEN, description="the SKU")]
+Horizon = Annotated[float, Query(gt=0, le=90, description="forecast horizon in days")]
+
+
+def _score(runtime, metrics, what: str, skus: list[str], horizon: float):
+    started = time.perf_counter()
+    items, unknown = runtime.forecast(skus, horizon)
+    metrics.scoring_latency.labels(what=what).observe(time.perf_counter() - started)
+    return items, unknown
+
+
+@router.get("/{sku}", response_model=Forecast, responses=responses(404), summary="one SKU")
+def predict_one(
+    sku: Sku, runtime: RuntimeDep, metrics: MetricsDep, horizon_days: Horizon = 7.0
+) -> Forecast:
+    """Forecast of daily demand over the horizon and the probability of a stock-out in it."""
+    items, unknown = _score(runtime, metrics, "single", [sku], horizon_days)
+    if unknown or not items:
+        raise HTTPException(404, f"SKU {sku!r} is unknown to the ledger and the model")
+    return Forecast(**items[0])
+
+
+@router.post("", response_model=PredictionBatch, summary="a batch of SKUs")
+def predict_batch(
+    request: PredictionRequest, runtime: RuntimeDep, metrics: MetricsDep
+) -> PredictionBatch:
+    """Forecasts for up to 1,000 SKUs scored in one batch; unknown SKUs are listed apart."""
+    items, unknown = _score(runtime, metrics, "batch", request.skus, request.horizon_days)
+    return PredictionBatch(items=[Forecast(**i) for i in items], unknown_skus=unknown)

@@ -1,0 +1,223 @@
+"""What the API needs of a gateway, in one place: the adapters between routes and the runtime.
+
+Routes call only :class:`Runtime`'s methods. Three ways to build one:
+
+- :class:`GatewayRuntime` over a running ``edge_runtime.gateway.Gateway`` (``shelfcast serve``
+  with the runtime in the same process): ingest goes through ``Gateway.ingest``, the path MQTT
+  ingest takes, so decisions, alerts and the outbox follow.
+- :class:`LedgerRuntime` over a real ``Ledger`` (and its outbox file) without decisions.
+- :class:`StateDirRuntime` reading a state directory another process's gateway writes:
+  read-only; each read goes to SQLite so it is never stale.
+
+>>> import tempfile, os
+>>> from api.errors import Unavailable
+from edge_runtime.ledger import Ledger
+>>> rt = LedgerRuntime(Ledger(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"), "S1"))
+>>> rt.ingest(b'[{"event_id": "e1"}]', "api").rejected
+1
+>>> rt.close()
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from api.errors import Unavailable
+from edge_runtime.ledger import IngestResult, Ledger
+from edge_runtime.outbox import Outbox
+from edge_runtime.stock import SkuState, StockState
+
+
+class BundleRefused(ValueError):
+    """A bundle failed verification (digests, feature spec); answered with 422."""
+
+
+class Runtime:
+    """The interface routes use; subclasses fill it in. Unsupported operations raise Unavailable."""
+
+    store_id: str
+    read_only: bool = False
+
+    def ingest(self, payload: bytes, source: str) -> IngestResult:
+        raise Unavailable("this API serves a state directory read-only; send events to the gateway")
+
+    def stock(self, sku: str) -> StockState | None:
+        raise NotImplementedError
+
+    def stocks(self, offset: int, limit: int) -> list[StockState]:
+        raise NotImplementedError
+
+    def sku_count(self) -> int:
+        raise NotImplementedError
+
+    def alerts(self, kind: str | None, sku: str | None, limit: int) -> list[bytes]:
+        raise NotImplementedError
+
+    def bundle_info(self) -> dict[str, Any]:
+        return {"loaded": False}
+
+    def swap_bundle(self, path: Path) -> dict[str, Any]:
+        raise Unavailable("this runtime cannot load model bundles")
+
+    def forecast(self, skus: list[str], horizon_days: float) -> tuple[list[dict], list[str]]:
+        raise Unavailable("no model bundle loaded: forecasts are unavailable")
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+    def checks(self) -> dict[str, str]:
+        return {}
+
+    def close(self) -> None:
+        """Release what this adapter opened (never the gateway itself)."""
+
+
+class _OutboxReader:
+    """A private connection to the outbox table, locked: reads never share a cursor."""
+
+    def __init__(self, path: Path):
+        self._lock = threading.Lock()
+        self._box = Outbox(path) if path.exists() else None
+
+    def recent(self, kind: str | None, sku: str | None, limit: int) -> list[bytes]:
+        if self._box is None:
+            return []
+        with self._lock:
+            return self._box.recent(kind=kind, sku=sku, limit=limit)
+
+    def depth(self) -> int:
+        if self._box is None:
+            return 0
+        with self._lock:
+            return self._box.depth()
+
+    def close(self) -> None:
+        if self._box is not None:
+            self._box.close()
+
+
+class LedgerRuntime(Runtime):
+    """A real ledger (and the outbox in its file), no decision layer.
+
+    Ingest takes ``Ledger.ingest_raw``, the same parse and dead-letter path as ``Gateway.ingest``.
+    """
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.store_id = ledger.store_id
+        self._outbox = _OutboxReader(ledger.path)
+
+    def ingest(self, payload: bytes, source: str) -> IngestResult:
+        return self.ledger.ingest_raw(payload, source)
+
+    def stock(self, sku: str) -> StockState | None:
+        return self.ledger.stock(sku)
+
+    def stocks(self, offset: int, limit: int) -> list[StockState]:
+        return self.ledger.stocks(offset, limit)
+
+    def sku_count(self) -> int:
+        return self.ledger.sku_count()
+
+    def alerts(self, kind: str | None, sku: str | None, limit: int) -> list[bytes]:
+        return self._outbox.recent(kind, sku, limit)
+
+    def stats(self) -> dict[str, float]:
+        return {"outbox_depth": self._outbox.depth()}
+
+    def checks(self) -> dict[str, str]:
+        try:
+            self.ledger.sku_count()
+            return {"ledger": "ok"}
+        except Exception as err:  # readiness reports, never raises
+            return {"ledger": f"unusable: {err}"}
+
+    def close(self) -> None:
+        self._outbox.close()
+
+
+class StateDirRuntime(Runtime):
+    """Read-only view of a state directory (``ledger.sqlite``) written by another process.
+
+    Reads go to SQLite each time (the other process owns the in-memory state), through a
+    read-only connection: this process can never change the ledger.
+    """
+
+    read_only = True
+
+    def __init__(self, state_dir: str | Path):
+        path = Path(state_dir) / "ledger.sqlite"
+        if not path.exists():
+            raise FileNotFoundError(f"no ledger at {path}: is this a gateway's state directory?")
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+        self.store_id = meta["store_id"]
+        self.safety_buffer = int(meta.get("safety_buffer", "0"))
+
+    def _states(self, sql: str, args: tuple) -> list[SkuState]:
+        with self._lock:
+            return [SkuState(*row) for row in self._conn.execute(sql, args)]
+
+    def _clock(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT max(last_us) FROM stock WHERE events > 0").fetchone()
+        return row[0] or int(time.time() * 1e6)
+
+    def stock(self, sku: str) -> StockState | None:
+        found = self._states("SELECT * FROM stock WHERE sku = ?", (sku,))
+        return StockState.of(found[0], self.safety_buffer, self._clock()) if found else None
+
+    def stocks(self, offset: int, limit: int) -> list[StockState]:
+        rows = self._states("SELECT * FROM stock ORDER BY sku LIMIT ? OFFSET ?", (limit, offset))
+        clock = self._clock()
+        return [StockState.of(s, self.safety_buffer, clock) for s in rows]
+
+    def sku_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM stock").fetchone()[0]
+
+    def alerts(self, kind: str | None, sku: str | None, limit: int) -> list[bytes]:
+        where = " AND ".join(c for c, v in (("kind = ?", kind), ("sku = ?", sku)) if v)
+        args = tuple(v for v in (kind, sku) if v)
+        sql = f"SELECT payload FROM outbox {'WHERE ' + where if where else ''} ORDER BY seq DESC LIMIT ?"
+        try:
+            with self._lock:
+                return [bytes(p) for (p,) in self._conn.execute(sql, (*args, limit))]
+        except sqlite3.OperationalError:  # the gateway has not created its outbox yet
+            return []
+
+    def stats(self) -> dict[str, float]:
+        try:
+            with self._lock:
+                sql = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+                return {"outbox_depth": self._conn.execute(sql).fetchone()[0]}
+        except sqlite3.OperationalError:
+            return {}
+
+    def checks(self) -> dict[str, str]:
+        try:
+            self.sku_count()
+            return {"ledger": "ok (read-only)"}
+        except sqlite3.Error as err:
+            return {"ledger": f"unreadable: {err}"}
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class GatewayRuntime(LedgerRuntime):
+    """A running ``edge_runtime.gateway.Gateway``: ingest takes ``Gateway.ingest``."""
+
+    def __init__(self, gateway: Any):
+        super().__init__(gateway.ledger)
+        self.gateway = gateway
+
+    def ingest(self, payload: bytes, source: str) -> IngestResult:
+        return self.gateway.ingest(payload, source)

@@ -1,0 +1,154 @@
+"""Request and response models of the API that are not defined elsewhere.
+
+Stock states are ``edge_runtime.stock.StockState`` and alerts are the outgoing messages of
+``edge_runtime.messages``: the API reuses those definitions. The event request body is described
+by :func:`event_schema`, built from ``edge_runtime.events`` (the one definition of an event), because
+the API hands the raw body to the same parser and dead-letter path MQTT ingest uses.
+
+>>> IngestResponse(accepted=1, duplicates=0, rejected=0).rejected
+0
+>>> sorted(event_schema("S1")["required"])[:3]
+['event_id', 'event_time', 'qty']
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge_runtime import events as ev
+from edge_runtime.messages import AnomalyAlert, ConflictMessage, ReplenishmentAlert, StockoutAlert
+from edge_runtime.stock import StockState
+
+AlertMessage = Annotated[
+    StockoutAlert | ReplenishmentAlert | AnomalyAlert | ConflictMessage,
+    Field(discriminator="kind"),
+]
+AlertKind = Literal["stockout", "replenishment", "anomaly", "conflict"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Health(_Strict):
+    """Liveness: the process answers."""
+
+    status: Literal["ok"] = "ok"
+    store_id: str = Field(description="the store this gateway serves")
+    version: str = Field(description="shelfcast version")
+
+
+class Readiness(_Strict):
+    """Readiness: each part of the gateway the API depends on, and whether it is usable."""
+
+    ready: bool = Field(description="true when every required check passes")
+    checks: dict[str, str] = Field(description="check name -> 'ok' or what is wrong")
+
+
+class StockPage(_Strict):
+    """A page of SKU stock states in SKU order."""
+
+    offset: int = Field(ge=0)
+    limit: int = Field(ge=1)
+    total: int = Field(ge=0, description="SKUs in the ledger")
+    items: list[StockState]
+
+
+class RejectionOut(_Strict):
+    """Why one payload or event was refused (it is kept in the dead-letter store)."""
+
+    reason: str = Field(description="what was wrong")
+    field: str | None = Field(None, description="the field at fault, or 'payload'")
+    index: int | None = Field(None, description="position in the batch, when it was a batch")
+
+
+class IngestResponse(_Strict):
+    """What happened to a single event or a batch: each event judged on its own."""
+
+    accepted: int = Field(ge=0, description="new events stored durably")
+    duplicates: int = Field(ge=0, description="events already in the ledger (nothing changed)")
+    rejected: int = Field(ge=0, description="events or payloads refused and dead-lettered")
+    rejections: list[RejectionOut] = Field(
+        default_factory=list, description="reasons, at most the first 100"
+    )
+    conflicts: int = Field(0, ge=0, description="contention or book conflicts found")
+
+
+class Forecast(_Strict):
+    """Demand forecast of one SKU over a horizon, with its stock-out risk."""
+
+    sku: str
+    horizon_days: float = Field(gt=0)
+    mean_daily: float = Field(ge=0, description="expected units per day")
+    p90_daily: float = Field(ge=0, description="90th percentile of units per day")
+    demand_over_horizon: float = Field(ge=0, description="expected units over the horizon")
+    atp: float | None = Field(None, description="available-to-promise now (null: SKU unknown)")
+    stockout_probability: float | None = Field(
+        None, ge=0, le=1, description="P(demand over the horizon >= ATP)"
+    )
+    expected_days_to_stockout: float | None = Field(
+        None, ge=0, description="ATP / daily mean; null when no demand is expected"
+    )
+    model_version: str
+
+
+class PredictionRequest(_Strict):
+    """A batch of SKUs to forecast."""
+
+    skus: list[Annotated[str, Field(min_length=1, max_length=ev.MAX_SKU_LEN)]] = Field(
+        min_length=1, max_length=1000
+    )
+    horizon_days: float = Field(7.0, gt=0, le=90)
+
+
+class PredictionBatch(_Strict):
+    """Forecasts of a batch, in request order; unknown SKUs are listed, not failed."""
+
+    items: list[Forecast]
+    unknown_skus: list[str] = Field(default_factory=list)
+
+
+class AlertPage(_Strict):
+    """Recent alerts and conflicts, newest first (the same JSON as on MQTT)."""
+
+    items: list[AlertMessage]
+
+
+class BundleInfo(_Strict):
+    """The model bundle in use."""
+
+    loaded: bool
+    model_version: str | None = None
+    path: str | None = None
+    models: list[str] = Field(default_factory=list)
+    feature_store_version: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def event_schema(store_id: str | None = None) -> dict[str, Any]:
+    """JSON schema of one edge event, from the constants of ``edge_runtime.events``."""
+
+    def text(limit: int) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "maxLength": limit}
+
+    props: dict[str, Any] = {
+        "event_id": text(ev.MAX_ID_LEN) | {"description": "idempotency key, unique per store"},
+        "store_id": text(64) | ({"enum": [store_id]} if store_id else {}),
+        "sku": text(ev.MAX_SKU_LEN),
+        "type": {"type": "string", "enum": sorted(ev.EVENT_TYPES)},
+        "qty": {"type": "number", "minimum": -ev.MAX_QTY, "maximum": ev.MAX_QTY},
+        "event_time": {"type": "string", "format": "date-time", "description": "with offset"},
+        "source": {"type": "string", "enum": sorted(ev.SOURCES)},
+        "order_id": text(ev.MAX_ID_LEN),
+        "unit_price": {"type": "number", "minimum": 0},
+        "reason": text(ev.MAX_REASON_LEN),
+    }
+    return {
+        "title": "EdgeEvent",
+        "type": "object",
+        "properties": props,
+        "required": list(ev.REQUIRED),
+        "additionalProperties": False,
+    }
