@@ -1,0 +1,201 @@
+"""Replenishment trigger: periodic-review order-up-to with safety stock, pack sizes, MOQ, capacity.
+
+Rules, per SKU, at each review (vectorised over SKUs by :func:`order_quantities`):
+
+1. Protection period ``P = lead_time_days + review_days``.
+2. Order-up-to level ``S = mean_daily * P + z * sigma_daily * sqrt(P)`` where ``sigma_daily`` is
+   the forecast error's daily standard deviation and ``z`` the service-level factor.
+3. Inventory position ``IP = ATP + on_order``; raw need ``S - IP``; nothing when ``<= 0``.
+4. Round the need **up** to whole packs; raise it to the minimum order quantity (itself rounded up
+   to whole packs).
+5. Cap by capacity: ``IP + qty`` never exceeds ``capacity`` (shelf + backroom); the cap is rounded
+   **down** to whole packs. If the capped quantity falls below the MOQ there is no order (reason
+   ``capacity_below_moq``) rather than one the supplier would refuse.
+
+:class:`Replenisher` adds the open-order rule: no second trigger for a SKU while its order is open;
+a receipt for the SKU (or for the order id) closes it.
+
+>>> import numpy as np
+>>> q = order_quantities(mean_daily=np.array([10.0]), sigma_daily=np.array([3.0]),
+...     atp=np.array([12.0]), on_order=np.array([0.0]), lead_time_days=2, review_days=1,
+...     z=1.645, pack_size=np.array([6.0]), moq=np.array([12.0]), capacity=np.array([100.0]))
+>>> float(q.order_up_to[0]).__round__(2), float(q.quantity[0])
+(38.55, 30.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    """Per-SKU numbers behind a replenishment decision (arrays aligned with the inputs)."""
+
+    order_up_to: np.ndarray
+    safety_stock: np.ndarray
+    inventory_position: np.ndarray
+    quantity: np.ndarray  # 0 where no order
+    capped: np.ndarray  # bool: capacity reduced the quantity
+    below_moq: np.ndarray  # bool: capacity left less than the MOQ, so no order
+
+
+def _arr(x, n: int, default: float) -> np.ndarray:
+    if x is None:
+        return np.full(n, default, dtype=np.float64)
+    a = np.asarray(x, dtype=np.float64)
+    return np.broadcast_to(a, (n,)).astype(np.float64)
+
+
+def order_quantities(
+    mean_daily: np.ndarray,
+    sigma_daily: np.ndarray,
+    atp: np.ndarray,
+    on_order: np.ndarray | None = None,
+    *,
+    lead_time_days: float,
+    review_days: float = 1.0,
+    z: float = 1.645,
+    pack_size: np.ndarray | float | None = None,
+    moq: np.ndarray | float | None = None,
+    capacity: np.ndarray | float | None = None,
+) -> OrderPlan:
+    """Apply the module's rules 1-5 to every SKU at once."""
+    mean_daily = np.asarray(mean_daily, dtype=np.float64)
+    n = mean_daily.shape[0]
+    if lead_time_days <= 0 or review_days < 0:
+        raise ValueError(
+            f"need lead_time_days > 0 and review_days >= 0, got {lead_time_days}, {review_days}"
+        )
+    pack = _arr(pack_size, n, 1.0)
+    if np.any(pack <= 0):
+        raise ValueError(f"pack_size must be > 0 (SKU index {int(np.argmin(pack))})")
+    moq_units = np.ceil(_arr(moq, n, 0.0) / pack) * pack
+    cap = _arr(capacity, n, np.inf)
+    period = lead_time_days + review_days
+    safety = z * _arr(sigma_daily, n, 0.0) * np.sqrt(period)
+    s_level = mean_daily * period + safety
+    position = _arr(atp, n, 0.0) + _arr(on_order, n, 0.0)
+    need = s_level - position
+    qty = np.where(need > 0, np.maximum(np.ceil(need / pack - 1e-9) * pack, moq_units), 0.0)
+    room = np.floor(np.maximum(cap - position, 0.0) / pack) * pack
+    capped = qty > room
+    qty = np.minimum(qty, room)
+    below_moq = (need > 0) & (qty < np.maximum(moq_units, pack))
+    qty = np.where(below_moq, 0.0, qty)
+    return OrderPlan(s_level, safety, position, qty, capped & (qty > 0), below_moq)
+
+
+@dataclass(frozen=True)
+class OrderTrigger:
+    """One replenishment trigger, with the numbers behind it."""
+
+    sku: str
+    quantity: float
+    order_up_to: float
+    safety_stock: float
+    inventory_position: float
+    reason_codes: tuple[str, ...]
+
+
+@dataclass
+class OpenOrder:
+    sku: str
+    quantity: float
+    order_id: str | None = None
+
+
+class Replenisher:
+    """Order-up-to triggers with the open-order rule (see the module docstring for the rules).
+
+    >>> import numpy as np
+    >>> r = Replenisher(lead_time_days=2, review_days=1)
+    >>> [t.sku for t in r.review(["a", "b"], np.array([5.0, 1.0]), np.array([2.0, 1.0]),
+    ...                          np.array([3.0, 50.0]))]
+    ['a']
+    >>> r.review(["a"], np.array([5.0]), np.array([2.0]), np.array([3.0]))  # a is open: no duplicate
+    []
+    >>> r.receive("a", 20.0)
+    True
+    >>> "a" in r.open_orders
+    False
+    """
+
+    def __init__(
+        self,
+        lead_time_days: float,
+        review_days: float = 1.0,
+        z: float = 1.645,
+        items: dict[str, dict[str, float]] | None = None,
+    ):
+        self.lead_time_days = lead_time_days
+        self.review_days = review_days
+        self.z = z
+        # Per-SKU master data: pack_size, moq, capacity (defaults 1, 0, unlimited).
+        self.items = items or {}
+        self.open_orders: dict[str, OpenOrder] = {}
+
+    def _item_array(self, skus: list[str], key: str, default: float) -> np.ndarray:
+        items = self.items
+        return np.fromiter(
+            (items.get(s, {}).get(key, default) for s in skus), dtype=np.float64, count=len(skus)
+        )
+
+    def review(
+        self,
+        skus: list[str],
+        mean_daily: np.ndarray,
+        sigma_daily: np.ndarray,
+        atp: np.ndarray,
+        on_order: np.ndarray | None = None,
+    ) -> list[OrderTrigger]:
+        """Review ``skus``; returns new triggers (none for SKUs with an open order)."""
+        plan = order_quantities(
+            mean_daily,
+            sigma_daily,
+            atp,
+            on_order,
+            lead_time_days=self.lead_time_days,
+            review_days=self.review_days,
+            z=self.z,
+            pack_size=self._item_array(skus, "pack_size", 1.0),
+            moq=self._item_array(skus, "moq", 0.0),
+            capacity=self._item_array(skus, "capacity", np.inf),
+        )
+        triggers = []
+        for i in np.flatnonzero(plan.quantity > 0).tolist():
+            sku = skus[i]
+            if sku in self.open_orders:
+                continue
+            reasons = ["below_order_up_to"]
+            if plan.capped[i]:
+                reasons.append("capped_by_capacity")
+            trig = OrderTrigger(
+                sku,
+                float(plan.quantity[i]),
+                float(plan.order_up_to[i]),
+                float(plan.safety_stock[i]),
+                float(plan.inventory_position[i]),
+                tuple(reasons),
+            )
+            self.open_orders[sku] = OpenOrder(sku, trig.quantity)
+            triggers.append(trig)
+        return triggers
+
+    def assign_order_id(self, sku: str, order_id: str) -> None:
+        """Record the purchase-order id the ordering system gave the open order for ``sku``."""
+        if sku not in self.open_orders:
+            raise KeyError(f"no open order for SKU {sku!r}")
+        self.open_orders[sku].order_id = order_id
+
+    def receive(self, sku: str, quantity: float, order_id: str | None = None) -> bool:
+        """A receipt for ``sku`` (or for ``order_id``) closes its open order; True if one closed."""
+        order = self.open_orders.get(sku)
+        if order is None:
+            return False
+        if order_id is not None and order.order_id is not None and order.order_id != order_id:
+            return False  # a receipt for another order of this SKU
+        del self.open_orders[sku]
+        return True

@@ -1,0 +1,78 @@
+"""ShelfWatch: feeds the store's sales and sensor events to the theft and phantom detectors.
+
+The gateway hands every accepted event to :meth:`ShelfWatch.observe` in event-time order (sensor
+readings included; they never touch the ledger) and calls :meth:`ShelfWatch.advance` as time
+passes. What it does with each event type:
+
+- ``sale`` / ``void`` / ``return``: sales are what removals and exit reads are matched against;
+  a sale also tells the phantom detector the SKU is really on the shelf;
+- ``shelf_weight`` (grams, absolute): converted to a unit change with the SKU's unit weight from
+  the item master (readings of SKUs without one are counted and ignored);
+- ``shelf_units`` (absolute units from the shelf itself): the change from the previous reading;
+- ``rfid_exit``: an exit-gate read, matched against recent sales at once;
+- ``cycle_count``: re-arms the phantom detector (the stock was just confirmed).
+
+>>> w = ShelfWatch(unit_weight_g={"A": 100.0})
+>>> w.observe("shelf_weight", "A", 0.0, 1000.0)      # first reading: the baseline
+[]
+>>> w.observe("shelf_weight", "A", 60.0, 801.0)      # two units taken
+[]
+>>> w.observe("rfid_exit", "A", 200.0, 2)[0].reason_codes
+('exit_gate_without_sale', 'shelf_removal_without_sale')
+"""
+
+from __future__ import annotations
+
+from edge_runtime.phantom import PhantomDetector
+from edge_runtime.shrink import RemovalMatcher, ShrinkAlert
+
+
+class ShelfWatch:
+    """Event dispatcher over :class:`RemovalMatcher` and :class:`PhantomDetector`."""
+
+    def __init__(
+        self,
+        unit_weight_g: dict[str, float] | None = None,
+        matcher: RemovalMatcher | None = None,
+        phantom: PhantomDetector | None = None,
+    ):
+        self.unit_weight_g = unit_weight_g or {}
+        self.matcher = matcher or RemovalMatcher()
+        self.phantom = phantom or PhantomDetector()
+        self._shelf_level: dict[str, float] = {}  # last reading, in units
+        self.unknown_weight_readings = 0
+
+    def observe(self, kind: str, sku: str, t: float, qty: float) -> list[ShrinkAlert]:
+        """One event (type, SKU, POSIX seconds, qty); returns alerts it settles at once."""
+        if kind == "sale":
+            self.matcher.sale(sku, t, qty)
+            self.phantom.sale(sku, t, qty)
+        elif kind in ("void", "return"):
+            self.matcher.void(sku, t, qty)
+        elif kind == "shelf_weight":
+            unit = self.unit_weight_g.get(sku)
+            if not unit:
+                self.unknown_weight_readings += 1
+            else:
+                self._shelf(sku, t, round(qty / unit))
+        elif kind == "shelf_units":
+            self._shelf(sku, t, qty)
+        elif kind == "rfid_exit":
+            return self.matcher.gate(sku, t, qty)
+        elif kind == "cycle_count":
+            self.phantom.counted(sku, t)
+        return []
+
+    def observe_event(self, event) -> list[ShrinkAlert]:
+        """An ``edge_runtime.events.Event`` (anything with type, sku, ts_us, qty)."""
+        return self.observe(event.type, event.sku, event.ts_us / 1e6, event.qty)
+
+    def _shelf(self, sku: str, t: float, level: float) -> None:
+        previous = self._shelf_level.get(sku)
+        self._shelf_level[sku] = level
+        if previous is not None and level != previous:
+            self.matcher.shelf(sku, t, previous - level)
+
+    def advance(self, now: float) -> list[ShrinkAlert]:
+        """Settle removals whose sale window closed by ``now``."""
+        return self.matcher.advance(now)

@@ -1,0 +1,252 @@
+"""Theft and shrink detection: units leaving without a sale, and cycle-count shrink beyond history.
+
+Two detectors, each a small stateful object fed in event-time order (times are POSIX seconds):
+
+- :class:`RemovalMatcher` (theft): a shelf sensor removal (weight drop converted to units) must be
+  followed by a sale of the SKU within ``pick_window_s``; an exit-gate RFID read must be preceded
+  by a sale of the SKU within ``gate_window_s``. Units that stay unmatched raise an alert with
+  reason ``shelf_removal_without_sale`` and/or ``exit_gate_without_sale``. When at the same time
+  another SKU was *sold* with no removal behind it and the same quantity, the cashier most likely
+  scanned the wrong item: the alert is a ``misscan`` (reason ``probable_misscan``), not a theft.
+  A put-back (positive shelf delta) cancels the pending removal it undoes.
+- :class:`CycleCountShrink`: a cycle count's shrink (expected minus counted units) is compared with
+  the SKU's past discrepancies (mean and standard deviation, shrunk towards a store-wide prior
+  while the SKU has few counts); a z-score above ``z_threshold`` raises ``shrink_beyond_history``.
+
+Every alert is a :class:`ShrinkAlert` with reason codes and the evidence behind them.
+
+>>> m = RemovalMatcher(pick_window_s=600)
+>>> m.shelf("A", 0.0, 2); m.sale("A", 120.0, 2)          # picked, then paid: fine
+>>> m.shelf("B", 200.0, 1); m.gate("B", 260.0, 1)[0].kind  # picked and out of the door unpaid
+'theft'
+>>> m.shelf("C", 300.0, 1); m.advance(1000.0)[0].reason_codes
+('shelf_removal_without_sale',)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ShrinkAlert:
+    """One anomaly: ``kind`` is theft, misscan, shrink or phantom; times are POSIX seconds."""
+
+    kind: str
+    sku: str
+    event_time: float  # when the detector concluded (what detection delay is measured to)
+    reason_codes: tuple[str, ...]
+    evidence: dict[str, Any] = field(default_factory=dict)
+    score: float = 1.0
+
+
+@dataclass
+class _Pending:
+    time: float
+    qty: float
+    source: str
+
+
+class RemovalMatcher:
+    """Match shelf removals and exit-gate reads with sales; see the module docstring for rules.
+
+    >>> m = RemovalMatcher(pick_window_s=600, gate_window_s=900)
+    >>> m.shelf("A", 0.0, 1); m.sale("B", 30.0, 1)  # A picked, B rung up: a mis-scan
+    >>> m.advance(700.0)[0].kind
+    'misscan'
+    """
+
+    def __init__(
+        self,
+        pick_window_s: float = 1800.0,
+        gate_window_s: float = 1800.0,
+        put_back_window_s: float = 900.0,
+    ):
+        self.pick_window_s = pick_window_s
+        self.gate_window_s = gate_window_s
+        self.put_back_window_s = put_back_window_s
+        self._picks: dict[str, deque[_Pending]] = {}  # removals waiting for a sale
+        self._pick_order: deque[tuple[str, _Pending]] = deque()  # all removals, oldest first
+        self._paid: dict[str, deque[_Pending]] = {}  # sold units allowed out of the door
+        self._unpicked_sales: deque[tuple[str, _Pending]] = deque()  # sales with no removal
+        self._now = -math.inf
+
+    # -- inputs -------------------------------------------------------------------------------
+    def shelf(self, sku: str, t: float, units_removed: float) -> None:
+        """A shelf sensor change: ``units_removed > 0`` a pick, ``< 0`` a put-back."""
+        self._now = max(self._now, t)
+        if units_removed > 0:
+            pick = _Pending(t, units_removed, "shelf")
+            self._picks.setdefault(sku, deque()).append(pick)
+            self._pick_order.append((sku, pick))
+        elif units_removed < 0:
+            self._put_back(sku, t, -units_removed)
+
+    def _put_back(self, sku: str, t: float, units: float) -> None:
+        # A put-back returns exactly what one recent pick took; any other rise is a restock.
+        picks = self._picks.get(sku)
+        if not picks:
+            return
+        for i in range(len(picks) - 1, -1, -1):
+            if t - picks[i].time > self.put_back_window_s:
+                return
+            if picks[i].qty == units:
+                picks[i].qty = 0.0
+                del picks[i]
+                return
+
+    def sale(self, sku: str, t: float, qty: float) -> None:
+        """A sale: consumes earlier removals of the SKU and lets ``qty`` units leave."""
+        self._now = max(self._now, t)
+        left = _consume(self._picks.get(sku), qty, t - self.pick_window_s)
+        if left > 0:
+            self._unpicked_sales.append((sku, _Pending(t, left, "sale")))
+        self._paid.setdefault(sku, deque()).append(_Pending(t, qty, "sale"))
+
+    def void(self, sku: str, t: float, qty: float) -> None:
+        """A void or return takes back the permission for ``qty`` units to leave."""
+        _consume(self._paid.get(sku), qty, -math.inf)
+
+    def gate(self, sku: str, t: float, qty: float = 1.0) -> list[ShrinkAlert]:
+        """An exit-gate RFID read; returns an alert at once when no sale covers it."""
+        self._now = max(self._now, t)
+        left = _consume(self._paid.get(sku), qty, t - self.gate_window_s)
+        if left <= 0:
+            return []
+        # The unpaid units were picked from the shelf: settle those picks now, not again later.
+        picks = self._picks.get(sku)
+        pick_times = [p.time for p in picks] if picks else []
+        _consume(picks, left, t - self.pick_window_s)
+        reasons = ["exit_gate_without_sale"]
+        if pick_times:
+            reasons.append("shelf_removal_without_sale")
+        evidence = {"gate_time": t, "units": left, "shelf_removal_times": pick_times[:5]}
+        return [self._classify(sku, t, left, t - self.gate_window_s, tuple(reasons), evidence)]
+
+    # -- time ---------------------------------------------------------------------------------
+    def advance(self, now: float) -> list[ShrinkAlert]:
+        """Close removals older than the pick window with no sale; returns their alerts."""
+        self._now = max(self._now, now)
+        cutoff = self._now - self.pick_window_s
+        alerts = []
+        order = self._pick_order
+        while order and order[0][1].time < cutoff:
+            sku, p = order.popleft()
+            if p.qty <= 0:
+                continue  # settled by a sale, a put-back or a gate alert
+            picks = self._picks.get(sku)
+            if picks and picks[0] is p:
+                picks.popleft()
+            evidence = {"removal_time": p.time, "units": p.qty, "window_s": self.pick_window_s}
+            alert = self._classify(
+                sku,
+                p.time + self.pick_window_s,
+                p.qty,
+                p.time - self.pick_window_s,
+                ("shelf_removal_without_sale",),
+                evidence,
+            )
+            p.qty = 0.0
+            alerts.append(alert)
+        self._expire(cutoff)
+        return alerts
+
+    def _expire(self, cutoff: float) -> None:
+        horizon = min(cutoff, self._now - self.gate_window_s) - self.pick_window_s
+        while self._unpicked_sales and self._unpicked_sales[0][1].time < horizon:
+            self._unpicked_sales.popleft()
+        for paid in self._paid.values():
+            while paid and paid[0].time < self._now - self.gate_window_s:
+                paid.popleft()
+
+    def _classify(
+        self, sku: str, t: float, units: float, since: float, reasons: tuple, evidence: dict
+    ) -> ShrinkAlert:
+        """Theft, unless another SKU was sold unpicked in the window with the same quantity."""
+        for i, (other, s) in enumerate(self._unpicked_sales):
+            if other != sku and s.qty == units and since <= s.time <= t:
+                del self._unpicked_sales[i]
+                evidence = {**evidence, "sold_instead": other, "sale_time": s.time}
+                return ShrinkAlert("misscan", sku, t, ("probable_misscan", *reasons), evidence, 0.5)
+        return ShrinkAlert("theft", sku, t, reasons, evidence, 1.0 if len(reasons) > 1 else 0.8)
+
+
+def _consume(queue: deque[_Pending] | None, qty: float, not_before: float) -> float:
+    """Take ``qty`` units from the oldest entries at or after ``not_before``; returns what is left."""
+    if not queue:
+        return qty
+    while queue and queue[0].time < not_before:
+        queue.popleft()  # too old to match anything now
+    while queue and qty > 0:
+        take = min(qty, queue[0].qty)
+        queue[0].qty -= take
+        qty -= take
+        if queue[0].qty <= 0:
+            queue.popleft()
+    return qty
+
+
+class CycleCountShrink:
+    """Cycle-count shrink compared with the SKU's own history of discrepancies.
+
+    The SKU's mean and variance of past shrink are blended with a store-wide prior
+    (``prior_mean``, ``prior_sd``) weighted as ``prior_weight`` pseudo-counts, so a first count
+    is judged against the store norm and a SKU with a long, noisy history against its own.
+
+    >>> d = CycleCountShrink(z_threshold=3.0, min_units=3)
+    >>> [d.count("A", float(i), expected=50, counted=50 - s) for i, s in enumerate([1, 0, 2, 1])]
+    [None, None, None, None]
+    >>> d.count("A", 9.0, expected=50, counted=30).reason_codes
+    ('shrink_beyond_history',)
+    """
+
+    def __init__(
+        self,
+        z_threshold: float = 3.0,
+        min_units: float = 3.0,
+        prior_mean: float = 0.0,
+        prior_sd: float = 1.5,
+        prior_weight: float = 3.0,
+    ):
+        self.z_threshold = z_threshold
+        self.min_units = min_units
+        self.prior = (prior_weight, prior_mean, prior_sd**2)
+        self._stats: dict[str, tuple[float, float, float]] = {}  # n, mean, M2 (Welford)
+
+    def baseline(self, sku: str) -> tuple[float, float, int]:
+        """The (mean, sd, n_counts) a new count of ``sku`` is judged against."""
+        n, mean, m2 = self._stats.get(sku, (0.0, 0.0, 0.0))
+        w, pm, pv = self.prior
+        total = n + w
+        blended_mean = (n * mean + w * pm) / total
+        blended_var = (m2 + w * pv + n * w / total * (mean - pm) ** 2) / total
+        return blended_mean, math.sqrt(blended_var), int(n)
+
+    def count(self, sku: str, t: float, expected: float, counted: float) -> ShrinkAlert | None:
+        """A cycle count: alert when its shrink is far beyond history; then learn from it."""
+        shrink = expected - counted
+        mean, sd, n = self.baseline(sku)
+        z = (shrink - mean) / max(sd, 1e-9)
+        self._learn(sku, shrink)
+        if z < self.z_threshold or shrink < self.min_units:
+            return None
+        evidence = {
+            "expected": expected,
+            "counted": counted,
+            "shrink_units": shrink,
+            "history_mean": round(mean, 4),
+            "history_sd": round(sd, 4),
+            "history_counts": n,
+            "z": round(z, 3),
+        }
+        return ShrinkAlert("shrink", sku, t, ("shrink_beyond_history",), evidence, float(z))
+
+    def _learn(self, sku: str, x: float) -> None:
+        n, mean, m2 = self._stats.get(sku, (0.0, 0.0, 0.0))
+        n += 1
+        delta = x - mean
+        mean += delta / n
+        self._stats[sku] = (n, mean, m2 + delta * (x - mean))

@@ -1,0 +1,58 @@
+"""River online learning: the forecast correction adapts; the anomaly detector ranks outliers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_runtime.online import EwmCorrection, OnlineAnomaly, OnlineCorrection
+
+
+def test_correction_removes_a_persistent_local_bias():
+    rng = np.random.default_rng(0)
+    c = OnlineCorrection()
+    err_raw, err_cor = [], []
+    for day in range(200):
+        for s in range(20):
+            central = 5.0 + s % 4
+            actual = max(central * 1.4 + rng.normal(0, 1), 0)  # the store sells 40% more
+            if day >= 100:
+                err_raw.append(actual - central)
+                err_cor.append(actual - c.predict_one(f"s{s}", central))
+            c.learn_one(f"s{s}", central, actual)
+    assert np.sqrt(np.mean(np.square(err_cor))) < 0.6 * np.sqrt(np.mean(np.square(err_raw)))
+
+
+def test_correction_does_little_harm_on_pure_noise():
+    rng = np.random.default_rng(1)
+    c, e = OnlineCorrection(), EwmCorrection(fading=0.1)
+    raw, cor = [], []
+    for day in range(150):
+        for s in range(20):
+            actual = rng.poisson(4.0)
+            if day >= 50:
+                raw.append((actual - 4.0) ** 2)
+                cor.append((actual - c.predict_one(f"s{s}", 4.0)) ** 2)
+            c.learn_one(f"s{s}", 4.0, actual)
+            e.learn_one(f"s{s}", 4.0, actual)
+    assert np.mean(cor) < 1.05 * np.mean(raw)
+    assert e.predict_one("s0", 4.0) >= 0
+
+
+def test_corrected_forecast_is_never_negative():
+    c = OnlineCorrection(warmup=1)
+    for _ in range(50):
+        c.learn_one("a", 5.0, 0.0)
+    assert c.predict_one("a", 0.1) >= 0.0
+
+
+def test_half_space_trees_rank_a_theft_like_burst_above_normal_traffic():
+    rng = np.random.default_rng(2)
+    det = OnlineAnomaly(seed=3, window_size=100)
+    for _ in range(1500):
+        sold = rng.poisson(3)
+        det.learn_one({"sold": sold, "removed": sold, "gate": sold, "unmatched": 0})
+    normal = [
+        det.score_one({"sold": s, "removed": s, "gate": s, "unmatched": 0}) for s in (2, 3, 4)
+    ]
+    odd = det.score_one({"sold": 0, "removed": 9, "gate": 9, "unmatched": 9})
+    assert odd > max(normal)
