@@ -45,7 +45,7 @@ class GatewaySection:
 
     store_id: str = ""
     state_dir: str = "var/gateway"
-    safety_buffer: float = 0.0
+    safety_buffer: int = 0
 
 
 @dataclass(frozen=True)

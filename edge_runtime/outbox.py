@@ -79,6 +79,11 @@ class Outbox:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(SCHEMA)
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The outbox's own connection (the uplink commits its baseline with its messages)."""
+        return self._conn
+
     @staticmethod
     def create_schema(conn: sqlite3.Connection) -> None:
         """Create the outbox table on another connection to the same file (idempotent)."""

@@ -19,6 +19,7 @@ from shelfcast.data_dir import DEFAULT_DATA_DIR, ENV_VAR
 # name -> (module, one-line help). A module is listed here once its command works.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("shelfcast.data_dir", "show where the real data is read from and what is there"),
+    "run": ("edge_runtime.gateway", "run the store gateway: ledger, decisions, MQTT, outbox"),
 }
 
 

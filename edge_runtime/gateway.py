@@ -1,0 +1,346 @@
+"""The gateway: the one entry object of the edge runtime.
+
+``Gateway`` owns the ledger, the outbox, the decision policy, the uplink and the MQTT transport.
+Events arrive through :meth:`Gateway.ingest` (what the API calls) or over MQTT; either way they
+are stored in the ledger and the policy's messages are written to the outbox *in the same
+SQLite transaction*, so an alert exists if and only if the stock change that caused it does.
+
+One worker thread does everything that follows: it ingests MQTT payloads in groups (one
+transaction per group, acknowledged to the broker only after commit), hands new outbox rows to
+the transport straight away (the low-latency path), drains the outbox after an outage (the
+durable path), marks rows sent on PUBACK and flushes the uplink window.
+
+>>> import tempfile
+>>> from edge_runtime.config import load_config
+>>> cfg = load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": tempfile.mkdtemp(),
+...                        "SHELFCAST_MQTT_ENABLED": "false"})
+>>> gw = Gateway(cfg)
+>>> ev = {"event_id": "e1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 1,
+...       "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
+>>> gw.ingest(ev, "api").accepted, [m["kind"] for m in gw.recent_messages()]
+(1, ['replenishment'])
+>>> gw.close()
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import signal
+import threading
+import time
+from typing import Any
+
+from edge_runtime.config import ConfigError, GatewayConfig, load_config
+from edge_runtime.decisions import DecisionPolicy, RulePolicy
+from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD
+from edge_runtime.ledger import IngestResult, Ledger
+from edge_runtime.mqtt import MqttTransport
+from edge_runtime.outbox import Outbox, OutboxRow
+from edge_runtime.stock import SkuState, StockState
+from edge_runtime.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+WINDOW = 1000  # outbox rows handed to paho and not yet acknowledged, at most
+GROUP_MAX_EVENTS = min(
+    5000, MAX_EVENTS_PER_PAYLOAD
+)  # events per ledger transaction on the MQTT path
+ALONE_BYTES = 64 * 1024  # bigger payloads are ingested on their own (size limits apply)
+_ID_CHUNK = 900
+
+
+def _policy_from(cfg: GatewayConfig) -> RulePolicy:
+    p = cfg.policy
+    return RulePolicy(
+        cfg.gateway.store_id,
+        reorder_point=p.reorder_point,
+        order_up_to=p.order_up_to,
+        pack_size=p.pack_size,
+        lead_time_hours=p.lead_time_hours,
+    )
+
+
+class Gateway:
+    """The runtime of one store (see the module docstring); ``start()`` runs MQTT and the worker."""
+
+    def __init__(self, cfg: GatewayConfig, policy: DecisionPolicy | None = None):
+        self.cfg = cfg
+        store = cfg.gateway.store_id
+        self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
+        self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
+        self.policy = policy or _policy_from(cfg)
+        self.uplink = Uplink(self.outbox, store, self.policy.version)
+        self._prime()
+        self._lock = threading.Lock()  # ingest + hand-over of its rows, in commit order
+        self._fresh: list[OutboxRow] = []
+        self._inbox: queue.SimpleQueue[tuple[bytes, str, int, int]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._handed_upto = 0  # highest outbox seq handed to paho by this process
+        self._backlog = True  # rows from before a restart or an outage wait in SQLite
+        self._last_uplink = time.monotonic()
+        self.counters = {"ingested": 0, "duplicates": 0, "rejected": 0, "messages": 0, "sent": 0}
+        self.transport: MqttTransport | None = None
+        if cfg.mqtt.enabled:
+            self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
+
+    def _prime(self) -> None:
+        """Policy levels and uplink baseline from the ledger as it is (after a restart)."""
+        offset = 0
+        while page := self.ledger.stocks(offset, 5000):
+            self.policy.prime(page)
+            self.uplink.prime(page)
+            offset += len(page)
+
+    # ---- ingest ------------------------------------------------------------------------
+
+    def ingest(self, payload: bytes | str | dict | list, source: str = "api") -> IngestResult:
+        """Ingest one payload (an event or a batch) durably; its alerts are queued to publish."""
+        with self._lock:
+            result, rows, states = self._ingest_locked(payload, source)
+            self._handover(rows, states)
+        self._wake.set()
+        return result
+
+    def _ingest_locked(self, payload, source: str):
+        rows: list[OutboxRow] = []
+        states: list[StockState] = []
+
+        def before_commit(conn, result: IngestResult) -> None:
+            if result.changed_skus or result.conflicts:
+                states.extend(self._states_in_txn(conn, result.changed_skus))
+                causes = {e.sku: e for e in result.events}
+                messages = self.policy.decide(states, causes, result.conflicts)
+                rows.extend(self.outbox.put(messages, conn=conn))
+
+        result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
+        c = self.counters
+        c["ingested"] += result.accepted
+        c["duplicates"] += result.duplicates
+        c["rejected"] += result.rejected
+        c["messages"] += len(rows)
+        return result, rows, states
+
+    def _states_in_txn(self, conn, skus: list[str]) -> list[StockState]:
+        """New states of ``skus`` as written in the open transaction (the ledger's in-memory
+        states are updated only after COMMIT)."""
+        rows = []
+        for i in range(0, len(skus), _ID_CHUNK):
+            chunk = skus[i : i + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows.extend(conn.execute(f"SELECT * FROM stock WHERE sku IN ({marks})", chunk))
+        states = [SkuState(*r) for r in rows]
+        as_of = max([self.ledger.clock_us, *(s.last_us for s in states)])
+        buffer = self.ledger.safety_buffer
+        return [StockState.of(s, buffer, as_of) for s in states]
+
+    def _handover(self, rows: list[OutboxRow], states: list[StockState]) -> None:
+        self._fresh.extend(rows)
+        self.uplink.observe(states)
+
+    def _on_mqtt(self, payload: bytes, source: str, mid: int, qos: int) -> None:
+        self._inbox.put((payload, source, mid, qos))
+        self._wake.set()
+
+    def _ingest_mqtt(self, items: list[tuple[bytes, str, int, int]]) -> None:
+        """Group payloads into few transactions; acknowledge each only after its commit."""
+        groups: dict[str, tuple[list[Any], list[tuple[int, int]]]] = {}
+        for payload, source, mid, qos in items:
+            data = None
+            if len(payload) <= ALONE_BYTES:
+                try:
+                    data = json.loads(payload)
+                except ValueError:
+                    data = None
+            if data is None or (isinstance(data, list) and len(data) > GROUP_MAX_EVENTS):
+                self._ingest_group(payload, source, [(mid, qos)])  # dead-letters / limits apply
+                continue
+            events, acks = groups.setdefault(source, ([], []))
+            if isinstance(data, list):
+                events.extend(data)
+            else:
+                events.append(data)
+            acks.append((mid, qos))
+            if len(events) >= GROUP_MAX_EVENTS:
+                self._ingest_group(events, source, acks)
+                del groups[source]
+        for source, (events, acks) in groups.items():
+            self._ingest_group(events, source, acks)
+
+    def _ingest_group(self, payload, source: str, acks: list[tuple[int, int]]) -> None:
+        try:
+            with self._lock:
+                _, rows, states = self._ingest_locked(payload, source)
+                self._handover(rows, states)
+        except Exception:
+            # Not acknowledged: the broker redelivers (the ledger is idempotent on event_id).
+            log.exception("ingest of %d payload(s) from %r failed", len(acks), source)
+            return
+        if self.transport is not None:
+            for mid, qos in acks:
+                self.transport.ack(mid, qos)
+
+    # ---- outgoing ----------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Mark acknowledged rows sent, then hand new rows (or the backlog) to the transport."""
+        t = self.transport
+        with self._lock:
+            fresh, self._fresh = self._fresh, []
+        if t is None:
+            return
+        acked = t.take_acked()
+        if acked:
+            self.counters["sent"] += self.outbox.mark_sent(acked)
+        if not t.connected:
+            self._backlog = True
+            return
+        room = WINDOW - t.inflight
+        if self._backlog:
+            if room > 0:
+                rows = self.outbox.pending(room, after_seq=self._handed_upto)
+                self._publish(rows)
+                self._backlog = len(rows) == room
+            return
+        rows = [r for r in fresh if r.seq > self._handed_upto]
+        if len(rows) > room:
+            self._backlog = True  # they are in SQLite; drained as PUBACKs free the window
+        else:
+            self._publish(rows)
+
+    def _publish(self, rows: list[OutboxRow]) -> None:
+        if rows:
+            self.transport.publish(rows)
+            self._handed_upto = rows[-1].seq
+
+    def _maybe_flush_uplink(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_uplink >= self.cfg.uplink.interval_s:
+            self._last_uplink = now
+            with self._lock:
+                self._fresh.extend(self.uplink.flush())
+
+    # ---- running -----------------------------------------------------------------------
+
+    def start(self) -> Gateway:
+        """Connect to the broker (in the background) and start the worker thread."""
+        if self.transport is not None:
+            self.transport.start()
+        self._worker = threading.Thread(target=self._run, name="gateway-worker", daemon=True)
+        self._worker.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.02)
+            self._wake.clear()
+            items = []
+            try:
+                while len(items) < 10_000:
+                    items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                pass
+            if items:
+                self._ingest_mqtt(items)
+            try:
+                self._pump()
+                self._maybe_flush_uplink()
+            except Exception:
+                log.exception("publishing failed; rows stay in the outbox")
+                self._backlog = True
+                time.sleep(0.1)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the outbox is empty (all acknowledged) or ``timeout``; True if empty."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.outbox_depth() == 0 and self._inbox.empty():
+                return True
+            self._wake.set()
+            time.sleep(0.01)
+        return False
+
+    def outbox_depth(self) -> int:
+        return self.outbox.depth()
+
+    def stock(self, sku: str) -> StockState | None:
+        return self.ledger.stock(sku)
+
+    def recent_messages(
+        self, kind: str | None = None, sku: str | None = None, limit: int = 100
+    ) -> list[dict]:
+        """Newest outgoing messages (sent or waiting), as the JSON dicts consumers receive."""
+        return [json.loads(p) for p in self.outbox.recent(kind, sku, limit)]
+
+    def close(self) -> None:
+        """Stop the worker, flush what can be sent, publish ``offline``, close the files."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(10)
+            self._worker = None
+        t = self.transport
+        if t is not None:
+            self._maybe_flush_uplink(force=True)
+            self._pump()
+            deadline = time.monotonic() + 2.0
+            while t.connected and t.inflight and time.monotonic() < deadline:
+                self._pump()  # collect PUBACKs so rows are not sent again after restart
+                time.sleep(0.01)
+            t.stop()
+        self.ledger.close()
+        self.outbox.close()
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---- `shelfcast run` ---------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="gateway TOML file (env SHELFCAST_CONFIG); env overrides")
+    parser.add_argument("--store-id", help="store id (env SHELFCAST_STORE_ID)")
+    parser.add_argument("--state-dir", help="ledger/outbox directory (default var/gateway)")
+    parser.add_argument("--mqtt-host", help="broker host (env SHELFCAST_MQTT_HOST)")
+    parser.add_argument("--mqtt-port", type=int, help="broker port (env SHELFCAST_MQTT_PORT)")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the gateway against the configured broker until SIGINT/SIGTERM."""
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        cfg = load_config(
+            args.config,
+            gateway__store_id=args.store_id,
+            gateway__state_dir=args.state_dir,
+            mqtt__host=args.mqtt_host,
+            mqtt__port=args.mqtt_port,
+        )
+    except ConfigError as err:
+        print(f"shelfcast run: {err}", flush=True)
+        return 2
+    gw = Gateway(cfg).start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info(
+        "gateway %s: ledger %s, broker %s:%s, topics %s/%s/...",
+        cfg.gateway.store_id,
+        cfg.ledger_path,
+        cfg.mqtt.host,
+        cfg.mqtt.port,
+        cfg.mqtt.topic_prefix,
+        cfg.gateway.store_id,
+    )
+    while not stop.wait(1.0):
+        pass
+    gw.close()
+    return 0
