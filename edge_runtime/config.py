@@ -81,9 +81,9 @@ class PolicySection:
 
 @dataclass(frozen=True)
 class UplinkSection:
-    """``[uplink]``: how often aggregated deltas leave the store."""
+    """``[uplink]``: how often aggregated deltas leave the store (default every 15 minutes)."""
 
-    interval_s: float = 60.0
+    interval_s: float = 900.0
 
 
 @dataclass(frozen=True)

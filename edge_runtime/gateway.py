@@ -37,6 +37,7 @@ from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD
 from edge_runtime.ledger import IngestResult, Ledger
+from edge_runtime.messages import Message
 from edge_runtime.mqtt import MqttTransport
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.stock import SkuState, StockState
@@ -109,12 +110,13 @@ class Gateway:
     def _ingest_locked(self, payload, source: str):
         rows: list[OutboxRow] = []
         states: list[StockState] = []
+        messages: list[Message] = []
 
         def before_commit(conn, result: IngestResult) -> None:
             if result.changed_skus or result.conflicts:
                 states.extend(self._states_in_txn(conn, result.changed_skus))
                 causes = {e.sku: e for e in result.events}
-                messages = self.policy.decide(states, causes, result.conflicts)
+                messages.extend(self.policy.decide(states, causes, result.conflicts))
                 rows.extend(self.outbox.put(messages, conn=conn))
 
         result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
@@ -123,6 +125,7 @@ class Gateway:
         c["duplicates"] += result.duplicates
         c["rejected"] += result.rejected
         c["messages"] += len(rows)
+        self.uplink.observe_messages(messages)
         return result, rows, states
 
     def _states_in_txn(self, conn, skus: list[str]) -> list[StockState]:

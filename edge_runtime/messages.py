@@ -18,6 +18,7 @@ event time of what caused it), ``model_version`` and, for alerts, the numbers be
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 SCHEMA_VERSION = 1
 """Bumped on any incompatible change; additive fields keep the number."""
 
+GZIP_MAGIC = b"\x1f\x8b"
 Evidence = dict[str, float | int | str | bool | None]
 
 
@@ -51,6 +53,7 @@ class Message(BaseModel):
 
     TOPIC: ClassVar[str] = ""
     retain: ClassVar[bool] = False
+    compressed: ClassVar[bool] = False  # the wire payload is gzip(JSON), for the WAN uplink
 
     schema_version: int = Field(
         SCHEMA_VERSION, alias="schema", description="schema version of this payload"
@@ -79,6 +82,11 @@ class Message(BaseModel):
     def to_json(self) -> bytes:
         """The wire payload (compact JSON, aliases: the field ``schema_version`` is ``schema``)."""
         return self.__pydantic_serializer__.to_json(self, by_alias=True)
+
+    def to_payload(self) -> bytes:
+        """What goes on the wire: the JSON, gzip-compressed for kinds marked ``compressed``."""
+        data = self.to_json()
+        return gzip.compress(data, 6, mtime=0) if self.compressed else data
 
     def to_dict(self) -> dict[str, Any]:
         """The payload as a JSON-compatible dict (what the API returns)."""
@@ -175,27 +183,29 @@ class GatewayState(Message):
     outbox_depth: int | None = Field(None, description="messages waiting to be sent")
 
 
-class SkuDelta(BaseModel):
-    """One SKU's net change over an uplink window."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    sku: str
-    d_on_hand: float = Field(description="net change of on-hand units in the window")
-    d_reserved: float = Field(description="net change of reserved units in the window")
-    on_hand: float = Field(description="on-hand units at the window's end")
-    atp: float = Field(description="available-to-promise at the window's end")
-    events: int = Field(description="events applied to the SKU in the window")
+DELTA_COLUMNS = ("sku", "d_on_hand", "d_reserved", "on_hand", "atp", "events")
+Num = int | float
 
 
 class UplinkDeltas(Message):
-    """Aggregated stock deltas for the central system: what changed, not every event."""
+    """Aggregated stock deltas and exceptions for the central system, gzip-compressed JSON."""
 
     TOPIC: ClassVar[str] = "uplink/deltas"
+    compressed: ClassVar[bool] = True
     kind: Literal["uplink"] = Field("uplink", description="message kind; also fixes the topic")
     window_start: AwareDatetime = Field(description="start of the window (gateway clock, UTC)")
     window_end: AwareDatetime = Field(description="end of the window (gateway clock, UTC)")
     events: int = Field(description="events applied in the window, all SKUs")
-    deltas: list[SkuDelta] = Field(description="one entry per SKU that changed")
+    columns: tuple[str, ...] = Field(DELTA_COLUMNS, description="names of a `deltas` row")
+    deltas: list[tuple[str, Num, Num, Num, Num, int]] = Field(
+        description="one row per SKU that changed: net change of on-hand and reserved units in "
+        "the window, on-hand and ATP at its end, events applied"
+    )
+    exceptions: list[tuple[str, str, str]] = Field(
+        default_factory=list,
+        description="alerts and conflicts of the window as [sku, kind, first reason code]; "
+        "the full messages went out on their own topics",
+    )
 
 
 KINDS: tuple[type[Message], ...] = (
@@ -219,9 +229,11 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
 
 
 def parse_message(payload: bytes | str | dict[str, Any]) -> Message:
-    """Parse a received payload into its message class (what a consumer in Python would do)."""
+    """Parse a received payload (plain or gzip JSON) into its message class."""
     if isinstance(payload, dict):
         return _ADAPTER.validate_python(payload)
+    if isinstance(payload, bytes) and payload[:2] == GZIP_MAGIC:
+        payload = gzip.decompress(payload)
     return _ADAPTER.validate_json(payload)
 
 
@@ -236,6 +248,8 @@ def _type_name(prop: dict[str, Any]) -> str:
     if "const" in prop:
         return json.dumps(prop["const"])
     kind = prop.get("type", "any")
+    if kind == "array" and "prefixItems" in prop:
+        return "[" + ", ".join(_type_name(p) for p in prop["prefixItems"]) + "]"
     if kind == "array":
         return f"list[{_type_name(prop.get('items', {}))}]"
     if kind == "string" and prop.get("format") == "date-time":
@@ -260,24 +274,25 @@ def consumer_docs(prefix: str = "shelfcast") -> str:
         "delivery is at-least-once, so de-duplicate on `message_id`. Messages about one SKU",
         "arrive in the order the gateway decided them. Unknown fields may be added within a",
         "schema version: ignore them. Every field listed is always present (`null` where it",
-        "does not apply); times are ISO-8601 with offset.",
+        "does not apply); times are ISO-8601 with offset. The uplink (for the central system, over",
+        "the WAN) is the same JSON gzip-compressed: payloads start with the bytes 1f 8b.",
         "",
-        "| kind | topic | retained | what |",
-        "| --- | --- | --- | --- |",
+        "| kind | topic | retained | gzip | what |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for cls in KINDS:
         kind = cls.model_fields["kind"].default
         topic = f"{prefix}/{{store}}/{cls.TOPIC}"
         what = (cls.__doc__ or "").strip().splitlines()[0]
-        lines.append(f"| `{kind}` | `{topic}` | {'yes' if cls.retain else 'no'} | {what} |")
+        flags = " | ".join("yes" if flag else "no" for flag in (cls.retain, cls.compressed))
+        lines.append(f"| `{kind}` | `{topic}` | {flags} | {what} |")
     lines += [
         "",
         f"In: `{prefix}/{{store}}/events/{{source}}` takes one edge event (JSON object) or a JSON",
         "array of them; the gateway acknowledges (PUBACK) only after they are durable.",
     ]
-    for cls in (*KINDS, SkuDelta):
-        name = cls.model_fields["kind"].default if "kind" in cls.model_fields else "SkuDelta"
-        lines += ["", f"#### `{name}`", ""]
+    for cls in KINDS:
+        lines += ["", f"#### `{cls.model_fields['kind'].default}`", ""]
         lines += _fields_table(cls)
     return "\n".join(lines) + "\n"
 

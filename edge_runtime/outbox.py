@@ -102,7 +102,7 @@ class Outbox:
         try:
             for m in messages:
                 topic = m.topic(self.prefix)
-                payload = m.to_json()
+                payload = m.to_payload()
                 cur.execute(
                     _INSERT, (m.message_id, m.kind, m.sku, topic, payload, int(m.retain), now)
                 )

@@ -1,8 +1,9 @@
-"""The uplink: only aggregated stock deltas (and the exceptions on the alert topics) leave the store.
+"""The uplink: only aggregated stock deltas and exceptions leave the store, not every event.
 
 Instead of forwarding every event to the central system, the gateway sends one
-``UplinkDeltas`` message per window with, for each SKU that changed, the net change of on-hand
-and reserved units, the state at the window's end and how many events it took. The baseline
+``UplinkDeltas`` message per window (gzip-compressed JSON) with, for each SKU that changed, the
+net change of on-hand and reserved units, the state at the window's end and how many events it
+took, plus the window's alerts and conflicts in short form (sku, kind, reason). The baseline
 (what was last sent per SKU) is stored in the ledger's SQLite file in the same transaction as the
 outbox row carrying the message, so a crash neither loses nor repeats a delta: after a restart,
 every SKU whose ledger state differs from its baseline is reported in the next window.
@@ -14,8 +15,9 @@ every SKU whose ledger state differs from its baseline is reported in the next w
 >>> up = Uplink(box, store_id="S1", model_version="rules-1")
 >>> up.observe([StockState.of(SkuState("A", on_hand=7, events=2, last_us=0), 0, 0)])
 >>> import json
->>> [(d["sku"], d["d_on_hand"], d["events"]) for d in json.loads(up.flush()[0].payload)["deltas"]]
-[('A', 7.0, 2)]
+>>> import gzip
+>>> json.loads(gzip.decompress(up.flush()[0].payload))["deltas"]
+[['A', 7, 0, 7, 7, 2]]
 >>> up.flush()
 []
 """
@@ -26,7 +28,7 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from edge_runtime.messages import SkuDelta, UplinkDeltas
+from edge_runtime.messages import Message, UplinkDeltas
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.stock import StockState
 
@@ -53,6 +55,7 @@ class Uplink:
             for sku, on_hand, reserved, events in conn.execute("SELECT * FROM uplink_baseline")
         }
         self._changed: dict[str, StockState] = {}
+        self._exceptions: list[tuple[str, str, str]] = []
         self._window_start = datetime.now(UTC)
         self.bytes_sent = 0
 
@@ -67,34 +70,32 @@ class Uplink:
         for s in states:
             self._changed[s.sku] = s
 
+    def observe_messages(self, messages: Iterable[Message]) -> None:
+        """Remember the window's alerts and conflicts in short form."""
+        for m in messages:
+            codes = getattr(m, "reason_codes", None)
+            self._exceptions.append((m.sku or "", m.kind, codes[0] if codes else ""))
+
     @property
     def pending_skus(self) -> int:
         return len(self._changed)
 
-    def _deltas(self, states: list[StockState]) -> list[SkuDelta]:
+    def _deltas(self, states: list[StockState]) -> list[tuple]:
         out = []
         for s in states:
             on_hand, reserved, events = self._baseline.get(s.sku, (0, 0, 0))
-            out.append(
-                SkuDelta(
-                    sku=s.sku,
-                    d_on_hand=s.on_hand - on_hand,
-                    d_reserved=s.reserved - reserved,
-                    on_hand=s.on_hand,
-                    atp=s.available,
-                    events=s.events - events,
-                )
-            )
+            row = (s.sku, s.on_hand - on_hand, s.reserved - reserved, s.on_hand, s.available)
+            out.append((*row, s.events - events))
         return out
 
     def flush(self) -> list[OutboxRow]:
         """Write the window's deltas to the outbox (with the new baseline); [] if nothing changed."""
-        if not self._changed:
+        if not self._changed and not self._exceptions:
             return []
         end = datetime.now(UTC)
         states = sorted(self._changed.values(), key=lambda s: s.sku)
         messages = []
-        for i in range(0, len(states), MAX_SKUS_PER_MESSAGE):
+        for i in range(0, max(1, len(states)), MAX_SKUS_PER_MESSAGE):
             deltas = self._deltas(states[i : i + MAX_SKUS_PER_MESSAGE])
             messages.append(
                 UplinkDeltas(
@@ -102,12 +103,14 @@ class Uplink:
                     model_version=self.model_version,
                     window_start=self._window_start,
                     window_end=end,
-                    events=sum(d.events for d in deltas),
+                    events=sum(d[-1] for d in deltas),
                     deltas=deltas,
+                    exceptions=self._exceptions if i == 0 else [],
                 )
             )
         rows = self._commit(messages, states)
         self._changed.clear()
+        self._exceptions = []
         self._window_start = end
         self.bytes_sent += sum(len(r.payload) for r in rows)
         return rows

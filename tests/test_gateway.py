@@ -14,6 +14,7 @@ import pytest
 
 from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.gateway import Gateway
+from edge_runtime.messages import parse_message
 from tests.mosquitto import Subscriber
 
 pytestmark = pytest.mark.mqtt
@@ -148,11 +149,13 @@ def test_uplink_sends_deltas_not_events(tmp_path, mosquitto):
     with Gateway(cfg).start() as gw:
         gw.ingest([event(i, "A", "receipt", 1) for i in range(10)], "api")
         gw.ingest([event(10 + i, "B", "sale", 1) for i in range(5)], "api")
-        msgs = [json.loads(p) for _, p, _ in up.wait_for(1, 10)]
-        deltas = {d["sku"]: d for m in msgs for d in m["deltas"]}
+        msgs = [parse_message(p) for _, p, _ in up.wait_for(1, 10)]
+        deltas = {d[0]: dict(zip(msgs[0].columns, d, strict=True)) for m in msgs for d in m.deltas}
         assert deltas["A"]["d_on_hand"] == 10 and deltas["A"]["events"] == 10
         assert deltas["B"]["d_on_hand"] == -5 and deltas["B"]["events"] == 5
-        assert msgs[0]["kind"] == "uplink" and msgs[0]["sku"] is None
+        assert msgs[0].kind == "uplink" and msgs[0].sku is None
+        # B went below zero: the sale beyond the book and the stock-out are listed as exceptions
+        assert ("B", "stockout", "ON_HAND_ZERO") in msgs[0].exceptions
         time.sleep(0.8)
         assert len(up.received) == 1  # nothing changed: nothing sent
     up.close()

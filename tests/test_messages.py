@@ -16,7 +16,6 @@ from edge_runtime.messages import (
     ConflictMessage,
     GatewayState,
     ReplenishmentAlert,
-    SkuDelta,
     StockoutAlert,
     UplinkDeltas,
     consumer_docs,
@@ -39,7 +38,8 @@ def examples():
             window_start=T,
             window_end=T,
             events=3,
-            deltas=[SkuDelta(sku="A", d_on_hand=-3, d_reserved=0, on_hand=5, atp=5, events=3)],
+            deltas=[("A", -3, 0, 5, 5, 3)],
+            exceptions=[("A", "stockout", "ATP_ZERO")],
             **common,
         ),
     ]
@@ -49,6 +49,9 @@ def examples():
 def test_round_trip_and_common_fields(message):
     payload = message.to_json()
     data = json.loads(payload)
+    wire = message.to_payload()
+    assert parse_message(wire) == message
+    assert (wire[:2] == b"\x1f\x8b") == (message.kind == "uplink")
     assert data["schema"] == SCHEMA_VERSION
     for name in ("message_id", "store_id", "sku", "event_time", "model_version", "kind"):
         assert name in data, name
