@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import __version__
+from api.auth import WRITE_MARK
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics
@@ -60,12 +61,16 @@ def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit_for=limit_for)
     for module in (health, stock, events, predictions, alerts, bundle, metrics):
         app.include_router(module.router)
-    app.openapi = lambda: _openapi(app, runtime.store_id)
+    app.openapi = lambda: _openapi(app, runtime.store_id, settings.reads_open)
     return app
 
 
-def _openapi(app: FastAPI, store_id: str) -> dict[str, Any]:
-    """The generated schema plus the event schema derived from ``edge_runtime.events``."""
+def _openapi(app: FastAPI, store_id: str, reads_open: bool) -> dict[str, Any]:
+    """The generated schema plus the event schema derived from ``edge_runtime.events``.
+
+    Security requirements follow the configuration: with reads open, only writes declare the
+    bearer token, so the published schema says exactly what a client must send.
+    """
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title,
@@ -76,5 +81,10 @@ def _openapi(app: FastAPI, store_id: str) -> dict[str, Any]:
         schema.setdefault("components", {}).setdefault("schemas", {})["EdgeEvent"] = event_schema(
             store_id
         )
+        if reads_open:
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    if operation.get(WRITE_MARK) != "write":
+                        operation.pop("security", None)
         app.openapi_schema = schema
     return app.openapi_schema

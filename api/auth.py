@@ -24,6 +24,11 @@ from api.settings import ApiSettings
 # auto_error=False: we answer 401 ourselves with the project's JSON error body.
 bearer = HTTPBearer(auto_error=False, description="the gateway's API token (SHELFCAST_API_TOKEN)")
 
+# Operations guarded by require_writer carry this OpenAPI extension ("write"), so the published
+# schema can state which operations need the token whatever the read configuration is.
+WRITE_MARK = "x-shelfcast-access"
+WRITE = {WRITE_MARK: "write"}
+
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 

@@ -10,6 +10,7 @@ gateway get one shape instead: ``{"error": code, "message": text, "where": [...]
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -82,7 +83,24 @@ async def _validation(request: Request, exc: RequestValidationError):
 
 async def _http(request: Request, exc: StarletteHTTPException):
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        # Starlette names only the first matching route's methods; a path served by several
+        # routes (GET and PUT /v1/bundle) must list them all.
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        message = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}"
+    return error_response(exc.status_code, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Methods the published schema documents for this path (the one source of truth)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations}
+    return sorted(methods)
 
 
 async def _too_large(request: Request, exc: BodyTooLarge):

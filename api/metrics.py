@@ -1,89 +1,96 @@
 """Prometheus metrics of a gateway, served at ``/metrics``.
 
-Each app has its own registry, so several apps (tests, benchmarks) live in one process. Counters
-the runtime already keeps (events ingested and rejected over MQTT and the API, alerts published,
-outbox depth) are read from it at scrape time instead of being counted twice.
+Each app has its own registry, so several apps (tests, benchmarks) live in one process. The
+runtime's own counters (events over every transport, messages created and sent, outbox depth)
+are read at scrape time; the API adds what only it sees (events that came over HTTP, scoring
+latency), so MQTT figures are the runtime's totals minus the API's share.
 
->>> m = ApiMetrics(lambda: {"outbox_depth": 3})
->>> m.events_ingested.labels(transport="api").inc(2)
+>>> m = ApiMetrics(lambda: {"outbox_depth": 3, "ingested": 5})
+>>> m.count_ingest(accepted=2, duplicates=0, rejected=1)
 >>> body, _ = m.render()
->>> b'shelfcast_outbox_depth 3.0' in body
+>>> b'shelfcast_events_ingested_total{transport="mqtt"} 3.0' in body
 True
 """
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-# Scoring a batch on a gateway takes 0.1 ms .. 100 ms; finer buckets than the default at the low end.
+# Scoring a batch on a gateway takes 0.1 ms .. 100 ms: finer buckets than the default down there.
 SCORING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
+# (metric, help, runtime counter, API counter)
+_EVENT_METRICS = (
+    ("shelfcast_events_ingested", "edge events stored in the ledger", "ingested", "accepted"),
+    ("shelfcast_events_duplicate", "edge events already stored (replays)", "duplicates", "duplicates"),
+    ("shelfcast_events_rejected", "events or payloads rejected and dead-lettered", "rejected", "rejected"),
+)  # fmt: skip
 
-class _RuntimeCollector(Collector):
-    """Reads the runtime's own counters at scrape time."""
 
-    def __init__(self, snapshot: Callable[[], Mapping[str, float]]):
-        self.snapshot = snapshot
+class _Collector(Collector):
+    def __init__(self, metrics: ApiMetrics):
+        self.metrics = metrics
 
     def collect(self) -> Iterator:
-        stats = self.snapshot()
+        stats = self.metrics.snapshot()
+        with self.metrics.lock:
+            api = dict(self.metrics.api)
+        for name, text, total_key, api_key in _EVENT_METRICS:
+            family = CounterMetricFamily(name, f"{text}, by transport", labels=["transport"])
+            family.add_metric(["api"], api.get(api_key, 0))
+            if total_key in stats:  # the runtime counts every transport
+                family.add_metric(["mqtt"], max(0, stats[total_key] - api.get(api_key, 0)))
+            yield family
+        if "messages" in stats:
+            yield CounterMetricFamily(
+                "shelfcast_alerts_created",
+                "alerts, conflicts and uplinks written to the outbox",
+                stats["messages"],
+            )
+        if "sent" in stats:
+            yield CounterMetricFamily(
+                "shelfcast_alerts_published",
+                "outgoing messages acknowledged by the broker (QoS 1)",
+                stats["sent"],
+            )
         if "outbox_depth" in stats:
             yield GaugeMetricFamily(
                 "shelfcast_outbox_depth",
                 "messages waiting in the durable outbox",
                 stats["outbox_depth"],
             )
-        if "dead_letters" in stats:
-            yield GaugeMetricFamily(
-                "shelfcast_dead_letters",
-                "payloads kept in the dead-letter store",
-                stats["dead_letters"],
-            )
-        published = CounterMetricFamily(
-            "shelfcast_alerts_published", "alerts published over MQTT, by kind", labels=["kind"]
-        )
-        for key, value in stats.items():
-            if key.startswith("published_"):
-                published.add_metric([key.removeprefix("published_")], value)
-        yield published
 
 
 class ApiMetrics:
     """The metric objects of one app and their exposition."""
 
     def __init__(self, snapshot: Callable[[], Mapping[str, float]]):
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.events_ingested = Counter(
-            "shelfcast_events_ingested",
-            "edge events accepted into the ledger (duplicates excluded), by transport",
-            ["transport"],
-            registry=self.registry,
-        )
-        self.events_duplicate = Counter(
-            "shelfcast_events_duplicate",
-            "edge events already in the ledger (idempotent replays), by transport",
-            ["transport"],
-            registry=self.registry,
-        )
-        self.events_rejected = Counter(
-            "shelfcast_events_rejected",
-            "edge events or payloads rejected and dead-lettered, by transport",
-            ["transport"],
-            registry=self.registry,
-        )
+        self.snapshot = snapshot
+        self.lock = threading.Lock()
+        self.api: Counter[str] = Counter()
+        self.registry = CollectorRegistry(auto_describe=False)
         self.scoring_latency = Histogram(
             "shelfcast_scoring_latency_seconds",
-            "time to score one forecast / stock-out request (one or a batch of SKUs)",
+            "time to score one forecast / stock-out request (one SKU or a batch)",
             ["what"],
             buckets=SCORING_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_RuntimeCollector(snapshot))
+        self.registry.register(_Collector(self))
+
+    def count_ingest(self, accepted: int, duplicates: int, rejected: int) -> None:
+        """Count one API ingest."""
+        with self.lock:
+            self.api["accepted"] += accepted
+            self.api["duplicates"] += duplicates
+            self.api["rejected"] += rejected
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type."""

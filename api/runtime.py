@@ -10,23 +10,26 @@ Routes call only :class:`Runtime`'s methods. Three ways to build one:
   read-only; each read goes to SQLite so it is never stale.
 
 >>> import tempfile, os
->>> from api.errors import Unavailable
-from edge_runtime.ledger import Ledger
+>>> from edge_runtime.ledger import Ledger
 >>> rt = LedgerRuntime(Ledger(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"), "S1"))
->>> rt.ingest(b'[{"event_id": "e1"}]', "api").rejected
-1
+>>> rt.ingest(b'[{"event_id": "e1"}, {"type": {}}]', "api").rejected
+2
 >>> rt.close()
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from api import poison
 from api.errors import Unavailable
+from edge_runtime.events import RAW_KEEP, Rejection
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
 from edge_runtime.stock import SkuState, StockState
@@ -111,8 +114,37 @@ class LedgerRuntime(Runtime):
         self.store_id = ledger.store_id
         self._outbox = _OutboxReader(ledger.path)
 
-    def ingest(self, payload: bytes, source: str) -> IngestResult:
+    def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
         return self.ledger.ingest_raw(payload, source)
+
+    def ingest(self, payload: bytes, source: str) -> IngestResult:
+        try:
+            return self._ingest(payload, source)
+        except (TypeError, ValueError, UnicodeError, sqlite3.Error):
+            parts = poison.split(payload)
+            if parts is None or not parts[1]:
+                raise  # not one of the known poisonous shapes: a bug to see, not to hide
+        return self._ingest_without_poison(*parts, source)
+
+    def _ingest_without_poison(self, rest, poisoned: list, source: str) -> IngestResult:
+        poison.dead_letter(self.ledger.path, source, poisoned)
+        if rest is None or rest == []:
+            result = IngestResult()
+        else:
+            result = self._ingest(json.dumps(rest), source)
+        if isinstance(rest, list):  # give rejections their index in the original batch
+            bad = {p[0] for p in poisoned}
+            original = [i for i in range(len(rest) + len(bad)) if i not in bad]
+            result.rejections = [
+                replace(r, index=original[r.index]) if r.index is not None else r
+                for r in result.rejections
+            ]
+        result.rejected += len(poisoned)
+        result.rejections += [
+            Rejection(json.dumps(item)[:RAW_KEEP], reason, field, index)
+            for index, item, field, reason in poisoned
+        ]
+        return result
 
     def stock(self, sku: str) -> StockState | None:
         return self.ledger.stock(sku)
@@ -219,5 +251,20 @@ class GatewayRuntime(LedgerRuntime):
         super().__init__(gateway.ledger)
         self.gateway = gateway
 
-    def ingest(self, payload: bytes, source: str) -> IngestResult:
+    def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
         return self.gateway.ingest(payload, source)
+
+    def stats(self) -> dict[str, float]:
+        counters = getattr(self.gateway, "counters", {})
+        return {**counters, "outbox_depth": self._outbox.depth()}
+
+    def checks(self) -> dict[str, str]:
+        checks = super().checks()
+        transport = getattr(self.gateway, "transport", None)
+        if transport is not None:
+            checks["mqtt"] = (
+                "ok (connected)"
+                if transport.connected
+                else "optional: broker unreachable; messages wait in the outbox"
+            )
+        return checks

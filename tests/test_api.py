@@ -209,3 +209,27 @@ def test_state_dir_mode_reads_fresh_state_and_refuses_writes(ledger):
         assert refused.status_code == 503 and "read-only" in refused.json()["message"]
     runtime.close()
     assert ledger.event_count() == 2
+
+
+def test_array_on_the_single_endpoint_is_refused_and_dead_lettered(api, ledger):
+    response = api.post("/v1/events", json=[event("a1")])
+    assert response.status_code == 422
+    assert "must be a JSON object, got list" in response.json()["rejections"][0]["reason"]
+    assert ledger.event_count() == 0 and len(ledger.dead_letters()) == 1
+
+
+def test_poisonous_events_are_dead_lettered_beside_valid_ones(api, ledger):
+    batch = [event("ok1"), event("x1", source={"a": 1}), event("x2", sku="\ud800"), event("ok2")]
+    body = json.dumps(batch).encode()  # ensure_ascii keeps the lone surrogate as \\ud800
+    response = api.post("/v1/events/batch", content=body)
+    assert response.status_code == 200, response.text
+    got = response.json()
+    assert (got["accepted"], got["rejected"]) == (2, 2)
+    assert sorted(r["index"] for r in got["rejections"]) == [1, 2]
+    assert {d["field"] for d in ledger.dead_letters()} == {"source", "sku"}
+    assert ledger.event_count() == 2
+
+
+def test_method_not_allowed_lists_every_documented_method(api):
+    response = api.request("OPTIONS", "/v1/bundle")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, PUT"

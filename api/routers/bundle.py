@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import require_reader, require_writer
+from api.auth import WRITE, require_reader, require_writer
 from api.body_limit import read_capped
 from api.bundle_upload import ArchiveError, unpack_bundle
 from api.deps import RuntimeDep, SettingsDep
@@ -32,11 +32,12 @@ def current_bundle(runtime: RuntimeDep) -> BundleInfo:
 
 
 _ARCHIVE = {
+    **WRITE,
     "requestBody": {
         "required": True,
         "description": "the bundle directory as a .tar.gz or .zip archive",
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    }
+    },
 }
 
 

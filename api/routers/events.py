@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import require_writer
+from api.auth import WRITE, require_writer
 from api.body_limit import read_capped
 from api.deps import MetricsDep, RuntimeDep
 from api.errors import BodyTooLarge, responses
@@ -28,11 +28,12 @@ MAX_REASONS = 100  # a 20,000-event batch of junk must not produce a 20,000-entr
 
 def _body(schema: dict, description: str) -> dict:
     return {
+        **WRITE,
         "requestBody": {
             "required": True,
             "description": description,
             "content": {"application/json": {"schema": schema}},
-        }
+        },
     }
 
 
@@ -61,21 +62,26 @@ def _response(result: IngestResult, status: int) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=status)
 
 
-async def _ingest(request: Request, runtime: Runtime, metrics) -> tuple[IngestResult, bool]:
+async def _ingest(
+    request: Request, runtime: Runtime, metrics, single: bool
+) -> tuple[IngestResult, bool]:
     """Read (capped), ingest, count. Returns the result and whether the body was too large."""
     try:
         body = await read_capped(request, MAX_PAYLOAD_BYTES)
         too_large = False
     except BodyTooLarge as err:
         body, too_large = err.head, True
+    if single and _is_array(body):
+        # One event was promised: judge the array as one item, which the parser refuses with
+        # "an event must be a JSON object, got list" and dead-letters, instead of storing it.
+        body = b"[" + body + b"]"
     result = await run_in_threadpool(runtime.ingest, body, SOURCE)
-    if result.accepted:
-        metrics.events_ingested.labels(transport="api").inc(result.accepted)
-    if result.duplicates:
-        metrics.events_duplicate.labels(transport="api").inc(result.duplicates)
-    if result.rejected:
-        metrics.events_rejected.labels(transport="api").inc(result.rejected)
+    metrics.count_ingest(result.accepted, result.duplicates, result.rejected)
     return result, too_large
+
+
+def _is_array(body: bytes) -> bool:
+    return body.lstrip(b" \t\r\n")[:1] == b"["
 
 
 @router.post(
@@ -87,7 +93,7 @@ async def _ingest(request: Request, runtime: Runtime, metrics) -> tuple[IngestRe
 )
 async def ingest_one(request: Request, runtime: RuntimeDep, metrics: MetricsDep):
     """Store one event durably (idempotent on ``event_id``); 422 names what was wrong."""
-    result, too_large = await _ingest(request, runtime, metrics)
+    result, too_large = await _ingest(request, runtime, metrics, single=True)
     if too_large:
         return _response(result, 413)
     return _response(result, 422 if result.rejected else 200)
@@ -99,18 +105,29 @@ async def ingest_one(request: Request, runtime: RuntimeDep, metrics: MetricsDep)
     response_model=IngestResponse,
     responses=_INGEST_RESPONSES,
     openapi_extra=_body(
-        {"type": "array", "items": _event_ref(), "maxItems": MAX_EVENTS_PER_PAYLOAD},
-        f"a JSON array of up to {MAX_EVENTS_PER_PAYLOAD} events, each judged on its own",
+        {
+            "oneOf": [
+                {
+                    "type": "array",
+                    "maxItems": MAX_EVENTS_PER_PAYLOAD,
+                    "items": {"description": "an EdgeEvent; anything else is dead-lettered"},
+                },
+                _event_ref(),
+            ]
+        },
+        f"as on MQTT: a JSON array of up to {MAX_EVENTS_PER_PAYLOAD} events, each judged on "
+        "its own (invalid ones are dead-lettered, the rest stored), or one event",
     ),
 )
 async def ingest_batch(request: Request, runtime: RuntimeDep, metrics: MetricsDep):
     """Store the valid events of a batch in one transaction; invalid ones are dead-lettered.
 
-    200 even when some events were rejected (their reasons are listed with their index); 422
-    only when the payload as a whole was refused (not JSON, too many events).
+    An array answers 200 even when some of its events were rejected (their reasons are listed
+    with their index); 422 when the payload as a whole was refused (not JSON, too many events)
+    or a single event sent here was.
     """
-    result, too_large = await _ingest(request, runtime, metrics)
+    result, too_large = await _ingest(request, runtime, metrics, single=False)
     if too_large:
         return _response(result, 413)
-    whole = any(r.field == "payload" for r in result.rejections)
+    whole = any(r.field == "payload" or r.index is None for r in result.rejections)
     return _response(result, 422 if whole else 200)
