@@ -19,6 +19,7 @@ from shelfcast.data_dir import DEFAULT_DATA_DIR, ENV_VAR
 # name -> (module, one-line help). A module is listed here once its command works.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("shelfcast.data_dir", "show where the real data is read from and what is there"),
+    "train": ("training.train", "backtest, train, export to ONNX, track in MLflow, write a bundle"),
     "run": ("edge_runtime.gateway", "run the store gateway: ledger, decisions, MQTT, outbox"),
     "serve": ("api.serve_command", "serve the HTTP API with the gateway runtime (or --attach)"),
 }

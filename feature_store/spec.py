@@ -1,0 +1,131 @@
+"""The one definition of every model feature: names, order, dtypes, windows and meaning.
+
+A feature row describes one store-SKU *as of the close of a day* ("close" features, computed
+from that series' daily units up to and including the day) plus the *target day* it forecasts
+("target" features: horizon and calendar of the day ``close + horizon``). The batch side
+(:mod:`feature_store.batch`) and the streaming side (:mod:`feature_store.streaming`) both follow
+the definitions here; every window statistic needs only the last ``MAX_WINDOW`` days of a series,
+so a gateway keeps O(window) state per store-SKU.
+
+Definitions (``u[t]`` = units on day ``t``, ``c`` = close day, ``n`` = days seen so far):
+
+- ``lag_k``: ``u[c - k + 1]`` (``lag_1`` is the close day itself); 0 before the series began.
+- ``mean_w`` / ``std_w``: mean and population std of ``u`` over the last ``min(w, n)`` days.
+- ``zero_share_w``: share of days with ``u == 0`` over the last ``min(w, n)`` days.
+- ``sale_interval_w``: ``min(w, n) / max(1, sale days in that window)``, the mean interval
+  between sales (Croston's p) seen through a window.
+- ``days_since_sale``: days from the last day with ``u > 0`` to ``c`` (0 if ``u[c] > 0``),
+  capped at ``DAYS_SINCE_CAP``; the cap when no sale was seen.
+- ``z_last``: ``(u[c] - mean_28) / (std_28 + 1)``, how unusual the close day was.
+- ``age``: ``n``, capped at ``MAX_WINDOW``.
+- ``price``, ``promo``: the close day's values (0 when the history has none).
+- ``horizon``: days from close to target day, 1..``MAX_HORIZON``.
+- ``target_dow`` (Monday=0), ``target_dom``, ``target_month``, ``target_event`` (1 when the
+  target day carries a calendar event, 0 otherwise or when unknown).
+- ``same_dow_mean``: mean of ``u`` on the last 4 days (within 28 days of the close) that share
+  the target day's weekday; 0 before any such day.
+
+>>> names()[:3]
+['lag_1', 'lag_2', 'lag_3']
+>>> len(names()) == len(FEATURES)
+True
+>>> spec_dict()["version"] == FEATURE_STORE_VERSION
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+FEATURE_STORE_VERSION = "1.0"
+
+LAGS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)
+WINDOWS: tuple[int, ...] = (7, 28, 91)
+MAX_WINDOW = 91
+MAX_HORIZON = 28
+DAYS_SINCE_CAP = 365
+SAME_DOW_WEEKS = 4
+
+DTYPE = "float32"  # the matrix the ONNX models take
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input: its column name, whether it describes the close day or the target day."""
+
+    name: str
+    kind: str  # "close" or "target"
+    doc: str
+    dtype: str = DTYPE
+
+
+def _build() -> tuple[Feature, ...]:
+    out = [Feature(f"lag_{k}", "close", f"units {k - 1} days before the close day") for k in LAGS]
+    for w in WINDOWS:
+        out.append(Feature(f"mean_{w}", "close", f"mean daily units over the last {w} days"))
+        out.append(Feature(f"std_{w}", "close", f"population std of units over {w} days"))
+        out.append(Feature(f"zero_share_{w}", "close", f"share of zero days over {w} days"))
+        out.append(Feature(f"sale_interval_{w}", "close", f"mean days between sales, {w} days"))
+    out += [
+        Feature("days_since_sale", "close", "days since the last day with a sale"),
+        Feature("z_last", "close", "close day's units as a z-score against 28 days"),
+        Feature("age", "close", "days of history seen, capped at the longest window"),
+        Feature("price", "close", "unit price on the close day (0 when unknown)"),
+        Feature("promo", "close", "promotion flag on the close day (0 when unknown)"),
+        Feature("horizon", "target", "days from the close day to the target day"),
+        Feature("target_dow", "target", "weekday of the target day, Monday=0"),
+        Feature("target_dom", "target", "day of month of the target day"),
+        Feature("target_month", "target", "month of the target day"),
+        Feature("target_event", "target", "1 when the target day has a calendar event"),
+        Feature("same_dow_mean", "target", "mean units on recent days with the target weekday"),
+    ]
+    return tuple(out)
+
+
+FEATURES: tuple[Feature, ...] = _build()
+
+# The anomaly model scores a store-SKU-day, so it sees only close-day features.
+ANOMALY_FEATURES: tuple[str, ...] = (
+    "lag_1",
+    "mean_7",
+    "mean_28",
+    "std_28",
+    "zero_share_28",
+    "days_since_sale",
+    "z_last",
+    "price",
+)
+
+
+def names() -> list[str]:
+    """Ordered names of the demand model's input columns."""
+    return [f.name for f in FEATURES]
+
+
+def close_names() -> list[str]:
+    """Ordered names of the close-day features (a prefix-free subset of :func:`names`)."""
+    return [f.name for f in FEATURES if f.kind == "close"]
+
+
+def index(name: str) -> int:
+    """Column of ``name`` in the demand feature matrix; ``KeyError`` names the unknown feature."""
+    for i, f in enumerate(FEATURES):
+        if f.name == name:
+            return i
+    raise KeyError(f"unknown feature {name!r}; known: {', '.join(names())}")
+
+
+def spec_dict() -> dict:
+    """The spec as plain JSON-ready data: what ``feature_spec.json`` in a bundle holds."""
+    return {
+        "version": FEATURE_STORE_VERSION,
+        "dtype": DTYPE,
+        "lags": list(LAGS),
+        "windows": list(WINDOWS),
+        "max_window": MAX_WINDOW,
+        "max_horizon": MAX_HORIZON,
+        "days_since_cap": DAYS_SINCE_CAP,
+        "same_dow_weeks": SAME_DOW_WEEKS,
+        "features": [asdict(f) for f in FEATURES],
+        "anomaly_features": list(ANOMALY_FEATURES),
+    }

@@ -1,0 +1,127 @@
+"""The global demand model: three small LightGBM models on the feature-store matrix, giving the
+mean (Tweedie), the median (P50) and the 90th percentile (P90) of a day's units, exported as one
+ONNX graph with outputs ``mean``, ``p50``, ``p90``.
+
+>>> import numpy as np
+>>> from feature_store.spec import names
+>>> rng = np.random.default_rng(0)
+>>> X = rng.random((400, len(names()))).astype("float32")
+>>> y = rng.poisson(3 * X[:, 0] + 1).astype(float)
+>>> m = DemandModel(n_estimators=20, num_leaves=7).fit(X, y)
+>>> out = m.predict(X[:5])
+>>> sorted(out), bool((out["p90"] >= out["p50"]).all())
+(['mean', 'p50', 'p90'], True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+OUTPUTS = ("mean", "p50", "p90")
+INPUT_NAME = "features"
+
+
+def _snap(threshold: str) -> str:
+    t = float(threshold)
+    f = np.float32(t)
+    if float(f) > t:
+        f = np.nextafter(f, np.float32(-np.inf))
+    return repr(float(f))
+
+
+def float32_thresholds(booster):
+    """The booster with every split threshold moved down to the nearest float32 at or below it.
+
+    For float32 inputs ``x <= t`` and ``x <= snapped(t)`` agree, so native predictions do not
+    change, while ONNX (which stores thresholds as float32) now makes the very same splits: no
+    split flips after export (design.md pitfalls).
+    """
+    import lightgbm as lgb
+
+    # tree_sizes holds byte offsets that no longer hold once thresholds change; without it
+    # LightGBM parses the trees in sequence.
+    lines = [
+        ln for ln in booster.model_to_string().splitlines() if not ln.startswith("tree_sizes=")
+    ]
+    for i, line in enumerate(lines):
+        if line.startswith("threshold="):
+            lines[i] = "threshold=" + " ".join(_snap(v) for v in line[10:].split())
+    return lgb.Booster(model_str="\n".join(lines) + "\n")
+
+
+@dataclass
+class DemandModel:
+    """Mean, P50 and P90 of daily units from feature rows; small enough for float32 ONNX parity
+    (design.md pitfalls: keep trees few and leaves <= 63)."""
+
+    n_estimators: int = 200
+    num_leaves: int = 31
+    learning_rate: float = 0.05
+    min_child_samples: int = 50
+    tweedie_variance_power: float = 1.2
+    seed: int = 0
+    # One thread: on a shared 2-core box LightGBM's threads fight and run ~6x slower.
+    n_jobs: int = 1
+    boosters: dict = field(default_factory=dict, repr=False)
+
+    def params(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "boosters"}
+
+    def _lgbm(self, objective: str, **extra):
+        import lightgbm as lgb
+
+        return lgb.LGBMRegressor(
+            objective=objective,
+            n_estimators=self.n_estimators,
+            num_leaves=self.num_leaves,
+            learning_rate=self.learning_rate,
+            min_child_samples=self.min_child_samples,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.8,
+            random_state=self.seed,
+            n_jobs=self.n_jobs,
+            verbose=-1,
+            **extra,
+        )
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> DemandModel:
+        """Fit the three models on a float32 feature matrix and non-negative units."""
+        y = np.asarray(y, dtype=np.float64)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+        if (y < 0).any():
+            raise ValueError("units must be non-negative for the Tweedie mean model")
+        specs = {
+            "mean": ("tweedie", {"tweedie_variance_power": self.tweedie_variance_power}),
+            "p50": ("quantile", {"alpha": 0.5}),
+            "p90": ("quantile", {"alpha": 0.9}),
+        }
+        self.boosters = {}
+        for name, (objective, extra) in specs.items():
+            fitted = self._lgbm(objective, **extra).fit(X, y)
+            self.boosters[name] = float32_thresholds(fitted.booster_)
+        return self
+
+    def predict_raw(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Each model's own prediction, before the ordering rule (what ONNX reproduces per tree)."""
+        X = np.asarray(X, dtype=np.float32)
+        return {k: b.predict(X).astype(np.float64) for k, b in self.boosters.items()}
+
+    def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Mean, P50, P90 with the same rules as the ONNX graph: clipped at 0, P90 >= P50."""
+        raw = self.predict_raw(X)
+        p50 = np.maximum(raw["p50"], 0.0)
+        return {
+            "mean": np.maximum(raw["mean"], 0.0),
+            "p50": p50,
+            "p90": np.maximum(raw["p90"], p50),
+        }
+
+    def to_onnx(self, n_features: int) -> bytes:
+        """One ONNX graph: input ``features`` float32 [N, n_features]; outputs mean, p50, p90 [N, 1]."""
+        from models.onnx_export import lightgbm_graph
+
+        return lightgbm_graph(self.boosters, n_features, INPUT_NAME)

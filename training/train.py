@@ -1,0 +1,272 @@
+"""``shelfcast train``: backtest, fit on all history, export to ONNX, check parity, track in
+MLflow and write a model bundle.
+
+    shelfcast train --data sales.parquet --out var/bundle          # any canonical file
+    shelfcast train --data online_retail --out var/bundle --quick  # a real data set by name
+
+>>> cfg = TrainConfig.quick_config()
+>>> cfg.folds, cfg.baselines
+(1, False)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+PARITY_TOLERANCE = 1e-4  # max abs diff allowed, relative to the outputs' scale
+
+
+@dataclass
+class TrainConfig:
+    """Everything that shapes a training run; logged as MLflow parameters."""
+
+    folds: int = 3
+    horizon: int = 28
+    n_estimators: int = 200
+    num_leaves: int = 31
+    learning_rate: float = 0.05
+    stride: int = 7
+    baselines: bool = True
+    anomaly_rows: int = 100_000
+    seed: int = 0
+
+    @classmethod
+    def quick_config(cls) -> TrainConfig:
+        return cls(folds=1, n_estimators=60, stride=14, baselines=False, anomaly_rows=20_000)
+
+    def model_params(self) -> dict:
+        return {
+            "n_estimators": self.n_estimators,
+            "num_leaves": self.num_leaves,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+        }
+
+
+class ParityError(RuntimeError):
+    """ONNX Runtime and the native model disagree beyond tolerance: the export is not shipped."""
+
+
+def _say(msg: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+def check_parity(
+    native: dict[str, np.ndarray], onnx_out: dict[str, np.ndarray], what: str
+) -> float:
+    """Max abs difference over shared outputs; raises :class:`ParityError` above
+    ``PARITY_TOLERANCE x max(1, max |native|)``."""
+    from models.onnx_export import max_abs_diff
+
+    diff = max_abs_diff(native, onnx_out)
+    scale = max(1.0, *(float(np.max(np.abs(v))) for k, v in native.items() if k in onnx_out))
+    if diff > PARITY_TOLERANCE * scale:
+        raise ParityError(
+            f"{what}: ONNX differs from native by {diff:g} (> {PARITY_TOLERANCE:g} x {scale:g})"
+        )
+    return diff
+
+
+def anomaly_training_rows(panel, close, limit: int, seed: int = 0) -> np.ndarray:
+    """A sample of started store-SKU-days for the IsolationForest."""
+    from feature_store.batch import anomaly_rows
+
+    started = np.arange(panel.n_days)[None, :] >= panel.first_day()[:, None]
+    s, d = np.nonzero(started)
+    if len(s) > limit:
+        pick = np.random.default_rng(seed).choice(len(s), size=limit, replace=False)
+        s, d = s[pick], d[pick]
+    return anomaly_rows(panel, close, s, d)
+
+
+@dataclass
+class TrainResult:
+    bundle: Path
+    metadata: dict
+    backtest: dict
+
+
+def train(
+    history, out_dir: str | Path, config: TrainConfig, source: str, track: bool = True
+) -> TrainResult:
+    """Run the whole pipeline on a canonical history frame; returns the bundle and its metadata."""
+    from feature_store.batch import (
+        anomaly_rows,
+        close_features,
+        forecast_rows,
+        panel_from_frame,
+        training_rows,
+    )
+    from feature_store.spec import ANOMALY_FEATURES, FEATURE_STORE_VERSION, names, spec_dict
+    from models.anomaly import AnomalyModel
+    from models.bundle import write_bundle
+    from models.demand import DemandModel
+    from models.onnx_export import run_onnx
+    from training.backtest import backtest
+
+    _say(f"history: {len(history):,} rows, {history.groupby(['store_id', 'sku']).ngroups:,} series")
+    panel = panel_from_frame(history)
+    _say(
+        f"backtest: {config.folds} fold(s) x {config.horizon} days (baselines: {config.baselines})"
+    )
+    bt = backtest(
+        panel,
+        folds=config.folds,
+        horizon=config.horizon,
+        model_params=config.model_params(),
+        baselines=config.baselines,
+        stride=config.stride,
+        progress=lambda m: _say("  " + m),
+    )
+    summary = bt.summary()
+    _say(
+        f"backtest RMSSE {summary['rmsse_model']:.4f}"
+        + (
+            f" (best baseline {summary['best_baseline']} {summary['rmsse_best_baseline']:.4f})"
+            if "best_baseline" in summary
+            else ""
+        )
+    )
+
+    close = close_features(panel)
+    last = panel.n_days - 1
+    X, y = training_rows(panel, close, last_day=last, stride=config.stride, seed=config.seed)
+    _say(f"fitting demand model on {len(X):,} rows")
+    t0 = time.perf_counter()
+    demand = DemandModel(**config.model_params()).fit(X, y)
+    fit_seconds = time.perf_counter() - t0
+    A = anomaly_training_rows(panel, close, config.anomaly_rows, config.seed)
+    _say(f"fitting anomaly model on {len(A):,} store-SKU-days")
+    anomaly = AnomalyModel(seed=config.seed).fit(A)
+
+    _say("exporting to ONNX and checking parity on held-out rows")
+    onnx_models = {
+        "demand": demand.to_onnx(len(names())),
+        "anomaly": anomaly.to_onnx(len(ANOMALY_FEATURES)),
+    }
+    # Forecast rows from the last day have targets beyond the history: never trained on.
+    Xh, series, _ = forecast_rows(panel, close, last)
+    demand_diff = check_parity(demand.predict(Xh), run_onnx(onnx_models["demand"], Xh), "demand")
+    Ah = anomaly_rows(panel, close, np.unique(series), np.full(len(np.unique(series)), last))
+    anomaly_diff = check_parity(
+        {"scores": anomaly.score(Ah)}, run_onnx(onnx_models["anomaly"], Ah), "anomaly"
+    )
+    metrics = {**{k: v for k, v in summary.items() if not isinstance(v, str)}}
+    metrics.update(
+        onnx_max_abs_diff=demand_diff,
+        onnx_anomaly_max_abs_diff=anomaly_diff,
+        fit_seconds=fit_seconds,
+    )
+
+    dates = panel.dates
+    metadata = {
+        "model_version": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+        "feature_store_version": FEATURE_STORE_VERSION,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_source": source,
+        "training_data": {"start": str(dates[0]), "end": str(dates[-1]), "series": len(panel.keys)},
+        "backtest": summary,
+        "params": {"demand": demand.params(), "anomaly": anomaly.params(), "train": asdict(config)},
+        "outputs": {"demand": ["mean", "p50", "p90"], "anomaly": ["label", "scores"]},
+        "mlflow_run_id": None,
+    }
+    if track:
+        from training.tracking import log_training_run, tracking_uri
+
+        _say(f"logging to MLflow at {tracking_uri()}")
+        logged = log_training_run(
+            params={**asdict(config), "data_source": source, "series": len(panel.keys)},
+            metrics=metrics,
+            onnx_models=onnx_models,
+            n_features={"demand": len(names()), "anomaly": len(ANOMALY_FEATURES)},
+            feature_spec=spec_dict(),
+            tags={"data_source": source},
+        )
+        metadata.update(
+            mlflow_run_id=logged.run_id,
+            model_version=logged.versions["demand"],
+            registered_versions=logged.versions,
+            champion=logged.champion_moved,
+        )
+        verdict = (
+            "promoted to champion"
+            if logged.champion_moved
+            else f"champion stays v{logged.previous_champion} ({logged.previous_metric:.4f})"
+        )
+        _say(f"registered demand v{logged.versions['demand']}: {verdict}")
+    bundle = write_bundle(out_dir, onnx_models, spec_dict(), metadata)
+    _say(f"bundle written to {bundle}")
+    return TrainResult(bundle=bundle, metadata=metadata, backtest=summary)
+
+
+def load_input(data: str, top_skus: int | None):
+    """A canonical history from a file path or the name of a real data set."""
+    from training.datasets import DATASETS, load_dataset
+    from training.history import load_history
+
+    if data in DATASETS:
+        kwargs = {"top_skus": top_skus} if data == "online_retail" else {}
+        return load_dataset(data, **kwargs), data
+    return load_history(data), str(Path(data).resolve())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="canonical Parquet/CSV file, or a data set name: online_retail, m5_sample, favorita, ...",
+    )
+    parser.add_argument(
+        "--out", required=True, help="bundle directory to write (replaced if it exists)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small fast run: 1 fold, 60 trees, no baselines"
+    )
+    parser.add_argument(
+        "--folds", type=int, default=None, help="backtest folds (default 3; quick 1)"
+    )
+    parser.add_argument(
+        "--trees", type=int, default=None, help="trees per LightGBM model (default 200)"
+    )
+    parser.add_argument(
+        "--baselines",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit statsforecast baselines in the backtest",
+    )
+    parser.add_argument(
+        "--top-skus",
+        type=int,
+        default=None,
+        help="online_retail only: keep the N SKUs with most units (default 300; quick 30)",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+
+
+def run(args: argparse.Namespace) -> int:
+    from shelfcast.data_dir import DataMissingError
+    from training.history import HistoryError
+
+    config = TrainConfig.quick_config() if args.quick else TrainConfig()
+    if args.folds is not None:
+        config.folds = args.folds
+    if args.trees is not None:
+        config.n_estimators = args.trees
+    if args.baselines is not None:
+        config.baselines = args.baselines
+    top = args.top_skus or (30 if args.quick else 300)
+    try:
+        history, source = load_input(args.data, top)
+        result = train(history, args.out, config, source, track=not args.no_mlflow)
+    except (HistoryError, DataMissingError, KeyError, ValueError, ParityError) as exc:
+        print(f"shelfcast train: {exc}", file=sys.stderr)
+        return 1
+    print(result.bundle)
+    return 0
