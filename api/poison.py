@@ -3,7 +3,7 @@
 One hostile event must not fail the valid events beside it, nor crash the request. When
 ingesting a payload raises (not a rejection: an exception, e.g. a JSON object where a string is
 expected in a membership test, or text with lone UTF-16 surrogates SQLite cannot store), the
-payload is split: events that pass :func:`diagnose` are ingested together as usual, and each
+payload is split (a payload nested too deeply to decode is dead-lettered whole): events that pass :func:`diagnose` are ingested together as usual, and each
 poisonous one is written to the ledger's dead-letter table with the reason found here.
 
 >>> diagnose({"type": {"x": 1}})
@@ -60,13 +60,21 @@ def diagnose(item: Any) -> tuple[str | None, str] | None:
     return None
 
 
-def split(payload: bytes) -> tuple[Any, list[tuple[int | None, Any, str | None, str]]] | None:
-    """``(rest, poisoned)``: the payload without poisonous events, and those events with reasons.
+def _raw(item: Any) -> str:
+    return json.dumps(item, ensure_ascii=True)[:RAW_KEEP]
+
+
+def split(payload: bytes) -> tuple[Any, list[tuple[int | None, str, str | None, str]]] | None:
+    """``(rest, poisoned)``: the payload without poisonous events, and those events with reasons
+    (``(index, raw, field, reason)``).
 
     ``None`` when the payload is not JSON (the parser handles that itself and never crashes).
     """
     try:
         decoded = json.loads(payload)
+    except RecursionError:
+        head = payload[:RAW_KEEP].decode("utf-8", "replace")
+        return None, [(None, head, "payload", "payload nests JSON arrays/objects too deeply")]
     except (ValueError, UnicodeDecodeError):
         return None
     batch = isinstance(decoded, list)
@@ -77,17 +85,14 @@ def split(payload: bytes) -> tuple[Any, list[tuple[int | None, Any, str | None, 
         if found is None:
             rest.append(item)
         else:
-            poisoned.append((i if batch else None, item, *found))
+            poisoned.append((i if batch else None, _raw(item), *found))
     return (rest if batch else (rest[0] if rest else None)), poisoned
 
 
 def dead_letter(ledger_path: Path, source: str, poisoned: list) -> None:
     """Write poisonous events to the dead-letter table (own connection; SQLite serialises)."""
     now_us = time.time_ns() // 1000
-    rows = [
-        (now_us, source, field, reason, json.dumps(item, ensure_ascii=True)[:RAW_KEEP], index)
-        for index, item, field, reason in poisoned
-    ]
+    rows = [(now_us, source, field, reason, raw, index) for index, raw, field, reason in poisoned]
     conn = sqlite3.connect(ledger_path, timeout=30)
     try:
         conn.execute("PRAGMA synchronous=FULL")

@@ -29,7 +29,7 @@ from typing import Any
 
 from api import poison
 from api.errors import Unavailable
-from edge_runtime.events import RAW_KEEP, Rejection
+from edge_runtime.events import Rejection
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
 from edge_runtime.stock import SkuState, StockState
@@ -120,7 +120,7 @@ class LedgerRuntime(Runtime):
     def ingest(self, payload: bytes, source: str) -> IngestResult:
         try:
             return self._ingest(payload, source)
-        except (TypeError, ValueError, UnicodeError, sqlite3.Error):
+        except (TypeError, ValueError, UnicodeError, RecursionError, sqlite3.Error):
             parts = poison.split(payload)
             if parts is None or not parts[1]:
                 raise  # not one of the known poisonous shapes: a bug to see, not to hide
@@ -141,8 +141,7 @@ class LedgerRuntime(Runtime):
             ]
         result.rejected += len(poisoned)
         result.rejections += [
-            Rejection(json.dumps(item)[:RAW_KEEP], reason, field, index)
-            for index, item, field, reason in poisoned
+            Rejection(raw, reason, field, index) for index, raw, field, reason in poisoned
         ]
         return result
 

@@ -1,0 +1,213 @@
+"""Malformed and hostile edge events, each one certain to be refused, for the ingest fuzz test
+and ``benchmarks/api.py``.
+
+Every message is judged on its own and must end as exactly one dead letter with a reason:
+``obj`` messages are JSON values that can travel inside a batch (an array judged item by
+item), ``raw`` messages are bytes that are broken as a whole and travel alone. Categories:
+broken JSON, wrong types, huge fields and payloads, unknown stores, negative counts, far-future
+and malformed timestamps, unknown types and sources, extra fields, non-finite and absurd
+numbers, missing order ids, text the store cannot hold (lone surrogates), unhashable values,
+and nesting bombs.
+
+>>> msgs = hostile_messages(1000, "S1", seed=3)
+>>> len(msgs), len({m.category for m in msgs}) > 20
+(1000, True)
+>>> sum(m.batchable for m in msgs) > 800
+True
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from edge_runtime.events import (
+    MAX_EVENTS_PER_PAYLOAD,
+    MAX_ID_LEN,
+    MAX_PAYLOAD_BYTES,
+    MAX_QTY,
+    MAX_REASON_LEN,
+    MAX_SKU_LEN,
+    POSITIVE_TYPES,
+    REQUIRED,
+)
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One hostile message: a JSON value (``obj``) or raw bytes (``raw``), and its category."""
+
+    category: str
+    obj: Any = None
+    raw: bytes | None = None
+
+    @property
+    def batchable(self) -> bool:
+        return self.raw is None
+
+    def encode(self) -> bytes:
+        return self.raw if self.raw is not None else json.dumps(self.obj).encode()
+
+
+def _valid(rng: random.Random, store: str, i: int, seed: int) -> dict[str, Any]:
+    kind = rng.choice(sorted(POSITIVE_TYPES - {"reservation", "reservation_release", "fulfilment"}))
+    return {
+        "event_id": f"fuzz-{seed}-{i}",
+        "store_id": store,
+        "sku": f"F-{rng.randrange(50)}",
+        "type": kind,
+        "qty": rng.randint(1, 20),
+        "event_time": "2026-01-05T10:00:00+00:00",
+        "source": rng.choice(["pos", "ecom", "wms"]),
+    }
+
+
+def _set(field: str, *values: Any) -> Callable:
+    def mutate(rng: random.Random, e: dict) -> dict:
+        value = rng.choice(values)
+        if value is _ABSENT:
+            e.pop(field, None)
+        else:
+            e[field] = value() if callable(value) else value
+        return e
+
+    return mutate
+
+
+def _negative(rng: random.Random, e: dict) -> dict:
+    e["type"] = rng.choice(
+        sorted(POSITIVE_TYPES - {"reservation", "reservation_release", "fulfilment"})
+    )
+    e["qty"] = rng.choice([0, -1, -rng.randint(2, 10_000), -0.0])
+    return e
+
+
+def _negative_count(rng: random.Random, e: dict) -> dict:
+    e["type"] = rng.choice(["cycle_count", "shelf_units"])
+    e["qty"] = -rng.randint(1, 500)
+    return e
+
+
+def _far_future(rng: random.Random, e: dict) -> dict:
+    ahead = timedelta(days=rng.choice([2, 30, 365 * 50]), seconds=rng.randrange(86_400))
+    when = datetime.now(UTC) + ahead
+    e["event_time"] = rng.choice(
+        [when.isoformat(), "2999-12-31T23:59:59+00:00", "9999-01-01T00:00:00Z"]
+    )
+    return e
+
+
+def _missing(rng: random.Random, e: dict) -> dict:
+    e.pop(rng.choice(REQUIRED))
+    return e
+
+
+def _order_missing(rng: random.Random, e: dict) -> dict:
+    e["type"] = rng.choice(["reservation", "reservation_release", "fulfilment"])
+    e.pop("order_id", None)
+    return e
+
+
+def _fraction(rng: random.Random, e: dict) -> dict:
+    e["type"] = "sale"
+    e["qty"] = rng.choice([0.5, 1.25, 2.999])
+    return e
+
+
+def _unhashable(rng: random.Random, e: dict) -> dict:
+    e[rng.choice(["type", "source"])] = rng.choice([{}, [], {"$ne": None}, ["sale"]])
+    return e
+
+
+def _surrogate(rng: random.Random, e: dict) -> dict:
+    e[rng.choice(["sku", "event_id", "reason"])] = "A\ud800" + "x" * rng.randrange(5)
+    return e
+
+
+def _extra(rng: random.Random, e: dict) -> dict:
+    e[rng.choice(["__proto__", "exec", "$where", "constructor", "qty2", ""])] = "os.system('id')"
+    return e
+
+
+_OBJECT_MUTATIONS: dict[str, Callable] = {
+    "missing_field": _missing,
+    "wrong_type_qty": _set("qty", "5", True, None, [], {}, "NaN", "1e3"),
+    "wrong_type_text": _set("sku", 5, 1.5, True, None, ["A"]),
+    "wrong_type_id": _set("event_id", 7, None, {"id": 1}, False),
+    "wrong_type_time": _set("event_time", 1767607200, None, True, ["2026"]),
+    "unknown_store": _set("store_id", "S999", "", " S1", "s1", "S1 ", 1, None),
+    "negative_qty": _negative,
+    "negative_count": _negative_count,
+    "far_future": _far_future,
+    "bad_time": _set("event_time", "2026-13-45T00:00:00Z", "yesterday", "2026-01-05T10:00:00",
+                     "", "2026-01-05 10:00", "0000-00-00T00:00:00Z"),
+    "huge_field": _set("sku", lambda: "S" * (MAX_SKU_LEN + 1), lambda: "x" * 100_000),
+    "huge_id": _set("event_id", lambda: "i" * (MAX_ID_LEN + 1), ""),
+    "huge_reason": _set("reason", lambda: "r" * (MAX_REASON_LEN + 1)),
+    "unknown_type": _set("type", "theft", "SALE", "sale ", "", "drop table events"),
+    "unknown_source": _set("source", "satellite", "POS", "", "mqtt"),
+    "extra_field": _extra,
+    "absurd_qty": _set("qty", 10**30, MAX_QTY + 1, -(10**19), 1e308, float("inf"), float("nan")),
+    "fractional_qty": _fraction,
+    "order_missing": _order_missing,
+    "bad_price": _set("unit_price", -0.01, "free", float("inf"), [], True),
+    "unhashable": _unhashable,
+    "surrogate": _surrogate,
+}  # fmt: skip
+
+_NOT_OBJECTS = [42, "sale", 3.5, True, [], [1, 2], None, [{"nested": "array"}]]
+
+
+def _raw(rng: random.Random, valid: dict, huge: bool) -> tuple[str, bytes]:
+    text = json.dumps(valid)
+    choices = [
+        ("truncated", text[: rng.randrange(1, len(text) - 1)].encode()),
+        # a leading NUL keeps random bytes from ever forming valid JSON such as "7" or "[]"
+        ("random_bytes", b"\x00" + bytes(rng.randrange(256) for _ in range(rng.randrange(200)))),
+        ("invalid_utf8", b'{"event_id": "\xff\xfe", "sku": "\xc3\x28"}'),
+        ("trailing_garbage", (text + rng.choice(["}", "]", ",", "x", " {}"])).encode()),
+        ("single_quotes", text.replace('"', "'").encode()),
+        ("empty", b""),
+        ("whitespace", b" \n\t "),
+        ("nesting_bomb", b"[" * 100_000 + b"]" * 100_000),
+        ("too_many_events", json.dumps([{}] * (MAX_EVENTS_PER_PAYLOAD + 1)).encode()),
+        ("comment", b"// " + text.encode()),
+        ("control_char", text.replace('"sku": "', '"sku": "\x01', 1).encode()),
+    ]
+    if huge:
+        choices = [("huge_payload", b'["' + b"x" * (MAX_PAYLOAD_BYTES + 10) + b'"]')]
+    return rng.choice(choices)
+
+
+def hostile_messages(
+    n: int, store_id: str, seed: int = 0, raw_share: float = 0.15, huge: int = 2
+) -> list[Hostile]:
+    """``n`` messages, each of which ingest must refuse; ``huge`` of them are > 4 MiB."""
+    rng = random.Random(seed)
+    out: list[Hostile] = []
+    mutations = sorted(_OBJECT_MUTATIONS.items())
+    for i in range(n):
+        valid = _valid(rng, store_id, i, seed)
+        if i < huge:
+            out.append(Hostile(*_raw(rng, valid, huge=True)[:1], raw=_raw(rng, valid, True)[1]))
+        elif rng.random() < raw_share:
+            category, raw = _raw(rng, valid, huge=False)
+            out.append(Hostile(category, raw=raw))
+        elif rng.random() < 0.05:
+            out.append(Hostile("not_an_object", obj=rng.choice(_NOT_OBJECTS)))
+        else:
+            category, mutate = rng.choice(mutations)
+            out.append(Hostile(category, obj=mutate(rng, valid)))
+    return out
+
+
+def batches(messages: list[Hostile], size: int = 500) -> list[bytes]:
+    """Batchable messages grouped into JSON arrays (each item is still judged on its own)."""
+    items = [m.obj for m in messages if m.batchable]
+    return [json.dumps(items[i : i + size]).encode() for i in range(0, len(items), size)]
