@@ -59,7 +59,10 @@ def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:
         return None if path.startswith(_SELF_LIMITED) else settings.max_json_bytes
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
-    for module in (health, stock, events, predictions, alerts, bundle, metrics):
+    routers = [health, stock, events, alerts, bundle, metrics]
+    if runtime.can_forecast:
+        routers.insert(3, predictions)
+    for module in routers:
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app, runtime.store_id, settings.reads_open)
     return app

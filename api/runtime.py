@@ -44,6 +44,7 @@ class Runtime:
 
     store_id: str
     read_only: bool = False
+    can_forecast: bool = False  # the prediction routes exist only where something can score
 
     def ingest(self, payload: bytes, source: str) -> IngestResult:
         raise Unavailable("this API serves a state directory read-only; send events to the gateway")

@@ -211,3 +211,51 @@ def batches(messages: list[Hostile], size: int = 500) -> list[bytes]:
     """Batchable messages grouped into JSON arrays (each item is still judged on its own)."""
     items = [m.obj for m in messages if m.batchable]
     return [json.dumps(items[i : i + size]).encode() for i in range(0, len(items), size)]
+
+
+def post_all(url: str, token: str, messages: list[Hostile]) -> dict[str, int]:
+    """POST every message to the API (batches to ``/v1/events/batch``, broken ones alone, half
+    to each endpoint); counts requests, 5xx answers and what the API said it rejected."""
+    import httpx
+
+    counts = {"requests": 0, "5xx": 0, "rejected": 0, "accepted": 0}
+    headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+
+        def post(path: str, body: bytes) -> None:
+            response = client.post(path, content=body)
+            counts["requests"] += 1
+            if response.status_code >= 500:
+                counts["5xx"] += 1
+                return
+            got = response.json()
+            counts["rejected"] += got.get("rejected", 0)
+            counts["accepted"] += got.get("accepted", 0) + got.get("duplicates", 0)
+
+        for body in batches(messages):
+            post("/v1/events/batch", body)
+        for i, m in enumerate(m for m in messages if not m.batchable):
+            post("/v1/events" if i % 2 else "/v1/events/batch", m.raw)
+    return counts
+
+
+def mqtt_payloads(messages: list[Hostile]) -> list[bytes]:
+    """What a fuzzer publishes: the batchable messages in arrays, then each broken one alone."""
+    return batches(messages) + [m.raw for m in messages if not m.batchable]
+
+
+def publish_all(port: int, payloads: list[bytes], store_id: str = "S1") -> None:
+    """Publish with QoS 1 to ``shelfcast/{store}/events/pos`` and wait for every PUBACK."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="shelfcast-fuzzer")
+    client.max_inflight_messages_set(100)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = [client.publish(f"shelfcast/{store_id}/events/pos", p, qos=1) for p in payloads]
+        for info in infos:
+            info.wait_for_publish(60)
+    finally:
+        client.loop_stop()
+        client.disconnect()

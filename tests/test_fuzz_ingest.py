@@ -19,7 +19,7 @@ from api.settings import ApiSettings
 from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.gateway import Gateway
 from tests.api_server import ApiServer
-from tests.fuzz_messages import Hostile, batches, hostile_messages
+from tests.fuzz_messages import Hostile, hostile_messages, mqtt_payloads, post_all, publish_all
 from tests.mosquitto import Mosquitto, mosquitto_binary
 
 TOKEN = "fuzz-token-0123456789"
@@ -61,56 +61,19 @@ def dead_letters(gw: Gateway) -> tuple[int, int]:
     return rows, blank
 
 
-def send_over_api(url: str, messages: list[Hostile]) -> dict[str, int]:
-    """POST every message; returns counts of statuses and of rejections the API reported."""
-    counts = {"requests": 0, "5xx": 0, "rejected": 0, "accepted": 0}
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    with httpx.Client(base_url=url, headers=auth, timeout=60) as client:
-
-        def post(path: str, body: bytes) -> None:
-            response = client.post(path, content=body, headers={"content-type": "application/json"})
-            counts["requests"] += 1
-            counts["5xx"] += response.status_code >= 500
-            body_json = response.json()
-            counts["rejected"] += body_json.get("rejected", 0)
-            counts["accepted"] += body_json.get("accepted", 0) + body_json.get("duplicates", 0)
-
-        for body in batches(messages):
-            post("/v1/events/batch", body)
-        for i, m in enumerate(m for m in messages if not m.batchable):
-            post("/v1/events" if i % 2 else "/v1/events/batch", m.raw)
-    return counts
-
-
 def test_api_ingest_dead_letters_every_hostile_message(tmp_path):
     gw = gateway(tmp_path)
     seed(gw)
     before = snapshot(gw)
     messages = hostile_messages(N, "S1", seed=7)
     with ApiServer(create_app(gw, ApiSettings(token=TOKEN))) as server:
-        counts = send_over_api(server.url, messages)
+        counts = post_all(server.url, TOKEN, messages)
         assert httpx.get(server.url + "/health").status_code == 200  # still serving
     assert counts["5xx"] == 0 and counts["accepted"] == 0
     assert counts["rejected"] == N
     assert dead_letters(gw) == (N, 0)
     assert snapshot(gw) == before and gw.ledger.verify() == []
     gw.close()
-
-
-def publish_all(broker: Mosquitto, payloads: list[bytes]) -> None:
-    import paho.mqtt.client as mqtt
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fuzzer")
-    client.max_inflight_messages_set(100)
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    try:
-        infos = [client.publish("shelfcast/S1/events/pos", p, qos=1) for p in payloads]
-        for info in infos:
-            info.wait_for_publish(60)
-    finally:
-        client.loop_stop()
-        client.disconnect()
 
 
 def wait_for(cond, timeout: float) -> bool:
@@ -131,8 +94,8 @@ def run_mqtt_fuzz(tmp_path, messages: list[Hostile], timeout: float = 60) -> Non
             assert gw.transport.wait_connected(10)
             seed(gw)
             before = snapshot(gw)
-            payloads = batches(messages) + [m.raw for m in messages if not m.batchable]
-            publish_all(broker, payloads)
+            payloads = mqtt_payloads(messages)
+            publish_all(broker.port, payloads)
             wait_for(lambda: dead_letters(gw)[0] >= len(messages), timeout)
             assert dead_letters(gw) == (len(messages), 0)
             assert gw._worker is not None and gw._worker.is_alive()  # no crash

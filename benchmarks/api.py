@@ -1,0 +1,414 @@
+"""The gateway's HTTP API under load, and its hardening figures (issue 7).
+
+    python benchmarks/api.py --json out.json [--quick]
+
+Everything runs on this machine over loopback. The API is the real product process:
+``shelfcast serve`` (uvicorn, one worker, with the edge runtime in the same process: SQLite ledger
+with ``synchronous=FULL``, rule policy, outbox; MQTT off so no broker is needed for the load part),
+started on a free port with a fresh state directory and 1,000 SKUs in stock.
+
+Load generator: ``wrk`` (Debian package; installed with apt-get when missing and root), one
+thread, 16 connections, on the same 2-core box as the server, so client and server share the CPUs.
+Each figure is the median of ``--runs`` runs:
+
+- ``health``: ``GET /health``, no ledger work: the framework baseline the others are divided by;
+- ``stock``: ``GET /v1/stock/{sku}`` for a random one of the 1,000 SKUs;
+- ``ingest``: ``POST /v1/events`` with one new event per request (receipts and sales alternating,
+  unique ``event_id``), each durable (fsync) before the 200 answers, the rule policy deciding on it.
+
+Hardening:
+
+- ``schemathesis_failures``: schemathesis (CLI, every check, every operation of ``/openapi.json``)
+  against the same server (``tests/schemathesis_run.py``).
+- ``fuzz_*``: ``tests/fuzz_messages.py`` hostile messages, N through the API of the served process
+  and N over MQTT through a real Mosquitto into a gateway in this process. ``fuzz_crashes`` counts
+  5xx answers, a server that stopped answering, and MQTT payloads whose ingest raised (logged by the
+  gateway) instead of being judged; ``fuzz_dead_lettered`` counts dead-letter rows written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.api_server import free_port  # noqa: E402
+from tests.fuzz_messages import hostile_messages, mqtt_payloads, post_all, publish_all  # noqa: E402
+from tests.schemathesis_run import run_schemathesis  # noqa: E402
+
+TOKEN = "bench-token-0123456789"
+STORE = "S1"
+SKUS = 1000
+
+STOCK_LUA = """
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/v1/stock/B-" .. math.random(0, @LAST@))
+end
+""".replace("@LAST@", str(SKUS - 1))
+
+INGEST_LUA = """
+local counter = 0
+local prefix = "run"
+local headers = {}
+init = function(args)
+  prefix = args[1]
+  headers["Authorization"] = "Bearer " .. args[2]
+  headers["Content-Type"] = "application/json"
+end
+request = function()
+  counter = counter + 1
+  local kind = "receipt"
+  if counter % 2 == 0 then kind = "sale" end
+  local body = string.format('{"event_id":"%s-%d","store_id":"@STORE@","sku":"B-%d","type":"%s",'
+    .. '"qty":1,"event_time":"2026-01-05T10:00:00+00:00","source":"pos"}',
+    prefix, counter, counter % @SKUS@, kind)
+  return wrk.format("POST", "/v1/events", headers, body)
+end
+""".replace("@STORE@", STORE).replace("@SKUS@", str(SKUS))
+
+
+def machine() -> dict:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = ""
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0:
+        print("installing wrk (apt-get)", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    return found
+
+
+# -- the served process ---------------------------------------------------------------------------
+
+
+class Served:
+    """``shelfcast serve`` in its own process, on a free port, over a fresh state directory."""
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "SHELFCAST_API_TOKEN": TOKEN, "SHELFCAST_MQTT_ENABLED": "false"}
+        cmd = [sys.executable, "-m", "shelfcast.cli", "serve", "--store-id", STORE,
+               "--state-dir", str(state_dir), "--port", str(self.port), "--log-level", "WARNING"]  # fmt: skip
+        self.log = open(state_dir.parent / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while not self.alive_and_answering():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"shelfcast serve did not start; see {self.log.name}")
+            time.sleep(0.1)
+
+    def alive_and_answering(self) -> bool:
+        if self.proc.poll() is not None:
+            return False
+        try:
+            return httpx.get(self.url + "/health", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    @property
+    def ledger(self) -> Path:
+        return self.state_dir / "ledger.sqlite"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def seed(url: str) -> None:
+    events = [
+        {"event_id": f"seed-{i}", "store_id": STORE, "sku": f"B-{i}", "type": "receipt",
+         "qty": 1_000_000, "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
+        for i in range(SKUS)
+    ]  # fmt: skip
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    response = httpx.post(url + "/v1/events/batch", json=events, headers=headers, timeout=60)
+    assert response.json()["accepted"] == SKUS, response.text
+
+
+def ledger_facts(path: Path) -> dict:
+    """Events, dead letters and a digest of the stock table, read through a read-only connection."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        dead, blank = conn.execute(
+            "SELECT count(*), coalesce(sum(reason IS NULL OR reason = ''), 0) FROM dead_letters"
+        ).fetchone()
+        stock = conn.execute("SELECT * FROM stock ORDER BY sku").fetchall()
+    finally:
+        conn.close()
+    return {
+        "events": events,
+        "dead_letters": dead,
+        "blank_reasons": blank,
+        "stock": hash(tuple(stock)),
+    }
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * _UNITS[unit]
+
+
+def run_wrk(wrk: str, url: str, script: Path | None, seconds: int, args: list[str]) -> dict:
+    cmd = [wrk, "-t1", "-c16", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    cmd += [url, *(["--", *args] if args else [])]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "requests_per_s": rps,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1) if errors else None,
+    }
+
+
+def median_of(runs: list[dict]) -> dict:
+    keys = ("requests_per_s", "p50_ms", "p99_ms")
+    out = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
+    out["runs"] = len(runs)
+    out["non_2xx"] = sum(r["non_2xx"] for r in runs)
+    out["all_runs"] = runs
+    return out
+
+
+def load(served: Served, seconds: int, runs: int, tmp: Path) -> dict:
+    wrk = ensure_wrk()
+    stock_lua, ingest_lua = tmp / "stock.lua", tmp / "ingest.lua"
+    stock_lua.write_text(STOCK_LUA)
+    ingest_lua.write_text(INGEST_LUA)
+    results: dict[str, list[dict]] = {"health": [], "stock": [], "ingest": []}
+    events_before = ledger_facts(served.ledger)["events"]
+    for r in range(runs):  # interleaved, so drift on a shared box hits every target alike
+        results["health"].append(run_wrk(wrk, served.url + "/health", None, seconds, []))
+        results["stock"].append(run_wrk(wrk, served.url, stock_lua, seconds, []))
+        results["ingest"].append(run_wrk(wrk, served.url, ingest_lua, seconds, [f"r{r}", TOKEN]))
+    out = {name: median_of(rs) for name, rs in results.items()}
+    stored = ledger_facts(served.ledger)["events"] - events_before
+    answered = sum(r["requests_per_s"] * seconds for r in results["ingest"])
+    out["ingest"]["events_stored"] = stored
+    out["ingest"]["events_answered_approx"] = round(answered)
+    return out
+
+
+# -- hardening -------------------------------------------------------------------------------------
+
+
+def fuzz_api(served: Served, n: int, seed: int) -> dict:
+    before = ledger_facts(served.ledger)
+    counts = post_all(served.url, TOKEN, hostile_messages(n, STORE, seed=seed))
+    after = ledger_facts(served.ledger)
+    alive = served.alive_and_answering()
+    return {
+        "messages": n,
+        "requests": counts["requests"],
+        "crashes": counts["5xx"] + (0 if alive else 1),
+        "dead_lettered": after["dead_letters"] - before["dead_letters"],
+        "blank_reasons": after["blank_reasons"] - before["blank_reasons"],
+        "accepted": counts["accepted"],
+        "ledger_unchanged": (before["events"], before["stock"])
+        == (after["events"], after["stock"]),
+    }
+
+
+class _Failures(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "ingest of" in record.getMessage():
+            self.count += 1
+
+
+def fuzz_mqtt(n: int, seed: int, tmp: Path) -> dict:
+    from edge_runtime.config import load_config, with_mqtt
+    from edge_runtime.gateway import Gateway
+    from tests.mosquitto import Mosquitto, mosquitto_binary
+
+    if mosquitto_binary() is None:
+        return {"messages": 0, "skipped": "mosquitto not installed"}
+    failures = _Failures()
+    logging.getLogger("edge_runtime.gateway").addHandler(failures)
+    messages = hostile_messages(n, STORE, seed=seed)
+    with Mosquitto(tmp / "broker") as broker:
+        env = {"SHELFCAST_STORE_ID": STORE, "SHELFCAST_STATE_DIR": str(tmp / "mqtt-state")}
+        cfg = with_mqtt(load_config(env=env), host="127.0.0.1", port=broker.port)
+        gw = Gateway(cfg).start()
+        try:
+            gw.transport.wait_connected(10)
+            before = ledger_facts(cfg.ledger_path)
+            publish_all(broker.port, mqtt_payloads(messages), STORE)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                done = ledger_facts(cfg.ledger_path)["dead_letters"] - before["dead_letters"]
+                if done >= n or (
+                    failures.count and gw._inbox.empty() and time.monotonic() > deadline - 45
+                ):
+                    break
+                time.sleep(0.2)
+            after = ledger_facts(cfg.ledger_path)
+            alive = gw._worker is not None and gw._worker.is_alive()
+        finally:
+            gw.close()
+    logging.getLogger("edge_runtime.gateway").removeHandler(failures)
+    dead = after["dead_letters"] - before["dead_letters"]
+    return {
+        "messages": n,
+        "crashes": failures.count + (0 if alive else 1),
+        "dead_lettered": dead,
+        "not_dead_lettered": n - dead,
+        "blank_reasons": after["blank_reasons"] - before["blank_reasons"],
+        "ledger_unchanged": (before["events"], before["stock"])
+        == (after["events"], after["stock"]),
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def table(result: dict) -> str:
+    rows = ["| figure | value |", "| --- | --- |"]
+    m = result["machine"]
+    rows.append(f"| machine | {m['nproc']} CPUs, {m['memory_gib']} GiB, {m['cpu']} |")
+    for name in ("health", "stock", "ingest"):
+        if name in result["load"]:
+            r = result["load"][name]
+            rows.append(
+                f"| {name}: requests/s (median of {r['runs']}) | {r['requests_per_s']:.0f} |"
+            )
+            rows.append(f"| {name}: p50 / p99 latency ms | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} |")
+    for key in ("stock_vs_health", "ingest_vs_health"):
+        if key in result:
+            rows.append(f"| {key} (throughput ratio) | {result[key]:.3f} |")
+    for key in ("schemathesis_failures", "schemathesis_errors", "schemathesis_test_operations",
+                "fuzz_messages", "fuzz_crashes", "fuzz_dead_lettered", "fuzz_not_dead_lettered"):  # fmt: skip
+        if key in result:
+            rows.append(f"| {key} | {result[key]} |")
+    for transport in ("api", "mqtt"):
+        f = result.get("fuzz", {}).get(transport)
+        if f:
+            rows.append(
+                f"| fuzz via {transport}: messages / crashes / dead-lettered / ledger unchanged | "
+                f"{f.get('messages')} / {f.get('crashes')} / {f.get('dead_lettered')} / "
+                f"{f.get('ledger_unchanged')} |"
+            )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--quick", action="store_true", help="short runs for development")
+    parser.add_argument("--seconds", type=int, help="seconds per load run (default 10; quick 3)")
+    parser.add_argument("--runs", type=int, help="load runs per target (default 3; quick 1)")
+    parser.add_argument(
+        "--fuzz", type=int, help="hostile messages per transport (10000; quick 2000)"
+    )
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (3 if args.quick else 10)
+    runs = args.runs or (1 if args.quick else 3)
+    n_fuzz = args.fuzz or (2000 if args.quick else 10_000)
+    result: dict = {"machine": machine(), "setup": {
+        "server": "shelfcast serve (uvicorn, 1 worker, runtime in-process, MQTT off)",
+        "load_generator": "wrk -t1 -c16 --latency (same machine)",
+        "seconds_per_run": seconds, "runs": runs, "skus": SKUS,
+    }}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp_name:
+        tmp = Path(tmp_name)
+        served = Served(tmp / "state")
+        try:
+            seed(served.url)
+            print(f"load: {runs} run(s) x {seconds} s per target ...", file=sys.stderr)
+            result["load"] = load(served, seconds, runs, tmp)
+            health = result["load"]["health"]["requests_per_s"]
+            result["stock_vs_health"] = result["load"]["stock"]["requests_per_s"] / health
+            result["ingest_vs_health"] = result["load"]["ingest"]["requests_per_s"] / health
+            print("schemathesis ...", file=sys.stderr)
+            outcome = run_schemathesis(served.url, TOKEN, max_examples=5 if args.quick else 15)
+            result["schemathesis_failures"] = outcome.failures
+            result["schemathesis_errors"] = outcome.errors
+            result["schemathesis_test_operations"] = outcome.tests
+            result["schemathesis_tail"] = outcome.output[-4000:]
+            print(f"fuzz: {n_fuzz} hostile messages via the API ...", file=sys.stderr)
+            api_fuzz = fuzz_api(served, n_fuzz, seed=7)
+        finally:
+            served.stop()
+        print(f"fuzz: {n_fuzz} hostile messages via MQTT ...", file=sys.stderr)
+        mqtt_fuzz = fuzz_mqtt(n_fuzz, seed=8, tmp=tmp)
+    result["fuzz"] = {"api": api_fuzz, "mqtt": mqtt_fuzz}
+    parts = [api_fuzz, mqtt_fuzz]
+    result["fuzz_messages"] = sum(p.get("messages", 0) for p in parts)
+    result["fuzz_crashes"] = sum(p.get("crashes", 0) for p in parts)
+    result["fuzz_dead_lettered"] = sum(p.get("dead_lettered", 0) for p in parts)
+    result["fuzz_not_dead_lettered"] = result["fuzz_messages"] - result["fuzz_dead_lettered"]
+    for name in ("stock", "ingest"):
+        result[f"{name}_requests_per_s"] = result["load"][name]["requests_per_s"]
+        result[f"{name}_p99_ms"] = result["load"][name]["p99_ms"]
+    print(table(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
