@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("shelfcast.data_dir", "show where the real data is read from and what is there"),
     "train": ("training.train", "backtest, train, export to ONNX, track in MLflow, write a bundle"),
     "run": ("edge_runtime.gateway", "run the store gateway: ledger, decisions, MQTT, outbox"),
+    "simulate": (
+        "shelfcast.simulate",
+        "digital twin: replay held-out real demand, compare replenishment policies",
+    ),
     "serve": ("api.serve_command", "serve the HTTP API with the gateway runtime (or --attach)"),
 }
 

@@ -23,8 +23,9 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_runtime.demand_distribution import Z90, daily_sigma, over_days, prob_at_least
+from edge_runtime.demand_distribution import Z90, daily_sigma
 from edge_runtime.replenishment import order_quantities
+from edge_runtime.stockout import stockout_risk
 from shelfcast.twin import DemandPanel, StoreConfig, StoreState
 
 
@@ -120,14 +121,11 @@ class OrderUpToPolicy:
     def stockout_probability(
         self, state: StoreState, arrivals: np.ndarray, horizon: int
     ) -> np.ndarray:
-        """P(the shelf empties within ``horizon`` days), counting orders due in that window.
-
-        Simplification: arrivals inside the window count as if on hand now (optimistic).
-        """
+        """P(the shelf empties within ``horizon`` days): the edge's own ``stockout_risk`` on this
+        forecast, counting orders due in that window as stock (optimistic about their timing)."""
         mean, p90 = self.forecaster.forecast(state, horizon)
-        m, v = over_days(mean, p90, 1.0)
         stock = state.on_hand + arrivals[:, :horizon].sum(axis=1)
-        return prob_at_least(m.sum(axis=1), v.sum(axis=1), np.maximum(stock, 0.0) + 1e-9)
+        return stockout_risk(mean.mean(axis=1), p90.mean(axis=1), stock, horizon).probability
 
 
 @dataclass

@@ -1,0 +1,155 @@
+"""shelfcast's own forecast inside the twin: the bundle's ONNX demand model plus River's online
+correction, exactly the pieces a store gateway runs.
+
+Each day the forecaster rebuilds the feature-store features (``feature_store.batch``, the one
+definition of every feature) from the store's *observed sales* up to that day's close, scores
+horizons 1..H with the bundle's ``demand`` model in ONNX Runtime (mean and P90 per day), and
+shifts each SKU's forecast by the River correction (``edge_runtime.online.OnlineCorrection``),
+which learns from yesterday's one-day-ahead error. Days that closed with an empty shelf are
+censored (sales < demand) and are not learnt from, so a stock-out does not teach the model that
+demand fell.
+
+>>> EdgeModelForecaster.__name__
+'EdgeModelForecaster'
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from shelfcast.twin import DemandPanel, StoreConfig, StoreState
+
+_WINDOW = 366  # covers every feature window (longest: days_since_sale, capped at 365)
+
+
+@dataclass
+class EdgeModelForecaster:
+    """Forecast from a model bundle's ONNX demand model, corrected online with River.
+
+    ``online=False`` turns the River correction off (to measure what it adds).
+
+    >>> EdgeModelForecaster("var/bundle", online=False).name
+    'shelfcast_onnx'
+    """
+
+    bundle_path: str | Path
+    online: bool = True
+    name: str = ""
+    model_version: str = ""
+    train_end: str | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or ("shelfcast_onnx+river" if self.online else "shelfcast_onnx")
+
+    def prepare(self, panel: DemandPanel, start: int, config: StoreConfig) -> None:
+        """Load and verify the bundle, open an ONNX Runtime session; warn if the replay overlaps
+        the bundle's training data (the replay should be held-out weeks)."""
+        import onnxruntime as ort
+
+        from feature_store.spec import FEATURE_STORE_VERSION
+        from models.bundle import load_bundle
+
+        bundle = load_bundle(self.bundle_path, FEATURE_STORE_VERSION)
+        self.model_version = bundle.model_version
+        self._session = ort.InferenceSession(
+            bundle.model_bytes("demand"), providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self.train_end = _train_end(bundle.metadata)
+        if self.train_end and np.datetime64(self.train_end, "D") >= panel.dates[start]:
+            warnings.warn(
+                f"bundle {self.bundle_path} was trained on data up to {self.train_end}, "
+                f"which overlaps the replay from {panel.dates[start]}: not a held-out test",
+                stacklevel=2,
+            )
+        self._panel = panel
+        seen = panel.units[:, :start] > 0
+        # River learns on each SKU's errors in units of its typical day (one store-wide model
+        # must not be dominated by the few SKUs that sell in the hundreds).
+        self._scale = np.maximum(panel.units[:, max(0, start - 91) : start].mean(axis=1), 1.0)
+        self._first = np.where(seen.any(axis=1), np.argmax(seen, axis=1), start)
+        self._skus = [str(s) for s in panel.skus]
+        self._correction = _new_correction() if self.online else None
+        self._yesterday: np.ndarray | None = None
+        self._cache = {}
+
+    def observe(self, state: StoreState) -> None:
+        """Learn from today's sales against yesterday's one-day-ahead forecast (uncensored only)."""
+        if self._correction is None or self._yesterday is None:
+            return
+        sold = state.sales[:, -1] / self._scale
+        central = self._yesterday / self._scale
+        learn = self._correction.learn_one
+        for i in np.flatnonzero(state.on_hand > 0):
+            learn(self._skus[i], float(central[i]), float(sold[i]))
+
+    def forecast(self, state: StoreState, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        mean, p90 = self._central(state, max(horizon, 14))
+        self._yesterday = mean[:, 0]
+        if self._correction is not None:
+            predict = self._correction.predict_one
+            central = mean[:, 0] / self._scale
+            shift = np.array(
+                [predict(s, float(c)) - float(c) for s, c in zip(self._skus, central, strict=True)]
+            )
+            shift *= self._scale
+            mean = np.maximum(mean + shift[:, None], 0.0)
+            p90 = np.maximum(p90 + shift[:, None], mean)
+        return mean[:, :horizon], p90[:, :horizon]
+
+    def _central(self, state: StoreState, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """The bundle model's mean and P90 for horizons 1..``horizon`` from today's close."""
+        key = state.day
+        if key in self._cache and self._cache[key][0].shape[1] >= horizon:
+            return self._cache[key]
+        from feature_store.batch import Panel, close_features, forecast_rows
+
+        lo = max(0, state.day + 1 - _WINDOW)
+        units = state.sales[:, lo:].astype(np.float64, copy=True)
+        before = (np.arange(lo, state.day + 1)[None, :]) < self._first[:, None]
+        units[before] = np.nan  # a series starts at its first sale, as in training
+        price = None
+        if self._panel.price is not None:
+            price = np.repeat(self._panel.price[:, None], units.shape[1], axis=1)
+        panel = Panel(
+            keys=[(self._panel.store_id, s) for s in self._skus],
+            start=self._panel.dates[lo],
+            units=units,
+            price=price,
+        )
+        close = close_features(panel)
+        X, series, h = forecast_rows(panel, close, units.shape[1] - 1, range(1, horizon + 1))
+        outs = dict(zip(self._outputs, self._session.run(None, {self._input: X}), strict=True))
+        n = len(self._skus)
+        mean, p90 = np.zeros((n, horizon)), np.zeros((n, horizon))
+        mean[series, h - 1] = np.asarray(outs["mean"]).reshape(-1)
+        p90[series, h - 1] = np.asarray(outs["p90"]).reshape(-1)
+        self._cache = {key: (mean, p90)}
+        return mean, p90
+
+
+def _new_correction():
+    from edge_runtime.online import OnlineCorrection
+
+    return OnlineCorrection()
+
+
+def _train_end(metadata: dict) -> str | None:
+    """The last day of training data a bundle's metadata records, under the names training uses."""
+    for key in ("train_end", "training_end", "data_end"):
+        if metadata.get(key):
+            return str(metadata[key])[:10]
+    rng = metadata.get("training_data_range") or metadata.get("training_data") or {}
+    if isinstance(rng, dict):
+        for key in ("end", "to", "last", "max"):
+            if rng.get(key):
+                return str(rng[key])[:10]
+    if isinstance(rng, list | tuple) and len(rng) == 2:
+        return str(rng[1])[:10]
+    return None

@@ -1,0 +1,314 @@
+"""``shelfcast simulate``: compare replenishment policies in the digital twin on held-out real weeks.
+
+Windows (days counted back from the end of the data): the last ``test_days`` are the test
+replay; the ``val_days`` before them are the validation replay. Each policy family runs over a
+grid of its service parameter on both. The min/max reference is the classic rule at its default
+safety stock; every other family's parameter is **chosen on the validation weeks** as the one
+with the fewest lost units whose average inventory is no more than the min/max reference's
+there, then reported on the test weeks. As a cross-check the test-week curve (lost units
+against average inventory) is also interpolated at min/max's test inventory.
+
+>>> sorted(FAMILIES)
+['minmax', 'shelfcast', 'statsforecast']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from shelfcast.twin import DemandPanel, StoreConfig, TwinRun, prediction_quality, simulate
+
+FAMILIES = {
+    "minmax": "classic min/max from trailing 91-day average sales (parameter: safety days)",
+    "statsforecast": "edge order-up-to driven by the best statsforecast baseline (parameter: z)",
+    "shelfcast": "edge order-up-to driven by the bundle's ONNX model + River (parameter: z)",
+}
+MINMAX_GRID = (0.0, 1.5, 3.0, 4.5, 6.0)
+MINMAX_REFERENCE = 3.0
+Z_GRID = (0.5, 1.0, 1.645, 2.33, 3.0, 4.0)
+ALERT_THRESHOLD = 0.5  # the edge StockoutMonitor's default threshold
+
+
+@dataclass
+class Comparison:
+    """Every run of a comparison and the figures derived from them."""
+
+    config: StoreConfig
+    windows: dict[str, tuple[str, str]]
+    runs: dict[str, dict[float, dict[str, TwinRun]]] = field(default_factory=dict)
+    chosen: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def test_run(self, family: str) -> TwinRun:
+        return self.runs[family][self.chosen[family]]["test"]
+
+    def table(self) -> list[dict]:
+        """One row per policy family at its chosen parameter, test weeks."""
+        rows = []
+        for family in self.runs:
+            run = self.test_run(family)
+            row = {"policy": family, "name": run.policy, "parameter": self.chosen[family]}
+            row.update(run.metrics())
+            row.update(
+                {f"stockout_{k}": v for k, v in prediction_quality(run, ALERT_THRESHOLD).items()}
+            )
+            rows.append(row)
+        return rows
+
+    def curve(self, family: str, window: str = "test") -> list[tuple[float, float, float]]:
+        """(parameter, avg inventory, lost units) over the family's grid."""
+        out = []
+        for param, runs in sorted(self.runs[family].items()):
+            m = runs[window].metrics()
+            out.append((param, m["avg_inventory_units"], m["lost_units"]))
+        return out
+
+    def summary(self) -> dict:
+        ref = self.test_run("minmax").metrics()
+        out: dict = {"minmax_reference_safety_days": self.chosen["minmax"]}
+        for family in self.runs:
+            if family == "minmax":
+                continue
+            m = self.test_run(family).metrics()
+            out[f"{family}_lost_sales_reduction_vs_minmax"] = (
+                1.0 - m["lost_units"] / ref["lost_units"]
+            )
+            out[f"{family}_inventory_ratio_vs_minmax"] = (
+                m["avg_inventory_units"] / ref["avg_inventory_units"]
+            )
+            interp = interpolate_lost(self.curve(family), ref["avg_inventory_units"])
+            out[f"{family}_lost_reduction_at_equal_inventory_interpolated"] = (
+                None if interp is None else 1.0 - interp / ref["lost_units"]
+            )
+        return out
+
+
+def interpolate_lost(curve: list[tuple[float, float, float]], inventory: float) -> float | None:
+    """Lost units a policy would have at ``inventory``, linear between its grid points
+    (None when ``inventory`` is outside the range the grid covered)."""
+    pts = sorted((inv, lost) for _, inv, lost in curve)
+    invs = [p[0] for p in pts]
+    if not pts or inventory < invs[0] or inventory > invs[-1]:
+        return None
+    return float(np.interp(inventory, invs, [p[1] for p in pts]))
+
+
+def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str, ...] | None):
+    from shelfcast.policies import MinMaxPolicy, OrderUpToPolicy, StatsForecastForecaster
+
+    if family == "minmax":
+        return MinMaxPolicy(safety_days=param)
+    if family == "statsforecast":
+        kw = {"candidates": baselines} if baselines else {}
+        return OrderUpToPolicy(StatsForecastForecaster(**kw), z=param)
+    if family == "shelfcast":
+        from shelfcast.edge_forecast import EdgeModelForecaster
+
+        return OrderUpToPolicy(EdgeModelForecaster(bundle), z=param)
+    raise ValueError(f"unknown policy {family!r}; choose from {', '.join(FAMILIES)}")
+
+
+def compare_policies(
+    panel: DemandPanel,
+    families: list[str],
+    config: StoreConfig | None = None,
+    bundle: str | None = None,
+    test_days: int = 56,
+    val_days: int = 56,
+    z_grid: tuple[float, ...] = Z_GRID,
+    minmax_grid: tuple[float, ...] = MINMAX_GRID,
+    baselines: tuple[str, ...] | None = None,
+    progress=None,
+) -> Comparison:
+    """Run every family over its grid on the validation and test windows (same demand, same
+    store), choose parameters on validation, and return the :class:`Comparison`."""
+    config = config or StoreConfig()
+    if "minmax" not in families:
+        families = ["minmax", *families]  # the reference every figure is relative to
+    if "shelfcast" in families and not bundle:
+        raise ValueError("the shelfcast policy needs a model bundle (--bundle DIR)")
+    test0 = panel.n_days - test_days
+    val0 = test0 - val_days
+    if val0 < 28:
+        raise ValueError(
+            f"{panel.n_days} days of data is too short for {val_days} validation + {test_days} "
+            "test days after at least 28 days of history"
+        )
+    windows = {"validation": (val0, test0), "test": (test0, panel.n_days)}
+    cmp = Comparison(
+        config, {k: (str(panel.dates[a]), str(panel.dates[b - 1])) for k, (a, b) in windows.items()}
+    )
+    horizon = max(config.lead_time, 1)
+    jobs = [(f, p) for f in families for p in (minmax_grid if f == "minmax" else z_grid)]
+    for i, (family, param) in enumerate(jobs):
+        runs = {}
+        for window, (a, b) in windows.items():
+            policy = _policy(family, param, bundle, baselines)
+            runs[window] = simulate(panel, policy, config, a, b, horizon)
+        cmp.runs.setdefault(family, {})[param] = runs
+        if progress:
+            progress(i + 1, len(jobs), f"{family} {param}")
+    _choose(cmp, minmax_grid)
+    return cmp
+
+
+def _choose(cmp: Comparison, minmax_grid: tuple[float, ...]) -> None:
+    ref = (
+        MINMAX_REFERENCE if MINMAX_REFERENCE in minmax_grid else minmax_grid[len(minmax_grid) // 2]
+    )
+    cmp.chosen["minmax"] = ref
+    budget = cmp.runs["minmax"][ref]["validation"].metrics()["avg_inventory_units"]
+    for family, grid in cmp.runs.items():
+        if family == "minmax":
+            continue
+        val = {p: r["validation"].metrics() for p, r in grid.items()}
+        within = [p for p, m in val.items() if m["avg_inventory_units"] <= budget]
+        if within:
+            cmp.chosen[family] = min(within, key=lambda p: val[p]["lost_units"])
+        else:
+            cmp.chosen[family] = min(val, key=lambda p: val[p]["avg_inventory_units"])
+            cmp.notes.append(
+                f"{family}: no grid point stayed within min/max's validation inventory; "
+                "took the leanest"
+            )
+
+
+def load_panel(data: str, store: str | None, top_skus: int | None) -> DemandPanel:
+    """A canonical file path, or the name of a bundled data set (e.g. ``online_retail``)."""
+    from shelfcast.twin import load_canonical
+
+    path = Path(data)
+    if path.exists():
+        frame = load_canonical(path)
+    else:
+        from training.datasets import DATASETS, load_dataset
+
+        if data not in DATASETS:
+            raise FileNotFoundError(
+                f"--data {data!r}: no such file, and not a bundled data set ({', '.join(sorted(DATASETS))})"
+            )
+        frame = load_dataset(data)
+    return DemandPanel.from_frame(frame, store_id=store, top_skus=top_skus)
+
+
+def markdown(rows: list[dict], cols: tuple[str, ...]) -> str:
+    """A markdown table of ``rows`` restricted to ``cols``."""
+
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.3f}" if abs(v) < 10 else f"{v:,.0f}"
+        return str(v)
+
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    return head + "".join("| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |\n" for r in rows)
+
+
+TABLE_COLUMNS = (
+    "policy",
+    "parameter",
+    "fill_rate",
+    "lost_units",
+    "lost_value",
+    "stockout_sku_days",
+    "avg_inventory_units",
+    "days_of_cover",
+    "orders_placed",
+    "stockout_auc",
+    "stockout_brier",
+    "stockout_precision",
+    "stockout_recall",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast simulate`
+    parser.add_argument(
+        "--data",
+        default="online_retail",
+        help="canonical sales file (Parquet/CSV: store_id, sku, date, units[, price]) or a "
+        "bundled data set name (default online_retail)",
+    )
+    parser.add_argument("--store", default=None, help="store_id to replay (default: the largest)")
+    parser.add_argument("--top-skus", type=int, default=200, help="SKUs with most units (0 = all)")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        choices=sorted(FAMILIES),
+        help="policy to compare (repeat; default all three; min/max always runs as the reference)",
+    )
+    parser.add_argument("--bundle", default="var/bundle", help="model bundle for shelfcast")
+    parser.add_argument("--lead-time", type=int, default=2, help="supplier lead time, days")
+    parser.add_argument("--review-period", type=int, default=7, help="days between orders")
+    parser.add_argument("--pack-size", default="auto", help="units per case, or 'auto' per SKU")
+    parser.add_argument("--capacity-days", type=float, default=42.0, help="shelf capacity, days")
+    parser.add_argument("--test-days", type=int, default=56, help="held-out days replayed")
+    parser.add_argument("--val-days", type=int, default=56, help="days before them, for tuning")
+    parser.add_argument("--json", default=None, help="write the comparison as JSON here")
+
+
+def config_from(args: argparse.Namespace) -> StoreConfig:
+    pack = args.pack_size if args.pack_size == "auto" else int(args.pack_size)
+    return StoreConfig(
+        lead_time=args.lead_time,
+        review_period=args.review_period,
+        pack_size=pack,
+        capacity_days=args.capacity_days,
+    )
+
+
+def to_json(cmp: Comparison, panel: DemandPanel) -> dict:
+    return {
+        "store_id": panel.store_id,
+        "skus": panel.n_skus,
+        "windows": cmp.windows,
+        "config": cmp.config.__dict__,
+        "chosen": cmp.chosen,
+        "policies": cmp.table(),
+        "curves": {f: cmp.curve(f) for f in cmp.runs},
+        "summary": cmp.summary(),
+        "notes": cmp.notes,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    families = args.policy or sorted(FAMILIES)
+    if "shelfcast" in families and not Path(args.bundle, "manifest.json").exists():
+        print(
+            f"shelfcast simulate: no model bundle at {args.bundle}; train one with "
+            f"`shelfcast train --out {args.bundle}` or pass --bundle DIR (or --policy minmax "
+            "--policy statsforecast)",
+            file=sys.stderr,
+        )
+        return 2
+    t0 = time.perf_counter()
+    panel = load_panel(args.data, args.store, args.top_skus or None)
+    print(f"store {panel.store_id}: {panel.n_skus} SKUs, {panel.dates[0]} .. {panel.dates[-1]}")
+
+    def progress(i: int, n: int, what: str) -> None:
+        print(f"  [{i}/{n}] {what}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    cmp = compare_policies(
+        panel,
+        families,
+        config_from(args),
+        args.bundle,
+        args.test_days,
+        args.val_days,
+        progress=progress,
+    )
+    print(f"\ntest weeks {cmp.windows['test'][0]} .. {cmp.windows['test'][1]}:")
+    print(markdown(cmp.table(), TABLE_COLUMNS))
+    for k, v in cmp.summary().items():
+        print(f"{k}: {v if v is None else round(v, 4)}")
+    for note in cmp.notes:
+        print("note:", note)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(to_json(cmp, panel), indent=2, default=str))
+    return 0

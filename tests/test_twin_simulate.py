@@ -1,0 +1,120 @@
+"""`shelfcast simulate`: policies compared on the same demand, parameters chosen on validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shelfcast.cli import main
+from shelfcast.simulate import compare_policies, interpolate_lost
+from shelfcast.twin import DemandPanel, StoreConfig
+
+
+def _frame(n_skus: int = 12, days: int = 260, seed: int = 0) -> pd.DataFrame:
+    """Weekly-seasonal, partly intermittent demand for one store, with prices."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2023-01-02", periods=days, freq="D")
+    weekly = 1.0 + 0.6 * (dates.dayofweek >= 4)
+    rows = []
+    for i in range(n_skus):
+        level = rng.uniform(0.3, 8.0)
+        mu = level * weekly
+        units = rng.negative_binomial(1.0, 1.0 / (1.0 + mu))  # overdispersed, intermittent
+        rows.append(
+            pd.DataFrame(
+                {
+                    "store_id": "S1",
+                    "sku": f"sku{i:02d}",
+                    "date": dates,
+                    "units": units,
+                    "price": round(rng.uniform(1, 9), 2),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    """A real (small) bundle: LightGBM demand model on the feature store, exported to ONNX."""
+    from feature_store.batch import close_features, panel_from_frame, training_rows
+    from feature_store.spec import names, spec_dict
+    from models.bundle import write_bundle
+    from models.demand import DemandModel
+
+    frame = _frame()
+    train = frame[frame["date"] < frame["date"].max() - pd.Timedelta(days=56)]
+    panel = panel_from_frame(train)
+    close = close_features(panel)
+    X, y = training_rows(panel, close, panel.n_days - 1)
+    model = DemandModel(n_estimators=20, num_leaves=15, min_child_samples=20).fit(X, y)
+    out = tmp_path_factory.mktemp("bundle") / "b"
+    meta = {"model_version": "t1", "training_data": {"end": str(train["date"].max().date())}}
+    return write_bundle(out, {"demand": model.to_onnx(len(names()))}, spec_dict(), meta)
+
+
+def test_interpolation_between_grid_points():
+    curve = [(0.5, 100.0, 50.0), (1.0, 200.0, 30.0)]
+    assert interpolate_lost(curve, 150.0) == pytest.approx(40.0)
+    assert interpolate_lost(curve, 250.0) is None
+
+
+def test_all_three_policies_on_the_same_demand(tiny_bundle):
+    panel = DemandPanel.from_frame(_frame())
+    cmp = compare_policies(
+        panel,
+        ["shelfcast", "statsforecast"],
+        StoreConfig(),
+        bundle=str(tiny_bundle),
+        test_days=28,
+        val_days=28,
+        z_grid=(0.0, 1.0),
+        minmax_grid=(0.0, 3.0),
+        baselines=("seasonal_naive", "ses"),
+    )
+    rows = {r["policy"]: r for r in cmp.table()}
+    assert set(rows) == {"minmax", "shelfcast", "statsforecast"}
+    demand = {r["demand_units"] for r in rows.values()}
+    assert len(demand) == 1  # same demand for every policy
+    for r in rows.values():
+        assert 0 < r["fill_rate"] <= 1 and r["avg_inventory_units"] > 0
+    assert 0 <= rows["shelfcast"]["stockout_auc"] <= 1
+    assert rows["shelfcast"]["name"] == "order_up_to[shelfcast_onnx+river]"
+    assert cmp.chosen["shelfcast"] in (0.0, 1.0)
+    s = cmp.summary()
+    assert "shelfcast_lost_sales_reduction_vs_minmax" in s
+
+
+def test_cli_runs_on_any_canonical_file(tmp_path, capsys):
+    path = tmp_path / "sales.csv"
+    _frame(n_skus=6, days=200).to_csv(path, index=False)
+    out = tmp_path / "twin.json"
+    code = main(
+        [
+            "simulate",
+            "--data",
+            str(path),
+            "--policy",
+            "statsforecast",
+            "--test-days",
+            "21",
+            "--val-days",
+            "21",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert {p["policy"] for p in result["policies"]} == {"minmax", "statsforecast"}
+    assert "| minmax |" in capsys.readouterr().out
+
+
+def test_cli_says_how_to_get_a_bundle(tmp_path, capsys):
+    path = tmp_path / "sales.csv"
+    _frame(n_skus=2, days=150).to_csv(path, index=False)
+    code = main(["simulate", "--data", str(path), "--bundle", str(tmp_path / "none")])
+    assert code == 2 and "shelfcast train" in capsys.readouterr().err
