@@ -27,12 +27,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from api import poison
+from api import bundle_store, poison
 from api.errors import Unavailable
 from edge_runtime.events import Rejection
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
 from edge_runtime.stock import SkuState, StockState
+from models.bundle import BundleError
 
 
 class BundleRefused(ValueError):
@@ -110,10 +111,39 @@ class LedgerRuntime(Runtime):
     Ingest takes ``Ledger.ingest_raw``, the same parse and dead-letter path as ``Gateway.ingest``.
     """
 
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger, bundle_dir: Path | None = None):
         self.ledger = ledger
         self.store_id = ledger.store_id
         self._outbox = _OutboxReader(ledger.path)
+        self.bundle_dir = Path(bundle_dir or ledger.path.parent / "bundle")
+        self._bundle_lock = threading.Lock()
+        self._bundle, self._bundle_problem = self._load_current()
+
+    def _load_current(self):
+        if not self.bundle_dir.exists():
+            return None, "no bundle installed"
+        try:
+            return bundle_store.verify(self.bundle_dir), None
+        except BundleError as err:  # a damaged bundle on disk is reported, never used
+            return None, f"installed bundle refused: {err}"
+
+    def bundle_info(self) -> dict[str, Any]:
+        return bundle_store.info(self._bundle)
+
+    def swap_bundle(self, path: Path) -> dict[str, Any]:
+        """Verify ``path`` and make it the current bundle; the old one stays if it is refused."""
+        try:
+            candidate = bundle_store.verify(path)
+        except BundleError as err:
+            raise BundleRefused(str(err)) from None
+        with self._bundle_lock:
+            self._bundle = bundle_store.install(candidate, self.bundle_dir)
+            self._bundle_problem = None
+            self._bundle_installed(self._bundle)
+        return self.bundle_info()
+
+    def _bundle_installed(self, bundle) -> None:
+        """Hook: tell the runtime a new bundle is current (GatewayRuntime passes it on)."""
 
     def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
         return self.ledger.ingest_raw(payload, source)
@@ -164,9 +194,15 @@ class LedgerRuntime(Runtime):
     def checks(self) -> dict[str, str]:
         try:
             self.ledger.sku_count()
-            return {"ledger": "ok"}
+            checks = {"ledger": "ok"}
         except Exception as err:  # readiness reports, never raises
-            return {"ledger": f"unusable: {err}"}
+            checks = {"ledger": f"unusable: {err}"}
+        checks["bundle"] = (
+            f"ok ({self._bundle.model_version})"
+            if self._bundle is not None
+            else f"optional: {self._bundle_problem}"
+        )
+        return checks
 
     def close(self) -> None:
         self._outbox.close()
@@ -248,8 +284,13 @@ class GatewayRuntime(LedgerRuntime):
     """A running ``edge_runtime.gateway.Gateway``: ingest takes ``Gateway.ingest``."""
 
     def __init__(self, gateway: Any):
-        super().__init__(gateway.ledger)
         self.gateway = gateway
+        super().__init__(gateway.ledger, Path(gateway.cfg.gateway.state_dir) / "bundle")
+
+    def _bundle_installed(self, bundle) -> None:
+        use = getattr(self.gateway, "use_bundle", None)
+        if use is not None:  # the runtime scores with it from now on
+            use(bundle)
 
     def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
         return self.gateway.ingest(payload, source)
