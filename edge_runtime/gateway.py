@@ -51,6 +51,7 @@ GROUP_MAX_EVENTS = min(
 )  # events per ledger transaction on the MQTT path
 ALONE_BYTES = 64 * 1024  # bigger payloads are ingested on their own (size limits apply)
 _ID_CHUNK = 900
+MARK_EVERY_S = 0.05
 
 
 def _policy_from(cfg: GatewayConfig) -> RulePolicy:
@@ -84,6 +85,8 @@ class Gateway:
         self._handed_upto = 0  # highest outbox seq handed to paho by this process
         self._backlog = True  # rows from before a restart or an outage wait in SQLite
         self._last_uplink = time.monotonic()
+        self._acked: list[int] = []  # outbox seqs acknowledged, not yet marked sent
+        self._last_mark = 0.0
         self.counters = {"ingested": 0, "duplicates": 0, "rejected": 0, "messages": 0, "sent": 0}
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
@@ -190,19 +193,25 @@ class Gateway:
     # ---- outgoing ----------------------------------------------------------------------
 
     def _pump(self) -> None:
-        """Mark acknowledged rows sent, then hand new rows (or the backlog) to the transport."""
+        """Hand new rows (or the backlog) to the transport, then mark acknowledged rows sent."""
         t = self.transport
         with self._lock:
             fresh, self._fresh = self._fresh, []
         if t is None:
             return
-        acked = t.take_acked()
-        if acked:
-            self.counters["sent"] += self.outbox.mark_sent(acked)
-        if not t.connected:
+        self._acked.extend(t.take_acked())  # frees window room before publishing
+        if t.connected:
+            self._publish_fresh_or_backlog(fresh, WINDOW - t.inflight)
+        else:
             self._backlog = True
-            return
-        room = WINDOW - t.inflight
+        now = time.monotonic()
+        # Marking sent is off the latency path and batched: losing a mark only re-sends.
+        if self._acked and (len(self._acked) >= 2000 or now - self._last_mark >= MARK_EVERY_S):
+            self.counters["sent"] += self.outbox.mark_sent(self._acked)
+            self._acked = []
+            self._last_mark = now
+
+    def _publish_fresh_or_backlog(self, fresh: list[OutboxRow], room: int) -> None:
         if self._backlog:
             if room > 0:
                 rows = self.outbox.pending(room, after_seq=self._handed_upto)
@@ -293,6 +302,10 @@ class Gateway:
             while t.connected and t.inflight and time.monotonic() < deadline:
                 self._pump()  # collect PUBACKs so rows are not sent again after restart
                 time.sleep(0.01)
+            self._acked.extend(t.take_acked())
+            if self._acked:
+                self.counters["sent"] += self.outbox.mark_sent(self._acked)
+                self._acked = []
             t.stop()
         self.ledger.close()
         self.outbox.close()

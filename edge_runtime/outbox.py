@@ -74,8 +74,7 @@ class Outbox:
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=10000")
-        # Puts on this connection (state, uplink) must survive power loss; `mark_sent` need not
-        # (losing it only re-sends a message, which consumers de-duplicate) but shares the setting.
+        # Puts on this connection (uplink) must survive power loss; `mark_sent` relaxes it.
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(SCHEMA)
 
@@ -129,6 +128,8 @@ class Outbox:
         changed = 0
         now = time.time()
         cur = self._conn.cursor()
+        # No fsync for this commit: losing a mark re-sends a message, which consumers de-duplicate.
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("BEGIN IMMEDIATE")
         try:
             for i in range(0, len(seqs), _CHUNK):
@@ -143,6 +144,8 @@ class Outbox:
         except BaseException:
             cur.execute("ROLLBACK")
             raise
+        finally:
+            cur.execute("PRAGMA synchronous=FULL")
         return changed
 
     def depth(self) -> int:

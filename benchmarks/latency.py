@@ -1,0 +1,446 @@
+"""Event-to-alert latency, throughput, a broker outage and uplink bytes, through a real Mosquitto.
+
+    python benchmarks/latency.py --json out.json [--quick]
+
+Everything runs on this machine over loopback: the script starts Mosquitto (persistence on) on a
+free port, runs the gateway (``edge_runtime.gateway.Gateway``: real SQLite ledger with
+``synchronous=FULL``, outbox, rule policy, paho transport) in this process, and a separate
+"field" process that plays the store's tills (a paho publisher sending one JSON event per MQTT
+message to ``shelfcast/{store}/events/pos``) and a replenishment system (a plain paho subscriber
+with a persistent session on the alert and conflict topics).
+
+The events are a real-data replay: Walmart M5 store CA_1 (3,049 items x 28 days, units spread over
+opening hours from a seed, synthetic opening counts and weekly receipts; ``shelfcast.replay``),
+repeated with event times shifted by 28 days per pass when more events are needed.
+
+Figures:
+- ``p50/p99_event_to_alert_ms``: an offered 1,200 events/s; for every alert, receive time at the
+  subscriber minus send time of the event that caused it (``cause_event_id``); both clocks are
+  this machine's CLOCK_MONOTONIC. Median over the runs.
+- ``max_sustained_events_per_s``: the publisher sends as fast as it can; the rate at which the
+  gateway commits events to the ledger (and decides, and publishes alerts) from the first to the
+  last. Also with 100-event JSON-array batches.
+- ``outage_alerts_lost``: Mosquitto is stopped for the outage, the gateway keeps ingesting at
+  1,200 events/s through its local path (``Gateway.ingest``, what the API calls), Mosquitto is
+  restarted: alerts created during the outage minus alerts the subscriber received.
+- ``duplicates_delivered``: alerts the subscriber received more than once, whole run.
+- ``uplink_bytes_ratio``: bytes of the uplink (gzip JSON deltas + short exceptions, one message
+  per 15 minutes of store time) / bytes of every event as compact JSON, over the replay.
+
+Decisions come from the rule policy (``edge_runtime.decisions.RulePolicy``); ONNX scoring is not
+in this loop yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing as mp
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge_runtime.config import load_config, with_mqtt  # noqa: E402
+from edge_runtime.gateway import Gateway  # noqa: E402
+from tests.mosquitto import Mosquitto, mosquitto_binary  # noqa: E402
+
+STORE = "CA_1"
+PREFIX = "shelfcast"
+ALERT_KINDS = ("stockout", "replenishment", "anomaly", "conflict")
+
+
+# ---- the field process: tills and a replenishment system --------------------------------
+
+
+def _field_main(port: int, conn) -> None:
+    import paho.mqtt.client as mqtt
+
+    received: list[tuple[str, str, str | None, int]] = []
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        client.subscribe([(f"{PREFIX}/{STORE}/alerts/#", 1), (f"{PREFIX}/{STORE}/conflicts", 1)])
+
+    def on_message(client, userdata, msg):
+        t = time.monotonic_ns()
+        d = json.loads(msg.payload)
+        received.append((d["message_id"], d["kind"], d.get("cause_event_id"), t))
+
+    sub = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id="bench-replenishment", clean_session=False
+    )
+    sub.on_connect, sub.on_message = on_connect, on_message
+    sub.reconnect_delay_set(0.1, 0.5)
+    sub.connect_async("127.0.0.1", port)
+    sub.loop_start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-tills")
+    pub.max_inflight_messages_set(1000)
+    pub.reconnect_delay_set(0.1, 0.5)
+    pub.connect_async("127.0.0.1", port)
+    pub.loop_start()
+    topic = f"{PREFIX}/{STORE}/events/pos"
+    while True:
+        cmd, arg = conn.recv()
+        if cmd == "offer":
+            conn.send(_offer(pub, topic, *arg))
+        elif cmd == "received":
+            conn.send(list(received))
+        elif cmd == "stop":
+            break
+    sub.loop_stop()
+    pub.loop_stop()
+
+
+def _offer(pub, topic: str, items: list[tuple[list[str], bytes]], rate: float | None):
+    """Publish items (event ids, payload) at ``rate`` messages/s (None: as fast as possible)."""
+    sent: dict[str, int] = {}
+    infos = []
+    t0 = time.monotonic_ns()
+    step = int(1e9 / rate) if rate else 0
+    for i, (ids, payload) in enumerate(items):
+        if step:
+            due = t0 + i * step
+            wait = due - time.monotonic_ns()
+            if wait > 0:
+                time.sleep(wait / 1e9)  # no spinning: the CPU is shared with the gateway
+        now = time.monotonic_ns()
+        for event_id in ids:
+            sent[event_id] = now
+        infos.append(pub.publish(topic, payload, qos=1))
+    for info in infos:
+        info.wait_for_publish(60)
+    return sent, (time.monotonic_ns() - t0) / 1e9
+
+
+# ---- events -------------------------------------------------------------------------------
+
+
+class Replay:
+    """Real M5 CA_1 events, endless: pass k shifts event times by 28*k days and renames ids."""
+
+    def __init__(self, limit: int | None = None):
+        from shelfcast.replay import m5_events
+
+        self.base = m5_events((STORE,), restock=True)
+        if limit:
+            self.base = self.base[:limit]
+        self.pos = 0
+
+    def take(self, n: int) -> list[dict]:
+        out = []
+        while len(out) < n:
+            k, i = divmod(self.pos, len(self.base))
+            e = self.base[i]
+            if k:
+                t = datetime.fromisoformat(e["event_time"]) + timedelta(days=28 * k)
+                e = {**e, "event_id": f"{e['event_id']}~{k}", "event_time": t.isoformat()}
+            out.append(e)
+            self.pos += 1
+        return out
+
+
+def _compact(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def singles(events: list[dict]) -> list[tuple[list[str], bytes]]:
+    return [([e["event_id"]], _compact(e)) for e in events]
+
+
+def batches(events: list[dict], size: int) -> list[tuple[list[str], bytes]]:
+    chunks = [events[i : i + size] for i in range(0, len(events), size)]
+    return [([e["event_id"] for e in c], _compact(c)) for c in chunks]
+
+
+# ---- phases --------------------------------------------------------------------------------
+
+
+def wait_until(cond, timeout: float, step: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def latency_run(field, gw: Gateway, events: list[dict], rate: float) -> dict:
+    field.send(("received", None))
+    before = len(field.recv())
+    cpu0 = time.process_time()
+    field.send(("offer", (singles(events), rate)))
+    sent, seconds = field.recv()
+    if not gw.flush(60):
+        raise RuntimeError("outbox did not drain after the latency run")
+    cpu = time.process_time() - cpu0
+    time.sleep(0.3)
+    field.send(("received", None))
+    got = field.recv()[before:]
+    lat = [(t - sent[c]) / 1e6 for _, _, c, t in got if c in sent]
+    return {
+        "events": len(events),
+        "offered_per_s": rate,
+        "achieved_offer_per_s": round(len(events) / seconds, 1),
+        "alerts": len(lat),
+        "p50_ms": round(percentile(lat, 50), 3),
+        "p99_ms": round(percentile(lat, 99), 3),
+        "max_ms": round(max(lat), 3),
+        "gateway_cpu_us_per_event": round(cpu / len(events) * 1e6, 1),
+    }
+
+
+def throughput_run(field, gw: Gateway, items, n_events: int) -> dict:
+    start = gw.counters["ingested"]
+    marks: list[tuple[float, int]] = []
+    field.send(("offer", (items, None)))
+    deadline = time.monotonic() + 300
+    while gw.counters["ingested"] - start < n_events and time.monotonic() < deadline:
+        marks.append((time.monotonic(), gw.counters["ingested"] - start))
+        time.sleep(0.005)
+    marks.append((time.monotonic(), gw.counters["ingested"] - start))
+    _, publish_s = field.recv()
+    first = next(t for t, n in marks if n > 0)
+    done = marks[-1][0]
+    gw.flush(60)
+    return {
+        "events": n_events,
+        "messages": len(items),
+        "gateway_events_per_s": round(n_events / (done - first), 1),
+        "publisher_events_per_s": round(n_events / publish_s, 1),
+    }
+
+
+def outage_run(field, gw: Gateway, broker: Mosquitto, events: list[dict], rate: float) -> dict:
+    gw.flush(60)
+    db = sqlite3.connect(gw.cfg.ledger_path)
+    seq_before = db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
+    broker.stop()
+    wait_until(lambda: not gw.transport.connected, 10)
+    t0 = time.monotonic()
+    for i, e in enumerate(events):  # the local ingest path (what the API calls)
+        due = t0 + i / rate
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        gw.ingest(e, "api")
+    outage_s = time.monotonic() - t0
+    depth = gw.outbox_depth()
+    broker.start()
+    t1 = time.monotonic()
+    drained = gw.flush(300)
+    drain_s = time.monotonic() - t1
+    marks = ",".join("?" * len(ALERT_KINDS))
+    created = {
+        r[0]
+        for r in db.execute(
+            f"SELECT message_id FROM outbox WHERE seq > ? AND kind IN ({marks})",
+            (seq_before, *ALERT_KINDS),
+        )
+    }
+    db.close()
+
+    def all_arrived() -> bool:
+        field.send(("received", None))
+        return created <= {m for m, *_ in field.recv()}
+
+    wait_until(all_arrived, 60, 0.2)
+    field.send(("received", None))
+    ids = {m for m, *_ in field.recv()}
+    return {
+        "outage_s": round(outage_s, 1),
+        "events_during_outage": len(events),
+        "alerts_created_during_outage": len(created),
+        "outbox_depth_at_reconnect": depth,
+        "drained": drained,
+        "drain_s": round(drain_s, 2),
+        "alerts_lost": len(created - ids),
+    }
+
+
+def uplink_run(events: list[dict], window_min: int, state_dir: Path) -> dict:
+    env = {"SHELFCAST_STORE_ID": STORE, "SHELFCAST_STATE_DIR": str(state_dir)}
+    cfg = load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"})
+    gw = Gateway(cfg)
+    event_bytes = sum(len(_compact(e)) for e in events)
+    wire = plain = messages = 0
+    window, group = None, []
+
+    def close_window() -> None:
+        nonlocal wire, plain, messages
+        for i in range(0, len(group), 5000):
+            gw.ingest(group[i : i + 5000], "pos")
+        for row in gw.uplink.flush():
+            wire += len(row.payload)
+            plain += len(gzip.decompress(row.payload))
+            messages += 1
+
+    for e in events:
+        w = int(datetime.fromisoformat(e["event_time"]).timestamp() // (window_min * 60))
+        if window is not None and w != window:
+            close_window()
+            group = []
+        window = w
+        group.append(e)
+    close_window()
+    alerts = gw.counters["messages"]
+    gw.close()
+    return {
+        "events": len(events),
+        "window_minutes_store_time": window_min,
+        "per_event_json_bytes": event_bytes,
+        "uplink_bytes": wire,
+        "uplink_bytes_uncompressed": plain,
+        "uplink_messages": messages,
+        "alerts_and_conflicts_in_exceptions": alerts,
+        "ratio": round(wire / event_bytes, 4),
+        "ratio_uncompressed": round(plain / event_bytes, 4),
+    }
+
+
+# ---- main ---------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem = next(line for line in meminfo if line.startswith("MemTotal"))
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line),
+        platform.processor(),
+    )
+    version = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True).stdout
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(int(mem.split()[1]) / 1024**2, 1),
+        "cpu": model,
+        "python": platform.python_version(),
+        "mosquitto": version.splitlines()[0] if version else "?",
+        "state_dir_fs": "same disk as the project (fsync is real)",
+        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--quick", action="store_true", help="short runs for development")
+    parser.add_argument("--rate", type=float, default=1200.0, help="offered events/s")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    runs, run_s = (1, 5) if quick else (3, 20)
+    outage_s = 5 if quick else 60
+    blast_n = 5000 if quick else 30000
+
+    print("loading the M5 CA_1 replay ...", file=sys.stderr, flush=True)
+    replay = Replay()
+    work = Path(tempfile.mkdtemp(prefix="shelfcast-latency-"))
+    broker = Mosquitto(work / "broker").start()
+    ctx = mp.get_context("spawn")
+    here, there = ctx.Pipe()
+    field = ctx.Process(target=_field_main, args=(broker.port, there), daemon=True)
+    field.start()
+    env = {"SHELFCAST_STORE_ID": STORE, "SHELFCAST_STATE_DIR": str(work / "gateway")}
+    cfg = with_mqtt(
+        load_config(env=env), host="127.0.0.1", port=broker.port, reconnect_min_s=0.1,
+        reconnect_max_s=1.0,
+    )  # fmt: skip
+    gw = Gateway(cfg).start()
+    result: dict = {"machine": machine(), "quick": quick, "replay": "M5 CA_1 (shelfcast.replay)"}
+    try:
+        if not gw.transport.wait_connected(10):
+            raise RuntimeError("gateway did not connect to Mosquitto")
+        time.sleep(1.0)  # the field's clients connect and subscribe
+        print("warm-up ...", file=sys.stderr, flush=True)
+        latency_run(here, gw, replay.take(int(args.rate)), args.rate)
+        lat = []
+        for r in range(runs):
+            print(f"latency run {r + 1}/{runs} at {args.rate:.0f}/s ...", file=sys.stderr)
+            lat.append(latency_run(here, gw, replay.take(int(args.rate * run_s)), args.rate))
+        print("throughput (single events, then 100-event batches) ...", file=sys.stderr)
+        single = throughput_run(here, gw, singles(replay.take(blast_n)), blast_n)
+        batched = throughput_run(here, gw, batches(replay.take(blast_n * 2), 100), blast_n * 2)
+        print(f"broker outage of {outage_s} s ...", file=sys.stderr, flush=True)
+        outage = outage_run(here, gw, broker, replay.take(int(args.rate * outage_s)), args.rate)
+        here.send(("received", None))
+        received = here.recv()
+        ids = [m for m, *_ in received]
+    finally:
+        gw.close()
+        here.send(("stop", None))
+        field.join(10)
+        broker.stop()
+    print("uplink bytes over the replay ...", file=sys.stderr, flush=True)
+    up_events = Replay(limit=30000 if quick else None).take(30000 if quick else len(replay.base))
+    uplink = uplink_run(up_events, 15, work / "uplink")
+
+    result["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    result.update(
+        {
+            "p50_event_to_alert_ms": statistics.median(r["p50_ms"] for r in lat),
+            "p99_event_to_alert_ms": statistics.median(r["p99_ms"] for r in lat),
+            "offered_events_per_s": args.rate,
+            "max_sustained_events_per_s": single["gateway_events_per_s"],
+            "max_sustained_events_per_s_batched_100": batched["gateway_events_per_s"],
+            "outage_alerts_lost": outage["alerts_lost"],
+            "duplicates_delivered": len(ids) - len(set(ids)),
+            "alerts_delivered": len(ids),
+            "uplink_bytes_ratio": uplink["ratio"],
+            "uplink_bytes_ratio_uncompressed": uplink["ratio_uncompressed"],
+            "scoring": "rule policy (edge_runtime.decisions.RulePolicy); ONNX not in the loop",
+            "latency_runs": lat,
+            "throughput_single": single,
+            "throughput_batched_100": batched,
+            "outage": outage,
+            "uplink": uplink,
+        }
+    )
+    print(table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def table(r: dict) -> str:
+    keys = [
+        "p50_event_to_alert_ms",
+        "p99_event_to_alert_ms",
+        "offered_events_per_s",
+        "max_sustained_events_per_s",
+        "max_sustained_events_per_s_batched_100",
+        "outage_alerts_lost",
+        "duplicates_delivered",
+        "alerts_delivered",
+        "uplink_bytes_ratio",
+        "uplink_bytes_ratio_uncompressed",
+        "scoring",
+    ]
+    lines = ["| figure | value |", "| --- | --- |"]
+    lines += [f"| {k} | {r[k]} |" for k in keys]
+    lines.append(
+        f"| outage | {r['outage']['outage_s']} s, {r['outage']['alerts_created_during_outage']} alerts created |"
+    )
+    m = r["machine"]
+    lines.append(
+        f"| machine | nproc {m['nproc']}, {m['memory_gib']} GiB, {m['cpu']}, load average "
+        f"{m['loadavg_1m_at_start']} at start, {m['loadavg_1m_at_end']} at end |"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
