@@ -22,6 +22,7 @@ from api import __version__
 from api.auth import WRITE_MARK
 from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
+from api.group_commit import GroupCommitter
 from api.metrics import ApiMetrics
 from api.routers import alerts, bundle, events, health, metrics, predictions, stock
 from api.runtime import GatewayRuntime, Runtime
@@ -53,6 +54,7 @@ def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.metrics = ApiMetrics(runtime.stats)
+    app.state.committer = GroupCommitter(runtime.ingest, source=events.SOURCE)
     install_error_handlers(app)
 
     def limit_for(path: str) -> int | None:
