@@ -25,7 +25,7 @@ from api.errors import install_error_handlers
 from api.group_commit import GroupCommitter
 from api.metrics import ApiMetrics
 from api.routers import alerts, bundle, events, health, metrics, predictions, stock
-from api.runtime import GatewayRuntime, Runtime
+from api.runtime import Runtime, runtime_for
 from api.schemas import event_schema
 from api.settings import ApiSettings
 
@@ -33,7 +33,7 @@ _SELF_LIMITED = ("/v1/events", "/v1/bundle")  # these read their body with their
 
 
 def _as_runtime(gateway: Any) -> Runtime:
-    return gateway if isinstance(gateway, Runtime) else GatewayRuntime(gateway)
+    return gateway if isinstance(gateway, Runtime) else runtime_for(gateway)
 
 
 def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:

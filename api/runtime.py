@@ -20,19 +20,24 @@ Routes call only :class:`Runtime`'s methods. Three ways to build one:
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from api import bundle_store, poison
 from api.errors import Unavailable
 from edge_runtime.events import Rejection
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
-from edge_runtime.stock import SkuState, StockState
+from edge_runtime.stock import SkuState, StockState, iso_utc
+from edge_runtime.stockout import stockout_risk
 from models.bundle import BundleError
 
 
@@ -309,3 +314,69 @@ class GatewayRuntime(LedgerRuntime):
                 else "optional: broker unreachable; messages wait in the outbox"
             )
         return checks
+
+
+def _forecast_table(gateway: Any) -> Any:
+    """The policy's forecast table (``lookup(sku, event_time, days) -> (mean, p90) | None``)."""
+    table = getattr(getattr(gateway, "policy", None), "forecasts", None)
+    return table if callable(getattr(table, "lookup", None)) else None
+
+
+class ForecastingGatewayRuntime(GatewayRuntime):
+    """A gateway that can forecast: its own ``forecast(skus, horizon_days)``, or the daily
+    forecasts its decision policy decides with (the bundle's ONNX demand model, scored at each
+    day's close), turned into stock-out risk with ``edge_runtime.stockout.stockout_risk`` on the
+    ledger's current available-to-promise."""
+
+    can_forecast = True
+
+    def forecast(self, skus: list[str], horizon_days: float) -> tuple[list[dict], list[str]]:
+        own = getattr(self.gateway, "forecast", None)
+        if callable(own):
+            return own(skus, horizon_days)
+        table = _forecast_table(self.gateway)
+        now = iso_utc(self.ledger.clock_us) or datetime.now(UTC).isoformat()
+        days = max(1, math.ceil(horizon_days))
+        rows, unknown = [], []
+        for sku in skus:
+            state = self.ledger.stock(sku)
+            found = table.lookup(sku, (state.last_event_time if state else None) or now, days)
+            if found is None:
+                unknown.append(sku)
+            else:
+                rows.append((sku, state, *found))
+        return self._with_risk(rows, horizon_days), unknown
+
+    def _with_risk(self, rows: list, horizon_days: float) -> list[dict]:
+        if not rows:
+            return []
+        mean = np.array([max(r[2], 0.0) for r in rows])
+        p90 = np.maximum(np.array([r[3] for r in rows]), mean)
+        known = [r[1] is not None for r in rows]
+        atp = np.array([float(r[1].available) if r[1] else 0.0 for r in rows])
+        risk = stockout_risk(mean, p90, atp, horizon_days)
+        version = getattr(self.gateway.policy, "version", "unknown")
+        out = []
+        for i, (sku, state, *_) in enumerate(rows):
+            days = float(risk.expected_days[i])
+            out.append(
+                {
+                    "sku": sku,
+                    "horizon_days": horizon_days,
+                    "mean_daily": float(mean[i]),
+                    "p90_daily": float(p90[i]),
+                    "demand_over_horizon": float(mean[i] * horizon_days),
+                    "atp": float(state.available) if state else None,
+                    "stockout_probability": float(risk.probability[i]) if known[i] else None,
+                    "expected_days_to_stockout": days if known[i] and math.isfinite(days) else None,
+                    "model_version": str(version),
+                }
+            )
+        return out
+
+
+def runtime_for(gateway: Any) -> GatewayRuntime:
+    """The adapter for ``gateway``: with prediction routes when it can forecast."""
+    if callable(getattr(gateway, "forecast", None)) or _forecast_table(gateway) is not None:
+        return ForecastingGatewayRuntime(gateway)
+    return GatewayRuntime(gateway)

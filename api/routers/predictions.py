@@ -42,7 +42,12 @@ def predict_one(
     return Forecast(**items[0])
 
 
-@router.post("", response_model=PredictionBatch, summary="a batch of SKUs")
+@router.post(
+    "",
+    response_model=PredictionBatch,
+    responses=responses(400),  # a body that is not decodable JSON text
+    summary="a batch of SKUs",
+)
 def predict_batch(
     request: PredictionRequest, runtime: RuntimeDep, metrics: MetricsDep
 ) -> PredictionBatch:

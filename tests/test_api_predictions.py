@@ -1,0 +1,76 @@
+"""Forecast and stock-out prediction through the API, from the forecasts the gateway's decision
+policy decides with (``shelfcast.forecast_policy``), on real uvicorn over a real gateway."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from api.app import create_app
+from api.settings import ApiSettings
+from edge_runtime.config import load_config
+from edge_runtime.gateway import Gateway
+from edge_runtime.stockout import stockout_risk
+from shelfcast.forecast_policy import DailyForecasts, ForecastDecisionPolicy
+from tests.api_server import ApiServer
+
+TOKEN = "predict-token-0123456"
+SKUS = ["A", "B", "C"]
+
+
+def forecasting_gateway(state_dir, skus=SKUS) -> Gateway:
+    """A gateway whose policy holds 7 closes x 14 horizons of daily forecasts per SKU."""
+    mean = np.broadcast_to(
+        np.arange(1, len(skus) + 1, dtype=float)[:, None, None], (len(skus), 7, 14)
+    )
+    forecasts = DailyForecasts(list(skus), np.datetime64("2026-01-01"), mean.copy(), 2 * mean)
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(state_dir)}
+    cfg = load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"})
+    gw = Gateway(cfg, policy=ForecastDecisionPolicy("S1", forecasts, "m7", lead_time_days=2))
+    gw.ingest(
+        [
+            {"event_id": "r-A", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 3,
+             "event_time": "2026-01-03T08:00:00+00:00", "source": "wms"},
+            {"event_id": "r-B", "store_id": "S1", "sku": "B", "type": "receipt", "qty": 500,
+             "event_time": "2026-01-03T08:00:00+00:00", "source": "wms"},
+        ],
+        "seed",
+    )  # fmt: skip
+    return gw
+
+
+@pytest.fixture
+def url(tmp_path):
+    gw = forecasting_gateway(tmp_path / "state")
+    with ApiServer(create_app(gw, ApiSettings(token=TOKEN))) as server:
+        yield server.url
+    gw.close()
+
+
+def test_one_sku_gets_forecast_and_stockout_risk(url):
+    got = httpx.get(url + "/v1/predictions/A", params={"horizon_days": 3}).json()
+    want = stockout_risk(np.array([1.0]), np.array([2.0]), np.array([3.0]), 3.0)
+    assert got["mean_daily"] == 1.0 and got["p90_daily"] == 2.0 and got["atp"] == 3.0
+    assert got["demand_over_horizon"] == 3.0
+    assert got["stockout_probability"] == pytest.approx(float(want.probability[0]))
+    assert got["expected_days_to_stockout"] == pytest.approx(3.0)
+    assert got["model_version"] == "shelfcast-m7"
+
+
+def test_a_batch_lists_unknown_skus_and_scores_the_rest(url):
+    body = {"skus": ["B", "C", "nope"], "horizon_days": 2}
+    got = httpx.post(url + "/v1/predictions", json=body).json()
+    assert got["unknown_skus"] == ["nope"]
+    b, c = got["items"]
+    assert b["sku"] == "B" and b["stockout_probability"] < 1e-6  # 500 units against ~2/day
+    assert c["sku"] == "C" and c["atp"] is None and c["stockout_probability"] is None
+    assert httpx.get(url + "/v1/predictions/nope").status_code == 404
+    metrics = httpx.get(url + "/metrics").text
+    assert 'shelfcast_scoring_latency_seconds_count{what="batch"} 1.0' in metrics
+
+
+def test_bad_prediction_requests_say_what_was_wrong(url):
+    response = httpx.post(url + "/v1/predictions", json={"skus": [], "horizon_days": 0})
+    assert response.status_code == 422
+    assert set(response.json()["where"]) == {"body.skus", "body.horizon_days"}
