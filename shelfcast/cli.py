@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "shelfcast.simulate",
         "digital twin: replay held-out real demand, compare replenishment policies",
     ),
+    "demo": (
+        "shelfcast.demo",
+        "the whole product on real data: train, twin, edge replay over MQTT, HTML report",
+    ),
     "serve": ("api.serve_command", "serve the HTTP API with the gateway runtime (or --attach)"),
 }
 

@@ -42,6 +42,8 @@ class EdgeModelForecaster:
     model_version: str = ""
     train_end: str | None = None
     _cache: dict = field(default_factory=dict, repr=False)
+    # day index -> (mean, p90) arrays (n_skus, horizons) as corrected and used that day
+    trace: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.name = self.name or ("shelfcast_onnx+river" if self.online else "shelfcast_onnx")
@@ -77,12 +79,14 @@ class EdgeModelForecaster:
         self._skus = [str(s) for s in panel.skus]
         self._correction = _new_correction() if self.online else None
         self._yesterday: np.ndarray | None = None
+        self._yesterday_day = -2
         self._cache = {}
+        self.trace = {}
 
     def observe(self, state: StoreState) -> None:
         """Learn from today's sales against yesterday's one-day-ahead forecast (uncensored only)."""
-        if self._correction is None or self._yesterday is None:
-            return
+        if self._correction is None or self._yesterday_day != state.day - 1:
+            return  # no one-day-ahead forecast was made yesterday
         sold = state.sales[:, -1] / self._scale
         central = self._yesterday / self._scale
         learn = self._correction.learn_one
@@ -91,7 +95,7 @@ class EdgeModelForecaster:
 
     def forecast(self, state: StoreState, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         mean, p90 = self._central(state, max(horizon, 14))
-        self._yesterday = mean[:, 0]
+        self._yesterday, self._yesterday_day = mean[:, 0], state.day
         if self._correction is not None:
             predict = self._correction.predict_one
             central = mean[:, 0] / self._scale
@@ -101,6 +105,7 @@ class EdgeModelForecaster:
             shift *= self._scale
             mean = np.maximum(mean + shift[:, None], 0.0)
             p90 = np.maximum(p90 + shift[:, None], mean)
+        self.trace[state.day] = (mean, p90)  # what the gateway would have used that day
         return mean[:, :horizon], p90[:, :horizon]
 
     def _central(self, state: StoreState, horizon: int) -> tuple[np.ndarray, np.ndarray]:

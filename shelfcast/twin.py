@@ -284,7 +284,8 @@ def simulate(
     if not 0 < start < end <= panel.n_days:
         raise TwinDataError(f"replay window {start}..{end} invalid for {panel.n_days} days")
     n, days = panel.n_skus, end - start
-    pack, capacity, on_hand = sku_parameters(panel, start, config)
+    pack, capacity, start_stock = sku_parameters(panel, start, config)
+    on_hand = start_stock
     policy.prepare(panel, start, config)
     sales_hist = panel.units[:, :end].copy()  # real history before start; twin sales after
     arrivals = np.zeros((n, days + config.lead_time + 1))
@@ -324,6 +325,7 @@ def simulate(
         rec["orders"],
         probs,
         horizon,
+        {"policy": policy, "start_stock": start_stock},
     )
 
 

@@ -1,0 +1,140 @@
+"""An embedded MQTT broker for the demo: Mosquitto when it is installed, else amqtt in-process.
+
+Either way it listens on a free loopback port and is stopped with :meth:`EmbeddedBroker.stop`;
+nothing outside the machine is needed.
+
+>>> b = EmbeddedBroker(prefer="amqtt").start()   # doctest: +SKIP
+>>> b.kind, b.port > 0                           # doctest: +SKIP
+('amqtt', True)
+>>> b.stop()                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def mosquitto_path() -> str | None:
+    """The ``mosquitto`` binary, also where Debian puts it off ``PATH`` (``/usr/sbin``)."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(port: int, timeout: float, alive=lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"MQTT broker did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+class EmbeddedBroker:
+    """A local MQTT broker on a free port (``prefer``: ``"auto"``, ``"mosquitto"``, ``"amqtt"``)."""
+
+    def __init__(self, prefer: str = "auto", work_dir: str | Path | None = None):
+        self.prefer = prefer
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="shelfcast-broker-"))
+        self.port = _free_port()
+        self.kind = ""
+        self._proc: subprocess.Popen | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._broker = None
+
+    def start(self, timeout: float = 10.0) -> EmbeddedBroker:
+        binary = mosquitto_path()
+        if self.prefer == "mosquitto" and binary is None:
+            raise FileNotFoundError("mosquitto not found (apt-get install mosquitto)")
+        if binary and self.prefer in ("auto", "mosquitto"):
+            self._start_mosquitto(binary, timeout)
+        else:
+            self._start_amqtt(timeout)
+        return self
+
+    def _start_mosquitto(self, binary: str, timeout: float) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.work_dir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "max_queued_messages 0",
+            "persistence false",
+            f"log_dest file {self.work_dir / 'mosquitto.log'}",
+        ]
+        if os.geteuid() == 0:
+            lines.append("user root")
+        conf.write_text("\n".join(lines) + "\n")
+        self._proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_listening(self.port, timeout, alive=lambda: self._proc.poll() is None)
+        self.kind = "mosquitto"
+
+    def _start_amqtt(self, timeout: float) -> None:
+        from amqtt.broker import Broker
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._broker = Broker(config, loop=self._loop)
+            self._loop.run_until_complete(self._broker.start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="amqtt-broker", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("amqtt broker did not start")
+        self.kind = "amqtt"
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._loop is not None and self._broker is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+            try:
+                fut.result(10)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                if self._thread:
+                    self._thread.join(10)
+            self._loop = self._broker = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,66 @@
+"""`shelfcast demo --quick` end to end on the real data: train, twin, edge replay over MQTT, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shelfcast.broker import EmbeddedBroker, mosquitto_path
+from shelfcast.cli import main
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory, real_data_dir):
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_in_tmp(demo_dir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{demo_dir}/mlflow.db")
+
+
+@pytest.mark.skipif(
+    mosquitto_path() is None, reason="mosquitto not installed (make test installs it)"
+)
+def test_quick_demo_end_to_end_with_mosquitto(demo_dir, capsys):
+    assert main(["demo", "--quick", "--out", str(demo_dir), "--broker", "mosquitto"]) == 0
+    out = capsys.readouterr().out
+    assert "[2 train] training on" in out and "MQTT broker: mosquitto" in out
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    edge = summary["edge"]
+    assert edge["all_ingested"] and edge["counters"]["ingested"] == edge["events"] > 0
+    assert edge["counters"]["rejected"] == 0 and edge["outbox_depth"] == 0
+    assert {p["policy"] for p in summary["policies"]} == {"minmax", "shelfcast", "statsforecast"}
+    # every alert the gateway published reached the subscriber, and was printed as it came
+    assert summary["alerts"].get("stockout", 0) >= 1
+    assert "ALERT stockout" in out
+    report = (demo_dir / "report.html").read_text()
+    for part in (
+        "Policy comparison",
+        "Forecasts against actuals",
+        "Stock trajectories",
+        "mlflow ui",
+    ):
+        assert part in report
+    assert report.count("<svg") >= 4
+
+
+def test_quick_demo_reuses_its_bundle_on_amqtt(demo_dir, capsys):
+    trained_before = (demo_dir / "bundle" / "manifest.json").exists()
+    assert main(["demo", "--quick", "--out", str(demo_dir), "--broker", "amqtt"]) == 0
+    out = capsys.readouterr().out
+    assert "MQTT broker: amqtt" in out
+    assert ("reusing bundle" in out) == trained_before  # same cut: no second training
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    assert summary["edge"]["all_ingested"] and summary["edge"]["broker"] == "amqtt"
+
+
+def test_embedded_broker_falls_back_to_amqtt():
+    broker = EmbeddedBroker(prefer="amqtt").start()
+    try:
+        assert broker.kind == "amqtt" and broker.port > 0
+    finally:
+        broker.stop()
