@@ -19,13 +19,14 @@ publish and PUBACK sends the message again after restart: consumers de-duplicate
 
 from __future__ import annotations
 
+import gzip
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from edge_runtime.messages import Message
+from edge_runtime.messages import GZIP_MAGIC, Message
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -47,6 +48,10 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps statements small
+
+
+def _plain(payload: bytes) -> bytes:
+    return gzip.decompress(payload) if payload[:2] == GZIP_MAGIC else payload
 
 
 class OutboxRow(NamedTuple):
@@ -155,7 +160,8 @@ class Outbox:
     def recent(
         self, kind: str | None = None, sku: str | None = None, limit: int = 100
     ) -> list[bytes]:
-        """Payloads of the newest messages, newest first, optionally of one kind and SKU."""
+        """JSON of the newest messages, newest first, optionally of one kind and SKU (gzip
+        uplink payloads are returned decompressed)."""
         where, args = [], []
         if kind:
             where.append("kind = ?")
@@ -167,7 +173,7 @@ class Outbox:
         cur = self._conn.execute(
             f"SELECT payload FROM outbox {clause} ORDER BY seq DESC LIMIT ?", (*args, limit)
         )
-        return [bytes(p) for (p,) in cur]
+        return [_plain(bytes(p)) for (p,) in cur]
 
     def prune(self, keep_sent: int = 100_000) -> int:
         """Delete all but the newest ``keep_sent`` sent rows (pending rows are never deleted)."""

@@ -57,3 +57,18 @@ def test_recent_and_prune(tmp_path):
     assert box.prune(keep_sent=4) == 6
     assert box.depth() == 1  # the unsent state message is never pruned
     assert len(box.recent(kind="stockout")) == 4
+
+
+def test_recent_returns_plain_json_for_the_gzip_uplink(tmp_path):
+    from datetime import UTC, datetime
+
+    from edge_runtime.messages import UplinkDeltas
+
+    now = datetime.now(UTC)
+    box = Outbox(tmp_path / "l.sqlite")
+    (row,) = box.put(
+        [UplinkDeltas(store_id="S1", model_version="m", window_start=now, window_end=now,
+                      events=1, deltas=[("A", 1, 0, 1, 1, 1)])]
+    )  # fmt: skip
+    assert row.payload[:2] == b"\x1f\x8b"  # compressed on the wire
+    assert box.recent(kind="uplink")[0].startswith(b'{"schema":1')
