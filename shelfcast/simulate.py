@@ -66,6 +66,8 @@ class Comparison:
         """(parameter, avg inventory, lost units) over the family's grid."""
         out = []
         for param, runs in sorted(self.runs[family].items()):
+            if window not in runs:
+                continue  # a refinement step run on validation only
             m = runs[window].metrics()
             out.append((param, m["avg_inventory_units"], m["lost_units"]))
         return out
@@ -126,9 +128,14 @@ def compare_policies(
     minmax_grid: tuple[float, ...] = MINMAX_GRID,
     baselines: tuple[str, ...] | None = None,
     progress=None,
+    refine: int = 4,
 ) -> Comparison:
     """Run every family over its grid on the validation and test windows (same demand, same
-    store), choose parameters on validation, and return the :class:`Comparison`."""
+    store), choose parameters on validation, and return the :class:`Comparison`.
+
+    ``refine`` > 0 bisects each forecast family's z between the grid points around min/max's
+    validation inventory, that many times (validation runs only), so the chosen policy uses as
+    much of the inventory budget as it may; the test run is then made at the refined z."""
     config = config or StoreConfig()
     if "minmax" not in families:
         families = ["minmax", *families]  # the reference every figure is relative to
@@ -156,6 +163,11 @@ def compare_policies(
         if progress:
             progress(i + 1, len(jobs), f"{family} {param}")
     _choose(cmp, minmax_grid)
+    for family in families:
+        if family != "minmax" and refine > 0:
+            _refine(cmp, family, refine, panel, config, windows, horizon, bundle, baselines)
+            if progress:
+                progress(len(jobs), len(jobs), f"{family}: z refined to {cmp.chosen[family]:.3f}")
     return cmp
 
 
@@ -178,6 +190,38 @@ def _choose(cmp: Comparison, minmax_grid: tuple[float, ...]) -> None:
                 f"{family}: no grid point stayed within min/max's validation inventory; "
                 "took the leanest"
             )
+
+
+def _refine(cmp, family, steps, panel, config, windows, horizon, bundle, baselines) -> None:
+    """Bisect z on the validation weeks: the largest z whose average inventory stays within
+    min/max's validation inventory (inventory grows with z), then run the test weeks there."""
+    budget = cmp.runs["minmax"][cmp.chosen["minmax"]]["validation"].metrics()["avg_inventory_units"]
+    grid = cmp.runs[family]
+    inv = {p: r["validation"].metrics()["avg_inventory_units"] for p, r in grid.items()}
+    within = sorted(p for p in inv if inv[p] <= budget)
+    above = sorted(p for p in inv if inv[p] > budget and (not within or p > within[-1]))
+    if not within:
+        return  # even the leanest grid point is over budget: keep the grid choice
+    # Past the grid's top when even its largest z stays within budget.
+    lo, hi = within[-1], (above[0] if above else max(2.0 * within[-1], within[-1] + 2.0))
+    a, b = windows["validation"]
+    for _ in range(steps):
+        mid = round((lo + hi) / 2.0, 4)
+        run = simulate(panel, _policy(family, mid, bundle, baselines), config, a, b, horizon)
+        if run.metrics()["avg_inventory_units"] <= budget:
+            lo = mid
+            grid.setdefault(mid, {})["validation"] = run
+        else:
+            hi = mid
+    if lo not in grid or "test" not in grid[lo]:
+        a, b = windows["test"]
+        grid.setdefault(lo, {})["test"] = simulate(
+            panel, _policy(family, lo, bundle, baselines), config, a, b, horizon
+        )
+    if grid[lo]["validation"].metrics()["lost_units"] <= min(
+        grid[p]["validation"].metrics()["lost_units"] for p in within
+    ):
+        cmp.chosen[family] = lo
 
 
 def load_panel(data: str, store: str | None, top_skus: int | None) -> DemandPanel:

@@ -1,0 +1,180 @@
+"""Business value in the digital twin (issue 6): lost sales and inventory per policy on held-out
+real weeks, and how long ``make demo`` takes on this machine.
+
+What it does:
+
+1. Online Retail II, United Kingdom as one store, its ``--top-skus`` SKUs by units (real daily
+   demand). The last ``--test-days`` are the test replay, the ``--val-days`` before them the
+   validation replay; both are held out from training.
+2. Trains a bundle (demand model, ONNX) on the history before the validation weeks with the
+   project's training pipeline, or reuses the one it trained before for the same cut.
+3. ``shelfcast.simulate.compare_policies``: min/max (reference: 3 safety days), the edge
+   order-up-to rule on the best statsforecast baseline, and on the bundle's ONNX model + River;
+   each family's parameter chosen on the validation weeks at no more average inventory than
+   min/max there. Reports the test-week metrics and ``lost_sales_reduction_vs_minmax``.
+4. Times ``make demo`` once (wall clock; says whether it trained or reused its bundle).
+
+Usage: ``python benchmarks/twin.py --json out.json [--quick] [--no-demo] [--fresh-demo]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shelfcast.simulate import TABLE_COLUMNS, compare_policies, markdown  # noqa: E402
+from shelfcast.twin import DemandPanel, StoreConfig  # noqa: E402
+
+FIGURES = ("fill_rate", "lost_units", "stockout_sku_days", "avg_inventory_units")
+
+
+def machine() -> dict:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def bundle_for(frame, cutoff, out: Path, trees: int) -> tuple[Path, dict]:
+    """Train on history up to ``cutoff`` or reuse the bundle trained for the same cut."""
+    import numpy as np
+
+    from training.train import TrainConfig, train
+
+    source = f"online_retail UK top-{frame['sku'].nunique()} SKUs to {cutoff}, {trees} trees"
+    meta_path = out / "metadata.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("data_source") == source:
+            print(f"reusing bundle {out} ({source})", flush=True)
+            return out, meta
+    history = frame[frame["date"] <= np.datetime64(cutoff, "ns")]
+    config = TrainConfig(folds=1, n_estimators=trees, baselines=False)
+    print(f"training bundle on {len(history):,} rows up to {cutoff} ({trees} trees)", flush=True)
+    result = train(history, out, config, source, track=False)
+    return result.bundle, result.metadata
+
+
+def time_make_demo(fresh: bool) -> dict:
+    """Wall-clock seconds of one ``make demo`` (its output goes to var/bench/make_demo.log)."""
+    if fresh:
+        shutil.rmtree(ROOT / "var" / "demo", ignore_errors=True)
+    log = ROOT / "var" / "bench" / "make_demo.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        code = subprocess.call(["make", "demo"], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    text = log.read_text()
+    return {
+        "demo_seconds": round(seconds, 1),
+        "exit_code": code,
+        "trained": "[2 train] training on" in text,
+        "reused_bundle": "reusing bundle" in text,
+        "log": str(log.relative_to(ROOT)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", required=True, help="write the results here")
+    parser.add_argument("--quick", action="store_true", help="30 SKUs, 4+4 weeks, small grids")
+    parser.add_argument("--top-skus", type=int, default=None, help="SKUs (default 200)")
+    parser.add_argument("--test-days", type=int, default=None, help="default 56")
+    parser.add_argument("--val-days", type=int, default=None, help="default 56")
+    parser.add_argument("--trees", type=int, default=200, help="trees per LightGBM model")
+    parser.add_argument("--no-demo", action="store_true", help="do not time `make demo`")
+    parser.add_argument(
+        "--fresh-demo", action="store_true", help="delete var/demo first (time a first run)"
+    )
+    args = parser.parse_args()
+    from training.datasets import online_retail
+
+    top = args.top_skus or (30 if args.quick else 200)
+    test_days = args.test_days or (28 if args.quick else 56)
+    val_days = args.val_days or (28 if args.quick else 56)
+    trees = 60 if args.quick else args.trees
+    t0 = time.perf_counter()
+    frame = online_retail(top_skus=top)
+    panel = DemandPanel.from_frame(frame)
+    test0 = panel.n_days - test_days
+    val0 = test0 - val_days
+    cutoff = panel.dates[val0 - 1]
+    bundle, meta = bundle_for(frame, cutoff, ROOT / "var" / "bench" / f"twin_bundle_{top}", trees)
+    config = StoreConfig()
+    grids = {"z_grid": (1.0, 2.33), "minmax_grid": (1.5, 3.0, 4.5)} if args.quick else {}
+    cmp = compare_policies(
+        panel,
+        ["shelfcast", "statsforecast"],
+        config,
+        str(bundle),
+        test_days,
+        val_days,
+        progress=lambda i, n, what: print(f"  [{i}/{n}] {what}", flush=True),
+        **grids,
+    )
+    twin_seconds = time.perf_counter() - t0
+    rows = cmp.table()
+    summary = cmp.summary()
+    result = {
+        "benchmark": "twin",
+        "machine": machine(),
+        "data": {
+            "source": "online_retail (UCI Online Retail II), United Kingdom as one store",
+            "skus": panel.n_skus,
+            "history": [str(panel.dates[0]), str(cutoff)],
+            "windows": cmp.windows,
+            "bundle": {
+                "path": str(bundle),
+                "model_version": meta.get("model_version"),
+                "training_data": meta.get("training_data"),
+            },
+        },
+        "store": config.__dict__,
+        "comparison_method": (
+            "each policy family's parameter chosen on the validation weeks: fewest lost units "
+            "with average inventory <= min/max (3 safety days) there; figures are test weeks. "
+            "Also: test-week lost units interpolated on the family's curve at min/max's inventory."
+        ),
+        "policies": {r["policy"]: {**{k: r.get(k) for k in FIGURES}, **r} for r in rows},
+        "curves": {f: cmp.curve(f) for f in cmp.runs},
+        "lost_sales_reduction_vs_minmax": summary["shelfcast_lost_sales_reduction_vs_minmax"],
+        "inventory_ratio_vs_minmax": summary["shelfcast_inventory_ratio_vs_minmax"],
+        "summary": summary,
+        "notes": cmp.notes,
+        "twin_seconds": round(twin_seconds, 1),
+    }
+    print(f"\nstore {panel.store_id}, {panel.n_skus} SKUs, test {cmp.windows['test']}\n")
+    print(markdown(rows, TABLE_COLUMNS))
+    print(markdown([{"figure": k, "value": v} for k, v in summary.items()], ("figure", "value")))
+    if not args.no_demo:
+        print("timing `make demo` ...", flush=True)
+        result["make_demo"] = time_make_demo(args.fresh_demo)
+        result["demo_seconds"] = result["make_demo"]["demo_seconds"]
+        print(
+            markdown(
+                [result["make_demo"]], ("demo_seconds", "exit_code", "trained", "reused_bundle")
+            )
+        )
+    m = result["machine"]
+    print(f"machine: nproc {m['nproc']}, memory {m['memory_gib']} GiB")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
