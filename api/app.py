@@ -70,6 +70,13 @@ def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:
     return app
 
 
+def _strip_examples(component: dict[str, Any]) -> None:
+    """Model docstrings carry runnable examples; the published description is the prose only."""
+    description = component.get("description")
+    if description and ">>>" in description:
+        component["description"] = description.split(">>>", 1)[0].strip()
+
+
 def _openapi(app: FastAPI, store_id: str, reads_open: bool) -> dict[str, Any]:
     """The generated schema plus the event schema derived from ``edge_runtime.events``.
 
@@ -86,6 +93,8 @@ def _openapi(app: FastAPI, store_id: str, reads_open: bool) -> dict[str, Any]:
         schema.setdefault("components", {}).setdefault("schemas", {})["EdgeEvent"] = event_schema(
             store_id
         )
+        for component in schema["components"]["schemas"].values():
+            _strip_examples(component)
         if reads_open:
             for operations in schema["paths"].values():
                 for operation in operations.values():

@@ -21,7 +21,11 @@ from api.errors import BodyTooLarge, error_response
 
 
 class BodyLimit:
-    """ASGI middleware capping request bodies; ``limit_for(path)`` returns bytes or None (own)."""
+    """ASGI middleware capping request bodies; ``limit_for(path)`` returns bytes or None (own).
+
+    >>> BodyLimit(app=None, limit_for=lambda path: 1024).limit_for("/v1/predictions")
+    1024
+    """
 
     def __init__(self, app: ASGIApp, limit_for: Callable[[str], int | None]):
         self.app = app

@@ -27,7 +27,11 @@ MARKER = "feature_spec.json"  # every bundle has one at its root
 
 
 class ArchiveError(ValueError):
-    """The upload is not a bundle archive we accept; the message says why."""
+    """The upload is not a bundle archive we accept; the message says why.
+
+    >>> str(ArchiveError("empty body"))
+    'empty body'
+    """
 
 
 def _check_name(name: str) -> PurePosixPath:

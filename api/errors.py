@@ -15,8 +15,10 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.schemas import ApiModel
 
 log = logging.getLogger("shelfcast.api")
 
@@ -35,8 +37,12 @@ _CODES = {
 }
 
 
-class ErrorBody(BaseModel):
-    """What went wrong: a stable code, a sentence, and the locations at fault."""
+class ErrorBody(ApiModel):
+    """What went wrong: a stable code, a sentence, and the locations at fault.
+
+    >>> ErrorBody(error="not_found", message="no SKU 'X'").where
+    []
+    """
 
     error: str = Field(description="machine-readable error code, e.g. invalid_input")
     message: str = Field(description="what was wrong, in words")
@@ -46,11 +52,19 @@ class ErrorBody(BaseModel):
 
 
 class Unavailable(RuntimeError):
-    """The runtime cannot do this now (no bundle loaded, read-only mode); answered 503."""
+    """The runtime cannot do this now (no bundle loaded, read-only mode); answered 503.
+
+    >>> isinstance(Unavailable("no bundle loaded"), RuntimeError)
+    True
+    """
 
 
 class BodyTooLarge(Exception):
-    """A request body went over its limit while being read."""
+    """A request body went over its limit while being read.
+
+    >>> BodyTooLarge(limit=10, seen=12).limit
+    10
+    """
 
     def __init__(self, limit: int, seen: int, head: bytes = b""):
         super().__init__(f"request body exceeds the {limit}-byte limit (read {seen} bytes)")

@@ -66,7 +66,11 @@ def split_counts(
 
 
 class GroupCommitter:
-    """Coalesces concurrent ingest requests of one app (all calls on its event loop)."""
+    """Coalesces concurrent ingest requests of one app (all calls on its event loop).
+
+    >>> GroupCommitter(lambda payload, source: None, source="api")._max_events
+    5000
+    """
 
     def __init__(
         self, ingest: Callable[[Any, str], IngestResult], source: str, max_events: int = 5000

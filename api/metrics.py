@@ -69,7 +69,11 @@ class _Collector(Collector):
 
 
 class ApiMetrics:
-    """The metric objects of one app and their exposition."""
+    """The metric objects of one app and their exposition.
+
+    >>> ApiMetrics(dict).render()[1].startswith("text/plain")
+    True
+    """
 
     def __init__(self, snapshot: Callable[[], Mapping[str, float]]):
         self.snapshot = snapshot

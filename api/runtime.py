@@ -42,11 +42,19 @@ from models.bundle import BundleError
 
 
 class BundleRefused(ValueError):
-    """A bundle failed verification (digests, feature spec); answered with 422."""
+    """A bundle failed verification (digests, feature spec); answered with 422.
+
+    >>> issubclass(BundleRefused, ValueError)
+    True
+    """
 
 
 class Runtime:
-    """The interface routes use; subclasses fill it in. Unsupported operations raise Unavailable."""
+    """The interface routes use; subclasses fill it in. Unsupported operations raise Unavailable.
+
+    >>> Runtime().bundle_info()
+    {'loaded': False}
+    """
 
     store_id: str
     read_only: bool = False
@@ -114,6 +122,9 @@ class LedgerRuntime(Runtime):
     """A real ledger (and the outbox in its file), no decision layer.
 
     Ingest takes ``Ledger.ingest_raw``, the same parse and dead-letter path as ``Gateway.ingest``.
+
+    >>> LedgerRuntime.read_only, LedgerRuntime.can_forecast
+    (False, False)
     """
 
     def __init__(self, ledger: Ledger, bundle_dir: Path | None = None):
@@ -218,6 +229,9 @@ class StateDirRuntime(Runtime):
 
     Reads go to SQLite each time (the other process owns the in-memory state), through a
     read-only connection: this process can never change the ledger.
+
+    >>> StateDirRuntime.read_only
+    True
     """
 
     read_only = True
@@ -286,7 +300,11 @@ class StateDirRuntime(Runtime):
 
 
 class GatewayRuntime(LedgerRuntime):
-    """A running ``edge_runtime.gateway.Gateway``: ingest takes ``Gateway.ingest``."""
+    """A running ``edge_runtime.gateway.Gateway``: ingest takes ``Gateway.ingest``.
+
+    >>> GatewayRuntime.can_forecast
+    False
+    """
 
     def __init__(self, gateway: Any):
         self.gateway = gateway
@@ -326,7 +344,11 @@ class ForecastingGatewayRuntime(GatewayRuntime):
     """A gateway that can forecast: its own ``forecast(skus, horizon_days)``, or the daily
     forecasts its decision policy decides with (the bundle's ONNX demand model, scored at each
     day's close), turned into stock-out risk with ``edge_runtime.stockout.stockout_risk`` on the
-    ledger's current available-to-promise."""
+    ledger's current available-to-promise.
+
+    >>> ForecastingGatewayRuntime.can_forecast
+    True
+    """
 
     can_forecast = True
 

@@ -28,27 +28,45 @@ AlertMessage = Annotated[
 AlertKind = Literal["stockout", "replenishment", "anomaly", "conflict"]
 
 
-class _Strict(BaseModel):
+class ApiModel(BaseModel):
+    """Base of the API's own models: unknown fields are refused, not ignored.
+
+    >>> ApiModel.model_config["extra"]
+    'forbid'
+    """
+
     model_config = ConfigDict(extra="forbid")
 
 
-class Health(_Strict):
-    """Liveness: the process answers."""
+class Health(ApiModel):
+    """Liveness: the process answers.
+
+    >>> Health(store_id="S1", version="0.1.0").status
+    'ok'
+    """
 
     status: Literal["ok"] = "ok"
     store_id: str = Field(description="the store this gateway serves")
     version: str = Field(description="shelfcast version")
 
 
-class Readiness(_Strict):
-    """Readiness: each part of the gateway the API depends on, and whether it is usable."""
+class Readiness(ApiModel):
+    """Readiness: each part of the gateway the API depends on, and whether it is usable.
+
+    >>> Readiness(ready=True, checks={"ledger": "ok"}).ready
+    True
+    """
 
     ready: bool = Field(description="true when every required check passes")
     checks: dict[str, str] = Field(description="check name -> 'ok' or what is wrong")
 
 
-class StockPage(_Strict):
-    """A page of SKU stock states in SKU order."""
+class StockPage(ApiModel):
+    """A page of SKU stock states in SKU order.
+
+    >>> StockPage(offset=0, limit=10, total=0, items=[]).total
+    0
+    """
 
     offset: int = Field(ge=0)
     limit: int = Field(ge=1)
@@ -56,16 +74,24 @@ class StockPage(_Strict):
     items: list[StockState]
 
 
-class RejectionOut(_Strict):
-    """Why one payload or event was refused (it is kept in the dead-letter store)."""
+class RejectionOut(ApiModel):
+    """Why one payload or event was refused (it is kept in the dead-letter store).
+
+    >>> RejectionOut(reason="qty must be > 0 for sale, got -1", field="qty").field
+    'qty'
+    """
 
     reason: str = Field(description="what was wrong")
     field: str | None = Field(None, description="the field at fault, or 'payload'")
     index: int | None = Field(None, description="position in the batch, when it was a batch")
 
 
-class IngestResponse(_Strict):
-    """What happened to a single event or a batch: each event judged on its own."""
+class IngestResponse(ApiModel):
+    """What happened to a single event or a batch: each event judged on its own.
+
+    >>> IngestResponse(accepted=1, duplicates=0, rejected=0).conflicts
+    0
+    """
 
     accepted: int = Field(ge=0, description="new events stored durably")
     duplicates: int = Field(ge=0, description="events already in the ledger (nothing changed)")
@@ -76,8 +102,13 @@ class IngestResponse(_Strict):
     conflicts: int = Field(0, ge=0, description="contention or book conflicts found")
 
 
-class Forecast(_Strict):
-    """Demand forecast of one SKU over a horizon, with its stock-out risk."""
+class Forecast(ApiModel):
+    """Demand forecast of one SKU over a horizon, with its stock-out risk.
+
+    >>> Forecast(sku="A", horizon_days=2, mean_daily=1.5, p90_daily=3, demand_over_horizon=3,
+    ...          model_version="m1").stockout_probability is None
+    True
+    """
 
     sku: str
     horizon_days: float = Field(gt=0)
@@ -94,8 +125,12 @@ class Forecast(_Strict):
     model_version: str
 
 
-class PredictionRequest(_Strict):
-    """A batch of SKUs to forecast."""
+class PredictionRequest(ApiModel):
+    """A batch of SKUs to forecast.
+
+    >>> PredictionRequest(skus=["A"]).horizon_days
+    7.0
+    """
 
     skus: list[Annotated[str, Field(min_length=1, max_length=ev.MAX_SKU_LEN)]] = Field(
         min_length=1, max_length=1000
@@ -103,21 +138,33 @@ class PredictionRequest(_Strict):
     horizon_days: float = Field(7.0, gt=0, le=90)
 
 
-class PredictionBatch(_Strict):
-    """Forecasts of a batch, in request order; unknown SKUs are listed, not failed."""
+class PredictionBatch(ApiModel):
+    """Forecasts of a batch, in request order; unknown SKUs are listed, not failed.
+
+    >>> PredictionBatch(items=[]).unknown_skus
+    []
+    """
 
     items: list[Forecast]
     unknown_skus: list[str] = Field(default_factory=list)
 
 
-class AlertPage(_Strict):
-    """Recent alerts and conflicts, newest first (the same JSON as on MQTT)."""
+class AlertPage(ApiModel):
+    """Recent alerts and conflicts, newest first (the same JSON as on MQTT).
+
+    >>> AlertPage(items=[]).items
+    []
+    """
 
     items: list[AlertMessage]
 
 
-class BundleInfo(_Strict):
-    """The model bundle in use."""
+class BundleInfo(ApiModel):
+    """The model bundle in use.
+
+    >>> BundleInfo(loaded=False).models
+    []
+    """
 
     loaded: bool
     model_version: str | None = None
