@@ -29,6 +29,7 @@ import json
 import logging
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -51,6 +52,25 @@ GROUP_MAX_EVENTS = min(
 )  # events per ledger transaction on the MQTT path
 ALONE_BYTES = 64 * 1024  # bigger payloads are ingested on their own (size limits apply)
 _ID_CHUNK = 900
+_INSERT_DEAD = (  # the ledger's dead-letter table (edge_runtime.ledger)
+    "INSERT INTO dead_letters (received_us, source, field, reason, raw, batch_index)"
+    " VALUES (?,?,?,?,?,?)"
+)
+RAW_KEEP = 1024
+
+
+def _raw_text(item: Any) -> str:
+    """A storable, truncated text of what was received (lone surrogates escaped)."""
+    try:
+        if isinstance(item, bytes | bytearray):
+            text = bytes(item[: RAW_KEEP * 4]).decode("utf-8", "backslashreplace")
+        else:
+            text = json.dumps(item, ensure_ascii=True)
+    except (ValueError, TypeError, RecursionError):
+        text = f"<{type(item).__name__} that cannot be shown>"
+    return text[:RAW_KEEP]
+
+
 MARK_EVERY_S = 0.05
 
 
@@ -160,7 +180,7 @@ class Gateway:
             if len(payload) <= ALONE_BYTES:
                 try:
                     data = json.loads(payload)
-                except ValueError:
+                except (ValueError, RecursionError):  # ingested alone below: dead-lettered
                     data = None
             if data is None or (isinstance(data, list) and len(data) > GROUP_MAX_EVENTS):
                 self._ingest_group(payload, source, [(mid, qos)])  # dead-letters / limits apply
@@ -179,16 +199,50 @@ class Gateway:
 
     def _ingest_group(self, payload, source: str, acks: list[tuple[int, int]]) -> None:
         try:
-            with self._lock:
-                _, rows, states = self._ingest_locked(payload, source)
-                self._handover(rows, states)
-        except Exception:
-            # Not acknowledged: the broker redelivers (the ledger is idempotent on event_id).
+            self._ingest_handover(payload, source)
+        except sqlite3.OperationalError:
+            # The store itself failed (disk full, I/O): not acknowledged, so the broker
+            # redelivers after a reconnect (the ledger is idempotent on event_id).
             log.exception("ingest of %d payload(s) from %r failed", len(acks), source)
             return
+        except Exception as err:
+            # A payload the parser or store cannot handle must not block the rest: retry item
+            # by item and dead-letter what still fails, with the reason.
+            self._ingest_one_by_one(payload, source, err)
         if self.transport is not None:
             for mid, qos in acks:
                 self.transport.ack(mid, qos)
+
+    def _ingest_handover(self, payload, source: str) -> None:
+        with self._lock:
+            _, rows, states = self._ingest_locked(payload, source)
+            self._handover(rows, states)
+
+    def _ingest_one_by_one(self, payload, source: str, first: Exception) -> None:
+        items = payload if isinstance(payload, list) else [payload]
+        for index, item in enumerate(items):
+            try:
+                self._ingest_handover([item] if isinstance(payload, list) else item, source)
+            except sqlite3.OperationalError:
+                raise
+            except Exception as err:
+                self._dead_letter(item, source, err, index if isinstance(payload, list) else None)
+        log.warning("payload from %r could not be ingested whole (%r): split", source, first)
+
+    def _dead_letter(self, item: Any, source: str, err: Exception, index: int | None) -> None:
+        """Write an unprocessable item to the ledger's dead-letter table, reason included."""
+        reason = f"unprocessable {type(err).__name__}: {str(err)[:200]}"
+        row = (time.time_ns() // 1000, source, None, reason, _raw_text(item), index)
+        with self._lock:
+            conn = self.outbox.connection
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(_INSERT_DEAD, row)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self.counters["rejected"] += 1
 
     # ---- outgoing ----------------------------------------------------------------------
 
