@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 import threading
@@ -257,10 +258,11 @@ def replay_through_gateway(panel, run, forecasts, model_version, settings, out: 
         with tqdm(total=len(events), unit="ev", desc="replay", file=sys.stdout) as bar:
             sent, last_source = 0, None
             for source, chunk in batches(events):
-                if source != last_source:
-                    # Topics are separate queues: let the gateway take everything sent so far
-                    # before switching topic, so receipts and sales keep their event order.
-                    _wait_ingested(gw, sent, timeout=60)
+                if source != last_source and not _wait_ingested(gw, sent, timeout=30):
+                    # Topics are separate queues: the gateway takes everything sent so far
+                    # before the topic changes, so receipts and sales keep their event order.
+                    tqdm.write(f"  the gateway stopped ingesting after {sent} events; see its log")
+                    break
                 topic = f"{cfg.mqtt.topic_prefix}/{STORE_ID}/events/{source}"
                 pub.publish(topic, json.dumps(chunk), qos=1).wait_for_publish(30)
                 sent, last_source = sent + len(chunk), source
@@ -403,6 +405,7 @@ def run(args: argparse.Namespace) -> int:
     from shelfcast.simulate import TABLE_COLUMNS, compare_policies, markdown
     from shelfcast.twin import StoreConfig
 
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     settings = DemoSettings.quick() if args.quick else DemoSettings()
     if args.top_skus:

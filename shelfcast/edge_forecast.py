@@ -120,7 +120,9 @@ class EdgeModelForecaster:
         before = (np.arange(lo, state.day + 1)[None, :]) < self._first[:, None]
         units[before] = np.nan  # a series starts at its first sale, as in training
         price = None
-        if self._panel.price is not None:
+        if self._panel.price_daily is not None:  # as in training: the day's price, carried forward
+            price = self._panel.price_daily[:, lo : state.day + 1]
+        elif self._panel.price is not None:
             price = np.repeat(self._panel.price[:, None], units.shape[1], axis=1)
         panel = Panel(
             keys=[(self._panel.store_id, s) for s in self._skus],

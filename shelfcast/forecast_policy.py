@@ -27,6 +27,8 @@ from edge_runtime.messages import Message, StockoutAlert
 from edge_runtime.stock import Conflict, StockState
 from edge_runtime.stockout import StockoutMonitor, stockout_risk
 
+MAX_EXPECTED_DAYS = 365.0
+
 
 @dataclass
 class DailyForecasts:
@@ -106,14 +108,15 @@ class ForecastDecisionPolicy:
     def _alert(self, row, prob: float, days: float) -> StockoutAlert:
         s, cause, when, mean, p90 = row
         at = datetime.fromisoformat(when)
-        expected = at + timedelta(days=float(days)) if np.isfinite(days) else None
+        # Beyond a year the expected time says nothing (and may overflow a datetime).
+        expected = at + timedelta(days=float(days)) if days <= MAX_EXPECTED_DAYS else None
         return StockoutAlert(
             store_id=self.store_id,
             sku=s.sku,
             event_time=at,
             cause_event_id=cause.event_id if cause else None,
             model_version=self.version,
-            probability=float(prob),
+            probability=float(np.clip(np.nan_to_num(prob, nan=1.0), 0.0, 1.0)),
             horizon_hours=24.0 * self.lead_time_days,
             expected_stockout_time=expected,
             atp=s.available,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
-MARKER_COLORS = ("#d62728", "#000000", "#ff7f0e")
+MARKER_COLORS = ("#ff7f0e", "#000000", "#8c564b")
 
 
 def line_chart(

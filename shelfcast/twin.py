@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -53,6 +53,7 @@ class DemandPanel:
     dates: np.ndarray  # (T,) datetime64[D], consecutive days
     units: np.ndarray  # (n, T) float64, >= 0
     price: np.ndarray | None = None  # (n,) float64 unit price, NaN where unknown
+    price_daily: np.ndarray | None = None  # (n, T) the history's price per day, NaN where none
 
     @property
     def n_skus(self) -> int:
@@ -103,12 +104,18 @@ class DemandPanel:
         wide = daily.unstack("date").fillna(0.0)
         wide.columns = wide.columns.to_numpy().astype("datetime64[D]")
         wide = wide.reindex(index=skus, columns=dates, fill_value=0.0)
-        price = None
+        price = price_daily = None
         if "price" in one.columns:
             # Unit price where sold; the median resists the odd mis-keyed line.
             med = one[one["units"] > 0].groupby("sku")["price"].median()
             price = med.reindex(skus).to_numpy(dtype=np.float64)
-        return cls.from_arrays(store_id, list(skus), dates, wide.to_numpy(), price)
+            # The day's price as the history gives it (a model feature), NaN on days without.
+            daily_price = one.groupby(["sku", "date"], observed=True)["price"].mean()
+            wide_p = daily_price.unstack("date")
+            wide_p.columns = wide_p.columns.to_numpy().astype("datetime64[D]")
+            price_daily = wide_p.reindex(index=skus, columns=dates).to_numpy(dtype=np.float64)
+        panel = cls.from_arrays(store_id, list(skus), dates, wide.to_numpy(), price)
+        return replace(panel, price_daily=price_daily)
 
     def window_index(self, day: str | np.datetime64) -> int:
         """Index of a calendar day in the panel (clear error when outside it)."""
