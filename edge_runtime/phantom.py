@@ -7,8 +7,10 @@ probably not really on the shelf (misplaced, stolen, wrong count): alert ``phant
 ``no_sales_implausible_for_forecast`` and the evidence (days silent, forecast, probability).
 
 Demand forecasts are in units while silence is about *sales*: a SKU bought in dozens sells less
-often than its unit forecast suggests. The detector learns each SKU's mean units per sale from
-the sales it sees and turns the unit forecast into a forecast of sales (transactions) per day.
+often than its unit forecast suggests. The detector learns each SKU's lot size (units per sale:
+mean and variance) from the sales it sees and turns the unit forecast into one of sales per day:
+units are a compound sum of ``N`` lots ``L``, so ``E[N] = E[U] / E[L]`` and
+``Var[N] = (Var[U] - E[N] Var[L]) / E[L]**2`` (never below Poisson's ``E[N]``).
 
 A SKU alerts once per silent spell; a sale or a cycle count re-arms it. Checks are vectorised over
 all SKUs (one numpy pass for a whole store).
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_runtime.demand_distribution import over_days, prob_zero
+from edge_runtime.demand_distribution import daily_sigma, prob_zero
 from edge_runtime.shrink import ShrinkAlert
 
 DAY_S = 86400.0
@@ -41,7 +43,7 @@ class PhantomDetector:
         self.alpha = alpha
         self.min_silent_days = min_silent_days
         self._last_sale: dict[str, float] = {}
-        self._lots: dict[str, tuple[float, int]] = {}  # SKU -> (units sold, sales)
+        self._lots: dict[str, tuple[int, float, float]] = {}  # SKU -> lot size n, mean, M2
         self._alerted: set[str] = set()
         self._started: float | None = None
 
@@ -49,8 +51,11 @@ class PhantomDetector:
         """A sale of ``qty`` units of ``sku`` at ``t`` (POSIX s): the shelf is real, re-arm it."""
         if t >= self._last_sale.get(sku, -np.inf):
             self._last_sale[sku] = t
-        units, n = self._lots.get(sku, (0.0, 0))
-        self._lots[sku] = (units + qty, n + 1)
+        n, mean, m2 = self._lots.get(sku, (0, 0.0, 0.0))
+        n += 1
+        delta = qty - mean
+        mean += delta / n
+        self._lots[sku] = (n, mean, m2 + delta * (qty - mean))
         self._alerted.discard(sku)
 
     def counted(self, sku: str, t: float) -> None:
@@ -59,14 +64,24 @@ class PhantomDetector:
             self._last_sale[sku] = t
         self._alerted.discard(sku)
 
-    def units_per_sale(self, skus: list[str]) -> np.ndarray:
-        """Mean units per sale seen so far (1 for a SKU not yet sold)."""
+    def lot_sizes(self, skus: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of units per sale seen so far (1 and 0 for a SKU not yet sold)."""
         lots = self._lots
-        return np.fromiter(
-            (u / n if n else 1.0 for u, n in (lots.get(s, (1.0, 1)) for s in skus)),
-            np.float64,
-            len(skus),
-        )
+        stats = [lots.get(s, (1, 1.0, 0.0)) for s in skus]
+        mean = np.fromiter((max(m, 1.0) for _, m, _ in stats), np.float64, len(skus))
+        var = np.fromiter((m2 / n for n, _, m2 in stats), np.float64, len(skus))
+        return mean, var
+
+    def sales_per_day(
+        self, skus: list[str], mean_daily: np.ndarray, p90_daily: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of the number of sales per day implied by the unit forecast."""
+        lot_mean, lot_var = self.lot_sizes(skus)
+        mean_daily = np.asarray(mean_daily, dtype=np.float64)
+        var_units = daily_sigma(mean_daily, p90_daily) ** 2
+        n_mean = mean_daily / lot_mean
+        n_var = np.maximum((var_units - n_mean * lot_var) / lot_mean**2, n_mean)
+        return n_mean, n_var
 
     def silent_days(self, now: float, skus: list[str]) -> np.ndarray:
         """Days since each SKU's last sale (since monitoring started when never seen)."""
@@ -86,9 +101,8 @@ class PhantomDetector:
     ) -> list[ShrinkAlert]:
         """Alerts for SKUs in stock whose silence is less likely than ``alpha``."""
         days = self.silent_days(now, skus)
-        lot = np.maximum(self.units_per_sale(skus), 1.0)
-        m, v = over_days(np.asarray(mean_daily) / lot, np.asarray(p90_daily) / lot, days)
-        p0 = prob_zero(m, v)
+        n_mean, n_var = self.sales_per_day(skus, mean_daily, p90_daily)
+        p0 = prob_zero(n_mean * days, n_var * days)
         hit = (np.asarray(on_hand) > 0) & (days >= self.min_silent_days) & (p0 < self.alpha)
         alerts = []
         for i in np.flatnonzero(hit).tolist():
@@ -101,7 +115,7 @@ class PhantomDetector:
                 "on_hand": float(on_hand[i]),
                 "forecast_mean_daily": float(mean_daily[i]),
                 "forecast_p90_daily": float(p90_daily[i]),
-                "units_per_sale": round(float(lot[i]), 3),
+                "forecast_sales_per_day": round(float(n_mean[i]), 4),
                 "p_zero_sales": float(p0[i]),
                 "alpha": self.alpha,
             }

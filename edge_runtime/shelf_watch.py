@@ -12,7 +12,7 @@ passes. What it does with each event type:
 - ``rfid_exit``: an exit-gate read, matched against recent sales at once;
 - ``cycle_count``: re-arms the phantom detector (the stock was just confirmed).
 
->>> w = ShelfWatch(unit_weight_g={"A": 100.0})
+>>> w = ShelfWatch(unit_weight_g={"A": 100.0}, matcher=RemovalMatcher(gate_hold_s=0))
 >>> w.observe("shelf_weight", "A", 0.0, 1000.0)      # first reading: the baseline
 []
 >>> w.observe("shelf_weight", "A", 60.0, 801.0)      # two units taken

@@ -17,10 +17,12 @@ Every alert is a :class:`ShrinkAlert` with reason codes and the evidence behind 
 
 >>> m = RemovalMatcher(pick_window_s=600)
 >>> m.shelf("A", 0.0, 2); m.sale("A", 120.0, 2)          # picked, then paid: fine
->>> m.shelf("B", 200.0, 1); m.gate("B", 260.0, 1)[0].kind  # picked and out of the door unpaid
+>>> m.shelf("B", 200.0, 1); m.gate("B", 260.0, 1)  # out of the door unpaid: held 10 min
+[]
+>>> m.advance(860.0)[0].reason_codes
+('exit_gate_without_sale', 'shelf_removal_without_sale')
+>>> m.shelf("C", 300.0, 1); m.advance(1000.0)[0].kind
 'theft'
->>> m.shelf("C", 300.0, 1); m.advance(1000.0)[0].reason_codes
-('shelf_removal_without_sale',)
 """
 
 from __future__ import annotations
@@ -64,14 +66,17 @@ class RemovalMatcher:
         pick_window_s: float = 1800.0,
         gate_window_s: float = 1800.0,
         put_back_window_s: float = 900.0,
+        gate_hold_s: float = 600.0,
     ):
         self.pick_window_s = pick_window_s
+        self.gate_hold_s = gate_hold_s
         self.gate_window_s = gate_window_s
         self.put_back_window_s = put_back_window_s
         self._picks: dict[str, deque[_Pending]] = {}  # removals waiting for a sale
         self._pick_order: deque[tuple[str, _Pending]] = deque()  # all removals, oldest first
         self._paid: dict[str, deque[_Pending]] = {}  # sold units allowed out of the door
         self._unpicked_sales: deque[tuple[str, _Pending]] = deque()  # sales with no removal
+        self._held: deque[tuple[str, float, float, tuple, dict]] = deque()  # gate alerts on hold
         self._now = -math.inf
 
     # -- inputs -------------------------------------------------------------------------------
@@ -111,7 +116,12 @@ class RemovalMatcher:
         _consume(self._paid.get(sku), qty, -math.inf)
 
     def gate(self, sku: str, t: float, qty: float = 1.0) -> list[ShrinkAlert]:
-        """An exit-gate RFID read; returns an alert at once when no sale covers it."""
+        """An exit-gate RFID read not covered by a sale raises an alert after ``gate_hold_s``.
+
+        The hold lets a mis-scan show itself (the wrongly rung-up SKU's sale with no removal
+        behind it may surface only when another customer pays for that SKU); with
+        ``gate_hold_s=0`` the alert is returned at once.
+        """
         self._now = max(self._now, t)
         left = _consume(self._paid.get(sku), qty, t - self.gate_window_s)
         if left <= 0:
@@ -124,14 +134,26 @@ class RemovalMatcher:
         if pick_times:
             reasons.append("shelf_removal_without_sale")
         evidence = {"gate_time": t, "units": left, "shelf_removal_times": pick_times[:5]}
-        return [self._classify(sku, t, left, t - self.gate_window_s, tuple(reasons), evidence)]
+        self._held.append((sku, t, left, tuple(reasons), evidence))
+        return self._release_held(t)
+
+    def _release_held(self, now: float) -> list[ShrinkAlert]:
+        alerts = []
+        held = self._held
+        while held and held[0][1] + self.gate_hold_s <= now:
+            sku, t, units, reasons, evidence = held.popleft()
+            done = t + self.gate_hold_s
+            alerts.append(
+                self._classify(sku, done, units, t - self.gate_window_s, done, reasons, evidence)
+            )
+        return alerts
 
     # -- time ---------------------------------------------------------------------------------
     def advance(self, now: float) -> list[ShrinkAlert]:
         """Close removals older than the pick window with no sale; returns their alerts."""
         self._now = max(self._now, now)
         cutoff = self._now - self.pick_window_s
-        alerts = []
+        alerts = self._release_held(self._now)
         order = self._pick_order
         while order and order[0][1].time < cutoff:
             sku, p = order.popleft()
@@ -141,21 +163,18 @@ class RemovalMatcher:
             if picks and picks[0] is p:
                 picks.popleft()
             evidence = {"removal_time": p.time, "units": p.qty, "window_s": self.pick_window_s}
-            alert = self._classify(
-                sku,
-                p.time + self.pick_window_s,
-                p.qty,
-                p.time - self.pick_window_s,
-                ("shelf_removal_without_sale",),
-                evidence,
-            )
+            done = p.time + self.pick_window_s
+            reasons = ("shelf_removal_without_sale",)
+            alert = self._classify(sku, done, p.qty, p.time, done, reasons, evidence)
             p.qty = 0.0
             alerts.append(alert)
         self._expire(cutoff)
         return alerts
 
     def _expire(self, cutoff: float) -> None:
-        horizon = min(cutoff, self._now - self.gate_window_s) - self.pick_window_s
+        horizon = (
+            min(cutoff, self._now - self.gate_window_s - self.gate_hold_s) - self.pick_window_s
+        )
         while self._unpicked_sales and self._unpicked_sales[0][1].time < horizon:
             self._unpicked_sales.popleft()
         for paid in self._paid.values():
@@ -163,15 +182,50 @@ class RemovalMatcher:
                 paid.popleft()
 
     def _classify(
-        self, sku: str, t: float, units: float, since: float, reasons: tuple, evidence: dict
+        self,
+        sku: str,
+        t: float,
+        units: float,
+        since: float,
+        until: float,
+        reasons: tuple,
+        evidence: dict,
     ) -> ShrinkAlert:
-        """Theft, unless another SKU was sold unpicked in the window with the same quantity."""
-        for i, (other, s) in enumerate(self._unpicked_sales):
-            if other != sku and s.qty == units and since <= s.time <= t:
-                del self._unpicked_sales[i]
-                evidence = {**evidence, "sold_instead": other, "sale_time": s.time}
-                return ShrinkAlert("misscan", sku, t, ("probable_misscan", *reasons), evidence, 0.5)
-        return ShrinkAlert("theft", sku, t, reasons, evidence, 1.0 if len(reasons) > 1 else 0.8)
+        """Theft, unless another SKU was sold without removals in [since, until] to cover it.
+
+        A mis-scanned line can be split over several unpicked sales of the wrongly rung-up SKU
+        (it consumed another shopper's pick of that SKU), and a gate may miss some tags, so the
+        test is: that SKU's unpicked units in the window add up to ``units`` (up to 25 % or one
+        unit more for a gate read).
+        """
+        totals: dict[str, float] = {}
+        for other, sale in self._unpicked_sales:
+            if other != sku and since <= sale.time <= until:
+                totals[other] = totals.get(other, 0.0) + sale.qty
+        # Shelves weigh exactly; gates may miss a tag or two (slack only for gate alerts).
+        slack = max(1.0, math.ceil(0.25 * units)) if "exit_gate_without_sale" in reasons else 0.0
+        covering = [
+            (total, other) for other, total in totals.items() if units <= total <= units + slack
+        ]
+        if not covering:
+            return ShrinkAlert("theft", sku, t, reasons, evidence, 1.0 if len(reasons) > 1 else 0.8)
+        total, other = min(covering)
+        self._take_unpicked(other, total, since, until)
+        # Units the gate did not read were taken too: settle those removals as well.
+        _consume(self._picks.get(sku), total - units, since)
+        evidence = {**evidence, "sold_instead": other, "sold_units": total}
+        return ShrinkAlert("misscan", sku, t, ("probable_misscan", *reasons), evidence, 0.5)
+
+    def _take_unpicked(self, sku: str, units: float, since: float, until: float) -> None:
+        kept: deque[tuple[str, _Pending]] = deque()
+        for other, sale in self._unpicked_sales:
+            if units > 0 and other == sku and since <= sale.time <= until:
+                take = min(units, sale.qty)
+                sale.qty -= take
+                units -= take
+            if sale.qty > 0:
+                kept.append((other, sale))
+        self._unpicked_sales = kept
 
 
 def _consume(queue: deque[_Pending] | None, qty: float, not_before: float) -> float:

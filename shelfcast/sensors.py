@@ -6,7 +6,8 @@ builds what a store's sensors would have seen, and injects labelled incidents fr
 - **every sale** is preceded by a pick from the shelf (``pick_lead_s`` before the sale): the smart
   shelf publishes its new absolute weight (``shelf_weight``, grams, with scale noise). Tagged SKUs
   (``rfid_tagged_share``) also pass the exit gate after the sale (``rfid_exit``, each tag read with
-  probability ``rfid_read_rate``). Shelves are restocked to capacity at 06:00 when they ran low.
+  probability ``rfid_read_rate``). Shelves are restocked to capacity at 06:00 when they ran low, and in the day
+  shortly before a pick that needs more than the shelf holds (the sale happened, so it was there).
 - **theft** (label ``theft``): units picked from the shelf and carried through the exit gate with no
   sale, ``thefts_per_day`` on average, at times drawn from the real sales' times of day.
 - **phantom inventory** (label ``phantom``): for ``phantom_episodes`` regularly selling SKUs, the
@@ -38,6 +39,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 DAY_S = 86400.0
+MAX_SHELF_G = 900_000.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class SensorConfig:
     unit_weight_g: tuple[float, float] = (40.0, 900.0)
     weight_noise_g: float = 2.0
     restock_hour: float = 6.0
+    restock_before_s: tuple[float, float] = (300.0, 1800.0)
 
 
 @dataclass(frozen=True)
@@ -141,20 +144,31 @@ class _Builder:
                 (changes[-1][0] - changes[0][0]) / DAY_S, 1.0
             )
             capacity = max(20.0, math.ceil(2.5 * removed_per_day))
-            level, restock_due = capacity, None
+            largest = max(capacity, max(-d for _, d in changes))
+            # Keep a wholesale-sized shelf under the event schema's 1e6 limit (grams).
+            self.unit_w[sku] = min(self.unit_w[sku], round(MAX_SHELF_G / largest, 1))
+            level, restock_due, previous = capacity, None, -math.inf
+            self._weigh(sku, changes[0][0] - 3600.0, level, rng)  # the shelf's first reading
             for t, delta in changes:
                 if restock_due is not None and t >= restock_due:
-                    level = capacity
+                    level = max(level, capacity)
                     self._weigh(sku, restock_due, level, rng)
                     restock_due = None
-                level = max(level + delta, 0.0)
+                if level + delta < 0:  # the units were sold, so staff had refilled the shelf
+                    level = max(capacity, -delta)
+                    before = max(t - rng.uniform(*cfg.restock_before_s), (previous + t) / 2)
+                    self._weigh(sku, before, level, rng)
+                level += delta
+                previous = t
                 self._weigh(sku, t, level, rng)
                 if level < 0.3 * capacity and restock_due is None:
                     day = math.floor(t / DAY_S) * DAY_S
                     restock_due = day + DAY_S + cfg.restock_hour * 3600.0
 
     def _weigh(self, sku: str, t: float, level: float, rng: np.random.Generator) -> None:
-        grams = max(level * self.unit_w[sku] + rng.normal(0.0, self.cfg.weight_noise_g), 0.0)
+        unit = self.unit_w[sku]
+        noise = rng.normal(0.0, min(self.cfg.weight_noise_g, unit / 10.0))
+        grams = max(level * unit + noise, 0.0)
         self._event(t, sku, "shelf_weight", round(float(grams), 1), "shelf")
 
 
