@@ -311,7 +311,10 @@ class Gateway:
             except queue.Empty:
                 pass
             if items:
-                self._ingest_mqtt(items)
+                try:
+                    self._ingest_mqtt(items)
+                except Exception:  # the store failed: unacknowledged, redelivered on reconnect
+                    log.exception("ingest of %d MQTT payload(s) failed", len(items))
             try:
                 self._pump()
                 self._maybe_flush_uplink()
