@@ -177,8 +177,24 @@ def _qty(d: dict, kind: str) -> int | float:
     return qty
 
 
+_TS_CACHE: dict[str, int] = {}  # events of one basket or one replay minute share a time
+_TS_CACHE_MAX = 65_536
+
+
 def _event_time(d: dict, now_us: int) -> tuple[str, int]:
     text = d.get("event_time")
+    ts_us = _TS_CACHE.get(text) if type(text) is str else None
+    if ts_us is None:
+        ts_us = _parse_time(text)
+        if len(_TS_CACHE) >= _TS_CACHE_MAX:
+            _TS_CACHE.clear()
+        _TS_CACHE[text] = ts_us
+    if ts_us > now_us + MAX_FUTURE_S * 1_000_000:
+        raise _Invalid("event_time", f"event_time {text!r} is more than 24 h in the future")
+    return text, ts_us
+
+
+def _parse_time(text: object) -> int:
     if text is None:
         raise _Invalid("event_time", "missing required field 'event_time'")
     if type(text) is not str or len(text) > 64:
@@ -189,10 +205,7 @@ def _event_time(d: dict, now_us: int) -> tuple[str, int]:
         raise _Invalid("event_time", f"event_time {text!r} is not ISO-8601") from None
     if when.tzinfo is None:
         raise _Invalid("event_time", f"event_time {text!r} has no UTC offset")
-    ts_us = round(when.timestamp() * 1_000_000)
-    if ts_us > now_us + MAX_FUTURE_S * 1_000_000:
-        raise _Invalid("event_time", f"event_time {text!r} is more than 24 h in the future")
-    return text, ts_us
+    return round(when.timestamp() * 1_000_000)
 
 
 def _price(d: dict) -> float | None:
@@ -230,8 +243,12 @@ def _validate(d: object, store_id: str, now_us: int) -> Event:
         if sid is None:
             raise _Invalid("store_id", "missing required field 'store_id'")
         raise _Invalid("store_id", f"store_id {sid!r} is not this gateway's store {store_id!r}")
-    event_id = _text(d, "event_id", MAX_ID_LEN, True)
-    sku = _text(d, "sku", MAX_SKU_LEN, True)
+    event_id = d.get("event_id")
+    if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LEN:
+        _text(d, "event_id", MAX_ID_LEN, True)  # raises with the precise reason
+    sku = d.get("sku")
+    if type(sku) is not str or not 0 < len(sku) <= MAX_SKU_LEN:
+        _text(d, "sku", MAX_SKU_LEN, True)
     kind = d.get("type")
     if kind not in EVENT_TYPES:
         if kind is None:
@@ -244,9 +261,13 @@ def _validate(d: object, store_id: str, now_us: int) -> Event:
         raise _Invalid("source", f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
     qty = _qty(d, kind)
     text, ts_us = _event_time(d, now_us)
-    order_id = _text(d, "order_id", MAX_ID_LEN, kind in ORDER_TYPES)
-    reason = _text(d, "reason", MAX_REASON_LEN, False)
-    price = _price(d) if "unit_price" in d else None
+    order_id = reason = price = None
+    if len(d) > 7:  # optional fields present
+        order_id = _text(d, "order_id", MAX_ID_LEN, kind in ORDER_TYPES)
+        reason = _text(d, "reason", MAX_REASON_LEN, False)
+        price = _price(d) if "unit_price" in d else None
+    elif kind in ORDER_TYPES:
+        raise _Invalid("order_id", f"missing required field 'order_id' for {kind}")
     return Event(event_id, store_id, sku, kind, qty, text, ts_us, source, order_id, price, reason)
 
 

@@ -33,6 +33,7 @@ the log positions of its events (re-folds). One ``Ledger`` object must own the f
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -102,6 +103,49 @@ _FOLD_ROWS = "SELECT type, qty, ts_us, event_id, order_id FROM events WHERE seq 
 _ID_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 
 
+class _Checkpointer:
+    """Copies the WAL back into the database from its own thread and connection.
+
+    Why: with SQLite's automatic checkpoint the committing thread also writes every changed
+    page into the main file and fsyncs it, which measured about 100 ms per 5,000-event group.
+    A PASSIVE checkpoint here overlaps that I/O with the next group's parsing and never blocks
+    the writer; durability does not depend on it (a committed transaction is in the WAL).
+    """
+
+    def __init__(self, path: Path, every_s: float = 0.5):
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._every_s = every_s
+        self._thread = threading.Thread(target=self._run, name="ledger-checkpoint", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            # Busy or closing: the next nudge retries; nothing is lost meanwhile.
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if self._stop.wait(self._every_s):  # at most two checkpoints a second
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        # Another connection may still read; then SQLite checkpoints at a later open.
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.close()
+
+
 class LedgerError(RuntimeError):
     """The ledger file does not belong to this store or has an unknown schema."""
 
@@ -169,6 +213,8 @@ class Ledger:
             row[0]: SkuState(*row) for row in self._conn.execute("SELECT * FROM stock")
         }
         self._clock_us = max((s.last_us for s in self._states.values()), default=0)
+        self._checkpointer = _Checkpointer(self.path)
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -298,6 +344,7 @@ class Ledger:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            self._checkpointer.nudge()
             # Only now, after COMMIT, does the in-memory side move on.
             self._next_seq = seq0 + len(new)
             self._ids.update(e.event_id for e in new)
@@ -465,6 +512,7 @@ class Ledger:
 
     def close(self) -> None:
         with self._lock:
+            self._checkpointer.stop()
             self._conn.close()
 
     def __enter__(self) -> Ledger:
