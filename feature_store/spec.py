@@ -57,13 +57,22 @@ class Feature:
     kind: str  # "close" or "target"
     doc: str
     dtype: str = DTYPE
+    # Measured in units of demand: a model may divide it by the series' scale.
+    in_units: bool = False
 
 
 def _build() -> tuple[Feature, ...]:
-    out = [Feature(f"lag_{k}", "close", f"units {k - 1} days before the close day") for k in LAGS]
+    out = [
+        Feature(f"lag_{k}", "close", f"units {k - 1} days before the close day", in_units=True)
+        for k in LAGS
+    ]
     for w in WINDOWS:
-        out.append(Feature(f"mean_{w}", "close", f"mean daily units over the last {w} days"))
-        out.append(Feature(f"std_{w}", "close", f"population std of units over {w} days"))
+        out.append(
+            Feature(f"mean_{w}", "close", f"mean daily units over the last {w} days", in_units=True)
+        )
+        out.append(
+            Feature(f"std_{w}", "close", f"population std of units over {w} days", in_units=True)
+        )
         out.append(Feature(f"zero_share_{w}", "close", f"share of zero days over {w} days"))
         out.append(Feature(f"sale_interval_{w}", "close", f"mean days between sales, {w} days"))
     out += [
@@ -77,12 +86,21 @@ def _build() -> tuple[Feature, ...]:
         Feature("target_dom", "target", "day of month of the target day"),
         Feature("target_month", "target", "month of the target day"),
         Feature("target_event", "target", "1 when the target day has a calendar event"),
-        Feature("same_dow_mean", "target", "mean units on recent days with the target weekday"),
+        Feature(
+            "same_dow_mean",
+            "target",
+            "mean units on recent days with the target weekday",
+            in_units=True,
+        ),
     ]
     return tuple(out)
 
 
 FEATURES: tuple[Feature, ...] = _build()
+
+# A series' demand scale: models may work in units of ``SCALE_FEATURE + SCALE_OFFSET``.
+SCALE_FEATURE = "mean_91"
+SCALE_OFFSET = 0.5
 
 # The anomaly model scores a store-SKU-day, so it sees only close-day features.
 ANOMALY_FEATURES: tuple[str, ...] = (
@@ -128,4 +146,6 @@ def spec_dict() -> dict:
         "same_dow_weeks": SAME_DOW_WEEKS,
         "features": [asdict(f) for f in FEATURES],
         "anomaly_features": list(ANOMALY_FEATURES),
+        "scale_feature": SCALE_FEATURE,
+        "scale_offset": SCALE_OFFSET,
     }

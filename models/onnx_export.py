@@ -26,21 +26,53 @@ def _convert_one(model, n_features: int, input_name: str):
     )
 
 
-def lightgbm_graph(boosters: dict, n_features: int, input_name: str) -> bytes:
-    """Merge the boosters ``mean``, ``p50``, ``p90`` into one ONNX model (serialized bytes)."""
+def _normalize_nodes(input_name, n_features, scale_col, scale_offset, unit_cols):
+    """Nodes computing ``scaled = features / denom`` (denom = scale on unit columns, 1 elsewhere)
+    and ``scale`` [N, 1]; the same float32 operations as ``DemandModel.normalize``."""
+    from onnx import TensorProto, helper
+
+    mask = np.zeros(n_features, dtype=np.float32)
+    mask[unit_cols] = 1.0
+    inits = [
+        helper.make_tensor("scale_col", TensorProto.INT64, [1], [scale_col]),
+        helper.make_tensor("scale_offset", TensorProto.FLOAT, [], [scale_offset]),
+        helper.make_tensor("unit_mask", TensorProto.FLOAT, [n_features], mask.tolist()),
+        helper.make_tensor("other_mask", TensorProto.FLOAT, [n_features], (1.0 - mask).tolist()),
+    ]
+    nodes = [
+        helper.make_node("Gather", [input_name, "scale_col"], ["scale_raw"], axis=1),
+        helper.make_node("Add", ["scale_raw", "scale_offset"], ["scale"]),
+        helper.make_node("Mul", ["scale", "unit_mask"], ["scale_masked"]),
+        helper.make_node("Add", ["scale_masked", "other_mask"], ["denom"]),
+        helper.make_node("Div", [input_name, "denom"], ["scaled"]),
+    ]
+    return nodes, inits
+
+
+def lightgbm_graph(
+    boosters: dict,
+    n_features: int,
+    input_name: str,
+    scale_col: int,
+    scale_offset: float,
+    unit_cols: list[int],
+) -> bytes:
+    """Merge the boosters ``mean``, ``p50``, ``p90`` into one ONNX model (serialized bytes):
+    normalise the input by the series' scale, run the trees, scale the outputs back."""
     import onnx
     from onnx import TensorProto, helper
 
-    nodes, inits = [], []
+    nodes, inits = _normalize_nodes(input_name, n_features, scale_col, scale_offset, unit_cols)
     raw_out: dict[str, str] = {}
     for name, model in boosters.items():
         part = onnx.compose.add_prefix(_convert_one(model, n_features, input_name), f"{name}_")
         g = part.graph
         for node in g.node:
-            node.input[:] = [input_name if i == f"{name}_{input_name}" else i for i in node.input]
+            node.input[:] = ["scaled" if i == f"{name}_{input_name}" else i for i in node.input]
             nodes.append(node)
         inits.extend(g.initializer)
-        raw_out[name] = g.output[0].name
+        nodes.append(helper.make_node("Mul", [g.output[0].name, "scale"], [f"{name}_units"]))
+        raw_out[name] = f"{name}_units"
     zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
     nodes += [
         helper.make_node("Max", [raw_out["mean"], "zero"], ["mean"]),

@@ -1,0 +1,161 @@
+"""The batch feature store against a plain per-day reference written from the spec's definitions,
+plus the shape of the spec itself and features on real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from feature_store.batch import (
+    Panel,
+    close_features,
+    close_index,
+    feature_rows,
+    panel_from_frame,
+    training_rows,
+)
+from feature_store.spec import (
+    ANOMALY_FEATURES,
+    DAYS_SINCE_CAP,
+    FEATURES,
+    LAGS,
+    MAX_WINDOW,
+    WINDOWS,
+    close_names,
+    names,
+    spec_dict,
+)
+
+
+def reference_close(history: list[float], prices: list[float]) -> dict[str, float]:
+    """Close-day features of one series from its days so far (oldest first), by the spec's words."""
+    n = len(history)
+    out: dict[str, float] = {}
+    for k in LAGS:
+        out[f"lag_{k}"] = history[n - k] if k <= n else 0.0
+    for w in WINDOWS:
+        win = history[-w:]
+        m = sum(win) / len(win)
+        out[f"mean_{w}"] = m
+        out[f"std_{w}"] = float(np.sqrt(max(sum(x * x for x in win) / len(win) - m * m, 0.0)))
+        zeros = sum(1 for x in win if x == 0)
+        out[f"zero_share_{w}"] = zeros / len(win)
+        out[f"sale_interval_{w}"] = len(win) / max(1, len(win) - zeros)
+    since = DAYS_SINCE_CAP
+    for i in range(n - 1, -1, -1):
+        if history[i] > 0:
+            since = min(n - 1 - i, DAYS_SINCE_CAP)
+            break
+    out["days_since_sale"] = since
+    out["z_last"] = (history[-1] - out["mean_28"]) / (out["std_28"] + 1.0)
+    out["age"] = min(n, MAX_WINDOW)
+    known = [p for p in prices if not np.isnan(p)]
+    out["price"] = known[-1] if known else 0.0
+    out["promo"] = 0.0
+    return out
+
+
+def test_spec_is_consistent():
+    assert len(set(names())) == len(FEATURES)
+    kinds = [f.kind for f in FEATURES]
+    assert kinds == sorted(kinds), "close features come first, then target features"
+    assert set(ANOMALY_FEATURES) <= set(close_names())
+    spec = spec_dict()
+    assert [f["name"] for f in spec["features"]] == names()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 2), min_size=1, max_size=4).flatmap(
+        lambda lead: st.tuples(
+            st.just(len(lead)),
+            st.lists(st.sampled_from([0, 0, 0, 1, 2, 7, 40]), min_size=1, max_size=130),
+        )
+    )
+)
+def test_batch_close_features_match_reference(case):
+    lead, units = case
+    row = np.array([np.nan] * lead + [float(u) for u in units])
+    price = np.where(np.arange(len(row)) % 5 == 0, np.arange(len(row)) * 0.25, np.nan)
+    panel = Panel(
+        keys=[("S", "A")],
+        start=np.datetime64("2024-01-01"),
+        units=row[None, :],
+        price=price[None, :],
+    )
+    close = close_features(panel)
+    for t in range(lead, len(row)):
+        ref = reference_close(list(row[lead : t + 1]), list(price[: t + 1]))
+        for name, value in ref.items():
+            got = close[0, t, close_index(name)]
+            assert got == pytest.approx(value, rel=1e-9, abs=1e-9), (name, t)
+
+
+def test_target_features_and_same_weekday_mean():
+    # 2024-01-01 is a Monday; 14 days of units equal to the day index.
+    units = np.arange(14, dtype=float)[None, :]
+    panel = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=units)
+    close = close_features(panel)
+    X = feature_rows(panel, close, np.array([0, 0]), np.array([13, 13]), np.array([1, 7]))
+    col = {n: i for i, n in enumerate(names())}
+    # close day 13 = Sunday 2024-01-14; +1 -> Monday 15th, +7 -> Sunday 21st.
+    assert X[:, col["target_dow"]].tolist() == [0, 6]
+    assert X[:, col["target_dom"]].tolist() == [15, 21]
+    assert X[:, col["target_month"]].tolist() == [1, 1]
+    # Mondays seen: days 0 and 7 -> mean 3.5; Sundays: days 6 and 13 -> 9.5.
+    assert X[:, col["same_dow_mean"]].tolist() == [3.5, 9.5]
+    assert X.dtype == np.float32
+
+
+def test_horizon_out_of_range_is_refused():
+    panel = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.zeros((1, 5)))
+    with pytest.raises(ValueError, match=r"horizon must be in 1\.\.28"):
+        feature_rows(panel, close_features(panel), np.array([0]), np.array([2]), np.array([29]))
+
+
+def test_panel_from_frame_fills_missing_days_with_zero_after_first_row():
+    df = pd.DataFrame(
+        {
+            "store_id": ["S", "S", "S"],
+            "sku": ["A", "A", "B"],
+            "date": pd.to_datetime(["2024-01-01", "2024-01-04", "2024-01-03"]),
+            "units": [2.0, 5.0, 1.0],
+            "event": [0.0, 1.0, 0.0],
+        }
+    )
+    p = panel_from_frame(df)
+    assert p.keys == [("S", "A"), ("S", "B")]
+    assert np.array_equal(p.units[0], [2, 0, 0, 5])
+    assert np.isnan(p.units[1, :2]).all() and p.units[1, 2:].tolist() == [1, 0]
+    assert p.event.tolist() == [0, 0, 0, 1]
+
+
+def test_training_rows_never_use_targets_after_last_day():
+    rng = np.random.default_rng(1)
+    panel = Panel(
+        keys=[("S", "A")],
+        start=np.datetime64("2024-01-01"),
+        units=rng.poisson(3, (1, 120)).astype(float),
+    )
+    close = close_features(panel)
+    X, y = training_rows(panel, close, last_day=80)
+    col = {n: i for i, n in enumerate(names())}
+    # the close day is recoverable from age for a series starting at day 0
+    close_day = X[:, col["age"]] - 1
+    assert (close_day + X[:, col["horizon"]] <= 80).all()
+    assert len(X) == len(y) > 0
+
+
+@pytest.mark.realdata
+def test_features_on_real_online_retail(real_data_dir):
+    from training.datasets import online_retail
+
+    panel = panel_from_frame(online_retail(top_skus=20))
+    close = close_features(panel)
+    assert close.shape == (20, panel.n_days, len(close_names()))
+    assert np.isfinite(close).all()
+    X, y = training_rows(panel, close, last_day=panel.n_days - 1)
+    assert np.isfinite(X).all() and (y >= 0).all()

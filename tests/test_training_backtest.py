@@ -1,0 +1,48 @@
+"""Metrics and the rolling-origin backtest against statsforecast baselines on real data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.backtest import MODEL, backtest, fold_cutoffs
+from training.metrics import Scales, coverage, mase, pinball, rmsse
+
+
+def test_scales_skip_leading_zeros_and_match_definitions():
+    s = Scales.of(np.array([0, 0, 2, 4, 4, 1.0]))
+    assert s.mse == pytest.approx((4 + 0 + 9) / 3)
+    assert s.mae == pytest.approx((2 + 0 + 3) / 3)
+    assert not Scales.of(np.array([0.0, 0.0])).usable
+
+
+def test_metric_values():
+    s = Scales(mse=4.0, mae=2.0)
+    y, f = np.array([1.0, 3.0]), np.array([3.0, 3.0])
+    assert rmsse(y, f, s) == pytest.approx(np.sqrt(2 / 4))
+    assert mase(y, f, s) == pytest.approx(0.5)
+    assert pinball(y, f, 0.9) == pytest.approx((0.1 * 2 + 0) / 2)
+    assert coverage(y, np.array([0.5, 3.0])) == 0.5
+
+
+def test_fold_cutoffs_refuse_too_short_history():
+    assert fold_cutoffs(200, 3, 28) == [115, 143, 171]
+    with pytest.raises(ValueError, match="too few"):
+        fold_cutoffs(90, 3, 28)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_backtest_on_m5_sample_against_baselines(real_data_dir):
+    from feature_store.batch import panel_from_frame
+    from training.baselines import BASELINES
+    from training.datasets import m5_sample
+
+    result = backtest(panel_from_frame(m5_sample()), folds=1, model_params={"n_estimators": 40})
+    df = result.frame()
+    assert set(df["method"]) == {MODEL, *BASELINES}
+    assert (df.groupby("method").size() == 10).all()
+    s = result.summary()
+    assert s["best_baseline"] in BASELINES
+    assert s["rmsse_ratio"] == pytest.approx(s["rmsse_model"] / s["rmsse_best_baseline"])
+    assert 0.3 < s["rmsse_model"] < 2.0 and 0.5 <= s["p90_coverage"] <= 1.0
