@@ -56,3 +56,13 @@ def test_half_space_trees_rank_a_theft_like_burst_above_normal_traffic():
     ]
     odd = det.score_one({"sold": 0, "removed": 9, "gate": 9, "unmatched": 9})
     assert odd > max(normal)
+
+
+def test_wholesale_spikes_do_not_make_the_correction_diverge():
+    rng = np.random.default_rng(4)
+    c = OnlineCorrection()
+    for _ in range(300):
+        for s in range(30):
+            spike = 200.0 if rng.random() < 0.05 else 0.0  # one customer orders 200 typical days
+            c.learn_one(f"s{s}", 1.0, rng.poisson(1.0) + spike)
+    assert all(0.0 <= c.predict_one(f"s{s}", 1.0) <= 1.0 + c.clip for s in range(30))

@@ -1,0 +1,494 @@
+"""Edge decisions on a real-data replay with injected incidents: the figures of issue 4.
+
+Sections (each prints what it used, and any figure it cannot measure is null with a reason):
+
+- theft / phantom: a real POS replay (Online Retail II, United Kingdom, every invoice line as a
+  sale at its real minute), run through ``shelfcast.sensors.simulate`` (shelf weights, exit-gate
+  RFID, labelled thefts, phantom-inventory episodes and mis-scans from a seed), then through the
+  gateway's ``ShelfWatch`` detectors in event-time order. Precision, recall, detection delay.
+- stock-out: M5 store days (real daily unit sales of 3,049 items in each of 10 stores). For each
+  SKU and decision day, a forecast (mean, P90) from the days before it, a stock position (ATP)
+  drawn from a seed, the predicted P(run out within the lead time), and the real outcome.
+- online correction: Online Retail II UK daily SKU panel; a central forecast frozen at a cutoff
+  (trailing 8-week mean x day-of-week profile), then the held-out 8 weeks with and without the
+  River correction learning from each day's error. RMSSE ratio (< 1 means the correction helps).
+- scoring: ONNX Runtime, one batched call for 10,000 SKUs, median of repeated runs.
+- feature parity: streaming vs batch features when ``feature_store.streaming`` exists.
+
+Usage: ``python benchmarks/decisions.py --json out.json [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from edge_runtime.events import parse_events
+from edge_runtime.online import EwmCorrection, OnlineCorrection
+from edge_runtime.phantom import PhantomDetector
+from edge_runtime.scoring import Scorer
+from edge_runtime.shelf_watch import ShelfWatch
+from edge_runtime.stockout import stockout_risk
+from shelfcast.data_dir import require
+from shelfcast.sensors import SensorConfig, simulate
+
+DAY_S = 86400.0
+MAX_THEFT_DELAY_S = 3600.0
+STORE = "UK"
+CUTOFF = "2011-08-05"  # the bundle learns up to here; the 8 weeks after are held out
+LEAD_TIME_DAYS = 3
+BUNDLE_DIR = Path("var/bench/decisions_bundle")
+
+
+def machine() -> dict:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+# -- real data ----------------------------------------------------------------------------------
+def online_retail_sales() -> pd.DataFrame:
+    """UK sale lines of real products (no cancellations, no postage/manual codes)."""
+    path = require("online_retail/online_retail_ii_2009-12-01_2011-09-30.parquet")
+    df = pd.read_parquet(
+        path, columns=["Invoice", "StockCode", "Quantity", "InvoiceDate", "Country"]
+    )
+    df = df[(df.Country == "United Kingdom") & (df.Quantity > 0)]
+    df = df[~df.Invoice.astype(str).str.startswith("C")]
+    df = df[df.StockCode.astype(str).str.match(r"^\d")]
+    return df.assign(sku=df.StockCode.astype(str)).sort_values("InvoiceDate", kind="stable")
+
+
+def pos_events(lines: pd.DataFrame) -> list[dict]:
+    """Invoice lines as edge sale events (UK local minute, recorded as UTC)."""
+    stamps = lines.InvoiceDate.dt.strftime("%Y-%m-%dT%H:%M:00+00:00").tolist()
+    return [
+        {
+            "event_id": f"{inv}-{i}",
+            "store_id": STORE,
+            "sku": sku,
+            "type": "sale",
+            "qty": int(q),
+            "event_time": ts,
+            "source": "pos",
+        }
+        for i, (inv, sku, q, ts) in enumerate(
+            zip(lines.Invoice.astype(str), lines.sku, lines.Quantity, stamps, strict=True)
+        )
+    ]
+
+
+def daily_panel(lines: pd.DataFrame) -> pd.DataFrame:
+    """SKU x day units (calendar days, zeros filled)."""
+    daily = lines.groupby(["sku", lines.InvoiceDate.dt.normalize()]).Quantity.sum()
+    wide = daily.unstack(fill_value=0)
+    full = pd.date_range(wide.columns.min(), wide.columns.max(), freq="D")
+    return wide.reindex(columns=full, fill_value=0).astype(np.float64)
+
+
+# -- theft and phantom --------------------------------------------------------------------------
+def recency_forecast(daily: np.ndarray, halflife_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-SKU daily mean and P90 from history, recent days weighted more (half-life in days).
+
+    A stand-in for the central demand model (which has lag features, so it also forgets
+    SKUs that stopped selling); P90 from the weighted variance: mean + z90 * sd.
+    """
+    n = daily.shape[1]
+    w = 0.5 ** (np.arange(n)[::-1] / halflife_days)
+    w /= w.sum()
+    mean = daily @ w
+    var = ((daily - mean[:, None]) ** 2) @ w
+    return mean, mean + 1.2815515655446004 * np.sqrt(var)
+
+
+def theft_and_phantom(
+    lines: pd.DataFrame,
+    start: str,
+    days: int,
+    seed: int,
+    alpha: float = 1e-4,
+    halflife_days: float = 14.0,
+    phantom_episodes: int = 30,
+) -> dict:
+    t0 = pd.Timestamp(start)
+    history = lines[(lines.InvoiceDate >= t0 - pd.Timedelta(days=56)) & (lines.InvoiceDate < t0)]
+    replay = lines[(lines.InvoiceDate >= t0) & (lines.InvoiceDate < t0 + pd.Timedelta(days=days))]
+    sales = pos_events(replay)
+    sim = simulate(sales, SensorConfig(seed=seed, phantom_episodes=phantom_episodes))
+    events, rejected = [], []
+    for i in range(0, len(sim.events), 10_000):  # the gateway takes batches of <= 20,000
+        ok, bad = parse_events(sim.events[i : i + 10_000], store_id=STORE)
+        events += ok
+        rejected += bad
+    if rejected:
+        raise RuntimeError(f"simulator produced invalid events: {rejected[:3]}")
+
+    # The forecast the phantom rule needs: trailing 8-week daily mean and P90 per SKU (a stand-in
+    # for the bundle's demand model, which is not what is measured here).
+    panel = daily_panel(history)
+    skus = sorted({e.sku for e in events if e.type == "sale"})
+    panel = panel.reindex(skus, fill_value=0.0)
+    mean, p90 = recency_forecast(panel.to_numpy(), halflife_days)
+    on_hand = np.ones(len(skus))  # the ledger believes every SKU is in stock (phantom premise)
+    # Units per sale learnt from the history, as the gateway would have by then.
+    phantom = PhantomDetector(alpha=alpha)
+    for sku, q, ts in zip(history.sku, history.Quantity, history.InvoiceDate, strict=True):
+        phantom.sale(sku, ts.timestamp(), float(q))
+    watch = ShelfWatch(unit_weight_g=sim.unit_weight_g, phantom=phantom)
+
+    alerts = []
+    next_tick = events[0].ts_us / 1e6
+    tick = 60.0
+    next_check = next_tick + 3600.0
+    started = time.perf_counter()
+    for e in events:
+        t = e.ts_us / 1e6
+        if t >= next_tick:
+            alerts += watch.advance(t)
+            next_tick = t + tick
+        if t >= next_check:
+            alerts += phantom.check(t, skus, on_hand, mean, p90)
+            next_check = t + 3600.0
+        alerts += watch.observe(e.type, e.sku, t, e.qty)
+    end = events[-1].ts_us / 1e6
+    alerts += watch.advance(end + DAY_S)
+    elapsed = time.perf_counter() - started
+
+    theft = _score_theft(alerts, sim.labels)
+    ph = _score_phantom(alerts, sim.labels)
+    return {
+        "replay": f"online_retail UK {start} + {days} days",
+        "pos_sales": len(sales),
+        "skus": len(skus),
+        "events_with_sensors": len(events),
+        "labels": sim.counts,
+        "detector_events_per_s": round(len(events) / elapsed),
+        **theft,
+        **ph,
+    }
+
+
+def _score_theft(alerts, labels) -> dict:
+    thefts = [lb for lb in labels if lb.kind == "theft"]
+    theft_alerts = [a for a in alerts if a.kind == "theft"]
+    by_sku: dict[str, list] = {}
+    for lb in thefts:
+        by_sku.setdefault(lb.sku, []).append(lb)
+    hit_labels: dict[int, float] = {}
+    true_alerts = 0
+    # An alert matches a theft of its SKU that happened before it, within the longest time the
+    # detector may take (pick window + the latest a legitimate sale may consume the thief's pick).
+    for a in theft_alerts:
+        match = None
+        for lb in by_sku.get(a.sku, []):
+            if lb.start - 1.0 <= a.event_time <= lb.start + MAX_THEFT_DELAY_S:
+                match = lb
+                break
+        if match is not None:
+            true_alerts += 1
+            key = id(match)
+            delay = a.event_time - match.start
+            hit_labels[key] = min(hit_labels.get(key, np.inf), delay)
+    misscans = [lb for lb in labels if lb.kind == "misscan"]
+    misscan_alerts = sum(a.kind == "misscan" for a in alerts)
+    return {
+        "theft_labels": len(thefts),
+        "theft_alerts": len(theft_alerts),
+        "theft_precision": _ratio(true_alerts, len(theft_alerts)),
+        "theft_recall": _ratio(len(hit_labels), len(thefts)),
+        "median_detection_delay_min": round(statistics.median(hit_labels.values()) / 60.0, 2)
+        if hit_labels
+        else None,
+        "misscan_labels": len(misscans),
+        "misscan_alerts": misscan_alerts,
+    }
+
+
+def _score_phantom(alerts, labels) -> dict:
+    episodes = [lb for lb in labels if lb.kind == "phantom"]
+    phantom_alerts = [a for a in alerts if a.kind == "phantom"]
+    found, true_alerts, delays = set(), 0, []
+    for a in phantom_alerts:
+        for i, lb in enumerate(episodes):
+            if lb.sku == a.sku and lb.start <= a.event_time <= lb.end + DAY_S:
+                true_alerts += 1
+                if i not in found:
+                    found.add(i)
+                    delays.append((a.event_time - lb.start) / 3600.0)
+                break
+    return {
+        "phantom_episodes": len(episodes),
+        "phantom_alerts": len(phantom_alerts),
+        "phantom_precision": _ratio(true_alerts, len(phantom_alerts)),
+        "phantom_recall": _ratio(len(found), len(episodes)),
+        "phantom_median_delay_h": round(statistics.median(delays), 1) if delays else None,
+    }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+# -- the central model: a bundle trained up to the cutoff ----------------------------------------
+def held_out_setup(top_skus: int, retrain: bool) -> dict:
+    """Online Retail UK top SKUs, a bundle trained up to CUTOFF, and its ONNX scorer."""
+    from feature_store.batch import close_features, panel_from_frame
+    from feature_store.spec import FEATURE_STORE_VERSION
+    from models.bundle import BundleError, load_bundle
+    from training.datasets import online_retail
+
+    frame = online_retail(top_skus=top_skus)
+    cutoff = np.datetime64(CUTOFF, "ns")
+    source = f"online_retail UK top-{top_skus} SKUs to {CUTOFF} (benchmarks/decisions.py)"
+    bundle = None
+    if not retrain:
+        try:
+            bundle = load_bundle(BUNDLE_DIR, FEATURE_STORE_VERSION)
+            if bundle.metadata.get("data_source") != source:
+                bundle = None
+        except BundleError:
+            bundle = None
+    if bundle is None:
+        from training.train import TrainConfig, train
+
+        print(f"training the demand bundle on data up to {CUTOFF} -> {BUNDLE_DIR}", flush=True)
+        train(frame[frame["date"] <= cutoff], BUNDLE_DIR, TrainConfig.quick_config(), source, False)
+        bundle = load_bundle(BUNDLE_DIR, FEATURE_STORE_VERSION)
+    panel = panel_from_frame(frame)
+    close = close_features(panel)
+    first_test = int(np.flatnonzero(panel.dates > np.datetime64(CUTOFF, "D"))[0])
+    return {
+        "panel": panel,
+        "close": close,
+        "scorer": Scorer.from_bundle(bundle),
+        "first_test": first_test,
+        "model_version": bundle.model_version,
+        "source": source,
+    }
+
+
+def forecasts(setup: dict, day: int, horizons: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Bundle forecasts (mean, P90) from close ``day``, shape (series, horizons); NaN if unstarted."""
+    from feature_store.batch import forecast_rows
+
+    panel = setup["panel"]
+    X, series, h = forecast_rows(panel, setup["close"], day, horizons)
+    mean, _, p90 = setup["scorer"].demand(X)
+    n = panel.units.shape[0]
+    out_m = np.full((n, len(horizons)), np.nan)
+    out_p = np.full((n, len(horizons)), np.nan)
+    col = np.searchsorted(np.asarray(horizons), h)
+    out_m[series, col] = mean
+    out_p[series, col] = np.maximum(p90, mean)
+    return out_m, out_p
+
+
+# -- online correction ---------------------------------------------------------------------------
+def online_correction(setup: dict) -> dict:
+    """1-day-ahead bundle forecasts on the held-out days, with and without River correction."""
+    panel, first = setup["panel"], setup["first_test"]
+    units = panel.units
+    n, days = units.shape[0], units.shape[1]
+    skus = [k[1] for k in panel.keys]
+    # River learns in units of each SKU's typical day (as the twin's forecaster does).
+    scale = np.maximum(np.nanmean(units[:, max(0, first - 91) : first], axis=1), 1.0)
+    variants = {"river_lr": OnlineCorrection(), "river_ewm": EwmCorrection(fading=0.1)}
+    preds = {"central": np.full((n, days), np.nan)} | {
+        k: np.full((n, days), np.nan) for k in variants
+    }
+    for day in range(first, days):
+        mean, _ = forecasts(setup, day - 1, [1])
+        central = mean[:, 0]
+        preds["central"][:, day] = central
+        for name, model in variants.items():
+            for i in np.flatnonzero(~np.isnan(central)):
+                c = central[i] / scale[i]
+                preds[name][i, day] = model.predict_one(skus[i], c) * scale[i]
+        actual = units[:, day]
+        for model in variants.values():
+            for i in np.flatnonzero(~np.isnan(central) & ~np.isnan(actual)):
+                model.learn_one(skus[i], central[i] / scale[i], actual[i] / scale[i])
+    base = rmsse(units, preds["central"], first)
+    out = {
+        "held_out": f"{panel.dates[first]} .. {panel.dates[-1]} ({days - first} days, {n} SKUs)",
+        "rmsse_central": round(base, 4),
+    }
+    for name in variants:
+        value = rmsse(units, preds[name], first)
+        out[f"rmsse_{name}"] = round(value, 4)
+        out[f"ratio_{name}"] = round(value / base, 4)
+    return out
+
+
+def rmsse(units: np.ndarray, pred: np.ndarray, first: int) -> float:
+    """Mean over SKUs of RMSSE (scale: in-sample one-step naive MSE before ``first``)."""
+    train = units[:, :first]
+    scale = np.nanmean(np.diff(train, axis=1) ** 2, axis=1)
+    err = np.nanmean((units[:, first:] - pred[:, first:]) ** 2, axis=1)
+    ok = np.isfinite(scale) & (scale > 0) & np.isfinite(err)
+    return float(np.mean(np.sqrt(err[ok] / scale[ok])))
+
+
+# -- stock-out prediction ------------------------------------------------------------------------
+def stockout_quality(setup: dict, seed: int) -> dict:
+    """P(run out within the lead time) from the bundle's forecasts vs what real demand did.
+
+    Stock positions are drawn from a seed around each SKU's trailing 28-day demand over the
+    lead time (0..2x), independent of the model being judged.
+    """
+    panel, first = setup["panel"], setup["first_test"]
+    units = panel.units
+    rng = np.random.default_rng(seed)
+    horizons = list(range(1, LEAD_TIME_DAYS + 1))
+    probs, outcomes = [], []
+    for day in range(first - 1, units.shape[1] - LEAD_TIME_DAYS):
+        mean, p90 = forecasts(setup, day, horizons)
+        ok = ~np.isnan(mean).any(axis=1)
+        recent = np.nanmean(units[:, day - 27 : day + 1], axis=1) * LEAD_TIME_DAYS
+        atp = np.floor(rng.uniform(0.0, 2.0, len(recent)) * recent)
+        # Days independent: the lead-time mean is the sum; P90 enters through the daily sigma.
+        risk = stockout_risk(mean[ok].mean(axis=1), p90[ok].mean(axis=1), atp[ok], LEAD_TIME_DAYS)
+        demand = units[ok, day + 1 : day + 1 + LEAD_TIME_DAYS].sum(axis=1)
+        probs.append(risk.probability)
+        outcomes.append(demand >= atp[ok])
+    p = np.concatenate(probs)
+    y = np.concatenate(outcomes).astype(float)
+    return {
+        "lead_time_days": LEAD_TIME_DAYS,
+        "decisions": len(p),
+        "stockout_rate": round(float(y.mean()), 4),
+        "stockout_auc": round(auc(p, y), 4),
+        "stockout_brier": round(float(np.mean((p - y) ** 2)), 4),
+        "brier_of_base_rate": round(float(y.mean() * (1 - y.mean())), 4),
+    }
+
+
+def auc(score: np.ndarray, label: np.ndarray) -> float:
+    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties averaged."""
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    pos = label == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+# -- scoring speed -------------------------------------------------------------------------------
+def scoring_speed(setup: dict, rows: int = 10_000, repeats: int = 30) -> dict:
+    """One batched ONNX call on 10,000 real feature rows (the store's SKUs at several closes)."""
+    from feature_store.batch import forecast_rows
+
+    panel, first = setup["panel"], setup["first_test"]
+    blocks, day = [], first - 1
+    while sum(len(b) for b in blocks) < rows:
+        blocks.append(forecast_rows(panel, setup["close"], day, [1])[0])
+        day -= 1
+    X = np.ascontiguousarray(np.concatenate(blocks)[:rows], dtype=np.float32)
+    scorer = setup["scorer"]
+    scorer.demand(X)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        scorer.demand(X)
+        times.append((time.perf_counter() - t) * 1000)
+    single = []
+    for i in range(200):
+        t = time.perf_counter()
+        scorer.demand(X[i : i + 1])
+        single.append((time.perf_counter() - t) * 1000)
+    return {
+        "rows": rows,
+        "rows_from": f"{len(blocks)} close days x {panel.units.shape[0]} SKUs (real features)",
+        "threads": 1,
+        "score_10k_skus_ms": round(statistics.median(times), 3),
+        "score_10k_skus_ms_p90": round(float(np.quantile(times, 0.9)), 3),
+        "one_row_call_ms_median": round(statistics.median(single), 4),
+        "per_sku_loop_estimate_ms": round(statistics.median(single) * rows, 1),
+    }
+
+
+# -- feature parity ------------------------------------------------------------------------------
+def feature_parity(setup: dict) -> dict:
+    try:
+        import feature_store.streaming as streaming  # noqa: F401
+    except ImportError:
+        return {
+            "feature_parity_max_abs_diff": None,
+            "reason": "feature_store/streaming.py has not landed (issue 2 owns it)",
+        }
+    return {
+        "feature_parity_max_abs_diff": None,
+        "reason": "feature_store.streaming exists but this benchmark has no adapter for it yet",
+    }
+
+
+def markdown(out: dict) -> str:
+    rows = [
+        ("theft_precision", out["theft_phantom"]["theft_precision"]),
+        ("theft_recall", out["theft_phantom"]["theft_recall"]),
+        ("median_detection_delay_min", out["theft_phantom"]["median_detection_delay_min"]),
+        ("phantom_precision", out["theft_phantom"]["phantom_precision"]),
+        ("phantom_recall", out["theft_phantom"]["phantom_recall"]),
+        ("stockout_auc", out["stockout"]["stockout_auc"]),
+        ("stockout_brier", out["stockout"]["stockout_brier"]),
+        ("online_correction_rmsse_ratio", out["online_correction_rmsse_ratio"]),
+        ("score_10k_skus_ms", out["scoring"]["score_10k_skus_ms"]),
+        ("feature_parity_max_abs_diff", out["parity"]["feature_parity_max_abs_diff"]),
+    ]
+    m = out["machine"]
+    lines = [
+        f"machine: nproc={m['nproc']}, memory={m['memory_gib']} GiB, python {m['python']}",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {k} | {'null' if v is None else v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path, required=True, help="write the figures here")
+    ap.add_argument("--quick", action="store_true", help="smaller replay for development")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--top-skus", type=int, default=300, help="SKUs of the central model")
+    ap.add_argument("--retrain", action="store_true", help="retrain the bundle even if present")
+    args = ap.parse_args(argv)
+    out: dict = {"machine": machine(), "seed": args.seed}
+    started = time.perf_counter()
+    lines = online_retail_sales()
+    days = 7 if args.quick else 28
+    print(f"theft/phantom replay ({days} days) ...", flush=True)
+    out["theft_phantom"] = theft_and_phantom(lines, "2011-06-01", days, args.seed)
+    print("central model and held-out weeks ...", flush=True)
+    setup = held_out_setup(60 if args.quick else args.top_skus, args.retrain)
+    out["central_model"] = {"source": setup["source"], "model_version": setup["model_version"]}
+    print("stock-out quality ...", flush=True)
+    out["stockout"] = stockout_quality(setup, args.seed)
+    print("online correction ...", flush=True)
+    corr = online_correction(setup)
+    out["online_correction"] = corr
+    out["online_correction_rmsse_ratio"] = corr["ratio_river_lr"]
+    print("scoring speed ...", flush=True)
+    out["scoring"] = scoring_speed(setup)
+    out["parity"] = feature_parity(setup)
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=2, default=float))
+    print(json.dumps(out, indent=2, default=float))
+    print(markdown(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
