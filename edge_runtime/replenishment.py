@@ -99,6 +99,31 @@ class OrderTrigger:
     inventory_position: float
     reason_codes: tuple[str, ...]
 
+    def to_message(self, store_id: str, model_version: str, event_time=None, **stock):
+        """The outgoing ``ReplenishmentAlert``; ``stock`` may add atp, on_hand, reserved.
+
+        >>> t = OrderTrigger("A", 24.0, 30.5, 6.5, 4.0, ("below_order_up_to",))
+        >>> m = t.to_message("S1", "m1", atp=4.0)
+        >>> m.recommended_qty, m.order_up_to, m.evidence["safety_stock"]
+        (24, 30.5, 6.5)
+        """
+        from edge_runtime.messages import ReplenishmentAlert
+
+        return ReplenishmentAlert(
+            store_id=store_id,
+            sku=self.sku,
+            event_time=event_time,
+            model_version=model_version,
+            recommended_qty=int(round(self.quantity)),
+            order_up_to=self.order_up_to,
+            reason_codes=list(self.reason_codes),
+            evidence={
+                "safety_stock": self.safety_stock,
+                "inventory_position": self.inventory_position,
+            },
+            **stock,
+        )
+
 
 @dataclass
 class OpenOrder:

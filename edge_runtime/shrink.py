@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -43,6 +44,41 @@ class ShrinkAlert:
     reason_codes: tuple[str, ...]
     evidence: dict[str, Any] = field(default_factory=dict)
     score: float = 1.0
+
+    def to_message(self, store_id: str, model_version: str, cause_event_id: str | None = None):
+        """The outgoing ``AnomalyAlert`` (the one message schema of ``edge_runtime.messages``).
+
+        A mis-scan is published as ``anomaly_type="other"`` with reason ``probable_misscan``;
+        list-valued evidence is summarised (count and first value) to fit the scalar schema.
+
+        >>> a = ShrinkAlert("theft", "A", 0.0, ("exit_gate_without_sale",), {"units": 2})
+        >>> m = a.to_message("S1", "rules-1")
+        >>> m.anomaly_type, m.units, m.reason_codes, m.event_time.isoformat()
+        ('theft', 2.0, ['exit_gate_without_sale'], '1970-01-01T00:00:00+00:00')
+        """
+        from edge_runtime.messages import AnomalyAlert
+
+        evidence: dict[str, float | int | str | bool | None] = {}
+        for key, value in self.evidence.items():
+            if isinstance(value, list | tuple):
+                evidence[f"{key}_count"] = len(value)
+                evidence[f"{key}_first"] = value[0] if value else None
+            else:
+                evidence[key] = value
+        kind = self.kind if self.kind in ("theft", "shrink", "phantom") else "other"
+        units = self.evidence.get("units", self.evidence.get("shrink_units"))
+        return AnomalyAlert(
+            store_id=store_id,
+            sku=self.sku,
+            event_time=datetime.fromtimestamp(self.event_time, UTC),
+            model_version=model_version,
+            cause_event_id=cause_event_id,
+            anomaly_type=kind,
+            score=float(self.score),
+            units=None if units is None else float(units),
+            reason_codes=list(self.reason_codes),
+            evidence=evidence,
+        )
 
 
 @dataclass

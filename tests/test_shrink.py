@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_runtime.events import parse_events
+from edge_runtime.messages import parse_message
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink, RemovalMatcher
+from shelfcast.sensors import SensorConfig, simulate
+from tests.test_sensors import sales_stream
 
 
 def test_paid_items_raise_nothing():
@@ -107,3 +111,15 @@ def test_shelf_watch_converts_weights_and_units():
     w.observe("sale", "A", 100, 2)
     alerts = w.advance(5000)
     assert [(a.sku, a.evidence["units"]) for a in alerts] == [("B", 1)]
+
+
+def test_alerts_of_a_simulated_store_become_valid_anomaly_messages():
+    sim = simulate(sales_stream(days=5), SensorConfig(seed=11, thefts_per_day=6, misscan_rate=0.02))
+    watch = ShelfWatch(unit_weight_g=sim.unit_weight_g)
+    events, _ = parse_events(sim.events, store_id="S1")
+    alerts = [a for e in events for a in watch.observe_event(e)]
+    alerts += watch.advance(events[-1].ts_us / 1e6 + 86400)
+    assert {a.kind for a in alerts} >= {"theft"}
+    for a in alerts:
+        msg = parse_message(a.to_message("S1", "test-1").to_json())
+        assert msg.kind == "anomaly" and msg.sku == a.sku and msg.reason_codes
