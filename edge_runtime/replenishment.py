@@ -114,7 +114,7 @@ class OrderTrigger:
             sku=self.sku,
             event_time=event_time,
             model_version=model_version,
-            recommended_qty=int(round(self.quantity)),
+            recommended_qty=round(self.quantity),
             order_up_to=self.order_up_to,
             reason_codes=list(self.reason_codes),
             evidence={
