@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the whole product on real data: train, twin, edge replay over MQTT, HTML report",
     ),
     "serve": ("api.serve_command", "serve the HTTP API with the gateway runtime (or --attach)"),
+    "replay": ("shelfcast.replay", "write a store's real data as a timestamped edge event stream"),
 }
 
 
