@@ -3,7 +3,8 @@ correction, exactly the pieces a store gateway runs.
 
 Each day the forecaster rebuilds the feature-store features (``feature_store.batch``, the one
 definition of every feature) from the store's *observed sales* up to that day's close, scores
-horizons 1..H with the bundle's ``demand`` model in ONNX Runtime (mean and P90 per day), and
+horizons 1..H with the bundle's ``demand`` model through the gateway's ONNX scoring
+(``edge_runtime.scoring.Scorer``) (mean and P90 per day), and
 shifts each SKU's forecast by the River correction (``edge_runtime.online.OnlineCorrection``),
 which learns from yesterday's one-day-ahead error. Days that closed with an empty shelf are
 censored (sales < demand) and are not learnt from, so a stock-out does not teach the model that
@@ -51,18 +52,13 @@ class EdgeModelForecaster:
     def prepare(self, panel: DemandPanel, start: int, config: StoreConfig) -> None:
         """Load and verify the bundle, open an ONNX Runtime session; warn if the replay overlaps
         the bundle's training data (the replay should be held-out weeks)."""
-        import onnxruntime as ort
-
+        from edge_runtime.scoring import Scorer
         from feature_store.spec import FEATURE_STORE_VERSION
         from models.bundle import load_bundle
 
         bundle = load_bundle(self.bundle_path, FEATURE_STORE_VERSION)
         self.model_version = bundle.model_version
-        self._session = ort.InferenceSession(
-            bundle.model_bytes("demand"), providers=["CPUExecutionProvider"]
-        )
-        self._input = self._session.get_inputs()[0].name
-        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._scorer = Scorer.from_bundle(bundle)  # the gateway's own ONNX scoring
         self.train_end = _train_end(bundle.metadata)
         if self.train_end and np.datetime64(self.train_end, "D") >= panel.dates[start]:
             warnings.warn(
@@ -132,11 +128,11 @@ class EdgeModelForecaster:
         )
         close = close_features(panel)
         X, series, h = forecast_rows(panel, close, units.shape[1] - 1, range(1, horizon + 1))
-        outs = dict(zip(self._outputs, self._session.run(None, {self._input: X}), strict=True))
+        mean_rows, _, p90_rows = self._scorer.demand(X)
         n = len(self._skus)
         mean, p90 = np.zeros((n, horizon)), np.zeros((n, horizon))
-        mean[series, h - 1] = np.asarray(outs["mean"]).reshape(-1)
-        p90[series, h - 1] = np.asarray(outs["p90"]).reshape(-1)
+        mean[series, h - 1] = mean_rows
+        p90[series, h - 1] = p90_rows
         self._cache = {key: (mean, p90)}
         return mean, p90
 
