@@ -138,6 +138,7 @@ class Mosquitto:
         tls: bool = False,
         require_client_cert: bool = False,
         persistence: bool = True,
+        users: dict[str, str] | None = None,
     ):
         binary = mosquitto_binary()
         if binary is None:
@@ -149,6 +150,7 @@ class Mosquitto:
         self.tls = make_certificates(self.work_dir / "tls") if tls else None
         self.require_client_cert = require_client_cert
         self.persistence = persistence
+        self.users = users or {}
         self.proc: subprocess.Popen | None = None
         self.conf = self.work_dir / "mosquitto.conf"
         self.log = self.work_dir / "mosquitto.log"
@@ -157,7 +159,7 @@ class Mosquitto:
     def _write_conf(self) -> None:
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'false' if self.users else 'true'}",
             # Keep everything a persistent session queues (the default caps at 1000).
             "max_queued_messages 0",
             "max_inflight_messages 0",
@@ -169,6 +171,12 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
         ]
+        if self.users:
+            passwd = self.work_dir / "passwd"
+            passwd.write_text("")
+            for user, password in self.users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
+            lines.append(f"password_file {passwd}")
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to `mosquitto` and cannot write work_dir
         if self.tls:

@@ -194,3 +194,23 @@ def test_outbox_rows_handed_over_before_an_outage_arrive_after_it(mosquitto, tmp
     assert wait(lambda: acked.extend(t.take_acked()) or acked) and acked == [rows[0].seq]
     t.stop()
     consumer.close()
+
+
+def test_username_and_password_from_the_environment(tmp_path):
+    from edge_runtime.config import load_config as load
+    from tests.mosquitto import Mosquitto
+
+    with Mosquitto(tmp_path / "broker", users={"gw-S1": "s3cret"}) as broker:
+        env = {
+            "SHELFCAST_STORE_ID": "S1",
+            "SHELFCAST_MQTT_HOST": "127.0.0.1",
+            "SHELFCAST_MQTT_PORT": str(broker.port),
+            "SHELFCAST_MQTT_USERNAME": "gw-S1",
+            "SHELFCAST_MQTT_PASSWORD": "s3cret",
+        }
+        t = start(load(env=env), Inbox())
+        t.stop()
+        wrong = MqttTransport(load(env={**env, "SHELFCAST_MQTT_PASSWORD": "nope"}), Inbox())
+        wrong.start()
+        assert not wrong.wait_connected(2), "a wrong password must not connect"
+        wrong.stop()
