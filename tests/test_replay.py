@@ -97,3 +97,17 @@ def test_online_retail_replay_has_real_times_and_returns(real_data_dir):
     assert all(e["order_id"].startswith("C") and e["qty"] > 0 for e in returns)
     _valid(events, "UK")
     _ordered(events)
+
+
+@pytest.mark.realdata
+def test_replay_command_writes_json_lines(real_data_dir, tmp_path, capsys):
+    from shelfcast.cli import main
+
+    out = tmp_path / "ca4.jsonl"
+    assert (
+        main(["replay", "--dataset", "m5", "--store", "CA_4", "--limit", "500", "--out", str(out)])
+        == 0
+    )
+    events = list(read_jsonl(out))
+    assert len(events) == 500 and events[0]["store_id"] == "CA_4"
+    assert "wrote 500 events" in capsys.readouterr().out
