@@ -38,6 +38,11 @@ from edge_runtime.events import (
 
 _ABSENT = object()
 
+# Shapes edge_runtime's parser or ledger raise on instead of rejecting them (TypeError on a dict
+# or list `type`/`source`, RecursionError on deep nesting, UnicodeEncodeError on lone surrogates).
+# The API dead-letters them itself (api/poison.py); MQTT ingest does not yet.
+RUNTIME_CRASHERS = frozenset({"unhashable", "surrogate", "nesting_bomb"})
+
 
 @dataclass(frozen=True)
 class Hostile:

@@ -19,14 +19,18 @@ from api.settings import ApiSettings
 from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.gateway import Gateway
 from tests.api_server import ApiServer
-from tests.fuzz_messages import Hostile, hostile_messages, mqtt_payloads, post_all, publish_all
+from tests.fuzz_messages import (
+    RUNTIME_CRASHERS,
+    Hostile,
+    hostile_messages,
+    mqtt_payloads,
+    post_all,
+    publish_all,
+)
 from tests.mosquitto import Mosquitto, mosquitto_binary
 
 TOKEN = "fuzz-token-0123456789"
 N = 10_000
-# Shapes that crash edge_runtime's parser or store instead of being rejected (see the report of
-# issue 7): the API dead-letters them itself (api/poison.py); MQTT ingest does not yet.
-RUNTIME_CRASHERS = {"unhashable", "surrogate", "nesting_bomb"}
 
 
 def gateway(tmp_path, broker: Mosquitto | None = None) -> Gateway:
@@ -85,7 +89,11 @@ def wait_for(cond, timeout: float) -> bool:
     return cond()
 
 
-def run_mqtt_fuzz(tmp_path, messages: list[Hostile], timeout: float = 60) -> None:
+def run_mqtt_fuzz(
+    tmp_path, messages: list[Hostile], timeout: float = 60, expected: int | None = None
+) -> None:
+    """Publish ``messages``; expect ``expected`` dead letters (default one per message)."""
+    expected = len(messages) if expected is None else expected
     if mosquitto_binary() is None:
         pytest.skip("mosquitto not installed (make test installs it)")
     with Mosquitto(tmp_path / "broker") as broker:
@@ -94,10 +102,14 @@ def run_mqtt_fuzz(tmp_path, messages: list[Hostile], timeout: float = 60) -> Non
             assert gw.transport.wait_connected(10)
             seed(gw)
             before = snapshot(gw)
-            payloads = mqtt_payloads(messages)
+            payloads = (
+                [m.encode() for m in messages]
+                if expected != len(messages)
+                else mqtt_payloads(messages)
+            )
             publish_all(broker.port, payloads)
-            wait_for(lambda: dead_letters(gw)[0] >= len(messages), timeout)
-            assert dead_letters(gw) == (len(messages), 0)
+            wait_for(lambda: dead_letters(gw)[0] >= expected, timeout)
+            assert dead_letters(gw) == (expected, 0)
             assert gw._worker is not None and gw._worker.is_alive()  # no crash
             assert snapshot(gw) == before and gw.ledger.verify() == []
         finally:
@@ -114,12 +126,24 @@ def test_mqtt_ingest_dead_letters_every_hostile_message(tmp_path):
 
 
 @pytest.mark.mqtt
+def test_mqtt_ingest_dead_letters_payloads_the_parser_crashes_on(tmp_path):
+    messages = [m for m in hostile_messages(3000, "S1", seed=9) if m.category in RUNTIME_CRASHERS]
+    run_mqtt_fuzz(tmp_path, messages, timeout=30)
+
+
+@pytest.mark.mqtt
 @pytest.mark.xfail(
     strict=True,
-    reason="edge_runtime bug: parse_events raises TypeError on a dict/list `type` or `source` and "
-    "RecursionError on deeply nested JSON, and the ledger raises UnicodeEncodeError on lone "
-    "surrogates; on MQTT these payloads are neither stored nor dead-lettered",
+    reason="edge_runtime.gateway bug: an MQTT batch over 64 KiB holding one event the parser "
+    "crashes on (a list as `type`) is dead-lettered whole as one entry: its other events are "
+    "never judged one by one (valid ones among them would be lost)",
 )
-def test_mqtt_ingest_dead_letters_payloads_the_runtime_crashes_on(tmp_path):
-    messages = [m for m in hostile_messages(3000, "S1", seed=9) if m.category in RUNTIME_CRASHERS]
-    run_mqtt_fuzz(tmp_path, messages, timeout=15)
+def test_mqtt_large_batch_with_one_poisonous_event_judges_every_event(tmp_path):
+    padding = "p" * 250  # a long (valid-length) reason pushes the batch past 64 KiB
+    events = [
+        {"event_id": f"big-{i}", "store_id": "S9", "sku": "A", "type": "sale", "qty": 1,
+         "event_time": "2026-01-05T10:00:00+00:00", "source": "pos", "reason": padding}
+        for i in range(299)
+    ]  # fmt: skip
+    events.append({**events[0], "event_id": "big-poison", "store_id": "S1", "type": ["sale"]})
+    run_mqtt_fuzz(tmp_path, [Hostile("large_batch", obj=events)], timeout=10, expected=300)
