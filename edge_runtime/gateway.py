@@ -36,7 +36,7 @@ from typing import Any
 
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
-from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD
+from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.messages import Message
 from edge_runtime.mqtt import MqttTransport
@@ -57,6 +57,17 @@ _INSERT_DEAD = (  # the ledger's dead-letter table (edge_runtime.ledger)
     " VALUES (?,?,?,?,?,?)"
 )
 RAW_KEEP = 1024
+
+
+def _decoded(payload: Any) -> Any:
+    """Raw bytes as JSON when they parse and are within the payload size limit (so a big batch
+    with one bad event is judged event by event); otherwise unchanged."""
+    if not isinstance(payload, bytes | bytearray) or len(payload) > MAX_PAYLOAD_BYTES:
+        return payload
+    try:
+        return json.loads(payload)
+    except (ValueError, RecursionError):
+        return payload
 
 
 def _raw_text(item: Any) -> str:
@@ -219,6 +230,7 @@ class Gateway:
             self._handover(rows, states)
 
     def _ingest_one_by_one(self, payload, source: str, first: Exception) -> None:
+        payload = _decoded(payload)
         items = payload if isinstance(payload, list) else [payload]
         for index, item in enumerate(items):
             try:

@@ -53,3 +53,24 @@ def test_poison_is_dead_lettered_and_the_rest_ingested(tmp_path, mosquitto):
             reasons = [r for (r,) in conn.execute("SELECT reason FROM dead_letters ORDER BY id")]
         assert len(reasons) == 3 and all(reasons), reasons
         assert any("RecursionError" in r for r in reasons)
+
+
+def test_a_big_batch_with_one_bad_event_is_judged_event_by_event(tmp_path, mosquitto):
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path)}
+    cfg = with_mqtt(load_config(env=env), host="127.0.0.1", port=mosquitto.port)
+    batch = [{**good(i), "event_id": f"big{i}", "reason": "p" * 250} for i in range(299)]
+    batch.append({**good(999), "type": ["receipt"]})  # crashes the parser
+    payload = json.dumps(batch).encode()
+    assert len(payload) > 64 * 1024  # takes the "ingest alone" path
+    with Gateway(cfg).start() as gw:
+        assert gw.transport.wait_connected(10)
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub.connect("127.0.0.1", mosquitto.port)
+        pub.loop_start()
+        pub.publish("shelfcast/S1/events/wms", payload, qos=1).wait_for_publish(10)
+        pub.loop_stop()
+        deadline = time.monotonic() + 20
+        while gw.counters["ingested"] + gw.counters["rejected"] < 300:
+            assert time.monotonic() < deadline, gw.counters
+            time.sleep(0.05)
+        assert gw.stock("A").on_hand == 299 and gw.counters["rejected"] == 1
