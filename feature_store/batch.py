@@ -137,7 +137,9 @@ def close_features(panel: Panel) -> np.ndarray:
     out[:, :, _CLOSE_INDEX["z_last"]] = (u0 - mean28) / (std28 + 1.0)
     out[:, :, _CLOSE_INDEX["age"]] = np.minimum(c_n[:, 1:], MAX_WINDOW)
     if panel.price is not None:
-        out[:, :, _CLOSE_INDEX["price"]] = np.nan_to_num(_ffill(panel.price), nan=0.0)
+        # A price seen before the series began is not the series' price (streaming never sees it).
+        price = np.where(valid, panel.price, np.nan)
+        out[:, :, _CLOSE_INDEX["price"]] = np.nan_to_num(_ffill(price), nan=0.0)
     if panel.promo is not None:
         out[:, :, _CLOSE_INDEX["promo"]] = np.nan_to_num(panel.promo, nan=0.0)
     return out

@@ -119,7 +119,10 @@ class DemandModel:
     def predict_raw(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Each model's own prediction, before the ordering rule (what ONNX reproduces per tree)."""
         Xn, scale = self.normalize(X)
-        return {k: b.predict(Xn).astype(np.float64) * scale for k, b in self.boosters.items()}
+        return {
+            k: b.predict(Xn, num_threads=self.n_jobs).astype(np.float64) * scale
+            for k, b in self.boosters.items()
+        }
 
     @staticmethod
     def normalize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
