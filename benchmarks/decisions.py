@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from edge_runtime.events import parse_events
-from edge_runtime.online import EwmCorrection, OnlineCorrection
+from edge_runtime.online import EwmCorrection, OnlineAnomaly, OnlineCorrection
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.scoring import Scorer
 from edge_runtime.shelf_watch import ShelfWatch
@@ -41,7 +41,10 @@ from shelfcast.data_dir import require
 from shelfcast.sensors import SensorConfig, simulate
 
 DAY_S = 86400.0
-MAX_THEFT_DELAY_S = 3600.0
+# Longest a theft can take to surface as an alert of its SKU: a paying shopper's sale may
+# consume the thief's removal (FIFO) and leave their own removal unmatched instead, up to one
+# pick window later; that one is decided a pick window plus the mis-scan hold after it.
+MAX_THEFT_DELAY_S = 1800.0 + 1800.0 + 600.0
 STORE = "UK"
 CUTOFF = "2011-08-05"  # the bundle learns up to here; the 8 weeks after are held out
 LEAD_TIME_DAYS = 3
@@ -53,6 +56,7 @@ def machine() -> dict:
     return {
         "nproc": os.cpu_count(),
         "memory_gib": round(mem, 1),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
@@ -168,6 +172,7 @@ def theft_and_phantom(
 
     theft = _score_theft(alerts, sim.labels)
     ph = _score_phantom(alerts, sim.labels)
+    hst = half_space_trees(events, sim, seed)
     return {
         "replay": f"online_retail UK {start} + {days} days",
         "pos_sales": len(sales),
@@ -177,6 +182,47 @@ def theft_and_phantom(
         "detector_events_per_s": round(len(events) / elapsed),
         **theft,
         **ph,
+        **hst,
+    }
+
+
+def half_space_trees(events, sim, seed: int) -> dict:
+    """River HalfSpaceTrees over SKU-hour signals (units sold, taken from the shelf, read at the
+    exit gate; score first, then learn), judged by ROC AUC against SKU-hours holding a theft.
+    Extra evidence only: the rule-based matcher carries theft (design.md pitfalls)."""
+    hours: dict[tuple[str, int], list[float]] = {}
+    level: dict[str, float] = {}
+    for e in events:
+        key = (e.sku, int(e.ts_us // 3_600_000_000))
+        if e.type == "shelf_weight":
+            units = round(e.qty / sim.unit_weight_g[e.sku])
+            before = level.get(e.sku)
+            level[e.sku] = units
+            if before is None or units >= before:
+                continue
+            row, col, value = hours.setdefault(key, [0.0, 0.0, 0.0]), 1, before - units
+        elif e.type in ("sale", "rfid_exit"):
+            row, col, value = (
+                hours.setdefault(key, [0.0, 0.0, 0.0]),
+                (0 if e.type == "sale" else 2),
+                e.qty,
+            )
+        else:
+            continue
+        row[col] += value
+    theft_hours = {(lb.sku, int(lb.start // 3600)) for lb in sim.labels if lb.kind == "theft"}
+    detector = OnlineAnomaly(seed=seed)
+    scores, labels = [], []
+    for key in sorted(hours, key=lambda k: k[1]):
+        sold, taken, gate = hours[key]
+        x = {"sold": sold, "taken": taken, "gate": gate, "taken_minus_sold": taken - sold}
+        scores.append(detector.score_one(x))
+        detector.learn_one(x)
+        labels.append(key in theft_hours)
+    y = np.asarray(labels, dtype=float)
+    return {
+        "hst_sku_hours": len(y),
+        "hst_theft_auc": round(auc(np.asarray(scores), y), 4) if 0 < y.sum() < len(y) else None,
     }
 
 
@@ -188,8 +234,7 @@ def _score_theft(alerts, labels) -> dict:
         by_sku.setdefault(lb.sku, []).append(lb)
     hit_labels: dict[int, float] = {}
     true_alerts = 0
-    # An alert matches a theft of its SKU that happened before it, within the longest time the
-    # detector may take (pick window + the latest a legitimate sale may consume the thief's pick).
+    # An alert matches a theft of its SKU that happened before it, within MAX_THEFT_DELAY_S.
     for a in theft_alerts:
         match = None
         for lb in by_sku.get(a.sku, []):
@@ -273,6 +318,7 @@ def held_out_setup(top_skus: int, retrain: bool) -> dict:
         "panel": panel,
         "close": close,
         "scorer": Scorer.from_bundle(bundle),
+        "bundle": bundle,
         "first_test": first_test,
         "model_version": bundle.model_version,
         "source": source,
@@ -384,8 +430,10 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
 
 
 # -- scoring speed -------------------------------------------------------------------------------
-def scoring_speed(setup: dict, rows: int = 10_000, repeats: int = 30) -> dict:
-    """One batched ONNX call on 10,000 real feature rows (the store's SKUs at several closes)."""
+def scoring_speed(setup: dict, rows: int = 10_000, repeats: int = 50) -> dict:
+    """One batched ONNX call on 10,000 real feature rows (the store's SKUs at several closes),
+    against the baseline of one call per row measured in the same run. The box is shared, so
+    the load average is reported beside median and minimum."""
     from feature_store.batch import forecast_rows
 
     panel, first = setup["panel"], setup["first_test"]
@@ -394,27 +442,32 @@ def scoring_speed(setup: dict, rows: int = 10_000, repeats: int = 30) -> dict:
         blocks.append(forecast_rows(panel, setup["close"], day, [1])[0])
         day -= 1
     X = np.ascontiguousarray(np.concatenate(blocks)[:rows], dtype=np.float32)
-    scorer = setup["scorer"]
-    scorer.demand(X)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        scorer.demand(X)
-        times.append((time.perf_counter() - t) * 1000)
-    single = []
-    for i in range(200):
-        t = time.perf_counter()
-        scorer.demand(X[i : i + 1])
-        single.append((time.perf_counter() - t) * 1000)
-    return {
+    load_before = os.getloadavg()[0]
+    out: dict = {
         "rows": rows,
         "rows_from": f"{len(blocks)} close days x {panel.units.shape[0]} SKUs (real features)",
-        "threads": 1,
-        "score_10k_skus_ms": round(statistics.median(times), 3),
-        "score_10k_skus_ms_p90": round(float(np.quantile(times, 0.9)), 3),
-        "one_row_call_ms_median": round(statistics.median(single), 4),
-        "per_sku_loop_estimate_ms": round(statistics.median(single) * rows, 1),
+        "model": "bundle demand.onnx: mean, P50, P90 LightGBM ensembles in one graph",
     }
+    for threads in (1, 2):
+        scorer = Scorer.from_bundle(setup["bundle"], threads=threads)
+        scorer.demand(X)  # warm-up
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            scorer.demand(X)
+            times.append((time.perf_counter() - t) * 1000)
+        out[f"threads_{threads}_median_ms"] = round(statistics.median(times), 3)
+        out[f"threads_{threads}_min_ms"] = round(min(times), 3)
+    scorer = Scorer.from_bundle(setup["bundle"], threads=1)
+    t = time.perf_counter()
+    for i in range(rows):
+        scorer.demand(X[i : i + 1])
+    loop_ms = (time.perf_counter() - t) * 1000
+    out["score_10k_skus_ms"] = out["threads_1_median_ms"]
+    out["per_row_calls_ms"] = round(loop_ms, 1)
+    out["batched_speedup_vs_per_row"] = round(loop_ms / out["score_10k_skus_ms"], 1)
+    out["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return out
 
 
 # -- feature parity ------------------------------------------------------------------------------

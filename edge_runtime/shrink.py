@@ -8,6 +8,9 @@ Two detectors, each a small stateful object fed in event-time order (times are P
   reason ``shelf_removal_without_sale`` and/or ``exit_gate_without_sale``. When at the same time
   another SKU was *sold* with no removal behind it and the same quantity, the cashier most likely
   scanned the wrong item: the alert is a ``misscan`` (reason ``probable_misscan``), not a theft.
+  Because that evidence can surface minutes later, a decision waits ``gate_hold_s`` after a
+  gate read and ``pick_hold_s`` after the pick window closes (both 10 min by default; 0 decides
+  at once).
   A put-back (positive shelf delta) cancels the pending removal it undoes.
 - :class:`CycleCountShrink`: a cycle count's shrink (expected minus counted units) is compared with
   the SKU's past discrepancies (mean and standard deviation, shrunk towards a store-wide prior
@@ -15,7 +18,7 @@ Two detectors, each a small stateful object fed in event-time order (times are P
 
 Every alert is a :class:`ShrinkAlert` with reason codes and the evidence behind them.
 
->>> m = RemovalMatcher(pick_window_s=600)
+>>> m = RemovalMatcher(pick_window_s=600, pick_hold_s=0)
 >>> m.shelf("A", 0.0, 2); m.sale("A", 120.0, 2)          # picked, then paid: fine
 >>> m.shelf("B", 200.0, 1); m.gate("B", 260.0, 1)  # out of the door unpaid: held 10 min
 []
@@ -91,7 +94,7 @@ class _Pending:
 class RemovalMatcher:
     """Match shelf removals and exit-gate reads with sales; see the module docstring for rules.
 
-    >>> m = RemovalMatcher(pick_window_s=600, gate_window_s=900)
+    >>> m = RemovalMatcher(pick_window_s=600, gate_window_s=900, pick_hold_s=0)
     >>> m.shelf("A", 0.0, 1); m.sale("B", 30.0, 1)  # A picked, B rung up: a mis-scan
     >>> m.advance(700.0)[0].kind
     'misscan'
@@ -103,9 +106,11 @@ class RemovalMatcher:
         gate_window_s: float = 1800.0,
         put_back_window_s: float = 900.0,
         gate_hold_s: float = 600.0,
+        pick_hold_s: float = 600.0,
     ):
         self.pick_window_s = pick_window_s
         self.gate_hold_s = gate_hold_s
+        self.pick_hold_s = pick_hold_s
         self.gate_window_s = gate_window_s
         self.put_back_window_s = put_back_window_s
         self._picks: dict[str, deque[_Pending]] = {}  # removals waiting for a sale
@@ -178,7 +183,14 @@ class RemovalMatcher:
         held = self._held
         while held and held[0][1] + self.gate_hold_s <= now:
             sku, t, units, reasons, evidence = held.popleft()
+            # Reads of the same SKU during the hold are one incident (one mis-scanned line
+            # leaves with several shoppers' paid units in between): judge them together.
             done = t + self.gate_hold_s
+            for other in [h for h in held if h[0] == sku and h[1] <= done]:
+                held.remove(other)
+                units += other[2]
+                reasons = tuple(dict.fromkeys(reasons + other[3]))
+            evidence = {**evidence, "units": units}
             alerts.append(
                 self._classify(sku, done, units, t - self.gate_window_s, done, reasons, evidence)
             )
@@ -191,7 +203,7 @@ class RemovalMatcher:
         cutoff = self._now - self.pick_window_s
         alerts = self._release_held(self._now)
         order = self._pick_order
-        while order and order[0][1].time < cutoff:
+        while order and order[0][1].time < cutoff - self.pick_hold_s:
             sku, p = order.popleft()
             if p.qty <= 0:
                 continue  # settled by a sale, a put-back or a gate alert
@@ -199,7 +211,7 @@ class RemovalMatcher:
             if picks and picks[0] is p:
                 picks.popleft()
             evidence = {"removal_time": p.time, "units": p.qty, "window_s": self.pick_window_s}
-            done = p.time + self.pick_window_s
+            done = p.time + self.pick_window_s + self.pick_hold_s
             reasons = ("shelf_removal_without_sale",)
             alert = self._classify(sku, done, p.qty, p.time, done, reasons, evidence)
             p.qty = 0.0
@@ -209,7 +221,8 @@ class RemovalMatcher:
 
     def _expire(self, cutoff: float) -> None:
         horizon = (
-            min(cutoff, self._now - self.gate_window_s - self.gate_hold_s) - self.pick_window_s
+            min(cutoff - self.pick_hold_s, self._now - self.gate_window_s - self.gate_hold_s)
+            - self.pick_window_s
         )
         while self._unpicked_sales and self._unpicked_sales[0][1].time < horizon:
             self._unpicked_sales.popleft()

@@ -14,7 +14,7 @@ from tests.test_sensors import sales_stream
 
 
 def test_paid_items_raise_nothing():
-    m = RemovalMatcher(pick_window_s=600, gate_window_s=600, gate_hold_s=0)
+    m = RemovalMatcher(pick_window_s=600, gate_window_s=600, gate_hold_s=0, pick_hold_s=0)
     m.shelf("A", 0, 2)
     m.sale("A", 300, 2)
     assert m.gate("A", 400, 2) == []
@@ -22,7 +22,7 @@ def test_paid_items_raise_nothing():
 
 
 def test_gate_read_without_sale_is_theft_at_once_with_evidence():
-    m = RemovalMatcher(pick_window_s=600, gate_hold_s=0)
+    m = RemovalMatcher(pick_window_s=600, gate_hold_s=0, pick_hold_s=0)
     m.shelf("A", 0, 1)
     m.shelf("A", 10, 2)
     m.sale("A", 100, 1)  # one paid, two not
@@ -34,7 +34,7 @@ def test_gate_read_without_sale_is_theft_at_once_with_evidence():
 
 
 def test_pick_without_sale_alerts_after_the_window_only():
-    m = RemovalMatcher(pick_window_s=600, gate_hold_s=0)
+    m = RemovalMatcher(pick_window_s=600, gate_hold_s=0, pick_hold_s=0)
     m.shelf("A", 0, 1)
     assert m.advance(599) == []
     (alert,) = m.advance(601)
@@ -43,7 +43,7 @@ def test_pick_without_sale_alerts_after_the_window_only():
 
 
 def test_put_back_cancels_the_pick_but_a_restock_does_not():
-    m = RemovalMatcher(pick_window_s=600, put_back_window_s=300)
+    m = RemovalMatcher(pick_window_s=600, put_back_window_s=300, pick_hold_s=0)
     m.shelf("A", 0, 2)
     m.shelf("A", 100, -2)  # put back
     m.shelf("B", 0, 1)
@@ -53,7 +53,7 @@ def test_put_back_cancels_the_pick_but_a_restock_does_not():
 
 
 def test_misscan_is_not_called_theft():
-    m = RemovalMatcher(pick_window_s=600, gate_hold_s=0)
+    m = RemovalMatcher(pick_window_s=600, gate_hold_s=0, pick_hold_s=0)
     m.shelf("A", 0, 3)
     m.sale("B", 120, 3)  # no pick of B behind it: rung up as B, taken as A
     (alert,) = m.advance(700)
@@ -62,7 +62,7 @@ def test_misscan_is_not_called_theft():
 
 
 def test_void_withdraws_the_exit_permission():
-    m = RemovalMatcher(gate_hold_s=0)
+    m = RemovalMatcher(gate_hold_s=0, pick_hold_s=0)
     m.shelf("A", 0, 1)
     m.sale("A", 10, 1)
     m.void("A", 20, 1)
