@@ -33,6 +33,7 @@ import numpy as np
 
 from api import bundle_store, poison
 from api.errors import Unavailable
+from api.forecaster import LedgerForecaster
 from edge_runtime.events import Rejection
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
@@ -122,10 +123,13 @@ class LedgerRuntime(Runtime):
     """A real ledger (and the outbox in its file), no decision layer.
 
     Ingest takes ``Ledger.ingest_raw``, the same parse and dead-letter path as ``Gateway.ingest``.
+    Forecasts come from the installed bundle scored on the ledger's sales (``api.forecaster``).
 
     >>> LedgerRuntime.read_only, LedgerRuntime.can_forecast
-    (False, False)
+    (False, True)
     """
+
+    can_forecast = True  # 503 until a bundle with a demand model is installed
 
     def __init__(self, ledger: Ledger, bundle_dir: Path | None = None):
         self.ledger = ledger
@@ -134,6 +138,29 @@ class LedgerRuntime(Runtime):
         self.bundle_dir = Path(bundle_dir or ledger.path.parent / "bundle")
         self._bundle_lock = threading.Lock()
         self._bundle, self._bundle_problem = self._load_current()
+        self._forecaster = self._forecaster_for(self._bundle)
+
+    def _forecaster_for(self, bundle) -> LedgerForecaster | None:
+        if bundle is None or "demand" not in bundle.models:
+            return None
+        return LedgerForecaster(self.ledger.path, bundle)
+
+    def forecast(self, skus: list[str], horizon_days: float) -> tuple[list[dict], list[str]]:
+        forecaster = self._forecaster
+        if forecaster is None:
+            raise Unavailable("no model bundle loaded: forecasts need one (PUT /v1/bundle)")
+        clock = self.ledger.clock_us
+        today = (
+            np.datetime64(clock, "us").astype("datetime64[D]") if clock else np.datetime64("today")
+        )
+        found = forecaster.forecast(skus, horizon_days, today)
+        rows, unknown = [], []
+        for sku in skus:
+            if sku in found:
+                rows.append((sku, self.ledger.stock(sku), *found[sku]))
+            else:
+                unknown.append(sku)
+        return forecast_items(rows, horizon_days, forecaster.model_version), unknown
 
     def _load_current(self):
         if not self.bundle_dir.exists():
@@ -155,6 +182,9 @@ class LedgerRuntime(Runtime):
         with self._bundle_lock:
             self._bundle = bundle_store.install(candidate, self.bundle_dir)
             self._bundle_problem = None
+            old, self._forecaster = self._forecaster, self._forecaster_for(self._bundle)
+            if old is not None:
+                old.close()
             self._bundle_installed(self._bundle)
         return self.bundle_info()
 
@@ -222,6 +252,8 @@ class LedgerRuntime(Runtime):
 
     def close(self) -> None:
         self._outbox.close()
+        if self._forecaster is not None:
+            self._forecaster.close()
 
 
 class StateDirRuntime(Runtime):
@@ -303,7 +335,7 @@ class GatewayRuntime(LedgerRuntime):
     """A running ``edge_runtime.gateway.Gateway``: ingest takes ``Gateway.ingest``.
 
     >>> GatewayRuntime.can_forecast
-    False
+    True
     """
 
     def __init__(self, gateway: Any):
@@ -367,34 +399,37 @@ class ForecastingGatewayRuntime(GatewayRuntime):
                 unknown.append(sku)
             else:
                 rows.append((sku, state, *found))
-        return self._with_risk(rows, horizon_days), unknown
+        version = str(getattr(self.gateway.policy, "version", "unknown"))
+        return forecast_items(rows, horizon_days, version), unknown
 
-    def _with_risk(self, rows: list, horizon_days: float) -> list[dict]:
-        if not rows:
-            return []
-        mean = np.array([max(r[2], 0.0) for r in rows])
-        p90 = np.maximum(np.array([r[3] for r in rows]), mean)
-        known = [r[1] is not None for r in rows]
-        atp = np.array([float(r[1].available) if r[1] else 0.0 for r in rows])
-        risk = stockout_risk(mean, p90, atp, horizon_days)
-        version = getattr(self.gateway.policy, "version", "unknown")
-        out = []
-        for i, (sku, state, *_) in enumerate(rows):
-            days = float(risk.expected_days[i])
-            out.append(
-                {
-                    "sku": sku,
-                    "horizon_days": horizon_days,
-                    "mean_daily": float(mean[i]),
-                    "p90_daily": float(p90[i]),
-                    "demand_over_horizon": float(mean[i] * horizon_days),
-                    "atp": float(state.available) if state else None,
-                    "stockout_probability": float(risk.probability[i]) if known[i] else None,
-                    "expected_days_to_stockout": days if known[i] and math.isfinite(days) else None,
-                    "model_version": str(version),
-                }
-            )
-        return out
+
+def forecast_items(rows: list, horizon_days: float, version: str) -> list[dict]:
+    """Forecast dicts (``api.schemas.Forecast`` fields) with stock-out risk on current ATP;
+    ``rows`` are ``(sku, StockState | None, mean per day, P90 per day)``."""
+    if not rows:
+        return []
+    mean = np.array([max(r[2], 0.0) for r in rows])
+    p90 = np.maximum(np.array([r[3] for r in rows]), mean)
+    known = [r[1] is not None for r in rows]
+    atp = np.array([float(r[1].available) if r[1] else 0.0 for r in rows])
+    risk = stockout_risk(mean, p90, atp, horizon_days)
+    out = []
+    for i, (sku, state, *_) in enumerate(rows):
+        days = float(risk.expected_days[i])
+        out.append(
+            {
+                "sku": sku,
+                "horizon_days": horizon_days,
+                "mean_daily": float(mean[i]),
+                "p90_daily": float(p90[i]),
+                "demand_over_horizon": float(mean[i] * horizon_days),
+                "atp": float(state.available) if state else None,
+                "stockout_probability": float(risk.probability[i]) if known[i] else None,
+                "expected_days_to_stockout": days if known[i] and math.isfinite(days) else None,
+                "model_version": str(version),
+            }
+        )
+    return out
 
 
 def runtime_for(gateway: Any) -> GatewayRuntime:

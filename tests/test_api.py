@@ -185,9 +185,9 @@ def test_alerts_come_from_the_outbox_with_filters(api, ledger):
     assert api.get("/v1/alerts", params={"kind": "nonsense"}).status_code == 422
 
 
-def test_predictions_are_not_served_without_a_scorer(api):
+def test_predictions_without_a_bundle_are_a_clear_503(api):
     response = api.get("/v1/predictions/A-1")
-    assert response.status_code == 404  # no scorer in this runtime: the routes are not served
+    assert response.status_code == 503 and "no model bundle" in response.json()["message"]
 
 
 def test_metrics_count_ingest(api):

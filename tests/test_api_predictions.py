@@ -74,3 +74,72 @@ def test_bad_prediction_requests_say_what_was_wrong(url):
     response = httpx.post(url + "/v1/predictions", json={"skus": [], "horizon_days": 0})
     assert response.status_code == 422
     assert set(response.json()["where"]) == {"body.skus", "body.horizon_days"}
+
+
+def column_model(column: int, width: int) -> bytes:
+    """A real ONNX demand model whose mean (and P50) is one input column and P90 twice it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, width])
+    outs = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, [None]) for n in ("mean", "p50", "p90")
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([column], dtype=np.int64), "col"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2.0], dtype=np.float32), "two"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["X", "col"], ["g"], axis=1),
+        helper.make_node("Squeeze", ["g", "axis1"], ["mean"]),
+        helper.make_node("Identity", ["mean"], ["p50"]),
+        helper.make_node("Mul", ["mean", "two"], ["p90"]),
+    ]
+    graph = helper.make_graph(nodes, "column", [x], outs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_predictions_from_an_uploaded_bundle_score_the_ledgers_own_sales(tmp_path):
+    import io
+    import tarfile
+
+    from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
+    from models.bundle import write_bundle
+    from tests.test_api_bundle import onnx_model
+
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state")}
+    gw = Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"}))
+    day = "2026-01-{:02d}T12:00:00+01:00".format
+    events = [{"event_id": "r", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 100,
+               "event_time": day(1), "source": "wms"}]  # fmt: skip
+    events += [{**events[0], "event_id": f"s{d}", "type": "sale", "qty": 2, "event_time": day(d),
+                "source": "pos"} for d in range(1, 11)]  # fmt: skip
+    events += [{**events[0], "event_id": "ret", "type": "return", "qty": 1, "event_time": day(9)},
+               {**events[0], "event_id": "today", "type": "receipt", "qty": 1, "event_time": day(11)}]  # fmt: skip
+    assert gw.ingest(events, "seed").accepted == len(events)
+    models = {"demand": column_model(index("mean_7"), len(names())),
+              "anomaly": onnx_model(len(ANOMALY_FEATURES), ["score"])}  # fmt: skip
+    root = write_bundle(
+        tmp_path / "build" / "col-1", models, spec_dict(), {"model_version": "col-1"}
+    )
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(root, arcname=root.name)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with ApiServer(create_app(gw, ApiSettings(token=TOKEN))) as server:
+        assert httpx.get(server.url + "/v1/predictions/A").status_code == 503  # no bundle yet
+        assert (
+            httpx.put(server.url + "/v1/bundle", content=buf.getvalue(), headers=auth).status_code
+            == 200
+        )
+        got = httpx.get(server.url + "/v1/predictions/A", params={"horizon_days": 2}).json()
+        missing = httpx.get(server.url + "/v1/predictions/NOPE")
+    gw.close()
+    # closed days are Jan 1..10 (the clock is on the 11th); the last 7: 2 a day, 1 on the 9th
+    assert got["mean_daily"] == pytest.approx(13 / 7, rel=1e-6)
+    assert got["p90_daily"] == pytest.approx(26 / 7, rel=1e-6)
+    assert got["atp"] == 100 - 20 + 1 + 1 and got["model_version"] == "col-1"
+    assert got["stockout_probability"] < 1e-6
+    assert missing.status_code == 404
