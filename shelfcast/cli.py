@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the whole product on real data: train, twin, edge replay over MQTT, HTML report",
     ),
     "serve": ("api.serve_command", "serve the HTTP API with the gateway runtime (or --attach)"),
+    "sensors": (
+        "shelfcast.sensors",
+        "add shelf-weight and RFID readings with labelled thefts/phantoms/mis-scans to a replay",
+    ),
     "replay": ("shelfcast.replay", "write a store's real data as a timestamped edge event stream"),
 }
 

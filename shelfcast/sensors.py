@@ -17,7 +17,11 @@ builds what a store's sensors would have seen, and injects labelled incidents fr
   SKU: the shelf and the gate see the real item, the POS records the wrong one.
 - **noise**: customers put items back (``put_back_rate``), scales jitter by ``weight_noise_g``.
 
-Nothing is random beyond ``seed``: the same inputs give the same events and labels.
+Nothing is random beyond ``seed``: the same inputs give the same events and labels. Events
+that are not sales (returns, receipts, counts) pass through unchanged.
+
+``shelfcast sensors --in replay.jsonl --out sensors.jsonl --labels labels.json`` does it for a
+replay written by ``shelfcast replay``.
 
 >>> sales = [{"event_id": f"s{i}", "store_id": "S1", "sku": "A", "type": "sale", "qty": 1,
 ...           "event_time": f"2026-01-05T1{i}:00:00+00:00", "source": "pos"} for i in range(3)]
@@ -209,7 +213,9 @@ def simulate(sales: list[dict], config: SensorConfig | None = None) -> Simulatio
             b.shelf_changes[sku].append((tb + rng.uniform(*cfg.put_back_after_s), float(qty)))
     _inject_thefts(b, pos, times, cfg, labels)
     b.shelf_readings()
-    events = kept + b.events
+    # Everything that is not a sale (returns, receipts, counts...) passes through unchanged.
+    others = [(_ts(e), e) for e in sales if e.get("type") != "sale"]
+    events = kept + b.events + others
     events.sort(key=lambda te: te[0])
     counts: dict[str, int] = defaultdict(int)
     for label in labels:
@@ -262,3 +268,46 @@ def _inject_thefts(
         b.pick(sku, t, qty)
         b.exit_gate(sku, t + rng.uniform(*cfg.exit_lag_s), qty)
         labels.append(Label("theft", sku, t, t, qty))
+
+
+def add_arguments(parser) -> None:  # `shelfcast sensors`
+    parser.add_argument("--in", dest="inp", required=True,
+                        help="JSON-lines POS replay (from `shelfcast replay`)")  # fmt: skip
+    parser.add_argument("--out", required=True, help="JSON-lines file: replay + sensor events")
+    parser.add_argument("--labels", default=None, help="JSON file for the injected incidents")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--thefts-per-day", type=float, default=SensorConfig.thefts_per_day)
+    parser.add_argument("--phantom-episodes", type=int, default=SensorConfig.phantom_episodes)
+    parser.add_argument("--misscan-rate", type=float, default=SensorConfig.misscan_rate)
+
+
+def run(args) -> int:
+    import json
+    from dataclasses import asdict
+
+    with open(args.inp, encoding="utf-8") as src:
+        events = [json.loads(line) for line in src if line.strip()]
+    cfg = SensorConfig(
+        seed=args.seed,
+        thefts_per_day=args.thefts_per_day,
+        phantom_episodes=args.phantom_episodes,
+        misscan_rate=args.misscan_rate,
+    )
+    sim = simulate(events, cfg)
+    with open(args.out, "w", encoding="utf-8") as out:
+        for e in sim.events:
+            out.write(json.dumps(e, separators=(",", ":")) + "\n")
+    if args.labels:
+        payload = {
+            "labels": [asdict(lb) for lb in sim.labels],
+            "unit_weight_g": sim.unit_weight_g,
+            "rfid_tagged": sorted(sim.rfid_tagged),
+            "config": asdict(cfg),
+        }
+        with open(args.labels, "w", encoding="utf-8") as out:
+            json.dump(payload, out)
+    print(
+        f"wrote {len(sim.events)} events to {args.out} ({len(events)} in, "
+        f"{sim.dropped_sales} sales dropped by phantom episodes); incidents: {sim.counts}"
+    )
+    return 0

@@ -102,3 +102,23 @@ def test_injected_incidents_are_labelled_and_present():
 def test_no_sales_is_a_clear_error():
     with pytest.raises(ValueError, match="at least one event of type 'sale'"):
         simulate([], SensorConfig())
+
+
+def test_cli_adds_sensor_readings_to_a_replay_and_keeps_other_events(tmp_path):
+    import json
+
+    from shelfcast.cli import main
+
+    sales = sales_stream(days=3, skus=5)
+    receipt = {**sales[0], "event_id": "r1", "type": "receipt", "source": "wms", "qty": 10}
+    src = tmp_path / "replay.jsonl"
+    src.write_text("".join(json.dumps(e) + "\n" for e in [*sales, receipt]))
+    out, labels = tmp_path / "sensors.jsonl", tmp_path / "labels.json"
+    code = main(["sensors", "--in", str(src), "--out", str(out), "--labels", str(labels),
+                 "--seed", "2", "--thefts-per-day", "3"])  # fmt: skip
+    assert code == 0
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert any(e["event_id"] == "r1" for e in events)
+    assert {"shelf_weight", "sale"} <= {e["type"] for e in events}
+    meta = json.loads(labels.read_text())
+    assert any(lb["kind"] == "theft" for lb in meta["labels"]) and meta["unit_weight_g"]
