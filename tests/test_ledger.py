@@ -204,3 +204,17 @@ def test_confidence_decays_with_time_and_discrepancy(ledger):
     assert never.confidence <= 0.5
     later = ledger.stock("good", as_of_us=t + 14 * 86_400_000_000)
     assert later.confidence == pytest.approx(0.3679, abs=1e-3)
+
+
+def test_rollback_restores_in_memory_state_of_touched_and_new_skus(ledger):
+    ledger.ingest_raw([ev("receipt", 5, 0, sku="A")])
+
+    def failing(conn, result):
+        raise RuntimeError("hook failed")
+
+    with pytest.raises(RuntimeError):
+        ledger.ingest_raw(
+            [ev("sale", 2, 1, sku="A"), ev("receipt", 3, 1, sku="B")], before_commit=failing
+        )
+    assert ledger.stock("A").on_hand == 5 and ledger.stock("B") is None
+    assert ledger.verify() == []
