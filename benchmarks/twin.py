@@ -131,6 +131,12 @@ def main() -> int:
     parser.add_argument("--trees", type=int, default=200, help="trees per LightGBM model")
     parser.add_argument("--no-demo", action="store_true", help="do not time `make demo`")
     parser.add_argument(
+        "--ablation",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run shelfcast without River (default on)",
+    )
+    parser.add_argument(
         "--fresh-demo", action="store_true", help="delete var/demo first (time a first run)"
     )
     args = parser.parse_args()
@@ -151,7 +157,7 @@ def main() -> int:
     grids = {"z_grid": (1.0, 2.33), "minmax_grid": (1.5, 3.0, 4.5)} if args.quick else {}
     cmp = compare_policies(
         panel,
-        ["shelfcast", "statsforecast"],
+        ["shelfcast", "statsforecast", *(["shelfcast_no_river"] if args.ablation else [])],
         config,
         str(bundle),
         test_days,

@@ -9,7 +9,7 @@ there, then reported on the test weeks. As a cross-check the test-week curve (lo
 against average inventory) is also interpolated at min/max's test inventory.
 
 >>> sorted(FAMILIES)
-['minmax', 'shelfcast', 'statsforecast']
+['minmax', 'shelfcast', 'shelfcast_no_river', 'statsforecast']
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ FAMILIES = {
     "minmax": "classic min/max from trailing 91-day average sales (parameter: safety days)",
     "statsforecast": "edge order-up-to driven by the best statsforecast baseline (parameter: z)",
     "shelfcast": "edge order-up-to driven by the bundle's ONNX model + River (parameter: z)",
+    "shelfcast_no_river": "the same without the River correction, to see what River adds",
 }
 MINMAX_GRID = (0.0, 1.5, 3.0, 4.5, 6.0)
 MINMAX_REFERENCE = 3.0
@@ -110,10 +111,11 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
     if family == "statsforecast":
         kw = {"candidates": baselines} if baselines else {}
         return OrderUpToPolicy(StatsForecastForecaster(**kw), z=param)
-    if family == "shelfcast":
+    if family in ("shelfcast", "shelfcast_no_river"):
         from shelfcast.edge_forecast import EdgeModelForecaster
 
-        return OrderUpToPolicy(EdgeModelForecaster(bundle), z=param)
+        online = family == "shelfcast"
+        return OrderUpToPolicy(EdgeModelForecaster(bundle, online=online), z=param)
     raise ValueError(f"unknown policy {family!r}; choose from {', '.join(FAMILIES)}")
 
 
@@ -139,7 +141,7 @@ def compare_policies(
     config = config or StoreConfig()
     if "minmax" not in families:
         families = ["minmax", *families]  # the reference every figure is relative to
-    if "shelfcast" in families and not bundle:
+    if any(f.startswith("shelfcast") for f in families) and not bundle:
         raise ValueError("the shelfcast policy needs a model bundle (--bundle DIR)")
     test0 = panel.n_days - test_days
     val0 = test0 - val_days
@@ -284,7 +286,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast simula
         "--policy",
         action="append",
         choices=sorted(FAMILIES),
-        help="policy to compare (repeat; default all three; min/max always runs as the reference)",
+        help="policy to compare (repeat; default minmax, statsforecast, shelfcast; min/max "
+        "always runs as the reference)",
     )
     parser.add_argument("--bundle", default="var/bundle", help="model bundle for shelfcast")
     parser.add_argument("--lead-time", type=int, default=2, help="supplier lead time, days")
@@ -321,8 +324,11 @@ def to_json(cmp: Comparison, panel: DemandPanel) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    families = args.policy or sorted(FAMILIES)
-    if "shelfcast" in families and not Path(args.bundle, "manifest.json").exists():
+    families = args.policy or ["minmax", "shelfcast", "statsforecast"]
+    if (
+        any(f.startswith("shelfcast") for f in families)
+        and not Path(args.bundle, "manifest.json").exists()
+    ):
         print(
             f"shelfcast simulate: no model bundle at {args.bundle}; train one with "
             f"`shelfcast train --out {args.bundle}` or pass --bundle DIR (or --policy minmax "
