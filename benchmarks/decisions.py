@@ -21,6 +21,7 @@ Usage: ``python benchmarks/decisions.py --json out.json [--quick]``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -418,7 +419,26 @@ def stockout_quality(setup: dict, seed: int) -> dict:
         "stockout_auc": round(auc(p, y), 4),
         "stockout_brier": round(float(np.mean((p - y) ** 2)), 4),
         "brier_of_base_rate": round(float(y.mean() * (1 - y.mean())), 4),
+        "reliability": reliability(p, y),
     }
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 5) -> list[dict]:
+    """Predicted vs observed stock-out rate per probability bin (calibration, not just ranking)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    out = []
+    for lo, hi in itertools.pairwise(edges):
+        sel = (p >= lo) & ((p < hi) if hi < 1.0 else (p <= hi))
+        if sel.any():
+            out.append(
+                {
+                    "bin": f"{lo:.1f}-{hi:.1f}",
+                    "n": int(sel.sum()),
+                    "predicted": round(float(p[sel].mean()), 3),
+                    "observed": round(float(y[sel].mean()), 3),
+                }
+            )
+    return out
 
 
 def auc(score: np.ndarray, label: np.ndarray) -> float:
