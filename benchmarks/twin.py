@@ -110,7 +110,7 @@ def headline(cmp, summary: dict) -> dict:
         across.append(
             {"minmax_safety_days": safety, "minmax_avg_inventory": inv, "minmax_lost": lost,
              "shelfcast_lost_at_same_inventory": at,
-             "reduction": None if at is None else 1.0 - at / lost}
+             "reduction": None if at is None or lost <= 0 else 1.0 - at / lost}
         )  # fmt: skip
     return {
         "lost_sales_reduction_vs_minmax": value,

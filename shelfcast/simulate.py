@@ -74,23 +74,33 @@ class Comparison:
         return out
 
     def summary(self) -> dict:
+        """Each family against min/max on the test weeks (None where min/max lost nothing or
+        held no stock, so a ratio says nothing)."""
         ref = self.test_run("minmax").metrics()
         out: dict = {"minmax_reference_safety_days": self.chosen["minmax"]}
         for family in self.runs:
             if family == "minmax":
                 continue
             m = self.test_run(family).metrics()
-            out[f"{family}_lost_sales_reduction_vs_minmax"] = (
-                1.0 - m["lost_units"] / ref["lost_units"]
-            )
-            out[f"{family}_inventory_ratio_vs_minmax"] = (
-                m["avg_inventory_units"] / ref["avg_inventory_units"]
-            )
             interp = interpolate_lost(self.curve(family), ref["avg_inventory_units"])
+            out[f"{family}_lost_sales_reduction_vs_minmax"] = _reduction(
+                m["lost_units"], ref["lost_units"]
+            )
+            out[f"{family}_inventory_ratio_vs_minmax"] = _ratio(
+                m["avg_inventory_units"], ref["avg_inventory_units"]
+            )
             out[f"{family}_lost_reduction_at_equal_inventory_interpolated"] = (
-                None if interp is None else 1.0 - interp / ref["lost_units"]
+                None if interp is None else _reduction(interp, ref["lost_units"])
             )
         return out
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def _reduction(lost: float, ref_lost: float) -> float | None:
+    return 1.0 - lost / ref_lost if ref_lost > 0 else None
 
 
 def interpolate_lost(curve: list[tuple[float, float, float]], inventory: float) -> float | None:
