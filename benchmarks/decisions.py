@@ -326,20 +326,23 @@ def held_out_setup(top_skus: int, retrain: bool) -> dict:
     }
 
 
-def forecasts(setup: dict, day: int, horizons: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Bundle forecasts (mean, P90) from close ``day``, shape (series, horizons); NaN if unstarted."""
+def forecasts(
+    setup: dict, day: int, horizons: list[int], with_p50: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Bundle forecasts (mean, P90[, P50]) from close ``day``, (series, horizons); NaN if unstarted."""
     from feature_store.batch import forecast_rows
 
     panel = setup["panel"]
     X, series, h = forecast_rows(panel, setup["close"], day, horizons)
-    mean, _, p90 = setup["scorer"].demand(X)
+    mean, p50, p90 = setup["scorer"].demand(X)
     n = panel.units.shape[0]
-    out_m = np.full((n, len(horizons)), np.nan)
-    out_p = np.full((n, len(horizons)), np.nan)
     col = np.searchsorted(np.asarray(horizons), h)
-    out_m[series, col] = mean
-    out_p[series, col] = np.maximum(p90, mean)
-    return out_m, out_p
+    out = []
+    for values in (mean, np.maximum(p90, mean), p50) if with_p50 else (mean, np.maximum(p90, mean)):
+        grid = np.full((n, len(horizons)), np.nan)
+        grid[series, col] = values
+        out.append(grid)
+    return tuple(out)
 
 
 # -- online correction ---------------------------------------------------------------------------
@@ -399,27 +402,33 @@ def stockout_quality(setup: dict, seed: int) -> dict:
     units = panel.units
     rng = np.random.default_rng(seed)
     horizons = list(range(1, LEAD_TIME_DAYS + 1))
-    probs, outcomes = [], []
+    probs, probs_p90, outcomes = [], [], []
     for day in range(first - 1, units.shape[1] - LEAD_TIME_DAYS):
-        mean, p90 = forecasts(setup, day, horizons)
+        mean, p90, p50 = forecasts(setup, day, horizons, with_p50=True)
         ok = ~np.isnan(mean).any(axis=1)
         recent = np.nanmean(units[:, day - 27 : day + 1], axis=1) * LEAD_TIME_DAYS
         atp = np.floor(rng.uniform(0.0, 2.0, len(recent)) * recent)
-        # Days independent: the lead-time mean is the sum; P90 enters through the daily sigma.
-        risk = stockout_risk(mean[ok].mean(axis=1), p90[ok].mean(axis=1), atp[ok], LEAD_TIME_DAYS)
+        # Days independent: the lead-time mean is the sum; P90 (and P50) shape the dispersion.
+        m, q90, q50 = mean[ok].mean(axis=1), p90[ok].mean(axis=1), p50[ok].mean(axis=1)
+        probs.append(stockout_risk(m, q90, atp[ok], LEAD_TIME_DAYS, p50_daily=q50).probability)
+        probs_p90.append(stockout_risk(m, q90, atp[ok], LEAD_TIME_DAYS).probability)
         demand = units[ok, day + 1 : day + 1 + LEAD_TIME_DAYS].sum(axis=1)
-        probs.append(risk.probability)
         outcomes.append(demand >= atp[ok])
     p = np.concatenate(probs)
+    p_90 = np.concatenate(probs_p90)
     y = np.concatenate(outcomes).astype(float)
     return {
         "lead_time_days": LEAD_TIME_DAYS,
         "decisions": len(p),
         "stockout_rate": round(float(y.mean()), 4),
+        "distribution": "negative binomial from the bundle's mean, P50 and P90",
         "stockout_auc": round(auc(p, y), 4),
         "stockout_brier": round(float(np.mean((p - y) ** 2)), 4),
         "brier_of_base_rate": round(float(y.mean() * (1 - y.mean())), 4),
         "reliability": reliability(p, y),
+        "mean_p90_only_auc": round(auc(p_90, y), 4),
+        "mean_p90_only_brier": round(float(np.mean((p_90 - y) ** 2)), 4),
+        "mean_p90_only_reliability": reliability(p_90, y),
     }
 
 

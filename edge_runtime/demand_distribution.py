@@ -8,7 +8,9 @@ the one place that turns (mean, P90) into one:
   quantile), floored at ``sqrt(mean)`` so it is never less dispersed than Poisson;
 - demand over ``d`` days (days independent): mean ``d * mean``, variance ``d * sigma**2``;
 - a negative binomial with that mean and variance (counts, right-skewed, handles intermittent
-  items), via ``r = m**2 / (v - m)`` and ``p = r / (r + m)``.
+  items), via ``r = m**2 / (v - m)`` and ``p = r / (r + m)``;
+- when the P50 is given too, the variance is at least what puts the distribution's median at
+  the P50 (lumpy demand: median far below the mean).
 
 Everything is vectorised over SKUs (numpy arrays in, arrays out).
 
@@ -36,13 +38,44 @@ def daily_sigma(mean: np.ndarray, p90: np.ndarray) -> np.ndarray:
     return np.maximum((p90 - mean) / Z90, np.sqrt(np.maximum(mean, 0.0)))
 
 
+def variance_from_median(mean: np.ndarray, p50: np.ndarray, iterations: int = 40) -> np.ndarray:
+    """Daily variance of the negative binomial with this mean whose median is at most ``p50``.
+
+    Lumpy demand (a few large orders) has a median far below its mean, which a variance read
+    off the P90 misses. For a fixed mean, P(D <= k) grows as the dispersion grows, so the
+    largest ``r`` with ``P(D <= floor(p50)) >= 0.5`` is found by bisection on ``log r``
+    (vectorised); where even Poisson satisfies it the Poisson variance is returned.
+    """
+    m = np.maximum(np.asarray(mean, dtype=np.float64), 1e-12)
+    k = np.floor(np.maximum(np.asarray(p50, dtype=np.float64), 0.0)) + 1.0
+    lo = np.full(m.shape, np.log(1e-4))  # very dispersed: median 0, condition holds
+    hi = np.full(m.shape, np.log(1e6))  # ~Poisson
+    holds_at_hi = special.betainc(np.exp(hi), k, np.exp(hi) / (np.exp(hi) + m)) >= 0.5
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        r = np.exp(mid)
+        ok = special.betainc(r, k, r / (r + m)) >= 0.5
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    r = np.exp(lo)
+    return np.where(holds_at_hi, m, m + m * m / r)
+
+
 def over_days(
-    mean: np.ndarray, p90: np.ndarray, days: float | np.ndarray
+    mean: np.ndarray,
+    p90: np.ndarray,
+    days: float | np.ndarray,
+    p50: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of total demand over ``days`` days (independent days)."""
+    """Mean and variance of total demand over ``days`` days (independent days).
+
+    With ``p50`` the daily variance is the larger of the P90 one and :func:`variance_from_median`.
+    """
     mean = np.maximum(np.asarray(mean, dtype=np.float64), 0.0)
-    sigma = daily_sigma(mean, p90)
-    return mean * days, sigma**2 * days
+    var = daily_sigma(mean, p90) ** 2
+    if p50 is not None:
+        var = np.maximum(var, variance_from_median(mean, p50))
+    return mean * days, var * days
 
 
 def _nb_params(total_mean: np.ndarray, total_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -47,15 +47,20 @@ def stockout_risk(
     p90_daily: np.ndarray,
     atp: np.ndarray,
     lead_time_days: float,
+    p50_daily: np.ndarray | None = None,
 ) -> StockoutRisk:
-    """Probability of running out within ``lead_time_days`` and expected days until out."""
+    """Probability of running out within ``lead_time_days`` and expected days until out.
+
+    ``p50_daily`` (optional, the demand model's median) widens the distribution of lumpy items
+    whose median is far below their mean.
+    """
     if lead_time_days <= 0:
         raise ValueError(f"lead_time_days must be > 0, got {lead_time_days}")
     mean_daily = np.asarray(mean_daily, dtype=np.float64)
     atp = np.asarray(atp, dtype=np.float64)
     if mean_daily.shape != atp.shape:
         raise ValueError(f"mean_daily has shape {mean_daily.shape} but atp has {atp.shape}")
-    total_mean, total_var = over_days(mean_daily, p90_daily, lead_time_days)
+    total_mean, total_var = over_days(mean_daily, p90_daily, lead_time_days, p50_daily)
     prob = prob_at_least(total_mean, total_var, atp)
     with np.errstate(divide="ignore", invalid="ignore"):
         days = np.where(mean_daily > 0, np.maximum(atp, 0.0) / mean_daily, np.inf)

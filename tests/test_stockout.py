@@ -69,3 +69,21 @@ def test_monitor_publishes_on_crossing_and_material_change_only():
     assert up.cleared == ["a"] and up.published == []
     assert mon.update(skus, [0.5, 0.74]).published == ["a"]  # re-armed after clearing
     assert set(mon.under_alert()) == {"a", "b"}
+
+
+def test_median_widens_lumpy_demand_and_matches_the_negative_binomial_median():
+    from edge_runtime.demand_distribution import variance_from_median
+
+    mean = np.array([3.0, 3.0, 10.0, 0.5, 40.0])
+    p50 = np.array([3.0, 0.0, 2.0, 0.0, 31.0])
+    v = variance_from_median(mean, p50)
+    assert v[0] == pytest.approx(3.0) and v[3] == pytest.approx(0.5)  # Poisson already fits
+    lumpy = v > mean * 1.001
+    r = mean[lumpy] ** 2 / (v[lumpy] - mean[lumpy])
+    medians = stats.nbinom.median(r, r / (r + mean[lumpy]))
+    np.testing.assert_array_equal(medians, p50[lumpy])
+    # A lumpy SKU (median 0) is much less sure to sell out 2 units than its mean suggests
+    plain = stockout_risk(np.array([3.0]), np.array([6.0]), np.array([2.0]), 1).probability
+    lumpy_p = stockout_risk(np.array([3.0]), np.array([6.0]), np.array([2.0]), 1,
+                            p50_daily=np.array([0.0])).probability  # fmt: skip
+    assert lumpy_p[0] < plain[0] - 0.2
