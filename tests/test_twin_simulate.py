@@ -124,3 +124,14 @@ def test_cli_says_how_to_get_a_bundle(tmp_path, capsys):
     _frame(n_skus=2, days=150).to_csv(path, index=False)
     code = main(["simulate", "--data", str(path), "--bundle", str(tmp_path / "none")])
     assert code == 2 and "shelfcast train" in capsys.readouterr().err
+
+
+def test_summary_says_none_when_min_max_loses_nothing():
+    frame = _frame(n_skus=3, days=150).assign(units=2.0)  # steady demand: nobody runs out
+    panel = DemandPanel.from_frame(frame)
+    cmp = compare_policies(
+        panel, ["statsforecast"], StoreConfig(), test_days=21, val_days=21,
+        z_grid=(1.0,), minmax_grid=(3.0,), baselines=("ses",), refine=0,
+    )  # fmt: skip
+    assert cmp.test_run("minmax").metrics()["lost_units"] == 0
+    assert cmp.summary()["statsforecast_lost_sales_reduction_vs_minmax"] is None
