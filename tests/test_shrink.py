@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_runtime.events import parse_events
 from edge_runtime.messages import parse_message
@@ -123,3 +125,68 @@ def test_alerts_of_a_simulated_store_become_valid_anomaly_messages():
     for a in alerts:
         msg = parse_message(a.to_message("S1", "test-1").to_json())
         assert msg.kind == "anomaly" and msg.sku == a.sku and msg.reason_codes
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B", "C"]),
+            st.integers(1, 5),  # qty
+            st.floats(0, 20_000),  # sale time
+            st.floats(1, 1_200),  # pick lead
+            st.floats(1, 600),  # exit lag
+            st.booleans(),  # tagged exit read
+        ),
+        max_size=40,
+    )
+)
+def test_an_honest_store_never_raises_a_theft(shoppers):
+    """Any interleaving of shoppers who pick, pay within the window and leave: no alert."""
+    events = []
+    for sku, qty, t, lead, lag, tagged in shoppers:
+        events.append((t - lead, "shelf", sku, qty))
+        events.append((t, "sale", sku, qty))
+        if tagged:
+            events.append((t + lag, "gate", sku, qty))
+    events.sort(key=lambda e: (e[0], e[1] != "shelf"))
+    m = RemovalMatcher(pick_window_s=1800, gate_window_s=1800)
+    alerts = []
+    for t, kind, sku, qty in events:
+        alerts += m.advance(t)
+        if kind == "shelf":
+            m.shelf(sku, t, qty)
+        elif kind == "sale":
+            m.sale(sku, t, qty)
+        else:
+            alerts += m.gate(sku, t, qty)
+    alerts += m.advance(1e9)
+    assert alerts == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 4), st.floats(0, 20_000), st.sampled_from(["A", "B"]), st.booleans())
+def test_a_theft_among_shoppers_is_always_reported_for_its_sku(qty, t, sku, tagged):
+    events = []
+    for i in range(24):  # honest traffic on both SKUs, before, during and after the theft
+        s = "A" if i % 2 else "B"
+        events += [(i * 900.0, "shelf", s, 1), (i * 900.0 + 300, "sale", s, 1)]
+    events.append((t, "shelf", sku, qty))
+    if tagged:
+        events.append((t + 120, "gate", sku, qty))
+    events.sort(key=lambda e: (e[0], e[1] != "shelf"))
+    m = RemovalMatcher()
+    alerts = []
+    for when, kind, s, q in events:
+        alerts += m.advance(when)
+        if kind == "shelf":
+            m.shelf(s, when, q)
+        elif kind == "sale":
+            m.sale(s, when, q)
+        else:
+            alerts += m.gate(s, when, q)
+    alerts += m.advance(1e9)
+    # A later shopper's sale may take the thief's removal (FIFO) and leave their own unmatched,
+    # so the units can come in two alerts; all theft, all this SKU, adding up to what was taken.
+    assert alerts and {(a.kind, a.sku) for a in alerts} == {("theft", sku)}
+    assert sum(a.evidence["units"] for a in alerts) == qty
