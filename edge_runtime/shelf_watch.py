@@ -12,6 +12,10 @@ passes. What it does with each event type:
 - ``rfid_exit``: an exit-gate read, matched against recent sales at once;
 - ``cycle_count``: re-arms the phantom detector (the stock was just confirmed).
 
+:meth:`ShelfWatch.messages` is the gateway's one call per ingested batch (alerts as
+``AnomalyAlert``); the phantom check runs on its own clock (``watch.phantom.check``) with the
+ledger's on-hand and the day's forecast.
+
 >>> w = ShelfWatch(unit_weight_g={"A": 100.0}, matcher=RemovalMatcher(gate_hold_s=0))
 >>> w.observe("shelf_weight", "A", 0.0, 1000.0)      # first reading: the baseline
 []
@@ -66,6 +70,27 @@ class ShelfWatch:
     def observe_event(self, event) -> list[ShrinkAlert]:
         """An ``edge_runtime.events.Event`` (anything with type, sku, ts_us, qty)."""
         return self.observe(event.type, event.sku, event.ts_us / 1e6, event.qty)
+
+    def messages(self, events, store_id: str, model_version: str) -> list:
+        """One call for the gateway: observe a batch of accepted events (``events.Event``), settle
+        what their time closes, and return ``AnomalyAlert`` messages for the outbox.
+
+        >>> from edge_runtime.events import parse_events
+        >>> evs, _ = parse_events([{"event_id": "g1", "store_id": "S1", "sku": "A",
+        ...     "type": "rfid_exit", "qty": 1, "event_time": "2026-01-05T10:00:00+00:00",
+        ...     "source": "rfid"}], "S1")
+        >>> w = ShelfWatch(matcher=RemovalMatcher(gate_hold_s=0))
+        >>> [(m.anomaly_type, m.reason_codes) for m in w.messages(evs, "S1", "v1")]
+        [('theft', ['exit_gate_without_sale'])]
+        """
+        alerts = []
+        latest = None
+        for event in events:
+            alerts += self.observe_event(event)
+            latest = event.ts_us if latest is None else max(latest, event.ts_us)
+        if latest is not None:
+            alerts += self.advance(latest / 1e6)
+        return [a.to_message(store_id, model_version) for a in alerts]
 
     def _shelf(self, sku: str, t: float, level: float) -> None:
         previous = self._shelf_level.get(sku)

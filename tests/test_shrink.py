@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -190,3 +191,25 @@ def test_a_theft_among_shoppers_is_always_reported_for_its_sku(qty, t, sku, tagg
     # so the units can come in two alerts; all theft, all this SKU, adding up to what was taken.
     assert alerts and {(a.kind, a.sku) for a in alerts} == {("theft", sku)}
     assert sum(a.evidence["units"] for a in alerts) == qty
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "edge_runtime.demand_distribution",
+        "edge_runtime.stockout",
+        "edge_runtime.replenishment",
+        "edge_runtime.shrink",
+        "edge_runtime.phantom",
+        "edge_runtime.shelf_watch",
+        "edge_runtime.online",
+        "edge_runtime.scoring",
+        "shelfcast.sensors",
+    ],
+)
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
