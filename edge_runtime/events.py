@@ -250,12 +250,12 @@ def _validate(d: object, store_id: str, now_us: int) -> Event:
     if type(sku) is not str or not 0 < len(sku) <= MAX_SKU_LEN:
         _text(d, "sku", MAX_SKU_LEN, True)
     kind = d.get("type")
-    if kind not in EVENT_TYPES:
+    if type(kind) is not str or kind not in EVENT_TYPES:  # a list or dict is not hashable
         if kind is None:
             raise _Invalid("type", "missing required field 'type'")
         raise _Invalid("type", f"unknown event type {kind!r}")
     source = d.get("source")
-    if source not in SOURCES:
+    if type(source) is not str or source not in SOURCES:
         if source is None:
             raise _Invalid("source", "missing required field 'source'")
         raise _Invalid("source", f"unknown source {source!r}; expected one of {sorted(SOURCES)}")

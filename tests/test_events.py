@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_runtime.events import (
     EVENT_TYPES,
@@ -86,6 +88,11 @@ def test_payload_shapes(payload_type):
         ({"event_time": "2999-01-01T00:00:00Z"}, "event_time", "future"),
         ({"event_time": 1767603600}, "event_time", "ISO-8601 string"),
         ({"source": "fax"}, "source", "unknown source"),
+        ({"type": ["sale"]}, "type", "unknown event type"),
+        ({"source": {"a": 1}}, "source", "unknown source"),
+        ({"sku": ["A"]}, "sku", "must be a string"),
+        ({"event_time": ["x"]}, "event_time", "ISO-8601 string"),
+        ({"store_id": ["S1"]}, "store_id", "not this gateway"),
         ({"unit_price": -1}, "unit_price", ">= 0"),
         ({"type": "reservation"}, "order_id", "missing"),
         ({"colour": "red"}, "colour", "unknown field"),
@@ -128,3 +135,20 @@ def test_z_suffix_and_offsets_agree():
     a = validate_event(ev(event_time="2026-01-05T09:00:00Z"), STORE)
     b = validate_event(ev(event_time="2026-01-05T04:00:00-05:00"), STORE)
     assert a.ts_us == b.ts_us
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_json | st.fixed_dictionaries({}, optional={k: _json for k in ev()}), max_size=5))
+def test_any_json_batch_is_split_never_raises(batch):
+    events, rejected = parse_events(batch, STORE)
+    assert len(events) + len(rejected) == len(batch)
+    assert all(r.reason for r in rejected)
