@@ -7,8 +7,9 @@ horizons 1..H with the bundle's ``demand`` model through the gateway's ONNX scor
 (``edge_runtime.scoring.Scorer``) (mean and P90 per day), and
 shifts each SKU's forecast by the River correction (``edge_runtime.online.OnlineCorrection``),
 which learns from yesterday's one-day-ahead error. Days that closed with an empty shelf are
-censored (sales < demand) and are not learnt from, so a stock-out does not teach the model that
-demand fell.
+censored (sales < demand): River does not learn from them, and the features see the larger of
+the day's sales and its forecast (demand unconstraining), so a stock-out does not teach the model
+that demand fell.
 
 >>> EdgeModelForecaster.__name__
 'EdgeModelForecaster'
@@ -31,7 +32,8 @@ _WINDOW = 366  # covers every feature window (longest: days_since_sale, capped a
 class EdgeModelForecaster:
     """Forecast from a model bundle's ONNX demand model, corrected online with River.
 
-    ``online=False`` turns the River correction off (to measure what it adds).
+    ``online=False`` turns the River correction off (to measure what it adds);
+    ``unconstrain=False`` feeds the features raw (censored) sales on stock-out days.
 
     >>> EdgeModelForecaster("var/bundle", online=False).name
     'shelfcast_onnx'
@@ -39,6 +41,7 @@ class EdgeModelForecaster:
 
     bundle_path: str | Path
     online: bool = True
+    unconstrain: bool = True
     name: str = ""
     model_version: str = ""
     train_end: str | None = None
@@ -76,13 +79,23 @@ class EdgeModelForecaster:
         self._correction = _new_correction() if self.online else None
         self._yesterday: np.ndarray | None = None
         self._yesterday_day = -2
+        self._expected = np.zeros(panel.n_skus)
+        self._lifted: dict[int, np.ndarray] = {}
         self._cache = {}
         self.trace = {}
 
     def observe(self, state: StoreState) -> None:
         """Learn from today's sales against yesterday's one-day-ahead forecast (uncensored only)."""
-        if self._correction is None or self._yesterday_day != state.day - 1:
+        if self._yesterday_day != state.day - 1:
             return  # no one-day-ahead forecast was made yesterday
+        out = state.on_hand <= 0
+        if self.unconstrain and out.any():
+            # The shelf ran empty: today's sales understate demand. Features see the larger of
+            # sales and what was expected, so a stock-out does not talk the forecast down.
+            sold = state.sales[:, -1]
+            self._lifted[state.day] = np.where(out, np.maximum(sold, self._expected), sold)
+        if self._correction is None:
+            return
         sold = state.sales[:, -1] / self._scale
         central = self._yesterday / self._scale
         learn = self._correction.learn_one
@@ -101,6 +114,7 @@ class EdgeModelForecaster:
             shift *= self._scale
             mean = np.maximum(mean + shift[:, None], 0.0)
             p90 = np.maximum(p90 + shift[:, None], mean)
+        self._expected = mean[:, 0]
         self.trace[state.day] = (mean, p90)  # what the gateway would have used that day
         return mean[:, :horizon], p90[:, :horizon]
 
@@ -113,6 +127,9 @@ class EdgeModelForecaster:
 
         lo = max(0, state.day + 1 - _WINDOW)
         units = state.sales[:, lo:].astype(np.float64, copy=True)
+        for day, lifted in self._lifted.items():
+            if day >= lo:
+                units[:, day - lo] = lifted
         before = (np.arange(lo, state.day + 1)[None, :]) < self._first[:, None]
         units[before] = np.nan  # a series starts at its first sale, as in training
         price = None
