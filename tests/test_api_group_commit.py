@@ -77,7 +77,9 @@ def test_each_request_gets_its_own_answer_from_a_shared_commit(tmp_path):
         if "index" in want:
             assert [r["index"] for r in got["rejections"]] == [want["index"]]
     assert sum(r.json()["accepted"] for r in replay) == 0
-    assert len(commits) < len(reqs) + 50 and max(commits) > 3  # requests did share commits
+    assert (
+        max(commits) > 3
+    )  # requests did share commits (a group with a poisonous one is redone one by one)
     valid = sum(w["accepted"] for _, _, w in reqs)
     assert gw.ledger.event_count() == valid
     gw.close()
