@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("open", "closed"),
         help="whether reads need the token too (env SHELFCAST_API_READS_OPEN; default open)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        help="concurrent connections before new ones get 503 (default 256): a flood cannot "
+        "exhaust the gateway's memory",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 
