@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Where the real data lives; the code reads the same variable (see README, "Data").
 export SHELFCAST_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install system-deps test lint format demo bench clean
+.PHONY: install system-deps test lint format demo bench clean image image-test
 
 install: $(STAMP)
 
@@ -41,6 +41,18 @@ demo: install system-deps
 bench: install system-deps
 	mkdir -p var/bench
 	for b in benchmarks/*.py; do PATH="$$PATH:/usr/sbin" $(BIN)/python $$b --json var/bench/$$(basename $$b .py).json || exit 1; done
+
+# The gateway image (Dockerfile.edge) with podman: no Docker engine or registry needed. Needs root
+# (or sudo -n) for debootstrap, chroot and podman's vfs store; installs podman/debootstrap if absent.
+# Not part of `make test`: the vfs build alone takes minutes (see README, "Gateway image").
+AS_ROOT := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+image:
+	$(AS_ROOT) bash docker/build_image.sh
+
+image-test: install system-deps image
+	$(AS_ROOT) bash docker/export_rootfs.sh var/image/rootfs
+	$(AS_ROOT) env PATH="$$PATH:/usr/sbin" $(BIN)/python docker/smoke.py var/image/rootfs --json var/image/smoke.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
