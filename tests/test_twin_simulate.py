@@ -135,3 +135,21 @@ def test_summary_says_none_when_min_max_loses_nothing():
     )  # fmt: skip
     assert cmp.test_run("minmax").metrics()["lost_units"] == 0
     assert cmp.summary()["statsforecast_lost_sales_reduction_vs_minmax"] is None
+
+
+def test_stock_out_days_are_unconstrained_for_the_model(tiny_bundle):
+    from shelfcast.edge_forecast import EdgeModelForecaster
+    from shelfcast.policies import OrderUpToPolicy
+    from shelfcast.twin import simulate
+
+    panel = DemandPanel.from_frame(_frame())
+    fc = EdgeModelForecaster(str(tiny_bundle))
+    run = simulate(panel, OrderUpToPolicy(fc, z=-1.0), StoreConfig(), panel.n_days - 28, horizon=2)
+    out_days = np.flatnonzero(run.stockout_days().any(axis=0)) + run.start
+    assert len(out_days) and set(fc._lifted) <= set(out_days.tolist())
+    raised = 0
+    for day, lifted in fc._lifted.items():
+        sold = run.sales[:, day - run.start]
+        assert (lifted >= sold).all()  # never below what was sold
+        raised += int((lifted > sold).sum())
+    assert raised > 0  # and above it where the shelf was empty and more was expected
