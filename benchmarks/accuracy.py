@@ -2,7 +2,7 @@
 ONNX parity and speed.
 
     python benchmarks/accuracy.py --json out.json          # full: top 300 Online Retail SKUs + M5
-    python benchmarks/accuracy.py --json out.json --quick  # top 30 SKUs, 100 trees (< 3 minutes)
+    python benchmarks/accuracy.py --json out.json --quick  # top 30 SKUs, 100 trees (~3 minutes)
 
 Rolling origin, 3 folds x 28 days, on (a) the Online Retail II daily panel of the UK store's
 top-N SKUs by units (intermittent, wholesale spikes) and (b) the 10 full-history M5 series.
