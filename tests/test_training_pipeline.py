@@ -83,3 +83,10 @@ def test_train_reports_bad_input_clearly(tmp_path, capsys):
     assert main(["train", "--data", str(bad), "--out", str(tmp_path / "b"), "--no-mlflow"]) == 1
     err = capsys.readouterr().err
     assert "bad.csv: column units is negative" in err and "Traceback" not in err
+
+
+def test_train_names_the_known_data_sets_for_an_unknown_name(tmp_path, capsys):
+    assert (
+        main(["train", "--data", "no_such_set", "--out", str(tmp_path / "b"), "--no-mlflow"]) == 1
+    )
+    assert "neither a file nor a data set name; data sets: favorita" in capsys.readouterr().err

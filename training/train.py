@@ -214,7 +214,12 @@ def load_input(data: str, top_skus: int | None):
     if data in DATASETS:
         kwargs = {"top_skus": top_skus} if data == "online_retail" else {}
         return load_dataset(data, **kwargs), data
-    return load_history(data), str(Path(data).resolve())
+    path = Path(data)
+    if not path.exists() and not path.suffix:
+        raise ValueError(
+            f"{data!r} is neither a file nor a data set name; data sets: {', '.join(sorted(DATASETS))}"
+        )
+    return load_history(path), str(path.resolve())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
