@@ -34,7 +34,7 @@ MAX_EXPECTED_DAYS = 365.0
 class DailyForecasts:
     """Forecasts made at each day's close: ``mean[i, d, h]`` for SKU ``i``, close day
     ``first_close + d``, horizon ``h + 1``; events on a day use the previous close's forecast
-    (the replay's first day has none before it and uses its own close's)."""
+    (events on ``first_close`` itself have none and get no forecast-driven decision)."""
 
     skus: list[str]
     first_close: np.datetime64
@@ -50,7 +50,9 @@ class DailyForecasts:
         if i is None:
             return None
         d = int((np.datetime64(event_time[:10], "D") - self.first_close).astype(int)) - 1
-        d = min(max(d, 0), self.mean.shape[1] - 1)
+        if d < 0:
+            return None  # no forecast was made before this day: no look-ahead
+        d = min(d, self.mean.shape[1] - 1)
         h = max(1, min(days, self.mean.shape[2]))
         return float(self.mean[i, d, :h].mean()), float(self.p90[i, d, :h].mean())
 
