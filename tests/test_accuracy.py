@@ -39,7 +39,10 @@ def test_machine_figures():
 @pytest.mark.slow
 def test_tiny_run_writes_all_figures(real_data_dir, tmp_path, capsys):
     out = tmp_path / "acc.json"
-    assert _bench().main(["--json", str(out), "--skus", "5", "--trees", "20"]) == 0
+    assert (
+        _bench().main(["--json", str(out), "--skus", "5", "--train-skus", "12", "--trees", "20"])
+        == 0
+    )
     data = json.loads(out.read_text())
     assert set(data["figures"]) >= FIGURES
     assert data["figures"]["onnx_max_abs_diff"] < 1e-2

@@ -99,8 +99,13 @@ def backtest(
     min_history: int = 56,
     stride: int = 7,
     progress: Callable[[str], None] | None = None,
+    evaluate: np.ndarray | None = None,
 ) -> BacktestResult:
-    """Run the rolling-origin backtest; ``progress`` receives one line per step."""
+    """Run the rolling-origin backtest; ``progress`` receives one line per step.
+
+    ``evaluate`` (bool per series) limits scoring to some series while the model still trains on
+    all of them, e.g. a global model fitted on a store's whole assortment, judged on its top SKUs.
+    """
     say = progress or (lambda _msg: None)
     close = close_features(panel)
     first = panel.first_day()
@@ -117,7 +122,8 @@ def backtest(
         pred = {k2: v.reshape(-1, horizon) for k2, v in model.predict(Xf).items()}
         series = series.reshape(-1, horizon)[:, 0]
         scales = [Scales.of(panel.units[s, : cut + 1]) for s in series]
-        keep = np.array(
+        wanted = np.ones(len(series), bool) if evaluate is None else np.asarray(evaluate)[series]
+        keep = wanted & np.array(
             [
                 cut + 1 - first[s] >= min_history and sc.usable
                 for s, sc in zip(series, scales, strict=True)
