@@ -36,7 +36,11 @@ def _start(args: list[str], env: dict) -> tuple[subprocess.Popen, str]:
 
 def _stop(proc: subprocess.Popen) -> int:
     proc.send_signal(signal.SIGTERM)
-    return proc.wait(20)
+    try:
+        return proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
 
 
 def test_serve_runs_api_and_runtime_then_attaches_read_only(tmp_path: Path):
@@ -46,10 +50,12 @@ def test_serve_runs_api_and_runtime_then_attaches_read_only(tmp_path: Path):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     ev = {"event_id": "e1", "store_id": "S7", "sku": "X", "type": "receipt", "qty": 1,
           "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}  # fmt: skip
-    assert httpx.post(url + "/v1/events", json=ev, headers=auth).json()["accepted"] == 1
-    alerts = httpx.get(url + "/v1/alerts").json()["items"]  # the rule policy decided on it
-    assert alerts and alerts[0]["sku"] == "X"
-    assert _stop(proc) == 0
+    try:
+        assert httpx.post(url + "/v1/events", json=ev, headers=auth).json()["accepted"] == 1
+        alerts = httpx.get(url + "/v1/alerts").json()["items"]  # the rule policy decided on it
+        assert alerts and alerts[0]["sku"] == "X"
+    finally:
+        assert _stop(proc) == 0  # SIGTERM: a clean shutdown, the gateway closed
 
     proc, url = _start(["--attach", str(state)], {**env, "SHELFCAST_API_TOKEN": ""})
     try:
