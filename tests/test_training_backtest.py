@@ -46,3 +46,22 @@ def test_backtest_on_m5_sample_against_baselines(real_data_dir):
     assert s["best_baseline"] in BASELINES
     assert s["rmsse_ratio"] == pytest.approx(s["rmsse_model"] / s["rmsse_best_baseline"])
     assert 0.3 < s["rmsse_model"] < 2.0 and 0.5 <= s["p90_coverage"] <= 1.0
+
+
+def test_backtest_scores_only_the_series_asked_for():
+    from feature_store.batch import Panel
+
+    rng = np.random.default_rng(2)
+    units = rng.poisson([[2.0], [5.0], [9.0]], size=(3, 160)).astype(float)
+    panel = Panel(
+        keys=[("S", "A"), ("S", "B"), ("S", "C")], start=np.datetime64("2024-01-01"), units=units
+    )
+    result = backtest(
+        panel,
+        folds=2,
+        model_params={"n_estimators": 10},
+        baselines=False,
+        evaluate=np.array([True, False, True]),
+    )
+    assert sorted(set(result.frame()["series"])) == ["S/A", "S/C"]
+    assert result.summary()["n_series_folds"] == 4
