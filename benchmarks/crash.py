@@ -4,7 +4,9 @@ A subprocess (``benchmarks/crash_worker.py``) replays 100,000 real Online Retail
 United Kingdom store at its real invoice times, with returns and adjustments, plus the replayer's
 synthetic opening counts and weekly receipts) into a durable ledger in random group sizes,
 acknowledging each group after its commit. It is killed with SIGKILL at ``--kills`` random
-moments and restarted each time (re-sending from a little before its last acknowledgement).
+moments spread over the one replay (a random instant shortly after random points of progress,
+a few during start-up) and restarted each time (re-sending from a little before its last
+acknowledgement).
 After every kill the log is checked against the acknowledgements; at the end the ledger's state
 is compared with a reference fold of the events computed here in plain Python from the event
 file, and with a re-fold of its own log.
@@ -89,8 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-delay", type=float, default=0.6,
-                        help="kill at a uniform random moment in (0.05, this) s after a start")  # fmt: skip
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.05,
+        help="kill a random 0..this s after the run passes its random point",
+    )
+    parser.add_argument("--startup-kills", type=int, default=3,
+                        help="how many of the kills land during start-up (loading the log)")  # fmt: skip
+    parser.add_argument("--max-batch", type=int, default=300,
+                        help="largest group the worker commits (sizes are random 1..this)")  # fmt: skip
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(WORKER.parent))
@@ -106,33 +116,43 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(dir=cache.parent))
     ledger_path, acks = tmp / "ledger.sqlite", tmp / "acks.txt"
-    cmd = [sys.executable, str(WORKER), str(cache), str(ledger_path), str(acks), "--store", STORE]
+    cmd = [sys.executable, str(WORKER), str(cache), str(ledger_path), str(acks), "--store", STORE,
+           "--max-batch", str(args.max_batch)]  # fmt: skip
     rng = random.Random(args.seed)
+    # The 20 moments are spread over the one replay: each run is killed at a random instant
+    # (0..--jitter s) after its acknowledged count passes the next of 20 random points, or
+    # at a random instant of its start-up for --startup-kills of them.
+    points = sorted(rng.sample(range(1, len(ids)), args.kills))
+    startup = set(rng.sample(range(args.kills), min(args.startup_kills, args.kills)))
     kills, starts, finished_early = [], 0, 0
     lost_after_kill = 0
     t0 = time.perf_counter()
-    while len(kills) < args.kills:
+    for k, point in enumerate(points):
         proc = subprocess.Popen([*cmd, "--seed", str(starts)], stdout=subprocess.DEVNULL)
         starts += 1
-        delay = rng.uniform(0.05, args.max_delay)
-        try:
-            proc.wait(timeout=delay)
-            finished_early += 1  # it finished before this kill: start over on a fresh ledger
-            print(f"run finished before the kill at {delay:.2f}s; restarting from scratch")
-            for p in (ledger_path, acks, *tmp.glob("ledger.sqlite-*")):
-                p.unlink(missing_ok=True)
+        started = time.perf_counter()
+        if k in startup:
+            time.sleep(rng.uniform(0.0, 0.3))  # importing, opening, loading the log
+        else:
+            while acked_upto(acks) < point and proc.poll() is None:
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, args.jitter))
+        if proc.poll() is not None:
+            finished_early += 1
+            print(f"run {starts} finished before its kill")
             continue
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        delay = time.perf_counter() - started
         upto = acked_upto(acks)
         stored = logged_ids(ledger_path) if ledger_path.exists() else Counter()
         missing = sum(1 for eid in ids[:upto] if eid not in stored)
         lost_after_kill += missing
-        kills.append({"after_s": round(delay, 3), "acked": upto, "logged": len(stored),
-                      "lost": missing, "stored_twice": sum(c - 1 for c in stored.values())})  # fmt: skip
-        print(f"kill {len(kills):>2}: after {delay:.2f}s, acked {upto:,}, in log {len(stored):,}, "
-              f"acked-but-missing {missing}", flush=True)  # fmt: skip
+        kills.append({"after_s": round(delay, 3), "during_startup": k in startup, "acked": upto,
+                      "logged": len(stored), "lost": missing,
+                      "stored_twice": sum(c - 1 for c in stored.values())})  # fmt: skip
+        print(f"kill {len(kills):>2}: after {delay:.2f}s{' (start-up)' if k in startup else ''}, "
+              f"acked {upto:,}, in log {len(stored):,}, acked-but-missing {missing}", flush=True)  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"final run failed:\n{done.stderr[-2000:]}")
