@@ -20,7 +20,7 @@ Events are dicts in the edge event schema (``edge_runtime.events``), ordered by 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"sku": ["A"], "date": pd.to_datetime(["2016-04-25"]), "units": [2]})
 >>> [e["event_time"] for e in spread_daily(frame, "S1", "America/Chicago", seed=0)]
-['2016-04-25T08:43:32-05:00', '2016-04-25T17:43:41-05:00']
+['2016-04-25T16:55:02-05:00', '2016-04-25T19:54:31-05:00']
 """
 
 from __future__ import annotations
@@ -81,10 +81,8 @@ def online_retail_events(
     limit: int | None = None,
     restock: bool = False,
 ) -> list[dict]:
-    """Events of one country of Online Retail II at their real timestamps (see module doc).
-
-    >>> events = online_retail_events(limit=3)  # doctest: +SKIP
-    """
+    """Events of one country of Online Retail II at their real timestamps (see module doc);
+    ``limit`` keeps the first events by event time."""
     raw = pd.read_parquet(require(ONLINE_RETAIL))
     raw = raw[raw["Country"] == country]
     if raw.empty:
