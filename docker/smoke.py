@@ -207,9 +207,9 @@ def run_smoke(rootfs: Path, bundle: Path | None, skus: int, work: Path) -> dict:
 
     config = image_config(rootfs)
     state = rootfs / "var/lib/shelfcast"
-    target = state / "bundle"
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(bundle or tiny_bundle(work / "bundle"), target)
+    for old in state.iterdir():  # a fresh volume each run, as a new container would get
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    shutil.copytree(bundle or tiny_bundle(work / "bundle"), state / "bundle")
     for path in [state, *state.rglob("*")]:
         os.chown(path, UID, UID)
 
