@@ -118,7 +118,14 @@ class Gateway:
         self._last_uplink = time.monotonic()
         self._acked: list[int] = []  # outbox seqs acknowledged, not yet marked sent
         self._last_mark = 0.0
-        self.counters = {"ingested": 0, "duplicates": 0, "rejected": 0, "messages": 0, "sent": 0}
+        self.counters = {
+            "ingested": 0,
+            "duplicates": 0,
+            "rejected": 0,
+            "messages": 0,
+            "sent": 0,
+            "policy_errors": 0,
+        }
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
@@ -150,7 +157,7 @@ class Gateway:
             if result.changed_skus or result.conflicts:
                 states.extend(self._states_in_txn(conn, result.changed_skus))
                 causes = {e.sku: e for e in result.events}
-                messages.extend(self.policy.decide(states, causes, result.conflicts))
+                messages.extend(self._decide(states, causes, result.conflicts))
                 rows.extend(self.outbox.put(messages, conn=conn))
 
         result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
@@ -161,6 +168,16 @@ class Gateway:
         c["messages"] += len(rows)
         self.uplink.observe_messages(messages)
         return result, rows, states
+
+    def _decide(self, states, causes, conflicts) -> list[Message]:
+        """The policy's messages; a policy bug must not cost the events (they are the facts):
+        it is logged and counted, and the stock change commits without its alerts."""
+        try:
+            return self.policy.decide(states, causes, conflicts)
+        except Exception:
+            log.exception("decision policy %s failed; events kept, no alerts", self.policy.version)
+            self.counters["policy_errors"] += 1
+            return []
 
     def _states_in_txn(self, conn, skus: list[str]) -> list[StockState]:
         """New states of ``skus`` as written in the open transaction (the ledger's in-memory

@@ -85,3 +85,16 @@ def test_bad_payloads_are_dead_lettered_not_lost(tmp_path):
         assert (result.accepted, result.rejected) == (1, 1)
         assert gw.ledger.dead_letters()[0]["field"] == "store_id"
         assert gw.stock("A").on_hand == 2
+
+
+class BrokenPolicy(RulePolicy):
+    def decide(self, states, causes, conflicts):
+        raise OverflowError("date value out of range")
+
+
+def test_a_failing_policy_costs_alerts_never_events(tmp_path):
+    with Gateway(cfg(tmp_path), policy=BrokenPolicy("S1")) as gw:
+        result = gw.ingest([ev(0, "A", "receipt", 3), ev(1, "A", "sale", 3)], "api")
+        assert result.accepted == 2 and gw.stock("A").on_hand == 0
+        assert gw.counters["policy_errors"] == 1 and gw.recent_messages() == []
+        assert gw.ledger.dead_letters() == []
