@@ -1,0 +1,267 @@
+"""Forecasts on demand: a released bundle's ONNX demand model over a canonical sales history.
+
+The demand model is *direct multi-horizon*: one row per (series, horizon) with a ``horizon``
+feature, horizons 1..``MAX_HORIZON`` (28) from the last known day. Beyond that the forecast is
+extended recursively in blocks of 28 days: the block's ``mean`` forecasts are appended to the
+history as if they had been sold, and the next block is forecast from the new last day. Days 29+
+are therefore forecasts of forecasts; their P90 is the model's P90 around that path, not a
+widened interval.
+
+Features come from the feature store's batch side (:mod:`feature_store.batch`), the same code
+the model was trained on; scoring is ONNX Runtime. The CLI (``shelfcast forecast``) and the
+MLflow pyfunc (:mod:`training.pyfunc`) both call :meth:`Forecaster.forecast`.
+
+>>> import numpy as np, pandas as pd
+>>> from training.forecast import Forecaster, HistoryTooShort
+>>> hist = pd.DataFrame({"store_id": "S1", "sku": "A", "units": 2.0,
+...                      "date": pd.date_range("2024-01-01", periods=5)})
+>>> try:
+...     check_history_length(*history_days(hist, None), min_days=28)
+... except HistoryTooShort as exc:
+...     print(str(exc).splitlines()[0])
+1 series have fewer than 28 days of history before the forecast start 2024-01-06:
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from feature_store.batch import Panel, close_features, forecast_rows, panel_from_frame
+from feature_store.spec import FEATURE_STORE_VERSION, LAGS, MAX_HORIZON, names
+from training.history import validate
+
+OUTPUT_COLUMNS = ("store_id", "sku", "date", "p50", "p90", "mean")
+# The longest lag the model reads: a series younger than this would be scored on invented zeros.
+MIN_HISTORY_DAYS = max(LAGS)
+
+
+class ForecastError(ValueError):
+    """A forecast cannot be made as asked (bad horizon, start, bundle); the message says why."""
+
+
+class HistoryTooShort(ForecastError):
+    """Some series have too little history for the model's lags; ``series`` names them."""
+
+    def __init__(self, message: str, series: list[str]):
+        super().__init__(message)
+        self.series = series
+
+
+def history_days(frame: pd.DataFrame, start) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The history before the forecast start and the start itself (default: the day after the
+    last date in the frame). A start after that day is refused: the model forecasts from the
+    last known day, and a gap would be read as days without sales."""
+    dates = pd.to_datetime(frame["date"]).dt.normalize()
+    next_day = dates.max() + pd.Timedelta(days=1)
+    if start is None or (isinstance(start, str) and not start):
+        return frame, next_day
+    start = pd.Timestamp(start).normalize()
+    if start > next_day:
+        raise ForecastError(
+            f"start {start.date()} is after the day following the history's last date "
+            f"({dates.max().date()}); the forecast can start at {next_day.date()} at the latest"
+        )
+    kept = frame.loc[(dates < start).to_numpy()]
+    if kept.empty:
+        raise ForecastError(f"start {start.date()}: the history has no day before it")
+    return kept, start
+
+
+def check_history_length(
+    frame: pd.DataFrame, start: pd.Timestamp, min_days: int = MIN_HISTORY_DAYS
+) -> None:
+    """Refuse series whose first row is fewer than ``min_days`` days before ``start``."""
+    first = frame.groupby(["store_id", "sku"], sort=True)["date"].min()
+    days = (start - pd.to_datetime(first)).dt.days
+    short = days[days < min_days]
+    if short.empty:
+        return
+    names_ = [f"{s}/{k}" for s, k in short.index]
+    shown = "\n".join(
+        f"  {s}/{k}: {int(d)} day(s) from {pd.Timestamp(first[(s, k)]).date()}"
+        for (s, k), d in short.head(10).items()
+    )
+    more = f"\n  ... {len(short)} series in all" if len(short) > 10 else ""
+    raise HistoryTooShort(
+        f"{len(short)} series have fewer than {min_days} days of history before the forecast "
+        f"start {start.date()}:\n{shown}{more}\nThe model's lags reach {min_days} days back; "
+        "drop these series or give them more history.",
+        names_,
+    )
+
+
+def _extend(panel: Panel, values: np.ndarray) -> Panel:
+    """The panel with ``values`` (series x days) appended as if they had been observed."""
+    days = values.shape[1]
+
+    def pad(a):
+        return None if a is None else np.concatenate([a, np.full((len(a), days), np.nan)], 1)
+
+    event = None
+    if panel.event is not None:
+        new = np.array([float(panel.n_days + i in panel.future_events) for i in range(days)])
+        event = np.concatenate([panel.event, new])
+    return Panel(
+        keys=panel.keys,
+        start=panel.start,
+        units=np.concatenate([panel.units, values], axis=1),
+        price=pad(panel.price),
+        promo=pad(panel.promo),
+        event=event,
+        future_events=panel.future_events,
+    )
+
+
+@dataclass
+class Forecaster:
+    """A bundle's demand model, ready to forecast any canonical history.
+
+    >>> import tempfile
+    >>> from training.forecast import Forecaster
+    >>> try:
+    ...     Forecaster.from_bundle(tempfile.mkdtemp())
+    ... except ForecastError as exc:
+    ...     print("refused:", "manifest.json missing" in str(exc))
+    refused: True
+    """
+
+    demand_onnx: bytes
+    model_version: str = "unknown"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        self._session = ort.InferenceSession(
+            self.demand_onnx, options, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]
+
+    @classmethod
+    def from_bundle(cls, path: str | Path, threads: int = 1) -> Forecaster:
+        """Verify a bundle (digests, feature-store version, feature order) and open its model."""
+        from models.bundle import BundleError, load_bundle
+
+        try:
+            bundle = load_bundle(path, FEATURE_STORE_VERSION)
+            spec_names = [f["name"] for f in bundle.feature_spec.get("features", [])]
+            if spec_names != names():
+                raise BundleError(
+                    f"bundle {path} feature order differs from this feature store's "
+                    f"({len(spec_names)} vs {len(names())} features)"
+                )
+            data = bundle.model_bytes("demand")
+        except BundleError as exc:
+            raise ForecastError(f"cannot use bundle {path}: {exc}") from None
+        return cls(data, bundle.model_version, threads)
+
+    def _score(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        out = self._session.run(None, {self._input: np.ascontiguousarray(X, dtype=np.float32)})
+        pairs = zip(self._outputs, out, strict=True)
+        return {n: np.maximum(np.asarray(v).reshape(-1), 0.0) for n, v in pairs}
+
+    def forecast(
+        self,
+        history: pd.DataFrame,
+        horizon: int = MAX_HORIZON,
+        start=None,
+        calendar_events: Iterable | None = None,
+        min_history_days: int = MIN_HISTORY_DAYS,
+        progress=None,
+    ) -> pd.DataFrame:
+        """Forecast the ``horizon`` days from ``start`` for every store x SKU in ``history``.
+
+        ``history`` is a canonical frame (validated here); ``calendar_events`` are dates of
+        known future calendar events (holidays) for the ``target_event`` feature. Returns the
+        long table ``store_id, sku, date, p50, p90, mean`` sorted by series then date.
+        """
+        if int(horizon) < 1:
+            raise ForecastError(f"horizon must be at least 1 day, got {horizon}")
+        horizon = int(horizon)
+        frame = validate(history, source="history")
+        frame, start = history_days(frame, start)
+        check_history_length(frame, start, min_history_days)
+        events = [str(pd.Timestamp(d).date()) for d in (calendar_events or ())]
+        panel = panel_from_frame(frame, calendar_events=events)
+        say = progress or (lambda _m: None)
+        blocks: list[dict[str, np.ndarray]] = []
+        done = 0
+        while done < horizon:
+            steps = min(MAX_HORIZON, horizon - done)
+            close = close_features(panel)
+            X, _series, _h = forecast_rows(panel, close, panel.n_days - 1, range(1, steps + 1))
+            out = {k: v.reshape(len(panel.keys), steps) for k, v in self._score(X).items()}
+            blocks.append(out)
+            done += steps
+            say(
+                f"forecast days {done - steps + 1}..{done} of {horizon} for {len(panel.keys)} series"
+            )
+            if done < horizon:
+                panel = _extend(panel, out["mean"].astype(np.float64))
+        return self._table(panel.keys, start, blocks, horizon)
+
+    @staticmethod
+    def _table(keys, start, blocks, horizon: int) -> pd.DataFrame:
+        n = len(keys)
+        values = {k: np.concatenate([b[k] for b in blocks], axis=1) for k in ("p50", "p90", "mean")}
+        dates = pd.date_range(start, periods=horizon, freq="D")
+        return pd.DataFrame(
+            {
+                "store_id": np.repeat([k[0] for k in keys], horizon),
+                "sku": np.repeat([k[1] for k in keys], horizon),
+                "date": np.tile(dates.to_numpy(), n),
+                "p50": values["p50"].reshape(-1).astype(np.float64),
+                "p90": values["p90"].reshape(-1).astype(np.float64),
+                "mean": values["mean"].reshape(-1).astype(np.float64),
+            },
+            columns=list(OUTPUT_COLUMNS),
+        )
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a forecast table as Parquet or CSV, chosen by the file's extension."""
+    path = Path(path)
+    suffixes = "".join(path.suffixes).lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if ".parquet" in suffixes or ".pq" in suffixes:
+        frame.to_parquet(path, index=False)
+    elif ".csv" in suffixes:
+        out = frame.assign(date=pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d"))
+        out.to_csv(path, index=False)
+    else:
+        raise ForecastError(f"{path}: unknown output format {suffixes!r}; use .parquet or .csv")
+    return path
+
+
+def forecast_file(
+    bundle: str | Path,
+    data: pd.DataFrame,
+    horizon: int,
+    out: str | Path,
+    start=None,
+    calendar_events: Iterable | None = None,
+) -> tuple[pd.DataFrame, float]:
+    """What ``shelfcast forecast`` does: forecast and write; returns the table and the seconds
+    the forecast itself took (bundle load, features and scoring; not file I/O)."""
+    t0 = time.perf_counter()
+    forecaster = Forecaster.from_bundle(bundle)
+    table = forecaster.forecast(
+        data,
+        horizon,
+        start,
+        calendar_events,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    seconds = time.perf_counter() - t0
+    write_table(table, out)
+    return table, seconds
