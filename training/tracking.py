@@ -111,6 +111,15 @@ def log_training_run(
         mlflow.log_dict(feature_spec, "feature_spec.json")
         versions = {}
         for name, data in onnx_models.items():
+            if name == "demand":
+                # `shelfcast-demand` versions are the forecast pyfunc (history in, forecasts
+                # out, this ONNX inside); the raw graph is logged beside it (training/pyfunc.py).
+                from training.pyfunc import log_forecast_model
+
+                versions[name] = log_forecast_model(
+                    data, feature_spec, n_features[name], REGISTERED[name]
+                )
+                continue
             info = mlflow.onnx.log_model(
                 onnx.load_from_string(data),
                 name=name,
