@@ -1,0 +1,177 @@
+"""`shelfcast forecast` and the MLflow pyfunc: same numbers, clear refusals, Parquet and CSV.
+
+A small demand model is trained here on synthetic weekly-seasonal series (LightGBM, exported to
+ONNX, written as a real bundle) so these tests run anywhere; the real-data holdout test is in
+``tests/test_forecast_realdata.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_store.batch import close_features, panel_from_frame, training_rows
+from feature_store.spec import names, spec_dict
+from models.bundle import write_bundle
+from models.demand import DemandModel
+from shelfcast.cli import main
+from training.forecast import Forecaster, ForecastError, HistoryTooShort
+
+
+def synthetic_history(n_series: int = 4, days: int = 150, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-01-01", periods=days, freq="D")
+    weekly = np.array([1.0, 0.8, 0.9, 1.0, 1.3, 1.8, 1.5])
+    rows = []
+    for s in range(n_series):
+        level = 2.0 + 3.0 * s
+        lam = level * weekly[dates.dayofweek.to_numpy()]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "store_id": f"S{s % 2}",
+                    "sku": f"SKU{s}",
+                    "date": dates,
+                    "units": rng.poisson(lam).astype(float),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    return synthetic_history()
+
+
+@pytest.fixture(scope="module")
+def bundle(history, tmp_path_factory):
+    panel = panel_from_frame(history)
+    close = close_features(panel)
+    X, y = training_rows(panel, close, last_day=panel.n_days - 1, stride=7)
+    model = DemandModel(n_estimators=20, num_leaves=7).fit(X, y)
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    return write_bundle(
+        out, {"demand": model.to_onnx(len(names()))}, spec_dict(), {"model_version": "t1"}
+    )
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def test_cli_and_pyfunc_give_identical_numbers(bundle, history, tmp_path, tracking, capsys):
+    import mlflow
+
+    from training.tracking import log_training_run
+
+    data = tmp_path / "sales.parquet"
+    history.to_parquet(data)
+    out_pq, out_csv = tmp_path / "fc.parquet", tmp_path / "fc.csv"
+    for out in (out_pq, out_csv):
+        argv = ["forecast", "--bundle", str(bundle), "--data", str(data), "--horizon", "35"]
+        assert main([*argv, "--out", str(out)]) == 0
+    assert "forecasts (4 series x 35 days)" in capsys.readouterr().err
+
+    # Registered as a training run registers it: the pyfunc is the shelfcast-demand version.
+    logged = log_training_run(
+        params={"note": "test"},
+        metrics={"rmsse_model": 0.8},
+        onnx_models={"demand": (bundle / "demand.onnx").read_bytes()},
+        n_features={"demand": len(names())},
+        feature_spec=spec_dict(),
+    )
+    assert logged.champion_moved and logged.versions["demand"] == "1"
+    mlflow.set_tracking_uri(tracking)
+    model = mlflow.pyfunc.load_model("models:/shelfcast-demand@champion")
+    schema_cols = [c.name for c in model.metadata.get_input_schema().inputs]
+    assert schema_cols[:4] == ["store_id", "sku", "date", "units"]
+    from_pyfunc = model.predict(history, params={"horizon": 35})
+
+    from_cli = pd.read_parquet(out_pq)
+    assert list(from_cli.columns) == ["store_id", "sku", "date", "p50", "p90", "mean"]
+    assert len(from_cli) == 4 * 35
+    pd.testing.assert_frame_equal(from_pyfunc, from_cli, check_exact=True)
+    csv = pd.read_csv(
+        out_csv,
+        dtype={"store_id": str, "sku": str},
+        parse_dates=["date"],
+        float_precision="round_trip",  # the CSV holds every digit; read them all back
+    )
+    pd.testing.assert_frame_equal(csv, from_cli, check_exact=True, check_dtype=False)
+    # A forecast starts the day after the file's last date.
+    assert from_cli["date"].min() == history["date"].max() + pd.Timedelta(days=1)
+    assert (from_cli["p90"] >= from_cli["p50"]).all() and (from_cli["mean"] > 0).all()
+
+
+def test_short_history_is_refused_naming_the_series(bundle, history, tmp_path, capsys):
+    young = pd.DataFrame(
+        {
+            "store_id": "S9",
+            "sku": "NEW",
+            "date": pd.date_range(end=history["date"].max(), periods=10),
+            "units": 1.0,
+        }
+    )
+    data = tmp_path / "sales.csv"
+    pd.concat([history, young]).to_csv(data, index=False)
+    argv = [
+        "forecast",
+        "--bundle",
+        str(bundle),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "o.csv"),
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "S9/NEW: 10 day(s)" in err and "fewer than 28 days" in err and "Traceback" not in err
+    assert not (tmp_path / "o.csv").exists()
+    with pytest.raises(HistoryTooShort) as info:
+        Forecaster.from_bundle(bundle).forecast(pd.concat([history, young]), 7)
+    assert info.value.series == ["S9/NEW"]
+
+
+def test_direct_block_then_recursive_beyond_28_days(bundle, history):
+    f = Forecaster.from_bundle(bundle)
+    short, long = f.forecast(history, 28), f.forecast(history, 60)
+    assert len(long) == 4 * 60
+    first = long.groupby(["store_id", "sku"]).head(28).reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, short, check_exact=True)
+    # Days 29..60 exist, are contiguous and follow the weekly pattern the model learnt.
+    one = long[long["sku"] == "SKU3"].set_index("date")["mean"]
+    assert (one.index.to_series().diff().dropna() == pd.Timedelta(days=1)).all()
+    late = one.iloc[28:]
+    assert late.groupby(late.index.dayofweek).mean().idxmax() in (4, 5, 6)
+
+
+def test_start_cuts_the_history_and_a_late_start_is_refused(bundle, history):
+    f = Forecaster.from_bundle(bundle)
+    start = history["date"].max() - pd.Timedelta(days=27)
+    cut = history[history["date"] < start]
+    pd.testing.assert_frame_equal(f.forecast(history, 28, start=start), f.forecast(cut, 28))
+    with pytest.raises(ForecastError, match="can start at"):
+        f.forecast(history, 7, start=history["date"].max() + pd.Timedelta(days=5))
+    with pytest.raises(ForecastError, match="horizon must be at least 1"):
+        f.forecast(history, 0)
+
+
+def test_bad_output_extension_and_bad_bundle_are_clear(bundle, history, tmp_path, capsys):
+    data = tmp_path / "sales.csv"
+    history.to_csv(data, index=False)
+    argv = ["forecast", "--bundle", str(bundle), "--data", str(data)]
+    assert main([*argv, "--out", str(tmp_path / "o.xlsx")]) == 1
+    assert "unknown output format" in capsys.readouterr().err
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for p in bundle.iterdir():
+        (tampered / p.name).write_bytes(p.read_bytes())
+    (tampered / "demand.onnx").write_bytes(b"not onnx")
+    argv = ["forecast", "--bundle", str(tampered), "--data", str(data)]
+    assert main([*argv, "--out", str(tmp_path / "o.csv")]) == 1
+    assert "cannot use bundle" in capsys.readouterr().err
