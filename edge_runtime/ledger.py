@@ -525,6 +525,11 @@ class Ledger:
         skus = set(rebuilt) | set(stored) | set(memory)
         return sorted(k for k in skus if not (rebuilt.get(k) == stored.get(k) == memory.get(k)))
 
+    def checkpoint(self) -> None:
+        """Copy the whole WAL into the database file now and truncate it (e.g. when idle)."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         with self._lock:
             self._checkpointer.stop()
