@@ -191,7 +191,8 @@ class Forecaster:
         frame = validate(history, source="history")
         frame, start = history_days(frame, start)
         check_history_length(frame, start, min_history_days)
-        events = [str(pd.Timestamp(d).date()) for d in (calendar_events or ())]
+        known = () if calendar_events is None else calendar_events
+        events = [str(pd.Timestamp(d).date()) for d in known]
         panel = panel_from_frame(frame, calendar_events=events)
         say = progress or (lambda _m: None)
         blocks: list[dict[str, np.ndarray]] = []
@@ -265,3 +266,35 @@ def forecast_file(
     seconds = time.perf_counter() - t0
     write_table(table, out)
     return table, seconds
+
+
+def holdout_rmsse(full: pd.DataFrame, table: pd.DataFrame, point: str = "mean") -> pd.Series:
+    """RMSSE per series (``store_id/sku``) of a forecast ``table`` against the actuals in
+    ``full`` on the table's dates, scaled by each series' history before the first forecast day
+    (:mod:`training.metrics`, as the backtest scores). Series with no usable scale are left out.
+
+    >>> h = pd.DataFrame({"store_id": "S", "sku": "A", "date": pd.date_range("2024-01-01",
+    ...                   periods=6), "units": [1.0, 3.0, 1.0, 3.0, 2.0, 4.0]})
+    >>> t = h.tail(2).assign(mean=[2.0, 2.0])  # errors 0, 2 against a naive MSE of 4[["store_id", "sku", "date", "mean"]]
+    >>> holdout_rmsse(h, t).round(6).to_dict()
+    {'S/A': 0.707107}
+    """
+    from training.metrics import Scales, rmsse
+
+    first = pd.Timestamp(table["date"].min())
+    panel = panel_from_frame(validate(full, source="actuals"))
+    index = {k: i for i, k in enumerate(panel.keys)}
+    cut = int((np.datetime64(first, "D") - panel.start).astype(np.int64))
+    out = {}
+    for (store, sku), rows in table.groupby(["store_id", "sku"], sort=True):
+        s = index.get((str(store), str(sku)))
+        if s is None:
+            continue
+        scale = Scales.of(panel.units[s, :cut])
+        days = pd.to_datetime(rows["date"]).to_numpy().astype("datetime64[D]") - panel.start
+        days = days.astype(np.int64)
+        if not scale.usable or days.max() >= panel.n_days:
+            continue
+        actual = np.nan_to_num(panel.units[s, days], nan=0.0)
+        out[f"{store}/{sku}"] = rmsse(actual, rows[point].to_numpy(np.float64), scale)
+    return pd.Series(out, name=f"rmsse_{point}", dtype=np.float64)
