@@ -7,6 +7,8 @@ ONNX, written as a real bundle) so these tests run anywhere; the real-data holdo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,6 +90,9 @@ def test_cli_and_pyfunc_give_identical_numbers(bundle, history, tmp_path, tracki
     assert logged.champion_moved and logged.versions["demand"] == "1"
     mlflow.set_tracking_uri(tracking)
     model = mlflow.pyfunc.load_model("models:/shelfcast-demand@champion")
+    local = Path(mlflow.artifacts.download_artifacts("models:/shelfcast-demand/1"))
+    assert not list(local.rglob("*.pkl"))  # logged from code: no pickle
+    assert sorted(p.name for p in local.rglob("*.onnx")) == ["demand.onnx"]
     schema_cols = [c.name for c in model.metadata.get_input_schema().inputs]
     assert schema_cols[:4] == ["store_id", "sku", "date", "units"]
     from_pyfunc = model.predict(history, params={"horizon": 35})

@@ -9,9 +9,9 @@ model's versions *are* this pyfunc), so a data scientist or planning system writ
 and gets the long table ``store_id, sku, date, p50, p90, mean`` that ``shelfcast forecast``
 writes for the same bundle and data: both call :meth:`training.forecast.Forecaster.forecast`.
 The model carries a verified bundle (``demand.onnx``, ``feature_spec.json``, metadata, SHA-256
-manifest) as its ``bundle`` artifact and scores it with ONNX Runtime. The pickled
-``python_model`` holds no fitted state, only a reference to :class:`ForecastModel`, so loading
-needs this package (``shelfcast``) importable. The raw ONNX graph is logged beside it in the run
+manifest) as its ``bundle`` artifact and scores it with ONNX Runtime. Nothing is pickled: the
+model is logged "from code" (MLflow keeps this file and runs it to load the model), and loading
+needs this package (``shelfcast``) importable for the feature store and the forecaster. The raw ONNX graph is logged beside it in the run
 as ``demand_onnx`` (onnx flavour, tensor signature) for tools that want the graph itself.
 
 >>> sig = signature()
@@ -28,6 +28,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import mlflow.models
 import mlflow.pyfunc
 
 BUNDLE_ARTIFACT = "bundle"
@@ -128,7 +129,8 @@ def log_forecast_model(
         )
         info = mlflow.pyfunc.log_model(
             name="demand",
-            python_model=ForecastModel(),
+            # Models from code: MLflow stores this file, not a pickle, and runs it to load.
+            python_model=str(Path(__file__).resolve()),
             artifacts={BUNDLE_ARTIFACT: str(bundle)},
             signature=signature(),
             pip_requirements=_requirements(),
@@ -136,3 +138,7 @@ def log_forecast_model(
         )
     version = info.registered_model_version
     return None if version is None else str(version)
+
+
+# MLflow runs this file to load a logged model ("models from code"); this names the model.
+mlflow.models.set_model(ForecastModel())
