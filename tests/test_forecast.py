@@ -180,3 +180,14 @@ def test_bad_output_extension_and_bad_bundle_are_clear(bundle, history, tmp_path
     argv = ["forecast", "--bundle", str(tampered), "--data", str(data)]
     assert main([*argv, "--out", str(tmp_path / "o.csv")]) == 1
     assert "cannot use bundle" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "module", ["training.forecast", "training.forecast_command", "training.pyfunc"]
+)
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
