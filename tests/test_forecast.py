@@ -140,6 +140,11 @@ def test_short_history_is_refused_naming_the_series(bundle, history, tmp_path, c
     with pytest.raises(HistoryTooShort) as info:
         Forecaster.from_bundle(bundle).forecast(pd.concat([history, young]), 7)
     assert info.value.series == ["S9/NEW"]
+    # --skip-short leaves them out, named on stderr, and forecasts the rest.
+    assert main([*argv, "--skip-short"]) == 0
+    assert "skipped 1 series" in capsys.readouterr().err
+    kept = pd.read_csv(tmp_path / "o.csv", dtype={"sku": str})
+    assert sorted(kept["sku"].unique()) == ["SKU0", "SKU1", "SKU2", "SKU3"]
 
 
 def test_direct_block_then_recursive_beyond_28_days(bundle, history):

@@ -97,6 +97,11 @@ def check_history_length(
     )
 
 
+def _without(frame: pd.DataFrame, series: list[str]) -> pd.DataFrame:
+    keys = frame["store_id"].astype(str) + "/" + frame["sku"].astype(str)
+    return frame.loc[~keys.isin(series).to_numpy()]
+
+
 def _extend(panel: Panel, values: np.ndarray) -> Panel:
     """The panel with ``values`` (series x days) appended as if they had been observed."""
     days = values.shape[1]
@@ -178,11 +183,14 @@ class Forecaster:
         calendar_events: Iterable | None = None,
         min_history_days: int = MIN_HISTORY_DAYS,
         progress=None,
+        skip_short: bool = False,
     ) -> pd.DataFrame:
         """Forecast the ``horizon`` days from ``start`` for every store x SKU in ``history``.
 
         ``history`` is a canonical frame (validated here); ``calendar_events`` are dates of
-        known future calendar events (holidays) for the ``target_event`` feature. Returns the
+        known future calendar events (holidays) for the ``target_event`` feature. A series with
+        less than ``min_history_days`` of history raises :class:`HistoryTooShort`, or with
+        ``skip_short`` is left out of the table (and named through ``progress``). Returns the
         long table ``store_id, sku, date, p50, p90, mean`` sorted by series then date.
         """
         if int(horizon) < 1:
@@ -190,11 +198,19 @@ class Forecaster:
         horizon = int(horizon)
         frame = validate(history, source="history")
         frame, start = history_days(frame, start)
-        check_history_length(frame, start, min_history_days)
+        say = progress or (lambda _m: None)
+        try:
+            check_history_length(frame, start, min_history_days)
+        except HistoryTooShort as exc:
+            if not skip_short:
+                raise
+            frame = _without(frame, exc.series)
+            say(f"skipped {len(exc.series)} series with too short a history: {exc.series[:5]}")
+            if frame.empty:
+                raise
         known = () if calendar_events is None else calendar_events
         events = [str(pd.Timestamp(d).date()) for d in known]
         panel = panel_from_frame(frame, calendar_events=events)
-        say = progress or (lambda _m: None)
         blocks: list[dict[str, np.ndarray]] = []
         done = 0
         while done < horizon:
@@ -251,6 +267,7 @@ def forecast_file(
     out: str | Path,
     start=None,
     calendar_events: Iterable | None = None,
+    skip_short: bool = False,
 ) -> tuple[pd.DataFrame, float]:
     """What ``shelfcast forecast`` does: forecast and write; returns the table and the seconds
     the forecast itself took (bundle load, features and scoring; not file I/O)."""
@@ -262,6 +279,7 @@ def forecast_file(
         start,
         calendar_events,
         progress=lambda m: print(m, file=sys.stderr, flush=True),
+        skip_short=skip_short,
     )
     seconds = time.perf_counter() - t0
     write_table(table, out)

@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "column, 1 = event day) for the target_event feature",
     )
 
+    parser.add_argument(
+        "--skip-short",
+        action="store_true",
+        help="leave out (and name) series with under 28 days of history instead of refusing",
+    )
+
 
 def _calendar_events(path: str | None) -> list:
     if not path:
@@ -78,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             start=args.start,
             calendar_events=_calendar_events(args.calendar),
+            skip_short=args.skip_short,
         )
     except (ForecastError, HistoryError, DataMissingError, KeyError, ValueError) as exc:
         print(f"shelfcast forecast: {exc}", file=sys.stderr)
