@@ -41,6 +41,7 @@ from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.messages import Message
 from edge_runtime.mqtt import MqttTransport
 from edge_runtime.outbox import Outbox, OutboxRow
+from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.stock import SkuState, StockState
 from edge_runtime.uplink import Uplink
 
@@ -99,8 +100,15 @@ def _policy_from(cfg: GatewayConfig) -> RulePolicy:
 class Gateway:
     """The runtime of one store (see the module docstring); ``start()`` runs MQTT and the worker."""
 
-    def __init__(self, cfg: GatewayConfig, policy: DecisionPolicy | None = None):
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        policy: DecisionPolicy | None = None,
+        shelf_watch: ShelfWatch | None = None,
+    ):
         self.cfg = cfg
+        # Theft / mis-scan detection over sales and sensor readings (which never touch stock).
+        self.shelf_watch = shelf_watch or ShelfWatch()
         store = cfg.gateway.store_id
         self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
@@ -158,6 +166,9 @@ class Gateway:
                 states.extend(self._states_in_txn(conn, result.changed_skus))
                 causes = {e.sku: e for e in result.events}
                 messages.extend(self._decide(states, causes, result.conflicts))
+            if result.events:  # sensor readings change no SKU but can still raise theft
+                messages.extend(self._watch(result.events))
+            if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
 
         result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
@@ -176,6 +187,16 @@ class Gateway:
             return self.policy.decide(states, causes, conflicts)
         except Exception:
             log.exception("decision policy %s failed; events kept, no alerts", self.policy.version)
+            self.counters["policy_errors"] += 1
+            return []
+
+    def _watch(self, events) -> list[Message]:
+        """Theft and mis-scan alerts the batch settles; like the policy, a detector bug is
+        logged and counted and never costs the events."""
+        try:
+            return self.shelf_watch.messages(events, self.cfg.gateway.store_id, self.policy.version)
+        except Exception:
+            log.exception("shelf watch failed; events kept, no anomaly alerts")
             self.counters["policy_errors"] += 1
             return []
 

@@ -208,3 +208,24 @@ def test_shelfcast_run_against_tls_broker_and_last_will_on_kill(tmp_path, mosqui
         if proc.poll() is None:
             proc.kill()
         watch.close()
+
+
+def test_exit_gate_read_without_a_sale_reaches_a_consumer_as_theft(tmp_path, mosquitto):
+    consumer = Subscriber(mosquitto, ["shelfcast/S1/alerts/anomaly"])
+    with Gateway(config(tmp_path, mosquitto)).start() as gw:
+        assert gw.transport.wait_connected(10)
+        stock = [event(0, "P", "receipt", 5), event(1, "T", "receipt", 5)]
+        mqtt_pub(mosquitto, stock, "wms")
+        mqtt_pub(mosquitto, event(60, "P", "sale", 1))  # paid, then out of the door
+        gate = [event(61, "P", "rfid_exit", 1), event(2000, "T", "rfid_exit", 1)]
+        mqtt_pub(mosquitto, [{**e, "source": "rfid"} for e in gate], "rfid")
+        # T leaves over 30 min after the only sale (so no mis-scan), and gate alerts wait out
+        # a 10-min hold; a later shelf reading moves event time past it.
+        later = {**event(3599, "T", "shelf_units", 4), "source": "shelf"}
+        mqtt_pub(mosquitto, later, "shelf")
+        assert consumer.wait_for(1)
+        time.sleep(0.3)
+        alerts = [json.loads(p) for _, p, _ in consumer.received]
+        assert [(a["sku"], a["anomaly_type"]) for a in alerts] == [("T", "theft")]
+        assert "exit_gate_without_sale" in alerts[0]["reason_codes"]
+        assert gw.stock("T").on_hand == 5  # a sensor reading never changes the ledger
