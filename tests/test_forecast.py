@@ -196,3 +196,39 @@ def test_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_tail_keeps_every_feature_of_the_last_day():
+    from feature_store.batch import forecast_rows
+    from training.forecast import FEATURE_DAYS, tail
+
+    rng = np.random.default_rng(1)
+    days = FEATURE_DAYS + 200
+    dates = pd.date_range("2022-01-01", periods=days, freq="D")
+    frames = []
+    for s, (begin, dead_from) in enumerate([(0, days), (0, 150), (300, days), (0, days)]):
+        units = rng.poisson(2.0, days - begin).astype(float)
+        units[max(dead_from - begin, 0) :] = 0.0  # series 1: no sale for the last 400+ days
+        price = np.where(rng.random(days - begin) < 0.3, rng.uniform(1, 5, days - begin), np.nan)
+        if s == 3:
+            price[20:] = np.nan  # only an old price, long before the tail
+        frames.append(
+            pd.DataFrame(
+                {
+                    "store_id": "S",
+                    "sku": f"K{s}",
+                    "date": dates[begin:],
+                    "units": units,
+                    "price": price,
+                    "event": (dates[begin:].dayofweek == 6).astype(float),
+                }
+            )
+        )
+    future = [str(dates[-1].date() + pd.Timedelta(days=3))]
+    panel = panel_from_frame(pd.concat(frames), calendar_events=future)
+    short = tail(panel)
+    assert short.n_days == FEATURE_DAYS < panel.n_days
+    full_x, _, _ = forecast_rows(panel, close_features(panel), panel.n_days - 1)
+    tail_x, _, _ = forecast_rows(short, close_features(short), short.n_days - 1)
+    np.testing.assert_array_equal(tail_x, full_x)
+    assert full_x[:, names().index("target_event")].any()  # the future event survived

@@ -34,12 +34,22 @@ import numpy as np
 import pandas as pd
 
 from feature_store.batch import Panel, close_features, forecast_rows, panel_from_frame
-from feature_store.spec import FEATURE_STORE_VERSION, LAGS, MAX_HORIZON, names
+from feature_store.spec import (
+    DAYS_SINCE_CAP,
+    FEATURE_STORE_VERSION,
+    LAGS,
+    MAX_HORIZON,
+    MAX_WINDOW,
+    names,
+)
 from training.history import validate
 
 OUTPUT_COLUMNS = ("store_id", "sku", "date", "p50", "p90", "mean")
 # The longest lag the model reads: a series younger than this would be scored on invented zeros.
 MIN_HISTORY_DAYS = max(LAGS)
+# Days of history that decide every feature of the last day: windows and lags reach back at most
+# MAX_WINDOW days, days-since-sale saturates at DAYS_SINCE_CAP; the price is carried in.
+FEATURE_DAYS = max(MAX_WINDOW, max(LAGS), DAYS_SINCE_CAP) + 1
 
 
 class ForecastError(ValueError):
@@ -100,6 +110,32 @@ def check_history_length(
 def _without(frame: pd.DataFrame, series: list[str]) -> pd.DataFrame:
     keys = frame["store_id"].astype(str) + "/" + frame["sku"].astype(str)
     return frame.loc[~keys.isin(series).to_numpy()]
+
+
+def tail(panel: Panel, keep: int = FEATURE_DAYS) -> Panel:
+    """The last ``keep`` days of ``panel`` with the last known price carried into its first
+    day: with ``keep >= FEATURE_DAYS`` the features of the last day are unchanged, and the
+    features (float64 series x days x features) no longer grow with the length of the file."""
+    cut = panel.n_days - keep
+    if cut <= 0:
+        return panel
+    price = None
+    if panel.price is not None:
+        known = np.where(np.isnan(panel.units[:, : cut + 1]), np.nan, panel.price[:, : cut + 1])
+        seen = ~np.isnan(known)
+        last = cut - np.argmax(seen[:, ::-1], axis=1)
+        carried = np.where(seen.any(axis=1), known[np.arange(len(known)), last], np.nan)
+        price = panel.price[:, cut:].copy()
+        price[:, 0] = carried
+    return Panel(
+        keys=panel.keys,
+        start=np.datetime64(panel.start, "D") + cut,
+        units=panel.units[:, cut:],
+        price=price,
+        promo=None if panel.promo is None else panel.promo[:, cut:],
+        event=None if panel.event is None else panel.event[cut:],
+        future_events={d - cut for d in panel.future_events if d >= cut},
+    )
 
 
 def _extend(panel: Panel, values: np.ndarray) -> Panel:
@@ -210,7 +246,7 @@ class Forecaster:
                 raise
         known = () if calendar_events is None else calendar_events
         events = [str(pd.Timestamp(d).date()) for d in known]
-        panel = panel_from_frame(frame, calendar_events=events)
+        panel = tail(panel_from_frame(frame, calendar_events=events))
         blocks: list[dict[str, np.ndarray]] = []
         done = 0
         while done < horizon:
