@@ -293,6 +293,8 @@ def parse_events(
                 f"{err.msg} at line {err.lineno} column {err.colno}" if hasattr(err, "msg") else err
             )
             return [], [Rejection(_raw(payload), f"payload is not valid JSON: {where}", "payload")]
+        except RecursionError:  # a nesting bomb: the decoder gives up before we can judge it
+            return [], [Rejection(_raw(payload), "payload JSON is nested too deeply", "payload")]
     else:
         decoded = payload
     items = decoded if type(decoded) is list else [decoded]

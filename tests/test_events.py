@@ -152,3 +152,8 @@ def test_any_json_batch_is_split_never_raises(batch):
     events, rejected = parse_events(batch, STORE)
     assert len(events) + len(rejected) == len(batch)
     assert all(r.reason for r in rejected)
+
+
+def test_a_json_nesting_bomb_is_rejected_not_raised():
+    events, rejections = parse_events("[" * 100_000 + "]" * 100_000, "S1")
+    assert events == [] and rejections[0].reason == "payload JSON is nested too deeply"
