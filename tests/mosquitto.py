@@ -308,3 +308,13 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def wait(cond, timeout: float = 10.0) -> bool:
+    """Poll ``cond`` until it is true or ``timeout`` seconds pass (broker round trips)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False

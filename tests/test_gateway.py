@@ -15,7 +15,7 @@ import pytest
 from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.gateway import Gateway
 from edge_runtime.messages import parse_message
-from tests.mosquitto import Subscriber
+from tests.mosquitto import Subscriber, wait
 
 pytestmark = pytest.mark.mqtt
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,15 +46,6 @@ def event(i, sku, kind, qty, **more):
         "source": "pos",
         **more,
     }
-
-
-def wait(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def kinds(sub):

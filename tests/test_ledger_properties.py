@@ -15,25 +15,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge_runtime.events import LEDGER_TYPES
 from edge_runtime.ledger import Ledger
 from edge_runtime.stock import fold
 
 STORE = "S1"
-KINDS = [
-    "sale",
-    "return",
-    "void",
-    "receipt",
-    "transfer_in",
-    "transfer_out",
-    "reservation",
-    "reservation_release",
-    "fulfilment",
-    "cycle_count",
-    "adjustment",
-    "damage",
-    "shelf_units",
-]
+# Every ledger type, plus one sensor reading (which must never change stock).
+KINDS = [*sorted(LEDGER_TYPES), "shelf_units"]
 
 
 @st.composite

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
 
 import pytest
 
@@ -13,7 +12,7 @@ from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.messages import StockoutAlert
 from edge_runtime.mqtt import MqttTransport
 from edge_runtime.outbox import Outbox
-from tests.mosquitto import Subscriber
+from tests.mosquitto import Subscriber, wait
 
 pytestmark = pytest.mark.mqtt
 
@@ -45,15 +44,6 @@ def start(cfg, inbox):
     t.start()
     assert t.wait_connected(10), "transport did not connect"
     return t
-
-
-def wait(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def pub(broker, topic, payload, *tls_args):
