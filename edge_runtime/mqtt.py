@@ -86,6 +86,7 @@ class MqttTransport:
         offline = GatewayState(status="offline", **self._state_args)
         client.will_set(offline.topic(m.topic_prefix), offline.to_json(), qos=1, retain=True)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
@@ -100,8 +101,15 @@ class MqttTransport:
         state = GatewayState(status="online", **self._state_args)
         client.publish(state.topic(self.cfg.mqtt.topic_prefix), state.to_json(), 1, retain=True)
         self.connects += 1
-        self._connected.set()
         log.info("connected to %s:%s", self.cfg.mqtt.host, self.cfg.mqtt.port)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # Ready only once the broker has the subscription: on a new session, events published
+        # between CONNACK and SUBACK would otherwise never reach the gateway.
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("broker refused the events subscription: %s", reason_codes)
+            return
+        self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
