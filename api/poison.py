@@ -15,17 +15,10 @@ True
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
-from pathlib import Path
 from typing import Any
 
-from edge_runtime.events import RAW_KEEP
+from edge_runtime.events import RAW_KEEP, Rejection
 
-_INSERT_DEAD = (
-    "INSERT INTO dead_letters (received_us, source, field, reason, raw, batch_index)"
-    " VALUES (?,?,?,?,?,?)"
-)
 _STRING_FIELDS = (
     "event_id",
     "store_id",
@@ -89,14 +82,6 @@ def split(payload: bytes) -> tuple[Any, list[tuple[int | None, str, str | None, 
     return (rest if batch else (rest[0] if rest else None)), poisoned
 
 
-def dead_letter(ledger_path: Path, source: str, poisoned: list) -> None:
-    """Write poisonous events to the dead-letter table (own connection; SQLite serialises)."""
-    now_us = time.time_ns() // 1000
-    rows = [(now_us, source, field, reason, raw, index) for index, raw, field, reason in poisoned]
-    conn = sqlite3.connect(ledger_path, timeout=30)
-    try:
-        conn.execute("PRAGMA synchronous=FULL")
-        with conn:
-            conn.executemany(_INSERT_DEAD, rows)
-    finally:
-        conn.close()
+def rejections(poisoned: list) -> list[Rejection]:
+    """The poisonous events as rejections for ``Ledger.dead_letter``."""
+    return [Rejection(raw, reason, field, index) for index, raw, field, reason in poisoned]

@@ -204,7 +204,7 @@ class LedgerRuntime(Runtime):
         return self._ingest_without_poison(*parts, source)
 
     def _ingest_without_poison(self, rest, poisoned: list, source: str) -> IngestResult:
-        poison.dead_letter(self.ledger.path, source, poisoned)
+        self.ledger.dead_letter(poison.rejections(poisoned), source)
         if rest is None or rest == []:
             result = IngestResult()
         else:

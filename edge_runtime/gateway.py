@@ -36,7 +36,7 @@ from typing import Any
 
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
-from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES
+from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES, Rejection
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.messages import Message
 from edge_runtime.mqtt import MqttTransport
@@ -53,10 +53,6 @@ GROUP_MAX_EVENTS = min(
 )  # events per ledger transaction on the MQTT path
 ALONE_BYTES = 64 * 1024  # bigger payloads are ingested on their own (size limits apply)
 _ID_CHUNK = 900
-_INSERT_DEAD = (  # the ledger's dead-letter table (edge_runtime.ledger)
-    "INSERT INTO dead_letters (received_us, source, field, reason, raw, batch_index)"
-    " VALUES (?,?,?,?,?,?)"
-)
 RAW_KEEP = 1024
 
 
@@ -282,16 +278,8 @@ class Gateway:
     def _dead_letter(self, item: Any, source: str, err: Exception, index: int | None) -> None:
         """Write an unprocessable item to the ledger's dead-letter table, reason included."""
         reason = f"unprocessable {type(err).__name__}: {str(err)[:200]}"
-        row = (time.time_ns() // 1000, source, None, reason, _raw_text(item), index)
         with self._lock:
-            conn = self.outbox.connection
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(_INSERT_DEAD, row)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            self.ledger.dead_letter([Rejection(_raw_text(item), reason, None, index)], source)
         self.counters["rejected"] += 1
 
     # ---- outgoing ----------------------------------------------------------------------

@@ -293,6 +293,20 @@ class Ledger:
         events, rejections = parse_events(payload, self.store_id)
         return self._commit(events, rejections, source, before_commit)
 
+    def dead_letter(self, rejections: Iterable[Rejection], source: str | None) -> None:
+        """Durably store rejections found outside the parser (an item that crashed a later
+        stage), so every refused input lands in the one dead-letter table with its reason."""
+        now_us = time.time_ns() // 1000
+        rows = [(now_us, source, r.field, r.reason, r.raw, r.index) for r in rejections]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(_INSERT_DEAD, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     def ingest(
         self, events: Iterable[Event], before_commit: BeforeCommit | None = None
     ) -> IngestResult:
