@@ -68,6 +68,11 @@ class TlsFiles:
     client_cert: Path
     client_key: Path
 
+    def client_args(self) -> list[str]:
+        """mosquitto_pub / mosquitto_sub options for a client with the client certificate."""
+        return ["--cafile", str(self.ca_file), "--cert", str(self.client_cert),
+                "--key", str(self.client_key)]  # fmt: skip
+
 
 def make_certificates(out_dir: Path) -> TlsFiles:
     """A self-signed CA, a server certificate for localhost/127.0.0.1 and a client certificate."""

@@ -177,14 +177,7 @@ def test_shelfcast_run_against_tls_broker_and_last_will_on_kill(tmp_path, mosqui
     )  # fmt: skip
     try:
         assert wait(lambda: any(b'"online"' in p for _, p, _ in watch.received), 20), "no online"
-        tls_args = [
-            "--cafile",
-            str(tls.ca_file),
-            "--cert",
-            str(tls.client_cert),
-            "--key",
-            str(tls.client_key),
-        ]
+        tls_args = tls.client_args()
         payload = json.dumps(event(0, "A", "receipt", 1))
         subprocess.run(
             ["mosquitto_pub", "-h", "localhost", "-p", str(mosquitto_tls.port), "-q", "1",

@@ -93,14 +93,7 @@ def test_outbox_rows_reach_a_tls_consumer_and_are_acked(mosquitto_tls, tmp_path)
     assert sorted(acked) == [r.seq for r in rows] and t.inflight == 0
     # Events come in over TLS too; a client without a certificate is refused.
     inbox = t._on_payload
-    tls_args = [
-        "--cafile",
-        str(tls.ca_file),
-        "--cert",
-        str(tls.client_cert),
-        "--key",
-        str(tls.client_key),
-    ]
+    tls_args = tls.client_args()
     pub(mosquitto_tls, "shelfcast/S1/events/pos", '{"x": 1}', *tls_args)
     assert wait(lambda: inbox.items) and inbox.items[0][1] == "pos"
     refused = subprocess.run(
