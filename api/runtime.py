@@ -33,7 +33,6 @@ import numpy as np
 
 from api import bundle_store, poison
 from api.errors import Unavailable
-from api.forecaster import LedgerForecaster
 from edge_runtime.events import Rejection
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
@@ -123,13 +122,14 @@ class LedgerRuntime(Runtime):
     """A real ledger (and the outbox in its file), no decision layer.
 
     Ingest takes ``Ledger.ingest_raw``, the same parse and dead-letter path as ``Gateway.ingest``.
-    Forecasts come from the installed bundle scored on the ledger's sales (``api.forecaster``).
+    Forecasts are the gateway's (its day-close re-score): without one, the prediction routes
+    answer 503 saying so.
 
     >>> LedgerRuntime.read_only, LedgerRuntime.can_forecast
     (False, True)
     """
 
-    can_forecast = True  # 503 until a bundle with a demand model is installed
+    can_forecast = True  # the routes exist; 503 says why there is nothing to serve
 
     def __init__(self, ledger: Ledger, bundle_dir: Path | None = None):
         self.ledger = ledger
@@ -138,29 +138,14 @@ class LedgerRuntime(Runtime):
         self.bundle_dir = Path(bundle_dir or ledger.path.parent / "bundle")
         self._bundle_lock = threading.Lock()
         self._bundle, self._bundle_problem = self._load_current()
-        self._forecaster = self._forecaster_for(self._bundle)
-
-    def _forecaster_for(self, bundle) -> LedgerForecaster | None:
-        if bundle is None or "demand" not in bundle.models:
-            return None
-        return LedgerForecaster(self.ledger.path, bundle)
 
     def forecast(self, skus: list[str], horizon_days: float) -> tuple[list[dict], list[str]]:
-        forecaster = self._forecaster
-        if forecaster is None:
+        if self._bundle is None:
             raise Unavailable("no model bundle loaded: forecasts need one (PUT /v1/bundle)")
-        clock = self.ledger.clock_us
-        today = (
-            np.datetime64(clock, "us").astype("datetime64[D]") if clock else np.datetime64("today")
+        raise Unavailable(
+            "no model bundle loaded by a gateway: forecasts are the running gateway's day-close "
+            "re-score, and this API runs without one"
         )
-        found = forecaster.forecast(skus, horizon_days, today)
-        rows, unknown = [], []
-        for sku in skus:
-            if sku in found:
-                rows.append((sku, self.ledger.stock(sku), *found[sku]))
-            else:
-                unknown.append(sku)
-        return forecast_items(rows, horizon_days, forecaster.model_version), unknown
 
     def _load_current(self):
         if not self.bundle_dir.exists():
@@ -182,14 +167,7 @@ class LedgerRuntime(Runtime):
         with self._bundle_lock:
             self._bundle = bundle_store.install(candidate, self.bundle_dir)
             self._bundle_problem = None
-            old, self._forecaster = self._forecaster, self._forecaster_for(self._bundle)
-            if old is not None:
-                old.close()
-            self._bundle_installed(self._bundle)
         return self.bundle_info()
-
-    def _bundle_installed(self, bundle) -> None:
-        """Hook: tell the runtime a new bundle is current (GatewayRuntime passes it on)."""
 
     def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
         return self.ledger.ingest_raw(payload, source)
@@ -252,8 +230,6 @@ class LedgerRuntime(Runtime):
 
     def close(self) -> None:
         self._outbox.close()
-        if self._forecaster is not None:
-            self._forecaster.close()
 
 
 class StateDirRuntime(Runtime):
@@ -332,7 +308,11 @@ class StateDirRuntime(Runtime):
 
 
 class GatewayRuntime(LedgerRuntime):
-    """A running ``edge_runtime.gateway.Gateway``: ingest takes ``Gateway.ingest``.
+    """A running ``edge_runtime.gateway.Gateway``: ingest takes ``Gateway.ingest``; bundles are
+    swapped by ``Gateway.swap_bundle`` (verified, installed, re-scored at once); forecasts are
+    the gateway's day-close table (``Gateway.forecasts``: ONE batched ONNX re-score per store
+    day, River-corrected), turned into stock-out risk on the ledger's current ATP. Nothing
+    re-reads the event log per request.
 
     >>> GatewayRuntime.can_forecast
     True
@@ -342,10 +322,43 @@ class GatewayRuntime(LedgerRuntime):
         self.gateway = gateway
         super().__init__(gateway.ledger, Path(gateway.cfg.gateway.state_dir) / "bundle")
 
-    def _bundle_installed(self, bundle) -> None:
-        use = getattr(self.gateway, "use_bundle", None)
-        if use is not None:  # the runtime scores with it from now on
-            use(bundle)
+    def _load_current(self):
+        gateway = self.gateway
+        if not hasattr(gateway, "swap_bundle"):
+            return super()._load_current()
+        return gateway.bundle, gateway.bundle_problem or "no bundle installed"
+
+    def bundle_info(self) -> dict[str, Any]:
+        if hasattr(self.gateway, "swap_bundle"):
+            return bundle_store.info(self.gateway.bundle)
+        return super().bundle_info()
+
+    def swap_bundle(self, path: Path) -> dict[str, Any]:
+        swap = getattr(self.gateway, "swap_bundle", None)
+        if swap is None:
+            return super().swap_bundle(path)
+        try:
+            bundle = swap(path)
+        except BundleError as err:
+            raise BundleRefused(str(err)) from None
+        self._bundle, self._bundle_problem = bundle, None
+        return self.bundle_info()
+
+    def forecast(self, skus: list[str], horizon_days: float) -> tuple[list[dict], list[str]]:
+        table = getattr(self.gateway, "forecasts", None)
+        if table is None:
+            raise Unavailable("no model bundle loaded: forecasts need one (PUT /v1/bundle)")
+        now = iso_utc(self.ledger.clock_us) or datetime.now(UTC).isoformat()
+        days = max(1, math.ceil(horizon_days))
+        rows, unknown = [], []
+        for sku in skus:
+            found = table.lookup(sku, now, days)
+            if found is None:
+                unknown.append(sku)
+            else:
+                rows.append((sku, self.ledger.stock(sku), *found))
+        version = str(getattr(self.gateway, "model_version", "unknown"))
+        return forecast_items(rows, horizon_days, version), unknown
 
     def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
         return self.gateway.ingest(payload, source)
@@ -355,6 +368,8 @@ class GatewayRuntime(LedgerRuntime):
         return {**counters, "outbox_depth": self._outbox.depth()}
 
     def checks(self) -> dict[str, str]:
+        if hasattr(self.gateway, "swap_bundle"):
+            self._bundle, self._bundle_problem = self._load_current()
         checks = super().checks()
         transport = getattr(self.gateway, "transport", None)
         if transport is not None:
@@ -364,43 +379,6 @@ class GatewayRuntime(LedgerRuntime):
                 else "optional: broker unreachable; messages wait in the outbox"
             )
         return checks
-
-
-def _forecast_table(gateway: Any) -> Any:
-    """The policy's forecast table (``lookup(sku, event_time, days) -> (mean, p90) | None``)."""
-    table = getattr(getattr(gateway, "policy", None), "forecasts", None)
-    return table if callable(getattr(table, "lookup", None)) else None
-
-
-class ForecastingGatewayRuntime(GatewayRuntime):
-    """A gateway that can forecast: its own ``forecast(skus, horizon_days)``, or the daily
-    forecasts its decision policy decides with (the bundle's ONNX demand model, scored at each
-    day's close), turned into stock-out risk with ``edge_runtime.stockout.stockout_risk`` on the
-    ledger's current available-to-promise.
-
-    >>> ForecastingGatewayRuntime.can_forecast
-    True
-    """
-
-    can_forecast = True
-
-    def forecast(self, skus: list[str], horizon_days: float) -> tuple[list[dict], list[str]]:
-        own = getattr(self.gateway, "forecast", None)
-        if callable(own):
-            return own(skus, horizon_days)
-        table = _forecast_table(self.gateway)
-        now = iso_utc(self.ledger.clock_us) or datetime.now(UTC).isoformat()
-        days = max(1, math.ceil(horizon_days))
-        rows, unknown = [], []
-        for sku in skus:
-            state = self.ledger.stock(sku)
-            found = table.lookup(sku, (state.last_event_time if state else None) or now, days)
-            if found is None:
-                unknown.append(sku)
-            else:
-                rows.append((sku, state, *found))
-        version = str(getattr(self.gateway.policy, "version", "unknown"))
-        return forecast_items(rows, horizon_days, version), unknown
 
 
 def forecast_items(rows: list, horizon_days: float, version: str) -> list[dict]:
@@ -433,7 +411,5 @@ def forecast_items(rows: list, horizon_days: float, version: str) -> list[dict]:
 
 
 def runtime_for(gateway: Any) -> GatewayRuntime:
-    """The adapter for ``gateway``: with prediction routes when it can forecast."""
-    if callable(getattr(gateway, "forecast", None)) or _forecast_table(gateway) is not None:
-        return ForecastingGatewayRuntime(gateway)
+    """The adapter for ``gateway`` (``create_app`` builds it)."""
     return GatewayRuntime(gateway)

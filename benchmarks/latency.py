@@ -325,7 +325,7 @@ def replay_forecasts(base: list[dict], lead_time_days: int):
     day-close ONNX forecasts so the per-event stock-out risk computation runs as it would."""
     import numpy as np
 
-    from shelfcast.forecast_policy import DailyForecasts
+    from edge_runtime.forecast_policy import DailyForecasts
 
     sold: dict[str, float] = {}
     days = {e["event_time"][:10] for e in base}
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         outage = outage_run(here, gw, broker, replay.take(int(args.rate * outage_s)), args.rate)
         print("scoring on: forecast-risk policy, queued backlog then 1,200/s ...", file=sys.stderr)
         gw.close()  # events now wait in the broker (persistent session)
-        from shelfcast.forecast_policy import ForecastDecisionPolicy
+        from edge_runtime.forecast_policy import ForecastDecisionPolicy
 
         forecasts = replay_forecasts(replay.base, lead_time_days=2)
 

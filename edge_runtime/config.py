@@ -27,7 +27,11 @@ from typing import Any
 
 ENV_PREFIX = "SHELFCAST_"
 CONFIG_ENV = "SHELFCAST_CONFIG"
-_SHORT_ENV = {"STORE_ID": ("gateway", "store_id"), "STATE_DIR": ("gateway", "state_dir")}
+_SHORT_ENV = {
+    "STORE_ID": ("gateway", "store_id"),
+    "STATE_DIR": ("gateway", "state_dir"),
+    "BUNDLE": ("model", "bundle"),
+}
 _ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -80,6 +84,28 @@ class PolicySection:
 
 
 @dataclass(frozen=True)
+class ModelSection:
+    """``[model]``: the demand-model bundle and the forecast-driven decisions built on it.
+
+    Without a bundle (none configured and none installed in ``{state_dir}/bundle``) the gateway
+    decides with the ``[policy]`` rules. A configured bundle is verified at start (a tampered or
+    mismatched one stops the gateway with the reason) and installed as the current one.
+    """
+
+    bundle: str | None = None  # path of a bundle directory; SHELFCAST_BUNDLE
+    lead_time_days: float = 2.0  # replenishment lead time: the stock-out horizon
+    review_days: float = 1.0  # review period of the order-up-to policy
+    service_z: float = 1.645  # safety-stock factor (95 % cycle service)
+    stockout_threshold: float = 0.5  # publish a stock-out alert at this probability
+    stockout_min_change: float = 0.1  # re-publish only when the probability moved this much
+    stockout_hysteresis: float = 0.05  # re-arm once it fell this far below the threshold
+    forecast_days: int = 14  # horizons scored at each close (the API averages over them)
+    phantom_alpha: float = 0.001  # phantom alert when P(no sale for that long) is below this
+    shrink_z: float = 3.0  # cycle-count shrink alert beyond this z-score of the SKU's history
+    scoring_threads: int = 1  # ONNX Runtime intra-op threads (1 keeps ingest responsive)
+
+
+@dataclass(frozen=True)
 class UplinkSection:
     """``[uplink]``: how often aggregated deltas leave the store (default every 15 minutes)."""
 
@@ -98,6 +124,7 @@ class GatewayConfig:
     mqtt: MqttSection = field(default_factory=MqttSection)
     policy: PolicySection = field(default_factory=PolicySection)
     uplink: UplinkSection = field(default_factory=UplinkSection)
+    model: ModelSection = field(default_factory=ModelSection)
 
     @property
     def client_id(self) -> str:
@@ -107,9 +134,15 @@ class GatewayConfig:
     def ledger_path(self) -> Path:
         return Path(self.gateway.state_dir) / "ledger.sqlite"
 
+    @property
+    def bundle_dir(self) -> Path:
+        """Where the current bundle is installed (start-up and every swap put it here)."""
+        return Path(self.gateway.state_dir) / "bundle"
+
 
 _SECTIONS = {"gateway": GatewaySection, "mqtt": MqttSection, "policy": PolicySection}
 _SECTIONS["uplink"] = UplinkSection
+_SECTIONS["model"] = ModelSection
 
 
 def _env_name(section: str, key: str) -> str:
@@ -233,6 +266,27 @@ def _check(cfg: GatewayConfig, problems: list[str]) -> None:
         problems.append(f"policy.pack_size: {p.pack_size}; use 1 or more")
     if cfg.uplink.interval_s <= 0:
         problems.append(f"uplink.interval_s: {cfg.uplink.interval_s}; use a positive number")
+    _check_model(cfg.model, problems)
+
+
+def _check_model(m: ModelSection, problems: list[str]) -> None:
+    if m.bundle and not Path(m.bundle).is_dir():
+        problems.append(
+            f"model.bundle: {m.bundle} is not a directory; {_where('model', 'bundle')} "
+            "to an unpacked bundle (or leave it unset to run on the [policy] rules)"
+        )
+    if m.lead_time_days <= 0 or m.review_days < 0:
+        problems.append("model.lead_time_days must be > 0 and model.review_days >= 0")
+    if not 0 < m.stockout_threshold <= 1:
+        problems.append(f"model.stockout_threshold: {m.stockout_threshold}; use (0, 1]")
+    if m.stockout_min_change <= 0 or m.stockout_hysteresis < 0:
+        problems.append("model.stockout_min_change must be > 0, model.stockout_hysteresis >= 0")
+    if not 1 <= m.forecast_days <= 28:
+        problems.append(f"model.forecast_days: {m.forecast_days}; use 1..28 (the model's horizons)")
+    if not 0 < m.phantom_alpha < 1:
+        problems.append(f"model.phantom_alpha: {m.phantom_alpha}; use (0, 1)")
+    if m.shrink_z <= 0 or m.scoring_threads < 1:
+        problems.append("model.shrink_z must be > 0 and model.scoring_threads >= 1")
 
 
 def _check_tls(m: MqttSection, problems: list[str]) -> None:

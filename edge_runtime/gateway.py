@@ -32,18 +32,29 @@ import signal
 import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from edge_runtime.bundles import install, verify
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
+from edge_runtime.count_watch import CountWatch
+from edge_runtime.daily_sales import DailySales
+from edge_runtime.day_close import DayCloseModel
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES, Rejection
+from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.messages import Message
 from edge_runtime.mqtt import MqttTransport
 from edge_runtime.outbox import Outbox, OutboxRow
+from edge_runtime.phantom import PhantomDetector
 from edge_runtime.shelf_watch import ShelfWatch
+from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.stock import SkuState, StockState
 from edge_runtime.uplink import Uplink
+from models.bundle import Bundle, BundleError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +93,18 @@ def _raw_text(item: Any) -> str:
 MARK_EVERY_S = 0.05
 
 
+def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
+    m = cfg.model
+    return DecisionSettings(
+        lead_time_days=m.lead_time_days,
+        review_days=m.review_days,
+        service_z=m.service_z,
+        threshold=m.stockout_threshold,
+        min_change=m.stockout_min_change,
+        hysteresis=m.stockout_hysteresis,
+    )
+
+
 def _policy_from(cfg: GatewayConfig) -> RulePolicy:
     p = cfg.policy
     return RulePolicy(
@@ -103,12 +126,22 @@ class Gateway:
         shelf_watch: ShelfWatch | None = None,
     ):
         self.cfg = cfg
+        m = cfg.model
         # Theft / mis-scan detection over sales and sensor readings (which never touch stock).
-        self.shelf_watch = shelf_watch or ShelfWatch()
+        self.shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
+        self.count_watch = CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
         store = cfg.gateway.store_id
         self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.policy = policy or _policy_from(cfg)
+        # Daily net sales per SKU, from here on kept from ingested events (the model's input).
+        self.sales = DailySales.from_ledger(self.ledger.connection)
+        self._staged_sales: DailySales | None = None  # a day closed in the open transaction
+        self.model: DayCloseModel | None = None
+        self.bundle_problem: str | None = None  # why an installed bundle is not in use
+        bundle = self._startup_bundle()
+        if bundle is not None:
+            self._use_model(self._model_for(bundle))
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self._prime()
         self._lock = threading.Lock()  # ingest + hand-over of its rows, in commit order
@@ -129,6 +162,7 @@ class Gateway:
             "messages": 0,
             "sent": 0,
             "policy_errors": 0,
+            "day_closes": 0,
         }
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
@@ -140,7 +174,97 @@ class Gateway:
         while page := self.ledger.stocks(offset, 5000):
             self.policy.prime(page)
             self.uplink.prime(page)
+            self.count_watch.prime(page)
             offset += len(page)
+
+    # ---- the model bundle --------------------------------------------------------------
+
+    def _startup_bundle(self) -> Bundle | None:
+        """The configured bundle (verified, installed as current; a refused one stops the
+        gateway with the reason), else the installed one (a damaged one is reported, unused)."""
+        configured, current = self.cfg.model.bundle, self.cfg.bundle_dir
+        if configured:
+            bundle = verify(configured)  # BundleError: the operator must see why
+            if Path(configured).resolve() != current.resolve():
+                bundle = install(bundle, current)
+            return bundle
+        if not current.exists():
+            return None
+        try:
+            return verify(current)
+        except BundleError as err:
+            self.bundle_problem = f"installed bundle refused: {err}"
+            log.error("%s; deciding with the [policy] rules", self.bundle_problem)
+            return None
+
+    def _model_for(self, bundle: Bundle) -> DayCloseModel:
+        m = self.cfg.model
+        keep = self.model.correction if self.model is not None else None
+        return DayCloseModel(bundle, m.forecast_days, m.scoring_threads, correction=keep)
+
+    def _use_model(self, model: DayCloseModel) -> DailyForecasts | None:
+        """Score with ``model`` from now on: re-score the last closed day at once and hand the
+        forecasts to the forecast policy (replacing the rules policy on the first bundle)."""
+        forecasts = model.rescore(self.sales)
+        self.model = model
+        self.bundle_problem = None
+        if isinstance(self.policy, ForecastDecisionPolicy):
+            self.policy.use(forecasts, model.model_version)
+        else:
+            store = self.cfg.gateway.store_id
+            settings = _settings_from(self.cfg)
+            self.policy = ForecastDecisionPolicy(
+                store, forecasts, model.model_version, settings=settings
+            )
+        if hasattr(self, "uplink"):
+            self.uplink.model_version = self.policy.version
+        return forecasts
+
+    @property
+    def bundle(self) -> Bundle | None:
+        """The verified bundle the gateway scores with (None: the rules decide)."""
+        return self.model.bundle if self.model is not None else None
+
+    @property
+    def forecasts(self) -> DailyForecasts | None:
+        """The forecast table decisions use: the last day-close re-score (API reads it)."""
+        return getattr(self.policy, "forecasts", None)
+
+    @property
+    def model_version(self) -> str:
+        return self.policy.version
+
+    def swap_bundle(self, path: str | Path) -> Bundle:
+        """Verify the bundle at ``path`` (``BundleError`` says why it is refused; the current
+        one stays), install it as current, and switch to it between two ingest transactions:
+        re-scored at once, its decisions on every SKU published, its version on every message
+        from here on. Events are never paused for long and none is lost or applied twice (the
+        sales series do not depend on the model)."""
+        candidate = verify(path)
+        current = self.cfg.bundle_dir
+        if Path(path).resolve() != current.resolve():
+            candidate = install(candidate, current)
+        model = self._model_for(candidate)  # ONNX sessions built outside the lock
+        with self._lock:
+            forecasts = self._use_model(model)
+            messages = self._review_all(self.ledger.stocks(0, self.ledger.sku_count()), forecasts)
+            rows = self.outbox.put(messages, conn=None) if messages else []
+            self.counters["messages"] += len(rows)
+            self._fresh.extend(rows)
+        self._wake.set()
+        log.info("bundle %s in use (%s)", candidate.model_version, candidate.path)
+        return candidate
+
+    def _review_all(self, states: list[StockState], forecasts) -> list[Message]:
+        """The forecast policy's decisions on every SKU (a day's close, a new model)."""
+        if forecasts is None or not isinstance(self.policy, ForecastDecisionPolicy) or not states:
+            return []
+        try:
+            return self.policy.review(states, {})
+        except Exception:
+            log.exception("decision policy %s failed at review", self.policy.version)
+            self.counters["policy_errors"] += 1
+            return []
 
     # ---- ingest ------------------------------------------------------------------------
 
@@ -158,16 +282,29 @@ class Gateway:
         messages: list[Message] = []
 
         def before_commit(conn, result: IngestResult) -> None:
+            closed = self._stage_day_close(result.events)
+            receive = getattr(self.policy, "receive", None)
+            if receive is not None and result.events:
+                receive(result.events)  # receipts close open orders before the review
             if result.changed_skus or result.conflicts:
                 states.extend(self._states_in_txn(conn, result.changed_skus))
                 causes = {e.sku: e for e in result.events}
                 messages.extend(self._decide(states, causes, result.conflicts))
+            if closed:
+                messages.extend(self._day_close(conn, result.events, states))
             if result.events:  # sensor readings change no SKU but can still raise theft
                 messages.extend(self._watch(result.events))
+                messages.extend(self._counts(result.events, states))
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
 
+        self._staged_sales = None
         result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
+        # Committed: only now do the sales series move on (a rolled-back batch never counts).
+        if self._staged_sales is not None:
+            self.sales, self._staged_sales = self._staged_sales, None
+        elif result.events:
+            self.sales.observe(result.events)
         c = self.counters
         c["ingested"] += result.accepted
         c["duplicates"] += result.duplicates
@@ -183,6 +320,73 @@ class Gateway:
             return self.policy.decide(states, causes, conflicts)
         except Exception:
             log.exception("decision policy %s failed; events kept, no alerts", self.policy.version)
+            self.counters["policy_errors"] += 1
+            return []
+
+    def _stage_day_close(self, events) -> bool:
+        """When the batch crosses the store day's midnight, close the day(s) on a copy of the
+        sales series (kept after COMMIT) and re-score every SKU; True when a day closed."""
+        sales = self.sales
+        if not events or (sales.open_day is not None and not sales.crosses(events)):
+            return False
+        staged = sales.copy()
+        closed = staged.observe(events)
+        self._staged_sales = staged
+        if not closed or self.model is None:
+            return False
+        try:
+            self.model.learn(closed)
+            forecasts = self.model.rescore(staged)
+        except Exception:
+            log.exception("day-close re-score failed; decisions keep the previous forecasts")
+            self.counters["policy_errors"] += 1
+            return False
+        self.policy.use(forecasts, self.model.model_version)
+        self.counters["day_closes"] += 1
+        return True
+
+    def _day_close(self, conn, events, changed: list[StockState]) -> list[Message]:
+        """Decisions on every SKU at a day's close (the changed ones were just decided), and
+        the phantom-inventory check on the new forecasts."""
+        latest = max(events, key=lambda e: e.ts_us)
+        done = {s.sku for s in changed}
+        rows = conn.execute("SELECT * FROM stock").fetchall()
+        as_of = max(self.ledger.clock_us, latest.ts_us)
+        buffer = self.ledger.safety_buffer
+        states = [StockState.of(SkuState(*r), buffer, as_of) for r in rows]
+        out = self._review_all([s for s in states if s.sku not in done], self.forecasts)
+        return out + self._phantoms(latest.ts_us / 1e6, states)
+
+    def _phantoms(self, now: float, states: list[StockState]) -> list[Message]:
+        """In stock per the ledger, but silent for longer than the forecast makes plausible."""
+        forecasts = self.forecasts
+        if forecasts is None:
+            return []
+        on_hand = {s.sku: float(s.on_hand) for s in states}
+        skus = [s for s in forecasts.skus if s in on_hand]
+        if not skus:
+            return []
+        at = forecasts.rows_of(skus)
+        mean, p90 = forecasts.mean[at, -1, 0], forecasts.p90[at, -1, 0]
+        try:
+            alerts = self.shelf_watch.phantom.check(
+                now, skus, np.array([on_hand[s] for s in skus]), mean, p90
+            )
+        except Exception:
+            log.exception("phantom check failed; events kept, no phantom alerts")
+            self.counters["policy_errors"] += 1
+            return []
+        return [a.to_message(self.cfg.gateway.store_id, self.policy.version) for a in alerts]
+
+    def _counts(self, events, states: list[StockState]) -> list[Message]:
+        """Shrink alerts for cycle counts and write-offs far beyond the SKU's history."""
+        if not states:
+            return []
+        try:
+            store = self.cfg.gateway.store_id
+            return self.count_watch.messages(events, states, store, self.policy.version)
+        except Exception:
+            log.exception("count watch failed; events kept, no shrink alerts")
             self.counters["policy_errors"] += 1
             return []
 

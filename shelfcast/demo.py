@@ -225,9 +225,9 @@ def replay_through_gateway(panel, run, forecasts, model_version, settings, out: 
     from tqdm import tqdm
 
     from edge_runtime.config import load_config, with_mqtt
+    from edge_runtime.forecast_policy import ForecastDecisionPolicy
     from edge_runtime.gateway import Gateway
     from shelfcast.broker import EmbeddedBroker
-    from shelfcast.forecast_policy import ForecastDecisionPolicy
 
     events = edge_stream(panel, run, run.extra["lead_time"])
     kinds = Counter(e["type"] for e in events)
@@ -477,7 +477,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _forecasts(panel, run):
-    from shelfcast.forecast_policy import DailyForecasts
+    from edge_runtime.forecast_policy import DailyForecasts
 
     trace = run.extra["policy"].forecaster.trace
     days = range(run.start, run.end)

@@ -1,5 +1,5 @@
 """Forecast and stock-out prediction through the API, from the forecasts the gateway's decision
-policy decides with (``shelfcast.forecast_policy``), on real uvicorn over a real gateway."""
+policy decides with (``edge_runtime.forecast_policy``), on real uvicorn over a real gateway."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from api.app import create_app
 from api.settings import ApiSettings
 from edge_runtime.config import load_config
+from edge_runtime.forecast_policy import DailyForecasts, ForecastDecisionPolicy
 from edge_runtime.gateway import Gateway
 from edge_runtime.stockout import stockout_risk
-from shelfcast.forecast_policy import DailyForecasts, ForecastDecisionPolicy
 from tests.api_server import ApiServer
 
 TOKEN = "predict-token-0123456"
@@ -55,7 +55,7 @@ def test_one_sku_gets_forecast_and_stockout_risk(url):
     assert got["demand_over_horizon"] == 3.0
     assert got["stockout_probability"] == pytest.approx(float(want.probability[0]))
     assert got["expected_days_to_stockout"] == pytest.approx(3.0)
-    assert got["model_version"] == "shelfcast-m7"
+    assert got["model_version"] == "m7"
 
 
 def test_a_batch_lists_unknown_skus_and_scores_the_rest(url):

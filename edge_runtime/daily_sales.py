@@ -1,0 +1,175 @@
+"""Each SKU's daily net sales, kept incrementally from ingested events, as feature-store series.
+
+The demand model forecasts from a SKU's *daily* units (``feature_store.streaming.SeriesState``,
+the same feature definitions training used). The gateway keeps one ``SeriesState`` per SKU and
+the open day's running totals; nothing is read back from the event log after start-up.
+
+- The store day of an event is the date written in its ``event_time`` (events carry the store's
+  local offset, so this is the store's calendar day).
+- Net units of a day: sales and fulfilments minus returns and voids (clipped at 0 when closed);
+  other event types only start a SKU's series (a SKU enters the model's view on its first event).
+- A day closes when an event of a later day arrives: every SKU's series gets that day's units
+  (0 when it sold nothing), and every day in a gap closes with zeros.
+- A late event (for a day already closed) is counted in the open day: a closed day's features
+  are never rewritten, and the units still reach the series (one day late) rather than being lost.
+
+>>> sales = DailySales()
+>>> ev = lambda t, kind, q: SaleEvent("A", kind, q, t)
+>>> sales.observe([ev("2026-01-01T10:00:00+01:00", "sale", 3), ev("2026-01-01T11:00:00+01:00", "return", 1)])
+[]
+>>> [str(d) for d, _ in sales.observe([ev("2026-01-02T09:00:00+01:00", "sale", 1)])]
+['2026-01-01']
+>>> sales.series["A"].units[-1], str(sales.last_closed), sales.open_units["A"]
+(2.0, '2026-01-01', 1.0)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from feature_store.streaming import SeriesState
+
+SIGN = {"sale": 1.0, "fulfilment": 1.0, "return": -1.0, "void": -1.0}
+HISTORY_DAYS = 400  # rebuilt at start-up: the longest feature window (91) and days_since_sale's cap
+
+
+@dataclass(frozen=True)
+class SaleEvent:
+    """What the sales series needs of an event (``edge_runtime.events.Event`` has these fields).
+
+    >>> SaleEvent("A", "sale", 2, "2026-01-01T10:00:00+00:00").unit_price is None
+    True
+    """
+
+    sku: str
+    type: str
+    qty: float
+    event_time: str
+    unit_price: float | None = None
+
+
+def _copy_series(s: SeriesState) -> SeriesState:
+    """A copy of one series (its deque included) without deepcopy's per-object overhead."""
+    out = SeriesState()
+    out.units.extend(s.units)
+    out.days_seen = s.days_seen
+    out.last_price = s.last_price
+    out.last_promo = s.last_promo
+    out.last_sale_age = s.last_sale_age
+    out._last_dow = s._last_dow
+    return out
+
+
+class DailySales:
+    """Per-SKU ``SeriesState`` of closed days plus the open day's totals (see module docstring).
+
+    >>> DailySales().last_closed is None
+    True
+    """
+
+    def __init__(self) -> None:
+        self.series: dict[str, SeriesState] = {}
+        self.open_units: dict[str, float] = {}  # SKU -> net units of the open day so far
+        self.open_price: dict[str, float] = {}  # SKU -> last unit price seen on the open day
+        self.open_day: np.datetime64 | None = None
+        self._days: dict[str, np.datetime64] = {}  # event_time date text -> day (parse once)
+
+    @property
+    def last_closed(self) -> np.datetime64 | None:
+        """The last closed day (the day before the open one), None before any event."""
+        return None if self.open_day is None else self.open_day - 1
+
+    def day_of(self, event_time: str) -> np.datetime64:
+        text = event_time[:10]
+        day = self._days.get(text)
+        if day is None:
+            if len(self._days) > 4096:  # a bounded cache: dates only move forward
+                self._days.clear()
+            day = self._days[text] = np.datetime64(text, "D")
+        return day
+
+    def crosses(self, events: Iterable) -> bool:
+        """Would ``events`` close the open day (an event of a later day among them)?"""
+        if self.open_day is None:
+            return False
+        return any(self.day_of(e.event_time) > self.open_day for e in events)
+
+    def copy(self) -> DailySales:
+        """An independent copy (the gateway closes a day on a copy inside the ledger
+        transaction and keeps it only once that transaction committed)."""
+        out = DailySales()
+        out.series = {sku: _copy_series(s) for sku, s in self.series.items()}
+        out.open_units = dict(self.open_units)
+        out.open_price = dict(self.open_price)
+        out.open_day = self.open_day
+        out._days = self._days
+        return out
+
+    def observe(self, events: Iterable) -> list[tuple[np.datetime64, dict[str, float]]]:
+        """Add ``events`` (in day order; a batch is sorted here); returns the days this closed,
+        each with the net units per SKU it closed with."""
+        dated = sorted(((self.day_of(e.event_time), e) for e in events), key=lambda p: p[0])
+        return self._feed(dated)
+
+    def _feed(self, dated: Iterable) -> list[tuple[np.datetime64, dict[str, float]]]:
+        closed: list[tuple[np.datetime64, dict[str, float]]] = []
+        for day, e in dated:
+            if self.open_day is None:
+                self.open_day = day
+            elif day > self.open_day:
+                closed += self.close_until(day)
+            self._add(e)
+        return closed
+
+    def _add(self, e) -> None:
+        sku = e.sku
+        sign = SIGN.get(e.type, 0.0)
+        units = self.open_units
+        units[sku] = units.get(sku, 0.0) + sign * float(e.qty)
+        if sign > 0 and e.unit_price is not None:
+            self.open_price[sku] = float(e.unit_price)
+
+    def close_until(self, day: np.datetime64) -> list[tuple[np.datetime64, dict[str, float]]]:
+        """Close the open day and any empty days before ``day``; ``day`` becomes the open one."""
+        closed = []
+        while self.open_day < day:
+            units, self.open_units = self.open_units, {}
+            prices, self.open_price = self.open_price, {}
+            for sku in units:
+                if sku not in self.series:
+                    self.series[sku] = SeriesState()
+            for sku, state in self.series.items():
+                state.close_day(max(units.get(sku, 0.0), 0.0), prices.get(sku))
+            closed.append((self.open_day, {s: max(u, 0.0) for s, u in units.items()}))
+            self.open_day += 1
+        return closed
+
+    def skus(self) -> list[str]:
+        """SKUs with at least one closed day (what the model can score)."""
+        return list(self.series)
+
+    @classmethod
+    def from_ledger(cls, conn: sqlite3.Connection) -> DailySales:
+        """Rebuild from a ledger's event log (start-up only): the last ``HISTORY_DAYS`` days."""
+        sales = cls()
+        row = conn.execute("SELECT max(substr(event_time, 1, 10)) FROM events").fetchone()
+        if not row or row[0] is None:
+            return sales
+        last = np.datetime64(row[0], "D")
+        first = str(last - HISTORY_DAYS)
+        rows = conn.execute(
+            "SELECT substr(event_time, 1, 10) AS day, sku, type, sum(qty),"
+            " max(CASE WHEN unit_price IS NOT NULL THEN unit_price END) FROM events"
+            " WHERE substr(event_time, 1, 10) >= ? GROUP BY day, sku, type ORDER BY day",
+            (first,),
+        )
+        day_of = sales.day_of  # rows come in day order: no sort, no list of millions
+        sales._feed(
+            (day_of(day), SaleEvent(sku, kind, qty, day, price))
+            for day, sku, kind, qty, price in rows
+        )
+        return sales

@@ -1,0 +1,273 @@
+"""The gateway's forecast-driven decision policy: stock-out alerts and replenishment triggers.
+
+Forecasts come as a :class:`DailyForecasts` table (daily mean and P90 per SKU and horizon, made
+at a day's close: by the gateway's own re-score, ``edge_runtime.day_close``, or handed in
+precomputed by a replay). For every SKU whose stock changed, and for every SKU at a day's close:
+
+- stock-out: the probability of running out within the lead time on current
+  available-to-promise (``stockout.stockout_risk``), published through a ``StockoutMonitor``
+  (threshold with hysteresis, so a SKU hovering at the threshold does not flood the topic); ATP
+  at zero has probability 1, so it is always published (reason ``ATP_ZERO``);
+- replenishment: order-up-to over lead time + review period with safety stock from the forecast's
+  spread, pack size, MOQ and capacity (``replenishment.Replenisher``); one trigger per SKU while
+  its order is open, and a receipt of the SKU (or of the order id) closes the order;
+- ledger conflicts pass through as conflict messages.
+
+>>> import numpy as np
+>>> fc = DailyForecasts(["A"], np.datetime64("2024-01-01"), np.array([[[2.0, 2.0]]]),
+...                     np.array([[[4.0, 4.0]]]))
+>>> fc.lookup("A", "2024-01-02T10:00:00+00:00")
+(2.0, 4.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from edge_runtime.decisions import Cause, RulePolicy
+from edge_runtime.demand_distribution import daily_sigma
+from edge_runtime.messages import Message, StockoutAlert
+from edge_runtime.replenishment import Replenisher
+from edge_runtime.stock import Conflict, StockState
+from edge_runtime.stockout import StockoutMonitor, stockout_risk
+
+MAX_EXPECTED_DAYS = 365.0
+
+
+@dataclass
+class DailyForecasts:
+    """Forecasts made at each day's close: ``mean[i, d, h]`` for SKU ``i``, close day
+    ``first_close + d``, horizon ``h + 1``; events on a day use the previous close's forecast
+    (events on ``first_close`` itself have none and get no forecast-driven decision)."""
+
+    skus: list[str]
+    first_close: np.datetime64
+    mean: np.ndarray
+    p90: np.ndarray
+
+    def __post_init__(self) -> None:
+        self._index = {s: i for i, s in enumerate(self.skus)}
+
+    @property
+    def last_close(self) -> np.datetime64:
+        return self.first_close + (self.mean.shape[1] - 1)
+
+    def rows_of(self, skus: list[str]) -> np.ndarray:
+        """Row index of each of ``skus`` (all must be in the table)."""
+        index = self._index
+        return np.fromiter((index[s] for s in skus), dtype=np.int64, count=len(skus))
+
+    def lookup(self, sku: str, event_time: str, days: int = 1) -> tuple[float, float] | None:
+        """Mean and P90 per day over the next ``days`` days for an event at ``event_time``."""
+        i = self._index.get(sku)
+        if i is None:
+            return None
+        d = int((np.datetime64(event_time[:10], "D") - self.first_close).astype(int)) - 1
+        if d < 0:
+            return None  # no forecast was made before this day: no look-ahead
+        d = min(d, self.mean.shape[1] - 1)
+        h = max(1, min(days, self.mean.shape[2]))
+        return float(self.mean[i, d, :h].mean()), float(self.p90[i, d, :h].mean())
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """The numbers the policy decides with (``[model]`` of the gateway's configuration).
+
+    >>> DecisionSettings().protection_days
+    3
+    """
+
+    lead_time_days: float = 2.0
+    review_days: float = 1.0
+    service_z: float = 1.645
+    threshold: float = 0.5
+    min_change: float = 0.1
+    hysteresis: float = 0.05
+
+    @property
+    def protection_days(self) -> int:
+        """Whole days the order-up-to level must cover (lead time + review period)."""
+        return max(1, int(np.ceil(self.lead_time_days + self.review_days)))
+
+
+@dataclass
+class _Rows:
+    """The SKUs being decided, with their forecast over the lead time and the protection period."""
+
+    states: list[StockState]
+    causes: list[Cause | None]
+    when: list[str]
+    mean: np.ndarray  # daily, over the lead time
+    p90: np.ndarray
+    mean_protect: np.ndarray  # daily, over lead time + review period
+    p90_protect: np.ndarray
+
+
+class ForecastDecisionPolicy:
+    """Stock-out alerts and replenishment triggers from forecasts; a ``DecisionPolicy``.
+
+    ``items`` is per-SKU master data for ordering (``pack_size``, ``moq``, ``capacity``).
+    ``lead_time_days`` and ``threshold`` are shorthands for a ``DecisionSettings``.
+
+    >>> ForecastDecisionPolicy("S1", None, "7").version
+    '7'
+    """
+
+    def __init__(
+        self,
+        store_id: str,
+        forecasts: DailyForecasts | None,
+        model_version: str,
+        lead_time_days: float = 2.0,
+        threshold: float = 0.5,
+        settings: DecisionSettings | None = None,
+        items: dict[str, dict[str, float]] | None = None,
+    ):
+        self.store_id = store_id
+        self.forecasts = forecasts
+        self.version = str(model_version)
+        # ``settings`` (the gateway's [model] section) wins over the two shorthand arguments.
+        self.settings = s = settings or DecisionSettings(lead_time_days, threshold=threshold)
+        self.monitor = StockoutMonitor(s.threshold, s.min_change, s.hysteresis)
+        self.replenisher = Replenisher(s.lead_time_days, s.review_days, s.service_z, items)
+        self._rules = RulePolicy(store_id)  # conflicts only
+
+    def use(self, forecasts: DailyForecasts | None, model_version: str) -> None:
+        """Decide with a new forecast table from now on (a day's close, a bundle swap)."""
+        self.forecasts = forecasts
+        self.version = str(model_version)
+
+    def prime(self, states: Iterable[StockState]) -> None:
+        """After a restart: SKUs already at risk count as alerted (no repeated alerts)."""
+        rows = self._rows(list(states), {}, None)
+        if rows is not None:
+            risk = self._risk(rows)
+            self.monitor.update([s.sku for s in rows.states], risk.probability)
+
+    def receive(self, events: Iterable) -> None:
+        """Receipts close their SKU's open order (``Replenisher.receive``)."""
+        for e in events:
+            if e.type == "receipt":
+                self.replenisher.receive(e.sku, float(e.qty), e.order_id)
+
+    def decide(
+        self,
+        states: Sequence[StockState],
+        causes: Mapping[str, Cause],
+        conflicts: Sequence[Conflict],
+    ) -> list[Message]:
+        out = self.review(states, causes)
+        out.extend(self._rules.decide([], {}, conflicts))
+        return out
+
+    def review(
+        self, states: Sequence[StockState], causes: Mapping[str, Cause], at: str | None = None
+    ) -> list[Message]:
+        """Stock-out and replenishment decisions for ``states`` (at ``at``, ISO time, or each
+        SKU's cause / last event); what ``decide`` and the gateway's day close both run."""
+        rows = self._rows(states, causes, at)
+        if rows is None:
+            return []
+        risk = self._risk(rows)
+        update = self.monitor.update([s.sku for s in rows.states], risk.probability)
+        out: list[Message] = [
+            self._alert(rows, i, risk.probability[i], risk.expected_days[i])
+            for i in update.published_index
+        ]
+        out += self._orders(rows)
+        return out
+
+    def _rows(self, states, causes, at: str | None) -> _Rows | None:
+        if self.forecasts is None:
+            return None
+        keep, whens, fc_lead, fc_protect = [], [], [], []
+        lead = max(1, int(np.ceil(self.settings.lead_time_days)))
+        protect = self.settings.protection_days
+        for s in states:
+            cause = causes.get(s.sku)
+            when = at or (cause.event_time if cause else s.last_event_time)
+            found = self.forecasts.lookup(s.sku, when, lead) if when else None
+            if found is not None:
+                keep.append((s, cause))
+                whens.append(when)
+                fc_lead.append(found)
+                fc_protect.append(self.forecasts.lookup(s.sku, when, protect))
+        if not keep:
+            return None
+        lead_arr = np.array(fc_lead, dtype=np.float64)
+        protect_arr = np.array(fc_protect, dtype=np.float64)
+        return _Rows(
+            [k[0] for k in keep],
+            [k[1] for k in keep],
+            whens,
+            np.maximum(lead_arr[:, 0], 0.0),
+            np.maximum(lead_arr[:, 1], lead_arr[:, 0]),
+            np.maximum(protect_arr[:, 0], 0.0),
+            np.maximum(protect_arr[:, 1], protect_arr[:, 0]),
+        )
+
+    def _risk(self, rows: _Rows):
+        atp = np.array([float(s.available) for s in rows.states])
+        return stockout_risk(rows.mean, rows.p90, atp, self.settings.lead_time_days)
+
+    def _orders(self, rows: _Rows) -> list[Message]:
+        skus = [s.sku for s in rows.states]
+        atp = np.array([float(s.available) for s in rows.states])
+        sigma = daily_sigma(rows.mean_protect, rows.p90_protect)
+        open_orders = self.replenisher.open_orders
+        on_order = np.array([open_orders[s].quantity if s in open_orders else 0.0 for s in skus])
+        triggers = self.replenisher.review(skus, rows.mean_protect, sigma, atp, on_order)
+        at = {s.sku: i for i, s in enumerate(rows.states)}
+        out: list[Message] = []
+        for t in triggers:
+            i = at[t.sku]
+            s, cause = rows.states[i], rows.causes[i]
+            msg = t.to_message(
+                self.store_id,
+                self.version,
+                datetime.fromisoformat(rows.when[i]),
+                atp=s.available,
+                on_hand=s.on_hand,
+                reserved=s.reserved,
+                confidence=s.confidence,
+                horizon_hours=24.0 * self.settings.lead_time_days,
+            )
+            evidence = {
+                **msg.evidence,
+                "forecast_mean_daily": round(float(rows.mean_protect[i]), 3),
+                "forecast_p90_daily": round(float(rows.p90_protect[i]), 3),
+                "protection_days": self.settings.protection_days,
+            }
+            cause_id = cause.event_id if cause else None
+            out.append(msg.model_copy(update={"evidence": evidence, "cause_event_id": cause_id}))
+        return out
+
+    def _alert(self, rows: _Rows, i: int, prob: float, days: float) -> StockoutAlert:
+        s, cause, when = rows.states[i], rows.causes[i], rows.when[i]
+        at = datetime.fromisoformat(when)
+        # Beyond a year the expected time says nothing (and may overflow a datetime).
+        expected = at + timedelta(days=float(days)) if days <= MAX_EXPECTED_DAYS else None
+        return StockoutAlert(
+            store_id=self.store_id,
+            sku=s.sku,
+            event_time=at,
+            cause_event_id=cause.event_id if cause else None,
+            model_version=self.version,
+            probability=float(np.clip(np.nan_to_num(prob, nan=1.0), 0.0, 1.0)),
+            horizon_hours=24.0 * self.settings.lead_time_days,
+            expected_stockout_time=expected,
+            atp=s.available,
+            on_hand=s.on_hand,
+            reserved=s.reserved,
+            confidence=s.confidence,
+            reason_codes=["ATP_ZERO"] if s.available <= 0 else ["FORECAST_RISK"],
+            evidence={
+                "forecast_mean_daily": round(float(rows.mean[i]), 3),
+                "forecast_p90_daily": round(float(rows.p90[i]), 3),
+            },
+        )
