@@ -52,7 +52,7 @@ from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
-from edge_runtime.stock import SkuState, StockState
+from edge_runtime.stock import SkuState, StockState, iso_utc
 from edge_runtime.uplink import Uplink
 from models.bundle import Bundle, BundleError
 
@@ -247,7 +247,8 @@ class Gateway:
         model = self._model_for(candidate)  # ONNX sessions built outside the lock
         with self._lock:
             forecasts = self._use_model(model)
-            messages = self._review_all(self.ledger.stocks(0, self.ledger.sku_count()), forecasts)
+            states = self.ledger.stocks(0, self.ledger.sku_count())
+            messages = self._review_all(states, forecasts, self._now_text())
             rows = self.outbox.put(messages, conn=None) if messages else []
             self.counters["messages"] += len(rows)
             self._fresh.extend(rows)
@@ -255,12 +256,20 @@ class Gateway:
         log.info("bundle %s in use (%s)", candidate.model_version, candidate.path)
         return candidate
 
-    def _review_all(self, states: list[StockState], forecasts) -> list[Message]:
-        """The forecast policy's decisions on every SKU (a day's close, a new model)."""
+    def _now_text(self) -> str | None:
+        """The store's "now" as event-time text: the ledger clock, within the open store day."""
+        now = iso_utc(self.ledger.clock_us) if self.ledger.clock_us else None
+        day = self.sales.open_day
+        if day is not None and (now is None or np.datetime64(now[:10], "D") < day):
+            return f"{day}T00:00:00+00:00"  # the clock's UTC date can lag the store's date
+        return now
+
+    def _review_all(self, states: list[StockState], forecasts, at: str | None) -> list[Message]:
+        """The forecast policy's decisions on every SKU at ``at`` (a day's close, a new model)."""
         if forecasts is None or not isinstance(self.policy, ForecastDecisionPolicy) or not states:
             return []
         try:
-            return self.policy.review(states, {})
+            return self.policy.review(states, {}, at)
         except Exception:
             log.exception("decision policy %s failed at review", self.policy.version)
             self.counters["policy_errors"] += 1
@@ -290,11 +299,11 @@ class Gateway:
                 states.extend(self._states_in_txn(conn, result.changed_skus))
                 causes = {e.sku: e for e in result.events}
                 messages.extend(self._decide(states, causes, result.conflicts))
+            if result.events:  # sensor readings change no SKU but can still raise theft
+                messages.extend(self._watch(result.events))  # sales seen before the phantom check
+                messages.extend(self._counts(result.events, states))
             if closed:
                 messages.extend(self._day_close(conn, result.events, states))
-            if result.events:  # sensor readings change no SKU but can still raise theft
-                messages.extend(self._watch(result.events))
-                messages.extend(self._counts(result.events, states))
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
 
@@ -354,7 +363,8 @@ class Gateway:
         as_of = max(self.ledger.clock_us, latest.ts_us)
         buffer = self.ledger.safety_buffer
         states = [StockState.of(SkuState(*r), buffer, as_of) for r in rows]
-        out = self._review_all([s for s in states if s.sku not in done], self.forecasts)
+        others = [s for s in states if s.sku not in done]
+        out = self._review_all(others, self.forecasts, latest.event_time)
         return out + self._phantoms(latest.ts_us / 1e6, states)
 
     def _phantoms(self, now: float, states: list[StockState]) -> list[Message]:
@@ -625,6 +635,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", help="ledger/outbox directory (default var/gateway)")
     parser.add_argument("--mqtt-host", help="broker host (env SHELFCAST_MQTT_HOST)")
     parser.add_argument("--mqtt-port", type=int, help="broker port (env SHELFCAST_MQTT_PORT)")
+    parser.add_argument(
+        "--bundle", help="model bundle directory (env SHELFCAST_BUNDLE); none: the rules decide"
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 
@@ -638,18 +651,20 @@ def run(args: argparse.Namespace) -> int:
             gateway__state_dir=args.state_dir,
             mqtt__host=args.mqtt_host,
             mqtt__port=args.mqtt_port,
+            model__bundle=args.bundle,
         )
-    except ConfigError as err:
+        gw = Gateway(cfg).start()
+    except (ConfigError, BundleError) as err:
         print(f"shelfcast run: {err}", flush=True)
         return 2
-    gw = Gateway(cfg).start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     log.info(
-        "gateway %s: ledger %s, broker %s:%s, topics %s/%s/...",
+        "gateway %s: ledger %s, policy %s, broker %s:%s, topics %s/%s/...",
         cfg.gateway.store_id,
         cfg.ledger_path,
+        gw.model_version,
         cfg.mqtt.host,
         cfg.mqtt.port,
         cfg.mqtt.topic_prefix,
