@@ -75,28 +75,37 @@ class DailySales:
         self.series: dict[str, SeriesState] = {}
         self.open_units: dict[str, float] = {}  # SKU -> net units of the open day so far
         self.open_price: dict[str, float] = {}  # SKU -> last unit price seen on the open day
-        self.open_day: np.datetime64 | None = None
-        self._days: dict[str, np.datetime64] = {}  # event_time date text -> day (parse once)
+        self._open = (
+            -1
+        )  # the open day as days since the epoch (-1: no event yet); ints compare fast
+        self._days: dict[str, int] = {}  # event_time date text -> day number (parse once)
+
+    @property
+    def open_day(self) -> np.datetime64 | None:
+        """The day events are being added to (None before any event)."""
+        return None if self._open < 0 else np.datetime64(self._open, "D")
 
     @property
     def last_closed(self) -> np.datetime64 | None:
         """The last closed day (the day before the open one), None before any event."""
-        return None if self.open_day is None else self.open_day - 1
+        return None if self._open < 0 else np.datetime64(self._open - 1, "D")
 
-    def day_of(self, event_time: str) -> np.datetime64:
+    def day_of(self, event_time: str) -> int:
+        """The store day of an event time, as days since the epoch."""
         text = event_time[:10]
         day = self._days.get(text)
         if day is None:
             if len(self._days) > 4096:  # a bounded cache: dates only move forward
                 self._days.clear()
-            day = self._days[text] = np.datetime64(text, "D")
+            day = self._days[text] = int(np.datetime64(text, "D").astype(np.int64))
         return day
 
     def crosses(self, events: Iterable) -> bool:
         """Would ``events`` close the open day (an event of a later day among them)?"""
-        if self.open_day is None:
+        if self._open < 0:
             return False
-        return any(self.day_of(e.event_time) > self.open_day for e in events)
+        day_of, open_day = self.day_of, self._open
+        return any(day_of(e.event_time) > open_day for e in events)
 
     def copy(self) -> DailySales:
         """An independent copy (the gateway closes a day on a copy inside the ledger
@@ -105,38 +114,52 @@ class DailySales:
         out.series = {sku: _copy_series(s) for sku, s in self.series.items()}
         out.open_units = dict(self.open_units)
         out.open_price = dict(self.open_price)
-        out.open_day = self.open_day
+        out._open = self._open
         out._days = self._days
         return out
 
-    def observe(self, events: Iterable) -> list[tuple[np.datetime64, dict[str, float]]]:
+    def observe(
+        self, events: Iterable, within_open_day: bool = False
+    ) -> list[tuple[np.datetime64, dict[str, float]]]:
         """Add ``events`` (in day order; a batch is sorted here); returns the days this closed,
-        each with the net units per SKU it closed with."""
-        dated = sorted(((self.day_of(e.event_time), e) for e in events), key=lambda p: p[0])
+        each with the net units per SKU it closed with. ``within_open_day``: the caller already
+        knows (``crosses``) that no event is of a later day."""
+        events = list(events)
+        if self._open >= 0 and (within_open_day or not self.crosses(events)):
+            for e in events:  # the common case: all in the open day (or late)
+                self._add(e)
+            return []
+        day_of = self.day_of
+        dated = sorted(((day_of(e.event_time), e) for e in events), key=lambda p: p[0])
         return self._feed(dated)
 
     def _feed(self, dated: Iterable) -> list[tuple[np.datetime64, dict[str, float]]]:
         closed: list[tuple[np.datetime64, dict[str, float]]] = []
         for day, e in dated:
-            if self.open_day is None:
-                self.open_day = day
-            elif day > self.open_day:
+            if self._open < 0:
+                self._open = day
+            elif day > self._open:
                 closed += self.close_until(day)
             self._add(e)
         return closed
 
     def _add(self, e) -> None:
+        sign = SIGN.get(e.type)
         sku = e.sku
-        sign = SIGN.get(e.type, 0.0)
         units = self.open_units
-        units[sku] = units.get(sku, 0.0) + sign * float(e.qty)
+        if sign is None:  # receipts, counts, sensor readings: the SKU's series starts, no units
+            if sku not in units:
+                units[sku] = 0.0
+            return
+        units[sku] = units.get(sku, 0.0) + sign * e.qty
         if sign > 0 and e.unit_price is not None:
             self.open_price[sku] = float(e.unit_price)
 
-    def close_until(self, day: np.datetime64) -> list[tuple[np.datetime64, dict[str, float]]]:
-        """Close the open day and any empty days before ``day``; ``day`` becomes the open one."""
+    def close_until(self, day: int) -> list[tuple[np.datetime64, dict[str, float]]]:
+        """Close the open day and any empty days before ``day`` (days since the epoch); ``day``
+        becomes the open one."""
         closed = []
-        while self.open_day < day:
+        while self._open < day:
             units, self.open_units = self.open_units, {}
             prices, self.open_price = self.open_price, {}
             for sku in units:
@@ -144,8 +167,9 @@ class DailySales:
                     self.series[sku] = SeriesState()
             for sku, state in self.series.items():
                 state.close_day(max(units.get(sku, 0.0), 0.0), prices.get(sku))
-            closed.append((self.open_day, {s: max(u, 0.0) for s, u in units.items()}))
-            self.open_day += 1
+            day_units = {s: max(u, 0.0) for s, u in units.items()}
+            closed.append((np.datetime64(self._open, "D"), day_units))
+            self._open += 1
         return closed
 
     def skus(self) -> list[str]:

@@ -312,8 +312,8 @@ class Gateway:
         # Committed: only now do the sales series move on (a rolled-back batch never counts).
         if self._staged_sales is not None:
             self.sales, self._staged_sales = self._staged_sales, None
-        elif result.events:
-            self.sales.observe(result.events)
+        elif result.events:  # before_commit found them all within the open day
+            self.sales.observe(result.events, within_open_day=True)
         c = self.counters
         c["ingested"] += result.accepted
         c["duplicates"] += result.duplicates
@@ -336,7 +336,7 @@ class Gateway:
         """When the batch crosses the store day's midnight, close the day(s) on a copy of the
         sales series (kept after COMMIT) and re-score every SKU; True when a day closed."""
         sales = self.sales
-        if not events or (sales.open_day is not None and not sales.crosses(events)):
+        if not events or (sales.last_closed is not None and not sales.crosses(events)):
             return False
         staged = sales.copy()
         closed = staged.observe(events)
