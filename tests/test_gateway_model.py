@@ -277,21 +277,3 @@ def test_without_a_bundle_the_gateway_runs_on_the_rules(tmp_path):
         assert gw.model is None and gw.forecasts is None and gw.model_version == "rules-1"
         gw.ingest([ev("r", "A", "receipt", 1, 1)], "api")
         assert [m["kind"] for m in gw.recent_messages()] == ["replenishment"]
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "edge_runtime.daily_sales",
-        "edge_runtime.day_close",
-        "edge_runtime.forecast_policy",
-        "edge_runtime.count_watch",
-        "edge_runtime.bundles",
-    ],
-)
-def test_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.attempted > 0 and result.failed == 0

@@ -204,6 +204,11 @@ def test_a_theft_among_shoppers_is_always_reported_for_its_sku(qty, t, sku, tagg
         "edge_runtime.shelf_watch",
         "edge_runtime.online",
         "edge_runtime.scoring",
+        "edge_runtime.daily_sales",
+        "edge_runtime.day_close",
+        "edge_runtime.forecast_policy",
+        "edge_runtime.count_watch",
+        "edge_runtime.bundles",
         "shelfcast.sensors",
     ],
 )
