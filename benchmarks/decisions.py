@@ -14,6 +14,13 @@ Sections (each prints what it used, and any figure it cannot measure is null wit
   River correction learning from each day's error. RMSSE ratio (< 1 means the correction helps).
 - scoring: ONNX Runtime, one batched call for 10,000 SKUs, median of repeated runs.
 - feature parity: streaming vs batch features when ``feature_store.streaming`` exists.
+- gateway day close: the same real Online Retail history replayed as sale events, day by day,
+  into a real ``Gateway`` holding the same bundle (``SHELFCAST_BUNDLE``): every store day's close
+  re-scores all SKUs in one ONNX call from the gateway's own incremental series. Figures: the
+  time of the one-event ingest that closes a day (median, p95) against the plain ingest of the
+  rest of that day's events in one batch (same run), the ONNX call alone, parity of the gateway's central forecasts with the batch-feature
+  forecasts of the same close, and the held-out RMSSE of its River-corrected forecasts against
+  its central ones (the gateway path of the online-correction figure).
 
 Usage: ``python benchmarks/decisions.py --json out.json [--quick]``.
 """
@@ -316,6 +323,7 @@ def held_out_setup(top_skus: int, retrain: bool) -> dict:
     close = close_features(panel)
     first_test = int(np.flatnonzero(panel.dates > np.datetime64(CUTOFF, "D"))[0])
     return {
+        "frame": frame,
         "panel": panel,
         "close": close,
         "scorer": Scorer.from_bundle(bundle),
@@ -542,6 +550,135 @@ def feature_parity(setup: dict) -> dict:
     }
 
 
+# -- the gateway path: day close inside a real Gateway --------------------------------------------
+def gateway_day_close(setup: dict, frame: pd.DataFrame) -> dict:
+    """Replay the real daily sales as events through a real Gateway holding the bundle; the
+    gateway closes each store day itself (see the module docstring for the figures)."""
+    import tempfile
+
+    from edge_runtime.config import load_config
+    from edge_runtime.gateway import Gateway
+
+    panel, first = setup["panel"], setup["first_test"]
+    by_day = _daily_events(frame)
+    state = Path(tempfile.mkdtemp(prefix="decisions-gateway-"))
+    env = {
+        "SHELFCAST_STORE_ID": STORE,
+        "SHELFCAST_STATE_DIR": str(state),
+        "SHELFCAST_MQTT_ENABLED": "false",
+        "SHELFCAST_BUNDLE": str(setup["bundle"].path),
+        "SHELFCAST_MODEL_LEAD_TIME_DAYS": str(LEAD_TIME_DAYS),
+    }
+    gw = Gateway(load_config(env=env))
+    onnx_ms: list[float] = []
+    real_demand = gw.model.scorer.demand
+
+    def timed_demand(X):
+        t = time.perf_counter()
+        out = real_demand(X)
+        onnx_ms.append((time.perf_counter() - t) * 1000)
+        return out
+
+    gw.model.scorer.demand = timed_demand  # the benchmark times the real call, nothing else
+    close_ms, plain_ms, parity = [], [], 0.0
+    n, days = panel.units.shape
+    grids = {"central": np.full((n, days), np.nan), "river": np.full((n, days), np.nan)}
+    index = {str(d)[:10]: i for i, d in enumerate(panel.dates)}
+    skus = [str(k[1]) for k in panel.keys]
+    try:
+        for day in sorted(by_day):
+            # The day's first event alone crosses midnight (the close); the rest is one plain
+            # batch of the same day, the baseline a close is compared with.
+            closes = gw.counters["day_closes"]
+            t = time.perf_counter()
+            gw.ingest(by_day[day][:1], "pos")
+            close_ms.append((time.perf_counter() - t) * 1000)
+            if len(by_day[day]) > 1:
+                t = time.perf_counter()
+                gw.ingest(by_day[day][1:], "pos")
+                plain_ms.append((time.perf_counter() - t) * 1000)
+            if gw.counters["day_closes"] == closes:
+                close_ms.pop()  # the first day closes nothing
+                continue
+            c = index[str(gw.forecasts.last_close)]
+            if first <= c + 1 < days:
+                parity = max(parity, _gateway_parity(gw, setup, c, skus))
+                _collect_held_out(gw, c, skus, grids)
+        figures = {
+            "days_replayed": len(by_day),
+            "events": sum(len(v) for v in by_day.values()),
+            "day_closes": gw.counters["day_closes"],
+            "skus_scored_per_close": len(gw.forecasts.skus),
+            "rows_per_onnx_call": len(gw.forecasts.skus) * len(gw.model.horizons),
+            "day_close_ingest_ms_median": round(statistics.median(close_ms), 2),
+            "day_close_ingest_ms_p95": round(float(np.percentile(close_ms, 95)), 2),
+            "plain_ingest_ms_median": round(statistics.median(plain_ms), 2),
+            "plain_batch_events_median": statistics.median(len(v) - 1 for v in by_day.values()),
+            "onnx_call_ms_median": round(statistics.median(onnx_ms), 2),
+            "central_vs_batch_max_abs_diff": parity,
+            "policy_errors": gw.counters["policy_errors"],
+            "alerts": _alert_counts(gw),
+        }
+    finally:
+        gw.close()
+    base = rmsse(panel.units, grids["central"], first)
+    river = rmsse(panel.units, grids["river"], first)
+    return figures | {
+        "held_out_forecasts": int(np.isfinite(grids["central"][:, first:]).sum()),
+        "gateway_rmsse_central": round(base, 4),
+        "gateway_rmsse_river": round(river, 4),
+        "gateway_rmsse_ratio_river_vs_central": round(river / base, 4),
+    }
+
+
+def _daily_events(frame: pd.DataFrame) -> dict[str, list[dict]]:
+    """Each day's sale events (one per SKU-day with its real units and price), opened by one
+    receipt per SKU that covers all of its sales (the replay is about demand, not stock-outs)."""
+    by_day: dict[str, list[dict]] = {}
+    total = frame.groupby("sku").units.sum()
+    first_day = frame.groupby("sku").date.min()
+    for sku, day in first_day.items():
+        stamp = f"{day:%Y-%m-%d}T06:00:00+00:00"
+        by_day.setdefault(f"{day:%Y-%m-%d}", []).append(
+            {"event_id": f"open-{sku}", "store_id": STORE, "sku": str(sku), "type": "receipt",
+             "qty": int(total[sku]) + 1000, "event_time": stamp, "source": "wms"}
+        )  # fmt: skip
+    for sku, day, units, price in zip(frame.sku, frame.date, frame.units, frame.price, strict=True):
+        text = f"{day:%Y-%m-%d}"
+        by_day.setdefault(text, []).append(
+            {"event_id": f"{sku}-{text}", "store_id": STORE, "sku": str(sku), "type": "sale",
+             "qty": int(units), "event_time": f"{text}T12:00:00+00:00", "source": "pos",
+             "unit_price": float(price)}
+        )  # fmt: skip
+    return by_day
+
+
+def _gateway_parity(gw, setup: dict, close: int, skus: list[str]) -> float:
+    """Largest |gateway central mean - batch-feature mean| over the SKUs of one close (h=1)."""
+    mean, _ = forecasts(setup, close, [1])
+    central = gw.model.central
+    at = {s: i for i, s in enumerate(skus)}
+    batch = np.array([mean[at[s], 0] for s in central.skus])
+    diff = np.abs(central.mean[:, 0, 0] - batch)
+    return float(np.nanmax(diff)) if np.isfinite(diff).any() else 0.0
+
+
+def _collect_held_out(gw, close: int, skus: list[str], grids: dict) -> None:
+    """The gateway's next-day forecasts, central and River-corrected, into the day grids."""
+    table, central = gw.forecasts, gw.model.central
+    at = {s: i for i, s in enumerate(skus)}
+    rows = np.array([at[s] for s in table.skus])
+    grids["central"][rows, close + 1] = central.mean[:, 0, 0]
+    grids["river"][rows, close + 1] = table.mean[:, 0, 0]
+
+
+def _alert_counts(gw) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for m in gw.recent_messages(limit=1_000_000):
+        kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
+    return kinds
+
+
 def markdown(out: dict) -> str:
     rows = [
         ("theft_precision", out["theft_phantom"]["theft_precision"]),
@@ -554,6 +691,14 @@ def markdown(out: dict) -> str:
         ("online_correction_rmsse_ratio", out["online_correction_rmsse_ratio"]),
         ("score_10k_skus_ms", out["scoring"]["score_10k_skus_ms"]),
         ("feature_parity_max_abs_diff", out["parity"]["feature_parity_max_abs_diff"]),
+        ("gateway_day_close_ingest_ms_median", out["gateway"]["day_close_ingest_ms_median"]),
+        ("gateway_plain_ingest_ms_median", out["gateway"]["plain_ingest_ms_median"]),
+        ("gateway_onnx_call_ms_median", out["gateway"]["onnx_call_ms_median"]),
+        ("gateway_central_vs_batch_max_abs_diff", out["gateway"]["central_vs_batch_max_abs_diff"]),
+        (
+            "gateway_rmsse_ratio_river_vs_central",
+            out["gateway"]["gateway_rmsse_ratio_river_vs_central"],
+        ),
     ]
     m = out["machine"]
     lines = [
@@ -592,6 +737,8 @@ def main(argv: list[str] | None = None) -> int:
     print("scoring speed ...", flush=True)
     out["scoring"] = scoring_speed(setup)
     out["parity"] = feature_parity(setup)
+    print("gateway day close (real Gateway, the same bundle) ...", flush=True)
+    out["gateway"] = gateway_day_close(setup, setup["frame"])
     out["seconds"] = round(time.perf_counter() - started, 1)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2, default=float))

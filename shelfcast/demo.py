@@ -7,10 +7,13 @@
 3. Runs the digital twin on the held-out weeks: classic min/max, the edge order-up-to rule on the
    best statsforecast baseline, and on shelfcast's ONNX model + River.
 4. Starts an MQTT broker (Mosquitto when installed, else amqtt in-process) and the edge gateway
-   (SQLite ledger and outbox) with a decision policy driven by the same forecasts, then replays
-   the store's real invoice lines of the test weeks over MQTT (plus the opening stock count and
-   the receipts of shelfcast's orders from the twin, both labelled synthetic), printing alerts as
-   the gateway publishes them.
+   (SQLite ledger and outbox) holding the same bundle: it is seeded with the store's real daily
+   sales of the weeks before the test (so its own series have history), then the store's real
+   invoice lines of the test weeks are replayed over MQTT (plus the opening stock count and the
+   receipts of shelfcast's orders from the twin, both labelled synthetic). The gateway closes
+   each store day itself: one batched ONNX re-score of every SKU, River correction, stock-out
+   and replenishment decisions (``edge_runtime.forecast_policy``); alerts are printed as the
+   gateway publishes them.
 5. Prints a summary and writes ``var/demo/report.html``.
 
 >>> sorted(STEPS)[:2]
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 STORE_ID = "UK"  # the gateway's store id for Online Retail's United Kingdom
+HISTORY_DAYS = 120  # days of real daily sales the gateway is seeded with (features need 91)
 STEPS = ("1 data", "2 train", "3 twin", "4 edge", "5 report")
 TZ = "Europe/London"
 
@@ -144,6 +148,37 @@ def edge_stream(panel, run, lead_time: int) -> list[dict]:
     return [events[i] for i in order]
 
 
+def history_batches(frame, panel, run) -> list[list[dict]]:
+    """The store's real daily sales of the ``HISTORY_DAYS`` before the test weeks, one batch per
+    day, opened by one receipt per SKU sized so that the book at the test start equals the
+    twin's starting stock (the synthetic opening count then finds no difference)."""
+    import pandas as pd
+
+    start = panel.dates[run.start]
+    first = start - np.timedelta64(HISTORY_DAYS, "D")
+    dates = frame["date"].to_numpy().astype("datetime64[D]")
+    past = frame[(dates >= first) & (dates < start)]
+    sold = past.groupby(past["sku"].astype(str))["units"].sum()
+
+    def at(day, hour: int) -> str:
+        return pd.Timestamp(str(day)[:10]).replace(hour=hour).tz_localize(TZ).isoformat()
+
+    opening = [
+        _event(f"HIST-OPEN-{sku}", sku, "receipt",
+               run.extra["start_stock"][i] + sold.get(str(sku), 0.0), at(first, 5), "wms",
+               "synthetic opening stock of the seeded history")
+        for i, sku in enumerate(panel.skus)
+    ]  # fmt: skip
+    by_day: dict[str, list[dict]] = {}
+    for sku, day, units in zip(past["sku"].astype(str), past["date"], past["units"], strict=True):
+        text = f"{day:%Y-%m-%d}"
+        by_day.setdefault(text, []).append(
+            _event(f"HIST-{sku}-{text}", sku, "sale", units, at(text, 12), "pos",
+                   "real daily units of the history")
+        )  # fmt: skip
+    return [opening] + [by_day[d] for d in sorted(by_day)]
+
+
 def _event(eid, sku, kind, qty, when, source, reason) -> dict:
     return {
         "event_id": eid,
@@ -219,13 +254,13 @@ def describe(m: dict) -> str:
     return f"  ALERT {m.get('kind', '?'):<9} {when}  sku {m.get('sku')}"
 
 
-def replay_through_gateway(panel, run, forecasts, model_version, settings, out: Path, args):
-    """Start broker + gateway, publish the test weeks' stream, collect alerts; returns stats."""
+def replay_through_gateway(panel, run, frame, bundle: Path, settings, out: Path, args):
+    """Start broker + gateway (with ``bundle``), seed the history, publish the test weeks'
+    stream, collect alerts; returns stats."""
     import paho.mqtt.client as mqtt
     from tqdm import tqdm
 
     from edge_runtime.config import load_config, with_mqtt
-    from edge_runtime.forecast_policy import ForecastDecisionPolicy
     from edge_runtime.gateway import Gateway
     from shelfcast.broker import EmbeddedBroker
 
@@ -240,14 +275,26 @@ def replay_through_gateway(panel, run, forecasts, model_version, settings, out: 
     say("4 edge", f"MQTT broker: {broker.kind} on 127.0.0.1:{broker.port}")
     state = out / "gateway"
     shutil.rmtree(state, ignore_errors=True)  # a fresh store each run
-    cfg = load_config(env={"SHELFCAST_STORE_ID": STORE_ID, "SHELFCAST_STATE_DIR": str(state)})
-    cfg = with_mqtt(cfg, host="127.0.0.1", port=broker.port)
-    policy = ForecastDecisionPolicy(STORE_ID, forecasts, model_version, run.extra["lead_time"])
+    env = {
+        "SHELFCAST_STORE_ID": STORE_ID,
+        "SHELFCAST_STATE_DIR": str(state),
+        "SHELFCAST_BUNDLE": str(bundle),
+        "SHELFCAST_MODEL_LEAD_TIME_DAYS": str(run.extra["lead_time"]),
+    }
+    cfg = with_mqtt(load_config(env=env), host="127.0.0.1", port=broker.port)
+    history = history_batches(frame, panel, run)
+    seeded = sum(len(b) for b in history)
     stats: dict = {"broker": broker.kind, "events": len(events), "event_types": dict(kinds)}
+    stats["history_events"] = seeded
     gw = printer = pub = None
     try:
-        gw = Gateway(cfg, policy=policy).start()
-        say("4 edge", f"gateway up: ledger {cfg.ledger_path}, policy {policy.version}")
+        gw = Gateway(cfg)
+        for batch in history:
+            gw.ingest(batch, "history")
+        say("4 edge", f"gateway seeded with {seeded:,} history events ({HISTORY_DAYS} days, "
+            f"{gw.counters['day_closes']} day closes re-scored by the gateway)")  # fmt: skip
+        gw.start()
+        say("4 edge", f"gateway up: ledger {cfg.ledger_path}, model {gw.model_version}")
         printer = AlertPrinter(
             "127.0.0.1", broker.port, cfg.mqtt.topic_prefix, settings.print_alerts, tqdm.write
         )
@@ -258,7 +305,7 @@ def replay_through_gateway(panel, run, forecasts, model_version, settings, out: 
         with tqdm(total=len(events), unit="ev", desc="replay", file=sys.stdout) as bar:
             sent, last_source = 0, None
             for source, chunk in batches(events):
-                if source != last_source and not _wait_ingested(gw, sent, timeout=30):
+                if source != last_source and not _wait_ingested(gw, seeded + sent, 30):
                     # Topics are separate queues: the gateway takes everything sent so far
                     # before the topic changes, so receipts and sales keep their event order.
                     tqdm.write(f"  the gateway stopped ingesting after {sent} events; see its log")
@@ -267,7 +314,7 @@ def replay_through_gateway(panel, run, forecasts, model_version, settings, out: 
                 pub.publish(topic, json.dumps(chunk), qos=1).wait_for_publish(30)
                 sent, last_source = sent + len(chunk), source
                 bar.update(len(chunk))
-        done = _wait_ingested(gw, len(events), timeout=120)
+        done = _wait_ingested(gw, seeded + len(events), timeout=120)
         stats["replay_seconds"] = time.perf_counter() - t0
         gw.flush(30)
         time.sleep(1.0)  # let the last alerts reach the printer
@@ -311,7 +358,8 @@ def build_report(path: Path, panel, cmp, forecasts, stats, meta, settings) -> Pa
     for m in stats.get("messages", []):
         if m.get("kind") == "stockout" and m.get("event_time"):
             d = int((np.datetime64(str(m["event_time"])[:10], "D") - days[0]).astype(int))
-            alerts_by_sku.setdefault(m["sku"], []).append(d)
+            if 0 <= d < len(days):  # alerts on the seeded history are not in these charts
+                alerts_by_sku.setdefault(m["sku"], []).append(d)
     fc_charts, stock_charts = [], []
     for i in top:
         sku = str(panel.skus[i])
@@ -348,9 +396,12 @@ def build_report(path: Path, panel, cmp, forecasts, stats, meta, settings) -> Pa
             f"data up to <b>{_train_end(meta)}</b>; validation weeks {cmp.windows['validation'][0]} .. "
             f"{cmp.windows['validation'][1]}; test weeks {cmp.windows['test'][0]} .. "
             f"{cmp.windows['test'][1]} (held out from training).</p>"
-            f"<p>Edge replay: {stats['events']:,} events over MQTT ({stats['broker']}), "
-            f"{stats['counters'].get('ingested', 0):,} ingested into the SQLite ledger in "
-            f"{stats.get('replay_seconds', 0):.1f} s; messages received by a subscriber: "
+            f"<p>Edge replay: the gateway was seeded with {stats['history_events']:,} events of "
+            f"real daily sales before the test weeks, then {stats['events']:,} events came over "
+            f"MQTT ({stats['broker']}); {stats['counters'].get('ingested', 0):,} ingested into "
+            f"the SQLite ledger in all, the replay took {stats.get('replay_seconds', 0):.1f} s; "
+            f"the gateway closed {stats['counters'].get('day_closes', 0)} store days itself "
+            "(one batched ONNX re-score of every SKU each); messages received by a subscriber: "
             + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
             + ".</p>",
         ),
@@ -443,9 +494,7 @@ def run(args: argparse.Namespace) -> int:
     forecasts = _forecasts(panel, sc)
 
     say("4 edge", "starting the edge runtime and replaying the test weeks' real stream")
-    stats = replay_through_gateway(
-        panel, sc, forecasts, meta.get("model_version", "?"), settings, out, args
-    )
+    stats = replay_through_gateway(panel, sc, frame, bundle, settings, out, args)
 
     report = build_report(out / "report.html", panel, cmp, forecasts, stats, meta, settings)
     kinds = Counter(m.get("kind") for m in stats["messages"])
@@ -453,6 +502,8 @@ def run(args: argparse.Namespace) -> int:
     print("\n## Summary\n")
     print(markdown([
         {"what": "events replayed over MQTT", "value": stats["events"]},
+        {"what": "history events seeded", "value": stats["history_events"]},
+        {"what": "day closes re-scored by the gateway", "value": c["day_closes"]},
         {"what": "ingested / duplicates / rejected", "value": f"{c['ingested']} / {c['duplicates']} / {c['rejected']}"},
         {"what": "stock-out alerts received", "value": kinds.get("stockout", 0)},
         {"what": "conflicts received", "value": kinds.get("conflict", 0)},
