@@ -32,6 +32,7 @@ import signal
 import sqlite3
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from edge_runtime.messages import Message
 from edge_runtime.mqtt import MqttTransport
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.phantom import PhantomDetector
+from edge_runtime.replenishment import OpenOrder
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.stock import SkuState, StockState, iso_utc
@@ -144,6 +146,7 @@ class Gateway:
             self._use_model(self._model_for(bundle))
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self._prime()
+        self._restore_open_orders()
         self._lock = threading.Lock()  # ingest + hand-over of its rows, in commit order
         self._fresh: list[OutboxRow] = []
         self._inbox: queue.SimpleQueue[tuple[bytes, str, int, int]] = queue.SimpleQueue()
@@ -176,6 +179,29 @@ class Gateway:
             self.uplink.prime(page)
             self.count_watch.prime(page)
             offset += len(page)
+
+    def _restore_open_orders(self) -> None:
+        """After a restart: a SKU's last model-driven replenishment trigger published after its
+        last receipt is still an open order (no second order for it)."""
+        replenisher = getattr(self.policy, "replenisher", None)
+        if replenisher is None:
+            return
+        latest: dict[str, dict] = {}
+        for payload in self.outbox.recent("replenishment", None, 1_000_000):
+            m = json.loads(payload)
+            if m.get("sku") and m["model_version"] != RulePolicy.version:
+                latest.setdefault(m["sku"], m)  # newest first
+        if not latest:
+            return
+        received = dict(
+            self.ledger.connection.execute(
+                "SELECT sku, max(ts_us) FROM events WHERE type = 'receipt' GROUP BY sku"
+            )
+        )
+        for sku, m in latest.items():
+            at_us = datetime.fromisoformat(m["event_time"]).timestamp() * 1e6
+            if at_us >= received.get(sku, -1):  # a receipt closes orders before review
+                replenisher.open_orders[sku] = OpenOrder(sku, float(m["recommended_qty"]))
 
     # ---- the model bundle --------------------------------------------------------------
 

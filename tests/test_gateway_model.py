@@ -176,6 +176,12 @@ def test_replenishment_triggers_once_while_the_order_is_open_and_a_receipt_close
         assert len(again) == 2 and again[0]["cause_event_id"] == "in" and again[0]["atp"] == 6
         gw.ingest([ev("s4", "A", "sale", 1, 8, 16)], "pos")
         assert len(kinds(gw.recent_messages(), "replenishment")) == 2  # open again
+    with Gateway(cfg) as gw:  # a restart remembers the open order (published after the receipt)
+        assert gw.policy.replenisher.open_orders["A"].quantity == again[0]["recommended_qty"]
+        gw.ingest([ev("s5", "A", "sale", 1, 8, 17)], "pos")
+        assert len(kinds(gw.recent_messages(), "replenishment")) == 2
+        gw.ingest([ev("in2", "A", "receipt", 30, 8, 18), ev("s6", "A", "sale", 25, 8, 19)], "wms")
+        assert kinds(gw.recent_messages(), "replenishment")[0]["cause_event_id"] == "s6"
 
 
 # ---- phantom and shrink ------------------------------------------------------------------
