@@ -99,7 +99,9 @@ class ModelSection:
     stockout_threshold: float = 0.5  # publish a stock-out alert at this probability
     stockout_min_change: float = 0.1  # re-publish only when the probability moved this much
     stockout_hysteresis: float = 0.05  # re-arm once it fell this far below the threshold
-    forecast_days: int = 14  # horizons scored at each close (the API averages over them)
+    # Horizons scored at each close: covers lead + review and the API's default 7-day horizon
+    # (longer API horizons average these). The close costs about linearly in it.
+    forecast_days: int = 7
     phantom_alpha: float = 0.001  # phantom alert when P(no sale for that long) is below this
     shrink_z: float = 3.0  # cycle-count shrink alert beyond this z-score of the SKU's history
     scoring_threads: int = 1  # ONNX Runtime intra-op threads (1 keeps ingest responsive)
@@ -283,6 +285,11 @@ def _check_model(m: ModelSection, problems: list[str]) -> None:
         problems.append("model.stockout_min_change must be > 0, model.stockout_hysteresis >= 0")
     if not 1 <= m.forecast_days <= 28:
         problems.append(f"model.forecast_days: {m.forecast_days}; use 1..28 (the model's horizons)")
+    elif m.forecast_days < m.lead_time_days + m.review_days:
+        problems.append(
+            f"model.forecast_days: {m.forecast_days} does not cover lead_time_days + review_days "
+            f"({m.lead_time_days + m.review_days:g}); raise it"
+        )
     if not 0 < m.phantom_alpha < 1:
         problems.append(f"model.phantom_alpha: {m.phantom_alpha}; use (0, 1)")
     if m.shrink_z <= 0 or m.scoring_threads < 1:

@@ -39,7 +39,7 @@ class DayCloseModel:
     def __init__(
         self,
         bundle: Bundle,
-        forecast_days: int = 14,
+        forecast_days: int = 7,
         threads: int = 1,
         correction: OnlineCorrection | None = None,
     ):
