@@ -9,9 +9,13 @@ What it does:
 2. Trains a bundle (demand model, ONNX) on the history before the validation weeks with the
    project's training pipeline, or reuses the one it trained before for the same cut.
 3. ``shelfcast.simulate.compare_policies``: min/max (reference: 3 safety days), the edge
-   order-up-to rule on the best statsforecast baseline, and on the bundle's ONNX model + River;
-   each family's parameter chosen on the validation weeks at no more average inventory than
-   min/max there. Reports the test-week metrics and ``lost_sales_reduction_vs_minmax``.
+   order-up-to rule with normal safety stock on the best statsforecast baseline, and shelfcast:
+   the edge order-up-to rule with marginal-analysis buffers (``edge_runtime.service_level``) on
+   the bundle's ONNX model + River; ablations: shelfcast without River, and shelfcast's model
+   with the normal safety stock. Each family's parameter is chosen on the validation weeks at no
+   more average inventory than min/max there. Reports the test-week metrics,
+   ``lost_sales_reduction_vs_minmax``, and the units no policy could have sold (a single day's
+   demand above the SKU's shelf capacity).
 4. Times ``make demo`` once (wall clock; says whether it trained or reused its bundle).
 
 Usage: ``python benchmarks/twin.py --json out.json [--quick] [--no-demo] [--fresh-demo]``.
@@ -52,13 +56,16 @@ def bundle_for(frame, cutoff, out: Path, trees: int) -> tuple[Path, dict]:
     """Train on history up to ``cutoff`` or reuse the bundle trained for the same cut."""
     import numpy as np
 
+    from feature_store.spec import FEATURE_STORE_VERSION
     from training.train import TrainConfig, train
 
     source = f"online_retail UK top-{frame['sku'].nunique()} SKUs to {cutoff}, {trees} trees"
     meta_path = out / "metadata.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("data_source") == source:
+        # A bundle of another feature-store version would be refused by the gateway's loader.
+        same_features = meta.get("feature_store_version") == FEATURE_STORE_VERSION
+        if meta.get("data_source") == source and same_features:
             print(f"reusing bundle {out} ({source})", flush=True)
             return out, meta
     history = frame[frame["date"] <= np.datetime64(cutoff, "ns")]
@@ -86,6 +93,17 @@ def time_make_demo(fresh: bool) -> dict:
         "reused_bundle": "reusing bundle" in text,
         "log": str(log.relative_to(ROOT)),
     }
+
+
+def unavoidable_lost(panel: DemandPanel, config: StoreConfig, start: int) -> float:
+    """Test-week units above the SKU's shelf capacity on a single day: lost whatever the policy
+    (the twin never lets the inventory position exceed capacity)."""
+    import numpy as np
+
+    from shelfcast.twin import sku_parameters
+
+    _, capacity, _ = sku_parameters(panel, start, config)
+    return float(np.maximum(panel.units[:, start:] - capacity[:, None], 0.0).sum())
 
 
 def headline(cmp, summary: dict) -> dict:
@@ -134,7 +152,7 @@ def main() -> int:
         "--ablation",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run shelfcast without River (default on)",
+        help="also run shelfcast without River and with the normal safety stock (default on)",
     )
     parser.add_argument(
         "--fresh-demo", action="store_true", help="delete var/demo first (time a first run)"
@@ -154,10 +172,15 @@ def main() -> int:
     cutoff = panel.dates[val0 - 1]
     bundle, meta = bundle_for(frame, cutoff, ROOT / "var" / "bench" / f"twin_bundle_{top}", trees)
     config = StoreConfig()
-    grids = {"z_grid": (1.0, 2.33), "minmax_grid": (1.5, 3.0, 4.5)} if args.quick else {}
+    grids = (
+        {"z_grid": (1.0, 2.33), "minmax_grid": (1.5, 3.0, 4.5), "every_days_grid": (20.0, 75.0)}
+        if args.quick
+        else {}
+    )
+    ablations = ["shelfcast_no_river", "shelfcast_normal"] if args.ablation else []
     cmp = compare_policies(
         panel,
-        ["shelfcast", "statsforecast", *(["shelfcast_no_river"] if args.ablation else [])],
+        ["shelfcast", "statsforecast", *ablations],
         config,
         str(bundle),
         test_days,
@@ -193,6 +216,7 @@ def main() -> int:
         **headline(cmp, summary),
         "summary": summary,
         "notes": cmp.notes,
+        "lost_units_no_policy_can_avoid": unavoidable_lost(panel, config, test0),
         "twin_seconds": round(twin_seconds, 1),
     }
     print(f"\nstore {panel.store_id}, {panel.n_skus} SKUs, test {cmp.windows['test']}\n")

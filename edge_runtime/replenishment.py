@@ -4,7 +4,9 @@ Rules, per SKU, at each review (vectorised over SKUs by :func:`order_quantities`
 
 1. Protection period ``P = lead_time_days + review_days``.
 2. Order-up-to level ``S = mean_daily * P + z * sigma_daily * sqrt(P)`` where ``sigma_daily`` is
-   the forecast error's daily standard deviation and ``z`` the service-level factor.
+   the forecast error's daily standard deviation and ``z`` the service-level factor
+   (:func:`order_quantities`); or ``S = mean_daily * P + buffer`` with a per-SKU buffer sized by
+   marginal analysis (:func:`order_quantities_with_buffer`, :mod:`edge_runtime.service_level`).
 3. Inventory position ``IP = ATP + on_order``; raw need ``S - IP``; nothing when ``<= 0``.
 4. Round the need **up** to whole packs; raise it to the minimum order quantity (itself rounded up
    to whole packs).
@@ -64,19 +66,54 @@ def order_quantities(
 ) -> OrderPlan:
     """Apply the module's rules 1-5 to every SKU at once."""
     mean_daily = np.asarray(mean_daily, dtype=np.float64)
-    n = mean_daily.shape[0]
+    period = _protection_period(lead_time_days, review_days)
+    safety = z * _arr(sigma_daily, mean_daily.shape[0], 0.0) * np.sqrt(period)
+    return _plan(mean_daily * period + safety, safety, atp, on_order, pack_size, moq, capacity)
+
+
+def order_quantities_with_buffer(
+    mean_daily: np.ndarray,
+    buffer: np.ndarray,
+    atp: np.ndarray,
+    on_order: np.ndarray | None = None,
+    *,
+    lead_time_days: float,
+    review_days: float = 1.0,
+    pack_size: np.ndarray | float | None = None,
+    moq: np.ndarray | float | None = None,
+    capacity: np.ndarray | float | None = None,
+) -> OrderPlan:
+    """Rules 1 and 3-5 with the safety stock given per SKU instead of ``z * sigma * sqrt(P)``:
+    ``S = mean_daily * P + buffer`` (e.g. :func:`edge_runtime.service_level.buffer_exceeded_every`,
+    which sizes each SKU's buffer by the lost sales a unit of it saves).
+
+    >>> plan = order_quantities_with_buffer(np.array([10.0, 10.0]), np.array([5.0, 200.0]),
+    ...     atp=np.array([40.0, 40.0]), lead_time_days=2, review_days=7, pack_size=6.0)
+    >>> plan.order_up_to.tolist(), plan.quantity.tolist()
+    ([95.0, 290.0], [60.0, 252.0])
+    """
+    mean_daily = np.asarray(mean_daily, dtype=np.float64)
+    period = _protection_period(lead_time_days, review_days)
+    safety = _arr(buffer, mean_daily.shape[0], 0.0)
+    return _plan(mean_daily * period + safety, safety, atp, on_order, pack_size, moq, capacity)
+
+
+def _protection_period(lead_time_days: float, review_days: float) -> float:
     if lead_time_days <= 0 or review_days < 0:
         raise ValueError(
             f"need lead_time_days > 0 and review_days >= 0, got {lead_time_days}, {review_days}"
         )
+    return lead_time_days + review_days
+
+
+def _plan(s_level, safety, atp, on_order, pack_size, moq, capacity) -> OrderPlan:
+    """Rules 3-5 (position, packs and MOQ, capacity) for order-up-to levels ``s_level``."""
+    n = s_level.shape[0]
     pack = _arr(pack_size, n, 1.0)
     if np.any(pack <= 0):
         raise ValueError(f"pack_size must be > 0 (SKU index {int(np.argmin(pack))})")
     moq_units = np.ceil(_arr(moq, n, 0.0) / pack) * pack
     cap = _arr(capacity, n, np.inf)
-    period = lead_time_days + review_days
-    safety = z * _arr(sigma_daily, n, 0.0) * np.sqrt(period)
-    s_level = mean_daily * period + safety
     position = _arr(atp, n, 0.0) + _arr(on_order, n, 0.0)
     need = s_level - position
     qty = np.where(need > 0, np.maximum(np.ceil(need / pack - 1e-9) * pack, moq_units), 0.0)

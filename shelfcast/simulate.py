@@ -2,14 +2,16 @@
 
 Windows (days counted back from the end of the data): the last ``test_days`` are the test
 replay; the ``val_days`` before them are the validation replay. Each policy family runs over a
-grid of its service parameter on both. The min/max reference is the classic rule at its default
+grid of its service parameter on both (min/max: safety days; the normal order-up-to rule: z;
+the marginal rule: ``every_days``, the buffer covers the single-day demand exceeded once every
+that many days). The min/max reference is the classic rule at its default
 safety stock; every other family's parameter is **chosen on the validation weeks** as the one
 with the fewest lost units whose average inventory is no more than the min/max reference's
 there, then reported on the test weeks. As a cross-check the test-week curve (lost units
 against average inventory) is also interpolated at min/max's test inventory.
 
 >>> sorted(FAMILIES)
-['minmax', 'shelfcast', 'shelfcast_no_river', 'statsforecast']
+['minmax', 'shelfcast', 'shelfcast_no_river', 'shelfcast_normal', 'statsforecast']
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ from shelfcast.twin import DemandPanel, StoreConfig, TwinRun, prediction_quality
 FAMILIES = {
     "minmax": "classic min/max from trailing 91-day average sales (parameter: safety days)",
     "statsforecast": "edge order-up-to driven by the best statsforecast baseline (parameter: z)",
-    "shelfcast": "edge order-up-to driven by the bundle's ONNX model + River (parameter: z)",
+    "shelfcast": "edge order-up-to with marginal-analysis buffers on the bundle's ONNX model + River "
+    "(parameter: every_days)",
     "shelfcast_no_river": "the same without the River correction, to see what River adds",
+    "shelfcast_normal": "ONNX model + River with the normal safety stock z * sigma (parameter: z), "
+    "to see what the marginal buffers add",
 }
+MARGINAL_FAMILIES = ("shelfcast", "shelfcast_no_river")
 MINMAX_GRID = (0.0, 1.5, 3.0, 4.5, 6.0)
 MINMAX_REFERENCE = 3.0
 Z_GRID = (0.5, 1.0, 1.645, 2.33, 3.0, 4.0)
+EVERY_DAYS_GRID = (10.0, 20.0, 35.0, 50.0, 75.0, 100.0, 150.0)
 ALERT_THRESHOLD = 0.5  # the edge StockoutMonitor's default threshold
 
 
@@ -114,18 +121,25 @@ def interpolate_lost(curve: list[tuple[float, float, float]], inventory: float) 
 
 
 def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str, ...] | None):
-    from shelfcast.policies import MinMaxPolicy, OrderUpToPolicy, StatsForecastForecaster
+    from shelfcast.policies import (
+        MarginalOrderUpToPolicy,
+        MinMaxPolicy,
+        OrderUpToPolicy,
+        StatsForecastForecaster,
+    )
 
     if family == "minmax":
         return MinMaxPolicy(safety_days=param)
     if family == "statsforecast":
         kw = {"candidates": baselines} if baselines else {}
         return OrderUpToPolicy(StatsForecastForecaster(**kw), z=param)
-    if family in ("shelfcast", "shelfcast_no_river"):
+    if family in FAMILIES and family.startswith("shelfcast"):
         from shelfcast.edge_forecast import EdgeModelForecaster
 
-        online = family == "shelfcast"
-        return OrderUpToPolicy(EdgeModelForecaster(bundle, online=online), z=param)
+        forecaster = EdgeModelForecaster(bundle, online=family != "shelfcast_no_river")
+        if family in MARGINAL_FAMILIES:
+            return MarginalOrderUpToPolicy(forecaster, every_days=param)
+        return OrderUpToPolicy(forecaster, z=param)
     raise ValueError(f"unknown policy {family!r}; choose from {', '.join(FAMILIES)}")
 
 
@@ -141,13 +155,16 @@ def compare_policies(
     baselines: tuple[str, ...] | None = None,
     progress=None,
     refine: int = 4,
+    every_days_grid: tuple[float, ...] = EVERY_DAYS_GRID,
 ) -> Comparison:
     """Run every family over its grid on the validation and test windows (same demand, same
     store), choose parameters on validation, and return the :class:`Comparison`.
 
-    ``refine`` > 0 bisects each forecast family's z between the grid points around min/max's
-    validation inventory, that many times (validation runs only), so the chosen policy uses as
-    much of the inventory budget as it may; the test run is then made at the refined z."""
+    ``z_grid`` serves the normal-safety-stock families, ``every_days_grid`` the marginal ones
+    (:data:`MARGINAL_FAMILIES`). ``refine`` > 0 bisects each forecast family's parameter between
+    the grid points around min/max's validation inventory, that many times (validation runs
+    only), so the chosen policy uses as much of the inventory budget as it may; the test run is
+    then made at the refined parameter."""
     config = config or StoreConfig()
     if "minmax" not in families:
         families = ["minmax", *families]  # the reference every figure is relative to
@@ -165,7 +182,8 @@ def compare_policies(
         config, {k: (str(panel.dates[a]), str(panel.dates[b - 1])) for k, (a, b) in windows.items()}
     )
     horizon = max(config.lead_time, 1)
-    jobs = [(f, p) for f in families for p in (minmax_grid if f == "minmax" else z_grid)]
+    grids = {"minmax": minmax_grid, **dict.fromkeys(MARGINAL_FAMILIES, every_days_grid)}
+    jobs = [(f, p) for f in families for p in grids.get(f, z_grid)]
     for i, (family, param) in enumerate(jobs):
         runs = {}
         for window, (a, b) in windows.items():
@@ -179,7 +197,9 @@ def compare_policies(
         if family != "minmax" and refine > 0:
             _refine(cmp, family, refine, panel, config, windows, horizon, bundle, baselines)
             if progress:
-                progress(len(jobs), len(jobs), f"{family}: z refined to {cmp.chosen[family]:.3f}")
+                progress(
+                    len(jobs), len(jobs), f"{family}: parameter refined to {cmp.chosen[family]:.3f}"
+                )
     return cmp
 
 
@@ -205,8 +225,9 @@ def _choose(cmp: Comparison, minmax_grid: tuple[float, ...]) -> None:
 
 
 def _refine(cmp, family, steps, panel, config, windows, horizon, bundle, baselines) -> None:
-    """Bisect z on the validation weeks: the largest z whose average inventory stays within
-    min/max's validation inventory (inventory grows with z), then run the test weeks there."""
+    """Bisect the parameter on the validation weeks: the largest whose average inventory stays
+    within min/max's validation inventory (inventory grows with z and with every_days), then run
+    the test weeks there."""
     budget = cmp.runs["minmax"][cmp.chosen["minmax"]]["validation"].metrics()["avg_inventory_units"]
     grid = cmp.runs[family]
     inv = {p: r["validation"].metrics()["avg_inventory_units"] for p, r in grid.items()}
@@ -214,7 +235,7 @@ def _refine(cmp, family, steps, panel, config, windows, horizon, bundle, baselin
     above = sorted(p for p in inv if inv[p] > budget and (not within or p > within[-1]))
     if not within:
         return  # even the leanest grid point is over budget: keep the grid choice
-    # Past the grid's top when even its largest z stays within budget.
+    # Past the grid's top when even its largest parameter stays within budget.
     lo, hi = within[-1], (above[0] if above else max(2.0 * within[-1], within[-1] + 2.0))
     a, b = windows["validation"]
     for _ in range(steps):

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from edge_runtime.service_level import buffer_exceeded_every
 from shelfcast.policies import (
+    MarginalOrderUpToPolicy,
     MinMaxPolicy,
     MovingAverageForecaster,
     OrderUpToPolicy,
@@ -120,6 +122,32 @@ def test_more_safety_stock_means_fewer_lost_sales_and_more_inventory():
     ).metrics()
     assert hi["lost_units"] < lo["lost_units"]
     assert hi["avg_inventory_units"] > lo["avg_inventory_units"]
+
+
+def test_marginal_policy_orders_up_to_forecast_plus_the_sku_buffer():
+    """Its first order is the edge rule's: mean over lead time + review, plus the single-day
+    demand exceeded once every N days in the SKU's history, in whole packs, within capacity."""
+    rng = np.random.default_rng(4)
+    units = rng.poisson(4.0, (2, 200)).astype(float)
+    units[1, rng.choice(150, 8, replace=False)] += 80.0  # wholesale days in the history
+    units[1, [165, 185]] += 80.0  # and in the replay
+    panel = _panel(units)
+    cfg = StoreConfig(pack_size=4, lead_time=2, review_period=7, capacity_days=60)
+    policy = MarginalOrderUpToPolicy(MovingAverageForecaster(), every_days=25.0)
+    run = simulate(panel, policy, cfg, start=150, horizon=2)
+    seen = np.hstack([units[:, :150], run.sales[:, :1]])  # history + the first replay day's sales
+    buffer = buffer_exceeded_every(seen, 25.0)
+    assert buffer[1] > 80.0 > 3 * buffer[0]  # the wholesale SKU is worth covering, once in 25 days
+    target = seen[:, -28:].mean(axis=1) * 9 + buffer
+    # nothing is on order before the first review: the position is what is on the shelf
+    expected = np.ceil(np.maximum(target - run.on_hand[:, 0], 0.0) / 4) * 4
+    np.testing.assert_allclose(run.orders[:, 0], expected)
+    assert (run.orders % 4 == 0).all() and run.stockout_prob is not None
+    leaner = simulate(
+        panel, MarginalOrderUpToPolicy(MovingAverageForecaster(), every_days=5.0), cfg, start=150
+    ).metrics()
+    assert leaner["avg_inventory_units"] < run.metrics()["avg_inventory_units"]
+    assert leaner["lost_units"] > run.metrics()["lost_units"]
 
 
 def test_metrics_include_value_where_prices_exist():

@@ -74,6 +74,7 @@ def test_all_three_policies_on_the_same_demand(tiny_bundle):
         z_grid=(0.0, 1.0),
         minmax_grid=(0.0, 3.0),
         baselines=("seasonal_naive", "ses"),
+        every_days_grid=(10.0, 50.0),
     )
     rows = {r["policy"]: r for r in cmp.table()}
     assert set(rows) == {"minmax", "shelfcast", "statsforecast"}
@@ -82,8 +83,9 @@ def test_all_three_policies_on_the_same_demand(tiny_bundle):
     for r in rows.values():
         assert 0 < r["fill_rate"] <= 1 and r["avg_inventory_units"] > 0
     assert 0 <= rows["shelfcast"]["stockout_auc"] <= 1
-    assert rows["shelfcast"]["name"] == "order_up_to[shelfcast_onnx+river]"
-    # the chosen z (grid, then bisection on validation) keeps within min/max's inventory there
+    assert rows["shelfcast"]["name"] == "marginal_order_up_to[shelfcast_onnx+river]"
+    assert set(cmp.runs["shelfcast"]) >= {10.0, 50.0}  # its own grid, not z's
+    # the chosen parameter (grid, then bisection on validation) keeps within min/max's inventory there
     budget = cmp.runs["minmax"][cmp.chosen["minmax"]]["validation"].metrics()
     for family in ("shelfcast", "statsforecast"):
         chosen = cmp.runs[family][cmp.chosen[family]]
