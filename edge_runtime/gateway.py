@@ -132,6 +132,8 @@ class Gateway:
         # Theft / mis-scan detection over sales and sensor readings (which never touch stock).
         self.shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
         self.count_watch = CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
+        self.bundle_problem: str | None = None  # why an installed bundle is not in use
+        bundle = self._startup_bundle()  # before any file is opened: a refusal leaks nothing
         store = cfg.gateway.store_id
         self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
@@ -140,8 +142,6 @@ class Gateway:
         self.sales = DailySales.from_ledger(self.ledger.connection)
         self._staged_sales: DailySales | None = None  # a day closed in the open transaction
         self.model: DayCloseModel | None = None
-        self.bundle_problem: str | None = None  # why an installed bundle is not in use
-        bundle = self._startup_bundle()
         if bundle is not None:
             self._use_model(self._model_for(bundle))
         self.uplink = Uplink(self.outbox, store, self.policy.version)
