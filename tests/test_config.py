@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edge_runtime.config import ConfigError, load_config
@@ -92,3 +94,26 @@ def test_readme_example_uses_only_known_keys(tmp_path):
     with pytest.raises(ConfigError) as err:  # the example's certificate files do not exist here
         load_config(path, env={})
     assert all("does not exist" in p for p in err.value.problems), err.value.problems
+
+
+def test_model_section_from_file_env_and_cli(tmp_path):
+    bundle = tmp_path / "bundle-7"
+    bundle.mkdir()
+    path = write(
+        tmp_path,
+        f'[gateway]\nstore_id = "S1"\n[model]\nbundle = "{bundle}"\nlead_time_days = 3\n'
+        "stockout_threshold = 0.7\n",
+    )
+    cfg = load_config(path, env={"SHELFCAST_MODEL_REVIEW_DAYS": "2"})
+    m = cfg.model
+    assert (m.bundle, m.lead_time_days, m.review_days) == (str(bundle), 3.0, 2.0)
+    assert m.stockout_threshold == 0.7
+    assert cfg.bundle_dir == Path(cfg.gateway.state_dir) / "bundle"
+    assert (
+        load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_BUNDLE": ""}).model.bundle is None
+    )
+    assert load_config(path, env={}, model__bundle=None).model.bundle == str(bundle)
+    text = problems(store_id="S1", shelfcast_bundle=str(tmp_path / "nope"))
+    assert "model.bundle" in text and "SHELFCAST_BUNDLE" in text and "[policy] rules" in text
+    text = problems(store_id="S1", shelfcast_model_forecast_days="2")
+    assert "does not cover lead_time_days + review_days (3)" in text
