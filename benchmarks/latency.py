@@ -26,7 +26,10 @@ Figures:
   1,200 events/s through its local path (``Gateway.ingest``, what the API calls, a 12-event batch
   every 10 ms), Mosquitto is restarted: alerts created during the outage minus alerts the
   subscriber received.
-- ``duplicates_delivered``: alerts the subscriber received more than once, whole run.
+- ``duplicates_delivered``: alerts the subscriber received more than once, whole run;
+  ``duplicates_by_phase`` says in which phase and whether the broker flagged the copy DUP (its
+  QoS 1 redelivery to the consumer, which consumers dedupe by ``message_id``) or not (the
+  gateway handed the same outbox row to the broker twice).
 - ``uplink_bytes_ratio``: bytes of the uplink (gzip JSON deltas + short exceptions, one message
   per 15 minutes of store time) / bytes of every event as compact JSON, over the replay.
 
@@ -73,7 +76,7 @@ ALERT_KINDS = ("stockout", "replenishment", "anomaly", "conflict")
 def _field_main(port: int, conn) -> None:
     import paho.mqtt.client as mqtt
 
-    received: list[tuple[str, str, str | None, int]] = []
+    received: list[tuple[str, str, str | None, int, bool]] = []
 
     def on_connect(client, userdata, flags, reason_code, properties):
         client.subscribe([(f"{PREFIX}/{STORE}/alerts/#", 1), (f"{PREFIX}/{STORE}/conflicts", 1)])
@@ -81,7 +84,7 @@ def _field_main(port: int, conn) -> None:
     def on_message(client, userdata, msg):
         t = time.monotonic_ns()
         d = json.loads(msg.payload)
-        received.append((d["message_id"], d["kind"], d.get("cause_event_id"), t))
+        received.append((d["message_id"], d["kind"], d.get("cause_event_id"), t, bool(msg.dup)))
 
     sub = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id="bench-replenishment", clean_session=False
@@ -181,6 +184,29 @@ def wait_until(cond, timeout: float, step: float = 0.01) -> bool:
     return False
 
 
+def received_count(field) -> int:
+    field.send(("received", None))
+    return len(field.recv())
+
+
+def duplicates_by_phase(received: list[tuple], marks: dict[str, int]) -> dict[str, dict]:
+    """Repeated alerts per phase (``marks``: phase -> alerts received by its end), split by
+    whether the broker flagged the copy DUP (its own QoS 1 redelivery to the consumer) or not
+    (the gateway published the alert twice)."""
+    seen: set[str] = set()
+    out, start = {}, 0
+    for phase, end in marks.items():
+        dup_flagged = unflagged = 0
+        for message_id, *_, dup in received[start:end]:
+            if message_id in seen:
+                dup_flagged += dup
+                unflagged += not dup
+            seen.add(message_id)
+        out[phase] = {"broker_redelivered_dup": dup_flagged, "published_twice": unflagged}
+        start = end
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -198,7 +224,7 @@ def latency_run(field, gw: Gateway, events: list[dict], rate: float) -> dict:
     time.sleep(0.3)
     field.send(("received", None))
     got = field.recv()[before:]
-    lat = [(t - sent[c]) / 1e6 for _, _, c, t in got if c in sent]
+    lat = [(t - sent[c]) / 1e6 for _, _, c, t, _ in got if c in sent]
     return {
         "events": len(events),
         "offered_per_s": rate,
@@ -422,15 +448,19 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)  # the field's clients connect and subscribe
         print("warm-up ...", file=sys.stderr, flush=True)
         latency_run(here, gw, replay.take(int(args.rate)), args.rate)
+        marks = {"warm-up": received_count(here)}
         lat = []
         for r in range(runs):
             print(f"latency run {r + 1}/{runs} at {args.rate:.0f}/s ...", file=sys.stderr)
             lat.append(latency_run(here, gw, replay.take(int(args.rate * run_s)), args.rate))
+        marks["latency"] = received_count(here)
         print("throughput (single events, then 100-event batches) ...", file=sys.stderr)
         single = throughput_run(here, gw, singles(replay.take(blast_n)), blast_n)
         batched = throughput_run(here, gw, batches(replay.take(blast_n * 2), 100), blast_n * 2)
+        marks["throughput"] = received_count(here)
         print(f"broker outage of {outage_s} s ...", file=sys.stderr, flush=True)
         outage = outage_run(here, gw, broker, replay.take(int(args.rate * outage_s)), args.rate)
+        marks["outage"] = received_count(here)
         print("scoring on: forecast-risk policy, queued backlog then 1,200/s ...", file=sys.stderr)
         gw.close()  # events now wait in the broker (persistent session)
         from edge_runtime.forecast_policy import ForecastDecisionPolicy
@@ -444,9 +474,11 @@ def main(argv: list[str] | None = None) -> int:
             return g
 
         gw, scored = drain_run(scored_gateway, here, singles(replay.take(blast_n)), blast_n)
+        marks["restart + drain"] = received_count(here)
         scored_lat = latency_run(here, gw, replay.take(int(args.rate * run_s)), args.rate)
         here.send(("received", None))
         received = here.recv()
+        marks["scoring-on latency"] = len(received)
         ids = [m for m, *_ in received]
     finally:
         gw.close()
@@ -469,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             "p99_event_to_alert_ms_scoring_on": scored_lat["p99_ms"],
             "outage_alerts_lost": outage["alerts_lost"],
             "duplicates_delivered": len(ids) - len(set(ids)),
+            "duplicates_by_phase": duplicates_by_phase(received, marks),
             "alerts_delivered": len(ids),
             "uplink_bytes_ratio": uplink["ratio"],
             "uplink_bytes_ratio_uncompressed": uplink["ratio_uncompressed"],
