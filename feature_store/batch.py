@@ -24,12 +24,15 @@ import numpy as np
 from feature_store.spec import (
     DAYS_SINCE_CAP,
     DTYPE,
+    EWM_ALPHAS,
     LAGS,
     MAX_HORIZON,
     MAX_WINDOW,
     SAME_DOW_WEEKS,
     WINDOWS,
     close_names,
+    ewm_name,
+    ewm_weights,
     names,
 )
 
@@ -101,6 +104,28 @@ def _ffill(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _ewm_features(out: np.ndarray, u0: np.ndarray, valid: np.ndarray) -> None:
+    """Exponentially weighted means over the last ``MAX_WINDOW`` days (spec ``ewm_*``), one
+    shifted copy of the panel per lag, shared by every alpha."""
+    n_days = u0.shape[1]
+    sale = (u0 > 0).astype(np.float64)
+    weights = {a: ewm_weights(a) for a in EWM_ALPHAS}
+    sums = {a: np.zeros((3, *u0.shape)) for a in EWM_ALPHAS}  # units, sale days, weight
+    for k in range(min(MAX_WINDOW, n_days)):
+        lagged = np.zeros((3, *u0.shape))
+        lagged[0, :, k:] = u0[:, : n_days - k]
+        lagged[1, :, k:] = sale[:, : n_days - k]
+        lagged[2, :, k:] = valid[:, : n_days - k]
+        for a in EWM_ALPHAS:
+            sums[a] += weights[a][k] * lagged
+    for a in EWM_ALPHAS:
+        units, sales, weight = sums[a]
+        seen = weight > 0
+        safe = np.where(seen, weight, 1.0)
+        out[:, :, _CLOSE_INDEX[ewm_name(a)]] = np.where(seen, units / safe, 0.0)
+        out[:, :, _CLOSE_INDEX[ewm_name(a, "ewm_sale_share")]] = np.where(seen, sales / safe, 0.0)
+
+
 def close_features(panel: Panel) -> np.ndarray:
     """All close-day features for every series and day: float64 ``[series, day, feature]``."""
     u = panel.units.astype(np.float64)
@@ -127,6 +152,8 @@ def close_features(panel: Panel) -> np.ndarray:
         out[:, :, _CLOSE_INDEX[f"std_{w}"]] = np.sqrt(var)
         out[:, :, _CLOSE_INDEX[f"zero_share_{w}"]] = np.where(n > 0, zeros / safe, 0.0)
         out[:, :, _CLOSE_INDEX[f"sale_interval_{w}"]] = n / np.maximum(n - zeros, 1.0)
+
+    _ewm_features(out, u0, valid)
 
     day = np.arange(n_days)[None, :]
     last_sale = np.maximum.accumulate(np.where(u0 > 0, day, -1), axis=1)
@@ -221,16 +248,17 @@ def forecast_rows(
     return feature_rows(panel, close, series, days, horizon), series, horizon
 
 
-def training_rows(
-    panel: Panel,
-    close: np.ndarray,
-    last_day: int,
-    stride: int = 7,
-    min_age: int = 7,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training matrix and labels: close days every ``stride`` days (random phase per series),
-    every horizon whose target day is on or before ``last_day``."""
+def training_index(
+    panel: Panel, last_day: int, stride: int = 7, min_age: int = 7, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(series, close day, horizon)`` of the training rows: close days every ``stride`` days
+    (random phase per series), every horizon whose target day is on or before ``last_day``.
+
+    >>> p = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.zeros((1, 40)))
+    >>> s, d, h = training_index(p, last_day=39)
+    >>> bool((d + h <= 39).all()), bool((d >= 6).all())
+    (True, True)
+    """
     rng = np.random.default_rng(seed)
     first = panel.first_day()
     s_list, d_list, h_list = [], [], []
@@ -251,6 +279,19 @@ def training_rows(
             f"no training rows: every series is younger than {min_age} days before day {last_day}"
         )
     series, day, horizon = (np.concatenate(a) for a in (s_list, d_list, h_list))
+    return series, day, horizon
+
+
+def training_rows(
+    panel: Panel,
+    close: np.ndarray,
+    last_day: int,
+    stride: int = 7,
+    min_age: int = 7,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training matrix and labels for the rows of :func:`training_index`."""
+    series, day, horizon = training_index(panel, last_day, stride, min_age, seed)
     X = feature_rows(panel, close, series, day, horizon)
     y = np.nan_to_num(panel.units[series, day + horizon], nan=0.0)
     return X, y

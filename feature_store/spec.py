@@ -14,6 +14,12 @@ Definitions (``u[t]`` = units on day ``t``, ``c`` = close day, ``n`` = days seen
 - ``zero_share_w``: share of days with ``u == 0`` over the last ``min(w, n)`` days.
 - ``sale_interval_w``: ``min(w, n) / max(1, sale days in that window)``, the mean interval
   between sales (Croston's p) seen through a window.
+- ``ewm_a`` (``a`` in ``EWM_ALPHAS``, named by hundredths: ``ewm_05`` is alpha 0.05): the
+  exponentially weighted mean of ``u`` over the last ``min(MAX_WINDOW, n)`` days, day ``c - k``
+  weighing ``a (1 - a)^k``, normalised by the weights used (``sum_k w_k u[c-k] / sum_k w_k``):
+  the smoothed level of simple exponential smoothing, cut at the longest window so batch,
+  streaming and a truncated history agree exactly (``0.95^91 < 1 %``).
+- ``ewm_sale_share_a``: the same weighted mean of ``1[u > 0]``, TSB's demand probability.
 - ``days_since_sale``: days from the last day with ``u > 0`` to ``c`` (0 if ``u[c] > 0``),
   capped at ``DAYS_SINCE_CAP``; the cap when no sale was seen.
 - ``z_last``: ``(u[c] - mean_28) / (std_28 + 1)``, how unusual the close day was.
@@ -37,7 +43,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-FEATURE_STORE_VERSION = "1.0"
+FEATURE_STORE_VERSION = "1.1"
 
 LAGS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)
 WINDOWS: tuple[int, ...] = (7, 28, 91)
@@ -45,6 +51,7 @@ MAX_WINDOW = 91
 MAX_HORIZON = 28
 DAYS_SINCE_CAP = 365
 SAME_DOW_WEEKS = 4
+EWM_ALPHAS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
 
 DTYPE = "float32"  # the matrix the ONNX models take
 
@@ -61,6 +68,24 @@ class Feature:
     in_units: bool = False
 
 
+def ewm_name(alpha: float, stem: str = "ewm") -> str:
+    """Column name of an exponentially weighted feature: alpha in hundredths.
+
+    >>> ewm_name(0.05), ewm_name(0.4, "ewm_sale_share")
+    ('ewm_05', 'ewm_sale_share_40')
+    """
+    return f"{stem}_{round(alpha * 100):02d}"
+
+
+def ewm_weights(alpha: float) -> list[float]:
+    """Weight of day ``c - k`` for k = 0 .. MAX_WINDOW - 1 (before normalisation).
+
+    >>> [round(w, 3) for w in ewm_weights(0.5)[:3]]
+    [0.5, 0.25, 0.125]
+    """
+    return [alpha * (1.0 - alpha) ** k for k in range(MAX_WINDOW)]
+
+
 def _build() -> tuple[Feature, ...]:
     out = [
         Feature(f"lag_{k}", "close", f"units {k - 1} days before the close day", in_units=True)
@@ -75,6 +100,17 @@ def _build() -> tuple[Feature, ...]:
         )
         out.append(Feature(f"zero_share_{w}", "close", f"share of zero days over {w} days"))
         out.append(Feature(f"sale_interval_{w}", "close", f"mean days between sales, {w} days"))
+    for a in EWM_ALPHAS:
+        out.append(
+            Feature(
+                ewm_name(a), "close", f"exponentially weighted mean units, alpha {a}", in_units=True
+            )
+        )
+        out.append(
+            Feature(
+                ewm_name(a, "ewm_sale_share"), "close", f"weighted share of sale days, alpha {a}"
+            )
+        )
     out += [
         Feature("days_since_sale", "close", "days since the last day with a sale"),
         Feature("z_last", "close", "close day's units as a z-score against 28 days"),
@@ -144,6 +180,7 @@ def spec_dict() -> dict:
         "max_horizon": MAX_HORIZON,
         "days_since_cap": DAYS_SINCE_CAP,
         "same_dow_weeks": SAME_DOW_WEEKS,
+        "ewm_alphas": list(EWM_ALPHAS),
         "features": [asdict(f) for f in FEATURES],
         "anomaly_features": list(ANOMALY_FEATURES),
         "scale_feature": SCALE_FEATURE,

@@ -22,17 +22,21 @@ import numpy as np
 from feature_store.spec import (
     DAYS_SINCE_CAP,
     DTYPE,
+    EWM_ALPHAS,
     LAGS,
     MAX_HORIZON,
     MAX_WINDOW,
     SAME_DOW_WEEKS,
     WINDOWS,
     close_names,
+    ewm_name,
+    ewm_weights,
     names,
 )
 
 _CLOSE = close_names()
 _N_CLOSE = len(_CLOSE)
+_EWM_WEIGHTS = {a: np.array(ewm_weights(a)) for a in EWM_ALPHAS}
 
 
 class SeriesState:
@@ -92,6 +96,13 @@ class SeriesState:
             out[f"std_{w}"] = float(np.sqrt(max(sq / m - mean * mean, 0.0)))
             out[f"zero_share_{w}"] = zeros / m
             out[f"sale_interval_{w}"] = m / max(m - zeros, 1.0)
+        newest_first = hist[::-1]
+        sold = (newest_first > 0).astype(np.float64)
+        for a, w in _EWM_WEIGHTS.items():
+            w = w[:n]
+            total = float(w.sum())
+            out[ewm_name(a)] = float(w @ newest_first) / total
+            out[ewm_name(a, "ewm_sale_share")] = float(w @ sold) / total
         if self.last_sale_age >= 0:
             since = min(self.days_seen - 1 - self.last_sale_age, DAYS_SINCE_CAP)
         else:

@@ -92,8 +92,15 @@ class DemandModel:
             **extra,
         )
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> DemandModel:
-        """Fit the three models on a float32 feature matrix and non-negative units."""
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        mean_weight: np.ndarray | None = None,
+        quantile_weight: np.ndarray | None = None,
+    ) -> DemandModel:
+        """Fit the three models on a float32 feature matrix and non-negative units; optional
+        per-row loss weights for the mean model and for the two quantile models."""
         y = np.asarray(y, dtype=np.float64)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
@@ -111,8 +118,9 @@ class DemandModel:
         }
         self.boosters = {}
         Xn, scale = self.normalize(X)
+        weights = {"mean": mean_weight, "p50": quantile_weight, "p90": quantile_weight}
         for name, (objective, extra) in specs.items():
-            fitted = self._lgbm(objective, **extra).fit(Xn, y / scale)
+            fitted = self._lgbm(objective, **extra).fit(Xn, y / scale, sample_weight=weights[name])
             self.boosters[name] = float32_thresholds(fitted.booster_)
         return self
 
@@ -132,10 +140,16 @@ class DemandModel:
         loss, as in RMSSE. All arithmetic is float32, exactly as in the ONNX graph.
         """
         X = np.asarray(X, dtype=np.float32)
-        scale = X[:, SCALE_COL] + np.float32(SCALE_OFFSET)
+        scale = X[:, SCALE_COL] + np.float32(SCALE_OFFSET)  # float32, as in the ONNX graph
         Xn = X.copy()
         Xn[:, UNIT_COLS] = X[:, UNIT_COLS] / scale[:, None]
         return Xn, scale.astype(np.float64)
+
+    @staticmethod
+    def scale(X: np.ndarray) -> np.ndarray:
+        """Each row's series scale (what :meth:`normalize` divides by), as float64."""
+        X = np.asarray(X, dtype=np.float32)
+        return (X[:, SCALE_COL] + np.float32(SCALE_OFFSET)).astype(np.float64)
 
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Mean, P50, P90 with the same rules as the ONNX graph: clipped at 0, P90 >= P50."""

@@ -20,11 +20,13 @@ from feature_store.batch import (
 from feature_store.spec import (
     ANOMALY_FEATURES,
     DAYS_SINCE_CAP,
+    EWM_ALPHAS,
     FEATURES,
     LAGS,
     MAX_WINDOW,
     WINDOWS,
     close_names,
+    ewm_name,
     names,
     spec_dict,
 )
@@ -44,6 +46,12 @@ def reference_close(history: list[float], prices: list[float]) -> dict[str, floa
         zeros = sum(1 for x in win if x == 0)
         out[f"zero_share_{w}"] = zeros / len(win)
         out[f"sale_interval_{w}"] = len(win) / max(1, len(win) - zeros)
+    newest_first = history[::-1][:MAX_WINDOW]
+    for a in EWM_ALPHAS:
+        w = [a * (1 - a) ** k for k in range(len(newest_first))]
+        out[ewm_name(a)] = sum(wk * x for wk, x in zip(w, newest_first, strict=True)) / sum(w)
+        sold = sum(wk for wk, x in zip(w, newest_first, strict=True) if x > 0)
+        out[ewm_name(a, "ewm_sale_share")] = sold / sum(w)
     since = DAYS_SINCE_CAP
     for i in range(n - 1, -1, -1):
         if history[i] > 0:

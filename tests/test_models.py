@@ -17,6 +17,7 @@ from feature_store.spec import ANOMALY_FEATURES, names
 from models.anomaly import AnomalyModel
 from models.demand import DemandModel, float32_thresholds
 from models.onnx_export import max_abs_diff, run_onnx
+from training.loss_weights import weighted_training_rows
 
 pytestmark = pytest.mark.realdata
 
@@ -33,8 +34,9 @@ def real_panel(real_data_dir):
 def demand(real_panel):
     panel, close = real_panel
     cut = panel.n_days - 1 - 28
-    X, y = training_rows(panel, close, last_day=cut, stride=14)
-    return DemandModel(n_estimators=80, num_leaves=31).fit(X, y), cut
+    # Weighted as training weighs it (the weights never reach the graph; parity must still hold).
+    X, y, w = weighted_training_rows(panel, close, last_day=cut, stride=14)
+    return DemandModel(n_estimators=80, num_leaves=31).fit(X, y, w.mean, w.quantile), cut
 
 
 def test_demand_onnx_parity_on_held_out_real_rows(real_panel, demand):

@@ -65,3 +65,26 @@ def test_backtest_scores_only_the_series_asked_for():
     )
     assert sorted(set(result.frame()["series"])) == ["S/A", "S/C"]
     assert result.summary()["n_series_folds"] == 4
+
+
+def test_metric_weights_follow_each_series_in_sample_scale_up_to_the_cutoff():
+    from feature_store.batch import Panel
+    from training.loss_weights import metric_weights
+
+    lumpy = np.zeros(60)
+    lumpy[::20] = 400.0  # rare wholesale orders: a huge naive error
+    steady = np.tile([3.0, 5.0], 30)
+    panel = Panel(
+        keys=[("S", "L"), ("S", "T")],
+        start=np.datetime64("2024-01-01"),
+        units=np.vstack([lumpy, steady]),
+    )
+    series, scale = np.array([0, 1]), np.array([1.0, 1.0])
+    w = metric_weights(panel, series, scale, cutoff=39)
+    # weights are 1 / naive MSE (mean) and 1 / naive MAE (quantiles), normalised to mean 1
+    mse = [Scales.of(panel.units[s, :40]).mse for s in (0, 1)]
+    assert w.mean[0] / w.mean[1] == pytest.approx(mse[1] / mse[0])
+    assert w.mean[0] < 0.01 < 1.9 < w.mean[1]
+    # days after the cutoff (the test weeks) never shape the weights
+    panel.units[0, 40:] = 0.0
+    assert metric_weights(panel, series, scale, cutoff=39).mean == pytest.approx(w.mean)

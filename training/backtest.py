@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from feature_store.batch import Panel, close_features, forecast_rows, training_rows
+from feature_store.batch import Panel, close_features, forecast_rows
 from models.demand import DemandModel
 from training.baselines import BASELINES, baseline_forecasts
+from training.loss_weights import weighted_training_rows
 from training.metrics import Scales, coverage, mase, pinball, rmsse
 
 MODEL = "shelfcast"
@@ -113,9 +114,9 @@ def backtest(
     for k, cut in enumerate(fold_cutoffs(panel.n_days, folds, horizon), start=1):
         day = str(np.datetime64(panel.start, "D") + cut)
         say(f"fold {k}/{folds}: training on days up to {day}")
-        X, y = training_rows(panel, close, last_day=cut, stride=stride)
+        X, y, w = weighted_training_rows(panel, close, last_day=cut, stride=stride)
         t0 = time.perf_counter()
-        model = DemandModel(**(model_params or {})).fit(X, y)
+        model = DemandModel(**(model_params or {})).fit(X, y, w.mean, w.quantile)
         result.train_seconds.append(time.perf_counter() - t0)
         result.models.append(model)
         Xf, series, _h = forecast_rows(panel, close, cut, range(1, horizon + 1))

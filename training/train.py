@@ -102,7 +102,6 @@ def train(
         close_features,
         forecast_rows,
         panel_from_frame,
-        training_rows,
     )
     from feature_store.spec import ANOMALY_FEATURES, FEATURE_STORE_VERSION, names, spec_dict
     from models.anomaly import AnomalyModel
@@ -110,6 +109,7 @@ def train(
     from models.demand import DemandModel
     from models.onnx_export import run_onnx
     from training.backtest import backtest
+    from training.loss_weights import weighted_training_rows
 
     _say(f"history: {len(history):,} rows, {history.groupby(['store_id', 'sku']).ngroups:,} series")
     panel = panel_from_frame(history)
@@ -137,10 +137,12 @@ def train(
 
     close = close_features(panel)
     last = panel.n_days - 1
-    X, y = training_rows(panel, close, last_day=last, stride=config.stride, seed=config.seed)
+    X, y, w = weighted_training_rows(
+        panel, close, last_day=last, stride=config.stride, seed=config.seed
+    )
     _say(f"fitting demand model on {len(X):,} rows")
     t0 = time.perf_counter()
-    demand = DemandModel(**config.model_params()).fit(X, y)
+    demand = DemandModel(**config.model_params()).fit(X, y, w.mean, w.quantile)
     fit_seconds = time.perf_counter() - t0
     A = anomaly_training_rows(panel, close, config.anomaly_rows, config.seed)
     _say(f"fitting anomaly model on {len(A):,} store-SKU-days")
