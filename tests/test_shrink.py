@@ -199,6 +199,7 @@ def test_a_theft_among_shoppers_is_always_reported_for_its_sku(qty, t, sku, tagg
         "edge_runtime.demand_distribution",
         "edge_runtime.stockout",
         "edge_runtime.replenishment",
+        "edge_runtime.service_level",
         "edge_runtime.shrink",
         "edge_runtime.phantom",
         "edge_runtime.shelf_watch",
@@ -210,6 +211,10 @@ def test_a_theft_among_shoppers_is_always_reported_for_its_sku(qty, t, sku, tagg
         "edge_runtime.count_watch",
         "edge_runtime.bundles",
         "shelfcast.sensors",
+        "shelfcast.twin",
+        "shelfcast.policies",
+        "shelfcast.simulate",
+        "shelfcast.edge_forecast",
     ],
 )
 def test_docstring_examples_run(module):
