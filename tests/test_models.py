@@ -36,7 +36,7 @@ def demand(real_panel):
     cut = panel.n_days - 1 - 28
     # Weighted as training weighs it (the weights never reach the graph; parity must still hold).
     X, y, w = weighted_training_rows(panel, close, last_day=cut, stride=14)
-    return DemandModel(n_estimators=80, num_leaves=31).fit(X, y, w.mean, w.quantile), cut
+    return DemandModel(n_estimators=80, num_leaves=31).fit(X, y, mean_weight=w.mean), cut
 
 
 def test_demand_onnx_parity_on_held_out_real_rows(real_panel, demand):
