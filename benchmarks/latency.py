@@ -35,7 +35,7 @@ Figures:
 
 Decisions come from the rule policy (``edge_runtime.decisions.RulePolicy``) except for
 ``max_sustained_events_per_s`` and ``p99_event_to_alert_ms_scoring_on``: those restart the gateway
-with the forecast-risk policy (``shelfcast.forecast_policy``: stock-out probability per changed SKU
+with the forecast policy (``edge_runtime.forecast_policy``: stock-out probability per changed SKU
 from daily forecasts, here the replay's own per-SKU mean with a Poisson P90, not ONNX output),
 measure how fast it drains the backlog queued in the broker while it was down, then run 1,200
 events/s. ONNX inference is not in the per-event loop (its forecasts are made at day close).
@@ -374,8 +374,8 @@ def drain_run(gw_factory, field, items, n_events: int) -> tuple[object, dict]:
     capacity without a publisher in the way."""
     field.send(("offer", (items, None)))
     _, publish_s = field.recv()
-    gw = gw_factory()
-    start = gw.counters["ingested"]
+    gw = gw_factory()  # started, not waited for: it ingests queued events from CONNACK on
+    start = 0  # a new gateway's counters start at zero
     marks = []
     deadline = time.monotonic() + 300
     while gw.counters["ingested"] - start < n_events and time.monotonic() < deadline:
@@ -383,6 +383,7 @@ def drain_run(gw_factory, field, items, n_events: int) -> tuple[object, dict]:
         time.sleep(0.005)
     marks.append((time.monotonic(), gw.counters["ingested"] - start))
     first = next(t for t, n in marks if n > 0)
+    gw.transport.wait_connected(10)
     gw.flush(60)
     done = marks[-1]
     return gw, {
@@ -469,9 +470,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def scored_gateway() -> Gateway:
             policy = ForecastDecisionPolicy(STORE, forecasts, "replay-mean", lead_time_days=2)
-            g = Gateway(cfg, policy=policy).start()
-            g.transport.wait_connected(10)
-            return g
+            return Gateway(cfg, policy=policy).start()
 
         gw, scored = drain_run(scored_gateway, here, singles(replay.take(blast_n)), blast_n)
         marks["restart + drain"] = received_count(here)
@@ -507,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             "uplink_bytes_ratio_uncompressed": uplink["ratio_uncompressed"],
             "scoring": "latency/outage/uplink: rule policy (edge_runtime.decisions.RulePolicy); "
             "max_sustained_events_per_s and *_scoring_on: forecast-risk policy "
-            "(shelfcast.forecast_policy: negative-binomial stock-out risk per changed SKU + "
+            "(edge_runtime.forecast_policy: negative-binomial stock-out risk per changed SKU + "
             "hysteresis monitor) on replay-mean daily forecasts, draining a queued backlog of "
             "single-event messages; *_rules_live: rule policy, live publisher (publisher-bound); "
             "ONNX inference itself is not in the per-event loop",
