@@ -116,6 +116,8 @@ class RemovalMatcher:
         self._picks: dict[str, deque[_Pending]] = {}  # removals waiting for a sale
         self._pick_order: deque[tuple[str, _Pending]] = deque()  # all removals, oldest first
         self._paid: dict[str, deque[_Pending]] = {}  # sold units allowed out of the door
+        # Every sale in time order: expiry visits only SKUs with old permissions, not all SKUs.
+        self._paid_order: deque[tuple[float, str]] = deque()
         self._unpicked_sales: deque[tuple[str, _Pending]] = deque()  # sales with no removal
         self._held: deque[tuple[str, float, float, tuple, dict]] = deque()  # gate alerts on hold
         self._now = -math.inf
@@ -151,6 +153,7 @@ class RemovalMatcher:
         if left > 0:
             self._unpicked_sales.append((sku, _Pending(t, left, "sale")))
         self._paid.setdefault(sku, deque()).append(_Pending(t, qty, "sale"))
+        self._paid_order.append((t, sku))
 
     def void(self, sku: str, t: float, qty: float) -> None:
         """A void or return takes back the permission for ``qty`` units to leave."""
@@ -226,8 +229,11 @@ class RemovalMatcher:
         )
         while self._unpicked_sales and self._unpicked_sales[0][1].time < horizon:
             self._unpicked_sales.popleft()
-        for paid in self._paid.values():
-            while paid and paid[0].time < self._now - self.gate_window_s:
+        too_old = self._now - self.gate_window_s
+        order = self._paid_order
+        while order and order[0][0] < too_old:
+            paid = self._paid.get(order.popleft()[1])
+            while paid and paid[0].time < too_old:
                 paid.popleft()
 
     def _classify(

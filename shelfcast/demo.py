@@ -408,7 +408,7 @@ def build_report(path: Path, panel, cmp, forecasts, stats, meta, settings) -> Pa
         (
             "Policy comparison (test weeks, digital twin)",
             table(cmp.table(), ("name", *TABLE_COLUMNS[1:]))
-            + "<p class='note'>Each policy's parameter (min/max: safety days, others: z) was "
+            + "<p class='note'>Each policy's parameter (min/max: safety days; shelfcast: every_days N, the buffer is the single-day demand exceeded once every N days; others: z) was "
             "chosen on the validation weeks: the fewest lost units at no more average inventory "
             "than min/max at its default. Lost units and stock-outs are counted where real "
             "demand found an empty shelf. Stock-out columns: P(out within the lead time) against "
