@@ -279,6 +279,8 @@ class Gateway:
             self.counters["messages"] += len(rows)
             self._fresh.extend(rows)
         self._wake.set()
+        if self.transport is not None:
+            self.transport.set_model_version(self.policy.version)
         log.info("bundle %s in use (%s)", candidate.model_version, candidate.path)
         return candidate
 

@@ -149,6 +149,17 @@ class MqttTransport:
                 raise RuntimeError("paho refused a message (queue full); outbox keeps it")
             self._inflight[info.mid] = row.seq
 
+    def set_model_version(self, model_version: str) -> None:
+        """A new bundle is in use: the retained state (and the last will, from the next connect
+        on) name it, so consumers see the version without waiting for a reconnect."""
+        self._state_args["model_version"] = model_version
+        prefix = self.cfg.mqtt.topic_prefix
+        offline = GatewayState(status="offline", **self._state_args)
+        self.client.will_set(offline.topic(prefix), offline.to_json(), qos=1, retain=True)
+        if self.connected:
+            state = GatewayState(status="online", **self._state_args)
+            self.client.publish(state.topic(prefix), state.to_json(), 1, retain=True)
+
     def take_acked(self) -> list[int]:
         """Outbox seqs whose PUBACK arrived since the last call."""
         seqs = []

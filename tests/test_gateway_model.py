@@ -18,7 +18,7 @@ from edge_runtime.gateway import Gateway
 from edge_runtime.stockout import stockout_risk
 from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
 from models.bundle import BundleError, write_bundle
-from tests.mosquitto import Subscriber
+from tests.mosquitto import Subscriber, wait
 from tests.test_api_bundle import onnx_model
 from tests.test_api_predictions import column_model
 
@@ -276,6 +276,25 @@ def test_hot_swap_under_concurrent_ingest_loses_and_repeats_nothing(tmp_path):
         assert last["model_version"] == "v2" and last["kind"] in ("stockout", "replenishment")
         versions = [m["model_version"] for m in reversed(gw.recent_messages(limit=10_000))]
         assert "v2" in versions and "v1" not in versions[versions.index("v2") :]
+
+
+@pytest.mark.mqtt
+def test_swap_updates_the_retained_gateway_state(tmp_path, mosquitto):
+    """After a swap, a consumer that connects later learns the new model version from the
+    retained state message, without the gateway reconnecting."""
+    old = demand_bundle(tmp_path / "bundles" / "v1")
+    new = demand_bundle(tmp_path / "bundles" / "v2", column="mean_28")
+    with Gateway(config(tmp_path, old, mosquitto)).start() as gw:
+        assert gw.transport.wait_connected(10)
+        gw.swap_bundle(new)
+        late = Subscriber(mosquitto, ["shelfcast/S1/state"], client_id="late", clean_session=True)
+        try:  # the retained state, or the new one if it reaches the broker after we subscribe
+            assert wait(lambda: any(b"v2" in p for _, p, _ in late.received)), late.received
+            state = json.loads(late.received[-1][1])
+        finally:
+            late.close()
+        assert gw.transport.connects == 1
+    assert state["status"] == "online" and state["model_version"] == gw.model_version
 
 
 def test_without_a_bundle_the_gateway_runs_on_the_rules(tmp_path):
