@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 from collections import deque
+from functools import lru_cache
 
 import numpy as np
 
@@ -137,17 +138,25 @@ class SeriesState:
         close = self.close_features()
         X = np.empty((len(hs), len(names())), dtype=DTYPE)
         X[:, :_N_CLOSE] = close
-        day0 = np.datetime64(close_day, "D")
-        for i, h in enumerate(hs):
-            target = day0 + h
-            days = int(target.astype(np.int64))
-            month = target.astype("datetime64[M]")
-            X[i, _N_CLOSE:] = (
-                h,
-                (days + 3) % 7,
-                int((target - month.astype("datetime64[D]")).astype(np.int64)) + 1,
-                int(month.astype(np.int64)) % 12 + 1,
-                0.0 if events is None else float(events[i]),
-                self.same_dow_mean(h),
-            )
+        day0 = int(np.datetime64(close_day, "D").astype(np.int64))
+        X[:, _N_CLOSE : _N_CLOSE + 4] = _calendar(day0, tuple(hs))
+        X[:, _N_CLOSE + 4] = 0.0 if events is None else [float(e) for e in events]
+        X[:, _N_CLOSE + 5] = [self.same_dow_mean(h) for h in hs]
         return X
+
+
+@lru_cache(maxsize=64)
+def _calendar(day0: int, hs: tuple[int, ...]) -> np.ndarray:
+    """Horizon, weekday, day of month and month of each target day: the same for every SKU
+    at a close, so a gateway's day close computes them once, not once per SKU."""
+    out = np.empty((len(hs), 4), dtype=np.float64)
+    for i, h in enumerate(hs):
+        target = np.datetime64(day0 + h, "D")
+        month = target.astype("datetime64[M]")
+        out[i] = (
+            h,
+            (day0 + h + 3) % 7,
+            int((target - month.astype("datetime64[D]")).astype(np.int64)) + 1,
+            int(month.astype(np.int64)) % 12 + 1,
+        )
+    return out
