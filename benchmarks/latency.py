@@ -184,12 +184,13 @@ def wait_until(cond, timeout: float, step: float = 0.01) -> bool:
     return False
 
 
-def received_count(field) -> int:
+def received(field) -> list[tuple]:
+    """Every alert the field's subscriber has received so far, in arrival order."""
     field.send(("received", None))
-    return len(field.recv())
+    return field.recv()
 
 
-def duplicates_by_phase(received: list[tuple], marks: dict[str, int]) -> dict[str, dict]:
+def duplicates_by_phase(alerts: list[tuple], marks: dict[str, int]) -> dict[str, dict]:
     """Repeated alerts per phase (``marks``: phase -> alerts received by its end), split by
     whether the broker flagged the copy DUP (its own QoS 1 redelivery to the consumer) or not
     (the gateway published the alert twice)."""
@@ -197,7 +198,7 @@ def duplicates_by_phase(received: list[tuple], marks: dict[str, int]) -> dict[st
     out, start = {}, 0
     for phase, end in marks.items():
         dup_flagged = unflagged = 0
-        for message_id, *_, dup in received[start:end]:
+        for message_id, *_, dup in alerts[start:end]:
             if message_id in seen:
                 dup_flagged += dup
                 unflagged += not dup
@@ -213,8 +214,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def latency_run(field, gw: Gateway, events: list[dict], rate: float) -> dict:
-    field.send(("received", None))
-    before = len(field.recv())
+    before = len(received(field))
     cpu0 = time.process_time()
     field.send(("offer", (singles(events), rate)))
     sent, seconds = field.recv()
@@ -222,8 +222,7 @@ def latency_run(field, gw: Gateway, events: list[dict], rate: float) -> dict:
         raise RuntimeError("outbox did not drain after the latency run")
     cpu = time.process_time() - cpu0
     time.sleep(0.3)
-    field.send(("received", None))
-    got = field.recv()[before:]
+    got = received(field)[before:]
     lat = [(t - sent[c]) / 1e6 for _, _, c, t, _ in got if c in sent]
     return {
         "events": len(events),
@@ -288,12 +287,10 @@ def outage_run(field, gw: Gateway, broker: Mosquitto, events: list[dict], rate: 
     db.close()
 
     def all_arrived() -> bool:
-        field.send(("received", None))
-        return created <= {m for m, *_ in field.recv()}
+        return created <= {m for m, *_ in received(field)}
 
     wait_until(all_arrived, 60, 0.2)
-    field.send(("received", None))
-    ids = {m for m, *_ in field.recv()}
+    ids = {m for m, *_ in received(field)}
     return {
         "outage_s": round(outage_s, 1),
         "events_during_outage": len(events),
@@ -449,19 +446,19 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)  # the field's clients connect and subscribe
         print("warm-up ...", file=sys.stderr, flush=True)
         latency_run(here, gw, replay.take(int(args.rate)), args.rate)
-        marks = {"warm-up": received_count(here)}
+        marks = {"warm-up": len(received(here))}
         lat = []
         for r in range(runs):
             print(f"latency run {r + 1}/{runs} at {args.rate:.0f}/s ...", file=sys.stderr)
             lat.append(latency_run(here, gw, replay.take(int(args.rate * run_s)), args.rate))
-        marks["latency"] = received_count(here)
+        marks["latency"] = len(received(here))
         print("throughput (single events, then 100-event batches) ...", file=sys.stderr)
         single = throughput_run(here, gw, singles(replay.take(blast_n)), blast_n)
         batched = throughput_run(here, gw, batches(replay.take(blast_n * 2), 100), blast_n * 2)
-        marks["throughput"] = received_count(here)
+        marks["throughput"] = len(received(here))
         print(f"broker outage of {outage_s} s ...", file=sys.stderr, flush=True)
         outage = outage_run(here, gw, broker, replay.take(int(args.rate * outage_s)), args.rate)
-        marks["outage"] = received_count(here)
+        marks["outage"] = len(received(here))
         print("scoring on: forecast-risk policy, queued backlog then 1,200/s ...", file=sys.stderr)
         gw.close()  # events now wait in the broker (persistent session)
         from edge_runtime.forecast_policy import ForecastDecisionPolicy
@@ -473,12 +470,11 @@ def main(argv: list[str] | None = None) -> int:
             return Gateway(cfg, policy=policy).start()
 
         gw, scored = drain_run(scored_gateway, here, singles(replay.take(blast_n)), blast_n)
-        marks["restart + drain"] = received_count(here)
+        marks["restart + drain"] = len(received(here))
         scored_lat = latency_run(here, gw, replay.take(int(args.rate * run_s)), args.rate)
-        here.send(("received", None))
-        received = here.recv()
-        marks["scoring-on latency"] = len(received)
-        ids = [m for m, *_ in received]
+        alerts = received(here)
+        marks["scoring-on latency"] = len(alerts)
+        ids = [m for m, *_ in alerts]
     finally:
         gw.close()
         here.send(("stop", None))
@@ -500,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             "p99_event_to_alert_ms_scoring_on": scored_lat["p99_ms"],
             "outage_alerts_lost": outage["alerts_lost"],
             "duplicates_delivered": len(ids) - len(set(ids)),
-            "duplicates_by_phase": duplicates_by_phase(received, marks),
+            "duplicates_by_phase": duplicates_by_phase(alerts, marks),
             "alerts_delivered": len(ids),
             "uplink_bytes_ratio": uplink["ratio"],
             "uplink_bytes_ratio_uncompressed": uplink["ratio_uncompressed"],
