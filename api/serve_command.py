@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.runtime import StateDirRuntime
     from edge_runtime.config import ConfigError
+    from edge_runtime.heap import freeze_startup_heap
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     log = logging.getLogger("shelfcast.serve")
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     app = create_app(target, settings)
     runtime = app.state.runtime
+    freeze_startup_heap()  # why: edge_runtime/heap.py
     if not settings.writes_enabled:
         log.warning("no API token configured (SHELFCAST_API_TOKEN): writes are refused")
     mode = "read-only over " + args.attach if args.attach else "with the edge runtime"

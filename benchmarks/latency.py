@@ -4,8 +4,8 @@
 
 Everything runs on this machine over loopback: the script starts Mosquitto (persistence on) on a
 free port, runs the gateway (``edge_runtime.gateway.Gateway``: real SQLite ledger with
-``synchronous=FULL``, outbox, rule policy, paho transport) in this process, and a separate
-"field" process that plays the store's tills (a paho publisher sending one JSON event per MQTT
+``synchronous=FULL``, outbox, rule policy, paho transport) in this process, and two "field"
+processes: the store's tills (a paho publisher holding the replay, sending one JSON event per MQTT
 message to ``shelfcast/{store}/events/pos``) and a replenishment system (a plain paho subscriber
 with a persistent session on the alert and conflict topics).
 
@@ -49,6 +49,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -63,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge_runtime.config import load_config, with_mqtt  # noqa: E402
 from edge_runtime.gateway import Gateway  # noqa: E402
+from edge_runtime.heap import freeze_startup_heap  # noqa: E402
 from tests.mosquitto import Mosquitto, mosquitto_binary  # noqa: E402
 
 STORE = "CA_1"
@@ -70,10 +72,31 @@ PREFIX = "shelfcast"
 ALERT_KINDS = ("stockout", "replenishment", "anomaly", "conflict")
 
 
-# ---- the field process: tills and a replenishment system --------------------------------
+# ---- the field: tills and a replenishment system, each a process of its own ------------
+# The gateway's process holds only the gateway (as in a store): the replay's million event
+# dicts live in the tills' process, so the gateway's garbage collector never walks them, and
+# the consumer's receive stamps never wait for the tills' GIL.
 
 
-def _field_main(port: int, conn) -> None:
+def _tills_main(port: int, conn) -> None:
+    replay = Replay()
+    topic = f"{PREFIX}/{STORE}/events/pos"
+    while True:
+        cmd, arg = conn.recv()
+        if cmd == "offer":  # (events, batch size or None for single events, rate)
+            n, size, rate = arg
+            events = replay.take(n)
+            items = batches(events, size) if size else singles(events)
+            conn.send(_offer(port, topic, items, rate))
+        elif cmd == "take":
+            conn.send(replay.take(arg))
+        elif cmd == "forecasts":
+            conn.send(replay_forecasts(replay.base, arg))
+        elif cmd == "stop":
+            break
+
+
+def _consumer_main(port: int, conn) -> None:
     import paho.mqtt.client as mqtt
 
     received: list[tuple[str, str, str | None, int, bool]] = []
@@ -93,30 +116,79 @@ def _field_main(port: int, conn) -> None:
     sub.reconnect_delay_set(0.1, 0.5)
     sub.connect_async("127.0.0.1", port)
     sub.loop_start()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-tills")
-    pub.max_inflight_messages_set(1000)
-    pub.reconnect_delay_set(0.1, 0.5)
-    pub.connect_async("127.0.0.1", port)
-    pub.loop_start()
-    topic = f"{PREFIX}/{STORE}/events/pos"
     while True:
-        cmd, arg = conn.recv()
-        if cmd == "offer":
-            conn.send(_offer(pub, topic, *arg))
-        elif cmd == "received":
+        cmd, _ = conn.recv()
+        if cmd == "received":
             conn.send(list(received))
         elif cmd == "stop":
             break
     sub.loop_stop()
-    pub.loop_stop()
 
 
-def _offer(pub, topic: str, items: list[tuple[list[str], bytes]], rate: float | None):
-    """Publish items (event ids, payload) at ``rate`` messages/s (None: as fast as possible)."""
+class Field:
+    """The tills and the replenishment system, seen from the gateway's process."""
+
+    def __init__(self, port: int):
+        ctx = mp.get_context("spawn")
+        self._tills, tills_end = ctx.Pipe()
+        self._consumer, consumer_end = ctx.Pipe()
+        self._procs = [
+            ctx.Process(target=_tills_main, args=(port, tills_end), daemon=True),
+            ctx.Process(target=_consumer_main, args=(port, consumer_end), daemon=True),
+        ]
+        for proc in self._procs:
+            proc.start()
+
+    def _ask(self, pipe, cmd: str, arg=None):
+        pipe.send((cmd, arg))
+        return pipe.recv()
+
+    def offer(self, n: int, rate: float | None, batch: int | None = None):
+        """The tills publish their next ``n`` replay events: (event id -> send time, seconds)."""
+        self._tills.send(("offer", (n, batch, rate)))
+
+    def offered(self) -> tuple[dict[str, int], float]:
+        return self._tills.recv()
+
+    def take(self, n: int) -> list[dict]:
+        """The next ``n`` replay events, for the gateway's local ingest path."""
+        return self._ask(self._tills, "take", n)
+
+    def forecasts(self, lead_time_days: int):
+        return self._ask(self._tills, "forecasts", lead_time_days)
+
+    def received(self) -> list[tuple]:
+        """Every alert the replenishment system has received so far, in arrival order."""
+        return self._ask(self._consumer, "received")
+
+    def stop(self) -> None:
+        for pipe in (self._tills, self._consumer):
+            pipe.send(("stop", None))
+        for proc in self._procs:
+            proc.join(10)
+
+
+def _offer(port: int, topic: str, items: list[tuple[list[str], bytes]], rate: float | None):
+    """Publish items (event ids, one-line JSON payload) at ``rate`` messages/s (None: as fast as
+    possible) through ``mosquitto_pub -l``, QoS 1, one message per line.
+
+    Why a C client: a Python paho publisher at 1,200 messages/s took a third of a core from the
+    two the gateway runs on, and its network thread added its own delay between the send stamp
+    and the socket. Here the stamp is taken as the line is written and the C client sends it at
+    once.
+    """
+    pub = shutil.which("mosquitto_pub")
+    if pub is None:
+        raise FileNotFoundError("mosquitto_pub not found: apt-get install mosquitto-clients")
+    args = [pub, "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", "1", "-l"]
+    proc = subprocess.Popen(
+        [*args, "-M", "1000", "-i", "bench-tills"], stdin=subprocess.PIPE, bufsize=0
+    )
+    time.sleep(0.5)  # connected before the clock starts (lines written earlier would wait)
     sent: dict[str, int] = {}
-    infos = []
     t0 = time.monotonic_ns()
     step = int(1e9 / rate) if rate else 0
+    write = proc.stdin.write
     for i, (ids, payload) in enumerate(items):
         if step:
             due = t0 + i * step
@@ -126,9 +198,10 @@ def _offer(pub, topic: str, items: list[tuple[list[str], bytes]], rate: float | 
         now = time.monotonic_ns()
         for event_id in ids:
             sent[event_id] = now
-        infos.append(pub.publish(topic, payload, qos=1))
-    for info in infos:
-        info.wait_for_publish(60)
+        write(payload + b"\n")
+    proc.stdin.close()
+    if proc.wait(120) != 0:  # it exits once every message is acknowledged
+        raise RuntimeError(f"mosquitto_pub exited with {proc.returncode}")
     return sent, (time.monotonic_ns() - t0) / 1e9
 
 
@@ -184,12 +257,6 @@ def wait_until(cond, timeout: float, step: float = 0.01) -> bool:
     return False
 
 
-def received(field) -> list[tuple]:
-    """Every alert the field's subscriber has received so far, in arrival order."""
-    field.send(("received", None))
-    return field.recv()
-
-
 def duplicates_by_phase(alerts: list[tuple], marks: dict[str, int]) -> dict[str, dict]:
     """Repeated alerts per phase (``marks``: phase -> alerts received by its end), split by
     whether the broker flagged the copy DUP (its own QoS 1 redelivery to the consumer) or not
@@ -213,51 +280,53 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def latency_run(field, gw: Gateway, events: list[dict], rate: float) -> dict:
-    before = len(received(field))
+def latency_run(field: Field, gw: Gateway, n_events: int, rate: float) -> dict:
+    before = len(field.received())
     cpu0 = time.process_time()
-    field.send(("offer", (singles(events), rate)))
-    sent, seconds = field.recv()
+    field.offer(n_events, rate)
+    sent, seconds = field.offered()
     if not gw.flush(60):
         raise RuntimeError("outbox did not drain after the latency run")
     cpu = time.process_time() - cpu0
     time.sleep(0.3)
-    got = received(field)[before:]
+    got = field.received()[before:]
     lat = [(t - sent[c]) / 1e6 for _, _, c, t, _ in got if c in sent]
     return {
-        "events": len(events),
+        "events": n_events,
         "offered_per_s": rate,
-        "achieved_offer_per_s": round(len(events) / seconds, 1),
+        "achieved_offer_per_s": round(n_events / seconds, 1),
         "alerts": len(lat),
         "p50_ms": round(percentile(lat, 50), 3),
         "p99_ms": round(percentile(lat, 99), 3),
         "max_ms": round(max(lat), 3),
-        "gateway_cpu_us_per_event": round(cpu / len(events) * 1e6, 1),
+        "gateway_cpu_us_per_event": round(cpu / n_events * 1e6, 1),
     }
 
 
-def throughput_run(field, gw: Gateway, items, n_events: int) -> dict:
+def throughput_run(field: Field, gw: Gateway, n_events: int, batch: int | None) -> dict:
     start = gw.counters["ingested"]
     marks: list[tuple[float, int]] = []
-    field.send(("offer", (items, None)))
+    field.offer(n_events, None, batch)
     deadline = time.monotonic() + 300
     while gw.counters["ingested"] - start < n_events and time.monotonic() < deadline:
         marks.append((time.monotonic(), gw.counters["ingested"] - start))
         time.sleep(0.005)
     marks.append((time.monotonic(), gw.counters["ingested"] - start))
-    _, publish_s = field.recv()
+    _, publish_s = field.offered()
     first = next(t for t, n in marks if n > 0)
     done = marks[-1][0]
     gw.flush(60)
     return {
         "events": n_events,
-        "messages": len(items),
+        "messages": -(-n_events // (batch or 1)),
         "gateway_events_per_s": round(n_events / (done - first), 1),
         "publisher_events_per_s": round(n_events / publish_s, 1),
     }
 
 
-def outage_run(field, gw: Gateway, broker: Mosquitto, events: list[dict], rate: float) -> dict:
+def outage_run(
+    field: Field, gw: Gateway, broker: Mosquitto, events: list[dict], rate: float
+) -> dict:
     gw.flush(60)
     db = sqlite3.connect(gw.cfg.ledger_path)
     seq_before = db.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
@@ -287,10 +356,10 @@ def outage_run(field, gw: Gateway, broker: Mosquitto, events: list[dict], rate: 
     db.close()
 
     def all_arrived() -> bool:
-        return created <= {m for m, *_ in received(field)}
+        return created <= {m for m, *_ in field.received()}
 
     wait_until(all_arrived, 60, 0.2)
-    ids = {m for m, *_ in received(field)}
+    ids = {m for m, *_ in field.received()}
     return {
         "outage_s": round(outage_s, 1),
         "events_during_outage": len(events),
@@ -366,11 +435,11 @@ def replay_forecasts(base: list[dict], lead_time_days: int):
     )  # fmt: skip
 
 
-def drain_run(gw_factory, field, items, n_events: int) -> tuple[object, dict]:
+def drain_run(gw_factory, field: Field, n_events: int) -> tuple[object, dict]:
     """Events queued in the broker while no gateway runs; a new gateway drains them: its
     capacity without a publisher in the way."""
-    field.send(("offer", (items, None)))
-    _, publish_s = field.recv()
+    field.offer(n_events, None)
+    _, publish_s = field.offered()
     gw = gw_factory()  # started, not waited for: it ingests queued events from CONNACK on
     start = 0  # a new gateway's counters start at zero
     marks = []
@@ -392,6 +461,14 @@ def drain_run(gw_factory, field, items, n_events: int) -> tuple[object, dict]:
 
 
 # ---- main ---------------------------------------------------------------------------------
+
+
+def serving(gw: Gateway) -> Gateway:
+    """Start the gateway as ``shelfcast run`` / ``serve`` do: the heap that start-up built is
+    frozen out of later garbage collections (``edge_runtime.heap``)."""
+    gw.start()
+    freeze_startup_heap()
+    return gw
 
 
 def machine() -> dict:
@@ -425,63 +502,60 @@ def main(argv: list[str] | None = None) -> int:
     outage_s = 5 if quick else 60
     blast_n = 5000 if quick else 30000
 
-    print("loading the M5 CA_1 replay ...", file=sys.stderr, flush=True)
-    replay = Replay()
     work = Path(tempfile.mkdtemp(prefix="shelfcast-latency-"))
     broker = Mosquitto(work / "broker").start()
-    ctx = mp.get_context("spawn")
-    here, there = ctx.Pipe()
-    field = ctx.Process(target=_field_main, args=(broker.port, there), daemon=True)
-    field.start()
+    print("starting the tills (loading the M5 CA_1 replay) and the consumer ...", file=sys.stderr)
+    field = Field(broker.port)
     env = {"SHELFCAST_STORE_ID": STORE, "SHELFCAST_STATE_DIR": str(work / "gateway")}
     cfg = with_mqtt(
         load_config(env=env), host="127.0.0.1", port=broker.port, reconnect_min_s=0.1,
         reconnect_max_s=1.0,
     )  # fmt: skip
-    gw = Gateway(cfg).start()
+    gw = serving(Gateway(cfg))
     result: dict = {"machine": machine(), "quick": quick, "replay": "M5 CA_1 (shelfcast.replay)"}
     try:
         if not gw.transport.wait_connected(10):
             raise RuntimeError("gateway did not connect to Mosquitto")
+        field.take(0)  # the replay is loaded
         time.sleep(1.0)  # the field's clients connect and subscribe
         print("warm-up ...", file=sys.stderr, flush=True)
-        latency_run(here, gw, replay.take(int(args.rate)), args.rate)
-        marks = {"warm-up": len(received(here))}
+        latency_run(field, gw, int(args.rate), args.rate)
+        marks = {"warm-up": len(field.received())}
         lat = []
         for r in range(runs):
             print(f"latency run {r + 1}/{runs} at {args.rate:.0f}/s ...", file=sys.stderr)
-            lat.append(latency_run(here, gw, replay.take(int(args.rate * run_s)), args.rate))
-        marks["latency"] = len(received(here))
+            lat.append(latency_run(field, gw, int(args.rate * run_s), args.rate))
+        marks["latency"] = len(field.received())
         print("throughput (single events, then 100-event batches) ...", file=sys.stderr)
-        single = throughput_run(here, gw, singles(replay.take(blast_n)), blast_n)
-        batched = throughput_run(here, gw, batches(replay.take(blast_n * 2), 100), blast_n * 2)
-        marks["throughput"] = len(received(here))
+        single = throughput_run(field, gw, blast_n, None)
+        batched = throughput_run(field, gw, blast_n * 2, 100)
+        marks["throughput"] = len(field.received())
         print(f"broker outage of {outage_s} s ...", file=sys.stderr, flush=True)
-        outage = outage_run(here, gw, broker, replay.take(int(args.rate * outage_s)), args.rate)
-        marks["outage"] = len(received(here))
+        outage = outage_run(field, gw, broker, field.take(int(args.rate * outage_s)), args.rate)
+        marks["outage"] = len(field.received())
         print("scoring on: forecast-risk policy, queued backlog then 1,200/s ...", file=sys.stderr)
         gw.close()  # events now wait in the broker (persistent session)
         from edge_runtime.forecast_policy import ForecastDecisionPolicy
 
-        forecasts = replay_forecasts(replay.base, lead_time_days=2)
+        forecasts = field.forecasts(2)
 
         def scored_gateway() -> Gateway:
             policy = ForecastDecisionPolicy(STORE, forecasts, "replay-mean", lead_time_days=2)
-            return Gateway(cfg, policy=policy).start()
+            return serving(Gateway(cfg, policy=policy))
 
-        gw, scored = drain_run(scored_gateway, here, singles(replay.take(blast_n)), blast_n)
-        marks["restart + drain"] = len(received(here))
-        scored_lat = latency_run(here, gw, replay.take(int(args.rate * run_s)), args.rate)
-        alerts = received(here)
+        gw, scored = drain_run(scored_gateway, field, blast_n)
+        marks["restart + drain"] = len(field.received())
+        scored_lat = latency_run(field, gw, int(args.rate * run_s), args.rate)
+        alerts = field.received()
         marks["scoring-on latency"] = len(alerts)
         ids = [m for m, *_ in alerts]
     finally:
         gw.close()
-        here.send(("stop", None))
-        field.join(10)
+        field.stop()
         broker.stop()
     print("uplink bytes over the replay ...", file=sys.stderr, flush=True)
-    up_events = Replay(limit=30000 if quick else None).take(30000 if quick else len(replay.base))
+    up_replay = Replay(limit=30000 if quick else None)
+    up_events = up_replay.take(len(up_replay.base))
     uplink = uplink_run(up_events, 15, work / "uplink")
 
     result["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)

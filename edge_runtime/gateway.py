@@ -46,6 +46,7 @@ from edge_runtime.day_close import DayCloseModel
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES, Rejection
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
+from edge_runtime.heap import freeze_startup_heap
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.messages import Message
 from edge_runtime.mqtt import MqttTransport
@@ -685,6 +686,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, BundleError) as err:
         print(f"shelfcast run: {err}", flush=True)
         return 2
+    freeze_startup_heap()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
