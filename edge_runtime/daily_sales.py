@@ -52,18 +52,6 @@ class SaleEvent:
     unit_price: float | None = None
 
 
-def _copy_series(s: SeriesState) -> SeriesState:
-    """A copy of one series (its deque included) without deepcopy's per-object overhead."""
-    out = SeriesState()
-    out.units.extend(s.units)
-    out.days_seen = s.days_seen
-    out.last_price = s.last_price
-    out.last_promo = s.last_promo
-    out.last_sale_age = s.last_sale_age
-    out._last_dow = s._last_dow
-    return out
-
-
 class DailySales:
     """Per-SKU ``SeriesState`` of closed days plus the open day's totals (see module docstring).
 
@@ -106,17 +94,6 @@ class DailySales:
             return False
         day_of, open_day = self.day_of, self._open
         return any(day_of(e.event_time) > open_day for e in events)
-
-    def copy(self) -> DailySales:
-        """An independent copy (the gateway closes a day on a copy inside the ledger
-        transaction and keeps it only once that transaction committed)."""
-        out = DailySales()
-        out.series = {sku: _copy_series(s) for sku, s in self.series.items()}
-        out.open_units = dict(self.open_units)
-        out.open_price = dict(self.open_price)
-        out._open = self._open
-        out._days = self._days
-        return out
 
     def observe(
         self, events: Iterable, within_open_day: bool = False

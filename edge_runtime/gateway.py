@@ -141,7 +141,7 @@ class Gateway:
         self.policy = policy or _policy_from(cfg)
         # Daily net sales per SKU, from here on kept from ingested events (the model's input).
         self.sales = DailySales.from_ledger(self.ledger.connection)
-        self._staged_sales: DailySales | None = None  # a day closed in the open transaction
+        self._sales_moved = False  # a day closed inside the open transaction
         self.model: DayCloseModel | None = None
         if bundle is not None:
             self._use_model(self._model_for(bundle))
@@ -336,12 +336,14 @@ class Gateway:
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
 
-        self._staged_sales = None
-        result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
-        # Committed: only now do the sales series move on (a rolled-back batch never counts).
-        if self._staged_sales is not None:
-            self.sales, self._staged_sales = self._staged_sales, None
-        elif result.events:  # before_commit found them all within the open day
+        self._sales_moved = False
+        try:
+            result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
+        except BaseException:
+            if self._sales_moved:  # a rolled-back batch never counts: back to what committed
+                self.sales = DailySales.from_ledger(self.ledger.connection)
+            raise
+        if not self._sales_moved and result.events:  # all within the open day: after COMMIT
             self.sales.observe(result.events, within_open_day=True)
         c = self.counters
         c["ingested"] += result.accepted
@@ -362,19 +364,23 @@ class Gateway:
             return []
 
     def _stage_day_close(self, events) -> bool:
-        """When the batch crosses the store day's midnight, close the day(s) on a copy of the
-        sales series (kept after COMMIT) and re-score every SKU; True when a day closed."""
+        """When the batch crosses the store day's midnight, close the day(s) and re-score every
+        SKU; True when a day closed.
+
+        Why in place, not on a copy: copying every SKU's series cost ~13 ms per close at 3,000
+        SKUs, inside the transaction, on every store's every midnight. A rollback is rare (the
+        disk failed), so that path pays instead: ``_ingest_locked`` rebuilds the series from
+        the ledger, which holds exactly what committed."""
         sales = self.sales
         if not events or (sales.last_closed is not None and not sales.crosses(events)):
             return False
-        staged = sales.copy()
-        closed = staged.observe(events)
-        self._staged_sales = staged
+        self._sales_moved = True
+        closed = sales.observe(events)
         if not closed or self.model is None:
             return False
         try:
             self.model.learn(closed)
-            forecasts = self.model.rescore(staged)
+            forecasts = self.model.rescore(sales)
         except Exception:
             log.exception("day-close re-score failed; decisions keep the previous forecasts")
             self.counters["policy_errors"] += 1
