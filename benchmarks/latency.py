@@ -17,11 +17,11 @@ Figures:
 - ``p50/p99_event_to_alert_ms``: an offered 1,200 events/s; for every alert, receive time at the
   subscriber minus send time of the event that caused it (``cause_event_id``); both clocks are
   this machine's CLOCK_MONOTONIC. Median over the runs.
-- ``max_sustained_events_per_s`` (scoring on, see below): the rate at which a gateway with the
-  forecast-risk policy drains single-event messages queued in the broker while it was down
-  (ledger commit, decisions, alerts published), first to last event. ``*_rules_live``: the rule
-  policy while the publisher sends as fast as it can (bounded by the Python publisher), singly
-  and in 100-event JSON-array batches.
+- ``max_sustained_events_per_s`` (scoring on, see below): the rate at which a gateway with a
+  model bundle drains single-event messages queued in the broker while it was down (ledger
+  commit, decisions, alerts published, and every store-day close it crosses), first to last
+  event. ``*_rules_live``: the rule policy while ``mosquitto_pub`` sends as fast as it can,
+  singly and in 100-event JSON-array batches.
 - ``outage_alerts_lost``: Mosquitto is stopped for the outage, the gateway keeps ingesting at
   1,200 events/s through its local path (``Gateway.ingest``, what the API calls, a 12-event batch
   every 10 ms), Mosquitto is restarted: alerts created during the outage minus alerts the
@@ -35,10 +35,13 @@ Figures:
 
 Decisions come from the rule policy (``edge_runtime.decisions.RulePolicy``) except for
 ``max_sustained_events_per_s`` and ``p99_event_to_alert_ms_scoring_on``: those restart the gateway
-with the forecast policy (``edge_runtime.forecast_policy``: stock-out probability per changed SKU
-from daily forecasts, here the replay's own per-SKU mean with a Poisson P90, not ONNX output),
-measure how fast it drains the backlog queued in the broker while it was down, then run 1,200
-events/s. ONNX inference is not in the per-event loop (its forecasts are made at day close).
+with a real model bundle (``--bundle``; by default one trained here on the M5 sample's ten real
+series, 60 trees, kept in ``var/bench/latency_bundle``). The gateway then runs as in a store: at
+start-up and at every store-day close it re-scores every SKU in one ONNX Runtime call with the
+River correction (``edge_runtime.day_close``), and each event's decisions use the forecast policy
+(``edge_runtime.forecast_policy``: stock-out probability per changed SKU, replenishment, phantom
+and count checks). The replay packs a store day into about 5,000 events, so at these rates a
+day closes every few seconds instead of once a day: both figures include those closes.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -90,8 +94,6 @@ def _tills_main(port: int, conn) -> None:
             conn.send(_offer(port, topic, items, rate))
         elif cmd == "take":
             conn.send(replay.take(arg))
-        elif cmd == "forecasts":
-            conn.send(replay_forecasts(replay.base, arg))
         elif cmd == "stop":
             break
 
@@ -153,9 +155,6 @@ class Field:
     def take(self, n: int) -> list[dict]:
         """The next ``n`` replay events, for the gateway's local ingest path."""
         return self._ask(self._tills, "take", n)
-
-    def forecasts(self, lead_time_days: int):
-        return self._ask(self._tills, "forecasts", lead_time_days)
 
     def received(self) -> list[tuple]:
         """Every alert the replenishment system has received so far, in arrival order."""
@@ -411,28 +410,21 @@ def uplink_run(events: list[dict], window_min: int, state_dir: Path) -> dict:
     }
 
 
-def replay_forecasts(base: list[dict], lead_time_days: int):
-    """Per-SKU daily forecasts for the forecast-risk policy: the replay's own mean daily sales
-    and a Poisson P90 (mean + 1.2816 sqrt(mean)). Not the ONNX model: these stand in for the
-    day-close ONNX forecasts so the per-event stock-out risk computation runs as it would."""
-    import numpy as np
+def latency_bundle(out: Path) -> Path:
+    """A demand + anomaly bundle for the scoring-on phase: trained here on the M5 sample's ten
+    real series (60 trees, one fold), or the one trained before for this feature-store version."""
+    from feature_store.spec import FEATURE_STORE_VERSION
+    from training.datasets import m5_sample
+    from training.train import TrainConfig, train
 
-    from edge_runtime.forecast_policy import DailyForecasts
-
-    sold: dict[str, float] = {}
-    days = {e["event_time"][:10] for e in base}
-    for e in base:
-        if e["type"] == "sale":
-            sold[e["sku"]] = sold.get(e["sku"], 0.0) + e["qty"]
-    skus = sorted({e["sku"] for e in base})
-    mean = np.array([sold.get(k, 0.0) / len(days) for k in skus])
-    p90 = mean + 1.2816 * np.sqrt(mean)
-    shape = (len(skus), 1, lead_time_days)
-    first = np.datetime64(min(days), "D")
-    return DailyForecasts(
-        skus, first, np.broadcast_to(mean[:, None, None], shape).copy(),
-        np.broadcast_to(p90[:, None, None], shape).copy(),
-    )  # fmt: skip
+    meta = out / "metadata.json"
+    if (
+        meta.exists()
+        and json.loads(meta.read_text()).get("feature_store_version") == FEATURE_STORE_VERSION
+    ):
+        return out
+    print(f"training the scoring-on bundle into {out} (M5 sample, 60 trees) ...", file=sys.stderr)
+    return train(m5_sample(), out, TrainConfig.quick_config(), "m5_sample", track=False).bundle
 
 
 def drain_run(gw_factory, field: Field, n_events: int) -> tuple[object, dict]:
@@ -496,8 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--quick", action="store_true", help="short runs for development")
     parser.add_argument("--rate", type=float, default=1200.0, help="offered events/s")
+    parser.add_argument(
+        "--bundle", help="model bundle for the scoring-on phase (default: trained on the M5 sample)"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
+    bundle = Path(args.bundle) if args.bundle else latency_bundle(ROOT / "var/bench/latency_bundle")
     runs, run_s = (1, 5) if quick else (3, 20)
     outage_s = 5 if quick else 60
     blast_n = 5000 if quick else 30000
@@ -533,15 +529,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"broker outage of {outage_s} s ...", file=sys.stderr, flush=True)
         outage = outage_run(field, gw, broker, field.take(int(args.rate * outage_s)), args.rate)
         marks["outage"] = len(field.received())
-        print("scoring on: forecast-risk policy, queued backlog then 1,200/s ...", file=sys.stderr)
+        print(f"scoring on: bundle {bundle}, queued backlog then 1,200/s ...", file=sys.stderr)
         gw.close()  # events now wait in the broker (persistent session)
-        from edge_runtime.forecast_policy import ForecastDecisionPolicy
-
-        forecasts = field.forecasts(2)
+        scored_cfg = replace(cfg, model=replace(cfg.model, bundle=str(bundle)))
 
         def scored_gateway() -> Gateway:
-            policy = ForecastDecisionPolicy(STORE, forecasts, "replay-mean", lead_time_days=2)
-            return serving(Gateway(cfg, policy=policy))
+            return serving(Gateway(scored_cfg))
 
         gw, scored = drain_run(scored_gateway, field, blast_n)
         marks["restart + drain"] = len(field.received())
@@ -575,11 +568,12 @@ def main(argv: list[str] | None = None) -> int:
             "uplink_bytes_ratio": uplink["ratio"],
             "uplink_bytes_ratio_uncompressed": uplink["ratio_uncompressed"],
             "scoring": "latency/outage/uplink: rule policy (edge_runtime.decisions.RulePolicy); "
-            "max_sustained_events_per_s and *_scoring_on: forecast-risk policy "
-            "(edge_runtime.forecast_policy: negative-binomial stock-out risk per changed SKU + "
-            "hysteresis monitor) on replay-mean daily forecasts, draining a queued backlog of "
-            "single-event messages; *_rules_live: rule policy, live publisher (publisher-bound); "
-            "ONNX inference itself is not in the per-event loop",
+            "max_sustained_events_per_s and *_scoring_on: the gateway with a model bundle "
+            f"({bundle}): ONNX Runtime + River re-score of every SKU at start-up and at each "
+            "store-day close the replay crosses, forecast policy per event (stock-out risk, "
+            "replenishment, phantom, counts); *_rules_live: rule policy, live mosquitto_pub",
+            "scoring_on_bundle": str(bundle),
+            "scoring_on_day_closes": gw.counters.get("day_closes", 0),
             "scoring_on_drain": scored,
             "scoring_on_latency": scored_lat,
             "latency_runs": lat,

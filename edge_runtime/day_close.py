@@ -4,7 +4,8 @@ At each store day's close (and at start-up, and right after a bundle swap) the g
 :class:`~edge_runtime.daily_sales.DailySales` to :meth:`DayCloseModel.rescore`:
 
 1. the feature rows of every SKU with history for horizons ``1..forecast_days`` from the last
-   closed day (``feature_store.streaming.SeriesState.feature_rows``, the training definitions),
+   closed day (``feature_store.streaming.feature_matrix``, the training definitions, for all
+   SKUs at once),
    scored in **one** ``Scorer.demand`` call (mean, P50, P90 per row, in units);
 2. the River online correction (``edge_runtime.online.OnlineCorrection``) learns from each closed
    day's actual units against what the previous re-score forecast for that day, in units of the
@@ -26,6 +27,7 @@ from edge_runtime.forecast_policy import DailyForecasts
 from edge_runtime.online import OnlineCorrection
 from edge_runtime.scoring import Scorer
 from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
+from feature_store.streaming import feature_matrix
 from models.bundle import Bundle, BundleError
 
 
@@ -78,7 +80,7 @@ class DayCloseModel:
         if close is None or not skus:
             return None
         horizons = self.horizons
-        X = np.vstack([sales.series[s].feature_rows(close, horizons) for s in skus])
+        X = feature_matrix([sales.series[s] for s in skus], close, horizons)  # one pass
         mean, _, p90 = self.scorer.demand(X)  # one batched ONNX Runtime call
         n, h = len(skus), len(horizons)
         mean = np.maximum(mean.reshape(n, h).astype(np.float64), 0.0)
