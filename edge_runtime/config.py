@@ -95,7 +95,10 @@ class ModelSection:
     bundle: str | None = None  # path of a bundle directory; SHELFCAST_BUNDLE
     lead_time_days: float = 2.0  # replenishment lead time: the stock-out horizon
     review_days: float = 1.0  # review period of the order-up-to policy
-    service_z: float = 1.645  # safety-stock factor (95 % cycle service)
+    service_z: float = 1.645  # safety-stock factor (95 % cycle service) without a buffer
+    # Safety stock by marginal analysis (edge_runtime.service_level): each SKU holds the
+    # single-day demand of its last year exceeded once every this many days; 0: z * sigma.
+    buffer_every_days: float = 91.0
     stockout_threshold: float = 0.5  # publish a stock-out alert at this probability
     stockout_min_change: float = 0.1  # re-publish only when the probability moved this much
     stockout_hysteresis: float = 0.05  # re-arm once it fell this far below the threshold
@@ -292,6 +295,11 @@ def _check_model(m: ModelSection, problems: list[str]) -> None:
         )
     if not 0 < m.phantom_alpha < 1:
         problems.append(f"model.phantom_alpha: {m.phantom_alpha}; use (0, 1)")
+    if m.buffer_every_days != 0 and m.buffer_every_days <= 1:
+        problems.append(
+            f"model.buffer_every_days: {m.buffer_every_days}; use a number of days > 1 "
+            "(or 0 for the z * sigma safety stock)"
+        )
     if m.shrink_z <= 0 or m.scoring_threads < 1:
         problems.append("model.shrink_z must be > 0 and model.scoring_threads >= 1")
 

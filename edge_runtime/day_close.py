@@ -26,6 +26,7 @@ from edge_runtime.daily_sales import DailySales
 from edge_runtime.forecast_policy import DailyForecasts
 from edge_runtime.online import OnlineCorrection
 from edge_runtime.scoring import Scorer
+from edge_runtime.service_level import buffer_exceeded_every
 from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
 from feature_store.streaming import feature_matrix
 from models.bundle import Bundle, BundleError
@@ -44,6 +45,7 @@ class DayCloseModel:
         forecast_days: int = 7,
         threads: int = 1,
         correction: OnlineCorrection | None = None,
+        buffer_every_days: float = 0.0,
     ):
         if "demand" not in bundle.models:
             raise BundleError(f"bundle {bundle.path} has no demand model; it has {bundle.models}")
@@ -52,6 +54,7 @@ class DayCloseModel:
         self.scorer = Scorer.from_bundle(bundle, threads=threads)
         self.horizons = list(range(1, min(int(forecast_days), MAX_HORIZON) + 1))
         self.correction = correction or OnlineCorrection()
+        self.buffer_every_days = buffer_every_days  # > 1: marginal buffers with each re-score
         self.central: DailyForecasts | None = None  # last uncorrected forecast (to learn from)
         self.central_scale = np.ones(0)  # each of its SKUs' typical day, in units
         self._scale_col = index(SCALE_FEATURE)
@@ -91,7 +94,13 @@ class DayCloseModel:
         shift = self._shift(skus, mean[:, 0], scale)
         corrected_mean = np.maximum(mean + shift[:, None], 0.0)
         corrected_p90 = np.maximum(p90 + shift[:, None], corrected_mean)
-        return DailyForecasts(skus, close, corrected_mean[:, None, :], corrected_p90[:, None, :])
+        buffer = None
+        if self.buffer_every_days > 1:
+            history = sales.history.matrix(skus)
+            buffer = buffer_exceeded_every(history, self.buffer_every_days)
+        return DailyForecasts(
+            skus, close, corrected_mean[:, None, :], corrected_p90[:, None, :], buffer
+        )
 
     def _shift(self, skus: list[str], first: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Per-SKU shift in units: the River correction of the next day's forecast."""

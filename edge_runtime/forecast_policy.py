@@ -8,9 +8,12 @@ precomputed by a replay). For every SKU whose stock changed, and for every SKU a
   available-to-promise (``stockout.stockout_risk``), published through a ``StockoutMonitor``
   (threshold with hysteresis, so a SKU hovering at the threshold does not flood the topic); ATP
   at zero has probability 1, so it is always published (reason ``ATP_ZERO``);
-- replenishment: order-up-to over lead time + review period with safety stock from the forecast's
-  spread, pack size, MOQ and capacity (``replenishment.Replenisher``); one trigger per SKU while
-  its order is open, and a receipt of the SKU (or of the order id) closes the order;
+- replenishment: order-up-to over lead time + review period with safety stock, pack size, MOQ
+  and capacity (``replenishment.Replenisher``); the safety stock is the SKU's marginal buffer
+  when the table carries one (``DailyForecasts.buffer``: the single-day demand exceeded once
+  every ``buffer_every_days`` days, ``edge_runtime.service_level``), else ``z`` times the
+  forecast's spread; one trigger per SKU while its order is open, and a receipt of the SKU (or
+  of the order id) closes the order;
 - ledger conflicts pass through as conflict messages.
 
 >>> import numpy as np
@@ -48,6 +51,7 @@ class DailyForecasts:
     first_close: np.datetime64
     mean: np.ndarray
     p90: np.ndarray
+    buffer: np.ndarray | None = None  # per SKU: the marginal safety buffer in units, or none
 
     def __post_init__(self) -> None:
         self._index = {s: i for i, s in enumerate(self.skus)}
@@ -103,6 +107,7 @@ class DecisionSettings:
     lead_time_days: float = 2.0
     review_days: float = 1.0
     service_z: float = 1.645
+    buffer_every_days: float = 0.0  # > 1: marginal buffers at day close (0: z * sigma only)
     threshold: float = 0.5
     min_change: float = 0.1
     hysteresis: float = 0.05
@@ -124,6 +129,7 @@ class _Rows:
     p90: np.ndarray
     mean_protect: np.ndarray  # daily, over lead time + review period
     p90_protect: np.ndarray
+    buffer: np.ndarray | None  # the marginal safety buffer per row, when the table has one
 
 
 class ForecastDecisionPolicy:
@@ -219,14 +225,20 @@ class ForecastDecisionPolicy:
             return None
         lead_arr = np.array(fc_lead, dtype=np.float64)
         protect_arr = np.array(fc_protect, dtype=np.float64)
+        table = self.forecasts
+        kept = [k[0] for k in keep]
+        buffer = None
+        if table.buffer is not None:
+            buffer = table.buffer[table.rows_of([s.sku for s in kept])]
         return _Rows(
-            [k[0] for k in keep],
+            kept,
             [k[1] for k in keep],
             whens,
             np.maximum(lead_arr[:, 0], 0.0),
             np.maximum(lead_arr[:, 1], lead_arr[:, 0]),
             np.maximum(protect_arr[:, 0], 0.0),
             np.maximum(protect_arr[:, 1], protect_arr[:, 0]),
+            buffer,
         )
 
     def _risk(self, rows: _Rows):
@@ -239,7 +251,9 @@ class ForecastDecisionPolicy:
         sigma = daily_sigma(rows.mean_protect, rows.p90_protect)
         open_orders = self.replenisher.open_orders
         on_order = np.array([open_orders[s].quantity if s in open_orders else 0.0 for s in skus])
-        triggers = self.replenisher.review(skus, rows.mean_protect, sigma, atp, on_order)
+        triggers = self.replenisher.review(
+            skus, rows.mean_protect, sigma, atp, on_order, buffer=rows.buffer
+        )
         at = {s.sku: i for i, s in enumerate(rows.states)}
         out: list[Message] = []
         for t in triggers:
@@ -260,6 +274,7 @@ class ForecastDecisionPolicy:
                 "forecast_mean_daily": round(float(rows.mean_protect[i]), 3),
                 "forecast_p90_daily": round(float(rows.p90_protect[i]), 3),
                 "protection_days": self.settings.protection_days,
+                "safety_rule": "z_sigma" if rows.buffer is None else "marginal_buffer",
             }
             cause_id = cause.event_id if cause else None
             out.append(msg.model_copy(update={"evidence": evidence, "cause_event_id": cause_id}))

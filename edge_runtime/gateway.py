@@ -102,6 +102,7 @@ def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
         lead_time_days=m.lead_time_days,
         review_days=m.review_days,
         service_z=m.service_z,
+        buffer_every_days=m.buffer_every_days,
         threshold=m.stockout_threshold,
         min_change=m.stockout_min_change,
         hysteresis=m.stockout_hysteresis,
@@ -227,7 +228,10 @@ class Gateway:
     def _model_for(self, bundle: Bundle) -> DayCloseModel:
         m = self.cfg.model
         keep = self.model.correction if self.model is not None else None
-        return DayCloseModel(bundle, m.forecast_days, m.scoring_threads, correction=keep)
+        return DayCloseModel(
+            bundle, m.forecast_days, m.scoring_threads, correction=keep,
+            buffer_every_days=m.buffer_every_days,
+        )  # fmt: skip
 
     def _use_model(self, model: DayCloseModel) -> DailyForecasts | None:
         """Score with ``model`` from now on: re-score the last closed day at once and hand the

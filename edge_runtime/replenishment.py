@@ -212,20 +212,21 @@ class Replenisher:
         sigma_daily: np.ndarray,
         atp: np.ndarray,
         on_order: np.ndarray | None = None,
+        buffer: np.ndarray | None = None,
     ) -> list[OrderTrigger]:
-        """Review ``skus``; returns new triggers (none for SKUs with an open order)."""
-        plan = order_quantities(
-            mean_daily,
-            sigma_daily,
-            atp,
-            on_order,
-            lead_time_days=self.lead_time_days,
-            review_days=self.review_days,
-            z=self.z,
-            pack_size=self._item_array(skus, "pack_size", 1.0),
-            moq=self._item_array(skus, "moq", 0.0),
-            capacity=self._item_array(skus, "capacity", np.inf),
-        )
+        """Review ``skus``; returns new triggers (none for SKUs with an open order). With
+        ``buffer`` (units per SKU) the safety stock is that buffer instead of ``z * sigma``."""
+        limits = {
+            "lead_time_days": self.lead_time_days,
+            "review_days": self.review_days,
+            "pack_size": self._item_array(skus, "pack_size", 1.0),
+            "moq": self._item_array(skus, "moq", 0.0),
+            "capacity": self._item_array(skus, "capacity", np.inf),
+        }
+        if buffer is None:
+            plan = order_quantities(mean_daily, sigma_daily, atp, on_order, z=self.z, **limits)
+        else:
+            plan = order_quantities_with_buffer(mean_daily, buffer, atp, on_order, **limits)
         triggers = []
         for i in np.flatnonzero(plan.quantity > 0).tolist():
             sku = skus[i]

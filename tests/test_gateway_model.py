@@ -15,6 +15,7 @@ import pytest
 
 from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.gateway import Gateway
+from edge_runtime.service_level import buffer_exceeded_every
 from edge_runtime.stockout import stockout_risk
 from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
 from models.bundle import BundleError, write_bundle
@@ -155,6 +156,29 @@ def test_late_and_rolled_back_events_never_count_twice(tmp_path):
 
 
 # ---- replenishment -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("every", ["91", "0"])
+def test_replenishment_safety_stock_is_the_marginal_buffer_of_the_skus_year(tmp_path, every):
+    """A SKU selling 4 a day with one 40-unit day: its buffer is the single-day demand of its
+    history exceeded once every 91 days (the 40-unit day counts), not z * sigma."""
+    bundle = demand_bundle(tmp_path / "bundles" / "col-7")
+    cfg = config(tmp_path, bundle, SHELFCAST_MODEL_BUFFER_EVERY_DAYS=every)
+    days = [40.0 if d == 5 else 4.0 for d in range(1, 9)]
+    with Gateway(cfg) as gw:
+        seed = [ev("r", "A", "receipt", 200, 1)]
+        seed += [ev(f"s{d}", "A", "sale", u, d) for d, u in enumerate(days, 1)]
+        gw.ingest(seed, "seed")
+        gw.ingest([ev("big", "A", "sale", 150, 9, 12)], "pos")  # 200 - 72 - 150 < 0: order
+        [trigger] = kinds(gw.recent_messages(), "replenishment")
+    buffer = buffer_exceeded_every(np.array([days]), 91.0)[0]
+    assert buffer > 30  # the big day is inside the once-in-91-days level
+    if every == "0":
+        assert trigger["evidence"]["safety_rule"] == "z_sigma"
+        assert trigger["evidence"]["safety_stock"] != pytest.approx(buffer, rel=1e-3)
+    else:
+        assert trigger["evidence"]["safety_rule"] == "marginal_buffer"
+        assert trigger["evidence"]["safety_stock"] == pytest.approx(buffer, rel=1e-6)
 
 
 def test_replenishment_triggers_once_while_the_order_is_open_and_a_receipt_closes_it(tmp_path):
