@@ -5,9 +5,9 @@
 Everything runs on this machine over loopback: the script starts Mosquitto (persistence on) on a
 free port, runs the gateway (``edge_runtime.gateway.Gateway``: real SQLite ledger with
 ``synchronous=FULL``, outbox, rule policy, paho transport) in this process, and two "field"
-processes: the store's tills (a paho publisher holding the replay, sending one JSON event per MQTT
-message to ``shelfcast/{store}/events/pos``) and a replenishment system (a plain paho subscriber
-with a persistent session on the alert and conflict topics).
+processes: the store's tills (holding the replay, sending one JSON event per MQTT message to
+``shelfcast/{store}/events/pos`` through ``mosquitto_pub -l``) and a replenishment system (a
+plain paho subscriber with a persistent session on the alert and conflict topics).
 
 The events are a real-data replay: Walmart M5 store CA_1 (3,049 items x 28 days, units spread over
 opening hours from a seed, synthetic opening counts and weekly receipts; ``shelfcast.replay``),
@@ -77,9 +77,9 @@ ALERT_KINDS = ("stockout", "replenishment", "anomaly", "conflict")
 
 
 # ---- the field: tills and a replenishment system, each a process of its own ------------
-# The gateway's process holds only the gateway (as in a store): the replay's million event
-# dicts live in the tills' process, so the gateway's garbage collector never walks them, and
-# the consumer's receive stamps never wait for the tills' GIL.
+# The gateway's process holds only the gateway (as in a store): the replay's event dicts
+# (145,000 per pass) live in the tills' process, so the gateway's garbage collector never walks
+# them, and the consumer's receive stamps never wait for the tills' GIL.
 
 
 def _tills_main(port: int, conn) -> None:
@@ -146,10 +146,11 @@ class Field:
         return pipe.recv()
 
     def offer(self, n: int, rate: float | None, batch: int | None = None):
-        """The tills publish their next ``n`` replay events: (event id -> send time, seconds)."""
+        """The tills start publishing their next ``n`` replay events; ``offered`` waits."""
         self._tills.send(("offer", (n, batch, rate)))
 
     def offered(self) -> tuple[dict[str, int], float]:
+        """When the offer is done: (event id -> send time, seconds it took)."""
         return self._tills.recv()
 
     def take(self, n: int) -> list[dict]:

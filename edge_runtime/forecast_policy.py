@@ -107,7 +107,6 @@ class DecisionSettings:
     lead_time_days: float = 2.0
     review_days: float = 1.0
     service_z: float = 1.645
-    buffer_every_days: float = 0.0  # > 1: marginal buffers at day close (0: z * sigma only)
     threshold: float = 0.5
     min_change: float = 0.1
     hysteresis: float = 0.05

@@ -102,7 +102,6 @@ def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
         lead_time_days=m.lead_time_days,
         review_days=m.review_days,
         service_z=m.service_z,
-        buffer_every_days=m.buffer_every_days,
         threshold=m.stockout_threshold,
         min_change=m.stockout_min_change,
         hysteresis=m.stockout_hysteresis,

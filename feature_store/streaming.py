@@ -128,7 +128,14 @@ def close_feature_matrix(states: Sequence[SeriesState]) -> np.ndarray:
     >>> [round(float(v), 6) for v in m[:, close_names().index("mean_7")]]
     [1.333333, 5.0]
     """
-    U, lens = _window_matrix(states)
+    return _close_features(states, _window_matrix(states))
+
+
+def _close_features(
+    states: Sequence[SeriesState], window: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """:func:`close_feature_matrix` on the series' window matrix, built once by the caller."""
+    U, lens = window
     if (lens == 0).any():
         raise ValueError("no day closed yet: close_day() at least once before asking for features")
     n = len(states)
@@ -186,7 +193,7 @@ def feature_matrix(
     if any(h < 1 or h > MAX_HORIZON for h in hs):
         raise ValueError(f"horizon must be in 1..{MAX_HORIZON}, got {list(hs)}")
     window = _window_matrix(states)
-    close = close_feature_matrix(states)
+    close = _close_features(states, window)
     n, H = len(states), len(hs)
     X = np.empty((n * H, len(names())), dtype=DTYPE)
     X[:, :_N_CLOSE] = np.repeat(close, H, axis=0)
