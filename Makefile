@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-# Mosquitto is a real broker the integration tests start on a free port.
+# Mosquitto is a real broker the integration tests start on a free port; its clients
+# (mosquitto_pub / mosquitto_sub) are the tests' consumers and the latency benchmark's tills.
 system-deps:
-	@command -v mosquitto >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin" command -v mosquitto >/dev/null 2>&1 || { \
+	@{ command -v mosquitto_pub >/dev/null 2>&1 && PATH="$$PATH:/usr/sbin" command -v mosquitto >/dev/null 2>&1; } || { \
 	  echo "installing mosquitto (apt-get)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients; \
 	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq mosquitto mosquitto-clients; fi; }
