@@ -180,7 +180,7 @@ def main() -> int:
     ablations = ["shelfcast_no_river", "shelfcast_normal"] if args.ablation else []
     cmp = compare_policies(
         panel,
-        ["shelfcast", "statsforecast", *ablations],
+        ["shelfcast", "statsforecast", *ablations, "clairvoyant_level"],
         config,
         str(bundle),
         test_days,

@@ -212,6 +212,39 @@ class MovingAverageForecaster:
         return np.repeat(mean[:, None], horizon, 1), np.repeat(p90[:, None], horizon, 1)
 
 
+@dataclass
+class ClairvoyantLevelForecaster:
+    """A reference, not a forecaster a store could run: told each SKU's true mean demand over
+    the next ``days`` days (uncensored), it forecasts that level flat. Driving the marginal rule,
+    it shows what a perfect few-week level forecast is worth, without knowing which day demand
+    lands on.
+
+    >>> import numpy as np
+    >>> from shelfcast.twin import DemandPanel, StoreState, StoreConfig
+    >>> p = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(6),
+    ...                             [[9.0, 0, 0, 4, 0, 2]])
+    >>> f = ClairvoyantLevelForecaster(days=3); f.prepare(p, 1, StoreConfig())
+    >>> s = StoreState(2, np.zeros(1), np.zeros(1), p.units[:, :3], np.ones(1), np.full(1, 99.0),
+    ...                StoreConfig())
+    >>> f.forecast(s, 2)[0].tolist()
+    [[2.0, 2.0]]
+    """
+
+    days: int = 28
+    name: str = "clairvoyant_level"
+    _units: np.ndarray | None = field(default=None, repr=False)
+
+    def prepare(self, panel: DemandPanel, start: int, config: StoreConfig) -> None:
+        """Keep the panel's true demand (the future this reference is told)."""
+        self._units = panel.units
+
+    def forecast(self, state: StoreState, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        ahead = self._units[:, state.day + 1 : state.day + 1 + self.days]
+        mean = ahead.mean(axis=1) if ahead.shape[1] else trailing(state.sales, self.days).mean(1)
+        p90 = mean + Z90 * ahead.std(axis=1) if ahead.shape[1] else mean
+        return np.repeat(mean[:, None], horizon, 1), np.repeat(p90[:, None], horizon, 1)
+
+
 # The statsforecast candidates: seasonal naive, exponential smoothing (plain and weekly-seasonal)
 # and the intermittent-demand methods. AutoETS is available ("auto_ets") but not a default: it
 # costs ~30 s per refit of 200 series on one core, and the twin refits at every review.

@@ -11,7 +11,7 @@ there, then reported on the test weeks. As a cross-check the test-week curve (lo
 against average inventory) is also interpolated at min/max's test inventory.
 
 >>> sorted(FAMILIES)
-['minmax', 'shelfcast', 'shelfcast_no_river', 'shelfcast_normal', 'statsforecast']
+['clairvoyant_level', 'minmax', 'shelfcast', 'shelfcast_no_river', 'shelfcast_normal', 'statsforecast']
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ FAMILIES = {
     "shelfcast_no_river": "the same without the River correction, to see what River adds",
     "shelfcast_normal": "ONNX model + River with the normal safety stock z * sigma (parameter: z), "
     "to see what the marginal buffers add",
+    "clairvoyant_level": "a reference, not a policy: the marginal rule told each SKU's true mean "
+    "demand over the next 28 days (what a perfect level forecast would be worth)",
 }
-MARGINAL_FAMILIES = ("shelfcast", "shelfcast_no_river")
+MARGINAL_FAMILIES = ("shelfcast", "shelfcast_no_river", "clairvoyant_level")
 MINMAX_GRID = (0.0, 1.5, 3.0, 4.5, 6.0)
 MINMAX_REFERENCE = 3.0
 Z_GRID = (0.5, 1.0, 1.645, 2.33, 3.0, 4.0)
@@ -122,6 +124,7 @@ def interpolate_lost(curve: list[tuple[float, float, float]], inventory: float) 
 
 def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str, ...] | None):
     from shelfcast.policies import (
+        ClairvoyantLevelForecaster,
         MarginalOrderUpToPolicy,
         MinMaxPolicy,
         OrderUpToPolicy,
@@ -130,6 +133,8 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
 
     if family == "minmax":
         return MinMaxPolicy(safety_days=param)
+    if family == "clairvoyant_level":
+        return MarginalOrderUpToPolicy(ClairvoyantLevelForecaster(), every_days=param)
     if family == "statsforecast":
         kw = {"candidates": baselines} if baselines else {}
         return OrderUpToPolicy(StatsForecastForecaster(**kw), z=param)

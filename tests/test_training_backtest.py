@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.backtest import MODEL, backtest, fold_cutoffs
+from training.backtest import CLAIRVOYANT, MODEL, backtest, fold_cutoffs
 from training.metrics import Scales, coverage, mase, pinball, rmsse
 
 
@@ -40,12 +40,30 @@ def test_backtest_on_m5_sample_against_baselines(real_data_dir):
 
     result = backtest(panel_from_frame(m5_sample()), folds=1, model_params={"n_estimators": 40})
     df = result.frame()
-    assert set(df["method"]) == {MODEL, *BASELINES}
+    assert set(df["method"]) == {MODEL, *BASELINES, *CLAIRVOYANT}
     assert (df.groupby("method").size() == 10).all()
     s = result.summary()
     assert s["best_baseline"] in BASELINES
     assert s["rmsse_ratio"] == pytest.approx(s["rmsse_model"] / s["rmsse_best_baseline"])
     assert 0.3 < s["rmsse_model"] < 2.0 and 0.5 <= s["p90_coverage"] <= 1.0
+
+
+def test_clairvoyant_references_are_reported_but_never_the_best_baseline():
+    from feature_store.batch import Panel
+    from training.baselines import BASELINES
+
+    rng = np.random.default_rng(3)
+    # Demand jumps in the last 28 days: only the references that know the test mean see it.
+    units = rng.poisson([[2.0], [4.0]], size=(2, 150)).astype(float)
+    units[:, -28:] *= 4
+    panel = Panel(keys=[("S", "A"), ("S", "B")], start=np.datetime64("2024-01-01"), units=units)
+    s = backtest(panel, folds=1, model_params={"n_estimators": 10}).summary()
+    assert s["best_baseline"] in BASELINES
+    assert s["rmsse_clairvoyant_level"] < s["rmsse_best_baseline"]
+    assert s["clairvoyant_level_ratio"] == pytest.approx(
+        s["rmsse_clairvoyant_level"] / s["rmsse_best_baseline"]
+    )
+    assert s["rmsse_best_per_series_oracle"] >= s["rmsse_clairvoyant_level"]
 
 
 def test_backtest_scores_only_the_series_asked_for():

@@ -155,3 +155,19 @@ def test_stock_out_days_are_unconstrained_for_the_model(tiny_bundle):
         assert (lifted >= sold).all()  # never below what was sold
         raised += int((lifted > sold).sum())
     assert raised > 0  # and above it where the shelf was empty and more was expected
+
+
+def test_clairvoyant_level_reference_needs_no_bundle_and_knows_the_future_level():
+    """The reference is told the next 28 days' true mean: on demand that jumps in the test
+    weeks it loses fewer units than min/max, and it runs without a model bundle."""
+    frame = _frame(n_skus=6, days=200)
+    jump = frame["date"] >= frame["date"].max() - pd.Timedelta(days=27)
+    frame.loc[jump, "units"] *= 3
+    panel = DemandPanel.from_frame(frame)
+    cmp = compare_policies(
+        panel, ["clairvoyant_level"], StoreConfig(), test_days=28, val_days=28,
+        minmax_grid=(3.0,), every_days_grid=(20.0, 100.0), refine=0,
+    )  # fmt: skip
+    test = cmp.test_run("clairvoyant_level").metrics()
+    assert test["lost_units"] < cmp.test_run("minmax").metrics()["lost_units"]
+    assert "clairvoyant_level_lost_sales_reduction_vs_minmax" in cmp.summary()

@@ -25,6 +25,31 @@ from training.loss_weights import weighted_training_rows
 from training.metrics import Scales, coverage, mase, pinball, rmsse
 
 MODEL = "shelfcast"
+# Not forecasts: references that are told each series' true mean over the test days. They show
+# where a goal sits: a forecaster can only beat them by knowing which days the demand lands on.
+CLAIRVOYANT = ("clairvoyant_level", "clairvoyant_level_weekday")
+
+
+def clairvoyant_forecasts(
+    history: np.ndarray, actual: np.ndarray, history_dow: np.ndarray, test_dow: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The true test mean, flat (``clairvoyant_level``) and shaped by the weekday profile of the
+    series' last 364 days (``clairvoyant_level_weekday``); ``history_dow``/``test_dow`` are the
+    weekdays (0-6) of the history and test days.
+
+    >>> h = np.array([3.0, 1, 1, 1, 1, 1, 0] * 2); dow = np.arange(14) % 7  # closed on day 6
+    >>> f = clairvoyant_forecasts(h, np.array([4.0, 0.0]), dow, np.array([0, 6]))
+    >>> f["clairvoyant_level"].tolist(), f["clairvoyant_level_weekday"].tolist()
+    ([2.0, 2.0], [5.25, 0.0])
+    """
+    level = float(np.mean(actual))
+    h, d = np.nan_to_num(history[-364:]), history_dow[-364:]
+    by_dow = np.array([h[d == k].mean() if (d == k).any() else 0.0 for k in range(7)])
+    profile = by_dow / by_dow.mean() if by_dow.mean() > 0 else np.ones(7)
+    return {
+        "clairvoyant_level": np.full(len(actual), level),
+        "clairvoyant_level_weekday": level * profile[test_dow],
+    }
 
 
 def fold_cutoffs(n_days: int, folds: int, horizon: int) -> list[int]:
@@ -65,7 +90,7 @@ class BacktestResult:
         model_rows = df[df["method"] == MODEL]
         out["spl90_model"] = float(model_rows["spl90"].mean())
         out["p90_coverage"] = float(model_rows["cov90"].mean())
-        base = by.drop(index=MODEL, errors="ignore")
+        base = by.drop(index=[MODEL, *CLAIRVOYANT], errors="ignore")
         if len(base):
             best = str(base["rmsse"].idxmin())
             out["best_baseline"] = best
@@ -74,10 +99,14 @@ class BacktestResult:
             out["spl50_best_baseline"] = float(base.loc[best, "spl50"])
             out["rmsse_ratio"] = out["rmsse_model"] / out["rmsse_best_baseline"]
             out["mase_ratio"] = out["mase_model"] / out["mase_best_baseline"]
-            per = df[df["method"] != MODEL].groupby(["fold", "series"])["rmsse"].min()
+            per = df[df["method"].isin(base.index)].groupby(["fold", "series"])["rmsse"].min()
             out["rmsse_best_per_series_oracle"] = float(per.mean())
             for name in base.index:
                 out[f"rmsse_{name}"] = float(base.loc[name, "rmsse"])
+            for name in CLAIRVOYANT:
+                if name in by.index:
+                    out[f"rmsse_{name}"] = float(by.loc[name, "rmsse"])
+                    out[f"{name}_ratio"] = float(by.loc[name, "rmsse"]) / out["rmsse_best_baseline"]
         out["train_seconds"] = float(np.mean(self.train_seconds)) if self.train_seconds else 0.0
         return out
 
@@ -139,9 +168,19 @@ def backtest(
                 f"fold {k}/{folds}: fitting {len(BASELINES)} statsforecast baselines on {len(idx)} series"
             )
             base = baseline_forecasts(panel, series[idx], cut, horizon)
+        dow = (panel.dates.astype("datetime64[D]").astype(np.int64) + 3) % 7  # Monday = 0
         for j, i in enumerate(idx):
             key = "/".join(panel.keys[series[i]])
-            sc = scales[i]
+            sc, s_i = scales[i], series[i]
+            ref = clairvoyant_forecasts(
+                panel.units[s_i, first[s_i] : cut + 1],
+                actual[j],
+                dow[first[s_i] : cut + 1],
+                dow[cut + 1 : cut + 1 + horizon],
+            )
+            for name, values in ref.items():
+                row = _score(actual[j], {"p": values}, sc)
+                result.rows.append({"fold": k, "series": key, "method": name, **row})
             fc = {"p": pred["mean"][i], "p50": pred["p50"][i], "p90": pred["p90"][i]}
             result.rows.append(
                 {"fold": k, "series": key, "method": MODEL, **_score(actual[j], fc, sc)}
