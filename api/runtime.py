@@ -358,7 +358,7 @@ class GatewayRuntime(LedgerRuntime):
             else:
                 rows.append((sku, self.ledger.stock(sku), *found))
         version = str(getattr(self.gateway, "model_version", "unknown"))
-        return forecast_items(rows, horizon_days, version), unknown
+        return forecast_items(rows, horizon_days, version, table.mean.shape[2]), unknown
 
     def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
         return self.gateway.ingest(payload, source)
@@ -381,9 +381,12 @@ class GatewayRuntime(LedgerRuntime):
         return checks
 
 
-def forecast_items(rows: list, horizon_days: float, version: str) -> list[dict]:
+def forecast_items(
+    rows: list, horizon_days: float, version: str, scored_days: int | None = None
+) -> list[dict]:
     """Forecast dicts (``api.schemas.Forecast`` fields) with stock-out risk on current ATP;
-    ``rows`` are ``(sku, StockState | None, mean per day, P90 per day)``."""
+    ``rows`` are ``(sku, StockState | None, mean per day, P90 per day)``; ``scored_days``, the
+    horizons the model scored, says how much of a long horizon is extrapolated."""
     if not rows:
         return []
     mean = np.array([max(r[2], 0.0) for r in rows])
@@ -404,6 +407,7 @@ def forecast_items(rows: list, horizon_days: float, version: str) -> list[dict]:
                 "atp": float(state.available) if state else None,
                 "stockout_probability": float(risk.probability[i]) if known[i] else None,
                 "expected_days_to_stockout": days if known[i] and math.isfinite(days) else None,
+                "scored_days": scored_days,
                 "model_version": str(version),
             }
         )

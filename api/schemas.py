@@ -122,6 +122,12 @@ class Forecast(ApiModel):
     expected_days_to_stockout: float | None = Field(
         None, ge=0, description="ATP / daily mean; null when no demand is expected"
     )
+    scored_days: int | None = Field(
+        None,
+        ge=1,
+        description="days ahead the model scored (the gateway's [model] forecast_days); over a "
+        "longer horizon the daily mean and P90 of those days are extended",
+    )
     model_version: str
 
 

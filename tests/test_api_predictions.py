@@ -55,7 +55,13 @@ def test_one_sku_gets_forecast_and_stockout_risk(url):
     assert got["demand_over_horizon"] == 3.0
     assert got["stockout_probability"] == pytest.approx(float(want.probability[0]))
     assert got["expected_days_to_stockout"] == pytest.approx(3.0)
-    assert got["model_version"] == "m7"
+    assert got["model_version"] == "m7" and got["scored_days"] == 14
+
+
+def test_a_horizon_beyond_the_scored_days_says_how_much_is_extended(url):
+    got = httpx.get(url + "/v1/predictions/C", params={"horizon_days": 28}).json()
+    assert got["scored_days"] == 14 and got["horizon_days"] == 28
+    assert got["mean_daily"] == 3.0 and got["demand_over_horizon"] == 84.0
 
 
 def test_a_batch_lists_unknown_skus_and_scores_the_rest(url):
