@@ -15,8 +15,8 @@ Why the log has no secondary index: every B-tree keyed by something random (an e
 costs about one dirty page per event in the WAL and again at checkpoint; measured, a unique
 ``event_id`` index plus a ``(sku, time)`` index cut durable throughput from ~25,000 to ~7,000
 events/s. So the log is written in ``seq`` order only, and the two lookups live in memory,
-rebuilt from the log when the ledger opens: the set of event ids (idempotency) and, per SKU,
-the log positions of its events (re-folds). One ``Ledger`` object must own the file's events
+rebuilt from the log when the ledger opens: the event ids (idempotency; ``edge_runtime.event_ids``
+keeps them at ~16 bytes each) and, per SKU, the log positions of its events (re-folds). One ``Ledger`` object must own the file's events
 (other connections may read, and may write other tables such as the outbox).
 
 >>> import tempfile, os
@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_runtime.event_ids import EventIds
 from edge_runtime.events import LEDGER_TYPES, Event, Rejection, parse_events
 from edge_runtime.stock import STATE_FIELDS, Conflict, SkuState, StockState, apply, fold
 
@@ -203,7 +204,7 @@ class Ledger:
             self._conn.execute(f"PRAGMA {pragma}")
         self._conn.executescript(_SCHEMA)
         buffer_changed = self._check_meta()
-        self._ids: set[str] = set()
+        self._ids = EventIds()
         self._seqs: dict[str, array] = {}
         self._next_seq = 1
         self._load_log()
@@ -247,19 +248,24 @@ class Ledger:
         return meta.get("safety_buffer") != str(self.safety_buffer)
 
     def _load_log(self) -> None:
-        """One pass over the log: the id set and each SKU's log positions."""
-        ids, seqs = self._ids, self._seqs
+        """One pass over the log: the event ids and each SKU's log positions."""
+        seqs = self._seqs
         last = 0
-        for seq, event_id, sku, kind in self._conn.execute(
-            "SELECT seq, event_id, sku, type FROM events ORDER BY seq"
-        ):
-            ids.add(event_id)
-            if kind in LEDGER_TYPES:
-                positions = seqs.get(sku)
-                if positions is None:
-                    positions = seqs[sku] = array("q")
-                positions.append(seq)
-            last = seq
+
+        def ids():
+            nonlocal last
+            for seq, event_id, sku, kind in self._conn.execute(
+                "SELECT seq, event_id, sku, type FROM events ORDER BY seq"
+            ):
+                if kind in LEDGER_TYPES:
+                    positions = seqs.get(sku)
+                    if positions is None:
+                        positions = seqs[sku] = array("q")
+                    positions.append(seq)
+                last = seq
+                yield event_id
+
+        self._ids.load(ids())
         self._next_seq = last + 1
 
     def _refold_all(self) -> None:
@@ -364,7 +370,7 @@ class Ledger:
             self._checkpointer.nudge()
             # Only now, after COMMIT, does the in-memory side move on.
             self._next_seq = seq0 + len(new)
-            self._ids.update(e.event_id for e in new)
+            self._ids.update((e.event_id for e in new), unseen=True)
             seqs = self._seqs
             for sku, added in positions.items():
                 stored = seqs.get(sku)
@@ -380,13 +386,10 @@ class Ledger:
 
     def _new_events(self, events: list[Event]) -> list[Event]:
         """Events whose id is neither in the log nor earlier in this batch."""
-        ids = self._ids
         unique: dict[str, Event] = {}
         for e in events:
-            eid = e.event_id
-            if eid not in ids and eid not in unique:
-                unique[eid] = e
-        return list(unique.values())
+            unique.setdefault(e.event_id, e)
+        return [unique[i] for i in self._ids.unknown(list(unique))]
 
     def _fold_new(
         self, new: list[Event], seq0: int, result: IngestResult, now_us: int
