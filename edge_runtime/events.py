@@ -271,6 +271,29 @@ def _validate(d: object, store_id: str, now_us: int) -> Event:
     return Event(event_id, store_id, sku, kind, qty, text, ts_us, source, order_id, price, reason)
 
 
+def _check_text(e: Event) -> None:
+    """JSON may escape a lone UTF-16 surrogate (``"\\ud800"``): valid JSON, but no text SQLite
+    (or an MQTT consumer) can store. Rejected here, not as a crash at commit."""
+    for name in ("event_id", "sku", "order_id", "reason"):
+        value = getattr(e, name)
+        if value is not None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Invalid(
+                    name, f"{name} is not valid Unicode text (a lone surrogate)"
+                ) from None
+
+
+def _may_hold_surrogates(payload: object) -> bool:
+    """False when a text payload cannot hold one (no ``\\ud`` escape): the common case."""
+    if isinstance(payload, bytes | bytearray):
+        return b"\\ud" in payload or b"\\uD" in payload
+    if isinstance(payload, str) and payload.isascii():
+        return "\\ud" in payload or "\\uD" in payload
+    return True  # already-decoded objects: check their strings
+
+
 def parse_events(
     payload: bytes | str | dict | list, store_id: str
 ) -> tuple[list[Event], list[Rejection]]:
@@ -305,9 +328,13 @@ def parse_events(
     events: list[Event] = []
     rejections: list[Rejection] = []
     indexed = type(decoded) is list
+    check_text = _may_hold_surrogates(payload)
     for i, item in enumerate(items):
         try:
-            events.append(_validate(item, store_id, now_us))
+            event = _validate(item, store_id, now_us)
+            if check_text:
+                _check_text(event)
+            events.append(event)
         except _Invalid as err:
             rejections.append(Rejection(_raw(item), err.reason, err.field, i if indexed else None))
     return events, rejections

@@ -157,3 +157,22 @@ def test_any_json_batch_is_split_never_raises(batch):
 def test_a_json_nesting_bomb_is_rejected_not_raised():
     events, rejections = parse_events("[" * 100_000 + "]" * 100_000, "S1")
     assert events == [] and rejections[0].reason == "payload JSON is nested too deeply"
+
+
+@pytest.mark.parametrize("field", ["event_id", "sku", "order_id"])
+def test_a_lone_surrogate_is_rejected_not_a_crash_at_commit(tmp_path, field):
+    """Valid JSON may escape a lone UTF-16 surrogate; SQLite cannot store it."""
+    from edge_runtime.ledger import Ledger
+
+    ev = {"event_id": "e1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 2,
+          "event_time": "2026-01-05T08:00:00+00:00", "source": "wms", "order_id": "po-1"}  # fmt: skip
+    text = json.dumps([{**ev, field: "x\ud800"}, {**ev, "event_id": "e2"}])
+    assert "\\ud800" in text
+    ledger = Ledger(tmp_path / "l.sqlite", store_id="S1")
+    for payload in (text, text.encode(), json.loads(text)):
+        result = ledger.ingest_raw(payload)
+        assert result.rejected == 1 and "lone surrogate" in result.rejections[0].reason
+        assert result.rejections[0].field == field
+    assert ledger.stock("A").on_hand == 2 and ledger.verify() == []
+    assert len(ledger.dead_letters()) == 3
+    ledger.close()
