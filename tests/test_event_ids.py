@@ -66,3 +66,15 @@ def test_ledger_refuses_duplicates_of_folded_ids_after_reopening(tmp_path):
     assert (result.accepted, result.duplicates) == (1, 2)
     assert reopened.stock("A").on_hand == -27 and reopened.verify() == []
     reopened.close()
+
+
+def test_digests_sharing_a_high_word_are_told_apart_by_the_low_word():
+    import numpy as np
+
+    ids = EventIds()
+    # Three folded digests, two with the same high word (a 2^-64 event, forced here).
+    ids._hi = np.array([5, 7, 7, 9], dtype=np.uint64)
+    ids._lo = np.array([1, 2, 3, 4], dtype=np.uint64)
+    hi = np.array([7, 7, 7, 8], dtype=np.uint64)
+    lo = np.array([2, 3, 4, 2], dtype=np.uint64)
+    assert ids._in_folded(hi, lo).tolist() == [True, True, False, False]
