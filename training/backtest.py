@@ -26,7 +26,7 @@ from training.metrics import Scales, coverage, mase, pinball, rmsse
 
 MODEL = "shelfcast"
 # Not forecasts: references that are told each series' true mean over the test days. They show
-# where a goal sits: a forecaster can only beat them by knowing which days the demand lands on.
+# where a goal sits: beating them takes knowing the days, not just the level, of the demand.
 CLAIRVOYANT = ("clairvoyant_level", "clairvoyant_level_weekday")
 
 
