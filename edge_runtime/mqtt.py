@@ -59,6 +59,7 @@ class MqttTransport:
         self._acked: deque[int] = deque()
         self._inflight: dict[int, int] = {}  # mid -> outbox seq; touched by the publishing thread
         self._connected = threading.Event()
+        self._stopping = False
         self.connects = 0
         self.client = self._make_client(cfg)
 
@@ -113,6 +114,9 @@ class MqttTransport:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
+        if self._stopping:  # our own clean disconnect: nothing to reconnect
+            log.info("disconnected from broker (%s)", reason_code)
+            return
         log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
@@ -135,6 +139,7 @@ class MqttTransport:
     def start(self) -> None:
         """Connect in the background; paho retries until the broker answers."""
         m = self.cfg.mqtt
+        self._stopping = False
         self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s)
         self.client.loop_start()
 
@@ -178,6 +183,7 @@ class MqttTransport:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish ``offline`` (retained), disconnect cleanly, stop the network thread."""
+        self._stopping = True
         if self.connected:
             state = GatewayState(status="offline", **self._state_args)
             info = self.client.publish(

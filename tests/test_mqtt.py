@@ -161,6 +161,15 @@ def test_last_will_marks_the_gateway_offline_then_online_again(mosquitto):
     late.close()
 
 
+def test_a_clean_stop_is_not_reported_as_a_lost_connection(mosquitto, caplog):
+    t = start(config(mosquitto), Inbox())
+    with caplog.at_level("INFO", logger="edge_runtime.mqtt"):
+        t.stop()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert any("disconnected from broker" in m for _, m in said), said
+    assert not any(level == "WARNING" or "reconnecting" in m for level, m in said), said
+
+
 def test_outbox_rows_handed_over_before_an_outage_arrive_after_it(mosquitto, tmp_path):
     consumer = Subscriber(mosquitto, ["shelfcast/S1/alerts/#"])
     t = start(config(mosquitto), Inbox())
