@@ -67,3 +67,26 @@ def test_embedded_broker_falls_back_to_amqtt():
         assert broker.kind == "amqtt" and broker.port > 0
     finally:
         broker.stop()
+
+
+def test_history_seed_opens_only_skus_with_stock_or_sales():
+    """A SKU with no starting stock and no sales in the seeded history gets no opening receipt
+    (a receipt of 0 units is invalid and would be dead-lettered)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from shelfcast.demo import HISTORY_DAYS, history_batches
+    from shelfcast.twin import DemandPanel
+
+    days = HISTORY_DAYS + 30
+    dates = np.datetime64("2026-01-01") + np.arange(days)
+    units = np.zeros((2, days))
+    units[0, ::3] = 2.0  # "a" sells; "b" never does
+    panel = DemandPanel.from_arrays("UK", ["a", "b"], dates, units)
+    frame = pd.DataFrame({"sku": "a", "date": pd.to_datetime(dates[::3]), "units": 2.0})
+    run = SimpleNamespace(start=days - 10, extra={"start_stock": np.array([5.0, 0.0])})
+    opening, *sales = history_batches(frame, panel, run)
+    assert [(e["sku"], e["qty"]) for e in opening] == [("a", 5.0 + 2.0 * 40)]
+    assert all(e["sku"] == "a" and e["qty"] > 0 for day in sales for e in day)
