@@ -8,11 +8,12 @@ What it does:
    validation replay; both are held out from training.
 2. Trains a bundle (demand model, ONNX) on the history before the validation weeks with the
    project's training pipeline, or reuses the one it trained before for the same cut.
-3. ``shelfcast.simulate.compare_policies``: min/max (reference: 3 safety days), the edge
-   order-up-to rule with normal safety stock on the best statsforecast baseline, and shelfcast:
-   the edge order-up-to rule with marginal-analysis buffers (``edge_runtime.service_level``) on
-   the bundle's ONNX model + River; ablations: shelfcast without River, and shelfcast's model
-   with the normal safety stock. Each family's parameter is chosen on the validation weeks at no
+3. ``shelfcast.simulate.compare_policies``: min/max (reference: 3 safety days), and the edge
+   order-up-to rule with marginal-analysis buffers (``edge_runtime.service_level``) driven by
+   shelfcast (the bundle's ONNX model + River) and by the best statsforecast baseline;
+   ablations: shelfcast without River, shelfcast's and statsforecast's forecasts with the normal
+   safety stock; a reference no store can run, told each SKU's true level (``clairvoyant_level``).
+   Each family's parameter is chosen on the validation weeks at no
    more average inventory than min/max there. Reports the test-week metrics,
    ``lost_sales_reduction_vs_minmax``, and the units no policy could have sold (a single day's
    demand above the SKU's shelf capacity).
@@ -152,7 +153,8 @@ def main() -> int:
         "--ablation",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run shelfcast without River and with the normal safety stock (default on)",
+        help="also run shelfcast without River, and shelfcast and statsforecast with the normal "
+        "safety stock (default on)",
     )
     parser.add_argument(
         "--fresh-demo", action="store_true", help="delete var/demo first (time a first run)"
@@ -177,7 +179,9 @@ def main() -> int:
         if args.quick
         else {}
     )
-    ablations = ["shelfcast_no_river", "shelfcast_normal"] if args.ablation else []
+    ablations = (
+        ["shelfcast_no_river", "shelfcast_normal", "statsforecast_normal"] if args.ablation else []
+    )
     cmp = compare_policies(
         panel,
         ["shelfcast", "statsforecast", *ablations, "clairvoyant_level"],

@@ -10,8 +10,9 @@ with the fewest lost units whose average inventory is no more than the min/max r
 there, then reported on the test weeks. As a cross-check the test-week curve (lost units
 against average inventory) is also interpolated at min/max's test inventory.
 
->>> sorted(FAMILIES)
-['clairvoyant_level', 'minmax', 'shelfcast', 'shelfcast_no_river', 'shelfcast_normal', 'statsforecast']
+>>> print(" ".join(sorted(FAMILIES)))  # doctest: +NORMALIZE_WHITESPACE
+clairvoyant_level minmax shelfcast shelfcast_no_river shelfcast_normal statsforecast
+statsforecast_normal
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ from shelfcast.twin import DemandPanel, StoreConfig, TwinRun, prediction_quality
 
 FAMILIES = {
     "minmax": "classic min/max from trailing 91-day average sales (parameter: safety days)",
-    "statsforecast": "edge order-up-to driven by the best statsforecast baseline (parameter: z)",
+    "statsforecast": "the same rule as shelfcast (order-up-to with marginal-analysis buffers) driven "
+    "by the best statsforecast baseline (parameter: every_days)",
     "shelfcast": "edge order-up-to with marginal-analysis buffers on the bundle's ONNX model + River "
     "(parameter: every_days)",
     "shelfcast_no_river": "the same without the River correction, to see what River adds",
     "shelfcast_normal": "ONNX model + River with the normal safety stock z * sigma (parameter: z), "
     "to see what the marginal buffers add",
+    "statsforecast_normal": "the best statsforecast baseline with the normal safety stock "
+    "(parameter: z)",
     "clairvoyant_level": "a reference, not a policy: the marginal rule told each SKU's true mean "
     "demand over the next 28 days (what a perfect level forecast would be worth)",
 }
-MARGINAL_FAMILIES = ("shelfcast", "shelfcast_no_river", "clairvoyant_level")
+MARGINAL_FAMILIES = ("shelfcast", "shelfcast_no_river", "statsforecast", "clairvoyant_level")
 MINMAX_GRID = (0.0, 1.5, 3.0, 4.5, 6.0)
 MINMAX_REFERENCE = 3.0
 Z_GRID = (0.5, 1.0, 1.645, 2.33, 3.0, 4.0)
@@ -135,8 +139,10 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
         return MinMaxPolicy(safety_days=param)
     if family == "clairvoyant_level":
         return MarginalOrderUpToPolicy(ClairvoyantLevelForecaster(), every_days=param)
-    if family == "statsforecast":
+    if family.startswith("statsforecast"):
         kw = {"candidates": baselines} if baselines else {}
+        if family == "statsforecast":
+            return MarginalOrderUpToPolicy(StatsForecastForecaster(**kw), every_days=param)
         return OrderUpToPolicy(StatsForecastForecaster(**kw), z=param)
     if family in FAMILIES and family.startswith("shelfcast"):
         from shelfcast.edge_forecast import EdgeModelForecaster
