@@ -34,6 +34,7 @@ from feature_store.spec import (
     ewm_name,
     ewm_weights,
     names,
+    weekday,
 )
 
 _CLOSE = close_names()
@@ -215,7 +216,7 @@ def feature_rows(
         )
     target = day + horizon
     dates = np.datetime64(panel.start, "D") + target
-    dow = (dates.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
+    dow = weekday(dates.astype("datetime64[D]").astype(np.int64))
     months = dates.astype("datetime64[M]")
     dom = (dates - months.astype("datetime64[D]")).astype(np.int64) + 1
     month = months.astype(np.int64) % 12 + 1

@@ -86,6 +86,16 @@ def ewm_weights(alpha: float) -> list[float]:
     return [alpha * (1.0 - alpha) ** k for k in range(MAX_WINDOW)]
 
 
+def weekday(epoch_day):
+    """``target_dow`` of a day counted from 1970-01-01 (a Thursday): Monday = 0. Works on ints
+    and numpy integer arrays alike.
+
+    >>> weekday(0), weekday(4)  # 1970-01-01 was a Thursday, 1970-01-05 a Monday
+    (3, 0)
+    """
+    return (epoch_day + 3) % 7
+
+
 def _build() -> tuple[Feature, ...]:
     out = [
         Feature(f"lag_{k}", "close", f"units {k - 1} days before the close day", in_units=True)

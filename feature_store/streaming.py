@@ -35,6 +35,7 @@ from feature_store.spec import (
     ewm_name,
     ewm_weights,
     names,
+    weekday,
 )
 
 _CLOSE = close_names()
@@ -214,7 +215,7 @@ def _calendar(day0: int, hs: tuple[int, ...]) -> np.ndarray:
         month = target.astype("datetime64[M]")
         out[i] = (
             h,
-            (day0 + h + 3) % 7,
+            weekday(day0 + h),
             int((target - month.astype("datetime64[D]")).astype(np.int64)) + 1,
             int(month.astype(np.int64)) % 12 + 1,
         )
