@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from feature_store.batch import Panel, close_features, forecast_rows
+from feature_store.spec import weekday
 from models.demand import DemandModel
 from training.baselines import BASELINES, baseline_forecasts
 from training.loss_weights import weighted_training_rows
@@ -139,6 +140,7 @@ def backtest(
     say = progress or (lambda _msg: None)
     close = close_features(panel)
     first = panel.first_day()
+    dow = weekday(panel.dates.astype(np.int64))
     result = BacktestResult()
     for k, cut in enumerate(fold_cutoffs(panel.n_days, folds, horizon), start=1):
         day = str(np.datetime64(panel.start, "D") + cut)
@@ -168,19 +170,20 @@ def backtest(
                 f"fold {k}/{folds}: fitting {len(BASELINES)} statsforecast baselines on {len(idx)} series"
             )
             base = baseline_forecasts(panel, series[idx], cut, horizon)
-        dow = (panel.dates.astype("datetime64[D]").astype(np.int64) + 3) % 7  # Monday = 0
         for j, i in enumerate(idx):
             key = "/".join(panel.keys[series[i]])
             sc, s_i = scales[i], series[i]
-            ref = clairvoyant_forecasts(
-                panel.units[s_i, first[s_i] : cut + 1],
-                actual[j],
-                dow[first[s_i] : cut + 1],
-                dow[cut + 1 : cut + 1 + horizon],
-            )
-            for name, values in ref.items():
-                row = _score(actual[j], {"p": values}, sc)
-                result.rows.append({"fold": k, "series": key, "method": name, **row})
+            if baselines:  # references for the baseline comparison; nothing else reads them
+                history = slice(first[s_i], cut + 1)
+                ref = clairvoyant_forecasts(
+                    panel.units[s_i, history],
+                    actual[j],
+                    dow[history],
+                    dow[cut + 1 : cut + 1 + horizon],
+                )
+                for name, values in ref.items():
+                    row = _score(actual[j], {"p": values}, sc)
+                    result.rows.append({"fold": k, "series": key, "method": name, **row})
             fc = {"p": pred["mean"][i], "p50": pred["p50"][i], "p90": pred["p90"][i]}
             result.rows.append(
                 {"fold": k, "series": key, "method": MODEL, **_score(actual[j], fc, sc)}
