@@ -163,13 +163,13 @@ def history_batches(frame, panel, run) -> list[list[dict]]:
     def at(day, hour: int) -> str:
         return pd.Timestamp(str(day)[:10]).replace(hour=hour).tz_localize(TZ).isoformat()
 
-    units = [
+    opening_qty = [
         run.extra["start_stock"][i] + sold.get(str(sku), 0.0) for i, sku in enumerate(panel.skus)
     ]
     opening = [
         _event(f"HIST-OPEN-{sku}", sku, "receipt", qty, at(first, 5), "wms",
                "synthetic opening stock of the seeded history")
-        for sku, qty in zip(panel.skus, units, strict=True)
+        for sku, qty in zip(panel.skus, opening_qty, strict=True)
         if qty > 0  # a SKU with no stock and no sales to seed gets no receipt (qty must be > 0)
     ]  # fmt: skip
     by_day: dict[str, list[dict]] = {}
