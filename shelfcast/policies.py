@@ -240,8 +240,11 @@ class ClairvoyantLevelForecaster:
 
     def forecast(self, state: StoreState, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         ahead = self._units[:, state.day + 1 : state.day + 1 + self.days]
-        mean = ahead.mean(axis=1) if ahead.shape[1] else trailing(state.sales, self.days).mean(1)
-        p90 = mean + Z90 * ahead.std(axis=1) if ahead.shape[1] else mean
+        if ahead.shape[1]:
+            mean = ahead.mean(axis=1)
+            p90 = mean + Z90 * ahead.std(axis=1)
+        else:  # the data's last day: no future left to be told
+            mean = p90 = trailing(state.sales, self.days).mean(axis=1)
         return np.repeat(mean[:, None], horizon, 1), np.repeat(p90[:, None], horizon, 1)
 
 
