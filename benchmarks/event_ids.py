@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -99,7 +100,7 @@ def ingest(n_log: int, n_events: int, runs: int) -> dict:
         for r in range(runs):
             for name, cls in (("set_of_strings", SetIds), ("event_ids", EventIds)):
                 path = Path(tmp) / f"{name}-{r}.sqlite"
-                os.system(f"cp {seed} {path}")
+                shutil.copyfile(seed, path)
                 ledger_module.EventIds = cls
                 t0 = time.perf_counter()
                 ledger = Ledger(path, store_id="B")
