@@ -16,8 +16,9 @@ costs about one dirty page per event in the WAL and again at checkpoint; measure
 ``event_id`` index plus a ``(sku, time)`` index cut durable throughput from ~25,000 to ~7,000
 events/s. So the log is written in ``seq`` order only, and the two lookups live in memory,
 rebuilt from the log when the ledger opens: the event ids (idempotency; ``edge_runtime.event_ids``
-keeps them at ~16 bytes each) and, per SKU, the log positions of its events (re-folds). One ``Ledger`` object must own the file's events
-(other connections may read, and may write other tables such as the outbox).
+keeps them at ~16 bytes each) and, per SKU, the log positions of its events (re-folds). One
+``Ledger`` object must own the file's events (other connections may read, and may write other
+tables such as the outbox).
 
 >>> import tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "ledger.sqlite")
