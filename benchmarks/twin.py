@@ -12,7 +12,9 @@ What it does:
    order-up-to rule with marginal-analysis buffers (``edge_runtime.service_level``) driven by
    shelfcast (the bundle's ONNX model + River) and by the best statsforecast baseline;
    ablations: shelfcast without River, shelfcast's and statsforecast's forecasts with the normal
-   safety stock; a reference no store can run, told each SKU's true level (``clairvoyant_level``).
+   safety stock; two references no store can run, told each SKU's true level over the next 28
+   days (``clairvoyant_level``) or only its ordinary level, large orders clipped
+   (``clairvoyant_base_level``).
    Each family's parameter is chosen on the validation weeks at no
    more average inventory than min/max there. Reports the test-week metrics,
    ``lost_sales_reduction_vs_minmax``, and the units no policy could have sold (a single day's
@@ -184,7 +186,7 @@ def main() -> int:
     )
     cmp = compare_policies(
         panel,
-        ["shelfcast", "statsforecast", *ablations, "clairvoyant_level"],
+        ["shelfcast", "statsforecast", *ablations, "clairvoyant_level", "clairvoyant_base_level"],
         config,
         str(bundle),
         test_days,

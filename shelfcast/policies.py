@@ -219,6 +219,12 @@ class ClairvoyantLevelForecaster:
     it shows what a perfect few-week level forecast is worth, without knowing which day demand
     lands on.
 
+    ``spike_clip`` makes it the *base-level* reference: each future day counts at most
+    ``spike_clip`` times the SKU's mean observed sales over the last 91 days (at least 0.5 a
+    day). It is then told the coming weeks' ordinary demand exactly (seasonal ramps included) but
+    not the size of the rare large orders, which is all a forecast from sales history can hope
+    to know of them.
+
     >>> import numpy as np
     >>> from shelfcast.twin import DemandPanel, StoreState, StoreConfig
     >>> p = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(6),
@@ -228,11 +234,19 @@ class ClairvoyantLevelForecaster:
     ...                StoreConfig())
     >>> f.forecast(s, 2)[0].tolist()
     [[2.0, 2.0]]
+    >>> base = ClairvoyantLevelForecaster(days=3, spike_clip=1.0); base.prepare(p, 1, StoreConfig())
+    >>> base.name, base.forecast(s, 1)[0].tolist()  # the 4-unit day counts as 3 (the 91-day mean)
+    ('clairvoyant_base_level', [[1.6666666666666667]])
     """
 
     days: int = 28
-    name: str = "clairvoyant_level"
+    spike_clip: float | None = None
+    name: str = ""
     _units: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        default = "clairvoyant_level" if self.spike_clip is None else "clairvoyant_base_level"
+        self.name = self.name or default
 
     def prepare(self, panel: DemandPanel, start: int, config: StoreConfig) -> None:
         """Keep the panel's true demand (the future this reference is told)."""
@@ -240,11 +254,14 @@ class ClairvoyantLevelForecaster:
 
     def forecast(self, state: StoreState, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         ahead = self._units[:, state.day + 1 : state.day + 1 + self.days]
-        if ahead.shape[1]:
+        if not ahead.shape[1]:  # the data's last day: no future left to be told
+            mean = p90 = trailing(state.sales, self.days).mean(axis=1)
+        else:
+            if self.spike_clip is not None:
+                usual = np.maximum(trailing(state.sales, 91).mean(axis=1), 0.5)
+                ahead = np.minimum(ahead, self.spike_clip * usual[:, None])
             mean = ahead.mean(axis=1)
             p90 = mean + Z90 * ahead.std(axis=1)
-        else:  # the data's last day: no future left to be told
-            mean = p90 = trailing(state.sales, self.days).mean(axis=1)
         return np.repeat(mean[:, None], horizon, 1), np.repeat(p90[:, None], horizon, 1)
 
 

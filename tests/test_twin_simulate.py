@@ -171,3 +171,33 @@ def test_clairvoyant_level_reference_needs_no_bundle_and_knows_the_future_level(
     test = cmp.test_run("clairvoyant_level").metrics()
     assert test["lost_units"] < cmp.test_run("minmax").metrics()["lost_units"]
     assert "clairvoyant_level_lost_sales_reduction_vs_minmax" in cmp.summary()
+
+
+def test_base_level_reference_knows_the_ordinary_level_but_not_the_large_orders():
+    """Told the next 28 days with large orders clipped at 5x the SKU's 91-day mean: a ramp in
+    ordinary demand shows in its level, a one-day 1,000-unit order does not."""
+    from shelfcast.policies import ClairvoyantLevelForecaster
+    from shelfcast.simulate import BASE_LEVEL_SPIKE_CLIP
+    from shelfcast.twin import StoreState
+
+    days = 150
+    units = np.full((2, days), 2.0)
+    units[0, 121:] = 4.0  # SKU 0: ordinary demand doubles from day 121
+    units[1, 130] = 1000.0  # SKU 1: one wholesale order
+    panel = DemandPanel.from_arrays("s", ["ramp", "order"], np.datetime64("2024-01-01") +
+                                    np.arange(days), units)  # fmt: skip
+    state = StoreState(120, np.zeros(2), np.zeros(2), units[:, :121], np.ones(2),
+                       np.full(2, 1e6), StoreConfig())  # fmt: skip
+    told = {}
+    for clip in (None, BASE_LEVEL_SPIKE_CLIP):
+        f = ClairvoyantLevelForecaster(spike_clip=clip)
+        f.prepare(panel, 100, StoreConfig())
+        told[f.name] = f.forecast(state, 9)[0][:, 0]
+    assert told["clairvoyant_level"][0] == told["clairvoyant_base_level"][0] == 4.0
+    assert told["clairvoyant_level"][1] == pytest.approx((27 * 2 + 1000) / 28)
+    assert told["clairvoyant_base_level"][1] == pytest.approx((27 * 2 + 10) / 28)
+    cmp = compare_policies(
+        panel, ["clairvoyant_base_level"], StoreConfig(), test_days=28, val_days=28,
+        minmax_grid=(3.0,), every_days_grid=(20.0,), refine=0,
+    )  # fmt: skip
+    assert "clairvoyant_base_level_lost_sales_reduction_vs_minmax" in cmp.summary()
