@@ -33,6 +33,20 @@ class CountWatch:
     def __init__(self, detector: CycleCountShrink | None = None):
         self.detector = detector or CycleCountShrink()
         self._book: dict[str, tuple[float, float]] = {}  # SKU -> (shrink, gain) last seen
+        self._learnt_before: dict | None = None  # the detector's history before an open batch
+
+    def rollback(self) -> None:
+        """Forget the batch whose transaction rolled back: the detector's history goes back to
+        before it and the book is emptied, for :meth:`prime` to refill from what committed
+        (otherwise a retried count would look like no news, and its alert would be lost)."""
+        if self._learnt_before is not None:
+            self.detector.restore(self._learnt_before)
+        self._learnt_before = None
+        self._book.clear()
+
+    def committed(self) -> None:
+        """The batch committed: nothing to roll back to any more."""
+        self._learnt_before = None
 
     def prime(self, states: Iterable[StockState]) -> None:
         """Start from the ledger's totals (after a restart: old counts are not news)."""
@@ -62,6 +76,8 @@ class CountWatch:
                 judged.append((count, float(count.qty) + missing, float(count.qty)))
             for e in writeoffs.get(s.sku, []):
                 judged.append((e, float(s.on_hand) - float(e.qty), float(s.on_hand)))
+            if judged and self._learnt_before is None:  # counts are rare: copy on first one
+                self._learnt_before = self.detector.history()
             for e, expected, counted in judged:
                 alert = self.detector.count(s.sku, e.ts_us / 1e6, expected, counted)
                 if alert is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import pickle
 import queue
 import signal
 import sqlite3
@@ -139,9 +140,12 @@ class Gateway:
         self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.policy = policy or _policy_from(cfg)
+        self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
         # Daily net sales per SKU, from here on kept from ingested events (the model's input).
         self.sales = DailySales.from_ledger(self.ledger.connection)
         self._sales_moved = False  # a day closed inside the open transaction
+        self._staged = False  # the open transaction's decisions touched in-memory state
+        self._correction_before: bytes | None = None  # River before a day close inside it
         self.model: DayCloseModel | None = None
         if bundle is not None:
             self._use_model(self._model_for(bundle))
@@ -323,6 +327,7 @@ class Gateway:
         messages: list[Message] = []
 
         def before_commit(conn, result: IngestResult) -> None:
+            self._staged = True
             closed = self._stage_day_close(result.events)
             receive = getattr(self.policy, "receive", None)
             if receive is not None and result.events:
@@ -339,13 +344,16 @@ class Gateway:
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
 
-        self._sales_moved = False
+        self._sales_moved = self._staged = False
+        self._correction_before = None
         try:
             result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
         except BaseException:
-            if self._sales_moved:  # a rolled-back batch never counts: back to what committed
-                self.sales = DailySales.from_ledger(self.ledger.connection)
+            if self._staged:  # a rolled-back batch never counts: back to what committed
+                self._forget_rolled_back()
             raise
+        self.count_watch.committed()
+        self._correction_before = None
         if not self._sales_moved and result.events:  # all within the open day: after COMMIT
             self.sales.observe(result.events, within_open_day=True)
         c = self.counters
@@ -355,6 +363,29 @@ class Gateway:
         c["messages"] += len(rows)
         self.uplink.observe_messages(messages)
         return result, rows, states
+
+    def _forget_rolled_back(self) -> None:
+        """The transaction rolled back after the batch's decisions were staged in memory (a
+        disk failure): put that memory back to what committed, as a restart would find it.
+        Otherwise the broker's redelivery of the batch would meet SKUs already marked alerted
+        or ordered, and counts already booked, and their alerts (rolled back with the outbox)
+        would never go out. The sales series and the policy's levels and open orders are
+        rebuilt from the ledger and outbox, River goes back to before the day close, the count
+        book is refilled from the ledger, and the shelf watch starts empty (its pending pick
+        and gate windows are lost, as at a restart). An injected policy is only re-primed."""
+        self.sales = DailySales.from_ledger(self.ledger.connection)
+        if self._correction_before is not None and self.model is not None:
+            self.model.correction = pickle.loads(self._correction_before)
+        self._correction_before = None
+        self.count_watch.rollback()
+        self.shelf_watch = self.shelf_watch.fresh()
+        if self._own_policy:
+            self.policy = _policy_from(self.cfg)
+        if self.model is not None:
+            self._use_model(self.model)  # re-scored from the committed series
+        self._prime()
+        self._restore_open_orders()
+        log.warning("ingest rolled back; in-memory decisions rebuilt from the ledger")
 
     def _decide(self, states, causes, conflicts) -> list[Message]:
         """The policy's messages; a policy bug must not cost the events (they are the facts):
@@ -381,6 +412,9 @@ class Gateway:
         closed = sales.observe(events)
         if not closed or self.model is None:
             return False
+        # Once a store-day: River's state as it was, should this transaction roll back (a pickle
+        # is ~2.5x faster than a deep copy: ~13 ms at 3,000 SKUs, within the close's pause).
+        self._correction_before = pickle.dumps(self.model.correction, pickle.HIGHEST_PROTOCOL)
         try:
             self.model.learn(closed)
             forecasts = self.model.rescore(sales)

@@ -47,6 +47,10 @@ class PhantomDetector:
         self._alerted: set[str] = set()
         self._started: float | None = None
 
+    def fresh(self) -> PhantomDetector:
+        """A detector with the same settings and no sales seen (what a restart starts with)."""
+        return PhantomDetector(self.alpha, self.min_silent_days)
+
     def sale(self, sku: str, t: float, qty: float = 1.0) -> None:
         """A sale of ``qty`` units of ``sku`` at ``t`` (POSIX s): the shelf is real, re-arm it."""
         if t >= self._last_sale.get(sku, -np.inf):

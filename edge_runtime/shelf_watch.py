@@ -46,6 +46,12 @@ class ShelfWatch:
         self._shelf_level: dict[str, float] = {}  # last reading, in units
         self.unknown_weight_readings = 0
 
+    def fresh(self) -> ShelfWatch:
+        """The same watch (unit weights, windows, alpha) with no readings or sales remembered:
+        what a restart starts with, and what the gateway falls back to when a transaction
+        rolls back after this watch saw its events."""
+        return ShelfWatch(dict(self.unit_weight_g), self.matcher.fresh(), self.phantom.fresh())
+
     def observe(self, kind: str, sku: str, t: float, qty: float) -> list[ShrinkAlert]:
         """One event (type, SKU, POSIX seconds, qty); returns alerts it settles at once."""
         if kind == "sale":

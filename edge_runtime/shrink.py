@@ -122,6 +122,16 @@ class RemovalMatcher:
         self._held: deque[tuple[str, float, float, tuple, dict]] = deque()  # gate alerts on hold
         self._now = -math.inf
 
+    def fresh(self) -> RemovalMatcher:
+        """A matcher with the same windows and nothing pending (what a restart starts with)."""
+        return RemovalMatcher(
+            self.pick_window_s,
+            self.gate_window_s,
+            self.put_back_window_s,
+            self.gate_hold_s,
+            self.pick_hold_s,
+        )
+
     # -- inputs -------------------------------------------------------------------------------
     def shelf(self, sku: str, t: float, units_removed: float) -> None:
         """A shelf sensor change: ``units_removed > 0`` a pick, ``< 0`` a put-back."""
@@ -324,6 +334,14 @@ class CycleCountShrink:
         self.min_units = min_units
         self.prior = (prior_weight, prior_mean, prior_sd**2)
         self._stats: dict[str, tuple[float, float, float]] = {}  # n, mean, M2 (Welford)
+
+    def history(self) -> dict[str, tuple[float, float, float]]:
+        """A copy of what the detector has learnt (per SKU: n, mean, M2), for :meth:`restore`."""
+        return dict(self._stats)
+
+    def restore(self, history: dict[str, tuple[float, float, float]]) -> None:
+        """Go back to a :meth:`history` copy (the counts learnt since are forgotten)."""
+        self._stats = dict(history)
 
     def baseline(self, sku: str) -> tuple[float, float, int]:
         """The (mean, sd, n_counts) a new count of ``sku`` is judged against."""
