@@ -151,7 +151,9 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
         return MinMaxPolicy(safety_days=param)
     if family.startswith("clairvoyant"):
         clip = BASE_LEVEL_SPIKE_CLIP if family == "clairvoyant_base_level" else None
-        return MarginalOrderUpToPolicy(ClairvoyantLevelForecaster(spike_clip=clip), every_days=param)
+        return MarginalOrderUpToPolicy(
+            ClairvoyantLevelForecaster(spike_clip=clip), every_days=param
+        )
     if family.startswith("statsforecast"):
         kw = {"candidates": baselines} if baselines else {}
         if family == "statsforecast":
