@@ -145,6 +145,7 @@ class Gateway:
         self.sales = DailySales.from_ledger(self.ledger.connection)
         self._sales_moved = False  # a day closed inside the open transaction
         self._staged = False  # the open transaction's decisions touched in-memory state
+        self._rebuild_pending = False  # a rollback's rebuild failed too: retried before ingest
         self._correction_before: bytes | None = None  # River before a day close inside it
         self.model: DayCloseModel | None = None
         if bundle is not None:
@@ -344,13 +345,19 @@ class Gateway:
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
 
+        if self._rebuild_pending:  # never decide on memory a rolled-back batch touched
+            self._forget_rolled_back()
         self._sales_moved = self._staged = False
         self._correction_before = None
         try:
             result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
         except BaseException:
             if self._staged:  # a rolled-back batch never counts: back to what committed
-                self._forget_rolled_back()
+                self._rebuild_pending = True
+                try:
+                    self._forget_rolled_back()
+                except Exception:  # the disk may still be failing: retried on the next ingest
+                    log.exception("rebuild after a rolled-back ingest failed; retried next time")
             raise
         self.count_watch.committed()
         self._correction_before = None
@@ -373,18 +380,21 @@ class Gateway:
         rebuilt from the ledger and outbox, River goes back to before the day close, the count
         book is refilled from the ledger, and the shelf watch starts empty (its pending pick
         and gate windows are lost, as at a restart). An injected policy is only re-primed."""
-        self.sales = DailySales.from_ledger(self.ledger.connection)
+        # Memory first (each step can run twice, should the ledger reads below fail and the
+        # rebuild be retried), then what is read back from the ledger and the outbox.
         if self._correction_before is not None and self.model is not None:
             self.model.correction = pickle.loads(self._correction_before)
-        self._correction_before = None
         self.count_watch.rollback()
         self.shelf_watch = self.shelf_watch.fresh()
+        self.sales = DailySales.from_ledger(self.ledger.connection)
         if self._own_policy:
             self.policy = _policy_from(self.cfg)
         if self.model is not None:
             self._use_model(self.model)  # re-scored from the committed series
         self._prime()
         self._restore_open_orders()
+        self._correction_before = None
+        self._rebuild_pending = False
         log.warning("ingest rolled back; in-memory decisions rebuilt from the ledger")
 
     def _decide(self, states, causes, conflicts) -> list[Message]:

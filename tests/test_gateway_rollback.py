@@ -40,13 +40,28 @@ def alerts(gw: Gateway) -> list[tuple]:
     )
 
 
-def replay(root, bundle, batches, fail_at: int | None):
+def fail_next_rebuild(gw: Gateway) -> None:
+    """The rebuild after the rollback fails part-way, before the policy is rebuilt (the disk
+    still failing)."""
+    watch = gw.shelf_watch
+    real = watch.fresh
+
+    def once():
+        watch.fresh = real
+        raise sqlite3.OperationalError("disk I/O error")
+
+    watch.fresh = once
+
+
+def replay(root, bundle, batches, fail_at: int | None, rebuild_fails: bool = False):
     """Ingest ``batches`` in order; the batch at ``fail_at`` fails once and is redelivered."""
     gw = Gateway(config(root, bundle))
     for i, batch in enumerate(batches):
         if i == fail_at:
             before = gw.outbox_depth()
             fail_next_commit(gw)
+            if rebuild_fails:
+                fail_next_rebuild(gw)
             with pytest.raises(sqlite3.OperationalError):
                 gw.ingest(batch, "pos")
             assert gw.outbox_depth() == before  # its alerts rolled back with it
@@ -54,15 +69,19 @@ def replay(root, bundle, batches, fail_at: int | None):
     return gw
 
 
-def test_alerts_of_a_rolled_back_batch_go_out_when_it_is_redelivered(tmp_path):
+@pytest.mark.parametrize("rebuild_fails", [False, True])
+def test_alerts_of_a_rolled_back_batch_go_out_when_it_is_redelivered(tmp_path, rebuild_fails):
     """Without the rebuild, the redelivered batch met A's order already open and C's count
-    already booked: no replenishment trigger, no shrink alert."""
+    already booked: no replenishment trigger, no shrink alert. When the rebuild itself fails
+    (the disk still failing), it runs again before the redelivered batch is decided."""
     bundle = demand_bundle(tmp_path / "bundles" / "col-7")
     seed = [ev("r-A", "A", "receipt", 100, 1), ev("r-C", "C", "receipt", 40, 1)]
     seed += daily_sales("A", 4, range(1, 9)) + daily_sales("C", 1, range(1, 9))
     batch = [ev("big", "A", "sale", 60, 8, 12), ev("count-C", "C", "cycle_count", 12, 8, 20)]
     clean = replay(tmp_path / "clean", bundle, [seed, batch], fail_at=None)
-    failed = replay(tmp_path / "failed", bundle, [seed, batch], fail_at=1)
+    failed = replay(
+        tmp_path / "failed", bundle, [seed, batch], fail_at=1, rebuild_fails=rebuild_fails
+    )
     with clean, failed:
         assert [a[:3] for a in alerts(failed) if a[2] in ("big", "count-C")] == [
             ("anomaly", "C", "count-C"),
