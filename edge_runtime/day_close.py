@@ -7,10 +7,10 @@ At each store day's close (and at start-up, and right after a bundle swap) the g
    closed day (``feature_store.streaming.feature_matrix``, the training definitions, for all
    SKUs at once),
    scored in **one** ``Scorer.demand`` call (mean, P50, P90 per row, in units);
-2. the River online correction (``edge_runtime.online.OnlineCorrection``) learns from each closed
+2. the River online correction (``edge_runtime.online.LevelCorrection``) learns from each closed
    day's actual units against what the previous re-score forecast for that day, in units of the
    SKU's typical day (``feature_store.spec.SCALE_FEATURE + SCALE_OFFSET``), and shifts each SKU's
-   forecast (all horizons, mean and P90 alike) by its predicted residual;
+   forecast (all horizons, mean and P90 alike) by what its level factor adds to the next day;
 3. the result is a one-close :class:`~edge_runtime.forecast_policy.DailyForecasts` table: what the
    decision policy and the API's ``/v1/predictions`` read until the next close.
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_runtime.daily_sales import DailySales
 from edge_runtime.forecast_policy import DailyForecasts
-from edge_runtime.online import OnlineCorrection
+from edge_runtime.online import ForecastCorrection, LevelCorrection
 from edge_runtime.scoring import Scorer
 from edge_runtime.service_level import buffer_exceeded_every
 from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
@@ -44,7 +44,7 @@ class DayCloseModel:
         bundle: Bundle,
         forecast_days: int = 7,
         threads: int = 1,
-        correction: OnlineCorrection | None = None,
+        correction: ForecastCorrection | None = None,
         buffer_every_days: float = 0.0,
     ):
         if "demand" not in bundle.models:
@@ -53,7 +53,7 @@ class DayCloseModel:
         self.model_version = bundle.model_version
         self.scorer = Scorer.from_bundle(bundle, threads=threads)
         self.horizons = list(range(1, min(int(forecast_days), MAX_HORIZON) + 1))
-        self.correction = correction or OnlineCorrection()
+        self.correction = correction or LevelCorrection()
         self.buffer_every_days = buffer_every_days  # > 1: marginal buffers with each re-score
         self.central: DailyForecasts | None = None  # last uncorrected forecast (to learn from)
         self.central_scale = np.ones(0)  # each of its SKUs' typical day, in units

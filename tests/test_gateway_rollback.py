@@ -92,15 +92,21 @@ def test_alerts_of_a_rolled_back_batch_go_out_when_it_is_redelivered(tmp_path, r
 
 
 def test_a_rolled_back_day_close_is_learnt_once(tmp_path):
-    """Day 9's first sale closes day 8: River learns day 8 inside the transaction and the
+    """Day 12's first sale closes day 11: River learns day 11 inside the transaction and the
     forecasts are re-scored. After the rollback and the redelivery, River and the forecasts are
-    those of a gateway that never failed (without River put back, day 8 is learnt twice)."""
+    those of a gateway that never failed (without River put back, day 11 is learnt twice)."""
     bundle = demand_bundle(tmp_path / "bundles" / "col-7")
     seed = [ev("r-A", "A", "receipt", 500, 1), ev("r-B", "B", "receipt", 500, 1)]
-    seed += daily_sales("A", 4, range(1, 9)) + daily_sales("B", 9, range(1, 9))
-    days = [daily_sales(s, u, [d], f"{s}{d}") for d, s, u in ((9, "A", 12), (10, "B", 1))]
+    seed += daily_sales("A", 4, range(1, 8)) + daily_sales("B", 9, range(1, 8))
+    seed += [
+        ev("A8", "A", "sale", 10, 8),
+        ev("B8", "B", "sale", 3, 8),
+    ]  # sales vary: a day learnt twice shows
+    # Then a day at a time, A selling more and B less than before, past River's warm-up.
+    days = [daily_sales("A", 12, [d], f"A{d}") + daily_sales("B", 1, [d], f"B{d}")
+            for d in range(9, 22)]  # fmt: skip
     clean = replay(tmp_path / "clean", bundle, [seed, *days], fail_at=None)
-    failed = replay(tmp_path / "failed", bundle, [seed, *days], fail_at=2)  # closes day 8
+    failed = replay(tmp_path / "failed", bundle, [seed, *days], fail_at=4)  # closes day 11
     with clean, failed:
         assert failed.counters["day_closes"] >= clean.counters["day_closes"]
         a, b = clean.forecasts, failed.forecasts

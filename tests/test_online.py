@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from edge_runtime.online import EwmCorrection, OnlineAnomaly, OnlineCorrection
+from edge_runtime.online import EwmCorrection, LevelCorrection, OnlineAnomaly, OnlineCorrection
 
 
-def test_correction_removes_a_persistent_local_bias():
+@pytest.mark.parametrize("make", [LevelCorrection, OnlineCorrection])
+def test_correction_removes_a_persistent_local_bias(make):
     rng = np.random.default_rng(0)
-    c = OnlineCorrection()
+    c = make()
     err_raw, err_cor = [], []
     for day in range(200):
         for s in range(20):
@@ -38,8 +40,9 @@ def test_correction_does_little_harm_on_pure_noise():
     assert e.predict_one("s0", 4.0) >= 0
 
 
-def test_corrected_forecast_is_never_negative():
-    c = OnlineCorrection(warmup=1)
+@pytest.mark.parametrize("make", [LevelCorrection, OnlineCorrection])
+def test_corrected_forecast_is_never_negative(make):
+    c = make(warmup=1)
     for _ in range(50):
         c.learn_one("a", 5.0, 0.0)
     assert c.predict_one("a", 0.1) >= 0.0
@@ -66,3 +69,28 @@ def test_wholesale_spikes_do_not_make_the_correction_diverge():
             spike = 200.0 if rng.random() < 0.05 else 0.0  # one customer orders 200 typical days
             c.learn_one(f"s{s}", 1.0, rng.poisson(1.0) + spike)
     assert all(0.0 <= c.predict_one(f"s{s}", 1.0) <= 1.0 + c.clip for s in range(30))
+
+
+def test_level_correction_keeps_the_mean_of_skewed_demand_where_residual_learning_sinks():
+    """Mostly zero days and a 20-unit order one day in twenty: the mean is 1, as forecast. The
+    level correction stays near 1 on average over SKUs; the residual learner (clipped, Huber)
+    learns the quiet day and pulls the forecast to a tenth of it."""
+    rng = np.random.default_rng(5)
+    level, residual = LevelCorrection(), OnlineCorrection()
+    for _ in range(300):
+        for s in range(30):
+            actual = 20.0 if rng.random() < 0.05 else 0.0
+            level.learn_one(f"s{s}", 1.0, actual)
+            residual.learn_one(f"s{s}", 1.0, actual)
+    skus = [f"s{s}" for s in range(30)]
+    assert 0.8 < np.mean([level.predict_one(s, 1.0) for s in skus]) < 1.25
+    assert np.mean([residual.predict_one(s, 1.0) for s in skus]) < 0.5
+    lo, hi = level.bounds
+    assert all(lo <= level.factor_one(s) <= hi for s in skus)  # one order moves it, boundedly
+
+
+def test_level_correction_refuses_settings_that_cannot_work():
+    with pytest.raises(ValueError, match="bounds"):
+        LevelCorrection(bounds=(1.2, 2.0))
+    with pytest.raises(ValueError, match="fading"):
+        LevelCorrection(fading=0.0)
