@@ -208,13 +208,16 @@ def batches(events: list[dict], size: int = 500):
 
 
 class AlertPrinter:
-    """Subscribes to the store's alert and conflict topics and prints each message as it arrives."""
+    """Subscribes to the store's alert and conflict topics and prints each message as it arrives,
+    up to ``limit`` of each kind (so a run of replenishment triggers cannot hide the stock-out
+    alerts); every message is counted."""
 
     def __init__(self, host: str, port: int, prefix: str, limit: int, write=print):
         import paho.mqtt.client as mqtt
 
         self.received: list[dict] = []
         self.limit = limit
+        self._printed: Counter[str] = Counter()
         self.write = write
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -231,13 +234,18 @@ class AlertPrinter:
 
     def _on_message(self, client, userdata, msg) -> None:
         body = json.loads(msg.payload)
+        kind = str(body.get("kind", "?"))
         with self._lock:
             self.received.append(body)
-            n = len(self.received)
+            self._printed[kind] += 1
+            n = self._printed[kind]
         if n <= self.limit:
             self.write(describe(body))
         elif n == self.limit + 1:
-            self.write(f"  ... (printing stops at {self.limit}; all are counted and in the report)")
+            self.write(
+                f"  ... (printing of {kind} messages stops at {self.limit}; all are counted and "
+                "in the report)"
+            )
 
     def stop(self) -> None:
         self.client.loop_stop()
