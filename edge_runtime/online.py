@@ -51,7 +51,7 @@ class LevelCorrection:
     Why a ratio of two means: a SKU's daily demand is skewed, with many quiet days and a few
     wholesale ones. The mean of what sold, over the mean of what was forecast, is unbiased for
     the level, and one wholesale day moves it by its share of the window, within ``bounds``.
-    The residual learners above clip and robustify each day's error; they learn the quiet day
+    The residual learners below clip and robustify each day's error; they learn the quiet day
     and pull the level down. In the twin (Online Retail UK, validation weeks) they cost shelfcast
     5 points of lost-sales reduction, where this costs about 1.
 
