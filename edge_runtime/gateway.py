@@ -360,7 +360,6 @@ class Gateway:
                     log.exception("rebuild after a rolled-back ingest failed; retried next time")
             raise
         self.count_watch.committed()
-        self._correction_before = None
         if not self._sales_moved and result.events:  # all within the open day: after COMMIT
             self.sales.observe(result.events, within_open_day=True)
         c = self.counters

@@ -6,10 +6,10 @@ definition of every feature) from the store's *observed sales* up to that day's 
 horizons 1..H with the bundle's ``demand`` model through the gateway's ONNX scoring
 (``edge_runtime.scoring.Scorer``) (mean and P90 per day), and
 shifts each SKU's forecast by the River correction (``edge_runtime.online.LevelCorrection``),
-which learns from yesterday's one-day-ahead forecast and today's sales. Days that closed with an empty shelf are
-censored (sales < demand): River does not learn from them, and the features see the larger of
-the day's sales and its forecast (demand unconstraining), so a stock-out does not teach the model
-that demand fell.
+which learns from yesterday's one-day-ahead forecast and today's sales. Days that closed with
+an empty shelf are censored (sales < demand): River does not learn from them, and the features
+see the larger of the day's sales and its forecast (demand unconstraining), so a stock-out does
+not teach the model that demand fell.
 
 >>> EdgeModelForecaster.__name__
 'EdgeModelForecaster'
