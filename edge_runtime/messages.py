@@ -1,4 +1,4 @@
-"""The one schema of every message the gateway sends: MQTT payloads, API responses and README docs.
+"""The one schema of every message the gateway sends: MQTT payloads, API responses and docs/messages.md.
 
 Every outgoing message is JSON with a ``schema`` version, a unique ``message_id`` (consumers
 de-duplicate on it: delivery is at-least-once), ``kind``, ``store_id``, ``sku``, ``event_time`` (the
@@ -13,7 +13,8 @@ event time of what caused it), ``model_version`` and, for alerts, the numbers be
 >>> parse_message(alert.to_json()).sku
 'A-1'
 
-``python -m edge_runtime.messages`` prints the consumer documentation (the README section).
+``python -m edge_runtime.messages`` prints the consumer documentation;
+``python -m edge_runtime.messages docs/messages.md`` rewrites that page's generated section.
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ def _fields_table(model: type[BaseModel]) -> list[str]:
 
 
 def consumer_docs(prefix: str = "shelfcast") -> str:
-    """Markdown for consumers, generated from the models (the README section is this text)."""
+    """Markdown for consumers, generated from the models (docs/messages.md holds this text)."""
     lines = [
         f"Schema version {SCHEMA_VERSION}. Every message is compact JSON, published with QoS 1;",
         "delivery is at-least-once, so de-duplicate on `message_id`. Messages about one SKU",
@@ -297,5 +298,23 @@ def consumer_docs(prefix: str = "shelfcast") -> str:
     return "\n".join(lines) + "\n"
 
 
+MARKERS = ("<!-- messages:start -->", "<!-- messages:end -->")
+
+
+def write_docs(path: str) -> None:
+    """Replace the text between the markers of the page at ``path`` with :func:`consumer_docs`."""
+    from pathlib import Path
+
+    page = Path(path)
+    head, rest = page.read_text().split(MARKERS[0], 1)
+    tail = rest.split(MARKERS[1], 1)[1]
+    page.write_text(f"{head}{MARKERS[0]}\n{consumer_docs()}{MARKERS[1]}{tail}")
+
+
 if __name__ == "__main__":
-    print(consumer_docs(), end="")
+    import sys
+
+    if len(sys.argv) > 1:
+        write_docs(sys.argv[1])
+    else:
+        print(consumer_docs(), end="")

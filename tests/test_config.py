@@ -85,11 +85,11 @@ def test_client_certificate_needs_its_key(tmp_path):
     assert "cert_file given without mqtt.key_file" in text
 
 
-def test_readme_example_uses_only_known_keys(tmp_path):
+def test_docs_example_uses_only_known_keys(tmp_path):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    page = (Path(__file__).resolve().parent.parent / "docs" / "gateway.md").read_text()
+    example = page.split("```toml\n", 1)[1].split("```", 1)[0]
     path = write(tmp_path, example)
     with pytest.raises(ConfigError) as err:  # the example's certificate files do not exist here
         load_config(path, env={})

@@ -1,4 +1,4 @@
-"""The one outgoing-message schema: round trips, required numbers, topics, README in sync."""
+"""The one outgoing-message schema: round trips, required numbers, topics, docs in sync."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from edge_runtime.messages import (
     KINDS,
+    MARKERS,
     SCHEMA_VERSION,
     AnomalyAlert,
     ConflictMessage,
@@ -23,7 +24,7 @@ from edge_runtime.messages import (
 )
 
 T = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
-README = Path(__file__).resolve().parent.parent / "README.md"
+MESSAGES_PAGE = Path(__file__).resolve().parent.parent / "docs" / "messages.md"
 
 
 def examples():
@@ -99,12 +100,12 @@ def test_unknown_kind_is_rejected_with_the_field_named():
         parse_message({"kind": "nope", "store_id": "S"})
 
 
-def test_readme_section_is_generated_from_the_models():
-    text = README.read_text()
-    start, end = "<!-- messages:start -->", "<!-- messages:end -->"
-    assert start in text and end in text, "README lacks the generated MQTT messages section"
+def test_messages_page_is_generated_from_the_models():
+    text = MESSAGES_PAGE.read_text()
+    start, end = MARKERS
+    assert start in text and end in text, "docs/messages.md lacks the generated section"
     section = text.split(start, 1)[1].split(end, 1)[0].strip("\n")
     assert section == consumer_docs().strip("\n"), (
-        "README's MQTT messages section is stale: regenerate it with "
-        "`python -m edge_runtime.messages` and paste it between the markers"
+        "docs/messages.md is stale: regenerate it with "
+        "`python -m edge_runtime.messages docs/messages.md`"
     )
