@@ -41,8 +41,9 @@ demo: install system-deps
 
 bench: install system-deps
 	mkdir -p var/bench
-	for b in benchmarks/*.py; do case $$b in *_worker.py) continue;; esac; \
+	for b in benchmarks/*.py; do case $$b in *_worker.py|*/results_page.py) continue;; esac; \
 	  PATH="$$PATH:/usr/sbin" $(BIN)/python $$b --json var/bench/$$(basename $$b .py).json || exit 1; done
+	$(BIN)/python benchmarks/results_page.py
 
 # The gateway image (Dockerfile.edge) with podman: no Docker engine or registry needed. Needs root
 # (or sudo -n) for debootstrap, chroot and podman's vfs store; installs podman/debootstrap if absent.
