@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 
+from edge_runtime.command_options import LOG_LEVELS, log_level, port_number, positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    env = os.environ
     parser.add_argument("--config", help="gateway TOML file (env SHELFCAST_CONFIG); env overrides")
     parser.add_argument("--store-id", help="store id (env SHELFCAST_STORE_ID)")
     parser.add_argument("--state-dir", help="ledger/outbox directory (env SHELFCAST_STATE_DIR)")
@@ -34,15 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve read-only over the state directory of a gateway running in another process",
     )
     parser.add_argument(
-        "--host",
-        default=env.get("SHELFCAST_API_HOST", "127.0.0.1"),
-        help="address to listen on (env SHELFCAST_API_HOST; default 127.0.0.1)",
+        "--host", help="address to listen on (env SHELFCAST_API_HOST; default 127.0.0.1)"
     )
     parser.add_argument(
-        "--port",
-        type=int,
-        default=int(env.get("SHELFCAST_API_PORT", "8080")),
-        help="port (env SHELFCAST_API_PORT; default 8080)",
+        "--port", type=port_number, help="port, 1..65535 (env SHELFCAST_API_PORT; default 8080)"
     )
     parser.add_argument(
         "--token-file", help="file holding the API token (else env SHELFCAST_API_TOKEN)"
@@ -54,12 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-connections",
-        type=int,
+        type=positive_int,
         default=256,
         help="concurrent connections before new ones get 503 (default 256): a flood cannot "
         "exhaust the gateway's memory",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default="INFO",
+        help=f"logging level, one of {', '.join(LOG_LEVELS)} (default INFO)",
+    )
 
 
 def _settings(args: argparse.Namespace):
@@ -69,7 +69,7 @@ def _settings(args: argparse.Namespace):
     if args.token_file:
         token = Path(args.token_file).read_text().strip() or None
     reads_open = None if args.reads is None else args.reads == "open"
-    return ApiSettings.from_env(token=token, reads_open=reads_open)
+    return ApiSettings.from_env(token=token, reads_open=reads_open, host=args.host, port=args.port)
 
 
 def _gateway(args: argparse.Namespace):
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_runtime.config import ConfigError
     from edge_runtime.heap import freeze_startup_heap
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     log = logging.getLogger("shelfcast.serve")
     try:
         settings = _settings(args)
@@ -127,9 +127,16 @@ def run(args: argparse.Namespace) -> int:
     if not settings.writes_enabled:
         log.warning("no API token configured (SHELFCAST_API_TOKEN): writes are refused")
     mode = "read-only over " + args.attach if args.attach else "with the edge runtime"
-    log.info("API of store %s on http://%s:%d (%s)", runtime.store_id, args.host, args.port, mode)
+    log.info(
+        "API of store %s on http://%s:%d (%s)", runtime.store_id, settings.host, settings.port, mode
+    )
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", lifespan="off"
+        app,
+        host=settings.host,
+        port=settings.port,
+        limit_concurrency=args.max_connections,
+        log_level="warning",
+        lifespan="off",
     )
     server = _server_class(uvicorn)(config)
     try:

@@ -1,4 +1,5 @@
-"""Configuration of the HTTP API: who may read, who may write, how large a request may be.
+"""Configuration of the HTTP API: where it listens, who may read, who may write, how large a
+request may be.
 
 Values come from arguments or the environment (``SHELFCAST_API_*``), validated at start so a
 typo fails the launch instead of opening the API by accident.
@@ -8,13 +9,20 @@ typo fails the launch instead of opening the API by accident.
 (True, False)
 >>> ApiSettings.from_env({"SHELFCAST_API_TOKEN": "t0ken-abc", "SHELFCAST_API_READS_OPEN": "no"}).reads_open
 False
+>>> ApiSettings.from_env({"SHELFCAST_API_PORT": "99999"})
+Traceback (most recent call last):
+...
+ValueError: SHELFCAST_API_PORT='99999': expected a TCP port in 1..65535, got 99999
 """
 
 from __future__ import annotations
 
 import os
+from argparse import ArgumentTypeError
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from edge_runtime.command_options import TCP_PORTS, port_number
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -45,10 +53,22 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return port_number(raw)
+    except ArgumentTypeError as err:
+        raise ValueError(f"{name}={raw!r}: {err}") from None
+
+
 @dataclass(frozen=True)
 class ApiSettings:
-    """Access and limits of the API.
+    """Address, access and limits of the API.
 
+    ``host`` and ``port``: where it listens (the port in 1..65535, checked here rather than
+    left to the socket layer, which would wrap 99999 around to 34463).
     ``token``: the bearer token writes (event ingest, bundle swap) require; with none configured,
     writes are refused (403) rather than open. ``reads_open``: whether reads need the token too.
     Event ingest takes at most ``edge_runtime.events.MAX_PAYLOAD_BYTES``, the limit MQTT ingest
@@ -58,6 +78,8 @@ class ApiSettings:
     False
     """
 
+    host: str = "127.0.0.1"
+    port: int = 8080
     token: str | None = None
     reads_open: bool = True
     max_bundle_bytes: int = 256 * 1024 * 1024
@@ -66,6 +88,8 @@ class ApiSettings:
     max_batch_skus: int = 1000
 
     def __post_init__(self) -> None:
+        if self.port not in TCP_PORTS:
+            raise ValueError(f"the API port must be in 1..65535, got {self.port}")
         if self.token is not None and len(self.token) < 8:
             raise ValueError("the API token must be at least 8 characters long")
 
@@ -75,9 +99,14 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ApiSettings:
-        """Settings from ``SHELFCAST_API_TOKEN``, ``SHELFCAST_API_READS_OPEN`` and the limits."""
+        """Settings from ``SHELFCAST_API_HOST``, ``SHELFCAST_API_PORT``,
+        ``SHELFCAST_API_TOKEN``, ``SHELFCAST_API_READS_OPEN`` and the limits; ``overrides``
+        that are not None (command-line options) win. A bad variable is a ``ValueError``
+        naming it."""
         env = os.environ if env is None else env
         values = {
+            "host": env.get("SHELFCAST_API_HOST") or "127.0.0.1",
+            "port": _port(env, "SHELFCAST_API_PORT", 8080),
             "token": env.get("SHELFCAST_API_TOKEN") or None,
             "reads_open": _flag(env, "SHELFCAST_API_READS_OPEN", True),
             "max_bundle_bytes": _int(env, "SHELFCAST_API_MAX_BUNDLE_BYTES", 256 * 1024 * 1024),

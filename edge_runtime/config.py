@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.command_options import TCP_PORTS
+
 ENV_PREFIX = "SHELFCAST_"
 CONFIG_ENV = "SHELFCAST_CONFIG"
 _SHORT_ENV = {
@@ -32,7 +34,9 @@ _SHORT_ENV = {
     "STATE_DIR": ("gateway", "state_dir"),
     "BUNDLE": ("model", "bundle"),
 }
-_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# A store id becomes an MQTT topic level and a file name: these characters only.
+STORE_ID_CHARS = "A-Za-z0-9_.-"
+_ID_RE = re.compile(rf"^[{STORE_ID_CHARS}]{{1,64}}$")
 
 
 class ConfigError(ValueError):
@@ -233,18 +237,27 @@ def _build(values: dict[str, dict[str, Any]], problems: list[str]) -> GatewayCon
     return GatewayConfig(**parts)
 
 
+def store_id_problem(store_id: str) -> str | None:
+    """Why ``store_id`` cannot name a store (None if it can): the one rule for the gateway's
+    configuration and for tools that write events for it.
+
+    >>> store_id_problem("S1") is None, store_id_problem("United Kingdom")
+    (True, "'United Kingdom' must be 1-64 of A-Z a-z 0-9 _ . - (it becomes an MQTT topic level)")
+    """
+    if _ID_RE.match(store_id):
+        return None
+    return f"{store_id!r} must be 1-64 of A-Z a-z 0-9 _ . - (it becomes an MQTT topic level)"
+
+
 def _check(cfg: GatewayConfig, problems: list[str]) -> None:
     g, m = cfg.gateway, cfg.mqtt
     if not g.store_id:
         problems.append(f"gateway.store_id: empty; {_where('gateway', 'store_id')}")
-    elif not _ID_RE.match(g.store_id):
-        problems.append(
-            f"gateway.store_id: {g.store_id!r} must be 1-64 of A-Z a-z 0-9 _ . - "
-            f"(it becomes an MQTT topic level); {_where('gateway', 'store_id')}"
-        )
+    elif problem := store_id_problem(g.store_id):
+        problems.append(f"gateway.store_id: {problem}; {_where('gateway', 'store_id')}")
     if g.safety_buffer < 0:
         problems.append(f"gateway.safety_buffer: {g.safety_buffer} < 0; use 0 or more")
-    if not 1 <= m.port <= 65535:
+    if m.port not in TCP_PORTS:
         problems.append(
             f"mqtt.port: {m.port} is not a TCP port (1-65535); {_where('mqtt', 'port')}"
         )

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.bundles import install, verify
+from edge_runtime.command_options import LOG_LEVELS, log_level, port_number
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
@@ -715,16 +716,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store-id", help="store id (env SHELFCAST_STORE_ID)")
     parser.add_argument("--state-dir", help="ledger/outbox directory (default var/gateway)")
     parser.add_argument("--mqtt-host", help="broker host (env SHELFCAST_MQTT_HOST)")
-    parser.add_argument("--mqtt-port", type=int, help="broker port (env SHELFCAST_MQTT_PORT)")
+    parser.add_argument(
+        "--mqtt-port", type=port_number, help="broker port, 1..65535 (env SHELFCAST_MQTT_PORT)"
+    )
     parser.add_argument(
         "--bundle", help="model bundle directory (env SHELFCAST_BUNDLE); none: the rules decide"
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default="INFO",
+        help=f"logging level, one of {', '.join(LOG_LEVELS)} (default INFO)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the gateway against the configured broker until SIGINT/SIGTERM."""
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
         cfg = load_config(
             args.config,

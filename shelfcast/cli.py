@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from shelfcast import __version__
 from shelfcast.data_dir import DEFAULT_DATA_DIR, ENV_VAR
@@ -42,9 +43,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit code 2: what was wrong
+    with which option and where to look, without the usage block that buries it.
+
+    >>> OneLineParser(prog="shelfcast x").error("argument --folds: expected an integer >= 1, got 0")
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _top_parser() -> argparse.ArgumentParser:
     lines = "\n".join(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items())
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="shelfcast",
         description="Edge-AI demand forecasting and replenishment for retail stores.",
         epilog=f"commands:\n{lines}\n\nRun `shelfcast COMMAND --help` for a command's options.",
@@ -78,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, text = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"shelfcast {name}", description=text)
+    parser = OneLineParser(prog=f"shelfcast {name}", description=text)
     _add_common(parser)
     module.add_arguments(parser)
     args = parser.parse_args(rest)

@@ -25,21 +25,37 @@ Events are dicts in the edge event schema (``edge_runtime.events``), ordered by 
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from shelfcast.data_dir import require
+from edge_runtime.command_options import positive_int
+from edge_runtime.config import STORE_ID_CHARS, store_id_problem
+from shelfcast.data_dir import DataMissingError, require
 
 ONLINE_RETAIL = "online_retail/online_retail_ii_2009-12-01_2011-09-30.parquet"
 M5_STORE_DAYS = "m5_store_days/sales_long_d1914_d1941.parquet"
 M5_TZ = {"CA": "America/Los_Angeles", "TX": "America/Chicago", "WI": "America/Chicago"}
 OPEN_HOUR, CLOSE_HOUR = 8, 22
 RESTOCK_HOUR = 6
+_NOT_IN_STORE_ID = re.compile(rf"[^{STORE_ID_CHARS}]+")
 _COLUMNS = ["event_id", "store_id", "sku", "type", "qty", "event_time", "source"]
+
+
+def store_id_for(name: str) -> str:
+    """A store id the gateway's configuration accepts, made from a data set's store name:
+    each run of other characters becomes ``_``, and the result is cut to 64 characters.
+
+    >>> store_id_for("United Kingdom"), store_id_for("CA_1-CA_2")
+    ('United_Kingdom', 'CA_1-CA_2')
+    """
+    return _NOT_IN_STORE_ID.sub("_", name).strip("_")[:64] or "store"
 
 
 def _iso(ts: pd.Series) -> pd.Series:
@@ -178,14 +194,16 @@ def m5_events(
     restock: bool = True,
     skus: Iterable[str] | None = None,
 ) -> list[dict]:
-    """M5 store days of ``stores`` as one gateway's stream (see module doc)."""
+    """M5 store days of ``stores`` as one gateway's stream (see module doc); the default
+    ``store_id`` is the stores joined by ``-`` (``CA_1-CA_2``)."""
     stores = list(stores)
     frame = m5_frame(stores)
     if skus is not None:
         frame = frame[frame["sku"].isin(set(skus))]
     # One gateway keeps one clock: pooled stores use the first store's time zone.
     tz = M5_TZ[stores[0][:2]]
-    return spread_daily(frame, store_id or "+".join(stores), tz, seed=seed, restock=restock)
+    store_id = store_id or store_id_for("-".join(stores))
+    return spread_daily(frame, store_id, tz, seed=seed, restock=restock)
 
 
 def _restock(events: pd.DataFrame, store_id: str) -> pd.DataFrame:
@@ -234,33 +252,52 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
+def _store_id(text: str) -> str:
+    if problem := store_id_problem(text):
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def add_arguments(parser) -> None:  # `shelfcast replay`
     parser.add_argument("--dataset", choices=["online_retail", "m5"], default="m5")
     parser.add_argument("--store", default=None,
                         help="M5 store(s), comma-separated (default CA_1); "
                              "Online Retail country (default United Kingdom)")  # fmt: skip
-    parser.add_argument("--store-id", default=None, help="store_id written into the events")
+    parser.add_argument("--store-id", type=_store_id, default=None,
+                        help="store_id written into the events, as the gateway accepts it: 1-64 "
+                             "of A-Z a-z 0-9 _ . - (default: the store or country name with "
+                             "other characters as _, e.g. United_Kingdom)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed for spreading daily units")
-    parser.add_argument("--limit", type=int, default=None, help="first N events by event time")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="first N events by event time")  # fmt: skip
     parser.add_argument("--no-restock", action="store_true",
                         help="leave out the synthetic opening counts and weekly receipts")  # fmt: skip
     parser.add_argument("--out", required=True, help="JSON-lines file to write")
 
 
 def run(args) -> int:
-    if args.dataset == "m5":
-        stores = (args.store or "CA_1").split(",")
-        events = m5_events(stores, args.store_id, seed=args.seed, restock=not args.no_restock)
-        if args.limit is not None:
-            events = events[: args.limit]
-    else:
-        country = args.store or "United Kingdom"
-        events = online_retail_events(
-            country, args.store_id or country, limit=args.limit, restock=not args.no_restock
-        )
+    try:
+        events, store_id = _events(args)
+    except (DataMissingError, ValueError) as err:
+        print(f"shelfcast replay: {err}", file=sys.stderr)
+        return 1
+    if args.store_id is None:
+        print(f"store_id {store_id} (set --store-id to choose another)", file=sys.stderr)
     n = write_jsonl(events, args.out)
     kinds = pd.Series([e["type"] for e in events]).value_counts().to_dict()
     print(f"wrote {n} events of {len({e['sku'] for e in events})} SKUs to {args.out}: {kinds}")
     if events:
         print(f"event time {events[0]['event_time']} .. {events[-1]['event_time']}")
     return 0
+
+
+def _events(args) -> tuple[list[dict], str]:
+    if args.dataset == "m5":
+        stores = (args.store or "CA_1").split(",")
+        store_id = args.store_id or store_id_for("-".join(stores))
+        events = m5_events(stores, store_id, seed=args.seed, restock=not args.no_restock)
+        return events[: args.limit], store_id
+    country = args.store or "United Kingdom"
+    store_id = args.store_id or store_id_for(country)
+    events = online_retail_events(country, store_id, limit=args.limit, restock=not args.no_restock)
+    return events, store_id

@@ -111,10 +111,10 @@ def test_image_environment_is_a_valid_gateway_and_api_configuration(monkeypatch)
 
     parser = argparse.ArgumentParser()
     serve_command.add_arguments(parser)
-    args = parser.parse_args([])
-    assert (args.host, args.port) == ("0.0.0.0", 8080)  # reachable from outside the container
+    settings = serve_command._settings(parser.parse_args([]))
+    assert (settings.host, settings.port) == ("0.0.0.0", 8080)  # reachable from outside
     exposed = [rest for word, rest in instructions("runtime") if word == "EXPOSE"]
-    assert exposed == [str(args.port)]
+    assert exposed == [str(settings.port)]
 
 
 def test_entrypoint_is_the_serve_command():

@@ -175,7 +175,7 @@ def test_bad_output_extension_and_bad_bundle_are_clear(bundle, history, tmp_path
     data = tmp_path / "sales.csv"
     history.to_csv(data, index=False)
     argv = ["forecast", "--bundle", str(bundle), "--data", str(data)]
-    assert main([*argv, "--out", str(tmp_path / "o.xlsx")]) == 1
+    assert main([*argv, "--out", str(tmp_path / "o.xlsx")]) == 2  # a usage error, found first
     assert "unknown output format" in capsys.readouterr().err
     tampered = tmp_path / "tampered"
     tampered.mkdir()

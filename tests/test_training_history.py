@@ -56,7 +56,7 @@ def test_negative_units_quote_the_rows(tmp_path):
 def test_non_numeric_units(tmp_path):
     path = write(tmp_path, {**GOOD, "units": ["3", "many"]})
     with pytest.raises(
-        HistoryError, match=r"column units is not numeric in rows:\n  row 3: units='many'"
+        HistoryError, match=r"column units is empty or not numeric in row 3: units='many'$"
     ):
         load_history(path)
 
@@ -64,7 +64,8 @@ def test_non_numeric_units(tmp_path):
 def test_unparseable_dates(tmp_path):
     path = write(tmp_path, {**GOOD, "date": ["2024-01-01", "not a date"]})
     with pytest.raises(
-        HistoryError, match=r"column date has unparseable dates:\n  row 3: date='not a date'"
+        HistoryError,
+        match=r"column date has values that are not dates in row 3: date='not a date'; expected",
     ):
         load_history(path)
 

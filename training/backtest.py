@@ -54,7 +54,17 @@ def clairvoyant_forecasts(
 
 
 def fold_cutoffs(n_days: int, folds: int, horizon: int) -> list[int]:
-    """Index of each fold's last training day, oldest first."""
+    """Index of each fold's last training day, oldest first.
+
+    >>> fold_cutoffs(n_days=120, folds=0, horizon=28)
+    Traceback (most recent call last):
+    ...
+    ValueError: folds must be 1 or more, got 0
+    """
+    if folds < 1:
+        raise ValueError(f"folds must be 1 or more, got {folds}")
+    if horizon < 1:
+        raise ValueError(f"horizon must be 1 day or more, got {horizon}")
     cutoffs = [n_days - 1 - horizon * k for k in range(folds, 0, -1)]
     if cutoffs[0] < horizon:
         raise ValueError(

@@ -281,18 +281,31 @@ class Forecaster:
         )
 
 
+OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+def output_format(path: str | Path) -> str:
+    """``parquet`` or ``csv``, from the output file's extension (``.csv.gz`` is CSV);
+    :class:`ForecastError` for anything else, so a caller can refuse before computing."""
+    suffixes = "".join(Path(path).suffixes).lower()
+    for ext, fmt in OUTPUT_FORMATS.items():
+        if ext in suffixes:
+            return fmt
+    raise ForecastError(
+        f"{path}: unknown output format {suffixes or '(no extension)'}; use .parquet or .csv"
+    )
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a forecast table as Parquet or CSV, chosen by the file's extension."""
+    fmt = output_format(path)
     path = Path(path)
-    suffixes = "".join(path.suffixes).lower()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if ".parquet" in suffixes or ".pq" in suffixes:
+    if fmt == "parquet":
         frame.to_parquet(path, index=False)
-    elif ".csv" in suffixes:
+    else:
         out = frame.assign(date=pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d"))
         out.to_csv(path, index=False)
-    else:
-        raise ForecastError(f"{path}: unknown output format {suffixes!r}; use .parquet or .csv")
     return path
 
 

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from edge_runtime.command_options import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,13 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--horizon",
-        type=int,
+        type=positive_int,
         default=28,
         help="days to forecast (default 28; beyond 28 the model is applied recursively)",
     )
     parser.add_argument("--out", required=True, help="output table, .parquet or .csv")
     parser.add_argument(
         "--start",
+        type=_iso_day,
         default=None,
         help="first forecast day (default: the day after the history's last date); "
         "history from this day on is ignored",
@@ -43,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CSV/Parquet of known calendar events: a date column (and an optional event "
         "column, 1 = event day) for the target_event feature",
     )
+    parser.add_argument(
+        "--date-format",
+        default=None,
+        help="strftime format of the history's date column, e.g. %%d/%%m/%%Y, when it is "
+        "neither ISO yyyy-mm-dd nor a dd/mm/yyyy or mm/dd/yyyy the file itself settles",
+    )
 
     parser.add_argument(
         "--skip-short",
@@ -51,11 +61,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _iso_day(text: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as yyyy-mm-dd, got {text!r}") from None
+
+
 def _calendar_events(path: str | None) -> list:
     if not path:
         return []
     import pandas as pd
 
+    from training.date_formats import DateFormatError, parse_dates
     from training.forecast import ForecastError
 
     try:
@@ -65,8 +85,30 @@ def _calendar_events(path: str | None) -> list:
     if "date" not in cal.columns:
         raise ForecastError(f"{path}: no date column; found {', '.join(map(str, cal.columns))}")
     if "event" in cal.columns:
-        cal = cal[cal["event"].fillna(0).astype(float) > 0]
-    return list(pd.to_datetime(cal["date"]))
+        cal = cal[pd.to_numeric(cal["event"], errors="coerce").fillna(0) > 0]
+    try:
+        dates = parse_dates(cal["date"])
+    except DateFormatError as err:
+        raise ForecastError(f"{path}: column date: {err}") from None
+    if dates.isna().any():
+        bad = cal["date"][dates.isna()].iloc[0]
+        raise ForecastError(f"{path}: column date: {str(bad)!r} is not a yyyy-mm-dd date")
+    return list(dates)
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options themselves, found before any data is read."""
+    from training.forecast import ForecastError, output_format
+
+    try:
+        output_format(args.out)
+    except ForecastError as err:
+        return f"argument --out: {err}"
+    if not Path(args.bundle).is_dir():
+        return (
+            f"argument --bundle: {args.bundle} is not a directory (a bundle from shelfcast train)"
+        )
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,8 +117,16 @@ def run(args: argparse.Namespace) -> int:
     from training.history import HistoryError
     from training.train import load_input
 
+    if problem := _usage_problem(args):
+        print(f"shelfcast forecast: error: {problem}", file=sys.stderr)
+        return 2
     try:
-        history, _source = load_input(args.data, None)
+        history, _source = load_input(
+            args.data,
+            None,
+            date_format=args.date_format,
+            warn=lambda m: print(f"shelfcast forecast: warning: {m}", file=sys.stderr),
+        )
         table, seconds = forecast_file(
             args.bundle,
             history,

@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from edge_runtime.command_options import positive_int
 
 PARITY_TOLERANCE = 1e-4  # max abs diff allowed, relative to the outputs' scale
 
@@ -209,8 +212,14 @@ def train(
     return TrainResult(bundle=bundle, metadata=metadata, backtest=summary)
 
 
-def load_input(data: str, top_skus: int | None):
-    """A canonical history from a file path or the name of a real data set."""
+def load_input(
+    data: str,
+    top_skus: int | None,
+    date_format: str | None = None,
+    warn: Callable[[str], None] | None = None,
+):
+    """A canonical history from a file path or the name of a real data set; ``date_format``
+    and ``warn`` go to :func:`training.history.load_history` for a file."""
     from training.datasets import DATASETS, load_dataset
     from training.history import load_history
 
@@ -222,7 +231,7 @@ def load_input(data: str, top_skus: int | None):
         raise ValueError(
             f"{data!r} is neither a file nor a data set name; data sets: {', '.join(sorted(DATASETS))}"
         )
-    return load_history(path), str(path.resolve())
+    return load_history(path, date_format=date_format, warn=warn), str(path.resolve())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -238,10 +247,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="small fast run: 1 fold, 60 trees, no baselines"
     )
     parser.add_argument(
-        "--folds", type=int, default=None, help="backtest folds (default 3; quick 1)"
+        "--folds",
+        type=positive_int,
+        default=None,
+        help="backtest folds, 1 or more (default 3; quick 1): the backtest's metrics are what "
+        "MLflow compares models by, so it is not skipped",
     )
     parser.add_argument(
-        "--trees", type=int, default=None, help="trees per LightGBM model (default 200)"
+        "--trees", type=positive_int, default=None, help="trees per LightGBM model (default 200)"
     )
     parser.add_argument(
         "--baselines",
@@ -251,9 +264,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--top-skus",
-        type=int,
+        type=positive_int,
         default=None,
         help="online_retail only: keep the N SKUs with most units (default 300; quick 30)",
+    )
+    parser.add_argument(
+        "--date-format",
+        default=None,
+        help="strftime format of a file's date column, e.g. %%d/%%m/%%Y, when it is neither "
+        "ISO yyyy-mm-dd nor a dd/mm/yyyy or mm/dd/yyyy the file itself settles",
     )
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
 
@@ -271,7 +290,9 @@ def run(args: argparse.Namespace) -> int:
         config.baselines = args.baselines
     top = args.top_skus or (30 if args.quick else 300)
     try:
-        history, source = load_input(args.data, top)
+        history, source = load_input(
+            args.data, top, date_format=args.date_format, warn=lambda m: _say(f"warning: {m}")
+        )
         result = train(history, args.out, config, source, track=not args.no_mlflow)
     except (HistoryError, DataMissingError, KeyError, ValueError, ParityError) as exc:
         print(f"shelfcast train: {exc}", file=sys.stderr)

@@ -1,0 +1,60 @@
+"""Value types of command-line options shared by every ``shelfcast`` command: a TCP port, a
+logging level, a count of at least one. Each check lives here once, so ``run``, ``serve``,
+``train`` and ``forecast`` refuse the same bad value with the same one-line message, before
+any work starts, instead of a traceback (``--log-level verbose``) or a silent wrap-around
+(``--port 99999`` listening on 34463).
+
+They raise ``argparse.ArgumentTypeError``, which argparse turns into ``argument --port: ...``
+and exit code 2; code reading the same values from the environment calls them too and names
+the variable itself.
+
+>>> port_number("8080"), log_level("warning"), positive_int("3")
+(8080, 'WARNING', 3)
+>>> port_number("99999")
+Traceback (most recent call last):
+...
+argparse.ArgumentTypeError: expected a TCP port in 1..65535, got 99999
+"""
+
+from __future__ import annotations
+
+import argparse
+
+TCP_PORTS = range(1, 65536)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def port_number(text: str) -> int:
+    """A TCP port: an integer in ``TCP_PORTS``."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a TCP port in {TCP_PORTS.start}..{TCP_PORTS.stop - 1}, got {text!r}"
+        ) from None
+    if value not in TCP_PORTS:
+        raise argparse.ArgumentTypeError(
+            f"expected a TCP port in {TCP_PORTS.start}..{TCP_PORTS.stop - 1}, got {value}"
+        )
+    return value
+
+
+def log_level(text: str) -> str:
+    """A standard logging level name, case-insensitive; returned upper-case."""
+    name = str(text).strip().upper()
+    if name not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"unknown logging level {text!r}; use one of {', '.join(LOG_LEVELS)}"
+        )
+    return name
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1 (folds, days, trees, connections)."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
