@@ -192,5 +192,5 @@ def test_an_upload_streams_to_disk_instead_of_memory(tmp_path):
                 tracemalloc.stop()
     finally:
         gw.close()
-    assert response.status_code == 422 and "not a .tar, .tar.gz or .zip" in response.text
     assert peak < 16 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB traced during the upload"
+    assert response.status_code == 422 and "not a .tar, .tar.gz or .zip" in response.text
