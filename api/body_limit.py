@@ -3,7 +3,8 @@
 :class:`BodyLimit` is pure ASGI middleware: it refuses a declared ``Content-Length`` over the
 path's limit up front, and counts bytes of chunked bodies, raising :class:`BodyTooLarge` (answered
 413 with a JSON reason) when they go over. Event ingest reads its own body through
-:func:`read_capped` so an oversized payload can still be dead-lettered with its reason.
+:func:`read_capped` so an oversized payload can still be dead-lettered with its reason; a bundle
+upload streams to a file through :func:`stream_to_file` (never held in memory).
 
 >>> limit = BodyLimit(app=None, limit_for=lambda path: 10)
 >>> limit.limit_for("/anything")
@@ -13,6 +14,7 @@ path's limit up front, and counts bytes of chunked bodies, raising :class:`BodyT
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -81,3 +83,23 @@ async def read_capped(request: Request, limit: int) -> bytes:
         if seen > limit:
             raise BodyTooLarge(limit, seen, b"".join(chunks))
     return b"".join(chunks)
+
+
+async def stream_to_file(request: Request, limit: int, target: Path) -> int:
+    """Write the request body to ``target`` chunk by chunk; returns its size.
+
+    A ``Content-Length`` over ``limit`` is refused before one byte is read; a chunked body is
+    counted as it arrives and refused at the first chunk past the limit. Either way
+    :class:`BodyTooLarge` (413); memory holds one chunk at a time.
+    """
+    declared = _content_length(request.scope)
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(limit, declared, declared=True)
+    seen = 0
+    with Path(target).open("wb") as f:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                raise BodyTooLarge(limit, seen)
+            f.write(chunk)
+    return seen

@@ -1,6 +1,6 @@
 """What the API says about a model bundle; verifying and installing is the gateway's
-(``edge_runtime.bundles``: digests, feature spec, ONNX Runtime, atomic install), re-exported here
-for the API's runtimes.
+(``edge_runtime.bundles``: digests, signature, feature spec, reference set in ONNX Runtime, atomic
+install), re-exported here for the API's runtimes.
 
 >>> info(None)
 {'loaded': False}
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_runtime.bundles import install, verify
+from edge_runtime.bundles import BundleTrust, install, verify
 from models.bundle import Bundle
 
-__all__ = ["info", "install", "verify"]
+__all__ = ["BundleTrust", "info", "install", "verify"]
 
 
 def info(bundle: Bundle | None) -> dict[str, Any]:

@@ -5,18 +5,19 @@ target, a bounded number of members and of unpacked bytes (no archive bombs). No
 archive is ever imported or executed; the runtime then checks every SHA-256 digest and the
 feature spec (``models.bundle.load_bundle``) before it swaps.
 
+The archive arrives as a file (the upload streams to disk): nothing here holds it in memory.
+
 >>> import io, tarfile, tempfile, pathlib
->>> buf = io.BytesIO()
->>> with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+>>> work = pathlib.Path(tempfile.mkdtemp())
+>>> with tarfile.open(work / "upload", mode="w:gz") as tar:
 ...     info = tarfile.TarInfo("b/feature_spec.json"); data = b"{}"; info.size = len(data)
 ...     tar.addfile(info, io.BytesIO(data))
->>> unpack_bundle(buf.getvalue(), pathlib.Path(tempfile.mkdtemp())).name
+>>> unpack_bundle(work / "upload", work / "unpacked").name
 'b'
 """
 
 from __future__ import annotations
 
-import io
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -48,11 +49,11 @@ def _check_totals(count: int, total: int) -> None:
         raise ArchiveError(f"archive unpacks to more than {MAX_UNPACKED} bytes")
 
 
-def _untar(data: bytes, target: Path) -> None:
+def _untar(archive: Path, target: Path) -> None:
     try:
-        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")  # noqa: SIM115 - closed below
-    except tarfile.TarError as err:
-        raise ArchiveError(f"not a readable tar archive: {err}") from None
+        tar = tarfile.open(archive, mode="r:*")  # noqa: SIM115 - closed below
+    except tarfile.TarError:
+        raise ArchiveError("not a .tar, .tar.gz or .zip archive") from None
     with tar:
         members = tar.getmembers()
         total = 0
@@ -65,9 +66,9 @@ def _untar(data: bytes, target: Path) -> None:
         tar.extractall(target, filter="data")
 
 
-def _unzip(data: bytes, target: Path) -> None:
+def _unzip(path: Path, target: Path) -> None:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as err:
         raise ArchiveError(f"not a readable zip archive: {err}") from None
     with archive:
@@ -80,18 +81,23 @@ def _unzip(data: bytes, target: Path) -> None:
         archive.extractall(target)
 
 
-def unpack_bundle(data: bytes, target: Path) -> Path:
-    """Unpack a ``.tar``/``.tar.gz`` or ``.zip`` into ``target``; return the bundle's directory."""
-    if not data:
+def unpack_bundle(archive: Path, target: Path) -> Path:
+    """Unpack the ``.tar``/``.tar.gz`` or ``.zip`` file ``archive`` into ``target``; return the
+    bundle's directory. Error messages never name ``archive`` or ``target`` (temporary paths)."""
+    archive = Path(archive)
+    with archive.open("rb") as f:
+        magic = f.read(4)
+    if not magic:
         raise ArchiveError("empty body: send the bundle as a .tar.gz or .zip archive")
     target.mkdir(parents=True, exist_ok=True)
     try:
-        if data[:4] == b"PK\x03\x04":
-            _unzip(data, target)
+        if magic == b"PK\x03\x04":
+            _unzip(archive, target)
         else:
-            _untar(data, target)
+            _untar(archive, target)
     except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as err:
-        raise ArchiveError(f"archive could not be unpacked: {err}") from None
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ArchiveError(f"archive could not be unpacked: {reason}") from None
     roots = sorted({p.parent for p in target.rglob(MARKER)})
     if len(roots) != 1:
         raise ArchiveError(f"archive must hold exactly one bundle ({MARKER}); found {len(roots)}")

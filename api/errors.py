@@ -66,8 +66,9 @@ class BodyTooLarge(Exception):
     10
     """
 
-    def __init__(self, limit: int, seen: int, head: bytes = b""):
-        super().__init__(f"request body exceeds the {limit}-byte limit (read {seen} bytes)")
+    def __init__(self, limit: int, seen: int, head: bytes = b"", declared: bool = False):
+        what = f"declares {seen} bytes" if declared else f"read {seen} bytes"
+        super().__init__(f"request body exceeds the {limit}-byte limit ({what})")
         self.limit = limit
         self.seen = seen
         self.head = head  # what was read before stopping (event ingest dead-letters it)

@@ -131,11 +131,18 @@ class LedgerRuntime(Runtime):
 
     can_forecast = True  # the routes exist; 503 says why there is nothing to serve
 
-    def __init__(self, ledger: Ledger, bundle_dir: Path | None = None):
+    def __init__(
+        self,
+        ledger: Ledger,
+        bundle_dir: Path | None = None,
+        trust: bundle_store.BundleTrust | None = None,
+    ):
         self.ledger = ledger
         self.store_id = ledger.store_id
         self._outbox = _OutboxReader(ledger.path)
         self.bundle_dir = Path(bundle_dir or ledger.path.parent / "bundle")
+        # Whose bundles are run; by default none without a signature check (see BundleTrust).
+        self.trust = trust or bundle_store.BundleTrust()
         self._bundle_lock = threading.Lock()
         self._bundle, self._bundle_problem = self._load_current()
 
@@ -151,7 +158,7 @@ class LedgerRuntime(Runtime):
         if not self.bundle_dir.exists():
             return None, "no bundle installed"
         try:
-            return bundle_store.verify(self.bundle_dir), None
+            return bundle_store.verify(self.bundle_dir, self.trust), None
         except BundleError as err:  # a damaged bundle on disk is reported, never used
             return None, f"installed bundle refused: {err}"
 
@@ -161,11 +168,11 @@ class LedgerRuntime(Runtime):
     def swap_bundle(self, path: Path) -> dict[str, Any]:
         """Verify ``path`` and make it the current bundle; the old one stays if it is refused."""
         try:
-            candidate = bundle_store.verify(path)
+            candidate = bundle_store.verify(path, self.trust)
         except BundleError as err:
             raise BundleRefused(str(err)) from None
         with self._bundle_lock:
-            self._bundle = bundle_store.install(candidate, self.bundle_dir)
+            self._bundle = bundle_store.install(candidate, self.bundle_dir, self.trust)
             self._bundle_problem = None
         return self.bundle_info()
 
@@ -320,7 +327,8 @@ class GatewayRuntime(LedgerRuntime):
 
     def __init__(self, gateway: Any):
         self.gateway = gateway
-        super().__init__(gateway.ledger, Path(gateway.cfg.gateway.state_dir) / "bundle")
+        trust = getattr(gateway, "trust", None)
+        super().__init__(gateway.ledger, Path(gateway.cfg.gateway.state_dir) / "bundle", trust)
 
     def _load_current(self):
         gateway = self.gateway

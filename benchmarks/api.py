@@ -26,6 +26,13 @@ Hardening:
   by the gateway) instead of being judged; ``fuzz_dead_lettered`` counts dead-letter rows written.
   A third run sends N over MQTT without the shapes the runtime is known to crash on, to show
   the rest of the MQTT path; it is reported apart and not in the headline figures.
+- ``tampered_bundles_accepted`` (goal 0): ``PUT /v1/bundle`` of each bundle in
+  ``tests/tampered_bundles.py`` (an edited ``metadata.json`` with a recomputed manifest: old
+  signature, no signature, another key's; signed models whose demand outputs are NaN, 1e30 or
+  negative; a model off its reference set) to the served process; ``tampered_reasons_with_paths``
+  counts refusals that name a temporary path, ``oversized_upload_refused_s`` is how long a
+  ``Content-Length`` of 300 MB takes to be answered 413 with no body sent. Alone, in seconds:
+  ``python benchmarks/api.py --tampered-only --json out.json``.
 """
 
 from __future__ import annotations
@@ -131,11 +138,12 @@ def ensure_wrk() -> str:
 class Served:
     """``shelfcast serve`` in its own process, on a free port, over a fresh state directory."""
 
-    def __init__(self, state_dir: Path):
+    def __init__(self, state_dir: Path, public_key: Path):
         self.state_dir = state_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "SHELFCAST_API_TOKEN": TOKEN, "SHELFCAST_MQTT_ENABLED": "false"}
+        env = {**os.environ, "SHELFCAST_API_TOKEN": TOKEN, "SHELFCAST_MQTT_ENABLED": "false",
+               "SHELFCAST_MODEL_PUBLIC_KEY": str(public_key)}  # fmt: skip
         cmd = [sys.executable, "-m", "shelfcast.cli", "serve", "--store-id", STORE,
                "--state-dir", str(state_dir), "--port", str(self.port), "--log-level", "WARNING"]  # fmt: skip
         self.log = open(state_dir.parent / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
@@ -183,20 +191,86 @@ def seed(url: str) -> None:
 def install_bundle(url: str, bundle: Path | None, tmp: Path) -> str:
     """PUT a model bundle (``--bundle``, e.g. one from ``shelfcast train``; else a tiny real ONNX
     bundle built here) so the prediction routes answer instead of 503; returns what was used."""
-    import io
-    import tarfile
-
     from tests.test_api_bundle import make_bundle
 
     root = bundle or make_bundle(tmp / "bench-bundle")
+    response = put_archive(url, root)
+    if response.status_code != 200:
+        raise SystemExit(f"bundle {root} refused: {response.text}")
+    return f"{root} (model_version {response.json()['model_version']})"
+
+
+def trusted_key(bundle: Path | None, given: Path | None) -> Path:
+    """The public key the served gateway checks bundles with: ``--public-key``, else the test
+    key for the tiny bundle built here, else the key ``shelfcast train`` signs with."""
+    if given:
+        return given
+    if bundle is None:
+        from tests.signed_bundles import key_pair
+
+        return key_pair()[1]
+    from training.signing_key import public_key_path, signing_key_path
+
+    return public_key_path(ROOT / signing_key_path())
+
+
+def put_archive(url: str, root: Path) -> httpx.Response:
+    import io
+    import tarfile
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         tar.add(root, arcname=root.name)
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    response = httpx.put(url + "/v1/bundle", content=buf.getvalue(), headers=headers, timeout=120)
-    if response.status_code != 200:
-        raise SystemExit(f"bundle {root} refused: {response.text}")
-    return f"{root} (model_version {response.json()['model_version']})"
+    return httpx.put(url + "/v1/bundle", content=buf.getvalue(), headers=headers, timeout=120)
+
+
+def tampered_bundles(url: str, tmp: Path) -> dict:
+    """Each tampered bundle PUT to the served gateway: accepted or refused, and why."""
+    from tests.tampered_bundles import CASES
+
+    cases = {}
+    for case, build in CASES.items():
+        response = put_archive(url, build(tmp / "tampered" / case))
+        reason = response.json().get("message", "") if response.status_code != 200 else ""
+        cases[case] = {
+            "status": response.status_code,
+            "accepted": response.status_code == 200,
+            "reason": reason,
+            "names_a_temporary_path": "bundle-upload-" in reason or tempfile.gettempdir() in reason,
+        }
+    return cases
+
+
+def oversized_upload(url: str, declared: int = 300 * 1024 * 1024) -> dict:
+    """Declare ``declared`` bytes, send none: the seconds until the 413 and its status line."""
+    import socket
+
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    start = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            f"PUT /v1/bundle HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Length: {declared}\r\n\r\n".encode()
+        )
+        try:
+            status = sock.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
+        except TimeoutError:
+            status = "no answer within 30 s"
+    return {"status_line": status, "seconds": time.perf_counter() - start}
+
+
+def bundle_hardening(url: str, tmp: Path) -> dict:
+    cases = tampered_bundles(url, tmp)
+    big = oversized_upload(url)
+    return {
+        "tampered_bundles_accepted": sum(c["accepted"] for c in cases.values()),
+        "tampered_bundles_tried": len(cases),
+        "tampered_reasons_with_paths": sum(c["names_a_temporary_path"] for c in cases.values()),
+        "oversized_upload_status": big["status_line"],
+        "oversized_upload_refused_s": round(big["seconds"], 4),
+        "tampered_bundles": cases,
+    }
 
 
 def ledger_facts(path: Path) -> dict:
@@ -374,6 +448,11 @@ def table(result: dict) -> str:
                 "fuzz_messages", "fuzz_crashes", "fuzz_dead_lettered", "fuzz_not_dead_lettered"):  # fmt: skip
         if key in result:
             rows.append(f"| {key} | {result[key]} |")
+    for key in ("tampered_bundles_accepted", "tampered_bundles_tried",
+                "tampered_reasons_with_paths", "oversized_upload_status",
+                "oversized_upload_refused_s"):  # fmt: skip
+        if key in result:
+            rows.append(f"| {key} | {result[key]} |")
     for transport in ("api", "mqtt", "mqtt_without_crashers"):
         f = result.get("fuzz", {}).get(transport)
         if f:
@@ -383,6 +462,28 @@ def table(result: dict) -> str:
                 f"{f.get('ledger_unchanged')} |"
             )
     return "\n".join(rows)
+
+
+def write(result: dict, path: Path | None) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
+def tampered_only(args: argparse.Namespace) -> int:
+    """The bundle figures alone against a served process holding a good bundle."""
+    result: dict = {"machine": machine(), "load": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp_name:
+        tmp = Path(tmp_name)
+        served = Served(tmp / "state", trusted_key(args.bundle, args.public_key))
+        try:
+            result["setup"] = {"bundle": install_bundle(served.url, args.bundle, tmp)}
+            result.update(bundle_hardening(served.url, tmp))
+        finally:
+            served.stop()
+    print(table(result))
+    write(result, args.json)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,7 +498,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bundle", type=Path, help="model bundle directory to serve predictions with"
     )
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        help="public key the served gateway trusts (default: the test key for the tiny bundle, "
+        "training's key with --bundle)",
+    )
+    parser.add_argument(
+        "--tampered-only",
+        action="store_true",
+        help="only the bundle figures (tampered_bundles_accepted, oversized upload): seconds",
+    )
     args = parser.parse_args(argv)
+    if args.tampered_only:
+        return tampered_only(args)
     seconds = args.seconds or (3 if args.quick else 10)
     runs = args.runs or (1 if args.quick else 3)
     n_fuzz = args.fuzz or (2000 if args.quick else 10_000)
@@ -408,10 +522,12 @@ def main(argv: list[str] | None = None) -> int:
     }}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp_name:
         tmp = Path(tmp_name)
-        served = Served(tmp / "state")
+        served = Served(tmp / "state", trusted_key(args.bundle, args.public_key))
         try:
             seed(served.url)
             result["setup"]["bundle"] = install_bundle(served.url, args.bundle, tmp)
+            print("tampered bundles ...", file=sys.stderr)
+            result.update(bundle_hardening(served.url, tmp))
             print(f"load: {runs} run(s) x {seconds} s per target ...", file=sys.stderr)
             result["load"] = load(served, seconds, runs, tmp)
             health = result["load"]["health"]["requests_per_s"]
@@ -444,9 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         result[f"{name}_requests_per_s"] = result["load"][name]["requests_per_s"]
         result[f"{name}_p99_ms"] = result["load"][name]["p99_ms"]
     print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write(result, args.json)
     return 0
 
 

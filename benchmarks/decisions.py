@@ -310,7 +310,10 @@ def held_out_setup(top_skus: int, retrain: bool) -> dict:
     if not retrain:
         try:
             bundle = load_bundle(BUNDLE_DIR, FEATURE_STORE_VERSION)
-            if bundle.metadata.get("data_source") != source:
+            if (
+                bundle.metadata.get("data_source") != source
+                or not (BUNDLE_DIR / "signature.json").exists()
+            ):  # a bundle from before signing is retrained
                 bundle = None
         except BundleError:
             bundle = None
@@ -564,6 +567,7 @@ def gateway_day_close(setup: dict, frame: pd.DataFrame) -> dict:
 
     from edge_runtime.config import load_config
     from edge_runtime.gateway import Gateway
+    from training.signing_key import public_key_path, signing_key_path
 
     panel, first = setup["panel"], setup["first_test"]
     by_day = _daily_events(frame)
@@ -573,6 +577,7 @@ def gateway_day_close(setup: dict, frame: pd.DataFrame) -> dict:
         "SHELFCAST_STATE_DIR": str(state),
         "SHELFCAST_MQTT_ENABLED": "false",
         "SHELFCAST_BUNDLE": str(setup["bundle"].path),
+        "SHELFCAST_MODEL_PUBLIC_KEY": str(public_key_path(signing_key_path())),
         "SHELFCAST_MODEL_LEAD_TIME_DAYS": str(LEAD_TIME_DAYS),
     }
     gw = Gateway(load_config(env=env))

@@ -106,10 +106,12 @@ def default_bundle() -> Path | None:
     """The demo's trained bundle when it verifies, else None (smoke.py then builds a tiny one)."""
     from api import bundle_store
     from models.bundle import BundleError
+    from training.signing_key import public_key_path, signing_key_path
 
     candidate = ROOT / "var/demo/bundle"
+    key = public_key_path(ROOT / signing_key_path())
     try:
-        bundle_store.verify(candidate)
+        bundle_store.verify(candidate, bundle_store.BundleTrust(public_key=str(key)))
     except (BundleError, FileNotFoundError, OSError):
         return None
     return candidate

@@ -421,6 +421,7 @@ def latency_bundle(out: Path) -> Path:
     meta = out / "metadata.json"
     if (
         meta.exists()
+        and (out / "signature.json").exists()  # bundles from before signing are retrained
         and json.loads(meta.read_text()).get("feature_store_version") == FEATURE_STORE_VERSION
     ):
         return out
@@ -532,7 +533,10 @@ def main(argv: list[str] | None = None) -> int:
         marks["outage"] = len(field.received())
         print(f"scoring on: bundle {bundle}, queued backlog then 1,200/s ...", file=sys.stderr)
         gw.close()  # events now wait in the broker (persistent session)
-        scored_cfg = replace(cfg, model=replace(cfg.model, bundle=str(bundle)))
+        from training.signing_key import public_key_path, signing_key_path
+
+        key = str(public_key_path(signing_key_path()))  # the key latency_bundle signed with
+        scored_cfg = replace(cfg, model=replace(cfg.model, bundle=str(bundle), public_key=key))
 
         def scored_gateway() -> Gateway:
             return serving(Gateway(scored_cfg))

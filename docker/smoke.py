@@ -56,10 +56,22 @@ def image_config(rootfs: Path) -> dict:
 
 
 def tiny_bundle(out: Path) -> Path:
-    """A real (tiny) ONNX bundle matching this checkout's feature spec."""
+    """A real (tiny) ONNX bundle matching this checkout's feature spec, signed by the test key."""
     from tests.test_api_bundle import make_bundle
 
     return make_bundle(out)
+
+
+def signing_public_key(bundle: Path | None) -> Path:
+    """The public key that checks ``bundle``: the test key for the tiny bundle, else the key
+    training signs with (``shelfcast train``'s default or ``$SHELFCAST_SIGNING_KEY``)."""
+    if bundle is None:
+        from tests.signed_bundles import key_pair
+
+        return key_pair()[1]
+    from training.signing_key import public_key_path, signing_key_path
+
+    return public_key_path(signing_key_path())
 
 
 @contextlib.contextmanager
@@ -201,7 +213,9 @@ def load_skus(api: str, count: int, batch: int = 2500) -> float:
     return time.monotonic() - start
 
 
-def run_smoke(rootfs: Path, bundle: Path | None, skus: int, work: Path) -> dict:
+def run_smoke(
+    rootfs: Path, bundle: Path | None, skus: int, work: Path, public_key: Path | None = None
+) -> dict:
     """Run every step; returns the figures seen (raises SmokeFailure on the first failed step)."""
     from tests.mosquitto import Mosquitto
 
@@ -209,7 +223,9 @@ def run_smoke(rootfs: Path, bundle: Path | None, skus: int, work: Path) -> dict:
     state = rootfs / "var/lib/shelfcast"
     for old in state.iterdir():  # a fresh volume each run, as a new container would get
         shutil.rmtree(old) if old.is_dir() else old.unlink()
+    key = public_key or signing_public_key(bundle)
     shutil.copytree(bundle or tiny_bundle(work / "bundle"), state / "bundle")
+    shutil.copyfile(key, state / "bundle-signing.pub")  # the gateway checks signatures with it
     for path in [state, *state.rglob("*")]:
         os.chown(path, UID, UID)
 
@@ -237,6 +253,7 @@ def run_gateway(
             "SHELFCAST_MQTT_PORT": str(mqtt_port),
             "SHELFCAST_API_PORT": str(api_port),
             "SHELFCAST_API_TOKEN": TOKEN,
+            "SHELFCAST_MODEL_PUBLIC_KEY": "/var/lib/shelfcast/bundle-signing.pub",
         },
     )
     api = f"http://127.0.0.1:{api_port}"
@@ -292,14 +309,16 @@ def run_gateway(
         log.close()
 
 
-def smoke(rootfs: Path, bundle: Path | None = None, skus: int = 0) -> dict:
+def smoke(
+    rootfs: Path, bundle: Path | None = None, skus: int = 0, public_key: Path | None = None
+) -> dict:
     """Mount, run, unmount; returns ``{"passed": bool, ...figures or "error"}``."""
     if os.geteuid() != 0:
         raise SystemExit("smoke.py needs root (chroot and mounts)")
     with tempfile.TemporaryDirectory(prefix="shelfcast-smoke-") as tmp, mounted(rootfs):
         work = Path(tmp)
         try:
-            return {"passed": True, **run_smoke(rootfs, bundle, skus, work)}
+            return {"passed": True, **run_smoke(rootfs, bundle, skus, work, public_key)}
         except Exception as err:  # any failure is the smoke test failing: report, do not crash
             log = (
                 (work / "gateway.log").read_text()[-3000:]
@@ -313,10 +332,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rootfs", type=Path, help="directory from docker/export_rootfs.sh")
     parser.add_argument("--bundle", type=Path, help="model bundle to install (default: tiny ONNX)")
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        help="public key that checks --bundle's signature (default: training's key)",
+    )
     parser.add_argument("--skus", type=int, default=0, help="also load N SKUs and read the RSS")
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args()
-    result = smoke(args.rootfs.resolve(), args.bundle, args.skus)
+    result = smoke(args.rootfs.resolve(), args.bundle, args.skus, args.public_key)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

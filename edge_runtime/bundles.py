@@ -1,38 +1,119 @@
 """Verifying a model bundle and installing it as the gateway's current one.
 
-Checks, in order, each refusal naming what was wrong:
+Checks, in order, each refusal one line naming what was wrong (never the directory the bundle
+sits in, which may be an upload's temporary one):
 
 1. only data that may cross to the edge: ``*.onnx``, ``feature_spec.json``, ``metadata.json``,
-   ``manifest.json`` (no pickles, no code, no links);
+   ``reference.json``, ``manifest.json``, ``signature.json`` (no pickles, no code, no links);
 2. every SHA-256 digest and size in the manifest (``models.bundle.load_bundle``): one changed
    byte anywhere refuses the bundle;
-3. the feature spec equals the one this gateway computes (``feature_store.spec``), field for field
+3. the manifest's Ed25519 signature against the public key the gateway trusts
+   (:class:`BundleTrust`, ``models.bundle_signing``): an edited file with a recomputed manifest,
+   an unsigned bundle or one signed by another key is refused. Without a public key every bundle
+   is refused unless ``[model] allow_unsigned`` is set (development only: the reason says so);
+4. the feature spec equals the one this gateway computes (``feature_store.spec``), field for field
    (version, feature names, order, dtypes, windows);
-4. every model opens in ONNX Runtime and takes as many inputs as its feature list has columns.
+5. every model opens in ONNX Runtime, takes as many inputs as its feature list has columns, and
+   reproduces the bundle's reference set (``models.bundle_reference``): finite outputs, demand
+   neither negative nor above ``[model] max_daily_units``, within tolerance of training's.
 
-Installing copies the verified directory next to the current one and renames it into place, so
-readers see the old bundle or the new one, never half of one. The gateway
+Installing copies the verified directory into ``bundle.versions/`` beside the current one,
+verifies the copy, and points ``bundle`` (a symlink) at it with one ``os.replace`` of a new
+symlink: there is always a current bundle, the old one or the new one, never half of one. The
+previous version is kept (to roll back by hand); older ones are pruned. The gateway
 (``Gateway.swap_bundle``, start-up) and the API (``api.bundle_store``) both go through here.
 
 >>> sorted(ALLOWED_SUFFIXES)
 ['.json', '.onnx']
+>>> BundleTrust().public_key is None, BundleTrust().allow_unsigned
+(True, False)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.config import ModelSection
 from feature_store.spec import ANOMALY_FEATURES, FEATURE_STORE_VERSION, names, spec_dict
-from models.bundle import Bundle, BundleError, load_bundle
+from models.bundle import MANIFEST, REFERENCE, SIGNATURE, Bundle, BundleError, load_bundle
+from models.bundle_reference import DEFAULT_MAX_DAILY_UNITS, check_reference, session
+from models.bundle_signing import check_signature, load_public_key
+
+log = logging.getLogger(__name__)
 
 ALLOWED_SUFFIXES = {".onnx", ".json"}
-ALLOWED_JSON = {"feature_spec.json", "metadata.json", "manifest.json"}
+ALLOWED_JSON = {"feature_spec.json", "metadata.json", REFERENCE, MANIFEST, SIGNATURE}
 _INPUT_WIDTH = {"demand": len(names()), "anomaly": len(ANOMALY_FEATURES)}
+KEEP_VERSIONS = 2  # the current bundle and the one before it
+_install_lock = threading.Lock()  # one install at a time: pruning must not meet a copy
+
+
+@dataclass(frozen=True)
+class BundleTrust:
+    """Whose bundles the gateway runs and what their models may output (``[model]`` settings).
+
+    ``public_key``: PEM file of the trainer's Ed25519 key (``shelfcast keygen``); bundles must
+    carry a signature by it. ``allow_unsigned``: accept bundles without a signature (development
+    only; a present but wrong signature is still refused when a key is configured); without a key
+    and without this, every bundle is refused. ``max_daily_units``: the demand outputs' ceiling.
+
+    >>> BundleTrust(allow_unsigned=True).describe()
+    'unsigned bundles allowed (development), no public key'
+    """
+
+    public_key: str | None = None
+    allow_unsigned: bool = False
+    max_daily_units: float = DEFAULT_MAX_DAILY_UNITS
+
+    @classmethod
+    def from_config(cls, m: ModelSection) -> BundleTrust:
+        trust = cls(m.public_key, m.allow_unsigned, m.max_daily_units)
+        trust.check_key()
+        return trust
+
+    def check_key(self) -> None:
+        """``BundleError`` now (at start) when the configured key file is not a usable key."""
+        if self.public_key:
+            load_public_key(self.public_key)
+
+    def describe(self) -> str:
+        key = f"public key {self.public_key}" if self.public_key else "no public key"
+        return ("unsigned bundles allowed (development), " if self.allow_unsigned else "") + key
+
+
+def _check_signature(root: Path, trust: BundleTrust) -> None:
+    signed = (root / SIGNATURE).is_file()
+    if not trust.public_key:
+        if trust.allow_unsigned:
+            return
+        raise BundleError(
+            "no public key to check the bundle's signature: set [model] public_key "
+            "(SHELFCAST_MODEL_PUBLIC_KEY) to the trainer's public key, or [model] allow_unsigned "
+            "= true (SHELFCAST_MODEL_ALLOW_UNSIGNED) for development"
+        )
+    if not signed:
+        if trust.allow_unsigned:
+            return
+        raise BundleError(
+            f"the bundle is unsigned ({SIGNATURE} missing); build it with `shelfcast train` "
+            "and the signing key that matches the gateway's [model] public_key"
+        )
+    try:
+        signature = json.loads((root / SIGNATURE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BundleError(f"{SIGNATURE} is not valid JSON") from None
+    if not isinstance(signature, dict):
+        raise BundleError(f"{SIGNATURE} is not a JSON object")
+    check_signature((root / MANIFEST).read_bytes(), signature, load_public_key(trust.public_key))
 
 
 def _check_files(root: Path) -> None:
@@ -73,49 +154,111 @@ def _check_spec(bundle: Bundle) -> None:
         raise BundleError(f"feature spec does not match this gateway's feature store ({diff})")
 
 
-def _check_models(bundle: Bundle) -> None:
-    import onnxruntime as ort
+def _reference(bundle: Bundle) -> dict:
+    path = bundle.path / REFERENCE
+    if not path.is_file():
+        raise BundleError(
+            f"the bundle has no reference set ({REFERENCE}); retrain it with this version of "
+            "`shelfcast train`"
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BundleError(f"{REFERENCE} is not valid JSON") from None
 
+
+def _check_models(bundle: Bundle, trust: BundleTrust) -> None:
+    reference = _reference(bundle)
     for name in bundle.models:
         try:
-            session = ort.InferenceSession(
-                bundle.model_bytes(name), providers=["CPUExecutionProvider"]
-            )
+            sess = session(bundle.model_bytes(name))
+        except BundleError:
+            raise
         except Exception as err:  # ORT raises its own exception types
-            raise BundleError(f"{name}.onnx does not open in ONNX Runtime: {err}") from None
-        width = session.get_inputs()[0].shape[-1]
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise BundleError(f"{name}.onnx does not open in ONNX Runtime: {first}") from None
+        width = sess.get_inputs()[0].shape[-1]
         want = _INPUT_WIDTH.get(name)
         if want is not None and isinstance(width, int) and width != want:
             raise BundleError(f"{name}.onnx takes {width} features, the feature spec has {want}")
+        try:
+            check_reference(name, sess, reference, trust.max_daily_units)
+        except BundleError:
+            raise
+        except Exception as err:  # a graph that fails on real rows (bad shapes, ops)
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise BundleError(f"{name}.onnx fails on its reference rows: {first}") from None
 
 
-def verify(path: str | os.PathLike[str]) -> Bundle:
-    """A verified bundle, or ``BundleError`` saying why it is refused."""
+def verify(path: str | os.PathLike[str], trust: BundleTrust) -> Bundle:
+    """A verified bundle, or ``BundleError`` saying (in one line) why it is refused."""
     root = Path(path)
     if not root.is_dir():
-        raise BundleError(f"bundle {root} is not a directory")
+        raise BundleError("the bundle is not a directory")
     _check_files(root)
     bundle = load_bundle(root, FEATURE_STORE_VERSION)
+    _check_signature(root, trust)
     _check_spec(bundle)
-    _check_models(bundle)
+    _check_models(bundle, trust)
     return bundle
 
 
-def install(bundle: Bundle, current: Path) -> Bundle:
-    """Copy a verified bundle to ``current`` atomically and verify the copy; returns it."""
+def versions_dir(current: Path) -> Path:
+    """Where installed versions live: ``bundle.versions/`` beside the ``bundle`` symlink."""
+    return current.with_name(current.name + ".versions")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:40] or "bundle"
+
+
+def _point(current: Path, target: Path) -> Path | None:
+    """Make ``current`` a symlink to ``target`` in one atomic ``os.replace``; returns where a
+    directory that was ``current`` went (an earlier gateway's layout), else None."""
+    link = current.with_name(f".{current.name}.link-{os.getpid()}-{threading.get_ident()}")
+    link.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(target, current.parent), link)
+    moved = None
+    if current.is_dir() and not current.is_symlink():
+        # A directory installed by an earlier gateway: moved aside once (the one moment without
+        # a current bundle, at the first install after an upgrade), kept as the previous one.
+        moved = Path(tempfile.mkdtemp(prefix="earlier-", dir=target.parent)) / "bundle"
+        current.rename(moved)
+    os.replace(link, current)
+    fd = os.open(current.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the flip survives a power cut
+    finally:
+        os.close(fd)
+    return moved
+
+
+def _prune(versions: Path, keep: set[Path]) -> None:
+    for entry in versions.iterdir():
+        if entry.resolve() not in keep and not any(k.is_relative_to(entry.resolve()) for k in keep):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def install(bundle: Bundle, current: Path, trust: BundleTrust) -> Bundle:
+    """Copy a verified bundle into a new version directory, verify the copy, and flip the
+    ``current`` symlink to it; returns the installed bundle. A refused copy changes nothing."""
     current = Path(current)
-    current.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".bundle-new-", dir=current.parent))
-    shutil.copytree(bundle.path, staging, dirs_exist_ok=True)
-    installed = verify(staging)
-    if current.exists():
-        old = Path(tempfile.mkdtemp(prefix=".bundle-old-", dir=current.parent))
-        old.rmdir()
-        current.rename(old)
-        staging.rename(current)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(current)
+    versions = versions_dir(current)
+    with _install_lock:
+        versions.mkdir(parents=True, exist_ok=True)
+        previous = current.resolve() if current.exists() else None
+        target = Path(tempfile.mkdtemp(prefix=f"{_slug(bundle.model_version)}-", dir=versions))
+        try:
+            shutil.copytree(bundle.path, target, dirs_exist_ok=True)
+            installed = verify(target, trust)
+            moved = _point(current, target)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        previous = moved.resolve() if moved is not None else previous
+        keep = {target.resolve()} | ({previous} if previous else set())
+        _prune(versions, keep)
+    log.info("bundle %s installed: %s -> %s", bundle.model_version, current, target.name)
     return Bundle(
-        path=current.resolve(), metadata=installed.metadata, feature_spec=installed.feature_spec
+        path=target.resolve(), metadata=installed.metadata, feature_spec=installed.feature_spec
     )

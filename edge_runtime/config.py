@@ -92,11 +92,16 @@ class ModelSection:
     """``[model]``: the demand-model bundle and the forecast-driven decisions built on it.
 
     Without a bundle (none configured and none installed in ``{state_dir}/bundle``) the gateway
-    decides with the ``[policy]`` rules. A configured bundle is verified at start (a tampered or
-    mismatched one stops the gateway with the reason) and installed as the current one.
+    decides with the ``[policy]`` rules. A configured bundle is verified at start (a tampered,
+    unsigned or mismatched one stops the gateway with the reason) and installed as the current one.
+    Bundles must be signed by the key whose public half is ``public_key``; with no key configured
+    every bundle is refused unless ``allow_unsigned`` (development only) is set.
     """
 
     bundle: str | None = None  # path of a bundle directory; SHELFCAST_BUNDLE
+    public_key: str | None = None  # PEM file of the trainer's Ed25519 public key
+    allow_unsigned: bool = False  # development only: run bundles without a signature
+    max_daily_units: float = 100_000.0  # demand outputs above this refuse a bundle
     lead_time_days: float = 2.0  # replenishment lead time: the stock-out horizon
     review_days: float = 1.0  # review period of the order-up-to policy
     service_z: float = 1.645  # safety-stock factor (95 % cycle service) without a buffer
@@ -293,6 +298,19 @@ def _check_model(m: ModelSection, problems: list[str]) -> None:
             f"model.bundle: {m.bundle} is not a directory; {_where('model', 'bundle')} "
             "to an unpacked bundle (or leave it unset to run on the [policy] rules)"
         )
+    if m.public_key and not Path(m.public_key).is_file():
+        problems.append(
+            f"model.public_key: {m.public_key} does not exist or is not a file; "
+            f"{_where('model', 'public_key')} to the trainer's public key (shelfcast keygen)"
+        )
+    elif m.bundle and not m.public_key and not m.allow_unsigned:
+        problems.append(
+            f"model.bundle is set but no public key checks its signature; "
+            f"{_where('model', 'public_key')}, or set {_env_name('model', 'allow_unsigned')}=true "
+            "for development"
+        )
+    if not m.max_daily_units > 0:
+        problems.append(f"model.max_daily_units: {m.max_daily_units}; use a positive number")
     if m.lead_time_days <= 0 or m.review_days < 0:
         problems.append("model.lead_time_days must be > 0 and model.review_days >= 0")
     if not 0 < m.stockout_threshold <= 1:

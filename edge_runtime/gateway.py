@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.bundles import install, verify
+from edge_runtime.bundles import BundleTrust, install, verify
 from edge_runtime.command_options import LOG_LEVELS, log_level, port_number
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.count_watch import CountWatch
@@ -136,6 +136,9 @@ class Gateway:
         self.shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
         self.count_watch = CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
         self.bundle_problem: str | None = None  # why an installed bundle is not in use
+        self.trust = BundleTrust.from_config(m)  # a bad key file stops the start, saying which
+        if m.allow_unsigned:
+            log.warning("bundle signatures: %s", self.trust.describe())
         bundle = self._startup_bundle()  # before any file is opened: a refusal leaks nothing
         store = cfg.gateway.store_id
         self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
@@ -217,14 +220,17 @@ class Gateway:
         gateway with the reason), else the installed one (a damaged one is reported, unused)."""
         configured, current = self.cfg.model.bundle, self.cfg.bundle_dir
         if configured:
-            bundle = verify(configured)  # BundleError: the operator must see why
+            try:
+                bundle = verify(configured, self.trust)
+            except BundleError as err:  # the operator must see why, and which bundle
+                raise BundleError(f"bundle {configured} refused: {err}") from None
             if Path(configured).resolve() != current.resolve():
-                bundle = install(bundle, current)
+                bundle = install(bundle, current, self.trust)
             return bundle
         if not current.exists():
             return None
         try:
-            return verify(current)
+            return verify(current, self.trust)
         except BundleError as err:
             self.bundle_problem = f"installed bundle refused: {err}"
             log.error("%s; deciding with the [policy] rules", self.bundle_problem)
@@ -276,10 +282,10 @@ class Gateway:
         re-scored at once, its decisions on every SKU published, its version on every message
         from here on. Events are never paused for long and none is lost or applied twice (the
         sales series do not depend on the model)."""
-        candidate = verify(path)
+        candidate = verify(path, self.trust)
         current = self.cfg.bundle_dir
         if Path(path).resolve() != current.resolve():
-            candidate = install(candidate, current)
+            candidate = install(candidate, current, self.trust)
         model = self._model_for(candidate)  # ONNX sessions built outside the lock
         with self._lock:
             forecasts = self._use_model(model)

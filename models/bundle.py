@@ -1,9 +1,13 @@
 """The model bundle: what crosses from central training to a store gateway.
 
 A bundle is a directory with one ``<name>.onnx`` per model, ``feature_spec.json``,
-``metadata.json`` and ``manifest.json`` (SHA-256 and size of every other file). Only ONNX crosses
-to the edge, no pickles. This module is the only part of ``models`` the gateway imports, so it uses
-the standard library and nothing else.
+``metadata.json``, ``reference.json`` (a few feature rows per model and the outputs training got
+for them: ``models.bundle_reference``) and ``manifest.json`` (SHA-256 and size of every other
+file), signed in ``signature.json`` (``models.bundle_signing``). Only ONNX crosses to the edge, no
+pickles. This module uses the standard library only; signing is a callable handed in.
+
+Refusals name files inside the bundle, never the directory it sits in: a bundle under check may
+live in a temporary directory nobody should see (an upload), and callers add the context.
 
 >>> import tempfile
 >>> out = write_bundle(tempfile.mkdtemp() + "/b", {"demand": b"onnx-bytes"},
@@ -19,12 +23,15 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "manifest.json"
 FEATURE_SPEC = "feature_spec.json"
 METADATA = "metadata.json"
+REFERENCE = "reference.json"
+SIGNATURE = "signature.json"  # signs manifest.json's bytes, so it is not listed in it
 BUNDLE_FORMAT = 1
 
 
@@ -49,11 +56,16 @@ def write_bundle(
     onnx_models: dict[str, bytes],
     feature_spec: dict,
     metadata: dict,
+    *,
+    reference: dict | None = None,
+    sign: Callable[[bytes], dict] | None = None,
 ) -> Path:
     """Write a bundle directory and return its path.
 
-    The files are written into a fresh sibling directory first and renamed into place, so a
-    reader never sees half a bundle. An existing ``out_dir`` is replaced.
+    ``reference`` is the reference set (``models.bundle_reference.build_reference``), ``sign``
+    signs the manifest's bytes (``models.bundle_signing.Signer``); gateways refuse bundles
+    without either. The files are written into a fresh sibling directory first and renamed into
+    place, so a reader never sees half a bundle. An existing ``out_dir`` is replaced.
     """
     out = Path(out_dir).resolve()
     if not onnx_models:
@@ -68,6 +80,8 @@ def write_bundle(
     _write_json(tmp / FEATURE_SPEC, feature_spec)
     meta = {"bundle_format": BUNDLE_FORMAT, "models": sorted(onnx_models), **metadata}
     _write_json(tmp / METADATA, meta)
+    if reference is not None:
+        _write_json(tmp / REFERENCE, reference)
     files = sorted(p.name for p in tmp.iterdir())
     manifest = {
         "algorithm": "sha256",
@@ -76,6 +90,8 @@ def write_bundle(
         },
     }
     _write_json(tmp / MANIFEST, manifest)
+    if sign is not None:
+        _write_json(tmp / SIGNATURE, sign((tmp / MANIFEST).read_bytes()))
     if out.exists():
         old = out.with_name(f".{out.name}-old-{os.getpid()}")
         out.rename(old)
@@ -112,9 +128,7 @@ class Bundle:
         """Serialized ONNX model ``name`` (e.g. ``demand``, ``anomaly``)."""
         path = self.path / f"{name}.onnx"
         if name not in self.models or not path.exists():
-            raise BundleError(
-                f"bundle {self.path} has no model {name!r}; it has {', '.join(self.models)}"
-            )
+            raise BundleError(f"bundle has no model {name!r}; it has {', '.join(self.models)}")
         return path.read_bytes()
 
 
@@ -122,32 +136,37 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BundleError(f"{path.name} missing from bundle {path.parent}") from None
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path} is not valid JSON: {exc}") from None
+        raise BundleError(f"{path.name} missing from the bundle") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path.name} is not valid JSON: {exc}") from None
 
 
 def verify(path: str | os.PathLike[str]) -> dict:
-    """Check every digest in the manifest and that no file is missing or extra; return it."""
+    """Check every digest in the manifest and that no file is missing or extra; return it.
+
+    The signature file is the one file the manifest cannot list (it signs the manifest).
+    """
     root = Path(path)
     if not root.is_dir():
-        raise BundleError(f"bundle {root} is not a directory")
+        raise BundleError("the bundle is not a directory")
     manifest = _read_json(root / MANIFEST)
     listed = manifest.get("files", {})
-    present = {p.name for p in root.iterdir() if p.is_file() and p.name != MANIFEST}
+    if not isinstance(listed, dict):
+        raise BundleError(f"{MANIFEST}: 'files' is not a mapping of file name to digest")
+    unlisted = {MANIFEST, SIGNATURE}
+    present = {p.name for p in root.iterdir() if p.is_file() and p.name not in unlisted}
     extra, missing = present - set(listed), set(listed) - present
     if missing:
-        raise BundleError(
-            f"bundle {root}: file(s) in the manifest are missing: {', '.join(sorted(missing))}"
-        )
+        raise BundleError(f"file(s) in the manifest are missing: {', '.join(sorted(missing))}")
     if extra:
-        raise BundleError(f"bundle {root}: file(s) not in the manifest: {', '.join(sorted(extra))}")
+        raise BundleError(f"file(s) not in the manifest: {', '.join(sorted(extra))}")
     for name, entry in listed.items():
         digest = _sha256(root / name)
-        if digest != entry.get("sha256"):
+        want = entry.get("sha256") if isinstance(entry, dict) else None
+        if digest != want:
             raise BundleError(
-                f"bundle {root}: {name} has SHA-256 {digest[:12]}..., manifest says "
-                f"{str(entry.get('sha256'))[:12]}...; the file was altered or truncated"
+                f"{name} has SHA-256 {digest[:12]}..., manifest says "
+                f"{str(want)[:12]}...; the file was altered or truncated"
             )
     return manifest
 
@@ -161,12 +180,10 @@ def load_bundle(path: str | os.PathLike[str], expected_feature_store_version: st
     version = str(spec.get("version"))
     if version != str(expected_feature_store_version):
         raise BundleError(
-            f"bundle {root} was built for feature-store version {version}, this runtime computes "
+            f"the bundle was built for feature-store version {version}, this runtime computes "
             f"version {expected_feature_store_version}; retrain or upgrade the gateway"
         )
     for name in meta.get("models", []):
         if not (root / f"{name}.onnx").exists():
-            raise BundleError(
-                f"bundle {root}: metadata lists model {name!r} but {name}.onnx is absent"
-            )
+            raise BundleError(f"metadata lists model {name!r} but {name}.onnx is absent")
     return Bundle(path=root, metadata=meta, feature_spec=spec)

@@ -21,6 +21,7 @@ from shelfcast.data_dir import DEFAULT_DATA_DIR, ENV_VAR
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("shelfcast.data_dir", "show where the real data is read from and what is there"),
     "train": ("training.train", "backtest, train, export to ONNX, track in MLflow, write a bundle"),
+    "keygen": ("training.signing_key", "create the Ed25519 key pair that signs model bundles"),
     "run": ("edge_runtime.gateway", "run the store gateway: ledger, decisions, MQTT, outbox"),
     "simulate": (
         "shelfcast.simulate",

@@ -85,15 +85,23 @@ def load_store(top_skus: int):
     return frame, DemandPanel.from_frame(frame)
 
 
+def public_key() -> Path:
+    """The public half of the key training signs with (created by the first training run)."""
+    from training.signing_key import public_key_path, signing_key_path
+
+    return public_key_path(signing_key_path())
+
+
 def ensure_bundle(frame, cutoff: np.datetime64, out: Path, retrain: bool) -> tuple[Path, dict]:
     """Train on history up to ``cutoff`` (inclusive), or reuse the bundle trained for that cut."""
-    from models.bundle import BundleError, verify
+    from edge_runtime.bundles import BundleTrust, verify
+    from models.bundle import BundleError
 
     source = f"online_retail UK top-{frame['sku'].nunique()} SKUs to {cutoff}"
     meta_path = out / "metadata.json"
-    if not retrain and meta_path.exists():
+    if not retrain and meta_path.exists() and public_key().exists():
         try:
-            verify(out)
+            verify(out, BundleTrust(public_key=str(public_key())))  # as the gateway will
             meta = json.loads(meta_path.read_text())
             if meta.get("data_source") == source:
                 say("2 train", f"reusing bundle {out} (model {meta.get('model_version')})")
@@ -290,6 +298,7 @@ def replay_through_gateway(panel, run, frame, bundle: Path, settings, out: Path,
         "SHELFCAST_STORE_ID": STORE_ID,
         "SHELFCAST_STATE_DIR": str(state),
         "SHELFCAST_BUNDLE": str(bundle),
+        "SHELFCAST_MODEL_PUBLIC_KEY": str(public_key()),
         "SHELFCAST_MODEL_LEAD_TIME_DAYS": str(run.extra["lead_time"]),
     }
     cfg = with_mqtt(load_config(env=env), host="127.0.0.1", port=broker.port)

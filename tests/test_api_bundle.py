@@ -5,45 +5,28 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import tarfile
+import tempfile
+import tracemalloc
 from pathlib import Path
 
 import httpx
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from api.app import create_app
 from api.settings import ApiSettings
 from edge_runtime.config import load_config
 from edge_runtime.gateway import Gateway
-from feature_store.spec import ANOMALY_FEATURES, names, spec_dict
-from models.bundle import write_bundle
+from feature_store.spec import names, spec_dict
 from tests.api_server import ApiServer
+from tests.signed_bundles import make_bundle, onnx_model, public_key_env
+from tests.tampered_bundles import CASES, REASONS
+
+__all__ = ["make_bundle", "onnx_model"]  # other suites and docker/smoke.py build bundles here
 
 TOKEN = "bundle-token-0123456"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def onnx_model(width: int, outputs: list[str]) -> bytes:
-    """A real (tiny) ONNX model: the row mean of a float32 [N, width] matrix under each output."""
-    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, width])
-    nodes = [helper.make_node("ReduceMean", ["X"], ["m"], axes=[1], keepdims=0)]
-    nodes += [helper.make_node("Identity", ["m"], [name]) for name in outputs]
-    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None]) for n in outputs]
-    graph = helper.make_graph(nodes, "tiny", [x], outs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
-def make_bundle(out: Path, spec: dict | None = None, demand_width: int | None = None) -> Path:
-    models = {
-        "demand": onnx_model(demand_width or len(names()), ["mean", "p50", "p90"]),
-        "anomaly": onnx_model(len(ANOMALY_FEATURES), ["score"]),
-    }
-    return write_bundle(out, models, spec or spec_dict(), {"model_version": out.name})
 
 
 def archive(root: Path, extra: dict[str, bytes] | None = None) -> bytes:
@@ -59,7 +42,8 @@ def archive(root: Path, extra: dict[str, bytes] | None = None) -> bytes:
 
 @pytest.fixture
 def served(tmp_path):
-    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state")}
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state"),
+           **public_key_env()}  # fmt: skip
     gw = Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"}))
     server = ApiServer(create_app(gw, ApiSettings(token=TOKEN))).start()
     yield server.url, tmp_path
@@ -130,7 +114,8 @@ def test_archives_carrying_more_than_data_are_refused(served):
 
 
 def test_the_installed_bundle_is_verified_again_at_start(tmp_path):
-    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state")}
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state"),
+           **public_key_env()}  # fmt: skip
     make_bundle(tmp_path / "state" / "bundle")
     with Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"})) as gw:
         app = create_app(gw, ApiSettings(token=TOKEN))
@@ -140,3 +125,72 @@ def test_the_installed_bundle_is_verified_again_at_start(tmp_path):
     with Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"})) as gw:
         checks = create_app(gw, ApiSettings(token=TOKEN)).state.runtime.checks()
         assert checks["bundle"].startswith("optional: installed bundle refused")
+
+
+# ---- authenticity, outputs, uploads ------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_tampered_bundles_are_refused_through_the_api(served, case):
+    url, tmp = served
+    assert put(url, archive(make_bundle(tmp / "build" / "good-1"))).status_code == 200
+    response = put(url, archive(CASES[case](tmp / "build" / case)))
+    assert response.status_code == 422, response.text
+    message = response.json()["message"]
+    assert REASONS[case] in message, message
+    assert "bundle-upload-" not in message and tempfile.gettempdir() not in message
+    assert httpx.get(url + "/v1/bundle").json()["model_version"] == "good-1"
+
+
+def test_an_oversized_upload_is_refused_from_its_content_length_before_any_byte(served):
+    url, _ = served
+    port = int(url.rsplit(":", 1)[1])
+    declared = 300 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"PUT /v1/bundle HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n".encode()
+        )  # and not one byte of the body
+        head = sock.recv(4096).decode()
+    assert head.startswith("HTTP/1.1 413"), head
+    assert "declares 314572800 bytes" in head
+
+
+def test_a_chunked_upload_is_counted_and_refused_past_the_limit(tmp_path):
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state")}
+    gw = Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"}))
+    settings = ApiSettings(token=TOKEN, max_bundle_bytes=4 * 1024 * 1024)
+    chunk = b"\0" * (1024 * 1024)
+    try:
+        with ApiServer(create_app(gw, settings)) as server:
+            before = set(Path(tempfile.gettempdir()).glob("bundle-upload-*"))
+            response = httpx.put(
+                server.url + "/v1/bundle", content=iter([chunk] * 6), headers=AUTH, timeout=60
+            )
+            assert response.status_code == 413, response.text
+            assert "4194304-byte limit" in response.json()["message"]
+            assert set(Path(tempfile.gettempdir()).glob("bundle-upload-*")) == before
+    finally:
+        gw.close()
+
+
+def test_an_upload_streams_to_disk_instead_of_memory(tmp_path):
+    """A 48 MiB body under a 64 MiB limit: the server's Python heap never holds it."""
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state")}
+    gw = Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"}))
+    settings = ApiSettings(token=TOKEN, max_bundle_bytes=64 * 1024 * 1024)
+    chunk = b"x" * (1024 * 1024)  # one shared chunk: the client side allocates nothing more
+    try:
+        with ApiServer(create_app(gw, settings)) as server:
+            tracemalloc.start()
+            try:
+                response = httpx.put(
+                    server.url + "/v1/bundle", content=iter([chunk] * 48), headers=AUTH, timeout=60
+                )
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+    finally:
+        gw.close()
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB traced during the upload"
+    assert response.status_code == 422 and "not a .tar, .tar.gz or .zip" in response.text

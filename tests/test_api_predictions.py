@@ -112,10 +112,11 @@ def test_predictions_from_an_uploaded_bundle_score_the_ledgers_own_sales(tmp_pat
     import tarfile
 
     from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
-    from models.bundle import write_bundle
+    from tests.signed_bundles import public_key_env, signed_bundle
     from tests.test_api_bundle import onnx_model
 
-    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state")}
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state"),
+           **public_key_env()}  # fmt: skip
     gw = Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"}))
     day = "2026-01-{:02d}T12:00:00+01:00".format
     events = [{"event_id": "r", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 100,
@@ -127,7 +128,7 @@ def test_predictions_from_an_uploaded_bundle_score_the_ledgers_own_sales(tmp_pat
     assert gw.ingest(events, "seed").accepted == len(events)
     models = {"demand": column_model(index("mean_7"), len(names())),
               "anomaly": onnx_model(len(ANOMALY_FEATURES), ["score"])}  # fmt: skip
-    root = write_bundle(
+    root = signed_bundle(
         tmp_path / "build" / "col-1", models, spec_dict(), {"model_version": "col-1"}
     )
     buf = io.BytesIO()

@@ -102,11 +102,12 @@ def test_model_section_from_file_env_and_cli(tmp_path):
     path = write(
         tmp_path,
         f'[gateway]\nstore_id = "S1"\n[model]\nbundle = "{bundle}"\nlead_time_days = 3\n'
-        "stockout_threshold = 0.7\n",
+        "stockout_threshold = 0.7\nallow_unsigned = true\n",
     )
     cfg = load_config(path, env={"SHELFCAST_MODEL_REVIEW_DAYS": "2"})
     m = cfg.model
     assert (m.bundle, m.lead_time_days, m.review_days) == (str(bundle), 3.0, 2.0)
+    assert m.allow_unsigned and m.public_key is None and m.max_daily_units == 100_000
     assert m.stockout_threshold == 0.7
     assert cfg.bundle_dir == Path(cfg.gateway.state_dir) / "bundle"
     assert (

@@ -18,8 +18,9 @@ from edge_runtime.gateway import Gateway
 from edge_runtime.service_level import buffer_exceeded_every
 from edge_runtime.stockout import stockout_risk
 from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
-from models.bundle import BundleError, write_bundle
+from models.bundle import BundleError
 from tests.mosquitto import Subscriber, wait
+from tests.signed_bundles import public_key_env, signed_bundle
 from tests.test_api_bundle import onnx_model
 from tests.test_api_predictions import column_model
 
@@ -30,7 +31,7 @@ def demand_bundle(out, column: str = "mean_7"):
         "demand": column_model(index(column), len(names())),
         "anomaly": onnx_model(len(ANOMALY_FEATURES), ["score"]),
     }
-    return write_bundle(out, models, spec_dict(), {"model_version": out.name})
+    return signed_bundle(out, models, spec_dict(), {"model_version": out.name})
 
 
 def config(tmp_path, bundle=None, broker=None, **env):
@@ -38,6 +39,7 @@ def config(tmp_path, bundle=None, broker=None, **env):
         "SHELFCAST_STORE_ID": "S1",
         "SHELFCAST_STATE_DIR": str(tmp_path / "state"),
         "SHELFCAST_MQTT_ENABLED": "false" if broker is None else "true",
+        **public_key_env(),
         **env,
     }
     if bundle is not None:
@@ -257,7 +259,7 @@ def test_a_tampered_or_mismatched_bundle_is_refused_with_the_reason(tmp_path):
     spec = spec_dict()
     spec["features"] = list(reversed(spec["features"]))
     models = {"demand": column_model(0, len(names()))}
-    other = write_bundle(tmp_path / "bundles" / "other-spec", models, spec, {"model_version": "x"})
+    other = signed_bundle(tmp_path / "bundles" / "other-spec", models, spec, {"model_version": "x"})
     with Gateway(config(tmp_path / "b", good)) as gw:
         for bad, reason in ((tampered, "SHA-256"), (other, "feature spec does not match")):
             with pytest.raises(BundleError, match=reason):

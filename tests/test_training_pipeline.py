@@ -32,9 +32,16 @@ def test_train_writes_bundle_and_tracks_champion(real_data_dir, tmp_path, tracki
     data = tmp_path / "sales.parquet"
     m5_sample().to_parquet(data)
     out = tmp_path / "bundle"
-    assert main(["train", "--data", str(data), "--out", str(out), "--quick"]) == 0
+    key = tmp_path / "keys" / "signing.key"
+    assert main(["keygen", "--out", str(key)]) == 0
+    signed = ["--signing-key", str(key)]
+    assert main(["train", "--data", str(data), "--out", str(out), "--quick", *signed]) == 0
     err = capsys.readouterr().err
     assert "backtest: 1 fold(s)" in err and "bundle written" in err  # progress was shown
+    # A gateway trusting the key accepts it: signature and held-out reference rows check out.
+    from edge_runtime.bundles import BundleTrust, verify
+
+    assert verify(out, BundleTrust(public_key=str(key.with_suffix(".pub")))).model_version == "1"
 
     bundle = load_bundle(out, FEATURE_STORE_VERSION)
     meta = bundle.metadata
@@ -55,7 +62,7 @@ def test_train_writes_bundle_and_tracks_champion(real_data_dir, tmp_path, tracki
     assert run.data.params["n_estimators"] == "60"
 
     # The same training again is not better: version 2 is registered, champion stays at 1.
-    assert main(["train", "--data", str(data), "--out", str(out), "--quick"]) == 0
+    assert main(["train", "--data", str(data), "--out", str(out), "--quick", *signed]) == 0
     assert load_bundle(out, FEATURE_STORE_VERSION).model_version == "2"
     assert str(client.get_model_version_by_alias(DEMAND_MODEL, CHAMPION).version) == "1"
 

@@ -97,9 +97,18 @@ class TrainResult:
 
 
 def train(
-    history, out_dir: str | Path, config: TrainConfig, source: str, track: bool = True
+    history,
+    out_dir: str | Path,
+    config: TrainConfig,
+    source: str,
+    track: bool = True,
+    signing_key: str | Path | None = None,
 ) -> TrainResult:
-    """Run the whole pipeline on a canonical history frame; returns the bundle and its metadata."""
+    """Run the whole pipeline on a canonical history frame; returns the bundle and its metadata.
+
+    The bundle carries a reference set (held-out rows and their ONNX outputs) and is signed with
+    ``signing_key`` (``training.signing_key.signer_for``: else ``$SHELFCAST_SIGNING_KEY``, else
+    the default key, created on first use)."""
     from feature_store.batch import (
         anomaly_rows,
         close_features,
@@ -109,11 +118,14 @@ def train(
     from feature_store.spec import ANOMALY_FEATURES, FEATURE_STORE_VERSION, names, spec_dict
     from models.anomaly import AnomalyModel
     from models.bundle import write_bundle
+    from models.bundle_reference import build_reference
     from models.demand import DemandModel
     from models.onnx_export import run_onnx
     from training.backtest import backtest
     from training.loss_weights import weighted_training_rows
+    from training.signing_key import signer_for
 
+    sign = signer_for(signing_key, say=_say)  # a missing named key fails before hours of work
     _say(f"history: {len(history):,} rows, {history.groupby(['store_id', 'sku']).ngroups:,} series")
     panel = panel_from_frame(history)
     _say(
@@ -207,7 +219,12 @@ def train(
             else f"champion stays v{logged.previous_champion} ({logged.previous_metric:.4f})"
         )
         _say(f"registered demand v{logged.versions['demand']}: {verdict}")
-    bundle = write_bundle(out_dir, onnx_models, spec_dict(), metadata)
+    # Held-out rows and what ONNX Runtime made of them: gateways score them again before use.
+    reference = build_reference(onnx_models, {"demand": Xh, "anomaly": Ah})
+    bundle = write_bundle(
+        out_dir, onnx_models, spec_dict(), metadata, reference=reference, sign=sign
+    )
+    _say(f"bundle signed with key {sign.key_id}")
     _say(f"bundle written to {bundle}")
     return TrainResult(bundle=bundle, metadata=metadata, backtest=summary)
 
@@ -275,6 +292,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ISO yyyy-mm-dd nor a dd/mm/yyyy or mm/dd/yyyy the file itself settles",
     )
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    parser.add_argument(
+        "--signing-key",
+        default=None,
+        help="Ed25519 private key (PEM) that signs the bundle (env SHELFCAST_SIGNING_KEY; "
+        "default var/keys/bundle-signing.key, created on first use; see `shelfcast keygen`)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -293,7 +316,14 @@ def run(args: argparse.Namespace) -> int:
         history, source = load_input(
             args.data, top, date_format=args.date_format, warn=lambda m: _say(f"warning: {m}")
         )
-        result = train(history, args.out, config, source, track=not args.no_mlflow)
+        result = train(
+            history,
+            args.out,
+            config,
+            source,
+            track=not args.no_mlflow,
+            signing_key=args.signing_key,
+        )
     except (HistoryError, DataMissingError, KeyError, ValueError, ParityError) as exc:
         print(f"shelfcast train: {exc}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import WRITE, require_reader, require_writer
-from api.body_limit import read_capped
+from api.body_limit import stream_to_file
 from api.bundle_upload import ArchiveError, unpack_bundle
 from api.deps import RuntimeDep, SettingsDep
 from api.errors import responses
@@ -50,19 +50,23 @@ _ARCHIVE = {
     summary="swap to a new bundle",
 )
 async def swap_bundle(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> BundleInfo:
-    """Verify the uploaded bundle (digests, feature spec) and swap to it; 422 says why if refused.
+    """Verify the uploaded bundle (digests, signature, feature spec, reference set) and swap to
+    it; 422 says why if refused, 413 if it is over the size limit (checked before reading).
 
-    Events keep flowing during the swap; a refused bundle leaves the current one in place.
+    The upload streams to a temporary file, never into memory. Events keep flowing during the
+    swap; a refused bundle leaves the current one in place.
     """
     if runtime.read_only:
         raise HTTPException(503, "this API serves a state directory read-only; swap on the gateway")
-    data = await read_capped(request, settings.max_bundle_bytes)
     staging = Path(tempfile.mkdtemp(prefix="bundle-upload-"))
     try:
-        root = await run_in_threadpool(unpack_bundle, data, staging / "unpacked")
+        await stream_to_file(request, settings.max_bundle_bytes, staging / "upload")
+        root = await run_in_threadpool(unpack_bundle, staging / "upload", staging / "unpacked")
         info = await run_in_threadpool(runtime.swap_bundle, root)
     except (ArchiveError, BundleRefused) as err:
-        raise HTTPException(422, f"bundle refused: {err}") from None
+        # Nobody outside this process should see where the upload was unpacked.
+        reason = str(err).replace(str(staging / "unpacked"), "upload").replace(str(staging), "")
+        raise HTTPException(422, f"bundle refused: {reason}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return BundleInfo(**info)
