@@ -24,7 +24,7 @@ from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from api.group_commit import GroupCommitter
 from api.metrics import ApiMetrics
-from api.routers import alerts, bundle, events, health, metrics, predictions, stock
+from api.routers import alerts, bundle, events, health, metrics, predictions, sales, stock
 from api.runtime import Runtime, runtime_for
 from api.schemas import event_schema
 from api.settings import ApiSettings
@@ -61,7 +61,7 @@ def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:
         return None if path.startswith(_SELF_LIMITED) else settings.max_json_bytes
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
-    routers = [health, stock, events, alerts, bundle, metrics]
+    routers = [health, stock, events, alerts, sales, bundle, metrics]
     if runtime.can_forecast:
         routers.insert(3, predictions)
     for module in routers:

@@ -21,6 +21,8 @@ import signal
 import sys
 from pathlib import Path
 
+GRACEFUL_SHUTDOWN_S = 2  # requests in flight get this long to finish at SIGTERM
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ
@@ -129,7 +131,14 @@ def run(args: argparse.Namespace) -> int:
     mode = "read-only over " + args.attach if args.attach else "with the edge runtime"
     log.info("API of store %s on http://%s:%d (%s)", runtime.store_id, args.host, args.port, mode)
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", lifespan="off"
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        lifespan="off",
+        # Live views (/v1/alerts/stream) never end by themselves: without a limit one open
+        # dashboard would hold the shutdown until the container is killed, gateway unclosed.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     server = _server_class(uvicorn)(config)
     try:
