@@ -1,10 +1,12 @@
-"""What live views read: the alert stream (server-sent events) and a SKU's sales beside its
-forecast, on real uvicorn over a real gateway."""
+"""What the dashboard reads, without a browser: the page and its assets (all local), offline
+API docs, the live alert stream (server-sent events) and a SKU's sales beside its forecast, on
+real uvicorn over a real gateway (the browser tests are ``tests/test_dashboard_browser.py``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -54,6 +56,26 @@ def served(tmp_path):
     with ApiServer(create_app(gw, ApiSettings(token=TOKEN, reads_open=False))) as server:
         yield server.url, gw
     gw.close()
+
+
+def _local_refs(html: str) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"]+)"', html)
+
+
+def test_the_page_and_the_docs_load_only_local_assets(served):
+    url, _ = served
+    for page in ("/", "/docs", "/redoc"):
+        response = httpx.get(url + page)  # open even when reads are closed: no data in them
+        assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+        refs = _local_refs(response.text)
+        assert refs and all(r.startswith("/") and not r.startswith("//") for r in refs), refs
+        assert "http://" not in response.text.replace("http://www.w3.org", "")
+        assert "https://" not in response.text
+        for ref in refs:
+            if not ref.startswith("/docs"):
+                assert httpx.get(url + ref).status_code == 200, ref
+    assert httpx.get(url + "/ui/config.json").json() == {"store_id": "S1", "reads_open": False}
+    assert httpx.get(url + "/ui/dashboard/../../api/app.py").status_code == 404
 
 
 def test_sales_beside_the_forecast_per_day(served):
