@@ -5,8 +5,8 @@
 
 window.ShelfcastChart = (() => {
   const SVG = "http://www.w3.org/2000/svg";
-  const W = 760, H = 280;
-  const PAD = { left: 52, right: 28, top: 18, bottom: 42 };
+  const W = 640, H = 260;
+  const PAD = { left: 50, right: 24, top: 18, bottom: 40 };
   const DAY_MS = 86400000;
 
   function node(tag, attrs, text) {
