@@ -63,8 +63,12 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     _need(os.access(CHROMIUM, os.X_OK), "Debian's chromium")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    _need(sync_playwright is not None, "the playwright package (dev extra)")
+    with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()

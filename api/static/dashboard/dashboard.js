@@ -118,24 +118,33 @@
     fillSkuOptions();
   }
 
+  // Stock is re-read when the ledger moves, but never back to back: the pause is at least
+  // STOCK_REFRESH_MS and four times the last read (a big store's pages stay cheap to serve).
   let stockTimer = null;
   let stockDue = false;
+  let stockReadMs = 0;
   function refreshStockSoon() {
     if (stockTimer) {
       stockDue = true;
       return;
     }
     stockTimer = setTimeout(async () => {
+      const started = performance.now();
       try {
         await loadStock();
+      } catch (err) {
+        console.warn("stock refresh failed:", err);
       } finally {
-        stockTimer = null;
-        if (stockDue) {
-          stockDue = false;
-          refreshStockSoon();
-        }
+        stockReadMs = performance.now() - started;
+        setTimeout(() => {
+          stockTimer = null;
+          if (stockDue) {
+            stockDue = false;
+            refreshStockSoon();
+          }
+        }, Math.max(STOCK_REFRESH_MS, 4 * stockReadMs));
       }
-    }, STOCK_REFRESH_MS / 4);
+    }, 100);
   }
 
   // Short tags (a tablet's column is narrow); the title carries the whole sentence.
