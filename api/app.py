@@ -74,9 +74,9 @@ def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:
         return None if path.startswith(_SELF_LIMITED) else settings.max_json_bytes
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
-    routers = [health, stock, events, alerts, sales, bundle, metrics, dashboard, api_docs]
-    if runtime.can_forecast:
-        routers.insert(3, predictions)
+    routers = [health, stock, events, alerts, bundle, metrics, dashboard, api_docs]
+    if runtime.can_forecast:  # sales beside forecasts come with them
+        routers[3:3] = [predictions, sales]
     for module in routers:
         app.include_router(module.router)
     api_docs.mount_assets(app)

@@ -74,7 +74,8 @@ def test_the_page_and_the_docs_load_only_local_assets(served):
         for ref in refs:
             if not ref.startswith("/docs"):
                 assert httpx.get(url + ref).status_code == 200, ref
-    assert httpx.get(url + "/ui/config.json").json() == {"store_id": "S1", "reads_open": False}
+    config = {"store_id": "S1", "reads_open": False, "forecasts": True}
+    assert httpx.get(url + "/ui/config.json").json() == config
     assert httpx.get(url + "/ui/dashboard/../../api/app.py").status_code == 404
 
 
@@ -216,7 +217,7 @@ def test_alert_stream_sends_the_backlog_then_alerts_as_they_are_written(served):
     assert bad.status_code == 422 and bad.json()["where"] == ["header.last-event-id"]
 
 
-def test_an_attached_api_streams_alerts_and_says_why_it_has_no_sales(tmp_path):
+def test_an_attached_api_streams_alerts_but_serves_no_sales_view(tmp_path):
     gw = gateway(tmp_path / "state")
     attached = StateDirRuntime(tmp_path / "state")
     try:
@@ -228,8 +229,9 @@ def test_an_attached_api_streams_alerts_and_says_why_it_has_no_sales(tmp_path):
                 assert kinds and kinds <= {"stockout", "replenishment", "anomaly", "conflict"}
             finally:
                 frames.close()
-            response = httpx.get(server.url + "/v1/sales/A")
-            assert response.status_code == 503 and "running gateway" in response.json()["message"]
+            # no forecasts read-only: the sales view is not served, and the page is told so
+            assert httpx.get(server.url + "/v1/sales/A").status_code == 404
+            assert httpx.get(server.url + "/ui/config.json").json()["forecasts"] is False
     finally:
         attached.close()
         gw.close()

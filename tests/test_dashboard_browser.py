@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from api.runtime import StateDirRuntime
 from api.settings import ApiSettings
 from tests.api_server import ApiServer
 from tests.dashboard_store import STORE, event, model_bundle, open_store
@@ -54,7 +55,7 @@ def store(tmp_path_factory):
     broker = Mosquitto(tmp / "broker").start()
     gateway = open_store(tmp / "state", broker.port, model_bundle(tmp / "build"))
     server = ApiServer(create_app(gateway, ApiSettings(token=TOKEN, reads_open=False))).start()
-    yield {"url": server.url, "broker": broker, "gateway": gateway}
+    yield {"url": server.url, "broker": broker, "gateway": gateway, "state": tmp / "state"}
     server.stop()
     gateway.close()
     broker.stop()
@@ -249,6 +250,27 @@ def test_dashboard_asks_for_the_token_when_reads_are_closed(store, watched):
     page.wait_for_selector('tr[data-sku="FOODS_3_090"]')
     assert page.evaluate("localStorage.getItem('shelfcast.apiToken')") == TOKEN
     w.assert_clean()
+
+
+def test_dashboard_of_an_attached_read_only_api(store, watched):
+    """`shelfcast serve --attach`: stock and alerts from the state directory, reads open, no
+    forecasts (the page says so instead of asking for them)."""
+    attached = StateDirRuntime(store["state"])
+    try:
+        with ApiServer(create_app(attached, ApiSettings())) as server:
+            w = watched(token=None)
+            page = w.page
+            page.goto(server.url + "/")
+            page.wait_for_selector('tr[data-sku="FOODS_3_090"]')
+            want = _stock(store["url"], "FOODS_3_090")
+            assert _cells(page, "FOODS_3_090")["available"] == str(want["available"])
+            page.wait_for_selector("#alert-list li.kind-conflict")
+            assert "state directory" in page.locator("#forecast-note").inner_text()
+            w.shot("dashboard-attached")
+            w.assert_clean()
+            w.close()
+    finally:
+        attached.close()
 
 
 def test_api_docs_render_offline(store, watched):

@@ -39,6 +39,12 @@ def dashboard() -> FileResponse:
 @router.get("/ui/config.json")
 def page_config(request: Request) -> dict[str, object]:
     """What the page must know before its first read: whether reads need the token (so it
-    asks for one up front instead of provoking a 401)."""
+    asks for one up front instead of provoking a 401), and whether this API serves forecasts
+    (an API attached read-only to a state directory does not)."""
     settings: ApiSettings = request.app.state.settings
-    return {"store_id": request.app.state.runtime.store_id, "reads_open": settings.reads_open}
+    runtime = request.app.state.runtime
+    return {
+        "store_id": runtime.store_id,
+        "reads_open": settings.reads_open,
+        "forecasts": runtime.can_forecast,
+    }

@@ -28,6 +28,7 @@
     shown: ROWS_SHOWN,
     kinds: new Set(["stockout", "replenishment", "anomaly", "conflict"]),
     chartSku: null,
+    forecasts: true, // false when the API reads a state directory (no model, no sales view)
     lastEventId: null,
   };
 
@@ -394,8 +395,8 @@
         const label = name === "mqtt" ? "broker" : name;
         return el("li", { class: `pill ${tone}`, title: `${name}: ${text}`, "data-check": name }, el("span", { class: "dot" }), label);
       });
-      items.push(el("li", { class: "pill neutral", title: "model bundle in use" },
-        bundle.loaded ? `model ${bundle.model_version}` : "rules (no model)"));
+      const model = !state.forecasts ? "read-only view" : bundle.loaded ? `model ${bundle.model_version}` : "rules (no model)";
+      items.push(el("li", { class: "pill neutral", title: "model bundle in use" }, model));
       $("health").replaceChildren(...items);
     } catch (err) {
       if (err instanceof AuthNeeded) throw err;
@@ -408,7 +409,7 @@
   async function loadChart(sku) {
     state.chartSku = sku;
     $("forecast-sku").value = sku;
-    const view = await api(`/v1/sales/${encodeURIComponent(sku)}?days=28`, [200, 404]);
+    const view = await api(`/v1/sales/${encodeURIComponent(sku)}?days=28`, [200, 404, 503]);
     if (view.error) {
       $("chart").replaceChildren(el("p", { class: "empty" }, view.message));
       $("outlook").replaceChildren();
@@ -496,13 +497,21 @@
     wire();
     const config = await api("/ui/config.json");
     $("store").textContent = `store ${config.store_id}`;
+    state.forecasts = config.forecasts;
     if (!config.reads_open && !state.token) await askToken(null);
     await withToken(async () => {
       await loadHealth();
       await loadStock();
     });
-    const sku = pickDefaultSku();
-    if (sku) await loadChart(sku);
+    if (config.forecasts) {
+      const sku = pickDefaultSku();
+      if (sku) await loadChart(sku).catch(report);
+    } else {
+      state.chartSku = null;
+      $("forecast-sku").disabled = true;
+      $("forecast-note").textContent =
+        "Forecasts are served by the running gateway; this API reads its state directory only.";
+    }
     follow();
     setInterval(() => loadHealth().catch(() => {}), HEALTH_EVERY_MS);
   }
