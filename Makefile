@@ -18,11 +18,17 @@ $(STAMP): pyproject.toml
 
 # Mosquitto is a real broker the integration tests start on a free port; its clients
 # (mosquitto_pub / mosquitto_sub) are the tests' consumers and the latency benchmark's tills.
+# Debian's Chromium is the browser the dashboard tests drive with Playwright (which cannot
+# download a browser of its own here).
 system-deps:
 	@{ command -v mosquitto_pub >/dev/null 2>&1 && PATH="$$PATH:/usr/sbin" command -v mosquitto >/dev/null 2>&1; } || { \
 	  echo "installing mosquitto (apt-get)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients; \
 	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq mosquitto mosquitto-clients; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq chromium; fi; }
 
 lint: install
 	$(BIN)/ruff check .

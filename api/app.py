@@ -24,7 +24,18 @@ from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from api.group_commit import GroupCommitter
 from api.metrics import ApiMetrics
-from api.routers import alerts, bundle, events, health, metrics, predictions, stock
+from api.routers import (
+    alerts,
+    api_docs,
+    bundle,
+    dashboard,
+    events,
+    health,
+    metrics,
+    predictions,
+    sales,
+    stock,
+)
 from api.runtime import Runtime, runtime_for
 from api.schemas import event_schema
 from api.settings import ApiSettings
@@ -50,6 +61,8 @@ def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:
             f"Stock, event ingest, forecasts and alerts of store {runtime.store_id!r}. "
             "Writes need the gateway's bearer token; reads too when the gateway closes them."
         ),
+        docs_url=None,  # api.routers.api_docs serves /docs and /redoc with local assets
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.settings = settings
@@ -61,11 +74,13 @@ def create_app(gateway: Any, settings: ApiSettings | None = None) -> FastAPI:
         return None if path.startswith(_SELF_LIMITED) else settings.max_json_bytes
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
-    routers = [health, stock, events, alerts, bundle, metrics]
-    if runtime.can_forecast:
-        routers.insert(3, predictions)
+    routers = [health, stock, events, alerts, bundle, metrics, dashboard, api_docs]
+    if runtime.can_forecast:  # sales beside forecasts come with them
+        routers[3:3] = [predictions, sales]
     for module in routers:
         app.include_router(module.router)
+    api_docs.mount_assets(app)
+    dashboard.mount_assets(app)
     app.openapi = lambda: _openapi(app, runtime.store_id, settings.reads_open)
     return app
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from api import bundle_store, poison
+from api import bundle_store, ledger_feed, poison
 from api.errors import Unavailable
 from edge_runtime.events import Rejection
 from edge_runtime.ledger import IngestResult, Ledger
@@ -75,6 +75,20 @@ class Runtime:
     def alerts(self, kind: str | None, sku: str | None, limit: int) -> list[bytes]:
         raise NotImplementedError
 
+    def alerts_after(self, after_seq: int | None, limit: int) -> list[tuple[int, bytes]]:
+        """Alerts and conflicts after an outbox position (``api.ledger_feed.alerts_after``)."""
+        raise NotImplementedError
+
+    def last_event_seq(self) -> int:
+        """The ledger's newest event position: a live view refreshes stock when it moves."""
+        raise NotImplementedError
+
+    def recent_sales(self, sku: str, days: int) -> tuple[str, list[float], float] | None:
+        """``Gateway.recent_sales``: closed days' net units, the open day and its units so far."""
+        raise Unavailable(
+            "daily sales are kept by a running gateway, and this API runs without one"
+        )
+
     def bundle_info(self) -> dict[str, Any]:
         return {"loaded": False}
 
@@ -112,6 +126,18 @@ class _OutboxReader:
             return 0
         with self._lock:
             return self._box.depth()
+
+    def alerts_after(self, after_seq: int | None, limit: int) -> list[tuple[int, bytes]]:
+        if self._box is None:
+            return []
+        with self._lock:
+            return ledger_feed.alerts_after(self._box.connection, after_seq, limit)
+
+    def last_event_seq(self) -> int:
+        if self._box is None:
+            return 0
+        with self._lock:
+            return ledger_feed.last_event_seq(self._box.connection)
 
     def close(self) -> None:
         if self._box is not None:
@@ -219,6 +245,12 @@ class LedgerRuntime(Runtime):
     def alerts(self, kind: str | None, sku: str | None, limit: int) -> list[bytes]:
         return self._outbox.recent(kind, sku, limit)
 
+    def alerts_after(self, after_seq: int | None, limit: int) -> list[tuple[int, bytes]]:
+        return self._outbox.alerts_after(after_seq, limit)
+
+    def last_event_seq(self) -> int:
+        return self._outbox.last_event_seq()
+
     def stats(self) -> dict[str, float]:
         return {"outbox_depth": self._outbox.depth()}
 
@@ -295,6 +327,14 @@ class StateDirRuntime(Runtime):
         except sqlite3.OperationalError:  # the gateway has not created its outbox yet
             return []
 
+    def alerts_after(self, after_seq: int | None, limit: int) -> list[tuple[int, bytes]]:
+        with self._lock:
+            return ledger_feed.alerts_after(self._conn, after_seq, limit)
+
+    def last_event_seq(self) -> int:
+        with self._lock:
+            return ledger_feed.last_event_seq(self._conn)
+
     def stats(self) -> dict[str, float]:
         try:
             with self._lock:
@@ -370,6 +410,12 @@ class GatewayRuntime(LedgerRuntime):
 
     def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
         return self.gateway.ingest(payload, source)
+
+    def recent_sales(self, sku: str, days: int) -> tuple[str, list[float], float] | None:
+        read = getattr(self.gateway, "recent_sales", None)
+        if read is None:
+            return super().recent_sales(sku, days)
+        return read(sku, days)
 
     def stats(self) -> dict[str, float]:
         counters = getattr(self.gateway, "counters", {})

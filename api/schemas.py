@@ -13,6 +13,7 @@ the API hands the raw body to the same parser and dead-letter path MQTT ingest u
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +27,7 @@ AlertMessage = Annotated[
     Field(discriminator="kind"),
 ]
 AlertKind = Literal["stockout", "replenishment", "anomaly", "conflict"]
+DEFAULT_HORIZON_DAYS = 7.0  # the horizon a prediction covers when the caller names none
 
 
 class ApiModel(BaseModel):
@@ -141,7 +143,7 @@ class PredictionRequest(ApiModel):
     skus: list[Annotated[str, Field(min_length=1, max_length=ev.MAX_SKU_LEN)]] = Field(
         min_length=1, max_length=1000
     )
-    horizon_days: float = Field(7.0, gt=0, le=90)
+    horizon_days: float = Field(DEFAULT_HORIZON_DAYS, gt=0, le=90)
 
 
 class PredictionBatch(ApiModel):
@@ -205,3 +207,46 @@ def event_schema(store_id: str | None = None) -> dict[str, Any]:
         "required": list(ev.REQUIRED),
         "additionalProperties": False,
     }
+
+
+class DailyUnits(ApiModel):
+    """Net units sold on one store day (sales and fulfilments less returns and voids).
+
+    >>> DailyUnits(date="2026-03-01", units=4).units
+    4.0
+    """
+
+    date: dt.date
+    units: float = Field(description="net units sold that day")
+
+
+class DayForecast(ApiModel):
+    """The model's forecast of one day's demand.
+
+    >>> DayForecast(date="2026-03-02", mean=3.5, p90=6).p90
+    6.0
+    """
+
+    date: dt.date
+    mean: float = Field(ge=0, description="expected units")
+    p90: float = Field(ge=0, description="90th percentile of units")
+
+
+class SalesView(ApiModel):
+    """A SKU's recent daily sales beside the model's daily forecast from the open day on: what
+    the store dashboard draws. ``outlook`` is ``GET /v1/predictions/{sku}``'s answer for the
+    default horizon; without a model, ``forecast`` is empty and ``forecast_problem`` says why.
+
+    >>> SalesView(sku="A", open_day="2026-03-02", open_units=1, days=[]).forecast
+    []
+    """
+
+    sku: str
+    open_day: dt.date = Field(description="the store day events are being added to")
+    open_units: float = Field(description="net units sold on the open day so far")
+    days: list[DailyUnits] = Field(description="closed days, oldest first, up to the open day")
+    forecast: list[DayForecast] = Field(
+        default_factory=list, description="daily forecast, the open day first"
+    )
+    outlook: Forecast | None = Field(None, description="the prediction over the default horizon")
+    forecast_problem: str | None = Field(None, description="why there is no forecast, if none")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from edge_runtime.command_options import LOG_LEVELS, log_level, port_number, positive_int
 
+GRACEFUL_SHUTDOWN_S = 2  # requests in flight get this long to finish at SIGTERM
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="gateway TOML file (env SHELFCAST_CONFIG); env overrides")
@@ -137,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
         limit_concurrency=args.max_connections,
         log_level="warning",
         lifespan="off",
+        # Live views (/v1/alerts/stream) never end by themselves: without a limit one open
+        # dashboard would hold the shutdown until the container is killed, gateway unclosed.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     server = _server_class(uvicorn)(config)
     try:

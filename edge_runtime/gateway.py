@@ -685,6 +685,21 @@ class Gateway:
         """Newest outgoing messages (sent or waiting), as the JSON dicts consumers receive."""
         return [json.loads(p) for p in self.outbox.recent(kind, sku, limit)]
 
+    def recent_sales(self, sku: str, days: int) -> tuple[str, list[float], float] | None:
+        """Net units of ``sku`` on its last ``days`` closed days (oldest first; fewer when its
+        series is younger), the open day (ISO date) and its units so far: the series the model
+        forecasts from. None for a SKU the sales series has never seen.
+
+        Copied under the ingest lock: the worker appends to these series while the API reads.
+        """
+        with self._lock:
+            series = self.sales.series.get(sku)
+            open_units = self.sales.open_units.get(sku)
+            if (series is None and open_units is None) or self.sales.open_day is None:
+                return None
+            closed = list(series.units)[-days:] if series is not None and days > 0 else []
+            return str(self.sales.open_day), closed, float(open_units or 0.0)
+
     def close(self) -> None:
         """Stop the worker, flush what can be sent, publish ``offline``, close the files."""
         self._stop.set()

@@ -50,7 +50,8 @@ _INSERT = (
 _CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps statements small
 
 
-def _plain(payload: bytes) -> bytes:
+def plain_payload(payload: bytes) -> bytes:
+    """A stored payload as JSON: gzip ones (the uplink's) decompressed, others unchanged."""
     return gzip.decompress(payload) if payload[:2] == GZIP_MAGIC else payload
 
 
@@ -173,7 +174,7 @@ class Outbox:
         cur = self._conn.execute(
             f"SELECT payload FROM outbox {clause} ORDER BY seq DESC LIMIT ?", (*args, limit)
         )
-        return [_plain(bytes(p)) for (p,) in cur]
+        return [plain_payload(bytes(p)) for (p,) in cur]
 
     def prune(self, keep_sent: int = 100_000) -> int:
         """Delete all but the newest ``keep_sent`` sent rows (pending rows are never deleted)."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from api.auth import require_reader
 from api.deps import MetricsDep, RuntimeDep
 from api.errors import responses
-from api.schemas import Forecast, PredictionBatch, PredictionRequest
+from api.schemas import DEFAULT_HORIZON_DAYS, Forecast, PredictionBatch, PredictionRequest
 from edge_runtime.events import MAX_SKU_LEN
 
 router = APIRouter(
@@ -33,7 +33,7 @@ def _score(runtime, metrics, what: str, skus: list[str], horizon: float):
 
 @router.get("/{sku}", response_model=Forecast, responses=responses(404), summary="one SKU")
 def predict_one(
-    sku: Sku, runtime: RuntimeDep, metrics: MetricsDep, horizon_days: Horizon = 7.0
+    sku: Sku, runtime: RuntimeDep, metrics: MetricsDep, horizon_days: Horizon = DEFAULT_HORIZON_DAYS
 ) -> Forecast:
     """Forecast of daily demand over the horizon and the probability of a stock-out in it."""
     items, unknown = _score(runtime, metrics, "single", [sku], horizon_days)
