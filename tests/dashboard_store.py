@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_runtime.config import load_config
 from edge_runtime.gateway import Gateway
+from tests.signed_bundles import public_key_env
 
 STORE = "S1"
 # SKU -> mean units sold a day (M5-style names: the shape of real retail SKUs)
@@ -82,6 +83,7 @@ def open_store(state_dir: Path, broker_port: int, bundle: Path) -> Gateway:
         "SHELFCAST_STATE_DIR": str(state_dir),
         "SHELFCAST_MQTT_HOST": "127.0.0.1",
         "SHELFCAST_MQTT_PORT": str(broker_port),
+        **public_key_env(),
     }
     gw = Gateway(load_config(env=env)).start()
     history = month_of_sales()
@@ -109,7 +111,7 @@ def _ingest(gw: Gateway, events: list[dict]) -> None:
 def model_bundle(out_dir: Path) -> Path:
     """A real ONNX bundle whose demand model forecasts the last 7 days' mean (P90 twice it)."""
     from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
-    from models.bundle import write_bundle
+    from tests.signed_bundles import signed_bundle
     from tests.test_api_bundle import onnx_model
     from tests.test_api_predictions import column_model
 
@@ -117,4 +119,4 @@ def model_bundle(out_dir: Path) -> Path:
         "demand": column_model(index("mean_7"), len(names())),
         "anomaly": onnx_model(len(ANOMALY_FEATURES), ["score"]),
     }
-    return write_bundle(out_dir / "mean7-1", models, spec_dict(), {"model_version": "mean7-1"})
+    return signed_bundle(out_dir / "mean7-1", models, spec_dict(), {"model_version": "mean7-1"})
