@@ -42,12 +42,14 @@ def fill(where: Path) -> Path:
     return filler
 
 
-def mount_small_disk(where: Path, size: str = SIZE) -> None:
-    """Mount a tmpfs of ``size`` at ``where``; ``pytest.skip`` with the reason if not allowed."""
+def mount_small_disk(where: Path, size: str = SIZE, read_only: bool = False) -> None:
+    """Mount a tmpfs of ``size`` at ``where``; ``pytest.skip`` with the reason if not allowed.
+    ``read_only``: nobody can write there, root included (permissions would not stop root)."""
     where.mkdir(parents=True, exist_ok=True)
     mount = shutil.which("mount") or "/usr/bin/mount"
+    options = f"size={size}" + (",ro" if read_only else "")
     done = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        [mount, "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
         capture_output=True,
         text=True,
     )
