@@ -57,7 +57,7 @@ from edge_runtime.replenishment import OpenOrder
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.stock import SkuState, StockState, iso_utc
-from edge_runtime.store_failure import StoreError
+from edge_runtime.store_failure import StoreError, store_failures_raised
 from edge_runtime.uplink import Uplink
 from models.bundle import Bundle, BundleError
 
@@ -354,7 +354,8 @@ class Gateway:
                 rows.extend(self.outbox.put(messages, conn=conn))
 
         if self._rebuild_pending:  # never decide on memory a rolled-back batch touched
-            self._forget_rolled_back()
+            with store_failures_raised():  # the disk still failing: the batch waits
+                self._forget_rolled_back()
         self._sales_moved = self._staged = False
         self._correction_before = None
         try:

@@ -103,6 +103,18 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
+@contextlib.contextmanager
+def store_failures_raised() -> Iterator[None]:
+    """Raise a store failure from the block (e.g. a read while the disk fails) as
+    :class:`StoreError`, so no caller mistakes it for a problem of the input."""
+    try:
+        yield
+    except Exception as err:
+        if is_store_failure(err) and not isinstance(err, StoreError):
+            raise StoreError.of(err) from err
+        raise
+
+
 class StoreHealth:
     """Whether the store's last write failed, why, since when, and how often it failed.
 
