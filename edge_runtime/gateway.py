@@ -139,9 +139,22 @@ class Gateway:
         self.shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
         self.count_watch = CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
         self.bundle_problem: str | None = None  # why an installed bundle is not in use
-        bundle = self._startup_bundle()  # before any file is opened: a refusal leaks nothing
+        # The ledger first: its writer lock keeps a second gateway from touching this state
+        # directory at all (installing its bundle there included). A failed start releases it.
         store = cfg.gateway.store_id
         self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
+        try:
+            self._start_up(policy)
+        except BaseException:
+            if hasattr(self, "outbox"):
+                self.outbox.close()
+            self.ledger.close()
+            raise
+
+    def _start_up(self, policy: DecisionPolicy | None) -> None:
+        """Everything after the ledger: bundle, outbox, policy, series, transport."""
+        cfg, store = self.cfg, self.cfg.gateway.store_id
+        bundle = self._startup_bundle()
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)

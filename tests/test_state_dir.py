@@ -90,3 +90,20 @@ def test_a_ledger_of_another_schema_or_not_a_ledger(tmp_path):
     junk.mkdir()
     (junk / "ledger.sqlite").write_bytes(b"this is not a database, just text" * 100)
     assert_one_line(shelfcast("run", "--state-dir", str(junk)), "not a database")
+
+
+def test_a_second_gateway_leaves_the_held_directory_alone(tmp_path):
+    """Before, the second gateway installed its configured bundle into the first one's state
+    directory before anything refused it."""
+    from tests.test_api_bundle import make_bundle
+
+    state = tmp_path / "state"
+    bundle = make_bundle(tmp_path / "bundles" / "b1")
+    with Gateway(gateway_config(state)):
+        cfg = load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(state),
+                               "SHELFCAST_MQTT_ENABLED": "false", "SHELFCAST_BUNDLE": str(bundle)})  # fmt: skip
+        with pytest.raises(LedgerError, match="another writer"):
+            Gateway(cfg)
+        assert not (state / "bundle").exists()
+    with Gateway(cfg) as gw:  # the holder gone: it starts, with its bundle
+        assert gw.bundle is not None and (state / "bundle").exists()
