@@ -19,6 +19,7 @@ from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ApiModel
+from edge_runtime.store_failure import StoreError
 
 log = logging.getLogger("shelfcast.api")
 
@@ -126,6 +127,16 @@ async def _unavailable(request: Request, exc: Unavailable):
     return error_response(503, str(exc))
 
 
+STORE_RETRY_AFTER_S = 5
+
+
+async def _store_failed(request: Request, exc: StoreError):
+    # The store failed (full disk, I/O), not the request: nothing of it was stored; the same
+    # body sent again later is applied once (idempotent on event_id).
+    message = f"the ledger cannot store events now ({exc}); nothing was stored, retry later"
+    return error_response(503, message, headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
+
 async def _unexpected(request: Request, exc: Exception):
     # A bug must not leak internals to an outsider; the log has the traceback.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -138,4 +149,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(BodyTooLarge, _too_large)
     app.add_exception_handler(Unavailable, _unavailable)
+    app.add_exception_handler(StoreError, _store_failed)
     app.add_exception_handler(Exception, _unexpected)

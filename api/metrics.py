@@ -34,6 +34,14 @@ _EVENT_METRICS = (
 )  # fmt: skip
 
 
+# (metric, help, runtime stat): 1/0 or a count, read at scrape time
+_HEALTH_GAUGES = (
+    ("shelfcast_ledger_writable", "1 while the ledger takes writes, 0 while it refuses them (full disk)", "ledger_writable"),
+    ("shelfcast_intake_held", "MQTT payloads held unacknowledged while the ledger refuses writes", "intake_held"),
+    ("shelfcast_broker_connected", "1 while connected and subscribed to the MQTT broker", "broker_connected"),
+)  # fmt: skip
+
+
 class _Collector(Collector):
     def __init__(self, metrics: ApiMetrics):
         self.metrics = metrics
@@ -59,6 +67,15 @@ class _Collector(Collector):
                 "shelfcast_alerts_published",
                 "outgoing messages acknowledged by the broker (QoS 1)",
                 stats["sent"],
+            )
+        for name, text, key in _HEALTH_GAUGES:
+            if key in stats:
+                yield GaugeMetricFamily(name, text, stats[key])
+        if "store_failures" in stats:
+            yield CounterMetricFamily(
+                "shelfcast_store_write_failures",
+                "writes the store refused (full disk, I/O error); events wait, unacknowledged",
+                stats["store_failures"],
             )
         if "outbox_depth" in stats:
             yield GaugeMetricFamily(

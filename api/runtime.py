@@ -38,7 +38,10 @@ from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
 from edge_runtime.stock import SkuState, StockState, iso_utc
 from edge_runtime.stockout import stockout_risk
+from edge_runtime.store_failure import StoreError
 from models.bundle import BundleError
+
+NO_BUNDLE = "no bundle installed"  # the rules decide: nothing is down
 
 
 class BundleRefused(ValueError):
@@ -182,7 +185,7 @@ class LedgerRuntime(Runtime):
 
     def _load_current(self):
         if not self.bundle_dir.exists():
-            return None, "no bundle installed"
+            return None, NO_BUNDLE
         try:
             return bundle_store.verify(self.bundle_dir, self.trust), None
         except BundleError as err:  # a damaged bundle on disk is reported, never used
@@ -208,6 +211,8 @@ class LedgerRuntime(Runtime):
     def ingest(self, payload: bytes, source: str) -> IngestResult:
         try:
             return self._ingest(payload, source)
+        except StoreError:
+            raise  # the store failed, not the payload: 503, never a dead letter
         except (TypeError, ValueError, UnicodeError, RecursionError, sqlite3.Error):
             parts = poison.split(payload)
             if parts is None or not parts[1]:
@@ -252,19 +257,33 @@ class LedgerRuntime(Runtime):
         return self._outbox.last_event_seq()
 
     def stats(self) -> dict[str, float]:
-        return {"outbox_depth": self._outbox.depth()}
+        health = self.ledger.health
+        return {
+            "outbox_depth": self._outbox.depth(),
+            "ledger_writable": float(health.problem is None),
+            "store_failures": health.failures,
+        }
+
+    def problems(self) -> dict[str, str]:
+        """Required parts that are down, each with why (see ``Gateway.problems``)."""
+        out = {}
+        if self.ledger.health.problem is not None:
+            out["ledger"] = f"not writable: {self.ledger.health.problem}; ingest answers 503"
+        if self._bundle is None and self._bundle_problem != NO_BUNDLE:
+            out["bundle"] = str(self._bundle_problem)
+        return out
 
     def checks(self) -> dict[str, str]:
-        try:
-            self.ledger.sku_count()
-            checks = {"ledger": "ok"}
-        except Exception as err:  # readiness reports, never raises
-            checks = {"ledger": f"unusable: {err}"}
+        """One entry per part: ``ok ...``, ``optional: ...`` (absent, not needed) or
+        ``failing: why`` (readiness answers 503 and names it)."""
+        problems = self.problems()
+        checks = {"ledger": "ok"}
         checks["bundle"] = (
             f"ok ({self._bundle.model_version})"
             if self._bundle is not None
-            else f"optional: {self._bundle_problem}"
+            else f"optional: {NO_BUNDLE}"
         )
+        checks.update({part: f"failing: {why}" for part, why in problems.items()})
         return checks
 
     def close(self) -> None:
@@ -374,7 +393,7 @@ class GatewayRuntime(LedgerRuntime):
         gateway = self.gateway
         if not hasattr(gateway, "swap_bundle"):
             return super()._load_current()
-        return gateway.bundle, gateway.bundle_problem or "no bundle installed"
+        return gateway.bundle, gateway.bundle_problem or NO_BUNDLE
 
     def bundle_info(self) -> dict[str, Any]:
         if hasattr(self.gateway, "swap_bundle"):
@@ -419,19 +438,23 @@ class GatewayRuntime(LedgerRuntime):
 
     def stats(self) -> dict[str, float]:
         counters = getattr(self.gateway, "counters", {})
-        return {**counters, "outbox_depth": self._outbox.depth()}
+        out = {**super().stats(), **counters}
+        transport = getattr(self.gateway, "transport", None)
+        if transport is not None:
+            out["broker_connected"] = float(transport.connected)
+        out["intake_held"] = len(getattr(self.gateway, "_held", ()))
+        return out
+
+    def problems(self) -> dict[str, str]:
+        own = getattr(self.gateway, "problems", None)
+        return own() if own is not None else super().problems()
 
     def checks(self) -> dict[str, str]:
         if hasattr(self.gateway, "swap_bundle"):
             self._bundle, self._bundle_problem = self._load_current()
         checks = super().checks()
-        transport = getattr(self.gateway, "transport", None)
-        if transport is not None:
-            checks["mqtt"] = (
-                "ok (connected)"
-                if transport.connected
-                else "optional: broker unreachable; messages wait in the outbox"
-            )
+        if getattr(self.gateway, "transport", None) is not None:
+            checks.setdefault("mqtt", "ok (connected)")
         return checks
 
 

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -114,13 +115,17 @@ def run(args: argparse.Namespace) -> int:
     from api.runtime import StateDirRuntime
     from edge_runtime.config import ConfigError
     from edge_runtime.heap import freeze_startup_heap
+    from edge_runtime.ledger import LedgerError
+    from models.bundle import BundleError
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     log = logging.getLogger("shelfcast.serve")
     try:
         settings = _settings(args)
         target = StateDirRuntime(args.attach) if args.attach else _gateway(args)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, OSError, LedgerError, BundleError, sqlite3.Error) as err:
+        # One line, no traceback: a bad setting, or a state directory that is unusable, held
+        # by another gateway, or holds another store's ledger.
         print(f"shelfcast serve: {err}", file=sys.stderr)
         return 2
     app = create_app(target, settings)

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -126,6 +127,19 @@ def http(method: str, url: str, body: object | None = None, timeout: float = 30.
         request.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read() or b"null")
+
+
+def ready(api: str, timeout: float = 30.0) -> dict:
+    """``/ready`` once it answers 200; it answers 503 while a required part is down (e.g. the
+    broker not connected yet), naming it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return http("GET", f"{api}/ready")
+        except urllib.error.HTTPError as err:
+            if err.code != 503 or time.monotonic() > deadline:
+                raise SmokeFailure(f"/ready answered {err.code}: {err.read()[:500]!r}") from None
+            time.sleep(0.2)
 
 
 def event(n: int, sku: str, kind: str, qty: int) -> dict:
@@ -271,9 +285,9 @@ def run_gateway(
             proc,
         )
         figures["healthy_after_s"] = round(healthy - started, 3)
-        ready = http("GET", f"{api}/ready")
-        if not str(ready["checks"].get("bundle", "")).startswith("ok"):
-            raise SmokeFailure(f"bundle not loaded: /ready says {ready}")
+        checks = ready(api)["checks"]
+        if not str(checks.get("bundle", "")).startswith("ok"):
+            raise SmokeFailure(f"bundle not loaded: /ready says {checks}")
         figures["bundle"] = http("GET", f"{api}/v1/bundle")
         events = [event(1, "SMOKE-A", "receipt", 5), event(2, "SMOKE-A", "sale", 4)]
         events.append(event(3, "SMOKE-A", "sale", 1))

@@ -30,7 +30,7 @@ import logging
 import pickle
 import queue
 import signal
-import sqlite3
+import sys
 import threading
 import time
 from datetime import datetime
@@ -49,7 +49,7 @@ from edge_runtime.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES, Rejection
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
-from edge_runtime.ledger import IngestResult, Ledger
+from edge_runtime.ledger import IngestResult, Ledger, LedgerError
 from edge_runtime.messages import Message
 from edge_runtime.mqtt import MqttTransport
 from edge_runtime.outbox import Outbox, OutboxRow
@@ -58,6 +58,7 @@ from edge_runtime.replenishment import OpenOrder
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.stock import SkuState, StockState, iso_utc
+from edge_runtime.store_failure import StoreError, store_failures_raised
 from edge_runtime.uplink import Uplink
 from models.bundle import Bundle, BundleError
 
@@ -96,6 +97,9 @@ def _raw_text(item: Any) -> str:
 
 
 MARK_EVERY_S = 0.05
+# A refused write (full disk) is retried after these pauses, doubling: cheap (the write fails
+# fast) and quick to resume once space is back.
+RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
 
 
 def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
@@ -139,9 +143,22 @@ class Gateway:
         self.trust = BundleTrust.from_config(m)  # a bad key file stops the start, saying which
         if m.allow_unsigned:
             log.warning("bundle signatures: %s", self.trust.describe())
-        bundle = self._startup_bundle()  # before any file is opened: a refusal leaks nothing
+        # The ledger first: its writer lock keeps a second gateway from touching this state
+        # directory at all (installing its bundle there included). A failed start releases it.
         store = cfg.gateway.store_id
         self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
+        try:
+            self._start_up(policy)
+        except BaseException:
+            if hasattr(self, "outbox"):
+                self.outbox.close()
+            self.ledger.close()
+            raise
+
+    def _start_up(self, policy: DecisionPolicy | None) -> None:
+        """Everything after the ledger: bundle, outbox, policy, series, transport."""
+        cfg, store = self.cfg, self.cfg.gateway.store_id
+        bundle = self._startup_bundle()
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
@@ -167,6 +184,10 @@ class Gateway:
         self._backlog = True  # rows from before a restart or an outage wait in SQLite
         self._last_uplink = time.monotonic()
         self._acked: list[int] = []  # outbox seqs acknowledged, not yet marked sent
+        self._held: list[tuple[bytes, str, int, int]] = []  # MQTT items the store refused
+        self._retry_s = 0.0  # pause before retrying them (and marks), doubling
+        self._retry_at = 0.0
+        self._store_problem: str | None = None  # the ledger refused a write; not yet resolved
         self._last_mark = 0.0
         self.counters = {
             "ingested": 0,
@@ -353,7 +374,8 @@ class Gateway:
                 rows.extend(self.outbox.put(messages, conn=conn))
 
         if self._rebuild_pending:  # never decide on memory a rolled-back batch touched
-            self._forget_rolled_back()
+            with store_failures_raised():  # the disk still failing: the batch waits
+                self._forget_rolled_back()
         self._sales_moved = self._staged = False
         self._correction_before = None
         try:
@@ -519,10 +541,58 @@ class Gateway:
         self._inbox.put((payload, source, mid, qos))
         self._wake.set()
 
-    def _ingest_mqtt(self, items: list[tuple[bytes, str, int, int]]) -> None:
-        """Group payloads into few transactions; acknowledge each only after its commit."""
-        groups: dict[str, tuple[list[Any], list[tuple[int, int]]]] = {}
-        for payload, source, mid, qos in items:
+    def _intake(self) -> None:
+        """Ingest what MQTT delivered. After a store failure the unacknowledged payloads are
+        held here and retried first, with backoff, and nothing new is taken meanwhile."""
+        if self._held:
+            if time.monotonic() < self._retry_at:
+                return
+            items, self._held = self._held, []
+        else:
+            items = []
+            try:
+                while len(items) < 10_000:
+                    items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                pass
+        if not items:
+            return
+        try:
+            self._held = self._ingest_mqtt(items)
+        except Exception:  # a bug, not the store: logged; unacknowledged, redelivered later
+            log.exception("ingest of %d MQTT payload(s) failed", len(items))
+        if self._held:
+            self._back_off()
+        else:
+            self._retry_s = 0.0
+
+    def _back_off(self) -> None:
+        """The store refused a write: the next attempt waits twice as long as the last one."""
+        self._retry_s = min(RETRY_MAX_S, max(RETRY_MIN_S, self._retry_s * 2))
+        self._retry_at = time.monotonic() + self._retry_s
+
+    def _ingest_mqtt(self, items: list[tuple[bytes, str, int, int]]) -> list:
+        """Group payloads into few transactions; acknowledge each only after its commit.
+
+        Returns the items not committed because the store failed (none acknowledged)."""
+        done: set[int] = set()  # id() of items committed and acknowledged
+        try:
+            for payload, source, group in self._groups(items):
+                self._ingest_group(payload, source, group)
+                done.update(map(id, group))
+        except StoreError as err:
+            left = [item for item in items if id(item) not in done]
+            self._store_failed(err, f"{len(left)} MQTT payload(s) held, not acknowledged")
+            return left
+        return []
+
+    @staticmethod
+    def _groups(items: list[tuple[bytes, str, int, int]]):
+        """``(payload, source, items)`` to ingest in order: small JSON payloads of one source
+        together (up to ``GROUP_MAX_EVENTS`` events), large or unparsable ones alone."""
+        groups: dict[str, tuple[list[Any], list]] = {}
+        for item in items:
+            payload, source = item[0], item[1]
             data = None
             if len(payload) <= ALONE_BYTES:
                 try:
@@ -530,34 +600,40 @@ class Gateway:
                 except (ValueError, RecursionError):  # ingested alone below: dead-lettered
                     data = None
             if data is None or (isinstance(data, list) and len(data) > GROUP_MAX_EVENTS):
-                self._ingest_group(payload, source, [(mid, qos)])  # dead-letters / limits apply
+                yield payload, source, [item]  # dead-letters / limits apply
                 continue
-            events, acks = groups.setdefault(source, ([], []))
+            events, members = groups.setdefault(source, ([], []))
             if isinstance(data, list):
                 events.extend(data)
             else:
                 events.append(data)
-            acks.append((mid, qos))
+            members.append(item)
             if len(events) >= GROUP_MAX_EVENTS:
-                self._ingest_group(events, source, acks)
                 del groups[source]
-        for source, (events, acks) in groups.items():
-            self._ingest_group(events, source, acks)
+                yield events, source, members
+        for source, (events, members) in groups.items():
+            yield events, source, members
 
-    def _ingest_group(self, payload, source: str, acks: list[tuple[int, int]]) -> None:
+    def _store_failed(self, err: StoreError, consequence: str) -> None:
+        """Log a store failure once per episode; it lasts until nothing is held any more and
+        the ledger's last write succeeded (a small write can fit on a nearly full disk while
+        a batch does not)."""
+        if self._store_problem is None:
+            self._store_problem = str(err)
+            log.error("%s: %s; retrying with backoff up to %g s", err, consequence, RETRY_MAX_S)
+
+    def _ingest_group(self, payload, source: str, items: list) -> None:
+        """Ingest one group and acknowledge its payloads; ``StoreError`` acknowledges none."""
         try:
             self._ingest_handover(payload, source)
-        except sqlite3.OperationalError:
-            # The store itself failed (disk full, I/O): not acknowledged, so the broker
-            # redelivers after a reconnect (the ledger is idempotent on event_id).
-            log.exception("ingest of %d payload(s) from %r failed", len(acks), source)
-            return
+        except StoreError:
+            raise  # the store failed, not the events: they wait, unacknowledged
         except Exception as err:
             # A payload the parser or store cannot handle must not block the rest: retry item
             # by item and dead-letter what still fails, with the reason.
             self._ingest_one_by_one(payload, source, err)
         if self.transport is not None:
-            for mid, qos in acks:
+            for _, _, mid, qos in items:
                 self.transport.ack(mid, qos)
 
     def _ingest_handover(self, payload, source: str) -> None:
@@ -571,8 +647,8 @@ class Gateway:
         for index, item in enumerate(items):
             try:
                 self._ingest_handover([item] if isinstance(payload, list) else item, source)
-            except sqlite3.OperationalError:
-                raise
+            except StoreError:
+                raise  # never a dead letter: only the event's own content makes one
             except Exception as err:
                 self._dead_letter(item, source, err, index if isinstance(payload, list) else None)
         log.warning("payload from %r could not be ingested whole (%r): split", source, first)
@@ -600,10 +676,17 @@ class Gateway:
             self._backlog = True
         now = time.monotonic()
         # Marking sent is off the latency path and batched: losing a mark only re-sends.
-        if self._acked and (len(self._acked) >= 2000 or now - self._last_mark >= MARK_EVERY_S):
-            self.counters["sent"] += self.outbox.mark_sent(self._acked)
-            self._acked = []
+        due = now - self._last_mark >= max(MARK_EVERY_S, self._retry_s)
+        if self._acked and (len(self._acked) >= 2000 or due):
             self._last_mark = now
+            try:
+                self.counters["sent"] += self.outbox.mark_sent(self._acked)
+            except StoreError:
+                self._back_off()
+                raise  # the seqs stay in _acked, marked once the disk takes writes
+            self._acked = []
+            if not self._held:
+                self._retry_s = 0.0
 
     def _publish_fresh_or_backlog(self, fresh: list[OutboxRow], room: int) -> None:
         if self._backlog:
@@ -644,24 +727,46 @@ class Gateway:
         while not self._stop.is_set():
             self._wake.wait(0.02)
             self._wake.clear()
-            items = []
-            try:
-                while len(items) < 10_000:
-                    items.append(self._inbox.get_nowait())
-            except queue.Empty:
-                pass
-            if items:
-                try:
-                    self._ingest_mqtt(items)
-                except Exception:  # the store failed: unacknowledged, redelivered on reconnect
-                    log.exception("ingest of %d MQTT payload(s) failed", len(items))
+            self._intake()
             try:
                 self._pump()
                 self._maybe_flush_uplink()
+            except StoreError as err:
+                self._store_failed(err, "outgoing messages wait in memory and in the outbox")
             except Exception:
                 log.exception("publishing failed; rows stay in the outbox")
                 self._backlog = True
                 time.sleep(0.1)
+            self._report_health()
+
+    def problems(self) -> dict[str, str]:
+        """The required parts that are down, each with why: ``ledger`` (writes refused),
+        ``mqtt`` (broker unreachable, when MQTT is enabled) and ``bundle`` (an installed
+        bundle refused). Readiness, the metrics and the retained state message say this."""
+        out = {}
+        health = self.ledger.health
+        problem = health.problem or self._store_problem
+        if problem is not None:
+            since = f" since {iso_utc(int(health.since * 1e6))}" if health.since else ""
+            out["ledger"] = (
+                f"not writable{since}: {problem}; intake paused ({len(self._held)} MQTT "
+                "payload(s) held, unacknowledged, retried with backoff)"
+            )
+        if self.transport is not None and not self.transport.connected:
+            out["mqtt"] = self.transport.problem
+        if self.bundle_problem is not None:
+            out["bundle"] = self.bundle_problem
+        return out
+
+    def _report_health(self) -> None:
+        """Log a recovery, and keep the retained state message's problems current."""
+        if self._store_problem and not self._held and self.ledger.health.problem is None:
+            self._store_problem = None
+            log.warning("the ledger takes writes again: intake resumed")
+        problems = self.problems()
+        if self.transport is not None:
+            self.transport.set_problems(sorted(f"{k}: {v}" for k, v in problems.items()
+                                               if k != "mqtt"))  # fmt: skip
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the outbox is empty (all acknowledged) or ``timeout``; True if empty."""
@@ -708,19 +813,25 @@ class Gateway:
             self._worker = None
         t = self.transport
         if t is not None:
-            self._maybe_flush_uplink(force=True)
-            self._pump()
-            deadline = time.monotonic() + 2.0
-            while t.connected and t.inflight and time.monotonic() < deadline:
-                self._pump()  # collect PUBACKs so rows are not sent again after restart
-                time.sleep(0.01)
-            self._acked.extend(t.take_acked())
-            if self._acked:
-                self.counters["sent"] += self.outbox.mark_sent(self._acked)
-                self._acked = []
+            try:
+                self._send_before_close(t)
+            except StoreError as err:  # the disk refuses: these rows are sent again after restart
+                log.warning("outgoing messages not all flushed or marked at close: %s", err)
             t.stop()
         self.ledger.close()
         self.outbox.close()
+
+    def _send_before_close(self, t: MqttTransport) -> None:
+        self._maybe_flush_uplink(force=True)
+        self._pump()
+        deadline = time.monotonic() + 2.0
+        while t.connected and t.inflight and time.monotonic() < deadline:
+            self._pump()  # collect PUBACKs so rows are not sent again after restart
+            time.sleep(0.01)
+        self._acked.extend(t.take_acked())
+        if self._acked:
+            self.counters["sent"] += self.outbox.mark_sent(self._acked)
+            self._acked = []
 
     def __enter__(self) -> Gateway:
         return self
@@ -764,8 +875,10 @@ def run(args: argparse.Namespace) -> int:
             model__bundle=args.bundle,
         )
         gw = Gateway(cfg).start()
-    except (ConfigError, BundleError) as err:
-        print(f"shelfcast run: {err}", flush=True)
+    except (ConfigError, BundleError, LedgerError, OSError) as err:
+        # One line on stderr, no traceback: a bad config, a refused bundle, or a state
+        # directory that is unusable, held by another gateway or holds another store's ledger.
+        print(f"shelfcast run: {err}", file=sys.stderr, flush=True)
         return 2
     freeze_startup_heap()
     stop = threading.Event()

@@ -35,6 +35,7 @@ tables such as the outbox).
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 import time
@@ -46,6 +47,10 @@ from pathlib import Path
 from edge_runtime.event_ids import EventIds
 from edge_runtime.events import LEDGER_TYPES, Event, Rejection, parse_events
 from edge_runtime.stock import STATE_FIELDS, Conflict, SkuState, StockState, apply, fold
+from edge_runtime.store_failure import StoreError, StoreHealth, is_store_failure, write_transaction
+from edge_runtime.writer_lock import WriterLock, WriterLockHeld
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 
@@ -148,8 +153,14 @@ class _Checkpointer:
         self._conn.close()
 
 
+def _reason(err: OSError) -> str:
+    """An OSError in words, without repeating the path the caller names."""
+    return err.strerror or str(err)
+
+
 class LedgerError(RuntimeError):
-    """The ledger file does not belong to this store or has an unknown schema."""
+    """The ledger cannot be used: its state directory is unusable, another process writes it,
+    or the file belongs to another store or schema. The message is one line naming the path."""
 
 
 @dataclass(slots=True)
@@ -193,7 +204,46 @@ class Ledger:
         self.store_id = store_id
         self.safety_buffer = int(safety_buffer)
         self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.health = StoreHealth()  # whether the last write failed (readiness, metrics)
+        self._writer = self._claim()
+        try:
+            self._open()
+        except BaseException:
+            self._writer.release()
+            raise
+        self._checkpointer = _Checkpointer(self.path)
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
+
+    def _claim(self) -> WriterLock:
+        """The state directory, checked, and this process's writer lock on the ledger."""
+        where = self.path.parent
+        if where.exists() and not where.is_dir():
+            raise LedgerError(f"state directory {where} is not a directory")
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            return WriterLock.acquire(self.path.with_name(self.path.name + ".lock"))
+        except WriterLockHeld as err:
+            raise LedgerError(str(err)) from None
+        except OSError as err:
+            raise LedgerError(f"state directory {where} is not usable: {_reason(err)}") from None
+
+    def _open(self) -> None:
+        """Open the file, claim or check it, and load the in-memory lookups from the log."""
+        try:
+            self._connect()
+        except sqlite3.Error as err:
+            self._close_quietly()
+            raise LedgerError(f"cannot open the ledger {self.path}: {err}") from None
+        except LedgerError:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+
+    def _connect(self) -> None:
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in (
             "journal_mode=WAL",
@@ -216,8 +266,7 @@ class Ledger:
         }
         self._clock_us = max((s.last_us for s in self._states.values()), default=0)
         self._touched: list[str] = []  # SKUs folded in place by the open transaction
-        self._checkpointer = _Checkpointer(self.path)
-        self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
+        self._unrestored: set[str] = set()  # touched by a failed write, not yet read back
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -271,18 +320,13 @@ class Ledger:
 
     def _refold_all(self) -> None:
         """Reservation grants depend on the buffer: re-fold everything under the new one."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn):
             self._conn.execute("DELETE FROM stock")
             states = self.rebuild()
             self._conn.executemany(_UPSERT_STOCK, [s.row() for s in states.values()])
             self._conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'safety_buffer'", (str(self.safety_buffer),)
             )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -306,13 +350,13 @@ class Ledger:
         now_us = time.time_ns() // 1000
         rows = [(now_us, source, r.field, r.reason, r.raw, r.index) for r in rejections]
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(_INSERT_DEAD, rows)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                with write_transaction(self._conn):
+                    self._conn.executemany(_INSERT_DEAD, rows)
+            except StoreError as err:
+                self.health.failed(err)
                 raise
+            self.health.succeeded()
 
     def ingest(
         self, events: Iterable[Event], before_commit: BeforeCommit | None = None
@@ -334,56 +378,72 @@ class Ledger:
         result = IngestResult(rejected=len(rejections), rejections=rejections)
         now_us = time.time_ns() // 1000
         with self._lock:
-            conn = self._conn
             new = self._new_events(events)
             result.duplicates = len(events) - len(new)
             result.accepted = len(new)
             result.events = new
             seq0 = self._next_seq
             self._touched = []
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                if new:
-                    conn.executemany(
-                        _INSERT_EVENT,
-                        [
-                            (seq, e.event_id, e.sku, e.type, e.qty, e.ts_us, e.event_time,
-                             e.source, e.order_id, e.unit_price, e.reason, now_us)
-                            for seq, e in enumerate(new, seq0)
-                        ],
-                    )  # fmt: skip
-                working, positions = self._fold_new(new, seq0, result, now_us)
-                if working:
-                    conn.executemany(_UPSERT_STOCK, [s.row() for s in working.values()])
-                    result.changed_skus = list(working)
-                if rejections:
-                    conn.executemany(
-                        _INSERT_DEAD,
-                        [(now_us, source, r.field, r.reason, r.raw, r.index) for r in rejections],
-                    )
-                if before_commit is not None:
-                    before_commit(conn, result)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
+                self._settle()
+                working, positions = self._write(
+                    new, seq0, rejections, source, before_commit, result, now_us
+                )
+            except BaseException as err:
+                # Whether SQLite rolled back by itself or write_transaction did, memory goes
+                # back to what is committed before anything else can read it.
                 self._restore(self._touched)
+                if is_store_failure(err):
+                    self.health.failed(err)
                 raise
+            self.health.succeeded()
             self._checkpointer.nudge()
-            # Only now, after COMMIT, does the in-memory side move on.
-            self._next_seq = seq0 + len(new)
-            self._ids.update((e.event_id for e in new), unseen=True)
-            seqs = self._seqs
-            for sku, added in positions.items():
-                stored = seqs.get(sku)
-                if stored is None:
-                    seqs[sku] = array("q", added)
-                else:
-                    stored.extend(added)
-            self._states.update(working)
-            for s in working.values():
-                if s.last_us > self._clock_us:
-                    self._clock_us = s.last_us
+            self._advance(new, seq0, working, positions)
         return result
+
+    def _write(self, new, seq0, rejections, source, before_commit, result, now_us):
+        """One durable transaction: log rows, folded states, dead letters, the hook's rows.
+
+        Returns the new states and, per SKU, the log positions of its new ledger events."""
+        conn = self._conn
+        with write_transaction(conn):
+            if new:
+                conn.executemany(
+                    _INSERT_EVENT,
+                    [
+                        (seq, e.event_id, e.sku, e.type, e.qty, e.ts_us, e.event_time,
+                         e.source, e.order_id, e.unit_price, e.reason, now_us)
+                        for seq, e in enumerate(new, seq0)
+                    ],
+                )  # fmt: skip
+            working, positions = self._fold_new(new, seq0, result, now_us)
+            if working:
+                conn.executemany(_UPSERT_STOCK, [s.row() for s in working.values()])
+                result.changed_skus = list(working)
+            if rejections:
+                conn.executemany(
+                    _INSERT_DEAD,
+                    [(now_us, source, r.field, r.reason, r.raw, r.index) for r in rejections],
+                )
+            if before_commit is not None:
+                before_commit(conn, result)
+        return working, positions
+
+    def _advance(self, new, seq0, working, positions) -> None:
+        """Only after COMMIT does the in-memory side move on."""
+        self._next_seq = seq0 + len(new)
+        self._ids.update((e.event_id for e in new), unseen=True)
+        seqs = self._seqs
+        for sku, added in positions.items():
+            stored = seqs.get(sku)
+            if stored is None:
+                seqs[sku] = array("q", added)
+            else:
+                stored.extend(added)
+        self._states.update(working)
+        for s in working.values():
+            if s.last_us > self._clock_us:
+                self._clock_us = s.last_us
 
     def _new_events(self, events: list[Event]) -> list[Event]:
         """Events whose id is neither in the log nor earlier in this batch."""
@@ -437,14 +497,30 @@ class Ledger:
                     result.conflicts.append(c)
         return working, positions
 
-    def _restore(self, skus: list[str]) -> None:
-        """After a ROLLBACK: the touched SKUs' in-memory state back to what is committed."""
-        for sku in skus:
-            row = self._conn.execute("SELECT * FROM stock WHERE sku = ?", (sku,)).fetchone()
-            if row is None:
-                self._states.pop(sku, None)
-            else:
-                self._states[sku] = SkuState(*row)
+    def _restore(self, skus: Iterable[str]) -> None:
+        """After a failed write: the touched SKUs' in-memory state back to what is committed
+        (the stock table). Should the disk refuse even that read, the SKUs are remembered and
+        read back before the next write or read of the ledger (:meth:`_settle`)."""
+        self._unrestored.update(skus)
+        try:
+            self._settle()
+        except StoreError:
+            log.warning("%d SKU(s) to read back after a failed write", len(self._unrestored))
+
+    def _settle(self) -> None:
+        """Read back SKUs a failed write left unrestored; ``StoreError`` while it cannot."""
+        if not self._unrestored:
+            return
+        try:
+            for sku in list(self._unrestored):
+                row = self._conn.execute("SELECT * FROM stock WHERE sku = ?", (sku,)).fetchone()
+                if row is None:
+                    self._states.pop(sku, None)
+                else:
+                    self._states[sku] = SkuState(*row)
+                self._unrestored.discard(sku)
+        except sqlite3.Error as err:
+            raise StoreError.of(err) from err
 
     def _fold_from_log(self, sku: str, added: list[int]) -> tuple[SkuState, list[Conflict]]:
         seqs = [*self._seqs.get(sku, ()), *added]
@@ -464,6 +540,7 @@ class Ledger:
     def stock(self, sku: str, as_of_us: int | None = None) -> StockState | None:
         """The SKU's state, with confidence as of ``as_of_us`` (default: the ledger clock)."""
         with self._lock:
+            self._settle()
             s = self._states.get(sku)
             if s is None:
                 return None
@@ -474,6 +551,7 @@ class Ledger:
         if offset < 0 or limit < 0:
             raise ValueError(f"offset and limit must be >= 0, got {offset}, {limit}")
         with self._lock:
+            self._settle()
             skus = [
                 r[0]
                 for r in self._conn.execute(
@@ -527,6 +605,7 @@ class Ledger:
     def states(self) -> dict[str, SkuState]:
         """A copy of the in-memory state of every SKU."""
         with self._lock:
+            self._settle()
             return {k: s.copy() for k, s in self._states.items()}
 
     def stored_states(self) -> dict[str, SkuState]:
@@ -539,6 +618,7 @@ class Ledger:
         rebuilt = self.rebuild()
         stored = self.stored_states()
         with self._lock:
+            self._settle()
             memory = dict(self._states)
         skus = set(rebuilt) | set(stored) | set(memory)
         return sorted(k for k in skus if not (rebuilt.get(k) == stored.get(k) == memory.get(k)))
@@ -552,6 +632,7 @@ class Ledger:
         with self._lock:
             self._checkpointer.stop()
             self._conn.close()
+            self._writer.release()
 
     def __enter__(self) -> Ledger:
         return self

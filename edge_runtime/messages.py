@@ -179,7 +179,13 @@ class GatewayState(Message):
     TOPIC: ClassVar[str] = "state"
     retain: ClassVar[bool] = True
     kind: Literal["state"] = Field("state", description="message kind; also fixes the topic")
-    status: Literal["online", "offline"] = Field(description="gateway status")
+    status: Literal["online", "degraded", "offline"] = Field(
+        description="gateway status; degraded: running, but a required part is down (the "
+        "ledger refuses writes, so intake is paused; an installed bundle was refused)"
+    )
+    problems: list[str] = Field(
+        default_factory=list, description="what is down and why, when degraded"
+    )
     version: str | None = Field(None, description="shelfcast version of the gateway")
     outbox_depth: int | None = Field(None, description="messages waiting to be sent")
 

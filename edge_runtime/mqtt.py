@@ -11,7 +11,12 @@
 - State: a retained ``online`` message on connect; the broker publishes the retained ``offline``
   last will if the gateway vanishes; a clean stop publishes ``offline`` itself.
 - Reconnect: paho's loop with exponential backoff between ``reconnect_min_s`` and
-  ``reconnect_max_s``.
+  ``reconnect_max_s``. paho retries silently; here the first failed attempt is logged at once
+  (a warning with ``host:port`` and the reason: refused, unresolvable host, TLS handshake
+  against a plain listener, timeout), then attempts 2, 4, 8, ... and any change of reason, and
+  :attr:`MqttTransport.problem` says why the broker is unreachable (readiness reports it).
+- Degraded: :meth:`set_problems` turns the retained state into ``degraded`` with what is down
+  (e.g. the ledger refusing writes while the disk is full), and back to ``online``.
 
 >>> from edge_runtime.config import load_config
 >>> t = MqttTransport(load_config(env={"SHELFCAST_STORE_ID": "S1"}), on_payload=print)
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 from collections import deque
@@ -38,6 +44,37 @@ log = logging.getLogger(__name__)
 
 # on_payload(payload, source, mid, qos): called on paho's network thread; must not block.
 PayloadHandler = Callable[[bytes, str, int, int], None]
+
+
+class _ReportingClient(mqtt.Client):
+    """paho's client, telling why a connection attempt failed (its loop swallows the error)."""
+
+    on_connect_error: Callable[[OSError], None] | None = None
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as err:
+            if self.on_connect_error is not None:
+                self.on_connect_error(err)
+            raise
+
+
+def connect_failure(err: OSError, tls: bool) -> str:
+    """Why a connection attempt failed, in words an operator can act on.
+
+    >>> connect_failure(ConnectionRefusedError(111, "Connection refused"), tls=False)
+    'connection refused (is the broker running, and on this port?)'
+    """
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve the host name ({err.strerror or err})"
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused (is the broker running, and on this port?)"
+    if isinstance(err, TimeoutError | socket.timeout):
+        return "timed out (host unreachable or a firewall drops the connection?)"
+    if tls and isinstance(err, ssl.SSLError | ConnectionResetError | BrokenPipeError):
+        return f"TLS handshake failed ({err.strerror or err}): is this port a TLS listener?"
+    return str(err.strerror or err)
 
 
 class MqttTransport:
@@ -61,11 +98,14 @@ class MqttTransport:
         self._connected = threading.Event()
         self._stopping = False
         self.connects = 0
+        self.failed_attempts = 0  # connection attempts failed since the last success
+        self._problem = f"connecting to broker {m.host}:{m.port}"
+        self._problems: list[str] = []  # what the retained state says is down
         self.client = self._make_client(cfg)
 
     def _make_client(self, cfg: GatewayConfig) -> mqtt.Client:
         m = cfg.mqtt
-        client = mqtt.Client(
+        client = _ReportingClient(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
             clean_session=False,
@@ -86,6 +126,7 @@ class MqttTransport:
             )
         offline = GatewayState(status="offline", **self._state_args)
         client.will_set(offline.topic(m.topic_prefix), offline.to_json(), qos=1, retain=True)
+        client.on_connect_error = self._on_connect_error
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
@@ -94,21 +135,41 @@ class MqttTransport:
         return client
 
     # -- paho callbacks (network thread) -------------------------------------------------
+    def _on_connect_error(self, err: OSError) -> None:
+        m = self.cfg.mqtt
+        reason = connect_failure(err, tls=bool(m.tls or m.ca_file or m.cert_file))
+        self.failed_attempts += 1
+        n = self.failed_attempts
+        changed = not self._problem.endswith(reason)
+        self._problem = f"broker {m.host}:{m.port} unreachable: {reason}"
+        if changed or n & (n - 1) == 0:  # at once, then attempts 2, 4, 8, ...
+            log.warning(
+                "%s (attempt %d); retrying with backoff up to %.0f s; messages wait in the outbox",
+                self._problem, n, m.reconnect_max_s,
+            )  # fmt: skip
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        m = self.cfg.mqtt
         if reason_code.is_failure:
-            log.error("broker refused the connection: %s", reason_code)
+            self._problem = f"broker {m.host}:{m.port} refused the connection: {reason_code}"
+            log.error("%s", self._problem)
             return
         client.subscribe(self.events_topic, qos=1)
-        state = GatewayState(status="online", **self._state_args)
-        client.publish(state.topic(self.cfg.mqtt.topic_prefix), state.to_json(), 1, retain=True)
+        self._publish_state()
         self.connects += 1
-        log.info("connected to %s:%s", self.cfg.mqtt.host, self.cfg.mqtt.port)
+        if self.failed_attempts:
+            log.info("connected to %s:%s after %d failed attempt(s)", m.host, m.port,
+                     self.failed_attempts)  # fmt: skip
+        else:
+            log.info("connected to %s:%s", m.host, m.port)
+        self.failed_attempts = 0
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         # Ready only once the broker has the subscription: on a new session, events published
         # between CONNACK and SUBACK would otherwise never reach the gateway.
         if any(rc.is_failure for rc in reason_codes):
-            log.error("broker refused the events subscription: %s", reason_codes)
+            self._problem = f"broker refused the events subscription: {reason_codes}"
+            log.error("%s", self._problem)
             return
         self._connected.set()
 
@@ -117,7 +178,9 @@ class MqttTransport:
         if self._stopping:  # our own clean disconnect: nothing to reconnect
             log.info("disconnected from broker (%s)", reason_code)
             return
-        log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
+        m = self.cfg.mqtt
+        self._problem = f"disconnected from broker {m.host}:{m.port} ({reason_code})"
+        log.warning("%s; reconnecting with backoff", self._problem)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         source = msg.topic.rsplit("/", 1)[-1]
@@ -130,6 +193,11 @@ class MqttTransport:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def problem(self) -> str | None:
+        """Why the broker is not usable now (None while connected and subscribed)."""
+        return None if self.connected else self._problem
 
     @property
     def inflight(self) -> int:
@@ -162,8 +230,22 @@ class MqttTransport:
         offline = GatewayState(status="offline", **self._state_args)
         self.client.will_set(offline.topic(prefix), offline.to_json(), qos=1, retain=True)
         if self.connected:
-            state = GatewayState(status="online", **self._state_args)
-            self.client.publish(state.topic(prefix), state.to_json(), 1, retain=True)
+            self._publish_state()
+
+    def set_problems(self, problems: list[str]) -> None:
+        """What is down (e.g. ``ledger: not writable ...``): the retained state becomes
+        ``degraded`` with them, and ``online`` again once the list is empty."""
+        if problems == self._problems:
+            return
+        self._problems = list(problems)
+        if self.connected:
+            self._publish_state()
+
+    def _publish_state(self) -> None:
+        status = "degraded" if self._problems else "online"
+        state = GatewayState(status=status, problems=self._problems, **self._state_args)
+        self.client.publish(state.topic(self.cfg.mqtt.topic_prefix), state.to_json(), 1,
+                            retain=True)  # fmt: skip
 
     def take_acked(self) -> list[int]:
         """Outbox seqs whose PUBACK arrived since the last call."""

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from edge_runtime.messages import GZIP_MAGIC, Message
+from edge_runtime.store_failure import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -98,26 +99,19 @@ class Outbox:
         self, messages: Iterable[Message], conn: sqlite3.Connection | None = None
     ) -> list[OutboxRow]:
         """Store ``messages``; returns the rows (with their ``seq``) in publish order."""
-        own = conn is None
-        cur = (conn or self._conn).cursor()
+        if conn is not None:  # the caller's transaction: its commit, its rollback
+            return self._insert(conn.cursor(), messages)
+        with write_transaction(self._conn):
+            return self._insert(self._conn.cursor(), messages)
+
+    def _insert(self, cur: sqlite3.Cursor, messages: Iterable[Message]) -> list[OutboxRow]:
         now = time.time()
         rows = []
-        if own:
-            cur.execute("BEGIN IMMEDIATE")
-        try:
-            for m in messages:
-                topic = m.topic(self.prefix)
-                payload = m.to_payload()
-                cur.execute(
-                    _INSERT, (m.message_id, m.kind, m.sku, topic, payload, int(m.retain), now)
-                )
-                rows.append(OutboxRow(cur.lastrowid, m.message_id, topic, payload, m.retain, m.sku))
-            if own:
-                cur.execute("COMMIT")
-        except BaseException:
-            if own:
-                cur.execute("ROLLBACK")
-            raise
+        for m in messages:
+            topic = m.topic(self.prefix)
+            payload = m.to_payload()
+            cur.execute(_INSERT, (m.message_id, m.kind, m.sku, topic, payload, int(m.retain), now))
+            rows.append(OutboxRow(cur.lastrowid, m.message_id, topic, payload, m.retain, m.sku))
         return rows
 
     def pending(self, limit: int = 1000, after_seq: int = 0) -> list[OutboxRow]:
@@ -130,28 +124,25 @@ class Outbox:
         return [OutboxRow(s, m, t, bytes(p), bool(r), k) for s, m, t, p, r, k in cur]
 
     def mark_sent(self, seqs: Sequence[int]) -> int:
-        """Mark rows acknowledged by the broker; returns how many changed."""
+        """Mark rows acknowledged by the broker; returns how many changed. ``StoreError`` when
+        the disk refuses: nothing is marked, and the caller keeps the seqs to mark later."""
         changed = 0
         now = time.time()
         cur = self._conn.cursor()
         # No fsync for this commit: losing a mark re-sends a message, which consumers de-duplicate.
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("BEGIN IMMEDIATE")
         try:
-            for i in range(0, len(seqs), _CHUNK):
-                chunk = list(seqs[i : i + _CHUNK])
-                marks = ",".join("?" * len(chunk))
-                cur.execute(
-                    f"UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq IN ({marks})",
-                    (now, *chunk),
-                )
-                changed += cur.rowcount
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+            with write_transaction(self._conn):
+                for i in range(0, len(seqs), _CHUNK):
+                    chunk = list(seqs[i : i + _CHUNK])
+                    marks = ",".join("?" * len(chunk))
+                    cur.execute(
+                        f"UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq IN ({marks})",
+                        (now, *chunk),
+                    )
+                    changed += cur.rowcount
         finally:
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA synchronous=FULL")  # outside any transaction: cannot fail
         return changed
 
     def depth(self) -> int:

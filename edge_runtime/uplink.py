@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from edge_runtime.messages import Message, UplinkDeltas
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.stock import StockState
+from edge_runtime.store_failure import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS uplink_baseline (
@@ -117,14 +118,9 @@ class Uplink:
 
     def _commit(self, messages: list[UplinkDeltas], states: list[StockState]) -> list[OutboxRow]:
         conn: sqlite3.Connection = self.outbox.connection
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):  # refused (full disk): the window stays for the next try
             rows = self.outbox.put(messages, conn=conn)
             conn.executemany(_UPSERT, [(s.sku, s.on_hand, s.reserved, s.events) for s in states])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         for s in states:
             self._baseline[s.sku] = (s.on_hand, s.reserved, s.events)
         return rows

@@ -8,7 +8,7 @@ import pytest
 from shelfcast.data_dir import ENV_VAR, data_dir
 
 # Fixtures `mosquitto` and `mosquitto_tls`: a real broker on a free port (tests/mosquitto.py).
-pytest_plugins = ["tests.mosquitto"]
+pytest_plugins = ["tests.mosquitto", "tests.small_disk"]
 
 
 @pytest.fixture(scope="session")

@@ -124,7 +124,7 @@ def test_the_installed_bundle_is_verified_again_at_start(tmp_path):
     spec.write_text(json.dumps({**json.loads(spec.read_text()), "dtype": "float64"}))
     with Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"})) as gw:
         checks = create_app(gw, ApiSettings(token=TOKEN)).state.runtime.checks()
-        assert checks["bundle"].startswith("optional: installed bundle refused")
+        assert checks["bundle"].startswith("failing: installed bundle refused")
 
 
 # ---- authenticity, outputs, uploads ------------------------------------------------------

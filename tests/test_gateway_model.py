@@ -17,6 +17,7 @@ from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.gateway import Gateway
 from edge_runtime.service_level import buffer_exceeded_every
 from edge_runtime.stockout import stockout_risk
+from edge_runtime.store_failure import StoreError
 from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
 from models.bundle import BundleError
 from tests.mosquitto import Subscriber, wait
@@ -146,8 +147,9 @@ def test_late_and_rolled_back_events_never_count_twice(tmp_path):
             raise OSError("disk full")  # the transaction rolls back after the day closed
 
         gw._watch = fail
-        with pytest.raises(OSError):
+        with pytest.raises(StoreError) as refused:  # the store failed, not the event
             gw.ingest([ev("d4", "A", "sale", 1, 4)], "pos")
+        assert isinstance(refused.value.__cause__, OSError)
         del gw._watch
         # Rolled back after day 3 closed in place: the series are rebuilt from what committed,
         # as a restart sees it (the late sale back on its own day): 11 units, none of d4's.

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.gateway import Gateway
+from edge_runtime.store_failure import StoreError
 from tests.test_gateway_model import config, daily_sales, demand_bundle, ev
 
 
@@ -116,3 +117,26 @@ def test_a_rolled_back_day_close_is_learnt_once(tmp_path):
         assert shift != [0.0, 0.0]  # River did learn something to compare
         assert shift == [clean.model.correction.predict_one(s, 1.0) - 1.0 for s in ("A", "B")]
         assert list(failed.sales.series["A"].units) == list(clean.sales.series["A"].units)
+
+
+def test_a_rebuild_the_disk_still_refuses_makes_the_next_batch_wait(tmp_path):
+    """The rebuild after a rollback reads the ledger; when that read fails too, the next batch
+    must fail as the store's error (held, retried, 503), not as its own: before, the raw
+    sqlite3 error sent the batch down the poison path, dead-lettered."""
+    with Gateway(config(tmp_path)) as gw:
+        gw.ingest([ev("r-A", "A", "receipt", 10, 1)], "wms")
+        fail_next_commit(gw)
+        watch = gw.shelf_watch
+        real = watch.fresh
+
+        def still_failing():
+            raise sqlite3.OperationalError("disk I/O error")
+
+        watch.fresh = still_failing
+        with pytest.raises(StoreError):
+            gw.ingest([ev("s1", "A", "sale", 1, 2)], "pos")
+        with pytest.raises(StoreError):  # the pending rebuild fails again: the batch waits
+            gw.ingest([ev("s1", "A", "sale", 1, 2)], "pos")
+        watch.fresh = real
+        assert gw.ingest([ev("s1", "A", "sale", 1, 2)], "pos").accepted == 1
+        assert gw.stock("A").on_hand == 9 and gw.ledger.dead_letters() == []
