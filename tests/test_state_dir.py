@@ -95,13 +95,14 @@ def test_a_ledger_of_another_schema_or_not_a_ledger(tmp_path):
 def test_a_second_gateway_leaves_the_held_directory_alone(tmp_path):
     """Before, the second gateway installed its configured bundle into the first one's state
     directory before anything refused it."""
-    from tests.test_api_bundle import make_bundle
+    from tests.signed_bundles import make_bundle, public_key_env
 
     state = tmp_path / "state"
     bundle = make_bundle(tmp_path / "bundles" / "b1")
     with Gateway(gateway_config(state)):
         cfg = load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(state),
-                               "SHELFCAST_MQTT_ENABLED": "false", "SHELFCAST_BUNDLE": str(bundle)})  # fmt: skip
+                               "SHELFCAST_MQTT_ENABLED": "false", "SHELFCAST_BUNDLE": str(bundle),
+                               **public_key_env()})  # fmt: skip
         with pytest.raises(LedgerError, match="another writer"):
             Gateway(cfg)
         assert not (state / "bundle").exists()
