@@ -35,7 +35,6 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -45,7 +44,7 @@ from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
 from edge_runtime.day_close import DayCloseModel
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
-from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES, Rejection
+from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
 from edge_runtime.ledger import IngestResult, Ledger
@@ -66,35 +65,13 @@ WINDOW = 1000  # outbox rows handed to paho and not yet acknowledged, at most
 GROUP_MAX_EVENTS = min(
     5000, MAX_EVENTS_PER_PAYLOAD
 )  # events per ledger transaction on the MQTT path
-ALONE_BYTES = 64 * 1024  # bigger payloads are ingested on their own (size limits apply)
 _ID_CHUNK = 900
-RAW_KEEP = 1024
-
-
-def _decoded(payload: Any) -> Any:
-    """Raw bytes as JSON when they parse and are within the payload size limit (so a big batch
-    with one bad event is judged event by event); otherwise unchanged."""
-    if not isinstance(payload, bytes | bytearray) or len(payload) > MAX_PAYLOAD_BYTES:
-        return payload
-    try:
-        return json.loads(payload)
-    except (ValueError, RecursionError):
-        return payload
-
-
-def _raw_text(item: Any) -> str:
-    """A storable, truncated text of what was received (lone surrogates escaped)."""
-    try:
-        if isinstance(item, bytes | bytearray):
-            text = bytes(item[: RAW_KEEP * 4]).decode("utf-8", "backslashreplace")
-        else:
-            text = json.dumps(item, ensure_ascii=True)
-    except (ValueError, TypeError, RecursionError):
-        text = f"<{type(item).__name__} that cannot be shown>"
-    return text[:RAW_KEEP]
 
 
 MARK_EVERY_S = 0.05
+# The store or the machine failed, not an event: never an event's dead letter; the payload is
+# not acknowledged (the broker redelivers it) and the API answers with an error.
+STORE_FAILURES = (sqlite3.Error, OSError)
 
 
 def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
@@ -137,7 +114,12 @@ class Gateway:
         self.bundle_problem: str | None = None  # why an installed bundle is not in use
         bundle = self._startup_bundle()  # before any file is opened: a refusal leaks nothing
         store = cfg.gateway.store_id
-        self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
+        self.ledger = Ledger(
+            cfg.ledger_path,
+            store,
+            safety_buffer=cfg.gateway.safety_buffer,
+            bounds=cfg.ingest.bounds(),
+        )
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
@@ -315,14 +297,30 @@ class Gateway:
     # ---- ingest ------------------------------------------------------------------------
 
     def ingest(self, payload: bytes | str | dict | list, source: str = "api") -> IngestResult:
-        """Ingest one payload (an event or a batch) durably; its alerts are queued to publish."""
-        with self._lock:
-            result, rows, states = self._ingest_locked(payload, source)
-            self._handover(rows, states)
+        """Ingest one payload (an event or a batch) durably; its alerts are queued to publish.
+
+        Every event of it ends stored, an idempotent duplicate, or dead-lettered with its reason,
+        exactly as the same payload on MQTT; only a store failure raises (nothing committed)."""
+        events, rejections = self.ledger.parse(payload)
+        result = self._ingest_parsed(events, rejections, source)
         self._wake.set()
         return result
 
-    def _ingest_locked(self, payload, source: str):
+    def _ingest_parsed(
+        self, events: list[Event], rejections: list[Rejection], source: str
+    ) -> IngestResult:
+        """Commit parsed events and dead-letter the rejections in one transaction. Should that
+        raise for another reason than the store (a bug one event triggers in a later stage),
+        each event is tried alone and those that still fail are dead-lettered: none vanishes,
+        and one cannot block the rest. A store error is never an event's fault: it raises."""
+        try:
+            return self._ingest_handover(events, rejections, source)
+        except STORE_FAILURES:
+            raise
+        except Exception as err:
+            return self._ingest_one_by_one(events, rejections, source, err)
+
+    def _ingest_locked(self, events: list[Event], rejections: list[Rejection], source: str):
         rows: list[OutboxRow] = []
         states: list[StockState] = []
         messages: list[Message] = []
@@ -350,7 +348,7 @@ class Gateway:
         self._sales_moved = self._staged = False
         self._correction_before = None
         try:
-            result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
+            result = self.ledger.ingest_parsed(events, rejections, source, before_commit)
         except BaseException:
             if self._staged:  # a rolled-back batch never counts: back to what committed
                 self._rebuild_pending = True
@@ -513,69 +511,70 @@ class Gateway:
         self._wake.set()
 
     def _ingest_mqtt(self, items: list[tuple[bytes, str, int, int]]) -> None:
-        """Group payloads into few transactions; acknowledge each only after its commit."""
-        groups: dict[str, tuple[list[Any], list[tuple[int, int]]]] = {}
+        """Parse each payload on its own (rejections keep their index in it; the topic's source
+        level is judged too), commit the payloads of a source in few transactions, and
+        acknowledge each payload only after its commit."""
+        groups: dict[str, tuple[list[Event], list[Rejection], list[tuple[int, int]]]] = {}
         for payload, source, mid, qos in items:
-            data = None
-            if len(payload) <= ALONE_BYTES:
-                try:
-                    data = json.loads(payload)
-                except (ValueError, RecursionError):  # ingested alone below: dead-lettered
-                    data = None
-            if data is None or (isinstance(data, list) and len(data) > GROUP_MAX_EVENTS):
-                self._ingest_group(payload, source, [(mid, qos)])  # dead-letters / limits apply
-                continue
-            events, acks = groups.setdefault(source, ([], []))
-            if isinstance(data, list):
-                events.extend(data)
-            else:
-                events.append(data)
-            acks.append((mid, qos))
-            if len(events) >= GROUP_MAX_EVENTS:
-                self._ingest_group(events, source, acks)
-                del groups[source]
-        for source, (events, acks) in groups.items():
-            self._ingest_group(events, source, acks)
+            events, rejections = self.ledger.parse(payload, topic_source=source)
+            group = groups.setdefault(source, ([], [], []))
+            group[0].extend(events)
+            group[1].extend(rejections)
+            group[2].append((mid, qos))
+            if len(group[0]) + len(group[1]) >= GROUP_MAX_EVENTS:
+                self._ingest_group(source, *groups.pop(source))
+        for source, group in groups.items():
+            self._ingest_group(source, *group)
 
-    def _ingest_group(self, payload, source: str, acks: list[tuple[int, int]]) -> None:
+    def _ingest_group(
+        self,
+        source: str,
+        events: list[Event],
+        rejections: list[Rejection],
+        acks: list[tuple[int, int]],
+    ) -> None:
         try:
-            self._ingest_handover(payload, source)
-        except sqlite3.OperationalError:
+            self._ingest_parsed(events, rejections, source)
+        except STORE_FAILURES:
             # The store itself failed (disk full, I/O): not acknowledged, so the broker
             # redelivers after a reconnect (the ledger is idempotent on event_id).
             log.exception("ingest of %d payload(s) from %r failed", len(acks), source)
             return
-        except Exception as err:
-            # A payload the parser or store cannot handle must not block the rest: retry item
-            # by item and dead-letter what still fails, with the reason.
-            self._ingest_one_by_one(payload, source, err)
         if self.transport is not None:
             for mid, qos in acks:
                 self.transport.ack(mid, qos)
 
-    def _ingest_handover(self, payload, source: str) -> None:
+    def _ingest_handover(
+        self, events: list[Event], rejections: list[Rejection], source: str
+    ) -> IngestResult:
         with self._lock:
-            _, rows, states = self._ingest_locked(payload, source)
+            result, rows, states = self._ingest_locked(events, rejections, source)
             self._handover(rows, states)
+        return result
 
-    def _ingest_one_by_one(self, payload, source: str, first: Exception) -> None:
-        payload = _decoded(payload)
-        items = payload if isinstance(payload, list) else [payload]
-        for index, item in enumerate(items):
+    def _ingest_one_by_one(
+        self, events: list[Event], rejections: list[Rejection], source: str, first: Exception
+    ) -> IngestResult:
+        log.warning("ingest from %r failed whole (%r): each event alone", source, first)
+        result = self._ingest_handover([], rejections, source) if rejections else IngestResult()
+        for event in events:
             try:
-                self._ingest_handover([item] if isinstance(payload, list) else item, source)
-            except sqlite3.OperationalError:
+                alone = self._ingest_handover([event], [], source)
+            except STORE_FAILURES:
                 raise
             except Exception as err:
-                self._dead_letter(item, source, err, index if isinstance(payload, list) else None)
-        log.warning("payload from %r could not be ingested whole (%r): split", source, first)
+                alone = self._dead_letter(event, source, err)
+            result.add(alone)
+        return result
 
-    def _dead_letter(self, item: Any, source: str, err: Exception, index: int | None) -> None:
-        """Write an unprocessable item to the ledger's dead-letter table, reason included."""
-        reason = f"unprocessable {type(err).__name__}: {str(err)[:200]}"
+    def _dead_letter(self, event: Event, source: str, err: Exception) -> IngestResult:
+        """Dead-letter an event that crashed a stage after the parser, reason included."""
+        reason = f"unprocessable event ({type(err).__name__}: {str(err)[:200]})"
+        refused = Rejection(raw_text(event.to_dict()), reason, None, event.index)
         with self._lock:
-            self.ledger.dead_letter([Rejection(_raw_text(item), reason, None, index)], source)
+            self.ledger.dead_letter([refused], source)
         self.counters["rejected"] += 1
+        return IngestResult(rejected=1, rejections=[refused])
 
     # ---- outgoing ----------------------------------------------------------------------
 

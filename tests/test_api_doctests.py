@@ -16,7 +16,6 @@ MODULES = [
     "api.errors",
     "api.group_commit",
     "api.metrics",
-    "api.poison",
     "api.runtime",
     "api.schemas",
     "api.settings",
