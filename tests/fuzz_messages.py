@@ -423,7 +423,7 @@ def expected(payloads: list[Mixed]) -> dict[str, int]:
 def post_mixed(url: str, token: str, payloads: list[Mixed]) -> dict[str, int]:
     """POST the payloads one after another (arrays to ``/v1/events/batch``, single events to
     ``/v1/events``; those on an unknown topic are MQTT-only and skipped); counts what the API
-    answered, and 5xx answers."""
+    answered, and 5xx answers (or dropped connections)."""
     import httpx
 
     counts = {"requests": 0, "5xx": 0, "applied": 0, "duplicate": 0, "refused": 0}
@@ -433,8 +433,12 @@ def post_mixed(url: str, token: str, payloads: list[Mixed]) -> dict[str, int]:
             if not m.topic_ok:
                 continue
             path = "/v1/events/batch" if isinstance(m.obj, list) else "/v1/events"
-            response = client.post(path, content=m.encode())
             counts["requests"] += 1
+            try:
+                response = client.post(path, content=m.encode())
+            except httpx.TransportError:  # the server dropped the connection: a crash too
+                counts["5xx"] += 1
+                continue
             if response.status_code >= 500:
                 counts["5xx"] += 1
                 continue

@@ -24,12 +24,15 @@ def ledger(tmp_path):
     led.close()
 
 
-def test_an_identical_duplicate_is_a_silent_no_op(ledger):
+def test_identical_duplicates_stay_silent_beside_a_reused_id(ledger):
     ledger.ingest_raw([ev("e1")])
     # The same instant written another way is the same content.
-    again = ledger.ingest_raw([ev("e1"), ev("e1", event_time="2026-01-05T09:00:00+01:00")])
-    assert (again.accepted, again.duplicates, again.rejected) == (0, 2, 0)
-    assert ledger.dead_letters() == [] and ledger.stock("A").on_hand == 5
+    again = ledger.ingest_raw(
+        [ev("e1"), ev("e1", event_time="2026-01-05T09:00:00+01:00"), ev("e1", qty=7)]
+    )
+    assert (again.accepted, again.duplicates, again.rejected) == (0, 2, 1)
+    assert [d["batch_index"] for d in ledger.dead_letters()] == [2]  # only the reused one
+    assert ledger.stock("A").on_hand == 5
 
 
 @pytest.mark.parametrize(

@@ -69,10 +69,7 @@ def test_a_sale_a_year_ahead_of_a_replay_is_refused(replayed):
     reason = refused(replayed, ev(CLOCK + timedelta(days=365)))
     assert "[ingest] max_jump_days" in reason and "2011-06-01" in reason
     assert accepted(replayed, ev(CLOCK + timedelta(days=12)))  # a Christmas closure passes
-
-
-def test_a_live_store_back_after_a_long_outage_is_not_refused(replayed):
-    # Ten years after the ledger's last event, but now: a store whose gateway was off.
+    # Years after the ledger's last event, but now: a store whose gateway was off passes.
     assert accepted(replayed, ev(datetime.now(UTC) - timedelta(minutes=5)))
 
 
