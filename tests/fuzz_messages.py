@@ -248,8 +248,12 @@ def post_all(url: str, token: str, messages: list[Hostile]) -> dict[str, int]:
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
 
         def post(path: str, body: bytes) -> None:
-            response = client.post(path, content=body)
             counts["requests"] += 1
+            try:
+                response = client.post(path, content=body)
+            except httpx.TransportError:  # the server dropped the connection: a crash too
+                counts["5xx"] += 1
+                return
             if response.status_code >= 500:
                 counts["5xx"] += 1
                 return
