@@ -2,10 +2,10 @@
 
 An event is one JSON object (see ``../shared/design.md``, "Data contracts"). ``parse_events``
 accepts a payload as bytes, str, a dict or a list of dicts, and splits it into valid ``Event``s
-and ``Rejection``s that name the field at fault. Beyond the shape, each event must be plausible
-(``edge_runtime.plausibility``: its time, its quantity). Validation is hand-written: this is the gateway's
-hot path (tens of thousands of events per second on one core), where a pydantic model per event
-costs several times more.
+and ``Rejection``s that name the field at fault. Beyond its shape, each event must be plausible
+(``edge_runtime.plausibility``: its time, its quantity). Validation is hand-written: this is the
+gateway's hot path (tens of thousands of events per second on one core), where a pydantic model
+per event costs several times more.
 
 >>> events, rejected = parse_events(
 ...     {"event_id": "e1", "store_id": "S1", "sku": "A", "type": "sale", "qty": 2,

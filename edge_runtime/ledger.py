@@ -38,7 +38,6 @@ tables such as the outbox).
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 import time
@@ -109,10 +108,9 @@ _INSERT_DEAD = (
 _FOLD_ROWS = "SELECT type, qty, ts_us, event_id, order_id FROM events WHERE seq IN ({})"
 # What an event claims: equal for a true duplicate (event_time is compared as an instant).
 _CONTENT = ("sku", "type", "qty", "ts_us", "source", "order_id", "unit_price", "reason")
-_STORED_CONTENT = (
-    f"SELECT seq, event_id, {', '.join(_CONTENT)} FROM events"
-    " WHERE seq >= ? AND seq < ? AND event_id IN (SELECT value FROM json_each(?))"
-)
+_WINDOW_IDS = "SELECT seq, event_id FROM events WHERE seq >= ? AND seq < ?"
+_RANGE_CONTENT = f"SELECT event_id, {', '.join(_CONTENT)} FROM events WHERE seq >= ? AND seq <= ?"
+_SEQ_CONTENT = f"SELECT event_id, {', '.join(_CONTENT)} FROM events WHERE seq IN ({{}})"
 _REUSE_WINDOW = 8192  # log rows searched first for a repeated id: a redelivery is recent
 REUSED = "event_id reused with different content"
 _ID_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
@@ -495,17 +493,25 @@ class Ledger:
         while hi > 1:
             windows.append((max(1, hi - size), hi))
             hi, size = windows[-1][0], size * 4
-        last = 0
+        at: dict[str, int] = {}  # id -> its log position
         for lo, hi in windows:
-            wanted = sorted(ids - found.keys())
-            if not wanted:
+            # Ids only, filtered here: cheaper than an IN (...) of thousands of ids in SQL.
+            at.update((i, seq) for seq, i in self._conn.execute(_WINDOW_IDS, (lo, hi)) if i in ids)
+            if len(at) == len(ids):
                 break
-            for seq, event_id, *content in self._conn.execute(
-                _STORED_CONTENT, (lo, hi, json.dumps(wanted))
-            ):
-                found.setdefault(event_id, tuple(content))
-                last = max(last, seq)
-        self._reuse_hint = last or self._reuse_hint
+        if not at:
+            return found
+        seqs = sorted(at.values())
+        if seqs[-1] - seqs[0] < 4 * len(seqs):  # together (a redelivery): one range read
+            rows = self._conn.execute(_RANGE_CONTENT, (seqs[0], seqs[-1]))
+            found.update((r[0], r[1:]) for r in rows if r[0] in at)
+        else:
+            for k in range(0, len(seqs), _ID_CHUNK):
+                chunk = seqs[k : k + _ID_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(_SEQ_CONTENT.format(marks), chunk)
+                found.update((r[0], r[1:]) for r in rows)
+        self._reuse_hint = seqs[-1]
         return found
 
     def _fold_new(
