@@ -132,3 +132,14 @@ def test_a_year_ahead_sale_closes_no_store_day(tmp_path):
         assert result.rejected == 1 and "max_jump_days" in result.rejections[0].reason
         assert (gw.sales.open_day, gw.sales.last_closed) == (open_day, closed)
         assert gw.ledger.clock_us == int(CLOCK.timestamp() * 1e6)
+
+
+@pytest.mark.parametrize(
+    "module", ["edge_runtime.plausibility", "edge_runtime.events", "edge_runtime.ledger"]
+)
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
