@@ -1,14 +1,28 @@
-"""FastAPI dependencies shared by the routers: the runtime, the settings and the metrics."""
+"""FastAPI dependencies shared by the routers: the runtime, the settings, the metrics, and the
+SKU path parameter."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from api.metrics import ApiMetrics
 from api.runtime import Runtime
 from api.settings import ApiSettings
+from edge_runtime.events import MAX_SKU_LEN
+
+# A route ending in this parameter is declared "/{sku:path}": any SKU the ingest accepts can be
+# read back, "/" included (the path converter takes the rest of the path; other reserved
+# characters are percent-encoded by the client as usual).
+SkuPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_SKU_LEN,
+        description="the SKU, percent-encoded where needed ('/' may stay as it is)",
+    ),
+]
 
 
 def _runtime(request: Request) -> Runtime:

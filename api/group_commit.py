@@ -8,8 +8,8 @@ its own payload, and its conflicts. Every event is judged exactly as it would be
 combined payload goes through the same ``ingest`` (parse, validate, dead-letter) as one request.
 
 Only small JSON bodies are grouped; large or unparsable ones are ingested on their own, as is
-every request of a group whose combined ingest raised (so one poisonous payload cannot fail the
-others).
+every request of a group whose combined ingest raised (a store failure: each request then gets
+its own answer or error).
 
 >>> split_counts([["a", "b"], ["b"]], new_ids={"a", "b"}, rejected={0: set(), 1: set()})
 [(2, 0), (0, 1)]
@@ -130,7 +130,7 @@ class GroupCommitter:
         try:
             result = await run_in_threadpool(self._ingest, combined, self._source)
         except Exception:
-            for p in group:  # one at a time: a poisonous payload fails only its own request
+            for p in group:  # one at a time: each request gets its own answer or error
                 await self._settle(p, lambda p=p: self._ingest(p.body, self._source))
             return
         for p, share in zip(group, self._split(group, result), strict=True):

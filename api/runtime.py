@@ -19,26 +19,22 @@ Routes call only :class:`Runtime`'s methods. Three ways to build one:
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from api import bundle_store, ledger_feed, poison
+from api import bundle_store, ledger_feed
 from api.errors import Unavailable
-from edge_runtime.events import Rejection
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
 from edge_runtime.stock import SkuState, StockState, iso_utc
 from edge_runtime.stockout import stockout_risk
-from edge_runtime.store_failure import StoreError
 from models.bundle import BundleError
 
 NO_BUNDLE = "no bundle installed"  # the rules decide: nothing is down
@@ -205,38 +201,9 @@ class LedgerRuntime(Runtime):
             self._bundle_problem = None
         return self.bundle_info()
 
-    def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
-        return self.ledger.ingest_raw(payload, source)
-
     def ingest(self, payload: bytes, source: str) -> IngestResult:
-        try:
-            return self._ingest(payload, source)
-        except StoreError:
-            raise  # the store failed, not the payload: 503, never a dead letter
-        except (TypeError, ValueError, UnicodeError, RecursionError, sqlite3.Error):
-            parts = poison.split(payload)
-            if parts is None or not parts[1]:
-                raise  # not one of the known poisonous shapes: a bug to see, not to hide
-        return self._ingest_without_poison(*parts, source)
-
-    def _ingest_without_poison(self, rest, poisoned: list, source: str) -> IngestResult:
-        self.ledger.dead_letter(poison.rejections(poisoned), source)
-        if rest is None or rest == []:
-            result = IngestResult()
-        else:
-            result = self._ingest(json.dumps(rest), source)
-        if isinstance(rest, list):  # give rejections their index in the original batch
-            bad = {p[0] for p in poisoned}
-            original = [i for i in range(len(rest) + len(bad)) if i not in bad]
-            result.rejections = [
-                replace(r, index=original[r.index]) if r.index is not None else r
-                for r in result.rejections
-            ]
-        result.rejected += len(poisoned)
-        result.rejections += [
-            Rejection(raw, reason, field, index) for index, raw, field, reason in poisoned
-        ]
-        return result
+        """The ledger's one parse, dead-letter and commit path (a store error raises)."""
+        return self.ledger.ingest_raw(payload, source)
 
     def stock(self, sku: str) -> StockState | None:
         return self.ledger.stock(sku)
@@ -427,7 +394,8 @@ class GatewayRuntime(LedgerRuntime):
         version = str(getattr(self.gateway, "model_version", "unknown"))
         return forecast_items(rows, horizon_days, version, table.mean.shape[2]), unknown
 
-    def _ingest(self, payload: bytes | str, source: str) -> IngestResult:
+    def ingest(self, payload: bytes, source: str) -> IngestResult:
+        """``Gateway.ingest``: the path MQTT payloads take, decisions and outbox included."""
         return self.gateway.ingest(payload, source)
 
     def recent_sales(self, sku: str, days: int) -> tuple[str, list[float], float] | None:

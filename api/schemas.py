@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge_runtime import events as ev
 from edge_runtime.messages import AnomalyAlert, ConflictMessage, ReplenishmentAlert, StockoutAlert
+from edge_runtime.plausibility import DEFAULT as BOUNDS
 from edge_runtime.stock import StockState
 
 AlertMessage = Annotated[
@@ -193,8 +194,20 @@ def event_schema(store_id: str | None = None) -> dict[str, Any]:
         "store_id": text(64) | ({"enum": [store_id]} if store_id else {}),
         "sku": text(ev.MAX_SKU_LEN),
         "type": {"type": "string", "enum": sorted(ev.EVENT_TYPES)},
-        "qty": {"type": "number", "minimum": -ev.MAX_QTY, "maximum": ev.MAX_QTY},
-        "event_time": {"type": "string", "format": "date-time", "description": "with offset"},
+        "qty": {
+            "type": "number",
+            "minimum": -BOUNDS.max_qty,
+            "maximum": BOUNDS.max_qty,
+            "description": "units; the bound is the gateway's [ingest] max_qty (default shown)",
+        },
+        "event_time": {
+            "type": "string",
+            "format": "date-time",
+            "description": "with offset; not before [ingest] earliest_event_time "
+            f"({BOUNDS.earliest_event_time}), at most [ingest] max_ahead_s "
+            f"({BOUNDS.max_ahead_s:g} s) ahead of the gateway's clock, within [ingest] "
+            "max_late_days behind and max_jump_days ahead of the ledger's latest event",
+        },
         "source": {"type": "string", "enum": sorted(ev.SOURCES)},
         "order_id": text(ev.MAX_ID_LEN),
         "unit_price": {"type": "number", "minimum": 0},

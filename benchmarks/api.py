@@ -33,6 +33,14 @@ Hardening:
   counts refusals that name a temporary path, ``oversized_upload_refused_s`` is how long a
   ``Content-Length`` of 300 MB takes to be answered 413 with no body sent. Alone, in seconds:
   ``python benchmarks/api.py --tampered-only --json out.json``.
+- ``fuzz_silently_dropped`` (goal 0): items neither applied, nor an idempotent duplicate, nor
+  dead-lettered. Mostly from the mixed runs: ``tests/fuzz_messages.mixed_payloads`` (valid
+  events beside duplicates, reused ids, events dated 1970, year 1 and a year ahead of the ledger,
+  absurd quantities, payloads on unknown topics), M payloads through the API of a fresh served
+  process and M over MQTT into a gateway in this process, each holding the same history; plus
+  the hostile runs' messages that were neither dead-lettered nor applied.
+
+    python benchmarks/api.py --fuzz-only --quick --json out.json   # the fuzz figures alone
 """
 
 from __future__ import annotations
@@ -62,10 +70,15 @@ sys.path.insert(0, str(ROOT))
 from tests.api_server import free_port  # noqa: E402
 from tests.fuzz_messages import (  # noqa: E402
     RUNTIME_CRASHERS,
+    expected,
+    history,
     hostile_messages,
+    mixed_payloads,
     mqtt_payloads,
     post_all,
+    post_mixed,
     publish_all,
+    publish_mixed,
 )
 from tests.schemathesis_run import run_schemathesis  # noqa: E402
 
@@ -180,7 +193,7 @@ class Served:
 def seed(url: str) -> None:
     events = [
         {"event_id": f"seed-{i}", "store_id": STORE, "sku": f"B-{i}", "type": "receipt",
-         "qty": 1_000_000, "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
+         "qty": 100_000, "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
         for i in range(SKUS)
     ]  # fmt: skip
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -358,11 +371,15 @@ def fuzz_api(served: Served, n: int, seed: int) -> dict:
     counts = post_all(served.url, TOKEN, hostile_messages(n, STORE, seed=seed))
     after = ledger_facts(served.ledger)
     alive = served.alive_and_answering()
+    dead = after["dead_letters"] - before["dead_letters"]
+    applied = after["events"] - before["events"]
     return {
         "messages": n,
         "requests": counts["requests"],
         "crashes": counts["5xx"] + (0 if alive else 1),
-        "dead_lettered": after["dead_letters"] - before["dead_letters"],
+        "dead_lettered": dead,
+        "applied": applied,
+        "silently_dropped": n - dead - applied,
         "blank_reasons": after["blank_reasons"] - before["blank_reasons"],
         "accepted": counts["accepted"],
         "ledger_unchanged": (before["events"], before["stock"])
@@ -415,16 +432,95 @@ def fuzz_mqtt(n: int, seed: int, tmp: Path, exclude: frozenset[str] = frozenset(
             gw.close()
     logging.getLogger("edge_runtime.gateway").removeHandler(failures)
     dead = after["dead_letters"] - before["dead_letters"]
+    applied = after["events"] - before["events"]
     return {
         "messages": n,
         "excluded_categories": sorted(exclude),
         "crashes": failures.count + (0 if alive else 1),
         "dead_lettered": dead,
         "not_dead_lettered": n - dead,
+        "applied": applied,
+        "silently_dropped": n - dead - applied,
         "blank_reasons": after["blank_reasons"] - before["blank_reasons"],
         "ledger_unchanged": (before["events"], before["stock"])
         == (after["events"], after["stock"]),
     }
+
+
+def _mixed_outcome(payloads, before: dict, after: dict, duplicates: int) -> dict:
+    sent = sum(len(m.fates) for m in payloads)
+    applied = after["events"] - before["events"]
+    dead = after["dead_letters"] - before["dead_letters"]
+    return {
+        "payloads": len(payloads),
+        "items": sent,
+        "expected": expected(payloads),
+        "applied": applied,
+        "duplicates": duplicates,
+        "dead_lettered": dead,
+        "silently_dropped": sent - applied - duplicates - dead,
+        # Refused items that got in (implausible, reused ids): 0 when each met its fate.
+        "wrongly_applied": max(0, applied - expected(payloads)["applied"]),
+        "blank_reasons": after["blank_reasons"] - before["blank_reasons"],
+    }
+
+
+def fuzz_mixed_api(n: int, seed: int, tmp: Path) -> dict:
+    """Mixed payloads through the API of a fresh ``shelfcast serve`` holding the history (those
+    on an unknown topic are MQTT-only and left out)."""
+    root = tmp / f"mixed-api-{seed}"
+    root.mkdir()
+    served = Served(root / "state")
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        httpx.post(served.url + "/v1/events/batch", json=history(STORE), headers=headers)
+        payloads = [m for m in mixed_payloads(n, STORE, seed=seed) if m.topic_ok]
+        before = ledger_facts(served.ledger)
+        said = post_mixed(served.url, TOKEN, payloads)
+        after = ledger_facts(served.ledger)
+        alive = served.alive_and_answering()
+    finally:
+        served.stop()
+    out = _mixed_outcome(payloads, before, after, said["duplicate"])
+    return {**out, "crashes": said["5xx"] + (0 if alive else 1)}
+
+
+def fuzz_mixed_mqtt(n: int, seed: int, tmp: Path) -> dict:
+    """Mixed payloads over a real Mosquitto into a gateway in this process holding the history."""
+    from edge_runtime.config import load_config, with_mqtt
+    from edge_runtime.gateway import Gateway
+    from tests.mosquitto import Mosquitto, mosquitto_binary
+
+    if mosquitto_binary() is None:
+        return {"payloads": 0, "skipped": "mosquitto not installed"}
+    payloads = mixed_payloads(n, STORE, seed=seed)
+    with Mosquitto(tmp / f"broker-mixed-{seed}") as broker:
+        env = {"SHELFCAST_STORE_ID": STORE, "SHELFCAST_STATE_DIR": str(tmp / f"mixed-{seed}")}
+        cfg = with_mqtt(load_config(env=env), host="127.0.0.1", port=broker.port)
+        gw = Gateway(cfg).start()
+        try:
+            gw.transport.wait_connected(10)
+            gw.ingest(history(STORE), "seed")
+            before, dups = ledger_facts(cfg.ledger_path), gw.counters["duplicates"]
+            publish_mixed(broker.port, payloads, STORE)
+            sent = sum(len(m.fates) for m in payloads)
+            # Wait until every item is accounted for, or nothing has moved for 10 s.
+            deadline, last, last_change = time.monotonic() + 120, -1, time.monotonic()
+            while time.monotonic() < deadline:
+                now = ledger_facts(cfg.ledger_path)
+                done = (now["events"] - before["events"] + now["dead_letters"]
+                        - before["dead_letters"] + gw.counters["duplicates"] - dups)  # fmt: skip
+                if done != last:
+                    last, last_change = done, time.monotonic()
+                if done >= sent or time.monotonic() - last_change > 10:
+                    break
+                time.sleep(0.2)
+            after = ledger_facts(cfg.ledger_path)
+            duplicates = gw.counters["duplicates"] - dups
+            alive = gw._worker is not None and gw._worker.is_alive()
+        finally:
+            gw.close()
+    return {**_mixed_outcome(payloads, before, after, duplicates), "crashes": 0 if alive else 1}
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -435,7 +531,7 @@ def table(result: dict) -> str:
     m = result["machine"]
     rows.append(f"| machine | {m['nproc']} CPUs, {m['memory_gib']} GiB, {m['cpu']} |")
     for name in ("health", "stock", "ingest"):
-        if name in result["load"]:
+        if name in result.get("load", {}):
             r = result["load"][name]
             rows.append(
                 f"| {name}: requests/s (median of {r['runs']}) | {r['requests_per_s']:.0f} |"
@@ -445,7 +541,8 @@ def table(result: dict) -> str:
         if key in result:
             rows.append(f"| {key} (throughput ratio) | {result[key]:.3f} |")
     for key in ("schemathesis_failures", "schemathesis_errors", "schemathesis_test_operations",
-                "fuzz_messages", "fuzz_crashes", "fuzz_dead_lettered", "fuzz_not_dead_lettered"):  # fmt: skip
+                "fuzz_messages", "fuzz_crashes", "fuzz_dead_lettered", "fuzz_not_dead_lettered",
+                "fuzz_silently_dropped"):  # fmt: skip
         if key in result:
             rows.append(f"| {key} | {result[key]} |")
     for key in ("tampered_bundles_accepted", "tampered_bundles_tried",
@@ -460,6 +557,14 @@ def table(result: dict) -> str:
                 f"| fuzz via {transport}: messages / crashes / dead-lettered / ledger unchanged | "
                 f"{f.get('messages')} / {f.get('crashes')} / {f.get('dead_lettered')} / "
                 f"{f.get('ledger_unchanged')} |"
+            )
+    for transport in ("mixed_api", "mixed_mqtt"):
+        f = result.get("fuzz", {}).get(transport)
+        if f and "items" in f:
+            rows.append(
+                f"| fuzz {transport}: items / applied / duplicates / dead-lettered / dropped | "
+                f"{f['items']} / {f['applied']} / {f['duplicates']} / {f['dead_lettered']} / "
+                f"{f['silently_dropped']} |"
             )
     return "\n".join(rows)
 
@@ -486,6 +591,21 @@ def tampered_only(args: argparse.Namespace) -> int:
     return 0
 
 
+def measure_load_and_schema(result: dict, served: Served, args, seconds: int, runs: int, tmp: Path):
+    """The load figures and schemathesis against the served process (into ``result``)."""
+    print(f"load: {runs} run(s) x {seconds} s per target ...", file=sys.stderr)
+    result["load"] = load(served, seconds, runs, tmp)
+    health = result["load"]["health"]["requests_per_s"]
+    result["stock_vs_health"] = result["load"]["stock"]["requests_per_s"] / health
+    result["ingest_vs_health"] = result["load"]["ingest"]["requests_per_s"] / health
+    print("schemathesis ...", file=sys.stderr)
+    outcome = run_schemathesis(served.url, TOKEN, max_examples=5 if args.quick else 15)
+    result["schemathesis_failures"] = outcome.failures
+    result["schemathesis_errors"] = outcome.errors
+    result["schemathesis_test_operations"] = outcome.tests
+    result["schemathesis_tail"] = outcome.output[-4000:]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -494,6 +614,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, help="load runs per target (default 3; quick 1)")
     parser.add_argument(
         "--fuzz", type=int, help="hostile messages per transport (10000; quick 2000)"
+    )
+    parser.add_argument("--mixed", type=int, help="mixed payloads per transport (2000; quick 400)")
+    parser.add_argument(
+        "--fuzz-only", action="store_true", help="only the fuzz runs (no load, no schemathesis)"
     )
     parser.add_argument(
         "--bundle", type=Path, help="model bundle directory to serve predictions with"
@@ -515,6 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (3 if args.quick else 10)
     runs = args.runs or (1 if args.quick else 3)
     n_fuzz = args.fuzz or (2000 if args.quick else 10_000)
+    n_mixed = args.mixed or (400 if args.quick else 2000)
     result: dict = {"machine": machine(), "setup": {
         "server": "shelfcast serve (uvicorn, 1 worker, runtime in-process, MQTT off)",
         "load_generator": "wrk -t1 -c16 --latency (same machine)",
@@ -525,20 +650,11 @@ def main(argv: list[str] | None = None) -> int:
         served = Served(tmp / "state", trusted_key(args.bundle, args.public_key))
         try:
             seed(served.url)
-            result["setup"]["bundle"] = install_bundle(served.url, args.bundle, tmp)
-            print("tampered bundles ...", file=sys.stderr)
-            result.update(bundle_hardening(served.url, tmp))
-            print(f"load: {runs} run(s) x {seconds} s per target ...", file=sys.stderr)
-            result["load"] = load(served, seconds, runs, tmp)
-            health = result["load"]["health"]["requests_per_s"]
-            result["stock_vs_health"] = result["load"]["stock"]["requests_per_s"] / health
-            result["ingest_vs_health"] = result["load"]["ingest"]["requests_per_s"] / health
-            print("schemathesis ...", file=sys.stderr)
-            outcome = run_schemathesis(served.url, TOKEN, max_examples=5 if args.quick else 15)
-            result["schemathesis_failures"] = outcome.failures
-            result["schemathesis_errors"] = outcome.errors
-            result["schemathesis_test_operations"] = outcome.tests
-            result["schemathesis_tail"] = outcome.output[-4000:]
+            if not args.fuzz_only:
+                result["setup"]["bundle"] = install_bundle(served.url, args.bundle, tmp)
+                print("tampered bundles ...", file=sys.stderr)
+                result.update(bundle_hardening(served.url, tmp))
+                measure_load_and_schema(result, served, args, seconds, runs, tmp)
             print(f"fuzz: {n_fuzz} hostile messages via the API ...", file=sys.stderr)
             api_fuzz = fuzz_api(served, n_fuzz, seed=7)
         finally:
@@ -550,15 +666,23 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         mqtt_rest = fuzz_mqtt(n_fuzz, seed=9, tmp=tmp, exclude=RUNTIME_CRASHERS)
-    result["fuzz"] = {"api": api_fuzz, "mqtt": mqtt_fuzz, "mqtt_without_crashers": mqtt_rest}
+        print(f"fuzz: {n_mixed} mixed payloads via the API and via MQTT ...", file=sys.stderr)
+        mixed_api = fuzz_mixed_api(n_mixed, seed=11, tmp=tmp)
+        mixed_mqtt = fuzz_mixed_mqtt(n_mixed, seed=12, tmp=tmp)
+    result["fuzz"] = {"api": api_fuzz, "mqtt": mqtt_fuzz, "mqtt_without_crashers": mqtt_rest,
+                      "mixed_api": mixed_api, "mixed_mqtt": mixed_mqtt}  # fmt: skip
     parts = [api_fuzz, mqtt_fuzz]
     result["fuzz_messages"] = sum(p.get("messages", 0) for p in parts)
     result["fuzz_crashes"] = sum(p.get("crashes", 0) for p in parts)
     result["fuzz_dead_lettered"] = sum(p.get("dead_lettered", 0) for p in parts)
     result["fuzz_not_dead_lettered"] = result["fuzz_messages"] - result["fuzz_dead_lettered"]
+    result["fuzz_silently_dropped"] = sum(
+        p.get("silently_dropped", 0) for p in (api_fuzz, mqtt_fuzz, mixed_api, mixed_mqtt)
+    )
     for name in ("stock", "ingest"):
-        result[f"{name}_requests_per_s"] = result["load"][name]["requests_per_s"]
-        result[f"{name}_p99_ms"] = result["load"][name]["p99_ms"]
+        if name in result.get("load", {}):
+            result[f"{name}_requests_per_s"] = result["load"][name]["requests_per_s"]
+            result[f"{name}_p99_ms"] = result["load"][name]["p99_ms"]
     print(table(result))
     write(result, args.json)
     return 0

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.command_options import TCP_PORTS
+from edge_runtime.plausibility import DEFAULT as BOUNDS
+from edge_runtime.plausibility import Plausibility
 
 ENV_PREFIX = "SHELFCAST_"
 CONFIG_ENV = "SHELFCAST_CONFIG"
@@ -127,6 +129,27 @@ class UplinkSection:
 
 
 @dataclass(frozen=True)
+class IngestSection:
+    """``[ingest]``: the plausibility bounds every event must meet (``edge_runtime.plausibility``
+    says why each exists); an event beyond one is dead-lettered with the bound it broke."""
+
+    earliest_event_time: str = BOUNDS.earliest_event_time
+    max_ahead_s: float = BOUNDS.max_ahead_s
+    max_late_days: float = BOUNDS.max_late_days
+    max_jump_days: float = BOUNDS.max_jump_days
+    max_qty: int = BOUNDS.max_qty
+
+    def bounds(self) -> Plausibility:
+        return Plausibility(
+            self.earliest_event_time,
+            self.max_ahead_s,
+            self.max_late_days,
+            self.max_jump_days,
+            self.max_qty,
+        )
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """The whole configuration; build it with :func:`load_config`.
 
@@ -139,6 +162,7 @@ class GatewayConfig:
     policy: PolicySection = field(default_factory=PolicySection)
     uplink: UplinkSection = field(default_factory=UplinkSection)
     model: ModelSection = field(default_factory=ModelSection)
+    ingest: IngestSection = field(default_factory=IngestSection)
 
     @property
     def client_id(self) -> str:
@@ -157,6 +181,7 @@ class GatewayConfig:
 _SECTIONS = {"gateway": GatewaySection, "mqtt": MqttSection, "policy": PolicySection}
 _SECTIONS["uplink"] = UplinkSection
 _SECTIONS["model"] = ModelSection
+_SECTIONS["ingest"] = IngestSection
 
 
 def _env_name(section: str, key: str) -> str:
@@ -290,6 +315,22 @@ def _check(cfg: GatewayConfig, problems: list[str]) -> None:
     if cfg.uplink.interval_s <= 0:
         problems.append(f"uplink.interval_s: {cfg.uplink.interval_s}; use a positive number")
     _check_model(cfg.model, problems)
+    _check_ingest(cfg.ingest, problems)
+
+
+def _check_ingest(i: IngestSection, problems: list[str]) -> None:
+    try:
+        i.bounds()
+    except ValueError:
+        problems.append(
+            f"ingest.earliest_event_time: {i.earliest_event_time!r} is not an ISO-8601 time with "
+            f"a UTC offset (e.g. 2000-01-01T00:00:00+00:00); {_where('ingest', 'earliest_event_time')}"
+        )
+    for key in ("max_ahead_s", "max_late_days", "max_jump_days"):
+        if not 0 < getattr(i, key) < 1e9:  # NaN and infinity fail too: the bounds are sums
+            problems.append(f"ingest.{key}: {getattr(i, key)}; use a positive finite number")
+    if i.max_qty < 1:
+        problems.append(f"ingest.max_qty: {i.max_qty}; use 1 or more")
 
 
 def _check_model(m: ModelSection, problems: list[str]) -> None:

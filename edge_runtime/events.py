@@ -2,9 +2,10 @@
 
 An event is one JSON object (see ``../shared/design.md``, "Data contracts"). ``parse_events``
 accepts a payload as bytes, str, a dict or a list of dicts, and splits it into valid ``Event``s
-and ``Rejection``s that name the field at fault. Validation is hand-written: this is the gateway's
-hot path (tens of thousands of events per second on one core), where a pydantic model per event
-costs several times more.
+and ``Rejection``s that name the field at fault. Beyond its shape, each event must be plausible
+(``edge_runtime.plausibility``: its time, its quantity). Validation is hand-written: this is the
+gateway's hot path (tens of thousands of events per second on one core), where a pydantic model
+per event costs several times more.
 
 >>> events, rejected = parse_events(
 ...     {"event_id": "e1", "store_id": "S1", "sku": "A", "type": "sale", "qty": 2,
@@ -20,8 +21,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from edge_runtime.plausibility import DEFAULT, Plausibility
 
 # Types that change the ledger, and the sign their `qty` must have.
 POSITIVE_TYPES = frozenset(
@@ -55,8 +58,9 @@ MAX_EVENTS_PER_PAYLOAD = 20_000
 MAX_ID_LEN = 128
 MAX_SKU_LEN = 64
 MAX_REASON_LEN = 256
-MAX_QTY = 1_000_000
-MAX_FUTURE_S = 24 * 3600  # clock skew we tolerate between a till and the gateway
+MAX_READING = 1_000_000  # sensor readings (grams, units, reads) change no stock: a hard ceiling
+# A SKU is read back at GET /v1/stock/{sku}: URL clients resolve these segments away.
+_DOT_SEGMENTS = frozenset({".", ".."})
 RAW_KEEP = 1024  # characters of a rejected payload kept in the dead-letter store
 
 
@@ -80,6 +84,8 @@ class Event:
     order_id: str | None = None
     unit_price: float | None = None
     reason: str | None = None
+    # Position in the payload it came in (a batch), for the dead letter of a later refusal.
+    index: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def changes_ledger(self) -> bool:
@@ -124,11 +130,16 @@ class _Invalid(Exception):
         self.reason = reason
 
 
-def _raw(obj: object) -> str:
-    if isinstance(obj, bytes):
-        text = obj[: RAW_KEEP * 4].decode("utf-8", "replace")
-    elif isinstance(obj, str):
-        text = obj
+def raw_text(obj: object) -> str:
+    """What a dead letter keeps of a refused payload or item: storable text, cut to RAW_KEEP.
+
+    >>> raw_text({"sku": "\\ud800"})
+    '{"sku": "\\\\ud800"}'
+    """
+    if isinstance(obj, bytes | bytearray):
+        text = bytes(obj[: RAW_KEEP * 4]).decode("utf-8", "replace")
+    elif isinstance(obj, str):  # lone surrogates escaped: SQLite stores only valid text
+        text = obj[:RAW_KEEP].encode("utf-8", "backslashreplace").decode("utf-8")
     else:
         try:
             text = json.dumps(obj, default=str)
@@ -150,7 +161,7 @@ def _text(d: dict, name: str, limit: int, required: bool) -> str | None:
     return value
 
 
-def _qty(d: dict, kind: str) -> int | float:
+def _qty(d: dict, kind: str, bounds: Plausibility) -> int | float:
     qty = d.get("qty")
     if qty is None:
         raise _Invalid("qty", "missing required field 'qty'")
@@ -164,8 +175,11 @@ def _qty(d: dict, kind: str) -> int | float:
             qty = int(qty)
     elif qt is not int:
         raise _Invalid("qty", f"qty must be a number, got {qt.__name__}")
-    if qty > MAX_QTY or qty < -MAX_QTY:
-        raise _Invalid("qty", f"qty {qty} is beyond the plausible limit of {MAX_QTY}")
+    if kind in LEDGER_TYPES:
+        if qty > bounds.max_qty or qty < -bounds.max_qty:
+            raise _Invalid("qty", bounds.qty_problem(qty))
+    elif qty > MAX_READING:
+        raise _Invalid("qty", f"qty {qty} is beyond the limit of {MAX_READING} for a reading")
     if kind in POSITIVE_TYPES or kind in ("rfid_shelf", "rfid_exit"):
         if qty <= 0:
             raise _Invalid("qty", f"qty must be > 0 for {kind}, got {qty}")
@@ -181,7 +195,21 @@ _TS_CACHE: dict[str, int] = {}  # events of one basket or one replay minute shar
 _TS_CACHE_MAX = 65_536
 
 
-def _event_time(d: dict, now_us: int) -> tuple[str, int]:
+@dataclass(slots=True)
+class _Judge:
+    """What one payload's events are judged against: the store, the bounds, both clocks."""
+
+    store_id: str
+    bounds: Plausibility
+    now_us: int
+    clock_us: int
+    window: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def __post_init__(self) -> None:
+        self.window = self.bounds.window(self.now_us, self.clock_us)
+
+
+def _event_time(d: dict, judge: _Judge) -> tuple[str, int]:
     text = d.get("event_time")
     ts_us = _TS_CACHE.get(text) if type(text) is str else None
     if ts_us is None:
@@ -189,8 +217,10 @@ def _event_time(d: dict, now_us: int) -> tuple[str, int]:
         if len(_TS_CACHE) >= _TS_CACHE_MAX:
             _TS_CACHE.clear()
         _TS_CACHE[text] = ts_us
-    if ts_us > now_us + MAX_FUTURE_S * 1_000_000:
-        raise _Invalid("event_time", f"event_time {text!r} is more than 24 h in the future")
+    low, high, gap_low, gap_high = judge.window
+    if ts_us < low or ts_us > high or gap_low < ts_us < gap_high:
+        problem = judge.bounds.time_problem(ts_us, judge.now_us, judge.clock_us)
+        raise _Invalid("event_time", f"event_time {text!r} {problem}")
     return text, ts_us
 
 
@@ -212,12 +242,29 @@ def _price(d: dict) -> float | None:
     price = d.get("unit_price")
     if price is None:
         return None
-    if type(price) not in (int, float) or not math.isfinite(price) or price < 0:
-        raise _Invalid("unit_price", f"unit_price must be a finite number >= 0, got {price!r}")
-    return float(price)
+    try:
+        value = float(price) if type(price) in (int, float) else math.nan
+    except OverflowError:  # an integer beyond any float
+        value = math.inf
+    if not math.isfinite(value) or value < 0:
+        raise _Invalid(
+            "unit_price", f"unit_price must be a finite number >= 0, got {_short(price)}"
+        )
+    return value
 
 
-def validate_event(d: object, store_id: str, now_us: int | None = None) -> Event:
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def validate_event(
+    d: object,
+    store_id: str,
+    now_us: int | None = None,
+    bounds: Plausibility = DEFAULT,
+    clock_us: int = 0,
+) -> Event:
     """Validate one decoded event; raise ``ValueError`` naming the field when it is invalid.
 
     >>> validate_event({"event_id": "x", "store_id": "S1", "sku": "A", "type": "sale",
@@ -227,17 +274,18 @@ def validate_event(d: object, store_id: str, now_us: int | None = None) -> Event
     ValueError: qty: qty must be > 0 for sale, got 0
     """
     try:
-        return _validate(d, store_id, now_us or time.time_ns() // 1000)
+        return _validate(d, _Judge(store_id, bounds, now_us or time.time_ns() // 1000, clock_us))
     except _Invalid as err:
         raise ValueError(f"{err.field}: {err.reason}") from None
 
 
-def _validate(d: object, store_id: str, now_us: int) -> Event:
+def _validate(d: object, judge: _Judge, index: int | None = None) -> Event:
     if type(d) is not dict:
         raise _Invalid(None, f"an event must be a JSON object, got {type(d).__name__}")
     if not FIELDS.issuperset(d):
-        extra = sorted(set(d) - FIELDS)
-        raise _Invalid(extra[0], f"unknown field(s) {extra}")
+        extra = sorted(map(ascii, set(d) - FIELDS))  # names as escaped text: storable, sortable
+        raise _Invalid(extra[0][1:-1], f"unknown field(s) {', '.join(extra)}")
+    store_id = judge.store_id
     sid = d.get("store_id")
     if sid != store_id:
         if sid is None:
@@ -247,8 +295,12 @@ def _validate(d: object, store_id: str, now_us: int) -> Event:
     if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LEN:
         _text(d, "event_id", MAX_ID_LEN, True)  # raises with the precise reason
     sku = d.get("sku")
-    if type(sku) is not str or not 0 < len(sku) <= MAX_SKU_LEN:
+    if type(sku) is not str or not 0 < len(sku) <= MAX_SKU_LEN or not sku.isprintable():
         _text(d, "sku", MAX_SKU_LEN, True)
+        _unicode("sku", sku)
+        raise _Invalid("sku", f"sku {sku!a} holds control or non-printing characters")
+    if "." in sku and _DOT_SEGMENTS.intersection(sku.split("/")):
+        raise _Invalid("sku", f"sku {sku!a} has a '.' or '..' path segment (unreadable by URL)")
     kind = d.get("type")
     if type(kind) is not str or kind not in EVENT_TYPES:  # a list or dict is not hashable
         if kind is None:
@@ -259,8 +311,8 @@ def _validate(d: object, store_id: str, now_us: int) -> Event:
         if source is None:
             raise _Invalid("source", "missing required field 'source'")
         raise _Invalid("source", f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
-    qty = _qty(d, kind)
-    text, ts_us = _event_time(d, now_us)
+    qty = _qty(d, kind, judge.bounds)
+    text, ts_us = _event_time(d, judge)
     order_id = reason = price = None
     if len(d) > 7:  # optional fields present
         order_id = _text(d, "order_id", MAX_ID_LEN, kind in ORDER_TYPES)
@@ -268,7 +320,9 @@ def _validate(d: object, store_id: str, now_us: int) -> Event:
         price = _price(d) if "unit_price" in d else None
     elif kind in ORDER_TYPES:
         raise _Invalid("order_id", f"missing required field 'order_id' for {kind}")
-    return Event(event_id, store_id, sku, kind, qty, text, ts_us, source, order_id, price, reason)
+    return Event(
+        event_id, store_id, sku, kind, qty, text, ts_us, source, order_id, price, reason, index
+    )
 
 
 def _check_text(e: Event) -> None:
@@ -277,12 +331,14 @@ def _check_text(e: Event) -> None:
     for name in ("event_id", "sku", "order_id", "reason"):
         value = getattr(e, name)
         if value is not None:
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise _Invalid(
-                    name, f"{name} is not valid Unicode text (a lone surrogate)"
-                ) from None
+            _unicode(name, value)
+
+
+def _unicode(name: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Invalid(name, f"{name} is not valid Unicode text (a lone surrogate)") from None
 
 
 def _may_hold_surrogates(payload: object) -> bool:
@@ -294,47 +350,84 @@ def _may_hold_surrogates(payload: object) -> bool:
     return True  # already-decoded objects: check their strings
 
 
+def topic_problem(topic_source: str) -> str | None:
+    """Why an MQTT topic's source level (``.../events/{source}``) is refused, or None."""
+    if topic_source in SOURCES:
+        return None
+    return (
+        f"topic source {topic_source!a} is not one of {sorted(SOURCES)}; "
+        "publish to {prefix}/{store}/events/{source}"
+    )
+
+
 def parse_events(
-    payload: bytes | str | dict | list, store_id: str
+    payload: bytes | str | dict | list,
+    store_id: str,
+    bounds: Plausibility = DEFAULT,
+    clock_us: int = 0,
+    topic_source: str | None = None,
 ) -> tuple[list[Event], list[Rejection]]:
     """Split a payload (one event or a batch) into valid events and rejections.
 
     Nothing raises: a payload that is not JSON, too large or of the wrong shape becomes a
     single ``Rejection``; in a batch each bad event is rejected on its own and the rest pass.
+    ``bounds`` and ``clock_us`` (the ledger's latest event time, 0: none yet) judge event times
+    and quantities (``edge_runtime.plausibility``); ``topic_source``, the source level of the
+    MQTT topic it came on, must be a known source, or every event of the payload is refused.
 
     >>> parse_events(b"not json", "S1")[1][0].reason
     'payload is not valid JSON: Expecting value at line 1 column 1'
+    >>> sale = {"event_id": "e1", "store_id": "S1", "sku": "A", "type": "sale", "qty": 2,
+    ...         "event_time": "1970-01-01T00:00:00Z", "source": "pos"}
+    >>> parse_events(sale, "S1")[1][0].field
+    'event_time'
+    >>> parse_events([{**sale, "event_time": "2026-01-05T10:00:00Z"}], "S1",
+    ...              topic_source="satellite")[1][0].field
+    'topic'
     """
     if isinstance(payload, bytes | bytearray | str):
         if len(payload) > MAX_PAYLOAD_BYTES:
             reason = f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit"
-            return [], [Rejection(_raw(payload), reason, "payload")]
+            return [], [Rejection(raw_text(payload), reason, "payload")]
         try:
             decoded = json.loads(payload)
         except (ValueError, UnicodeDecodeError) as err:
             where = (
                 f"{err.msg} at line {err.lineno} column {err.colno}" if hasattr(err, "msg") else err
             )
-            return [], [Rejection(_raw(payload), f"payload is not valid JSON: {where}", "payload")]
+            return [], [
+                Rejection(raw_text(payload), f"payload is not valid JSON: {where}", "payload")
+            ]
         except RecursionError:  # a nesting bomb: the decoder gives up before we can judge it
-            return [], [Rejection(_raw(payload), "payload JSON is nested too deeply", "payload")]
+            return [], [
+                Rejection(raw_text(payload), "payload JSON is nested too deeply", "payload")
+            ]
     else:
         decoded = payload
     items = decoded if type(decoded) is list else [decoded]
     if len(items) > MAX_EVENTS_PER_PAYLOAD:
         reason = f"batch of {len(items)} events exceeds the limit of {MAX_EVENTS_PER_PAYLOAD}"
-        return [], [Rejection(_raw(payload), reason, "payload")]
-    now_us = time.time_ns() // 1000
+        return [], [Rejection(raw_text(payload), reason, "payload")]
+    judge = _Judge(store_id, bounds, time.time_ns() // 1000, clock_us)
     events: list[Event] = []
     rejections: list[Rejection] = []
     indexed = type(decoded) is list
     check_text = _may_hold_surrogates(payload)
     for i, item in enumerate(items):
+        at = i if indexed else None
         try:
-            event = _validate(item, store_id, now_us)
+            event = _validate(item, judge, at)
             if check_text:
                 _check_text(event)
             events.append(event)
         except _Invalid as err:
-            rejections.append(Rejection(_raw(item), err.reason, err.field, i if indexed else None))
+            rejections.append(Rejection(raw_text(item), err.reason, err.field, at))
+        except Exception as err:  # a shape no rule foresaw: refused on its own, never a crash
+            reason = f"unprocessable event ({type(err).__name__}: {_short(str(err))})"
+            rejections.append(Rejection(raw_text(item), reason, None, at))
+    if topic_source is not None and events:
+        problem = topic_problem(topic_source)
+        if problem is not None:
+            refused = [Rejection(raw_text(e.to_dict()), problem, "topic", e.index) for e in events]
+            return [], sorted(rejections + refused, key=lambda r: r.index or 0)
     return events, rejections

@@ -35,7 +35,6 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -46,7 +45,7 @@ from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
 from edge_runtime.day_close import DayCloseModel
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
-from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES, Rejection
+from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
 from edge_runtime.ledger import IngestResult, Ledger, LedgerError
@@ -68,38 +67,17 @@ WINDOW = 1000  # outbox rows handed to paho and not yet acknowledged, at most
 GROUP_MAX_EVENTS = min(
     5000, MAX_EVENTS_PER_PAYLOAD
 )  # events per ledger transaction on the MQTT path
-ALONE_BYTES = 64 * 1024  # bigger payloads are ingested on their own (size limits apply)
 _ID_CHUNK = 900
-RAW_KEEP = 1024
-
-
-def _decoded(payload: Any) -> Any:
-    """Raw bytes as JSON when they parse and are within the payload size limit (so a big batch
-    with one bad event is judged event by event); otherwise unchanged."""
-    if not isinstance(payload, bytes | bytearray) or len(payload) > MAX_PAYLOAD_BYTES:
-        return payload
-    try:
-        return json.loads(payload)
-    except (ValueError, RecursionError):
-        return payload
-
-
-def _raw_text(item: Any) -> str:
-    """A storable, truncated text of what was received (lone surrogates escaped)."""
-    try:
-        if isinstance(item, bytes | bytearray):
-            text = bytes(item[: RAW_KEEP * 4]).decode("utf-8", "backslashreplace")
-        else:
-            text = json.dumps(item, ensure_ascii=True)
-    except (ValueError, TypeError, RecursionError):
-        text = f"<{type(item).__name__} that cannot be shown>"
-    return text[:RAW_KEEP]
 
 
 MARK_EVERY_S = 0.05
 # A refused write (full disk) is retried after these pauses, doubling: cheap (the write fails
 # fast) and quick to resume once space is back.
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
+# The store or the machine failed, not an event (the ledger turns every such SQLite or OS error
+# into StoreError): never an event's dead letter; an MQTT payload is held unacknowledged and
+# retried, the API answers 503.
+STORE_FAILURES = (StoreError,)
 
 
 def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
@@ -146,7 +124,12 @@ class Gateway:
         # The ledger first: its writer lock keeps a second gateway from touching this state
         # directory at all (installing its bundle there included). A failed start releases it.
         store = cfg.gateway.store_id
-        self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer)
+        self.ledger = Ledger(
+            cfg.ledger_path,
+            store,
+            safety_buffer=cfg.gateway.safety_buffer,
+            bounds=cfg.ingest.bounds(),
+        )
         try:
             self._start_up(policy)
         except BaseException:
@@ -343,14 +326,30 @@ class Gateway:
     # ---- ingest ------------------------------------------------------------------------
 
     def ingest(self, payload: bytes | str | dict | list, source: str = "api") -> IngestResult:
-        """Ingest one payload (an event or a batch) durably; its alerts are queued to publish."""
-        with self._lock:
-            result, rows, states = self._ingest_locked(payload, source)
-            self._handover(rows, states)
+        """Ingest one payload (an event or a batch) durably; its alerts are queued to publish.
+
+        Every event of it ends stored, an idempotent duplicate, or dead-lettered with its reason,
+        exactly as the same payload on MQTT; only a store failure raises (nothing committed)."""
+        events, rejections = self.ledger.parse(payload)
+        result = self._ingest_parsed(events, rejections, source)
         self._wake.set()
         return result
 
-    def _ingest_locked(self, payload, source: str):
+    def _ingest_parsed(
+        self, events: list[Event], rejections: list[Rejection], source: str
+    ) -> IngestResult:
+        """Commit parsed events and dead-letter the rejections in one transaction. Should that
+        raise for another reason than the store (a bug one event triggers in a later stage),
+        each event is tried alone and those that still fail are dead-lettered: none vanishes,
+        and one cannot block the rest. A store error is never an event's fault: it raises."""
+        try:
+            return self._ingest_handover(events, rejections, source)
+        except STORE_FAILURES:
+            raise
+        except Exception as err:
+            return self._ingest_one_by_one(events, rejections, source, err)
+
+    def _ingest_locked(self, events: list[Event], rejections: list[Rejection], source: str):
         rows: list[OutboxRow] = []
         states: list[StockState] = []
         messages: list[Message] = []
@@ -379,7 +378,7 @@ class Gateway:
         self._sales_moved = self._staged = False
         self._correction_before = None
         try:
-            result = self.ledger.ingest_raw(payload, source, before_commit=before_commit)
+            result = self.ledger.ingest_parsed(events, rejections, source, before_commit)
         except BaseException:
             if self._staged:  # a rolled-back batch never counts: back to what committed
                 self._rebuild_pending = True
@@ -572,47 +571,36 @@ class Gateway:
         self._retry_at = time.monotonic() + self._retry_s
 
     def _ingest_mqtt(self, items: list[tuple[bytes, str, int, int]]) -> list:
-        """Group payloads into few transactions; acknowledge each only after its commit.
+        """Commit MQTT payloads in few transactions; acknowledge each only after its commit.
 
         Returns the items not committed because the store failed (none acknowledged)."""
         done: set[int] = set()  # id() of items committed and acknowledged
         try:
-            for payload, source, group in self._groups(items):
-                self._ingest_group(payload, source, group)
-                done.update(map(id, group))
+            for source, events, rejections, members in self._groups(items):
+                self._ingest_group(source, events, rejections, members)
+                done.update(map(id, members))
         except StoreError as err:
             left = [item for item in items if id(item) not in done]
             self._store_failed(err, f"{len(left)} MQTT payload(s) held, not acknowledged")
             return left
         return []
 
-    @staticmethod
-    def _groups(items: list[tuple[bytes, str, int, int]]):
-        """``(payload, source, items)`` to ingest in order: small JSON payloads of one source
-        together (up to ``GROUP_MAX_EVENTS`` events), large or unparsable ones alone."""
-        groups: dict[str, tuple[list[Any], list]] = {}
+    def _groups(self, items: list[tuple[bytes, str, int, int]]):
+        """``(source, events, rejections, items)`` to commit in order: each payload parsed on
+        its own (rejections keep their index in it; the topic's source level is judged too),
+        the payloads of one source together up to ``GROUP_MAX_EVENTS`` events."""
+        groups: dict[str, tuple[list[Event], list[Rejection], list]] = {}
         for item in items:
             payload, source = item[0], item[1]
-            data = None
-            if len(payload) <= ALONE_BYTES:
-                try:
-                    data = json.loads(payload)
-                except (ValueError, RecursionError):  # ingested alone below: dead-lettered
-                    data = None
-            if data is None or (isinstance(data, list) and len(data) > GROUP_MAX_EVENTS):
-                yield payload, source, [item]  # dead-letters / limits apply
-                continue
-            events, members = groups.setdefault(source, ([], []))
-            if isinstance(data, list):
-                events.extend(data)
-            else:
-                events.append(data)
-            members.append(item)
-            if len(events) >= GROUP_MAX_EVENTS:
-                del groups[source]
-                yield events, source, members
-        for source, (events, members) in groups.items():
-            yield events, source, members
+            events, rejections = self.ledger.parse(payload, topic_source=source)
+            group = groups.setdefault(source, ([], [], []))
+            group[0].extend(events)
+            group[1].extend(rejections)
+            group[2].append(item)
+            if len(group[0]) + len(group[1]) >= GROUP_MAX_EVENTS:
+                yield source, *groups.pop(source)
+        for source, group in groups.items():
+            yield source, *group
 
     def _store_failed(self, err: StoreError, consequence: str) -> None:
         """Log a store failure once per episode; it lasts until nothing is held any more and
@@ -622,43 +610,46 @@ class Gateway:
             self._store_problem = str(err)
             log.error("%s: %s; retrying with backoff up to %g s", err, consequence, RETRY_MAX_S)
 
-    def _ingest_group(self, payload, source: str, items: list) -> None:
-        """Ingest one group and acknowledge its payloads; ``StoreError`` acknowledges none."""
-        try:
-            self._ingest_handover(payload, source)
-        except StoreError:
-            raise  # the store failed, not the events: they wait, unacknowledged
-        except Exception as err:
-            # A payload the parser or store cannot handle must not block the rest: retry item
-            # by item and dead-letter what still fails, with the reason.
-            self._ingest_one_by_one(payload, source, err)
+    def _ingest_group(
+        self, source: str, events: list[Event], rejections: list[Rejection], items: list
+    ) -> None:
+        """Commit one group and acknowledge its payloads; ``StoreError`` acknowledges none."""
+        self._ingest_parsed(events, rejections, source)  # a store failure raises: they wait
         if self.transport is not None:
             for _, _, mid, qos in items:
                 self.transport.ack(mid, qos)
 
-    def _ingest_handover(self, payload, source: str) -> None:
+    def _ingest_handover(
+        self, events: list[Event], rejections: list[Rejection], source: str
+    ) -> IngestResult:
         with self._lock:
-            _, rows, states = self._ingest_locked(payload, source)
+            result, rows, states = self._ingest_locked(events, rejections, source)
             self._handover(rows, states)
+        return result
 
-    def _ingest_one_by_one(self, payload, source: str, first: Exception) -> None:
-        payload = _decoded(payload)
-        items = payload if isinstance(payload, list) else [payload]
-        for index, item in enumerate(items):
+    def _ingest_one_by_one(
+        self, events: list[Event], rejections: list[Rejection], source: str, first: Exception
+    ) -> IngestResult:
+        log.warning("ingest from %r failed whole (%r): each event alone", source, first)
+        result = self._ingest_handover([], rejections, source) if rejections else IngestResult()
+        for event in events:
             try:
-                self._ingest_handover([item] if isinstance(payload, list) else item, source)
-            except StoreError:
-                raise  # never a dead letter: only the event's own content makes one
+                alone = self._ingest_handover([event], [], source)
+            except STORE_FAILURES:
+                raise
             except Exception as err:
-                self._dead_letter(item, source, err, index if isinstance(payload, list) else None)
-        log.warning("payload from %r could not be ingested whole (%r): split", source, first)
+                alone = self._dead_letter(event, source, err)
+            result.add(alone)
+        return result
 
-    def _dead_letter(self, item: Any, source: str, err: Exception, index: int | None) -> None:
-        """Write an unprocessable item to the ledger's dead-letter table, reason included."""
-        reason = f"unprocessable {type(err).__name__}: {str(err)[:200]}"
+    def _dead_letter(self, event: Event, source: str, err: Exception) -> IngestResult:
+        """Dead-letter an event that crashed a stage after the parser, reason included."""
+        reason = f"unprocessable event ({type(err).__name__}: {str(err)[:200]})"
+        refused = Rejection(raw_text(event.to_dict()), reason, None, event.index)
         with self._lock:
-            self.ledger.dead_letter([Rejection(_raw_text(item), reason, None, index)], source)
+            self.ledger.dead_letter([refused], source)
         self.counters["rejected"] += 1
+        return IngestResult(rejected=1, rejections=[refused])
 
     # ---- outgoing ----------------------------------------------------------------------
 

@@ -5,7 +5,10 @@
   ``before_commit`` hook wrote, e.g. outbox rows) is committed and fsynced.
 - Group commit: one transaction per ``ingest`` call, however many events it carries.
 - Idempotent on ``event_id``: an event already in the log (or twice in one batch) is counted as
-  a duplicate and changes nothing.
+  a duplicate and changes nothing. An ``event_id`` reused with different content is no duplicate:
+  it is dead-lettered, reason "event_id reused with different content", naming what differs.
+- Plausible: events are judged against the bounds (``edge_runtime.plausibility``) and the
+  ledger clock before they are stored; what fails is dead-lettered with the reason.
 - Event-time order: state is folded in event-time order (see ``edge_runtime.stock``); an event
   older than the newest one already folded for its SKU re-folds that SKU from the log.
 - Snapshot plus replay: the ``stock`` table is the snapshot, written in the same transaction as
@@ -45,8 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_runtime.event_ids import EventIds
-from edge_runtime.events import LEDGER_TYPES, Event, Rejection, parse_events
-from edge_runtime.stock import STATE_FIELDS, Conflict, SkuState, StockState, apply, fold
+from edge_runtime.events import LEDGER_TYPES, Event, Rejection, parse_events, raw_text
+from edge_runtime.plausibility import DEFAULT, Plausibility
+from edge_runtime.stock import STATE_FIELDS, Conflict, SkuState, StockState, apply, fold, iso_utc
 from edge_runtime.store_failure import StoreError, StoreHealth, is_store_failure, write_transaction
 from edge_runtime.writer_lock import WriterLock, WriterLockHeld
 
@@ -107,6 +111,13 @@ _INSERT_DEAD = (
     " VALUES (?,?,?,?,?,?)"
 )
 _FOLD_ROWS = "SELECT type, qty, ts_us, event_id, order_id FROM events WHERE seq IN ({})"
+# What an event claims: equal for a true duplicate (event_time is compared as an instant).
+_CONTENT = ("sku", "type", "qty", "ts_us", "source", "order_id", "unit_price", "reason")
+_WINDOW_IDS = "SELECT seq, event_id FROM events WHERE seq >= ? AND seq < ?"
+_RANGE_CONTENT = f"SELECT event_id, {', '.join(_CONTENT)} FROM events WHERE seq >= ? AND seq <= ?"
+_SEQ_CONTENT = f"SELECT event_id, {', '.join(_CONTENT)} FROM events WHERE seq IN ({{}})"
+_REUSE_WINDOW = 8192  # log rows searched first for a repeated id: a redelivery is recent
+REUSED = "event_id reused with different content"
 _ID_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 
 
@@ -179,6 +190,17 @@ class IngestResult:
     events: list[Event] = field(default_factory=list)  # newly stored, sensor readings included
     rejections: list[Rejection] = field(default_factory=list)
 
+    def add(self, other: IngestResult) -> None:
+        """Count ``other`` (a later transaction of the same payload) into this result."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.conflicts.extend(other.conflicts)
+        known = set(self.changed_skus)
+        self.changed_skus.extend(s for s in other.changed_skus if s not in known)
+        self.events.extend(other.events)
+        self.rejections.extend(other.rejections)
+
 
 BeforeCommit = Callable[[sqlite3.Connection, IngestResult], None]
 
@@ -195,7 +217,13 @@ class Ledger:
     >>> ledger.close()
     """
 
-    def __init__(self, path: str | Path, store_id: str, safety_buffer: int = 0):
+    def __init__(
+        self,
+        path: str | Path,
+        store_id: str,
+        safety_buffer: int = 0,
+        bounds: Plausibility = DEFAULT,
+    ):
         if not store_id:
             raise ValueError("store_id must be a non-empty string")
         if safety_buffer < 0:
@@ -203,6 +231,7 @@ class Ledger:
         self.path = Path(path)
         self.store_id = store_id
         self.safety_buffer = int(safety_buffer)
+        self.bounds = bounds
         self._lock = threading.RLock()
         self.health = StoreHealth()  # whether the last write failed (readiness, metrics)
         self._writer = self._claim()
@@ -258,6 +287,7 @@ class Ledger:
         self._ids = EventIds()
         self._seqs: dict[str, array] = {}
         self._next_seq = 1
+        self._reuse_hint = 0  # log position near which the last repeated ids were found
         self._load_log()
         if buffer_changed:
             self._refold_all()
@@ -341,8 +371,26 @@ class Ledger:
         ``source`` is where the payload came from (e.g. the MQTT topic's source or ``api``);
         it is stored with each dead letter.
         """
-        events, rejections = parse_events(payload, self.store_id)
+        events, rejections = self.parse(payload)
         return self._commit(events, rejections, source, before_commit)
+
+    def parse(
+        self, payload: bytes | str | dict | list, topic_source: str | None = None
+    ) -> tuple[list[Event], list[Rejection]]:
+        """Validate a payload against this store, the bounds and the ledger clock (no writes);
+        ``topic_source`` is the MQTT topic's source level, when it came over MQTT."""
+        return parse_events(payload, self.store_id, self.bounds, self._clock_us, topic_source)
+
+    def ingest_parsed(
+        self,
+        events: list[Event],
+        rejections: list[Rejection],
+        source: str | None = None,
+        before_commit: BeforeCommit | None = None,
+    ) -> IngestResult:
+        """Store what :meth:`parse` returned in one transaction: the events, and the rejections
+        as dead letters (``source`` stored with them)."""
+        return self._commit(list(events), list(rejections), source, before_commit)
 
     def dead_letter(self, rejections: Iterable[Rejection], source: str | None) -> None:
         """Durably store rejections found outside the parser (an item that crashed a later
@@ -375,11 +423,13 @@ class Ledger:
         source: str | None,
         before_commit: BeforeCommit | None,
     ) -> IngestResult:
-        result = IngestResult(rejected=len(rejections), rejections=rejections)
         now_us = time.time_ns() // 1000
         with self._lock:
-            new = self._new_events(events)
-            result.duplicates = len(events) - len(new)
+            new, repeats = self._new_events(events)
+            reused = self._reused(repeats, new) if repeats else []
+            rejections = rejections + reused if reused else rejections
+            result = IngestResult(rejected=len(rejections), rejections=rejections)
+            result.duplicates = len(repeats) - len(reused)
             result.accepted = len(new)
             result.events = new
             seq0 = self._next_seq
@@ -445,12 +495,84 @@ class Ledger:
             if s.last_us > self._clock_us:
                 self._clock_us = s.last_us
 
-    def _new_events(self, events: list[Event]) -> list[Event]:
-        """Events whose id is neither in the log nor earlier in this batch."""
+    def _new_events(self, events: list[Event]) -> tuple[list[Event], list[Event]]:
+        """Events whose id is neither in the log nor earlier in this batch, and the others."""
         unique: dict[str, Event] = {}
         for e in events:
             unique.setdefault(e.event_id, e)
-        return [unique[i] for i in self._ids.unknown(list(unique))]
+        fresh = self._ids.unknown(list(unique))
+        if len(fresh) == len(events):  # the common case: nothing repeated
+            return [unique[i] for i in fresh], []
+        waiting = set(fresh)
+        new, repeats = [], []
+        for e in events:
+            if e.event_id in waiting:
+                waiting.discard(e.event_id)
+                new.append(e)
+            else:
+                repeats.append(e)
+        return new, repeats
+
+    def _reused(self, repeats: list[Event], new: list[Event]) -> list[Rejection]:
+        """Rejections for the repeated ids whose content differs from the event they repeat:
+        the stored one, or the first of this batch. The rest are true duplicates.
+
+        Why a search, not a stored digest: the log has no ``event_id`` index (see the module
+        docstring) and a digest per id would double the id index's memory, while only
+        repeated ids need their original. Those are searched in the log newest first (a
+        redelivery repeats recent events), starting near where the last ones were found."""
+        first = {e.event_id: _content(e) for e in new}
+        stored = self._stored_content({e.event_id for e in repeats} - first.keys())
+        out = []
+        for e in repeats:
+            original = first.get(e.event_id) or stored.get(e.event_id)
+            content = _content(e)
+            if original is None or original == content:
+                continue  # a true duplicate (or one logged long ago by an older rule)
+            diffs = [
+                (n, v, o) for n, v, o in zip(_CONTENT, content, original, strict=True) if v != o
+            ]
+            diffs = [
+                (n, iso_utc(v), iso_utc(o)) if n == "ts_us" else (n, v, o) for n, v, o in diffs
+            ]
+            said = "; ".join(f"{_name(n)} {_said(v)} (stored: {_said(o)})" for n, v, o in diffs[:3])
+            out.append(
+                Rejection(raw_text(e.to_dict()), f"{REUSED}: {said}", _name(diffs[0][0]), e.index)
+            )
+        return out
+
+    def _stored_content(self, ids: set[str]) -> dict[str, tuple]:
+        """The logged content of ``ids``, searched in windows of the log, newest first."""
+        found: dict[str, tuple] = {}
+        if not ids:
+            return found
+        windows = []
+        if self._reuse_hint:
+            windows.append((self._reuse_hint - _REUSE_WINDOW, self._reuse_hint + _REUSE_WINDOW))
+        hi, size = self._next_seq, _REUSE_WINDOW
+        while hi > 1:
+            windows.append((max(1, hi - size), hi))
+            hi, size = windows[-1][0], size * 4
+        at: dict[str, int] = {}  # id -> its log position
+        for lo, hi in windows:
+            # Ids only, filtered here: cheaper than an IN (...) of thousands of ids in SQL.
+            at.update((i, seq) for seq, i in self._conn.execute(_WINDOW_IDS, (lo, hi)) if i in ids)
+            if len(at) == len(ids):
+                break
+        if not at:
+            return found
+        seqs = sorted(at.values())
+        if seqs[-1] - seqs[0] < 4 * len(seqs):  # together (a redelivery): one range read
+            rows = self._conn.execute(_RANGE_CONTENT, (seqs[0], seqs[-1]))
+            found.update((r[0], r[1:]) for r in rows if r[0] in at)
+        else:
+            for k in range(0, len(seqs), _ID_CHUNK):
+                chunk = seqs[k : k + _ID_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(_SEQ_CONTENT.format(marks), chunk)
+                found.update((r[0], r[1:]) for r in rows)
+        self._reuse_hint = seqs[-1]
+        return found
 
     def _fold_new(
         self, new: list[Event], seq0: int, result: IngestResult, now_us: int
@@ -639,3 +761,17 @@ class Ledger:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _content(e: Event) -> tuple:
+    return (e.sku, e.type, e.qty, e.ts_us, e.source, e.order_id, e.unit_price, e.reason)
+
+
+def _name(column: str) -> str:
+    return "event_time" if column == "ts_us" else column
+
+
+def _said(value: object) -> str:
+    """A value as a reason shows it (long text cut)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -229,6 +230,25 @@ def test_poisonous_events_are_dead_lettered_beside_valid_ones(api, ledger):
     assert sorted(r["index"] for r in got["rejections"]) == [1, 2]
     assert {d["field"] for d in ledger.dead_letters()} == {"source", "sku"}
     assert ledger.event_count() == 2
+
+
+ODD_SKUS = ["a/b", "/lead", "trail/", "a//b", "é/ü", "%41", "%2F", "a?b", "a#b", "a b", "+1",
+            "x;y", "A&B=C", "1.5kg", "a\\b", "~", "'", '"q"', " "]  # fmt: skip
+
+
+def test_any_sku_the_ingest_accepts_reads_back(api, ledger):
+    unreadable = ["..", ".", "a/../b", "./a", "tab\there", "nul\x00", "\u200b"]
+    events = [event(f"k{i}", sku=sku, qty=i + 1) for i, sku in enumerate(ODD_SKUS + unreadable)]
+    got = api.post("/v1/events/batch", json=events).json()
+    assert got["accepted"] == len(ODD_SKUS)  # a SKU no URL can name is refused, with why
+    assert {r["index"] for r in got["rejections"]} == set(range(len(ODD_SKUS), len(events)))
+    assert all(r["field"] == "sku" for r in got["rejections"])
+    for i, sku in enumerate(ODD_SKUS):
+        response = api.get("/v1/stock/" + quote(sku, safe="/"))
+        assert response.status_code == 200, (sku, response.text)
+        assert (response.json()["sku"], response.json()["on_hand"]) == (sku, i + 1)
+        encoded = api.get("/v1/stock/" + quote(sku, safe=""))  # "/" as %2F works too
+        assert encoded.status_code == 200 and encoded.json()["sku"] == sku
 
 
 def test_method_not_allowed_lists_every_documented_method(api):

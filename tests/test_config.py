@@ -118,3 +118,16 @@ def test_model_section_from_file_env_and_cli(tmp_path):
     assert "model.bundle" in text and "SHELFCAST_BUNDLE" in text and "[policy] rules" in text
     text = problems(store_id="S1", shelfcast_model_forecast_days="2")
     assert "does not cover lead_time_days + review_days (3)" in text
+
+
+def test_ingest_bounds_from_file_and_env(tmp_path):
+    path = write(
+        tmp_path,
+        '[gateway]\nstore_id = "S7"\n[ingest]\nmax_qty = 500\nmax_late_days = 30\n'
+        'earliest_event_time = "2010-01-01T00:00:00+00:00"\n',
+    )
+    cfg = load_config(path, env={"SHELFCAST_INGEST_MAX_JUMP_DAYS": "7"})
+    bounds = cfg.ingest.bounds()
+    assert (bounds.max_qty, bounds.max_late_days, bounds.max_jump_days) == (500, 30.0, 7.0)
+    assert bounds.earliest_event_time == "2010-01-01T00:00:00+00:00"
+    assert load_config(env={"SHELFCAST_STORE_ID": "S1"}).ingest.bounds().max_qty == 100_000

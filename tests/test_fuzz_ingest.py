@@ -1,5 +1,7 @@
 """10,000+ malformed or hostile messages through API ingest and through MQTT ingest: no crash,
-each one dead-lettered with a reason, the ledger unchanged by them.
+each one dead-lettered with a reason, the ledger unchanged by them. Then mixed batches (valid
+events beside duplicates, reused ids and implausible ones) through both: every item applied, an
+idempotent duplicate or dead-lettered, none vanished, and both paths giving the same reasons.
 
 The gateway is real (ledger, rule policy, outbox), the API is served by real uvicorn, the broker
 is a real Mosquitto. Messages that are JSON values travel in batches of 500 (each item is still
@@ -22,10 +24,15 @@ from tests.api_server import ApiServer
 from tests.fuzz_messages import (
     RUNTIME_CRASHERS,
     Hostile,
+    expected,
+    history,
     hostile_messages,
+    mixed_payloads,
     mqtt_payloads,
     post_all,
+    post_mixed,
     publish_all,
+    publish_mixed,
 )
 from tests.mosquitto import Mosquitto, mosquitto_binary
 
@@ -143,3 +150,103 @@ def test_mqtt_large_batch_with_one_poisonous_event_judges_every_event(tmp_path):
     ]  # fmt: skip
     events.append({**events[0], "event_id": "big-poison", "store_id": "S1", "type": ["sale"]})
     run_mqtt_fuzz(tmp_path, [Hostile("large_batch", obj=events)], timeout=10, expected=300)
+
+
+# ---- mixed batches: every item applied, an idempotent duplicate, or dead-lettered ----------------
+
+MIXED = 400  # payloads: ~2,000 items
+
+
+def ledger_counts(gw: Gateway) -> tuple[int, int]:
+    """(events, dead letters) in the ledger file, read through its own connection."""
+    with sqlite3.connect(gw.cfg.ledger_path) as conn:
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+    return events, dead
+
+
+def reasons(gw: Gateway) -> list[tuple]:
+    """Every dead letter's (field, reason, index in its payload), sorted."""
+    with sqlite3.connect(gw.cfg.ledger_path) as conn:
+        rows = conn.execute("SELECT field, reason, batch_index FROM dead_letters").fetchall()
+    return sorted(rows, key=repr)
+
+
+@pytest.fixture(scope="module")
+def mixed_runs(tmp_path_factory) -> dict:
+    """The same mixed payloads through HTTP (real uvicorn) and MQTT (real Mosquitto), each into
+    a gateway holding the same history; what each ledger and each path said."""
+    payloads = mixed_payloads(MIXED, "S1", seed=11)
+    runs = {}
+    tmp = tmp_path_factory.mktemp("mixed-http")
+    gw = gateway(tmp)
+    gw.ingest(history("S1"), "seed")
+    before = ledger_counts(gw)
+    with ApiServer(create_app(gw, ApiSettings(token=TOKEN))) as server:
+        said = post_mixed(server.url, TOKEN, payloads)
+    after = ledger_counts(gw)
+    runs["http"] = {"said": said, "applied": after[0] - before[0], "dead": after[1] - before[1],
+                    "duplicates": said["duplicate"], "reasons": reasons(gw),
+                    "sent": [m for m in payloads if m.topic_ok], "verify": gw.ledger.verify()}  # fmt: skip
+    gw.close()
+    if mosquitto_binary() is None:
+        return runs
+    tmp = tmp_path_factory.mktemp("mixed-mqtt")
+    with Mosquitto(tmp / "broker") as broker:
+        gw = gateway(tmp, broker)
+        try:
+            assert gw.transport.wait_connected(10)
+            gw.ingest(history("S1"), "seed")
+            before, dups = ledger_counts(gw), gw.counters["duplicates"]
+            publish_mixed(broker.port, payloads)
+            total = expected(payloads)
+
+            def settled() -> bool:
+                events, dead = ledger_counts(gw)
+                done = events - before[0] + dead - before[1] + gw.counters["duplicates"] - dups
+                return done >= sum(total.values())
+
+            wait_for(settled, 60)
+            time.sleep(0.5)  # anything beyond the expected count would show up too
+            after = ledger_counts(gw)
+            runs["mqtt"] = {"applied": after[0] - before[0], "dead": after[1] - before[1],
+                            "duplicates": gw.counters["duplicates"] - dups,
+                            "reasons": reasons(gw), "sent": payloads,
+                            "verify": gw.ledger.verify()}  # fmt: skip
+        finally:
+            gw.close()
+    return runs
+
+
+def check_accounting(run: dict) -> None:
+    want = expected(run["sent"])
+    got = {"applied": run["applied"], "duplicate": run["duplicates"], "refused": run["dead"]}
+    assert sum(got.values()) == sum(want.values()), (got, want)  # none vanished
+    assert got == want  # and each met its fate: implausible ones were not applied
+    assert run["verify"] == []
+
+
+def test_mixed_batches_over_http_lose_nothing(mixed_runs):
+    run = mixed_runs["http"]
+    assert run["said"]["5xx"] == 0
+    assert {k: run["said"][k] for k in ("applied", "duplicate", "refused")} == expected(run["sent"])
+    check_accounting(run)
+
+
+@pytest.mark.mqtt
+def test_mixed_batches_over_mqtt_lose_nothing(mixed_runs):
+    if "mqtt" not in mixed_runs:
+        pytest.skip("mosquitto not installed (make test installs it)")
+    run = mixed_runs["mqtt"]
+    check_accounting(run)
+    topic = [r for r in run["reasons"] if r[0] == "topic"]
+    unknown = sum(len(m.fates) for m in run["sent"] if not m.topic_ok)
+    assert len(topic) == unknown > 0 and all("is not one of" in r[1] for r in topic)
+
+
+@pytest.mark.mqtt
+def test_mqtt_and_http_judge_a_payload_alike(mixed_runs):
+    if "mqtt" not in mixed_runs:
+        pytest.skip("mosquitto not installed (make test installs it)")
+    over_mqtt = [r for r in mixed_runs["mqtt"]["reasons"] if r[0] != "topic"]
+    assert over_mqtt == mixed_runs["http"]["reasons"]

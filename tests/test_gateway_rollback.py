@@ -18,18 +18,18 @@ from tests.test_gateway_model import config, daily_sales, demand_bundle, ev
 
 def fail_next_commit(gw: Gateway) -> None:
     """The next ingest stages everything (decisions, alerts, watches), then COMMIT fails."""
-    real = gw.ledger.ingest_raw
+    real = gw.ledger.ingest_parsed
 
-    def once(payload, source, before_commit=None):
-        gw.ledger.ingest_raw = real
+    def once(events, rejections, source=None, before_commit=None):
+        gw.ledger.ingest_parsed = real
 
         def staged_then_fail(conn, result):
             before_commit(conn, result)
             raise sqlite3.OperationalError("disk I/O error")
 
-        return real(payload, source, before_commit=staged_then_fail)
+        return real(events, rejections, source, before_commit=staged_then_fail)
 
-    gw.ledger.ingest_raw = once
+    gw.ledger.ingest_parsed = once
 
 
 def alerts(gw: Gateway) -> list[tuple]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from api.auth import require_reader
-from api.deps import MetricsDep, RuntimeDep
+from api.deps import MetricsDep, RuntimeDep, SkuPath
 from api.errors import responses
 from api.schemas import DEFAULT_HORIZON_DAYS, Forecast, PredictionBatch, PredictionRequest
-from edge_runtime.events import MAX_SKU_LEN
 
 router = APIRouter(
     prefix="/v1/predictions",
@@ -20,7 +19,6 @@ router = APIRouter(
     responses=responses(401, 403, 422, 503),
 )
 
-Sku = Annotated[str, Path(min_length=1, max_length=MAX_SKU_LEN, description="the SKU")]
 Horizon = Annotated[float, Query(gt=0, le=90, description="forecast horizon in days")]
 
 
@@ -31,9 +29,9 @@ def _score(runtime, metrics, what: str, skus: list[str], horizon: float):
     return items, unknown
 
 
-@router.get("/{sku}", response_model=Forecast, responses=responses(404), summary="one SKU")
+@router.get("/{sku:path}", response_model=Forecast, responses=responses(404), summary="one SKU")
 def predict_one(
-    sku: Sku, runtime: RuntimeDep, metrics: MetricsDep, horizon_days: Horizon = DEFAULT_HORIZON_DAYS
+    sku: SkuPath, runtime: RuntimeDep, metrics: MetricsDep, horizon_days: Horizon = DEFAULT_HORIZON_DAYS
 ) -> Forecast:
     """Forecast of daily demand over the horizon and the probability of a stock-out in it."""
     items, unknown = _score(runtime, metrics, "single", [sku], horizon_days)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from api.auth import require_reader
-from api.deps import RuntimeDep, SettingsDep
+from api.deps import RuntimeDep, SettingsDep, SkuPath
 from api.errors import responses
 from api.schemas import StockPage
-from edge_runtime.events import MAX_SKU_LEN
 from edge_runtime.stock import StockState
 
 router = APIRouter(
@@ -20,11 +19,9 @@ router = APIRouter(
     responses=responses(401, 403, 422),
 )
 
-Sku = Annotated[str, Path(min_length=1, max_length=MAX_SKU_LEN, description="the SKU")]
 
-
-@router.get("/{sku}", response_model=StockState, responses=responses(404), summary="one SKU")
-def stock(sku: Sku, runtime: RuntimeDep) -> StockState:
+@router.get("/{sku:path}", response_model=StockState, responses=responses(404), summary="one SKU")
+def stock(sku: SkuPath, runtime: RuntimeDep) -> StockState:
     state = runtime.stock(sku)
     if state is None:
         raise HTTPException(404, f"no stock record for SKU {sku!r} in store {runtime.store_id!r}")
