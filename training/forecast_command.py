@@ -43,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CSV/Parquet of known calendar events: a date column (and an optional event "
         "column, 1 = event day) for the target_event feature",
     )
+    from training.train import add_columns_argument
 
+    add_columns_argument(parser)
     parser.add_argument(
         "--skip-short",
         action="store_true",
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from training.train import load_input
 
     try:
-        history, _source = load_input(args.data, None)
+        history, _source = load_input(args.data, None, args.columns)
         table, seconds = forecast_file(
             args.bundle,
             history,

@@ -106,7 +106,10 @@ def validate(frame: pd.DataFrame, source: str = "<frame>") -> pd.DataFrame:
     return out.sort_values(list(KEY), kind="stable").reset_index(drop=True)
 
 
-def load_history(path: str | Path) -> pd.DataFrame:
-    """Read a canonical Parquet/CSV file and validate it (see :func:`validate`)."""
+def load_history(path: str | Path, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read a canonical Parquet/CSV file and validate it (see :func:`validate`); ``columns``
+    maps canonical names to the file's (``training.history_columns``)."""
+    from training.history_columns import to_canonical_columns
+
     path = Path(path)
-    return validate(_read(path), source=str(path))
+    return validate(to_canonical_columns(_read(path), columns, str(path)), source=str(path))
