@@ -98,7 +98,8 @@ def champion_decision(
     """Whether the new run takes ``champion``, and why (or why not), in one line.
 
     Backtest RMSSE is comparable only on the same data (digest) with the same folds and
-    horizon: a run is never promoted over, nor kept out by, a figure from another test.
+    horizon: a lower figure from other data or another backtest design never takes the alias
+    (moving it across data sets is a person's call: set the alias by hand).
 
     >>> lin = RunLineage("d", "abc", 3, 3, "2024-01-01", "2024-03-01", 3, 28, False)
     >>> champion_decision(0.8, lin, None, None)
@@ -123,11 +124,11 @@ def champion_decision(
             f"this run's {ours}"
         )
     old = champion_run.data.metrics.get(PROMOTION_METRIC)
-    if old is not None and new_metric >= old:
+    if old is None:
+        return True, f"champion {v} has no RMSSE: RMSSE {new_metric:.4f} takes over"
+    if new_metric >= old:
         return False, f"not better than champion {v}: RMSSE {new_metric:.4f} >= {old:.4f}"
-    return True, f"better than champion {v}: RMSSE {new_metric:.4f} < {old:.4f}" if old else (
-        f"champion {v} has no RMSSE: RMSSE {new_metric:.4f} takes over"
-    )
+    return True, f"better than champion {v}: RMSSE {new_metric:.4f} < {old:.4f}"
 
 
 def source_commit(root: Path = PROJECT_ROOT) -> tuple[str | None, bool]:
