@@ -31,16 +31,19 @@ FORECAST_COLOR = "#1f77b4"
 HISTORY_COLOR = "#9a9a9a"
 
 
-def date_axis(ax, days: Sequence) -> None:
-    """Dates on the x axis: a concise auto-locator (never a clipped last label) and ticks
-    that stay inside the plotted days."""
+def date_axis(ax, days: Sequence, pad_days: tuple[float, float] = (0.5, 0.5)) -> None:
+    """Dates on the x axis: a concise auto-locator (never a clipped last label), the plotted
+    days padded by ``pad_days`` (before, after) so the first and last points sit inside."""
     locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    first, last = np.datetime64(days[0], "D"), np.datetime64(days[-1], "D")
-    ax.set_xlim(
-        first.astype("datetime64[ms]").astype(object), last.astype("datetime64[ms]").astype(object)
-    )
+    first = mdates.date2num(_as_datetimes([days[0]])[0]) - pad_days[0]
+    last = mdates.date2num(_as_datetimes([days[-1]])[0]) + pad_days[1]
+    ax.set_xlim(first, last)
+
+
+def _as_datetimes(days: Sequence) -> list:
+    return list(np.asarray(days, dtype="datetime64[D]").astype("datetime64[ms]").astype(object))
 
 
 def units_axis(ax, label: str = "units per day") -> None:
@@ -62,10 +65,10 @@ def draw_forecast(
 ) -> None:
     """Actual daily units, the forecast mean and its band up to P90 over ``days`` (dates);
     ``history`` (days, units) is drawn before them in grey. The legend sits below the axes."""
-    x = np.asarray(days, dtype="datetime64[D]").astype("datetime64[ms]").astype(object)
+    x = _as_datetimes(days)
     first = days
     if history is not None and len(history[0]):
-        hx = np.asarray(history[0], dtype="datetime64[D]").astype("datetime64[ms]").astype(object)
+        hx = _as_datetimes(history[0])
         ax.plot(hx, history[1], color=HISTORY_COLOR, lw=1, label="history")
         first = history[0]
     ax.plot(x, actual, color=ACTUAL_COLOR, lw=1.4, marker=".", ms=3, label="actual units")
