@@ -88,6 +88,7 @@ def test_cli_and_pyfunc_give_identical_numbers(bundle, history, tmp_path, tracki
         n_features={"demand": len(names())},
         feature_spec=spec_dict(),
         lineage=RunLineage.of(history, str(data), folds=1, horizon=28, quick=True),
+        history=history,  # its last rows become the pyfunc's input example
     )
     assert logged.champion_moved and logged.versions["demand"] == "1"
     mlflow.set_tracking_uri(tracking)
