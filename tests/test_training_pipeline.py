@@ -72,7 +72,9 @@ def test_train_writes_bundle_and_tracks_champion(real_data_dir, tmp_path, tracki
     # Lineage a data scientist sees on the run page.
     lineage = RunLineage.of(history, str(data.resolve()), folds=1, horizon=28, quick=True)
     tags = run.data.tags
-    assert run.info.run_name == "sales.parquet · 10 SKUs · 2011-01-29..2016-04-24 · quick"
+    assert run.info.run_name == (
+        "sales.parquet · 10 SKUs · 2011-01-29..2016-04-24 · quick · backtest 1x28d"
+    )
     assert lineage.digest in tags["mlflow.note.content"]  # the run's description
     commit, _dirty = source_commit()
     if commit is None:  # an unpacked source tree: said so, not guessed

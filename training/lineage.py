@@ -7,7 +7,7 @@ MLflow run, and decides whether two runs' backtest figures can be compared at al
 ...     "date": pd.to_datetime(["2024-01-01", "2024-01-31"]), "units": [3.0, 1.0]})
 >>> lin = RunLineage.of(frame, "sales.csv", folds=1, horizon=28, quick=True)
 >>> lin.run_name()
-'sales.csv · 2 SKUs · 2024-01-01..2024-01-31 · quick'
+'sales.csv · 2 SKUs · 2024-01-01..2024-01-31 · quick · backtest 1x28d'
 >>> lin.backtest_design, len(lin.digest)
 ('1 fold(s) x 28 days', 16)
 """
@@ -75,7 +75,10 @@ class RunLineage:
 
     def run_name(self) -> str:
         mode = "quick" if self.quick else "full"
-        return f"{self.dataset} · {self.n_skus} SKUs · {self.start}..{self.end} · {mode}"
+        return (
+            f"{self.dataset} · {self.n_skus} SKUs · {self.start}..{self.end} · {mode}"
+            f" · backtest {self.folds}x{self.horizon}d"
+        )
 
     def description(self) -> str:
         """Markdown shown as the run's description in the MLflow UI."""
