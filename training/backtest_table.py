@@ -43,3 +43,17 @@ def markdown_table(table) -> str:
     rule = "|" + "---|" * len(table.columns)
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([head, rule, *body]) + "\n"
+
+
+def html_page(table, title: str) -> str:
+    """The table as a small styled HTML page (MLflow's artifact view shows it as is)."""
+    style = (
+        "body{font-family:system-ui,sans-serif;font-size:13px}"
+        "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:3px 8px}"
+        "th{background:#f4f4f4;text-align:left}td{text-align:right}td:first-child{text-align:left}"
+    )
+    body = table.to_html(index=False, float_format="{:.4f}".format, border=0, na_rep="–")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{style}</style></head><body><h3>{title}</h3>{body}</body></html>"
+    )

@@ -185,7 +185,7 @@ def _log_backtest(rows, figures: dict) -> None:
     """The backtest as tables (per method, per fold, every series-fold row) and its figures."""
     import mlflow
 
-    from training.backtest_table import markdown_table, method_table
+    from training.backtest_table import html_page, markdown_table, method_table
 
     summary = method_table(rows)
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,7 +193,7 @@ def _log_backtest(rows, figures: dict) -> None:
         summary.to_csv(out / "summary_by_method.csv", index=False)
         (out / "summary_by_method.md").write_text(markdown_table(summary))
         (out / "summary_by_method.html").write_text(
-            summary.to_html(index=False, float_format="{:.4f}".format, border=0)
+            html_page(summary, "Backtest by method (mean over series-folds)")
         )
         method_table(rows, by_fold=True).to_csv(out / "summary_by_fold.csv", index=False)
         rows.to_csv(out / "series_folds.csv", index=False)
