@@ -112,7 +112,7 @@ def ensure_bundle(frame, cutoff: np.datetime64, out: Path, retrain: bool) -> tup
 
     history = frame[frame["date"] <= np.datetime64(cutoff, "ns")]
     say("2 train", f"training on {len(history):,} rows up to {cutoff} (quick config)")
-    result = train(history, out, TrainConfig.quick_config(), source, track=True)
+    result = train(history, out, TrainConfig.quick_config(), source, track=True, quick=True)
     return result.bundle, result.metadata
 
 
@@ -367,46 +367,35 @@ def _wait_ingested(gw, total: int, timeout: float) -> bool:
 
 
 def build_report(path: Path, panel, cmp, forecasts, stats, meta, settings) -> Path:
-    from shelfcast.report import line_chart, table, write_report
-    from shelfcast.simulate import TABLE_COLUMNS
+    from shelfcast.demo_figures import forecast_figure, stock_figure
+    from shelfcast.report import alerts_table, figure_html, write_report
 
     sc, mm = cmp.test_run("shelfcast"), cmp.test_run("minmax")
     days = panel.dates[sc.start : sc.end]
-    labels = [str(d)[5:] for d in days]
     top = np.argsort(-sc.demand.sum(axis=1), kind="stable")[:6]
-    alerts_by_sku: dict[str, list[int]] = {}
+    alerts_by_sku: dict[str, list] = {}
     for m in stats.get("messages", []):
         if m.get("kind") == "stockout" and m.get("event_time"):
-            d = int((np.datetime64(str(m["event_time"])[:10], "D") - days[0]).astype(int))
-            if 0 <= d < len(days):  # alerts on the seeded history are not in these charts
-                alerts_by_sku.setdefault(m["sku"], []).append(d)
-    fc_charts, stock_charts = [], []
+            day = np.datetime64(str(m["event_time"])[:10], "D")
+            if days[0] <= day <= days[-1]:  # alerts on the seeded history are not in these charts
+                alerts_by_sku.setdefault(m["sku"], []).append(day)
+    forecast_panels, stock_panels = [], []
     for i in top:
         sku = str(panel.skus[i])
         # the forecast for day d was made at the close of day d-1 (horizon 1)
         mean = np.concatenate([[np.nan], forecasts.mean[i, :-1, 0]])
         p90 = np.concatenate([[np.nan], forecasts.p90[i, :-1, 0]])
-        fc_charts.append(
-            line_chart(
-                f"SKU {sku}: demand vs day-ahead forecast",
-                {"actual demand": sc.demand[i], "forecast mean": np.nan_to_num(mean)},
-                labels=labels,
-                band=(np.nan_to_num(mean), np.nan_to_num(p90)),
-            )
-        )
-        stock_charts.append(
-            line_chart(
-                f"SKU {sku}: stock on hand (close)",
-                {"shelfcast": sc.on_hand[i], "min/max": mm.on_hand[i]},
-                markers={
-                    "gateway stock-out alert": sorted(set(alerts_by_sku.get(sku, []))),
-                    "lost sales (shelfcast)": np.flatnonzero(sc.lost[i] > 0).tolist(),
-                },
-                labels=labels,
-            )
-        )
-    summary = cmp.summary()
-    kinds = Counter(m.get("kind") for m in stats.get("messages", []))
+        forecast_panels.append(
+            {"days": days, "actual": sc.demand[i], "mean": mean, "p90": np.nan_to_num(p90),
+             "title": f"SKU {sku}"}
+        )  # fmt: skip
+        stock_panels.append(
+            {"days": days, "shelfcast": sc.on_hand[i], "minmax": mm.on_hand[i],
+             "alerts": sorted(set(alerts_by_sku.get(sku, []))),
+             "lost": list(days[sc.lost[i] > 0]), "title": f"SKU {sku}"}
+        )  # fmt: skip
+    messages = stats.get("messages", [])
+    kinds = Counter(m.get("kind") for m in messages)
     mlflow_cmd = "mlflow ui --backend-store-uri sqlite:///var/mlflow/mlflow.db"
     sections = [
         (
@@ -422,28 +411,28 @@ def build_report(path: Path, panel, cmp, forecasts, stats, meta, settings) -> Pa
             f"the SQLite ledger in all, the replay took {stats.get('replay_seconds', 0):.1f} s; "
             f"the gateway closed {stats['counters'].get('day_closes', 0)} store days itself "
             "(one batched ONNX re-score of every SKU each); messages received by a subscriber: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-            + ".</p>",
+            + (", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())) or "none")
+            + " (all listed under Alerts below).</p>",
         ),
+        ("Policy comparison (test weeks, digital twin)", policy_section(cmp)),
         (
-            "Policy comparison (test weeks, digital twin)",
-            table(cmp.table(), ("name", *TABLE_COLUMNS[1:]))
-            + "<p class='note'>Each policy's parameter (min/max: safety days; shelfcast: every_days N, the buffer is the single-day demand exceeded once every N days; others: z) was "
-            "chosen on the validation weeks: the fewest lost units at no more average inventory "
-            "than min/max at its default. Lost units and stock-outs are counted where real "
-            "demand found an empty shelf. Stock-out columns: P(out within the lead time) against "
-            "what happened in the twin, alert threshold 0.5.</p>"
-            + "<ul>"
-            + "".join(
-                f"<li>{k}: {'–' if v is None else f'{v:.3f}'}</li>" for k, v in summary.items()
-            )
-            + "</ul>",
+            "Forecasts against actuals (top SKUs)",
+            figure_html(
+                forecast_figure(
+                    forecast_panels,
+                    "Day-ahead forecast (made at the previous close) against real demand, "
+                    "test weeks",
+                ),
+                "forecast against actual demand per SKU",
+            ),
         ),
-        ("Forecasts against actuals (top SKUs)", f"<div class='charts'>{''.join(fc_charts)}</div>"),
         (
             "Stock trajectories with alerts",
-            f"<div class='charts'>{''.join(stock_charts)}</div>",
+            figure_html(stock_figure(stock_panels), "stock on hand per SKU with alerts")
+            + "<p class='note'>▼ a stock-out alert the gateway published that day; × a day "
+            "real demand found shelfcast's shelf empty (lost sales).</p>",
         ),
+        ("Alerts and conflicts from the gateway", alerts_table(messages)),
         (
             "MLflow",
             f"<p>Runs, metrics and registered model versions (run <code>{meta.get('mlflow_run_id')}"
@@ -452,6 +441,55 @@ def build_report(path: Path, panel, cmp, forecasts, stats, meta, settings) -> Pa
         ),
     ]
     return write_report(path, "shelfcast demo", sections)
+
+
+def policy_section(cmp) -> str:
+    """The policy table (the console's names and headers), what each policy is, and each
+    against min/max."""
+    from shelfcast.report import table
+    from shelfcast.simulate import COLUMN_LABELS, FAMILIES, TABLE_COLUMNS
+
+    rows = cmp.table()
+    summary = cmp.summary()
+    versus = [
+        {
+            "policy": r["policy"],
+            "lost": _percent(summary.get(f"{r['policy']}_lost_sales_reduction_vs_minmax")),
+            "inventory": _percent(summary.get(f"{r['policy']}_inventory_ratio_vs_minmax")),
+            "equal": _percent(
+                summary.get(f"{r['policy']}_lost_reduction_at_equal_inventory_interpolated")
+            ),
+        }
+        for r in rows
+        if r["policy"] != "minmax"
+    ]
+    rules = "".join(
+        f"<dt>{r['policy']}</dt><dd>{FAMILIES.get(r['policy'], '')}; chosen parameter "
+        f"{r['parameter']:g}</dd>"
+        for r in rows
+    )
+    return (
+        table(rows, {c: COLUMN_LABELS.get(c, c) for c in TABLE_COLUMNS})
+        + "<p class='note'>Each policy's parameter was chosen on the validation weeks: the "
+        "fewest lost units at no more average inventory than min/max at its default. Lost "
+        "units and stock-outs are counted where real demand found an empty shelf. Stock-out "
+        "columns: P(out within the lead time) against what happened in the twin, alert "
+        "threshold 0.5.</p>"
+        + table(
+            versus,
+            {
+                "policy": "Policy",
+                "lost": "Lost sales vs min/max (reduction)",
+                "inventory": "Avg inventory vs min/max",
+                "equal": "Lost-sales reduction at min/max's inventory (interpolated)",
+            },
+        )
+        + f"<dl class='rules'>{rules}</dl>"
+    )
+
+
+def _percent(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1%}"
 
 
 def _train_end(meta: dict) -> str:
@@ -473,9 +511,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast demo`
 
 def run(args: argparse.Namespace) -> int:
     from shelfcast.data_dir import DataMissingError
-    from shelfcast.simulate import TABLE_COLUMNS, compare_policies, markdown
+    from shelfcast.simulate import COLUMN_LABELS, TABLE_COLUMNS, compare_policies, markdown
     from shelfcast.twin import StoreConfig
+    from training.library_noise import silence_library_noise
 
+    silence_library_noise()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     settings = DemoSettings.quick() if args.quick else DemoSettings()
@@ -531,7 +571,7 @@ def run(args: argparse.Namespace) -> int:
         {"what": "replay seconds", "value": round(stats.get("replay_seconds", 0.0), 2)},
     ], ("what", "value")))  # fmt: skip
     print(f"Policy comparison, test weeks {cmp.windows['test'][0]} .. {cmp.windows['test'][1]}:\n")
-    print(markdown(cmp.table(), TABLE_COLUMNS))
+    print(markdown(cmp.table(), TABLE_COLUMNS, COLUMN_LABELS))
     for k, v in cmp.summary().items():
         print(f"{k}: {'n/a' if v is None else round(v, 4)}")
     print(f"\nreport: {report.resolve()}")

@@ -301,15 +301,17 @@ def load_panel(data: str, store: str | None, top_skus: int | None) -> DemandPane
     return DemandPanel.from_frame(frame, store_id=store, top_skus=top_skus)
 
 
-def markdown(rows: list[dict], cols: tuple[str, ...]) -> str:
-    """A markdown table of ``rows`` restricted to ``cols``."""
+def markdown(rows: list[dict], cols: tuple[str, ...], headers: dict[str, str] | None = None) -> str:
+    """A markdown table of ``rows`` restricted to ``cols``, headed by ``headers`` (key ->
+    header) where given, else by the keys."""
 
     def fmt(v) -> str:
         if isinstance(v, float):
             return f"{v:.3f}" if abs(v) < 10 else f"{v:,.0f}"
         return str(v)
 
-    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    names = [(headers or {}).get(c, c) for c in cols]
+    head = "| " + " | ".join(names) + " |\n|" + "---|" * len(cols) + "\n"
     return head + "".join("| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |\n" for r in rows)
 
 
@@ -328,6 +330,22 @@ TABLE_COLUMNS = (
     "stockout_precision",
     "stockout_recall",
 )
+# One header per table column, for the console and the demo report alike.
+COLUMN_LABELS = {
+    "policy": "Policy",
+    "parameter": "Parameter",
+    "fill_rate": "Fill rate",
+    "lost_units": "Lost units",
+    "lost_value": "Lost sales value",
+    "stockout_sku_days": "Stock-out SKU-days",
+    "avg_inventory_units": "Avg inventory (units)",
+    "days_of_cover": "Days of cover",
+    "orders_placed": "Orders placed",
+    "stockout_auc": "Stock-out ROC AUC",
+    "stockout_brier": "Stock-out Brier score",
+    "stockout_precision": "Stock-out precision",
+    "stockout_recall": "Stock-out recall",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast simulate`
@@ -410,7 +428,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     print(f"\ntest weeks {cmp.windows['test'][0]} .. {cmp.windows['test'][1]}:")
-    print(markdown(cmp.table(), TABLE_COLUMNS))
+    print(markdown(cmp.table(), TABLE_COLUMNS, COLUMN_LABELS))
     for k, v in cmp.summary().items():
         print(f"{k}: {v if v is None else round(v, 4)}")
     for note in cmp.notes:

@@ -45,10 +45,15 @@ def test_quick_demo_end_to_end_with_mosquitto(demo_dir, capsys):
         "Policy comparison",
         "Forecasts against actuals",
         "Stock trajectories",
+        "Alerts and conflicts from the gateway",
         "mlflow ui",
     ):
         assert part in report
-    assert report.count("<svg") >= 4
+    assert report.count("<figure><svg") == 2  # matplotlib figures, inline
+    # the console's policy names and headers, and every stock-out alert as a row of its own
+    assert "<td>shelfcast</td>" in report and "<th>Avg inventory (units)</th>" in report
+    assert "| Policy | Parameter | Fill rate |" in out
+    assert report.count("<td>stockout</td>") == summary["alerts"]["stockout"]
 
 
 def test_quick_demo_reuses_its_bundle_on_amqtt(demo_dir, capsys):

@@ -69,6 +69,7 @@ def tracking(tmp_path, monkeypatch):
 def test_cli_and_pyfunc_give_identical_numbers(bundle, history, tmp_path, tracking, capsys):
     import mlflow
 
+    from training.lineage import RunLineage
     from training.tracking import log_training_run
 
     data = tmp_path / "sales.parquet"
@@ -86,6 +87,8 @@ def test_cli_and_pyfunc_give_identical_numbers(bundle, history, tmp_path, tracki
         onnx_models={"demand": (bundle / "demand.onnx").read_bytes()},
         n_features={"demand": len(names())},
         feature_spec=spec_dict(),
+        lineage=RunLineage.of(history, str(data), folds=1, horizon=28, quick=True),
+        history=history,  # its last rows become the pyfunc's input example
     )
     assert logged.champion_moved and logged.versions["demand"] == "1"
     mlflow.set_tracking_uri(tracking)

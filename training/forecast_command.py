@@ -53,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="strftime format of the history's date column, e.g. %%d/%%m/%%Y, when it is "
         "neither ISO yyyy-mm-dd nor a dd/mm/yyyy or mm/dd/yyyy the file itself settles",
     )
+    from training.train import add_columns_argument
 
+    add_columns_argument(parser)
     parser.add_argument(
         "--skip-short",
         action="store_true",
@@ -124,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         history, _source = load_input(
             args.data,
             None,
+            args.columns,
             date_format=args.date_format,
             warn=lambda m: print(f"shelfcast forecast: warning: {m}", file=sys.stderr),
         )

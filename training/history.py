@@ -228,17 +228,22 @@ def gaps_warning(gaps: list[Gap], source: str, min_days: int = GAP_DAYS) -> str:
 
 def load_history(
     path: str | Path,
+    columns: dict[str, str] | None = None,
     date_format: str | None = None,
     warn: Callable[[str], None] | None = None,
     gap_days: int = GAP_DAYS,
 ) -> pd.DataFrame:
-    """Read a canonical Parquet/CSV file and validate it (see :func:`validate`).
+    """Read a canonical Parquet/CSV file and validate it (see :func:`validate`); ``columns``
+    maps canonical names to the file's (``training.history_columns``).
 
     Runs of more than ``gap_days`` days without a row in a series are reported through
     ``warn`` (default: a ``logging`` warning), one line, since they will be read as zero sales.
     """
+    from training.history_columns import to_canonical_columns
+
     path = Path(path)
-    frame = validate(_read(path), source=str(path), date_format=date_format)
+    frame = to_canonical_columns(_read(path), columns, str(path))
+    frame = validate(frame, source=str(path), date_format=date_format)
     if gaps := find_gaps(frame, gap_days):
         (warn or logging.getLogger(__name__).warning)(gaps_warning(gaps, str(path), gap_days))
     return frame

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import mlflow.models
 import mlflow.pyfunc
+import pandas as pd
 
 BUNDLE_ARTIFACT = "bundle"
 
@@ -49,7 +50,11 @@ class ForecastModel(mlflow.pyfunc.PythonModel):
 
         self.forecaster = Forecaster.from_bundle(context.artifacts[BUNDLE_ARTIFACT])
 
-    def predict(self, context, model_input, params: dict | None = None):
+    # The hint MLflow accepts for a frame (a hint-less predict makes it warn on every log and
+    # load); the signature below still describes the columns.
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         params = params or {}
         events = params.get("calendar_events") or None
         return self.forecaster.forecast(
@@ -103,12 +108,31 @@ def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("numpy", "pandas", "pyarrow", "onnxruntime", "mlflow")]
 
 
+EXAMPLE_DAYS = 120  # the features look back 91 days; the forecaster refuses under 28
+
+
+def history_example(history):
+    """The pyfunc's input example: the last ``EXAMPLE_DAYS`` days of the series with the most
+    units, in the signature's column order (what ``predict`` takes, small enough to read)."""
+    totals = history.groupby(["store_id", "sku"])["units"].sum()
+    store, sku = totals.idxmax()
+    one = history[(history["store_id"] == store) & (history["sku"] == sku)]
+    cols = [c.name for c in signature().inputs.inputs if c.name in one.columns]
+    return one.sort_values("date").tail(EXAMPLE_DAYS)[cols].reset_index(drop=True)
+
+
 def log_forecast_model(
-    demand_onnx: bytes, feature_spec: dict, n_features: int, registered_model_name: str | None
+    demand_onnx: bytes,
+    feature_spec: dict,
+    n_features: int,
+    registered_model_name: str | None,
+    history_example=None,
+    onnx_example=None,
 ) -> str | None:
     """Inside an active MLflow run: log the pyfunc (with the ONNX bundle as its artifact) and
     the raw ONNX graph; register the pyfunc under ``registered_model_name``. Returns the new
-    registered version (``None`` when not registered)."""
+    registered version (``None`` when not registered). The examples (a history frame, feature
+    rows) are stored with each model and checked against its signature by MLflow."""
     import mlflow
     import onnx
 
@@ -119,6 +143,7 @@ def log_forecast_model(
         onnx.load_from_string(demand_onnx),
         name="demand_onnx",
         signature=_signature(n_features, SIGNATURES["demand"]),
+        input_example=onnx_example,
     )
     with tempfile.TemporaryDirectory() as tmp:
         bundle = write_bundle(
@@ -133,6 +158,7 @@ def log_forecast_model(
             python_model=str(Path(__file__).resolve()),
             artifacts={BUNDLE_ARTIFACT: str(bundle)},
             signature=signature(),
+            input_example=history_example,
             pip_requirements=_requirements(),
             registered_model_name=registered_model_name,
         )

@@ -103,12 +103,14 @@ def train(
     source: str,
     track: bool = True,
     signing_key: str | Path | None = None,
+    quick: bool = False,
 ) -> TrainResult:
     """Run the whole pipeline on a canonical history frame; returns the bundle and its metadata.
 
     The bundle carries a reference set (held-out rows and their ONNX outputs) and is signed with
     ``signing_key`` (``training.signing_key.signer_for``: else ``$SHELFCAST_SIGNING_KEY``, else
-    the default key, created on first use)."""
+    the default key, created on first use). ``quick`` only labels the run (its name says quick
+    or full)."""
     from feature_store.batch import (
         anomaly_rows,
         close_features,
@@ -196,15 +198,31 @@ def train(
         "mlflow_run_id": None,
     }
     if track:
+        from training.backtest import fold_cutoffs
+        from training.forecast_figures import backtest_forecast_figure, error_by_method_figure
+        from training.lineage import RunLineage
         from training.tracking import log_training_run, tracking_uri
 
-        _say(f"logging to MLflow at {tracking_uri()}")
+        lineage = RunLineage.of(history, source, config.folds, config.horizon, quick)
+        _say(f"logging to MLflow at {tracking_uri()}: run {lineage.run_name()!r}")
+        last_cut = fold_cutoffs(panel.n_days, config.folds, config.horizon)[-1]
+        figures = {
+            "forecast_vs_actual": backtest_forecast_figure(
+                panel, bt.models[-1], last_cut, config.horizon
+            ),
+            "rmsse_by_method": error_by_method_figure(bt.frame()),
+        }
         logged = log_training_run(
             params={**asdict(config), "data_source": source, "series": len(panel.keys)},
             metrics=metrics,
             onnx_models=onnx_models,
             n_features={"demand": len(names()), "anomaly": len(ANOMALY_FEATURES)},
             feature_spec=spec_dict(),
+            lineage=lineage,
+            history=history,
+            backtest_rows=bt.frame(),
+            figures=figures,
+            examples={"demand": Xh[:5], "anomaly": Ah[:5]},
             tags={"data_source": source},
         )
         metadata.update(
@@ -213,12 +231,8 @@ def train(
             registered_versions=logged.versions,
             champion=logged.champion_moved,
         )
-        verdict = (
-            "promoted to champion"
-            if logged.champion_moved
-            else f"champion stays v{logged.previous_champion} ({logged.previous_metric:.4f})"
-        )
-        _say(f"registered demand v{logged.versions['demand']}: {verdict}")
+        verdict = "promoted to champion" if logged.champion_moved else "champion stays"
+        _say(f"registered demand v{logged.versions['demand']}: {verdict} ({logged.reason})")
     # Held-out rows and what ONNX Runtime made of them: gateways score them again before use.
     reference = build_reference(onnx_models, {"demand": Xh, "anomaly": Ah})
     bundle = write_bundle(
@@ -232,15 +246,21 @@ def train(
 def load_input(
     data: str,
     top_skus: int | None,
+    columns: str | None = None,
     date_format: str | None = None,
     warn: Callable[[str], None] | None = None,
 ):
-    """A canonical history from a file path or the name of a real data set; ``date_format``
-    and ``warn`` go to :func:`training.history.load_history` for a file."""
+    """A canonical history from a file path or the name of a real data set; ``columns`` is a
+    ``--columns`` mapping for a file (``sku=item,date=day,units=qty``), ``date_format`` and
+    ``warn`` go to :func:`training.history.load_history` for a file."""
     from training.datasets import DATASETS, load_dataset
-    from training.history import load_history
+    from training.history import HistoryError, load_history
+    from training.history_columns import parse_column_mapping
 
+    mapping = parse_column_mapping(columns) if columns else None
     if data in DATASETS:
+        if mapping:
+            raise HistoryError(f"--columns applies to files; {data!r} is a bundled data set")
         kwargs = {"top_skus": top_skus} if data == "online_retail" else {}
         return load_dataset(data, **kwargs), data
     path = Path(data)
@@ -248,7 +268,10 @@ def load_input(
         raise ValueError(
             f"{data!r} is neither a file nor a data set name; data sets: {', '.join(sorted(DATASETS))}"
         )
-    return load_history(path, date_format=date_format, warn=warn), str(path.resolve())
+    return (
+        load_history(path, mapping, date_format=date_format, warn=warn),
+        str(path.resolve()),
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -291,6 +314,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="strftime format of a file's date column, e.g. %%d/%%m/%%Y, when it is neither "
         "ISO yyyy-mm-dd nor a dd/mm/yyyy or mm/dd/yyyy the file itself settles",
     )
+    add_columns_argument(parser)
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.add_argument(
         "--signing-key",
@@ -300,10 +324,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_columns_argument(parser: argparse.ArgumentParser) -> None:
+    """``--columns`` for every command that reads a sales history file."""
+    parser.add_argument(
+        "--columns",
+        default=None,
+        metavar="MAP",
+        help="the file's names for the canonical columns, e.g. sku=item,date=day,units=qty "
+        "(store_id may be left out: one store). Nixtla-style unique_id, ds, y are "
+        "recognised without it",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from shelfcast.data_dir import DataMissingError
     from training.history import HistoryError
+    from training.library_noise import silence_library_noise
 
+    silence_library_noise()
     config = TrainConfig.quick_config() if args.quick else TrainConfig()
     if args.folds is not None:
         config.folds = args.folds
@@ -314,7 +352,11 @@ def run(args: argparse.Namespace) -> int:
     top = args.top_skus or (30 if args.quick else 300)
     try:
         history, source = load_input(
-            args.data, top, date_format=args.date_format, warn=lambda m: _say(f"warning: {m}")
+            args.data,
+            top,
+            args.columns,
+            date_format=args.date_format,
+            warn=lambda m: _say(f"warning: {m}"),
         )
         result = train(
             history,
@@ -323,6 +365,7 @@ def run(args: argparse.Namespace) -> int:
             source,
             track=not args.no_mlflow,
             signing_key=args.signing_key,
+            quick=args.quick,
         )
     except (HistoryError, DataMissingError, KeyError, ValueError, ParityError) as exc:
         print(f"shelfcast train: {exc}", file=sys.stderr)
