@@ -137,6 +137,12 @@ class _Rows:
 _Bare = tuple[StockState, Cause | None, str | None]  # no forecast: state, cause, when
 
 
+def _unit(p: float) -> float:
+    """A probability as published: NaN (a degenerate forecast) counts as certain."""
+    p = float(p)
+    return 1.0 if p != p else min(max(p, 0.0), 1.0)
+
+
 def _out_probability(bare: list[_Bare]) -> np.ndarray:
     """Without a forecast all that is known is whether ATP is zero: probability 1 or 0."""
     return np.fromiter(
@@ -340,7 +346,7 @@ class ForecastDecisionPolicy:
             event_time=at,
             cause_event_id=cause.event_id if cause else None,
             model_version=self.version,
-            probability=float(np.clip(np.nan_to_num(prob, nan=1.0), 0.0, 1.0)),
+            probability=_unit(prob),
             horizon_hours=24.0 * self.settings.lead_time_days,
             expected_stockout_time=expected,
             atp=s.available,
