@@ -379,20 +379,33 @@ class GatewayRuntime(LedgerRuntime):
         return self.bundle_info()
 
     def forecast(self, skus: list[str], horizon_days: float) -> tuple[list[dict], list[str]]:
+        """Served from the moment a bundle is in use: SKUs the last close scored get their
+        forecast; SKUs the ledger knows but no close has scored yet (before the first close
+        after install, or first seen today) are ``no_history`` items, not a 503; SKUs neither
+        knows are unknown."""
         table = getattr(self.gateway, "forecasts", None)
-        if table is None:
+        if table is None and getattr(self.gateway, "bundle", None) is None:
             raise Unavailable("no model bundle loaded: forecasts need one (PUT /v1/bundle)")
         now = iso_utc(self.ledger.clock_us) or datetime.now(UTC).isoformat()
         days = max(1, math.ceil(horizon_days))
-        rows, unknown = [], []
+        rows, bare, unknown, order = [], [], [], []
         for sku in skus:
-            found = table.lookup(sku, now, days)
-            if found is None:
-                unknown.append(sku)
+            found = table.lookup(sku, now, days) if table is not None else None
+            state = self.ledger.stock(sku)
+            if found is not None:
+                rows.append((sku, state, *found))
+                order.append(sku)
+            elif state is not None:
+                bare.append((sku, state))
+                order.append(sku)
             else:
-                rows.append((sku, self.ledger.stock(sku), *found))
+                unknown.append(sku)
         version = str(getattr(self.gateway, "model_version", "unknown"))
-        return forecast_items(rows, horizon_days, version, table.mean.shape[2]), unknown
+        scored = table.mean.shape[2] if table is not None else None
+        items = forecast_items(rows, horizon_days, version, scored)
+        items += [no_history_item(sku, s, horizon_days, version) for sku, s in bare]
+        place = {sku: i for i, sku in enumerate(order)}
+        return sorted(items, key=lambda item: place[item["sku"]]), unknown
 
     def ingest(self, payload: bytes, source: str) -> IngestResult:
         """``Gateway.ingest``: the path MQTT payloads take, decisions and outbox included."""
@@ -446,6 +459,7 @@ def forecast_items(
             {
                 "sku": sku,
                 "horizon_days": horizon_days,
+                "status": "forecast",
                 "mean_daily": float(mean[i]),
                 "p90_daily": float(p90[i]),
                 "demand_over_horizon": float(mean[i] * horizon_days),
@@ -457,6 +471,25 @@ def forecast_items(
             }
         )
     return out
+
+
+def no_history_item(sku: str, state: StockState, horizon_days: float, version: str) -> dict:
+    """A ``no_history`` forecast item (``api.schemas.Forecast``): no demand figures, and the
+    stock-out risk the stock alone fixes (1 at ATP zero, the gateway's own rule)."""
+    out = float(state.available) <= 0
+    return {
+        "sku": sku,
+        "horizon_days": horizon_days,
+        "status": "no_history",
+        "mean_daily": None,
+        "p90_daily": None,
+        "demand_over_horizon": None,
+        "atp": float(state.available),
+        "stockout_probability": 1.0 if out else None,
+        "expected_days_to_stockout": 0.0 if out else None,
+        "scored_days": None,
+        "model_version": version,
+    }
 
 
 def runtime_for(gateway: Any) -> GatewayRuntime:

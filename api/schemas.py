@@ -108,22 +108,45 @@ class IngestResponse(ApiModel):
 class Forecast(ApiModel):
     """Demand forecast of one SKU over a horizon, with its stock-out risk.
 
+    ``status`` says whether there is a forecast: ``forecast`` (the model scored the SKU at the
+    last store day's close) or ``no_history`` (a model is installed but the SKU has no closed
+    day yet: a new gateway before its first close, a SKU first seen today). A ``no_history``
+    item has no demand figures (null); its stock-out risk is what the stock alone says: 1 with
+    ATP at zero (the gateway alerts on it), otherwise null.
+
     >>> Forecast(sku="A", horizon_days=2, mean_daily=1.5, p90_daily=3, demand_over_horizon=3,
     ...          model_version="m1").stockout_probability is None
+    True
+    >>> Forecast(sku="B", horizon_days=2, status="no_history", atp=0, stockout_probability=1,
+    ...          model_version="m1").mean_daily is None
     True
     """
 
     sku: str
     horizon_days: float = Field(gt=0)
-    mean_daily: float = Field(ge=0, description="expected units per day")
-    p90_daily: float = Field(ge=0, description="90th percentile of units per day")
-    demand_over_horizon: float = Field(ge=0, description="expected units over the horizon")
+    status: Literal["forecast", "no_history"] = Field(
+        "forecast",
+        description="forecast: scored at the last day's close; no_history: a model is loaded "
+        "but the SKU has no closed day yet (demand figures null)",
+    )
+    mean_daily: float | None = Field(
+        None, ge=0, description="expected units per day (null: no history yet)"
+    )
+    p90_daily: float | None = Field(
+        None, ge=0, description="90th percentile of units per day (null: no history yet)"
+    )
+    demand_over_horizon: float | None = Field(
+        None, ge=0, description="expected units over the horizon (null: no history yet)"
+    )
     atp: float | None = Field(None, description="available-to-promise now (null: SKU unknown)")
     stockout_probability: float | None = Field(
-        None, ge=0, le=1, description="P(demand over the horizon >= ATP)"
+        None,
+        ge=0,
+        le=1,
+        description="P(demand over the horizon >= ATP); without history 1 at ATP zero, else null",
     )
     expected_days_to_stockout: float | None = Field(
-        None, ge=0, description="ATP / daily mean; null when no demand is expected"
+        None, ge=0, description="ATP / daily mean; null when no demand is expected or known"
     )
     scored_days: int | None = Field(
         None,

@@ -7,7 +7,10 @@ precomputed by a replay). For every SKU whose stock changed, and for every SKU a
 - stock-out: the probability of running out within the lead time on current
   available-to-promise (``stockout.stockout_risk``), published through a ``StockoutMonitor``
   (threshold with hysteresis, so a SKU hovering at the threshold does not flood the topic); ATP
-  at zero has probability 1, so it is always published (reason ``ATP_ZERO``);
+  at zero has probability 1, so it is always published (reason ``ATP_ZERO``). A SKU the table
+  has no forecast for yet (a new gateway before its first day's close, a new SKU, an event
+  dated before the table's close) is decided as the rules decide: probability 1 at ATP zero,
+  0 otherwise, through the same monitor, so a stock-out is never silent for want of history;
 - replenishment: order-up-to over lead time + review period with safety stock, pack size, MOQ
   and capacity (``replenishment.Replenisher``); the safety stock is the SKU's marginal buffer
   when the table carries one (``DailyForecasts.buffer``: the single-day demand exceeded once
@@ -45,7 +48,7 @@ MAX_EXPECTED_DAYS = 365.0
 class DailyForecasts:
     """Forecasts made at each day's close: ``mean[i, d, h]`` for SKU ``i``, close day
     ``first_close + d``, horizon ``h + 1``; events on a day use the previous close's forecast
-    (events on ``first_close`` itself have none and get no forecast-driven decision)."""
+    (events on ``first_close`` itself have none: the policy decides them on ATP alone)."""
 
     skus: list[str]
     first_close: np.datetime64
@@ -131,6 +134,22 @@ class _Rows:
     buffer: np.ndarray | None  # the marginal safety buffer per row, when the table has one
 
 
+_Bare = tuple[StockState, Cause | None, str | None]  # no forecast: state, cause, when
+
+
+def _unit(p: float) -> float:
+    """A probability as published: NaN (a degenerate forecast) counts as certain."""
+    p = float(p)
+    return 1.0 if p != p else min(max(p, 0.0), 1.0)
+
+
+def _out_probability(bare: list[_Bare]) -> np.ndarray:
+    """Without a forecast all that is known is whether ATP is zero: probability 1 or 0."""
+    return np.fromiter(
+        (float(b[0].available <= 0) for b in bare), dtype=np.float64, count=len(bare)
+    )
+
+
 class ForecastDecisionPolicy:
     """Stock-out alerts and replenishment triggers from forecasts; a ``DecisionPolicy``.
 
@@ -167,10 +186,22 @@ class ForecastDecisionPolicy:
 
     def prime(self, states: Iterable[StockState]) -> None:
         """After a restart: SKUs already at risk count as alerted (no repeated alerts)."""
-        rows = self._rows(list(states), {}, None)
+        rows, bare = self._rows(list(states), {}, None)
         if rows is not None:
             risk = self._risk(rows)
             self.monitor.update([s.sku for s in rows.states], risk.probability)
+        if bare:
+            self.monitor.update([b[0].sku for b in bare], _out_probability(bare))
+
+    def restore_alerts(self, under_alert: dict[str, float]) -> None:
+        """Resume the stock-out episodes published before a restart (``StockoutMonitor.restore``):
+        what ``prime`` guessed from today's forecasts gives way to what was actually sent."""
+        self.monitor.restore(under_alert)
+
+    def take_episode_changes(self) -> dict[str, float | None]:
+        """Stock-out episodes opened, updated (probability) or closed (None) since the last
+        call: the gateway stores them with the alerts (``edge_runtime.alert_episodes``)."""
+        return self.monitor.take_changes()
 
     def receive(self, events: Iterable) -> None:
         """Receipts close their SKU's open order (``Replenisher.receive``)."""
@@ -193,35 +224,41 @@ class ForecastDecisionPolicy:
     ) -> list[Message]:
         """Stock-out and replenishment decisions for ``states`` (at ``at``, ISO time, or each
         SKU's cause / last event); what ``decide`` and the gateway's day close both run."""
-        rows = self._rows(states, causes, at)
-        if rows is None:
-            return []
-        risk = self._risk(rows)
-        update = self.monitor.update([s.sku for s in rows.states], risk.probability)
-        out: list[Message] = [
-            self._alert(rows, i, risk.probability[i], risk.expected_days[i])
-            for i in update.published_index
-        ]
-        out += self._orders(rows)
+        rows, bare = self._rows(states, causes, at)
+        out: list[Message] = []
+        if rows is not None:
+            risk = self._risk(rows)
+            update = self.monitor.update([s.sku for s in rows.states], risk.probability)
+            out += [
+                self._alert(rows, i, risk.probability[i], risk.expected_days[i])
+                for i in update.published_index
+            ]
+            out += self._orders(rows)
+        if bare:
+            update = self.monitor.update([b[0].sku for b in bare], _out_probability(bare))
+            out += [self._out_alert(*bare[i]) for i in update.published_index]
         return out
 
-    def _rows(self, states, causes, at: str | None) -> _Rows | None:
-        if self.forecasts is None:
-            return None
+    def _rows(self, states, causes, at: str | None) -> tuple[_Rows | None, list[_Bare]]:
+        """The SKUs with a forecast (as ``_Rows``) and those without one (decided on ATP)."""
         keep, whens, fc_lead, fc_protect = [], [], [], []
+        bare: list[_Bare] = []
         lead = max(1, int(np.ceil(self.settings.lead_time_days)))
         protect = self.settings.protection_days
+        table = self.forecasts
         for s in states:
             cause = causes.get(s.sku)
             when = at or (cause.event_time if cause else s.last_event_time)
-            found = self.forecasts.lookup(s.sku, when, lead) if when else None
+            found = table.lookup(s.sku, when, lead) if when and table is not None else None
             if found is not None:
                 keep.append((s, cause))
                 whens.append(when)
                 fc_lead.append(found)
-                fc_protect.append(self.forecasts.lookup(s.sku, when, protect))
+                fc_protect.append(table.lookup(s.sku, when, protect))
+            else:
+                bare.append((s, cause, when))
         if not keep:
-            return None
+            return None, bare
         lead_arr = np.array(fc_lead, dtype=np.float64)
         protect_arr = np.array(fc_protect, dtype=np.float64)
         table = self.forecasts
@@ -229,7 +266,7 @@ class ForecastDecisionPolicy:
         buffer = None
         if table.buffer is not None:
             buffer = table.buffer[table.rows_of([s.sku for s in kept])]
-        return _Rows(
+        rows = _Rows(
             kept,
             [k[1] for k in keep],
             whens,
@@ -239,6 +276,7 @@ class ForecastDecisionPolicy:
             np.maximum(protect_arr[:, 1], protect_arr[:, 0]),
             buffer,
         )
+        return rows, bare
 
     def _risk(self, rows: _Rows):
         atp = np.array([float(s.available) for s in rows.states])
@@ -279,6 +317,24 @@ class ForecastDecisionPolicy:
             out.append(msg.model_copy(update={"evidence": evidence, "cause_event_id": cause_id}))
         return out
 
+    def _out_alert(self, s: StockState, cause: Cause | None, when: str | None) -> StockoutAlert:
+        """A stock-out without a forecast: ATP is zero now (what the rules policy says)."""
+        return StockoutAlert(
+            store_id=self.store_id,
+            sku=s.sku,
+            event_time=datetime.fromisoformat(when) if when else None,
+            cause_event_id=cause.event_id if cause else None,
+            model_version=self.version,
+            probability=1.0,
+            horizon_hours=0.0,
+            atp=s.available,
+            on_hand=s.on_hand,
+            reserved=s.reserved,
+            confidence=s.confidence,
+            reason_codes=["ATP_ZERO"] if s.on_hand > 0 else ["ON_HAND_ZERO"],
+            evidence={"forecast": "none yet"},
+        )
+
     def _alert(self, rows: _Rows, i: int, prob: float, days: float) -> StockoutAlert:
         s, cause, when = rows.states[i], rows.causes[i], rows.when[i]
         at = datetime.fromisoformat(when)
@@ -290,7 +346,7 @@ class ForecastDecisionPolicy:
             event_time=at,
             cause_event_id=cause.event_id if cause else None,
             model_version=self.version,
-            probability=float(np.clip(np.nan_to_num(prob, nan=1.0), 0.0, 1.0)),
+            probability=_unit(prob),
             horizon_hours=24.0 * self.settings.lead_time_days,
             expected_stockout_time=expected,
             atp=s.available,

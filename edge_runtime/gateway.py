@@ -33,11 +33,14 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from edge_runtime.alert_episodes import AlertEpisodes
 from edge_runtime.bundles import BundleTrust, install, verify
 from edge_runtime.command_options import LOG_LEVELS, log_level, port_number
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
@@ -49,13 +52,14 @@ from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_te
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
 from edge_runtime.ledger import IngestResult, Ledger, LedgerError
-from edge_runtime.messages import Message
+from edge_runtime.messages import Message, with_decision_ids
 from edge_runtime.mqtt import MqttTransport
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.replenishment import OpenOrder
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
+from edge_runtime.state_changes import day_batches, rounds
 from edge_runtime.stock import SkuState, StockState, iso_utc
 from edge_runtime.store_failure import StoreError, store_failures_raised
 from edge_runtime.uplink import Uplink
@@ -130,6 +134,7 @@ class Gateway:
             safety_buffer=cfg.gateway.safety_buffer,
             bounds=cfg.ingest.bounds(),
         )
+        self.ledger.record_steps = True  # decisions follow each state change of a batch
         try:
             self._start_up(policy)
         except BaseException:
@@ -143,6 +148,7 @@ class Gateway:
         cfg, store = self.cfg, self.cfg.gateway.store_id
         bundle = self._startup_bundle()
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
+        self.episodes = AlertEpisodes(self.ledger.connection)
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
         # Daily net sales per SKU, from here on kept from ingested events (the model's input).
@@ -186,13 +192,17 @@ class Gateway:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
 
     def _prime(self) -> None:
-        """Policy levels and uplink baseline from the ledger as it is (after a restart)."""
+        """Policy levels and uplink baseline from the ledger as it is (after a restart), and
+        the stock-out episodes open when the gateway stopped (so none is opened again)."""
         offset = 0
         while page := self.ledger.stocks(offset, 5000):
             self.policy.prime(page)
             self.uplink.prime(page)
             self.count_watch.prime(page)
             offset += len(page)
+        restore = getattr(self.policy, "restore_alerts", None)
+        if restore is not None:
+            restore(self.episodes.load())
 
     def _restore_open_orders(self) -> None:
         """After a restart: a SKU's last model-driven replenishment trigger published after its
@@ -200,6 +210,7 @@ class Gateway:
         replenisher = getattr(self.policy, "replenisher", None)
         if replenisher is None:
             return
+        replenisher.open_orders.clear()  # what the outbox says, nothing staged in memory
         latest: dict[str, dict] = {}
         for payload in self.outbox.recent("replenishment", None, 1_000_000):
             m = json.loads(payload)
@@ -294,8 +305,12 @@ class Gateway:
         with self._lock:
             forecasts = self._use_model(model)
             states = self.ledger.stocks(0, self.ledger.sku_count())
-            messages = self._review_all(states, forecasts, self._now_text())
+            occasion = f"bundle:{model.model_version}@{self.ledger.clock_us}"
+            messages = with_decision_ids(
+                self._review_all(states, forecasts, self._now_text()), occasion
+            )
             rows = self.outbox.put(messages, conn=None) if messages else []
+            self.episodes.save(self.ledger.connection, self._episode_changes())
             self.counters["messages"] += len(rows)
             self._fresh.extend(rows)
         self._wake.set()
@@ -349,26 +364,25 @@ class Gateway:
         except Exception as err:
             return self._ingest_one_by_one(events, rejections, source, err)
 
-    def _ingest_locked(self, events: list[Event], rejections: list[Rejection], source: str):
+    def _ingest_locked(
+        self, events: list[Event], rejections: list[Rejection], source: str, publish: bool = True
+    ):
         rows: list[OutboxRow] = []
         states: list[StockState] = []
         messages: list[Message] = []
 
         def before_commit(conn, result: IngestResult) -> None:
             self._staged = True
-            closed = self._stage_day_close(result.events)
-            receive = getattr(self.policy, "receive", None)
-            if receive is not None and result.events:
-                receive(result.events)  # receipts close open orders before the review
-            if result.changed_skus or result.conflicts:
+            if result.changed_skus:
                 states.extend(self._states_in_txn(conn, result.changed_skus))
-                causes = {e.sku: e for e in result.events}
-                messages.extend(self._decide(states, causes, result.conflicts))
-            if result.events:  # sensor readings change no SKU but can still raise theft
-                messages.extend(self._watch(result.events))  # sales seen before the phantom check
-                messages.extend(self._counts(result.events, states))
-            if closed:
-                messages.extend(self._day_close(conn, result.events, states))
+            messages.extend(self._decide_batch(conn, result))
+            if result.events:
+                messages.extend(with_decision_ids(self._counts(result.events, states)))
+            changes = self._episode_changes()
+            if not publish:  # seeded history: decided (state moves on) but nothing to send
+                messages.clear()
+            elif changes:
+                self.episodes.save(conn, changes)
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
 
@@ -398,6 +412,36 @@ class Gateway:
         self.uplink.observe_messages(messages)
         return result, rows, states
 
+    def seed_history(self, batches: Iterable[Any], source: str = "history") -> int:
+        """Load a store's past events (a new store, the demo): stored, added to the sales series
+        and learnt from (day closes, River, the detectors) like live ones, but nothing is sent
+        for them: their alerts would be stale by the time the gateway runs. Afterwards the
+        decisions stand where a restart would find them (levels from the ledger, no open
+        stock-out episode, open orders only from the outbox), so the first live event that
+        crosses a threshold alerts. Returns how many events were accepted."""
+        accepted = 0
+        with self._lock:
+            for batch in batches:
+                events, rejections = self.ledger.parse(batch)
+                result, _, states = self._ingest_locked(events, rejections, source, publish=False)
+                self.uplink.observe(states)  # the central stock view does need the history
+                accepted += result.accepted
+            self._reset_decisions()
+        return accepted
+
+    def _reset_decisions(self) -> None:
+        """The decision policy's memory as a restart builds it from the ledger and outbox."""
+        if self._own_policy:
+            self.policy = _policy_from(self.cfg)
+        if self.model is not None:
+            self._use_model(self.model)  # re-scored from the committed series
+        self._prime()
+        self._restore_open_orders()
+
+    def _episode_changes(self) -> dict[str, float | None]:
+        take = getattr(self.policy, "take_episode_changes", None)
+        return take() if take is not None else {}
+
     def _forget_rolled_back(self) -> None:
         """The transaction rolled back after the batch's decisions were staged in memory (a
         disk failure): put that memory back to what committed, as a restart would find it.
@@ -414,12 +458,7 @@ class Gateway:
         self.count_watch.rollback()
         self.shelf_watch = self.shelf_watch.fresh()
         self.sales = DailySales.from_ledger(self.ledger.connection)
-        if self._own_policy:
-            self.policy = _policy_from(self.cfg)
-        if self.model is not None:
-            self._use_model(self.model)  # re-scored from the committed series
-        self._prime()
-        self._restore_open_orders()
+        self._reset_decisions()
         self._correction_before = None
         self._rebuild_pending = False
         log.warning("ingest rolled back; in-memory decisions rebuilt from the ledger")
@@ -434,24 +473,67 @@ class Gateway:
             self.counters["policy_errors"] += 1
             return []
 
-    def _stage_day_close(self, events) -> bool:
-        """When the batch crosses the store day's midnight, close the day(s) and re-score every
-        SKU; True when a day closed.
+    def _decide_batch(self, conn, result: IngestResult) -> list[Message]:
+        """Decisions on every state change of the batch, as if its events had arrived one per
+        message (``edge_runtime.state_changes``): day by day, each day's close where the event
+        that opens the next day comes, within a day each SKU's changes in their order. Every
+        decision carries its stable ``decision_id``."""
+        out = with_decision_ids(self._decide([], {}, result.conflicts)) if result.conflicts else []
+        if not result.events:
+            return out
+        sales = self.sales
+        moves = sales.last_closed is None or sales.crosses(result.events)  # else after COMMIT
+        open_day = None if sales.open_day is None else int(sales.open_day.astype(np.int64))
+        current: dict[str, SkuState | None] = dict(result.before)  # each SKU's state so far
+        as_of = self.ledger.clock_us
+        for segment, steps in day_batches(result.events, result.steps, sales.day_of, open_day):
+            closed = moves and self._stage_day_close(segment)
+            head = steps[:1] if steps and steps[0][0] is segment[0] else []
+            as_of = max(as_of, segment[0].ts_us)
+            out += self._decide_steps(head, current, as_of)  # the event that closed the day
+            out += with_decision_ids(self._watch(segment[:1]))  # sales seen before the phantoms
+            if closed:
+                out += self._day_close(conn, segment[0], bool(head), current, as_of)
+            rest = steps[len(head) :]
+            as_of = max(as_of, *(e.ts_us for e, _ in rest)) if rest else as_of
+            out += self._decide_steps(rest, current, as_of)
+            out += with_decision_ids(self._watch(segment[1:]))
+        return out
+
+    def _decide_steps(self, steps, current: dict, as_of: int) -> list[Message]:
+        """The policy on ``(event, state)`` steps, round by round (each SKU's changes in their
+        order; receipts close their SKU's open order before that change is decided)."""
+        out: list[Message] = []
+        buffer = self.ledger.safety_buffer
+        receive = getattr(self.policy, "receive", None)
+        for batch in rounds(steps):
+            if receive is not None:
+                receive([e for e, _ in batch])
+            states = [StockState.of(s, buffer, max(as_of, s.last_us)) for _, s in batch]
+            out += with_decision_ids(self._decide(states, {e.sku: e for e, _ in batch}, []))
+            for e, s in batch:
+                current[e.sku] = s
+        return out
+
+    def _stage_day_close(self, segment) -> bool:
+        """Add a day segment's events to the sales series inside the transaction; when its
+        first event opens a later store day, close the day(s) and re-score every SKU; True
+        when a day closed and the forecasts moved.
 
         Why in place, not on a copy: copying every SKU's series cost ~13 ms per close at 3,000
         SKUs, inside the transaction, on every store's every midnight. A rollback is rare (the
         disk failed), so that path pays instead: ``_ingest_locked`` rebuilds the series from
         the ledger, which holds exactly what committed."""
         sales = self.sales
-        if not events or (sales.last_closed is not None and not sales.crosses(events)):
-            return False
         self._sales_moved = True
-        closed = sales.observe(events)
+        closed = sales.observe(segment[:1])
+        sales.observe(segment[1:], within_open_day=True)  # late events join the open day
         if not closed or self.model is None:
             return False
-        # Once a store-day: River's state as it was, should this transaction roll back (a pickle
-        # is ~2.5x faster than a deep copy: ~13 ms at 3,000 SKUs, within the close's pause).
-        self._correction_before = pickle.dumps(self.model.correction, pickle.HIGHEST_PROTOCOL)
+        # Once per transaction: River's state as it was, should it roll back (a pickle is
+        # ~2.5x faster than a deep copy: ~13 ms at 3,000 SKUs, within the close's pause).
+        if self._correction_before is None:
+            self._correction_before = pickle.dumps(self.model.correction, pickle.HIGHEST_PROTOCOL)
         try:
             self.model.learn(closed)
             forecasts = self.model.rescore(sales)
@@ -463,18 +545,23 @@ class Gateway:
         self.counters["day_closes"] += 1
         return True
 
-    def _day_close(self, conn, events, changed: list[StockState]) -> list[Message]:
-        """Decisions on every SKU at a day's close (the changed ones were just decided), and
-        the phantom-inventory check on the new forecasts."""
-        latest = max(events, key=lambda e: e.ts_us)
-        done = {s.sku for s in changed}
-        rows = conn.execute("SELECT * FROM stock").fetchall()
-        as_of = max(self.ledger.clock_us, latest.ts_us)
+    def _day_close(
+        self, conn, head, head_decided: bool, current: dict, as_of: int
+    ) -> list[Message]:
+        """Decisions on every SKU at a day's close, with each SKU's state at that moment of the
+        batch (``current``: the states the batch has reached so far; the others as stored),
+        but the one whose event closed the day (just decided); and the phantom-inventory check
+        on the new forecasts. Their decision ids' epoch is the day that closed."""
         buffer = self.ledger.safety_buffer
-        states = [StockState.of(SkuState(*r), buffer, as_of) for r in rows]
-        others = [s for s in states if s.sku not in done]
-        out = self._review_all(others, self.forecasts, latest.event_time)
-        return out + self._phantoms(latest.ts_us / 1e6, states)
+        states = []
+        for row in conn.execute("SELECT * FROM stock"):
+            s = current[row[0]] if row[0] in current else SkuState(*row)
+            if s is not None:
+                states.append(StockState.of(s, buffer, max(as_of, s.last_us)))
+        others = [s for s in states if not (head_decided and s.sku == head.sku)]
+        out = self._review_all(others, self.forecasts, head.event_time)
+        out += self._phantoms(head.ts_us / 1e6, states)
+        return with_decision_ids(out, f"close:{self.sales.last_closed}")
 
     def _phantoms(self, now: float, states: list[StockState]) -> list[Message]:
         """In stock per the ledger, but silent for longer than the forecast makes plausible."""

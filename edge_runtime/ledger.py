@@ -188,6 +188,11 @@ class IngestResult:
     conflicts: list[Conflict] = field(default_factory=list)
     changed_skus: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)  # newly stored, sensor readings included
+    # Each new ledger event with its SKU's state right after it, in arrival order (a late
+    # event's state re-folded at once, as if it came alone): decisions follow every state
+    # change, not only a batch's last one. Filled when ``Ledger.record_steps`` is set.
+    steps: list[tuple[Event, SkuState]] = field(default_factory=list)
+    before: dict[str, SkuState | None] = field(default_factory=dict)  # state before the batch
     rejections: list[Rejection] = field(default_factory=list)
 
     def add(self, other: IngestResult) -> None:
@@ -232,6 +237,8 @@ class Ledger:
         self.store_id = store_id
         self.safety_buffer = int(safety_buffer)
         self.bounds = bounds
+        # Fill ``IngestResult.steps`` and ``before`` (a decision layer asks; a copy per event).
+        self.record_steps = False
         self._lock = threading.RLock()
         self.health = StoreHealth()  # whether the last write failed (readiness, metrics)
         self._writer = self._claim()
@@ -586,6 +593,8 @@ class Ledger:
         positions: dict[str, list[int]] = {}
         refold: set[str] = set()
         conflicts: list[Conflict] = []
+        record = self.record_steps
+        steps, before = result.steps, result.before
         for seq, e in enumerate(new, seq0):
             if e.type not in LEDGER_TYPES:
                 continue
@@ -596,6 +605,8 @@ class Ledger:
                 # Folded in place (no copy per SKU per commit: ~8 % of ingest CPU); a rolled
                 # back transaction restores the touched SKUs from the stock table.
                 self._touched.append(sku)
+                if record:
+                    before[sku] = base.copy() if base is not None else None
                 s = working[sku] = base if base is not None else SkuState(sku)
                 positions[sku] = [seq]
             else:
@@ -605,19 +616,35 @@ class Ledger:
             ts = e.ts_us
             if ts > s.last_us or (ts == s.last_us and e.event_id > s.last_id):
                 apply(s, e.type, e.qty, ts, e.event_id, e.order_id, buffer, conflicts)
+                if record:
+                    steps.append((e, s.copy()))
+            elif record:
+                # The state right after this late event, as it would be arriving alone: the
+                # SKU re-folded from the log so far; later events of the batch go on from it.
+                self._report(conflicts, result, now_us)
+                s = working[sku] = self._refold(sku, positions[sku], result, now_us)
+                steps.append((e, s.copy()))
             else:
                 refold.add(sku)
-        conn = self._conn
-        if conflicts:
-            conn.executemany(_INSERT_CONFLICT, [(*c.row(), now_us) for c in conflicts])
-            result.conflicts.extend(conflicts)
+        self._report(conflicts, result, now_us)
         for sku in refold:
-            working[sku], found = self._fold_from_log(sku, positions[sku])
-            # A re-fold finds every conflict of the SKU's history again; report only new ones.
-            for c in found:
-                if conn.execute(_INSERT_CONFLICT, (*c.row(), now_us)).rowcount:
-                    result.conflicts.append(c)
+            working[sku] = self._refold(sku, positions[sku], result, now_us)
         return working, positions
+
+    def _report(self, conflicts: list[Conflict], result: IngestResult, now_us: int) -> None:
+        """Store and report the conflicts found in order so far (and forget them)."""
+        if conflicts:
+            self._conn.executemany(_INSERT_CONFLICT, [(*c.row(), now_us) for c in conflicts])
+            result.conflicts.extend(conflicts)
+            conflicts.clear()
+
+    def _refold(self, sku: str, added: list[int], result: IngestResult, now_us: int) -> SkuState:
+        state, found = self._fold_from_log(sku, added)
+        # A re-fold finds every conflict of the SKU's history again; report only new ones.
+        for c in found:
+            if self._conn.execute(_INSERT_CONFLICT, (*c.row(), now_us)).rowcount:
+                result.conflicts.append(c)
+        return state
 
     def _restore(self, skus: Iterable[str]) -> None:
         """After a failed write: the touched SKUs' in-memory state back to what is committed

@@ -1,7 +1,8 @@
 """The one schema of every message the gateway sends: MQTT payloads, API responses and docs/messages.md.
 
 Every outgoing message is JSON with a ``schema`` version, a unique ``message_id`` (consumers
-de-duplicate on it: delivery is at-least-once), ``kind``, ``store_id``, ``sku``, ``event_time`` (the
+de-duplicate on it: delivery is at-least-once; a decision's id is derived from what it decided,
+:func:`decision_id`, so it stays the same across gateway restarts), ``kind``, ``store_id``, ``sku``, ``event_time`` (the
 event time of what caused it), ``model_version`` and, for alerts, the numbers behind the decision.
 
 >>> from datetime import datetime, timezone
@@ -34,8 +35,33 @@ GZIP_MAGIC = b"\x1f\x8b"
 Evidence = dict[str, float | int | str | bool | None]
 
 
+DECISION_NAMESPACE = uuid.UUID("5b1c0f6e-3c39-4f5e-9a51-2f0d8e7c4a10")
+"""Fixed forever: changing it changes every decision's ``message_id``."""
+
+
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+def decision_id(store_id: str, kind: str, sku: str | None, epoch: str) -> str:
+    """The ``message_id`` of a decision: a UUID-5 of the store, the SKU, the decision's kind and
+    its epoch, so the same decision made again (after a restart, a rolled-back transaction, a
+    redelivered event) carries the same id and consumers de-duplicate it.
+
+    The epoch is what starts the decision: the ``event_id`` of the event whose state change
+    made it (for a stock-out, the event that took the SKU across the threshold; for a
+    replenishment trigger, the event that opened the order), or, for decisions no single event
+    made, the occasion (``close:<day>`` for a store day's close, ``bundle:<version>@<clock>``
+    for a bundle swap). Two episodes of one SKU start at different events, so they get
+    different ids.
+
+    >>> decision_id("S1", "stockout", "A", "e7") == decision_id("S1", "stockout", "A", "e7")
+    True
+    >>> decision_id("S1", "stockout", "A", "e7") == decision_id("S1", "stockout", "A", "e8")
+    False
+    """
+    key = json.dumps([store_id, kind, sku, epoch], ensure_ascii=True, separators=(",", ":"))
+    return str(uuid.uuid5(DECISION_NAMESPACE, key))
 
 
 def _now() -> datetime:
@@ -61,7 +87,10 @@ class Message(BaseModel):
     )
     kind: str = Field(description="message kind; also fixes the topic")
     message_id: str = Field(
-        default_factory=_new_id, description="unique id (UUID); consumers de-duplicate on it"
+        default_factory=_new_id,
+        description="unique id (UUID); consumers de-duplicate on it. A decision (alert, "
+        "conflict) keeps its id across gateway restarts: a UUID-5 of store, SKU, kind and the "
+        "event that started it (see decision_id)",
     )
     store_id: str = Field(description="the store whose gateway sent it")
     sku: str | None = Field(None, description="the SKU it is about (null for store-level kinds)")
@@ -215,6 +244,39 @@ class UplinkDeltas(Message):
     )
 
 
+def _decision_kind(m: Message) -> str:
+    """The kind part of a decision's identity: what was decided, finer than the topic where
+    one event can make two decisions of a topic (a theft and a shrink, two conflict rules)."""
+    if isinstance(m, AnomalyAlert):
+        return f"anomaly/{m.anomaly_type}"
+    if isinstance(m, ConflictMessage):
+        return f"conflict/{m.reason_codes[0] if m.reason_codes else m.rule}"
+    return m.kind
+
+
+def with_decision_ids(messages: list[Message], occasion: str | None = None) -> list[Message]:
+    """``messages`` with each decision (alert, conflict) under its :func:`decision_id`: the
+    epoch is its ``cause_event_id``, else ``occasion`` (what made the decisions without a
+    single cause, e.g. ``close:2026-01-07``), else its ``event_time`` (a detector's conclusion
+    at a time the events fix). Other kinds (state, uplink) keep their own id.
+
+    >>> a = StockoutAlert(store_id="S1", sku="A", model_version="m", probability=1.0,
+    ...                   cause_event_id="e7")
+    >>> [m.message_id for m in with_decision_ids([a], "x")] == [decision_id("S1", "stockout",
+    ...     "A", "e7")]
+    True
+    """
+    out = []
+    for m in messages:
+        if isinstance(m, Alert | ConflictMessage):
+            epoch = m.cause_event_id or occasion or f"at:{m.event_time}"
+            m = m.model_copy(
+                update={"message_id": decision_id(m.store_id, _decision_kind(m), m.sku, epoch)}
+            )
+        out.append(m)
+    return out
+
+
 KINDS: tuple[type[Message], ...] = (
     StockoutAlert,
     ReplenishmentAlert,
@@ -278,8 +340,13 @@ def consumer_docs(prefix: str = "shelfcast") -> str:
     """Markdown for consumers, generated from the models (docs/messages.md holds this text)."""
     lines = [
         f"Schema version {SCHEMA_VERSION}. Every message is compact JSON, published with QoS 1;",
-        "delivery is at-least-once, so de-duplicate on `message_id`. Messages about one SKU",
-        "arrive in the order the gateway decided them. Unknown fields may be added within a",
+        "delivery is at-least-once, so de-duplicate on `message_id`. A decision sent again after",
+        "a gateway restart carries the same id: a UUID-5 of store, SKU, kind and the event that",
+        "started it (for a stock-out the event that took the SKU across the threshold, for a",
+        "replenishment trigger the event that opened the order, `close:<day>` for a decision of",
+        "a store day's close); a new episode (stock back, then out again) gets a new id.",
+        "Messages about one SKU arrive in the order the gateway decided them. Unknown fields may",
+        "be added within a",
         "schema version: ignore them. Every field listed is always present (`null` where it",
         "does not apply); times are ISO-8601 with offset. The uplink (for the central system, over",
         "the WAN) is the same JSON gzip-compressed: payloads start with the bytes 1f 8b.",

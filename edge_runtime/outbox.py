@@ -44,8 +44,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE sent_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind, seq);
 """
+# A decision's id is derived from what it decided (``messages.decision_id``): one made again
+# (its events redelivered after a crash) is already here, sent or waiting, and is not repeated.
 _INSERT = (
-    "INSERT INTO outbox (message_id, kind, sku, topic, payload, retain, created_at) "
+    "INSERT OR IGNORE INTO outbox (message_id, kind, sku, topic, payload, retain, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps statements small
@@ -98,7 +100,8 @@ class Outbox:
     def put(
         self, messages: Iterable[Message], conn: sqlite3.Connection | None = None
     ) -> list[OutboxRow]:
-        """Store ``messages``; returns the rows (with their ``seq``) in publish order."""
+        """Store ``messages``; returns the rows (with their ``seq``) in publish order. A message
+        whose ``message_id`` is stored already is skipped (not returned)."""
         if conn is not None:  # the caller's transaction: its commit, its rollback
             return self._insert(conn.cursor(), messages)
         with write_transaction(self._conn):
@@ -111,6 +114,8 @@ class Outbox:
             topic = m.topic(self.prefix)
             payload = m.to_payload()
             cur.execute(_INSERT, (m.message_id, m.kind, m.sku, topic, payload, int(m.retain), now))
+            if cur.rowcount == 0:
+                continue  # the same decision is stored already
             rows.append(OutboxRow(cur.lastrowid, m.message_id, topic, payload, m.retain, m.sku))
         return rows
 

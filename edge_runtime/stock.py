@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from edge_runtime.confidence import confidence, updated_discrepancy
 
@@ -60,8 +61,12 @@ STATE_FIELDS = (
 )
 
 
+@lru_cache(maxsize=1 << 16)
 def iso_utc(ts_us: int | None) -> str | None:
-    """Microseconds since the epoch as ISO-8601 UTC (``None`` stays ``None``)."""
+    """Microseconds since the epoch as ISO-8601 UTC (``None`` stays ``None``).
+
+    Cached: every decided state change formats its SKU's last event and count times, and
+    events of one receipt or invoice share their time (formatting was ~10 % of a batch)."""
     if ts_us is None:
         return None
     return datetime.fromtimestamp(ts_us / 1_000_000, UTC).isoformat()

@@ -97,6 +97,7 @@ class StockoutMonitor:
         self.min_change = min_change
         self.hysteresis = hysteresis
         self._last: dict[str, float] = {}  # SKU -> last published probability (under alert)
+        self._changed: dict[str, float | None] = {}  # since take_changes(): None = cleared
 
     def update(self, skus: list[str], probabilities) -> MonitorUpdate:
         """Feed current probabilities for ``skus``; returns what to publish and what cleared."""
@@ -115,17 +116,36 @@ class StockoutMonitor:
             last = active.get(sku)
             if last is None:
                 if p >= self.threshold:
-                    active[sku] = p
+                    active[sku] = self._changed[sku] = p
                     out.published.append(sku)
                     out.published_index.append(i)
             elif p < self.threshold - self.hysteresis:
                 del active[sku]
+                self._changed[sku] = None
                 out.cleared.append(sku)
             elif abs(p - last) >= self.min_change:
-                active[sku] = p
+                active[sku] = self._changed[sku] = p
                 out.published.append(sku)
                 out.published_index.append(i)
         return out
+
+    def take_changes(self) -> dict[str, float | None]:
+        """SKUs whose alert state changed since the last call: the probability published, or
+        None where the alert cleared (what the gateway persists with the transaction)."""
+        changed, self._changed = self._changed, {}
+        return changed
+
+    def restore(self, under_alert: dict[str, float]) -> None:
+        """Resume exactly the alerts published before (a restart, a rolled-back transaction):
+        the SKUs under alert with their last published probability, no others.
+
+        >>> m = StockoutMonitor(threshold=0.5, min_change=0.2)
+        >>> m.restore({"x": 0.6})
+        >>> m.update(["x"], [0.7]).published  # the same episode, too small a move to repeat
+        []
+        """
+        self._last = dict(under_alert)
+        self._changed = {}
 
     def under_alert(self) -> dict[str, float]:
         """SKUs currently under alert with their last published probability."""

@@ -309,8 +309,7 @@ def replay_through_gateway(panel, run, frame, bundle: Path, settings, out: Path,
     gw = printer = pub = None
     try:
         gw = Gateway(cfg)
-        for batch in history:
-            gw.ingest(batch, "history")
+        gw.seed_history(history)  # nothing is sent about the past: its alerts would be stale
         say("4 edge", f"gateway seeded with {seeded:,} history events ({HISTORY_DAYS} days, "
             f"{gw.counters['day_closes']} day closes re-scored by the gateway)")  # fmt: skip
         gw.start()

@@ -150,3 +150,47 @@ def test_predictions_from_an_uploaded_bundle_score_the_ledgers_own_sales(tmp_pat
     assert got["atp"] == 100 - 20 + 1 + 1 and got["model_version"] == "col-1"
     assert got["stockout_probability"] < 1e-6
     assert missing.status_code == 404
+
+
+def test_predictions_are_served_right_after_a_bundle_swap_before_any_close(tmp_path):
+    """A new store: events of its first day only, so no day has closed. Right after the bundle
+    is installed the endpoint answers 200: each SKU the ledger knows is ``no_history`` (no
+    demand figures yet; an empty SKU is certain to be out), never 503 for the whole route."""
+    import io
+    import tarfile
+
+    from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
+    from tests.signed_bundles import public_key_env, signed_bundle
+    from tests.test_api_bundle import onnx_model
+
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state")}
+    gw = Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false", **public_key_env()}))
+    first = {"event_id": "r", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 5,
+             "event_time": "2026-01-05T09:00:00+01:00", "source": "wms"}  # fmt: skip
+    gw.ingest([first, {**first, "event_id": "rb", "sku": "B"},
+               {**first, "event_id": "sb", "sku": "B", "type": "sale", "source": "pos"}], "pos")  # fmt: skip
+    models = {"demand": column_model(index("mean_7"), len(names())),
+              "anomaly": onnx_model(len(ANOMALY_FEATURES), ["score"])}  # fmt: skip
+    root = signed_bundle(
+        tmp_path / "build" / "col-1", models, spec_dict(), {"model_version": "col-1"}
+    )
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(root, arcname=root.name)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with ApiServer(create_app(gw, ApiSettings(token=TOKEN))) as server:
+        swapped = httpx.put(server.url + "/v1/bundle", content=buf.getvalue(), headers=auth)
+        assert swapped.status_code == 200 and gw.forecasts is None  # nothing closed to score
+        one = httpx.get(server.url + "/v1/predictions/A")
+        batch = httpx.post(server.url + "/v1/predictions", json={"skus": ["B", "A", "nope"]})
+        missing = httpx.get(server.url + "/v1/predictions/nope")
+    gw.close()
+    assert one.status_code == 200 and batch.status_code == 200
+    a = one.json()
+    assert a["status"] == "no_history" and a["mean_daily"] is None and a["atp"] == 5.0
+    assert a["stockout_probability"] is None  # in stock, and no demand known yet
+    assert a["model_version"] == "col-1"
+    got = batch.json()
+    assert [i["sku"] for i in got["items"]] == ["B", "A"] and got["unknown_skus"] == ["nope"]
+    assert got["items"][0]["stockout_probability"] == 1.0  # B: 5 in, 5 sold
+    assert missing.status_code == 404

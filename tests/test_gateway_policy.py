@@ -96,5 +96,6 @@ def test_a_failing_policy_costs_alerts_never_events(tmp_path):
     with Gateway(cfg(tmp_path), policy=BrokenPolicy("S1")) as gw:
         result = gw.ingest([ev(0, "A", "receipt", 3), ev(1, "A", "sale", 3)], "api")
         assert result.accepted == 2 and gw.stock("A").on_hand == 0
-        assert gw.counters["policy_errors"] == 1 and gw.recent_messages() == []
+        # Decided (and failed) once per state change: the receipt, then the sale.
+        assert gw.counters["policy_errors"] == 2 and gw.recent_messages() == []
         assert gw.ledger.dead_letters() == []

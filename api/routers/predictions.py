@@ -33,7 +33,12 @@ def _score(runtime, metrics, what: str, skus: list[str], horizon: float):
 def predict_one(
     sku: SkuPath, runtime: RuntimeDep, metrics: MetricsDep, horizon_days: Horizon = DEFAULT_HORIZON_DAYS
 ) -> Forecast:
-    """Forecast of daily demand over the horizon and the probability of a stock-out in it."""
+    """Forecast of daily demand over the horizon and the probability of a stock-out in it.
+
+    Served from the moment a model bundle is in use: a SKU the ledger knows that no store day's
+    close has scored yet answers 200 with ``status`` ``no_history`` (no demand figures; stock-out
+    probability 1 at ATP zero). 404: neither the ledger nor the model knows the SKU; 503: no
+    bundle is loaded (the rules decide)."""
     items, unknown = _score(runtime, metrics, "single", [sku], horizon_days)
     if unknown or not items:
         raise HTTPException(404, f"SKU {sku!r} is unknown to the ledger and the model")
@@ -49,6 +54,7 @@ def predict_one(
 def predict_batch(
     request: PredictionRequest, runtime: RuntimeDep, metrics: MetricsDep
 ) -> PredictionBatch:
-    """Forecasts for up to 1,000 SKUs scored in one batch; unknown SKUs are listed apart."""
+    """Forecasts for up to 1,000 SKUs scored in one batch; unknown SKUs are listed apart, SKUs
+    without a closed day yet are items with ``status`` ``no_history``."""
     items, unknown = _score(runtime, metrics, "batch", request.skus, request.horizon_days)
     return PredictionBatch(items=[Forecast(**i) for i in items], unknown_skus=unknown)
