@@ -31,7 +31,10 @@ def _score(runtime, metrics, what: str, skus: list[str], horizon: float):
 
 @router.get("/{sku:path}", response_model=Forecast, responses=responses(404), summary="one SKU")
 def predict_one(
-    sku: SkuPath, runtime: RuntimeDep, metrics: MetricsDep, horizon_days: Horizon = DEFAULT_HORIZON_DAYS
+    sku: SkuPath,
+    runtime: RuntimeDep,
+    metrics: MetricsDep,
+    horizon_days: Horizon = DEFAULT_HORIZON_DAYS,
 ) -> Forecast:
     """Forecast of daily demand over the horizon and the probability of a stock-out in it.
 
