@@ -107,13 +107,29 @@ def column_model(column: int, width: int) -> bytes:
     return model.SerializeToString()
 
 
-def test_predictions_from_an_uploaded_bundle_score_the_ledgers_own_sales(tmp_path):
+def column_bundle_archive(tmp_path) -> bytes:
+    """A signed ``.tar.gz`` bundle whose demand model forecasts the SKU's last 7 days' mean."""
     import io
     import tarfile
 
     from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
-    from tests.signed_bundles import public_key_env, signed_bundle
+    from tests.signed_bundles import signed_bundle
     from tests.test_api_bundle import onnx_model
+
+    models = {"demand": column_model(index("mean_7"), len(names())),
+              "anomaly": onnx_model(len(ANOMALY_FEATURES), ["score"])}  # fmt: skip
+    root = signed_bundle(
+        tmp_path / "build" / "col-1", models, spec_dict(), {"model_version": "col-1"}
+    )
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(root, arcname=root.name)
+    return buf.getvalue()
+
+
+def test_predictions_from_an_uploaded_bundle_score_the_ledgers_own_sales(tmp_path):
+
+    from tests.signed_bundles import public_key_env
 
     env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state"),
            **public_key_env()}  # fmt: skip
@@ -126,20 +142,12 @@ def test_predictions_from_an_uploaded_bundle_score_the_ledgers_own_sales(tmp_pat
     events += [{**events[0], "event_id": "ret", "type": "return", "qty": 1, "event_time": day(9)},
                {**events[0], "event_id": "today", "type": "receipt", "qty": 1, "event_time": day(11)}]  # fmt: skip
     assert gw.ingest(events, "seed").accepted == len(events)
-    models = {"demand": column_model(index("mean_7"), len(names())),
-              "anomaly": onnx_model(len(ANOMALY_FEATURES), ["score"])}  # fmt: skip
-    root = signed_bundle(
-        tmp_path / "build" / "col-1", models, spec_dict(), {"model_version": "col-1"}
-    )
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(root, arcname=root.name)
+    archive = column_bundle_archive(tmp_path)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with ApiServer(create_app(gw, ApiSettings(token=TOKEN))) as server:
         assert httpx.get(server.url + "/v1/predictions/A").status_code == 503  # no bundle yet
         assert (
-            httpx.put(server.url + "/v1/bundle", content=buf.getvalue(), headers=auth).status_code
-            == 200
+            httpx.put(server.url + "/v1/bundle", content=archive, headers=auth).status_code == 200
         )
         got = httpx.get(server.url + "/v1/predictions/A", params={"horizon_days": 2}).json()
         missing = httpx.get(server.url + "/v1/predictions/NOPE")
@@ -156,12 +164,8 @@ def test_predictions_are_served_right_after_a_bundle_swap_before_any_close(tmp_p
     """A new store: events of its first day only, so no day has closed. Right after the bundle
     is installed the endpoint answers 200: each SKU the ledger knows is ``no_history`` (no
     demand figures yet; an empty SKU is certain to be out), never 503 for the whole route."""
-    import io
-    import tarfile
 
-    from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
-    from tests.signed_bundles import public_key_env, signed_bundle
-    from tests.test_api_bundle import onnx_model
+    from tests.signed_bundles import public_key_env
 
     env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state")}
     gw = Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false", **public_key_env()}))
@@ -169,17 +173,10 @@ def test_predictions_are_served_right_after_a_bundle_swap_before_any_close(tmp_p
              "event_time": "2026-01-05T09:00:00+01:00", "source": "wms"}  # fmt: skip
     gw.ingest([first, {**first, "event_id": "rb", "sku": "B"},
                {**first, "event_id": "sb", "sku": "B", "type": "sale", "source": "pos"}], "pos")  # fmt: skip
-    models = {"demand": column_model(index("mean_7"), len(names())),
-              "anomaly": onnx_model(len(ANOMALY_FEATURES), ["score"])}  # fmt: skip
-    root = signed_bundle(
-        tmp_path / "build" / "col-1", models, spec_dict(), {"model_version": "col-1"}
-    )
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(root, arcname=root.name)
+    archive = column_bundle_archive(tmp_path)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with ApiServer(create_app(gw, ApiSettings(token=TOKEN))) as server:
-        swapped = httpx.put(server.url + "/v1/bundle", content=buf.getvalue(), headers=auth)
+        swapped = httpx.put(server.url + "/v1/bundle", content=archive, headers=auth)
         assert swapped.status_code == 200 and gw.forecasts is None  # nothing closed to score
         one = httpx.get(server.url + "/v1/predictions/A")
         batch = httpx.post(server.url + "/v1/predictions", json={"skus": ["B", "A", "nope"]})
