@@ -45,6 +45,7 @@ from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
 from edge_runtime.day_close import DayCloseModel
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
+from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES, Rejection
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
@@ -69,6 +70,8 @@ GROUP_MAX_EVENTS = min(
 ALONE_BYTES = 64 * 1024  # bigger payloads are ingested on their own (size limits apply)
 _ID_CHUNK = 900
 RAW_KEEP = 1024
+SNAPSHOT_EVERY_EVENTS = 100_000  # derived-state snapshot after this many events ...
+SNAPSHOT_EVERY_S = 60.0  # ... or this long after the last one, if anything was logged since
 
 
 def _decoded(payload: Any) -> Any:
@@ -141,8 +144,10 @@ class Gateway:
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
-        # Daily net sales per SKU, from here on kept from ingested events (the model's input).
-        self.sales = DailySales.from_ledger(self.ledger.connection)
+        # Daily net sales per SKU, from here on kept from ingested events (the model's input):
+        # from the last snapshot plus the log after it, else from the whole log.
+        self._restored_correction = None
+        self.sales = self._startup_sales()
         self._sales_moved = False  # a day closed inside the open transaction
         self._staged = False  # the open transaction's decisions touched in-memory state
         self._rebuild_pending = False  # a rollback's rebuild failed too: retried before ingest
@@ -163,6 +168,7 @@ class Gateway:
         self._backlog = True  # rows from before a restart or an outage wait in SQLite
         self._last_uplink = time.monotonic()
         self._acked: list[int] = []  # outbox seqs acknowledged, not yet marked sent
+        self._snapshot_at = time.monotonic()
         self._last_mark = 0.0
         self.counters = {
             "ingested": 0,
@@ -176,6 +182,48 @@ class Gateway:
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
+
+    @property
+    def derived_path(self) -> Path:
+        return Path(self.cfg.gateway.state_dir) / "derived.pickle"
+
+    def _startup_sales(self) -> DailySales:
+        """The sales series from the derived-state snapshot when it holds for this log (the
+        events after it are read), else rebuilt from the log."""
+        snap = load_derived(self.derived_path, self.ledger.ledger_id)
+        if snap is not None and self.ledger.holds(snap.upto, snap.last_id):
+            n = snap.sales.catch_up(self.ledger.connection, snap.upto)
+            self._restored_correction = snap.correction
+            self._snapshot_upto = snap.upto
+            log.info("sales series from the snapshot at %d, %d later events", snap.upto, n)
+            return snap.sales
+        self._snapshot_upto = 0
+        return DailySales.from_ledger(self.ledger.connection)
+
+    def _snapshot_blob(self, force: bool = False) -> tuple[int, bytes] | None:
+        """Under the lock: the derived state as bytes when a snapshot is due (``force``: any
+        change since the last), else None. Never while a rolled-back batch's memory waits to be
+        rebuilt (it would save state no commit holds)."""
+        upto, last_id = self.ledger.position()
+        new = upto - self._snapshot_upto
+        due = new >= SNAPSHOT_EVERY_EVENTS or (
+            new > 0 and (force or time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_S)
+        )
+        if not due or self._rebuild_pending:
+            return None
+        correction = self.model.correction if self.model is not None else None
+        snap = DerivedSnapshot(self.ledger.ledger_id, upto, last_id, self.sales, correction)
+        return upto, dump_derived(snap)
+
+    def _maybe_snapshot(self, force: bool = False) -> None:
+        """Save the derived state (and the ledger's lookups) when due; written outside the lock."""
+        with self._lock:
+            taken = self._snapshot_blob(force)
+        if taken is None:
+            return
+        upto, blob = taken
+        write_derived(self.derived_path, blob)
+        self._snapshot_upto, self._snapshot_at = upto, time.monotonic()
 
     def _prime(self) -> None:
         """Policy levels and uplink baseline from the ledger as it is (after a restart)."""
@@ -231,7 +279,7 @@ class Gateway:
 
     def _model_for(self, bundle: Bundle) -> DayCloseModel:
         m = self.cfg.model
-        keep = self.model.correction if self.model is not None else None
+        keep = self.model.correction if self.model is not None else self._restored_correction
         return DayCloseModel(
             bundle, m.forecast_days, m.scoring_threads, correction=keep,
             buffer_every_days=m.buffer_every_days,
@@ -385,7 +433,7 @@ class Gateway:
             self.model.correction = pickle.loads(self._correction_before)
         self.count_watch.rollback()
         self.shelf_watch = self.shelf_watch.fresh()
-        self.sales = DailySales.from_ledger(self.ledger.connection)
+        self.sales = self._startup_sales()
         if self._own_policy:
             self.policy = _policy_from(self.cfg)
         if self.model is not None:
@@ -651,6 +699,7 @@ class Gateway:
             try:
                 self._pump()
                 self._maybe_flush_uplink()
+                self._maybe_snapshot()
             except Exception:
                 log.exception("publishing failed; rows stay in the outbox")
                 self._backlog = True
@@ -697,6 +746,10 @@ class Gateway:
                 self.counters["sent"] += self.outbox.mark_sent(self._acked)
                 self._acked = []
             t.stop()
+        try:
+            self._maybe_snapshot(force=True)
+        except OSError:  # only a slower next start
+            log.exception("derived-state snapshot at close failed")
         self.ledger.close()
         self.outbox.close()
 
