@@ -635,6 +635,8 @@ class Gateway:
         if t is None:
             return
         self._acked.extend(t.take_acked())  # frees window room before publishing
+        if t.broker_dropped is not None:  # upstream losses, for /metrics (see edge_runtime.mqtt)
+            self.counters["broker_dropped"] = t.broker_dropped
         if t.connected:
             self._publish_fresh_or_backlog(fresh, WINDOW - t.inflight)
         else:
