@@ -169,6 +169,7 @@ class Gateway:
         self._last_uplink = time.monotonic()
         self._acked: list[int] = []  # outbox seqs acknowledged, not yet marked sent
         self._snapshot_at = time.monotonic()
+        self._snapshot_ok = True  # False after a failed write: then at most one try a minute
         self._last_mark = 0.0
         self.counters = {
             "ingested": 0,
@@ -206,9 +207,8 @@ class Gateway:
         rebuilt (it would save state no commit holds)."""
         upto, last_id = self.ledger.position()
         new = upto - self._snapshot_upto
-        due = new >= SNAPSHOT_EVERY_EVENTS or (
-            new > 0 and (force or time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_S)
-        )
+        waited = time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_S
+        due = new > 0 and (force or waited or (new >= SNAPSHOT_EVERY_EVENTS and self._snapshot_ok))
         if not due or self._rebuild_pending:
             return None
         correction = self.model.correction if self.model is not None else None
@@ -222,8 +222,14 @@ class Gateway:
         if taken is None:
             return
         upto, blob = taken
-        write_derived(self.derived_path, blob)
+        try:
+            write_derived(self.derived_path, blob)
+        except OSError as err:  # a full disk: only a slower next start; retried a minute on
+            log.warning("derived-state snapshot not written (%s); retried in 60 s", err)
+            self._snapshot_at, self._snapshot_ok = time.monotonic(), False
+            return
         self._snapshot_upto, self._snapshot_at = upto, time.monotonic()
+        self._snapshot_ok = True
 
     def _prime(self) -> None:
         """Policy levels and uplink baseline from the ledger as it is (after a restart)."""
@@ -748,10 +754,7 @@ class Gateway:
                 self.counters["sent"] += self.outbox.mark_sent(self._acked)
                 self._acked = []
             t.stop()
-        try:
-            self._maybe_snapshot(force=True)
-        except OSError:  # only a slower next start
-            log.exception("derived-state snapshot at close failed")
+        self._maybe_snapshot(force=True)
         self.ledger.close()
         self.outbox.close()
 

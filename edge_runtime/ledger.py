@@ -219,6 +219,7 @@ class Ledger:
         buffer_changed = self._check_meta()
         self.index_path = self.path.with_name(self.path.name + ".index.npz")
         self._index_lock = threading.Lock()  # one snapshot writer at a time
+        self._index_retry_at = 0.0  # after a failed write (a full disk), not before this
         self._ids = EventIds()
         self._seqs: dict[str, array] = {}
         self._next_seq = 1
@@ -342,8 +343,15 @@ class Ledger:
             self._indexed_upto = upto
 
     def _index_if_due(self) -> None:
-        if self._next_seq - 1 - self._indexed_upto >= INDEX_EVERY:
+        if self._next_seq - 1 - self._indexed_upto < INDEX_EVERY:
+            return
+        if time.monotonic() < self._index_retry_at:
+            return
+        try:
             self.write_index()
+        except OSError as err:  # a full disk: only a slower next start
+            log.warning("ledger index snapshot not written (%s); retried in 60 s", err)
+            self._index_retry_at = time.monotonic() + 60.0
 
     def _refold_all(self) -> None:
         """Reservation grants depend on the buffer: re-fold everything under the new one."""
