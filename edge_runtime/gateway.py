@@ -72,6 +72,7 @@ _ID_CHUNK = 900
 RAW_KEEP = 1024
 SNAPSHOT_EVERY_EVENTS = 100_000  # derived-state snapshot after this many events ...
 SNAPSHOT_EVERY_S = 60.0  # ... or this long after the last one, if anything was logged since
+SNAPSHOT_TAIL_AT_START = 20_000  # a start that read this many events after it saves a new one
 
 
 def _decoded(payload: Any) -> Any:
@@ -196,9 +197,11 @@ class Gateway:
             n = snap.sales.catch_up(self.ledger.connection, snap.upto)
             self._restored_correction = snap.correction
             self._snapshot_upto = snap.upto
+            # After a run of crashes each start would otherwise read a longer tail than the last.
+            self._snapshot_soon = n >= SNAPSHOT_TAIL_AT_START
             log.info("sales series from the snapshot at %d, %d later events", snap.upto, n)
             return snap.sales
-        self._snapshot_upto = 0
+        self._snapshot_upto, self._snapshot_soon = 0, True  # none: saved once the worker runs
         return DailySales.from_ledger(self.ledger.connection)
 
     def _snapshot_blob(self, force: bool = False) -> tuple[int, bytes] | None:
@@ -208,7 +211,10 @@ class Gateway:
         upto, last_id = self.ledger.position()
         new = upto - self._snapshot_upto
         waited = time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_S
-        due = new > 0 and (force or waited or (new >= SNAPSHOT_EVERY_EVENTS and self._snapshot_ok))
+        # The start's own snapshot waits for the first commit: consuming comes first.
+        soon = self._snapshot_soon and self.counters["ingested"] > 0
+        many = new >= SNAPSHOT_EVERY_EVENTS or soon
+        due = new > 0 and (force or waited or (many and self._snapshot_ok))
         if not due or self._rebuild_pending:
             return None
         correction = self.model.correction if self.model is not None else None
@@ -229,7 +235,7 @@ class Gateway:
             self._snapshot_at, self._snapshot_ok = time.monotonic(), False
             return
         self._snapshot_upto, self._snapshot_at = upto, time.monotonic()
-        self._snapshot_ok = True
+        self._snapshot_ok, self._snapshot_soon = True, False
 
     def _prime(self) -> None:
         """Policy levels and uplink baseline from the ledger as it is (after a restart)."""

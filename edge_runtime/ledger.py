@@ -107,6 +107,9 @@ _INSERT_DEAD = (
 _FOLD_ROWS = "SELECT type, qty, ts_us, event_id, order_id FROM events WHERE seq IN ({})"
 _ID_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 INDEX_EVERY = 100_000  # events logged since the last index snapshot before the next is written
+# An open that had to read at least this many events after the snapshot writes a new one at
+# once: after a run of crashes each start would otherwise read a longer tail than the last.
+INDEX_TAIL_AT_OPEN = 20_000
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +237,8 @@ class Ledger:
         self._touched: list[str] = []  # SKUs folded in place by the open transaction
         self._checkpointer = _Checkpointer(self.path, after=self._index_if_due)
         self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
-        if self._next_seq - 1 - self._indexed_upto >= INDEX_EVERY:
-            self._checkpointer.nudge()  # a long log was read: snapshot it before the next start
+        # A long tail was read: snapshot after the next commit (not now: the start comes first).
+        self._index_soon = self._next_seq - 1 - self._indexed_upto >= INDEX_TAIL_AT_OPEN
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -341,9 +344,10 @@ class Ledger:
                 self.index_path, IndexSnapshot(self.ledger_id, upto, last_id, hi, lo, positions)
             )
             self._indexed_upto = upto
+            self._index_soon = False
 
     def _index_if_due(self) -> None:
-        if self._next_seq - 1 - self._indexed_upto < INDEX_EVERY:
+        if not self._index_soon and self._next_seq - 1 - self._indexed_upto < INDEX_EVERY:
             return
         if time.monotonic() < self._index_retry_at:
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
+import time
 
 import numpy as np
 
@@ -117,3 +118,39 @@ def test_gateway_restores_sales_from_a_snapshot_and_the_log_after_it(tmp_path, c
     gw.close()
     assert rebuilt["closed"] == expected["closed"]
     assert np.allclose(rebuilt["history"], expected["history"], equal_nan=True)
+
+
+def test_a_start_that_read_a_long_tail_saves_new_snapshots(tmp_path, monkeypatch):
+    import edge_runtime.gateway as gateway_module
+    import edge_runtime.ledger as ledger_module
+    from edge_runtime.derived_snapshot import load_derived
+    from edge_runtime.ledger_index import load_index
+
+    monkeypatch.setattr(gateway_module, "SNAPSHOT_TAIL_AT_START", 30)
+    monkeypatch.setattr(ledger_module, "INDEX_TAIL_AT_OPEN", 30)
+    state = tmp_path / "state"
+    gw = gateway(state)
+    gw.ingest(events(DAYS[0], 0))
+    gw.close()
+    saved = {n: (state / n).read_bytes() for n in ("derived.pickle", "ledger.sqlite.index.npz")}
+    gw = gateway(state)
+    gw.ingest(events(DAYS[1], 40))  # 40 events the old snapshots do not cover
+    gw.close()
+    for name, data in saved.items():  # as after a kill -9
+        (state / name).write_bytes(data)
+    gw = gateway(state).start()  # the worker writes snapshots; no close() before the checks
+    try:
+        gw.ingest(events(DAYS[1], 80, 1))
+        ledger_id = gw.ledger.ledger_id
+
+        def saved_at() -> tuple[int, int]:
+            derived = load_derived(gw.derived_path, ledger_id)
+            index = load_index(gw.ledger.index_path, ledger_id)
+            return (derived.upto if derived else 0, index.upto if index else 0)
+
+        deadline = time.monotonic() + 10
+        while saved_at() != (81, 81) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert saved_at() == (81, 81)
+    finally:
+        gw.close()
