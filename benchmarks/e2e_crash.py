@@ -47,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -164,6 +165,28 @@ def write_events(events: list[dict], path: Path) -> Path:
 
 
 # ---- the gateway -----------------------------------------------------------------------------
+
+
+def provision_session(port: int) -> None:
+    """Create the gateway's persistent session (its client id, its events subscription), as a
+    store's installation does before the tills send: until a session exists, the broker queues
+    nothing for the gateway, so events sent during its very first start would be lost."""
+    import paho.mqtt.client as mqtt
+
+    from edge_runtime.config import load_config
+
+    cfg = load_config(env={"SHELFCAST_STORE_ID": STORE})
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+                         clean_session=False)  # fmt: skip
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.subscribe(f"{PREFIX}/{STORE}/events/+", qos=1)
+    if not subscribed.wait(10):
+        raise SystemExit("could not create the gateway's session on the broker")
+    client.disconnect()
+    client.loop_stop()
 
 
 def spawn_gateway(state: Path, port: int, log_file: Path) -> subprocess.Popen:
@@ -314,6 +337,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         live = stream(args.history, n_live)
         tills_out = work / "tills.json"
         stop_tills = mp.Event()
+        provision_session(broker.port)
         t = time.time()
         gw = spawn_gateway(state, broker.port, log_file)
         tills = mp.Process(target=_tills_main, args=(broker.port, str(write_events(
