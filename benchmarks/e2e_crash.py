@@ -351,17 +351,15 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         startup: list[dict] = []
         during_startup = 0
         for k in range(args.kills):
-            early = k % 5 == 4  # every fifth kill lands in start-up
-            if early:
-                time.sleep(rng.uniform(0.0, 1.0))
-            else:
-                time.sleep(rng.uniform(0.5, 3.0))
+            early = k % 5 == 4  # every fifth kill lands in start-up (its restart did not wait)
+            time.sleep(rng.uniform(0.0, 1.0) if early else rng.uniform(0.5, 3.0))
             gw.send_signal(signal.SIGKILL)
             gw.wait(30)
             if spawned:
                 spawned[-1][1] = time.time()
             during_startup += early
-            gw, first = restart(state, broker.port, log_file, spawned, wait=not early)
+            next_early = (k + 1) % 5 == 4 and k + 1 < args.kills
+            gw, first = restart(state, broker.port, log_file, spawned, wait=not next_early)
             startup.append(first)
         time.sleep(2.0)
         stop_tills.set()
