@@ -48,7 +48,7 @@ from edge_runtime.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES, Rejection
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
-from edge_runtime.heap import freeze_startup_heap, return_free_memory
+from edge_runtime.heap import freeze_startup_heap
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.messages import Message
 from edge_runtime.mqtt import MqttTransport
@@ -236,8 +236,6 @@ class Gateway:
             return
         self._snapshot_upto, self._snapshot_at = upto, time.monotonic()
         self._snapshot_ok, self._snapshot_soon = True, False
-        del blob
-        return_free_memory()  # the snapshot's buffers, kept by glibc otherwise (RSS high-water)
 
     def _prime(self) -> None:
         """Policy levels and uplink baseline from the ledger as it is (after a restart)."""

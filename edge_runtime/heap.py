@@ -1,5 +1,4 @@
-"""Keep the garbage collector's full passes short in a long-running gateway process, and hand
-memory freed after big temporary buffers back to the system.
+"""Keep the garbage collector's full passes short in a long-running gateway process.
 
 Why: the gateway imports River, which pulls in pandas, SciPy and scikit-learn; with the ledger,
 bundle and per-SKU state that is about 160,000 objects the collector tracks. Each full (oldest
@@ -19,7 +18,6 @@ True
 
 from __future__ import annotations
 
-import ctypes
 import gc
 
 
@@ -29,21 +27,3 @@ def freeze_startup_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
-
-
-def return_free_memory() -> bool:
-    """Hand the memory glibc keeps after frees back to the system (``malloc_trim``); False where
-    the C library has no such call (musl, macOS).
-
-    Why: the gateway's periodic snapshots allocate and free buffers of tens of megabytes; glibc
-    then raises its mmap threshold and keeps such buffers in its heap, so the process's RSS stays
-    at its high-water mark. Trimming right after a snapshot costs about a millisecond.
-
-    >>> isinstance(return_free_memory(), bool)
-    True
-    """
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    return bool(trim(0))
