@@ -18,6 +18,7 @@ import argparse
 import ctypes
 import json
 import multiprocessing as mp
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -155,15 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cache = build(1_000_000)
     state = tempfile.mkdtemp(prefix="memory-bench-")
-    result = _in_child(_ingest_main, str(cache / "ledger.sqlite"), state, args.events)
-    live = live_events(1_000_000, 40_000) if args.events == 1_000_000 else []
-    result |= _in_child(_restart_main, state, live)
-    # The same restart as before the snapshots existed: everything rebuilt from the log.
-    for name in ("derived.pickle", "ledger.sqlite.index.npz"):
-        (Path(state) / name).unlink(missing_ok=True)
-    result["rss_mb_after_restart_without_snapshots"] = _in_child(_restart_main, state, [])[
-        "rss_mb_after_restart"
-    ]
+    try:
+        result = _in_child(_ingest_main, str(cache / "ledger.sqlite"), state, args.events)
+        live = live_events(1_000_000, 40_000) if args.events == 1_000_000 else []
+        result |= _in_child(_restart_main, state, live)
+        # The same restart as before the snapshots existed: everything rebuilt from the log.
+        for name in ("derived.pickle", "ledger.sqlite.index.npz"):
+            (Path(state) / name).unlink(missing_ok=True)
+        again = _in_child(_restart_main, state, [])
+        result["rss_mb_after_restart_without_snapshots"] = again["rss_mb_after_restart"]
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
