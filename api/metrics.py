@@ -83,6 +83,13 @@ class _Collector(Collector):
                 "messages waiting in the durable outbox",
                 stats["outbox_depth"],
             )
+        if stats.get("broker_dropped") is not None:
+            yield GaugeMetricFamily(
+                "shelfcast_broker_dropped_messages",
+                "messages the MQTT broker dropped since it started (a session queue was full; "
+                "$SYS/broker/publish/messages/dropped)",
+                stats["broker_dropped"],
+            )
 
 
 class ApiMetrics:

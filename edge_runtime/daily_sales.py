@@ -231,3 +231,17 @@ class DailySales:
             for day, sku, kind, qty, price in rows
         )
         return sales
+
+    def catch_up(self, conn: sqlite3.Connection, after_seq: int, chunk: int = 5000) -> int:
+        """Observe the events logged after position ``after_seq`` (a snapshot's), in log order
+        as they were committed; returns how many were read. Days they close are closed here
+        (the online correction does not learn from them: it learns again from the next close)."""
+        cur = conn.execute(
+            "SELECT sku, type, qty, event_time, unit_price FROM events WHERE seq > ? ORDER BY seq",
+            (after_seq,),
+        )
+        n = 0
+        while rows := cur.fetchmany(chunk):
+            self.observe([SaleEvent(*r) for r in rows])
+            n += len(rows)
+        return n

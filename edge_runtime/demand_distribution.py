@@ -25,7 +25,6 @@ Everything is vectorised over SKUs (numpy arrays in, arrays out).
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 Z90 = 1.2815515655446004  # standard normal 0.9 quantile
 _MIN_EXCESS = 1e-6  # variance must exceed the mean for a negative binomial
@@ -46,6 +45,8 @@ def variance_from_median(mean: np.ndarray, p50: np.ndarray, iterations: int = 40
     largest ``r`` with ``P(D <= floor(p50)) >= 0.5`` is found by bisection on ``log r``
     (vectorised); where even Poisson satisfies it the Poisson variance is returned.
     """
+    from scipy import special  # on first use: SciPy costs ~0.5 s of a gateway's start-up
+
     m = np.maximum(np.asarray(mean, dtype=np.float64), 1e-12)
     k = np.floor(np.maximum(np.asarray(p50, dtype=np.float64), 0.0)) + 1.0
     lo = np.full(m.shape, np.log(1e-4))  # very dispersed: median 0, condition holds
@@ -90,6 +91,8 @@ def prob_at_least(total_mean: np.ndarray, total_var: np.ndarray, k: np.ndarray) 
 
     ``k <= 0`` gives 1 (already out); zero expected demand gives 0 for any ``k >= 1``.
     """
+    from scipy import special  # on first use: SciPy costs ~0.5 s of a gateway's start-up
+
     total_mean = np.asarray(total_mean, dtype=np.float64)
     k = np.ceil(np.asarray(k, dtype=np.float64))
     r, p = _nb_params(total_mean, np.asarray(total_var, dtype=np.float64))

@@ -90,6 +90,16 @@ class EventIds:
         order = np.lexsort((lo, hi))
         self._hi, self._lo = _distinct(hi[order], lo[order])
 
+    def folded(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every id as sorted digests (the recent ones folded first): what a snapshot stores."""
+        self.compact()
+        return self._hi, self._lo
+
+    def restore(self, hi: np.ndarray, lo: np.ndarray) -> None:
+        """Start from digests :meth:`folded` returned (the ids of a snapshot)."""
+        self._hi, self._lo = hi.astype(np.uint64, copy=False), lo.astype(np.uint64, copy=False)
+        self._recent = set()
+
     def compact(self) -> None:
         """Fold every recent id into the sorted digest arrays (one linear insert)."""
         if not self._recent:

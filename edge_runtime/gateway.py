@@ -48,6 +48,7 @@ from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
 from edge_runtime.day_close import DayCloseModel
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
+from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
@@ -72,6 +73,10 @@ GROUP_MAX_EVENTS = min(
     5000, MAX_EVENTS_PER_PAYLOAD
 )  # events per ledger transaction on the MQTT path
 _ID_CHUNK = 900
+RAW_KEEP = 1024
+SNAPSHOT_EVERY_EVENTS = 100_000  # derived-state snapshot after this many events ...
+SNAPSHOT_EVERY_S = 60.0  # ... or this long after the last one, if anything was logged since
+SNAPSHOT_TAIL_AT_START = 20_000  # a start that read this many events after it saves a new one
 
 
 MARK_EVERY_S = 0.05
@@ -151,8 +156,10 @@ class Gateway:
         self.episodes = AlertEpisodes(self.ledger.connection)
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
-        # Daily net sales per SKU, from here on kept from ingested events (the model's input).
-        self.sales = DailySales.from_ledger(self.ledger.connection)
+        # Daily net sales per SKU, from here on kept from ingested events (the model's input):
+        # from the last snapshot plus the log after it, else from the whole log.
+        self._restored_correction = None
+        self.sales = self._startup_sales()
         self._sales_moved = False  # a day closed inside the open transaction
         self._staged = False  # the open transaction's decisions touched in-memory state
         self._rebuild_pending = False  # a rollback's rebuild failed too: retried before ingest
@@ -177,6 +184,8 @@ class Gateway:
         self._retry_s = 0.0  # pause before retrying them (and marks), doubling
         self._retry_at = 0.0
         self._store_problem: str | None = None  # the ledger refused a write; not yet resolved
+        self._snapshot_at = time.monotonic()
+        self._snapshot_ok = True  # False after a failed write: then at most one try a minute
         self._last_mark = 0.0
         self.counters = {
             "ingested": 0,
@@ -190,6 +199,58 @@ class Gateway:
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
+
+    @property
+    def derived_path(self) -> Path:
+        return Path(self.cfg.gateway.state_dir) / "derived.pickle"
+
+    def _startup_sales(self) -> DailySales:
+        """The sales series from the derived-state snapshot when it holds for this log (the
+        events after it are read), else rebuilt from the log."""
+        snap = load_derived(self.derived_path, self.ledger.ledger_id)
+        if snap is not None and self.ledger.holds(snap.upto, snap.last_id):
+            n = snap.sales.catch_up(self.ledger.connection, snap.upto)
+            self._restored_correction = snap.correction
+            self._snapshot_upto = snap.upto
+            # After a run of crashes each start would otherwise read a longer tail than the last.
+            self._snapshot_soon = n >= SNAPSHOT_TAIL_AT_START
+            log.info("sales series from the snapshot at %d, %d later events", snap.upto, n)
+            return snap.sales
+        self._snapshot_upto, self._snapshot_soon = 0, True  # none: saved once the worker runs
+        return DailySales.from_ledger(self.ledger.connection)
+
+    def _snapshot_blob(self, force: bool = False) -> tuple[int, bytes] | None:
+        """Under the lock: the derived state as bytes when a snapshot is due (``force``: any
+        change since the last), else None. Never while a rolled-back batch's memory waits to be
+        rebuilt (it would save state no commit holds)."""
+        upto, last_id = self.ledger.position()
+        new = upto - self._snapshot_upto
+        waited = time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_S
+        # The start's own snapshot waits for the first commit: consuming comes first.
+        soon = self._snapshot_soon and self.counters["ingested"] > 0
+        many = new >= SNAPSHOT_EVERY_EVENTS or soon
+        due = new > 0 and (force or waited or (many and self._snapshot_ok))
+        if not due or self._rebuild_pending:
+            return None
+        correction = self.model.correction if self.model is not None else None
+        snap = DerivedSnapshot(self.ledger.ledger_id, upto, last_id, self.sales, correction)
+        return upto, dump_derived(snap)
+
+    def _maybe_snapshot(self, force: bool = False) -> None:
+        """Save the derived state (and the ledger's lookups) when due; written outside the lock."""
+        with self._lock:
+            taken = self._snapshot_blob(force)
+        if taken is None:
+            return
+        upto, blob = taken
+        try:
+            write_derived(self.derived_path, blob)
+        except OSError as err:  # a full disk: only a slower next start; retried a minute on
+            log.warning("derived-state snapshot not written (%s); retried in 60 s", err)
+            self._snapshot_at, self._snapshot_ok = time.monotonic(), False
+            return
+        self._snapshot_upto, self._snapshot_at = upto, time.monotonic()
+        self._snapshot_ok, self._snapshot_soon = True, False
 
     def _prime(self) -> None:
         """Policy levels and uplink baseline from the ledger as it is (after a restart), and
@@ -253,7 +314,7 @@ class Gateway:
 
     def _model_for(self, bundle: Bundle) -> DayCloseModel:
         m = self.cfg.model
-        keep = self.model.correction if self.model is not None else None
+        keep = self.model.correction if self.model is not None else self._restored_correction
         return DayCloseModel(
             bundle, m.forecast_days, m.scoring_threads, correction=keep,
             buffer_every_days=m.buffer_every_days,
@@ -457,7 +518,7 @@ class Gateway:
             self.model.correction = pickle.loads(self._correction_before)
         self.count_watch.rollback()
         self.shelf_watch = self.shelf_watch.fresh()
-        self.sales = DailySales.from_ledger(self.ledger.connection)
+        self.sales = self._startup_sales()
         self._reset_decisions()
         self._correction_before = None
         self._rebuild_pending = False
@@ -748,6 +809,8 @@ class Gateway:
         if t is None:
             return
         self._acked.extend(t.take_acked())  # frees window room before publishing
+        if t.broker_dropped is not None:  # upstream losses, for /metrics (see edge_runtime.mqtt)
+            self.counters["broker_dropped"] = t.broker_dropped
         if t.connected:
             self._publish_fresh_or_backlog(fresh, WINDOW - t.inflight)
         else:
@@ -809,6 +872,7 @@ class Gateway:
             try:
                 self._pump()
                 self._maybe_flush_uplink()
+                self._maybe_snapshot()
             except StoreError as err:
                 self._store_failed(err, "outgoing messages wait in memory and in the outbox")
             except Exception:
@@ -896,6 +960,7 @@ class Gateway:
             except StoreError as err:  # the disk refuses: these rows are sent again after restart
                 log.warning("outgoing messages not all flushed or marked at close: %s", err)
             t.stop()
+        self._maybe_snapshot(force=True)
         self.ledger.close()
         self.outbox.close()
 

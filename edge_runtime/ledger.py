@@ -42,6 +42,7 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,12 +50,11 @@ from pathlib import Path
 
 from edge_runtime.event_ids import EventIds
 from edge_runtime.events import LEDGER_TYPES, Event, Rejection, parse_events, raw_text
+from edge_runtime.ledger_index import IndexSnapshot, load_index, save_index
 from edge_runtime.plausibility import DEFAULT, Plausibility
 from edge_runtime.stock import STATE_FIELDS, Conflict, SkuState, StockState, apply, fold, iso_utc
 from edge_runtime.store_failure import StoreError, StoreHealth, is_store_failure, write_transaction
 from edge_runtime.writer_lock import WriterLock, WriterLockHeld
-
-log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 
@@ -119,6 +119,12 @@ _SEQ_CONTENT = f"SELECT event_id, {', '.join(_CONTENT)} FROM events WHERE seq IN
 _REUSE_WINDOW = 8192  # log rows searched first for a repeated id: a redelivery is recent
 REUSED = "event_id reused with different content"
 _ID_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
+INDEX_EVERY = 100_000  # events logged since the last index snapshot before the next is written
+# An open that had to read at least this many events after the snapshot writes a new one at
+# once: after a run of crashes each start would otherwise read a longer tail than the last.
+INDEX_TAIL_AT_OPEN = 20_000
+
+log = logging.getLogger(__name__)
 
 
 class _Checkpointer:
@@ -130,7 +136,8 @@ class _Checkpointer:
     the writer; durability does not depend on it (a committed transaction is in the WAL).
     """
 
-    def __init__(self, path: Path, every_s: float = 0.5):
+    def __init__(self, path: Path, every_s: float = 0.5, after: Callable[[], None] | None = None):
+        self._after = after  # more background work after a checkpoint (the index snapshot)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._wake = threading.Event()
@@ -151,6 +158,11 @@ class _Checkpointer:
             # Busy or closing: the next nudge retries; nothing is lost meanwhile.
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if self._after is not None:
+                try:
+                    self._after()
+                except Exception:  # a missing snapshot only slows the next start
+                    log.exception("background ledger work failed")
             if self._stop.wait(self._every_s):  # at most two checkpoints a second
                 return
 
@@ -291,11 +303,15 @@ class Ledger:
             self._conn.execute(f"PRAGMA {pragma}")
         self._conn.executescript(_SCHEMA)
         buffer_changed = self._check_meta()
+        self.index_path = self.path.with_name(self.path.name + ".index.npz")
+        self._index_lock = threading.Lock()  # one snapshot writer at a time
+        self._index_retry_at = 0.0  # after a failed write (a full disk), not before this
         self._ids = EventIds()
         self._seqs: dict[str, array] = {}
         self._next_seq = 1
         self._reuse_hint = 0  # log position near which the last repeated ids were found
-        self._load_log()
+        self._last_id = ""  # event id at seq _next_seq - 1
+        self._indexed_upto = self._load_log()
         if buffer_changed:
             self._refold_all()
         self._states: dict[str, SkuState] = {
@@ -304,6 +320,10 @@ class Ledger:
         self._clock_us = max((s.last_us for s in self._states.values()), default=0)
         self._touched: list[str] = []  # SKUs folded in place by the open transaction
         self._unrestored: set[str] = set()  # touched by a failed write, not yet read back
+        self._checkpointer = _Checkpointer(self.path, after=self._index_if_due)
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
+        # A long tail was read: snapshot after the next commit (not now: the start comes first).
+        self._index_soon = self._next_seq - 1 - self._indexed_upto >= INDEX_TAIL_AT_OPEN
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -321,8 +341,10 @@ class Ledger:
                         ("schema", SCHEMA_VERSION),
                         ("store_id", self.store_id),
                         ("safety_buffer", str(self.safety_buffer)),
+                        ("ledger_id", uuid.uuid4().hex),
                     ],
                 )
+            self.ledger_id = self._ledger_id()
             return False
         if meta.get("store_id") != self.store_id:
             raise LedgerError(
@@ -332,17 +354,38 @@ class Ledger:
         if meta.get("schema") != SCHEMA_VERSION:
             raise LedgerError(f"{self.path} has ledger schema {meta.get('schema')!r}, "
                               f"this code reads {SCHEMA_VERSION!r}")  # fmt: skip
+        self.ledger_id = self._ledger_id()
         return meta.get("safety_buffer") != str(self.safety_buffer)
 
-    def _load_log(self) -> None:
-        """One pass over the log: the event ids and each SKU's log positions."""
+    def _ledger_id(self) -> str:
+        """This file's identity (what snapshots are checked against); added to older files."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()
+        if row is not None:
+            return row[0]
+        with self._conn:
+            self._conn.execute("INSERT INTO meta VALUES ('ledger_id', ?)", (uuid.uuid4().hex,))
+        return self._ledger_id()
+
+    def _load_log(self) -> int:
+        """The event ids and each SKU's log positions: from the index snapshot when it holds
+        for this log, plus one pass over the events logged after it. Returns the position the
+        loaded snapshot covers (0: none)."""
+        snap = load_index(self.index_path, self.ledger_id)
+        if snap is not None and not self.holds(snap.upto, snap.last_id):
+            log.warning("ledger index %s does not match the log; rebuilt", self.index_path)
+            snap = None
+        upto = 0
+        if snap is not None:
+            self._ids.restore(snap.hi, snap.lo)
+            self._seqs = snap.positions
+            upto, self._last_id = snap.upto, snap.last_id
         seqs = self._seqs
-        last = 0
+        last = upto
 
         def ids():
             nonlocal last
             for seq, event_id, sku, kind in self._conn.execute(
-                "SELECT seq, event_id, sku, type FROM events ORDER BY seq"
+                "SELECT seq, event_id, sku, type FROM events WHERE seq > ? ORDER BY seq", (upto,)
             ):
                 if kind in LEDGER_TYPES:
                     positions = seqs.get(sku)
@@ -350,10 +393,54 @@ class Ledger:
                         positions = seqs[sku] = array("q")
                     positions.append(seq)
                 last = seq
+                self._last_id = event_id
                 yield event_id
 
-        self._ids.load(ids())
+        if snap is None:
+            self._ids.load(ids())
+        else:
+            self._ids.update(ids(), unseen=True)
         self._next_seq = last + 1
+        return upto
+
+    def holds(self, seq: int, event_id: str) -> bool:
+        """Is ``event_id`` the event logged at ``seq`` (position 0 holds before any event)?"""
+        if seq == 0:
+            return event_id == ""
+        row = self._conn.execute("SELECT event_id FROM events WHERE seq = ?", (seq,)).fetchone()
+        return row is not None and row[0] == event_id
+
+    def position(self) -> tuple[int, str]:
+        """The last committed log position and the id of its event ((0, "") when empty)."""
+        with self._lock:
+            return self._next_seq - 1, self._last_id
+
+    def write_index(self) -> None:
+        """Snapshot the in-memory lookups at the current position (see ``ledger_index``):
+        copied under the lock, written outside it."""
+        with self._index_lock:
+            with self._lock:
+                upto, last_id = self._next_seq - 1, self._last_id
+                if upto == self._indexed_upto:
+                    return
+                hi, lo = self._ids.folded()  # never mutated in place: no copy needed
+                positions = {k: array("q", v) for k, v in self._seqs.items()}
+            save_index(
+                self.index_path, IndexSnapshot(self.ledger_id, upto, last_id, hi, lo, positions)
+            )
+            self._indexed_upto = upto
+            self._index_soon = False
+
+    def _index_if_due(self) -> None:
+        if not self._index_soon and self._next_seq - 1 - self._indexed_upto < INDEX_EVERY:
+            return
+        if time.monotonic() < self._index_retry_at:
+            return
+        try:
+            self.write_index()
+        except OSError as err:  # a full disk: only a slower next start
+            log.warning("ledger index snapshot not written (%s); retried in 60 s", err)
+            self._index_retry_at = time.monotonic() + 60.0
 
     def _refold_all(self) -> None:
         """Reservation grants depend on the buffer: re-fold everything under the new one."""
@@ -778,8 +865,10 @@ class Ledger:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
+        self._checkpointer.stop()
+        with contextlib.suppress(OSError, sqlite3.Error):  # only a slower next start
+            self.write_index()
         with self._lock:
-            self._checkpointer.stop()
             self._conn.close()
             self._writer.release()
 

@@ -217,6 +217,11 @@ class GatewayState(Message):
     )
     version: str | None = Field(None, description="shelfcast version of the gateway")
     outbox_depth: int | None = Field(None, description="messages waiting to be sent")
+    broker_dropped: int | None = Field(
+        None,
+        description="messages the broker reports it dropped since it started (queue limits "
+        "reached, for any client: see docs/operations.md); null until the broker says",
+    )
 
 
 DELTA_COLUMNS = ("sku", "d_on_hand", "d_reserved", "on_hand", "atp", "events")

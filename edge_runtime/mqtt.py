@@ -17,6 +17,10 @@
   :attr:`MqttTransport.problem` says why the broker is unreachable (readiness reports it).
 - Degraded: :meth:`set_problems` turns the retained state into ``degraded`` with what is down
   (e.g. the ledger refusing writes while the disk is full), and back to ``online``.
+- Upstream drops: the broker's ``$SYS/broker/publish/messages/dropped`` (messages it dropped
+  because a session's queue was full) is watched; when it is non-zero or rises, a warning is
+  logged, :attr:`MqttTransport.broker_dropped` holds it and the retained state says it. Events
+  dropped by the broker never reach the gateway: this is the only way it can tell.
 
 >>> from edge_runtime.config import load_config
 >>> t = MqttTransport(load_config(env={"SHELFCAST_STORE_ID": "S1"}), on_payload=print)
@@ -36,6 +40,7 @@ from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
 
+from edge_runtime.broker_config import DROPPED_TOPIC
 from edge_runtime.config import GatewayConfig
 from edge_runtime.messages import GatewayState
 from edge_runtime.outbox import OutboxRow
@@ -101,6 +106,7 @@ class MqttTransport:
         self.failed_attempts = 0  # connection attempts failed since the last success
         self._problem = f"connecting to broker {m.host}:{m.port}"
         self._problems: list[str] = []  # what the retained state says is down
+        self.broker_dropped: int | None = None  # the broker's count, as last reported
         self.client = self._make_client(cfg)
 
     def _make_client(self, cfg: GatewayConfig) -> mqtt.Client:
@@ -154,7 +160,8 @@ class MqttTransport:
             self._problem = f"broker {m.host}:{m.port} refused the connection: {reason_code}"
             log.error("%s", self._problem)
             return
-        client.subscribe(self.events_topic, qos=1)
+        # One SUBSCRIBE, so its SUBACK says whether the events subscription is in place.
+        client.subscribe([(self.events_topic, 1), (DROPPED_TOPIC, 0)])
         self._publish_state()
         self.connects += 1
         if self.failed_attempts:
@@ -167,10 +174,12 @@ class MqttTransport:
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         # Ready only once the broker has the subscription: on a new session, events published
         # between CONNACK and SUBACK would otherwise never reach the gateway.
-        if any(rc.is_failure for rc in reason_codes):
-            self._problem = f"broker refused the events subscription: {reason_codes}"
+        if reason_codes[0].is_failure:
+            self._problem = f"broker refused the events subscription: {reason_codes[0]}"
             log.error("%s", self._problem)
             return
+        if len(reason_codes) > 1 and reason_codes[1].is_failure:
+            log.warning("broker refused %s: messages it drops will go unnoticed", DROPPED_TOPIC)
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -183,8 +192,28 @@ class MqttTransport:
         log.warning("%s; reconnecting with backoff", self._problem)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == DROPPED_TOPIC:
+            self._on_dropped(msg.payload)
+            return
         source = msg.topic.rsplit("/", 1)[-1]
         self._on_payload(msg.payload, source, msg.mid, msg.qos)
+
+    def _on_dropped(self, payload: bytes) -> None:
+        try:
+            dropped = int(payload)
+        except ValueError:
+            return
+        before, self.broker_dropped = self.broker_dropped, dropped
+        if dropped > (before or 0):
+            log.warning(
+                "the broker has dropped %d message(s) since it started (%+d): a session queue "
+                "was full; events sent while the gateway was away may be lost (raise "
+                "max_queued_messages / max_queued_bytes, see docs/operations.md)",
+                dropped, dropped - (before or 0),
+            )  # fmt: skip
+        if dropped != before:
+            self._state_args["broker_dropped"] = dropped
+            self._publish_state()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._acked.append(mid)  # deque.append is atomic; resolved on the publishing thread

@@ -27,7 +27,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from river import anomaly, compose, linear_model, optim, preprocessing, stats
+from river import stats
+
+# River's anomaly, linear-model and pipeline modules (SciPy and the tree learners behind them)
+# are imported by the classes that use them: the gateway's start-up, which only needs
+# ``LevelCorrection``, would otherwise spend about a second importing them before it connects.
 
 
 class ForecastCorrection(Protocol):
@@ -127,6 +131,8 @@ class OnlineCorrection:
         self.clip = clip
         self._ewm: dict[str, stats.EWMean] = {}
         self._seen: dict[str, int] = {}
+        from river import linear_model, optim
+
         self.model = linear_model.LinearRegression(
             optimizer=optim.SGD(lr), intercept_lr=lr * 0.1, l2=0.0, loss=optim.losses.Huber(1.0)
         )
@@ -192,6 +198,8 @@ class OnlineAnomaly:
     """
 
     def __init__(self, seed: int = 0, n_trees: int = 25, height: int = 8, window_size: int = 250):
+        from river import anomaly, compose, preprocessing
+
         self.model = compose.Pipeline(
             preprocessing.MinMaxScaler(),
             anomaly.HalfSpaceTrees(

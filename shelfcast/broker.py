@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from edge_runtime.broker_config import local_conf
+
 
 def mosquitto_path() -> str | None:
     """The ``mosquitto`` binary, also where Debian puts it off ``PATH`` (``/usr/sbin``)."""
@@ -73,16 +75,8 @@ class EmbeddedBroker:
     def _start_mosquitto(self, binary: str, timeout: float) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         conf = self.work_dir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            "max_queued_messages 0",
-            "persistence false",
-            f"log_dest file {self.work_dir / 'mosquitto.log'}",
-        ]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        conf.write_text("\n".join(lines) + "\n")
+        # The broker settings a store runs (edge_runtime/mosquitto.conf), on loopback.
+        conf.write_text(local_conf(self.port, self.work_dir, extra=["allow_anonymous true"]))
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

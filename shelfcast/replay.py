@@ -92,15 +92,16 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def online_retail_events(
-    country: str = "United Kingdom",
+    country: str | None = "United Kingdom",
     store_id: str = "UK",
     limit: int | None = None,
     restock: bool = False,
 ) -> list[dict]:
-    """Events of one country of Online Retail II at their real timestamps (see module doc);
-    ``limit`` keeps the first events by event time."""
+    """Events of one country of Online Retail II (``None``: every country, pooled as one store)
+    at their real timestamps (see module doc); ``limit`` keeps the first events by event time."""
     raw = pd.read_parquet(require(ONLINE_RETAIL))
-    raw = raw[raw["Country"] == country]
+    if country is not None:
+        raw = raw[raw["Country"] == country]
     if raw.empty:
         raise ValueError(f"no Online Retail lines for country {country!r}")
     code = raw["StockCode"].astype(str)

@@ -7,8 +7,9 @@
 
 With ``tls=True`` it makes a self-signed CA and a server certificate for ``localhost`` /
 ``127.0.0.1`` (and a client certificate, required when ``require_client_cert=True``) with the
-``cryptography`` package, and listens with TLS only. Persistence is on, so a restart keeps
-persistent sessions and their queued QoS 1 messages, as a production broker would.
+``cryptography`` package, and listens with TLS only. The broker runs the shipped settings
+(``edge_runtime/mosquitto.conf``: persistence on, queue limits, inflight window), so a restart
+keeps persistent sessions and their queued QoS 1 messages, as a store's broker would.
 
 Fixtures: ``mosquitto`` (plain), ``mosquitto_tls`` (TLS, client certificate required).
 """
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from edge_runtime.broker_config import local_conf
 
 
 def mosquitto_binary() -> str | None:
@@ -158,6 +161,7 @@ class Mosquitto:
         require_client_cert: bool = False,
         persistence: bool = True,
         users: dict[str, str] | None = None,
+        overrides: dict[str, str] | None = None,
     ):
         binary = mosquitto_binary()
         if binary is None:
@@ -170,42 +174,35 @@ class Mosquitto:
         self.require_client_cert = require_client_cert
         self.persistence = persistence
         self.users = users or {}
+        self.overrides = overrides or {}  # shipped settings a test changes (e.g. a small queue)
         self.proc: subprocess.Popen | None = None
         self.conf = self.work_dir / "mosquitto.conf"
         self.log = self.work_dir / "mosquitto.log"
         self._write_conf()
 
     def _write_conf(self) -> None:
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            f"allow_anonymous {'false' if self.users else 'true'}",
-            # Keep everything a persistent session queues (the default caps at 1000).
-            "max_queued_messages 0",
-            "max_inflight_messages 0",
-            f"persistence {'true' if self.persistence else 'false'}",
-            f"persistence_location {self.work_dir}/",
-            "autosave_interval 1",
-            f"log_dest file {self.log}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-        ]
+        # The shipped broker settings (edge_runtime/mosquitto.conf): tests run the product's
+        # queue limits; saved every second so a restart in a test keeps what was queued.
+        overrides = {"autosave_interval": "1"}
+        if not self.persistence:
+            overrides["persistence"] = "false"
+        extra = [f"allow_anonymous {'false' if self.users else 'true'}"]
         if self.users:
             passwd = self.work_dir / "passwd"
             passwd.write_text("")
             for user, password in self.users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True)
-            lines.append(f"password_file {passwd}")
-        if os.geteuid() == 0:
-            lines.append("user root")  # else it drops to `mosquitto` and cannot write work_dir
+            extra.append(f"password_file {passwd}")
         if self.tls:
-            lines += [
+            extra += [
                 f"cafile {self.tls.ca_file}",
                 f"certfile {self.tls.server_cert}",
                 f"keyfile {self.tls.server_key}",
                 f"require_certificate {'true' if self.require_client_cert else 'false'}",
             ]
-        self.conf.write_text("\n".join(lines) + "\n")
+        self.conf.write_text(
+            local_conf(self.port, self.work_dir, overrides=overrides | self.overrides, extra=extra)
+        )
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
         self.proc = subprocess.Popen(
