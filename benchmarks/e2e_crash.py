@@ -30,6 +30,11 @@ Figures (top-level JSON keys):
   lands in start-up; the others come 0.5-3 s after the restarted gateway's first commit.
   ``restart_cpu_to_first_ack_s``: the CPU seconds the process used until then (a figure that
   does not depend on what else the machine runs; the wall time does).
+- ``second_gateway_started`` (goal false): a second ``shelfcast run`` on the running gateway's
+  state directory; ``second_gateway_message`` is the one line it printed.
+- ``disk_full_lost``, ``verify_mismatch_skus_after_disk_full``: the full-disk episode of
+  ``benchmarks/disk_full.py`` (a small tmpfs this script mounts and removes, under a running
+  gateway over the same broker settings, with ``--disk-full-events`` real events).
 """
 
 from __future__ import annotations
@@ -299,6 +304,46 @@ def alert_reissues(received: list[dict]) -> tuple[int, int, str]:
     )
 
 
+def second_gateway(state: Path, port: int, log_file: Path) -> dict:
+    """A second gateway on the running one's state directory must refuse to start, saying why
+    in one line, and leave the directory alone."""
+    other = spawn_gateway(state, port, log_file)
+    try:
+        code = other.wait(60)
+    except subprocess.TimeoutExpired:
+        other.kill()
+        other.wait(30)
+        code = None
+    lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()]
+    return {
+        "second_gateway_started": code is None,
+        "second_gateway_exit_code": code,
+        "second_gateway_message": lines[-1][:300] if lines else None,
+    }
+
+
+def disk_full_figures(events: int, stall_s: float) -> dict:
+    """The full-disk episode of ``benchmarks/disk_full.py`` (a small tmpfs under a running
+    gateway over the same shipped broker settings), with its real Online Retail II events."""
+    if os.geteuid() != 0:
+        return {"disk_full_lost": None, "disk_full_note": "needs root to mount a tmpfs"}
+    from benchmarks.disk_full import STORE as DISK_STORE
+    from benchmarks.disk_full import episode
+    from shelfcast.replay import online_retail_events
+
+    real = online_retail_events("United Kingdom", DISK_STORE, limit=events, restock=True)
+    with tempfile.TemporaryDirectory(prefix="e2e-disk-full-") as tmp:
+        figures = episode(real, Path(tmp), stall_s)
+    return {
+        "disk_full_lost": figures["disk_full_lost"],
+        "verify_mismatch_skus_after_disk_full": figures["verify_mismatch_skus_after_disk_full"],
+        "verify_mismatch_skus_during_disk_full": figures["verify_mismatch_skus_during_disk_full"],
+        "disk_full_dead_letters": figures["dead_letters"],
+        "disk_full_resumed_in_s": figures["resumed_in_s"],
+        "disk_full_events": figures["events"],
+    }
+
+
 def machine() -> dict:
     return {
         "cpus": os.cpu_count(),
@@ -347,6 +392,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         if not wait_until(lambda: all(p.exists() for p in snapshots), 300):
             raise SystemExit(f"gateway did not start; see {log_file}")
         result["first_start_without_snapshots_s"] = round(time.time() - t, 1)
+        result.update(second_gateway(state, broker.port, work / "second-gateway.log"))
         spawned: list[list[float]] = []
         startup: list[dict] = []
         during_startup = 0
@@ -455,6 +501,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         broker_settings="edge_runtime/mosquitto.conf (shipped), on loopback",
         policy="rules (no model bundle)",
     )
+    print("full-disk episode ...", file=sys.stderr)
+    result.update(disk_full_figures(args.disk_full_events, args.disk_full_stall_s))
     return result
 
 
@@ -469,6 +517,12 @@ def table(r: dict) -> str:
         ("restart to first commit, median / max (s)", f"{first['median']} / {first['max']}"),
         ("CPU s of a restart to first commit, median / max", f"{cpu['median']} / {cpu['max']}"),
         ("full-path events/s draining a backlog", r["full_path_events_per_s"]),
+        ("second gateway on the same state directory started", r["second_gateway_started"]),
+        ("events lost in the full-disk episode", r["disk_full_lost"]),
+        (
+            "SKUs failing verify() after the full disk",
+            r.get("verify_mismatch_skus_after_disk_full"),
+        ),
     ]
     return "\n".join(["| figure | value |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)])
 
@@ -482,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int)
     parser.add_argument("--history", type=int, default=1_000_000, help="events of history")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--disk-full-events", type=int, default=40_000, help="real events of the full-disk episode"
+    )
+    parser.add_argument(
+        "--disk-full-stall-s", type=float, default=5.0, help="seconds the disk stays full"
+    )
     args = parser.parse_args(argv)
     args.kills = args.kills or (5 if args.quick else 20)
     args.backlog = args.backlog or (10_000 if args.quick else 30_000)
