@@ -259,8 +259,6 @@ class Ledger:
         except BaseException:
             self._writer.release()
             raise
-        self._checkpointer = _Checkpointer(self.path)
-        self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
 
     def _claim(self) -> WriterLock:
         """The state directory, checked, and this process's writer lock on the ledger."""
@@ -576,6 +574,8 @@ class Ledger:
     def _advance(self, new, seq0, working, positions) -> None:
         """Only after COMMIT does the in-memory side move on."""
         self._next_seq = seq0 + len(new)
+        if new:
+            self._last_id = new[-1].event_id
         self._ids.update((e.event_id for e in new), unseen=True)
         seqs = self._seqs
         for sku, added in positions.items():
