@@ -105,6 +105,17 @@ def test_sales_beside_the_forecast_per_day(served):
     assert too_many.status_code == 422 and too_many.json()["where"] == ["query.days"]
 
 
+def test_sales_view_of_a_sku_no_close_has_scored_says_so(served):
+    """A SKU first seen today has sales but no forecast yet (``status: no_history``)."""
+    url, gw = served
+    assert gw.ingest([ev("rc", "C", "receipt", 4, 11, 8), ev("sc", "C", "sale", 1, 11, 9)]).accepted
+    view = httpx.get(url + "/v1/sales/C", headers=AUTH)
+    assert view.status_code == 200, view.text
+    body = view.json()
+    assert body["forecast"] == [] and body["outlook"] is None
+    assert "no forecast for SKU 'C'" in body["forecast_problem"]
+
+
 class Frames:
     """Server-sent events read from a real connection in a background thread.
 

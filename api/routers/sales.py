@@ -63,7 +63,7 @@ def daily_forecast(
     the total over ``h`` days less the total over ``h - 1`` is day ``h``'s own value.
     """
     items, _ = runtime.forecast([sku], 1.0)
-    if not items:
+    if not items or items[0]["mean_daily"] is None:  # unknown, or no close has scored it yet
         return [], None
     scored = items[0]["scored_days"] or 1
     out, mean_before, p90_before = [], 0.0, 0.0
