@@ -74,7 +74,6 @@ def hourly_shares(
     instock = ~np.asarray(out, bool)
     if days is not None:
         instock = instock & np.asarray(days, bool)[None, :, None]
-    s, _, h = sales.shape
     onehot = np.eye(WEEKDAYS)[np.asarray(weekday)]  # [day, weekday]
     total = np.einsum("sdh,dw->swh", np.where(instock, sales, 0.0), onehot)
     count = np.einsum("sdh,dw->swh", instock.astype(float), onehot)
