@@ -11,7 +11,7 @@ Three views:
 
 - :func:`load_hourly`: the :class:`HourlyPanel` (optionally a reproducible sample of series);
 - :func:`daily_frame`: the canonical long daily history (``store_id, sku, date, units, promo,
-  event``) plus ``stockout_hours`` (trading hours 6-22 out of stock) for any shelfcast pipeline;
+  event``) plus ``stockout_hours`` (trading hours 6-21 out of stock) for any shelfcast pipeline;
 - :func:`availability_labels`: long hourly frame ``store_id, sku, date, hour, sales,
   out_of_stock``, the ground truth stock-out predictions are scored against.
 
@@ -39,8 +39,8 @@ from shelfcast.data_dir import require
 
 DAILY = "freshretailnet/daily.parquet"
 HOURS = 24
-# The retailer's stock-out count column covers hours 6..22; the trading day we score on.
-TRADING_HOURS = range(6, 23)
+# The hours the publisher's ``stock_hour6_22_cnt`` counts (6..21): the trading day we score on.
+TRADING_HOURS = range(6, 22)
 _KEY_COLUMNS = ["city_id", "store_id", "third_category_id", "product_id", "dt"]
 _DAY_COLUMNS = ["discount", "activity_flag", "holiday_flag"]
 _LIST_COLUMNS = ["hours_sale", "hours_stock_status"]

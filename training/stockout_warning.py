@@ -183,8 +183,11 @@ def to_onnx(model, n_features: int) -> bytes:
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
 
+    from models.demand import float32_thresholds
+
+    # ONNX stores split thresholds as float32: snap them so no split flips after export.
     onx = convert_lightgbm(
-        model,
+        float32_thresholds(model.booster_),
         initial_types=[("features", FloatTensorType([None, n_features]))],
         target_opset=15,
         zipmap=False,
