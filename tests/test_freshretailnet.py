@@ -90,7 +90,7 @@ def test_a_missing_day_is_refused(real_rows, tmp_path):
 
 def test_missing_data_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("SHELFCAST_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataMissingError, match="freshretailnet/daily.parquet does not exist"):
+    with pytest.raises(DataMissingError, match=r"freshretailnet/daily\.parquet does not exist"):
         load_dataset("freshretailnet")
 
 
