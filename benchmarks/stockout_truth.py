@@ -1,6 +1,7 @@
 """Stock-out predictions scored against real stock-outs (FreshRetailNet-50K's hourly flags).
 
-Two parts, on a reproducible random sample of series (stated in the output):
+Two parts, on reproducible random samples (stated in the output): whole stores for the warning
+(a gateway sees all of its store's SKUs), series for forecast accuracy.
 
 1. The 4-hour warning: rows are series in stock at a complete hour 6..18; label = out of stock
    in any of the next 4 hours. A LightGBM classifier on :mod:`feature_store.intraday` features
@@ -117,12 +118,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--quick", action="store_true", help="small samples: under 5 minutes")
-    ap.add_argument("--series", type=int, help="series sampled for the warning model")
+    ap.add_argument("--stores", type=int, help="stores (all their SKUs) for the warning model")
     ap.add_argument("--forecast-series", type=int, help="series sampled for forecast accuracy")
     ap.add_argument("--test-days", type=int, default=14)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    n_warn = args.series or (600 if args.quick else 3000)
+    n_stores = args.stores or (12 if args.quick else 60)
     n_fc = args.forecast_series or (150 if args.quick else 2000)
     trees = 120 if args.quick else 300
     t0 = time.perf_counter()
@@ -130,8 +131,9 @@ def main(argv=None) -> int:
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.0f}s] {msg}", file=sys.stderr, flush=True)
 
-    say(f"loading {n_warn} series for the warning model")
-    panel = load_hourly(series=n_warn, seed=args.seed)
+    say(f"loading every series of {n_stores} stores for the warning model")
+    panel = load_hourly(stores=n_stores, seed=args.seed)
+    n_warn = panel.n_series
     warn = warning_figures(panel, args.test_days, trees, say)
     del panel
     say(f"forecast accuracy on {n_fc} series")
@@ -149,6 +151,7 @@ def main(argv=None) -> int:
         "brier_4h": warn["brier"],
         "median_lead_hours": warn["alerts"]["median_lead_hours"],
         "alerts_per_store_day": warn["alerts"]["alerts_per_store_day"],
+        "alerts_per_sku_day": warn["alerts"]["alerts_per_sku_day"],
         "rmsse_with_recovery": acc["rmsse_daily"][RECOVERED],
         "rmsse_without_recovery": acc["rmsse_daily"][OBSERVED],
         "rmsse_best_peer": acc["rmsse_daily"][best_peer] if best_peer else None,
@@ -160,6 +163,7 @@ def main(argv=None) -> int:
         "data": {
             "file": "freshretailnet/daily.parquet",
             "span": [str(fpanel.dates[0]), str(fpanel.dates[-1])],
+            "warning_stores": n_stores,
             "warning_series": n_warn,
             "forecast_series": n_fc,
             "seed": args.seed,

@@ -68,6 +68,8 @@ def test_sample_is_reproducible_and_a_subset(fixture_file):
     a, b = load_hourly(fixture_file, series=5, seed=3), load_hourly(fixture_file, series=5, seed=3)
     assert a.keys == b.keys and len(a.keys) == 5
     assert set(a.keys) <= set(load_hourly(fixture_file).keys)
+    one = load_hourly(fixture_file, stores=1, seed=0)
+    assert len(set(one.store.tolist())) == 1 and one.n_series == 6  # the whole store
 
 
 def test_daily_frame_is_canonical_and_labels_are_hourly(fixture_file):

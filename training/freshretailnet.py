@@ -96,10 +96,14 @@ def _list_values(table, column: str, rows: np.ndarray, n_days: int) -> np.ndarra
 
 
 def load_hourly(
-    path: str | os.PathLike[str] | None = None, series: int | None = None, seed: int = 0
+    path: str | os.PathLike[str] | None = None,
+    series: int | None = None,
+    seed: int = 0,
+    stores: int | None = None,
 ) -> HourlyPanel:
     """The hourly panel of the data set (``path`` overrides the data dir's file); ``series``
-    keeps a reproducible random sample of that many series (all when ``None``)."""
+    keeps a reproducible random sample of that many series, ``stores`` every series of that
+    many random stores (as a gateway sees its whole store); all series when neither is given."""
     import pyarrow.parquet as pq
 
     source = path or require(DAILY)
@@ -119,7 +123,11 @@ def load_hourly(
     expected = start + np.arange(n_days)
     if not (day[rows] == expected).all() or not (store[rows] == store[rows[:, :1]]).all():
         raise FreshRetailNetError(f"{source}: a series misses a day or repeats one")
-    if series is not None and series < n_series:
+    if stores is not None:
+        ids = np.unique(store)
+        pick = np.random.default_rng(seed).choice(ids, min(stores, len(ids)), replace=False)
+        rows = rows[np.isin(store[rows[:, 0]], pick)]
+    elif series is not None and series < n_series:
         pick = np.sort(np.random.default_rng(seed).choice(n_series, series, replace=False))
         rows = rows[pick]
     first = rows[:, 0]

@@ -143,7 +143,8 @@ def alert_scores(rows: WarningRows, p: np.ndarray, threshold: float, stores: np.
     """Precision and recall at ``threshold``; alerts as the gateway raises them (once per
     episode: a series-day alerts at its first hour over the threshold, the rest of that day is
     the same episode); lead = hours from that first alert to the first stock-out hour after it,
-    for alerts that came true; alerts per store-day over the store-days scored."""
+    for alerts that came true; alerts per store-day over the store-days scored (which depends on
+    how many of a store's SKUs the sample holds: ``skus_per_store_day``) and per SKU-day."""
     alert = p >= threshold
     y = rows.y.astype(bool)
     tp = (alert & y).sum()
@@ -165,6 +166,8 @@ def alert_scores(rows: WarningRows, p: np.ndarray, threshold: float, stores: np.
         "alerts": len(episodes),
         "alerts_true": int(true.sum()),
         "alerts_per_store_day": float(len(episodes) / max(store_days, 1)),
+        "alerts_per_sku_day": float(len(episodes) / max(len(np.unique(key)), 1)),
+        "skus_per_store_day": float(len(np.unique(key)) / max(store_days, 1)),
         "median_lead_hours": float(np.median(lead)) if len(lead) else None,
     }
 
