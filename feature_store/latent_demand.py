@@ -25,6 +25,7 @@ on its rolling window of days.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,10 +90,16 @@ def hourly_shares(
 
 
 def recover(
-    sales: np.ndarray, out: np.ndarray, shares: np.ndarray, weekday: np.ndarray
+    sales: np.ndarray,
+    out: np.ndarray,
+    shares: np.ndarray,
+    weekday: np.ndarray,
+    days: np.ndarray | None = None,
 ) -> LatentDemand:
     """Latent hourly demand of every series-day from the profile ``shares`` (see
-    :func:`hourly_shares`) and each day's in-stock sales."""
+    :func:`hourly_shares`) and each day's in-stock sales; a series' usual level (for days too
+    short of stock to measure) comes from ``days`` only (a bool per day) when given, so later
+    days do not leak into earlier ones."""
     out = np.asarray(out, bool)
     sales = np.asarray(sales, float)
     share = shares[:, np.asarray(weekday), :]  # [series, day, hour]
@@ -100,8 +107,10 @@ def recover(
     in_sales = np.where(out, 0.0, sales).sum(axis=2)
     ok = measured >= MIN_MEASURED_SHARE
     day_level = np.where(ok, in_sales / np.maximum(measured, 1e-9), np.nan)
-    with np.errstate(invalid="ignore"):
-        usual = np.nanmean(np.where(ok, day_level, np.nan), axis=1, keepdims=True)
+    known = ok if days is None else ok & np.asarray(days, bool)[None, :]
+    with warnings.catch_warnings():  # a series with no measurable day has no usual level
+        warnings.simplefilter("ignore", RuntimeWarning)
+        usual = np.nanmean(np.where(known, day_level, np.nan), axis=1, keepdims=True)
     level = np.where(ok, day_level, np.nan_to_num(usual, nan=0.0))
     recovered = np.where(out, level[:, :, None] * share, 0.0)
     return LatentDemand(demand=np.where(out, recovered, sales), recovered=recovered)

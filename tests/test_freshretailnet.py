@@ -149,3 +149,13 @@ def test_warning_model_learns_and_its_onnx_agrees(fixture_file):
     np.testing.assert_allclose(sw.onnx_probability(onnx, test.X), prob, atol=1e-5)
     alerts = sw.alert_scores(test, prob, 0.5, p.store)
     assert alerts["alerts"] <= (prob >= 0.5).sum() and 0 <= alerts["precision"] <= 1
+
+
+def test_usual_level_comes_only_from_the_days_given():
+    """A day out of stock all day takes the series' usual level, never from later days."""
+    sales = np.array([[[0.0, 0.0], [3.0, 3.0]]])  # day 0 all out, day 1 sold 6
+    out = np.array([[[1, 1], [0, 0]]], bool)
+    shares = np.full((1, 7, 2), 0.5)
+    wd = np.array([0, 1])
+    assert recover(sales, out, shares, wd).demand[0, 0].sum() == 6.0
+    assert recover(sales, out, shares, wd, days=np.array([True, False])).demand[0, 0].sum() == 0
