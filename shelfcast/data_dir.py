@@ -59,7 +59,14 @@ def available(relative: str = "", override: str | os.PathLike[str] | None = None
 
 
 # The real data sets the project knows (see ../shared/data/README.md for provenance).
-KNOWN_SETS = ("online_retail", "m5_store_days", "m5_sample", "walmart_weekly", "favorita")
+KNOWN_SETS = (
+    "online_retail",
+    "m5_store_days",
+    "m5_sample",
+    "walmart_weekly",
+    "favorita",
+    "freshretailnet",
+)
 
 
 def add_arguments(parser) -> None:  # `shelfcast data`

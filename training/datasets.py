@@ -5,7 +5,7 @@ Every adapter returns a frame with ``store_id, sku, date, units`` and, where the
 :func:`shelfcast.data_dir.require`.
 
 >>> sorted(DATASETS)
-['favorita', 'm5_sample', 'm5_store_days', 'online_retail', 'walmart_weekly']
+['favorita', 'freshretailnet', 'm5_sample', 'm5_store_days', 'online_retail', 'walmart_weekly']
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from shelfcast.data_dir import require
+from training.freshretailnet import freshretailnet
 from training.history import validate
 
 ONLINE_RETAIL = "online_retail/online_retail_ii_2009-12-01_2011-09-30.parquet"
@@ -144,6 +145,7 @@ DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
     "m5_store_days": m5_store_days,
     "favorita": favorita,
     "walmart_weekly": walmart_weekly,
+    "freshretailnet": freshretailnet,
 }
 
 
