@@ -127,6 +127,17 @@ class UplinkSection:
 
 
 @dataclass(frozen=True)
+class HubSection:
+    """``[hub]``: the central hub's NATS JetStream (empty ``url``: no hub, MQTT only).
+
+    ``url`` may list several servers, comma-separated, for a JetStream cluster.
+    """
+
+    url: str = ""
+    heartbeat_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """The whole configuration; build it with :func:`load_config`.
 
@@ -139,6 +150,7 @@ class GatewayConfig:
     policy: PolicySection = field(default_factory=PolicySection)
     uplink: UplinkSection = field(default_factory=UplinkSection)
     model: ModelSection = field(default_factory=ModelSection)
+    hub: HubSection = field(default_factory=HubSection)
 
     @property
     def client_id(self) -> str:
@@ -157,6 +169,7 @@ class GatewayConfig:
 _SECTIONS = {"gateway": GatewaySection, "mqtt": MqttSection, "policy": PolicySection}
 _SECTIONS["uplink"] = UplinkSection
 _SECTIONS["model"] = ModelSection
+_SECTIONS["hub"] = HubSection
 
 
 def _env_name(section: str, key: str) -> str:
