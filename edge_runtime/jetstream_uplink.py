@@ -53,6 +53,7 @@ UPLINK_KINDS = ("uplink", "stockout", "replenishment", "anomaly", "conflict")
 """Outbox kinds the hub receives (``state`` is the link's own heartbeat, not an outbox row)."""
 BATCH = 500  # rows published before waiting for their acks together
 RETRY_MAX_S = 5.0
+POLL_S = 0.005  # the uplink window's rows are not announced: a cheap indexed read this often
 
 _CURSOR_SCHEMA = "CREATE TABLE IF NOT EXISTS jetstream_cursor (name TEXT PRIMARY KEY, seq INTEGER)"
 _ROWS = (
@@ -222,7 +223,7 @@ class JetStreamUplink:
                 retry = min(RETRY_MAX_S, retry * 2)
                 continue
             if sent == 0:
-                await asyncio.get_running_loop().run_in_executor(None, self._wake.wait, 0.05)
+                await asyncio.get_running_loop().run_in_executor(None, self._wake.wait, POLL_S)
                 self._wake.clear()
 
     async def _forward_once(self, js) -> int:
@@ -275,7 +276,8 @@ class JetStreamUplink:
         loop = asyncio.get_running_loop()
         while not self._stop.is_set():
             try:
-                msgs = await sub.fetch(50, timeout=1)
+                # one at a time: a bigger batch waits for more after the first arrives
+                msgs = await sub.fetch(1, timeout=1)
             except TimeoutError:  # nothing waiting (nats' and asyncio's timeouts are both this)
                 continue
             for msg in msgs:

@@ -16,7 +16,8 @@ from edge_runtime.messages import HUB_SUBJECT_KIND, RESERVATION, RESERVATION_RES
 
 UPLINK_STREAM = "SHELFCAST_UPLINK"
 ORDERS_STREAM = "SHELFCAST_ORDERS"
-WORKERS = "hub"  # the durable pull consumer every hub worker shares (the queue group)
+WORKERS = "hub"  # the durable consumer every hub worker shares, and its queue group
+DELIVER = "_shelfcast.hub.deliver"  # where that consumer pushes; workers subscribe as a group
 STOCK_BUCKET = "shelfcast_stock"  # <store>.<sku> -> the SKU's figure at that store
 CURSOR_BUCKET = "shelfcast_cursor"  # <store> -> outbox seq of the last stock message applied
 FLEET_BUCKET = "shelfcast_fleet"  # <store> -> birth, death, bundle, backlog, lag
@@ -26,6 +27,7 @@ DUPLICATE_WINDOW_S = 2 * 3600
 server keeps every id of the window in memory (at 1,000 stores x 10 msg/s, 72 M ids)."""
 ACK_WAIT_S = 5.0  # a dead worker's unacknowledged messages go to another worker after this
 UPLINK_MAX_AGE_S = 7 * 86400
+MAX_IN_FLIGHT = 1000  # unacked messages across all workers: a backlog is shared, not hoarded
 
 
 def uplink_subjects(prefix: str = "shelfcast") -> list[str]:
@@ -61,10 +63,12 @@ async def ensure(js, replicas: int = 1, prefix: str = "shelfcast") -> None:
         UPLINK_STREAM,
         ConsumerConfig(
             durable_name=WORKERS,
+            deliver_subject=DELIVER,
+            deliver_group=WORKERS,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=ACK_WAIT_S,
-            max_ack_pending=20_000,
+            max_ack_pending=MAX_IN_FLIGHT,
             max_deliver=-1,
         ),
     )
