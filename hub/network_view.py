@@ -19,6 +19,7 @@ the deltas (the uplink sends the change of reserved units; on hand and ATP as ab
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 STOCK = HUB_SUBJECT_KIND["uplink"]
 ALERTS = ("stockout", "replenishment", "anomaly")
+CONFIDENCE_DIGITS = 2  # the view's ledger confidence is kept to two decimals
 GAP_GIVE_UP = 200  # deliveries an early message waits for its predecessor before a gap is taken
 _KEY_UNSAFE = re.compile(r"[^-_A-Za-z0-9]")
 
@@ -57,6 +59,7 @@ class NetworkView:
         self.cursor: Patcher
         self.fleet: Patcher
         self.counts = {APPLIED: 0, REPEAT: 0, EARLY: 0, "gaps": 0}
+        self._confidence: dict[tuple[str, str], float] = {}  # last written, per store x SKU
 
     async def open(self) -> NetworkView:
         self.stock = Patcher(await self.js.key_value(STOCK_BUCKET))
@@ -98,8 +101,13 @@ class NetworkView:
             log.error(
                 "store %s: stock messages %d..%d never arrived; applying %d", store, at, prev, seq
             )
-        for row in msg["deltas"]:
-            await self.stock.patch(sku_key(store, row[0]), _sku_change(store, msg, seq, row))
+        # Different keys: their round trips overlap; each key is still compare-and-set.
+        await asyncio.gather(
+            *(
+                self.stock.patch(sku_key(store, row[0]), _sku_change(store, msg, seq, row))
+                for row in msg["deltas"]
+            )
+        )
         figure = {"seq": seq, "at": msg["window_end"], "model_version": msg["model_version"]}
         await self.cursor.patch(
             store, lambda old: figure if (old or {}).get("seq", 0) < seq else None
@@ -150,11 +158,23 @@ class NetworkView:
                 )
             }
             await self.stock.patch(sku_key(store, sku), _noted("last_conflict", note))
-        elif msg.get("confidence") is not None:
+        elif msg.get("confidence") is not None and self._confidence_moved(store, sku, msg):
             await self.stock.patch(
                 sku_key(store, sku), _noted("ledger_confidence", msg["confidence"])
             )
         return APPLIED
+
+    def _confidence_moved(self, store: str, sku: str, msg: dict) -> bool:
+        """Most alerts repeat the SKU's confidence: only a change is worth a write."""
+        key, value = (store, sku), _rounded(msg["confidence"])
+        if self._confidence.get(key) == value:
+            return False
+        self._confidence[key] = value
+        return True
+
+
+def _rounded(value: float) -> float:
+    return round(value, CONFIDENCE_DIGITS)
 
 
 def _sku_change(store: str, msg: dict, seq: int, row: list):
