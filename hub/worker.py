@@ -7,8 +7,8 @@ it. A worker killed mid-stream leaves its messages unacknowledged: after ``ACK_W
 JetStream delivers them to another member, which applies what the dead one had not
 (network_view.py makes the second attempt harmless).
 
-Inside a worker, each store's messages are applied in arrival order by a task of its own, so
-round trips to the buckets for different stores overlap.
+Inside a worker, each store's stock messages are applied in arrival order by a task of its own
+(its other kinds by another), so round trips to the buckets for different stores overlap.
 
 >>> HubWorker("nats://127.0.0.1:4222", name="w1").name
 'w1'
@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any, NamedTuple
 
-from hub.network_view import EARLY, NetworkView
+from hub.network_view import EARLY, STOCK, NetworkView
 from hub.streams import CURSOR_BUCKET, DELIVER, WORKERS, ensure
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,13 @@ class HubWorker:
             t.cancel()
 
     async def _on_msg(self, msg: Any) -> None:
-        store = msg.subject.rsplit(".", 2)[1]
-        queue = self._queues.get(store)
+        _, store, kind = msg.subject.rsplit(".", 2)
+        # Alerts, conflicts and heartbeats need no order with the stock: their own queue, so a
+        # burst of them never holds a sale's figure back.
+        key = store if kind == STOCK else f"{store} {kind}"
+        queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[store] = asyncio.Queue()
+            queue = self._queues[key] = asyncio.Queue()
             self._tasks.append(asyncio.create_task(self._store_loop(queue)))
         queue.put_nowait(msg)
 
