@@ -150,6 +150,17 @@ class IngestSection:
 
 
 @dataclass(frozen=True)
+class HubSection:
+    """``[hub]``: the central hub's NATS JetStream (empty ``url``: no hub, MQTT only).
+
+    ``url`` may list several servers, comma-separated, for a JetStream cluster.
+    """
+
+    url: str = ""
+    heartbeat_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """The whole configuration; build it with :func:`load_config`.
 
@@ -163,6 +174,7 @@ class GatewayConfig:
     uplink: UplinkSection = field(default_factory=UplinkSection)
     model: ModelSection = field(default_factory=ModelSection)
     ingest: IngestSection = field(default_factory=IngestSection)
+    hub: HubSection = field(default_factory=HubSection)
 
     @property
     def client_id(self) -> str:
@@ -182,6 +194,7 @@ _SECTIONS = {"gateway": GatewaySection, "mqtt": MqttSection, "policy": PolicySec
 _SECTIONS["uplink"] = UplinkSection
 _SECTIONS["model"] = ModelSection
 _SECTIONS["ingest"] = IngestSection
+_SECTIONS["hub"] = HubSection
 
 
 def _env_name(section: str, key: str) -> str:

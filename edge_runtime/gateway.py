@@ -52,6 +52,7 @@ from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_de
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
+from edge_runtime.jetstream_uplink import link_gateway
 from edge_runtime.ledger import IngestResult, Ledger, LedgerError
 from edge_runtime.messages import Message, with_decision_ids
 from edge_runtime.mqtt import MqttTransport
@@ -154,6 +155,7 @@ class Gateway:
         bundle = self._startup_bundle()
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.episodes = AlertEpisodes(self.ledger.connection)
+        self.hub_link = None
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
         # Daily net sales per SKU, from here on kept from ingested events (the model's input):
@@ -683,6 +685,8 @@ class Gateway:
     def _handover(self, rows: list[OutboxRow], states: list[StockState]) -> None:
         self._fresh.extend(rows)
         self.uplink.observe(states)
+        if self.hub_link is not None:
+            self.hub_link.wake()
 
     def _on_mqtt(self, payload: bytes, source: str, mid: int, qos: int) -> None:
         self._inbox.put((payload, source, mid, qos))
@@ -860,6 +864,7 @@ class Gateway:
         """Connect to the broker (in the background) and start the worker thread."""
         if self.transport is not None:
             self.transport.start()
+        self.hub_link = link_gateway(self)  # JetStream uplink when [hub] url is set
         self._worker = threading.Thread(target=self._run, name="gateway-worker", daemon=True)
         self._worker.start()
         return self
@@ -961,6 +966,8 @@ class Gateway:
                 log.warning("outgoing messages not all flushed or marked at close: %s", err)
             t.stop()
         self._maybe_snapshot(force=True)
+        if self.hub_link is not None:
+            self.hub_link.close()
         self.ledger.close()
         self.outbox.close()
 

@@ -302,6 +302,56 @@ AnyMessage = Annotated[
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
 
 
+# ---- the hub's JetStream subjects: one definition for the gateway's forwarder and the hub ------
+
+HUB_SUBJECT_KIND = {"uplink": "stock"}
+"""Message kind -> the last subject token where they differ (every other kind keeps its name)."""
+RESERVATION = "reservation"  # hub -> store: an online order's reservation event
+RESERVATION_RESULT = "reservation_result"  # store -> hub: what the store's ledger decided
+
+
+def hub_subject(store_id: str, kind: str, prefix: str = "shelfcast") -> str:
+    """The JetStream subject ``<prefix>.<store>.<kind>`` of a message kind.
+
+    >>> hub_subject("S1", "uplink"), hub_subject("S1", "stockout")
+    ('shelfcast.S1.stock', 'shelfcast.S1.stockout')
+    """
+    if not store_id or any(c in store_id for c in ".*> "):
+        raise ValueError(
+            f"store id {store_id!r} cannot be a NATS subject token (no . * > or space)"
+        )
+    return f"{prefix}.{store_id}.{HUB_SUBJECT_KIND.get(kind, kind)}"
+
+
+class ReservationResult(BaseModel):
+    """What a store's ledger decided about an online reservation the hub routed to it.
+
+    >>> ReservationResult(store_id="S1", event_id="r1", sku="A", requested=2, granted=1).short
+    True
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = Field(SCHEMA_VERSION, alias="schema", description="schema version")
+    store_id: str = Field(description="the store that decided")
+    event_id: str = Field(description="the reservation event's id (idempotency key)")
+    order_id: str | None = Field(None, description="the online order")
+    sku: str = Field(description="the SKU reserved")
+    requested: float = Field(description="units asked for")
+    granted: float | None = Field(
+        description="units reserved; null when the event was a duplicate (decided before)"
+    )
+    duplicate: bool = Field(False, description="the store had this event already")
+    rejected: str | None = Field(None, description="why the store refused the event as invalid")
+    conflict: dict[str, Any] | None = Field(
+        None, description="the store's conflict (rule, requested, granted) when it fell short"
+    )
+
+    @property
+    def short(self) -> bool:
+        return self.granted is not None and self.granted < self.requested
+
+
 def parse_message(payload: bytes | str | dict[str, Any]) -> Message:
     """Parse a received payload (plain or gzip JSON) into its message class."""
     if isinstance(payload, dict):

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "add shelf-weight and RFID readings with labelled thefts/phantoms/mis-scans to a replay",
     ),
     "replay": ("shelfcast.replay", "write a store's real data as a timestamped edge event stream"),
+    "hub": ("hub.command", "the central hub: JetStream workers and the omnichannel API"),
     "forecast": (
         "training.forecast_command",
         "forecast any horizon for every store x SKU of a sales file from a bundle's ONNX model",

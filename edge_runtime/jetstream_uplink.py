@@ -1,0 +1,343 @@
+"""The gateway's link to the central hub: its uplink forwarded from the outbox to NATS JetStream,
+and the hub's online reservations taken in as ordinary ``reservation`` events.
+
+Forwarding: the outbox is already durable (SQLite) and ordered (``seq``), so the link reads the
+uplink kinds (stock deltas, alerts, conflicts) after its own cursor, publishes each to
+``shelfcast.<store>.<kind>`` with ``Nats-Msg-Id`` = ``message_id`` and waits for JetStream's
+publish acknowledgements; only then it moves the cursor, in the same SQLite file. Its cursor is
+its own (MQTT marks rows sent independently), so a hub outage of hours loses nothing: the link
+catches up from the cursor when the servers answer again. A crash between the ack and the cursor
+write re-sends the last batch: the stream drops those within its duplicate window, and the hub
+applies stock deltas once per store in ``Shelfcast-Seq`` order whatever the window
+(``Shelfcast-Prev-Seq`` names the store's previous stock message, so the hub can tell a gap from
+a repeat).
+
+Fleet: every ``heartbeat_s`` the link publishes the gateway's ``state`` (online, bundle version,
+its backlog as ``outbox_depth``, the age of its oldest unforwarded row in the ``Shelfcast-Lag-Ms``
+header) and ``offline`` when it stops; the hub takes a missing heartbeat as death.
+
+Reservations: a durable pull consumer ``store-<store>`` on ``shelfcast.<store>.reservation``;
+each event is ingested through the gateway's one ingest path (so the ledger's last-unit rule
+decides, durably, before the ack) and a ``ReservationResult`` goes back on
+``shelfcast.<store>.reservation_result``.
+
+>>> link = JetStreamUplink("nats://127.0.0.1:1", ":memory:", "S1")
+>>> link.subject("uplink"), link.cursor
+('shelfcast.S1.stock', 0)
+>>> link.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge_runtime.messages import (
+    RESERVATION,
+    RESERVATION_RESULT,
+    GatewayState,
+    ReservationResult,
+    hub_subject,
+)
+
+log = logging.getLogger(__name__)
+
+UPLINK_KINDS = ("uplink", "stockout", "replenishment", "anomaly", "conflict")
+"""Outbox kinds the hub receives (``state`` is the link's own heartbeat, not an outbox row)."""
+BATCH = 500  # rows published before waiting for their acks together
+RETRY_MAX_S = 5.0
+POLL_S = 0.005  # the uplink window's rows are not announced: a cheap indexed read this often
+
+_CURSOR_SCHEMA = "CREATE TABLE IF NOT EXISTS jetstream_cursor (name TEXT PRIMARY KEY, seq INTEGER)"
+_ROWS = (
+    "SELECT seq, message_id, kind, payload, created_at FROM outbox WHERE seq > ? AND kind IN ("
+    + ",".join("?" * len(UPLINK_KINDS))
+    + ") ORDER BY seq LIMIT ?"
+)
+_PREV_STOCK = "SELECT max(seq) FROM outbox WHERE kind = 'uplink' AND seq < ?"
+
+Status = Callable[[], dict[str, Any]]  # model_version, version: the gateway as it is now
+Ingest = Callable[[dict], Any]  # the gateway's ingest of one event (returns an IngestResult)
+
+
+class JetStreamUplink:
+    """Forwards the outbox at ``ledger_path`` to JetStream at ``url`` from a background thread."""
+
+    def __init__(
+        self,
+        url: str,
+        ledger_path: str,
+        store_id: str,
+        status: Status | None = None,
+        ingest: Ingest | None = None,
+        heartbeat_s: float = 5.0,
+        prefix: str = "shelfcast",
+    ):
+        self.url = url
+        self.store_id = store_id
+        self.prefix = prefix
+        self.status = status or (lambda: {"model_version": "unknown"})
+        self.ingest = ingest
+        self.heartbeat_s = heartbeat_s
+        self._conn = sqlite3.connect(ledger_path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.execute(_CURSOR_SCHEMA)
+        row = self._conn.execute("SELECT seq FROM jetstream_cursor WHERE name = 'hub'").fetchone()
+        self.cursor = row[0] if row else 0
+        self.forwarded = 0
+        self.connected = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_state = 0.0
+
+    def subject(self, kind: str) -> str:
+        return hub_subject(self.store_id, kind, self.prefix)
+
+    # ---- the outbox side (SQLite, on the link's own connection) ---------------------------
+
+    def _rows(self, limit: int = BATCH) -> list[tuple]:
+        try:
+            return self._conn.execute(_ROWS, (self.cursor, *UPLINK_KINDS, limit)).fetchall()
+        except sqlite3.OperationalError as err:  # the gateway has not created the outbox yet
+            if "no such table" in str(err):
+                return []
+            raise
+
+    def _prev_stock(self, seq: int) -> int:
+        return self._conn.execute(_PREV_STOCK, (seq,)).fetchone()[0] or 0
+
+    def backlog(self) -> tuple[int, float]:
+        """(rows not yet forwarded, age in seconds of the oldest of them)."""
+        marks = ",".join("?" * len(UPLINK_KINDS))
+        n, oldest = self._conn.execute(
+            f"SELECT count(*), min(created_at) FROM outbox WHERE seq > ? AND kind IN ({marks})",
+            (self.cursor, *UPLINK_KINDS),
+        ).fetchone()
+        return n, (time.time() - oldest) if oldest else 0.0
+
+    def _save_cursor(self, seq: int) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO jetstream_cursor VALUES ('hub', ?)", (seq,))
+        self.cursor = seq
+
+    # ---- running ---------------------------------------------------------------------------
+
+    def start(self) -> JetStreamUplink:
+        self._thread = threading.Thread(target=self._run, name="jetstream-uplink", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """New outbox rows were committed: forward them now rather than at the next poll."""
+        self._wake.set()
+
+    def wait_forwarded(self, timeout: float = 10.0) -> bool:
+        """Block until every uplink row in the outbox is acknowledged by JetStream."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.backlog()[0] == 0:
+                return True
+            self._wake.set()
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        self._conn.close()
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        import nats
+
+        retry = 0.1
+        while not self._stop.is_set():
+            try:
+                nc = await nats.connect(
+                    servers=self.url.split(","),
+                    name=f"gateway-{self.store_id}",
+                    connect_timeout=2,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    allow_reconnect=True,
+                    error_cb=_quiet,
+                )
+            except Exception as err:  # unreachable: rows wait in the outbox
+                log.info("hub unreachable (%s); retrying in %.1fs", err, retry)
+                await asyncio.sleep(retry)
+                retry = min(RETRY_MAX_S, retry * 2)
+                continue
+            self.connected = True
+            retry = 0.1
+            try:
+                await self._serve(nc)
+            except Exception:  # a loop failed: reconnect and go on from the cursor
+                log.exception("hub link failed; reconnecting")
+                await asyncio.sleep(0.5)
+            finally:
+                self.connected = False
+                if self._stop.is_set():
+                    with contextlib.suppress(Exception):
+                        await self._publish_state(nc.jetstream(), "offline")
+                with contextlib.suppress(Exception):
+                    await nc.drain()
+
+    async def _serve(self, nc) -> None:
+        js = nc.jetstream()
+        tasks = [asyncio.create_task(self._forward_loop(js))]
+        if self.ingest is not None:
+            tasks.append(asyncio.create_task(self._reservation_loop(js)))
+        while not self._stop.is_set():
+            await asyncio.sleep(0.1)
+            for t in tasks:
+                if t.done() and t.exception() is not None:
+                    raise t.exception()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._forward_once(js)  # what the gateway flushed at close
+
+    async def _forward_loop(self, js) -> None:
+        retry = 0.05
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() - self._last_state >= self.heartbeat_s:
+                    await self._publish_state(js, "online")
+                sent = await self._forward_once(js)
+                retry = 0.05
+            except Exception as err:  # no ack (server down, no quorum): the batch is re-sent
+                log.info("hub did not acknowledge (%s); retrying in %.2fs", err, retry)
+                await asyncio.sleep(retry)
+                retry = min(RETRY_MAX_S, retry * 2)
+                continue
+            if sent == 0:
+                await asyncio.get_running_loop().run_in_executor(None, self._wake.wait, POLL_S)
+                self._wake.clear()
+
+    async def _forward_once(self, js) -> int:
+        rows = self._rows()
+        if not rows:
+            return 0
+        prev = self._prev_stock(rows[0][0])
+        acks = []
+        for seq, message_id, kind, payload, _created in rows:
+            headers = {"Nats-Msg-Id": message_id, "Shelfcast-Seq": str(seq)}
+            if kind == "uplink":
+                headers["Shelfcast-Prev-Seq"] = str(prev)
+                prev = seq
+            acks.append(await js.publish_async(self.subject(kind), bytes(payload), headers=headers))
+        for ack in await asyncio.wait_for(asyncio.gather(*acks), 10):
+            if ack.stream is None:
+                raise RuntimeError("JetStream did not store an uplink message")
+        self._save_cursor(rows[-1][0])
+        self.forwarded += len(rows)
+        return len(rows)
+
+    async def _publish_state(self, js, status: str) -> None:
+        depth, lag_s = self.backlog()
+        info = self.status()
+        state = GatewayState(
+            store_id=self.store_id,
+            status=status,
+            model_version=info.get("model_version", "unknown"),
+            version=info.get("version"),
+            outbox_depth=depth,
+        )
+        headers = {"Nats-Msg-Id": state.message_id, "Shelfcast-Lag-Ms": str(int(lag_s * 1000))}
+        await js.publish(self.subject("state"), state.to_json(), headers=headers, timeout=2)
+        self._last_state = time.monotonic()
+
+    # ---- reservations from the hub ---------------------------------------------------------
+
+    async def _reservation_loop(self, js) -> None:
+        while not self._stop.is_set():
+            try:
+                await self._take_reservations(js)
+            except Exception as err:  # no stream yet, a node down: unacked events come again
+                log.info("reservations from the hub paused (%s); retrying", err)
+                await asyncio.sleep(0.5)
+
+    async def _take_reservations(self, js) -> None:
+        sub = await js.pull_subscribe(
+            self.subject(RESERVATION), durable=f"store-{self.store_id}", stream=None
+        )
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            try:
+                # one at a time: a bigger batch waits for more after the first arrives
+                msgs = await sub.fetch(1, timeout=1)
+            except TimeoutError:  # nothing waiting (nats' and asyncio's timeouts are both this)
+                continue
+            for msg in msgs:
+                event = json.loads(msg.data)
+                result = await loop.run_in_executor(None, self._decide, event)
+                await js.publish(
+                    self.subject(RESERVATION_RESULT),
+                    result.model_dump_json(by_alias=True).encode(),
+                    headers={"Nats-Msg-Id": f"result-{result.event_id}"},
+                )
+                await msg.ack()  # after the ledger's commit and the answer: never lost
+
+    def _decide(self, event: dict) -> ReservationResult:
+        """Ingest the reservation through the gateway and say what its ledger decided."""
+        assert self.ingest is not None
+        base = {
+            "store_id": self.store_id,
+            "event_id": str(event.get("event_id", "")),
+            "order_id": event.get("order_id"),
+            "sku": str(event.get("sku", "")),
+            "requested": float(event.get("qty", 0) or 0),
+        }
+        if event.get("store_id") != self.store_id:
+            return ReservationResult(**base, granted=0, rejected="event is for another store")
+        result = self.ingest(event)
+        if result.rejected:
+            reason = result.rejections[0].reason if result.rejections else "rejected"
+            return ReservationResult(**base, granted=0, rejected=str(reason))
+        if result.duplicates:
+            return ReservationResult(**base, granted=None, duplicate=True)
+        for c in result.conflicts:
+            if c.event_id == base["event_id"]:
+                conflict = {
+                    "kind": c.kind,
+                    "requested": c.requested,
+                    "granted": c.granted,
+                    "shortfall": c.shortfall,
+                    "on_hand": c.on_hand,
+                    "reserved": c.reserved,
+                }
+                return ReservationResult(**base, granted=c.granted, conflict=conflict)
+        return ReservationResult(**base, granted=base["requested"])
+
+
+async def _quiet(err: Exception) -> None:
+    """Connection errors while the hub is away: expected, logged without a traceback."""
+    log.debug("hub connection: %s", err)
+
+
+def link_gateway(gateway: Any) -> JetStreamUplink | None:
+    """The started link of a ``Gateway`` whose config names a hub (``[hub] url``), else None."""
+    cfg = gateway.cfg
+    if not cfg.hub.url:
+        return None
+    return JetStreamUplink(
+        cfg.hub.url,
+        str(cfg.ledger_path),
+        cfg.gateway.store_id,
+        status=lambda: {"model_version": gateway.model_version},
+        ingest=lambda event: gateway.ingest(event, "ecom"),
+        heartbeat_s=cfg.hub.heartbeat_s,
+        prefix=cfg.mqtt.topic_prefix,
+    ).start()

@@ -1,0 +1,133 @@
+"""The API's copy of the network view, kept current by watching the key-value buckets.
+
+Workers write the buckets; every API process watches them and answers reads from memory, so an
+availability request costs no round trip and sees a write as soon as JetStream pushes it.
+Offline stores are reported as such, with the age of their last figure, never silently summed.
+
+>>> view = LiveView(stale_after_s=15)
+>>> view.put("shelfcast_fleet", "S1", {"status": "online", "last_seen": "2026-01-05T10:00:00+00:00"})
+>>> view.online("S1", now=1767607205.0), view.online("S1", now=1767607300.0)
+(True, False)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET
+
+OFFLINE_HALF_LIFE_S = 3600.0  # an offline store's figure loses half its confidence per hour
+
+
+def _epoch(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso).timestamp() if iso else None
+
+
+class LiveView:
+    """Stock by SKU then store, cursors and fleet by store; fed by ``watch``."""
+
+    def __init__(self, stale_after_s: float = 15.0):
+        self.stale_after_s = stale_after_s
+        self.by_sku: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.cursors: dict[str, dict[str, Any]] = {}
+        self.fleet: dict[str, dict[str, Any]] = {}
+
+    def put(self, bucket: str, key: str, value: dict[str, Any] | None) -> None:
+        if bucket == STOCK_BUCKET:
+            if value is not None and "sku" in value:
+                self.by_sku[value["sku"]][value["store_id"]] = value
+        elif bucket == CURSOR_BUCKET and value is not None:
+            self.cursors[key] = value
+        elif bucket == FLEET_BUCKET and value is not None:
+            self.fleet[key] = value
+
+    async def watch(self, js: Any, bucket: str, ready: asyncio.Event) -> None:
+        """Follow ``bucket`` forever; ``ready`` is set once its current values are loaded."""
+        kv = await js.key_value(bucket)
+        watcher = await kv.watchall()
+        while True:
+            entry = await watcher.updates(timeout=None)
+            if entry is None:  # the initial values are all in
+                ready.set()
+                continue
+            if entry.value and entry.operation is None:
+                self.put(bucket, entry.key, json.loads(entry.value))
+
+    # ---- what the API answers --------------------------------------------------------------
+
+    def online(self, store: str, now: float | None = None) -> bool:
+        f = self.fleet.get(store)
+        if not f or f.get("status") == "offline":
+            return False
+        seen = _epoch(f.get("last_seen"))
+        return seen is not None and (now or time.time()) - seen <= self.stale_after_s
+
+    def availability(self, sku: str, now: float | None = None) -> dict[str, Any]:
+        """Per store and total; offline stores listed apart, with the age of their figure."""
+        now = now or time.time()
+        stores, total_atp, total_on_hand, offline_atp = [], 0.0, 0.0, 0.0
+        for store, fig in sorted(self.by_sku.get(sku, {}).items()):
+            if "seq" not in fig:
+                continue  # only an alert or conflict seen yet: no stock figure to promise
+            online = self.online(store, now)
+            age = now - (_epoch(fig.get("at")) or now)
+            fresh = 1.0 if online else math.exp(-math.log(2) * age / OFFLINE_HALF_LIFE_S)
+            ledger = fig.get("ledger_confidence")
+            stores.append(
+                {
+                    "store_id": store,
+                    "on_hand": fig["on_hand"],
+                    "reserved": fig["reserved"],
+                    "atp": fig["atp"],
+                    "online": online,
+                    "figure_age_s": round(age, 3),
+                    "confidence": round((1.0 if ledger is None else ledger) * fresh, 4),
+                    "ledger_confidence": ledger,
+                    "last_figure_at": fig.get("at"),
+                    "model_version": fig.get("model_version"),
+                    "last_conflict": fig.get("last_conflict"),
+                }
+            )
+            if online:
+                total_atp += fig["atp"]
+                total_on_hand += fig["on_hand"]
+            else:
+                offline_atp += fig["atp"]
+        return {
+            "sku": sku,
+            "total_atp": total_atp,
+            "total_on_hand": total_on_hand,
+            "offline_atp_not_counted": offline_atp,
+            "stores": stores,
+        }
+
+    def fleet_report(self, now: float | None = None) -> list[dict[str, Any]]:
+        now = now or time.time()
+        out = []
+        for store in sorted(set(self.fleet) | set(self.cursors)):
+            f = self.fleet.get(store, {})
+            c = self.cursors.get(store, {})
+            seen = _epoch(f.get("last_seen"))
+            out.append(
+                {
+                    "store_id": store,
+                    "online": self.online(store, now),
+                    "status": f.get("status"),
+                    "born_at": f.get("born_at"),
+                    "died_at": f.get("died_at"),
+                    "last_seen_age_s": None if seen is None else round(now - seen, 3),
+                    "bundle_version": f.get("model_version"),
+                    "version": f.get("version"),
+                    "outbox_depth": f.get("outbox_depth"),
+                    "lag_ms": f.get("lag_ms"),
+                    "last_stock_seq": c.get("seq"),
+                    "last_figure_at": c.get("at"),
+                }
+            )
+        return out

