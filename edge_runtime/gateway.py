@@ -47,6 +47,7 @@ from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
 from edge_runtime.day_close import DayCloseModel
+from edge_runtime.dead_letter_topic import dead_letter_messages
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
@@ -432,6 +433,8 @@ class Gateway:
         states: list[StockState] = []
         messages: list[Message] = []
 
+        store = self.cfg.gateway.store_id
+
         def before_commit(conn, result: IngestResult) -> None:
             self._staged = True
             if result.changed_skus:
@@ -446,6 +449,11 @@ class Gateway:
                 self.episodes.save(conn, changes)
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
+            if result.rejections and publish:  # with their dead letters, in this transaction
+                refused = dead_letter_messages(
+                    result.rejections, store, source, self.policy.version
+                )
+                rows.extend(self.outbox.put(refused, conn=conn))
 
         if self._rebuild_pending:  # never decide on memory a rolled-back batch touched
             with store_failures_raised():  # the disk still failing: the batch waits
@@ -796,6 +804,10 @@ class Gateway:
         refused = Rejection(raw_text(event.to_dict()), reason, None, event.index)
         with self._lock:
             self.ledger.dead_letter([refused], source)
+            store, version = self.cfg.gateway.store_id, self.policy.version
+            self._handover(
+                self.outbox.put(dead_letter_messages([refused], store, source, version)), []
+            )
         self.counters["rejected"] += 1
         return IngestResult(rejected=1, rejections=[refused])
 
