@@ -10,6 +10,7 @@ import pytest
 
 from edge_runtime.build_info import VERSION
 from edge_runtime.config import load_config, with_mqtt
+from edge_runtime.dead_letter_topic import dead_letter_messages
 from edge_runtime.events import parse_events
 from edge_runtime.gateway import Gateway
 from edge_runtime.messages import ReasonCode, parse_message
@@ -106,3 +107,18 @@ def test_times_are_utc_state_has_the_version_and_codes_are_enumerated(tmp_path, 
     for m in messages:
         assert m["created_at"].endswith("+00:00")
         assert all(code in ReasonCode.__members__ for code in m.get("reason_codes", []))
+
+
+def test_a_lone_surrogate_in_a_refused_event_still_makes_a_valid_message():
+    raw = '{"event_id": "\\ud800", "store_id": "S1", "sku": "\\udfff", "type": "\\ud800"}'
+    _, [refused] = parse_events(raw, "S1")
+    [m] = dead_letter_messages([refused], "S1", "pos", "rules-1")
+    data = json.loads(m.to_payload())  # serialisable: no lone surrogate reaches the wire
+    assert data["event_id"] is None and data["sku"] is None and len(data["problems"]) >= 2
+
+
+def test_a_refused_time_beyond_the_calendar_in_utc_is_left_out():
+    bad = {**BROKEN, "event_time": "0001-01-01T00:00:00+14:00"}
+    _, [refused] = parse_events(bad, "S1")
+    [m] = dead_letter_messages([refused], "S1", "pos", "rules-1")
+    assert m.event_time is None and "event_time" in [p.field for p in m.problems]
