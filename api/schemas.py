@@ -18,7 +18,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_runtime import events as ev
-from edge_runtime.messages import AnomalyAlert, ConflictMessage, ReplenishmentAlert, StockoutAlert
+from edge_runtime.messages import (
+    AnomalyAlert,
+    ConflictMessage,
+    Problem,
+    ReplenishmentAlert,
+    StockoutAlert,
+)
 from edge_runtime.stock import StockState
 
 AlertMessage = Annotated[
@@ -85,6 +91,11 @@ class RejectionOut(ApiModel):
     reason: str = Field(description="what was wrong")
     field: str | None = Field(None, description="the field at fault, or 'payload'")
     index: int | None = Field(None, description="position in the batch, when it was a batch")
+    problems: list[Problem] = Field(
+        default_factory=list,
+        description="every problem found in the event, the one above first (the same list the "
+        "deadletter message on MQTT carries)",
+    )
 
 
 class IngestResponse(ApiModel):
