@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Where the real data lives; the code reads the same variable (see README, "Data").
 export SHELFCAST_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install system-deps test lint format demo bench clean image image-test
+.PHONY: install system-deps node-deps test lint format demo bench clean image image-test
 
 install: $(STAMP)
 
@@ -25,10 +25,24 @@ system-deps:
 	  echo "installing mosquitto (apt-get)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients; \
 	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq mosquitto mosquitto-clients; fi; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing nodejs and npm (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm; \
+	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq nodejs npm; fi; }
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium (apt-get)"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq chromium; fi; }
+
+# The official AsyncAPI parser (npm, Apache-2.0) validates docs/asyncapi.json in the tests; it is
+# installed under var/node (not vendored). Needs Node.js and npm (apt-get install nodejs npm).
+NODE_PREFIX := var/node
+ASYNCAPI_PARSER := @asyncapi/parser@3.6.3
+
+node-deps:
+	@test -d $(NODE_PREFIX)/node_modules/@asyncapi/parser || { \
+	  echo "installing $(ASYNCAPI_PARSER) (npm) under $(NODE_PREFIX)"; mkdir -p $(NODE_PREFIX); \
+	  npm install --no-audit --no-fund --prefix $(NODE_PREFIX) $(ASYNCAPI_PARSER); }
 
 lint: install
 	$(BIN)/ruff check .
@@ -39,7 +53,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install system-deps lint
+test: install system-deps node-deps lint
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m pytest
 
 demo: install system-deps

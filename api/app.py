@@ -37,8 +37,8 @@ from api.routers import (
     stock,
 )
 from api.runtime import Runtime, runtime_for
-from api.schemas import event_schema
 from api.settings import ApiSettings
+from edge_runtime.event_schema import event_schema
 
 _SELF_LIMITED = ("/v1/events", "/v1/bundle")  # these read their body with their own limit
 

@@ -18,10 +18,14 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+
+from edge_runtime.build_info import REVISION, VERSION
+
+CREATED_PREFIX = "created:"  # runtime stats "created:<kind>": outbox messages made, by kind
 
 # Scoring a batch on a gateway takes 0.1 ms .. 100 ms: finer buckets than the default down there.
 SCORING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -56,12 +60,19 @@ class _Collector(Collector):
             if total_key in stats:  # the runtime counts every transport
                 family.add_metric(["mqtt"], max(0, stats[total_key] - api.get(api_key, 0)))
             yield family
-        if "messages" in stats:
-            yield CounterMetricFamily(
+        yield from _build_and_mqtt(stats)
+        by_kind = {
+            k[len(CREATED_PREFIX) :]: v for k, v in stats.items() if k.startswith(CREATED_PREFIX)
+        }
+        if by_kind or "messages" in stats:
+            family = CounterMetricFamily(
                 "shelfcast_alerts_created",
-                "alerts, conflicts and uplinks written to the outbox",
-                stats["messages"],
+                "alerts, conflicts and dead letters written to the outbox, by kind",
+                labels=["kind"],
             )
+            for kind, n in sorted(by_kind.items()):
+                family.add_metric([kind], n)
+            yield family
         if "sent" in stats:
             yield CounterMetricFamily(
                 "shelfcast_alerts_published",
@@ -92,6 +103,22 @@ class _Collector(Collector):
             )
 
 
+def _build_and_mqtt(stats: Mapping[str, float]) -> Iterator:
+    info = GaugeMetricFamily(
+        "shelfcast_build_info",
+        "the running build: 1, labelled with the shelfcast version and source revision",
+        labels=["version", "revision"],
+    )
+    info.add_metric([VERSION, REVISION], 1)
+    yield info
+    if "mqtt_connects" in stats:
+        yield CounterMetricFamily(
+            "shelfcast_mqtt_connects",
+            "successful connections to the MQTT broker since start (more than 1: reconnects)",
+            stats["mqtt_connects"],
+        )
+
+
 class ApiMetrics:
     """The metric objects of one app and their exposition.
 
@@ -112,6 +139,8 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.registry.register(_Collector(self))
+        # CPU seconds, resident memory, open files, start time (Linux /proc; nothing elsewhere)
+        ProcessCollector(registry=self.registry)
 
     def count_ingest(self, accepted: int, duplicates: int, rejected: int) -> None:
         """Count one API ingest."""

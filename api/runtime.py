@@ -31,6 +31,7 @@ import numpy as np
 
 from api import bundle_store, ledger_feed
 from api.errors import Unavailable
+from api.metrics import CREATED_PREFIX
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
 from edge_runtime.stock import SkuState, StockState, iso_utc
@@ -423,6 +424,9 @@ class GatewayRuntime(LedgerRuntime):
         transport = getattr(self.gateway, "transport", None)
         if transport is not None:
             out["broker_connected"] = float(transport.connected)
+            out["mqtt_connects"] = transport.connects
+        for kind, n in getattr(self.gateway, "created_by_kind", {}).items():
+            out[f"{CREATED_PREFIX}{kind}"] = n
         out["intake_held"] = len(getattr(self.gateway, "_held", ()))
         return out
 

@@ -2,13 +2,12 @@
 
 Stock states are ``edge_runtime.stock.StockState`` and alerts are the outgoing messages of
 ``edge_runtime.messages``: the API reuses those definitions. The event request body is described
-by :func:`event_schema`, built from ``edge_runtime.events`` (the one definition of an event), because
+by :func:`edge_runtime.event_schema.event_schema`, built from ``edge_runtime.events`` (the one
+definition of an event), because
 the API hands the raw body to the same parser and dead-letter path MQTT ingest uses.
 
 >>> IngestResponse(accepted=1, duplicates=0, rejected=0).rejected
 0
->>> sorted(event_schema("S1")["required"])[:3]
-['event_id', 'event_time', 'qty']
 """
 
 from __future__ import annotations
@@ -19,8 +18,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge_runtime import events as ev
-from edge_runtime.messages import AnomalyAlert, ConflictMessage, ReplenishmentAlert, StockoutAlert
-from edge_runtime.plausibility import DEFAULT as BOUNDS
+from edge_runtime.messages import (
+    AnomalyAlert,
+    ConflictMessage,
+    Problem,
+    ReplenishmentAlert,
+    StockoutAlert,
+)
 from edge_runtime.stock import StockState
 
 AlertMessage = Annotated[
@@ -87,6 +91,11 @@ class RejectionOut(ApiModel):
     reason: str = Field(description="what was wrong")
     field: str | None = Field(None, description="the field at fault, or 'payload'")
     index: int | None = Field(None, description="position in the batch, when it was a batch")
+    problems: list[Problem] = Field(
+        default_factory=list,
+        description="every problem found in the event, the one above first (the same list the "
+        "deadletter message on MQTT carries)",
+    )
 
 
 class IngestResponse(ApiModel):
@@ -204,45 +213,6 @@ class BundleInfo(ApiModel):
     models: list[str] = Field(default_factory=list)
     feature_store_version: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-def event_schema(store_id: str | None = None) -> dict[str, Any]:
-    """JSON schema of one edge event, from the constants of ``edge_runtime.events``."""
-
-    def text(limit: int) -> dict[str, Any]:
-        return {"type": "string", "minLength": 1, "maxLength": limit}
-
-    props: dict[str, Any] = {
-        "event_id": text(ev.MAX_ID_LEN) | {"description": "idempotency key, unique per store"},
-        "store_id": text(64) | ({"enum": [store_id]} if store_id else {}),
-        "sku": text(ev.MAX_SKU_LEN),
-        "type": {"type": "string", "enum": sorted(ev.EVENT_TYPES)},
-        "qty": {
-            "type": "number",
-            "minimum": -BOUNDS.max_qty,
-            "maximum": BOUNDS.max_qty,
-            "description": "units; the bound is the gateway's [ingest] max_qty (default shown)",
-        },
-        "event_time": {
-            "type": "string",
-            "format": "date-time",
-            "description": "with offset; not before [ingest] earliest_event_time "
-            f"({BOUNDS.earliest_event_time}), at most [ingest] max_ahead_s "
-            f"({BOUNDS.max_ahead_s:g} s) ahead of the gateway's clock, within [ingest] "
-            "max_late_days behind and max_jump_days ahead of the ledger's latest event",
-        },
-        "source": {"type": "string", "enum": sorted(ev.SOURCES)},
-        "order_id": text(ev.MAX_ID_LEN),
-        "unit_price": {"type": "number", "minimum": 0},
-        "reason": text(ev.MAX_REASON_LEN),
-    }
-    return {
-        "title": "EdgeEvent",
-        "type": "object",
-        "properties": props,
-        "required": list(ev.REQUIRED),
-        "additionalProperties": False,
-    }
 
 
 class DailyUnits(ApiModel):

@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sqlite3
 import sys
 from pathlib import Path
 
-from edge_runtime.command_options import LOG_LEVELS, log_level, port_number, positive_int
+from edge_runtime.command_options import add_log_options, port_number, positive_int
 
 GRACEFUL_SHUTDOWN_S = 2  # requests in flight get this long to finish at SIGTERM
 
@@ -57,12 +58,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="concurrent connections before new ones get 503 (default 256): a flood cannot "
         "exhaust the gateway's memory",
     )
+    add_log_options(parser)
     parser.add_argument(
-        "--log-level",
-        type=log_level,
-        default="INFO",
-        help=f"logging level, one of {', '.join(LOG_LEVELS)} (default INFO)",
+        "--access-log",
+        choices=("on", "off"),
+        default=None,
+        help="one INFO line per HTTP request: client, method, path, status (env "
+        "SHELFCAST_API_ACCESS_LOG; default on)",
     )
+
+
+def _access_log(choice: str | None, env: dict[str, str] | None = None) -> bool:
+    """Whether to write the access log: ``--access-log``, else ``SHELFCAST_API_ACCESS_LOG``
+    (on/off, true/false, 1/0), else on."""
+    if choice is not None:
+        return choice == "on"
+    text = (os.environ if env is None else env).get("SHELFCAST_API_ACCESS_LOG", "on")
+    value = text.strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"SHELFCAST_API_ACCESS_LOG: expected on or off, got {text!r}")
+    return value in ("on", "true", "1", "yes")
 
 
 def _settings(args: argparse.Namespace):
@@ -116,11 +131,13 @@ def run(args: argparse.Namespace) -> int:
     from edge_runtime.config import ConfigError
     from edge_runtime.heap import freeze_startup_heap
     from edge_runtime.ledger import LedgerError
+    from edge_runtime.log_output import configure_logging
     from models.bundle import BundleError
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     log = logging.getLogger("shelfcast.serve")
     try:
+        configure_logging(args.log_level, args.log_format)
+        access_log = _access_log(args.access_log)
         settings = _settings(args)
         target = StateDirRuntime(args.attach) if args.attach else _gateway(args)
     except (ConfigError, ValueError, OSError, LedgerError, BundleError, sqlite3.Error) as err:
@@ -147,7 +164,11 @@ def run(args: argparse.Namespace) -> int:
         # Live views (/v1/alerts/stream) never end by themselves: without a limit one open
         # dashboard would hold the shutdown until the container is killed, gateway unclosed.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        access_log=access_log,
+        log_config=None,  # uvicorn's records go through our handler: one format, levels on
     )
+    # Config set uvicorn's loggers to WARNING; the access log writes at INFO when on.
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
     server = _server_class(uvicorn)(config)
     try:
         server.run()

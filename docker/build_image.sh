@@ -27,6 +27,16 @@ if [ -n "$host_cert" ] && [ -f "$host_cert" ]; then
   extra+=(--volume "$host_cert:/run/build-ca.crt:ro" --build-arg PIP_CERT=/run/build-ca.crt)
 fi
 
+# The image's OCI labels: version from pyproject.toml, the commit built, where its source lives.
+version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$REPO_ROOT/pyproject.toml" | head -n 1)
+revision=$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+if [ "$revision" != unknown ] && [ -n "$(git -C "$REPO_ROOT" status --porcelain --untracked-files=no)" ]; then
+  revision="$revision-dirty"  # built from uncommitted changes: the commit alone does not say what
+fi
+source_url=$(git -C "$REPO_ROOT" config --get remote.origin.url 2>/dev/null || echo unknown)
+extra+=(--build-arg VERSION="${version:-unknown}" --build-arg REVISION="$revision" \
+        --build-arg SOURCE="$source_url")
+
 log "podman build -f Dockerfile.edge --build-arg BASE_IMAGE=$BASE_IMAGE -t $EDGE_TAG"
 start=$(date +%s)
 podman_ build --isolation chroot --format docker --pull="$pull" --layers=false \

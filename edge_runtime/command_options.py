@@ -22,6 +22,7 @@ import argparse
 
 TCP_PORTS = range(1, 65536)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 def port_number(text: str) -> int:
@@ -47,6 +48,37 @@ def log_level(text: str) -> str:
             f"unknown logging level {text!r}; use one of {', '.join(LOG_LEVELS)}"
         )
     return name
+
+
+def log_format(text: str) -> str:
+    """A log line format: ``text`` or ``json`` (see ``edge_runtime.log_output``).
+
+    >>> log_format("JSON")
+    'json'
+    """
+    name = str(text).strip().lower()
+    if name not in LOG_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"unknown log format {text!r}; use one of {', '.join(LOG_FORMATS)}"
+        )
+    return name
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--log-format``, the same for every long-running command."""
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default="INFO",
+        help=f"logging level, one of {', '.join(LOG_LEVELS)} (default INFO)",
+    )
+    parser.add_argument(
+        "--log-format",
+        type=log_format,
+        default=None,
+        help="log lines as text or json, one object per line (env SHELFCAST_LOG_FORMAT; "
+        "default text)",
+    )
 
 
 def positive_int(text: str) -> int:

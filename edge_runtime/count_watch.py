@@ -4,7 +4,7 @@ The ledger records what a cycle count changed as cumulative ``shrink`` / ``gain`
 The gateway hands :meth:`CountWatch.messages` the batch's events and the SKUs' new states (inside
 the ledger transaction); for every SKU counted in the batch the units the count found missing
 (shrink minus gain since the previous state) go to ``shrink.CycleCountShrink``, which alerts
-(``shrink_beyond_history``) when they are far beyond the SKU's past discrepancies. A negative
+(``SHRINK_BEYOND_HISTORY``) when they are far beyond the SKU's past discrepancies. A negative
 ``adjustment`` (units written off) is judged the same way.
 
 >>> from edge_runtime.stock import SkuState, StockState
@@ -15,7 +15,7 @@ the ledger transaction); for every SKU counted in the batch the units the count 
 ...     "qty": 25, "event_time": "2026-01-05T20:00:00+00:00", "source": "count"}], "S1")
 >>> after = StockState.of(SkuState("A", on_hand=25, shrink=15), 0, 0)
 >>> [(m.anomaly_type, m.reason_codes, m.units) for m in w.messages(evs, [after], "S1", "m1")]
-[('shrink', ['shrink_beyond_history'], 15.0)]
+[('shrink', ['SHRINK_BEYOND_HISTORY'], 15.0)]
 """
 
 from __future__ import annotations

@@ -35,7 +35,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from edge_runtime.messages import ConflictMessage, Message, ReplenishmentAlert, StockoutAlert
+from edge_runtime.messages import (
+    ConflictMessage,
+    Message,
+    ReasonCode,
+    ReplenishmentAlert,
+    StockoutAlert,
+)
 from edge_runtime.stock import Conflict, StockState
 
 OK, LOW, OUT = 0, 1, 2
@@ -145,7 +151,7 @@ class RulePolicy:
         return StockoutAlert(
             probability=1.0,
             horizon_hours=0.0,
-            reason_codes=["ATP_ZERO"] if s.on_hand > 0 else ["ON_HAND_ZERO"],
+            reason_codes=[ReasonCode.ATP_ZERO] if s.on_hand > 0 else [ReasonCode.ON_HAND_ZERO],
             evidence={"previous_level": ("ok", "low")[old]},
             **self._common(s, cause),
         )
@@ -158,7 +164,7 @@ class RulePolicy:
             reorder_point=self.reorder_point,
             order_up_to=self.order_up_to,
             horizon_hours=self.lead_time_hours,
-            reason_codes=["ATP_AT_REORDER_POINT"],
+            reason_codes=[ReasonCode.ATP_AT_REORDER_POINT],
             evidence={"pack_size": self.pack_size},
             **self._common(s, cause),
         )
@@ -174,7 +180,7 @@ class RulePolicy:
             loser_event_id=c.event_id if c.kind == "reservation_short" else None,
             qty_requested=c.requested,
             qty_granted=c.granted,
-            reason_codes=[c.kind.upper()],
+            reason_codes=[ReasonCode(c.kind.upper())],
             evidence={
                 "order_id": c.order_id,
                 "shortfall": c.shortfall,

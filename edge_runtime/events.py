@@ -121,6 +121,17 @@ class Rejection:
     reason: str
     field: str | None = None
     index: int | None = None  # position in a batch, when the payload was a list
+    # Every problem found, as (field, reason), the first being ``field``/``reason``; empty when
+    # that one is all (a payload-level refusal, a reused id).
+    problems: tuple[tuple[str | None, str], ...] = ()
+
+    def all_problems(self) -> tuple[tuple[str | None, str], ...]:
+        """Every problem of the refused item, the first (``field``, ``reason``) included.
+
+        >>> Rejection(raw="{}", reason="missing required field 'sku'", field="sku").all_problems()
+        (('sku', "missing required field 'sku'"),)
+        """
+        return self.problems or ((self.field, self.reason),)
 
 
 class _Invalid(Exception):
@@ -161,20 +172,25 @@ def _text(d: dict, name: str, limit: int, required: bool) -> str | None:
     return value
 
 
-def _qty(d: dict, kind: str, bounds: Plausibility) -> int | float:
-    qty = d.get("qty")
+def _number(qty: object) -> int | float:
+    """The rules of ``qty`` every event type shares: present, a number, finite."""
     if qty is None:
         raise _Invalid("qty", "missing required field 'qty'")
     qt = type(qty)
     if qt is float:
         if not math.isfinite(qty):
             raise _Invalid("qty", f"qty must be finite, got {qty!r}")
-        if kind != "shelf_weight":
-            if not qty.is_integer():
-                raise _Invalid("qty", f"qty must be a whole number of units for {kind}, got {qty}")
-            qty = int(qty)
     elif qt is not int:
         raise _Invalid("qty", f"qty must be a number, got {qt.__name__}")
+    return qty
+
+
+def _qty(d: dict, kind: str, bounds: Plausibility) -> int | float:
+    qty = _number(d.get("qty"))
+    if type(qty) is float and kind != "shelf_weight":
+        if not qty.is_integer():
+            raise _Invalid("qty", f"qty must be a whole number of units for {kind}, got {qty}")
+        qty = int(qty)
     if kind in LEDGER_TYPES:
         if qty > bounds.max_qty or qty < -bounds.max_qty:
             raise _Invalid("qty", bounds.qty_problem(qty))
@@ -280,37 +296,32 @@ def validate_event(
 
 
 def _validate(d: object, judge: _Judge, index: int | None = None) -> Event:
+    # The fast path tests each field inline; only a failing test calls the rule's own check
+    # (below), which raises with the precise reason: one definition of each rule.
     if type(d) is not dict:
         raise _Invalid(None, f"an event must be a JSON object, got {type(d).__name__}")
     if not FIELDS.issuperset(d):
-        extra = sorted(map(ascii, set(d) - FIELDS))  # names as escaped text: storable, sortable
-        raise _Invalid(extra[0][1:-1], f"unknown field(s) {', '.join(extra)}")
+        _check_fields(d, judge)
     store_id = judge.store_id
-    sid = d.get("store_id")
-    if sid != store_id:
-        if sid is None:
-            raise _Invalid("store_id", "missing required field 'store_id'")
-        raise _Invalid("store_id", f"store_id {sid!r} is not this gateway's store {store_id!r}")
+    if d.get("store_id") != store_id:
+        _check_store(d, judge)
     event_id = d.get("event_id")
     if type(event_id) is not str or not 0 < len(event_id) <= MAX_ID_LEN:
-        _text(d, "event_id", MAX_ID_LEN, True)  # raises with the precise reason
+        _check_event_id(d, judge)
     sku = d.get("sku")
-    if type(sku) is not str or not 0 < len(sku) <= MAX_SKU_LEN or not sku.isprintable():
-        _text(d, "sku", MAX_SKU_LEN, True)
-        _unicode("sku", sku)
-        raise _Invalid("sku", f"sku {sku!a} holds control or non-printing characters")
-    if "." in sku and _DOT_SEGMENTS.intersection(sku.split("/")):
-        raise _Invalid("sku", f"sku {sku!a} has a '.' or '..' path segment (unreadable by URL)")
+    if (
+        type(sku) is not str
+        or not 0 < len(sku) <= MAX_SKU_LEN
+        or not sku.isprintable()
+        or ("." in sku and _DOT_SEGMENTS.intersection(sku.split("/")))
+    ):
+        _check_sku(d, judge)
     kind = d.get("type")
     if type(kind) is not str or kind not in EVENT_TYPES:  # a list or dict is not hashable
-        if kind is None:
-            raise _Invalid("type", "missing required field 'type'")
-        raise _Invalid("type", f"unknown event type {kind!r}")
+        _check_type(d, judge)
     source = d.get("source")
     if type(source) is not str or source not in SOURCES:
-        if source is None:
-            raise _Invalid("source", "missing required field 'source'")
-        raise _Invalid("source", f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
+        _check_source(d, judge)
     qty = _qty(d, kind, judge.bounds)
     text, ts_us = _event_time(d, judge)
     order_id = reason = price = None
@@ -319,10 +330,117 @@ def _validate(d: object, judge: _Judge, index: int | None = None) -> Event:
         reason = _text(d, "reason", MAX_REASON_LEN, False)
         price = _price(d) if "unit_price" in d else None
     elif kind in ORDER_TYPES:
-        raise _Invalid("order_id", f"missing required field 'order_id' for {kind}")
+        _check_order_id(d, judge)
     return Event(
         event_id, store_id, sku, kind, qty, text, ts_us, source, order_id, price, reason, index
     )
+
+
+def _check_fields(d: dict, judge: _Judge) -> None:
+    if not FIELDS.issuperset(d):
+        extra = sorted(map(ascii, set(d) - FIELDS))  # names as escaped text: storable, sortable
+        raise _Invalid(extra[0][1:-1], f"unknown field(s) {', '.join(extra)}")
+
+
+def _check_store(d: dict, judge: _Judge) -> None:
+    sid = d.get("store_id")
+    if sid is None:
+        raise _Invalid("store_id", "missing required field 'store_id'")
+    if sid != judge.store_id:
+        raise _Invalid(
+            "store_id", f"store_id {sid!r} is not this gateway's store {judge.store_id!r}"
+        )
+
+
+def _check_event_id(d: dict, judge: _Judge) -> None:
+    _text(d, "event_id", MAX_ID_LEN, True)
+    _unicode("event_id", d["event_id"])
+
+
+def _check_sku(d: dict, judge: _Judge) -> None:
+    sku = _text(d, "sku", MAX_SKU_LEN, True)
+    _unicode("sku", sku)
+    if not sku.isprintable():
+        raise _Invalid("sku", f"sku {sku!a} holds control or non-printing characters")
+    if "." in sku and _DOT_SEGMENTS.intersection(sku.split("/")):
+        raise _Invalid("sku", f"sku {sku!a} has a '.' or '..' path segment (unreadable by URL)")
+
+
+def _check_type(d: dict, judge: _Judge) -> None:
+    kind = d.get("type")
+    if kind is None:
+        raise _Invalid("type", "missing required field 'type'")
+    if type(kind) is not str or kind not in EVENT_TYPES:
+        raise _Invalid("type", f"unknown event type {kind!r}")
+
+
+def _check_source(d: dict, judge: _Judge) -> None:
+    source = d.get("source")
+    if source is None:
+        raise _Invalid("source", "missing required field 'source'")
+    if type(source) is not str or source not in SOURCES:
+        raise _Invalid("source", f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
+
+
+def _check_qty(d: dict, judge: _Judge) -> None:
+    kind = d.get("type")
+    if type(kind) is str and kind in EVENT_TYPES:
+        _qty(d, kind, judge.bounds)
+    else:  # the type-specific rules need a known type: its own problem says why not
+        _number(d.get("qty"))
+
+
+def _check_time(d: dict, judge: _Judge) -> None:
+    _event_time(d, judge)
+
+
+def _check_order_id(d: dict, judge: _Judge) -> None:
+    kind = d.get("type")
+    if "order_id" not in d and kind in ORDER_TYPES:
+        raise _Invalid("order_id", f"missing required field 'order_id' for {kind}")
+    value = _text(d, "order_id", MAX_ID_LEN, False)
+    if value is not None:
+        _unicode("order_id", value)
+
+
+def _check_reason(d: dict, judge: _Judge) -> None:
+    value = _text(d, "reason", MAX_REASON_LEN, False)
+    if value is not None:
+        _unicode("reason", value)
+
+
+def _check_price(d: dict, judge: _Judge) -> None:
+    _price(d)
+
+
+_CHECKS = (
+    _check_fields,
+    _check_store,
+    _check_event_id,
+    _check_sku,
+    _check_type,
+    _check_source,
+    _check_qty,
+    _check_time,
+    _check_order_id,
+    _check_reason,
+    _check_price,
+)
+
+
+def _problems(d: object, judge: _Judge, first: _Invalid) -> tuple[tuple[str | None, str], ...]:
+    """Every problem of a refused item, ``first`` (the one that stopped the fast path) first.
+    Runs only for refused items: the valid ones never pay for it."""
+    found: dict[tuple[str | None, str], None] = {(first.field, first.reason): None}
+    if type(d) is dict:
+        for check in _CHECKS:
+            try:
+                check(d, judge)
+            except _Invalid as err:
+                found.setdefault((err.field, err.reason))
+            except Exception:  # a shape no rule foresaw: the first problem already says so
+                continue
+    return tuple(found)
 
 
 def _check_text(e: Event) -> None:
@@ -421,7 +539,8 @@ def parse_events(
                 _check_text(event)
             events.append(event)
         except _Invalid as err:
-            rejections.append(Rejection(raw_text(item), err.reason, err.field, at))
+            problems = _problems(item, judge, err)
+            rejections.append(Rejection(raw_text(item), err.reason, err.field, at, problems))
         except Exception as err:  # a shape no rule foresaw: refused on its own, never a crash
             reason = f"unprocessable event ({type(err).__name__}: {_short(str(err))})"
             rejections.append(Rejection(raw_text(item), reason, None, at))

@@ -36,7 +36,7 @@ import numpy as np
 
 from edge_runtime.decisions import Cause, RulePolicy
 from edge_runtime.demand_distribution import daily_sigma
-from edge_runtime.messages import Message, StockoutAlert
+from edge_runtime.messages import Message, ReasonCode, StockoutAlert
 from edge_runtime.replenishment import Replenisher
 from edge_runtime.stock import Conflict, StockState
 from edge_runtime.stockout import StockoutMonitor, stockout_risk
@@ -331,7 +331,7 @@ class ForecastDecisionPolicy:
             on_hand=s.on_hand,
             reserved=s.reserved,
             confidence=s.confidence,
-            reason_codes=["ATP_ZERO"] if s.on_hand > 0 else ["ON_HAND_ZERO"],
+            reason_codes=[ReasonCode.ATP_ZERO] if s.on_hand > 0 else [ReasonCode.ON_HAND_ZERO],
             evidence={"forecast": "none yet"},
         )
 
@@ -353,7 +353,7 @@ class ForecastDecisionPolicy:
             on_hand=s.on_hand,
             reserved=s.reserved,
             confidence=s.confidence,
-            reason_codes=["ATP_ZERO"] if s.available <= 0 else ["FORECAST_RISK"],
+            reason_codes=[ReasonCode.ATP_ZERO] if s.available <= 0 else [ReasonCode.FORECAST_RISK],
             evidence={
                 "forecast_mean_daily": round(float(rows.mean[i]), 3),
                 "forecast_p90_daily": round(float(rows.p90[i]), 3),

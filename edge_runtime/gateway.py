@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -42,11 +43,12 @@ import numpy as np
 
 from edge_runtime.alert_episodes import AlertEpisodes
 from edge_runtime.bundles import BundleTrust, install, verify
-from edge_runtime.command_options import LOG_LEVELS, log_level, port_number
+from edge_runtime.command_options import add_log_options, port_number
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
 from edge_runtime.day_close import DayCloseModel
+from edge_runtime.dead_letter_topic import dead_letter_messages
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
@@ -54,6 +56,7 @@ from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, Forec
 from edge_runtime.heap import freeze_startup_heap
 from edge_runtime.jetstream_uplink import link_gateway
 from edge_runtime.ledger import IngestResult, Ledger, LedgerError
+from edge_runtime.log_output import configure_logging
 from edge_runtime.messages import Message, with_decision_ids
 from edge_runtime.mqtt import MqttTransport
 from edge_runtime.outbox import Outbox, OutboxRow
@@ -198,6 +201,7 @@ class Gateway:
             "policy_errors": 0,
             "day_closes": 0,
         }
+        self.created_by_kind: Counter[str] = Counter()  # outbox messages created, by kind
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
@@ -374,7 +378,7 @@ class Gateway:
             )
             rows = self.outbox.put(messages, conn=None) if messages else []
             self.episodes.save(self.ledger.connection, self._episode_changes())
-            self.counters["messages"] += len(rows)
+            self._count_created(rows)
             self._fresh.extend(rows)
         self._wake.set()
         if self.transport is not None:
@@ -434,6 +438,8 @@ class Gateway:
         states: list[StockState] = []
         messages: list[Message] = []
 
+        store = self.cfg.gateway.store_id
+
         def before_commit(conn, result: IngestResult) -> None:
             self._staged = True
             if result.changed_skus:
@@ -448,6 +454,11 @@ class Gateway:
                 self.episodes.save(conn, changes)
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
+            if result.rejections and publish:  # with their dead letters, in this transaction
+                refused = dead_letter_messages(
+                    result.rejections, store, source, self.policy.version
+                )
+                rows.extend(self.outbox.put(refused, conn=conn))
 
         if self._rebuild_pending:  # never decide on memory a rolled-back batch touched
             with store_failures_raised():  # the disk still failing: the batch waits
@@ -471,7 +482,7 @@ class Gateway:
         c["ingested"] += result.accepted
         c["duplicates"] += result.duplicates
         c["rejected"] += result.rejected
-        c["messages"] += len(rows)
+        self._count_created(rows)
         self.uplink.observe_messages(messages)
         return result, rows, states
 
@@ -682,6 +693,10 @@ class Gateway:
         buffer = self.ledger.safety_buffer
         return [StockState.of(s, buffer, as_of) for s in states]
 
+    def _count_created(self, rows: list[OutboxRow]) -> None:
+        self.counters["messages"] += len(rows)
+        self.created_by_kind.update(r.kind for r in rows)
+
     def _handover(self, rows: list[OutboxRow], states: list[StockState]) -> None:
         self._fresh.extend(rows)
         self.uplink.observe(states)
@@ -800,6 +815,10 @@ class Gateway:
         refused = Rejection(raw_text(event.to_dict()), reason, None, event.index)
         with self._lock:
             self.ledger.dead_letter([refused], source)
+            store, version = self.cfg.gateway.store_id, self.policy.version
+            rows = self.outbox.put(dead_letter_messages([refused], store, source, version))
+            self._count_created(rows)
+            self._handover(rows, [])
         self.counters["rejected"] += 1
         return IngestResult(rejected=1, rejections=[refused])
 
@@ -1004,18 +1023,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bundle", help="model bundle directory (env SHELFCAST_BUNDLE); none: the rules decide"
     )
-    parser.add_argument(
-        "--log-level",
-        type=log_level,
-        default="INFO",
-        help=f"logging level, one of {', '.join(LOG_LEVELS)} (default INFO)",
-    )
+    add_log_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the gateway against the configured broker until SIGINT/SIGTERM."""
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
+        configure_logging(args.log_level, args.log_format)
         cfg = load_config(
             args.config,
             gateway__store_id=args.store_id,

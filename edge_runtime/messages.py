@@ -24,9 +24,21 @@ import gzip
 import json
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+)
+
+from edge_runtime.build_info import VERSION
 
 SCHEMA_VERSION = 1
 """Bumped on any incompatible change; additive fields keep the number."""
@@ -68,6 +80,103 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _to_utc(when: datetime) -> datetime:
+    return when.astimezone(UTC)
+
+
+UtcTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+]
+"""Every time of every message: taken with any offset, sent in UTC as ``+00:00`` (the form the
+API's stock times use), so one instant always reads the same whichever event or clock it came
+from."""
+
+
+class ReasonCode(StrEnum):
+    """Every machine-readable reason a decision gives (``reason_codes``), UPPER_SNAKE.
+
+    >>> ReasonCode("ATP_ZERO") is ReasonCode.ATP_ZERO, str(ReasonCode.BELOW_ORDER_UP_TO)
+    (True, 'BELOW_ORDER_UP_TO')
+    >>> ReasonCode.ON_HAND_ZERO.meaning
+    'stock-out: no units on hand'
+    """
+
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> ReasonCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning  # what docs/messages.md says of it
+        return member
+
+    ATP_ZERO = (
+        "ATP_ZERO",
+        "stock-out: nothing is available to promise (units on hand are all reserved)",
+    )
+    ON_HAND_ZERO = "ON_HAND_ZERO", "stock-out: no units on hand"
+    FORECAST_RISK = (
+        "FORECAST_RISK",
+        "stock-out predicted: the forecast demand over the horizon may exceed what is available",
+    )
+    ATP_AT_REORDER_POINT = (
+        "ATP_AT_REORDER_POINT",
+        "replenishment (rules policy): available stock fell to the reorder point",
+    )
+    BELOW_ORDER_UP_TO = (
+        "BELOW_ORDER_UP_TO",
+        "replenishment (forecast policy): the inventory position is below the order-up-to level",
+    )
+    CAPPED_BY_CAPACITY = (
+        "CAPPED_BY_CAPACITY",
+        "replenishment: the quantity was cut to the shelf/backroom capacity",
+    )
+    RESERVATION_SHORT = (
+        "RESERVATION_SHORT",
+        "conflict: a reservation got fewer units than it asked for",
+    )
+    RESERVED_UNITS_GONE = (
+        "RESERVED_UNITS_GONE",
+        "conflict: units reserved for orders left the shelf (sold, damaged): fewer are covered",
+    )
+    SOLD_BEYOND_BOOK = (
+        "SOLD_BEYOND_BOOK",
+        "conflict: an event took on-hand below zero (reported once per episode)",
+    )
+    EXIT_GATE_WITHOUT_SALE = (
+        "EXIT_GATE_WITHOUT_SALE",
+        "anomaly: a tag left through the exit gate with no matching sale",
+    )
+    SHELF_REMOVAL_WITHOUT_SALE = (
+        "SHELF_REMOVAL_WITHOUT_SALE",
+        "anomaly: units left the shelf (weight, units) and no sale followed in time",
+    )
+    PROBABLE_MISSCAN = (
+        "PROBABLE_MISSCAN",
+        "anomaly: a removal matched a sale of another SKU (scanned as the wrong item)",
+    )
+    SHRINK_BEYOND_HISTORY = (
+        "SHRINK_BEYOND_HISTORY",
+        "anomaly: a count's or write-off's shrink is far beyond the SKU's history",
+    )
+    NO_SALES_IMPLAUSIBLE_FOR_FORECAST = (
+        "NO_SALES_IMPLAUSIBLE_FOR_FORECAST",
+        "anomaly (phantom): no sales for so long the forecast makes it implausible with stock",
+    )
+
+    def __repr__(self) -> str:  # shown as the text it is on the wire
+        return repr(self.value)
+
+
+def _upper(value: object) -> object:
+    # Messages from before the enumeration wrote some codes in lower case.
+    return value.upper() if isinstance(value, str) else value
+
+
+Reason = Annotated[ReasonCode, BeforeValidator(_upper)]
+
+
 class Message(BaseModel):
     """Fields every outgoing message carries.
 
@@ -94,10 +203,10 @@ class Message(BaseModel):
     )
     store_id: str = Field(description="the store whose gateway sent it")
     sku: str | None = Field(None, description="the SKU it is about (null for store-level kinds)")
-    event_time: AwareDatetime | None = Field(
-        None, description="event time (ISO-8601 with offset) of the event that caused it"
+    event_time: UtcTime | None = Field(
+        None, description="event time (ISO-8601, UTC, +00:00) of the event that caused it"
     )
-    created_at: AwareDatetime = Field(
+    created_at: UtcTime = Field(
         default_factory=_now, description="when the gateway created the message (UTC)"
     )
     model_version: str = Field(description="decision policy / model bundle version that decided")
@@ -138,7 +247,7 @@ class Alert(Message):
     horizon_hours: float | None = Field(
         None, ge=0.0, description="horizon of the probability (replenishment lead time), hours"
     )
-    expected_stockout_time: AwareDatetime | None = Field(
+    expected_stockout_time: UtcTime | None = Field(
         None, description="expected time available stock reaches zero, if predicted"
     )
     recommended_qty: int | None = Field(None, ge=0, description="units to order, if any")
@@ -148,8 +257,8 @@ class Alert(Message):
     confidence: float | None = Field(
         None, ge=0.0, le=1.0, description="ledger confidence score of the SKU's stock figure"
     )
-    reason_codes: list[str] = Field(
-        default_factory=list, description="machine-readable reasons, e.g. ATP_ZERO"
+    reason_codes: list[Reason] = Field(
+        default_factory=list, description="machine-readable reasons (ReasonCode), e.g. ATP_ZERO"
     )
     evidence: Evidence = Field(
         default_factory=dict, description="the numbers the reasons rest on (name -> value)"
@@ -198,7 +307,9 @@ class ConflictMessage(Message):
     loser_event_id: str | None = Field(None, description="event refused or cut short")
     qty_requested: float | None = Field(None, description="units the loser asked for")
     qty_granted: float | None = Field(None, description="units the loser got")
-    reason_codes: list[str] = Field(default_factory=list, description="machine-readable reasons")
+    reason_codes: list[Reason] = Field(
+        default_factory=list, description="machine-readable reasons (ReasonCode)"
+    )
     evidence: Evidence = Field(default_factory=dict, description="numbers behind it")
 
 
@@ -215,13 +326,49 @@ class GatewayState(Message):
     problems: list[str] = Field(
         default_factory=list, description="what is down and why, when degraded"
     )
-    version: str | None = Field(None, description="shelfcast version of the gateway")
+    version: str | None = Field(VERSION, description="shelfcast version of the gateway")
     outbox_depth: int | None = Field(None, description="messages waiting to be sent")
     broker_dropped: int | None = Field(
         None,
         description="messages the broker reports it dropped since it started (queue limits "
         "reached, for any client: see docs/operations.md); null until the broker says",
     )
+
+
+class Problem(BaseModel):
+    """One thing wrong with a refused event: the field at fault and why.
+
+    >>> Problem(field="qty", reason="qty must be > 0 for sale, got 0").field
+    'qty'
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str | None = Field(
+        description="the field at fault; null when the item as a whole is (not JSON, not an "
+        "object, too large)"
+    )
+    reason: str = Field(description="what is wrong, naming the rule or setting it breaks")
+
+
+class DeadLetter(Message):
+    """An input the gateway refused, with every problem found in it (kept in its dead letters)."""
+
+    TOPIC: ClassVar[str] = "deadletters"
+    kind: Literal["deadletter"] = Field(
+        "deadletter", description="message kind; also fixes the topic"
+    )
+    source: str | None = Field(
+        description="where it came in: the MQTT topic's source level (pos, ecom, ...) or api"
+    )
+    event_id: str | None = Field(None, description="the refused event's event_id, if it had one")
+    batch_index: int | None = Field(
+        None, description="position of the event in its batch (a JSON array), from 0"
+    )
+    problems: list[Problem] = Field(
+        min_length=1, description="every problem found, the one that refused it first"
+    )
+    raw: str = Field(description="the refused item as received, cut to 1,024 characters")
 
 
 DELTA_COLUMNS = ("sku", "d_on_hand", "d_reserved", "on_hand", "atp", "events")
@@ -234,8 +381,8 @@ class UplinkDeltas(Message):
     TOPIC: ClassVar[str] = "uplink/deltas"
     compressed: ClassVar[bool] = True
     kind: Literal["uplink"] = Field("uplink", description="message kind; also fixes the topic")
-    window_start: AwareDatetime = Field(description="start of the window (gateway clock, UTC)")
-    window_end: AwareDatetime = Field(description="end of the window (gateway clock, UTC)")
+    window_start: UtcTime = Field(description="start of the window (gateway clock, UTC)")
+    window_end: UtcTime = Field(description="end of the window (gateway clock, UTC)")
     events: int = Field(description="events applied in the window, all SKUs")
     columns: tuple[str, ...] = Field(DELTA_COLUMNS, description="names of a `deltas` row")
     deltas: list[tuple[str, Num, Num, Num, Num, int]] = Field(
@@ -289,6 +436,7 @@ KINDS: tuple[type[Message], ...] = (
     ConflictMessage,
     GatewayState,
     UplinkDeltas,
+    DeadLetter,
 )
 AnyMessage = Annotated[
     StockoutAlert
@@ -296,7 +444,8 @@ AnyMessage = Annotated[
     | AnomalyAlert
     | ConflictMessage
     | GatewayState
-    | UplinkDeltas,
+    | UplinkDeltas
+    | DeadLetter,
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
@@ -403,8 +552,13 @@ def consumer_docs(prefix: str = "shelfcast") -> str:
         "Messages about one SKU arrive in the order the gateway decided them. Unknown fields may",
         "be added within a",
         "schema version: ignore them. Every field listed is always present (`null` where it",
-        "does not apply); times are ISO-8601 with offset. The uplink (for the central system, over",
+        "does not apply). Times are ISO-8601 in UTC, written with the offset `+00:00`, whatever",
+        "offset the event that caused them carried (one instant reads the same in every message).",
+        "The uplink (for the central system, over",
         "the WAN) is the same JSON gzip-compressed: payloads start with the bytes 1f 8b.",
+        "The machine-readable contract is `docs/asyncapi.json` (AsyncAPI 3.0: channels, payload",
+        "schemas, an example per kind), generated by `python -m edge_runtime.asyncapi",
+        "docs/asyncapi.json`.",
         "",
         "| kind | topic | retained | gzip | what |",
         "| --- | --- | --- | --- | --- |",
@@ -418,7 +572,17 @@ def consumer_docs(prefix: str = "shelfcast") -> str:
     lines += [
         "",
         f"In: `{prefix}/{{store}}/events/{{source}}` takes one edge event (JSON object) or a JSON",
-        "array of them; the gateway acknowledges (PUBACK) only after they are durable.",
+        "array of them; the gateway acknowledges (PUBACK) only after they are durable. An event",
+        f"it refuses (on MQTT or the API) is published on `{prefix}/{{store}}/deadletters` with",
+        "every problem found in it, not only the first, and kept in the gateway's dead letters.",
+        "",
+        "#### Reason codes",
+        "",
+        "`reason_codes` take values from this one enumeration (`ReasonCode`), UPPER_SNAKE:",
+        "",
+        "| code | meaning |",
+        "| --- | --- |",
+        *(f"| `{c.value}` | {c.meaning} |" for c in ReasonCode),
     ]
     for cls in KINDS:
         lines += ["", f"#### `{cls.model_fields['kind'].default}`", ""]

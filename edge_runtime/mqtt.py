@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 import paho.mqtt.client as mqtt
 
 from edge_runtime.broker_config import DROPPED_TOPIC
+from edge_runtime.build_info import VERSION
 from edge_runtime.config import GatewayConfig
 from edge_runtime.messages import GatewayState
 from edge_runtime.outbox import OutboxRow
@@ -90,7 +91,7 @@ class MqttTransport:
         cfg: GatewayConfig,
         on_payload: PayloadHandler,
         model_version: str = "unknown",
-        version: str | None = None,
+        version: str = VERSION,
     ):
         self.cfg = cfg
         m = cfg.mqtt

@@ -67,6 +67,7 @@ class OutboxRow(NamedTuple):
     payload: bytes
     retain: bool
     sku: str | None
+    kind: str = ""  # the message's kind (metrics count created messages by it)
 
 
 class Outbox:
@@ -116,7 +117,8 @@ class Outbox:
             cur.execute(_INSERT, (m.message_id, m.kind, m.sku, topic, payload, int(m.retain), now))
             if cur.rowcount == 0:
                 continue  # the same decision is stored already
-            rows.append(OutboxRow(cur.lastrowid, m.message_id, topic, payload, m.retain, m.sku))
+            row = OutboxRow(cur.lastrowid, m.message_id, topic, payload, m.retain, m.sku, m.kind)
+            rows.append(row)
         return rows
 
     def pending(self, limit: int = 1000, after_seq: int = 0) -> list[OutboxRow]:

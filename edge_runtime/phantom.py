@@ -4,7 +4,7 @@ For every SKU with ``on_hand > 0`` the detector asks how likely it is to see *no
 time since the SKU's last sale, given the demand forecast: ``P(zero sales in d days)`` under the
 negative-binomial demand of :mod:`edge_runtime.demand_distribution`. Below ``alpha`` the units are
 probably not really on the shelf (misplaced, stolen, wrong count): alert ``phantom`` with reason
-``no_sales_implausible_for_forecast`` and the evidence (days silent, forecast, probability).
+``NO_SALES_IMPLAUSIBLE_FOR_FORECAST`` and the evidence (days silent, forecast, probability).
 
 Demand forecasts are in units while silence is about *sales*: a SKU bought in dozens sells less
 often than its unit forecast suggests. The detector learns each SKU's lot size (units per sale:
@@ -21,7 +21,7 @@ all SKUs (one numpy pass for a whole store).
 >>> alerts = d.check(3 * 86400.0, ["A", "B"], on_hand=np.array([10.0, 10.0]),
 ...                  mean_daily=np.array([4.0, 0.2]), p90_daily=np.array([7.0, 1.0]))
 >>> [(a.sku, a.reason_codes) for a in alerts]
-[('A', ('no_sales_implausible_for_forecast',))]
+[('A', ('NO_SALES_IMPLAUSIBLE_FOR_FORECAST',))]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_runtime.demand_distribution import daily_sigma, prob_zero
+from edge_runtime.messages import ReasonCode
 from edge_runtime.shrink import ShrinkAlert
 
 DAY_S = 86400.0
@@ -128,7 +129,7 @@ class PhantomDetector:
                     "phantom",
                     sku,
                     now,
-                    ("no_sales_implausible_for_forecast",),
+                    (ReasonCode.NO_SALES_IMPLAUSIBLE_FOR_FORECAST,),
                     evidence,
                     float(1.0 - p0[i]),
                 )

@@ -11,8 +11,8 @@ Rules, per SKU, at each review (vectorised over SKUs by :func:`order_quantities`
 4. Round the need **up** to whole packs; raise it to the minimum order quantity (itself rounded up
    to whole packs).
 5. Cap by capacity: ``IP + qty`` never exceeds ``capacity`` (shelf + backroom); the cap is rounded
-   **down** to whole packs. If the capped quantity falls below the MOQ there is no order (reason
-   ``capacity_below_moq``) rather than one the supplier would refuse.
+   **down** to whole packs. If the capped quantity falls below the MOQ there is no order rather
+   than one the supplier would refuse.
 
 :class:`Replenisher` adds the open-order rule: no second trigger for a SKU while its order is open;
 a receipt for the SKU (or for the order id) closes it.
@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from edge_runtime.messages import ReasonCode
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class OrderTrigger:
     def to_message(self, store_id: str, model_version: str, event_time=None, **stock):
         """The outgoing ``ReplenishmentAlert``; ``stock`` may add atp, on_hand, reserved.
 
-        >>> t = OrderTrigger("A", 24.0, 30.5, 6.5, 4.0, ("below_order_up_to",))
+        >>> t = OrderTrigger("A", 24.0, 30.5, 6.5, 4.0, ("BELOW_ORDER_UP_TO",))
         >>> m = t.to_message("S1", "m1", atp=4.0)
         >>> m.recommended_qty, m.order_up_to, m.evidence["safety_stock"]
         (24, 30.5, 6.5)
@@ -232,9 +234,9 @@ class Replenisher:
             sku = skus[i]
             if sku in self.open_orders:
                 continue
-            reasons = ["below_order_up_to"]
+            reasons = [ReasonCode.BELOW_ORDER_UP_TO]
             if plan.capped[i]:
-                reasons.append("capped_by_capacity")
+                reasons.append(ReasonCode.CAPPED_BY_CAPACITY)
             trig = OrderTrigger(
                 sku,
                 float(plan.quantity[i]),

@@ -22,7 +22,7 @@ ledger's on-hand and the day's forecast.
 >>> w.observe("shelf_weight", "A", 60.0, 801.0)      # two units taken
 []
 >>> w.observe("rfid_exit", "A", 200.0, 2)[0].reason_codes
-('exit_gate_without_sale', 'shelf_removal_without_sale')
+('EXIT_GATE_WITHOUT_SALE', 'SHELF_REMOVAL_WITHOUT_SALE')
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class ShelfWatch:
         ...     "source": "rfid"}], "S1")
         >>> w = ShelfWatch(matcher=RemovalMatcher(gate_hold_s=0))
         >>> [(m.anomaly_type, m.reason_codes) for m in w.messages(evs, "S1", "v1")]
-        [('theft', ['exit_gate_without_sale'])]
+        [('theft', ['EXIT_GATE_WITHOUT_SALE'])]
         """
         alerts = []
         latest = None

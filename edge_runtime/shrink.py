@@ -5,16 +5,16 @@ Two detectors, each a small stateful object fed in event-time order (times are P
 - :class:`RemovalMatcher` (theft): a shelf sensor removal (weight drop converted to units) must be
   followed by a sale of the SKU within ``pick_window_s``; an exit-gate RFID read must be preceded
   by a sale of the SKU within ``gate_window_s``. Units that stay unmatched raise an alert with
-  reason ``shelf_removal_without_sale`` and/or ``exit_gate_without_sale``. When at the same time
+  reason ``SHELF_REMOVAL_WITHOUT_SALE`` and/or ``EXIT_GATE_WITHOUT_SALE``. When at the same time
   another SKU was *sold* with no removal behind it and the same quantity, the cashier most likely
-  scanned the wrong item: the alert is a ``misscan`` (reason ``probable_misscan``), not a theft.
+  scanned the wrong item: the alert is a ``misscan`` (reason ``PROBABLE_MISSCAN``), not a theft.
   Because that evidence can surface minutes later, a decision waits ``gate_hold_s`` after a
   gate read and ``pick_hold_s`` after the pick window closes (both 10 min by default; 0 decides
   at once).
   A put-back (positive shelf delta) cancels the pending removal it undoes.
 - :class:`CycleCountShrink`: a cycle count's shrink (expected minus counted units) is compared with
   the SKU's past discrepancies (mean and standard deviation, shrunk towards a store-wide prior
-  while the SKU has few counts); a z-score above ``z_threshold`` raises ``shrink_beyond_history``.
+  while the SKU has few counts); a z-score above ``z_threshold`` raises ``SHRINK_BEYOND_HISTORY``.
 
 Every alert is a :class:`ShrinkAlert` with reason codes and the evidence behind them.
 
@@ -23,7 +23,7 @@ Every alert is a :class:`ShrinkAlert` with reason codes and the evidence behind 
 >>> m.shelf("B", 200.0, 1); m.gate("B", 260.0, 1)  # out of the door unpaid: held 10 min
 []
 >>> m.advance(860.0)[0].reason_codes
-('exit_gate_without_sale', 'shelf_removal_without_sale')
+('EXIT_GATE_WITHOUT_SALE', 'SHELF_REMOVAL_WITHOUT_SALE')
 >>> m.shelf("C", 300.0, 1); m.advance(1000.0)[0].kind
 'theft'
 """
@@ -35,6 +35,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from edge_runtime.messages import ReasonCode
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,13 @@ class ShrinkAlert:
     def to_message(self, store_id: str, model_version: str, cause_event_id: str | None = None):
         """The outgoing ``AnomalyAlert`` (the one message schema of ``edge_runtime.messages``).
 
-        A mis-scan is published as ``anomaly_type="other"`` with reason ``probable_misscan``;
+        A mis-scan is published as ``anomaly_type="other"`` with reason ``PROBABLE_MISSCAN``;
         list-valued evidence is summarised (count and first value) to fit the scalar schema.
 
-        >>> a = ShrinkAlert("theft", "A", 0.0, ("exit_gate_without_sale",), {"units": 2})
+        >>> a = ShrinkAlert("theft", "A", 0.0, ("EXIT_GATE_WITHOUT_SALE",), {"units": 2})
         >>> m = a.to_message("S1", "rules-1")
         >>> m.anomaly_type, m.units, m.reason_codes, m.event_time.isoformat()
-        ('theft', 2.0, ['exit_gate_without_sale'], '1970-01-01T00:00:00+00:00')
+        ('theft', 2.0, ['EXIT_GATE_WITHOUT_SALE'], '1970-01-01T00:00:00+00:00')
         """
         from edge_runtime.messages import AnomalyAlert
 
@@ -184,9 +186,9 @@ class RemovalMatcher:
         picks = self._picks.get(sku)
         pick_times = [p.time for p in picks] if picks else []
         _consume(picks, left, t - self.pick_window_s)
-        reasons = ["exit_gate_without_sale"]
+        reasons = [ReasonCode.EXIT_GATE_WITHOUT_SALE]
         if pick_times:
-            reasons.append("shelf_removal_without_sale")
+            reasons.append(ReasonCode.SHELF_REMOVAL_WITHOUT_SALE)
         evidence = {"gate_time": t, "units": left, "shelf_removal_times": pick_times[:5]}
         self._held.append((sku, t, left, tuple(reasons), evidence))
         return self._release_held(t)
@@ -225,7 +227,7 @@ class RemovalMatcher:
                 picks.popleft()
             evidence = {"removal_time": p.time, "units": p.qty, "window_s": self.pick_window_s}
             done = p.time + self.pick_window_s + self.pick_hold_s
-            reasons = ("shelf_removal_without_sale",)
+            reasons = (ReasonCode.SHELF_REMOVAL_WITHOUT_SALE,)
             alert = self._classify(sku, done, p.qty, p.time, done, reasons, evidence)
             p.qty = 0.0
             alerts.append(alert)
@@ -268,7 +270,11 @@ class RemovalMatcher:
             if other != sku and since <= sale.time <= until:
                 totals[other] = totals.get(other, 0.0) + sale.qty
         # Shelves weigh exactly; gates may miss a tag or two (slack only for gate alerts).
-        slack = max(1.0, math.ceil(0.25 * units)) if "exit_gate_without_sale" in reasons else 0.0
+        slack = (
+            max(1.0, math.ceil(0.25 * units))
+            if ReasonCode.EXIT_GATE_WITHOUT_SALE in reasons
+            else 0.0
+        )
         covering = [
             (total, other) for other, total in totals.items() if units <= total <= units + slack
         ]
@@ -279,7 +285,9 @@ class RemovalMatcher:
         # Units the gate did not read were taken too: settle those removals as well.
         _consume(self._picks.get(sku), total - units, since)
         evidence = {**evidence, "sold_instead": other, "sold_units": total}
-        return ShrinkAlert("misscan", sku, t, ("probable_misscan", *reasons), evidence, 0.5)
+        return ShrinkAlert(
+            "misscan", sku, t, (ReasonCode.PROBABLE_MISSCAN, *reasons), evidence, 0.5
+        )
 
     def _take_unpicked(self, sku: str, units: float, since: float, until: float) -> None:
         kept: deque[tuple[str, _Pending]] = deque()
@@ -319,7 +327,7 @@ class CycleCountShrink:
     >>> [d.count("A", float(i), expected=50, counted=50 - s) for i, s in enumerate([1, 0, 2, 1])]
     [None, None, None, None]
     >>> d.count("A", 9.0, expected=50, counted=30).reason_codes
-    ('shrink_beyond_history',)
+    ('SHRINK_BEYOND_HISTORY',)
     """
 
     def __init__(
@@ -369,7 +377,9 @@ class CycleCountShrink:
             "history_counts": n,
             "z": round(z, 3),
         }
-        return ShrinkAlert("shrink", sku, t, ("shrink_beyond_history",), evidence, float(z))
+        return ShrinkAlert(
+            "shrink", sku, t, (ReasonCode.SHRINK_BEYOND_HISTORY,), evidence, float(z)
+        )
 
     def _learn(self, sku: str, x: float) -> None:
         n, mean, m2 = self._stats.get(sku, (0.0, 0.0, 0.0))

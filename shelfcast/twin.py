@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from training.progress import progress_bar
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -300,7 +302,10 @@ def simulate(
     rec = {k: np.zeros((n, days)) for k in ("sales", "lost", "on_hand", "orders")}
     probs = np.zeros((n, days)) if horizon and hasattr(policy, "stockout_probability") else None
     on_order = np.zeros(n)
+    name = getattr(policy, "name", type(policy).__name__)
+    bar = progress_bar(days, f"twin {name}", unit="day")
     for i in range(days):
+        bar.update()
         t = start + i
         on_hand = on_hand + arrivals[:, i]
         on_order = on_order - arrivals[:, i]
@@ -320,8 +325,9 @@ def simulate(
             probs[:, i] = policy.stockout_probability(state, arrivals[:, i + 1 :], horizon)
         rec["sales"][:, i], rec["lost"][:, i] = sold, demand[:, i] - sold
         rec["on_hand"][:, i] = on_hand
+    bar.close()
     return TwinRun(
-        getattr(policy, "name", type(policy).__name__),
+        name,
         panel,
         start,
         end,

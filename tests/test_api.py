@@ -87,6 +87,14 @@ def test_rejected_event_names_the_field_and_is_dead_lettered(api, ledger):
     assert ledger.event_count() == 0
 
 
+def test_a_rejection_lists_every_problem_of_the_event(api):
+    bad = {**event("bad2", qty=-3), "source": "till", "colour": "red"}
+    body = api.post("/v1/events", json=bad).json()
+    [rejection] = body["rejections"]
+    fields = [p["field"] for p in rejection["problems"]]
+    assert fields[0] == rejection["field"] and sorted(fields) == ["colour", "qty", "source"]
+
+
 def test_batch_judges_each_event_on_its_own(api, ledger):
     batch = [event("b1"), event("b2", store_id="S9"), event("b3", sku="B", kind="sale", qty=1)]
     response = api.post("/v1/events/batch", json=batch)

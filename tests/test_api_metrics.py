@@ -12,6 +12,7 @@ import pytest
 
 from api.app import create_app
 from api.settings import ApiSettings
+from edge_runtime.build_info import REVISION, VERSION
 from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.gateway import Gateway
 from tests.api_server import ApiServer
@@ -56,7 +57,11 @@ def test_metrics_count_both_transports_and_published_alerts(tmp_path):
     assert value(text, 'shelfcast_events_ingested_total{transport="api"}') == 1
     assert value(text, 'shelfcast_events_ingested_total{transport="mqtt"}') == 1
     assert value(text, 'shelfcast_events_rejected_total{transport="mqtt"}') == 1
-    assert value(text, "shelfcast_alerts_created_total") >= 1
+    assert value(text, 'shelfcast_alerts_created_total{kind="replenishment"}') >= 1
+    assert value(text, 'shelfcast_alerts_created_total{kind="deadletter"}') == 1  # the {broken
+    assert value(text, "shelfcast_mqtt_connects_total") == 1
+    assert value(text, f'shelfcast_build_info{{revision="{REVISION}",version="{VERSION}"}}') == 1
+    assert value(text, "process_resident_memory_bytes") > 0
     assert value(text, "shelfcast_alerts_published_total") >= 1
     assert value(text, "shelfcast_outbox_depth") == 0
     assert "# TYPE shelfcast_scoring_latency_seconds histogram" in text

@@ -175,9 +175,9 @@ def test_dashboard_shows_the_ledger_and_follows_events_live(store, watched):
     page.wait_for_selector('#alert-list li.kind-conflict[data-sku="HOUSEHOLD_2_040"]')
     assert "RESERVATION_SHORT" in page.locator("#alert-list li.kind-conflict").first.inner_text()
     shrink = page.locator('#shrink-list li[data-sku="HOUSEHOLD_1_118"]')
-    assert "shrink_beyond_history" in shrink.inner_text() and "9 units" in shrink.inner_text()
+    assert "SHRINK_BEYOND_HISTORY" in shrink.inner_text() and "9 units" in shrink.inner_text()
     assert (
-        "exit_gate_without_sale"
+        "EXIT_GATE_WITHOUT_SALE"
         in page.locator('#shrink-list li[data-sku="HOBBIES_1_234"]').inner_text()
     )
     assert page.locator("#alert-list li.kind-replenishment").count() >= 1

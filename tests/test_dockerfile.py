@@ -172,3 +172,35 @@ def test_healthcheck_probe_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_image_labels_say_version_revision_and_source():
+    labels = " ".join(rest for word, rest in instructions("runtime") if word == "LABEL")
+    args = {rest.split("=")[0] for word, rest in instructions("runtime") if word == "ARG"}
+    assert {"VERSION", "REVISION", "SOURCE"} <= args
+    for key, arg in (("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")):
+        assert f'org.opencontainers.image.{key}="${{{arg}}}"' in labels
+    assert env_of("runtime")["SHELFCAST_REVISION"] == "${REVISION}"
+    script = (ROOT / "docker/build_image.sh").read_text()
+    assert "rev-parse HEAD" in script and '--build-arg REVISION="$revision"' in script
+
+
+def test_onnx_runtime_writes_no_cache_into_the_state_volume(tmp_path):
+    """The user's home is the volume: ONNX Runtime's import writes its device id and telemetry
+    database under the cache directory, which the image points to /tmp instead."""
+    env = env_of("runtime")
+    volume, scratch = tmp_path / "volume", tmp_path / "scratch"
+    volume.mkdir()
+    cache = str(scratch) + env["XDG_CACHE_HOME"]
+    assert env["XDG_CACHE_HOME"].startswith("/tmp/")
+
+    def import_ort(**more: str) -> list[str]:
+        base = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+        run_env = {**base, "HOME": str(volume), **more}
+        subprocess.run(
+            [sys.executable, "-c", "import onnxruntime"], env=run_env, cwd=volume, check=True
+        )
+        return sorted(str(p.relative_to(volume)) for p in volume.rglob("*"))
+
+    assert import_ort(XDG_CACHE_HOME=cache) == []
+    assert any(".onnxruntime" in p for p in import_ort()), "the check could not fail"

@@ -211,5 +211,5 @@ def test_exit_gate_read_without_a_sale_reaches_a_consumer_as_theft(tmp_path, mos
         time.sleep(0.3)
         alerts = [json.loads(p) for _, p, _ in consumer.received]
         assert [(a["sku"], a["anomaly_type"]) for a in alerts] == [("T", "theft")]
-        assert "exit_gate_without_sale" in alerts[0]["reason_codes"]
+        assert "EXIT_GATE_WITHOUT_SALE" in alerts[0]["reason_codes"]
         assert gw.stock("T").on_hand == 5  # a sensor reading never changes the ledger

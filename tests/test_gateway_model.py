@@ -233,14 +233,14 @@ def test_phantom_inventory_and_count_shrink_are_published_with_evidence(tmp_path
         gw.ingest(daily_sales("C", 1, [8, 9, 10, 11]), "pos")
         phantom = [m for m in kinds(gw.recent_messages(), "anomaly") if m["sku"] == "P"]
         assert len(phantom) == 1 and phantom[0]["anomaly_type"] == "phantom"
-        assert phantom[0]["reason_codes"] == ["no_sales_implausible_for_forecast"]
+        assert phantom[0]["reason_codes"] == ["NO_SALES_IMPLAUSIBLE_FOR_FORECAST"]
         assert phantom[0]["evidence"]["on_hand"] == 130 and phantom[0]["model_version"] == "col-7"
         assert phantom[0]["evidence"]["p_zero_sales"] < gw.cfg.model.phantom_alpha
 
         gw.ingest([ev("count-C", "C", "cycle_count", 12, 11, 20, source="count")], "count")
         shrink = [m for m in kinds(gw.recent_messages(), "anomaly") if m["sku"] == "C"]
         assert len(shrink) == 1 and shrink[0]["anomaly_type"] == "shrink"
-        assert shrink[0]["reason_codes"] == ["shrink_beyond_history"]
+        assert shrink[0]["reason_codes"] == ["SHRINK_BEYOND_HISTORY"]
         assert shrink[0]["cause_event_id"] == "count-C" and shrink[0]["units"] == 40 - 11 - 12
         assert shrink[0]["evidence"]["expected"] == 29 and shrink[0]["evidence"]["counted"] == 12
         # Both were written in the ledger's transaction: they are in the outbox beside it.

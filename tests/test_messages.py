@@ -15,7 +15,9 @@ from edge_runtime.messages import (
     SCHEMA_VERSION,
     AnomalyAlert,
     ConflictMessage,
+    DeadLetter,
     GatewayState,
+    Problem,
     ReplenishmentAlert,
     StockoutAlert,
     UplinkDeltas,
@@ -30,7 +32,9 @@ MESSAGES_PAGE = Path(__file__).resolve().parent.parent / "docs" / "messages.md"
 def examples():
     common = {"store_id": "S1", "model_version": "rules-1", "event_time": T}
     return [
-        StockoutAlert(sku="A", probability=0.9, horizon_hours=24, reason_codes=["X"], **common),
+        StockoutAlert(
+            sku="A", probability=0.9, horizon_hours=24, reason_codes=["FORECAST_RISK"], **common
+        ),
         ReplenishmentAlert(sku="A", recommended_qty=6, reorder_point=2, order_up_to=8, **common),
         AnomalyAlert(sku="A", anomaly_type="theft", score=4.2, units=3, **common),
         ConflictMessage(sku="A", rule="r", qty_requested=2, qty_granted=1, **common),
@@ -41,6 +45,14 @@ def examples():
             events=3,
             deltas=[("A", -3, 0, 5, 5, 3)],
             exceptions=[("A", "stockout", "ATP_ZERO")],
+            **common,
+        ),
+        DeadLetter(
+            source="pos",
+            event_id="e9",
+            batch_index=0,
+            problems=[Problem(field="qty", reason="qty must be > 0 for sale, got 0")],
+            raw='{"event_id": "e9"}',
             **common,
         ),
     ]
@@ -70,8 +82,9 @@ def test_topics_follow_the_mqtt_contract():
         "conflict": "shelfcast/S1/conflicts",
         "state": "shelfcast/S1/state",
         "uplink": "shelfcast/S1/uplink/deltas",
+        "deadletter": "shelfcast/S1/deadletters",
     }
-    assert [k.retain for k in KINDS] == [False, False, False, False, True, False]
+    assert [k.retain for k in KINDS] == [False, False, False, False, True, False, False]
 
 
 def test_message_ids_are_unique():

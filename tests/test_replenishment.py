@@ -85,7 +85,7 @@ def test_open_order_blocks_duplicates_and_receipt_closes_it():
     assert (
         len(first) == 1
         and first[0].quantity == 24
-        and first[0].reason_codes == ("below_order_up_to",)
+        and first[0].reason_codes == ("BELOW_ORDER_UP_TO",)
     )
     assert r.review(["a"], *args) == []
     r.assign_order_id("a", "PO-1")

@@ -31,7 +31,7 @@ def test_gate_read_without_sale_is_theft_at_once_with_evidence():
     m.sale("A", 100, 1)  # one paid, two not
     (alert,) = m.gate("A", 200, 3)  # the paid unit and two unpaid
     assert alert.kind == "theft" and alert.event_time == 200
-    assert alert.reason_codes == ("exit_gate_without_sale", "shelf_removal_without_sale")
+    assert alert.reason_codes == ("EXIT_GATE_WITHOUT_SALE", "SHELF_REMOVAL_WITHOUT_SALE")
     assert alert.evidence["units"] == 2
     assert m.advance(10_000) == []  # the picks were settled by the gate alert, no second alert
 
@@ -61,7 +61,7 @@ def test_misscan_is_not_called_theft():
     m.sale("B", 120, 3)  # no pick of B behind it: rung up as B, taken as A
     (alert,) = m.advance(700)
     assert alert.kind == "misscan" and alert.evidence["sold_instead"] == "B"
-    assert alert.reason_codes[0] == "probable_misscan"
+    assert alert.reason_codes[0] == "PROBABLE_MISSCAN"
 
 
 def test_void_withdraws_the_exit_permission():

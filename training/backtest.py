@@ -24,6 +24,7 @@ from models.demand import DemandModel
 from training.baselines import BASELINES, baseline_forecasts
 from training.loss_weights import weighted_training_rows
 from training.metrics import Scales, coverage, mase, pinball, rmsse
+from training.progress import progress_bar
 
 MODEL = "shelfcast"
 # Not forecasts: references that are told each series' true mean over the test days. They show
@@ -152,6 +153,7 @@ def backtest(
     first = panel.first_day()
     dow = weekday(panel.dates.astype(np.int64))
     result = BacktestResult()
+    bar = progress_bar(folds, "backtest", unit="fold")
     for k, cut in enumerate(fold_cutoffs(panel.n_days, folds, horizon), start=1):
         day = str(np.datetime64(panel.start, "D") + cut)
         say(f"fold {k}/{folds}: training on days up to {day}")
@@ -202,4 +204,6 @@ def backtest(
                 row = _score(actual[j], {"p": values[j]}, sc)
                 result.rows.append({"fold": k, "series": key, "method": name, **row})
         say(f"fold {k}/{folds}: {len(idx)} series scored")
+        bar.update()
+    bar.close()
     return result

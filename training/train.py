@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.command_options import positive_int
+from training.progress import progress_bar, say
 
 PARITY_TOLERANCE = 1e-4  # max abs diff allowed, relative to the outputs' scale
 
@@ -58,7 +59,7 @@ class ParityError(RuntimeError):
 
 
 def _say(msg: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+    say(f"[{datetime.now(UTC):%H:%M:%S}] {msg}")
 
 
 def check_parity(
@@ -130,6 +131,9 @@ def train(
     sign = signer_for(signing_key, say=_say)  # a missing named key fails before hours of work
     _say(f"history: {len(history):,} rows, {history.groupby(['store_id', 'sku']).ngroups:,} series")
     panel = panel_from_frame(history)
+    # One bar over the pipeline's stages (the backtest shows its folds on a bar of its own).
+    stages = progress_bar(5 + int(track), "train", unit="stage")
+    stages.set_postfix_str("backtest")
     _say(
         f"backtest: {config.folds} fold(s) x {config.horizon} days (baselines: {config.baselines})"
     )
@@ -143,6 +147,8 @@ def train(
         progress=lambda m: _say("  " + m),
     )
     summary = bt.summary()
+    stages.update()
+    stages.set_postfix_str("fit demand")
     _say(
         f"backtest RMSSE {summary['rmsse_model']:.4f}"
         + (
@@ -162,9 +168,13 @@ def train(
     # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
     demand = DemandModel(**config.model_params()).fit(X, y, mean_weight=w.mean)
     fit_seconds = time.perf_counter() - t0
+    stages.update()
+    stages.set_postfix_str("fit anomaly")
     A = anomaly_training_rows(panel, close, config.anomaly_rows, config.seed)
     _say(f"fitting anomaly model on {len(A):,} store-SKU-days")
     anomaly = AnomalyModel(seed=config.seed).fit(A)
+    stages.update()
+    stages.set_postfix_str("export and parity")
 
     _say("exporting to ONNX and checking parity on held-out rows")
     onnx_models = {
@@ -178,6 +188,7 @@ def train(
     anomaly_diff = check_parity(
         {"scores": anomaly.score(Ah)}, run_onnx(onnx_models["anomaly"], Ah), "anomaly"
     )
+    stages.update()
     metrics = {**{k: v for k, v in summary.items() if not isinstance(v, str)}}
     metrics.update(
         onnx_max_abs_diff=demand_diff,
@@ -203,6 +214,7 @@ def train(
         from training.lineage import RunLineage
         from training.tracking import log_training_run, tracking_uri
 
+        stages.set_postfix_str("MLflow")
         lineage = RunLineage.of(history, source, config.folds, config.horizon, quick)
         _say(f"logging to MLflow at {tracking_uri()}: run {lineage.run_name()!r}")
         last_cut = fold_cutoffs(panel.n_days, config.folds, config.horizon)[-1]
@@ -233,11 +245,15 @@ def train(
         )
         verdict = "promoted to champion" if logged.champion_moved else "champion stays"
         _say(f"registered demand v{logged.versions['demand']}: {verdict} ({logged.reason})")
+        stages.update()
+    stages.set_postfix_str("bundle")
     # Held-out rows and what ONNX Runtime made of them: gateways score them again before use.
     reference = build_reference(onnx_models, {"demand": Xh, "anomaly": Ah})
     bundle = write_bundle(
         out_dir, onnx_models, spec_dict(), metadata, reference=reference, sign=sign
     )
+    stages.update()
+    stages.close()
     _say(f"bundle signed with key {sign.key_id}")
     _say(f"bundle written to {bundle}")
     return TrainResult(bundle=bundle, metadata=metadata, backtest=summary)

@@ -19,6 +19,7 @@ from api.runtime import Runtime
 from api.schemas import IngestResponse, RejectionOut
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES
 from edge_runtime.ledger import IngestResult
+from edge_runtime.messages import Problem
 
 router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[Depends(require_writer)])
 
@@ -54,7 +55,12 @@ def _response(result: IngestResult, status: int) -> JSONResponse:
         duplicates=result.duplicates,
         rejected=result.rejected,
         rejections=[
-            RejectionOut(reason=r.reason, field=r.field, index=r.index)
+            RejectionOut(
+                reason=r.reason,
+                field=r.field,
+                index=r.index,
+                problems=[Problem(field=f, reason=why) for f, why in r.all_problems()],
+            )
             for r in result.rejections[:MAX_REASONS]
         ],
         conflicts=len(result.conflicts),
