@@ -14,9 +14,11 @@ ledger commit -> decisions on every state change -> outbox -> published to the b
 
 Figures per round: ``events_per_s`` from the first event committed to the last,
 ``events_per_s_to_outbox_empty`` to the last of their messages acknowledged by the broker, and
-the gateway's CPU seconds over the drain. With ``--compare REF`` the gateway code of git ``REF``
-(``edge_runtime`` exported to a temporary directory) drains every other round on the same state
-directory, so old and new are measured under the same load; medians per side.
+the gateway's CPU seconds over the drain. With ``--compare REF`` a second gateway runs the code
+of git ``REF`` (``edge_runtime`` exported to a temporary directory) on a second copy of the
+ledger under its own MQTT session: each round's events are published once and queue in both
+sessions, and the two drain the very same events (same day closes) one after the other, in
+alternating order, under the same machine load; medians per side.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def _child(args: argparse.Namespace) -> int:
     from edge_runtime.heap import freeze_startup_heap
 
     env = {"SHELFCAST_STORE_ID": args.store, "SHELFCAST_STATE_DIR": args.state_dir}
-    cfg = with_mqtt(load_config(env=env), host="127.0.0.1", port=args.port)
+    cfg = with_mqtt(
+        load_config(env=env), host="127.0.0.1", port=args.port, client_id=args.client_id
+    )
     if args.bundle:
         model = replace(cfg.model, bundle=args.bundle, public_key=args.public_key)
         cfg = replace(cfg, model=model)
@@ -93,15 +97,16 @@ def _publish(port: int, topic: str, events: list[dict]) -> None:
 def _gateway(code_root: Path, args: argparse.Namespace, state_dir: Path, port: int, expect: int,
              bundle: str | None, key: str | None, cpu: str) -> dict:  # fmt: skip
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--store", args.store,
-           "--state-dir", str(state_dir), "--port", str(port), "--expect", str(expect)]  # fmt: skip
+           "--state-dir", str(state_dir), "--port", str(port), "--expect", str(expect),
+           "--client-id", f"bench-gateway-{state_dir.name}"]  # fmt: skip
     if bundle:
         cmd += ["--bundle", bundle, "--public-key", key]
-    if args.profile and code_root == ROOT and expect:  # py-spy's folded stacks of the drain
-        spy = str(Path(sys.executable).with_name("py-spy"))
-        cmd = [spy, "record", "-f", "raw", "-r", "250", "--threads", "-o", args.profile,
-               "--", *cmd]  # fmt: skip
     if cpu:
         cmd = ["taskset", "-c", cpu, *cmd]
+    if args.profile and code_root == ROOT and expect:  # py-spy's folded stacks of the drain
+        spy = str(Path(sys.executable).with_name("py-spy"))  # py-spy itself is not pinned
+        cmd = [spy, "record", "-f", "raw", "-r", "250", "--threads", "-o", args.profile,
+               "--", *cmd]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{code_root}:{ROOT}"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     if proc.returncode != 0:
@@ -135,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--public-key", help=argparse.SUPPRESS)
+    parser.add_argument("--client-id", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return _child(args)
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = args.bundle or str(latency_bundle(ROOT / "var/bench/latency_bundle"))
         key = str(public_key_path(signing_key_path()))
     sides = ["new", "old"] if args.compare else ["new"]
-    need = args.events * args.rounds * len(sides)
+    need = args.events * args.rounds
     events = live_events(args.history, need)
     if len(events) < need:
         raise SystemExit(f"{need} live events asked, the history leaves {len(events)}")
@@ -158,24 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     roots = {"new": ROOT}
     if args.compare:
         roots["old"] = _old_code(args.compare, work / "old")
-    state = work / "gateway"
-    info = copy_ledger(args.history, state)
+    states = {side: work / f"gateway-{side}" for side in sides}
+    for state in states.values():
+        info = copy_ledger(args.history, state)
     broker = Mosquitto(work / "broker").start()
     topic = f"shelfcast/{STORE}/events/pos"
     load = [round(os.getloadavg()[0], 2)]
     runs: dict[str, list[dict]] = {s: [] for s in sides}
     try:
         # The session exists before the tills send; this start also writes the derived snapshot.
-        first = _gateway(ROOT, args, state, broker.port, 0, bundle, key, args.cpu)
-        print(f"session created, gateway start {first['start_s']} s", file=sys.stderr)
-        pos = 0
+        for side in sides:
+            first = _gateway(roots[side], args, states[side], broker.port, 0, bundle, key,
+                             args.cpu)  # fmt: skip
+            print(f"{side}: session created, start {first['start_s']} s", file=sys.stderr)
         for r in range(args.rounds):
+            _publish(broker.port, topic, events[r * args.events : (r + 1) * args.events])
             for side in sides if r % 2 == 0 else sides[::-1]:
-                _publish(broker.port, topic, events[pos : pos + args.events])
-                pos += args.events
                 load.append(round(os.getloadavg()[0], 2))
-                res = _gateway(roots[side], args, state, broker.port, args.events, bundle, key,
-                               args.cpu)  # fmt: skip
+                res = _gateway(roots[side], args, states[side], broker.port, args.events, bundle,
+                               key, args.cpu)  # fmt: skip
                 res["loadavg_1m"] = load[-1]
                 runs[side].append(res)
                 print(f"round {r + 1} {side}: {json.dumps(res)}", file=sys.stderr, flush=True)
@@ -199,9 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         result[f"median_events_per_s_to_outbox_empty_{side}"] = statistics.median(
             r["events_per_s_to_outbox_empty"] for r in runs[side]
         )
+        result[f"median_cpu_s_{side}"] = statistics.median(r["cpu_s"] for r in runs[side])
     if args.compare:
         result["ratio_new_over_old"] = round(
             result["median_events_per_s_new"] / result["median_events_per_s_old"], 2
+        )
+        # The same events on both sides: CPU seconds compare the code, less swayed by the load.
+        result["cpu_ratio_old_over_new"] = round(
+            result["median_cpu_s_old"] / result["median_cpu_s_new"], 2
         )
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
     if args.json:
