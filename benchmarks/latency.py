@@ -617,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     up_replay = Replay.of(args.history, limit=30000 if quick else None)
     up_events = up_replay.take(len(up_replay.base))
     uplink = uplink_run(up_events, 15, work / "uplink", store)
+    shutil.rmtree(work, ignore_errors=True)  # with --history it holds a 1M-event ledger copy
 
     result["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     result.update(
