@@ -181,6 +181,12 @@ class Served:
     def ledger(self) -> Path:
         return self.state_dir / "ledger.sqlite"
 
+    def rss_mb(self) -> float:
+        """Resident memory of the served process now (``VmRSS``), in MB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
+        kb = next(line.split()[1] for line in status if line.startswith("VmRSS:"))
+        return round(int(kb) / 1024, 1)
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -368,9 +374,11 @@ def load(served: Served, seconds: int, runs: int, tmp: Path) -> dict:
 
 def fuzz_api(served: Served, n: int, seed: int) -> dict:
     before = ledger_facts(served.ledger)
+    rss_before = served.rss_mb()
     counts = post_all(served.url, TOKEN, hostile_messages(n, STORE, seed=seed))
     after = ledger_facts(served.ledger)
     alive = served.alive_and_answering()
+    rss_after = served.rss_mb() if alive else None
     dead = after["dead_letters"] - before["dead_letters"]
     applied = after["events"] - before["events"]
     return {
@@ -384,6 +392,8 @@ def fuzz_api(served: Served, n: int, seed: int) -> dict:
         "accepted": counts["accepted"],
         "ledger_unchanged": (before["events"], before["stock"])
         == (after["events"], after["stock"]),
+        "rss_mb_before": rss_before,
+        "rss_mb_after": rss_after,
     }
 
 
@@ -470,7 +480,7 @@ def fuzz_mixed_api(n: int, seed: int, tmp: Path) -> dict:
     on an unknown topic are MQTT-only and left out)."""
     root = tmp / f"mixed-api-{seed}"
     root.mkdir()
-    served = Served(root / "state")
+    served = Served(root / "state", trusted_key(None, None))
     try:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         httpx.post(served.url + "/v1/events/batch", json=history(STORE), headers=headers)
@@ -542,7 +552,7 @@ def table(result: dict) -> str:
             rows.append(f"| {key} (throughput ratio) | {result[key]:.3f} |")
     for key in ("schemathesis_failures", "schemathesis_errors", "schemathesis_test_operations",
                 "fuzz_messages", "fuzz_crashes", "fuzz_dead_lettered", "fuzz_not_dead_lettered",
-                "fuzz_silently_dropped"):  # fmt: skip
+                "fuzz_silently_dropped", "rss_growth_mb_during_fuzz"):  # fmt: skip
         if key in result:
             rows.append(f"| {key} | {result[key]} |")
     for key in ("tampered_bundles_accepted", "tampered_bundles_tried",
@@ -657,6 +667,8 @@ def main(argv: list[str] | None = None) -> int:
                 measure_load_and_schema(result, served, args, seconds, runs, tmp)
             print(f"fuzz: {n_fuzz} hostile messages via the API ...", file=sys.stderr)
             api_fuzz = fuzz_api(served, n_fuzz, seed=7)
+            print(f"served RSS {api_fuzz['rss_mb_before']} MB before the fuzz run, "
+                  f"{api_fuzz['rss_mb_after']} MB after", file=sys.stderr)  # fmt: skip
         finally:
             served.stop()
         print(f"fuzz: {n_fuzz} hostile messages via MQTT ...", file=sys.stderr)
@@ -679,6 +691,9 @@ def main(argv: list[str] | None = None) -> int:
     result["fuzz_silently_dropped"] = sum(
         p.get("silently_dropped", 0) for p in (api_fuzz, mqtt_fuzz, mixed_api, mixed_mqtt)
     )
+    if api_fuzz["rss_mb_after"] is not None:
+        growth = api_fuzz["rss_mb_after"] - api_fuzz["rss_mb_before"]
+        result["rss_growth_mb_during_fuzz"] = round(growth, 1)
     for name in ("stock", "ingest"):
         if name in result.get("load", {}):
             result[f"{name}_requests_per_s"] = result["load"][name]["requests_per_s"]

@@ -88,6 +88,28 @@ class DailyForecasts:
         h = max(1, min(days, self.mean.shape[2]))
         return float(self._mean_avg[i, d, h - 1]), float(self._p90_avg[i, d, h - 1])
 
+    def lookup_many(
+        self, skus: Sequence[str], event_times: Sequence[str | None], days: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``lookup`` for many SKUs at once: ``(found, table)`` where ``found`` indexes the
+        SKUs that have a forecast and ``table[k]`` is ``(mean, p90)`` of ``skus[found[k]]``
+        (the very values ``lookup`` returns). A None event time has no forecast.
+
+        Why: a store day's close decides every SKU, and a Python lookup per SKU was most of
+        the cost of building the decision rows."""
+        index, day = self._index, self._day
+        rows = np.fromiter((index.get(s, -1) for s in skus), dtype=np.int64, count=len(skus))
+        close = np.fromiter(
+            (day(t) if t else -1 for t in event_times), dtype=np.int64, count=len(skus)
+        )
+        found = np.flatnonzero((rows >= 0) & (close >= 0))
+        rows, close = rows[found], np.minimum(close[found], self.mean.shape[1] - 1)
+        h = max(1, min(days, self.mean.shape[2])) - 1
+        table = np.empty((len(found), 2), dtype=np.float64)
+        table[:, 0] = self._mean_avg[rows, close, h]
+        table[:, 1] = self._p90_avg[rows, close, h]
+        return found, table
+
     def _day(self, event_time: str) -> int:
         text = event_time[:10]
         d = self._day_index.get(text)
@@ -241,35 +263,48 @@ class ForecastDecisionPolicy:
 
     def _rows(self, states, causes, at: str | None) -> tuple[_Rows | None, list[_Bare]]:
         """The SKUs with a forecast (as ``_Rows``) and those without one (decided on ATP)."""
-        keep, whens, fc_lead, fc_protect = [], [], [], []
-        bare: list[_Bare] = []
         lead = max(1, int(np.ceil(self.settings.lead_time_days)))
         protect = self.settings.protection_days
         table = self.forecasts
-        for s in states:
-            cause = causes.get(s.sku)
-            when = at or (cause.event_time if cause else s.last_event_time)
-            found = table.lookup(s.sku, when, lead) if when and table is not None else None
-            if found is not None:
-                keep.append((s, cause))
-                whens.append(when)
-                fc_lead.append(found)
-                fc_protect.append(table.lookup(s.sku, when, protect))
-            else:
-                bare.append((s, cause, when))
-        if not keep:
+        states = list(states)
+        skus = [s.sku for s in states]
+        got = causes.get
+        cause_of = [got(sku) for sku in skus] if causes else [None] * len(states)
+        if at:
+            whens = [at] * len(states)
+        else:
+            whens = [
+                c.event_time if c else s.last_event_time
+                for s, c in zip(states, cause_of, strict=True)
+            ]
+        if table is None or not states:
+            return None, list(zip(states, cause_of, whens, strict=True))
+        found, lead_arr = table.lookup_many(skus, whens, lead)
+        if len(found) < len(states):
+            kept_mask = np.zeros(len(states), dtype=bool)
+            kept_mask[found] = True
+            bare: list[_Bare] = [
+                (states[i], cause_of[i], whens[i]) for i in np.flatnonzero(~kept_mask)
+            ]
+        else:
+            bare = []
+        if not len(found):
             return None, bare
-        lead_arr = np.array(fc_lead, dtype=np.float64)
-        protect_arr = np.array(fc_protect, dtype=np.float64)
-        table = self.forecasts
-        kept = [k[0] for k in keep]
+        if len(found) < len(states):
+            pick = found.tolist()
+            kept = [states[i] for i in pick]
+            kept_causes = [cause_of[i] for i in pick]
+            kept_whens = [whens[i] for i in pick]
+        else:
+            kept, kept_causes, kept_whens = states, cause_of, whens
+        _, protect_arr = table.lookup_many([s.sku for s in kept], kept_whens, protect)
         buffer = None
         if table.buffer is not None:
             buffer = table.buffer[table.rows_of([s.sku for s in kept])]
         rows = _Rows(
             kept,
-            [k[1] for k in keep],
-            whens,
+            kept_causes,
+            kept_whens,
             np.maximum(lead_arr[:, 0], 0.0),
             np.maximum(lead_arr[:, 1], lead_arr[:, 0]),
             np.maximum(protect_arr[:, 0], 0.0),

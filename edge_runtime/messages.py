@@ -21,7 +21,9 @@ event time of what caused it), ``model_version`` and, for alerts, the numbers be
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import os
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -51,8 +53,21 @@ DECISION_NAMESPACE = uuid.UUID("5b1c0f6e-3c39-4f5e-9a51-2f0d8e7c4a10")
 """Fixed forever: changing it changes every decision's ``message_id``."""
 
 
+_NAMESPACE_SHA1 = hashlib.sha1(DECISION_NAMESPACE.bytes)  # uuid5's hash, namespace fed
+
+
+def _uuid_text(raw: bytes, version: int) -> str:
+    """``str(uuid.UUID(bytes=raw[:16], version=version))`` without building a UUID object:
+    every message gets an id and every decision a UUID-5, in the per-event path."""
+    b = bytearray(raw[:16])
+    b[6] = (b[6] & 0x0F) | (version << 4)
+    b[8] = (b[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    return _uuid_text(os.urandom(16), 4)  # what uuid.uuid4() draws
 
 
 def decision_id(store_id: str, kind: str, sku: str | None, epoch: str) -> str:
@@ -73,7 +88,9 @@ def decision_id(store_id: str, kind: str, sku: str | None, epoch: str) -> str:
     False
     """
     key = json.dumps([store_id, kind, sku, epoch], ensure_ascii=True, separators=(",", ":"))
-    return str(uuid.uuid5(DECISION_NAMESPACE, key))
+    digest = _NAMESPACE_SHA1.copy()  # uuid.uuid5(DECISION_NAMESPACE, key), without the objects
+    digest.update(key.encode())
+    return _uuid_text(digest.digest(), 5)
 
 
 def _now() -> datetime:

@@ -122,3 +122,23 @@ def test_messages_page_is_generated_from_the_models():
         "docs/messages.md is stale: regenerate it with "
         "`python -m edge_runtime.messages docs/messages.md`"
     )
+
+
+def test_decision_ids_are_the_uuid5_consumers_already_hold():
+    """The id formatting is done by hand for speed: it must still be exactly uuid5 (ids that
+    changed across an upgrade would defeat de-duplication), and fresh ids proper UUID-4s."""
+    import random
+    import uuid
+
+    from edge_runtime.messages import DECISION_NAMESPACE, _new_id, decision_id
+
+    rng = random.Random(3)
+    for i in range(2000):
+        sku = rng.choice([None, f"A-{i}", "é/ü 🛒", "x" * rng.randint(1, 200)])
+        args = ["S1", rng.choice(["stockout", "anomaly/theft", "conflict/x"]), sku, f"e{i}"]
+        key = json.dumps(args, ensure_ascii=True, separators=(",", ":"))
+        assert decision_id(*args) == str(uuid.uuid5(DECISION_NAMESPACE, key))
+    fresh = {_new_id() for _ in range(2000)}
+    assert len(fresh) == 2000
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in fresh)
+    assert all(str(uuid.UUID(i)) == i for i in fresh)

@@ -1,0 +1,225 @@
+"""Full-path throughput: a backlog of single-event MQTT messages drained through the gateway.
+
+    python benchmarks/full_path.py --history 1000000 --events 10000 --rounds 3 --json out.json
+    python benchmarks/full_path.py ... --compare main    # alternate with the gateway of `main`
+
+Real Mosquitto on the shipped configuration (``tests.mosquitto``), the gateway in a process of
+its own pinned to one core (``taskset -c 0``), its state directory a copy of the cached
+history ledger (``benchmarks/history.py``: 1M Online Retail II events, ~4,900 SKUs, store "OR")
+and a signed model bundle (``benchmarks/latency.py``'s ``latency_bundle``; ``--policy rules``
+runs without one). Each round: with the gateway stopped, ``mosquitto_pub -l`` queues the next
+``--events`` real events that follow the history, one event per QoS 1 message, in the
+gateway's persistent session; then a gateway starts and drains them: MQTT -> parse ->
+ledger commit -> decisions on every state change -> outbox -> published to the broker.
+
+Figures per round: ``events_per_s`` from the first event committed to the last,
+``events_per_s_to_outbox_empty`` to the last of their messages acknowledged by the broker, and
+the gateway's CPU seconds over the drain. With ``--compare REF`` a second gateway runs the code
+of git ``REF`` (``edge_runtime`` exported to a temporary directory) on a second copy of the
+ledger under its own MQTT session: each round's events are published once and queue in both
+sessions, and the two drain the very same events (same day closes) one after the other, in
+alternating order, under the same machine load; medians per side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # --compare puts the old edge_runtime first
+    sys.path.insert(0, str(ROOT))
+
+
+def _child(args: argparse.Namespace) -> int:
+    """The gateway's process: start, drain ``--expect`` events, print the figures, close."""
+    from edge_runtime.config import load_config, with_mqtt
+    from edge_runtime.gateway import Gateway
+    from edge_runtime.heap import freeze_startup_heap
+
+    env = {"SHELFCAST_STORE_ID": args.store, "SHELFCAST_STATE_DIR": args.state_dir}
+    cfg = with_mqtt(
+        load_config(env=env), host="127.0.0.1", port=args.port, client_id=args.client_id
+    )
+    if args.bundle:
+        model = replace(cfg.model, bundle=args.bundle, public_key=args.public_key)
+        cfg = replace(cfg, model=model)
+    t_start = time.monotonic()
+    gw = Gateway(cfg).start()
+    freeze_startup_heap()
+    started_s = time.monotonic() - t_start
+    cpu0 = time.process_time()
+    first = None
+    deadline = time.monotonic() + 600
+    while gw.counters["ingested"] < args.expect and time.monotonic() < deadline:
+        if first is None and gw.counters["ingested"]:
+            first = time.monotonic()
+        time.sleep(0.002)
+    done = time.monotonic()
+    drained = gw.flush(120)
+    out_done = time.monotonic()
+    cpu = time.process_time() - cpu0
+    n = gw.counters["ingested"]
+    first = first or done
+    result = {
+        "ingested": n,
+        "start_s": round(started_s, 2),
+        "events_per_s": round(n / max(done - first, 1e-9), 1) if args.expect else None,
+        "events_per_s_to_outbox_empty": round(n / max(out_done - first, 1e-9), 1)
+        if args.expect
+        else None,
+        "outbox_drained": drained,
+        "messages": gw.counters["messages"],
+        "day_closes": gw.counters["day_closes"],
+        "cpu_s": round(cpu, 2),
+        "policy": gw.model_version,
+    }
+    gw.close()
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def _publish(port: int, topic: str, events: list[dict]) -> None:
+    lines = b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events)
+    args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", "1", "-l"]
+    subprocess.run([*args, "-i", "bench-tills"], input=lines, check=True, timeout=300)
+
+
+def _gateway(code_root: Path, args: argparse.Namespace, state_dir: Path, port: int, expect: int,
+             bundle: str | None, key: str | None, cpu: str) -> dict:  # fmt: skip
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--store", args.store,
+           "--state-dir", str(state_dir), "--port", str(port), "--expect", str(expect),
+           "--client-id", f"bench-gateway-{state_dir.name}"]  # fmt: skip
+    if bundle:
+        cmd += ["--bundle", bundle, "--public-key", key]
+    if cpu:
+        cmd = ["taskset", "-c", cpu, *cmd]
+    if args.profile and code_root == ROOT and expect:  # py-spy's folded stacks of the drain
+        spy = str(Path(sys.executable).with_name("py-spy"))  # py-spy itself is not pinned
+        cmd = [spy, "record", "-f", "raw", "-r", "250", "--threads", "-o", args.profile,
+               "--", *cmd]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{code_root}:{ROOT}"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"gateway exited with {proc.returncode}: {proc.stderr[-2000:]}")
+    return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+
+
+def _old_code(ref: str, out: Path) -> Path:
+    """``edge_runtime`` as of git ``ref``, exported under ``out`` (imported before ours)."""
+    out.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "edge_runtime"],
+                             capture_output=True, check=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--history", type=int, default=1_000_000, help="events of history")
+    parser.add_argument("--events", type=int, default=10_000, help="events per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (per side with --compare)")
+    parser.add_argument("--policy", choices=("model", "rules"), default="model")
+    parser.add_argument("--bundle", help="signed bundle (default: latency.py's)")
+    parser.add_argument("--compare", metavar="REF", help="alternate with the gateway of REF")
+    parser.add_argument("--cpu", default="0", help="core(s) for taskset ('' to not pin)")
+    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--profile", help="py-spy folded stacks of the last drain here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--store", default="OR", help=argparse.SUPPRESS)
+    parser.add_argument("--state-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--public-key", help=argparse.SUPPRESS)
+    parser.add_argument("--client-id", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args)
+
+    from benchmarks.history import STORE, copy_ledger, live_events
+    from benchmarks.latency import latency_bundle
+    from tests.mosquitto import Mosquitto
+    from training.signing_key import public_key_path, signing_key_path
+
+    args.store = STORE
+    bundle = key = None
+    if args.policy == "model":
+        bundle = args.bundle or str(latency_bundle(ROOT / "var/bench/latency_bundle"))
+        key = str(public_key_path(signing_key_path()))
+    sides = ["new", "old"] if args.compare else ["new"]
+    need = args.events * args.rounds
+    events = live_events(args.history, need)
+    if len(events) < need:
+        raise SystemExit(f"{need} live events asked, the history leaves {len(events)}")
+    work = Path(tempfile.mkdtemp(prefix="shelfcast-fullpath-"))
+    roots = {"new": ROOT}
+    if args.compare:
+        roots["old"] = _old_code(args.compare, work / "old")
+    states = {side: work / f"gateway-{side}" for side in sides}
+    for state in states.values():
+        info = copy_ledger(args.history, state)
+    broker = Mosquitto(work / "broker").start()
+    topic = f"shelfcast/{STORE}/events/pos"
+    load = [round(os.getloadavg()[0], 2)]
+    runs: dict[str, list[dict]] = {s: [] for s in sides}
+    try:
+        # The session exists before the tills send; this start also writes the derived snapshot.
+        for side in sides:
+            first = _gateway(roots[side], args, states[side], broker.port, 0, bundle, key,
+                             args.cpu)  # fmt: skip
+            print(f"{side}: session created, start {first['start_s']} s", file=sys.stderr)
+        for r in range(args.rounds):
+            _publish(broker.port, topic, events[r * args.events : (r + 1) * args.events])
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                load.append(round(os.getloadavg()[0], 2))
+                res = _gateway(roots[side], args, states[side], broker.port, args.events, bundle,
+                               key, args.cpu)  # fmt: skip
+                res["loadavg_1m"] = load[-1]
+                runs[side].append(res)
+                print(f"round {r + 1} {side}: {json.dumps(res)}", file=sys.stderr, flush=True)
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "history": info,
+        "policy": args.policy,
+        "bundle": bundle,
+        "events_per_round": args.events,
+        "pinned_cpu": args.cpu or None,
+        "loadavg_1m": load,
+        "nproc": os.cpu_count(),
+        "runs": runs,
+    }
+    for side in sides:
+        result[f"median_events_per_s_{side}"] = statistics.median(
+            r["events_per_s"] for r in runs[side]
+        )
+        result[f"median_events_per_s_to_outbox_empty_{side}"] = statistics.median(
+            r["events_per_s_to_outbox_empty"] for r in runs[side]
+        )
+        result[f"median_cpu_s_{side}"] = statistics.median(r["cpu_s"] for r in runs[side])
+    if args.compare:
+        result["ratio_new_over_old"] = round(
+            result["median_events_per_s_new"] / result["median_events_per_s_old"], 2
+        )
+        # The same events on both sides: CPU seconds compare the code, less swayed by the load.
+        result["cpu_ratio_old_over_new"] = round(
+            result["median_cpu_s_old"] / result["median_cpu_s_new"], 2
+        )
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
