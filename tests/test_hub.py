@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -39,6 +40,11 @@ def gateway(tmp_path, store, broker, nats_url, **extra):
     return Gateway(cfg).start()
 
 
+# Live events are dated now: the hub's reservations carry the wall clock, and the gateway's
+# plausibility bounds refuse an event far behind the ledger's latest one.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
 def event(store, i, sku, kind, qty, **more):
     return {
         "event_id": f"{store}-e{i}",
@@ -46,7 +52,7 @@ def event(store, i, sku, kind, qty, **more):
         "sku": sku,
         "type": kind,
         "qty": qty,
-        "event_time": f"2026-01-05T10:{i // 60 % 60:02d}:{i % 60:02d}+00:00",
+        "event_time": (T0 + timedelta(seconds=i)).isoformat(),
         "source": "pos",
         **more,
     }
