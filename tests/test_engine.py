@@ -76,3 +76,25 @@ def test_partitions_hold_whole_series_in_order():
     assert np.concatenate(parts).tolist() == list(range(10))
     assert len(partitions_for(LocalEngine(), 10)) == 1
     assert len(series_partitions(2, 8)) == 2  # never an empty partition
+
+
+def test_forecast_command_on_dask_writes_the_same_table(history, tmp_path):
+    from feature_store.spec import spec_dict
+    from models.bundle import write_bundle
+    from shelfcast.cli import main
+
+    m5 = history[(history["store_id"] != "United Kingdom") & (history["date"] >= "2015-06-01")]
+    panel = panel_from_frame(m5)
+    X, y = training_rows(panel, close_features(panel), panel.n_days - 1, stride=28)
+    model = DemandModel(n_estimators=10, num_leaves=7).fit(X, y)
+    bundle = write_bundle(
+        tmp_path / "bundle", {"demand": model.to_onnx(len(names()))}, spec_dict(), {}
+    )
+    m5.to_parquet(tmp_path / "sales.parquet")
+    argv = ["forecast", "--bundle", str(bundle), "--data", str(tmp_path / "sales.parquet")]
+    assert main([*argv, "--out", str(tmp_path / "local.csv")]) == 0
+    dask = ["--engine", "dask", "--workers", "2"]
+    assert main([*argv, "--out", str(tmp_path / "dask.csv"), *dask]) == 0
+    local, spread = pd.read_csv(tmp_path / "local.csv"), pd.read_csv(tmp_path / "dask.csv")
+    assert len(local) == 10 * 28
+    pd.testing.assert_frame_equal(local, spread, rtol=TOLERANCE, atol=TOLERANCE)

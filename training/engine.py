@@ -68,7 +68,9 @@ class DaskEngine:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                # The scheduler's HTTP endpoint on a free loopback port, without the dashboard.
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
             )
             address = self._cluster.scheduler_address
         self.client = Client(address)
