@@ -1,7 +1,8 @@
 """``shelfcast simulate``: compare replenishment policies in the digital twin on held-out real weeks.
 
-Windows (days counted back from the end of the data): the last ``test_days`` are the test
-replay; the ``val_days`` before them are the validation replay. Each policy family runs over a
+Windows: the ``test_days`` from ``--test-start`` (default: the last ``test_days`` of the data)
+are the test replay, and nothing after them is read; the SKUs are ranked on the days before
+them; the ``val_days`` before them are the validation replay. Each policy family runs over a
 grid of its service parameter on both (min/max: safety days; the normal order-up-to rule: z;
 the marginal rule: ``every_days``, the buffer covers the single-day demand exceeded once every
 that many days). The min/max reference is the classic rule at its default
@@ -26,7 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from shelfcast.twin import DemandPanel, StoreConfig, TwinRun, prediction_quality, simulate
+from shelfcast.twin import (
+    DemandPanel,
+    StoreConfig,
+    TwinDataError,
+    TwinRun,
+    prediction_quality,
+    simulate,
+)
 
 # Days above this multiple of a SKU's usual (91-day mean) demand are the large orders
 # (``edge_runtime.service_level``: 88 % of min/max's lost units fall on such days).
@@ -283,9 +291,19 @@ def _refine(cmp, family, steps, panel, config, windows, horizon, bundle, baselin
         cmp.chosen[family] = lo
 
 
-def load_panel(data: str, store: str | None, top_skus: int | None) -> DemandPanel:
-    """A canonical file path, or the name of a bundled data set (e.g. ``online_retail``)."""
-    from shelfcast.twin import load_canonical
+def load_panel(
+    data: str,
+    store: str | None,
+    top_skus: int | None,
+    test_days: int = 56,
+    test_start: str | None = None,
+) -> DemandPanel:
+    """A canonical file path, or the name of a bundled data set (e.g. ``online_retail``), as the
+    panel the comparison replays: it ends on the last test day, and its ``top_skus`` are ranked
+    on the days before the test window only (ranking on the test weeks would hand the twin
+    tomorrow's best sellers). The test window is ``test_days`` from ``test_start`` (default:
+    the last ``test_days`` of the data)."""
+    from shelfcast.twin import TwinDataError, load_canonical
 
     path = Path(data)
     if path.exists():
@@ -298,7 +316,16 @@ def load_panel(data: str, store: str | None, top_skus: int | None) -> DemandPane
                 f"--data {data!r}: no such file, and not a bundled data set ({', '.join(sorted(DATASETS))})"
             )
         frame = load_dataset(data)
-    return DemandPanel.from_frame(frame, store_id=store, top_skus=top_skus)
+    last = np.datetime64(frame["date"].max(), "D")
+    start = last - (test_days - 1) if test_start is None else np.datetime64(test_start, "D")
+    end = start + (test_days - 1)
+    if end > last:
+        raise TwinDataError(
+            f"--test-start {start}: {test_days} test days would end {end}, after the data's "
+            f"last day {last}"
+        )
+    panel = DemandPanel.from_frame(frame, store_id=store, top_skus=top_skus, rank_before=start)
+    return panel.until(end)
 
 
 def markdown(rows: list[dict], cols: tuple[str, ...], headers: dict[str, str] | None = None) -> str:
@@ -356,7 +383,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast simula
         "bundled data set name (default online_retail)",
     )
     parser.add_argument("--store", default=None, help="store_id to replay (default: the largest)")
-    parser.add_argument("--top-skus", type=int, default=200, help="SKUs with most units (0 = all)")
+    parser.add_argument(
+        "--top-skus",
+        type=int,
+        default=200,
+        help="SKUs with most units before the test window (0 = all)",
+    )
+    parser.add_argument(
+        "--test-start",
+        type=_iso_day,
+        default=None,
+        help="first test day, yyyy-mm-dd (default: the last --test-days of the data); the "
+        "replay ends --test-days later and nothing after that is read",
+    )
     parser.add_argument(
         "--policy",
         action="append",
@@ -372,6 +411,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast simula
     parser.add_argument("--test-days", type=int, default=56, help="held-out days replayed")
     parser.add_argument("--val-days", type=int, default=56, help="days before them, for tuning")
     parser.add_argument("--json", default=None, help="write the comparison as JSON here")
+
+
+def _iso_day(text: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as yyyy-mm-dd, got {text!r}") from None
 
 
 def config_from(args: argparse.Namespace) -> StoreConfig:
@@ -412,7 +460,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     t0 = time.perf_counter()
-    panel = load_panel(args.data, args.store, args.top_skus or None)
+    try:
+        panel = load_panel(
+            args.data, args.store, args.top_skus or None, args.test_days, args.test_start
+        )
+    except (TwinDataError, FileNotFoundError) as exc:
+        print(f"shelfcast simulate: {exc}", file=sys.stderr)
+        return 2
     print(f"store {panel.store_id}: {panel.n_skus} SKUs, {panel.dates[0]} .. {panel.dates[-1]}")
 
     def progress(i: int, n: int, what: str) -> None:

@@ -78,14 +78,20 @@ class DemandPanel:
 
     @classmethod
     def from_frame(
-        cls, frame: pd.DataFrame, store_id: str | None = None, top_skus: int | None = None
+        cls,
+        frame: pd.DataFrame,
+        store_id: str | None = None,
+        top_skus: int | None = None,
+        rank_before=None,
     ) -> DemandPanel:
         """Pivot a canonical long frame to one store's dense panel.
 
         ``store_id`` defaults to the store with the most units; ``top_skus`` keeps the SKUs with
-        the most units (ties broken by name, so the choice is reproducible). Negative units (net
-        returns) are not demand and count as zero.
+        the most units (:func:`training.datasets.top_skus_by_units`), counted on days before
+        ``rank_before`` only when given (the test weeks must not choose the SKUs). Negative
+        units (net returns) are not demand and count as zero.
         """
+        from training.datasets import top_skus_by_units
         from training.history import validate
 
         frame = validate(frame)
@@ -98,9 +104,11 @@ class DemandPanel:
                 f"store_id {store_id!r} not in the data; stores are: {', '.join(map(str, stores.index[:20]))}"
             )
         daily = one.groupby(["sku", "date"], observed=True)["units"].sum().clip(lower=0)
-        totals = daily.groupby(level="sku").sum().sort_index()
-        totals = totals.sort_values(ascending=False, kind="stable")
-        skus = totals.index[:top_skus] if top_skus else totals.index
+        skus = top_skus_by_units(
+            daily.reset_index(),
+            top_skus or daily.index.get_level_values("sku").nunique(),
+            before=rank_before,
+        )
         days = one["date"].to_numpy().astype("datetime64[D]")
         dates = np.arange(days.min(), days.max() + np.timedelta64(1, "D"))
         wide = daily.unstack("date").fillna(0.0)
@@ -118,6 +126,12 @@ class DemandPanel:
             price_daily = wide_p.reindex(index=skus, columns=dates).to_numpy(dtype=np.float64)
         panel = cls.from_arrays(store_id, list(skus), dates, wide.to_numpy(), price)
         return replace(panel, price_daily=price_daily)
+
+    def until(self, day: str | np.datetime64) -> DemandPanel:
+        """The panel's days up to and including ``day``."""
+        end = self.window_index(day) + 1
+        daily = None if self.price_daily is None else self.price_daily[:, :end]
+        return replace(self, dates=self.dates[:end], units=self.units[:, :end], price_daily=daily)
 
     def window_index(self, day: str | np.datetime64) -> int:
         """Index of a calendar day in the panel (clear error when outside it)."""

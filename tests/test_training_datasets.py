@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from training.datasets import DATASETS, load_dataset, online_retail
+from training.datasets import (
+    DATASETS,
+    load_dataset,
+    net_cancellations,
+    online_retail,
+    top_skus_by_units,
+)
 
 pytestmark = pytest.mark.realdata
 
@@ -26,11 +32,64 @@ def test_sizes_match_the_data_readme(real_data_dir):
     assert fav["store_id"].nunique() == 54 and set(fav["sku"]) == {"ALL"}
 
 
-def test_online_retail_top_skus_drop_cancellations(real_data_dir):
+def test_online_retail_top_skus(real_data_dir):
     df = online_retail(top_skus=25)
     assert df["sku"].nunique() == 25 and set(df["store_id"]) == {"United Kingdom"}
-    assert (df["units"] > 0).all() and (df["price"] > 0).all()
+    assert (df["units"] >= 0).all() and (df["price"] > 0).all()
     assert df["sku"].str.match(r"^\d").all()
+
+
+def test_online_retail_nets_a_cancelled_day_to_zero(real_data_dir):
+    # C541433 cancels, minutes later, customer 12346's 74,215-unit order of 23166 (541431).
+    df = online_retail()
+    day = df[(df["sku"] == "23166") & (df["date"] == "2011-01-18")]
+    assert day["units"].tolist() == [0.0]
+    assert df.loc[df["sku"] == "23166", "units"].max() < 1_000
+
+
+def test_cancellation_nets_against_the_order_it_cancels():
+    # C581484 (after this file's end) cancels an 80,995-unit order 12 minutes later; a
+    # cancellation of part of an earlier order takes only those units off that order's line.
+    t = pd.to_datetime(
+        ["2011-12-09 09:15", "2011-12-09 09:27", "2011-12-01 10:00", "2011-12-05 10:00"]
+    )
+    lines = pd.DataFrame(
+        {
+            "Invoice": ["581483", "C581484", "580001", "C580002"],
+            "StockCode": ["23843", "23843", "22423", "22423"],
+            "Quantity": [80995, -80995, 12, -4],
+            "InvoiceDate": t,
+            "Customer ID": pd.array([16446, 16446, 17850, 17850], dtype="Int64"),
+        }
+    )
+    out = net_cancellations(lines)
+    assert out["Invoice"].tolist() == ["581483", "580001"]
+    assert out["Quantity"].tolist() == [0, 8]
+
+
+def test_cancellation_without_an_earlier_order_is_dropped():
+    lines = pd.DataFrame(
+        {
+            "Invoice": ["C1", "2"],
+            "StockCode": ["A", "A"],
+            "Quantity": [-5, 7],
+            "InvoiceDate": pd.to_datetime(["2011-01-01", "2011-01-02"]),
+            "Customer ID": pd.array([1, 1], dtype="Int64"),
+        }
+    )
+    assert net_cancellations(lines)["Quantity"].tolist() == [7]
+
+
+def test_top_skus_rank_before_a_day_only():
+    f = pd.DataFrame(
+        {
+            "sku": ["A", "B", "B"],
+            "units": [5.0, 1.0, 90.0],
+            "date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-03-01"]),
+        }
+    )
+    assert list(top_skus_by_units(f, 1)) == ["B"]
+    assert list(top_skus_by_units(f, 1, before="2024-03-01")) == ["A"]
 
 
 def test_unknown_name():

@@ -201,3 +201,58 @@ def test_base_level_reference_knows_the_ordinary_level_but_not_the_large_orders(
         minmax_grid=(3.0,), every_days_grid=(20.0,), refine=0,
     )  # fmt: skip
     assert "clairvoyant_base_level_lost_sales_reduction_vs_minmax" in cmp.summary()
+
+
+def _late_hit(tmp_path) -> str:
+    """Two SKUs over 120 days: "steady" sells 5 a day throughout, "late" nothing until its
+    1,000-a-day run in the last 20 days."""
+    dates = pd.date_range("2024-01-01", periods=120)
+    late = np.where(np.arange(120) >= 100, 1000.0, 0.0)
+    frame = pd.concat(
+        [
+            pd.DataFrame({"store_id": "S", "sku": "steady", "date": dates, "units": 5.0}),
+            pd.DataFrame({"store_id": "S", "sku": "late", "date": dates, "units": late}),
+        ]
+    )
+    path = tmp_path / "sales.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_top_skus_are_ranked_before_the_test_window(tmp_path):
+    from shelfcast.simulate import load_panel
+
+    panel = load_panel(_late_hit(tmp_path), None, top_skus=1, test_days=20)
+    assert panel.skus.tolist() == ["steady"]
+    assert str(panel.dates[-1]) == "2024-04-29"
+
+
+def test_test_start_ends_the_replay_and_ranks_before_it(tmp_path):
+    from shelfcast.simulate import load_panel
+    from shelfcast.twin import TwinDataError
+
+    path = _late_hit(tmp_path)
+    panel = load_panel(path, None, top_skus=1, test_days=14, test_start="2024-03-01")
+    assert str(panel.dates[-1]) == "2024-03-14" and panel.skus.tolist() == ["steady"]
+    with pytest.raises(TwinDataError, match="after the data's last day 2024-04-29"):
+        load_panel(path, None, top_skus=1, test_days=14, test_start="2024-04-20")
+
+
+def test_cli_takes_a_test_start(tmp_path, capsys):
+    code = main(
+        [
+            "simulate",
+            "--data",
+            _late_hit(tmp_path),
+            "--policy",
+            "clairvoyant_level",
+            "--test-start",
+            "2024-03-15",
+            "--test-days",
+            "14",
+            "--val-days",
+            "14",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "test weeks 2024-03-15 .. 2024-03-28" in out

@@ -22,6 +22,7 @@ from feature_store.batch import Panel, close_features, forecast_rows
 from feature_store.spec import weekday
 from models.demand import DemandModel
 from training.baselines import BASELINES, baseline_forecasts
+from training.engine import Engine
 from training.loss_weights import weighted_training_rows
 from training.metrics import Scales, coverage, mase, pinball, rmsse
 from training.progress import progress_bar
@@ -142,11 +143,14 @@ def backtest(
     stride: int = 7,
     progress: Callable[[str], None] | None = None,
     evaluate: np.ndarray | None = None,
+    engine: Engine | None = None,
 ) -> BacktestResult:
     """Run the rolling-origin backtest; ``progress`` receives one line per step.
 
     ``evaluate`` (bool per series) limits scoring to some series while the model still trains on
     all of them, e.g. a global model fitted on a store's whole assortment, judged on its top SKUs.
+    ``engine`` (:mod:`training.engine`) runs the per-series baselines; the metrics do not
+    depend on it.
     """
     say = progress or (lambda _msg: None)
     close = close_features(panel)
@@ -181,7 +185,7 @@ def backtest(
             say(
                 f"fold {k}/{folds}: fitting {len(BASELINES)} statsforecast baselines on {len(idx)} series"
             )
-            base = baseline_forecasts(panel, series[idx], cut, horizon)
+            base = baseline_forecasts(panel, series[idx], cut, horizon, engine)
         for j, i in enumerate(idx):
             key = "/".join(panel.keys[series[i]])
             sc, s_i = scales[i], series[i]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from feature_store.batch import Panel
+from training.engine import Engine, LocalEngine, panel_series, partitions_for
 
 BASELINES = ("SeasonalNaive", "AutoETS", "CrostonOptimized", "TSB", "ADIDA")
 
@@ -26,18 +27,34 @@ def _models():
 
 
 def baseline_forecasts(
-    panel: Panel, series: np.ndarray, cutoff: int, horizon: int
+    panel: Panel, series: np.ndarray, cutoff: int, horizon: int, engine: Engine | None = None
 ) -> dict[str, np.ndarray]:
-    """Forecasts ``[len(series), horizon]`` of each baseline fitted on days ``<= cutoff``."""
+    """Forecasts ``[len(series), horizon]`` of each baseline fitted on days ``<= cutoff``.
+
+    Each series is fitted on its own, so an ``engine`` may run partitions of whole series
+    anywhere; the rows come back in the order of ``series``."""
+    series = np.asarray(series)
+    parts = partitions_for(engine, len(series))
+    if len(parts) <= 1:
+        return _fit_and_forecast((panel_series(panel, series, cutoff + 1), horizon))
+    tasks = [(panel_series(panel, series[p], cutoff + 1), horizon) for p in parts]
+    results = (engine or LocalEngine()).map(_fit_and_forecast, tasks)
+    return {name: np.concatenate([r[name] for r in results]) for name in BASELINES}
+
+
+def _fit_and_forecast(task: tuple[Panel, int]) -> dict[str, np.ndarray]:
+    """Every baseline on every series of a panel, fitted on all its days."""
     import pandas as pd
     from statsforecast import StatsForecast
 
+    panel, horizon = task
     first = panel.first_day()
     frames = []
-    for i, s in enumerate(series):
-        y = panel.units[s, first[s] : cutoff + 1]
+    series = range(len(panel.keys))
+    for i in series:
+        y = panel.units[i, first[i] :]
         ds = pd.date_range(
-            pd.Timestamp(panel.start) + pd.Timedelta(days=int(first[s])), periods=len(y), freq="D"
+            pd.Timestamp(panel.start) + pd.Timedelta(days=int(first[i])), periods=len(y), freq="D"
         )
         frames.append(pd.DataFrame({"unique_id": i, "ds": ds, "y": y}))
     df = pd.concat(frames, ignore_index=True)

@@ -22,42 +22,112 @@ from training.history import validate
 ONLINE_RETAIL = "online_retail/online_retail_ii_2009-12-01_2011-09-30.parquet"
 
 
+def net_cancellations(lines: pd.DataFrame) -> pd.DataFrame:
+    """Invoice lines with each cancellation netted against the order it cancels.
+
+    A cancellation (an invoice starting with ``C``, negative quantity) takes its units off the
+    latest earlier order line of the same customer and StockCode, on that order's day: an order
+    placed and cancelled (C541433 cancels a 74,215-unit order minutes after it) is no demand at
+    all, not demand on the order's day. A cancellation larger than its order leaves that order at
+    0; one with no customer, or no earlier order in the file (it cancels an order from before the
+    data), has nothing to net against and is dropped. Returns the order lines only (quantities
+    reduced, none negative) in their original order.
+
+    >>> t = pd.to_datetime(["2011-12-09 09:15", "2011-12-09 09:27"])
+    >>> lines = pd.DataFrame({"Invoice": ["581483", "C581484"], "StockCode": ["23843"] * 2,
+    ...     "Quantity": [80995, -80995], "InvoiceDate": t, "Customer ID": [16446, 16446]})
+    >>> net_cancellations(lines)["Quantity"].tolist()
+    [0]
+    """
+    cancel = lines["Invoice"].astype(str).str.startswith("C") & (lines["Quantity"] < 0)
+    orders = lines.loc[~cancel & (lines["Quantity"] > 0)].copy()
+    cancels = lines.loc[cancel & lines["Customer ID"].notna()]
+    if cancels.empty:
+        return orders
+    on = ["Customer ID", "StockCode"]
+    left = cancels[[*on, "InvoiceDate", "Quantity"]].sort_values("InvoiceDate")
+    right = orders.loc[orders["Customer ID"].notna(), [*on, "InvoiceDate"]]
+    right = right.assign(order_line=right.index).sort_values("InvoiceDate")
+    for col in on:  # merge_asof needs the same dtype on both sides of ``by``
+        left[col], right[col] = left[col].astype(str), right[col].astype(str)
+    matched = pd.merge_asof(
+        left, right, on="InvoiceDate", by=on, direction="backward", allow_exact_matches=True
+    ).dropna(subset=["order_line"])
+    taken = matched.groupby("order_line")["Quantity"].sum()  # negative
+    rows = taken.index.astype(orders.index.dtype)
+    orders.loc[rows, "Quantity"] = np.maximum(
+        orders.loc[rows, "Quantity"].to_numpy() + taken.to_numpy(), 0
+    )
+    return orders
+
+
 def online_retail(
     top_skus: int | None = None, countries: tuple[str, ...] | None = ("United Kingdom",)
 ) -> pd.DataFrame:
     """Daily units per StockCode with each country as a store (UK only by default).
 
-    Cancellations (invoices starting with ``C``) and other negative lines are dropped rather
-    than netted: they correct or return earlier orders, often weeks later, and are not negative
-    demand on the day they are booked. Non-product codes (postage, fees, manual adjustments:
-    codes not starting with a digit) are dropped. ``price`` is the quantity-weighted mean unit
-    price of the day's sales. ``top_skus`` keeps the SKUs with the most units overall.
+    Cancellations are netted against the order they cancel (:func:`net_cancellations`); other
+    negative lines (stock adjustments without an invoice to cancel) are dropped. Non-product
+    codes (postage, fees, manual adjustments: codes not starting with a digit) are dropped.
+    ``price`` is the quantity-weighted mean unit price of the day's sales; a day whose orders
+    were all cancelled keeps a row with 0 units. ``top_skus`` keeps the SKUs with the most net
+    units overall (:func:`top_skus_by_units`).
     """
     raw = pd.read_parquet(
         require(ONLINE_RETAIL),
-        columns=["Invoice", "StockCode", "Quantity", "InvoiceDate", "Price", "Country"],
+        columns=[
+            "Invoice",
+            "StockCode",
+            "Quantity",
+            "InvoiceDate",
+            "Price",
+            "Country",
+            "Customer ID",
+        ],
     )
-    keep = (
-        ~raw["Invoice"].astype(str).str.startswith("C") & (raw["Quantity"] > 0) & (raw["Price"] > 0)
-    )
-    keep &= raw["StockCode"].astype(str).str.match(r"^\d")
+    keep = (raw["Price"] > 0) & raw["StockCode"].astype(str).str.match(r"^\d")
     if countries:
         keep &= raw["Country"].isin(countries)
-    df = raw.loc[keep]
+    df = net_cancellations(raw.loc[keep])
     df = df.assign(
         store_id=df["Country"].astype(str),
         sku=df["StockCode"].astype(str).str.upper(),
         date=df["InvoiceDate"].dt.normalize(),
         revenue=df["Quantity"] * df["Price"],
+        listed=df["Price"],
     )
     daily = df.groupby(["store_id", "sku", "date"], as_index=False, observed=True).agg(
-        units=("Quantity", "sum"), revenue=("revenue", "sum")
+        units=("Quantity", "sum"), revenue=("revenue", "sum"), listed=("listed", "mean")
     )
-    daily["price"] = daily["revenue"] / daily["units"]
+    # A fully cancelled day has no quantity to weight by: its listed price stands in.
+    sold = daily["units"] > 0
+    daily["price"] = np.where(
+        sold, daily["revenue"] / daily["units"].where(sold, 1), daily["listed"]
+    )
+    daily["units"] = daily["units"].astype(np.float64)
     if top_skus:
-        volume = daily.groupby("sku")["units"].sum().nlargest(top_skus).index
-        daily = daily[daily["sku"].isin(volume)]
-    return validate(daily.drop(columns="revenue"), source=f"online_retail ({ONLINE_RETAIL})")
+        daily = daily[daily["sku"].isin(top_skus_by_units(daily, top_skus))]
+    return validate(
+        daily.drop(columns=["revenue", "listed"]), source=f"online_retail ({ONLINE_RETAIL})"
+    )
+
+
+def top_skus_by_units(frame: pd.DataFrame, n: int, before=None) -> pd.Index:
+    """The ``n`` SKUs with the most units in ``frame`` (ties broken by name, so the choice is
+    reproducible), counting only days before ``before`` when given: a twin or a backtest that
+    picks its SKUs must not look at its own test weeks. The one ranking rule for ``train``,
+    ``forecast`` and ``simulate``.
+
+    >>> f = pd.DataFrame({"sku": ["A", "B", "B", "C"], "units": [5.0, 1.0, 9.0, 5.0],
+    ...                   "date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-02-01",
+    ...                                           "2024-01-01"])})
+    >>> list(top_skus_by_units(f, 2)), list(top_skus_by_units(f, 2, before="2024-02-01"))
+    (['B', 'A'], ['A', 'C'])
+    """
+    if before is not None:
+        frame = frame[pd.to_datetime(frame["date"]) < pd.Timestamp(before)]
+    totals = frame.groupby("sku", observed=True)["units"].sum().clip(lower=0).sort_index()
+    return totals.sort_values(ascending=False, kind="stable").index[:n]
 
 
 def _m5_calendar(path: str) -> pd.DataFrame:
@@ -147,6 +217,25 @@ DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
     "walmart_weekly": walmart_weekly,
     "freshretailnet": freshretailnet,
 }
+
+
+# SKUs ``online_retail`` keeps when a command is not told: ``train`` (quick or full) records its
+# choice in the bundle, and ``forecast`` of that bundle on the same data set selects it again.
+ONLINE_RETAIL_TOP_SKUS = 300
+ONLINE_RETAIL_TOP_SKUS_QUICK = 30
+
+
+def selection(name: str, top_skus: int | None) -> dict:
+    """The loader options that select a data set's series: ``top_skus`` for ``online_retail``
+    (default :data:`ONLINE_RETAIL_TOP_SKUS`), nothing for data sets used whole. ``train``
+    writes it to the bundle's metadata as ``data_selection``; ``forecast`` reads it back.
+
+    >>> selection("online_retail", None), selection("m5_sample", 5)
+    ({'top_skus': 300}, {})
+    """
+    if name == "online_retail":
+        return {"top_skus": int(top_skus or ONLINE_RETAIL_TOP_SKUS)}
+    return {}
 
 
 def load_dataset(name: str, **kwargs) -> pd.DataFrame:

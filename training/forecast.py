@@ -42,6 +42,7 @@ from feature_store.spec import (
     MAX_WINDOW,
     names,
 )
+from training.engine import Engine, panel_series, partitions_for
 from training.history import validate
 
 OUTPUT_COLUMNS = ("store_id", "sku", "date", "p50", "p90", "mean")
@@ -220,14 +221,17 @@ class Forecaster:
         min_history_days: int = MIN_HISTORY_DAYS,
         progress=None,
         skip_short: bool = False,
+        engine: Engine | None = None,
     ) -> pd.DataFrame:
         """Forecast the ``horizon`` days from ``start`` for every store x SKU in ``history``.
 
         ``history`` is a canonical frame (validated here); ``calendar_events`` are dates of
         known future calendar events (holidays) for the ``target_event`` feature. A series with
         less than ``min_history_days`` of history raises :class:`HistoryTooShort`, or with
-        ``skip_short`` is left out of the table (and named through ``progress``). Returns the
-        long table ``store_id, sku, date, p50, p90, mean`` sorted by series then date.
+        ``skip_short`` is left out of the table (and named through ``progress``). ``engine``
+        (:mod:`training.engine`) forecasts partitions of whole series where it runs them; the
+        table does not depend on it. Returns the long table ``store_id, sku, date, p50, p90,
+        mean`` sorted by series then date.
         """
         if int(horizon) < 1:
             raise ForecastError(f"horizon must be at least 1 day, got {horizon}")
@@ -247,6 +251,20 @@ class Forecaster:
         known = () if calendar_events is None else calendar_events
         events = [str(pd.Timestamp(d).date()) for d in known]
         panel = tail(panel_from_frame(frame, calendar_events=events))
+        parts = partitions_for(engine, len(panel.keys))
+        if len(parts) <= 1:
+            values = self.forecast_panel(panel, horizon, say)
+        else:
+            say(f"forecasting {len(panel.keys)} series in {len(parts)} partitions")
+            tasks = [(self.demand_onnx, panel_series(panel, p), horizon) for p in parts]
+            results = engine.map(forecast_partition, tasks)
+            values = {k: np.concatenate([r[k] for r in results]) for k in ("p50", "p90", "mean")}
+        return self._table(panel.keys, start, values, horizon)
+
+    def forecast_panel(self, panel: Panel, horizon: int, say=None) -> dict[str, np.ndarray]:
+        """``p50``, ``p90`` and ``mean`` (series x ``horizon`` days) from the panel's last day;
+        days beyond 28 recursively (see the module docstring)."""
+        say = say or (lambda _m: None)
         blocks: list[dict[str, np.ndarray]] = []
         done = 0
         while done < horizon:
@@ -261,12 +279,11 @@ class Forecaster:
             )
             if done < horizon:
                 panel = _extend(panel, out["mean"].astype(np.float64))
-        return self._table(panel.keys, start, blocks, horizon)
+        return {k: np.concatenate([b[k] for b in blocks], axis=1) for k in ("p50", "p90", "mean")}
 
     @staticmethod
-    def _table(keys, start, blocks, horizon: int) -> pd.DataFrame:
+    def _table(keys, start, values, horizon: int) -> pd.DataFrame:
         n = len(keys)
-        values = {k: np.concatenate([b[k] for b in blocks], axis=1) for k in ("p50", "p90", "mean")}
         dates = pd.date_range(start, periods=horizon, freq="D")
         return pd.DataFrame(
             {
@@ -279,6 +296,22 @@ class Forecaster:
             },
             columns=list(OUTPUT_COLUMNS),
         )
+
+
+_SESSIONS: dict[str, Forecaster] = {}
+
+
+def forecast_partition(task: tuple[bytes, Panel, int]) -> dict[str, np.ndarray]:
+    """One partition's forecasts on whichever process runs it: ``(demand ONNX, panel of whole
+    series, horizon)``. The ONNX session is opened once per process and model."""
+    import hashlib
+
+    onnx, panel, horizon = task
+    key = hashlib.sha256(onnx).hexdigest()
+    if key not in _SESSIONS:
+        _SESSIONS.clear()  # one model at a time per worker: sessions hold the model's memory
+        _SESSIONS[key] = Forecaster(onnx)
+    return _SESSIONS[key].forecast_panel(panel, horizon)
 
 
 OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -317,6 +350,7 @@ def forecast_file(
     start=None,
     calendar_events: Iterable | None = None,
     skip_short: bool = False,
+    engine: Engine | None = None,
 ) -> tuple[pd.DataFrame, float]:
     """What ``shelfcast forecast`` does: forecast and write; returns the table and the seconds
     the forecast itself took (bundle load, features and scoring; not file I/O)."""
@@ -329,6 +363,7 @@ def forecast_file(
         calendar_events,
         progress=lambda m: print(m, file=sys.stderr, flush=True),
         skip_short=skip_short,
+        engine=engine,
     )
     seconds = time.perf_counter() - t0
     write_table(table, out)

@@ -57,6 +57,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_columns_argument(parser)
     parser.add_argument(
+        "--top-skus",
+        type=positive_int,
+        default=None,
+        help="online_retail only: the N SKUs with most units (default: the bundle's own "
+        "selection when it was trained on online_retail, else 300)",
+    )
+    from training.engine import add_engine_arguments
+
+    add_engine_arguments(parser)
+    parser.add_argument(
         "--skip-short",
         action="store_true",
         help="leave out (and name) series with under 28 days of history instead of refusing",
@@ -113,8 +123,23 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def bundle_selection(bundle: str | Path, data: str) -> dict:
+    """The series selection the bundle was trained on (``data_selection`` in its metadata) when
+    it was trained on the data set ``data``; empty otherwise."""
+    import json
+
+    try:
+        meta = json.loads(Path(bundle, "metadata.json").read_text())
+    except (OSError, ValueError):
+        return {}  # Forecaster.from_bundle refuses the bundle with the reason
+    if meta.get("data_source") != data:
+        return {}
+    return dict(meta.get("data_selection") or {})
+
+
 def run(args: argparse.Namespace) -> int:
     from shelfcast.data_dir import DataMissingError
+    from training.engine import engine_for
     from training.forecast import ForecastError, forecast_file
     from training.history import HistoryError
     from training.train import load_input
@@ -122,10 +147,13 @@ def run(args: argparse.Namespace) -> int:
     if problem := _usage_problem(args):
         print(f"shelfcast forecast: error: {problem}", file=sys.stderr)
         return 2
+    engine = None
     try:
+        top = args.top_skus or bundle_selection(args.bundle, args.data).get("top_skus")
+        engine = engine_for(args.engine, args.workers, args.scheduler)
         history, _source = load_input(
             args.data,
-            None,
+            top,
             args.columns,
             date_format=args.date_format,
             warn=lambda m: print(f"shelfcast forecast: warning: {m}", file=sys.stderr),
@@ -138,10 +166,14 @@ def run(args: argparse.Namespace) -> int:
             start=args.start,
             calendar_events=_calendar_events(args.calendar),
             skip_short=args.skip_short,
+            engine=engine,
         )
     except (ForecastError, HistoryError, DataMissingError, KeyError, ValueError) as exc:
         print(f"shelfcast forecast: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if engine is not None:
+            engine.close()
     n_series = table.groupby(["store_id", "sku"]).ngroups
     print(
         f"{len(table):,} forecasts ({n_series:,} series x {args.horizon} days) in {seconds:.2f} s "

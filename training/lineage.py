@@ -66,6 +66,8 @@ class RunLineage:
 
     @property
     def backtest_design(self) -> str:
+        if self.folds == 0:
+            return "none (backtest skipped)"
         return f"{self.folds} fold(s) x {self.horizon} days"
 
     @property

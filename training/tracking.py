@@ -104,7 +104,15 @@ def champion_decision(
     >>> lin = RunLineage("d", "abc", 3, 3, "2024-01-01", "2024-03-01", 3, 28, False)
     >>> champion_decision(0.8, lin, None, None)
     (True, 'first champion: RMSSE 0.8000')
+    >>> from dataclasses import replace
+    >>> champion_decision(None, replace(lin, folds=0), None, None)[0]
+    False
     """
+    if new_metric is None and lineage.folds == 0:
+        return False, (
+            "backtest skipped (--no-backtest): without backtest metrics the champion cannot "
+            "move; retrain with folds to compare"
+        )
     if new_metric is None:
         return False, f"no {PROMOTION_METRIC} metric: not a candidate"
     if champion_version is None:

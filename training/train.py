@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.command_options import positive_int
+from edge_runtime.command_options import non_negative_int, positive_int
+from training.engine import add_engine_arguments, engine_for
 from training.progress import progress_bar, say
 
 PARITY_TOLERANCE = 1e-4  # max abs diff allowed, relative to the outputs' scale
@@ -90,6 +91,51 @@ def anomaly_training_rows(panel, close, limit: int, seed: int = 0) -> np.ndarray
     return anomaly_rows(panel, close, s, d)
 
 
+def series_years(panel) -> float:
+    """Years of history summed over series, each from its first day: the unit training cost is
+    quoted in, so data sets of different widths and lengths compare."""
+    return float(np.sum(panel.n_days - panel.first_day())) / 365.25
+
+
+def fit_seconds_per_1000_series_years(seconds: float, years: float) -> float:
+    """Training cost per 1,000 series-years of history.
+
+    >>> fit_seconds_per_1000_series_years(54.0, 300 * 1.8)
+    100.0
+    """
+    return seconds * 1000.0 / years if years > 0 else 0.0
+
+
+def _run_backtest(panel, config: TrainConfig, engine):
+    """The backtest and its summary, or ``(None, {})`` when ``config.folds`` is 0."""
+    from training.backtest import backtest
+
+    if config.folds == 0:
+        _say("backtest skipped (folds 0): no backtest metrics, so MLflow's champion stays")
+        return None, {}
+    _say(
+        f"backtest: {config.folds} fold(s) x {config.horizon} days (baselines: {config.baselines})"
+    )
+    t0 = time.perf_counter()
+    bt = backtest(
+        panel,
+        folds=config.folds,
+        horizon=config.horizon,
+        model_params=config.model_params(),
+        baselines=config.baselines,
+        stride=config.stride,
+        progress=lambda m: _say("  " + m),
+        engine=engine,
+    )
+    summary = bt.summary()
+    summary["backtest_seconds"] = time.perf_counter() - t0
+    best = ""
+    if "best_baseline" in summary:
+        best = f" (best baseline {summary['best_baseline']} {summary['rmsse_best_baseline']:.4f})"
+    _say(f"backtest RMSSE {summary['rmsse_model']:.4f}{best}")
+    return bt, summary
+
+
 @dataclass
 class TrainResult:
     bundle: Path
@@ -105,13 +151,19 @@ def train(
     track: bool = True,
     signing_key: str | Path | None = None,
     quick: bool = False,
+    data_selection: dict | None = None,
+    engine=None,
 ) -> TrainResult:
     """Run the whole pipeline on a canonical history frame; returns the bundle and its metadata.
 
     The bundle carries a reference set (held-out rows and their ONNX outputs) and is signed with
     ``signing_key`` (``training.signing_key.signer_for``: else ``$SHELFCAST_SIGNING_KEY``, else
     the default key, created on first use). ``quick`` only labels the run (its name says quick
-    or full)."""
+    or full). ``data_selection`` (:func:`training.datasets.selection`) is written to the
+    bundle's metadata so a forecast on the same data set selects the same series. ``engine``
+    (:mod:`training.engine`) runs the backtest's per-series baselines. ``config.folds == 0``
+    skips the backtest: the bundle then carries no backtest metrics, and MLflow's champion
+    cannot move to it."""
     from feature_store.batch import (
         anomaly_rows,
         close_features,
@@ -124,7 +176,6 @@ def train(
     from models.bundle_reference import build_reference
     from models.demand import DemandModel
     from models.onnx_export import run_onnx
-    from training.backtest import backtest
     from training.loss_weights import weighted_training_rows
     from training.signing_key import signer_for
 
@@ -134,30 +185,9 @@ def train(
     # One bar over the pipeline's stages (the backtest shows its folds on a bar of its own).
     stages = progress_bar(5 + int(track), "train", unit="stage")
     stages.set_postfix_str("backtest")
-    _say(
-        f"backtest: {config.folds} fold(s) x {config.horizon} days (baselines: {config.baselines})"
-    )
-    bt = backtest(
-        panel,
-        folds=config.folds,
-        horizon=config.horizon,
-        model_params=config.model_params(),
-        baselines=config.baselines,
-        stride=config.stride,
-        progress=lambda m: _say("  " + m),
-    )
-    summary = bt.summary()
+    bt, summary = _run_backtest(panel, config, engine)
     stages.update()
     stages.set_postfix_str("fit demand")
-    _say(
-        f"backtest RMSSE {summary['rmsse_model']:.4f}"
-        + (
-            f" (best baseline {summary['best_baseline']} {summary['rmsse_best_baseline']:.4f})"
-            if "best_baseline" in summary
-            else ""
-        )
-    )
-
     close = close_features(panel)
     last = panel.n_days - 1
     X, y, w = weighted_training_rows(
@@ -170,6 +200,11 @@ def train(
     fit_seconds = time.perf_counter() - t0
     stages.update()
     stages.set_postfix_str("fit anomaly")
+    years = series_years(panel)
+    _say(
+        f"demand fit {fit_seconds:.1f} s for {years:,.1f} series-years of history: "
+        f"{fit_seconds_per_1000_series_years(fit_seconds, years):.2f} s per 1,000 series-years"
+    )
     A = anomaly_training_rows(panel, close, config.anomaly_rows, config.seed)
     _say(f"fitting anomaly model on {len(A):,} store-SKU-days")
     anomaly = AnomalyModel(seed=config.seed).fit(A)
@@ -194,6 +229,7 @@ def train(
         onnx_max_abs_diff=demand_diff,
         onnx_anomaly_max_abs_diff=anomaly_diff,
         fit_seconds=fit_seconds,
+        fit_seconds_per_1000_series_years=fit_seconds_per_1000_series_years(fit_seconds, years),
     )
 
     dates = panel.dates
@@ -202,6 +238,7 @@ def train(
         "feature_store_version": FEATURE_STORE_VERSION,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_source": source,
+        "data_selection": data_selection or {},
         "training_data": {"start": str(dates[0]), "end": str(dates[-1]), "series": len(panel.keys)},
         "backtest": summary,
         "params": {"demand": demand.params(), "anomaly": anomaly.params(), "train": asdict(config)},
@@ -217,13 +254,15 @@ def train(
         stages.set_postfix_str("MLflow")
         lineage = RunLineage.of(history, source, config.folds, config.horizon, quick)
         _say(f"logging to MLflow at {tracking_uri()}: run {lineage.run_name()!r}")
-        last_cut = fold_cutoffs(panel.n_days, config.folds, config.horizon)[-1]
-        figures = {
-            "forecast_vs_actual": backtest_forecast_figure(
-                panel, bt.models[-1], last_cut, config.horizon
-            ),
-            "rmsse_by_method": error_by_method_figure(bt.frame()),
-        }
+        figures = {}
+        if bt is not None:
+            last_cut = fold_cutoffs(panel.n_days, config.folds, config.horizon)[-1]
+            figures = {
+                "forecast_vs_actual": backtest_forecast_figure(
+                    panel, bt.models[-1], last_cut, config.horizon
+                ),
+                "rmsse_by_method": error_by_method_figure(bt.frame()),
+            }
         logged = log_training_run(
             params={**asdict(config), "data_source": source, "series": len(panel.keys)},
             metrics=metrics,
@@ -232,7 +271,7 @@ def train(
             feature_spec=spec_dict(),
             lineage=lineage,
             history=history,
-            backtest_rows=bt.frame(),
+            backtest_rows=None if bt is None else bt.frame(),
             figures=figures,
             examples={"demand": Xh[:5], "anomaly": Ah[:5]},
             tags={"data_source": source},
@@ -266,10 +305,11 @@ def load_input(
     date_format: str | None = None,
     warn: Callable[[str], None] | None = None,
 ):
-    """A canonical history from a file path or the name of a real data set; ``columns`` is a
+    """A canonical history from a file path or the name of a real data set (its series chosen by
+    :func:`training.datasets.selection`); ``columns`` is a
     ``--columns`` mapping for a file (``sku=item,date=day,units=qty``), ``date_format`` and
     ``warn`` go to :func:`training.history.load_history` for a file."""
-    from training.datasets import DATASETS, load_dataset
+    from training.datasets import DATASETS, load_dataset, selection
     from training.history import HistoryError, load_history
     from training.history_columns import parse_column_mapping
 
@@ -277,8 +317,7 @@ def load_input(
     if data in DATASETS:
         if mapping:
             raise HistoryError(f"--columns applies to files; {data!r} is a bundled data set")
-        kwargs = {"top_skus": top_skus} if data == "online_retail" else {}
-        return load_dataset(data, **kwargs), data
+        return load_dataset(data, **selection(data, top_skus)), data
     path = Path(data)
     if not path.exists() and not path.suffix:
         raise ValueError(
@@ -304,10 +343,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--folds",
-        type=positive_int,
+        type=non_negative_int,
         default=None,
-        help="backtest folds, 1 or more (default 3; quick 1): the backtest's metrics are what "
-        "MLflow compares models by, so it is not skipped",
+        help="backtest folds (default 3; quick 1); 0 skips the backtest, as --no-backtest does",
+    )
+    parser.add_argument(
+        "--no-backtest",
+        action="store_true",
+        help="skip the backtest (the same as --folds 0): faster, but the bundle has no backtest "
+        "metrics and MLflow's champion cannot move to it (the run's decision tag says so)",
     )
     parser.add_argument(
         "--trees", type=positive_int, default=None, help="trees per LightGBM model (default 200)"
@@ -331,6 +375,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ISO yyyy-mm-dd nor a dd/mm/yyyy or mm/dd/yyyy the file itself settles",
     )
     add_columns_argument(parser)
+    add_engine_arguments(parser)
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.add_argument(
         "--signing-key",
@@ -361,11 +406,21 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig.quick_config() if args.quick else TrainConfig()
     if args.folds is not None:
         config.folds = args.folds
+    if args.no_backtest:
+        config.folds = 0
     if args.trees is not None:
         config.n_estimators = args.trees
     if args.baselines is not None:
         config.baselines = args.baselines
-    top = args.top_skus or (30 if args.quick else 300)
+    from training.datasets import (
+        DATASETS,
+        ONLINE_RETAIL_TOP_SKUS,
+        ONLINE_RETAIL_TOP_SKUS_QUICK,
+        selection,
+    )
+
+    top = args.top_skus or (ONLINE_RETAIL_TOP_SKUS_QUICK if args.quick else ONLINE_RETAIL_TOP_SKUS)
+    engine = None
     try:
         history, source = load_input(
             args.data,
@@ -374,6 +429,7 @@ def run(args: argparse.Namespace) -> int:
             date_format=args.date_format,
             warn=lambda m: _say(f"warning: {m}"),
         )
+        engine = engine_for(args.engine, args.workers, args.scheduler)
         result = train(
             history,
             args.out,
@@ -382,9 +438,14 @@ def run(args: argparse.Namespace) -> int:
             track=not args.no_mlflow,
             signing_key=args.signing_key,
             quick=args.quick,
+            data_selection=selection(args.data, top) if args.data in DATASETS else None,
+            engine=engine,
         )
     except (HistoryError, DataMissingError, KeyError, ValueError, ParityError) as exc:
         print(f"shelfcast train: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if engine is not None:
+            engine.close()
     print(result.bundle)
     return 0

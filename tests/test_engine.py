@@ -1,0 +1,100 @@
+"""The distributed engine gives the single-process results: a real Dask cluster (2 worker
+processes, one thread each, on loopback) runs the backtest's statsforecast baselines and the
+batch forecast of real series, partitioned by whole series, and every metric and forecast
+matches the single-process run within ``TOLERANCE``; the cluster is stopped afterwards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_store.batch import close_features, panel_from_frame, training_rows
+from feature_store.spec import names
+from models.demand import DemandModel
+from training.backtest import backtest
+from training.datasets import m5_sample, online_retail
+from training.engine import DaskEngine, LocalEngine, partitions_for, series_partitions
+from training.forecast import Forecaster
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+
+# Each series is computed by the same code on the same days wherever it runs; the tolerance
+# only allows for a different BLAS/float path on another machine of a real cluster.
+TOLERANCE = 1e-9
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    engine = DaskEngine(workers=2)
+    yield engine
+    engine.close()
+    assert engine.client.status == "closed"
+
+
+@pytest.fixture(scope="module")
+def history(real_data_dir):
+    m5 = m5_sample()
+    retail = online_retail(top_skus=30)
+    return pd.concat([m5, retail], ignore_index=True)
+
+
+def test_cluster_is_two_local_worker_processes(cluster):
+    workers = cluster.client.scheduler_info()["workers"]
+    assert cluster.workers == 2 and len(workers) == 2
+    assert all(address.startswith("tcp://127.0.0.1:") for address in workers)
+    assert len(set(cluster.client.run(lambda: __import__("os").getpid()).values())) == 2
+
+
+def test_backtest_metrics_do_not_depend_on_the_engine(cluster, history):
+    m5 = history[history["store_id"] != "United Kingdom"]
+    panel = panel_from_frame(m5[m5["date"] >= "2015-01-01"])
+    kw = dict(folds=2, horizon=28, model_params={"n_estimators": 20}, stride=28)
+    single = backtest(panel, **kw).frame()
+    spread = backtest(panel, engine=cluster, **kw).frame()
+    assert len(partitions_for(cluster, len(panel.keys))) > 1  # it really was spread
+    assert set(single["method"]) >= {"shelfcast", "AutoETS", "TSB"}
+    pd.testing.assert_frame_equal(single, spread, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_batch_forecasts_do_not_depend_on_the_engine(cluster, history):
+    history = history[history["date"] < "2011-08-01"]
+    panel = panel_from_frame(history)
+    X, y = training_rows(panel, close_features(panel), panel.n_days - 1, stride=14)
+    model = DemandModel(n_estimators=20, num_leaves=15).fit(X, y)
+    forecaster = Forecaster(model.to_onnx(len(names())))
+    start = "2011-06-01"  # both data sets have history before it; 35 days reach the recursion
+    single = forecaster.forecast(history, horizon=35, start=start, skip_short=True)
+    spread = forecaster.forecast(history, horizon=35, start=start, skip_short=True, engine=cluster)
+    n = single.groupby(["store_id", "sku"]).ngroups
+    assert n > 30 and single["store_id"].nunique() > 1 and len(single) == n * 35
+    pd.testing.assert_frame_equal(single, spread, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_partitions_hold_whole_series_in_order():
+    parts = series_partitions(10, 4)
+    assert np.concatenate(parts).tolist() == list(range(10))
+    assert len(partitions_for(LocalEngine(), 10)) == 1
+    assert len(series_partitions(2, 8)) == 2  # never an empty partition
+
+
+def test_forecast_command_on_dask_writes_the_same_table(history, tmp_path):
+    from feature_store.spec import spec_dict
+    from models.bundle import write_bundle
+    from shelfcast.cli import main
+
+    m5 = history[(history["store_id"] != "United Kingdom") & (history["date"] >= "2015-06-01")]
+    panel = panel_from_frame(m5)
+    X, y = training_rows(panel, close_features(panel), panel.n_days - 1, stride=28)
+    model = DemandModel(n_estimators=10, num_leaves=7).fit(X, y)
+    bundle = write_bundle(
+        tmp_path / "bundle", {"demand": model.to_onnx(len(names()))}, spec_dict(), {}
+    )
+    m5.to_parquet(tmp_path / "sales.parquet")
+    argv = ["forecast", "--bundle", str(bundle), "--data", str(tmp_path / "sales.parquet")]
+    assert main([*argv, "--out", str(tmp_path / "local.csv")]) == 0
+    dask = ["--engine", "dask", "--workers", "2"]
+    assert main([*argv, "--out", str(tmp_path / "dask.csv"), *dask]) == 0
+    local, spread = pd.read_csv(tmp_path / "local.csv"), pd.read_csv(tmp_path / "dask.csv")
+    assert len(local) == 10 * 28
+    pd.testing.assert_frame_equal(local, spread, rtol=TOLERANCE, atol=TOLERANCE)

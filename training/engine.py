@@ -1,0 +1,169 @@
+"""Where training's per-series heavy steps run: in this process, or on a Dask cluster.
+
+The steps that fan out are the ones that treat each series on its own: the statsforecast
+baselines of every backtest fold and the batch forecast of every series. They are cut into
+partitions of whole series (a series is never split: its features and its baselines need all of
+its days), each partition runs as one task, and the results come back in series order, so the
+caller cannot tell which engine ran them. The global demand model (one LightGBM over all series)
+stays a single fit. Single process is the default; Dask is for data too large for one core (see
+docs/records/distributed-engine.md).
+
+>>> engine = LocalEngine()
+>>> engine.map(sum, [[1, 2], [3]])
+[3, 3]
+>>> [p.tolist() for p in series_partitions(5, 2)]
+[[0, 1, 2], [3, 4]]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from feature_store.batch import Panel
+
+ENGINES = ("local", "dask")
+# Tasks per worker: enough that one slow partition does not leave the other workers idle.
+PARTITIONS_PER_WORKER = 4
+
+
+class Engine(Protocol):
+    """Runs ``fn`` on each partition and returns the results in partition order."""
+
+    workers: int
+
+    def map(self, fn: Callable[[Any], Any], parts: Sequence[Any]) -> list: ...
+
+
+class LocalEngine:
+    """This process, one partition after the other: the default for small data."""
+
+    workers = 1
+
+    def map(self, fn: Callable[[Any], Any], parts: Sequence[Any]) -> list:
+        return [fn(p) for p in parts]
+
+    def close(self) -> None:
+        return None
+
+
+class DaskEngine:
+    """A Dask ``distributed`` cluster: a given ``address`` (``tcp://host:8786``), else a local
+    cluster of ``workers`` processes, one thread each, on loopback, stopped by :meth:`close`.
+
+    >>> DaskEngine.__name__  # a real cluster starts in tests/test_engine.py
+    'DaskEngine'
+    """
+
+    def __init__(self, workers: int = 2, address: str | None = None) -> None:
+        from distributed import Client, LocalCluster
+
+        self._cluster = None
+        if address is None:
+            self._cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                # The scheduler's HTTP endpoint on a free loopback port, without the dashboard.
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
+            )
+            address = self._cluster.scheduler_address
+        self.client = Client(address)
+        self.workers = max(1, len(self.client.scheduler_info()["workers"]))
+
+    def map(self, fn: Callable[[Any], Any], parts: Sequence[Any]) -> list:
+        futures = self.client.map(fn, list(parts), pure=False)
+        return self.client.gather(futures)
+
+    def peak_memory_bytes(self) -> dict[str, int]:
+        """Each worker process's peak resident memory (Linux ``ru_maxrss``)."""
+        return self.client.run(_peak_rss_bytes)
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self) -> DaskEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def engine_for(name: str = "local", workers: int = 2, address: str | None = None) -> Engine:
+    """The engine a command asked for (``--engine``, ``--workers``, ``--scheduler``)."""
+    if name == "local":
+        return LocalEngine()
+    if name == "dask":
+        return DaskEngine(workers=workers, address=address)
+    raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+
+
+def series_partitions(n_series: int, parts: int) -> list[np.ndarray]:
+    """``parts`` contiguous runs of series indices (fewer when there are fewer series)."""
+    parts = max(1, min(int(parts), n_series))
+    return [p for p in np.array_split(np.arange(n_series), parts) if len(p)]
+
+
+def partitions_for(engine: Engine | None, n_series: int) -> list[np.ndarray]:
+    """The partitions of ``n_series`` an engine runs: one for a single process (nothing to
+    gain from cutting), a few per worker on a cluster."""
+    workers = 1 if engine is None else engine.workers
+    if isinstance(engine, LocalEngine) or engine is None:
+        return series_partitions(n_series, 1)
+    return series_partitions(n_series, workers * PARTITIONS_PER_WORKER)
+
+
+def panel_series(panel: Panel, rows: np.ndarray, days: int | None = None) -> Panel:
+    """The panel of the series ``rows`` (and only its first ``days`` days, when given): what
+    one partition's task needs, and nothing more to ship."""
+    end = panel.n_days if days is None else int(days)
+
+    def cut(a):
+        return None if a is None else a[rows, :end]
+
+    return Panel(
+        keys=[panel.keys[i] for i in rows],
+        start=panel.start,
+        units=panel.units[rows, :end],
+        price=cut(panel.price),
+        promo=cut(panel.promo),
+        event=None if panel.event is None else panel.event[:end],
+        future_events=panel.future_events,
+    )
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--engine``, ``--workers`` and ``--scheduler`` for every command that fans out."""
+    from edge_runtime.command_options import positive_int
+
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="where per-series baselines and forecasts run: local (this process, default) or "
+        "dask (a local cluster of --workers processes, or --scheduler)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=2,
+        help="Dask worker processes for --engine dask (default 2)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of a running Dask scheduler (tcp://host:8786) instead of a local cluster",
+    )
