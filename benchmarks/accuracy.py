@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -32,38 +31,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from benchmarks.machine import machine
 from feature_store.batch import close_features, forecast_rows, panel_from_frame
 from feature_store.spec import names
 from training.backtest import BacktestResult, backtest, fold_cutoffs
 from training.datasets import favorita, m5_sample, online_retail
 
 FOLDS, HORIZON = 3, 28
-
-
-def machine() -> dict:
-    mem_kb = 0
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "memory_gib": round(mem_kb / 1024**2, 1),
-        "cpu": _cpu_name(),
-        "loadavg_1m_at_start": os.getloadavg()[0],
-    }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def _median_ms(fn, runs: int) -> float:

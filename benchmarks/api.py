@@ -46,11 +46,9 @@ Hardening:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import signal
@@ -66,7 +64,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.machine import machine  # noqa: E402
 from tests.api_server import free_port  # noqa: E402
 from tests.fuzz_messages import (  # noqa: E402
     RUNTIME_CRASHERS,
@@ -112,24 +110,6 @@ request = function()
   return wrk.format("POST", "/v1/events", headers, body)
 end
 """.replace("@STORE@", STORE).replace("@SKUS@", str(SKUS))
-
-
-def machine() -> dict:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    cpu = ""
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(mem, 1),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def ensure_wrk() -> str:

@@ -32,8 +32,8 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -49,6 +49,10 @@ from edge_runtime.stockout import stockout_risk
 from shelfcast.data_dir import require
 from shelfcast.sensors import SensorConfig, simulate
 
+# Run as a script, the project root is not on the path (this folder is).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.machine import machine
+
 DAY_S = 86400.0
 # Longest a theft can take to surface as an alert of its SKU: a paying shopper's sale may
 # consume the thief's removal (FIFO) and leave their own removal unmatched instead, up to one
@@ -58,17 +62,6 @@ STORE = "UK"
 CUTOFF = "2011-08-05"  # the bundle learns up to here; the 8 weeks after are held out
 LEAD_TIME_DAYS = 3
 BUNDLE_DIR = Path("var/bench/decisions_bundle")
-
-
-def machine() -> dict:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(mem, 1),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 # -- real data ----------------------------------------------------------------------------------

@@ -43,7 +43,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import random
 import shutil
 import signal
@@ -60,6 +59,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.machine import machine  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from history import STORE, copy_ledger, live_events  # noqa: E402
@@ -344,23 +345,17 @@ def disk_full_figures(events: int, stall_s: float) -> dict:
     }
 
 
-def machine() -> dict:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "mosquitto": subprocess.run(
-            ["/usr/sbin/mosquitto", "-h"], capture_output=True, text=True
-        ).stdout.splitlines()[0],
-        "loadavg_start": os.getloadavg(),
-    }
-
-
 # ---- the run ---------------------------------------------------------------------------------
+
+
+def _mosquitto_version() -> str:
+    out = subprocess.run(["/usr/sbin/mosquitto", "-h"], capture_output=True, text=True).stdout
+    return out.splitlines()[0] if out else "?"
 
 
 def run(args: argparse.Namespace, work: Path) -> dict:
     rng = random.Random(args.seed)
-    result: dict = {"machine": machine()}
+    result: dict = {"machine": machine(mosquitto=_mosquitto_version())}
     broker = Mosquitto(work / "broker", overrides={"autosave_interval": "60"}).start()
     state = work / "state"
     info = copy_ledger(args.history, state)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -27,7 +26,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from benchmarks.machine import machine
 from edge_runtime.event_ids import EventIds
 from edge_runtime.ledger import Ledger
 
@@ -129,13 +128,8 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=20_000, help="events ingested per run")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     result = {
-        "machine": {
-            "nproc": len(os.sched_getaffinity(0)),
-            "memory_gib": round(mem, 1),
-            "loadavg_1m_at_start": os.getloadavg()[0],
-        },
+        "machine": machine(),
         "setup": {"ids": args.ids, "events": args.events, "runs": args.runs},
         "memory": memory(args.ids),
         "lookups": lookups(args.ids),

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,24 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.machine import machine  # noqa: E402
 
 TRAINING_LIBS = ("lightgbm", "statsforecast", "mlflow", "pandas", "scikit_learn", "sklearn")
-
-
-def machine() -> dict:
-    mem_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal:")
-    )
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(mem_kb / 1024**2, 1),
-        "cpu": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        # Other work on the box slows a cold start; the load at the start says how busy it was.
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
 
 
 def du_mb(path: Path) -> float:
@@ -171,7 +155,7 @@ def table(result: dict) -> str:
     lines += [f"| {k} | {'not measured' if v is None else v} | {n} |" for k, v, n in rows]
     m = result["machine"]
     lines.append(
-        f"| machine | {m['nproc']} CPUs, {m['memory_gib']} GiB | {m['cpu']}, load {m['loadavg_1m']} |"
+        f"| machine | {m['nproc']} CPUs, {m['memory_gib']} GiB | {m['cpu']}, load {m['load_average_1m_at_start']} |"
     )
     return "\n".join(lines)
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,7 +31,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.machine import machine  # noqa: E402
 from feature_store.batch import panel_from_frame  # noqa: E402
 from training.baselines import baseline_forecasts  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
@@ -42,19 +40,6 @@ from training.train import TrainConfig, train  # noqa: E402
 
 HOLDOUT = 28
 DATASETS = ("favorita", "m5_sample")
-
-
-def machine() -> dict:
-    mem_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(mem_kb / 2**20, 1),
-        "python": platform.python_version(),
-    }
 
 
 def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Timestamp, list[str]]:

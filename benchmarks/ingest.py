@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import sqlite3
@@ -30,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.machine import machine  # noqa: E402
 
 STORE = "M5-POOL"
 
@@ -242,24 +242,6 @@ def run_worker(mode: str, args, **over) -> dict:
 # ---- the report -----------------------------------------------------------------------------
 
 
-def machine() -> dict:
-    mem = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(int(mem) / 2**20, 1),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "loadavg_at_start": os.getloadavg(),
-        "filesystem_note": "ledger on the project disk (var/bench), synchronous=FULL, WAL",
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", help="write the results here")
@@ -307,7 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     stream = json.loads(meta_path.read_text())
     args.events_file = cache
 
-    report: dict = {"benchmark": "ingest", "machine": machine(), "stream": stream}
+    report: dict = {
+        "benchmark": "ingest",
+        "machine": machine(
+            sqlite=sqlite3.sqlite_version,
+            filesystem_note="ledger on the project disk (var/bench), synchronous=FULL, WAL",
+        ),
+        "stream": stream,
+    }
     report["settings"] = {k: getattr(args, k) for k in ("events", "skus", "batch", "naive_events",
                           "rate", "latency_seconds", "repeats", "cpu")}  # fmt: skip
     runs = []
@@ -382,8 +371,8 @@ def print_table(r: dict) -> None:
         ("peak RSS", f"{r['peak_rss_mb']:.0f} MB"),
         (
             "machine",
-            f"{m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, pinned to "
-            f"CPU {r['settings']['cpu']}, load avg {m['loadavg_at_start'][0]:.1f}",
+            f"{m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, pinned to "
+            f"CPU {r['settings']['cpu']}, load avg {m['load_average_1m_at_start']:.1f}",
         ),
     ]
     print("\n| figure | value |\n| --- | --- |")

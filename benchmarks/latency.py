@@ -58,7 +58,6 @@ import gzip
 import json
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import sqlite3
 import statistics
@@ -72,7 +71,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.machine import machine  # noqa: E402
 from edge_runtime.config import load_config, with_mqtt  # noqa: E402
 from edge_runtime.gateway import Gateway  # noqa: E402
 from edge_runtime.heap import freeze_startup_heap  # noqa: E402
@@ -499,24 +498,9 @@ def serving(gw: Gateway) -> Gateway:
     return gw
 
 
-def machine() -> dict:
-    meminfo = Path("/proc/meminfo").read_text().splitlines()
-    mem = next(line for line in meminfo if line.startswith("MemTotal"))
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line),
-        platform.processor(),
-    )
-    version = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True).stdout
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(int(mem.split()[1]) / 1024**2, 1),
-        "cpu": model,
-        "python": platform.python_version(),
-        "mosquitto": version.splitlines()[0] if version else "?",
-        "state_dir_fs": "same disk as the project (fsync is real)",
-        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
-    }
+def _mosquitto_version() -> str:
+    out = subprocess.run([mosquitto_binary(), "-h"], capture_output=True, text=True).stdout
+    return out.splitlines()[0] if out else "?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -567,7 +551,13 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     started = time.monotonic()
     gw = serving(Gateway(cfg))
-    result: dict = {"machine": machine(), "quick": quick, "replay": replay_name}
+    result: dict = {
+        "machine": machine(
+            mosquitto=_mosquitto_version(), state_dir_fs="same disk as the project (fsync is real)"
+        ),
+        "quick": quick,
+        "replay": replay_name,
+    }
     if history_info is not None:
         result["history"] = {
             **history_info,
@@ -683,7 +673,7 @@ def table(r: dict) -> str:
     m = r["machine"]
     lines.append(
         f"| machine | nproc {m['nproc']}, {m['memory_gib']} GiB, {m['cpu']}, load average "
-        f"{m['loadavg_1m_at_start']} at start, {m['loadavg_1m_at_end']} at end |"
+        f"{m['load_average_1m_at_start']} at start, {m['loadavg_1m_at_end']} at end |"
     )
     return "\n".join(lines)
 

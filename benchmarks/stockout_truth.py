@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,7 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.machine import machine  # noqa: E402
 from edge_runtime.stockout import stockout_risk  # noqa: E402
 from feature_store.intraday import FEATURES  # noqa: E402
 from training import stockout_warning as sw  # noqa: E402
@@ -43,20 +41,6 @@ from training.censored_accuracy import OBSERVED, RECOVERED, compare  # noqa: E40
 from training.freshretailnet import load_hourly  # noqa: E402
 
 _COL = {n: i for i, n in enumerate(FEATURES)}
-
-
-def machine() -> dict:
-    mem_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(mem_kb / 2**20, 1),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-    }
 
 
 def day_close_risk(rows: sw.WarningRows) -> np.ndarray:

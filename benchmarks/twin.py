@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,21 +36,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from benchmarks.machine import machine  # noqa: E402
 from shelfcast.simulate import TABLE_COLUMNS, compare_policies, markdown  # noqa: E402
 from shelfcast.twin import DemandPanel, StoreConfig  # noqa: E402
 
 FIGURES = ("fill_rate", "lost_units", "stockout_sku_days", "avg_inventory_units")
-
-
-def machine() -> dict:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(mem, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def bundle_for(frame, cutoff, out: Path, trees: int) -> tuple[Path, dict]:
