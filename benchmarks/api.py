@@ -1,4 +1,4 @@
-"""The gateway's HTTP API under load, and its hardening figures (issue 7).
+"""The gateway's HTTP API under load, and its hardening figures.
 
     python benchmarks/api.py --json out.json [--quick]
 

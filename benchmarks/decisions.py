@@ -1,4 +1,4 @@
-"""Edge decisions on a real-data replay with injected incidents: the figures of issue 4.
+"""Edge decisions on a real-data replay with injected incidents.
 
 Sections (each prints what it used, and any figure it cannot measure is null with a reason):
 

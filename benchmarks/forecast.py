@@ -1,4 +1,4 @@
-"""Figures of issue 9: `shelfcast forecast` on the last 28 days of the real data, trained without them.
+"""`shelfcast forecast` on the last 28 days of the real data, trained without them.
 
 For each data set (``favorita``: 54 stores' daily receipts; ``m5_sample``: 10 M5 item x store
 series): the last 28 days are held out, ``training.train.train`` fits on the rest (its own

@@ -1,4 +1,4 @@
-"""Business value in the digital twin (issue 6): lost sales and inventory per policy on held-out
+"""Business value in the digital twin: lost sales and inventory per policy on held-out
 real weeks, and how long ``make demo`` takes on this machine.
 
 What it does:

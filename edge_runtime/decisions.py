@@ -1,7 +1,7 @@
 """A first decision policy: simple, stated rules on available-to-promise (ATP).
 
 This is the placeholder for the model-driven policies (ONNX demand forecasts, stock-out
-probability, River anomaly detection, issue 4): it gives the transport real alerts to carry
+probability, River anomaly detection): it gives the transport real alerts to carry
 and shows the interface those policies plug into (:class:`DecisionPolicy`).
 
 Rules, per SKU, on the state after each ingest (levels: ``ok`` > ``low`` > ``out``):
