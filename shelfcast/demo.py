@@ -182,6 +182,8 @@ def history_batches(frame, panel, run) -> list[list[dict]]:
     ]  # fmt: skip
     by_day: dict[str, list[dict]] = {}
     for sku, day, units in zip(past["sku"].astype(str), past["date"], past["units"], strict=True):
+        if units <= 0:  # a day whose orders were all cancelled: no sale to seed (qty must be > 0)
+            continue
         text = f"{day:%Y-%m-%d}"
         by_day.setdefault(text, []).append(
             _event(f"HIST-{sku}-{text}", sku, "sale", units, at(text, 12), "pos",
