@@ -366,20 +366,22 @@ def _check_sku(d: dict, judge: _Judge) -> None:
         raise _Invalid("sku", f"sku {sku!a} has a '.' or '..' path segment (unreadable by URL)")
 
 
+def _one_of(d: dict, name: str, allowed: frozenset[str], unknown: str) -> None:
+    """``d[name]`` is required and one of ``allowed``; ``unknown`` (with ``{value!r}``) says
+    what an unknown value is."""
+    value = d.get(name)
+    if value is None:
+        raise _Invalid(name, f"missing required field {name!r}")
+    if type(value) is not str or value not in allowed:  # a list or dict is not hashable
+        raise _Invalid(name, unknown.format(value=value))
+
+
 def _check_type(d: dict, judge: _Judge) -> None:
-    kind = d.get("type")
-    if kind is None:
-        raise _Invalid("type", "missing required field 'type'")
-    if type(kind) is not str or kind not in EVENT_TYPES:
-        raise _Invalid("type", f"unknown event type {kind!r}")
+    _one_of(d, "type", EVENT_TYPES, "unknown event type {value!r}")
 
 
 def _check_source(d: dict, judge: _Judge) -> None:
-    source = d.get("source")
-    if source is None:
-        raise _Invalid("source", "missing required field 'source'")
-    if type(source) is not str or source not in SOURCES:
-        raise _Invalid("source", f"unknown source {source!r}; expected one of {sorted(SOURCES)}")
+    _one_of(d, "source", SOURCES, f"unknown source {{value!r}}; expected one of {sorted(SOURCES)}")
 
 
 def _check_qty(d: dict, judge: _Judge) -> None:
