@@ -49,21 +49,12 @@ def publish(port: int, events: list[dict]) -> None:
         client.loop_stop()
 
 
-def wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def episode(events: list[dict], work: Path, stall_s: float) -> dict:
     """One full-disk episode (see the module docstring); returns its figures."""
     from api.runtime import runtime_for
     from edge_runtime.config import load_config, with_mqtt
     from edge_runtime.gateway import Gateway
-    from tests.mosquitto import Mosquitto
+    from tests.mosquitto import Mosquitto, wait
     from tests.small_disk import fill, mount_small_disk, unmount
 
     disk = work / "disk"
@@ -77,10 +68,10 @@ def episode(events: list[dict], work: Path, stall_s: float) -> dict:
         assert gw.transport.wait_connected(30), "gateway never connected"
         first = len(events) // 4
         publish(broker.port, events[:first])
-        wait_until(lambda: gw.ledger.event_count() >= first, 60)
+        wait(lambda: gw.ledger.event_count() >= first, 60, step=0.05)
         filler = fill(disk)
         publish(broker.port, events[first:])
-        out["noticed"] = wait_until(lambda: "ledger" in gw.problems(), 60)
+        out["noticed"] = wait(lambda: "ledger" in gw.problems(), 60, step=0.05)
         time.sleep(stall_s)
         checks = runtime_for(gw).checks()
         out["ready_during_stall"] = checks.get("ledger", "")[:200]
@@ -88,7 +79,7 @@ def episode(events: list[dict], work: Path, stall_s: float) -> dict:
         out["verify_mismatch_skus_during_disk_full"] = len(gw.ledger.verify())
         filler.unlink()
         freed = time.monotonic()
-        wait_until(lambda: gw.ledger.event_count() >= len(events), 300)
+        wait(lambda: gw.ledger.event_count() >= len(events), 300, step=0.05)
         out["resumed_in_s"] = round(time.monotonic() - freed, 3)
         out["disk_full_lost"] = len(events) - gw.ledger.event_count()
         out["verify_mismatch_skus_after_disk_full"] = len(gw.ledger.verify())

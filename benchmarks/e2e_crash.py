@@ -40,6 +40,7 @@ Figures (top-level JSON keys):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -65,7 +66,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from history import STORE, copy_ledger, live_events  # noqa: E402
 
-from tests.mosquitto import Mosquitto  # noqa: E402
+from tests.mosquitto import Mosquitto, wait  # noqa: E402
 
 PREFIX = "shelfcast"
 
@@ -240,21 +241,16 @@ def restart(
     return gw, first
 
 
+# Polls read the ledger file: every 0.2 s keeps them light beside the gateway being measured.
+wait_until = functools.partial(wait, step=0.2)
+
+
 def read(ledger: Path, sql: str, args=()) -> list:
     conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=30)
     try:
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
-
-
-def wait_until(cond, timeout: float, step: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return False
 
 
 def first_commit_after(ledger: Path, spawned: list[tuple[float, float]]) -> list[float | None]:

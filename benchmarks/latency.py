@@ -76,6 +76,7 @@ from edge_runtime.config import load_config, with_mqtt  # noqa: E402
 from edge_runtime.gateway import Gateway  # noqa: E402
 from edge_runtime.heap import freeze_startup_heap  # noqa: E402
 from tests.mosquitto import Mosquitto, mosquitto_binary  # noqa: E402
+from tests.mosquitto import wait as wait_until  # noqa: E402
 
 STORE = "CA_1"  # the M5 replay's store; --history replays store "OR" (benchmarks/history.py)
 PREFIX = "shelfcast"
@@ -279,15 +280,6 @@ def batches(events: list[dict], size: int) -> list[tuple[list[str], bytes]]:
 
 
 # ---- phases --------------------------------------------------------------------------------
-
-
-def wait_until(cond, timeout: float, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return False
 
 
 def duplicates_by_phase(alerts: list[tuple], marks: dict[str, int]) -> dict[str, dict]:

@@ -326,11 +326,12 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def wait(cond, timeout: float = 10.0) -> bool:
-    """Poll ``cond`` until it is true or ``timeout`` seconds pass (broker round trips)."""
+def wait(cond, timeout: float = 10.0, step: float = 0.01) -> bool:
+    """Poll ``cond`` every ``step`` seconds until it is true or ``timeout`` seconds pass (broker
+    round trips; the benchmarks poll files less often)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
             return True
-        time.sleep(0.01)
+        time.sleep(step)
     return False
