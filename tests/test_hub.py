@@ -5,7 +5,6 @@ reservations are decided by the store's ledger, the fleet is visible, the API ne
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +15,7 @@ from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.gateway import Gateway
 from tests.hub_process import HubProcess
 from tests.mosquitto import wait
+from tests.test_mqtt import pub
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 pytest_plugins = ["tests.nats_server"]
@@ -59,23 +59,7 @@ def event(store, i, sku, kind, qty, **more):
 
 
 def mqtt_pub(broker, store, payload, source="pos"):
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(broker.port),
-            "-q",
-            "1",
-            "-t",
-            f"shelfcast/{store}/events/{source}",
-            "-m",
-            json.dumps(payload),
-        ],
-        check=True,
-        timeout=10,
-    )
+    pub(broker, f"shelfcast/{store}/events/{source}", json.dumps(payload))
 
 
 def stores_of(hub, sku):
