@@ -19,13 +19,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from edge_runtime.build_info import REVISION, VERSION
 
 CREATED_PREFIX = "created:"  # runtime stats "created:<kind>": outbox messages made, by kind
+SENT_PREFIX = "sent:"  # runtime stats "sent:<kind>": outbox messages the broker acknowledged
 
 # Scoring a batch on a gateway takes 0.1 ms .. 100 ms: finer buckets than the default down there.
 SCORING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -61,23 +62,19 @@ class _Collector(Collector):
                 family.add_metric(["mqtt"], max(0, stats[total_key] - api.get(api_key, 0)))
             yield family
         yield from _build_and_mqtt(stats)
-        by_kind = {
-            k[len(CREATED_PREFIX) :]: v for k, v in stats.items() if k.startswith(CREATED_PREFIX)
-        }
-        if by_kind or "messages" in stats:
-            family = CounterMetricFamily(
+        if "messages" in stats or any(k.startswith(CREATED_PREFIX) for k in stats):
+            yield _by_kind(
+                stats,
+                CREATED_PREFIX,
                 "shelfcast_alerts_created",
                 "alerts, conflicts and dead letters written to the outbox, by kind",
-                labels=["kind"],
             )
-            for kind, n in sorted(by_kind.items()):
-                family.add_metric([kind], n)
-            yield family
         if "sent" in stats:
-            yield CounterMetricFamily(
+            yield _by_kind(
+                stats,
+                SENT_PREFIX,
                 "shelfcast_alerts_published",
-                "outgoing messages acknowledged by the broker (QoS 1)",
-                stats["sent"],
+                "outgoing messages acknowledged by the broker (QoS 1), by kind",
             )
         for name, text, key in _HEALTH_GAUGES:
             if key in stats:
@@ -101,6 +98,14 @@ class _Collector(Collector):
                 "$SYS/broker/publish/messages/dropped)",
                 stats["broker_dropped"],
             )
+
+
+def _by_kind(stats: Mapping[str, float], prefix: str, name: str, text: str) -> Metric:
+    family = CounterMetricFamily(name, text, labels=["kind"])
+    for key, n in sorted(stats.items()):
+        if key.startswith(prefix):
+            family.add_metric([key[len(prefix) :]], n)
+    return family
 
 
 def _build_and_mqtt(stats: Mapping[str, float]) -> Iterator:

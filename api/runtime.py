@@ -31,7 +31,7 @@ import numpy as np
 
 from api import bundle_store, ledger_feed
 from api.errors import Unavailable
-from api.metrics import CREATED_PREFIX
+from api.metrics import CREATED_PREFIX, SENT_PREFIX
 from edge_runtime.ledger import IngestResult, Ledger
 from edge_runtime.outbox import Outbox
 from edge_runtime.stock import SkuState, StockState, iso_utc
@@ -427,6 +427,8 @@ class GatewayRuntime(LedgerRuntime):
             out["mqtt_connects"] = transport.connects
         for kind, n in getattr(self.gateway, "created_by_kind", {}).items():
             out[f"{CREATED_PREFIX}{kind}"] = n
+        for kind, n in getattr(self.gateway, "sent_by_kind", {}).items():
+            out[f"{SENT_PREFIX}{kind}"] = n
         out["intake_held"] = len(getattr(self.gateway, "_held", ()))
         return out
 

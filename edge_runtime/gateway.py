@@ -202,6 +202,7 @@ class Gateway:
             "day_closes": 0,
         }
         self.created_by_kind: Counter[str] = Counter()  # outbox messages created, by kind
+        self.sent_by_kind: Counter[str] = Counter()  # outbox messages the broker acknowledged
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
@@ -844,7 +845,7 @@ class Gateway:
         if self._acked and (len(self._acked) >= 2000 or due):
             self._last_mark = now
             try:
-                self.counters["sent"] += self.outbox.mark_sent(self._acked)
+                self.counters["sent"] += self.outbox.mark_sent(self._acked, self.sent_by_kind)
             except StoreError:
                 self._back_off()
                 raise  # the seqs stay in _acked, marked once the disk takes writes
@@ -999,7 +1000,7 @@ class Gateway:
             time.sleep(0.01)
         self._acked.extend(t.take_acked())
         if self._acked:
-            self.counters["sent"] += self.outbox.mark_sent(self._acked)
+            self.counters["sent"] += self.outbox.mark_sent(self._acked, self.sent_by_kind)
             self._acked = []
 
     def __enter__(self) -> Gateway:

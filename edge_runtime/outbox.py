@@ -23,6 +23,7 @@ import gzip
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -130,10 +131,11 @@ class Outbox:
         )
         return [OutboxRow(s, m, t, bytes(p), bool(r), k) for s, m, t, p, r, k in cur]
 
-    def mark_sent(self, seqs: Sequence[int]) -> int:
-        """Mark rows acknowledged by the broker; returns how many changed. ``StoreError`` when
-        the disk refuses: nothing is marked, and the caller keeps the seqs to mark later."""
-        changed = 0
+    def mark_sent(self, seqs: Sequence[int], by_kind: Counter[str] | None = None) -> int:
+        """Mark rows acknowledged by the broker; returns how many changed and, when ``by_kind``
+        is given, adds them to it by message kind. ``StoreError`` when the disk refuses: nothing
+        is marked, and the caller keeps the seqs to mark later."""
+        changed: Counter[str] = Counter()
         now = time.time()
         cur = self._conn.cursor()
         # No fsync for this commit: losing a mark re-sends a message, which consumers de-duplicate.
@@ -144,13 +146,16 @@ class Outbox:
                     chunk = list(seqs[i : i + _CHUNK])
                     marks = ",".join("?" * len(chunk))
                     cur.execute(
-                        f"UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq IN ({marks})",
+                        f"UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq IN ({marks})"
+                        " RETURNING kind",
                         (now, *chunk),
                     )
-                    changed += cur.rowcount
+                    changed.update(kind for (kind,) in cur.fetchall())
         finally:
             cur.execute("PRAGMA synchronous=FULL")  # outside any transaction: cannot fail
-        return changed
+        if by_kind is not None:  # only once committed: a refused write counts nothing
+            by_kind.update(changed)
+        return changed.total()
 
     def depth(self) -> int:
         """Messages waiting for the broker."""

@@ -62,6 +62,7 @@ def test_metrics_count_both_transports_and_published_alerts(tmp_path):
     assert value(text, "shelfcast_mqtt_connects_total") == 1
     assert value(text, f'shelfcast_build_info{{revision="{REVISION}",version="{VERSION}"}}') == 1
     assert value(text, "process_resident_memory_bytes") > 0
-    assert value(text, "shelfcast_alerts_published_total") >= 1
+    assert value(text, 'shelfcast_alerts_published_total{kind="replenishment"}') >= 1
+    assert value(text, 'shelfcast_alerts_published_total{kind="deadletter"}') == 1
     assert value(text, "shelfcast_outbox_depth") == 0
     assert "# TYPE shelfcast_scoring_latency_seconds histogram" in text
