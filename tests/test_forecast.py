@@ -163,6 +163,18 @@ def test_direct_block_then_recursive_beyond_28_days(bundle, history):
     assert late.groupby(late.index.dayofweek).mean().idxmax() in (4, 5, 6)
 
 
+def test_blocks_of_series_give_the_table_of_one_call_and_show_progress(
+    bundle, history, monkeypatch, capsys
+):
+    whole = Forecaster.from_bundle(bundle).forecast(history, 35)
+    monkeypatch.setattr("training.forecast.SERIES_PER_BLOCK", 3)
+    monkeypatch.setenv("SHELFCAST_PROGRESS", "1")
+    blocks = Forecaster.from_bundle(bundle).forecast(history, 35)
+    pd.testing.assert_frame_equal(blocks, whole, check_exact=True)
+    err = capsys.readouterr().err
+    assert "forecast: 100%" in err and "4/4 [" in err  # the bar advanced by series, to the end
+
+
 def test_start_cuts_the_history_and_a_late_start_is_refused(bundle, history):
     f = Forecaster.from_bundle(bundle)
     start = history["date"].max() - pd.Timedelta(days=27)

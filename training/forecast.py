@@ -44,6 +44,7 @@ from feature_store.spec import (
 )
 from training.engine import Engine, panel_series, partitions_for
 from training.history import validate
+from training.progress import progress_bar
 
 OUTPUT_COLUMNS = ("store_id", "sku", "date", "p50", "p90", "mean")
 # The longest lag the model reads: a series younger than this would be scored on invented zeros.
@@ -51,6 +52,9 @@ MIN_HISTORY_DAYS = max(LAGS)
 # Days of history that decide every feature of the last day: windows and lags reach back at most
 # MAX_WINDOW days, days-since-sale saturates at DAYS_SINCE_CAP; the price is carried in.
 FEATURE_DAYS = max(MAX_WINDOW, max(LAGS), DAYS_SINCE_CAP) + 1
+# Series per block of a single-process forecast: large enough that ONNX calls stay few, small
+# enough that the progress bar moves on a national assortment.
+SERIES_PER_BLOCK = 2000
 
 
 class ForecastError(ValueError):
@@ -253,13 +257,27 @@ class Forecaster:
         panel = tail(panel_from_frame(frame, calendar_events=events))
         parts = partitions_for(engine, len(panel.keys))
         if len(parts) <= 1:
-            values = self.forecast_panel(panel, horizon, say)
+            values = self._forecast_in_chunks(panel, horizon, say)
         else:
             say(f"forecasting {len(panel.keys)} series in {len(parts)} partitions")
             tasks = [(self.demand_onnx, panel_series(panel, p), horizon) for p in parts]
             results = engine.map(forecast_partition, tasks)
             values = {k: np.concatenate([r[k] for r in results]) for k in ("p50", "p90", "mean")}
         return self._table(panel.keys, start, values, horizon)
+
+    def _forecast_in_chunks(self, panel: Panel, horizon: int, say) -> dict[str, np.ndarray]:
+        """``forecast_panel`` over blocks of series, so a long forecast shows progress; series
+        are forecast independently, so the blocks give the same table as one call."""
+        n = len(panel.keys)
+        blocks = np.array_split(np.arange(n), max(1, -(-n // SERIES_PER_BLOCK)))
+        if len(blocks) == 1:
+            return self.forecast_panel(panel, horizon, say)
+        out: list[dict[str, np.ndarray]] = []
+        with progress_bar(n, "forecast", unit="series") as bar:
+            for rows in blocks:
+                out.append(self.forecast_panel(panel_series(panel, rows), horizon))
+                bar.update(len(rows))
+        return {k: np.concatenate([b[k] for b in out]) for k in ("p50", "p90", "mean")}
 
     def forecast_panel(self, panel: Panel, horizon: int, say=None) -> dict[str, np.ndarray]:
         """``p50``, ``p90`` and ``mean`` (series x ``horizon`` days) from the panel's last day;
