@@ -64,6 +64,9 @@ class CostModel:
     markdown_depth: float = 0.4  # share of the unit value lost on a marked-down unit
     markdown_horizon_days: float = 28.0  # stock above this many days of sales will be marked down
     conflict_decay: float = 0.7  # confidence multiplier per recent conflict on the SKU
+    # The ledger's confidence is a trust score that decays fast (halved in ~10 days without a
+    # count), not a probability: P(no phantom unit) = confidence ** confidence_power.
+    confidence_power: float = 0.3
 
     def shipping(self, km: np.ndarray, is_dc: np.ndarray, units: np.ndarray) -> Shipping:
         """Cost and transit days of one shipment per location (arrays of equal shape)."""

@@ -278,7 +278,12 @@ class Router:
         store_atp = np.where(is_dc, qty, atp)  # a DC's figure takes no part in the store terms
         value = cand.unit_value[None, :]
         risk = not_there_probability(
-            cand.confidence[rows], cand.conflicts[rows], store_atp, qty, c.conflict_decay
+            cand.confidence[rows],
+            cand.conflicts[rows],
+            store_atp,
+            qty,
+            c.conflict_decay,
+            c.confidence_power,
         )
         lost = extra_lost_units(np.where(is_dc, 0.0, cand.lead_demand[rows]), store_atp, qty)
         above = np.maximum(store_atp - cand.sell_through[rows], 0.0)

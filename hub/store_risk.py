@@ -3,8 +3,9 @@ and walk-in shoppers who find the shelf empty before the store's next delivery.
 
 - **Not there.** The hub sees a store's book figure, not its shelf. Units the book counts but
   the shelf lacks (phantom units, unrecorded shrink) are modelled as geometric with
-  P(none) = the SKU's ledger confidence, lowered by ``decay`` for each recent conflict; the
-  line fails when more than ``atp - qty`` units are phantom.
+  P(none) = the SKU's ledger confidence raised to ``power`` (the score is not a probability),
+  lowered by ``decay`` for each recent conflict; the line fails when more than ``atp - qty``
+  units are phantom.
 - **Lost walk-in sale.** The store's own demand until its next delivery is Poisson with mean
   ``lead_demand``; taking ``qty`` of ``atp`` units raises its expected shortfall
   ``E[(D - stock)+]`` by the difference.
@@ -12,7 +13,7 @@ and walk-in shoppers who find the shelf empty before the store's next delivery.
 Both are vectorised over any array shape.
 
 >>> p = not_there_probability(np.array([0.9, 0.9]), np.array([0, 0]), np.array([1.0, 6.0]),
-...                           np.array([1.0, 1.0]), decay=0.7)
+...                           np.array([1.0, 1.0]), decay=0.7, power=1.0)
 >>> p.round(4).tolist()
 [0.1, 0.0]
 >>> extra_lost_units(np.array([2.0]), np.array([3.0]), np.array([1.0])).round(3).tolist()
@@ -30,9 +31,11 @@ def not_there_probability(
     atp: np.ndarray,
     qty: np.ndarray,
     decay: float,
+    power: float = 1.0,
 ) -> np.ndarray:
     """P(fewer than ``qty`` of the ``atp`` book units are on the shelf)."""
-    c = np.clip(np.asarray(confidence, float), 0.0, 1.0) * decay ** np.asarray(conflicts, float)
+    c = np.clip(np.asarray(confidence, float), 0.0, 1.0) ** power
+    c = c * decay ** np.asarray(conflicts, float)
     cushion = np.maximum(np.asarray(atp, float) - np.asarray(qty, float), 0.0)
     return (1.0 - c) ** (1.0 + cushion)
 
