@@ -162,6 +162,11 @@ class NetworkView:
             await self.stock.patch(
                 sku_key(store, sku), _noted("ledger_confidence", msg["confidence"])
             )
+        if kind == "replenishment" and msg.get("reorder_point") is not None:
+            # the store's demand over its lead time (plus safety): what routing must leave it
+            await self.stock.patch(
+                sku_key(store, sku), _noted("reorder_point", msg["reorder_point"])
+            )
         return APPLIED
 
     def _confidence_moved(self, store: str, sku: str, msg: dict) -> bool:
