@@ -2,9 +2,10 @@
 
 Kept in JetStream key-value buckets (docs/records/hub-view.md says why): ``shelfcast_stock``
 (``<store>.<sku>`` -> on hand, reserved, ATP, the figure's time and seq, model version, the
-ledger confidence of the last alert, the last conflict), ``shelfcast_cursor`` (``<store>`` -> the
-outbox seq of its last stock message applied and that message's time) and ``shelfcast_fleet``
-(``<store>`` -> birth, death, bundle, backlog, lag).
+ledger confidence of the last alert, the reorder point of the last replenishment alert, the last
+conflict), ``shelfcast_cursor`` (``<store>`` -> the outbox seq of its last stock message applied
+and that message's time) and ``shelfcast_fleet`` (``<store>`` -> birth, death, bundle, backlog,
+lag).
 
 Exactly once, with any number of workers: a store's stock messages carry their outbox seq and
 the seq of the store's previous stock message. A worker applies one only when its predecessor is

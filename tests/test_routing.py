@@ -134,3 +134,10 @@ def test_wrong_shapes_say_which_input():
 
 def test_every_reason_code_has_a_meaning():
     assert set(MEANINGS) == set(RouteReason)
+
+
+def test_every_reason_code_is_documented():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "routing.md").read_text()
+    assert [r.value for r in RouteReason if f"`{r.value}`" not in page] == []
