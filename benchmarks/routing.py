@@ -66,7 +66,12 @@ def load_network(items: int | None, seed: int) -> NetworkData:
         chosen = np.sort(np.random.default_rng(seed).choice(all_items, items, replace=False))
         raw = raw[raw["item_id"].isin(chosen)]
     cube = raw.pivot_table(
-        index=["store_id", "item_id"], columns="date", values="sales", aggfunc="sum", fill_value=0
+        index=["store_id", "item_id"],
+        columns="date",
+        values="sales",
+        aggfunc="sum",
+        fill_value=0,
+        observed=True,
     )
     stores = sorted(STORES)
     skus = np.array(sorted(raw["item_id"].unique()), dtype=object)

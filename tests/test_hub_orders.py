@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from hub.network_view import NetworkView, sku_key
+from hub.streams import ensure
 from tests.hub_process import HubProcess
 from tests.mosquitto import wait
 from tests.test_hub import event, gateway, matches_ledger
@@ -73,13 +76,19 @@ def test_orders_are_planned_reserved_in_stores_rerouted_on_refusal_and_published
 
         worker.stop()  # the hub's figure of S1 now lags its ledger...
         gws[0].ingest(event("S1", 2, "A", "sale", 3), "pos")  # ...as the till sells every A
-        r = api.post("/v1/orders", {**body, "order_id": "web2", "lines": [{"sku": "A", "qty": 1}]})
+        today = datetime.now(UTC).date().isoformat()  # due today: S1 is the only same-day store
+        lines = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 1}]
+        r = api.post(
+            "/v1/orders", {**body, "order_id": "web2", "lines": lines, "promised_date": today}
+        )
         assert r.status_code == 201, r.text
         plan = r.json()
         assert plan["refused_by"] == ["S1"] and plan["attempts"] == 2
         assert "REROUTED_AFTER_REFUSAL" in plan["reason_codes"]
-        assert plan["shipments"][0]["location_id"] in ("S2", "DC_CA")
+        assert {s["location_id"] for s in plan["shipments"]} <= {"S2", "DC_CA"}
         assert gws[0].stock("A").reserved == 0 and gws[0].stock("A").on_hand == 0
+        # S1 granted B before it refused A: that unit is released, web1's two stay reserved.
+        assert wait(lambda: gws[0].stock("B").reserved == 2, 10), gws[0].stock("B")
 
         published = asyncio.run(decisions(nats_server.url, 2))
         assert [d["order_id"] for d in published] == ["web1", "web2"]
@@ -94,3 +103,23 @@ def test_orders_are_planned_reserved_in_stores_rerouted_on_refusal_and_published
             gw.close()
         worker.stop()
         api.stop()
+
+
+def test_the_view_keeps_a_stores_reorder_point_as_its_lead_time_demand(nats_server):
+    alert = {"kind": "replenishment", "store_id": "S1", "sku": "A", "reorder_point": 7.5,
+             "order_up_to": 20, "recommended_qty": 12, "confidence": 0.8}  # fmt: skip
+
+    async def scenario():
+        import nats
+
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        await ensure(js)
+        view = await NetworkView(js).open()
+        await view.apply("shelfcast.S1.replenishment", {}, json.dumps(alert).encode())
+        figure = (await view.stock.read(sku_key("S1", "A")))[1]
+        await nc.close()
+        return figure
+
+    figure = asyncio.run(scenario())
+    assert figure["reorder_point"] == 7.5 and figure["ledger_confidence"] == 0.8
