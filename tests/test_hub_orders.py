@@ -50,8 +50,8 @@ def test_orders_are_planned_reserved_in_stores_rerouted_on_refusal_and_published
     worker = HubProcess(nats_server.url, api=False, log=tmp_path / "worker.log")
     gws = []
     try:
+        worker.start()  # does not wait: it starts while the API process comes up
         api.start()
-        worker.start()
         gws = [gateway(tmp_path, s, mosquitto, nats_server.url) for s in ("S1", "S2")]
         gws[0].ingest([event("S1", 0, "A", "receipt", 3), event("S1", 1, "B", "receipt", 5)], "wms")
         gws[1].ingest(
