@@ -39,7 +39,11 @@ CHOOSERS = ("dc_only", "nearest", "router")
 
 @dataclass(frozen=True)
 class ShelfTruth:
-    """How far a store's book drifts from its shelf (stated assumptions, docs/routing.md)."""
+    """How far a store's book drifts from its shelf (stated assumptions, docs/routing.md).
+
+    >>> ShelfTruth().count_every_days
+    28
+    """
 
     hidden_shrink_share: float = 0.02  # of walk-in demand, lost without a record
     shrink_spread: float = 0.5  # gamma shape of each store x SKU's shrink rate (mean 1)
@@ -116,7 +120,13 @@ Chooser = Callable[[Order, Candidates], Plan]
 @dataclass
 class Books:
     """Each store x SKU's book (what the ledger and the hub see) and shelf (what is there), and
-    the counts behind the ledger's confidence."""
+    the counts behind the ledger's confidence.
+
+    >>> b = Books(np.array([[5.0]]), np.array([[3.0]]), np.zeros((1, 1)), np.ones((1, 1), int),
+    ...           np.zeros((1, 1)))
+    >>> b.count((0, 0), t=10); float(b.book[0, 0]), float(b.confidence(10)[0, 0].round(3))
+    (3.0, 0.806)
+    """
 
     book: np.ndarray
     shelf: np.ndarray
