@@ -10,7 +10,7 @@ did not answer in time (the event stays queued; the store decides when it reads 
 
 >>> app = create_app(HubSettings(nats_url="nats://127.0.0.1:4222", token="t"))
 >>> sorted(r.path for r in app.routes if r.path.startswith("/v1"))
-['/v1/availability/{sku}', '/v1/fleet', '/v1/health', '/v1/reservations']
+['/v1/availability/{sku}', '/v1/fleet', '/v1/health', '/v1/orders', '/v1/reservations']
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from pydantic import BaseModel, Field
 
 from edge_runtime.messages import RESERVATION, RESERVATION_RESULT, hub_subject
 from hub.live_view import LiveView
-from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET, ensure
+from hub.network_map import NetworkMap
+from hub.orders import OrderDecision, OrderDesk, OrderRequest
+from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET, decision_subject, ensure
 
 bearer = HTTPBearer(auto_error=False, description="the hub's API token (SHELFCAST_HUB_TOKEN)")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -46,6 +48,7 @@ class HubSettings:
     stale_after_s: float = 15.0
     replicas: int = 1
     prefix: str = "shelfcast"
+    network: NetworkMap | None = None  # where stores and DCs are: needed to route orders
 
 
 def require_token(
@@ -129,19 +132,10 @@ class HubRuntime:
             raise HTTPException(409, f"no online store has {req.sku} available")
         return max(stores, key=lambda s: (s["atp"], s["store_id"]))["store_id"]
 
-    async def reserve(self, req: ReservationRequest) -> tuple[int, dict[str, Any]]:
-        store = self.route(req)
-        event_id = f"ecom-{req.order_id}-{req.sku}"
-        event = {
-            "event_id": event_id,
-            "store_id": store,
-            "sku": req.sku,
-            "type": "reservation",
-            "qty": req.qty,
-            "event_time": datetime.now(UTC).isoformat(),
-            "source": "ecom",
-            "order_id": req.order_id,
-        }
+    async def ask(self, store: str, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Send ``event`` to ``store`` and wait for its result; None if it did not answer in
+        time (the event stays queued; the store decides when it reads it)."""
+        event_id = event["event_id"]
         fut = self.waiting.setdefault(event_id, asyncio.get_running_loop().create_future())
         try:
             await self.js.publish(
@@ -149,19 +143,26 @@ class HubRuntime:
                 json.dumps(event).encode(),
                 headers={"Nats-Msg-Id": event_id},
             )
-            result = await asyncio.wait_for(
-                asyncio.shield(fut), self.settings.reservation_timeout_s
-            )
+            return await asyncio.wait_for(asyncio.shield(fut), self.settings.reservation_timeout_s)
         except TimeoutError:
+            return None
+        finally:
+            self.waiting.pop(event_id, None)
+
+    async def reserve(self, req: ReservationRequest) -> tuple[int, dict[str, Any]]:
+        store = self.route(req)
+        event = _order_event(
+            store, f"ecom-{req.order_id}-{req.sku}", req.order_id, req.sku, req.qty
+        )
+        result = await self.ask(store, event)
+        if result is None:
             return 504, {
                 "detail": f"store {store} did not answer within "
                 f"{self.settings.reservation_timeout_s}s; the reservation is queued "
                 "and the store decides when it reads it",
-                "event_id": event_id,
+                "event_id": event["event_id"],
                 "store_id": store,
             }
-        finally:
-            self.waiting.pop(event_id, None)
         if result.get("rejected"):
             return 422, {
                 "detail": f"store {store} refused the event: {result['rejected']}",
@@ -170,6 +171,53 @@ class HubRuntime:
         if result.get("granted") is not None and result["granted"] < result["requested"]:
             return 409, {"detail": "the store could not promise every unit", "result": result}
         return 201, {"result": result}
+
+    async def reserve_at(
+        self, order_id: str, store: str, sku: str, qty: float, tag: str
+    ) -> float | None:
+        """Units ``store`` granted for one line of an order (None: offline, no answer, refused
+        the event, or a duplicate whose grant is unknown)."""
+        if not self.view.online(store):
+            return None
+        event = _order_event(store, f"ecom-{order_id}-{sku}-{tag}", order_id, sku, qty)
+        result = await self.ask(store, event)
+        if result is None or result.get("rejected") or result.get("granted") is None:
+            return None
+        return float(result["granted"])
+
+    async def release_at(self, order_id: str, store: str, sku: str, qty: float, tag: str) -> None:
+        """Give back units a re-routed order no longer needs (queued durably; not awaited)."""
+        event = _order_event(
+            store, f"ecom-{order_id}-{sku}-{tag}-release", order_id, sku, qty, "reservation_release"
+        )
+        await self.js.publish(
+            hub_subject(store, RESERVATION, self.settings.prefix),
+            json.dumps(event).encode(),
+            headers={"Nats-Msg-Id": event["event_id"]},
+        )
+
+    async def publish_decision(self, decision: OrderDecision) -> None:
+        """The decision as a JetStream message (de-duplicated on its message id)."""
+        await self.js.publish(
+            decision_subject(self.settings.prefix),
+            decision.model_dump_json(by_alias=True).encode(),
+            headers={"Nats-Msg-Id": decision.message_id},
+        )
+
+
+def _order_event(
+    store: str, event_id: str, order_id: str, sku: str, qty: float, kind: str = "reservation"
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "store_id": store,
+        "sku": sku,
+        "type": kind,
+        "qty": qty,
+        "event_time": datetime.now(UTC).isoformat(),
+        "source": "ecom",
+        "order_id": order_id,
+    }
 
 
 def create_app(settings: HubSettings, runtime: HubRuntime | None = None) -> FastAPI:
@@ -199,6 +247,22 @@ def create_app(settings: HubSettings, runtime: HubRuntime | None = None) -> Fast
     async def reserve(req: ReservationRequest) -> JSONResponse:
         status, body = await rt.reserve(req)
         return JSONResponse(body, status_code=status)
+
+    @app.post(
+        "/v1/orders",
+        dependencies=guarded,
+        response_model=OrderDecision,
+        responses={409: {"model": OrderDecision}, 503: {"description": "no network map"}},
+    )
+    async def order(req: OrderRequest) -> JSONResponse:
+        if settings.network is None:
+            raise HTTPException(
+                503, "the hub has no network map (shelfcast hub --network FILE): cannot route"
+            )
+        decision = await OrderDesk(rt, settings.network).decide(req)
+        await rt.publish_decision(decision)
+        status = 201 if decision.status == "reserved" else 409
+        return JSONResponse(decision.model_dump(mode="json", by_alias=True), status_code=status)
 
     @app.get("/v1/fleet", dependencies=guarded)
     async def fleet() -> dict[str, Any]:

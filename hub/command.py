@@ -20,6 +20,7 @@ import signal
 
 TOKEN_ENV = "SHELFCAST_HUB_TOKEN"
 NATS_ENV = "SHELFCAST_HUB_URL"
+NETWORK_ENV = "SHELFCAST_HUB_NETWORK"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="JetStream replicas of the hub's streams and buckets",
     )
     parser.add_argument("--name", default=f"pid{os.getpid()}", help="this process's worker name")
+    parser.add_argument(
+        "--network",
+        default=os.environ.get(NETWORK_ENV),
+        help=f"JSON map of stores' and DCs' locations, for POST /v1/orders (env {NETWORK_ENV})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,8 +76,12 @@ async def _serve(args: argparse.Namespace, token: str | None) -> None:
         import uvicorn
 
         from hub.api import HubSettings, create_app
+        from hub.network_map import NetworkMap
 
-        settings = HubSettings(nats_url=args.nats, token=token, replicas=args.replicas)
+        network = NetworkMap.load(args.network) if args.network else None
+        settings = HubSettings(
+            nats_url=args.nats, token=token, replicas=args.replicas, network=network
+        )
         config = uvicorn.Config(
             create_app(settings), host=args.host, port=args.port, log_level="warning", lifespan="on"
         )

@@ -2,9 +2,10 @@
 
 Kept in JetStream key-value buckets (docs/records/hub-view.md says why): ``shelfcast_stock``
 (``<store>.<sku>`` -> on hand, reserved, ATP, the figure's time and seq, model version, the
-ledger confidence of the last alert, the last conflict), ``shelfcast_cursor`` (``<store>`` -> the
-outbox seq of its last stock message applied and that message's time) and ``shelfcast_fleet``
-(``<store>`` -> birth, death, bundle, backlog, lag).
+ledger confidence of the last alert, the reorder point of the last replenishment alert, the last
+conflict), ``shelfcast_cursor`` (``<store>`` -> the outbox seq of its last stock message applied
+and that message's time) and ``shelfcast_fleet`` (``<store>`` -> birth, death, bundle, backlog,
+lag).
 
 Exactly once, with any number of workers: a store's stock messages carry their outbox seq and
 the seq of the store's previous stock message. A worker applies one only when its predecessor is
@@ -161,6 +162,11 @@ class NetworkView:
         elif msg.get("confidence") is not None and self._confidence_moved(store, sku, msg):
             await self.stock.patch(
                 sku_key(store, sku), _noted("ledger_confidence", msg["confidence"])
+            )
+        if kind == "replenishment" and msg.get("reorder_point") is not None:
+            # the store's demand over its lead time (plus safety): what routing must leave it
+            await self.stock.patch(
+                sku_key(store, sku), _noted("reorder_point", msg["reorder_point"])
             )
         return APPLIED
 

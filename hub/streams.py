@@ -16,6 +16,7 @@ from edge_runtime.messages import HUB_SUBJECT_KIND, RESERVATION, RESERVATION_RES
 
 UPLINK_STREAM = "SHELFCAST_UPLINK"
 ORDERS_STREAM = "SHELFCAST_ORDERS"
+DECISIONS_STREAM = "SHELFCAST_DECISIONS"  # the hub's fulfilment decisions, for OMS and audit
 WORKERS = "hub"  # the durable consumer every hub worker shares, and its queue group
 DELIVER = "_shelfcast.hub.deliver"  # where that consumer pushes; workers subscribe as a group
 STOCK_BUCKET = "shelfcast_stock"  # <store>.<sku> -> the SKU's figure at that store
@@ -28,6 +29,11 @@ server keeps every id of the window in memory (at 1,000 stores x 10 msg/s, 72 M 
 ACK_WAIT_S = 5.0  # a dead worker's unacknowledged messages go to another worker after this
 UPLINK_MAX_AGE_S = 7 * 86400
 MAX_IN_FLIGHT = 1000  # unacked messages across all workers: a backlog is shared, not hoarded
+
+
+def decision_subject(prefix: str = "shelfcast") -> str:
+    """Where order decisions go (``_hub`` in the store's place: no store sends this kind)."""
+    return f"{prefix}._hub.order_decision"
 
 
 def uplink_subjects(prefix: str = "shelfcast") -> list[str]:
@@ -49,6 +55,7 @@ async def ensure(js, replicas: int = 1, prefix: str = "shelfcast") -> None:
     for name, subjects in (
         (UPLINK_STREAM, uplink_subjects(prefix)),
         (ORDERS_STREAM, [f"{prefix}.*.{RESERVATION}"]),
+        (DECISIONS_STREAM, [decision_subject(prefix)]),
     ):
         await js.add_stream(
             StreamConfig(

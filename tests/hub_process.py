@@ -33,6 +33,7 @@ class HubProcess:
         workers: int = 1,
         log: Path | None = None,
         replicas: int = 1,
+        network: Path | None = None,
     ):
         self.nats_url = nats_url
         self.api = api
@@ -40,6 +41,7 @@ class HubProcess:
         self.port = free_port()
         self.replicas = replicas
         self.log = log
+        self.network = network
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -62,6 +64,8 @@ class HubProcess:
             str(self.replicas),
             "--api" if self.api else "--no-api",
         ]
+        if self.network is not None:
+            cmd += ["--network", str(self.network)]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SHELFCAST_HUB_TOKEN": TOKEN}
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)

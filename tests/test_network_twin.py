@@ -1,0 +1,84 @@
+"""The network twin on a small synthetic M5-shaped network: the choosers meet the same orders,
+the online channel keeps the real total demand, DC-only touches no store, and a store whose book
+overstates its shelf breaks promises that the router (which reads the ledger's confidence)
+avoids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hub.fulfilment_cost import CostModel
+from hub.routing import Router
+from shelfcast.network_places import STORES
+from shelfcast.network_twin import NetworkData, NetworkTwin, Scenario, ShelfTruth, choosers, summary
+from shelfcast.online_orders import OnlineChannel
+from shelfcast.policies import MovingAverageForecaster, OrderUpToPolicy
+from shelfcast.twin import StoreConfig
+
+DAYS, START = 28, 14
+
+
+def network(skus: int = 12, seed: int = 3) -> NetworkData:
+    rng = np.random.default_rng(seed)
+    stores = sorted(STORES)
+    level = rng.gamma(1.0, 2.0, (len(stores), skus))
+    units = rng.poisson(level[:, :, None], (len(stores), skus, DAYS)).astype(float)
+    dates = np.datetime64("2016-04-25") + np.arange(DAYS)
+    return NetworkData(
+        stores, np.array([f"K{i}" for i in range(skus)]), dates, units, np.full(skus, 5.0)
+    )
+
+
+def replay(data: NetworkData, truth: ShelfTruth, share: float = 0.2):
+    config = StoreConfig()
+    sc = Scenario.draw(data, START, OnlineChannel(share=share), truth, config, seed=1)
+    twin = NetworkTwin(
+        sc, lambda: OrderUpToPolicy(MovingAverageForecaster(days=START)), config, CostModel(), truth
+    )
+    runs = {name: twin.run(name, c) for name, c in choosers(Router()).items()}
+    return sc, runs
+
+
+@pytest.fixture(scope="module")
+def honest_books():
+    return replay(network(), ShelfTruth(hidden_shrink_share=0.0))
+
+
+def test_online_orders_are_carved_out_of_real_demand_not_added(honest_books):
+    sc, runs = honest_books
+    online = sum(o.qty.sum() for o in sc.orders)
+    replay_units = sc.data.units[:, :, START:].sum()
+    assert sc.walk_in[:, :, START:].sum() + online == pytest.approx(replay_units)
+    assert {r.orders for r in runs.values()} == {len(sc.orders)} and len(sc.orders) > 100
+
+
+def test_dc_only_takes_nothing_from_the_stores(honest_books):
+    _, runs = honest_books
+    dc = runs["dc_only"]
+    assert dc.store_units == 0 and dc.cancelled_lines == 0 and dc.same_day_orders == 0
+
+
+def test_with_exact_books_no_chooser_breaks_a_promise(honest_books):
+    _, runs = honest_books
+    assert all(r.cancelled_lines == 0 for r in runs.values())
+    assert runs["nearest"].store_units > 0
+
+
+def test_phantom_stock_breaks_promises_and_pricing_its_risk_avoids_them():
+    data, truth = network(), ShelfTruth(hidden_shrink_share=0.6, count_every_days=56)
+    sc, runs = replay(data, truth)
+    assert runs["nearest"].cancelled_lines > 0
+    assert runs["router"].cancelled_lines < runs["nearest"].cancelled_lines
+    per = summary(runs, CostModel())
+    assert per["router"]["cost_per_order"] < per["nearest"]["cost_per_order"]
+    assert per["dc_only"]["store_lost_units_caused"] == 0
+    # The same router told that a broken promise costs nothing breaks more of them.
+    blind = NetworkTwin(
+        sc,
+        lambda: OrderUpToPolicy(MovingAverageForecaster(days=START)),
+        StoreConfig(),
+        CostModel(),
+        truth,
+    ).run("blind", Router(CostModel(cancel_line=0.0)).plan)
+    assert runs["router"].cancelled_lines < blind.cancelled_lines

@@ -1,0 +1,143 @@
+"""The fulfilment router on small networks whose right answer is known by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hub.route_reasons import MEANINGS, RouteReason
+from hub.routing import Candidates, NoPlan, Order, Router
+
+# Los Angeles: a store in the delivery city, one 30 km away; the DC in Phoenix (two days away).
+IDS = ["S_city", "S_30km", "DC"]
+LAT, LON = [34.05, 34.32, 33.45], [-118.25, -118.25, -112.07]
+
+
+def network(atp, confidence=None, lead=None, sell=None, conflicts=None, lines=1, value=5.0):
+    m = len(IDS)
+    return Candidates.build(
+        ids=IDS,
+        lat=LAT,
+        lon=LON,
+        is_dc=[False, False, True],
+        atp=atp,
+        confidence=confidence if confidence is not None else np.ones((m, lines)),
+        lead_demand=lead if lead is not None else np.zeros((m, lines)),
+        sell_through=sell if sell is not None else np.full((m, lines), 1e9),
+        unit_value=[value] * lines,
+        conflicts=conflicts,
+    )
+
+
+def order(lines=1, promised=1):
+    return Order(
+        "o", np.array([f"K{i}" for i in range(lines)]), np.ones(lines), 34.05, -118.25, promised
+    )
+
+
+def where(plan):
+    return {s.location_id: s.skus for s in plan.shipments}
+
+
+def test_deep_trusted_stock_in_the_delivery_city_ships_from_there_the_same_day():
+    plan = Router().plan(order(), network([[20.0], [20.0], [np.inf]]))
+    assert where(plan) == {"S_city": ("K0",)}
+    assert plan.reasons == [
+        RouteReason.SHIP_FROM_STORE,
+        RouteReason.SAME_DAY,
+        RouteReason.NEAREST_WITH_STOCK,
+    ]
+
+
+def test_one_parcel_from_further_away_beats_the_default_split_across_the_nearest_stores():
+    # The city store has K0 only, the 30 km store K1 only: the default ships two parcels.
+    net = network([[5.0, 0.0], [0.0, 5.0], [np.inf, np.inf]], lines=2)
+    router = Router()
+    nearest = router.nearest_with_stock(order(2), net)
+    assert where(nearest) == {"S_city": ("K0",), "S_30km": ("K1",)}
+    plan = router.plan(order(2), net)
+    assert plan.kind == "dc" and plan.cost < nearest.cost
+    assert RouteReason.FEWER_PARCELS in plan.reasons
+
+
+def test_a_store_with_recent_conflicts_on_its_last_unit_is_passed_over():
+    net = network(
+        [[1.0], [20.0], [np.inf]],
+        confidence=[[0.7], [1.0], [1.0]],
+        conflicts=[[2.0], [0.0], [0.0]],
+    )
+    plan = Router().plan(order(), net)
+    assert where(plan) == {"S_30km": ("K0",)}
+    assert RouteReason.STOCK_RISK_AVOIDED in plan.reasons
+    assert RouteReason.RECENT_CONFLICTS_AVOIDED in plan.reasons
+
+
+def test_the_last_units_a_store_needs_for_its_own_shoppers_stay_there():
+    lead = [[6.0], [0.5], [0.0]]
+    # A $40 item: three likely lost sales outweigh the courier's extra 30 km.
+    plan = Router().plan(order(), network([[3.0], [30.0], [np.inf]], lead=lead, value=40.0))
+    assert where(plan) == {"S_30km": ("K0",)}
+    assert RouteReason.STORE_DEMAND_PROTECTED in plan.reasons
+
+
+def test_stock_above_its_sell_through_is_preferred_and_said_so():
+    sell = [[1e9], [2.0], [0.0]]
+    plan = Router().plan(order(), network([[20.0], [40.0], [np.inf]], sell=sell, value=40.0))
+    assert where(plan) == {"S_30km": ("K0",)}
+    assert RouteReason.MARKDOWN_RELIEF in plan.reasons
+
+
+def test_no_store_stock_goes_to_the_dc_and_says_why():
+    plan = Router().plan(order(), network([[0.0], [0.0], [np.inf]]))
+    assert plan.kind == "dc"
+    assert RouteReason.NO_STORE_STOCK in plan.reasons and RouteReason.SHIP_FROM_DC in plan.reasons
+
+
+def test_a_same_day_promise_no_store_can_keep_is_marked_late():
+    plan = Router().plan(order(promised=0), network([[0.0], [0.0], [np.inf]]))
+    assert plan.components["late"] > 0 and RouteReason.LATE_AGAINST_PROMISE in plan.reasons
+
+
+def test_without_a_dc_an_order_no_store_holds_has_no_plan():
+    net = network([[0.0], [0.0], [np.inf]]).without({"DC"})
+    with pytest.raises(NoPlan, match="order o"):
+        Router().plan(order(), net)
+
+
+def test_the_router_is_never_dearer_than_the_default_on_random_networks():
+    rng = np.random.default_rng(7)
+    router = Router()
+    for _ in range(200):
+        lines = int(rng.integers(1, 5))
+        atp = np.vstack([rng.integers(0, 6, (2, lines)).astype(float), np.full((1, lines), np.inf)])
+        net = network(
+            atp,
+            confidence=rng.uniform(0.3, 1.0, (3, lines)),
+            lead=rng.uniform(0, 4, (3, lines)),
+            sell=rng.uniform(0, 10, (3, lines)),
+            conflicts=rng.integers(0, 2, (3, lines)),
+            lines=lines,
+        )
+        o = order(lines, promised=int(rng.integers(0, 3)))
+        assert router.plan(o, net).cost <= router.nearest_with_stock(o, net).cost + 1e-6
+
+
+def test_wrong_shapes_say_which_input():
+    with pytest.raises(ValueError, match=r"candidates\.atp: shape"):
+        network([[1.0, 2.0]])
+    with pytest.raises(ValueError, match="quantities must be positive"):
+        Router().plan(
+            Order("o", np.array(["K0"]), np.array([0.0]), 34.0, -118.0),
+            network([[1.0], [1.0], [np.inf]]),
+        )
+
+
+def test_every_reason_code_has_a_meaning():
+    assert set(MEANINGS) == set(RouteReason)
+
+
+def test_every_reason_code_is_documented():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "routing.md").read_text()
+    assert [r.value for r in RouteReason if f"`{r.value}`" not in page] == []
