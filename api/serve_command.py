@@ -22,7 +22,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from edge_runtime.command_options import add_log_options, port_number, positive_int
+from configuration.command_options import add_log_options, port_number, positive_int
 
 GRACEFUL_SHUTDOWN_S = 2  # requests in flight get this long to finish at SIGTERM
 

@@ -22,7 +22,7 @@ from argparse import ArgumentTypeError
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edge_runtime.command_options import TCP_PORTS, port_number
+from configuration.command_options import TCP_PORTS, port_number
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.command_options import TCP_PORTS
+from configuration.command_options import TCP_PORTS
 from edge_runtime.plausibility import DEFAULT as BOUNDS
 from edge_runtime.plausibility import Plausibility
 

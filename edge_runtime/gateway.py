@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from configuration.command_options import add_log_options, port_number
 from edge_runtime.alert_episodes import AlertEpisodes
 from edge_runtime.bundles import BundleTrust, install, verify
-from edge_runtime.command_options import add_log_options, port_number
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales

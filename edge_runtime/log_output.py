@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from edge_runtime.command_options import LOG_FORMATS, log_format
+from configuration.command_options import LOG_FORMATS, log_format
 from edge_runtime.config import ConfigError
 
 ENV_VAR = "SHELFCAST_LOG_FORMAT"

@@ -14,12 +14,12 @@ import os
 import sys
 from typing import NoReturn
 
+from configuration.data_dir import DEFAULT_DATA_DIR, ENV_VAR
 from shelfcast import __version__
-from shelfcast.data_dir import DEFAULT_DATA_DIR, ENV_VAR
 
 # name -> (module, one-line help). A module is listed here once its command works.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("shelfcast.data_dir", "show where the real data is read from and what is there"),
+    "data": ("shelfcast.data_command", "show where the real data is read from and what is there"),
     "train": ("training.train", "backtest, train, export to ONNX, track in MLflow, write a bundle"),
     "keygen": ("training.signing_key", "create the Ed25519 key pair that signs model bundles"),
     "run": ("edge_runtime.gateway", "run the store gateway: ledger, decisions, MQTT, outbox"),
