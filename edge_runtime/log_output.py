@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from configuration.command_options import LOG_FORMATS, log_format
-from edge_runtime.config import ConfigError
+from configuration.layered_settings import ConfigError
 
 ENV_VAR = "SHELFCAST_LOG_FORMAT"
 TEXT = "%(asctime)s %(levelname)s %(name)s %(message)s"

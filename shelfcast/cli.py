@@ -37,12 +37,35 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "add shelf-weight and RFID readings with labelled thefts/phantoms/mis-scans to a replay",
     ),
     "replay": ("shelfcast.replay", "write a store's real data as a timestamped edge event stream"),
+    "config": (
+        "shelfcast.config_command",
+        "check a settings file (config check FILE) or write the configuration reference",
+    ),
     "hub": ("hub.command", "the central hub: JetStream workers and the omnichannel API"),
     "forecast": (
         "training.forecast_command",
         "forecast any horizon for every store x SKU of a sales file from a bundle's ONNX model",
     ),
 }
+
+# The optional extra each command needs beyond the edge image's (which has only `edge`).
+EXTRA_OF = {"hub": "hub"} | dict.fromkeys(
+    ("train", "keygen", "forecast", "simulate", "demo", "sensors", "replay"), "train"
+)
+
+
+def missing_part(command: str, err: ModuleNotFoundError) -> str:
+    """The one line for a command whose code or libraries this installation leaves out (the
+    edge image carries the gateway only), instead of a traceback.
+
+    >>> missing_part("train", ModuleNotFoundError("No module named 'training'", name="training"))
+    "shelfcast train: not in this installation (no module 'training'); it needs the train extra: pip install 'shelfcast[train]' (the edge image has only the gateway)"
+    """
+    extra = EXTRA_OF.get(command, "edge")
+    return (
+        f"shelfcast {command}: not in this installation (no module {err.name!r}); it needs the "
+        f"{extra} extra: pip install 'shelfcast[{extra}]' (the edge image has only the gateway)"
+    )
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -94,14 +117,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     module_name, text = COMMANDS[name]
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        print(missing_part(name, err), file=sys.stderr)
+        return 2
     parser = OneLineParser(prog=f"shelfcast {name}", description=text)
     _add_common(parser)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     if args.data_dir:
         os.environ[ENV_VAR] = args.data_dir  # one setting: the option just sets the variable
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except ModuleNotFoundError as err:  # a library a command imports only when it runs
+        print(missing_part(name, err), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
