@@ -4,8 +4,7 @@ what the processes accept (a test compares the committed page with a fresh rende
 
 >>> from pydantic import Field
 >>> class Broker(Section):
-...     port: int = Field(1883, ge=1)
-...     '''Broker port.'''
+...     port: int = Field(1883, ge=1, description="Broker port.")
 >>> class Demo(LayeredSettings):
 ...     broker: Broker = Broker()
 >>> _ = Demo.model_rebuild()
@@ -24,13 +23,15 @@ from typing import Any
 import annotated_types
 from pydantic.fields import FieldInfo
 
-from configuration.layered_settings import CONFIG_ENV, LayeredSettings, Section
+from configuration.layered_settings import LayeredSettings, Section
 from configuration.value_rules import rule_text
 from configuration.variables import OTHER_VARIABLES
 
 
 def _type_name(annotation: Any) -> str:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
     if typing.get_origin(annotation) is typing.Annotated:
         return _type_name(args[0])
     if args:  # a union with None: the key may be left unset
@@ -96,12 +97,13 @@ def render(processes: Sequence[tuple[str, type[LayeredSettings]]], intro: str) -
         shared = [s for s in model.sections() if s in done]
         if shared:
             names = ", ".join(f"`[{s}]`" for s in shared)
-            out += [f"Reads {names} as `{done[shared[0]]}` does, and:", ""]
+            more = ", and:" if len(shared) < len(model.sections()) else "."
+            out += [f"Reads {names} as above{more}", ""]
         for section, part in model.sections().items():
             if section in done:
                 continue
             done[section] = process
-            doc = (part.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+            doc = " ".join((part.__doc__ or "").split("\n\n")[0].split()).replace("``", "`")
             out += [f"### `[{section}]`", "", doc, "", section_table(model, section), ""]
     out += [
         "## Other variables",
@@ -112,5 +114,5 @@ def render(processes: Sequence[tuple[str, type[LayeredSettings]]], intro: str) -
         "| --- | --- |",
     ]
     out += [f"| `{name}` | {_cell(text)} |" for name, text in OTHER_VARIABLES.items()]
-    out += ["", f"`{CONFIG_ENV}` names the settings file when `--config` is not given.", ""]
+    out += [""]
     return "\n".join(out)

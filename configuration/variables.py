@@ -17,7 +17,6 @@ OTHER_VARIABLES: dict[str, str] = {
     "SHELFCAST_LOG_FORMAT": "log lines as `text` or `json` (`--log-format`)",
     "SHELFCAST_REVISION": "the image's git commit, shown on /metrics (set by the image build)",
     "SHELFCAST_HEALTH_PATH": "the path the image's health check requests (default /health)",
-    "SHELFCAST_HUB_TOKEN": "the hub's API token (`shelfcast hub`)",
     "SHELFCAST_SIGNING_KEY": "the Ed25519 private key training signs bundles with",
     "SHELFCAST_PROGRESS": "training's progress bars: 1 forces them on, 0 off",
     "SHELFCAST_VERBOSE": "training: let libraries' own log lines through",

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
+from configuration.hub_section import HubSection
 from configuration.layered_settings import ConfigError, LayeredSettings, Section, load_settings
 from configuration.value_rules import (
     AtLeast1,
@@ -279,18 +280,6 @@ class IngestSection(Section):
             self.max_jump_days,
             self.max_qty,
         )
-
-
-class HubSection(Section):
-    """``[hub]``: the central hub's NATS JetStream (empty ``url``: no hub, MQTT only).
-
-    ``url`` may list several servers, comma-separated, for a JetStream cluster.
-    """
-
-    url: str = ""
-    """NATS JetStream server(s) of the hub, comma-separated; empty: no hub, MQTT only."""
-    heartbeat_s: Positive = 5.0
-    """Seconds between the gateway's health reports to the hub."""
 
 
 class GatewayConfig(LayeredSettings):

@@ -1042,7 +1042,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, BundleError, LedgerError, OSError) as err:
         # One line on stderr, no traceback: a bad config, a refused bundle, or a state
         # directory that is unusable, held by another gateway or holds another store's ledger.
-        print(f"shelfcast run: {err}", file=sys.stderr, flush=True)
+        for line in str(err).splitlines():  # a bad configuration: one line per problem
+            print(f"shelfcast run: {line}", file=sys.stderr, flush=True)
         return 2
     freeze_startup_heap()
     stop = threading.Event()

@@ -20,10 +20,18 @@ from configuration.layered_settings import ConfigError, LayeredSettings, load_se
 from configuration.reference import render
 from edge_runtime.config import GatewayConfig
 
-PROCESSES: list[tuple[str, type[LayeredSettings]]] = [
-    ("shelfcast run", GatewayConfig),
-    ("shelfcast serve", ServeSettings),
-]
+
+def processes() -> list[tuple[str, type[LayeredSettings]]]:
+    """Each long-running command and its settings model (the hub's only where it is installed:
+    the edge image leaves it out, and checks a gateway's file without it)."""
+    from hub.settings import HubProcessSettings
+
+    return [
+        ("shelfcast run", GatewayConfig),
+        ("shelfcast serve", ServeSettings),
+        ("shelfcast hub", HubProcessSettings),
+    ]
+
 
 INTRO = """
 # Configuration reference
@@ -76,7 +84,7 @@ def summary(path: str, s: ServeSettings) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "reference":
-        page = render(PROCESSES, INTRO)
+        page = render(processes(), INTRO)
         if args.path:
             Path(args.path).write_text(page, encoding="utf-8")
         else:

@@ -16,8 +16,9 @@ from configuration.layered_settings import ConfigError, load_settings
 from configuration.reference import render
 from configuration.variables import OTHER_VARIABLES
 from edge_runtime.config import GatewayConfig, load_config
+from hub.settings import HubProcessSettings
 from shelfcast import cli
-from shelfcast.config_command import INTRO, PROCESSES
+from shelfcast.config_command import INTRO, processes
 from tests.test_dockerfile import RUNTIME_PACKAGES, env_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +117,7 @@ def test_api_settings_keep_their_rules():
 
 def test_the_committed_reference_is_current():
     page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert page == render(PROCESSES, INTRO), (
+    assert page == render(processes(), INTRO), (
         "docs/configuration.md is stale: run `shelfcast config reference docs/configuration.md`"
     )
     shortcut_targets = set(GatewayConfig.env_shortcuts.values())
@@ -168,3 +169,19 @@ def test_a_command_whose_code_the_edge_image_leaves_out_is_one_line(tmp_path):
         "shelfcast train: not in this installation (no module 'training'); it needs the train "
         "extra: pip install 'shelfcast[train]' (the edge image has only the gateway)"
     ]
+
+
+def test_the_hub_process_reads_hub_and_leaves_the_gateways_sections_alone():
+    """The hub cannot import the gateway's model: the names it leaves alone are in step."""
+    gateway_sections = set(ServeSettings.sections()) - {"hub"}
+    assert HubProcessSettings.foreign_sections == gateway_sections
+    assert HubProcessSettings.foreign_variables == set(GatewayConfig.env_shortcuts)
+    env = {**STORE, "SHELFCAST_MQTT_HOST": "b", "SHELFCAST_HUB_URL": "nats://h:4222",
+           "SHELFCAST_HUB_TOKEN": "t0ken-123", "SHELFCAST_HUB_HEARTBEAT_S": "1"}  # fmt: skip
+    hub = load_settings(HubProcessSettings, None, env).hub
+    assert (hub.nats_servers, hub.token, hub.port) == ("nats://h:4222", "t0ken-123", 8090)
+    assert load_config(env=env).hub.url == "nats://h:4222"  # the same variable, the same servers
+    (line,) = problems({"SHELFCAST_HUB_WORKRS": "2"}, model=HubProcessSettings)
+    assert line == "SHELFCAST_HUB_WORKRS: unknown variable; did you mean SHELFCAST_HUB_WORKERS?"
+    (line,) = problems({"SHELFCAST_HUB_REPLICAS": "2"}, model=HubProcessSettings)
+    assert "hub.replicas" in line and "SHELFCAST_HUB_REPLICAS='2'" in line
