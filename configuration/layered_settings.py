@@ -201,10 +201,13 @@ def _known_file_values(
     for section, table in raw.items():
         if section in model.foreign_sections:
             continue
-        if section not in sections or not isinstance(table, dict):
+        if section not in sections:
             problems.append(
                 f"{path}: unknown section [{section}]; {_nearest(section, list(sections))}"
             )
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{path}: {section} = {table!r}: expected a [{section}] table")
             continue
         keys = list(sections[section].model_fields)
         for key, value in table.items():
