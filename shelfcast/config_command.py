@@ -2,10 +2,11 @@
 
     shelfcast config check gateway.toml          # exit 0 and a summary, or one line per problem
     shelfcast config check gateway.toml --env   # as the process would see it, with SHELFCAST_*
+    shelfcast config check hub.toml --process hub
     shelfcast config reference docs/configuration.md
 
 A file is checked against the ``shelfcast serve`` model, the gateway's sections plus ``[api]``,
-so one file serves ``run`` and ``serve`` alike.
+so one file serves ``run`` and ``serve`` alike; ``--process hub`` checks a hub's file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from api.settings import ServeSettings
+from configuration.hub_section import HubSection
 from configuration.layered_settings import ConfigError, LayeredSettings, load_settings
 from configuration.reference import render
 from edge_runtime.config import GatewayConfig
@@ -54,9 +56,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "path", nargs="?", help="check: the TOML file; reference: the page to write (else stdout)"
     )
     parser.add_argument(
+        "--process",
+        choices=("serve", "hub"),
+        default="serve",
+        help="check: the process the file is for (serve also covers run; default serve)",
+    )
+    parser.add_argument(
         "--env",
         action="store_true",
         help="check: layer this shell's SHELFCAST_* variables over the file, as a process would",
+    )
+
+
+def hub_summary(path: str, s: HubSection) -> str:
+    """What a hub's file configures."""
+    api = f"API {s.host}:{s.port}" if s.api else "no API"
+    token = "" if not s.api else ", token set" if s.token else ", NO TOKEN: every request refused"
+    return (
+        f"{path}: valid for shelfcast hub\n  JetStream {s.nats_servers}, replicas {s.replicas}, "
+        f"{s.workers} worker(s), {api}{token}"
     )
 
 
@@ -93,11 +111,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.path:
         print("shelfcast config check: name the TOML file to check", file=sys.stderr)
         return 2
+    env = os.environ if args.env else {}
     try:
-        settings = load_settings(ServeSettings, args.path, os.environ if args.env else {})
+        if args.process == "hub":
+            from hub.settings import HubProcessSettings
+
+            text = hub_summary(args.path, load_settings(HubProcessSettings, args.path, env).hub)
+        else:
+            text = summary(args.path, load_settings(ServeSettings, args.path, env))
     except ConfigError as err:
         for line in err.problems:
             print(f"shelfcast config check: {line}", file=sys.stderr)
         return 2
-    print(summary(args.path, settings))
+    print(text)
     return 0

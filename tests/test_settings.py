@@ -148,6 +148,19 @@ def test_config_check_refuses_a_bad_file_one_line_per_problem(tmp_path, capsys):
     assert any("gateway.store_id: 'S 3' must be 1-64" in line for line in lines)
 
 
+def test_config_check_of_a_hub_file(tmp_path, capsys):
+    path = tmp_path / "hub.toml"
+    path.write_text('[hub]\nurl = "nats://a:4222,nats://b:4222"\nreplicas = 3\nworkers = 2\n')
+    assert cli.main(["config", "check", str(path), "--process", "hub"]) == 0
+    out = capsys.readouterr().out
+    assert "JetStream nats://a:4222,nats://b:4222, replicas 3, 2 worker(s)" in out
+    assert "NO TOKEN" in out
+    path.write_text("[hub]\nreplicas = 2\n")
+    assert cli.main(["config", "check", str(path), "--process", "hub"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"{path}: hub.replicas: 2:" in line
+
+
 def test_a_command_whose_code_the_edge_image_leaves_out_is_one_line(tmp_path):
     """The image's packages only (those Dockerfile.edge copies) over the installed libraries,
     without the editable checkout: `shelfcast train` finds no `training` package."""
