@@ -221,7 +221,8 @@ def _known_file_values(
 def _known_env(
     model: type[LayeredSettings], env: Mapping[str, str], problems: list[str]
 ) -> dict[str, str]:
-    """This model's variables under their full names; an unknown ``SHELFCAST_*`` is a problem."""
+    """This model's variables under their full names, empty ones left out (unset); an unknown
+    ``SHELFCAST_*`` is a problem."""
     own = model.env_names()
     known = [*own, *OTHER_VARIABLES]
     kept: dict[str, str] = {}
@@ -231,7 +232,8 @@ def _known_env(
             continue
         if upper in own:
             section, key = own[upper]
-            kept[f"{ENV_PREFIX}{section}_{key}".upper()] = value
+            if value != "":  # an empty variable is unset, as `-e NAME=` in a compose file means
+                kept[f"{ENV_PREFIX}{section}_{key}".upper()] = value
         elif upper in OTHER_VARIABLES or upper in model.foreign_variables:
             continue
         elif any(upper.startswith(f"{ENV_PREFIX}{s}_".upper()) for s in model.foreign_sections):

@@ -44,7 +44,7 @@ fails when this page and the models differ. Do not edit by hand.
 Each long-running process reads one settings model, in this order, later winning: a TOML file
 (`--config FILE` or `SHELFCAST_CONFIG`), then environment variables, then command-line options.
 The variable of `[section] key` is `SHELFCAST_SECTION_KEY` (a few keys also have the short name
-shown). Every problem is reported at start, one line each, naming the file and key or the
+shown); an empty variable counts as unset. Every problem is reported at start, one line each, naming the file and key or the
 variable; an unknown section, key or `SHELFCAST_*` variable is an error naming the nearest valid
 one. Check a file with `shelfcast config check FILE` (add `--env` to include the environment).
 """

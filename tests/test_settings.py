@@ -84,6 +84,16 @@ def test_options_beat_variables_beat_the_file(tmp_path):
     assert (cfg.gateway.store_id, cfg.mqtt.port, cfg.mqtt.host) == ("F", 1002, "option")
 
 
+def test_an_empty_variable_is_unset(tmp_path):
+    path = tmp_path / "store.toml"
+    path.write_text('[gateway]\nstore_id = "S4"\n[api]\nport = 9004\n')
+    env = {"SHELFCAST_API_PORT": "", "SHELFCAST_API_READS_OPEN": "", "SHELFCAST_STORE_ID": ""}
+    serve = load_serve_settings(path, attach=False, env=env)
+    assert (serve.gateway.store_id, serve.api.port, serve.api.reads_open) == ("S4", 9004, True)
+    (line,) = problems({"SHELFCAST_STORE_ID": ""})
+    assert line.startswith("gateway.store_id: empty; set [gateway] store_id")
+
+
 def test_one_file_serves_run_and_serve(tmp_path):
     """`run` leaves [api] to `serve`; `serve` checks it; attached, only [api] is read."""
     path = tmp_path / "store.toml"
