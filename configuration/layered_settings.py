@@ -27,7 +27,7 @@ import difflib
 import os
 import tomllib
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -239,8 +239,17 @@ def _known_env(
         elif any(upper.startswith(f"{ENV_PREFIX}{s}_".upper()) for s in model.foreign_sections):
             continue  # another process's section: that process checks it
         else:
-            problems.append(f"{name}: unknown variable; {_nearest(upper, known)}")
+            problems.append(unknown_variable(name, known))
     return kept
+
+
+def unknown_variable(name: str, known: Iterable[str]) -> str:
+    """The problem line for a ``SHELFCAST_*`` variable nothing reads, naming the nearest one.
+
+    >>> unknown_variable("SHELFCAST_DATA_DIRR", ["SHELFCAST_DATA_DIR", "SHELFCAST_CONFIG"])
+    'SHELFCAST_DATA_DIRR: unknown variable; did you mean SHELFCAST_DATA_DIR?'
+    """
+    return f"{name}: unknown variable; {_nearest(name.upper(), sorted(known))}"
 
 
 def _origin(model: type[LayeredSettings], inputs: _Inputs, section: str, key: str) -> str:

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Mapping
 from typing import NoReturn
 
 from configuration.data_dir import DEFAULT_DATA_DIR, ENV_VAR
@@ -68,6 +69,26 @@ def missing_part(command: str, err: ModuleNotFoundError) -> str:
     )
 
 
+# Commands that read a settings model check its variables themselves (config only reads them
+# on request); the others have the environment checked here, so a misspelled SHELFCAST_DATA_DIR
+# is named instead of silently falling back to the default.
+CHECK_THEIR_OWN_VARIABLES = {"run", "serve", "hub", "config"}
+
+
+def misspelled_variables(env: Mapping[str, str]) -> list[str]:
+    """One line per ``SHELFCAST_*`` variable no process reads, with the nearest valid name."""
+    from configuration.layered_settings import unknown_variable
+    from configuration.variables import ENV_PREFIX
+    from shelfcast.config_command import every_variable
+
+    known = every_variable()
+    return [
+        unknown_variable(name, known)
+        for name in env
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
+    ]
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr and exit code 2: what was wrong
     with which option and where to look, without the usage block that buries it.
@@ -117,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     module_name, text = COMMANDS[name]
+    if name not in CHECK_THEIR_OWN_VARIABLES and (typos := misspelled_variables(os.environ)):
+        for line in typos:
+            print(f"shelfcast {name}: {line}", file=sys.stderr)
+        return 2
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:

@@ -20,19 +20,22 @@ from api.settings import ServeSettings
 from configuration.hub_section import HubSection
 from configuration.layered_settings import ConfigError, LayeredSettings, load_settings
 from configuration.reference import render
+from configuration.variables import OTHER_VARIABLES
 from edge_runtime.config import GatewayConfig
 
 
 def processes() -> list[tuple[str, type[LayeredSettings]]]:
     """Each long-running command and its settings model (the hub's only where it is installed:
-    the edge image leaves it out, and checks a gateway's file without it)."""
-    from hub.settings import HubProcessSettings
-
-    return [
+    the edge image leaves it out)."""
+    found: list[tuple[str, type[LayeredSettings]]] = [
         ("shelfcast run", GatewayConfig),
         ("shelfcast serve", ServeSettings),
-        ("shelfcast hub", HubProcessSettings),
     ]
+    try:
+        from hub.settings import HubProcessSettings
+    except ModuleNotFoundError:
+        return found
+    return [*found, ("shelfcast hub", HubProcessSettings)]
 
 
 INTRO = """
@@ -48,6 +51,14 @@ shown); an empty variable counts as unset. Every problem is reported at start, o
 variable; an unknown section, key or `SHELFCAST_*` variable is an error naming the nearest valid
 one. Check a file with `shelfcast config check FILE` (add `--env` to include the environment).
 """
+
+
+def every_variable() -> set[str]:
+    """Every ``SHELFCAST_*`` variable some process reads."""
+    names = set(OTHER_VARIABLES)
+    for _, model in processes():
+        names |= set(model.env_names())
+    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -171,6 +171,14 @@ def test_config_check_of_a_hub_file(tmp_path, capsys):
     assert f"{path}: hub.replicas: 2:" in line
 
 
+def test_a_misspelled_variable_stops_commands_without_a_model_too(monkeypatch, capsys):
+    monkeypatch.setenv("SHELFCAST_DATA_DIRR", "/data")
+    assert cli.main(["data"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "shelfcast data: SHELFCAST_DATA_DIRR: unknown variable; did you mean SHELFCAST_DATA_DIR?"
+    ]
+
+
 def test_a_command_whose_code_the_edge_image_leaves_out_is_one_line(tmp_path):
     """The image's packages only (those Dockerfile.edge copies) over the installed libraries,
     without the editable checkout: `shelfcast train` finds no `training` package."""
