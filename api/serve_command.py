@@ -1,11 +1,13 @@
 """``shelfcast serve``: the HTTP API and the edge runtime in one process, or the API alone
 over the state directory of a gateway running elsewhere (read-only).
 
-Configuration is the gateway's (``--config`` / ``SHELFCAST_*``) plus the API's own settings:
-``SHELFCAST_API_HOST`` (default 127.0.0.1), ``SHELFCAST_API_PORT`` (8080),
+Configuration is one model (``api.settings.ServeSettings``): the gateway's sections plus
+``[api]``, from ``--config`` / ``SHELFCAST_CONFIG``, ``SHELFCAST_*`` variables and the options
+below; e.g. ``SHELFCAST_API_HOST`` (default 127.0.0.1), ``SHELFCAST_API_PORT`` (8080),
 ``SHELFCAST_API_TOKEN`` (writes need it; without it writes are refused) and
-``SHELFCAST_API_READS_OPEN`` (default true). The token is read from the environment or a file,
-never from the command line, where other users of the box could read it in ``ps``.
+``SHELFCAST_API_READS_OPEN`` (default true). The token is read from the environment, the file or
+``--token-file``, never from the command line, where other users of the box could read it in
+``ps``. ``docs/configuration.md`` lists every key.
 
     $ SHELFCAST_STORE_ID=S1 SHELFCAST_API_TOKEN=... shelfcast serve --port 8080
     $ shelfcast serve --attach var/gateway        # read-only, beside a running `shelfcast run`
@@ -16,13 +18,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
 import sqlite3
 import sys
 from pathlib import Path
 
-from edge_runtime.command_options import add_log_options, port_number, positive_int
+from configuration.command_options import add_log_options, port_number, positive_int
 
 GRACEFUL_SHUTDOWN_S = 2  # requests in flight get this long to finish at SIGTERM
 
@@ -54,9 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-connections",
         type=positive_int,
-        default=256,
-        help="concurrent connections before new ones get 503 (default 256): a flood cannot "
-        "exhaust the gateway's memory",
+        help="concurrent connections before new ones get 503 (env SHELFCAST_API_MAX_CONNECTIONS; "
+        "default 256): a flood cannot exhaust the gateway's memory",
     )
     add_log_options(parser)
     parser.add_argument(
@@ -68,39 +68,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _access_log(choice: str | None, env: dict[str, str] | None = None) -> bool:
-    """Whether to write the access log: ``--access-log``, else ``SHELFCAST_API_ACCESS_LOG``
-    (on/off, true/false, 1/0), else on."""
-    if choice is not None:
-        return choice == "on"
-    text = (os.environ if env is None else env).get("SHELFCAST_API_ACCESS_LOG", "on")
-    value = text.strip().lower()
-    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
-        raise ValueError(f"SHELFCAST_API_ACCESS_LOG: expected on or off, got {text!r}")
-    return value in ("on", "true", "1", "yes")
-
-
 def _settings(args: argparse.Namespace):
-    from api.settings import ApiSettings
+    """The process's settings (``api.settings``): file, then ``SHELFCAST_*``, then options."""
+    from api.settings import load_serve_settings
 
     token = None
     if args.token_file:
         token = Path(args.token_file).read_text().strip() or None
-    reads_open = None if args.reads is None else args.reads == "open"
-    return ApiSettings.from_env(token=token, reads_open=reads_open, host=args.host, port=args.port)
-
-
-def _gateway(args: argparse.Namespace):
-    from edge_runtime.config import load_config
-    from edge_runtime.gateway import Gateway
-
-    cfg = load_config(
+    flag = {None: None, "open": True, "closed": False, "on": True, "off": False}
+    return load_serve_settings(
         args.config,
+        attach=bool(args.attach),
         gateway__store_id=args.store_id,
         gateway__state_dir=args.state_dir,
         mqtt__enabled=False if args.no_mqtt else None,
+        api__host=args.host,
+        api__port=args.port,
+        api__token=token,
+        api__reads_open=flag[args.reads],
+        api__access_log=flag[args.access_log],
+        api__max_connections=args.max_connections,
     )
-    return Gateway(cfg).start()
 
 
 def _server_class(uvicorn):
@@ -128,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.runtime import StateDirRuntime
-    from edge_runtime.config import ConfigError
+    from configuration.layered_settings import ConfigError
+    from edge_runtime.gateway import Gateway
     from edge_runtime.heap import freeze_startup_heap
     from edge_runtime.ledger import LedgerError
     from edge_runtime.log_output import configure_logging
@@ -137,14 +126,15 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("shelfcast.serve")
     try:
         configure_logging(args.log_level, args.log_format)
-        access_log = _access_log(args.access_log)
-        settings = _settings(args)
-        target = StateDirRuntime(args.attach) if args.attach else _gateway(args)
+        process = _settings(args)
+        target = StateDirRuntime(args.attach) if args.attach else Gateway(process).start()
     except (ConfigError, ValueError, OSError, LedgerError, BundleError, sqlite3.Error) as err:
         # One line, no traceback: a bad setting, or a state directory that is unusable, held
         # by another gateway, or holds another store's ledger.
-        print(f"shelfcast serve: {err}", file=sys.stderr)
+        for line in str(err).splitlines():
+            print(f"shelfcast serve: {line}", file=sys.stderr)
         return 2
+    settings = process.api
     app = create_app(target, settings)
     runtime = app.state.runtime
     freeze_startup_heap()  # why: edge_runtime/heap.py
@@ -158,17 +148,18 @@ def run(args: argparse.Namespace) -> int:
         app,
         host=settings.host,
         port=settings.port,
-        limit_concurrency=args.max_connections,
+        limit_concurrency=settings.max_connections,
         log_level="warning",
         lifespan="off",
         # Live views (/v1/alerts/stream) never end by themselves: without a limit one open
         # dashboard would hold the shutdown until the container is killed, gateway unclosed.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        access_log=access_log,
+        access_log=settings.access_log,
         log_config=None,  # uvicorn's records go through our handler: one format, levels on
     )
     # Config set uvicorn's loggers to WARNING; the access log writes at INFO when on.
-    logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    access = logging.INFO if settings.access_log else logging.WARNING
+    logging.getLogger("uvicorn.access").setLevel(access)
     server = _server_class(uvicorn)(config)
     try:
         server.run()

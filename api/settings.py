@@ -1,8 +1,8 @@
 """Configuration of the HTTP API: where it listens, who may read, who may write, how large a
-request may be.
-
-Values come from arguments or the environment (``SHELFCAST_API_*``), validated at start so a
-typo fails the launch instead of opening the API by accident.
+request may be. It is the ``[api]`` section of the ``shelfcast serve`` process's settings
+(:class:`ServeSettings`: the gateway's sections plus this one, from the same TOML file and
+``SHELFCAST_API_*`` variables), validated at start so a typo fails the launch instead of opening
+the API by accident.
 
 >>> s = ApiSettings(token="s3cret-token", reads_open=False)
 >>> s.writes_enabled, s.reads_open
@@ -12,60 +12,24 @@ False
 >>> ApiSettings.from_env({"SHELFCAST_API_PORT": "99999"})
 Traceback (most recent call last):
 ...
-ValueError: SHELFCAST_API_PORT='99999': expected a TCP port in 1..65535, got 99999
+configuration.layered_settings.ConfigError: SHELFCAST_API_PORT='99999': api.port: expected a TCP port in 1..65535, got 99999; set [api] port in the config file or SHELFCAST_API_PORT
 """
 
 from __future__ import annotations
 
 import os
-from argparse import ArgumentTypeError
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from edge_runtime.command_options import TCP_PORTS, port_number
+from pydantic import Field, field_validator
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{name}={raw!r} is not a boolean; use one of {sorted(_TRUE | _FALSE)}")
+from configuration.layered_settings import LayeredSettings, Section, load_settings
+from configuration.value_rules import AtLeast1, Port
+from edge_runtime.config import GatewayConfig, overrides_from_options
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return port_number(raw)
-    except ArgumentTypeError as err:
-        raise ValueError(f"{name}={raw!r}: {err}") from None
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    """Address, access and limits of the API.
+class ApiSettings(Section):
+    """Address, access and limits of the API (``[api]``).
 
     ``host`` and ``port``: where it listens (the port in 1..65535, checked here rather than
     left to the socket layer, which would wrap 99999 around to 34463).
@@ -79,37 +43,72 @@ class ApiSettings:
     """
 
     host: str = "127.0.0.1"
-    port: int = 8080
+    """Address the API listens on."""
+    port: Port = 8080
+    """Port the API listens on."""
     token: str | None = None
+    """Bearer token writes require (reads too when reads_open is false); unset: writes refused. Prefer serve --token-file."""
     reads_open: bool = True
-    max_bundle_bytes: int = 256 * 1024 * 1024
-    max_json_bytes: int = 1024 * 1024  # prediction batches and other small JSON bodies
-    max_page: int = 1000
-    max_batch_skus: int = 1000
+    """Reads need no token."""
+    access_log: bool = True
+    """One INFO line per request: client, method, path, status."""
+    max_connections: AtLeast1 = 256
+    """Concurrent connections before new ones get 503: a flood cannot exhaust memory."""
+    max_bundle_bytes: AtLeast1 = 256 * 1024 * 1024
+    """Largest bundle upload."""
+    max_json_bytes: AtLeast1 = 1024 * 1024
+    """Largest JSON body (prediction batches and other small requests)."""
+    max_page: AtLeast1 = 1000
+    """Most items in one page of a listing."""
+    max_batch_skus: AtLeast1 = 1000
+    """Most SKUs in one prediction batch."""
 
-    def __post_init__(self) -> None:
-        if self.port not in TCP_PORTS:
-            raise ValueError(f"the API port must be in 1..65535, got {self.port}")
-        if self.token is not None and len(self.token) < 8:
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 8:
             raise ValueError("the API token must be at least 8 characters long")
+        return value
 
     @property
     def writes_enabled(self) -> bool:
         return self.token is not None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ApiSettings:
-        """Settings from ``SHELFCAST_API_HOST``, ``SHELFCAST_API_PORT``,
-        ``SHELFCAST_API_TOKEN``, ``SHELFCAST_API_READS_OPEN`` and the limits; ``overrides``
-        that are not None (command-line options) win. A bad variable is a ``ValueError``
-        naming it."""
-        env = os.environ if env is None else env
-        values = {
-            "host": env.get("SHELFCAST_API_HOST") or "127.0.0.1",
-            "port": _port(env, "SHELFCAST_API_PORT", 8080),
-            "token": env.get("SHELFCAST_API_TOKEN") or None,
-            "reads_open": _flag(env, "SHELFCAST_API_READS_OPEN", True),
-            "max_bundle_bytes": _int(env, "SHELFCAST_API_MAX_BUNDLE_BYTES", 256 * 1024 * 1024),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ApiSettings:
+        """The ``[api]`` settings from ``$SHELFCAST_CONFIG`` and ``SHELFCAST_API_*``;
+        ``overrides`` that are not None (command-line options) win. Raises ``ConfigError``
+        naming the variable or key."""
+        return load_settings(ApiOnlySettings, None, env, {"api": overrides}).api
+
+
+class ServeSettings(GatewayConfig):
+    """``shelfcast serve`` with the edge runtime: the gateway's settings and ``[api]``."""
+
+    foreign_sections: ClassVar[frozenset[str]] = frozenset()
+
+    api: ApiSettings = ApiSettings()
+
+
+class ApiOnlySettings(LayeredSettings):
+    """``shelfcast serve --attach``: the API over another process's gateway, which owns the
+    gateway's sections; only ``[api]`` is read here."""
+
+    foreign_sections: ClassVar[frozenset[str]] = frozenset(GatewayConfig.sections())
+    foreign_variables: ClassVar[frozenset[str]] = frozenset(GatewayConfig.env_shortcuts)
+
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+
+def load_serve_settings(
+    path: str | os.PathLike[str] | None,
+    attach: bool,
+    env: Mapping[str, str] | None = None,
+    **options: Any,
+) -> ServeSettings | ApiOnlySettings:
+    """The serve process's settings: ``options`` are ``section__key`` command-line values
+    (None: not given); attached, only ``[api]`` (the gateway's options are ignored)."""
+    nested = overrides_from_options(options)
+    if attach:
+        return load_settings(ApiOnlySettings, path, env, {"api": nested.get("api", {})})
+    return load_settings(ServeSettings, path, env, nested)

@@ -40,13 +40,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from configuration.data_dir import require
 from edge_runtime.events import parse_events
 from edge_runtime.online import EwmCorrection, LevelCorrection, OnlineAnomaly, OnlineCorrection
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.scoring import Scorer
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.stockout import stockout_risk
-from shelfcast.data_dir import require
 from shelfcast.sensors import SensorConfig, simulate
 
 # Run as a script, the project root is not on the path (this folder is).

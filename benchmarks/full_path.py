@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +41,7 @@ if str(ROOT) not in sys.path:  # --compare puts the old edge_runtime first
 
 def _child(args: argparse.Namespace) -> int:
     """The gateway's process: start, drain ``--expect`` events, print the figures, close."""
-    from edge_runtime.config import load_config, with_mqtt
+    from edge_runtime.config import load_config, with_mqtt, with_section
     from edge_runtime.gateway import Gateway
     from edge_runtime.heap import freeze_startup_heap
 
@@ -51,8 +50,7 @@ def _child(args: argparse.Namespace) -> int:
         load_config(env=env), host="127.0.0.1", port=args.port, client_id=args.client_id
     )
     if args.bundle:
-        model = replace(cfg.model, bundle=args.bundle, public_key=args.public_key)
-        cfg = replace(cfg, model=model)
+        cfg = with_section(cfg, "model", bundle=args.bundle, public_key=args.public_key)
     t_start = time.monotonic()
     gw = Gateway(cfg).start()
     freeze_startup_heap()

@@ -65,14 +65,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
-from edge_runtime.config import load_config, with_mqtt  # noqa: E402
+from edge_runtime.config import load_config, with_mqtt, with_section  # noqa: E402
 from edge_runtime.gateway import Gateway  # noqa: E402
 from edge_runtime.heap import freeze_startup_heap  # noqa: E402
 from tests.mosquitto import Mosquitto, mosquitto_binary  # noqa: E402
@@ -580,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         from training.signing_key import public_key_path, signing_key_path
 
         key = str(public_key_path(signing_key_path()))  # the key latency_bundle signed with
-        scored_cfg = replace(cfg, model=replace(cfg.model, bundle=str(bundle), public_key=key))
+        scored_cfg = with_section(cfg, "model", bundle=str(bundle), public_key=key)
 
         def scored_gateway() -> Gateway:
             return serving(Gateway(scored_cfg))

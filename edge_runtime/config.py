@@ -1,9 +1,11 @@
-"""Gateway configuration: a TOML file, overridden by ``SHELFCAST_*`` environment variables.
+"""Gateway configuration: a TOML file, overridden by ``SHELFCAST_*`` environment variables,
+then by command-line options; one pydantic-settings model (``configuration.layered_settings``).
 
 Every key lives in a section; the environment variable for ``[mqtt] port`` is
 ``SHELFCAST_MQTT_PORT``, for ``[gateway] store_id`` it is ``SHELFCAST_GATEWAY_STORE_ID`` (or the
 short ``SHELFCAST_STORE_ID``). Everything is checked at start and every problem is reported at
-once, each saying what to fix.
+once, one line each, saying where the value came from and what to fix; an unknown key or a
+misspelled variable names the nearest valid one. ``docs/configuration.md`` lists every key.
 
 >>> cfg = load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_MQTT_PORT": "1884"})
 >>> cfg.gateway.store_id, cfg.mqtt.port, cfg.mqtt.topic_prefix
@@ -11,86 +13,162 @@ once, each saying what to fix.
 >>> load_config(env={"SHELFCAST_STORE_ID": ""})  # doctest: +IGNORE_EXCEPTION_DETAIL
 Traceback (most recent call last):
 ...
-edge_runtime.config.ConfigError: bad gateway configuration:
-  - gateway.store_id: empty; set [gateway] store_id in the config file or SHELFCAST_STORE_ID
+configuration.layered_settings.ConfigError: gateway.store_id: empty; set [gateway] store_id ...
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from edge_runtime.command_options import TCP_PORTS
+from pydantic import Field, field_validator, model_validator
+
+from configuration.hub_section import HubSection
+from configuration.layered_settings import ConfigError, LayeredSettings, Section, load_settings
+from configuration.value_rules import (
+    AtLeast1,
+    ExistingFile,
+    NonNegative,
+    NonNegativeInt,
+    OpenProbability,
+    Port,
+    Positive,
+    PositiveFinite,
+    Probability,
+    existing_dir,
+)
 from edge_runtime.plausibility import DEFAULT as BOUNDS
 from edge_runtime.plausibility import Plausibility
 
-ENV_PREFIX = "SHELFCAST_"
-CONFIG_ENV = "SHELFCAST_CONFIG"
-_SHORT_ENV = {
-    "STORE_ID": ("gateway", "store_id"),
-    "STATE_DIR": ("gateway", "state_dir"),
-    "BUNDLE": ("model", "bundle"),
-}
+__all__ = ["ConfigError", "GatewayConfig", "load_config", "store_id_problem", "with_mqtt"]
+
 # A store id becomes an MQTT topic level and a file name: these characters only.
 STORE_ID_CHARS = "A-Za-z0-9_.-"
 _ID_RE = re.compile(rf"^[{STORE_ID_CHARS}]{{1,64}}$")
 
 
-class ConfigError(ValueError):
-    """Configuration that cannot work; the message lists every problem and how to fix it."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("bad gateway configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+def _problems(found: list[str]) -> None:
+    """Raise the section-wide problems found, one line each."""
+    if found:
+        raise ValueError("\n".join(found))
 
 
-@dataclass(frozen=True)
-class GatewaySection:
+class GatewaySection(Section):
     """``[gateway]``: which store, where state lives."""
 
-    store_id: str = ""
+    store_id: str = Field("", validate_default=True)
+    """Which store this gateway is: an MQTT topic level and a file name. Required."""
     state_dir: str = "var/gateway"
-    safety_buffer: int = 0
+    """Directory of the ledger, outbox and installed bundle."""
+    safety_buffer: NonNegativeInt = 0
+    """Units held back from available-to-promise (on hand - reserved - buffer)."""
+
+    @field_validator("store_id")
+    @classmethod
+    def _store_id(cls, value: str) -> str:
+        if not value:
+            raise ValueError("empty")
+        if problem := store_id_problem(value):
+            raise ValueError(problem)
+        return value
 
 
-@dataclass(frozen=True)
-class MqttSection:
+class MqttSection(Section):
     """``[mqtt]``: the broker and how to reach it."""
 
     enabled: bool = True
+    """Connect to the broker; false runs the gateway without MQTT (API or tests only)."""
     host: str = "localhost"
-    port: int = 1883
+    """Broker host name or address."""
+    port: Port = 1883
+    """Broker port (8883 is usual with TLS)."""
     username: str | None = None
+    """Broker user name."""
     password: str | None = None
+    """Broker password (needs a username)."""
     topic_prefix: str = "shelfcast"
-    client_id: str | None = None  # default: shelfcast-gateway-{store_id}
-    keepalive_s: int = 30
+    """First topic level of every topic: {prefix}/{store}/..."""
+    client_id: str | None = None
+    """MQTT client id; unset: shelfcast-gateway-{store_id}."""
+    keepalive_s: int = Field(30, ge=5)
+    """Seconds between MQTT keep-alive pings (5 or more)."""
     tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    max_inflight: int = 200
+    """Connect with TLS (also on when ca_file or cert_file is set)."""
+    ca_file: ExistingFile = None
+    """PEM file of the CA that signed the broker's certificate."""
+    cert_file: ExistingFile = None
+    """Client certificate (PEM) for mutual TLS; needs key_file."""
+    key_file: ExistingFile = None
+    """Client certificate's private key (PEM); needs cert_file."""
+    reconnect_min_s: Positive = 0.5
+    """First wait before reconnecting to the broker; doubles up to the maximum."""
+    reconnect_max_s: Positive = 30.0
+    """Longest wait between reconnection attempts."""
+    max_inflight: AtLeast1 = 200
+    """QoS 1 messages awaiting the broker's acknowledgement at once."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value:
+            raise ValueError("empty")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        if not value or any(c in value for c in "#+") or value.endswith("/"):
+            raise ValueError(f"{value!r} must be non-empty, without + # or a trailing /")
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> MqttSection:
+        found = []
+        if self.password and not self.username:
+            found.append("mqtt.password given without a username; set [mqtt] username")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            found.append("mqtt.reconnect_min_s/reconnect_max_s: need min <= max")
+        if self.cert_file and not self.key_file:
+            found.append("mqtt.cert_file given without mqtt.key_file; set [mqtt] key_file")
+        if self.key_file and not self.cert_file:
+            found.append("mqtt.key_file given without mqtt.cert_file; set [mqtt] cert_file")
+        if (self.tls or self.ca_file or self.cert_file) and self.port == 1883:
+            found.append(
+                "mqtt.port: 1883 is the plain-text port but TLS is on; use 8883 (or yours)"
+            )
+        _problems(found)
+        return self
 
 
-@dataclass(frozen=True)
-class PolicySection:
+class PolicySection(Section):
     """``[policy]``: the rule-based decision policy (see ``edge_runtime.decisions``)."""
 
-    reorder_point: float = 2.0
-    order_up_to: float = 12.0
-    pack_size: int = 1
-    lead_time_hours: float = 24.0
+    reorder_point: NonNegative = 2.0
+    """Rule policy: order when available stock falls to this many units."""
+    order_up_to: NonNegative = 12.0
+    """Rule policy: order up to this many units (>= reorder_point)."""
+    pack_size: AtLeast1 = 1
+    """Orders are whole packs of this many units."""
+    lead_time_hours: NonNegative = 24.0
+    """Rule policy: hours until an order arrives."""
+
+    @model_validator(mode="after")
+    def _order_up_to(self) -> PolicySection:
+        if self.order_up_to < self.reorder_point:
+            raise ValueError("policy.order_up_to must be >= policy.reorder_point")
+        return self
 
 
-@dataclass(frozen=True)
-class ModelSection:
+_BUNDLE_DIR = existing_dir(
+    "{value} is not a directory; point [model] bundle or SHELFCAST_BUNDLE to an unpacked "
+    "bundle (or leave it unset to run on the [policy] rules)"
+)
+
+
+class ModelSection(Section):
     """``[model]``: the demand-model bundle and the forecast-driven decisions built on it.
 
     Without a bundle (none configured and none installed in ``{state_dir}/bundle``) the gateway
@@ -100,44 +178,99 @@ class ModelSection:
     every bundle is refused unless ``allow_unsigned`` (development only) is set.
     """
 
-    bundle: str | None = None  # path of a bundle directory; SHELFCAST_BUNDLE
-    public_key: str | None = None  # PEM file of the trainer's Ed25519 public key
-    allow_unsigned: bool = False  # development only: run bundles without a signature
-    max_daily_units: float = 100_000.0  # demand outputs above this refuse a bundle
-    lead_time_days: float = 2.0  # replenishment lead time: the stock-out horizon
-    review_days: float = 1.0  # review period of the order-up-to policy
-    service_z: float = 1.645  # safety-stock factor (95 % cycle service) without a buffer
+    bundle: _BUNDLE_DIR = None
+    """Model bundle directory installed at start; unset: the installed one, else the rules."""
+    public_key: ExistingFile = None
+    """PEM file of the trainer's Ed25519 public key; bundles must be signed by its pair."""
+    allow_unsigned: bool = False
+    """Development only: accept bundles without a signature."""
+    max_daily_units: Positive = 100_000.0
+    """A bundle whose demand outputs exceed this is refused."""
+    lead_time_days: Positive = 2.0
+    """Replenishment lead time in days: the stock-out horizon."""
+    review_days: NonNegative = 1.0
+    """Review period of the order-up-to policy, in days."""
+    service_z: float = 1.645
+    """Safety-stock factor (1.645: 95 % cycle service) when buffer_every_days is 0."""
     # Safety stock by marginal analysis (edge_runtime.service_level): each SKU holds the
     # single-day demand of its last year exceeded once every this many days; 0: z * sigma.
-    buffer_every_days: float = 91.0
-    stockout_threshold: float = 0.5  # publish a stock-out alert at this probability
-    stockout_min_change: float = 0.1  # re-publish only when the probability moved this much
-    stockout_hysteresis: float = 0.05  # re-arm once it fell this far below the threshold
+    buffer_every_days: NonNegative = 91.0
+    """Safety stock covers the single-day demand exceeded once in this many days; 0: z * sigma."""
+    stockout_threshold: Probability = 0.5
+    """Publish a stock-out alert at this probability."""
+    stockout_min_change: Positive = 0.1
+    """Re-publish only when the probability moved this much."""
+    stockout_hysteresis: NonNegative = 0.05
+    """Re-arm once the probability fell this far below the threshold."""
     # Horizons scored at each close: covers lead + review and the API's default 7-day horizon
     # (longer API horizons average these). The close costs about linearly in it.
-    forecast_days: int = 7
-    phantom_alpha: float = 0.001  # phantom alert when P(no sale for that long) is below this
-    shrink_z: float = 3.0  # cycle-count shrink alert beyond this z-score of the SKU's history
-    scoring_threads: int = 1  # ONNX Runtime intra-op threads (1 keeps ingest responsive)
+    forecast_days: int = Field(7, ge=1, le=28)
+    """Horizons scored at each day close (1..28); must cover lead_time_days + review_days."""
+    phantom_alpha: OpenProbability = 0.001
+    """Phantom-stock alert when P(no sale for that long) falls below this."""
+    shrink_z: Positive = 3.0
+    """Cycle-count shrink alert beyond this z-score of the SKU's history."""
+    scoring_threads: AtLeast1 = 1
+    """ONNX Runtime intra-op threads (1 keeps ingest responsive)."""
+
+    @field_validator("buffer_every_days")
+    @classmethod
+    def _buffer_days(cls, value: float) -> float:
+        if value != 0 and value <= 1:
+            raise ValueError(f"{value}; use a number of days > 1 (or 0 for the z * sigma stock)")
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> ModelSection:
+        found = []
+        if self.bundle and not self.public_key and not self.allow_unsigned:
+            found.append(
+                "model.bundle is set but no public key checks its signature; set [model] "
+                "public_key or SHELFCAST_MODEL_PUBLIC_KEY to the trainer's public key (shelfcast "
+                "keygen), or SHELFCAST_MODEL_ALLOW_UNSIGNED=true for development"
+            )
+        if self.forecast_days < self.lead_time_days + self.review_days:
+            found.append(
+                f"model.forecast_days: {self.forecast_days} does not cover lead_time_days + "
+                f"review_days ({self.lead_time_days + self.review_days:g}); raise it"
+            )
+        _problems(found)
+        return self
 
 
-@dataclass(frozen=True)
-class UplinkSection:
+class UplinkSection(Section):
     """``[uplink]``: how often aggregated deltas leave the store (default every 15 minutes)."""
 
-    interval_s: float = 900.0
+    interval_s: Positive = 900.0
+    """Seconds between uplinks of aggregated stock deltas."""
 
 
-@dataclass(frozen=True)
-class IngestSection:
+class IngestSection(Section):
     """``[ingest]``: the plausibility bounds every event must meet (``edge_runtime.plausibility``
     says why each exists); an event beyond one is dead-lettered with the bound it broke."""
 
     earliest_event_time: str = BOUNDS.earliest_event_time
-    max_ahead_s: float = BOUNDS.max_ahead_s
-    max_late_days: float = BOUNDS.max_late_days
-    max_jump_days: float = BOUNDS.max_jump_days
-    max_qty: int = BOUNDS.max_qty
+    """Events before this time (ISO-8601 with offset) are dead-lettered."""
+    max_ahead_s: PositiveFinite = BOUNDS.max_ahead_s
+    """Events more than this many seconds ahead of the wall clock are dead-lettered."""
+    max_late_days: PositiveFinite = BOUNDS.max_late_days
+    """Events more than this many days behind the ledger clock are dead-lettered."""
+    max_jump_days: PositiveFinite = BOUNDS.max_jump_days
+    """Events more than this many days ahead of the ledger clock are dead-lettered."""
+    max_qty: AtLeast1 = BOUNDS.max_qty
+    """Largest |qty| of one stock-changing event."""
+
+    @field_validator("earliest_event_time")
+    @classmethod
+    def _iso_time(cls, value: str) -> str:
+        try:
+            Plausibility(earliest_event_time=value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an ISO-8601 time with a UTC offset "
+                "(e.g. 2000-01-01T00:00:00+00:00)"
+            ) from None
+        return value
 
     def bounds(self) -> Plausibility:
         return Plausibility(
@@ -149,32 +282,28 @@ class IngestSection:
         )
 
 
-@dataclass(frozen=True)
-class HubSection:
-    """``[hub]``: the central hub's NATS JetStream (empty ``url``: no hub, MQTT only).
-
-    ``url`` may list several servers, comma-separated, for a JetStream cluster.
-    """
-
-    url: str = ""
-    heartbeat_s: float = 5.0
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    """The whole configuration; build it with :func:`load_config`.
+class GatewayConfig(LayeredSettings):
+    """The gateway process's settings; build them with :func:`load_config`.
 
     >>> GatewayConfig(gateway=GatewaySection(store_id="S9")).client_id
     'shelfcast-gateway-S9'
     """
 
-    gateway: GatewaySection = field(default_factory=GatewaySection)
-    mqtt: MqttSection = field(default_factory=MqttSection)
-    policy: PolicySection = field(default_factory=PolicySection)
-    uplink: UplinkSection = field(default_factory=UplinkSection)
-    model: ModelSection = field(default_factory=ModelSection)
-    ingest: IngestSection = field(default_factory=IngestSection)
-    hub: HubSection = field(default_factory=HubSection)
+    env_shortcuts: ClassVar[dict[str, tuple[str, str]]] = {
+        "SHELFCAST_STORE_ID": ("gateway", "store_id"),
+        "SHELFCAST_STATE_DIR": ("gateway", "state_dir"),
+        "SHELFCAST_BUNDLE": ("model", "bundle"),
+    }
+    # `shelfcast serve` reads the same file with an [api] section (api.settings).
+    foreign_sections: ClassVar[frozenset[str]] = frozenset({"api"})
+
+    gateway: GatewaySection = Field(default_factory=GatewaySection.model_construct)
+    mqtt: MqttSection = MqttSection()
+    policy: PolicySection = PolicySection()
+    uplink: UplinkSection = UplinkSection()
+    model: ModelSection = ModelSection()
+    ingest: IngestSection = IngestSection()
+    hub: HubSection = HubSection()
 
     @property
     def client_id(self) -> str:
@@ -190,96 +319,6 @@ class GatewayConfig:
         return Path(self.gateway.state_dir) / "bundle"
 
 
-_SECTIONS = {"gateway": GatewaySection, "mqtt": MqttSection, "policy": PolicySection}
-_SECTIONS["uplink"] = UplinkSection
-_SECTIONS["model"] = ModelSection
-_SECTIONS["ingest"] = IngestSection
-_SECTIONS["hub"] = HubSection
-
-
-def _env_name(section: str, key: str) -> str:
-    short = [k for k, v in _SHORT_ENV.items() if v == (section, key)]
-    return ENV_PREFIX + (short[0] if short else f"{section}_{key}".upper())
-
-
-def _where(section: str, key: str) -> str:
-    return f"set [{section}] {key} in the config file or {_env_name(section, key)}"
-
-
-def _coerce(value: Any, kind: str, name: str, problems: list[str], hint: str) -> Any:
-    """Turn file/env values into the field's type, recording a problem instead of raising."""
-    if value is None or (isinstance(value, str) and value == "" and "None" in kind):
-        return None
-    try:
-        if kind.startswith("bool"):
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-                raise ValueError
-            return text in {"1", "true", "yes", "on"}
-        if kind.startswith("int"):
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if kind.startswith("float"):
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        problems.append(f"{name}: {value!r} is not a valid {kind.split(' ')[0]}; {hint}")
-        return None
-
-
-def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
-    if not path.is_file():
-        problems.append(f"config file {path} does not exist; pass an existing TOML file")
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        problems.append(f"config file {path} is not valid TOML: {err}")
-        return {}
-
-
-def _merge(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
-    values: dict[str, dict[str, Any]] = {}
-    for section, table in raw.items():
-        if section not in _SECTIONS or not isinstance(table, dict):
-            problems.append(f"unknown section [{section}]; known: {', '.join(_SECTIONS)}")
-            continue
-        known = {f.name for f in fields(_SECTIONS[section])}
-        for key, value in table.items():
-            if key not in known:
-                problems.append(
-                    f"[{section}] {key}: unknown key; known: {', '.join(sorted(known))}"
-                )
-            else:
-                values.setdefault(section, {})[key] = value
-    for section, cls in _SECTIONS.items():
-        for f in fields(cls):
-            name = _env_name(section, f.name)
-            if name in env:
-                values.setdefault(section, {})[f.name] = env[name]
-    return values
-
-
-def _build(values: dict[str, dict[str, Any]], problems: list[str]) -> GatewayConfig:
-    parts = {}
-    for section, cls in _SECTIONS.items():
-        kwargs = {}
-        for f in fields(cls):
-            if f.name in values.get(section, {}):
-                name = f"{section}.{f.name}"
-                hint = _where(section, f.name)
-                value = _coerce(values[section][f.name], str(f.type), name, problems, hint)
-                if value is not None or "None" in str(f.type):
-                    kwargs[f.name] = value
-        parts[section] = cls(**kwargs)
-    return GatewayConfig(**parts)
-
-
 def store_id_problem(store_id: str) -> str | None:
     """Why ``store_id`` cannot name a store (None if it can): the one rule for the gateway's
     configuration and for tools that write events for it.
@@ -292,119 +331,13 @@ def store_id_problem(store_id: str) -> str | None:
     return f"{store_id!r} must be 1-64 of A-Z a-z 0-9 _ . - (it becomes an MQTT topic level)"
 
 
-def _check(cfg: GatewayConfig, problems: list[str]) -> None:
-    g, m = cfg.gateway, cfg.mqtt
-    if not g.store_id:
-        problems.append(f"gateway.store_id: empty; {_where('gateway', 'store_id')}")
-    elif problem := store_id_problem(g.store_id):
-        problems.append(f"gateway.store_id: {problem}; {_where('gateway', 'store_id')}")
-    if g.safety_buffer < 0:
-        problems.append(f"gateway.safety_buffer: {g.safety_buffer} < 0; use 0 or more")
-    if m.port not in TCP_PORTS:
-        problems.append(
-            f"mqtt.port: {m.port} is not a TCP port (1-65535); {_where('mqtt', 'port')}"
-        )
-    if not m.host:
-        problems.append(f"mqtt.host: empty; {_where('mqtt', 'host')}")
-    if not m.topic_prefix or any(c in m.topic_prefix for c in "#+") or m.topic_prefix.endswith("/"):
-        problems.append(
-            f"mqtt.topic_prefix: {m.topic_prefix!r} must be non-empty, without + # or a "
-            f"trailing /; {_where('mqtt', 'topic_prefix')}"
-        )
-    if m.password and not m.username:
-        problems.append(f"mqtt.password given without a username; {_where('mqtt', 'username')}")
-    if m.keepalive_s < 5:
-        problems.append(f"mqtt.keepalive_s: {m.keepalive_s} too small; use 5 or more")
-    if not 0 < m.reconnect_min_s <= m.reconnect_max_s:
-        problems.append("mqtt.reconnect_min_s/reconnect_max_s: need 0 < min <= max")
-    if m.max_inflight < 1:
-        problems.append(f"mqtt.max_inflight: {m.max_inflight}; use 1 or more")
-    _check_tls(m, problems)
-    p = cfg.policy
-    if p.order_up_to < p.reorder_point:
-        problems.append("policy.order_up_to must be >= policy.reorder_point")
-    if p.pack_size < 1:
-        problems.append(f"policy.pack_size: {p.pack_size}; use 1 or more")
-    if cfg.uplink.interval_s <= 0:
-        problems.append(f"uplink.interval_s: {cfg.uplink.interval_s}; use a positive number")
-    _check_model(cfg.model, problems)
-    _check_ingest(cfg.ingest, problems)
-
-
-def _check_ingest(i: IngestSection, problems: list[str]) -> None:
-    try:
-        i.bounds()
-    except ValueError:
-        problems.append(
-            f"ingest.earliest_event_time: {i.earliest_event_time!r} is not an ISO-8601 time with "
-            f"a UTC offset (e.g. 2000-01-01T00:00:00+00:00); {_where('ingest', 'earliest_event_time')}"
-        )
-    for key in ("max_ahead_s", "max_late_days", "max_jump_days"):
-        if not 0 < getattr(i, key) < 1e9:  # NaN and infinity fail too: the bounds are sums
-            problems.append(f"ingest.{key}: {getattr(i, key)}; use a positive finite number")
-    if i.max_qty < 1:
-        problems.append(f"ingest.max_qty: {i.max_qty}; use 1 or more")
-
-
-def _check_model(m: ModelSection, problems: list[str]) -> None:
-    if m.bundle and not Path(m.bundle).is_dir():
-        problems.append(
-            f"model.bundle: {m.bundle} is not a directory; {_where('model', 'bundle')} "
-            "to an unpacked bundle (or leave it unset to run on the [policy] rules)"
-        )
-    if m.public_key and not Path(m.public_key).is_file():
-        problems.append(
-            f"model.public_key: {m.public_key} does not exist or is not a file; "
-            f"{_where('model', 'public_key')} to the trainer's public key (shelfcast keygen)"
-        )
-    elif m.bundle and not m.public_key and not m.allow_unsigned:
-        problems.append(
-            f"model.bundle is set but no public key checks its signature; "
-            f"{_where('model', 'public_key')}, or set {_env_name('model', 'allow_unsigned')}=true "
-            "for development"
-        )
-    if not m.max_daily_units > 0:
-        problems.append(f"model.max_daily_units: {m.max_daily_units}; use a positive number")
-    if m.lead_time_days <= 0 or m.review_days < 0:
-        problems.append("model.lead_time_days must be > 0 and model.review_days >= 0")
-    if not 0 < m.stockout_threshold <= 1:
-        problems.append(f"model.stockout_threshold: {m.stockout_threshold}; use (0, 1]")
-    if m.stockout_min_change <= 0 or m.stockout_hysteresis < 0:
-        problems.append("model.stockout_min_change must be > 0, model.stockout_hysteresis >= 0")
-    if not 1 <= m.forecast_days <= 28:
-        problems.append(f"model.forecast_days: {m.forecast_days}; use 1..28 (the model's horizons)")
-    elif m.forecast_days < m.lead_time_days + m.review_days:
-        problems.append(
-            f"model.forecast_days: {m.forecast_days} does not cover lead_time_days + review_days "
-            f"({m.lead_time_days + m.review_days:g}); raise it"
-        )
-    if not 0 < m.phantom_alpha < 1:
-        problems.append(f"model.phantom_alpha: {m.phantom_alpha}; use (0, 1)")
-    if m.buffer_every_days != 0 and m.buffer_every_days <= 1:
-        problems.append(
-            f"model.buffer_every_days: {m.buffer_every_days}; use a number of days > 1 "
-            "(or 0 for the z * sigma safety stock)"
-        )
-    if m.shrink_z <= 0 or m.scoring_threads < 1:
-        problems.append("model.shrink_z must be > 0 and model.scoring_threads >= 1")
-
-
-def _check_tls(m: MqttSection, problems: list[str]) -> None:
-    wants_tls = m.tls or m.ca_file or m.cert_file
-    for key in ("ca_file", "cert_file", "key_file"):
-        path = getattr(m, key)
-        if path and not Path(path).is_file():
-            problems.append(
-                f"mqtt.{key}: {path} does not exist or is not a file; {_where('mqtt', key)}"
-            )
-    if m.cert_file and not m.key_file:
-        problems.append(f"mqtt.cert_file given without mqtt.key_file; {_where('mqtt', 'key_file')}")
-    if m.key_file and not m.cert_file:
-        problems.append(
-            f"mqtt.key_file given without mqtt.cert_file; {_where('mqtt', 'cert_file')}"
-        )
-    if wants_tls and m.port == 1883:
-        problems.append("mqtt.port: 1883 is the plain-text port but TLS is on; use 8883 (or yours)")
+def overrides_from_options(options: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"mqtt__port": 1884}`` (command-line options) -> ``{"mqtt": {"port": 1884}}``."""
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in options.items():
+        section, _, key = name.partition("__")
+        nested.setdefault(section, {})[key] = value
+    return nested
 
 
 def load_config(
@@ -414,25 +347,18 @@ def load_config(
 ) -> GatewayConfig:
     """Read ``path`` (or ``$SHELFCAST_CONFIG``; none is fine), apply env, validate.
 
-    ``overrides`` are ``section__key=value`` pairs applied last (the CLI uses them).
-    Raises :class:`ConfigError` listing every problem.
+    ``overrides`` are ``section__key=value`` pairs applied last (the CLI uses them; None: not
+    given). Raises :class:`ConfigError` listing every problem.
     """
-    env = os.environ if env is None else env
-    problems: list[str] = []
-    path = path or env.get(CONFIG_ENV)
-    raw = _read_file(Path(path), problems) if path else {}
-    values = _merge(raw, env, problems)
-    for key, value in overrides.items():
-        section, _, name = key.partition("__")
-        if value is not None:
-            values.setdefault(section, {})[name] = value
-    cfg = _build(values, problems)
-    _check(cfg, problems)  # a field that failed to parse keeps its default here
-    if problems:
-        raise ConfigError(problems)
-    return cfg
+    return load_settings(GatewayConfig, path, env, overrides_from_options(overrides))
 
 
 def with_mqtt(cfg: GatewayConfig, **changes: Any) -> GatewayConfig:
     """A copy of ``cfg`` with some ``[mqtt]`` fields changed (tests and benchmarks)."""
-    return replace(cfg, mqtt=replace(cfg.mqtt, **changes))
+    return with_section(cfg, "mqtt", **changes)
+
+
+def with_section(cfg: GatewayConfig, section: str, **changes: Any) -> GatewayConfig:
+    """A copy of ``cfg`` with some fields of one section changed (tests and benchmarks)."""
+    part = getattr(cfg, section).model_copy(update=changes)
+    return cfg.model_copy(update={section: part})

@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from configuration.command_options import add_log_options, port_number
 from edge_runtime.alert_episodes import AlertEpisodes
 from edge_runtime.bundles import BundleTrust, install, verify
-from edge_runtime.command_options import add_log_options, port_number
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
@@ -1043,7 +1043,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, BundleError, LedgerError, OSError) as err:
         # One line on stderr, no traceback: a bad config, a refused bundle, or a state
         # directory that is unusable, held by another gateway or holds another store's ledger.
-        print(f"shelfcast run: {err}", file=sys.stderr, flush=True)
+        for line in str(err).splitlines():  # a bad configuration: one line per problem
+            print(f"shelfcast run: {line}", file=sys.stderr, flush=True)
         return 2
     freeze_startup_heap()
     stop = threading.Event()

@@ -21,8 +21,8 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from edge_runtime.command_options import LOG_FORMATS, log_format
-from edge_runtime.config import ConfigError
+from configuration.command_options import LOG_FORMATS, log_format
+from configuration.layered_settings import ConfigError
 
 ENV_VAR = "SHELFCAST_LOG_FORMAT"
 TEXT = "%(asctime)s %(levelname)s %(name)s %(message)s"

@@ -17,73 +17,100 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 
-TOKEN_ENV = "SHELFCAST_HUB_TOKEN"
-NATS_ENV = "SHELFCAST_HUB_URL"
-NETWORK_ENV = "SHELFCAST_HUB_NETWORK"
+from configuration.command_options import non_negative_int, port_number
+from configuration.hub_section import HubSection
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file with a [hub] section (env SHELFCAST_CONFIG)")
     parser.add_argument(
-        "--nats",
-        default=os.environ.get(NATS_ENV, "nats://127.0.0.1:4222"),
-        help=f"JetStream server(s), comma-separated (env {NATS_ENV})",
+        "--nats", help="JetStream server(s), comma-separated (env SHELFCAST_HUB_URL)"
     )
-    parser.add_argument("--workers", type=int, default=1, help="workers in this process (0: none)")
+    parser.add_argument(
+        "--workers", type=non_negative_int, help="workers in this process (0: none; default 1)"
+    )
     parser.add_argument(
         "--api",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="serve the omnichannel API",
+        default=None,
+        help="serve the omnichannel API (env SHELFCAST_HUB_API; default on)",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8090, help="API port")
+    parser.add_argument("--host", help="API address (env SHELFCAST_HUB_HOST; default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=port_number, help="API port (env SHELFCAST_HUB_PORT; default 8090)"
+    )
     parser.add_argument(
         "--replicas",
         type=int,
-        default=1,
         choices=(1, 3, 5),
-        help="JetStream replicas of the hub's streams and buckets",
+        help="JetStream replicas of the hub's streams and buckets (default 1)",
     )
     parser.add_argument("--name", default=f"pid{os.getpid()}", help="this process's worker name")
     parser.add_argument(
         "--network",
-        default=os.environ.get(NETWORK_ENV),
-        help=f"JSON map of stores' and DCs' locations, for POST /v1/orders (env {NETWORK_ENV})",
+        help="JSON map of stores' and DCs' locations, for POST /v1/orders "
+        "(env SHELFCAST_HUB_NETWORK)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    from configuration.layered_settings import ConfigError
+    from hub.settings import load_hub_settings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    token = os.environ.get(TOKEN_ENV)
-    if args.api and not token:
-        print(f"shelfcast hub: set {TOKEN_ENV}: the API serves no request without a token")
+    try:
+        settings = load_hub_settings(
+            args.config,
+            url=args.nats,
+            workers=args.workers,
+            api=args.api,
+            host=args.host,
+            port=args.port,
+            replicas=args.replicas,
+            network=args.network,
+        ).hub
+    except ConfigError as err:
+        for line in err.problems:
+            print(f"shelfcast hub: {line}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(args, token))
+    if settings.api and not settings.token:
+        print("shelfcast hub: set SHELFCAST_HUB_TOKEN: the API serves no request without a token")
+        return 2
+    asyncio.run(_serve(args.name, settings))
     return 0
 
 
-async def _serve(args: argparse.Namespace, token: str | None) -> None:
+async def _serve(name: str, settings: HubSection) -> None:
     from hub.worker import HubWorker
 
+    nats = settings.nats_servers
     workers = [
-        HubWorker(args.nats, f"{args.name}-{i}", replicas=args.replicas)
-        for i in range(args.workers)
+        HubWorker(nats, f"{name}-{i}", replicas=settings.replicas) for i in range(settings.workers)
     ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     server = None
-    if args.api:
+    if settings.api:
         import uvicorn
 
         from hub.api import HubSettings, create_app
         from hub.network_map import NetworkMap
 
-        network = NetworkMap.load(args.network) if args.network else None
-        settings = HubSettings(
-            nats_url=args.nats, token=token, replicas=args.replicas, network=network
+        app_settings = HubSettings(
+            network=NetworkMap.load(settings.network) if settings.network else None,
+            nats_url=nats,
+            token=settings.token,
+            reservation_timeout_s=settings.reservation_timeout_s,
+            stale_after_s=settings.stale_after_s,
+            replicas=settings.replicas,
         )
         config = uvicorn.Config(
-            create_app(settings), host=args.host, port=args.port, log_level="warning", lifespan="on"
+            create_app(app_settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            lifespan="on",
         )
         server = uvicorn.Server(config)
         tasks.append(asyncio.create_task(server.serve()))

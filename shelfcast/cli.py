@@ -12,14 +12,15 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Mapping
 from typing import NoReturn
 
+from configuration.data_dir import DEFAULT_DATA_DIR, ENV_VAR
 from shelfcast import __version__
-from shelfcast.data_dir import DEFAULT_DATA_DIR, ENV_VAR
 
 # name -> (module, one-line help). A module is listed here once its command works.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("shelfcast.data_dir", "show where the real data is read from and what is there"),
+    "data": ("shelfcast.data_command", "show where the real data is read from and what is there"),
     "train": ("training.train", "backtest, train, export to ONNX, track in MLflow, write a bundle"),
     "keygen": ("training.signing_key", "create the Ed25519 key pair that signs model bundles"),
     "run": ("edge_runtime.gateway", "run the store gateway: ledger, decisions, MQTT, outbox"),
@@ -37,12 +38,55 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "add shelf-weight and RFID readings with labelled thefts/phantoms/mis-scans to a replay",
     ),
     "replay": ("shelfcast.replay", "write a store's real data as a timestamped edge event stream"),
+    "config": (
+        "shelfcast.config_command",
+        "check a settings file (config check FILE) or write the configuration reference",
+    ),
     "hub": ("hub.command", "the central hub: JetStream workers and the omnichannel API"),
     "forecast": (
         "training.forecast_command",
         "forecast any horizon for every store x SKU of a sales file from a bundle's ONNX model",
     ),
 }
+
+# The optional extra each command needs beyond the edge image's (which has only `edge`).
+EXTRA_OF = {"hub": "hub"} | dict.fromkeys(
+    ("train", "keygen", "forecast", "simulate", "demo", "sensors", "replay"), "train"
+)
+
+
+def missing_part(command: str, err: ModuleNotFoundError) -> str:
+    """The one line for a command whose code or libraries this installation leaves out (the
+    edge image carries the gateway only), instead of a traceback.
+
+    >>> missing_part("train", ModuleNotFoundError("No module named 'training'", name="training"))
+    "shelfcast train: not in this installation (no module 'training'); it needs the train extra: pip install 'shelfcast[train]' (the edge image has only the gateway)"
+    """
+    extra = EXTRA_OF.get(command, "edge")
+    return (
+        f"shelfcast {command}: not in this installation (no module {err.name!r}); it needs the "
+        f"{extra} extra: pip install 'shelfcast[{extra}]' (the edge image has only the gateway)"
+    )
+
+
+# Commands that read a settings model check its variables themselves (config only reads them
+# on request); the others have the environment checked here, so a misspelled SHELFCAST_DATA_DIR
+# is named instead of silently falling back to the default.
+CHECK_THEIR_OWN_VARIABLES = {"run", "serve", "hub", "config"}
+
+
+def misspelled_variables(env: Mapping[str, str]) -> list[str]:
+    """One line per ``SHELFCAST_*`` variable no process reads, with the nearest valid name."""
+    from configuration.layered_settings import unknown_variable
+    from configuration.variables import ENV_PREFIX
+    from shelfcast.config_command import every_variable
+
+    known = every_variable()
+    return [
+        unknown_variable(name, known)
+        for name in env
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
+    ]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -94,14 +138,26 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     module_name, text = COMMANDS[name]
-    module = importlib.import_module(module_name)
+    if name not in CHECK_THEIR_OWN_VARIABLES and (typos := misspelled_variables(os.environ)):
+        for line in typos:
+            print(f"shelfcast {name}: {line}", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        print(missing_part(name, err), file=sys.stderr)
+        return 2
     parser = OneLineParser(prog=f"shelfcast {name}", description=text)
     _add_common(parser)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     if args.data_dir:
         os.environ[ENV_VAR] = args.data_dir  # one setting: the option just sets the variable
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except ModuleNotFoundError as err:  # a library a command imports only when it runs
+        print(missing_part(name, err), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -511,7 +511,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast demo`
 
 
 def run(args: argparse.Namespace) -> int:
-    from shelfcast.data_dir import DataMissingError
+    from configuration.data_dir import DataMissingError
     from shelfcast.simulate import COLUMN_LABELS, TABLE_COLUMNS, compare_policies, markdown
     from shelfcast.twin import StoreConfig
     from training.library_noise import silence_library_noise

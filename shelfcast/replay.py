@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edge_runtime.command_options import positive_int
+from configuration.command_options import positive_int
+from configuration.data_dir import DataMissingError, require
 from edge_runtime.config import STORE_ID_CHARS, store_id_problem
-from shelfcast.data_dir import DataMissingError, require
 
 ONLINE_RETAIL = "online_retail/online_retail_ii_2009-12-01_2011-09-30.parquet"
 M5_STORE_DAYS = "m5_store_days/sales_long_d1914_d1941.parquet"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shelfcast.data_dir import ENV_VAR, data_dir
+from configuration.data_dir import ENV_VAR, data_dir
 
 # Fixtures `mosquitto` and `mosquitto_tls`: a real broker on a free port (tests/mosquitto.py).
 pytest_plugins = ["tests.mosquitto", "tests.small_disk"]

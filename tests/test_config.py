@@ -49,7 +49,8 @@ def test_every_problem_is_reported_with_the_fix(tmp_path):
     )
     assert "gateway.store_id: empty; set [gateway] store_id" in text
     assert "SHELFCAST_STORE_ID" in text
-    assert "mqtt.port: 70000 is not a TCP port" in text and "SHELFCAST_MQTT_PORT" in text
+    assert "mqtt.port: expected a TCP port in 1..65535, got 70000" in text
+    assert "SHELFCAST_MQTT_PORT='70000'" in text  # where the bad value came from
     assert "missing-ca.pem does not exist" in text and "SHELFCAST_MQTT_CA_FILE" in text
     assert "mqtt.topic_prefix" in text
 
@@ -57,7 +58,8 @@ def test_every_problem_is_reported_with_the_fix(tmp_path):
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"shelfcast_mqtt_port": "abc"}, "mqtt.port: 'abc' is not a valid int"),
+        ({"shelfcast_mqtt_port": "abc"}, "mqtt.port: expected a TCP port in 1..65535, got 'abc'"),
+        ({"shelfcast_mqtt_keepalive_s": "x"}, "mqtt.keepalive_s: 'x' is not a valid int"),
         ({"shelfcast_mqtt_tls": "maybe"}, "mqtt.tls: 'maybe' is not a valid bool"),
         ({"shelfcast_mqtt_tls": "true"}, "1883 is the plain-text port but TLS is on"),
         ({"shelfcast_mqtt_password": "x"}, "password given without a username"),

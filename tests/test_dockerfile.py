@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile.edge"
 HEALTHCHECK = ROOT / "docker/healthcheck.py"
-RUNTIME_PACKAGES = {"shelfcast", "feature_store", "models", "edge_runtime", "api"}
+RUNTIME_PACKAGES = {"shelfcast", "configuration", "feature_store", "models", "edge_runtime", "api"}
 
 
 def instructions(stage: str | None = None) -> list[tuple[str, str]]:
@@ -112,7 +112,8 @@ def test_image_environment_is_a_valid_gateway_and_api_configuration(monkeypatch)
 
     parser = argparse.ArgumentParser()
     serve_command.add_arguments(parser)
-    settings = serve_command._settings(parser.parse_args([]))
+    monkeypatch.setenv("SHELFCAST_STORE_ID", "S1")
+    settings = serve_command._settings(parser.parse_args([])).api
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)  # reachable from outside
     exposed = [rest for word, rest in instructions("runtime") if word == "EXPOSE"]
     assert exposed == [str(settings.port)]

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from configuration.data_dir import ENV_VAR, DataMissingError, data_dir, require
 from shelfcast import cli
-from shelfcast.data_dir import ENV_VAR, DataMissingError, data_dir, require
 
 
 def test_data_dir_env_overrides_default(monkeypatch, tmp_path):

@@ -9,9 +9,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from configuration.data_dir import DataMissingError
 from feature_store.intraday import FEATURES, HISTORY_DAYS, DayContext, hour_features, label_4h
 from feature_store.latent_demand import hourly_shares, recover
-from shelfcast.data_dir import DataMissingError
 from training import stockout_warning as sw
 from training.datasets import load_dataset
 from training.freshretailnet import (
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.realdata
 @pytest.fixture(scope="module")
 def real_rows(tmp_path_factory) -> pa.Table:
     """Every day of 12 real series: 6 products in each of 2 stores, shuffled as a file may be."""
-    from shelfcast.data_dir import available, require
+    from configuration.data_dir import available, require
 
     if not available(DAILY):
         pytest.skip(f"real data absent: {DAILY}")

@@ -159,7 +159,7 @@ def test_shelfcast_run_bad_config_says_what_to_fix(tmp_path):
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert "mqtt.port: 99999 is not a TCP port" in proc.stdout + proc.stderr
+    assert "mqtt.port: expected a TCP port in 1..65535, got 99999" in proc.stderr
 
 
 def test_shelfcast_run_against_tls_broker_and_last_will_on_kill(tmp_path, mosquitto_tls):

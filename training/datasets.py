@@ -2,7 +2,7 @@
 
 Every adapter returns a frame with ``store_id, sku, date, units`` and, where the data has them,
 ``price``, ``promo`` and ``event`` (1 on a calendar-event day). Files are found only through
-:func:`shelfcast.data_dir.require`.
+:func:`configuration.data_dir.require`.
 
 >>> sorted(DATASETS)
 ['favorita', 'freshretailnet', 'm5_sample', 'm5_store_days', 'online_retail', 'walmart_weekly']
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from shelfcast.data_dir import require
+from configuration.data_dir import require
 from training.freshretailnet import freshretailnet
 from training.history import validate
 

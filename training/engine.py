@@ -147,7 +147,7 @@ def panel_series(panel: Panel, rows: np.ndarray, days: int | None = None) -> Pan
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--engine``, ``--workers`` and ``--scheduler`` for every command that fans out."""
-    from edge_runtime.command_options import positive_int
+    from configuration.command_options import positive_int
 
     parser.add_argument(
         "--engine",

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_runtime.command_options import positive_int
+from configuration.command_options import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,7 +138,7 @@ def bundle_selection(bundle: str | Path, data: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shelfcast.data_dir import DataMissingError
+    from configuration.data_dir import DataMissingError
     from training.engine import engine_for
     from training.forecast import ForecastError, forecast_file
     from training.history import HistoryError

@@ -15,7 +15,7 @@ Three views:
 - :func:`availability_labels`: long hourly frame ``store_id, sku, date, hour, sales,
   out_of_stock``, the ground truth stock-out predictions are scored against.
 
-The file is found only through :func:`shelfcast.data_dir.require` (``SHELFCAST_DATA_DIR``).
+The file is found only through :func:`configuration.data_dir.require` (``SHELFCAST_DATA_DIR``).
 
 >>> import numpy as np
 >>> p = HourlyPanel(store=np.array([3]), product=np.array([7]), category=np.array([1]),
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shelfcast.data_dir import require
+from configuration.data_dir import require
 
 DAILY = "freshretailnet/daily.parquet"
 HOURS = 24

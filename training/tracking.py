@@ -1,7 +1,7 @@
 """MLflow tracking: runs, ONNX models with signatures, the registry and the ``champion`` alias.
 
-The default store is embedded: ``sqlite:///<project>/var/mlflow/mlflow.db`` with artifacts under
-``var/mlflow/artifacts``; ``MLFLOW_TRACKING_URI`` overrides it (artifacts then go beside a SQLite
+The default store is embedded: ``sqlite:///var/mlflow/mlflow.db`` from the working directory
+(where ``mlflow ui`` is run too), with artifacts under ``var/mlflow/artifacts``; ``MLFLOW_TRACKING_URI`` overrides it (artifacts then go beside a SQLite
 file, or wherever the server puts them).
 
 >>> default_tracking_uri().startswith("sqlite:///")
@@ -15,7 +15,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from shelfcast.data_dir import PROJECT_ROOT
 from training.lineage import RunLineage
 
 EXPERIMENT = "shelfcast"
@@ -27,7 +26,7 @@ PROMOTION_METRIC = "rmsse_model"
 
 
 def default_tracking_uri() -> str:
-    db = PROJECT_ROOT / "var" / "mlflow" / "mlflow.db"
+    db = Path.cwd() / "var" / "mlflow" / "mlflow.db"
     return f"sqlite:///{db}"
 
 
@@ -139,10 +138,14 @@ def champion_decision(
     return True, f"better than champion {v}: RMSSE {new_metric:.4f} < {old:.4f}"
 
 
-def source_commit(root: Path = PROJECT_ROOT) -> tuple[str | None, bool]:
-    """The git commit of the source tree and whether it has uncommitted changes;
-    ``(None, False)`` outside a git checkout or without git (an installed package, an image)."""
+def source_commit(root: Path | None = None) -> tuple[str | None, bool]:
+    """The git commit of the source tree (``root``, else the checkout holding this code) and
+    whether it has uncommitted changes; ``(None, False)`` outside a git checkout or without git
+    (an installed package, an image)."""
     import subprocess
+
+    # The code's own location is the question here (which commit trained), not a data path.
+    root = root or Path(__file__).resolve().parent.parent
 
     try:
         head = subprocess.run(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.command_options import non_negative_int, positive_int
+from configuration.command_options import non_negative_int, positive_int
 from training.engine import add_engine_arguments, engine_for
 from training.progress import progress_bar, say
 
@@ -398,7 +398,7 @@ def add_columns_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shelfcast.data_dir import DataMissingError
+    from configuration.data_dir import DataMissingError
     from training.history import HistoryError
     from training.library_noise import silence_library_noise
 
