@@ -35,7 +35,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +58,9 @@ from edge_runtime.ledger import IngestResult, Ledger, LedgerError
 from edge_runtime.log_output import configure_logging
 from edge_runtime.messages import Message, with_decision_ids
 from edge_runtime.mqtt import MqttTransport
+from edge_runtime.open_orders import OpenOrderTable
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.phantom import PhantomDetector
-from edge_runtime.replenishment import OpenOrder
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.state_changes import day_batches, rounds
@@ -158,6 +157,7 @@ class Gateway:
         bundle = self._startup_bundle()
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.episodes = AlertEpisodes(self.ledger.connection)
+        self.orders = OpenOrderTable(self.ledger.connection)
         self.hub_link = None
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
@@ -272,28 +272,22 @@ class Gateway:
             restore(self.episodes.load())
 
     def _restore_open_orders(self) -> None:
-        """After a restart: a SKU's last model-driven replenishment trigger published after its
-        last receipt is still an open order (no second order for it)."""
-        replenisher = getattr(self.policy, "replenisher", None)
-        if replenisher is None:
-            return
-        replenisher.open_orders.clear()  # what the outbox says, nothing staged in memory
-        latest: dict[str, dict] = {}
-        for payload in self.outbox.recent("replenishment", None, 1_000_000):
-            m = json.loads(payload)
-            if m.get("sku") and m["model_version"] != RulePolicy.version:
-                latest.setdefault(m["sku"], m)  # newest first
-        if not latest:
-            return
-        received = dict(
-            self.ledger.connection.execute(
-                "SELECT sku, max(ts_us) FROM events WHERE type = 'receipt' GROUP BY sku"
-            )
-        )
-        for sku, m in latest.items():
-            at_us = datetime.fromisoformat(m["event_time"]).timestamp() * 1e6
-            if at_us >= received.get(sku, -1):  # a receipt closes orders before review
-                replenisher.open_orders[sku] = OpenOrder(sku, float(m["recommended_qty"]))
+        """After a restart or a rollback: the open orders as committed (their own table)."""
+        restore = getattr(self.policy, "restore_orders", None)
+        if restore is not None:
+            restore(self.orders.load())
+
+    def _save_decided(self, conn, keep: bool = True) -> None:
+        """Store the stock-out episodes and open orders the decisions just changed, on
+        ``conn`` (inside the transaction that holds their messages); ``keep=False`` drops
+        them, as it drops the messages of seeded history."""
+        changes = self._episode_changes()
+        take = getattr(self.policy, "take_order_changes", None)
+        orders = take() if take is not None else {}
+        if keep and changes:
+            self.episodes.save(conn, changes)
+        if keep and orders:
+            self.orders.save(conn, orders)
 
     # ---- the model bundle --------------------------------------------------------------
 
@@ -377,7 +371,7 @@ class Gateway:
                 self._review_all(states, forecasts, self._now_text()), occasion
             )
             rows = self.outbox.put(messages, conn=None) if messages else []
-            self.episodes.save(self.ledger.connection, self._episode_changes())
+            self._save_decided(self.ledger.connection)
             self._count_created(rows)
             self._fresh.extend(rows)
         self._wake.set()
@@ -447,11 +441,9 @@ class Gateway:
             messages.extend(self._decide_batch(conn, result))
             if result.events:
                 messages.extend(with_decision_ids(self._counts(result.events, states)))
-            changes = self._episode_changes()
             if not publish:  # seeded history: decided (state moves on) but nothing to send
                 messages.clear()
-            elif changes:
-                self.episodes.save(conn, changes)
+            self._save_decided(conn, keep=publish)
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
             if result.rejections and publish:  # with their dead letters, in this transaction

@@ -51,12 +51,11 @@ from pathlib import Path
 from edge_runtime.event_ids import EventIds
 from edge_runtime.events import LEDGER_TYPES, Event, Rejection, parse_events, raw_text
 from edge_runtime.ledger_index import IndexSnapshot, load_index, save_index
+from edge_runtime.ledger_migrations import SCHEMA_VERSION, TABLES, MigrationError, migrate
 from edge_runtime.plausibility import DEFAULT, Plausibility
 from edge_runtime.stock import STATE_FIELDS, Conflict, SkuState, StockState, apply, fold, iso_utc
 from edge_runtime.store_failure import StoreError, StoreHealth, is_store_failure, write_transaction
 from edge_runtime.writer_lock import WriterLock, WriterLockHeld
-
-SCHEMA_VERSION = "1"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -299,7 +298,7 @@ class Ledger:
             "busy_timeout=10000",  # other connections (outbox, readers) may hold the lock briefly
         ):
             self._conn.execute(f"PRAGMA {pragma}")
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(_SCHEMA + TABLES)
         buffer_changed = self._check_meta()
         self.index_path = self.path.with_name(self.path.name + ".index.npz")
         self._index_lock = threading.Lock()  # one snapshot writer at a time
@@ -350,8 +349,13 @@ class Ledger:
                 f"not {self.store_id!r}; use another state directory"
             )
         if meta.get("schema") != SCHEMA_VERSION:
-            raise LedgerError(f"{self.path} has ledger schema {meta.get('schema')!r}, "
-                              f"this code reads {SCHEMA_VERSION!r}")  # fmt: skip
+            try:
+                with write_transaction(self._conn):
+                    found = migrate(self._conn, meta.get("schema"), str(self.path))
+            except MigrationError as err:
+                raise LedgerError(str(err)) from None
+            log.warning("%s migrated from ledger schema %s to %s", self.path,
+                        meta.get("schema"), found)  # fmt: skip
         self.ledger_id = self._ledger_id()
         return meta.get("safety_buffer") != str(self.safety_buffer)
 
