@@ -48,11 +48,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from edge_runtime.event_archive import EventArchive
 from edge_runtime.event_ids import EventIds
 from edge_runtime.events import LEDGER_TYPES, Event, Rejection, parse_events, raw_text
 from edge_runtime.ledger_index import IndexSnapshot, load_index, save_index
 from edge_runtime.ledger_migrations import SCHEMA_VERSION, TABLES, MigrationError, migrate
-from edge_runtime.plausibility import DEFAULT, Plausibility
+from edge_runtime.log_archiving import archivable_units, base_state, move_unit, recover
+from edge_runtime.plausibility import DAY_US, DEFAULT, Plausibility
 from edge_runtime.stock import STATE_FIELDS, Conflict, SkuState, StockState, apply, fold, iso_utc
 from edge_runtime.store_failure import StoreError, StoreHealth, is_store_failure, write_transaction
 from edge_runtime.writer_lock import WriterLock, WriterLockHeld
@@ -768,7 +772,7 @@ class Ledger:
         for i in range(0, len(seqs), _ID_CHUNK):
             chunk = seqs[i : i + _ID_CHUNK]
             rows.extend(self._conn.execute(_FOLD_ROWS.format(",".join("?" * len(chunk))), chunk))
-        return fold(sku, rows, self.safety_buffer)
+        return fold(sku, rows, self.safety_buffer, base_state(self._conn, sku))
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -840,7 +844,10 @@ class Ledger:
                     if rows is None:
                         rows = by_sku[sku] = []
                     rows.append(row)
-            return {sku: fold(sku, rows, self.safety_buffer)[0] for sku, rows in by_sku.items()}
+            bases = {r[0]: SkuState(*r) for r in self._conn.execute("SELECT * FROM stock_base")}
+            out = {sku: fold(sku, rows, self.safety_buffer, bases.get(sku))[0]
+                   for sku, rows in by_sku.items()}  # fmt: skip
+            return bases | out  # a SKU whose events are all archived keeps its base state
 
     def states(self) -> dict[str, SkuState]:
         """A copy of the in-memory state of every SKU."""
@@ -862,6 +869,67 @@ class Ledger:
             memory = dict(self._states)
         skus = set(rebuilt) | set(stored) | set(memory)
         return sorted(k for k in skus if not (rebuilt.get(k) == stored.get(k) == memory.get(k)))
+
+    # ---- retention -----------------------------------------------------------------------
+
+    def archive_events(
+        self,
+        archive: EventArchive,
+        before_us: int,
+        keep_from: int | None = None,
+        limit: int = 200_000,
+    ) -> int:
+        """Move events older than ``before_us`` (event time; never closer to the ledger clock
+        than ``[ingest] max_late_days``) into ``archive``, keeping every event at or after log
+        position ``keep_from`` and this ledger's own index snapshot; at most about ``limit``
+        events per call, an hour of event time per transaction (``edge_runtime.log_archiving``).
+        Returns how many moved. State, duplicates and re-folds are unchanged by it."""
+        with self._lock:
+            recover(self._conn, archive)
+            late_us = round(self.bounds.max_late_days * DAY_US)
+            keep = min(self._indexed_upto, self._next_seq if keep_from is None else keep_from)
+            units = archivable_units(self._conn, min(before_us, self._clock_us - late_us), keep)
+        moved = 0
+        for unit in units:
+            if moved >= limit:
+                break
+            with self._lock:  # one unit at a time: ingest goes on between them
+                try:
+                    gone = move_unit(self._conn, archive, unit, self.safety_buffer)
+                except StoreError as err:
+                    self.health.failed(err)
+                    raise
+                self._forget_positions(gone)
+            moved += unit.rows
+        return moved
+
+    def prune_dead_letters(self, before_us: int, keep: int) -> int:
+        """Delete dead letters received before ``before_us`` and all but the newest ``keep``
+        (a flood of bad input must not fill the disk); returns how many."""
+        with self._lock:
+            try:
+                with write_transaction(self._conn):
+                    return self._conn.execute(
+                        "DELETE FROM dead_letters WHERE received_us < ? OR id <= "
+                        "(SELECT max(id) FROM dead_letters) - ?",
+                        (before_us, keep),
+                    ).rowcount
+            except StoreError as err:
+                self.health.failed(err)
+                raise
+
+    def _forget_positions(self, gone: dict[str, list[int]]) -> None:
+        """Drop archived log positions from the per-SKU lookup (re-folds start at the base)."""
+        for sku, seqs in gone.items():
+            held = self._seqs.get(sku)
+            if held is None:
+                continue
+            kept = np.frombuffer(held, dtype=np.int64)
+            kept = kept[~np.isin(kept, np.asarray(seqs, dtype=np.int64))]
+            if len(kept):
+                self._seqs[sku] = array("q", kept.tobytes())
+            else:
+                del self._seqs[sku]
 
     def checkpoint(self) -> None:
         """Copy the whole WAL into the database file now and truncate it (e.g. when idle)."""
