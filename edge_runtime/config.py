@@ -150,6 +150,23 @@ class IngestSection:
 
 
 @dataclass(frozen=True)
+class RetentionSection:
+    """``[retention]``: how much history the state directory keeps, so its disk use stays
+    bounded (``edge_runtime.retention``; docs/operations.md states the bounds)."""
+
+    enabled: bool = True
+    every_s: float = 3600.0  # how often the gateway prunes and archives
+    outbox_days: float = 7.0  # delivered messages older than this go (wall clock) ...
+    outbox_rows: int = 200_000  # ... and all but this many newest delivered ones
+    dead_letter_days: float = 30.0  # dead letters older than this go ...
+    dead_letter_rows: int = 100_000  # ... and all but this many newest ones
+    # Events further behind the ledger clock than this leave SQLite for compressed daily
+    # files in {state_dir}/archive (at least [ingest] max_late_days: a late event re-folds).
+    event_log_days: float = 120.0
+    archive_days: float = 730.0  # archive files further behind the ledger clock are deleted
+
+
+@dataclass(frozen=True)
 class HubSection:
     """``[hub]``: the central hub's NATS JetStream (empty ``url``: no hub, MQTT only).
 
@@ -175,6 +192,7 @@ class GatewayConfig:
     model: ModelSection = field(default_factory=ModelSection)
     ingest: IngestSection = field(default_factory=IngestSection)
     hub: HubSection = field(default_factory=HubSection)
+    retention: RetentionSection = field(default_factory=RetentionSection)
 
     @property
     def client_id(self) -> str:
@@ -195,6 +213,7 @@ _SECTIONS["uplink"] = UplinkSection
 _SECTIONS["model"] = ModelSection
 _SECTIONS["ingest"] = IngestSection
 _SECTIONS["hub"] = HubSection
+_SECTIONS["retention"] = RetentionSection
 
 
 def _env_name(section: str, key: str) -> str:
@@ -329,6 +348,26 @@ def _check(cfg: GatewayConfig, problems: list[str]) -> None:
         problems.append(f"uplink.interval_s: {cfg.uplink.interval_s}; use a positive number")
     _check_model(cfg.model, problems)
     _check_ingest(cfg.ingest, problems)
+    _check_retention(cfg.retention, cfg.ingest, problems)
+
+
+def _check_retention(r: RetentionSection, i: IngestSection, problems: list[str]) -> None:
+    for key in ("every_s", "outbox_days", "dead_letter_days", "event_log_days", "archive_days"):
+        if not 0 < getattr(r, key) < 1e9:
+            problems.append(f"retention.{key}: {getattr(r, key)}; use a positive finite number")
+    for key in ("outbox_rows", "dead_letter_rows"):
+        if getattr(r, key) < 0:
+            problems.append(f"retention.{key}: {getattr(r, key)}; use 0 or more")
+    if r.event_log_days < i.max_late_days:
+        problems.append(
+            f"retention.event_log_days: {r.event_log_days:g} is below ingest.max_late_days "
+            f"({i.max_late_days:g}): a late event must find the events it re-folds; raise it"
+        )
+    elif r.archive_days < r.event_log_days:
+        problems.append(
+            f"retention.archive_days: {r.archive_days:g} is below retention.event_log_days "
+            f"({r.event_log_days:g}); raise it"
+        )
 
 
 def _check_ingest(i: IngestSection, problems: list[str]) -> None:

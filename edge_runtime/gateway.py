@@ -50,6 +50,7 @@ from edge_runtime.day_close import DayCloseModel
 from edge_runtime.dead_letter_topic import dead_letter_messages
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
+from edge_runtime.event_archive import EventArchive
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
@@ -61,6 +62,7 @@ from edge_runtime.mqtt import MqttTransport
 from edge_runtime.open_orders import OpenOrderTable
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.phantom import PhantomDetector
+from edge_runtime.retention import Retention, RetentionReport
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.state_changes import day_batches, rounds
@@ -158,6 +160,10 @@ class Gateway:
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.episodes = AlertEpisodes(self.ledger.connection)
         self.orders = OpenOrderTable(self.ledger.connection)
+        archive = EventArchive(Path(cfg.gateway.state_dir) / "archive")
+        self.retention = Retention(cfg.retention, self.ledger, self.outbox, archive,
+                                   cfg.mqtt.enabled, self._forwarded_upto)  # fmt: skip
+        self._retain_at = time.monotonic() + cfg.retention.every_s
         self.hub_link = None
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
@@ -257,6 +263,35 @@ class Gateway:
             return
         self._snapshot_upto, self._snapshot_at = upto, time.monotonic()
         self._snapshot_ok, self._snapshot_soon = True, False
+
+    def _forwarded_upto(self) -> int | None:
+        """How far the hub link has forwarded the outbox (None: no hub; 0: not running yet)."""
+        if not self.cfg.hub.url:
+            return None
+        link = self.hub_link
+        return link.forwarded_upto(self.outbox.connection) if link is not None else 0
+
+    def run_retention(self) -> RetentionReport:
+        """Apply the ``[retention]`` bounds now (the worker does every ``every_s``): the
+        snapshots move first, since the events after them stay in the log."""
+        self._maybe_snapshot(force=True)
+        self.ledger.write_index()
+        report = self.retention.run(keep_from=self._snapshot_upto)
+        log.info("retention: %s", report)
+        return report
+
+    def _maybe_retain(self) -> None:
+        if not self.cfg.retention.enabled or time.monotonic() < self._retain_at:
+            return
+        more = False
+        try:
+            more = self.run_retention().more
+        except StoreError:
+            raise
+        except Exception:  # history only: the next run tries again
+            log.exception("retention failed; retried in %g s", self.cfg.retention.every_s)
+        finally:
+            self._retain_at = time.monotonic() + (1.0 if more else self.cfg.retention.every_s)
 
     def _prime(self) -> None:
         """Policy levels and uplink baseline from the ledger as it is (after a restart), and
@@ -889,6 +924,7 @@ class Gateway:
                 self._pump()
                 self._maybe_flush_uplink()
                 self._maybe_snapshot()
+                self._maybe_retain()
             except StoreError as err:
                 self._store_failed(err, "outgoing messages wait in memory and in the outbox")
             except Exception:
