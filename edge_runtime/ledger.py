@@ -313,6 +313,7 @@ class Ledger:
         self._reuse_hint = 0  # log position near which the last repeated ids were found
         self._last_id = ""  # event id at seq _next_seq - 1
         self._indexed_upto = self._load_log()
+        self._index_stale = False  # archiving shrank the lookups since the last snapshot
         if buffer_changed:
             self._refold_all()
         self._states: dict[str, SkuState] = {
@@ -427,7 +428,7 @@ class Ledger:
         with self._index_lock:
             with self._lock:
                 upto, last_id = self._next_seq - 1, self._last_id
-                if upto == self._indexed_upto:
+                if upto == self._indexed_upto and not self._index_stale:
                     return
                 hi, lo = self._ids.folded()  # never mutated in place: no copy needed
                 positions = {k: array("q", v) for k, v in self._seqs.items()}
@@ -435,7 +436,7 @@ class Ledger:
                 self.index_path, IndexSnapshot(self.ledger_id, upto, last_id, hi, lo, positions)
             )
             self._indexed_upto = upto
-            self._index_soon = False
+            self._index_soon = self._index_stale = False
 
     def _index_if_due(self) -> None:
         if not self._index_soon and self._next_seq - 1 - self._indexed_upto < INDEX_EVERY:
@@ -883,7 +884,8 @@ class Ledger:
         than ``[ingest] max_late_days``) into ``archive``, keeping every event at or after log
         position ``keep_from`` and this ledger's own index snapshot; at most about ``limit``
         events per call, an hour of event time per transaction (``edge_runtime.log_archiving``).
-        Returns how many moved. State, duplicates and re-folds are unchanged by it."""
+        Returns how many moved. State and re-folds are unchanged by it; an archived event sent
+        again is refused as older than the late bound, as it would be had it stayed."""
         with self._lock:
             recover(self._conn, archive)
             late_us = round(self.bounds.max_late_days * DAY_US)
@@ -895,12 +897,19 @@ class Ledger:
                 break
             with self._lock:  # one unit at a time: ingest goes on between them
                 try:
-                    gone = move_unit(self._conn, archive, unit, self.safety_buffer)
+                    gone, ids = move_unit(self._conn, archive, unit, self.safety_buffer)
                 except StoreError as err:
                     self.health.failed(err)
                     raise
                 self._forget_positions(gone)
+                # Too old to be accepted again (the late bound refuses them first): their ids
+                # need neither memory nor room in the index snapshot.
+                self._ids.forget(ids)
             moved += unit.rows
+            self._index_stale = True
+        if moved:  # the smaller lookups on disk too, so the next start loads no archived id
+            with contextlib.suppress(OSError):
+                self.write_index()
         return moved
 
     def prune_dead_letters(self, before_us: int, keep: int) -> int:

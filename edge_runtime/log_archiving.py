@@ -109,11 +109,12 @@ def recover(conn: sqlite3.Connection, archive: EventArchive) -> None:
 
 def move_unit(
     conn: sqlite3.Connection, archive: EventArchive, unit: Unit, safety_buffer: int
-) -> dict[str, list[int]]:
-    """Archive one unit; returns the log positions of its ledger events, per SKU."""
+) -> tuple[dict[str, list[int]], list[str]]:
+    """Archive one unit; returns the log positions of its ledger events, per SKU, and the ids
+    of all its events."""
     rows = conn.execute(_UNIT_ROWS_SQL, (unit.lo, unit.hi, unit.t0_us, unit.t1_us)).fetchall()
     if not rows:
-        return {}
+        return {}, []
     with write_transaction(conn):
         mark = json.dumps({"day": unit.day, "size": archive.size(unit.day)})
         conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_MARK, mark))
@@ -131,7 +132,7 @@ def move_unit(
         )
         conn.execute("DELETE FROM conflicts WHERE ts_us < ?", (unit.t1_us,))
         conn.execute("DELETE FROM meta WHERE key = ?", (_MARK,))
-    return {sku: [r[0] for r in rs] for sku, rs in by_sku.items()}
+    return {sku: [r[0] for r in rs] for sku, rs in by_sku.items()}, [r[1] for r in rows]
 
 
 def base_state(conn: sqlite3.Connection, sku: str) -> SkuState | None:

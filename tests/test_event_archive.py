@@ -10,6 +10,7 @@ import sqlite3
 from edge_runtime.event_archive import EventArchive
 from edge_runtime.events import LEDGER_TYPES
 from edge_runtime.ledger import Ledger
+from edge_runtime.ledger_index import load_index
 from edge_runtime.plausibility import DAY_US, Plausibility
 from edge_runtime.stock import fold, iso_utc
 
@@ -65,6 +66,8 @@ def test_archived_events_leave_the_log_once_and_the_state_stays_the_same(tmp_pat
         moved = ledger.archive_events(box, ledger.clock_us - 3 * DAY_US)
         assert moved > 200 and ledger.event_count() == 500 - moved
         assert ledger.states() == before and ledger.verify() == []
+        ledger.write_index()  # archived ids are forgotten: the snapshot holds the log's only
+        assert len(load_index(ledger.index_path, ledger.ledger_id).hi) == ledger.event_count()
         archived = [e["event_id"] for e in box.read()]
         assert sorted(archived + logged(path)) == sorted(e["event_id"] for e in events[:500])
         assert all(d < iso_utc(ledger.clock_us - 2 * DAY_US)[:10] for d in box.days()[:-1])
