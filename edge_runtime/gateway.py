@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.alert_episodes import AlertEpisodes
+from edge_runtime.anomaly_scores import score_close
 from edge_runtime.bundles import BundleTrust, install, verify
 from edge_runtime.command_options import add_log_options, port_number
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
@@ -361,6 +362,7 @@ class Gateway:
         forecasts = model.rescore(self.sales)
         self.model = model
         self.bundle_problem = None
+        self._score_anomalies()
         if isinstance(self.policy, ForecastDecisionPolicy):
             self.policy.use(forecasts, model.model_version)
         else:
@@ -643,8 +645,21 @@ class Gateway:
             self.counters["policy_errors"] += 1
             return False
         self.policy.use(forecasts, self.model.model_version)
+        self._score_anomalies()
         self.counters["day_closes"] += 1
         return True
+
+    def _score_anomalies(self) -> None:
+        """The bundle's anomaly model on every SKU's last closed day, one batched call
+        (``edge_runtime.anomaly_scores``): what the theft and phantom detectors weigh until
+        the next close. A failure leaves them deciding on their own evidence."""
+        anomaly = None
+        if self.model is not None:
+            try:
+                anomaly = score_close(self.model.scorer, self.sales)
+            except Exception:
+                log.exception("anomaly model failed; the detectors decide without it")
+        self.shelf_watch.anomaly = anomaly
 
     def _day_close(
         self, conn, head, head_decided: bool, current: dict, as_of: int
@@ -677,8 +692,9 @@ class Gateway:
         mean, p90 = forecasts.mean[at, -1, 0], forecasts.p90[at, -1, 0]
         try:
             alerts = self.shelf_watch.phantom.check(
-                now, skus, np.array([on_hand[s] for s in skus]), mean, p90
-            )
+                now, skus, np.array([on_hand[s] for s in skus]), mean, p90,
+                self.shelf_watch.anomaly,
+            )  # fmt: skip
         except Exception:
             log.exception("phantom check failed; events kept, no phantom alerts")
             self.counters["policy_errors"] += 1
