@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edge_runtime.config import load_config, with_mqtt
+from edge_runtime.config import ConfigError, load_config, with_mqtt
 from edge_runtime.event_archive import EventArchive
 from edge_runtime.gateway import Gateway
 from edge_runtime.jetstream_uplink import JetStreamUplink
@@ -125,3 +125,9 @@ def test_messages_acknowledged_by_a_real_broker_are_pruned(tmp_path, mosquitto):
         assert gw.flush(20)  # every message acknowledged and marked sent
         assert gw.run_retention().outbox > 0
         assert count(cfg.ledger_path, "outbox") == 3
+
+
+def test_an_event_log_shorter_than_the_late_bound_is_refused_at_start():
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_RETENTION_EVENT_LOG_DAYS": "30"}
+    with pytest.raises(ConfigError, match=r"retention.event_log_days: 30 is below ingest.max_late"):
+        load_config(env=env)
