@@ -68,7 +68,7 @@ from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.state_changes import day_batches, rounds
 from edge_runtime.stock import SkuState, StockState, iso_utc
-from edge_runtime.store_failure import StoreError, store_failures_raised
+from edge_runtime.store_failure import StoreError, store_failures_raised, write_transaction
 from edge_runtime.uplink import Uplink
 from models.bundle import Bundle, BundleError
 
@@ -277,7 +277,10 @@ class Gateway:
         snapshots move first, since the events after them stay in the log."""
         self._maybe_snapshot(force=True)
         self.ledger.write_index()
-        report = self.retention.run(keep_from=self._snapshot_upto)
+        # Under the ingest lock: every write on the ledger's connection is serialised by it
+        # (a bundle swap writes its decisions there too).
+        with self._lock:
+            report = self.retention.run(keep_from=self._snapshot_upto)
         log.info("retention: %s", report)
         return report
 
@@ -407,8 +410,10 @@ class Gateway:
             messages = with_decision_ids(
                 self._review_all(states, forecasts, self._now_text()), occasion
             )
-            rows = self.outbox.put(messages, conn=None) if messages else []
-            self._save_decided(self.ledger.connection)
+            # The new model's triggers, their open orders and episodes: one transaction.
+            with write_transaction(self.ledger.connection) as conn:
+                rows = self.outbox.put(messages, conn=conn) if messages else []
+                self._save_decided(conn)
             self._count_created(rows)
             self._fresh.extend(rows)
         self._wake.set()
