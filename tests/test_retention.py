@@ -4,6 +4,7 @@ events go (the events to compressed daily files), and nothing undelivered or sti
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -131,3 +132,14 @@ def test_an_event_log_shorter_than_the_late_bound_is_refused_at_start():
     env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_RETENTION_EVENT_LOG_DAYS": "30"}
     with pytest.raises(ConfigError, match=r"retention.event_log_days: 30 is below ingest.max_late"):
         load_config(env=env)
+
+
+def test_the_worker_applies_the_bounds_on_its_own(tmp_path):
+    cfg = config(tmp_path, SHELFCAST_RETENTION_EVERY_S="0.2")
+    with Gateway(cfg).start() as gw:
+        gw.ingest(days_of_trade(), "pos")
+        assert count(cfg.ledger_path, "outbox") > 3
+        deadline = time.monotonic() + 20
+        while count(cfg.ledger_path, "events") > 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert count(cfg.ledger_path, "outbox") == 3 and count(cfg.ledger_path, "events") == 30
