@@ -11,7 +11,13 @@ After every kill the log is checked against the acknowledgements; at the end the
 is compared with a reference fold of the events computed here in plain Python from the event
 file, and with a re-fold of its own log.
 
+With ``--archive-days N`` the worker also moves events more than N days behind its clock into
+the archive's daily files as it goes (``Ledger.archive_events``, what the gateway's retention
+runs, with the late-event bound set to N days), so the kills land in archiving too; the checks
+then count every event id in the log and in the archive.
+
     python benchmarks/crash.py --kills 20 --json out.json
+    python benchmarks/crash.py --kills 20 --archive-days 7 --json out.json
 """
 
 from __future__ import annotations
@@ -73,11 +79,16 @@ def reference_fold(events_file: Path, upto: int) -> dict:
 
 
 def logged_ids(ledger_path: Path) -> Counter:
+    """Every stored event id, in the log or archived beside it, with how often it is stored."""
+    from edge_runtime.event_archive import EventArchive
+
     conn = sqlite3.connect(ledger_path, timeout=30)
     try:
-        return Counter(r[0] for r in conn.execute("SELECT event_id FROM events"))
+        ids = Counter(r[0] for r in conn.execute("SELECT event_id FROM events"))
     finally:
         conn.close()
+    ids.update(e["event_id"] for e in EventArchive(ledger_path.with_name("archive")).read())
+    return ids
 
 
 def acked_upto(acks: Path) -> int:
@@ -101,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="how many of the kills land during start-up (loading the log)")  # fmt: skip
     parser.add_argument("--max-batch", type=int, default=300,
                         help="largest group the worker commits (sizes are random 1..this)")  # fmt: skip
+    parser.add_argument("--archive-days", type=float, default=0.0,
+                        help="the worker archives events this many days behind its clock as it "
+                        "goes (retention of the log; the late bound set to match); 0: off")  # fmt: skip
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(WORKER.parent))
@@ -117,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(dir=cache.parent))
     ledger_path, acks = tmp / "ledger.sqlite", tmp / "acks.txt"
     cmd = [sys.executable, str(WORKER), str(cache), str(ledger_path), str(acks), "--store", STORE,
-           "--max-batch", str(args.max_batch)]  # fmt: skip
+           "--max-batch", str(args.max_batch), "--archive-days", str(args.archive_days)]  # fmt: skip
     rng = random.Random(args.seed)
     # The 20 moments are spread over the one replay: each run is killed at a random instant
     # (0..--jitter s) after its acknowledged count passes the next of 20 random points, or
@@ -162,9 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     stored = logged_ids(ledger_path)
     lost = sum(1 for eid in ids[:upto] if eid not in stored) + lost_after_kill
     stored_twice = sum(c - 1 for c in stored.values())
+    from edge_runtime.event_archive import EventArchive
     from edge_runtime.ledger import Ledger
+    from edge_runtime.plausibility import Plausibility
 
-    with Ledger(ledger_path, STORE) as ledger:
+    late = Plausibility(max_late_days=args.archive_days) if args.archive_days else Plausibility()
+    with Ledger(ledger_path, STORE, bounds=late) as ledger:
         states = ledger.states()
         refold_mismatch = ledger.verify()
     reference = reference_fold(cache, upto)
@@ -176,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     report = {
         "benchmark": "crash",
+        "archive_days": args.archive_days or None,
+        "archived_events": sum(1 for _ in EventArchive(ledger_path.with_name("archive")).read()),
         "stream": stream,
         "kills": len(kills),
         "starts": starts + 1,
@@ -193,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"nproc": os.cpu_count(), "loadavg": os.getloadavg()},
     }
     print("\n| figure | value |\n| --- | --- |")
-    for key in ("kills", "acked_events", "logged_events", "lost", "double_counted",
+    for key in ("kills", "acked_events", "archived_events", "logged_events", "lost", "double_counted",
                 "state_mismatch_skus", "rebuild_mismatch_skus"):  # fmt: skip
         print(f"| {key} | {report[key]:,} |")
     print(f"\nstream: {stream['events']:,} events, {stream['skus']:,} SKUs; {stream['source']}")

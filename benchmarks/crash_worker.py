@@ -38,15 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch", type=int, default=1000)
     parser.add_argument("--overlap", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--archive-days", type=float, default=0.0,
+                        help="archive events this many days behind the clock as it goes (0: off)")  # fmt: skip
     args = parser.parse_args(argv)
 
+    from edge_runtime.event_archive import EventArchive
     from edge_runtime.ledger import Ledger
+    from edge_runtime.plausibility import DAY_US, Plausibility
 
     lines = Path(args.events).read_bytes().rstrip(b"\n").split(b"\n")
     acks = Path(args.acks)
     start = max(0, last_ack(acks) - args.overlap)
     rng = random.Random(args.seed * 1_000_003 + start)
-    ledger = Ledger(args.ledger, args.store)
+    bounds = Plausibility(max_late_days=args.archive_days) if args.archive_days else Plausibility()
+    ledger = Ledger(args.ledger, args.store, bounds=bounds)
+    archive = EventArchive(Path(args.ledger).with_name("archive"))
+    groups = 0
     fd = os.open(acks, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     i = start
     while i < len(lines):
@@ -57,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         os.write(fd, f"{end}\n".encode())  # acknowledged only after the commit returned
         os.fsync(fd)
         i = end
+        groups += 1
+        if args.archive_days and groups % 50 == 0:  # as the gateway's retention would
+            ledger.write_index()
+            ledger.archive_events(archive, ledger.clock_us - round(args.archive_days * DAY_US))
     os.close(fd)
     ledger.close()
     print("done")

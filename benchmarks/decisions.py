@@ -23,7 +23,11 @@ Sections (each prints what it used, and any figure it cannot measure is null wit
   forecasts of the same close, and the held-out RMSSE of its River-corrected forecasts against
   its central ones (the gateway path of the online-correction figure).
 
-Usage: ``python benchmarks/decisions.py --json out.json [--quick]``.
+- anomaly model: what the bundle's ``anomaly.onnx``, scored at every store day's close as the
+  gateway does, adds to the theft and phantom detectors at equal alert volume
+  (``anomaly_model_effect``).
+
+Usage: ``python benchmarks/decisions.py --json out.json [--quick] [--only-anomaly-model]``.
 """
 
 from __future__ import annotations
@@ -186,6 +190,115 @@ def theft_and_phantom(
         **ph,
         **hst,
     }
+
+
+PHANTOM_ALPHAS = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3)
+
+
+def anomaly_model_effect(
+    lines: pd.DataFrame, start: str, days: int, seed: int, scorer: Scorer, alpha: float = 1e-4
+) -> dict:
+    """What the bundle's anomaly model adds to theft and phantom detection, at equal alert
+    volume, on the replay of :func:`theft_and_phantom` (same window, seed and forecasts).
+
+    The gateway's own objects: a ``DailySales`` closes each store day from the replayed sales
+    (history first) and ``score_close`` scores every SKU's closed day in one ONNX call, as at
+    the gateway's close; the scores go to one ``ShelfWatch`` (theft alerts weighed by them) and
+    to phantom detectors fed the same sales. Theft: the detectors raise the same alerts either
+    way (the model only re-scores them), so the comparison is precision and recall of the top
+    half of the alerts ranked by score, with and without the model (ties by time). Phantom: the
+    model loosens the bound of flagged SKUs, so both variants run at several ``alpha`` and the
+    model's run at ``alpha`` is set against the run without it of the nearest alert volume.
+    """
+    from edge_runtime.anomaly_scores import score_close
+    from edge_runtime.daily_sales import DailySales
+
+    t0 = pd.Timestamp(start)
+    history = lines[(lines.InvoiceDate >= t0 - pd.Timedelta(days=56)) & (lines.InvoiceDate < t0)]
+    replay = lines[(lines.InvoiceDate >= t0) & (lines.InvoiceDate < t0 + pd.Timedelta(days=days))]
+    sim = simulate(pos_events(replay), SensorConfig(seed=seed, phantom_episodes=30))
+    events = _parsed(sim.events)
+    panel = daily_panel(history)
+    skus = sorted({e.sku for e in events if e.type == "sale"})
+    mean, p90 = recency_forecast(panel.reindex(skus, fill_value=0.0).to_numpy(), 14.0)
+    on_hand = np.ones(len(skus))
+    sales = DailySales()
+    sales.observe(_parsed(pos_events(history)))
+    plain, weighed = ShelfWatch(sim.unit_weight_g), ShelfWatch(sim.unit_weight_g)
+    detectors = {(a, m): PhantomDetector(a) for a in PHANTOM_ALPHAS for m in (False, True)}
+    for sku, q, ts in zip(history.sku, history.Quantity, history.InvoiceDate, strict=True):
+        for d in detectors.values():
+            d.sale(sku, ts.timestamp(), float(q))
+    weighed.anomaly = score_close(scorer, sales)  # the history's last closed day
+    theft: dict[bool, list] = {False: [], True: []}
+    phantom: dict[tuple, list] = {k: [] for k in detectors}
+    flagged_share, closes = [], 0
+    next_tick, next_check = events[0].ts_us / 1e6, events[0].ts_us / 1e6 + 3600.0
+    for e in events:
+        t = e.ts_us / 1e6
+        if e.type in ("sale", "return", "void") and sales.observe([e]):
+            weighed.anomaly = score_close(scorer, sales)  # the gateway's day-close call
+            flagged_share.append(float((weighed.anomaly.scores < 0).mean()))
+            closes += 1
+        if t >= next_tick:
+            theft[False] += plain.advance(t)
+            theft[True] += weighed.advance(t)
+            next_tick = t + 60.0
+        if t >= next_check:
+            for (a, m), d in detectors.items():
+                phantom[(a, m)] += d.check(t, skus, on_hand, mean, p90,
+                                           weighed.anomaly if m else None)  # fmt: skip
+            next_check = t + 3600.0
+        theft[False] += plain.observe(e.type, e.sku, t, e.qty)
+        theft[True] += weighed.observe(e.type, e.sku, t, e.qty)
+        if e.type == "sale":
+            for d in detectors.values():
+                d.sale(e.sku, t, e.qty)
+    end = events[-1].ts_us / 1e6 + DAY_S
+    theft[False] += plain.advance(end)
+    theft[True] += weighed.advance(end)
+    return {
+        "day_closes_scored": closes,
+        "mean_share_of_skus_flagged": round(float(np.mean(flagged_share)), 4)
+        if flagged_share
+        else None,
+        "theft": _theft_at_equal_volume(theft, sim.labels),
+        "phantom": _phantom_at_equal_volume(phantom, sim.labels, alpha),
+    }
+
+
+def _parsed(raw: list[dict]) -> list:
+    events = []
+    for i in range(0, len(raw), 10_000):
+        ok, bad = parse_events(raw[i : i + 10_000], store_id=STORE)
+        if bad:
+            raise RuntimeError(f"invalid replay events: {bad[:3]}")
+        events += ok
+    return events
+
+
+def _theft_at_equal_volume(theft: dict[bool, list], labels) -> dict:
+    out = {}
+    for with_model, alerts in theft.items():
+        thefts = [a for a in alerts if a.kind == "theft"]
+        top = sorted(thefts, key=lambda a: (-a.score, a.event_time))[: len(thefts) // 2]
+        scored = _score_theft(top, labels)
+        out["with_model" if with_model else "without_model"] = {
+            k: scored[k] for k in ("theft_alerts", "theft_precision", "theft_recall")
+        }
+    return out
+
+
+def _phantom_at_equal_volume(phantom: dict[tuple, list], labels, alpha: float) -> dict:
+    curves = {False: [], True: []}
+    for (a, with_model), alerts in sorted(phantom.items()):
+        scored = _score_phantom(alerts, labels)
+        curves[with_model].append({"alpha": a, **{k: scored[k] for k in (
+            "phantom_alerts", "phantom_precision", "phantom_recall")}})  # fmt: skip
+    model = next(c for c in curves[True] if c["alpha"] == alpha)
+    same = min(curves[False], key=lambda c: abs(c["phantom_alerts"] - model["phantom_alerts"]))
+    return {"with_model": model, "without_model_nearest_volume": same,
+            "curve_with_model": curves[True], "curve_without_model": curves[False]}  # fmt: skip
 
 
 def half_space_trees(events, sim, seed: int) -> dict:
@@ -722,7 +835,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--top-skus", type=int, default=300, help="SKUs of the central model")
     ap.add_argument("--retrain", action="store_true", help="retrain the bundle even if present")
+    ap.add_argument("--only-anomaly-model", action="store_true",
+                    help="only the anomaly model's effect (theft/phantom at equal volume)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.only_anomaly_model:
+        return _only_anomaly_model(args)
     out: dict = {"machine": machine(), "seed": args.seed}
     started = time.perf_counter()
     lines = online_retail_sales()
@@ -732,6 +849,10 @@ def main(argv: list[str] | None = None) -> int:
     print("central model and held-out weeks ...", flush=True)
     setup = held_out_setup(60 if args.quick else args.top_skus, args.retrain)
     out["central_model"] = {"source": setup["source"], "model_version": setup["model_version"]}
+    print("anomaly model at equal alert volume ...", flush=True)
+    out["anomaly_model"] = anomaly_model_effect(
+        lines, "2011-06-01", days, args.seed, setup["scorer"]
+    )
     print("stock-out quality ...", flush=True)
     out["stockout"] = stockout_quality(setup, args.seed)
     print("online correction ...", flush=True)
@@ -748,6 +869,19 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(out, indent=2, default=float))
     print(json.dumps(out, indent=2, default=float))
     print(markdown(out))
+    return 0
+
+
+def _only_anomaly_model(args: argparse.Namespace) -> int:
+    setup = held_out_setup(60 if args.quick else args.top_skus, args.retrain)
+    days = 7 if args.quick else 28
+    out = {"machine": machine(), "seed": args.seed, "model_version": setup["model_version"],
+           "replay": f"online_retail UK 2011-06-01 + {days} days",
+           "anomaly_model": anomaly_model_effect(
+               online_retail_sales(), "2011-06-01", days, args.seed, setup["scorer"])}  # fmt: skip
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=2, default=float))
+    print(json.dumps(out, indent=2, default=float))
     return 0
 
 

@@ -282,6 +282,29 @@ class IngestSection(Section):
         )
 
 
+class RetentionSection(Section):
+    """``[retention]``: how much history the state directory keeps, so its disk use stays
+    bounded (``edge_runtime.retention``; docs/operations.md states the bounds)."""
+
+    enabled: bool = True
+    """Prune and archive at all (false: everything is kept for ever)."""
+    every_s: PositiveFinite = 3600.0
+    """Seconds between retention runs of the gateway's worker."""
+    outbox_days: PositiveFinite = 7.0
+    """Delivered outbox messages older than this (wall clock) are deleted ..."""
+    outbox_rows: NonNegativeInt = 200_000
+    """... and all but this many newest delivered ones."""
+    dead_letter_days: PositiveFinite = 30.0
+    """Dead letters older than this are deleted ..."""
+    dead_letter_rows: NonNegativeInt = 100_000
+    """... and all but this many newest ones."""
+    event_log_days: PositiveFinite = 120.0
+    """Events further behind the ledger clock than this leave SQLite for compressed daily files
+    in ``{state_dir}/archive`` (at least ``[ingest] max_late_days``: a late event re-folds)."""
+    archive_days: PositiveFinite = 730.0
+    """Archive files further behind the ledger clock than this are deleted."""
+
+
 class GatewayConfig(LayeredSettings):
     """The gateway process's settings; build them with :func:`load_config`.
 
@@ -304,6 +327,22 @@ class GatewayConfig(LayeredSettings):
     model: ModelSection = ModelSection()
     ingest: IngestSection = IngestSection()
     hub: HubSection = HubSection()
+    retention: RetentionSection = RetentionSection()
+
+    @model_validator(mode="after")
+    def _retention_keeps_late_events(self) -> GatewayConfig:
+        r, late = self.retention, self.ingest.max_late_days
+        if r.event_log_days < late:
+            raise ValueError(
+                f"retention.event_log_days: {r.event_log_days:g} is below ingest.max_late_days "
+                f"({late:g}): a late event must find its day in the log; raise it"
+            )
+        if r.archive_days < r.event_log_days:
+            raise ValueError(
+                f"retention.archive_days: {r.archive_days:g} is below retention.event_log_days "
+                f"({r.event_log_days:g}); raise it"
+            )
+        return self
 
     @property
     def client_id(self) -> str:

@@ -100,6 +100,30 @@ class EventIds:
         self._hi, self._lo = hi.astype(np.uint64, copy=False), lo.astype(np.uint64, copy=False)
         self._recent = set()
 
+    def forget(self, ids: Iterable[str]) -> None:
+        """Drop ``ids`` (events archived out of the log: too old to be accepted again, so
+        their ids need no memory). Ids not held are ignored.
+
+        >>> ids = EventIds(compact_every=1)
+        >>> ids.update(["a", "b"]); ids.forget(["a", "z"])
+        >>> "a" in ids, "b" in ids, len(ids)
+        (False, True, 1)
+        """
+        ids = list(ids)
+        self._recent.difference_update(ids)
+        if not ids or not len(self._hi):
+            return
+        hi, lo = digests(ids)
+        fhi, flo = self._hi, self._lo
+        at = np.minimum(np.searchsorted(fhi, hi), len(fhi) - 1)
+        hit = (fhi[at] == hi) & (flo[at] == lo)
+        gone = [int(a) for a in at[hit]]
+        # Another digest with the same high word first (chance 2^-64 per id): search its run.
+        for j in np.flatnonzero((fhi[at] == hi) & ~hit):
+            end = np.searchsorted(fhi, hi[j], side="right")
+            gone += [int(at[j]) + int(k) for k in np.flatnonzero(flo[at[j] : end] == lo[j])]
+        self._hi, self._lo = np.delete(fhi, gone), np.delete(flo, gone)
+
     def compact(self) -> None:
         """Fold every recent id into the sorted digest arrays (one linear insert)."""
         if not self._recent:

@@ -225,6 +225,15 @@ class ForecastDecisionPolicy:
         call: the gateway stores them with the alerts (``edge_runtime.alert_episodes``)."""
         return self.monitor.take_changes()
 
+    def take_order_changes(self) -> dict[str, tuple[float, str | None] | None]:
+        """Open orders opened, changed or closed (None) since the last call
+        (``Replenisher.take_changes``): the gateway stores them with the triggers."""
+        return self.replenisher.take_changes()
+
+    def restore_orders(self, orders: dict[str, tuple[float, str | None]]) -> None:
+        """The open orders as committed (``edge_runtime.open_orders``), after a restart."""
+        self.replenisher.restore(orders)
+
     def receive(self, events: Iterable) -> None:
         """Receipts close their SKU's open order (``Replenisher.receive``)."""
         for e in events:

@@ -35,7 +35,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ import numpy as np
 
 from configuration.command_options import add_log_options, port_number
 from edge_runtime.alert_episodes import AlertEpisodes
+from edge_runtime.anomaly_scores import score_close
 from edge_runtime.bundles import BundleTrust, install, verify
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.count_watch import CountWatch
@@ -51,6 +51,7 @@ from edge_runtime.day_close import DayCloseModel
 from edge_runtime.dead_letter_topic import dead_letter_messages
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
+from edge_runtime.event_archive import EventArchive
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
@@ -59,14 +60,15 @@ from edge_runtime.ledger import IngestResult, Ledger, LedgerError
 from edge_runtime.log_output import configure_logging
 from edge_runtime.messages import Message, with_decision_ids
 from edge_runtime.mqtt import MqttTransport
+from edge_runtime.open_orders import OpenOrderTable
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.phantom import PhantomDetector
-from edge_runtime.replenishment import OpenOrder
+from edge_runtime.retention import Retention, RetentionReport
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.state_changes import day_batches, rounds
 from edge_runtime.stock import SkuState, StockState, iso_utc
-from edge_runtime.store_failure import StoreError, store_failures_raised
+from edge_runtime.store_failure import StoreError, store_failures_raised, write_transaction
 from edge_runtime.uplink import Uplink
 from models.bundle import Bundle, BundleError
 
@@ -158,6 +160,11 @@ class Gateway:
         bundle = self._startup_bundle()
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.episodes = AlertEpisodes(self.ledger.connection)
+        self.orders = OpenOrderTable(self.ledger.connection)
+        archive = EventArchive(Path(cfg.gateway.state_dir) / "archive")
+        self.retention = Retention(cfg.retention, self.ledger, self.outbox, archive,
+                                   cfg.mqtt.enabled, self._forwarded_upto)  # fmt: skip
+        self._retain_at = time.monotonic() + cfg.retention.every_s
         self.hub_link = None
         self.policy = policy or _policy_from(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
@@ -259,6 +266,38 @@ class Gateway:
         self._snapshot_upto, self._snapshot_at = upto, time.monotonic()
         self._snapshot_ok, self._snapshot_soon = True, False
 
+    def _forwarded_upto(self) -> int | None:
+        """How far the hub link has forwarded the outbox (None: no hub; 0: not running yet)."""
+        if not self.cfg.hub.url:
+            return None
+        link = self.hub_link
+        return link.forwarded_upto(self.outbox.connection) if link is not None else 0
+
+    def run_retention(self) -> RetentionReport:
+        """Apply the ``[retention]`` bounds now (the worker does every ``every_s``): the
+        snapshots move first, since the events after them stay in the log."""
+        self._maybe_snapshot(force=True)
+        self.ledger.write_index()
+        # Under the ingest lock: every write on the ledger's connection is serialised by it
+        # (a bundle swap writes its decisions there too).
+        with self._lock:
+            report = self.retention.run(keep_from=self._snapshot_upto)
+        log.info("retention: %s", report)
+        return report
+
+    def _maybe_retain(self) -> None:
+        if not self.cfg.retention.enabled or time.monotonic() < self._retain_at:
+            return
+        more = False
+        try:
+            more = self.run_retention().more
+        except StoreError:
+            raise
+        except Exception:  # history only: the next run tries again
+            log.exception("retention failed; retried in %g s", self.cfg.retention.every_s)
+        finally:
+            self._retain_at = time.monotonic() + (1.0 if more else self.cfg.retention.every_s)
+
     def _prime(self) -> None:
         """Policy levels and uplink baseline from the ledger as it is (after a restart), and
         the stock-out episodes open when the gateway stopped (so none is opened again)."""
@@ -273,28 +312,22 @@ class Gateway:
             restore(self.episodes.load())
 
     def _restore_open_orders(self) -> None:
-        """After a restart: a SKU's last model-driven replenishment trigger published after its
-        last receipt is still an open order (no second order for it)."""
-        replenisher = getattr(self.policy, "replenisher", None)
-        if replenisher is None:
-            return
-        replenisher.open_orders.clear()  # what the outbox says, nothing staged in memory
-        latest: dict[str, dict] = {}
-        for payload in self.outbox.recent("replenishment", None, 1_000_000):
-            m = json.loads(payload)
-            if m.get("sku") and m["model_version"] != RulePolicy.version:
-                latest.setdefault(m["sku"], m)  # newest first
-        if not latest:
-            return
-        received = dict(
-            self.ledger.connection.execute(
-                "SELECT sku, max(ts_us) FROM events WHERE type = 'receipt' GROUP BY sku"
-            )
-        )
-        for sku, m in latest.items():
-            at_us = datetime.fromisoformat(m["event_time"]).timestamp() * 1e6
-            if at_us >= received.get(sku, -1):  # a receipt closes orders before review
-                replenisher.open_orders[sku] = OpenOrder(sku, float(m["recommended_qty"]))
+        """After a restart or a rollback: the open orders as committed (their own table)."""
+        restore = getattr(self.policy, "restore_orders", None)
+        if restore is not None:
+            restore(self.orders.load())
+
+    def _save_decided(self, conn, keep: bool = True) -> None:
+        """Store the stock-out episodes and open orders the decisions just changed, on
+        ``conn`` (inside the transaction that holds their messages); ``keep=False`` drops
+        them, as it drops the messages of seeded history."""
+        changes = self._episode_changes()
+        take = getattr(self.policy, "take_order_changes", None)
+        orders = take() if take is not None else {}
+        if keep and changes:
+            self.episodes.save(conn, changes)
+        if keep and orders:
+            self.orders.save(conn, orders)
 
     # ---- the model bundle --------------------------------------------------------------
 
@@ -333,6 +366,7 @@ class Gateway:
         forecasts = model.rescore(self.sales)
         self.model = model
         self.bundle_problem = None
+        self._score_anomalies()
         if isinstance(self.policy, ForecastDecisionPolicy):
             self.policy.use(forecasts, model.model_version)
         else:
@@ -377,8 +411,10 @@ class Gateway:
             messages = with_decision_ids(
                 self._review_all(states, forecasts, self._now_text()), occasion
             )
-            rows = self.outbox.put(messages, conn=None) if messages else []
-            self.episodes.save(self.ledger.connection, self._episode_changes())
+            # The new model's triggers, their open orders and episodes: one transaction.
+            with write_transaction(self.ledger.connection) as conn:
+                rows = self.outbox.put(messages, conn=conn) if messages else []
+                self._save_decided(conn)
             self._count_created(rows)
             self._fresh.extend(rows)
         self._wake.set()
@@ -448,11 +484,9 @@ class Gateway:
             messages.extend(self._decide_batch(conn, result))
             if result.events:
                 messages.extend(with_decision_ids(self._counts(result.events, states)))
-            changes = self._episode_changes()
             if not publish:  # seeded history: decided (state moves on) but nothing to send
                 messages.clear()
-            elif changes:
-                self.episodes.save(conn, changes)
+            self._save_decided(conn, keep=publish)
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
             if result.rejections and publish:  # with their dead letters, in this transaction
@@ -617,8 +651,21 @@ class Gateway:
             self.counters["policy_errors"] += 1
             return False
         self.policy.use(forecasts, self.model.model_version)
+        self._score_anomalies()
         self.counters["day_closes"] += 1
         return True
+
+    def _score_anomalies(self) -> None:
+        """The bundle's anomaly model on every SKU's last closed day, one batched call
+        (``edge_runtime.anomaly_scores``): what the theft and phantom detectors weigh until
+        the next close. A failure leaves them deciding on their own evidence."""
+        anomaly = None
+        if self.model is not None:
+            try:
+                anomaly = score_close(self.model.scorer, self.sales)
+            except Exception:
+                log.exception("anomaly model failed; the detectors decide without it")
+        self.shelf_watch.anomaly = anomaly
 
     def _day_close(
         self, conn, head, head_decided: bool, current: dict, as_of: int
@@ -651,8 +698,9 @@ class Gateway:
         mean, p90 = forecasts.mean[at, -1, 0], forecasts.p90[at, -1, 0]
         try:
             alerts = self.shelf_watch.phantom.check(
-                now, skus, np.array([on_hand[s] for s in skus]), mean, p90
-            )
+                now, skus, np.array([on_hand[s] for s in skus]), mean, p90,
+                self.shelf_watch.anomaly,
+            )  # fmt: skip
         except Exception:
             log.exception("phantom check failed; events kept, no phantom alerts")
             self.counters["policy_errors"] += 1
@@ -898,6 +946,7 @@ class Gateway:
                 self._pump()
                 self._maybe_flush_uplink()
                 self._maybe_snapshot()
+                self._maybe_retain()
             except StoreError as err:
                 self._store_failed(err, "outgoing messages wait in memory and in the outbox")
             except Exception:

@@ -123,6 +123,17 @@ class JetStreamUplink:
         ).fetchone()
         return n, (time.time() - oldest) if oldest else 0.0
 
+    def forwarded_upto(self, conn: sqlite3.Connection) -> int:
+        """The highest outbox position the link is done with: what retention may delete up to
+        (read on ``conn``, the caller's connection to the same file).
+
+        The newest stock message at or below the cursor stays: the next one forwarded names it
+        as its ``Shelfcast-Prev-Seq``, and the hub tells a gap from a repeat by it."""
+        row = conn.execute(
+            "SELECT max(seq) FROM outbox WHERE kind = 'uplink' AND seq <= ?", (self.cursor,)
+        ).fetchone()
+        return self.cursor if not row[0] else min(self.cursor, row[0] - 1)
+
     def _save_cursor(self, seq: int) -> None:
         self._conn.execute("INSERT OR REPLACE INTO jetstream_cursor VALUES ('hub', ?)", (seq,))
         self.cursor = seq

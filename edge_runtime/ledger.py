@@ -48,15 +48,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from edge_runtime.event_archive import EventArchive
 from edge_runtime.event_ids import EventIds
 from edge_runtime.events import LEDGER_TYPES, Event, Rejection, parse_events, raw_text
 from edge_runtime.ledger_index import IndexSnapshot, load_index, save_index
-from edge_runtime.plausibility import DEFAULT, Plausibility
+from edge_runtime.ledger_migrations import SCHEMA_VERSION, TABLES, MigrationError, migrate
+from edge_runtime.log_archiving import archivable_units, base_state, move_unit, recover
+from edge_runtime.plausibility import DAY_US, DEFAULT, Plausibility
 from edge_runtime.stock import STATE_FIELDS, Conflict, SkuState, StockState, apply, fold, iso_utc
 from edge_runtime.store_failure import StoreError, StoreHealth, is_store_failure, write_transaction
 from edge_runtime.writer_lock import WriterLock, WriterLockHeld
-
-SCHEMA_VERSION = "1"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -299,7 +302,7 @@ class Ledger:
             "busy_timeout=10000",  # other connections (outbox, readers) may hold the lock briefly
         ):
             self._conn.execute(f"PRAGMA {pragma}")
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(_SCHEMA + TABLES)
         buffer_changed = self._check_meta()
         self.index_path = self.path.with_name(self.path.name + ".index.npz")
         self._index_lock = threading.Lock()  # one snapshot writer at a time
@@ -310,6 +313,7 @@ class Ledger:
         self._reuse_hint = 0  # log position near which the last repeated ids were found
         self._last_id = ""  # event id at seq _next_seq - 1
         self._indexed_upto = self._load_log()
+        self._index_stale = False  # archiving shrank the lookups since the last snapshot
         if buffer_changed:
             self._refold_all()
         self._states: dict[str, SkuState] = {
@@ -350,8 +354,13 @@ class Ledger:
                 f"not {self.store_id!r}; use another state directory"
             )
         if meta.get("schema") != SCHEMA_VERSION:
-            raise LedgerError(f"{self.path} has ledger schema {meta.get('schema')!r}, "
-                              f"this code reads {SCHEMA_VERSION!r}")  # fmt: skip
+            try:
+                with write_transaction(self._conn):
+                    found = migrate(self._conn, meta.get("schema"), str(self.path))
+            except MigrationError as err:
+                raise LedgerError(str(err)) from None
+            log.warning("%s migrated from ledger schema %s to %s", self.path,
+                        meta.get("schema"), found)  # fmt: skip
         self.ledger_id = self._ledger_id()
         return meta.get("safety_buffer") != str(self.safety_buffer)
 
@@ -419,7 +428,7 @@ class Ledger:
         with self._index_lock:
             with self._lock:
                 upto, last_id = self._next_seq - 1, self._last_id
-                if upto == self._indexed_upto:
+                if upto == self._indexed_upto and not self._index_stale:
                     return
                 hi, lo = self._ids.folded()  # never mutated in place: no copy needed
                 positions = {k: array("q", v) for k, v in self._seqs.items()}
@@ -427,7 +436,7 @@ class Ledger:
                 self.index_path, IndexSnapshot(self.ledger_id, upto, last_id, hi, lo, positions)
             )
             self._indexed_upto = upto
-            self._index_soon = False
+            self._index_soon = self._index_stale = False
 
     def _index_if_due(self) -> None:
         if not self._index_soon and self._next_seq - 1 - self._indexed_upto < INDEX_EVERY:
@@ -764,7 +773,7 @@ class Ledger:
         for i in range(0, len(seqs), _ID_CHUNK):
             chunk = seqs[i : i + _ID_CHUNK]
             rows.extend(self._conn.execute(_FOLD_ROWS.format(",".join("?" * len(chunk))), chunk))
-        return fold(sku, rows, self.safety_buffer)
+        return fold(sku, rows, self.safety_buffer, base_state(self._conn, sku))
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -836,7 +845,10 @@ class Ledger:
                     if rows is None:
                         rows = by_sku[sku] = []
                     rows.append(row)
-            return {sku: fold(sku, rows, self.safety_buffer)[0] for sku, rows in by_sku.items()}
+            bases = {r[0]: SkuState(*r) for r in self._conn.execute("SELECT * FROM stock_base")}
+            out = {sku: fold(sku, rows, self.safety_buffer, bases.get(sku))[0]
+                   for sku, rows in by_sku.items()}  # fmt: skip
+            return bases | out  # a SKU whose events are all archived keeps its base state
 
     def states(self) -> dict[str, SkuState]:
         """A copy of the in-memory state of every SKU."""
@@ -858,6 +870,75 @@ class Ledger:
             memory = dict(self._states)
         skus = set(rebuilt) | set(stored) | set(memory)
         return sorted(k for k in skus if not (rebuilt.get(k) == stored.get(k) == memory.get(k)))
+
+    # ---- retention -----------------------------------------------------------------------
+
+    def archive_events(
+        self,
+        archive: EventArchive,
+        before_us: int,
+        keep_from: int | None = None,
+        limit: int = 200_000,
+    ) -> int:
+        """Move events older than ``before_us`` (event time; never closer to the ledger clock
+        than ``[ingest] max_late_days``) into ``archive``, keeping every event at or after log
+        position ``keep_from`` and this ledger's own index snapshot; at most about ``limit``
+        events per call, an hour of event time per transaction (``edge_runtime.log_archiving``).
+        Returns how many moved. State and re-folds are unchanged by it; an archived event sent
+        again is refused as older than the late bound, as it would be had it stayed."""
+        with self._lock:
+            recover(self._conn, archive)
+            late_us = round(self.bounds.max_late_days * DAY_US)
+            keep = min(self._indexed_upto, self._next_seq if keep_from is None else keep_from)
+            units = archivable_units(self._conn, min(before_us, self._clock_us - late_us), keep)
+        moved = 0
+        for unit in units:
+            if moved >= limit:
+                break
+            with self._lock:  # one unit at a time: ingest goes on between them
+                try:
+                    gone, ids = move_unit(self._conn, archive, unit, self.safety_buffer)
+                except StoreError as err:
+                    self.health.failed(err)
+                    raise
+                self._forget_positions(gone)
+                # Too old to be accepted again (the late bound refuses them first): their ids
+                # need neither memory nor room in the index snapshot.
+                self._ids.forget(ids)
+            moved += unit.rows
+            self._index_stale = True
+        if moved:  # the smaller lookups on disk too, so the next start loads no archived id
+            with contextlib.suppress(OSError):
+                self.write_index()
+        return moved
+
+    def prune_dead_letters(self, before_us: int, keep: int) -> int:
+        """Delete dead letters received before ``before_us`` and all but the newest ``keep``
+        (a flood of bad input must not fill the disk); returns how many."""
+        with self._lock:
+            try:
+                with write_transaction(self._conn):
+                    return self._conn.execute(
+                        "DELETE FROM dead_letters WHERE received_us < ? OR id <= "
+                        "(SELECT max(id) FROM dead_letters) - ?",
+                        (before_us, keep),
+                    ).rowcount
+            except StoreError as err:
+                self.health.failed(err)
+                raise
+
+    def _forget_positions(self, gone: dict[str, list[int]]) -> None:
+        """Drop archived log positions from the per-SKU lookup (re-folds start at the base)."""
+        for sku, seqs in gone.items():
+            held = self._seqs.get(sku)
+            if held is None:
+                continue
+            kept = np.frombuffer(held, dtype=np.int64)
+            kept = kept[~np.isin(kept, np.asarray(seqs, dtype=np.int64))]
+            if len(kept):
+                self._seqs[sku] = array("q", kept.tobytes())
+            else:
+                del self._seqs[sku]
 
     def checkpoint(self) -> None:
         """Copy the whole WAL into the database file now and truncate it (e.g. when idle)."""

@@ -181,6 +181,11 @@ class ReasonCode(StrEnum):
         "NO_SALES_IMPLAUSIBLE_FOR_FORECAST",
         "anomaly (phantom): no sales for so long the forecast makes it implausible with stock",
     )
+    ANOMALY_MODEL_FLAGGED = (
+        "ANOMALY_MODEL_FLAGGED",
+        "anomaly: the bundle's anomaly model scored the SKU's last closed day as anomalous "
+        "(evidence.anomaly_score below 0); it strengthens the detector's evidence",
+    )
 
     def __repr__(self) -> str:  # shown as the text it is on the wire
         return repr(self.value)

@@ -51,6 +51,7 @@ _INSERT = (
     "INSERT OR IGNORE INTO outbox (message_id, kind, sku, topic, payload, retain, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_PRUNE_CHUNK = 5000  # rows deleted per transaction by ``prune``
 _CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps statements small
 
 
@@ -179,14 +180,44 @@ class Outbox:
         )
         return [plain_payload(bytes(p)) for (p,) in cur]
 
-    def prune(self, keep_sent: int = 100_000) -> int:
-        """Delete all but the newest ``keep_sent`` sent rows (pending rows are never deleted)."""
-        cur = self._conn.execute(
-            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND seq <= "
-            "(SELECT seq FROM outbox WHERE sent_at IS NOT NULL ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-            (keep_sent,),
+    def prune(
+        self,
+        keep_sent: int = 100_000,
+        sent_before: float | None = None,
+        upto_seq: int | None = None,
+        require_sent: bool = True,
+    ) -> int:
+        """Delete delivered rows; returns how many. Delivered: marked sent (unless
+        ``require_sent`` is False: nothing publishes them, MQTT is off) and at or below
+        ``upto_seq`` when given (the hub link's cursor). Of those, every one created before
+        ``sent_before`` (POSIX s) goes, and all but the newest ``keep_sent``. Pending rows
+        are never deleted. In transactions of a few thousand rows: publishing goes on between."""
+        done = ["1"]
+        args: list = []
+        if require_sent:
+            done.append("sent_at IS NOT NULL")
+        if upto_seq is not None:
+            done.append("seq <= ?")
+            args.append(upto_seq)
+        where = " AND ".join(done)
+        row = self._conn.execute(
+            f"SELECT seq FROM outbox WHERE {where} ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (*args, keep_sent),
+        ).fetchone()
+        beyond = row[0] if row else 0  # rows at or below it are not among the newest keep_sent
+        old = "seq <= ?" if sent_before is None else "(seq <= ? OR created_at < ?)"
+        old_args = [beyond] if sent_before is None else [beyond, sent_before]
+        sql = (
+            f"DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE {where} AND {old}"
+            f" ORDER BY seq LIMIT {_PRUNE_CHUNK})"
         )
-        return cur.rowcount
+        deleted = 0
+        while True:
+            with write_transaction(self._conn):
+                n = self._conn.execute(sql, (*args, *old_args)).rowcount
+            deleted += n
+            if n < _PRUNE_CHUNK:
+                return deleted
 
     def close(self) -> None:
         self._conn.close()

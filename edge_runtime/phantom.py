@@ -26,11 +26,16 @@ all SKUs (one numpy pass for a whole store).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edge_runtime.demand_distribution import daily_sigma, prob_zero
 from edge_runtime.messages import ReasonCode
 from edge_runtime.shrink import ShrinkAlert
+
+if TYPE_CHECKING:
+    from edge_runtime.anomaly_scores import AnomalyScores
 
 DAY_S = 86400.0
 
@@ -103,12 +108,17 @@ class PhantomDetector:
         on_hand: np.ndarray,
         mean_daily: np.ndarray,
         p90_daily: np.ndarray,
+        anomaly: AnomalyScores | None = None,
     ) -> list[ShrinkAlert]:
-        """Alerts for SKUs in stock whose silence is less likely than ``alpha``."""
+        """Alerts for SKUs in stock whose silence is less likely than ``alpha``, times the
+        SKU's weight from the bundle's anomaly model when its scores are given
+        (``edge_runtime.anomaly_scores``)."""
         days = self.silent_days(now, skus)
         n_mean, n_var = self.sales_per_day(skus, mean_daily, p90_daily)
         p0 = prob_zero(n_mean * days, n_var * days)
-        hit = (np.asarray(on_hand) > 0) & (days >= self.min_silent_days) & (p0 < self.alpha)
+        weight = np.ones(len(skus)) if anomaly is None else anomaly.weights(skus)
+        bound = self.alpha * weight
+        hit = (np.asarray(on_hand) > 0) & (days >= self.min_silent_days) & (p0 < bound)
         alerts = []
         for i in np.flatnonzero(hit).tolist():
             sku = skus[i]
@@ -124,14 +134,11 @@ class PhantomDetector:
                 "p_zero_sales": float(p0[i]),
                 "alpha": self.alpha,
             }
-            alerts.append(
-                ShrinkAlert(
-                    "phantom",
-                    sku,
-                    now,
-                    (ReasonCode.NO_SALES_IMPLAUSIBLE_FOR_FORECAST,),
-                    evidence,
-                    float(1.0 - p0[i]),
-                )
-            )
+            reasons: tuple[str, ...] = (ReasonCode.NO_SALES_IMPLAUSIBLE_FOR_FORECAST,)
+            if anomaly is not None:
+                more, flagged = anomaly.evidence(sku)
+                evidence |= more
+                reasons += flagged
+            score = float(1.0 - p0[i] / weight[i])  # the model's doubt makes the silence count more
+            alerts.append(ShrinkAlert("phantom", sku, now, reasons, evidence, score))
         return alerts

@@ -200,6 +200,25 @@ class Replenisher:
         # Per-SKU master data: pack_size, moq, capacity (defaults 1, 0, unlimited).
         self.items = items or {}
         self.open_orders: dict[str, OpenOrder] = {}
+        # Orders opened, changed or closed (None) since the last ``take_changes``: what the
+        # gateway writes to the ``open_orders`` table in the transaction that decided them.
+        self._changes: dict[str, OpenOrder | None] = {}
+
+    def take_changes(self) -> dict[str, tuple[float, str | None] | None]:
+        """Orders opened or changed (quantity, order id) or closed (None) since the last call.
+
+        >>> r = Replenisher(lead_time_days=2)
+        >>> _ = r.review(["a"], np.array([5.0]), np.array([2.0]), np.array([3.0]))
+        >>> r.take_changes(), r.take_changes()
+        ({'a': (18.0, None)}, {})
+        """
+        changes, self._changes = self._changes, {}
+        return {k: None if o is None else (o.quantity, o.order_id) for k, o in changes.items()}
+
+    def restore(self, orders: dict[str, tuple[float, str | None]]) -> None:
+        """Open orders as committed (after a restart or a rollback); pending changes dropped."""
+        self.open_orders = {sku: OpenOrder(sku, q, oid) for sku, (q, oid) in orders.items()}
+        self._changes = {}
 
     def _item_array(self, skus: list[str], key: str, default: float) -> np.ndarray:
         items = self.items
@@ -245,7 +264,7 @@ class Replenisher:
                 float(plan.inventory_position[i]),
                 tuple(reasons),
             )
-            self.open_orders[sku] = OpenOrder(sku, trig.quantity)
+            self.open_orders[sku] = self._changes[sku] = OpenOrder(sku, trig.quantity)
             triggers.append(trig)
         return triggers
 
@@ -254,6 +273,7 @@ class Replenisher:
         if sku not in self.open_orders:
             raise KeyError(f"no open order for SKU {sku!r}")
         self.open_orders[sku].order_id = order_id
+        self._changes[sku] = self.open_orders[sku]
 
     def receive(self, sku: str, quantity: float, order_id: str | None = None) -> bool:
         """A receipt for ``sku`` (or for ``order_id``) closes its open order; True if one closed."""
@@ -263,4 +283,5 @@ class Replenisher:
         if order_id is not None and order.order_id is not None and order.order_id != order_id:
             return False  # a receipt for another order of this SKU
         del self.open_orders[sku]
+        self._changes[sku] = None
         return True

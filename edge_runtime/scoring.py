@@ -51,11 +51,15 @@ class Scorer:
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._inputs: dict[str, str] = {}
         self._outputs: dict[str, list[str]] = {}
+        self._widths: dict[str, int] = {}  # input columns each model declares
         for name, data in models.items():
             session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
             self._sessions[name] = session
             self._inputs[name] = session.get_inputs()[0].name
             self._outputs[name] = [o.name for o in session.get_outputs()]
+            width = session.get_inputs()[0].shape[-1]
+            if isinstance(width, int):
+                self._widths[name] = width
 
     @classmethod
     def from_bundle(cls, bundle, threads: int = 1) -> Scorer:
@@ -80,10 +84,11 @@ class Scorer:
         """Run ``model`` on ``features`` (rows x len(feature_names)); outputs by name."""
         session = self._sessions[self._session_name(model)]
         x = np.ascontiguousarray(features, dtype=np.float32)
-        if x.ndim != 2 or (self.feature_names and x.shape[1] != len(self.feature_names)):
+        width = self._widths.get(model, len(self.feature_names))
+        if x.ndim != 2 or (width and x.shape[1] != width):
             raise ScoringError(
                 f"{model}: feature matrix has shape {x.shape}; expected (rows, "
-                f"{len(self.feature_names)}) in the bundle's order ({', '.join(self.feature_names[:4])}, ...)"
+                f"{width}) in the bundle's order ({', '.join(self.feature_names[:4])}, ...)"
             )
         values = session.run(None, {self._inputs[model]: x})
         return dict(zip(self._outputs[model], values, strict=True))

@@ -27,8 +27,13 @@ ledger's on-hand and the day's forecast.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.shrink import RemovalMatcher, ShrinkAlert
+
+if TYPE_CHECKING:
+    from edge_runtime.anomaly_scores import AnomalyScores
 
 
 class ShelfWatch:
@@ -45,6 +50,9 @@ class ShelfWatch:
         self.phantom = phantom or PhantomDetector()
         self._shelf_level: dict[str, float] = {}  # last reading, in units
         self.unknown_weight_readings = 0
+        # The bundle's anomaly model's scores of the last closed day: theft alerts weighed by
+        # them (``edge_runtime.anomaly_scores``); None without a model.
+        self.anomaly: AnomalyScores | None = None
 
     def fresh(self) -> ShelfWatch:
         """The same watch (unit weights, windows, alpha) with no readings or sales remembered:
@@ -68,7 +76,7 @@ class ShelfWatch:
         elif kind == "shelf_units":
             self._shelf(sku, t, qty)
         elif kind == "rfid_exit":
-            return self.matcher.gate(sku, t, qty)
+            return self._weighed(self.matcher.gate(sku, t, qty))
         elif kind == "cycle_count":
             self.phantom.counted(sku, t)
         return []
@@ -106,4 +114,8 @@ class ShelfWatch:
 
     def advance(self, now: float) -> list[ShrinkAlert]:
         """Settle removals whose sale window closed by ``now``."""
-        return self.matcher.advance(now)
+        return self._weighed(self.matcher.advance(now))
+
+    def _weighed(self, alerts: list[ShrinkAlert]) -> list[ShrinkAlert]:
+        anomaly = self.anomaly
+        return alerts if anomaly is None or not alerts else [anomaly.weigh(a) for a in alerts]

@@ -330,14 +330,17 @@ def apply(
         _settle(s, before, event_id, order_id, qty, ts_us, conflicts)
 
 
-def fold(sku: str, rows, safety_buffer: int) -> tuple[SkuState, list[Conflict]]:
-    """Fold ``(type, qty, ts_us, event_id, order_id)`` rows of one SKU, sorting them by event time.
+def fold(
+    sku: str, rows, safety_buffer: int, start: SkuState | None = None
+) -> tuple[SkuState, list[Conflict]]:
+    """Fold ``(type, qty, ts_us, event_id, order_id)`` rows of one SKU, sorting them by event time,
+    onto a copy of ``start`` (the state of the SKU's earlier events, archived) or a new state.
 
     >>> s, _ = fold("A", [("cycle_count", 5, 10, "c"), ("sale", 1, 5, "s")], 0)
     >>> s.on_hand, s.shrink
     (5, 0)
     """
-    state = SkuState(sku)
+    state = start.copy() if start is not None else SkuState(sku)
     conflicts: list[Conflict] = []
     for row in sorted(rows, key=lambda r: (r[2], r[3])):
         apply(state, row[0], row[1], row[2], row[3], row[4] if len(row) > 4 else None,
