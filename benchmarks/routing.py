@@ -34,9 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
+from configuration.data_dir import require  # noqa: E402
 from hub.fulfilment_cost import CostModel  # noqa: E402
 from hub.routing import Router  # noqa: E402
-from configuration.data_dir import require  # noqa: E402
 from shelfcast.network_places import DCS, STORES  # noqa: E402
 from shelfcast.network_twin import (  # noqa: E402
     NetworkData,
