@@ -5,7 +5,8 @@
 Everything real, on this machine over loopback: Mosquitto runs the shipped settings
 (``edge_runtime/mosquitto.conf``); the gateway is ``shelfcast run`` in a process of its own, its
 ledger a copy of one holding 1M events of history (``benchmarks/history.py``: Online Retail II,
-every country as one store, 5,000 SKUs); the tills are another process, a paho client publishing
+every country as one store, 5,000 SKUs), deciding with a signed model bundle as in production
+(``benchmarks/latency.py``'s; ``--policy rules`` runs without one); the tills are another process, a paho client publishing
 one event per QoS 1 message at 1,200 events/s (the events after the history, repeated in passes
 shifted in time when more are needed) and recording which got a PUBACK; a replenishment system
 is a third process, subscribed (persistent session, QoS 1) to the alert and conflict topics
@@ -196,7 +197,11 @@ def provision_session(port: int) -> None:
     client.loop_stop()
 
 
-def spawn_gateway(state: Path, port: int, log_file: Path) -> subprocess.Popen:
+def spawn_gateway(
+    state: Path, port: int, log_file: Path, model_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """``shelfcast run`` on ``state``; ``model_env`` configures its signed bundle (none: the
+    rules decide)."""
     env = {
         **os.environ,
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -206,6 +211,7 @@ def spawn_gateway(state: Path, port: int, log_file: Path) -> subprocess.Popen:
         "SHELFCAST_MQTT_PORT": str(port),
         "SHELFCAST_MQTT_RECONNECT_MIN_S": "0.1",
         "SHELFCAST_MQTT_RECONNECT_MAX_S": "0.5",
+        **(model_env or {}),
     }
     with open(log_file, "ab") as log:
         return subprocess.Popen(
@@ -221,14 +227,19 @@ def cpu_s(pid: int) -> float:
 
 
 def restart(
-    state: Path, port: int, log_file: Path, spawned: list[list[float]], wait: bool
+    state: Path,
+    port: int,
+    log_file: Path,
+    spawned: list[list[float]],
+    wait: bool,
+    model_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, dict]:
     """Spawn the gateway; with ``wait``, until its first commit: the wall and CPU seconds the
     process took to get there (polled every 10 ms: up to that much late)."""
     ledger = state / "ledger.sqlite"
     upto = read(ledger, "SELECT max(seq) FROM events")[0][0]
     born = time.time()
-    gw = spawn_gateway(state, port, log_file)
+    gw = spawn_gateway(state, port, log_file, model_env)
     spawned.append([born, float("inf")])
     first = {"upto": upto, "wall_s": None, "cpu_s": None}
     deadline = time.monotonic() + 120
@@ -349,9 +360,25 @@ def _mosquitto_version() -> str:
     return out.splitlines()[0] if out else "?"
 
 
+def gateway_model(policy: str) -> tuple[dict[str, str], str]:
+    """The gateway's environment for ``--policy`` and how the figures name it: ``model`` is
+    the production path, a signed bundle (``benchmarks/latency.py``'s, trained once) verified
+    against the training key's public half; ``rules`` runs without a bundle."""
+    if policy == "rules":
+        return {}, "rules (no model bundle)"
+    from benchmarks.latency import latency_bundle
+    from training.signing_key import public_key_path, signing_key_path
+
+    bundle = latency_bundle(ROOT / "var/bench/latency_bundle")
+    key = public_key_path(signing_key_path()).resolve()
+    env = {"SHELFCAST_BUNDLE": str(bundle), "SHELFCAST_MODEL_PUBLIC_KEY": str(key)}
+    return env, f"signed model bundle {bundle.name}"
+
+
 def run(args: argparse.Namespace, work: Path) -> dict:
     rng = random.Random(args.seed)
     result: dict = {"machine": machine(mosquitto=_mosquitto_version())}
+    model_env, policy = gateway_model(args.policy)
     broker = Mosquitto(work / "broker", overrides={"autosave_interval": "60"}).start()
     state = work / "state"
     info = copy_ledger(args.history, state)
@@ -375,7 +402,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         stop_tills = mp.Event()
         provision_session(broker.port)
         t = time.time()
-        gw = spawn_gateway(state, broker.port, log_file)
+        gw = spawn_gateway(state, broker.port, log_file, model_env)
         tills = mp.Process(target=_tills_main, args=(broker.port, str(write_events(
             live, work / "live.jsonl")), args.rate, str(tills_out), stop_tills))  # fmt: skip
         tills.start()
@@ -396,7 +423,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
                 spawned[-1][1] = time.time()
             during_startup += early
             next_early = (k + 1) % 5 == 4 and k + 1 < args.kills
-            gw, first = restart(state, broker.port, log_file, spawned, wait=not next_early)
+            gw, first = restart(state, broker.port, log_file, spawned, not next_early, model_env)
             startup.append(first)
         time.sleep(2.0)
         stop_tills.set()
@@ -422,7 +449,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         filler.start()
         filler.join()
         backlog_acked = set(json.loads(backlog_out.read_text()))
-        gw, first = restart(state, broker.port, log_file, spawned, wait=True)
+        gw, first = restart(state, broker.port, log_file, spawned, True, model_env)
         startup.append(first)
         upto = first["upto"]
         wait_until(lambda: logged() >= len(acked_ids) + len(backlog_acked), 300)
@@ -492,7 +519,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         live_events_acked=len(acked_ids),
         rate_events_per_s=args.rate,
         broker_settings="edge_runtime/mosquitto.conf (shipped), on loopback",
-        policy="rules (no model bundle)",
+        policy=policy,
     )
     print("full-disk episode ...", file=sys.stderr)
     result.update(disk_full_figures(args.disk_full_events, args.disk_full_stall_s))
@@ -529,6 +556,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int)
     parser.add_argument("--history", type=int, default=1_000_000, help="events of history")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--policy",
+        choices=("model", "rules"),
+        default="model",
+        help="decide with a signed model bundle (the production path) or the rules",
+    )
     parser.add_argument(
         "--disk-full-events", type=int, default=40_000, help="real events of the full-disk episode"
     )
