@@ -72,7 +72,6 @@ from models.bundle import Bundle, BundleError
 
 log = logging.getLogger(__name__)
 
-WINDOW = 1000  # outbox rows handed to paho and not yet acknowledged, at most
 GROUP_MAX_EVENTS = min(
     5000, MAX_EVENTS_PER_PAYLOAD
 )  # events per ledger transaction on the MQTT path
@@ -835,7 +834,7 @@ class Gateway:
         if t.broker_dropped is not None:  # upstream losses, for /metrics (see edge_runtime.mqtt)
             self.counters["broker_dropped"] = t.broker_dropped
         if t.connected:
-            self._publish_fresh_or_backlog(fresh, WINDOW - t.inflight)
+            self._publish_fresh_or_backlog(fresh, t.window - t.inflight)
         else:
             self._backlog = True
         now = time.monotonic()
