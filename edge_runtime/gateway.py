@@ -626,9 +626,12 @@ class Gateway:
         but the one whose event closed the day (just decided); and the phantom-inventory check
         on the new forecasts. Their decision ids' epoch is the day that closed."""
         buffer = self.ledger.safety_buffer
+        stored = self.ledger.folded_states()  # the SKUs not in ``current`` are as committed
         states = []
-        for row in conn.execute("SELECT * FROM stock"):
-            s = current[row[0]] if row[0] in current else SkuState(*row)
+        # The stock table gives the SKUs in the order decisions have always been made in;
+        # their states come from memory (no row is read back and rebuilt).
+        for (sku,) in conn.execute("SELECT sku FROM stock ORDER BY rowid"):
+            s = current[sku] if sku in current else stored[sku]
             if s is not None:
                 states.append(StockState.of(s, buffer, max(as_of, s.last_us)))
         others = [s for s in states if not (head_decided and s.sku == head.sku)]
