@@ -190,6 +190,7 @@ class Gateway:
         self._store_problem: str | None = None  # the ledger refused a write; not yet resolved
         self._snapshot_at = time.monotonic()
         self._snapshot_ok = True  # False after a failed write: then at most one try a minute
+        self._snapshot_writer: threading.Thread | None = None  # writing one now, when alive
         self._last_mark = 0.0
         self.counters = {
             "ingested": 0,
@@ -242,12 +243,27 @@ class Gateway:
         return upto, dump_derived(snap)
 
     def _maybe_snapshot(self, force: bool = False) -> None:
-        """Save the derived state (and the ledger's lookups) when due; written outside the lock."""
+        """Save the derived state when due: copied under the lock, written (and fsynced) by a
+        thread of its own, so the worker goes back to ingesting at once; ``force`` (at close)
+        writes here, after any write still under way."""
+        writer = self._snapshot_writer
+        if writer is not None and writer.is_alive():
+            if not force:
+                return  # one write at a time; the next is due again after it
+            writer.join()
         with self._lock:
             taken = self._snapshot_blob(force)
         if taken is None:
             return
-        upto, blob = taken
+        if force:
+            self._write_snapshot(*taken)
+            return
+        self._snapshot_writer = threading.Thread(
+            target=self._write_snapshot, args=taken, name="derived-snapshot", daemon=True
+        )
+        self._snapshot_writer.start()
+
+    def _write_snapshot(self, upto: int, blob: bytes) -> None:
         try:
             write_derived(self.derived_path, blob)
         except OSError as err:  # a full disk: only a slower next start; retried a minute on
