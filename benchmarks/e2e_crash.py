@@ -24,7 +24,8 @@ Figures (top-level JSON keys):
   the history plus every PUBACKed event; ``verify_mismatch_skus``: the ledger against its own log.
 - ``alert_ids_reissued``: alert keys (store, SKU, kind, epoch) the consumer received under more
   than one ``message_id``. The epoch is the message's ``epoch`` field when the gateway sends one,
-  else its ``cause_event_id`` (``alert_key_epoch`` says which was used).
+  else its ``cause_event_id``, else (a day close's decisions) its ``event_time``
+  (``alert_key_epoch`` says which was used).
 - ``restart_to_first_ack_s``: per restart, from spawning the process to its first commit (the
   commit's time is stored with each logged event; the acknowledgement to the broker follows the
   commit): median and max, over the restarts that lived long enough to commit. Every fifth kill
@@ -128,7 +129,8 @@ def _consumer_main(port: int, out: str, stop) -> None:
     def on_message(client, userdata, msg):
         m = json.loads(msg.payload)
         got.append({k: m.get(k) for k in
-                    ("message_id", "kind", "sku", "store_id", "cause_event_id", "epoch")})  # fmt: skip
+                    ("message_id", "kind", "sku", "store_id", "cause_event_id", "epoch",
+                     "event_time")})  # fmt: skip
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="replenishment",
                          clean_session=False)  # fmt: skip
@@ -302,7 +304,11 @@ def alert_reissues(received: list[dict]) -> tuple[int, int, str]:
     for m in received:
         if m["kind"] == "conflict":
             continue
-        epoch = m.get("epoch") if uses_epoch else m.get("cause_event_id")
+        # A decision no single event made (a store day's close re-deciding every SKU, a
+        # detector's conclusion) has no cause: it is known by when it was decided, so the
+        # closes of two days are two decisions, not one re-issued.
+        cause = m.get("cause_event_id") or f"at:{m.get('event_time')}"
+        epoch = m.get("epoch") if uses_epoch else cause
         ids_by_key[(m["store_id"], m["sku"], m["kind"], epoch)].add(m["message_id"])
     reissued = sum(1 for ids in ids_by_key.values() if len(ids) > 1)
     return (
