@@ -5,7 +5,8 @@
 Everything real, on this machine over loopback: Mosquitto runs the shipped settings
 (``edge_runtime/mosquitto.conf``); the gateway is ``shelfcast run`` in a process of its own, its
 ledger a copy of one holding 1M events of history (``benchmarks/history.py``: Online Retail II,
-every country as one store, 5,000 SKUs); the tills are another process, a paho client publishing
+every country as one store, 5,000 SKUs), deciding with a signed model bundle as in production
+(``benchmarks/latency.py``'s; ``--policy rules`` runs without one); the tills are another process, a paho client publishing
 one event per QoS 1 message at 1,200 events/s (the events after the history, repeated in passes
 shifted in time when more are needed) and recording which got a PUBACK; a replenishment system
 is a third process, subscribed (persistent session, QoS 1) to the alert and conflict topics
@@ -23,7 +24,8 @@ Figures (top-level JSON keys):
   the history plus every PUBACKed event; ``verify_mismatch_skus``: the ledger against its own log.
 - ``alert_ids_reissued``: alert keys (store, SKU, kind, epoch) the consumer received under more
   than one ``message_id``. The epoch is the message's ``epoch`` field when the gateway sends one,
-  else its ``cause_event_id`` (``alert_key_epoch`` says which was used).
+  else its ``cause_event_id``, else (a day close's decisions) its ``event_time``
+  (``alert_key_epoch`` says which was used).
 - ``restart_to_first_ack_s``: per restart, from spawning the process to its first commit (the
   commit's time is stored with each logged event; the acknowledgement to the broker follows the
   commit): median and max, over the restarts that lived long enough to commit. Every fifth kill
@@ -127,7 +129,8 @@ def _consumer_main(port: int, out: str, stop) -> None:
     def on_message(client, userdata, msg):
         m = json.loads(msg.payload)
         got.append({k: m.get(k) for k in
-                    ("message_id", "kind", "sku", "store_id", "cause_event_id", "epoch")})  # fmt: skip
+                    ("message_id", "kind", "sku", "store_id", "cause_event_id", "epoch",
+                     "event_time")})  # fmt: skip
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="replenishment",
                          clean_session=False)  # fmt: skip
@@ -196,7 +199,11 @@ def provision_session(port: int) -> None:
     client.loop_stop()
 
 
-def spawn_gateway(state: Path, port: int, log_file: Path) -> subprocess.Popen:
+def spawn_gateway(
+    state: Path, port: int, log_file: Path, model_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """``shelfcast run`` on ``state``; ``model_env`` configures its signed bundle (none: the
+    rules decide)."""
     env = {
         **os.environ,
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -206,6 +213,7 @@ def spawn_gateway(state: Path, port: int, log_file: Path) -> subprocess.Popen:
         "SHELFCAST_MQTT_PORT": str(port),
         "SHELFCAST_MQTT_RECONNECT_MIN_S": "0.1",
         "SHELFCAST_MQTT_RECONNECT_MAX_S": "0.5",
+        **(model_env or {}),
     }
     with open(log_file, "ab") as log:
         return subprocess.Popen(
@@ -221,14 +229,19 @@ def cpu_s(pid: int) -> float:
 
 
 def restart(
-    state: Path, port: int, log_file: Path, spawned: list[list[float]], wait: bool
+    state: Path,
+    port: int,
+    log_file: Path,
+    spawned: list[list[float]],
+    wait: bool,
+    model_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, dict]:
     """Spawn the gateway; with ``wait``, until its first commit: the wall and CPU seconds the
     process took to get there (polled every 10 ms: up to that much late)."""
     ledger = state / "ledger.sqlite"
     upto = read(ledger, "SELECT max(seq) FROM events")[0][0]
     born = time.time()
-    gw = spawn_gateway(state, port, log_file)
+    gw = spawn_gateway(state, port, log_file, model_env)
     spawned.append([born, float("inf")])
     first = {"upto": upto, "wall_s": None, "cpu_s": None}
     deadline = time.monotonic() + 120
@@ -291,7 +304,11 @@ def alert_reissues(received: list[dict]) -> tuple[int, int, str]:
     for m in received:
         if m["kind"] == "conflict":
             continue
-        epoch = m.get("epoch") if uses_epoch else m.get("cause_event_id")
+        # A decision no single event made (a store day's close re-deciding every SKU, a
+        # detector's conclusion) has no cause: it is known by when it was decided, so the
+        # closes of two days are two decisions, not one re-issued.
+        cause = m.get("cause_event_id") or f"at:{m.get('event_time')}"
+        epoch = m.get("epoch") if uses_epoch else cause
         ids_by_key[(m["store_id"], m["sku"], m["kind"], epoch)].add(m["message_id"])
     reissued = sum(1 for ids in ids_by_key.values() if len(ids) > 1)
     return (
@@ -349,9 +366,25 @@ def _mosquitto_version() -> str:
     return out.splitlines()[0] if out else "?"
 
 
+def gateway_model(policy: str) -> tuple[dict[str, str], str]:
+    """The gateway's environment for ``--policy`` and how the figures name it: ``model`` is
+    the production path, a signed bundle (``benchmarks/latency.py``'s, trained once) verified
+    against the training key's public half; ``rules`` runs without a bundle."""
+    if policy == "rules":
+        return {}, "rules (no model bundle)"
+    from benchmarks.latency import latency_bundle
+    from training.signing_key import public_key_path, signing_key_path
+
+    bundle = latency_bundle(ROOT / "var/bench/latency_bundle")
+    key = public_key_path(signing_key_path()).resolve()
+    env = {"SHELFCAST_BUNDLE": str(bundle), "SHELFCAST_MODEL_PUBLIC_KEY": str(key)}
+    return env, f"signed model bundle {bundle.name}"
+
+
 def run(args: argparse.Namespace, work: Path) -> dict:
     rng = random.Random(args.seed)
     result: dict = {"machine": machine(mosquitto=_mosquitto_version())}
+    model_env, policy = gateway_model(args.policy)
     broker = Mosquitto(work / "broker", overrides={"autosave_interval": "60"}).start()
     state = work / "state"
     info = copy_ledger(args.history, state)
@@ -375,7 +408,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         stop_tills = mp.Event()
         provision_session(broker.port)
         t = time.time()
-        gw = spawn_gateway(state, broker.port, log_file)
+        gw = spawn_gateway(state, broker.port, log_file, model_env)
         tills = mp.Process(target=_tills_main, args=(broker.port, str(write_events(
             live, work / "live.jsonl")), args.rate, str(tills_out), stop_tills))  # fmt: skip
         tills.start()
@@ -396,7 +429,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
                 spawned[-1][1] = time.time()
             during_startup += early
             next_early = (k + 1) % 5 == 4 and k + 1 < args.kills
-            gw, first = restart(state, broker.port, log_file, spawned, wait=not next_early)
+            gw, first = restart(state, broker.port, log_file, spawned, not next_early, model_env)
             startup.append(first)
         time.sleep(2.0)
         stop_tills.set()
@@ -422,7 +455,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         filler.start()
         filler.join()
         backlog_acked = set(json.loads(backlog_out.read_text()))
-        gw, first = restart(state, broker.port, log_file, spawned, wait=True)
+        gw, first = restart(state, broker.port, log_file, spawned, True, model_env)
         startup.append(first)
         upto = first["upto"]
         wait_until(lambda: logged() >= len(acked_ids) + len(backlog_acked), 300)
@@ -492,7 +525,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         live_events_acked=len(acked_ids),
         rate_events_per_s=args.rate,
         broker_settings="edge_runtime/mosquitto.conf (shipped), on loopback",
-        policy="rules (no model bundle)",
+        policy=policy,
     )
     print("full-disk episode ...", file=sys.stderr)
     result.update(disk_full_figures(args.disk_full_events, args.disk_full_stall_s))
@@ -529,6 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int)
     parser.add_argument("--history", type=int, default=1_000_000, help="events of history")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--policy",
+        choices=("model", "rules"),
+        default="model",
+        help="decide with a signed model bundle (the production path) or the rules",
+    )
     parser.add_argument(
         "--disk-full-events", type=int, default=40_000, help="real events of the full-disk episode"
     )

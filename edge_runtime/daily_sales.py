@@ -99,10 +99,11 @@ class UnitsHistory:
         # A new SKU's row stays NaN for the days before it (they did not exist for it).
 
     def matrix(self, skus: list[str]) -> np.ndarray:
-        """Rows for ``skus`` (all NaN for one never seen), days in no particular order."""
+        """Rows for ``skus`` (all NaN for one never seen), days in no particular order, as
+        stored (float32: what the buffer sorts, at half the cost of float64)."""
         rows = self.rows
         idx = np.fromiter((rows.get(s, -1) for s in skus), dtype=np.int64, count=len(skus))
-        out = self._m[np.maximum(idx, 0)].astype(np.float64)
+        out = self._m[np.maximum(idx, 0)]
         out[idx < 0] = np.nan
         return out
 

@@ -336,29 +336,31 @@ class ForecastDecisionPolicy:
             skus, rows.mean_protect, sigma, atp, on_order, buffer=rows.buffer
         )
         at = {s.sku: i for i, s in enumerate(rows.states)}
+        protection_days = self.settings.protection_days
+        safety_rule = "z_sigma" if rows.buffer is None else "marginal_buffer"
         out: list[Message] = []
         for t in triggers:
             i = at[t.sku]
             s, cause = rows.states[i], rows.causes[i]
+            evidence = {
+                "forecast_mean_daily": round(float(rows.mean_protect[i]), 3),
+                "forecast_p90_daily": round(float(rows.p90_protect[i]), 3),
+                "protection_days": protection_days,
+                "safety_rule": safety_rule,
+            }
             msg = t.to_message(
                 self.store_id,
                 self.version,
                 datetime.fromisoformat(rows.when[i]),
+                evidence=evidence,
                 atp=s.available,
                 on_hand=s.on_hand,
                 reserved=s.reserved,
                 confidence=s.confidence,
                 horizon_hours=24.0 * self.settings.lead_time_days,
+                cause_event_id=cause.event_id if cause else None,
             )
-            evidence = {
-                **msg.evidence,
-                "forecast_mean_daily": round(float(rows.mean_protect[i]), 3),
-                "forecast_p90_daily": round(float(rows.p90_protect[i]), 3),
-                "protection_days": self.settings.protection_days,
-                "safety_rule": "z_sigma" if rows.buffer is None else "marginal_buffer",
-            }
-            cause_id = cause.event_id if cause else None
-            out.append(msg.model_copy(update={"evidence": evidence, "cause_event_id": cause_id}))
+            out.append(msg)
         return out
 
     def _out_alert(self, s: StockState, cause: Cause | None, when: str | None) -> StockoutAlert:

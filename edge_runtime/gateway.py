@@ -74,7 +74,6 @@ from models.bundle import Bundle, BundleError
 
 log = logging.getLogger(__name__)
 
-WINDOW = 1000  # outbox rows handed to paho and not yet acknowledged, at most
 GROUP_MAX_EVENTS = min(
     5000, MAX_EVENTS_PER_PAYLOAD
 )  # events per ledger transaction on the MQTT path
@@ -198,6 +197,7 @@ class Gateway:
         self._store_problem: str | None = None  # the ledger refused a write; not yet resolved
         self._snapshot_at = time.monotonic()
         self._snapshot_ok = True  # False after a failed write: then at most one try a minute
+        self._snapshot_writer: threading.Thread | None = None  # writing one now, when alive
         self._last_mark = 0.0
         self.counters = {
             "ingested": 0,
@@ -251,12 +251,27 @@ class Gateway:
         return upto, dump_derived(snap)
 
     def _maybe_snapshot(self, force: bool = False) -> None:
-        """Save the derived state (and the ledger's lookups) when due; written outside the lock."""
+        """Save the derived state when due: copied under the lock, written (and fsynced) by a
+        thread of its own, so the worker goes back to ingesting at once; ``force`` (at close)
+        writes here, after any write still under way."""
+        writer = self._snapshot_writer
+        if writer is not None and writer.is_alive():
+            if not force:
+                return  # one write at a time; the next is due again after it
+            writer.join()
         with self._lock:
             taken = self._snapshot_blob(force)
         if taken is None:
             return
-        upto, blob = taken
+        if force:
+            self._write_snapshot(*taken)
+            return
+        self._snapshot_writer = threading.Thread(
+            target=self._write_snapshot, args=taken, name="derived-snapshot", daemon=True
+        )
+        self._snapshot_writer.start()
+
+    def _write_snapshot(self, upto: int, blob: bytes) -> None:
         try:
             write_derived(self.derived_path, blob)
         except OSError as err:  # a full disk: only a slower next start; retried a minute on
@@ -675,9 +690,12 @@ class Gateway:
         but the one whose event closed the day (just decided); and the phantom-inventory check
         on the new forecasts. Their decision ids' epoch is the day that closed."""
         buffer = self.ledger.safety_buffer
+        stored = self.ledger.folded_states()  # the SKUs not in ``current`` are as committed
         states = []
-        for row in conn.execute("SELECT * FROM stock"):
-            s = current[row[0]] if row[0] in current else SkuState(*row)
+        # The stock table gives the SKUs in the order decisions have always been made in;
+        # their states come from memory (no row is read back and rebuilt).
+        for (sku,) in conn.execute("SELECT sku FROM stock ORDER BY rowid"):
+            s = current[sku] if sku in current else stored[sku]
             if s is not None:
                 states.append(StockState.of(s, buffer, max(as_of, s.last_us)))
         others = [s for s in states if not (head_decided and s.sku == head.sku)]
@@ -884,7 +902,7 @@ class Gateway:
         if t.broker_dropped is not None:  # upstream losses, for /metrics (see edge_runtime.mqtt)
             self.counters["broker_dropped"] = t.broker_dropped
         if t.connected:
-            self._publish_fresh_or_backlog(fresh, WINDOW - t.inflight)
+            self._publish_fresh_or_backlog(fresh, t.window - t.inflight)
         else:
             self._backlog = True
         now = time.monotonic()

@@ -44,9 +44,10 @@ import threading
 import time
 import uuid
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -855,6 +856,12 @@ class Ledger:
         with self._lock:
             self._settle()
             return {k: s.copy() for k, s in self._states.items()}
+
+    def folded_states(self) -> Mapping[str, SkuState]:
+        """The live in-memory state of every SKU, read-only and not copied: for a
+        ``before_commit`` hook (it runs under the ledger's lock), where the SKUs of the open
+        batch are already folded and every other SKU is as committed."""
+        return MappingProxyType(self._states)
 
     def stored_states(self) -> dict[str, SkuState]:
         """The snapshot as stored in the ``stock`` table."""

@@ -138,8 +138,11 @@ class OrderTrigger:
     inventory_position: float
     reason_codes: tuple[str, ...]
 
-    def to_message(self, store_id: str, model_version: str, event_time=None, **stock):
-        """The outgoing ``ReplenishmentAlert``; ``stock`` may add atp, on_hand, reserved.
+    def to_message(
+        self, store_id: str, model_version: str, event_time=None, evidence=None, **stock
+    ):
+        """The outgoing ``ReplenishmentAlert``; ``evidence`` adds to the trigger's numbers,
+        ``stock`` may add atp, on_hand, reserved (and any other field of the message).
 
         >>> t = OrderTrigger("A", 24.0, 30.5, 6.5, 4.0, ("BELOW_ORDER_UP_TO",))
         >>> m = t.to_message("S1", "m1", atp=4.0)
@@ -159,6 +162,7 @@ class OrderTrigger:
             evidence={
                 "safety_stock": self.safety_stock,
                 "inventory_position": self.inventory_position,
+                **(evidence or {}),
             },
             **stock,
         )
@@ -222,6 +226,8 @@ class Replenisher:
 
     def _item_array(self, skus: list[str], key: str, default: float) -> np.ndarray:
         items = self.items
+        if not items:  # no master data (the gateway's case): a day's close reviews every SKU
+            return np.full(len(skus), default, dtype=np.float64)
         return np.fromiter(
             (items.get(s, {}).get(key, default) for s in skus), dtype=np.float64, count=len(skus)
         )

@@ -33,7 +33,7 @@ available-to-promise is never negative.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -190,22 +190,32 @@ class StockState:
 
     @classmethod
     def of(cls, s: SkuState, safety_buffer: int, as_of_us: int) -> StockState:
-        return cls(
-            sku=s.sku,
-            on_hand=s.on_hand,
-            reserved=s.reserved,
-            safety_buffer=safety_buffer,
-            available=max(0, s.on_hand - s.reserved - safety_buffer),
-            confidence=confidence(s.last_count_us, s.first_us, s.discrepancy, as_of_us),
-            last_count_time=iso_utc(s.last_count_us),
-            last_event_time=iso_utc(s.last_us) if s.events else None,
-            shrink=s.shrink,
-            gain=s.gain,
-            sold=s.sold,
-            received=s.received,
-            damaged=s.damaged,
-            events=s.events,
-        )
+        values = (
+            s.sku,
+            s.on_hand,
+            s.reserved,
+            safety_buffer,
+            max(0, s.on_hand - s.reserved - safety_buffer),
+            confidence(s.last_count_us, s.first_us, s.discrepancy, as_of_us),
+            iso_utc(s.last_count_us),
+            iso_utc(s.last_us) if s.events else None,
+            s.shrink,
+            s.gain,
+            s.sold,
+            s.received,
+            s.damaged,
+            s.events,
+        )  # in field order
+        # Why not cls(...): a frozen dataclass's __init__ sets each field through
+        # object.__setattr__, twice the cost of the slots' own setters; this runs for every
+        # SKU at every store day's close and for every decided state change.
+        state = object.__new__(cls)
+        for put, value in zip(_STOCK_STATE_SETTERS, values, strict=True):
+            put(state, value)
+        return state
+
+
+_STOCK_STATE_SETTERS = tuple(getattr(StockState, f.name).__set__ for f in fields(StockState))
 
 
 def _settle(s: SkuState, before: int, event_id: str, order_id, qty: int, ts_us: int, out: list):

@@ -3,9 +3,11 @@ log after them, and falls back to the whole log whenever a snapshot does not hol
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sqlite3
+import threading
 import time
 
 import numpy as np
@@ -154,3 +156,32 @@ def test_a_start_that_read_a_long_tail_saves_new_snapshots(tmp_path, monkeypatch
         assert saved_at() == (81, 81)
     finally:
         gw.close()
+
+
+def test_a_slow_snapshot_write_does_not_hold_up_mqtt_intake(tmp_path, monkeypatch):
+    import edge_runtime.gateway as gateway_module
+
+    writing, release = threading.Event(), threading.Event()
+    real_write = gateway_module.write_derived
+
+    def slow_disk(path, blob):  # a disk that takes its time over the write and fsync
+        writing.set()
+        release.wait(30)
+        real_write(path, blob)
+
+    monkeypatch.setattr(gateway_module, "write_derived", slow_disk)
+    gw = gateway(tmp_path / "state")  # no snapshot yet: one is due after the first commit
+    try:
+        gw.ingest(events(DAYS[0], 0))
+        gw.start()
+        assert writing.wait(10), "the worker never started a snapshot"
+        # What paho hands the worker: it must be committed while the write is still going on.
+        gw._on_mqtt(json.dumps(events(DAYS[0], 40, 5)).encode(), "pos", 1, 0)
+        deadline = time.monotonic() + 10
+        while gw.counters["ingested"] < 45 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gw.counters["ingested"] == 45 and not (gw.derived_path).exists()
+    finally:
+        release.set()
+        gw.close()
+    assert gw.derived_path.exists()
