@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=(1, 3, 5),
         help="JetStream replicas of the hub's streams and buckets",
     )
+    parser.add_argument(
+        "--reservation-timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for a store's answer to a reservation before routing around it",
+    )
     parser.add_argument("--name", default=f"pid{os.getpid()}", help="this process's worker name")
     parser.add_argument(
         "--network",
@@ -80,7 +86,11 @@ async def _serve(args: argparse.Namespace, token: str | None) -> None:
 
         network = NetworkMap.load(args.network) if args.network else None
         settings = HubSettings(
-            nats_url=args.nats, token=token, replicas=args.replicas, network=network
+            nats_url=args.nats,
+            token=token,
+            replicas=args.replicas,
+            network=network,
+            reservation_timeout_s=args.reservation_timeout,
         )
         config = uvicorn.Config(
             create_app(settings), host=args.host, port=args.port, log_level="warning", lifespan="on"
