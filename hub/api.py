@@ -196,16 +196,16 @@ class HubRuntime:
 
     async def reserve_at(
         self, order_id: str, store: str, sku: str, qty: float, tag: str
-    ) -> float | None:
+    ) -> tuple[float | None, dict[str, Any] | None]:
         """Units ``store`` granted for one line of an order (None: offline, no answer, refused
-        the event, or a duplicate whose grant is unknown)."""
+        the event, or a duplicate whose grant is unknown), and the store's conflict if any."""
         if not self.view.online(store):
-            return None
+            return None, None
         event = _order_event(store, f"ecom-{order_id}-{sku}-{tag}", order_id, sku, qty)
         result = await self.ask(store, event, keep_late=False)
         if result is None or result.get("rejected") or result.get("granted") is None:
-            return None
-        return float(result["granted"])
+            return None, None
+        return float(result["granted"]), result.get("conflict")
 
     async def release_at(
         self,

@@ -109,6 +109,11 @@ class OrderDecision(BaseModel):
     cost_components: dict[str, float] = Field(description="shipping, pick, split, late, risk, ...")
     reason_codes: list[RouteReason] = Field(description="why (RouteReason)")
     refused_by: list[str] = Field(description="stores that refused and were routed around")
+    store_conflicts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the conflicts of the stores that cut a line short (their last-unit rule), "
+        "as each store's ledger reported them",
+    )
     attempts: int
     detail: str | None = None
 
@@ -120,6 +125,7 @@ class OrderDesk:
         self.rt = runtime
         self.network = network
         self.router = Router(cost or CostModel())
+        self.conflicts: list[dict[str, Any]] = []  # what the stores reported, every attempt
 
     async def take(self, req: OrderRequest) -> tuple[dict[str, Any], bool]:
         """The order's decision (JSON), decided and published once per ``order_id``; and
@@ -231,7 +237,9 @@ class OrderDesk:
         )
         granted: dict[tuple[str, str], float] = {}
         short: list[str] = []
-        for (store, sku, qty), got in zip(asks, answers, strict=True):
+        for (store, sku, qty), (got, conflict) in zip(asks, answers, strict=True):
+            if conflict is not None:
+                self.conflicts.append({"store_id": store, "sku": sku, **conflict})
             if got is not None and got > 0:
                 granted[(store, sku)] = got
             if got is None or got < qty:
@@ -273,6 +281,7 @@ class OrderDesk:
             cost_components=plan.components if plan else {},
             reason_codes=reasons,
             refused_by=refused,
+            store_conflicts=self.conflicts,
             attempts=attempts,
             detail=detail,
         )

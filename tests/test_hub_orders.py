@@ -86,6 +86,8 @@ def test_orders_are_planned_reserved_in_stores_rerouted_on_refusal_and_published
         plan = r.json()
         assert plan["refused_by"] == ["S1"] and plan["attempts"] == 2
         assert "REROUTED_AFTER_REFUSAL" in plan["reason_codes"]
+        said = [(c["store_id"], c["sku"], c["kind"], c["granted"]) for c in plan["store_conflicts"]]
+        assert said == [("S1", "A", "reservation_short", 0)]  # the store's conflict, to the caller
         assert {s["location_id"] for s in plan["shipments"]} <= {"S2", "DC_CA"}
         assert gws[0].stock("A").reserved == 0 and gws[0].stock("A").on_hand == 0
         # S1 granted B before it refused A: that unit is released, web1's two stay reserved.
