@@ -95,10 +95,9 @@ def network_day(now: datetime) -> NetworkDay:
 
     from shelfcast.data_dir import require
     from shelfcast.network_places import STORES
-    from shelfcast.replay import M5_STORE_DAYS, M5_TZ, spread_daily
+    from shelfcast.replay import M5_STORE_DAYS
 
     days = pd.read_parquet(require(M5_STORE_DAYS), columns=["item_id", "store_id", "date", "sales"])
-    days = days.astype({"item_id": str, "store_id": str, "sales": "int64"})
     day = days["date"].max()
     first = day - pd.Timedelta(days=HISTORY_DAYS)
     hist = pd.read_parquet(
@@ -108,52 +107,84 @@ def network_day(now: datetime) -> NetworkDay:
     )
     hist = hist.astype({"item_id": str, "store_id": str})
     hist["date"] = pd.to_datetime(hist["date"])
-    top = days.groupby("item_id")["sales"].sum().nlargest(NETWORK_SKUS)
+    top = days.groupby("item_id", observed=True)["sales"].sum(min_count=1).nlargest(NETWORK_SKUS)
     skus = [str(s) for s in top.index]
+    # only the rows used, as plain strings (converting every categorical row is slow)
+    days = days[days["item_id"].isin(set(hist["item_id"]) | set(skus)) & (days["date"] >= first)]
+    days = days.astype({"item_id": str, "store_id": str, "sales": "int64"})
     past = pd.concat(
         [
             hist[(hist["date"] >= first) & (hist["date"] < day)],
-            days[days["item_id"].isin(skus) & (days["date"] >= first) & (days["date"] < day)],
+            days[days["item_id"].isin(skus) & (days["date"] < day)],
         ]
     ).drop_duplicates(["item_id", "store_id", "date"])
     mean = (past.groupby(["store_id", "item_id"])["sales"].sum() / HISTORY_DAYS).to_dict()
     series = hist.groupby("store_id")["item_id"].unique()
     today = days[days["date"] == day]
     out = NetworkDay(str(day.date()), skus, skus[0])
-    shift = None
-    for store in sorted(STORES):
-        carried = set(series.get(store, [])) | set(skus)
-        sold = today[(today["store_id"] == store) & today["item_id"].isin(carried)]
-        frame = pd.DataFrame({"sku": sold["item_id"], "date": sold["date"], "units": sold["sales"]})
-        sales = spread_daily(frame, store, M5_TZ[store[:2]], seed=0)
-        if shift is None:  # one shift for every store: the day's last sale a minute ago
-            last = max(datetime.fromisoformat(e["event_time"]) for e in sales)
-            shift = now - timedelta(minutes=1) - last
-        for e in sales:
+    carried = {store: set(series.get(store, [])) | set(skus) for store in sorted(STORES)}
+    sold = {store: today[(today["store_id"] == store) & today["item_id"].isin(items)]
+            for store, items in carried.items()}  # fmt: skip
+    sales = {store: _day_sales(rows, store) for store, rows in sold.items()}
+    last = max(datetime.fromisoformat(e["event_time"]) for v in sales.values() for e in v)
+    shift = now - timedelta(minutes=1) - last  # the network's last sale of the day a minute ago
+    for store, events in sales.items():
+        for e in events:
             e["event_time"] = (datetime.fromisoformat(e["event_time"]) + shift).isoformat()
-        opened = min(e["event_time"] for e in sales)
-        delivered_at = (datetime.fromisoformat(opened) - timedelta(hours=2)).isoformat()
-        counted_at = (datetime.fromisoformat(opened) - timedelta(hours=1)).isoformat()
-        units = dict(zip(frame["sku"], frame["units"], strict=True))
-        receipts, counts = [], []
-        for sku in sorted(carried):
-            day_units = int(units.get(sku, 0))
-            qty = cover_units(mean.get((store, sku), 0.0), day_units)
-            why = f"{COVER_DAYS} days of average sales"
-            if store == RACE_STORE and sku == out.race_sku:
-                qty, why = day_units + 1, "the day's sales leave 1 unit"
-            opening = f"synthetic opening stock: {why}"
-            receipts.append(
-                _event(
-                    f"OPEN-{store}-{sku}", store, sku, "receipt", qty, delivered_at, "wms", opening
-                )
-            )
-            counts.append(
-                _event(f"COUNT-{store}-{sku}", store, sku, "cycle_count", qty, counted_at, "count",
-                       "synthetic morning count, as booked")
-            )  # fmt: skip
-        out.streams[store] = StoreStream(store, receipts + counts, sales)
+        units = dict(zip(sold[store]["item_id"], sold[store]["sales"], strict=True))
+        opening = _opening(store, carried[store], units, mean, events, out.race_sku)
+        out.streams[store] = StoreStream(store, opening, events)
     return out
+
+
+def _day_sales(rows, store: str) -> list[dict]:
+    """A store's day of ``item_id, date, sales`` rows as one sale per unit over opening hours."""
+    import pandas as pd
+
+    from shelfcast.replay import M5_TZ, spread_daily
+
+    frame = pd.DataFrame({"sku": rows["item_id"], "date": rows["date"], "units": rows["sales"]})
+    return spread_daily(frame, store, M5_TZ[store[:2]], seed=0)
+
+
+def _opening(store, skus, units, mean, sales, race_sku) -> list[dict]:
+    """Deliveries two hours before the store's first sale, then counts that agree, an hour
+    before it (the race SKU: the day's sales plus one unit)."""
+    opened = datetime.fromisoformat(min(e["event_time"] for e in sales))
+    delivered_at = (opened - timedelta(hours=2)).isoformat()
+    counted_at = (opened - timedelta(hours=1)).isoformat()
+    receipts, counts = [], []
+    for sku in sorted(skus):
+        day_units = int(units.get(sku, 0))
+        qty = cover_units(mean.get((store, sku), 0.0), day_units)
+        why = f"{COVER_DAYS} days of average sales"
+        if store == RACE_STORE and sku == race_sku:
+            qty, why = day_units + 1, "the day's sales leave 1 unit"
+        receipts.append(
+            _event(
+                f"OPEN-{store}-{sku}",
+                store,
+                sku,
+                "receipt",
+                qty,
+                delivered_at,
+                "wms",
+                f"synthetic opening stock: {why}",
+            )
+        )
+        counts.append(
+            _event(
+                f"COUNT-{store}-{sku}",
+                store,
+                sku,
+                "cycle_count",
+                qty,
+                counted_at,
+                "count",
+                "synthetic morning count, as booked",
+            )
+        )
+    return receipts + counts
 
 
 def _event(eid, store, sku, kind, qty, when, source, reason=None) -> dict[str, Any]:
@@ -273,22 +304,24 @@ def run_network_act(args: argparse.Namespace, out: Path) -> bool:
     shutil.rmtree(work, ignore_errors=True)  # fresh stores and a fresh JetStream each run
     work.mkdir(parents=True)
     say("ten M5 stores, the hub on NATS JetStream, an online order against a till")
-    try:
-        plan = network_day(datetime.now(UTC))
-    except DataMissingError as exc:
-        say(f"skipped: {exc}")
-        return False
-    say(f"{plan.events:,} events: the real sales of {plan.day} in {len(plan.streams)} stores "
-        f"(m5_history series + the network's {NETWORK_SKUS} best sellers), on today's clock")  # fmt: skip
     nats = EmbeddedNats(work / "nats")
     broker = EmbeddedBroker(prefer=getattr(args, "broker", "auto"), work_dir=work / "broker")
-    hub, gateways, figures = None, {}, {"day": plan.day, "events": plan.events}
+    hub, gateways, figures = None, {}, {}
     try:
         nats.start()
         broker.start()
         say(f"NATS JetStream on {nats.url}; MQTT broker: {broker.kind} on port {broker.port}")
         hub = Hub(nats.url, network_map(work / "network.json"), work / "hub.log")
-        for store in plan.streams:  # the gateways start while the hub process comes up
+        try:  # the data loads while the hub process comes up
+            plan = network_day(datetime.now(UTC))
+        except DataMissingError as exc:
+            say(f"skipped: {exc}")
+            return False
+        figures.update(day=plan.day, events=plan.events)
+        say(f"{plan.events:,} events: the real sales of {plan.day} in {len(plan.streams)} "
+            f"stores (m5_history series + the network's {NETWORK_SKUS} best sellers), "
+            "on today's clock")  # fmt: skip
+        for store in plan.streams:
             gateways[store] = start_gateway(work, store, broker.port, nats.url)
         hub.wait_serving()
         say(f"hub serving on {hub.url} (1 worker + API); {len(gateways)} gateways up")
