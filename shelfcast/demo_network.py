@@ -378,8 +378,8 @@ def replay(plan: NetworkDay, gateways: dict, port: int, hub: Hub) -> dict[str, A
         counters = {s: dict(g.counters) for s, g in gateways.items()}
         rejected = sum(c["rejected"] for c in counters.values())
     finally:
+        pub.disconnect()  # first: it wakes the network loop, which loop_stop then joins
         pub.loop_stop()
-        pub.disconnect()
     return {
         "sales": n_sales,
         "all_ingested": ingested,
@@ -474,7 +474,7 @@ def race(plan: NetworkDay, gateways: dict, port: int, hub: Hub) -> dict[str, Any
              "promised_date": datetime.now(UTC).date().isoformat()}  # fmt: skip
     say(f"at one instant: the till sells it (MQTT) and web order {order['order_id']} asks for "
         f"it (POST /v1/orders, delivered in {STORES[store].city}, due today)")  # fmt: skip
-    r = _order_as_till_sells(hub, order, port, f"shelfcast/{store}/events/pos", till)
+    r, answered_ms = _order_as_till_sells(hub, order, port, f"shelfcast/{store}/events/pos", till)
     decision = r.json()
     stream = plan.streams[store]
     _wait(lambda: _taken(gw) >= len(stream.counts) + len(stream.sales) + 1)
@@ -494,8 +494,8 @@ def race(plan: NetworkDay, gateways: dict, port: int, hub: Hub) -> dict[str, Any
     else:
         say(f"the hub's view had the till's sale before it planned: the order went to {where} "
             "without asking the store")  # fmt: skip
-    say(f"web order: HTTP {r.status_code} {decision.get('status')}, ships from {where or '-'}; "
-        f"reasons {','.join(decision.get('reason_codes', []))}")  # fmt: skip
+    say(f"web order: HTTP {r.status_code} {decision.get('status')} in {answered_ms:.0f} ms, "
+        f"ships from {where or '-'}; reasons {','.join(decision.get('reason_codes', []))}")  # fmt: skip
     for c in decision.get("store_conflicts", []):
         say(
             f"  the caller got {c['store_id']}'s conflict: {c['kind']} (asked {c['requested']}, "
@@ -526,6 +526,7 @@ def race(plan: NetworkDay, gateways: dict, port: int, hub: Hub) -> dict[str, Any
             "ledger_conflicts": [c["kind"] for c in ledger],
             "hub_saw_conflict": seen,
             "till_sold": sold,
+            "order_answered_ms": round(answered_ms, 1),
         },
         "oversold": oversold,
     }
@@ -533,7 +534,8 @@ def race(plan: NetworkDay, gateways: dict, port: int, hub: Hub) -> dict[str, Any
 
 def _order_as_till_sells(hub: Hub, order: dict, port: int, topic: str, till: dict):
     """POST ``order``; the till's sale is published as the request goes out (an httpx request
-    hook), on a connection opened before, so neither waits for the other."""
+    hook), on a connection opened before, so neither waits for the other. Returns the
+    response and its round trip in milliseconds."""
     import httpx
     import paho.mqtt.client as mqtt
 
@@ -550,13 +552,15 @@ def _order_as_till_sells(hub: Hub, order: dict, port: int, topic: str, till: dic
         hooks = {"request": [sell]}
         with httpx.Client(headers=hub.headers, timeout=30, event_hooks=hooks) as client:
             client.get(hub.url + "/v1/health")  # the connection is open before the race
+            t0 = time.perf_counter()
             response = client.post(hub.url + "/v1/orders", json=order)
+            answered_ms = (time.perf_counter() - t0) * 1000
         for info in sent:
             info.wait_for_publish(10)
     finally:
+        pub.disconnect()  # first: it wakes the network loop, which loop_stop then joins
         pub.loop_stop()
-        pub.disconnect()
-    return response
+    return response, answered_ms
 
 
 def _hub_store(hub: Hub, store: str, sku: str) -> dict:
