@@ -202,8 +202,10 @@ class JetStreamUplink:
                 if self._stop.is_set():
                     with contextlib.suppress(Exception):
                         await self._publish_state(nc.jetstream(), "offline")
+                # close, not drain: every publish was awaited to its ack, and a drain waits
+                # (up to its 30 s timeout) on the message a cancelled pull fetch left queued
                 with contextlib.suppress(Exception):
-                    await nc.drain()
+                    await nc.close()
 
     async def _serve(self, nc) -> None:
         js = nc.jetstream()

@@ -31,7 +31,8 @@ from pydantic import BaseModel, Field
 from edge_runtime.messages import RESERVATION, RESERVATION_RESULT, hub_subject
 from hub.live_view import LiveView
 from hub.network_map import NetworkMap
-from hub.orders import OrderDecision, OrderDesk, OrderRequest
+from hub.order_book import OrderBook, OrderIdReused
+from hub.orders import MAX_ATTEMPTS, OrderDecision, OrderDesk, OrderRequest
 from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET, decision_subject, ensure
 
 bearer = HTTPBearer(auto_error=False, description="the hub's API token (SHELFCAST_HUB_TOKEN)")
@@ -81,6 +82,10 @@ class HubRuntime:
         self.settings = settings
         self.view = LiveView(settings.stale_after_s)
         self.waiting: dict[str, asyncio.Future] = {}
+        # reservation event id -> order id, for order lines given up on when the store did
+        # not answer in time: a late grant is released (the order was routed elsewhere)
+        self.abandoned: dict[str, str] = {}
+        self.orders: OrderBook | None = None
         self.nc: Any = None
         self.js: Any = None
         self._tasks: list[asyncio.Task] = []
@@ -97,6 +102,9 @@ class HubRuntime:
         )
         self.js = self.nc.jetstream()
         await ensure(self.js, s.replicas, s.prefix)
+        # a claim outlives every attempt of its order before a resend may take it over
+        lease = MAX_ATTEMPTS * s.reservation_timeout_s + 10.0
+        self.orders = await OrderBook.open(self.js, lease, s.replicas)
         await self.nc.subscribe(f"{s.prefix}.*.{RESERVATION_RESULT}", cb=self._on_result)
         ready = []
         for bucket in (STOCK_BUCKET, CURSOR_BUCKET, FLEET_BUCKET):
@@ -109,6 +117,13 @@ class HubRuntime:
         fut = self.waiting.get(result["event_id"])
         if fut is not None and not fut.done():
             fut.set_result(result)
+        elif result["event_id"] in self.abandoned:
+            order_id = self.abandoned.pop(result["event_id"])
+            if result.get("granted"):  # the store said yes after the order moved on
+                await self.release_at(
+                    order_id, result["store_id"], result["sku"], result["granted"], None,
+                    event_id=f"{result['event_id']}-release",
+                )  # fmt: skip
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -132,9 +147,12 @@ class HubRuntime:
             raise HTTPException(409, f"no online store has {req.sku} available")
         return max(stores, key=lambda s: (s["atp"], s["store_id"]))["store_id"]
 
-    async def ask(self, store: str, event: dict[str, Any]) -> dict[str, Any] | None:
+    async def ask(
+        self, store: str, event: dict[str, Any], keep_late: bool = True
+    ) -> dict[str, Any] | None:
         """Send ``event`` to ``store`` and wait for its result; None if it did not answer in
-        time (the event stays queued; the store decides when it reads it)."""
+        time (the event stays queued; the store decides when it reads it). With ``keep_late``
+        off, what the store grants after that is released again."""
         event_id = event["event_id"]
         fut = self.waiting.setdefault(event_id, asyncio.get_running_loop().create_future())
         try:
@@ -145,6 +163,10 @@ class HubRuntime:
             )
             return await asyncio.wait_for(asyncio.shield(fut), self.settings.reservation_timeout_s)
         except TimeoutError:
+            if fut.done():  # the answer came as the wait ended
+                return fut.result()
+            if not keep_late:
+                self.abandoned[event_id] = event["order_id"]
             return None
         finally:
             self.waiting.pop(event_id, None)
@@ -174,22 +196,29 @@ class HubRuntime:
 
     async def reserve_at(
         self, order_id: str, store: str, sku: str, qty: float, tag: str
-    ) -> float | None:
+    ) -> tuple[float | None, dict[str, Any] | None]:
         """Units ``store`` granted for one line of an order (None: offline, no answer, refused
-        the event, or a duplicate whose grant is unknown)."""
+        the event, or a duplicate whose grant is unknown), and the store's conflict if any."""
         if not self.view.online(store):
-            return None
+            return None, None
         event = _order_event(store, f"ecom-{order_id}-{sku}-{tag}", order_id, sku, qty)
-        result = await self.ask(store, event)
+        result = await self.ask(store, event, keep_late=False)
         if result is None or result.get("rejected") or result.get("granted") is None:
-            return None
-        return float(result["granted"])
+            return None, None
+        return float(result["granted"]), result.get("conflict")
 
-    async def release_at(self, order_id: str, store: str, sku: str, qty: float, tag: str) -> None:
+    async def release_at(
+        self,
+        order_id: str,
+        store: str,
+        sku: str,
+        qty: float,
+        tag: str | None,
+        event_id: str | None = None,
+    ) -> None:
         """Give back units a re-routed order no longer needs (queued durably; not awaited)."""
-        event = _order_event(
-            store, f"ecom-{order_id}-{sku}-{tag}-release", order_id, sku, qty, "reservation_release"
-        )
+        event_id = event_id or f"ecom-{order_id}-{sku}-{tag}-release"
+        event = _order_event(store, event_id, order_id, sku, qty, "reservation_release")
         await self.js.publish(
             hub_subject(store, RESERVATION, self.settings.prefix),
             json.dumps(event).encode(),
@@ -259,10 +288,13 @@ def create_app(settings: HubSettings, runtime: HubRuntime | None = None) -> Fast
             raise HTTPException(
                 503, "the hub has no network map (shelfcast hub --network FILE): cannot route"
             )
-        decision = await OrderDesk(rt, settings.network).decide(req)
-        await rt.publish_decision(decision)
-        status = 201 if decision.status == "reserved" else 409
-        return JSONResponse(decision.model_dump(mode="json", by_alias=True), status_code=status)
+        try:
+            body, replayed = await OrderDesk(rt, settings.network).take(req)
+        except OrderIdReused as err:
+            raise HTTPException(422, str(err)) from None
+        status = 201 if body["status"] == "reserved" else 409
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.get("/v1/fleet", dependencies=guarded)
     async def fleet() -> dict[str, Any]:

@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=(1, 3, 5),
         help="JetStream replicas of the hub's streams and buckets (default 1)",
     )
+    parser.add_argument(
+        "--reservation-timeout",
+        type=float,
+        help="seconds to wait for a store's answer to a reservation before routing around it "
+        "(env SHELFCAST_HUB_RESERVATION_TIMEOUT_S; default 5)",
+    )
     parser.add_argument("--name", default=f"pid{os.getpid()}", help="this process's worker name")
     parser.add_argument(
         "--network",
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             replicas=args.replicas,
             network=args.network,
+            reservation_timeout_s=args.reservation_timeout,
         ).hub
     except ConfigError as err:
         for line in err.problems:

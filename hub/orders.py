@@ -9,6 +9,8 @@ as its expected demand over its lead time. Each store line is reserved as an ord
 (or does not answer, or is offline by then) is dropped, what it did grant is released, and the
 order is planned again without it, at most ``MAX_ATTEMPTS`` times. The decision is published
 on ``<prefix>._hub.order_decision`` (stream ``SHELFCAST_DECISIONS``) as an ``OrderDecision``.
+An ``order_id`` is decided once (``hub.order_book``): a resend gets the first decision back. A
+store that answers after the hub stopped waiting has its late grant released (``hub.api``).
 
 >>> OrderRequest(order_id="web1", lines=[{"sku": "A", "qty": 1}],
 ...              delivery={"lat": 34.05, "lon": -118.24}, promised_date="2026-01-05").lines[0].qty
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.fulfilment_cost import CostModel
 from hub.network_map import NetworkMap
+from hub.order_book import fingerprint
 from hub.route_reasons import RouteReason
 from hub.routing import Candidates, NoPlan, Order, Plan, Router
 
@@ -106,6 +109,11 @@ class OrderDecision(BaseModel):
     cost_components: dict[str, float] = Field(description="shipping, pick, split, late, risk, ...")
     reason_codes: list[RouteReason] = Field(description="why (RouteReason)")
     refused_by: list[str] = Field(description="stores that refused and were routed around")
+    store_conflicts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the conflicts of the stores that cut a line short (their last-unit rule), "
+        "as each store's ledger reported them",
+    )
     attempts: int
     detail: str | None = None
 
@@ -117,6 +125,25 @@ class OrderDesk:
         self.rt = runtime
         self.network = network
         self.router = Router(cost or CostModel())
+        self.conflicts: list[dict[str, Any]] = []  # what the stores reported, every attempt
+
+    async def take(self, req: OrderRequest) -> tuple[dict[str, Any], bool]:
+        """The order's decision (JSON), decided and published once per ``order_id``; and
+        whether it was decided before (a resend gets the first decision back)."""
+        book = self.rt.orders
+        digest = fingerprint(req.model_dump(mode="json"))
+        claim = await book.claim(req.order_id, digest)
+        if claim.decision is not None:
+            return claim.decision, True
+        try:
+            decision = await self.decide(req)
+            await self.rt.publish_decision(decision)
+        except BaseException:
+            await book.abandon(req.order_id, claim.revision)
+            raise
+        body = decision.model_dump(mode="json", by_alias=True)
+        await book.settle(req.order_id, digest, claim.revision, body)
+        return body, False
 
     async def decide(self, req: OrderRequest) -> OrderDecision:
         today = datetime.now(UTC).date()
@@ -210,7 +237,9 @@ class OrderDesk:
         )
         granted: dict[tuple[str, str], float] = {}
         short: list[str] = []
-        for (store, sku, qty), got in zip(asks, answers, strict=True):
+        for (store, sku, qty), (got, conflict) in zip(asks, answers, strict=True):
+            if conflict is not None:
+                self.conflicts.append({"store_id": store, "sku": sku, **conflict})
             if got is not None and got > 0:
                 granted[(store, sku)] = got
             if got is None or got < qty:
@@ -252,6 +281,7 @@ class OrderDesk:
             cost_components=plan.components if plan else {},
             reason_codes=reasons,
             refused_by=refused,
+            store_conflicts=self.conflicts,
             attempts=attempts,
             detail=detail,
         )

@@ -15,6 +15,8 @@
    and replenishment decisions (``edge_runtime.forecast_policy``); alerts are printed as the
    gateway publishes them.
 5. Prints a summary and writes ``var/demo/report.html``.
+6. The network act (``shelfcast.demo_network``; ``--no-network`` skips it): ten M5 stores, the
+   hub on NATS JetStream, an online order racing a till for a store's last unit.
 
 >>> sorted(STEPS)[:2]
 ['1 data', '2 train']
@@ -34,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from shelfcast import demo_network
 
 STORE_ID = "UK"  # the gateway's store id for Online Retail's United Kingdom
 HISTORY_DAYS = 120  # days of real daily sales the gateway is seeded with (features need 91)
@@ -508,6 +512,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast demo`
     parser.add_argument(
         "--broker", default="auto", choices=["auto", "mosquitto", "amqtt"], help="MQTT broker"
     )
+    demo_network.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -577,6 +582,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{k}: {'n/a' if v is None else round(v, 4)}")
     print(f"\nreport: {report.resolve()}")
     print("MLflow UI: mlflow ui --backend-store-uri sqlite:///var/mlflow/mlflow.db")
+    network_ok = demo_network.run_network_act(args, out)
     print(f"demo took {time.perf_counter() - t0:.0f} s")
     (out / "summary.json").write_text(
         json.dumps(
@@ -585,7 +591,7 @@ def run(args: argparse.Namespace) -> int:
             indent=2, default=str,
         )
     )  # fmt: skip
-    return 0 if stats["all_ingested"] else 1
+    return 0 if stats["all_ingested"] and network_ok else 1
 
 
 def _forecasts(panel, run):

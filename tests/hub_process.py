@@ -34,6 +34,7 @@ class HubProcess:
         log: Path | None = None,
         replicas: int = 1,
         network: Path | None = None,
+        reservation_timeout: float | None = None,
     ):
         self.nats_url = nats_url
         self.api = api
@@ -42,6 +43,7 @@ class HubProcess:
         self.replicas = replicas
         self.log = log
         self.network = network
+        self.reservation_timeout = reservation_timeout
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -66,6 +68,8 @@ class HubProcess:
         ]
         if self.network is not None:
             cmd += ["--network", str(self.network)]
+        if self.reservation_timeout is not None:
+            cmd += ["--reservation-timeout", str(self.reservation_timeout)]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SHELFCAST_HUB_TOKEN": TOKEN}
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)

@@ -14,24 +14,16 @@ Fixtures: ``nats_server`` (one node), ``nats_cluster`` (three nodes, JetStream r
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from shelfcast.embedded_nats import nats_binary
 from tests.mosquitto import free_port
-
-
-def nats_binary() -> str | None:
-    """Path of ``nats-server``: on PATH, or beside this Python (the venv's bin)."""
-    beside = Path(sys.executable).parent / "nats-server"
-    return shutil.which("nats-server") or (str(beside) if os.access(beside, os.X_OK) else None)
 
 
 class NatsServer:

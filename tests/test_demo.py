@@ -1,4 +1,5 @@
-"""`shelfcast demo --quick` end to end on the real data: train, twin, edge replay over MQTT, report."""
+"""`shelfcast demo --quick` end to end on the real data: train, twin, edge replay over MQTT, report,
+and the network act (ten M5 stores, the hub on JetStream, an order racing a till) once."""
 
 from __future__ import annotations
 
@@ -54,13 +55,25 @@ def test_quick_demo_end_to_end_with_mosquitto(demo_dir, capsys):
     assert "<td>shelfcast</td>" in report and "<th>Avg inventory (units)</th>" in report
     assert "| Policy | Parameter | Fill rate |" in out
     assert report.count("<td>stockout</td>") == summary["alerts"]["stockout"]
+    # the network act: ten stores' real day reached the hub, and the last unit was sold once
+    network = json.loads((demo_dir / "network.json").read_text())
+    assert network["ok"] and network["all_ingested"] and network["rejected"] == 0
+    assert network["stores_online"] == 10 and network["hub_matches_ledgers"]
+    assert network["sales"] > 1000 and network["oversold"] == 0
+    race = network["race"]
+    assert race["till_sold"] == 1 and race["order_status"] == "reserved"
+    if "TX_1" in race["refused_by"]:  # the till won at the store: its conflict reached everyone
+        assert race["store_conflicts"][0]["kind"] == "reservation_short"
+        assert race["hub_saw_conflict"] and "REROUTED_AFTER_REFUSAL" in race["reason_codes"]
+    assert "the hub's network view" in out and "oversold units: 0" in out
 
 
 def test_quick_demo_reuses_its_bundle_on_amqtt(demo_dir, capsys):
     trained_before = (demo_dir / "bundle" / "manifest.json").exists()
-    assert main(["demo", "--quick", "--out", str(demo_dir), "--broker", "amqtt"]) == 0
+    argv = ["demo", "--quick", "--out", str(demo_dir), "--broker", "amqtt", "--no-network"]
+    assert main(argv) == 0  # the network act ran once, above
     out = capsys.readouterr().out
-    assert "MQTT broker: amqtt" in out
+    assert "MQTT broker: amqtt" in out and "[network" not in out
     assert ("reusing bundle" in out) == trained_before  # same cut: no second training
     summary = json.loads((demo_dir / "summary.json").read_text())
     assert summary["edge"]["all_ingested"] and summary["edge"]["broker"] == "amqtt"
