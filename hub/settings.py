@@ -24,7 +24,7 @@ class HubProcessSettings(LayeredSettings):
     """``shelfcast hub``: the ``[hub]`` section."""
 
     foreign_sections: ClassVar[frozenset[str]] = frozenset(
-        {"gateway", "mqtt", "policy", "uplink", "model", "ingest", "api"}
+        {"gateway", "mqtt", "policy", "uplink", "model", "ingest", "retention", "api"}
     )
     foreign_variables: ClassVar[frozenset[str]] = frozenset(
         {"SHELFCAST_STORE_ID", "SHELFCAST_STATE_DIR", "SHELFCAST_BUNDLE"}
