@@ -326,10 +326,18 @@ def forecast_rows(
 
 
 def training_index(
-    panel: Panel, last_day: int, stride: int = 7, min_age: int = 7, seed: int = 0
+    panel: Panel,
+    last_day: int,
+    stride: int = 7,
+    min_age: int = 7,
+    seed: int = 0,
+    max_horizon: int = MAX_HORIZON,
+    recent: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(series, close day, horizon)`` of the training rows: close days every ``stride`` days
-    (random phase per series), every horizon whose target day is on or before ``last_day``.
+    (random phase per series), every horizon up to ``max_horizon`` whose target day is on or
+    before ``last_day``; with ``recent``, only close days in the last ``recent`` steps (older
+    days still feed the features, a year back included).
 
     >>> p = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.zeros((1, 40)))
     >>> s, d, h = training_index(p, last_day=39)
@@ -339,9 +347,11 @@ def training_index(
     rng = np.random.default_rng(seed)
     first = panel.first_day()
     s_list, d_list, h_list = [], [], []
-    hs = np.arange(1, MAX_HORIZON + 1)
+    hs = np.arange(1, max_horizon + 1)
     for s in range(len(panel.keys)):
         lo = first[s] + min_age - 1
+        if recent is not None:
+            lo = max(lo, last_day - recent)
         days = np.arange(lo + int(rng.integers(stride)), last_day, stride)
         if not len(days):
             continue

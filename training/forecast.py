@@ -37,6 +37,7 @@ from feature_store.batch import Panel, close_features, forecast_rows, panel_from
 from feature_store.spec import (
     DAYS_SINCE_CAP,
     FEATURE_STORE_VERSION,
+    HISTORY_STEPS,
     LAGS,
     MAX_HORIZON,
     MAX_WINDOW,
@@ -49,8 +50,9 @@ OUTPUT_COLUMNS = ("store_id", "sku", "date", "p50", "p90", "mean")
 # The longest lag the model reads: a series younger than this would be scored on invented zeros.
 MIN_HISTORY_DAYS = max(LAGS)
 # Days of history that decide every feature of the last day: windows and lags reach back at most
-# MAX_WINDOW days, days-since-sale saturates at DAYS_SINCE_CAP; the price is carried in.
-FEATURE_DAYS = max(MAX_WINDOW, max(LAGS), DAYS_SINCE_CAP) + 1
+# MAX_WINDOW days, days-since-sale saturates at DAYS_SINCE_CAP, the year-back features read
+# HISTORY_STEPS days back; the price is carried in.
+FEATURE_DAYS = max(MAX_WINDOW, max(LAGS), DAYS_SINCE_CAP, HISTORY_STEPS) + 1
 
 
 class ForecastError(ValueError):
@@ -130,12 +132,14 @@ def tail(panel: Panel, keep: int = FEATURE_DAYS) -> Panel:
         price[:, 0] = carried
     return Panel(
         keys=panel.keys,
-        start=np.datetime64(panel.start, "D") + cut,
+        start=np.datetime64(panel.start, "D") + cut * panel.step.days,
         units=panel.units[:, cut:],
         price=price,
         promo=None if panel.promo is None else panel.promo[:, cut:],
         event=None if panel.event is None else panel.event[cut:],
         future_events={d - cut for d in panel.future_events if d >= cut},
+        grain=panel.grain,
+        known_ahead=panel.known_ahead,
     )
 
 
@@ -158,6 +162,8 @@ def _extend(panel: Panel, values: np.ndarray) -> Panel:
         promo=pad(panel.promo),
         event=event,
         future_events=panel.future_events,
+        grain=panel.grain,
+        known_ahead=panel.known_ahead,
     )
 
 
