@@ -189,8 +189,8 @@ def backtest(
     result = BacktestResult()
     bar = progress_bar(folds, "backtest", unit="fold")
     for k, cut in enumerate(fold_cutoffs(panel.n_days, folds, horizon), start=1):
-        day = str(np.datetime64(panel.start, "D") + cut)
-        say(f"fold {k}/{folds}: training on days up to {day}")
+        day = str(panel.dates[cut])
+        say(f"fold {k}/{folds}: training on steps up to {day}")
         X, y, w = weighted_training_rows(
             panel, close, last_day=cut, stride=stride, max_horizon=horizon, recent=recent
         )
