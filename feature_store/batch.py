@@ -35,7 +35,6 @@ from feature_store.spec import (
     Grain,
     close_names,
     ewm_name,
-    ewm_weights,
     grain,
     names,
     weekday,
@@ -133,10 +132,13 @@ def _ewm_features(out: np.ndarray, u0: np.ndarray, valid: np.ndarray) -> None:
 
     stacked = np.stack([u0, (u0 > 0).astype(np.float64), valid.astype(np.float64)])
     w = MAX_WINDOW
+    # A window without a sale is exactly 0, as the sum over it is (and a cut history agrees).
+    no_sale = _window_sum(_cum(stacked[1]), w) == 0
     for a in EWM_ALPHAS:
         full = lfilter([a], [1.0, -(1.0 - a)], stacked, axis=2)
         sums = full.copy()
         sums[:, :, w:] -= (1.0 - a) ** w * full[:, :, :-w]
+        sums[:2, no_sale] = 0.0
         units, sales, weight = sums
         seen = weight > 1e-12  # a difference of equal sums leaves rounding dust, not 0
         safe = np.where(seen, weight, 1.0)
