@@ -229,7 +229,8 @@ class Forecaster:
         skip_short: bool = False,
         engine: Engine | None = None,
     ) -> pd.DataFrame:
-        """Forecast the ``horizon`` days from ``start`` for every store x SKU in ``history``.
+        """Forecast the ``horizon`` days from ``start`` for every store x SKU in ``history``
+        (a weekly history: the ``horizon`` weeks after its last week, one row per week).
 
         ``history`` is a canonical frame (validated here); ``calendar_events`` are dates of
         known future calendar events (holidays) for the ``target_event`` feature. A series with
@@ -265,7 +266,9 @@ class Forecaster:
             tasks = [(self.demand_onnx, panel_series(panel, p), horizon) for p in parts]
             results = engine.map(forecast_partition, tasks)
             values = {k: np.concatenate([r[k] for r in results]) for k in ("p50", "p90", "mean")}
-        return self._table(panel.keys, start, values, horizon)
+        if panel.grain != "day":  # a weekly history is forecast in weeks after its last week
+            start = pd.Timestamp(panel.dates[-1]) + pd.Timedelta(days=panel.step.days)
+        return self._table(panel.keys, start, values, horizon, panel.step.days)
 
     def forecast_panel(self, panel: Panel, horizon: int, say=None) -> dict[str, np.ndarray]:
         """``p50``, ``p90`` and ``mean`` (series x ``horizon`` days) from the panel's last day;
@@ -288,9 +291,9 @@ class Forecaster:
         return {k: np.concatenate([b[k] for b in blocks], axis=1) for k in ("p50", "p90", "mean")}
 
     @staticmethod
-    def _table(keys, start, values, horizon: int) -> pd.DataFrame:
+    def _table(keys, start, values, horizon: int, step_days: int = 1) -> pd.DataFrame:
         n = len(keys)
-        dates = pd.date_range(start, periods=horizon, freq="D")
+        dates = pd.date_range(start, periods=horizon, freq=f"{step_days}D")
         return pd.DataFrame(
             {
                 "store_id": np.repeat([k[0] for k in keys], horizon),
