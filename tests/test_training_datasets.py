@@ -128,3 +128,13 @@ def test_m5_history_carries_the_calendar_and_the_states_snap_days(real_data_dir)
     assert day["event"].eq(1).all()
     snap = day.groupby(day["store_id"].str[:2])["promo"].first().to_dict()
     assert snap == {"CA": 1.0, "TX": 1.0, "WI": 0.0}
+
+
+def test_dunnhumby_weeks_without_sales_are_zero_at_the_last_price(real_data_dir):
+    """The file lists only weeks that sold; a price known only then would leak which did."""
+    df = load_dataset("dunnhumby_batf")
+    first = df.groupby(["store_id", "sku"])["date"].min()
+    weeks = (df["date"].max() - first).dt.days // 7 + 1
+    assert (df.groupby(["store_id", "sku"]).size() == weeks).all()
+    zero = df[df["units"] == 0]
+    assert len(zero) > 10_000 and zero["price"].notna().all() and (zero["promo"] == 0).all()

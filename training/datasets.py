@@ -234,8 +234,10 @@ def m5_history() -> pd.DataFrame:
 def dunnhumby_batf() -> pd.DataFrame:
     """Weekly units per store x UPC (week ending Wednesday) with the shelf ``price`` and
     ``promo`` = 1 in a week on feature (mailer), on display or on a temporary price reduction.
-    The file has rows only for weeks with sales: the feature store reads a missing week as 0
-    units with no promotion and the last price."""
+
+    The file has rows only for weeks with sales. A missing week after a series' first becomes
+    a row of 0 units, no promotion and the last shelf price: left without a price, a planned
+    price known only on weeks that sold would tell a forecast which weeks sold."""
     raw = pd.read_parquet(require(DUNNHUMBY))
     products = pd.read_csv(require("dunnhumby_batf/products.csv"), dtype={"upc_id": str})
     promo = (raw["feature"].fillna(0) + raw["display"].fillna(0) + raw["tpr_only"].fillna(0)) > 0
@@ -249,8 +251,25 @@ def dunnhumby_batf() -> pd.DataFrame:
             "promo": promo.astype(float),
         }
     )
+    out = _every_week(out)
     out["category"] = out["sku"].map(products.set_index("upc_id")["category"]).astype(str)
     return validate(out, source=f"dunnhumby_batf ({DUNNHUMBY})")
+
+
+def _every_week(weeks: pd.DataFrame) -> pd.DataFrame:
+    """Every week of each series from its first row: missing weeks 0 units, no promotion, the
+    last known price carried forward."""
+    wide = weeks.set_index(["store_id", "sku", "date"])[["units", "price", "promo"]].unstack()
+    units = wide["units"]
+    started = units.notna().cumsum(axis=1) > 0
+    dense = pd.DataFrame(
+        {
+            "units": units.fillna(0.0).where(started).stack(),
+            "price": wide["price"].ffill(axis=1).where(started).stack(future_stack=True),
+            "promo": wide["promo"].fillna(0.0).where(started).stack(),
+        }
+    ).dropna(subset=["units"])
+    return dense.reset_index()
 
 
 def walmart_weekly() -> pd.DataFrame:
