@@ -28,11 +28,14 @@ from feature_store.spec import (
     LAGS,
     MAX_HORIZON,
     MAX_WINDOW,
+    PRICE_WINDOW,
     SAME_DOW_WEEKS,
     WINDOWS,
+    YEAR_RATIO_CAP,
+    Grain,
     close_names,
     ewm_name,
-    ewm_weights,
+    grain,
     names,
     weekday,
 )
@@ -48,10 +51,13 @@ def close_index(name: str) -> int:
 
 @dataclass
 class Panel:
-    """Daily history of many store-SKU series on one calendar.
+    """History of many store-SKU series on one calendar of steps (days, or weeks: ``grain``).
 
     ``units[s, t]`` is NaN before series ``s`` began and a number (0 for no sales) from then on;
-    ``price``/``promo`` are NaN where unknown; ``event[t]`` is 1 on calendar-event days.
+    ``price``/``promo`` are NaN where unknown; ``event[t]`` is 1 on calendar-event steps.
+    ``known_ahead``: price and promo are planned, known before the step (shelf prices, a promo
+    calendar), so a forecast may read them on its target step; otherwise (a price seen only on
+    the days something sold) it reads the close step's only.
 
     >>> import numpy as np
     >>> p = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.zeros((1, 3)))
@@ -67,14 +73,22 @@ class Panel:
     event: np.ndarray | None = None
     # Events known beyond the history (a calendar lookahead), as day offsets from ``start``.
     future_events: set[int] = field(default_factory=set)
+    grain: str = "day"
+    known_ahead: bool = False
 
     @property
     def n_days(self) -> int:
+        """Steps of history (days at day grain, weeks at week grain)."""
         return int(self.units.shape[1])
 
     @property
+    def step(self) -> Grain:
+        return grain(self.grain)
+
+    @property
     def dates(self) -> np.ndarray:
-        return np.datetime64(self.start, "D") + np.arange(self.n_days)
+        """First day of each step."""
+        return np.datetime64(self.start, "D") + np.arange(self.n_days) * self.step.days
 
     def first_day(self) -> np.ndarray:
         """Index of each series' first day (``n_days`` for a series with no days)."""
@@ -106,22 +120,27 @@ def _ffill(a: np.ndarray) -> np.ndarray:
 
 
 def _ewm_features(out: np.ndarray, u0: np.ndarray, valid: np.ndarray) -> None:
-    """Exponentially weighted means over the last ``MAX_WINDOW`` days (spec ``ewm_*``), one
-    shifted copy of the panel per lag, shared by every alpha."""
-    n_days = u0.shape[1]
-    sale = (u0 > 0).astype(np.float64)
-    weights = {a: ewm_weights(a) for a in EWM_ALPHAS}
-    sums = {a: np.zeros((3, *u0.shape)) for a in EWM_ALPHAS}  # units, sale days, weight
-    for k in range(min(MAX_WINDOW, n_days)):
-        lagged = np.zeros((3, *u0.shape))
-        lagged[0, :, k:] = u0[:, : n_days - k]
-        lagged[1, :, k:] = sale[:, : n_days - k]
-        lagged[2, :, k:] = valid[:, : n_days - k]
-        for a in EWM_ALPHAS:
-            sums[a] += weights[a][k] * lagged
+    """Exponentially weighted means over the last ``MAX_WINDOW`` days (spec ``ewm_*``).
+
+    Why not the 91-term sum as written: it costs 91 passes over the panel (most of a batch
+    forecast's time). The untruncated smoothing ``E[t] = a u[t] + (1 - a) E[t-1]`` is a
+    two-term recursion (scipy's ``lfilter``, compiled), and the window's sum is
+    ``E[t] - (1 - a)^W E[t-W]``: the same weights (:func:`~feature_store.spec.ewm_weights`),
+    a well-conditioned difference since ``(1 - a)^W < 1 %``.
+    """
+    from scipy.signal import lfilter
+
+    stacked = np.stack([u0, (u0 > 0).astype(np.float64), valid.astype(np.float64)])
+    w = MAX_WINDOW
+    # A window without a sale is exactly 0, as the sum over it is (and a cut history agrees).
+    no_sale = _window_sum(_cum(stacked[1]), w) == 0
     for a in EWM_ALPHAS:
-        units, sales, weight = sums[a]
-        seen = weight > 0
+        full = lfilter([a], [1.0, -(1.0 - a)], stacked, axis=2)
+        sums = full.copy()
+        sums[:, :, w:] -= (1.0 - a) ** w * full[:, :, :-w]
+        sums[:2, no_sale] = 0.0
+        units, sales, weight = sums
+        seen = weight > 1e-12  # a difference of equal sums leaves rounding dust, not 0
         safe = np.where(seen, weight, 1.0)
         out[:, :, _CLOSE_INDEX[ewm_name(a)]] = np.where(seen, units / safe, 0.0)
         out[:, :, _CLOSE_INDEX[ewm_name(a, "ewm_sale_share")]] = np.where(seen, sales / safe, 0.0)
@@ -186,11 +205,12 @@ def _target_event(panel: Panel, target: np.ndarray) -> np.ndarray:
 
 def _same_dow_mean(panel: Panel, series: np.ndarray, close: np.ndarray, h: np.ndarray):
     u = panel.units
-    offset = (-h) % 7  # days back from the close day to the target's weekday
+    season = panel.step.season
+    offset = (-h) % season  # steps back from the close to the target's weekday
     total = np.zeros(len(series), dtype=np.float64)
     count = np.zeros(len(series), dtype=np.float64)
     for j in range(SAME_DOW_WEEKS):
-        day = close - offset - 7 * j
+        day = close - offset - season * j
         ok = day >= 0
         vals = np.full(len(series), np.nan)
         vals[ok] = u[series[ok], day[ok]]
@@ -198,6 +218,70 @@ def _same_dow_mean(panel: Panel, series: np.ndarray, close: np.ndarray, h: np.nd
         total += np.where(seen, vals, 0.0)
         count += seen
     return np.where(count > 0, total / np.maximum(count, 1.0), 0.0)
+
+
+def _window_mean(cum_sum, cum_n, series, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the seen units over steps ``lo..hi`` (inclusive, clipped to the history) of each
+    row's series, and how many seen steps it averages."""
+    n_days = cum_sum.shape[1] - 1
+    lo, hi = np.clip(lo, 0, n_days), np.clip(hi + 1, 0, n_days)
+    total = cum_sum[series, hi] - cum_sum[series, lo]
+    count = cum_n[series, hi] - cum_n[series, lo]
+    return np.where(count > 0, total / np.maximum(count, 1.0), 0.0), count
+
+
+def _year_features(panel: Panel, series, close, target) -> dict[str, np.ndarray]:
+    """``year_lag``, ``year_mean`` and ``year_ratio`` (spec) of each row."""
+    g = panel.step
+    valid = ~np.isnan(panel.units)
+    cum_sum, cum_n = _cum(np.where(valid, panel.units, 0.0)), _cum(valid.astype(np.float64))
+    back = target - g.year
+    lag, _ = _window_mean(cum_sum, cum_n, series, back, back)
+    half = g.year_span // 2
+    mean, _ = _window_mean(cum_sum, cum_n, series, back - half, back + half)
+    base_end = close - g.year
+    base, seen = _window_mean(cum_sum, cum_n, series, base_end - g.year_base + 1, base_end)
+    ratio = np.where(base > 0, mean / np.where(base > 0, base, 1.0), np.where(mean > 0, np.inf, 1))
+    ratio = np.where(seen > 0, np.minimum(ratio, YEAR_RATIO_CAP), -1.0)
+    return {"year_lag": lag, "year_mean": mean, "year_ratio": ratio}
+
+
+def regular_price(panel: Panel) -> np.ndarray | None:
+    """``[series, step]``: the highest known price over the last ``PRICE_WINDOW`` steps (NaN
+    until a price is known); the reference a price cut is measured against."""
+    if panel.price is None:
+        return None
+    price = np.where(np.isnan(panel.units), np.nan, panel.price)
+    out = price.copy()
+    for k in range(1, PRICE_WINDOW):
+        np.fmax(out[:, k:], price[:, :-k], out=out[:, k:])
+    return out
+
+
+def _planned(panel: Panel, values: np.ndarray | None, series, target) -> np.ndarray:
+    """Each row's planned value on its target step (NaN when not planned or beyond the data)."""
+    out = np.full(len(series), np.nan)
+    if values is None or not panel.known_ahead:
+        return out
+    inside = target < panel.n_days
+    out[inside] = values[series[inside], target[inside]]
+    return out
+
+
+def _promo_price_features(panel: Panel, series, close, target) -> dict[str, np.ndarray]:
+    """``target_promo`` and ``target_price_ratio`` (spec) of each row."""
+    promo = np.nan_to_num(_planned(panel, panel.promo, series, target), nan=0.0)
+    ratio = np.ones(len(series))
+    regular = regular_price(panel)
+    if regular is not None:
+        valid = ~np.isnan(panel.units)
+        last = _ffill(np.where(valid, panel.price, np.nan))[series, close]
+        price = _planned(panel, panel.price, series, target)
+        price = np.where(np.isnan(price), last, price)
+        ref = regular[series, close]
+        ok = ~np.isnan(price) & (ref > 0)
+        ratio[ok] = price[ok] / ref[ok]
+    return {"target_promo": promo, "target_price_ratio": ratio}
 
 
 def feature_rows(
@@ -208,14 +292,14 @@ def feature_rows(
     horizon: np.ndarray,
 ) -> np.ndarray:
     """The demand model's input matrix (float32, columns in spec order) for rows of
-    (series index, close-day index, horizon)."""
+    (series index, close-step index, horizon in steps)."""
     series, day, horizon = (np.asarray(a, dtype=np.int64) for a in (series, day, horizon))
     if len(horizon) and (horizon.min() < 1 or horizon.max() > MAX_HORIZON):
         raise ValueError(
             f"horizon must be in 1..{MAX_HORIZON}, got {horizon.min()}..{horizon.max()}"
         )
     target = day + horizon
-    dates = np.datetime64(panel.start, "D") + target
+    dates = np.datetime64(panel.start, "D") + target * panel.step.days
     dow = weekday(dates.astype("datetime64[D]").astype(np.int64))
     months = dates.astype("datetime64[M]")
     dom = (dates - months.astype("datetime64[D]")).astype(np.int64) + 1
@@ -227,6 +311,8 @@ def feature_rows(
         "target_month": month,
         "target_event": _target_event(panel, target),
         "same_dow_mean": _same_dow_mean(panel, series, day, horizon),
+        **_year_features(panel, series, day, target),
+        **_promo_price_features(panel, series, day, target),
     }
     n_close = len(_CLOSE)
     X = np.empty((len(series), len(names())), dtype=DTYPE)
@@ -250,10 +336,18 @@ def forecast_rows(
 
 
 def training_index(
-    panel: Panel, last_day: int, stride: int = 7, min_age: int = 7, seed: int = 0
+    panel: Panel,
+    last_day: int,
+    stride: int = 7,
+    min_age: int = 7,
+    seed: int = 0,
+    max_horizon: int = MAX_HORIZON,
+    recent: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(series, close day, horizon)`` of the training rows: close days every ``stride`` days
-    (random phase per series), every horizon whose target day is on or before ``last_day``.
+    (random phase per series), every horizon up to ``max_horizon`` whose target day is on or
+    before ``last_day``; with ``recent``, only close days in the last ``recent`` steps (older
+    days still feed the features, a year back included).
 
     >>> p = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.zeros((1, 40)))
     >>> s, d, h = training_index(p, last_day=39)
@@ -263,9 +357,11 @@ def training_index(
     rng = np.random.default_rng(seed)
     first = panel.first_day()
     s_list, d_list, h_list = [], [], []
-    hs = np.arange(1, MAX_HORIZON + 1)
+    hs = np.arange(1, max_horizon + 1)
     for s in range(len(panel.keys)):
         lo = first[s] + min_age - 1
+        if recent is not None:
+            lo = max(lo, last_day - recent)
         days = np.arange(lo + int(rng.integers(stride)), last_day, stride)
         if not len(days):
             continue
@@ -306,9 +402,34 @@ def anomaly_rows(panel: Panel, close: np.ndarray, series: np.ndarray, day: np.nd
     return close[np.asarray(series), np.asarray(day)][:, cols].astype(DTYPE)
 
 
-def panel_from_frame(frame, calendar_events: Sequence[str] | None = None) -> Panel:
-    """Dense daily panel from a canonical long frame (``store_id, sku, date, units`` and
-    optional ``price, promo, event``). Days without a row after a series' first row are 0 units.
+# Fewer distinct dates than this, all on one weekday, do not prove a weekly history.
+_WEEKLY_EVIDENCE = 8
+
+
+def infer_grain(dates: np.ndarray) -> str:
+    """``"week"`` when every date of a history falls on one weekday (one row per week, dated by
+    its first or last day) over at least 8 distinct dates, else ``"day"``.
+
+    >>> d = np.datetime64("2012-01-06") + 7 * np.arange(10)
+    >>> infer_grain(d), infer_grain(np.datetime64("2012-01-06") + np.arange(10))
+    ('week', 'day')
+    """
+    days = np.unique(np.asarray(dates).astype("datetime64[D]").astype(np.int64))
+    if len(days) >= _WEEKLY_EVIDENCE and len(np.unique(days % 7)) == 1:
+        return "week"
+    return "day"
+
+
+def panel_from_frame(
+    frame,
+    calendar_events: Sequence[str] | None = None,
+    grain_name: str | None = None,
+    known_ahead: bool = False,
+) -> Panel:
+    """Dense panel from a canonical long frame (``store_id, sku, date, units`` and optional
+    ``price, promo, event``). Steps without a row after a series' first row are 0 units. The
+    grain is learnt from the dates (:func:`infer_grain`) unless ``grain_name`` is given: a weekly
+    history becomes a panel of weeks. ``known_ahead``: see :class:`Panel`.
 
     >>> import pandas as pd
     >>> df = pd.DataFrame({"store_id": ["S", "S"], "sku": ["A", "A"],
@@ -319,8 +440,12 @@ def panel_from_frame(frame, calendar_events: Sequence[str] | None = None) -> Pan
     import pandas as pd
 
     dates = pd.to_datetime(frame["date"]).dt.normalize().to_numpy().astype("datetime64[D]")
+    g = grain(grain_name or infer_grain(dates))
     start = dates.min()
-    t = (dates - start).astype(np.int64)
+    offset = (dates - start).astype(np.int64)
+    if (offset % g.days).any():
+        raise ValueError(f"dates are not whole {g.name}s apart from {start}; cannot use {g.name}s")
+    t = offset // g.days
     n_days = int(t.max()) + 1
     keys = pd.MultiIndex.from_arrays([frame["store_id"].astype(str), frame["sku"].astype(str)])
     codes, uniques = pd.factorize(keys, sort=True)
@@ -344,7 +469,7 @@ def panel_from_frame(frame, calendar_events: Sequence[str] | None = None) -> Pan
         np.maximum.at(event, t, frame["event"].fillna(0).to_numpy(np.float64))
     future: set[int] = set()
     for d in calendar_events or ():
-        future.add(int((np.datetime64(d, "D") - start).astype(np.int64)))
+        future.add(int((np.datetime64(d, "D") - start).astype(np.int64)) // g.days)
     return Panel(
         keys=[(str(a), str(b)) for a, b in uniques],
         start=start,
@@ -353,4 +478,6 @@ def panel_from_frame(frame, calendar_events: Sequence[str] | None = None) -> Pan
         promo=promo,
         event=event,
         future_events=future,
+        grain=g.name,
+        known_ahead=known_ahead,
     )

@@ -29,7 +29,24 @@ Definitions (``u[t]`` = units on day ``t``, ``c`` = close day, ``n`` = days seen
 - ``target_dow`` (Monday=0), ``target_dom``, ``target_month``, ``target_event`` (1 when the
   target day carries a calendar event, 0 otherwise or when unknown).
 - ``same_dow_mean``: mean of ``u`` on the last 4 days (within 28 days of the close) that share
-  the target day's weekday; 0 before any such day.
+  the target day's weekday; 0 before any such day. At week grain (no weekday), the last 4 weeks.
+- ``year_lag``: ``u[t - Y]`` for the target step ``t``, ``Y`` = a year of steps (364 days or
+  52 weeks, so a day keeps its weekday); 0 when the series had not begun.
+- ``year_mean``: mean of ``u`` over the ``year_span`` steps centred on ``t - Y`` (the yearly
+  profile: the same season a year back); 0 when none of them was seen.
+- ``year_ratio``: ``year_mean`` over the mean of the ``year_base`` steps ending at ``c - Y``:
+  how demand moved, a year ago, from the close's season to the target's (the November ramp a
+  91-day window cannot see); clipped to ``[0, YEAR_RATIO_CAP]``, ``-1`` when the series is younger
+  than a year (a value no ratio takes, so a tree can tell it apart).
+- ``target_promo``: the promotion flag planned for the target step (0 when unknown).
+- ``target_price_ratio``: the price planned for the target step (the last known price when not
+  given) over the regular price, the highest known price over the last 28 steps; 1 when no
+  price is known. A price cut shows as a ratio below 1 whatever the currency or pack size.
+
+Grain: a history is daily or weekly (:data:`GRAINS`); every feature counts *steps* of that
+grain (``lag_7`` is a week back at day grain, seven weeks back at week grain), and the target
+calendar is the target step's first day. A weekly history is forecast in weeks, never padded
+into days.
 
 >>> names()[:3]
 ['lag_1', 'lag_2', 'lag_3']
@@ -43,7 +60,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-FEATURE_STORE_VERSION = "1.1"
+FEATURE_STORE_VERSION = "1.2"
 
 LAGS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)
 WINDOWS: tuple[int, ...] = (7, 28, 91)
@@ -54,6 +71,44 @@ SAME_DOW_WEEKS = 4
 EWM_ALPHAS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
 
 DTYPE = "float32"  # the matrix the ONNX models take
+YEAR_RATIO_CAP = 10.0
+PRICE_WINDOW = 28  # steps over which the highest known price is the regular price
+
+
+@dataclass(frozen=True)
+class Grain:
+    """The step of a history and the year-back windows in steps of it.
+
+    >>> GRAINS["week"].days, GRAINS["week"].year, GRAINS["day"].history
+    (7, 52, 392)
+    """
+
+    name: str
+    days: int  # days per step
+    season: int  # steps between two steps with the same weekday (1: no weekday at this grain)
+    year: int  # steps back to the same season a year earlier
+    year_span: int  # steps around t - year averaged by ``year_mean`` (odd)
+    year_base: int  # steps ending at c - year averaged for ``year_ratio``
+
+    @property
+    def history(self) -> int:
+        """Steps of history the features need at this grain (the streaming buffer)."""
+        return max(MAX_WINDOW, self.year + self.year_base)
+
+
+GRAINS: dict[str, Grain] = {
+    "day": Grain("day", days=1, season=7, year=364, year_span=7, year_base=28),
+    "week": Grain("week", days=7, season=1, year=52, year_span=3, year_base=4),
+}
+# Steps a streaming series keeps: enough for any grain's year-back features.
+HISTORY_STEPS = max(g.history for g in GRAINS.values())
+
+
+def grain(name: str) -> Grain:
+    """The named grain; ``ValueError`` lists the known ones."""
+    if name not in GRAINS:
+        raise ValueError(f"unknown grain {name!r}; known: {', '.join(GRAINS)}")
+    return GRAINS[name]
 
 
 @dataclass(frozen=True)
@@ -138,6 +193,13 @@ def _build() -> tuple[Feature, ...]:
             "mean units on recent days with the target weekday",
             in_units=True,
         ),
+        Feature("year_lag", "target", "units a year before the target step", in_units=True),
+        Feature(
+            "year_mean", "target", "mean units around the target step a year back", in_units=True
+        ),
+        Feature("year_ratio", "target", "a year back: target season over close season"),
+        Feature("target_promo", "target", "promotion planned for the target step"),
+        Feature("target_price_ratio", "target", "planned price over the regular price"),
     ]
     return tuple(out)
 
@@ -191,6 +253,9 @@ def spec_dict() -> dict:
         "days_since_cap": DAYS_SINCE_CAP,
         "same_dow_weeks": SAME_DOW_WEEKS,
         "ewm_alphas": list(EWM_ALPHAS),
+        "grains": {k: asdict(g) for k, g in GRAINS.items()},
+        "year_ratio_cap": YEAR_RATIO_CAP,
+        "price_window": PRICE_WINDOW,
         "features": [asdict(f) for f in FEATURES],
         "anomaly_features": list(ANOMALY_FEATURES),
         "scale_feature": SCALE_FEATURE,

@@ -295,8 +295,8 @@ def run_network_act(args: argparse.Namespace, out: Path) -> bool:
     """The act, if ``--network`` (the default); True when everything it checks held."""
     if not getattr(args, "network", True):
         return True
-    from shelfcast.broker import EmbeddedBroker
     from configuration.data_dir import DataMissingError
+    from shelfcast.broker import EmbeddedBroker
     from shelfcast.embedded_nats import EmbeddedNats
 
     t0 = _T0[0] = time.perf_counter()

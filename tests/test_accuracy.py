@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 FIGURES = {
+    "max_rmsse_ratio_vs_best_peer",
     "rmsse_model",
     "rmsse_best_baseline",
     "rmsse_ratio",
@@ -39,16 +40,29 @@ def test_machine_figures():
 @pytest.mark.slow
 def test_tiny_run_writes_all_figures(real_data_dir, tmp_path, capsys):
     out = tmp_path / "acc.json"
-    assert (
-        _bench().main(["--json", str(out), "--skus", "5", "--train-skus", "12", "--trees", "20"])
-        == 0
-    )
+    args = ["--json", str(out), "--skus", "5", "--train-skus", "12", "--trees", "20"]
+    args += ["--datasets", "online_retail", "walmart_weekly", "--series", "12", "--folds", "1"]
+    assert _bench().main(args) == 0
     data = json.loads(out.read_text())
     assert set(data["figures"]) >= FIGURES
-    assert data["figures"]["onnx_max_abs_diff"] < 1e-2
+    per = data["per_dataset"]
+    assert set(per) == {"online_retail", "walmart_weekly"}
+    assert data["setup"]["datasets"]["walmart_weekly"]["grain"] == "week"
+    # The worst data set's ratio against its best peer, statsforecast or mlforecast alike.
+    ratios = [p["rmsse_ratio_vs_best_peer"] for p in per.values()]
+    assert data["figures"]["max_rmsse_ratio_vs_best_peer"] == max(ratios)
+    for p in per.values():
+        assert p["rmsse_ratio_vs_best_peer"] == pytest.approx(
+            p["rmsse_model"] / p["rmsse_best_baseline"]
+        )
+        assert "rmsse_mlf_lgbm_l2" in p and "rmsse_mlf_lgbm_tweedie" in p
+        assert p["fit_seconds_per_1000_series_years"] > 0
+        assert p["mlf_lgbm_l2_fit_seconds_per_1000_series_years"] > 0
+    assert data["figures"]["onnx_max_abs_diff_over_scale"] < 1e-4
     assert data["figures"]["rmsse_ratio"] == pytest.approx(
         data["figures"]["rmsse_model"] / data["figures"]["rmsse_best_baseline"]
     )
     assert {"nproc", "memory_gib"} <= set(data["machine"])
     table = capsys.readouterr().out
-    assert "| rmsse_ratio |" in table and "| nproc |" in table
+    assert "| max_rmsse_ratio_vs_best_peer |" in table and "| nproc |" in table
+    assert "| walmart_weekly |" in table

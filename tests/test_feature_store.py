@@ -167,3 +167,56 @@ def test_features_on_real_online_retail(real_data_dir):
     assert np.isfinite(close).all()
     X, y = training_rows(panel, close, last_day=panel.n_days - 1)
     assert np.isfinite(X).all() and (y >= 0).all()
+
+
+def test_a_weekly_history_is_forecast_in_weeks_with_its_year_back():
+    """Weeks stay weeks: the target calendar steps 7 days, the year back is 52 weeks."""
+    weeks = 60
+    dates = pd.Timestamp("2011-01-07") + pd.to_timedelta(7 * np.arange(weeks), unit="D")
+    df = pd.DataFrame(
+        {"store_id": "S", "sku": "A", "date": dates, "units": np.arange(weeks, dtype=float)}
+    )
+    panel = panel_from_frame(df)
+    assert panel.grain == "week" and panel.n_days == weeks
+    close = close_features(panel)
+    X = feature_rows(panel, close, np.array([0, 0]), np.array([weeks - 1, weeks - 1]), [1, 4])
+    col = {n: i for i, n in enumerate(names())}
+    # Close week 59 (2012-02-24, a Friday); +1 week -> 2012-03-02, +4 -> 2012-03-23.
+    assert X[:, col["target_dow"]].tolist() == [4, 4]
+    assert X[:, col["target_dom"]].tolist() == [2, 23]
+    assert X[:, col["target_month"]].tolist() == [3, 3]
+    # The target week a year (52 weeks) back: weeks 8 and 11; their 3-week means 8 and 11; the
+    # base is weeks 4..7 (mean 5.5), a year before the close.
+    assert X[:, col["year_lag"]].tolist() == [8.0, 11.0]
+    assert X[:, col["year_mean"]].tolist() == [8.0, 11.0]
+    assert X[:, col["year_ratio"]] == pytest.approx([8 / 5.5, 11 / 5.5])
+    # The last 4 weeks, not every 7th week.
+    assert X[:, col["same_dow_mean"]].tolist() == [57.5, 57.5]
+
+
+def test_a_younger_series_says_it_has_no_year_back():
+    panel = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.ones((1, 100)))
+    X = feature_rows(panel, close_features(panel), np.array([0]), np.array([99]), np.array([1]))
+    assert X[0, names().index("year_ratio")] == -1.0
+    assert X[0, names().index("year_lag")] == 0.0
+
+
+def test_planned_promo_and_price_reach_the_target_only_when_known_ahead():
+    units = np.ones((1, 40))
+    price = np.full((1, 40), 4.0)
+    price[0, 35:] = 3.0  # a planned cut from day 35
+    promo = np.zeros((1, 40))
+    promo[0, 35:] = 1.0
+    col = {n: i for i, n in enumerate(names())}
+    for ahead, want_ratio, want_promo in ((True, 0.75, 1.0), (False, 1.0, 0.0)):
+        panel = Panel(
+            keys=[("S", "A")],
+            start=np.datetime64("2024-01-01"),
+            units=units,
+            price=price,
+            promo=promo,
+            known_ahead=ahead,
+        )
+        X = feature_rows(panel, close_features(panel), np.array([0]), np.array([30]), [6])
+        assert X[0, col["target_price_ratio"]] == want_ratio
+        assert X[0, col["target_promo"]] == want_promo

@@ -29,7 +29,15 @@ def assert_parity(panel: Panel, check_rows_every: int = 17) -> int:
                     panel.event[d] if panel.event is not None and d < panel.n_days else 0.0
                     for d in targets
                 ]
-                got = state.feature_rows(panel.dates[t], hs, events)
+                planned = {}
+                if panel.known_ahead:  # the planned promo and price of each target step
+                    for name in ("promo", "price"):
+                        values = getattr(panel, name)
+                        planned[f"{name}s"] = [
+                            values[s, d] if values is not None and d < panel.n_days else np.nan
+                            for d in targets
+                        ]
+                got = state.feature_rows(panel.dates[t], hs, events, panel.grain, **planned)
                 want = feature_rows(panel, close, np.full(len(hs), s), np.full(len(hs), t), hs)
                 np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     return checked
@@ -47,6 +55,27 @@ def test_streaming_matches_batch_on_a_synthetic_panel():
         price=price,
     )
     assert assert_parity(panel, check_rows_every=5) == 560
+
+
+def test_streaming_matches_batch_over_years_of_weeks_and_days_with_planned_prices():
+    """Long enough for the year-back features, at both grains, with planned promos and prices."""
+    rng = np.random.default_rng(5)
+    n = 430
+    units = rng.choice([0, 0, 1, 2, 5, 30], size=(2, n)).astype(float)
+    units[1, :50] = np.nan
+    price = np.where(rng.random((2, n)) < 0.7, rng.choice([2.0, 2.5, 3.0], (2, n)), np.nan)
+    promo = (rng.random((2, n)) < 0.2).astype(float)
+    for grain_name in ("day", "week"):
+        panel = Panel(
+            keys=[("S", "A"), ("S", "B")],
+            start=np.datetime64("2022-01-05"),
+            units=units,
+            price=price,
+            promo=promo,
+            grain=grain_name,
+            known_ahead=True,
+        )
+        assert assert_parity(panel, check_rows_every=11) == 2 * n - 50
 
 
 @pytest.mark.realdata

@@ -247,3 +247,15 @@ def test_tail_keeps_every_feature_of_the_last_day():
     tail_x, _, _ = forecast_rows(short, close_features(short), short.n_days - 1)
     np.testing.assert_array_equal(tail_x, full_x)
     assert full_x[:, names().index("target_event")].any()  # the future event survived
+
+
+def test_a_weekly_history_is_forecast_in_weeks(bundle):
+    """One row per week after the last week, never days padded between weeks."""
+    weeks = pd.date_range("2023-01-06", periods=60, freq="7D")  # Fridays
+    rng = np.random.default_rng(2)
+    history = pd.DataFrame(
+        {"store_id": "S", "sku": "A", "date": weeks, "units": rng.poisson(40.0, 60).astype(float)}
+    )
+    table = Forecaster.from_bundle(bundle).forecast(history, 4)
+    assert table["date"].tolist() == list(pd.date_range("2024-03-01", periods=4, freq="7D"))
+    assert (table["mean"] > 0).all()

@@ -16,7 +16,9 @@ from training.datasets import (
 pytestmark = pytest.mark.realdata
 
 
-@pytest.mark.parametrize("name", ["m5_sample", "favorita", "walmart_weekly", "m5_store_days"])
+@pytest.mark.parametrize(
+    "name", ["m5_sample", "favorita", "walmart_weekly", "m5_store_days", "dunnhumby_batf"]
+)
 def test_adapter_is_canonical(real_data_dir, name):
     df = load_dataset(name)
     assert list(df.columns[:4]) == ["store_id", "sku", "date", "units"]
@@ -96,3 +98,43 @@ def test_unknown_name():
     with pytest.raises(KeyError, match="unknown data set 'nope'"):
         load_dataset("nope")
     assert "online_retail" in DATASETS
+
+
+def test_weekly_data_sets_become_panels_of_weeks(real_data_dir):
+    from feature_store.batch import panel_from_frame
+
+    walmart = panel_from_frame(load_dataset("walmart_weekly"))
+    assert walmart.grain == "week" and walmart.n_days == 130  # 2010-02-05 .. 2012-07-27
+    dunnhumby = load_dataset("dunnhumby_batf")
+    panel = panel_from_frame(dunnhumby)
+    assert panel.grain == "week" and panel.n_days == 143  # 2009-01-14 .. 2011-10-05
+    # Feature, display or a temporary price reduction: a promotion week.
+    assert 0.2 < dunnhumby["promo"].mean() < 0.4
+    assert (dunnhumby["price"].dropna() > 0).all() and dunnhumby["price"].notna().mean() > 0.99
+
+
+def test_walmart_markdown_weeks_are_promotions(real_data_dir):
+    df = load_dataset("walmart_weekly")
+    # Markdowns were published from November 2011 only.
+    assert df.loc[df["date"] < "2011-11-01", "promo"].sum() == 0
+    assert df.loc[df["date"] >= "2011-11-11", "promo"].mean() > 0.9
+    assert df.loc[df["date"] == "2011-11-25", "event"].eq(1).all()  # Thanksgiving week
+
+
+def test_m5_history_carries_the_calendar_and_the_states_snap_days(real_data_dir):
+    df = load_dataset("m5_history")
+    assert df.groupby(["store_id", "sku"]).ngroups == 944 and df["store_id"].nunique() == 10
+    day = df[df["date"] == "2016-02-07"]  # Super Bowl, a SNAP day in CA and TX, not in WI
+    assert day["event"].eq(1).all()
+    snap = day.groupby(day["store_id"].str[:2])["promo"].first().to_dict()
+    assert snap == {"CA": 1.0, "TX": 1.0, "WI": 0.0}
+
+
+def test_dunnhumby_weeks_without_sales_are_zero_at_the_last_price(real_data_dir):
+    """The file lists only weeks that sold; a price known only then would leak which did."""
+    df = load_dataset("dunnhumby_batf")
+    first = df.groupby(["store_id", "sku"])["date"].min()
+    weeks = (df["date"].max() - first).dt.days // 7 + 1
+    assert (df.groupby(["store_id", "sku"]).size() == weeks).all()
+    zero = df[df["units"] == 0]
+    assert len(zero) > 10_000 and zero["price"].notna().all() and (zero["promo"] == 0).all()

@@ -175,4 +175,7 @@ def test_train_names_the_known_data_sets_for_an_unknown_name(tmp_path, capsys):
     assert (
         main(["train", "--data", "no_such_set", "--out", str(tmp_path / "b"), "--no-mlflow"]) == 1
     )
-    assert "neither a file nor a data set name; data sets: favorita" in capsys.readouterr().err
+    assert (
+        "neither a file nor a data set name; data sets: dunnhumby_batf, favorita"
+        in capsys.readouterr().err
+    )

@@ -25,7 +25,9 @@ from training.baselines import BASELINES, baseline_forecasts
 from training.engine import Engine
 from training.loss_weights import weighted_training_rows
 from training.metrics import Scales, coverage, mase, pinball, rmsse
+from training.peers import peer_forecasts
 from training.progress import progress_bar
+from training.train import fit_seconds_per_1000_series_years, series_years
 
 MODEL = "shelfcast"
 # Not forecasts: references that are told each series' true mean over the test days. They show
@@ -47,8 +49,11 @@ def clairvoyant_forecasts(
     """
     level = float(np.mean(actual))
     h, d = np.nan_to_num(history[-364:]), history_dow[-364:]
-    by_dow = np.array([h[d == k].mean() if (d == k).any() else 0.0 for k in range(7)])
-    profile = by_dow / by_dow.mean() if by_dow.mean() > 0 else np.ones(7)
+    present = np.array([(d == k).any() for k in range(7)])
+    by_dow = np.array([h[d == k].mean() if present[k] else 0.0 for k in range(7)])
+    # Weekly histories fall on one weekday: their profile is flat, not 7x on that day.
+    level_seen = by_dow[present].mean() if present.any() else 0.0
+    profile = by_dow / level_seen if level_seen > 0 else np.ones(7)
     return {
         "clairvoyant_level": np.full(len(actual), level),
         "clairvoyant_level_weekday": level * profile[test_dow],
@@ -82,6 +87,9 @@ class BacktestResult:
     rows: list[dict] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
     models: list[DemandModel] = field(default_factory=list, repr=False)
+    # Per fold: each peer's fit seconds, and the series-years of history the fits learnt from.
+    peer_seconds: list[dict[str, float]] = field(default_factory=list)
+    series_years: list[float] = field(default_factory=list)
 
     def frame(self):
         import pandas as pd
@@ -120,11 +128,26 @@ class BacktestResult:
                 if name in by.index:
                     out[f"rmsse_{name}"] = float(by.loc[name, "rmsse"])
                     out[f"{name}_ratio"] = float(by.loc[name, "rmsse"]) / out["rmsse_best_baseline"]
+            pair = df[df["method"].isin([MODEL, best])].pivot_table(
+                index=["fold", "series"], columns="method", values="rmsse"
+            )
+            out["win_rate_vs_best_peer"] = float((pair[MODEL] < pair[best]).mean())
         out["train_seconds"] = float(np.mean(self.train_seconds)) if self.train_seconds else 0.0
+        if self.series_years:
+            years = float(np.mean(self.series_years))
+            per_k = fit_seconds_per_1000_series_years
+            out["fit_seconds_per_1000_series_years"] = per_k(out["train_seconds"], years)
+            for name in self.peer_seconds[0] if self.peer_seconds else ():
+                fit = float(np.mean([p[name] for p in self.peer_seconds]))
+                out[f"{name}_fit_seconds_per_1000_series_years"] = per_k(fit, years)
         return out
 
 
-def _score(y: np.ndarray, f: dict[str, np.ndarray], s: Scales) -> dict[str, float]:
+def _score(
+    y: np.ndarray, f: dict[str, np.ndarray], s: Scales, scored: np.ndarray | None = None
+) -> dict[str, float]:
+    if scored is not None:  # only the steps that count (in stock), each forecast cut alike
+        y, f = y[scored], {k: v[scored] for k, v in f.items()}
     row = {"rmsse": rmsse(y, f["p"], s), "mase": mase(y, f["p"], s)}
     row["spl50"] = pinball(y, f.get("p50", f["p"]), 0.5) / s.mae
     if "p90" in f:
@@ -144,13 +167,20 @@ def backtest(
     progress: Callable[[str], None] | None = None,
     evaluate: np.ndarray | None = None,
     engine: Engine | None = None,
+    peers: bool = False,
+    score_mask: np.ndarray | None = None,
+    recent: int | None = None,
 ) -> BacktestResult:
-    """Run the rolling-origin backtest; ``progress`` receives one line per step.
+    """Run the rolling-origin backtest; ``progress`` receives one line per step. ``horizon``,
+    ``min_history``, ``stride`` and ``recent`` count steps of the panel's grain.
 
     ``evaluate`` (bool per series) limits scoring to some series while the model still trains on
     all of them, e.g. a global model fitted on a store's whole assortment, judged on its top SKUs.
     ``engine`` (:mod:`training.engine`) runs the per-series baselines; the metrics do not
-    depend on it.
+    depend on it. ``peers`` adds the mlforecast LightGBM peers (:mod:`training.peers`), fitted
+    on the same rows. ``score_mask`` (bool, series x steps) scores only the steps it marks
+    (in-stock days: a stock-out day's sales are not its demand). ``recent``: every model trains
+    on the last ``recent`` steps before each cutoff only.
     """
     say = progress or (lambda _msg: None)
     close = close_features(panel)
@@ -159,9 +189,12 @@ def backtest(
     result = BacktestResult()
     bar = progress_bar(folds, "backtest", unit="fold")
     for k, cut in enumerate(fold_cutoffs(panel.n_days, folds, horizon), start=1):
-        day = str(np.datetime64(panel.start, "D") + cut)
-        say(f"fold {k}/{folds}: training on days up to {day}")
-        X, y, w = weighted_training_rows(panel, close, last_day=cut, stride=stride)
+        day = str(panel.dates[cut])
+        say(f"fold {k}/{folds}: training on steps up to {day}")
+        X, y, w = weighted_training_rows(
+            panel, close, last_day=cut, stride=stride, max_horizon=horizon, recent=recent
+        )
+        result.series_years.append(series_years(panel, cut, recent))
         t0 = time.perf_counter()
         # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
         model = DemandModel(**(model_params or {})).fit(X, y, mean_weight=w.mean)
@@ -186,9 +219,20 @@ def backtest(
                 f"fold {k}/{folds}: fitting {len(BASELINES)} statsforecast baselines on {len(idx)} series"
             )
             base = baseline_forecasts(panel, series[idx], cut, horizon, engine)
+        if peers and len(idx):
+            say(f"fold {k}/{folds}: fitting mlforecast peers on all {len(series)} series")
+            trees = (model_params or {}).get("n_estimators", 200)
+            got, seconds = peer_forecasts(panel, series, cut, horizon, trees=trees, recent=recent)
+            base.update({name: values[idx] for name, values in got.items()})
+            result.peer_seconds.append(seconds)
         for j, i in enumerate(idx):
             key = "/".join(panel.keys[series[i]])
             sc, s_i = scales[i], series[i]
+            scored = None
+            if score_mask is not None:
+                scored = np.asarray(score_mask[s_i, cut + 1 : cut + 1 + horizon], bool)
+                if not scored.any():
+                    continue
             if baselines:  # references for the baseline comparison; nothing else reads them
                 history = slice(first[s_i], cut + 1)
                 ref = clairvoyant_forecasts(
@@ -198,14 +242,14 @@ def backtest(
                     dow[cut + 1 : cut + 1 + horizon],
                 )
                 for name, values in ref.items():
-                    row = _score(actual[j], {"p": values}, sc)
+                    row = _score(actual[j], {"p": values}, sc, scored)
                     result.rows.append({"fold": k, "series": key, "method": name, **row})
             fc = {"p": pred["mean"][i], "p50": pred["p50"][i], "p90": pred["p90"][i]}
             result.rows.append(
-                {"fold": k, "series": key, "method": MODEL, **_score(actual[j], fc, sc)}
+                {"fold": k, "series": key, "method": MODEL, **_score(actual[j], fc, sc, scored)}
             )
             for name, values in base.items():
-                row = _score(actual[j], {"p": values[j]}, sc)
+                row = _score(actual[j], {"p": values[j]}, sc, scored)
                 result.rows.append({"fold": k, "series": key, "method": name, **row})
         say(f"fold {k}/{folds}: {len(idx)} series scored")
         bar.update()

@@ -14,12 +14,15 @@ from training.engine import Engine, LocalEngine, panel_series, partitions_for
 BASELINES = ("SeasonalNaive", "AutoETS", "CrostonOptimized", "TSB", "ADIDA")
 
 
-def _models():
+def _models(grain_name: str = "day"):
+    """The baselines at a grain: a weekly season for days; for weeks a yearly season for the
+    seasonal naive and none for ETS (statsforecast's ETS takes seasons of at most 24)."""
     from statsforecast.models import ADIDA, TSB, AutoETS, CrostonOptimized, SeasonalNaive
 
+    week = grain_name == "week"
     return [
-        SeasonalNaive(season_length=7),
-        AutoETS(season_length=7),
+        SeasonalNaive(season_length=52 if week else 7),
+        AutoETS(season_length=1 if week else 7),
         CrostonOptimized(),
         TSB(alpha_d=0.2, alpha_p=0.2),
         ADIDA(),
@@ -48,17 +51,18 @@ def _fit_and_forecast(task: tuple[Panel, int]) -> dict[str, np.ndarray]:
     from statsforecast import StatsForecast
 
     panel, horizon = task
+    step = pd.Timedelta(days=panel.step.days)
     first = panel.first_day()
     frames = []
     series = range(len(panel.keys))
     for i in series:
         y = panel.units[i, first[i] :]
         ds = pd.date_range(
-            pd.Timestamp(panel.start) + pd.Timedelta(days=int(first[i])), periods=len(y), freq="D"
+            pd.Timestamp(panel.start) + int(first[i]) * step, periods=len(y), freq=step
         )
         frames.append(pd.DataFrame({"unique_id": i, "ds": ds, "y": y}))
     df = pd.concat(frames, ignore_index=True)
-    sf = StatsForecast(models=_models(), freq="D", n_jobs=1)
+    sf = StatsForecast(models=_models(panel.grain), freq=f"{panel.step.days}D", n_jobs=1)
     fc = sf.forecast(df=df, h=horizon).sort_values(["unique_id", "ds"])
     out = {}
     for name in BASELINES:

@@ -4,8 +4,14 @@ Every adapter returns a frame with ``store_id, sku, date, units`` and, where the
 ``price``, ``promo`` and ``event`` (1 on a calendar-event day). Files are found only through
 :func:`configuration.data_dir.require`.
 
->>> sorted(DATASETS)
-['favorita', 'freshretailnet', 'm5_sample', 'm5_store_days', 'online_retail', 'walmart_weekly']
+Weekly data sets (``walmart_weekly``, ``dunnhumby_batf``) keep one row per week, dated by the
+week's own day; the feature store learns the grain from the dates. :data:`KNOWN_AHEAD` names the
+data sets whose ``price``/``promo`` are planned (a shelf price, a promo calendar, a markdown
+plan), so a forecast may read them on its target step.
+
+>>> sorted(DATASETS)  # doctest: +NORMALIZE_WHITESPACE
+['dunnhumby_batf', 'favorita', 'freshretailnet', 'm5_history', 'm5_sample', 'm5_store_days',
+ 'online_retail', 'walmart_weekly']
 """
 
 from __future__ import annotations
@@ -190,12 +196,90 @@ def favorita() -> pd.DataFrame:
     return validate(out, source="favorita")
 
 
+M5_HISTORY = "m5_history/sales_944_series.parquet"
+DUNNHUMBY = "dunnhumby_batf/transactions.parquet"
+_WALMART_MARKDOWNS = [f"MarkDown{i}" for i in range(1, 6)]
+
+
+def m5_history() -> pd.DataFrame:
+    """The 944 full-history M5 item x store series (10 stores), daily from each series' first
+    sale, with the M5 calendar: ``event`` on a named event day, ``promo`` on the store's state's
+    SNAP day (food stamps, a demand lift the calendar fixes in advance). ``sku`` is the item id;
+    ``category`` (FOODS, HOUSEHOLD, HOBBIES) rides along for reports by category."""
+    raw = pd.read_parquet(require(M5_HISTORY))
+    cal = _m5_calendar("m5_sample/calendar.csv.gz")
+    dates = pd.to_datetime(raw["date"], format="%Y-%m-%d")
+    day = pd.Index(cal["date"]).get_indexer(dates)
+    if (day < 0).any():
+        raise ValueError(f"{M5_HISTORY}: {dates[day < 0].iloc[0].date()} is not in the M5 calendar")
+    states = sorted(raw["state_id"].unique())
+    snap_by_state = cal[[f"snap_{s}" for s in states]].to_numpy(float)[day]
+    state = pd.Categorical(raw["state_id"], categories=states).codes
+    snap = snap_by_state[np.arange(len(raw)), state]
+    event = cal["event"].to_numpy(float)[day]
+    out = pd.DataFrame(
+        {
+            "store_id": raw["store_id"].astype(str),
+            "sku": raw["item_id"].astype(str),
+            "date": dates,
+            "units": raw["sales"].astype(float),
+            "promo": snap,
+            "event": event,
+            "category": raw["cat_id"].astype(str),
+        }
+    )
+    return validate(out, source=f"m5_history ({M5_HISTORY})")
+
+
+def dunnhumby_batf() -> pd.DataFrame:
+    """Weekly units per store x UPC (week ending Wednesday) with the shelf ``price`` and
+    ``promo`` = 1 in a week on feature (mailer), on display or on a temporary price reduction.
+
+    The file has rows only for weeks with sales. A missing week after a series' first becomes
+    a row of 0 units, no promotion and the last shelf price: left without a price, a planned
+    price known only on weeks that sold would tell a forecast which weeks sold."""
+    raw = pd.read_parquet(require(DUNNHUMBY))
+    products = pd.read_csv(require("dunnhumby_batf/products.csv"), dtype={"upc_id": str})
+    promo = (raw["feature"].fillna(0) + raw["display"].fillna(0) + raw["tpr_only"].fillna(0)) > 0
+    out = pd.DataFrame(
+        {
+            "store_id": raw["store_id"].astype(str),
+            "sku": raw["upc_id"].astype(str),
+            "date": pd.to_datetime(raw["week_end_date"]).astype("datetime64[ns]"),
+            "units": raw["units"].astype(float).clip(lower=0),
+            "price": raw["price"].astype(float).where(raw["price"] > 0),  # 0: not recorded
+            "promo": promo.astype(float),
+        }
+    )
+    out = _every_week(out)
+    out["category"] = out["sku"].map(products.set_index("upc_id")["category"]).astype(str)
+    return validate(out, source=f"dunnhumby_batf ({DUNNHUMBY})")
+
+
+def _every_week(weeks: pd.DataFrame) -> pd.DataFrame:
+    """Every week of each series from its first row: missing weeks 0 units, no promotion, the
+    last known price carried forward."""
+    wide = weeks.set_index(["store_id", "sku", "date"])[["units", "price", "promo"]].unstack()
+    units = wide["units"]
+    started = units.notna().cumsum(axis=1) > 0
+    dense = pd.DataFrame(
+        {
+            "units": units.fillna(0.0).where(started).stack(),
+            "price": wide["price"].ffill(axis=1).where(started).stack(future_stack=True),
+            "promo": wide["promo"].fillna(0.0).where(started).stack(),
+        }
+    ).dropna(subset=["units"])
+    return dense.reset_index()
+
+
 def walmart_weekly() -> pd.DataFrame:
     """Weekly sales per store x department (weekly grain: one row per week's Friday); negative
-    weeks (net returns) are clipped to 0, holiday weeks are events, markdown 1 is ``promo``."""
+    weeks (net returns) are clipped to 0, holiday weeks are events, a week with any markdown
+    (MarkDown1-5, published from November 2011) is ``promo``."""
     raw = pd.read_parquet(require("walmart_weekly/train_2010-02-05_2012-07-27.parquet"))
     feats = pd.read_parquet(require("walmart_weekly/features.parquet"))
-    raw = raw.merge(feats[["Store", "Date", "MarkDown1"]], on=["Store", "Date"], how="left")
+    raw = raw.merge(feats[["Store", "Date", *_WALMART_MARKDOWNS]], on=["Store", "Date"], how="left")
+    markdown = (raw[_WALMART_MARKDOWNS].fillna(0) > 0).any(axis=1)
     out = pd.DataFrame(
         {
             "store_id": raw["Store"].astype(str),
@@ -203,7 +287,7 @@ def walmart_weekly() -> pd.DataFrame:
             "date": raw["Date"],
             "units": np.clip(raw["Weekly_Sales"].to_numpy(float), 0, None),
             "event": raw["IsHoliday"].astype(float),
-            "promo": (raw["MarkDown1"].fillna(0) > 0).astype(float),
+            "promo": markdown.astype(float),
         }
     )
     return validate(out, source="walmart_weekly")
@@ -216,7 +300,14 @@ DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
     "favorita": favorita,
     "walmart_weekly": walmart_weekly,
     "freshretailnet": freshretailnet,
+    "m5_history": m5_history,
+    "dunnhumby_batf": dunnhumby_batf,
 }
+
+# Data sets whose price and promo are planned ahead (see the module docstring).
+KNOWN_AHEAD = frozenset(
+    {"m5_sample", "m5_history", "walmart_weekly", "dunnhumby_batf", "freshretailnet"}
+)
 
 
 # SKUs ``online_retail`` keeps when a command is not told: ``train`` (quick or full) records its

@@ -142,6 +142,8 @@ def panel_series(panel: Panel, rows: np.ndarray, days: int | None = None) -> Pan
         promo=cut(panel.promo),
         event=None if panel.event is None else panel.event[:end],
         future_events=panel.future_events,
+        grain=panel.grain,
+        known_ahead=panel.known_ahead,
     )
 
 

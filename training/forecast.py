@@ -37,6 +37,7 @@ from feature_store.batch import Panel, close_features, forecast_rows, panel_from
 from feature_store.spec import (
     DAYS_SINCE_CAP,
     FEATURE_STORE_VERSION,
+    HISTORY_STEPS,
     LAGS,
     MAX_HORIZON,
     MAX_WINDOW,
@@ -50,8 +51,9 @@ OUTPUT_COLUMNS = ("store_id", "sku", "date", "p50", "p90", "mean")
 # The longest lag the model reads: a series younger than this would be scored on invented zeros.
 MIN_HISTORY_DAYS = max(LAGS)
 # Days of history that decide every feature of the last day: windows and lags reach back at most
-# MAX_WINDOW days, days-since-sale saturates at DAYS_SINCE_CAP; the price is carried in.
-FEATURE_DAYS = max(MAX_WINDOW, max(LAGS), DAYS_SINCE_CAP) + 1
+# MAX_WINDOW days, days-since-sale saturates at DAYS_SINCE_CAP, the year-back features read
+# HISTORY_STEPS days back; the price is carried in.
+FEATURE_DAYS = max(MAX_WINDOW, max(LAGS), DAYS_SINCE_CAP, HISTORY_STEPS) + 1
 # Series per block of a single-process forecast: large enough that ONNX calls stay few, small
 # enough that the progress bar moves on a national assortment.
 SERIES_PER_BLOCK = 2000
@@ -134,12 +136,14 @@ def tail(panel: Panel, keep: int = FEATURE_DAYS) -> Panel:
         price[:, 0] = carried
     return Panel(
         keys=panel.keys,
-        start=np.datetime64(panel.start, "D") + cut,
+        start=np.datetime64(panel.start, "D") + cut * panel.step.days,
         units=panel.units[:, cut:],
         price=price,
         promo=None if panel.promo is None else panel.promo[:, cut:],
         event=None if panel.event is None else panel.event[cut:],
         future_events={d - cut for d in panel.future_events if d >= cut},
+        grain=panel.grain,
+        known_ahead=panel.known_ahead,
     )
 
 
@@ -162,6 +166,8 @@ def _extend(panel: Panel, values: np.ndarray) -> Panel:
         promo=pad(panel.promo),
         event=event,
         future_events=panel.future_events,
+        grain=panel.grain,
+        known_ahead=panel.known_ahead,
     )
 
 
@@ -227,7 +233,8 @@ class Forecaster:
         skip_short: bool = False,
         engine: Engine | None = None,
     ) -> pd.DataFrame:
-        """Forecast the ``horizon`` days from ``start`` for every store x SKU in ``history``.
+        """Forecast the ``horizon`` days from ``start`` for every store x SKU in ``history``
+        (a weekly history: the ``horizon`` weeks after its last week, one row per week).
 
         ``history`` is a canonical frame (validated here); ``calendar_events`` are dates of
         known future calendar events (holidays) for the ``target_event`` feature. A series with
@@ -263,7 +270,9 @@ class Forecaster:
             tasks = [(self.demand_onnx, panel_series(panel, p), horizon) for p in parts]
             results = engine.map(forecast_partition, tasks)
             values = {k: np.concatenate([r[k] for r in results]) for k in ("p50", "p90", "mean")}
-        return self._table(panel.keys, start, values, horizon)
+        if panel.grain != "day":  # a weekly history is forecast in weeks after its last week
+            start = pd.Timestamp(panel.dates[-1]) + pd.Timedelta(days=panel.step.days)
+        return self._table(panel.keys, start, values, horizon, panel.step.days)
 
     def _forecast_in_chunks(self, panel: Panel, horizon: int, say) -> dict[str, np.ndarray]:
         """``forecast_panel`` over blocks of series, so a long forecast shows progress; series
@@ -300,9 +309,9 @@ class Forecaster:
         return {k: np.concatenate([b[k] for b in blocks], axis=1) for k in ("p50", "p90", "mean")}
 
     @staticmethod
-    def _table(keys, start, values, horizon: int) -> pd.DataFrame:
+    def _table(keys, start, values, horizon: int, step_days: int = 1) -> pd.DataFrame:
         n = len(keys)
-        dates = pd.date_range(start, periods=horizon, freq="D")
+        dates = pd.date_range(start, periods=horizon, freq=f"{step_days}D")
         return pd.DataFrame(
             {
                 "store_id": np.repeat([k[0] for k in keys], horizon),

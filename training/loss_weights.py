@@ -62,10 +62,11 @@ def metric_weights(
 
 
 def weighted_training_rows(
-    panel: Panel, close: np.ndarray, last_day: int, stride: int = 7, seed: int = 0
+    panel: Panel, close: np.ndarray, last_day: int, stride: int = 7, seed: int = 0, **rows
 ) -> tuple[np.ndarray, np.ndarray, MetricWeights]:
-    """Training matrix, labels and their metric weights from the days up to ``last_day``."""
-    series, day, horizon = training_index(panel, last_day, stride=stride, seed=seed)
+    """Training matrix, labels and their metric weights from the days up to ``last_day``;
+    ``rows``: :func:`~feature_store.batch.training_index`'s ``max_horizon`` and ``recent``."""
+    series, day, horizon = training_index(panel, last_day, stride=stride, seed=seed, **rows)
     X = feature_rows(panel, close, series, day, horizon)
     y = np.nan_to_num(panel.units[series, day + horizon], nan=0.0)
     return X, y, metric_weights(panel, series, DemandModel.scale(X), cutoff=last_day)

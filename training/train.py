@@ -91,10 +91,38 @@ def anomaly_training_rows(panel, close, limit: int, seed: int = 0) -> np.ndarray
     return anomaly_rows(panel, close, s, d)
 
 
-def series_years(panel) -> float:
-    """Years of history summed over series, each from its first day: the unit training cost is
-    quoted in, so data sets of different widths and lengths compare."""
-    return float(np.sum(panel.n_days - panel.first_day())) / 365.25
+def series_years(panel, last_day: int | None = None, recent: int | None = None) -> float:
+    """Years of history summed over series, each from its first day (to ``last_day``, over the
+    last ``recent`` steps when given), at the panel's grain: the unit training cost is quoted
+    in, so data sets of different widths, lengths and grains compare."""
+    end = panel.n_days - 1 if last_day is None else last_day
+    start = panel.first_day() if recent is None else np.maximum(panel.first_day(), end - recent)
+    steps = np.clip(end + 1 - start, 0, None)
+    return float(np.sum(steps)) * panel.step.days / 365.25
+
+
+def stores_served(panel) -> list[str]:
+    """The stores a bundle trained on this panel serves, sorted: what the hub's rollout reads
+    to send a per-store or per-cluster bundle to its stores only.
+
+    >>> from feature_store.batch import Panel
+    >>> stores_served(Panel(keys=[("S2", "A"), ("S1", "A"), ("S2", "B")],
+    ...                     start=np.datetime64("2024-01-01"), units=np.zeros((3, 1))))
+    ['S1', 'S2']
+    """
+    return sorted({store for store, _sku in panel.keys})
+
+
+def only_stores(history, stores: list[str]):
+    """The rows of the named stores; ``ValueError`` names any store the history lacks."""
+    have = set(history["store_id"].astype(str))
+    missing = [s for s in stores if s not in have]
+    if missing:
+        raise ValueError(
+            f"--stores: no rows for store(s) {', '.join(missing)}; the history has "
+            f"{', '.join(sorted(have)[:10])}{' ...' if len(have) > 10 else ''}"
+        )
+    return history[history["store_id"].astype(str).isin(stores)]
 
 
 def fit_seconds_per_1000_series_years(seconds: float, years: float) -> float:
@@ -153,6 +181,7 @@ def train(
     quick: bool = False,
     data_selection: dict | None = None,
     engine=None,
+    known_ahead: bool = False,
 ) -> TrainResult:
     """Run the whole pipeline on a canonical history frame; returns the bundle and its metadata.
 
@@ -163,7 +192,10 @@ def train(
     bundle's metadata so a forecast on the same data set selects the same series. ``engine``
     (:mod:`training.engine`) runs the backtest's per-series baselines. ``config.folds == 0``
     skips the backtest: the bundle then carries no backtest metrics, and MLflow's champion
-    cannot move to it."""
+    cannot move to it. ``known_ahead``: the history's price and promo are planned
+    (:class:`feature_store.batch.Panel`). The bundle's metadata names the stores it serves
+    (``stores``: every store of the history; train on one store's or one cluster's rows for a
+    per-store or per-cluster bundle) and the grain it forecasts in."""
     from feature_store.batch import (
         anomaly_rows,
         close_features,
@@ -181,7 +213,7 @@ def train(
 
     sign = signer_for(signing_key, say=_say)  # a missing named key fails before hours of work
     _say(f"history: {len(history):,} rows, {history.groupby(['store_id', 'sku']).ngroups:,} series")
-    panel = panel_from_frame(history)
+    panel = panel_from_frame(history, known_ahead=known_ahead)
     # One bar over the pipeline's stages (the backtest shows its folds on a bar of its own).
     stages = progress_bar(5 + int(track), "train", unit="stage")
     stages.set_postfix_str("backtest")
@@ -240,6 +272,8 @@ def train(
         "data_source": source,
         "data_selection": data_selection or {},
         "training_data": {"start": str(dates[0]), "end": str(dates[-1]), "series": len(panel.keys)},
+        "grain": panel.grain,
+        "stores": stores_served(panel),
         "backtest": summary,
         "params": {"demand": demand.params(), "anomaly": anomaly.params(), "train": asdict(config)},
         "outputs": {"demand": ["mean", "p50", "p90"], "anomaly": ["label", "scores"]},
@@ -374,6 +408,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="strftime format of a file's date column, e.g. %%d/%%m/%%Y, when it is neither "
         "ISO yyyy-mm-dd nor a dd/mm/yyyy or mm/dd/yyyy the file itself settles",
     )
+    parser.add_argument(
+        "--stores",
+        default=None,
+        metavar="S1,S2",
+        help="train on these stores' rows only: a per-store or per-cluster bundle, whose "
+        "metadata names the stores it serves",
+    )
     add_columns_argument(parser)
     add_engine_arguments(parser)
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
@@ -414,6 +455,7 @@ def run(args: argparse.Namespace) -> int:
         config.baselines = args.baselines
     from training.datasets import (
         DATASETS,
+        KNOWN_AHEAD,
         ONLINE_RETAIL_TOP_SKUS,
         ONLINE_RETAIL_TOP_SKUS_QUICK,
         selection,
@@ -429,6 +471,8 @@ def run(args: argparse.Namespace) -> int:
             date_format=args.date_format,
             warn=lambda m: _say(f"warning: {m}"),
         )
+        if args.stores:
+            history = only_stores(history, [s.strip() for s in args.stores.split(",") if s.strip()])
         engine = engine_for(args.engine, args.workers, args.scheduler)
         result = train(
             history,
@@ -440,6 +484,7 @@ def run(args: argparse.Namespace) -> int:
             quick=args.quick,
             data_selection=selection(args.data, top) if args.data in DATASETS else None,
             engine=engine,
+            known_ahead=args.data in KNOWN_AHEAD,
         )
     except (HistoryError, DataMissingError, KeyError, ValueError, ParityError) as exc:
         print(f"shelfcast train: {exc}", file=sys.stderr)
