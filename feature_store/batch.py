@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from feature_store.censored_demand import uncensor
 from feature_store.spec import (
     DAYS_SINCE_CAP,
     DTYPE,
@@ -308,7 +309,8 @@ def anomaly_rows(panel: Panel, close: np.ndarray, series: np.ndarray, day: np.nd
 
 def panel_from_frame(frame, calendar_events: Sequence[str] | None = None) -> Panel:
     """Dense daily panel from a canonical long frame (``store_id, sku, date, units`` and
-    optional ``price, promo, event``). Days without a row after a series' first row are 0 units.
+    optional ``price, promo, event, stockout``). Days without a row after a series' first row
+    are 0 units; a ``stockout`` day's units are its estimated demand (``uncensor``).
 
     >>> import pandas as pd
     >>> df = pd.DataFrame({"store_id": ["S", "S"], "sku": ["A", "A"],
@@ -336,6 +338,8 @@ def panel_from_frame(frame, calendar_events: Sequence[str] | None = None) -> Pan
     np.minimum.at(first, codes, t)
     started = np.arange(n_days)[None, :] >= first[:, None]
     units = np.where(started & np.isnan(units), 0.0, units)
+    if "stockout" in frame:  # censored days count their estimated demand (labels and features)
+        units = uncensor(units, dense(frame["stockout"].fillna(0).to_numpy(np.float64), 0.0) > 0)
     price = dense(frame["price"].to_numpy(np.float64), np.nan) if "price" in frame else None
     promo = dense(frame["promo"].to_numpy(np.float64), np.nan) if "promo" in frame else None
     event = None
