@@ -43,8 +43,8 @@ FAMILIES = {
     "minmax": "classic min/max from trailing 91-day average sales (parameter: safety days)",
     "statsforecast": "the same rule as shelfcast (order-up-to with marginal-analysis buffers) driven "
     "by the best statsforecast baseline (parameter: every_days)",
-    "shelfcast": "edge order-up-to with marginal-analysis buffers on the bundle's ONNX model + River "
-    "(parameter: every_days)",
+    "shelfcast": "the gateway's own day close (ONNX model + River, censored stock-out days) and "
+    "decision policy with marginal-analysis buffers (parameter: every_days)",
     "shelfcast_no_river": "the same without the River correction, to see what River adds",
     "shelfcast_normal": "ONNX model + River with the normal safety stock z * sigma (parameter: z), "
     "to see what the marginal buffers add",
@@ -168,12 +168,16 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
             return MarginalOrderUpToPolicy(StatsForecastForecaster(**kw), every_days=param)
         return OrderUpToPolicy(StatsForecastForecaster(**kw), z=param)
     if family in FAMILIES and family.startswith("shelfcast"):
-        from shelfcast.edge_forecast import EdgeModelForecaster
+        from edge_runtime.online import LevelCorrection
+        from shelfcast.gateway_engine import GatewayPolicy
 
-        forecaster = EdgeModelForecaster(bundle, online=family != "shelfcast_no_river")
+        # Without River: the gateway's correction held at a factor of 1.
+        frozen = (lambda: LevelCorrection(bounds=(1.0, 1.0))) if "no_river" in family else None
         if family in MARGINAL_FAMILIES:
-            return MarginalOrderUpToPolicy(forecaster, every_days=param)
-        return OrderUpToPolicy(forecaster, z=param)
+            return GatewayPolicy(
+                bundle, buffer_every_days=param, correction=frozen, name=f"gateway[{family}]"
+            )
+        return GatewayPolicy(bundle, z=param, correction=frozen, name=f"gateway[{family}]")
     raise ValueError(f"unknown policy {family!r}; choose from {', '.join(FAMILIES)}")
 
 

@@ -199,8 +199,9 @@ class Policy(Protocol):
     """A replenishment policy: ``order`` returns units to order per SKU on a review day.
 
     ``prepare`` is called once before the replay with the panel and the first replay day
-    (a policy may fit on history before that day, never after). ``stockout_probability`` is
-    optional: a policy that predicts stock-outs returns P(out within ``horizon`` days) per SKU.
+    (a policy may fit on history before that day, never after). Optional: ``receive`` is told
+    each day's arrivals (units per SKU), ``observe`` each day's close, and
+    ``stockout_probability`` returns P(out within ``horizon`` days) per SKU.
     """
 
     name: str
@@ -323,6 +324,8 @@ def simulate(
         t = start + i
         on_hand = on_hand + arrivals[:, i]
         on_order = on_order - arrivals[:, i]
+        if hasattr(policy, "receive"):  # a gateway's receipts close its open orders
+            policy.receive(arrivals[:, i])
         sold = np.minimum(on_hand, demand[:, i])
         on_hand = on_hand - sold
         sales_hist[:, t] = sold

@@ -214,7 +214,8 @@ def test_a_theft_among_shoppers_is_always_reported_for_its_sku(qty, t, sku, tagg
         "shelfcast.twin",
         "shelfcast.policies",
         "shelfcast.simulate",
-        "shelfcast.edge_forecast",
+        "shelfcast.gateway_engine",
+        "feature_store.censored_demand",
     ],
 )
 def test_docstring_examples_run(module):
