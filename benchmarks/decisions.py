@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from edge_runtime.events import parse_events
-from edge_runtime.online import EwmCorrection, LevelCorrection, OnlineAnomaly, OnlineCorrection
+from edge_runtime.online import LevelCorrection
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.scoring import Scorer
 from edge_runtime.shelf_watch import ShelfWatch
@@ -52,6 +52,7 @@ from shelfcast.sensors import SensorConfig, simulate
 # Run as a script, the project root is not on the path (this folder is).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.machine import machine
+from benchmarks.online_learners import EwmCorrection, OnlineAnomaly, OnlineCorrection
 
 DAY_S = 86400.0
 # Longest a theft can take to surface as an alert of its SKU: a paying shopper's sale may
