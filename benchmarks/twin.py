@@ -20,8 +20,11 @@ What it does:
    ``lost_sales_reduction_vs_minmax``, and the units no policy could have sold (a single day's
    demand above the SKU's shelf capacity).
 4. Times ``make demo`` once (wall clock; says whether it trained or reused its bundle).
+5. With ``--before OLD.json`` (this benchmark's JSON from an earlier commit, e.g. run from a
+   ``git archive`` of it): the old and new figures side by side (``before_after``).
 
-Usage: ``python benchmarks/twin.py --json out.json [--quick] [--no-demo] [--fresh-demo]``.
+Usage: ``python benchmarks/twin.py --json out.json [--quick] [--no-demo] [--fresh-demo]
+[--before OLD.json]``.
 """
 
 from __future__ import annotations
@@ -130,6 +133,39 @@ def headline(cmp, summary: dict) -> dict:
     }
 
 
+BEFORE_AFTER = ("lost_units", "avg_inventory_units", "fill_rate", "stockout_sku_days")
+
+
+def before_after(before: dict, after: dict) -> dict:
+    """Old and new figures of two runs of this benchmark, side by side: the headline, and each
+    policy family's test-week figures at its chosen parameter."""
+    head = ("lost_sales_reduction_vs_minmax", "lost_sales_reduction_vs_minmax_validation_tuned",
+            "inventory_ratio_vs_minmax_validation_tuned")  # fmt: skip
+    rows = []
+    for family in after["policies"]:
+        old = before.get("policies", {}).get(family, {})
+        new = after["policies"][family]
+        row = {"policy": family, "parameter_before": old.get("parameter"),
+               "parameter_after": new.get("parameter")}  # fmt: skip
+        for k in BEFORE_AFTER:
+            row[f"{k}_before"], row[f"{k}_after"] = old.get(k), new.get(k)
+        rows.append(row)
+    return {
+        "before": {k: before.get(k) for k in ("machine", "data", "twin_seconds")},
+        "headline": {k: {"before": before.get(k), "after": after.get(k)} for k in head},
+        "policies": rows,
+    }
+
+
+def show_before_after(result: dict, before: dict) -> None:
+    """Add ``before_after`` to ``result`` and print it as two markdown tables."""
+    result["before_after"] = compare = before_after(before, result)
+    print(markdown([{"figure": k, **v} for k, v in compare["headline"].items()],
+                   ("figure", "before", "after")))  # fmt: skip
+    cols = [f"{k}_{w}" for k in BEFORE_AFTER for w in ("before", "after")]
+    print(markdown(compare["policies"], ("policy", "parameter_before", "parameter_after", *cols)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", required=True, help="write the results here")
@@ -149,7 +185,22 @@ def main() -> int:
     parser.add_argument(
         "--fresh-demo", action="store_true", help="delete var/demo first (time a first run)"
     )
+    parser.add_argument(
+        "--before", default=None, help="this benchmark's JSON from an earlier commit: compare"
+    )
+    parser.add_argument(
+        "--compare-only",
+        action="store_true",
+        help="no replay: add the --before comparison to the run already in --json",
+    )
     args = parser.parse_args()
+    if args.compare_only:
+        if not args.before:
+            parser.error("--compare-only needs --before OLD.json")
+        result = json.loads(Path(args.json).read_text())
+        show_before_after(result, json.loads(Path(args.before).read_text()))
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+        return 0
     from training.datasets import online_retail
 
     top = args.top_skus or (30 if args.quick else 200)
@@ -224,6 +275,8 @@ def main() -> int:
     print(markdown(result["reduction_across_minmax_settings"],
                    ("minmax_safety_days", "minmax_avg_inventory", "minmax_lost",
                     "shelfcast_lost_at_same_inventory", "reduction")))  # fmt: skip
+    if args.before:
+        show_before_after(result, json.loads(Path(args.before).read_text()))
     if not args.no_demo:
         print("timing `make demo` ...", flush=True)
         result["make_demo"] = time_make_demo(args.fresh_demo)
