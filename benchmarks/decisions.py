@@ -3,7 +3,7 @@
 Sections (each prints what it used, and any figure it cannot measure is null with a reason):
 
 - theft / phantom: a real POS replay (Online Retail II, United Kingdom, every invoice line as a
-  sale at its real minute), run through ``shelfcast.sensors.simulate`` (shelf weights, exit-gate
+  sale at its real minute), run through ``twin.sensors.simulate`` (shelf weights, exit-gate
   RFID, labelled thefts, phantom-inventory episodes and mis-scans from a seed), then through the
   gateway's ``ShelfWatch`` detectors in event-time order. Precision, recall, detection delay.
 - stock-out: M5 store days (real daily unit sales of 3,049 items in each of 10 stores). For each
@@ -47,7 +47,7 @@ from edge_runtime.scoring import Scorer
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.stockout import stockout_risk
 from shelfcast.data_dir import require
-from shelfcast.sensors import SensorConfig, simulate
+from twin.sensors import SensorConfig, simulate
 
 # Run as a script, the project root is not on the path (this folder is).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -8,7 +8,7 @@ What it does:
    validation replay; both are held out from training.
 2. Trains a bundle (demand model, ONNX) on the history before the validation weeks with the
    project's training pipeline, or reuses the one it trained before for the same cut.
-3. ``shelfcast.simulate.compare_policies``: min/max (reference: 3 safety days), and the edge
+3. ``twin.simulate.compare_policies``: min/max (reference: 3 safety days), and the edge
    order-up-to rule with marginal-analysis buffers (``edge_runtime.service_level``) driven by
    shelfcast (the bundle's ONNX model + River) and by the best statsforecast baseline;
    ablations: shelfcast without River, shelfcast's and statsforecast's forecasts with the normal
@@ -40,8 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
-from shelfcast.simulate import TABLE_COLUMNS, compare_policies, markdown  # noqa: E402
-from shelfcast.twin import DemandPanel, StoreConfig  # noqa: E402
+from twin.simulate import TABLE_COLUMNS, compare_policies, markdown  # noqa: E402
+from twin.store import DemandPanel, StoreConfig  # noqa: E402
 
 FIGURES = ("fill_rate", "lost_units", "stockout_sku_days", "avg_inventory_units")
 
@@ -94,7 +94,7 @@ def unavoidable_lost(panel: DemandPanel, config: StoreConfig, start: int) -> flo
     (the twin never lets the inventory position exceed capacity)."""
     import numpy as np
 
-    from shelfcast.twin import sku_parameters
+    from twin.store import sku_parameters
 
     _, capacity, _ = sku_parameters(panel, start, config)
     return float(np.maximum(panel.units[:, start:] - capacity[:, None], 0.0).sum())
@@ -104,7 +104,7 @@ def headline(cmp, summary: dict) -> dict:
     """``lost_sales_reduction_vs_minmax`` at no more average inventory than min/max on the test
     weeks: shelfcast's test curve interpolated at min/max's inventory (the validation-tuned
     point is reported beside it with its inventory ratio, which can drift above 1 on test)."""
-    from shelfcast.simulate import interpolate_lost
+    from twin.simulate import interpolate_lost
 
     interp = summary["shelfcast_lost_reduction_at_equal_inventory_interpolated"]
     tuned = summary["shelfcast_lost_sales_reduction_vs_minmax"]

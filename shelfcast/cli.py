@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("training.signing_key", "create the Ed25519 key pair that signs model bundles"),
     "run": ("edge_runtime.gateway", "run the store gateway: ledger, decisions, MQTT, outbox"),
     "simulate": (
-        "shelfcast.simulate",
+        "twin.simulate",
         "digital twin: replay held-out real demand, compare replenishment policies",
     ),
     "demo": (
@@ -33,10 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "serve": ("api.serve_command", "serve the HTTP API with the gateway runtime (or --attach)"),
     "sensors": (
-        "shelfcast.sensors",
+        "twin.sensors",
         "add shelf-weight and RFID readings with labelled thefts/phantoms/mis-scans to a replay",
     ),
-    "replay": ("shelfcast.replay", "write a store's real data as a timestamped edge event stream"),
+    "replay": ("twin.replay", "write a store's real data as a timestamped edge event stream"),
     "hub": ("hub.command", "the central hub: JetStream workers and the omnichannel API"),
     "forecast": (
         "training.forecast_command",

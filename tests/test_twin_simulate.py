@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from shelfcast.cli import main
-from shelfcast.simulate import compare_policies, interpolate_lost
-from shelfcast.twin import DemandPanel, StoreConfig
+from twin.simulate import compare_policies, interpolate_lost
+from twin.store import DemandPanel, StoreConfig
 
 
 def _frame(n_skus: int = 12, days: int = 260, seed: int = 0) -> pd.DataFrame:
@@ -145,8 +145,8 @@ def test_shelfcast_in_the_twin_is_the_gateways_day_close_and_policy(tiny_bundle)
     somewhere), every other day as what sold."""
     from edge_runtime.day_close import DayCloseModel
     from edge_runtime.forecast_policy import ForecastDecisionPolicy
-    from shelfcast.gateway_engine import GatewayPolicy
-    from shelfcast.twin import simulate
+    from twin.gateway_engine import GatewayPolicy
+    from twin.store import simulate
 
     panel = DemandPanel.from_frame(_frame())
     policy = GatewayPolicy(str(tiny_bundle), z=-1.0)  # lean: the shelf runs empty
@@ -183,9 +183,9 @@ def test_clairvoyant_level_reference_needs_no_bundle_and_knows_the_future_level(
 def test_base_level_reference_knows_the_ordinary_level_but_not_the_large_orders():
     """Told the next 28 days with large orders clipped at 5x the SKU's 91-day mean: a ramp in
     ordinary demand shows in its level, a one-day 1,000-unit order does not."""
-    from shelfcast.policies import ClairvoyantLevelForecaster
-    from shelfcast.simulate import BASE_LEVEL_SPIKE_CLIP
-    from shelfcast.twin import StoreState
+    from twin.policies import ClairvoyantLevelForecaster
+    from twin.simulate import BASE_LEVEL_SPIKE_CLIP
+    from twin.store import StoreState
 
     days = 150
     units = np.full((2, days), 2.0)
@@ -227,7 +227,7 @@ def _late_hit(tmp_path) -> str:
 
 
 def test_top_skus_are_ranked_before_the_test_window(tmp_path):
-    from shelfcast.simulate import load_panel
+    from twin.simulate import load_panel
 
     panel = load_panel(_late_hit(tmp_path), None, top_skus=1, test_days=20)
     assert panel.skus.tolist() == ["steady"]
@@ -235,8 +235,8 @@ def test_top_skus_are_ranked_before_the_test_window(tmp_path):
 
 
 def test_test_start_ends_the_replay_and_ranks_before_it(tmp_path):
-    from shelfcast.simulate import load_panel
-    from shelfcast.twin import TwinDataError
+    from twin.simulate import load_panel
+    from twin.store import TwinDataError
 
     path = _late_hit(tmp_path)
     panel = load_panel(path, None, top_skus=1, test_days=14, test_start="2024-03-01")

@@ -3,16 +3,16 @@
 - :class:`MinMaxPolicy`: the classic rule from historical averages (what most stores run today).
 - :class:`OrderUpToPolicy`: the gateway's own decision policy (order-up-to with safety stock
   over lead time plus review period, packs, capacity, open orders; run through
-  ``shelfcast.gateway_engine.EngineDecisions``) driven by another :class:`Forecaster`, e.g. the
+  ``twin.gateway_engine.EngineDecisions``) driven by another :class:`Forecaster`, e.g. the
   best statsforecast baseline (:class:`StatsForecastForecaster`). shelfcast itself is the
-  gateway's own day close, ``shelfcast.gateway_engine.GatewayPolicy``.
+  gateway's own day close, ``twin.gateway_engine.GatewayPolicy``.
 - :class:`MarginalOrderUpToPolicy`: the same with each SKU's buffer sized by marginal
   analysis (``edge_runtime.service_level``): the single-day demand exceeded once every N days.
 
 All work on arrays over SKUs.
 
 >>> import numpy as np
->>> from shelfcast.twin import DemandPanel, StoreConfig, simulate
+>>> from twin.store import DemandPanel, StoreConfig, simulate
 >>> panel = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(70),
 ...                                 [[3.0] * 70])
 >>> run = simulate(panel, OrderUpToPolicy(MovingAverageForecaster(), z=1.3), start=35)
@@ -31,8 +31,8 @@ from edge_runtime.demand_distribution import Z90
 from edge_runtime.forecast_policy import DailyForecasts
 from edge_runtime.service_level import buffer_exceeded_every
 from edge_runtime.stockout import stockout_risk
-from shelfcast.gateway_engine import EngineDecisions
-from shelfcast.twin import DemandPanel, StoreConfig, StoreState, sku_parameters
+from twin.gateway_engine import EngineDecisions
+from twin.store import DemandPanel, StoreConfig, StoreState, sku_parameters
 
 
 class Forecaster(Protocol):
@@ -161,7 +161,7 @@ class MarginalOrderUpToPolicy(_ForecastDriven):
     ``every_days`` is the one parameter (more days, more stock).
 
     >>> import numpy as np
-    >>> from shelfcast.twin import DemandPanel, simulate
+    >>> from twin.store import DemandPanel, simulate
     >>> lumpy = np.where(np.arange(200) % 20 == 0, 60.0, 3.0)
     >>> panel = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(200),
     ...                                 [lumpy])
@@ -220,7 +220,7 @@ class ClairvoyantLevelForecaster:
     to know of them.
 
     >>> import numpy as np
-    >>> from shelfcast.twin import DemandPanel, StoreState, StoreConfig
+    >>> from twin.store import DemandPanel, StoreState, StoreConfig
     >>> p = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(6),
     ...                             [[9.0, 0, 0, 4, 0, 2]])
     >>> f = ClairvoyantLevelForecaster(days=3); f.prepare(p, 1, StoreConfig())

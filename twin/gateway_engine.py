@@ -33,7 +33,7 @@ from edge_runtime.messages import ReplenishmentAlert
 from edge_runtime.stock import StockState
 from edge_runtime.stockout import stockout_risk
 from feature_store.censored_demand import shelf_empty
-from shelfcast.twin import DemandPanel, StoreConfig, StoreState, sku_parameters
+from twin.store import DemandPanel, StoreConfig, StoreState, sku_parameters
 
 
 def _at(day: np.datetime64) -> str:

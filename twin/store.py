@@ -10,7 +10,7 @@ Everything is vectorised over SKUs: one small loop over days, numpy over the ass
 >>> import numpy as np
 >>> panel = DemandPanel.from_arrays("s1", ["a", "b"], np.datetime64("2024-01-01") + np.arange(60),
 ...                                 np.tile([2.0, 0.0, 4.0], (2, 20)), price=[1.0, 2.0])
->>> from shelfcast.policies import MinMaxPolicy
+>>> from twin.policies import MinMaxPolicy
 >>> run = simulate(panel, MinMaxPolicy(safety_days=2.0), StoreConfig(lead_time=2, review_period=7),
 ...                start=30)
 >>> m = run.metrics()

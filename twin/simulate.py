@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shelfcast.twin import (
+from twin.store import (
     DemandPanel,
     StoreConfig,
     TwinDataError,
@@ -147,7 +147,7 @@ def interpolate_lost(curve: list[tuple[float, float, float]], inventory: float) 
 
 
 def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str, ...] | None):
-    from shelfcast.policies import (
+    from twin.policies import (
         ClairvoyantLevelForecaster,
         MarginalOrderUpToPolicy,
         MinMaxPolicy,
@@ -169,7 +169,7 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
         return OrderUpToPolicy(StatsForecastForecaster(**kw), z=param)
     if family in FAMILIES and family.startswith("shelfcast"):
         from edge_runtime.online import LevelCorrection
-        from shelfcast.gateway_engine import GatewayPolicy
+        from twin.gateway_engine import GatewayPolicy
 
         # Without River: the gateway's correction held at a factor of 1.
         frozen = (lambda: LevelCorrection(bounds=(1.0, 1.0))) if "no_river" in family else None
@@ -307,7 +307,7 @@ def load_panel(
     on the days before the test window only (ranking on the test weeks would hand the twin
     tomorrow's best sellers). The test window is ``test_days`` from ``test_start`` (default:
     the last ``test_days`` of the data)."""
-    from shelfcast.twin import TwinDataError, load_canonical
+    from twin.store import TwinDataError, load_canonical
 
     path = Path(data)
     if path.exists():
