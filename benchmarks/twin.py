@@ -8,10 +8,11 @@ What it does:
    validation replay; both are held out from training.
 2. Trains a bundle (demand model, ONNX) on the history before the validation weeks with the
    project's training pipeline, or reuses the one it trained before for the same cut.
-3. ``twin.simulate.compare_policies``: min/max (reference: 3 safety days), and the edge
-   order-up-to rule with marginal-analysis buffers (``edge_runtime.service_level``) driven by
-   shelfcast (the bundle's ONNX model + River) and by the best statsforecast baseline;
-   ablations: shelfcast without River, shelfcast's and statsforecast's forecasts with the normal
+3. ``twin.simulate.compare_policies``: min/max (reference: 3 safety days), and the gateway's
+   decision policy with marginal-analysis buffers (``edge_runtime.service_level``) driven by
+   shelfcast (the gateway's own day close: the bundle's ONNX model + River, censored stock-out
+   days) and by the best statsforecast baseline; ablations: shelfcast without River, without
+   the censored-demand treatment, shelfcast's and statsforecast's forecasts with the normal
    safety stock; two references no store can run, told each SKU's true level over the next 28
    days (``clairvoyant_level``) or only its ordinary level, large orders clipped
    (``clairvoyant_base_level``).
@@ -179,8 +180,8 @@ def main() -> int:
         "--ablation",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run shelfcast without River, and shelfcast and statsforecast with the normal "
-        "safety stock (default on)",
+        help="also run shelfcast without River and without the censored-demand treatment, and "
+        "shelfcast and statsforecast with the normal safety stock (default on)",
     )
     parser.add_argument(
         "--fresh-demo", action="store_true", help="delete var/demo first (time a first run)"
@@ -221,7 +222,9 @@ def main() -> int:
         else {}
     )
     ablations = (
-        ["shelfcast_no_river", "shelfcast_normal", "statsforecast_normal"] if args.ablation else []
+        ["shelfcast_no_river", "shelfcast_uncensored", "shelfcast_normal", "statsforecast_normal"]
+        if args.ablation
+        else []
     )
     cmp = compare_policies(
         panel,

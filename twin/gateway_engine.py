@@ -138,6 +138,7 @@ class GatewayPolicy:
     buffer_every_days: float = 0.0
     z: float = 1.645
     correction: Callable[[], object] | None = None
+    censored: bool = True  # False: an empty shelf's day learnt as what it sold (an ablation)
     name: str = "gateway"
     model_version: str = ""
     # day index -> (mean, p90) (n_skus, horizons) the decisions used after that day's close
@@ -197,6 +198,7 @@ class GatewayPolicy:
         today = int(day.astype(np.int64))
         closed = sales.close_until(today) if sales.open_day < day else []  # no sale yesterday
         empty = {s for s, q in zip(self._skus, state.on_hand, strict=True) if shelf_empty(q)}
+        empty = empty if self.censored else set()
         closed += sales.close_until(today + 1, empty)
         self.model.learn(closed)
         self.table = self.model.rescore(sales)

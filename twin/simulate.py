@@ -13,7 +13,7 @@ against average inventory) is also interpolated at min/max's test inventory.
 
 >>> print(" ".join(sorted(FAMILIES)))  # doctest: +NORMALIZE_WHITESPACE
 clairvoyant_base_level clairvoyant_level minmax shelfcast shelfcast_no_river shelfcast_normal
-statsforecast statsforecast_normal
+shelfcast_uncensored statsforecast statsforecast_normal
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ FAMILIES = {
     "shelfcast": "the gateway's own day close (ONNX model + River, censored stock-out days) and "
     "decision policy with marginal-analysis buffers (parameter: every_days)",
     "shelfcast_no_river": "the same without the River correction, to see what River adds",
+    "shelfcast_uncensored": "the same learning an empty-shelf day as what it sold, to see what "
+    "the censored-demand treatment adds",
     "shelfcast_normal": "ONNX model + River with the normal safety stock z * sigma (parameter: z), "
     "to see what the marginal buffers add",
     "statsforecast_normal": "the best statsforecast baseline with the normal safety stock "
@@ -59,6 +61,7 @@ FAMILIES = {
 MARGINAL_FAMILIES = (
     "shelfcast",
     "shelfcast_no_river",
+    "shelfcast_uncensored",
     "statsforecast",
     "clairvoyant_level",
     "clairvoyant_base_level",
@@ -173,11 +176,11 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
 
         # Without River: the gateway's correction held at a factor of 1.
         frozen = (lambda: LevelCorrection(bounds=(1.0, 1.0))) if "no_river" in family else None
+        common = {"correction": frozen, "censored": family != "shelfcast_uncensored"}
+        name = f"gateway[{family}]"
         if family in MARGINAL_FAMILIES:
-            return GatewayPolicy(
-                bundle, buffer_every_days=param, correction=frozen, name=f"gateway[{family}]"
-            )
-        return GatewayPolicy(bundle, z=param, correction=frozen, name=f"gateway[{family}]")
+            return GatewayPolicy(bundle, buffer_every_days=param, name=name, **common)
+        return GatewayPolicy(bundle, z=param, name=name, **common)
     raise ValueError(f"unknown policy {family!r}; choose from {', '.join(FAMILIES)}")
 
 
