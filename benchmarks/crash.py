@@ -43,7 +43,7 @@ STORE = "UK"
 
 
 def build_events(path: Path, n: int) -> dict:
-    from shelfcast.replay import online_retail_events, write_jsonl
+    from twin.replay import online_retail_events, write_jsonl
 
     events = online_retail_events("United Kingdom", STORE, limit=n, restock=True)
     write_jsonl(events, path)

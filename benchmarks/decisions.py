@@ -3,7 +3,7 @@
 Sections (each prints what it used, and any figure it cannot measure is null with a reason):
 
 - theft / phantom: a real POS replay (Online Retail II, United Kingdom, every invoice line as a
-  sale at its real minute), run through ``shelfcast.sensors.simulate`` (shelf weights, exit-gate
+  sale at its real minute), run through ``twin.sensors.simulate`` (shelf weights, exit-gate
   RFID, labelled thefts, phantom-inventory episodes and mis-scans from a seed), then through the
   gateway's ``ShelfWatch`` detectors in event-time order. Precision, recall, detection delay.
 - stock-out: M5 store days (real daily unit sales of 3,049 items in each of 10 stores). For each
@@ -46,16 +46,17 @@ import pandas as pd
 
 from configuration.data_dir import require
 from edge_runtime.events import parse_events
-from edge_runtime.online import EwmCorrection, LevelCorrection, OnlineAnomaly, OnlineCorrection
+from edge_runtime.online import LevelCorrection
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.scoring import Scorer
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.stockout import stockout_risk
-from shelfcast.sensors import SensorConfig, simulate
+from twin.sensors import SensorConfig, simulate
 
 # Run as a script, the project root is not on the path (this folder is).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.machine import machine
+from benchmarks.online_learners import EwmCorrection, OnlineAnomaly, OnlineCorrection
 
 DAY_S = 86400.0
 # Longest a theft can take to surface as an alert of its SKU: a paying shopper's sale may

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="delivered outbox rows kept (the replay's stand-in for 7 days)")  # fmt: skip
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    from shelfcast.replay import online_retail_events
+    from twin.replay import online_retail_events
 
     events = online_retail_events(None, STORE, limit=args.events, restock=True)
     if len(events) < args.events:

@@ -102,7 +102,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("disk_full.py: needs root to mount a tmpfs", file=sys.stderr)
         return 2
-    from shelfcast.replay import online_retail_events
+    from twin.replay import online_retail_events
 
     events = online_retail_events("United Kingdom", STORE, limit=args.events, restock=True)
     with tempfile.TemporaryDirectory(prefix="disk-full-") as tmp:

@@ -343,7 +343,7 @@ def disk_full_figures(events: int, stall_s: float) -> dict:
         return {"disk_full_lost": None, "disk_full_note": "needs root to mount a tmpfs"}
     from benchmarks.disk_full import STORE as DISK_STORE
     from benchmarks.disk_full import episode
-    from shelfcast.replay import online_retail_events
+    from twin.replay import online_retail_events
 
     real = online_retail_events("United Kingdom", DISK_STORE, limit=events, restock=True)
     with tempfile.TemporaryDirectory(prefix="e2e-disk-full-") as tmp:

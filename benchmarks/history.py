@@ -39,7 +39,7 @@ def build(n_history: int) -> Path:
     if (out / "info.json").exists():
         return out
     from edge_runtime.ledger import Ledger
-    from shelfcast.replay import online_retail_events, write_jsonl
+    from twin.replay import online_retail_events, write_jsonl
 
     started = time.perf_counter()
     events = online_retail_events(None, STORE, restock=True)

@@ -8,7 +8,7 @@ nats-server with JetStream, ``shelfcast hub`` processes (workers and the API), a
 process with a 20 ms uplink window.
 
 - ``p50/p99_pos_to_online_ms``: real M5 sales (store days from ``m5_store_days``, units spread over
-  opening hours by ``shelfcast.replay``, opening counts ingested first) published as one JSON event
+  opening hours by ``twin.replay``, opening counts ingested first) published as one JSON event
   per MQTT message (``mosquitto_pub -l``, QoS 1) at ``--rate`` events/s in total across
   ``--stores`` stores. Latency of a sale: from the moment its line is handed to mosquitto_pub to
   the moment the hub's live view (``hub.live_view.LiveView``, the object the availability API
@@ -63,7 +63,7 @@ def cpu_seconds(pid: int) -> float:
 
 def store_stream(store: str, sales_wanted: int) -> tuple[list[dict], list[dict]]:
     """(opening counts, the first ``sales_wanted`` sales) of one M5 store, in event-time order."""
-    from shelfcast.replay import m5_events
+    from twin.replay import m5_events
 
     events = m5_events(stores=[store], store_id=store, restock=True)
     counts = [e for e in events if e["type"] == "cycle_count"]

@@ -39,7 +39,7 @@ STORE = "M5-POOL"
 
 def build_events(path: Path, n_events: int, n_skus: int, seed: int) -> dict:
     """Write the benchmark stream to ``path`` (JSON lines); return a description of it."""
-    from shelfcast.replay import M5_TZ, m5_frame, spread_daily, write_jsonl
+    from twin.replay import M5_TZ, m5_frame, spread_daily, write_jsonl
 
     frame = m5_frame()
     volume = frame.groupby("sku")["units"].sum().sort_values(ascending=False, kind="stable")

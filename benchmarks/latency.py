@@ -10,7 +10,7 @@ processes: the store's tills (holding the replay, sending one JSON event per MQT
 plain paho subscriber with a persistent session on the alert and conflict topics).
 
 The events are a real-data replay: Walmart M5 store CA_1 (3,049 items x 28 days, units spread over
-opening hours from a seed, synthetic opening counts and weekly receipts; ``shelfcast.replay``),
+opening hours from a seed, synthetic opening counts and weekly receipts; ``twin.replay``),
 repeated with event times shifted by 28 days per pass when more events are needed.
 
 With ``--history N`` the gateway instead holds a long history, as a store's would: its state
@@ -231,7 +231,7 @@ class Replay:
     def __init__(self, limit: int | None = None, base: list[dict] | None = None,
                  store: str = STORE, shift_days: int = 28):  # fmt: skip
         if base is None:
-            from shelfcast.replay import m5_events
+            from twin.replay import m5_events
 
             base = m5_events((STORE,), restock=True)
         self.base = base[:limit] if limit else base
@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     replay_name = (
         f"Online Retail II after {args.history} events of history (benchmarks/history.py)"
         if args.history
-        else "M5 CA_1 (shelfcast.replay)"
+        else "M5 CA_1 (twin.replay)"
     )
     print(f"starting the tills ({replay_name}) and the consumer ...", file=sys.stderr)
     field = Field(broker.port, args.history)

@@ -1,5 +1,5 @@
 """Fulfilment routing across the M5 network: DC only, nearest store with stock, and the router,
-on the same online orders (``shelfcast.network_twin``).
+on the same online orders (``twin.network_twin``).
 
 What it does:
 
@@ -9,10 +9,10 @@ What it does:
 2. Unit values: each item's mean M5 sell price over the data's weeks where the M5 sample has it,
    else its category's mean in that sample (``m5_sample/sell_prices.csv.gz``).
 3. The online channel takes ``--share`` of every store-day's real units (binomial), cut into
-   baskets and sent to the state's ten largest cities (``shelfcast.online_orders``).
-4. Each store runs the edge's order-up-to rule (``shelfcast.policies.OrderUpToPolicy`` on a
+   baskets and sent to the state's ten largest cities (``twin.online_orders``).
+4. Each store runs the edge's order-up-to rule (``twin.policies.OrderUpToPolicy`` on a
    moving-average forecaster) on its book; books drift from shelves by unrecorded shrink and
-   are corrected by rotating counts (``shelfcast.network_twin.ShelfTruth``).
+   are corrected by rotating counts (``twin.network_twin.ShelfTruth``).
 5. The three choosers meet the same orders, shrink and starting books; cost per order counts
    shipping, picking, splits, lateness, cancelled lines, and the stores' lost walk-in margin
    and markdowns beyond DC-only's (``hub.fulfilment_cost.CostModel``).
@@ -37,8 +37,8 @@ from benchmarks.machine import machine  # noqa: E402
 from configuration.data_dir import require  # noqa: E402
 from hub.fulfilment_cost import CostModel  # noqa: E402
 from hub.routing import Router  # noqa: E402
-from shelfcast.network_places import DCS, STORES  # noqa: E402
-from shelfcast.network_twin import (  # noqa: E402
+from twin.network_places import DCS, STORES  # noqa: E402
+from twin.network_twin import (  # noqa: E402
     NetworkData,
     NetworkTwin,
     Scenario,
@@ -46,9 +46,9 @@ from shelfcast.network_twin import (  # noqa: E402
     choosers,
     summary,
 )
-from shelfcast.online_orders import OnlineChannel  # noqa: E402
-from shelfcast.policies import MovingAverageForecaster, OrderUpToPolicy  # noqa: E402
-from shelfcast.twin import StoreConfig  # noqa: E402
+from twin.online_orders import OnlineChannel  # noqa: E402
+from twin.policies import MovingAverageForecaster, OrderUpToPolicy  # noqa: E402
+from twin.store import StoreConfig  # noqa: E402
 
 GOAL = 0.15
 

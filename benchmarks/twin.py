@@ -8,10 +8,11 @@ What it does:
    validation replay; both are held out from training.
 2. Trains a bundle (demand model, ONNX) on the history before the validation weeks with the
    project's training pipeline, or reuses the one it trained before for the same cut.
-3. ``shelfcast.simulate.compare_policies``: min/max (reference: 3 safety days), and the edge
-   order-up-to rule with marginal-analysis buffers (``edge_runtime.service_level``) driven by
-   shelfcast (the bundle's ONNX model + River) and by the best statsforecast baseline;
-   ablations: shelfcast without River, shelfcast's and statsforecast's forecasts with the normal
+3. ``twin.simulate.compare_policies``: min/max (reference: 3 safety days), and the gateway's
+   decision policy with marginal-analysis buffers (``edge_runtime.service_level``) driven by
+   shelfcast (the gateway's own day close: the bundle's ONNX model + River, censored stock-out
+   days) and by the best statsforecast baseline; ablations: shelfcast without River, without
+   the censored-demand treatment, shelfcast's and statsforecast's forecasts with the normal
    safety stock; two references no store can run, told each SKU's true level over the next 28
    days (``clairvoyant_level``) or only its ordinary level, large orders clipped
    (``clairvoyant_base_level``).
@@ -20,8 +21,11 @@ What it does:
    ``lost_sales_reduction_vs_minmax``, and the units no policy could have sold (a single day's
    demand above the SKU's shelf capacity).
 4. Times ``make demo`` once (wall clock; says whether it trained or reused its bundle).
+5. With ``--before OLD.json`` (this benchmark's JSON from an earlier commit, e.g. run from a
+   ``git archive`` of it): the old and new figures side by side (``before_after``).
 
-Usage: ``python benchmarks/twin.py --json out.json [--quick] [--no-demo] [--fresh-demo]``.
+Usage: ``python benchmarks/twin.py --json out.json [--quick] [--no-demo] [--fresh-demo]
+[--before OLD.json]``.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
-from shelfcast.simulate import TABLE_COLUMNS, compare_policies, markdown  # noqa: E402
-from shelfcast.twin import DemandPanel, StoreConfig  # noqa: E402
+from twin.simulate import TABLE_COLUMNS, compare_policies, markdown  # noqa: E402
+from twin.store import DemandPanel, StoreConfig  # noqa: E402
 
 FIGURES = ("fill_rate", "lost_units", "stockout_sku_days", "avg_inventory_units")
 
@@ -91,7 +95,7 @@ def unavoidable_lost(panel: DemandPanel, config: StoreConfig, start: int) -> flo
     (the twin never lets the inventory position exceed capacity)."""
     import numpy as np
 
-    from shelfcast.twin import sku_parameters
+    from twin.store import sku_parameters
 
     _, capacity, _ = sku_parameters(panel, start, config)
     return float(np.maximum(panel.units[:, start:] - capacity[:, None], 0.0).sum())
@@ -101,7 +105,7 @@ def headline(cmp, summary: dict) -> dict:
     """``lost_sales_reduction_vs_minmax`` at no more average inventory than min/max on the test
     weeks: shelfcast's test curve interpolated at min/max's inventory (the validation-tuned
     point is reported beside it with its inventory ratio, which can drift above 1 on test)."""
-    from shelfcast.simulate import interpolate_lost
+    from twin.simulate import interpolate_lost
 
     interp = summary["shelfcast_lost_reduction_at_equal_inventory_interpolated"]
     tuned = summary["shelfcast_lost_sales_reduction_vs_minmax"]
@@ -130,6 +134,39 @@ def headline(cmp, summary: dict) -> dict:
     }
 
 
+BEFORE_AFTER = ("lost_units", "avg_inventory_units", "fill_rate", "stockout_sku_days")
+
+
+def before_after(before: dict, after: dict) -> dict:
+    """Old and new figures of two runs of this benchmark, side by side: the headline, and each
+    policy family's test-week figures at its chosen parameter."""
+    head = ("lost_sales_reduction_vs_minmax", "lost_sales_reduction_vs_minmax_validation_tuned",
+            "inventory_ratio_vs_minmax_validation_tuned")  # fmt: skip
+    rows = []
+    for family in after["policies"]:
+        old = before.get("policies", {}).get(family, {})
+        new = after["policies"][family]
+        row = {"policy": family, "parameter_before": old.get("parameter"),
+               "parameter_after": new.get("parameter")}  # fmt: skip
+        for k in BEFORE_AFTER:
+            row[f"{k}_before"], row[f"{k}_after"] = old.get(k), new.get(k)
+        rows.append(row)
+    return {
+        "before": {k: before.get(k) for k in ("machine", "data", "twin_seconds")},
+        "headline": {k: {"before": before.get(k), "after": after.get(k)} for k in head},
+        "policies": rows,
+    }
+
+
+def show_before_after(result: dict, before: dict) -> None:
+    """Add ``before_after`` to ``result`` and print it as two markdown tables."""
+    result["before_after"] = compare = before_after(before, result)
+    print(markdown([{"figure": k, **v} for k, v in compare["headline"].items()],
+                   ("figure", "before", "after")))  # fmt: skip
+    cols = [f"{k}_{w}" for k in BEFORE_AFTER for w in ("before", "after")]
+    print(markdown(compare["policies"], ("policy", "parameter_before", "parameter_after", *cols)))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", required=True, help="write the results here")
@@ -143,13 +180,28 @@ def main() -> int:
         "--ablation",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run shelfcast without River, and shelfcast and statsforecast with the normal "
-        "safety stock (default on)",
+        help="also run shelfcast without River and without the censored-demand treatment, and "
+        "shelfcast and statsforecast with the normal safety stock (default on)",
     )
     parser.add_argument(
         "--fresh-demo", action="store_true", help="delete var/demo first (time a first run)"
     )
+    parser.add_argument(
+        "--before", default=None, help="this benchmark's JSON from an earlier commit: compare"
+    )
+    parser.add_argument(
+        "--compare-only",
+        action="store_true",
+        help="no replay: add the --before comparison to the run already in --json",
+    )
     args = parser.parse_args()
+    if args.compare_only:
+        if not args.before:
+            parser.error("--compare-only needs --before OLD.json")
+        result = json.loads(Path(args.json).read_text())
+        show_before_after(result, json.loads(Path(args.before).read_text()))
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+        return 0
     from training.datasets import online_retail
 
     top = args.top_skus or (30 if args.quick else 200)
@@ -170,7 +222,9 @@ def main() -> int:
         else {}
     )
     ablations = (
-        ["shelfcast_no_river", "shelfcast_normal", "statsforecast_normal"] if args.ablation else []
+        ["shelfcast_no_river", "shelfcast_uncensored", "shelfcast_normal", "statsforecast_normal"]
+        if args.ablation
+        else []
     )
     cmp = compare_policies(
         panel,
@@ -224,6 +278,8 @@ def main() -> int:
     print(markdown(result["reduction_across_minmax_settings"],
                    ("minmax_safety_days", "minmax_avg_inventory", "minmax_lost",
                     "shelfcast_lost_at_same_inventory", "reduction")))  # fmt: skip
+    if args.before:
+        show_before_after(result, json.loads(Path(args.before).read_text()))
     if not args.no_demo:
         print("timing `make demo` ...", flush=True)
         result["make_demo"] = time_make_demo(args.fresh_demo)

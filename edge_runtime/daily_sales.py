@@ -12,6 +12,9 @@ the open day's running totals; nothing is read back from the event log after sta
   (0 when it sold nothing), and every day in a gap closes with zeros.
 - A late event (for a day already closed) is counted in the open day: a closed day's features
   are never rewritten, and the units still reach the series (one day late) rather than being lost.
+- A SKU whose shelf closed the day empty (the caller names them: ``empty``) is censored: its day
+  counts as its estimated demand (``feature_store.censored_demand``) in the series, the history
+  and the closed units the day close learns from, so a stock-out does not read as demand falling.
 
 >>> sales = DailySales()
 >>> ev = lambda t, kind, q: SaleEvent("A", kind, q, t)
@@ -26,11 +29,12 @@ the open day's running totals; nothing is read back from the event log after sta
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from feature_store.censored_demand import InStockLevel
 from feature_store.streaming import SeriesState
 
 SIGN = {"sale": 1.0, "fulfilment": 1.0, "return": -1.0, "void": -1.0}
@@ -124,6 +128,7 @@ class DailySales:
         )  # the open day as days since the epoch (-1: no event yet); ints compare fast
         self._days: dict[str, int] = {}  # event_time date text -> day number (parse once)
         self.history = UnitsHistory()  # the last year of closed days (the marginal buffer)
+        self.in_stock = InStockLevel()  # each SKU's in-stock level (censored days' demand)
 
     @property
     def open_day(self) -> np.datetime64 | None:
@@ -153,11 +158,12 @@ class DailySales:
         return any(day_of(e.event_time) > open_day for e in events)
 
     def observe(
-        self, events: Iterable, within_open_day: bool = False
+        self, events: Iterable, within_open_day: bool = False, empty: Collection[str] = ()
     ) -> list[tuple[np.datetime64, dict[str, float]]]:
         """Add ``events`` (in day order; a batch is sorted here); returns the days this closed,
         each with the net units per SKU it closed with. ``within_open_day``: the caller already
-        knows (``crosses``) that no event is of a later day."""
+        knows (``crosses``) that no event is of a later day. ``empty``: the SKUs whose shelf is
+        empty now, before these events (censored, should a day close)."""
         events = list(events)
         if self._open >= 0 and (within_open_day or not self.crosses(events)):
             for e in events:  # the common case: all in the open day (or late)
@@ -165,15 +171,18 @@ class DailySales:
             return []
         day_of = self.day_of
         dated = sorted(((day_of(e.event_time), e) for e in events), key=lambda p: p[0])
-        return self._feed(dated)
+        return self._feed(dated, empty)
 
-    def _feed(self, dated: Iterable) -> list[tuple[np.datetime64, dict[str, float]]]:
+    def _feed(
+        self, dated: Iterable, empty: Collection[str] = ()
+    ) -> list[tuple[np.datetime64, dict[str, float]]]:
         closed: list[tuple[np.datetime64, dict[str, float]]] = []
         for day, e in dated:
             if self._open < 0:
                 self._open = day
             elif day > self._open:
-                closed += self.close_until(day)
+                closed += self.close_until(day, empty)
+                empty = ()  # later days of the batch: their events moved the stock
             self._add(e)
         return closed
 
@@ -189,19 +198,26 @@ class DailySales:
         if sign > 0 and e.unit_price is not None:
             self.open_price[sku] = float(e.unit_price)
 
-    def close_until(self, day: int) -> list[tuple[np.datetime64, dict[str, float]]]:
+    def close_until(
+        self, day: int, empty: Collection[str] = ()
+    ) -> list[tuple[np.datetime64, dict[str, float]]]:
         """Close the open day and any empty days before ``day`` (days since the epoch); ``day``
-        becomes the open one."""
+        becomes the open one. ``empty``: SKUs whose shelf closed these days empty (censored)."""
         closed = []
+        level = self.in_stock
         while self._open < day:
             units, self.open_units = self.open_units, {}
             prices, self.open_price = self.open_price, {}
             for sku in units:
                 if sku not in self.series:
                     self.series[sku] = SeriesState()
-            for sku, state in self.series.items():
-                state.close_day(max(units.get(sku, 0.0), 0.0), prices.get(sku))
             day_units = {s: max(u, 0.0) for s, u in units.items()}
+            for sku, state in self.series.items():  # an empty shelf's day counts its demand
+                sold = day_units.get(sku, 0.0)
+                demand = level.close(sku, sold, sku in empty)
+                if demand != sold:
+                    day_units[sku] = demand
+                state.close_day(demand, prices.get(sku))
             self.history.close_day(day_units, self.series)
             closed.append((np.datetime64(self._open, "D"), day_units))
             self._open += 1

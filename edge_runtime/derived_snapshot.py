@@ -28,7 +28,7 @@ from edge_runtime.daily_sales import DailySales
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: the sales series carry each SKU's in-stock level
 
 
 @dataclass

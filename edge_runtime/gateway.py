@@ -70,6 +70,7 @@ from edge_runtime.state_changes import day_batches, rounds
 from edge_runtime.stock import SkuState, StockState, iso_utc
 from edge_runtime.store_failure import StoreError, store_failures_raised, write_transaction
 from edge_runtime.uplink import Uplink
+from feature_store.censored_demand import shelf_empty
 from models.bundle import Bundle, BundleError
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,19 @@ def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
         min_change=m.stockout_min_change,
         hysteresis=m.stockout_hysteresis,
     )
+
+
+def _empty_shelves(conn, current: dict) -> set[str]:
+    """SKUs whose shelf is empty at this point of a batch (``current``: the states the batch
+    has reached, over the stored ones): a closing day's censored SKUs
+    (``feature_store.censored_demand``)."""
+    empty = {row[0] for row in conn.execute("SELECT sku FROM stock WHERE on_hand = 0")}
+    for sku, s in current.items():
+        if s is not None and shelf_empty(s.on_hand):
+            empty.add(sku)
+        else:
+            empty.discard(sku)
+    return empty
 
 
 def _policy_from(cfg: GatewayConfig) -> RulePolicy:
@@ -611,7 +625,7 @@ class Gateway:
         current: dict[str, SkuState | None] = dict(result.before)  # each SKU's state so far
         as_of = self.ledger.clock_us
         for segment, steps in day_batches(result.events, result.steps, sales.day_of, open_day):
-            closed = moves and self._stage_day_close(segment)
+            closed = moves and self._stage_day_close(segment, conn, current)
             head = steps[:1] if steps and steps[0][0] is segment[0] else []
             as_of = max(as_of, segment[0].ts_us)
             out += self._decide_steps(head, current, as_of)  # the event that closed the day
@@ -639,7 +653,7 @@ class Gateway:
                 current[e.sku] = s
         return out
 
-    def _stage_day_close(self, segment) -> bool:
+    def _stage_day_close(self, segment, conn, current: dict) -> bool:
         """Add a day segment's events to the sales series inside the transaction; when its
         first event opens a later store day, close the day(s) and re-score every SKU; True
         when a day closed and the forecasts moved.
@@ -650,7 +664,8 @@ class Gateway:
         the ledger, which holds exactly what committed."""
         sales = self.sales
         self._sales_moved = True
-        closed = sales.observe(segment[:1])
+        empty = _empty_shelves(conn, current) if sales.crosses(segment[:1]) else ()
+        closed = sales.observe(segment[:1], empty=empty)
         sales.observe(segment[1:], within_open_day=True)  # late events join the open day
         if not closed or self.model is None:
             return False

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from feature_store.censored_demand import uncensor
 from feature_store.spec import (
     DAYS_SINCE_CAP,
     DTYPE,
@@ -427,7 +428,8 @@ def panel_from_frame(
     known_ahead: bool = False,
 ) -> Panel:
     """Dense panel from a canonical long frame (``store_id, sku, date, units`` and optional
-    ``price, promo, event``). Steps without a row after a series' first row are 0 units. The
+    ``price, promo, event, stockout``). Steps without a row after a series' first row are 0
+    units; a ``stockout`` step's units are its estimated demand (``uncensor``). The
     grain is learnt from the dates (:func:`infer_grain`) unless ``grain_name`` is given: a weekly
     history becomes a panel of weeks. ``known_ahead``: see :class:`Panel`.
 
@@ -461,6 +463,8 @@ def panel_from_frame(
     np.minimum.at(first, codes, t)
     started = np.arange(n_days)[None, :] >= first[:, None]
     units = np.where(started & np.isnan(units), 0.0, units)
+    if "stockout" in frame:  # censored days count their estimated demand (labels and features)
+        units = uncensor(units, dense(frame["stockout"].fillna(0).to_numpy(np.float64), 0.0) > 0)
     price = dense(frame["price"].to_numpy(np.float64), np.nan) if "price" in frame else None
     promo = dense(frame["promo"].to_numpy(np.float64), np.nan) if "promo" in frame else None
     event = None

@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("training.signing_key", "create the Ed25519 key pair that signs model bundles"),
     "run": ("edge_runtime.gateway", "run the store gateway: ledger, decisions, MQTT, outbox"),
     "simulate": (
-        "shelfcast.simulate",
+        "twin.simulate",
         "digital twin: replay held-out real demand, compare replenishment policies",
     ),
     "demo": (
@@ -34,10 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "serve": ("api.serve_command", "serve the HTTP API with the gateway runtime (or --attach)"),
     "sensors": (
-        "shelfcast.sensors",
+        "twin.sensors",
         "add shelf-weight and RFID readings with labelled thefts/phantoms/mis-scans to a replay",
     ),
-    "replay": ("shelfcast.replay", "write a store's real data as a timestamped edge event stream"),
+    "replay": ("twin.replay", "write a store's real data as a timestamped edge event stream"),
     "config": (
         "shelfcast.config_command",
         "check a settings file (config check FILE) or write the configuration reference",

@@ -82,8 +82,8 @@ def say(step: str, text: str) -> None:
 
 
 def load_store(top_skus: int):
-    from shelfcast.twin import DemandPanel
     from training.datasets import online_retail
+    from twin.store import DemandPanel
 
     frame = online_retail(top_skus=top_skus)
     return frame, DemandPanel.from_frame(frame)
@@ -128,7 +128,7 @@ def edge_stream(panel, run, lead_time: int) -> list[dict]:
     real invoice lines of those days, and receipts of shelfcast's orders from the twin."""
     import pandas as pd
 
-    from shelfcast.replay import online_retail_events
+    from twin.replay import online_retail_events
 
     days = panel.dates[run.start : run.end]
     first, last = str(days[0]), str(days[-1])
@@ -452,7 +452,7 @@ def policy_section(cmp) -> str:
     """The policy table (the console's names and headers), what each policy is, and each
     against min/max."""
     from shelfcast.report import table
-    from shelfcast.simulate import COLUMN_LABELS, FAMILIES, TABLE_COLUMNS
+    from twin.simulate import COLUMN_LABELS, FAMILIES, TABLE_COLUMNS
 
     rows = cmp.table()
     summary = cmp.summary()
@@ -517,9 +517,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast demo`
 
 def run(args: argparse.Namespace) -> int:
     from configuration.data_dir import DataMissingError
-    from shelfcast.simulate import COLUMN_LABELS, TABLE_COLUMNS, compare_policies, markdown
-    from shelfcast.twin import StoreConfig
     from training.library_noise import silence_library_noise
+    from twin.simulate import COLUMN_LABELS, TABLE_COLUMNS, compare_policies, markdown
+    from twin.store import StoreConfig
 
     silence_library_noise()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -597,7 +597,7 @@ def run(args: argparse.Namespace) -> int:
 def _forecasts(panel, run):
     from edge_runtime.forecast_policy import DailyForecasts
 
-    trace = run.extra["policy"].forecaster.trace
+    trace = run.extra["policy"].trace  # what the gateway's day close forecast each day
     days = range(run.start, run.end)
     h = min(trace[d][0].shape[1] for d in days)
     mean = np.stack([trace[d][0][:, :h] for d in days], axis=1)

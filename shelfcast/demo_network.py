@@ -3,11 +3,11 @@ order racing a till for a store's last unit.
 
 1. Starts an embedded ``nats-server -js`` (``shelfcast.embedded_nats``), an MQTT broker
    (``shelfcast.broker``), the hub (``shelfcast hub``: one worker and the omnichannel API, with
-   the stores' and DCs' places from ``shelfcast.network_places``) and ten store gateways, each
+   the stores' and DCs' places from ``twin.network_places``) and ten store gateways, each
    forwarding its uplink to JetStream.
 2. Replays the ten stores' real sales of one day at once over MQTT: each store's M5 series
    with a long history (``m5_history``) plus the network's best sellers, with the day's real
-   units from ``m5_store_days`` spread over opening hours (``shelfcast.replay.spread_daily``)
+   units from ``m5_store_days`` spread over opening hours (``twin.replay.spread_daily``)
    and moved onto today's clock (the hub's reservations carry the wall clock). Each store
    opens with a synthetic delivery of a week of the SKU's average sales over the 28 days
    before (at least the day's sales) and a morning count that agrees with it (so the ledger
@@ -94,8 +94,8 @@ def network_day(now: datetime) -> NetworkDay:
     import pandas as pd
 
     from configuration.data_dir import require
-    from shelfcast.network_places import STORES
-    from shelfcast.replay import M5_STORE_DAYS
+    from twin.network_places import STORES
+    from twin.replay import M5_STORE_DAYS
 
     days = pd.read_parquet(require(M5_STORE_DAYS), columns=["item_id", "store_id", "date", "sales"])
     day = days["date"].max()
@@ -141,7 +141,7 @@ def _day_sales(rows, store: str) -> list[dict]:
     """A store's day of ``item_id, date, sales`` rows as one sale per unit over opening hours."""
     import pandas as pd
 
-    from shelfcast.replay import M5_TZ, spread_daily
+    from twin.replay import M5_TZ, spread_daily
 
     frame = pd.DataFrame({"sku": rows["item_id"], "date": rows["date"], "units": rows["sales"]})
     return spread_daily(frame, store, M5_TZ[store[:2]], seed=0)
@@ -270,7 +270,7 @@ def start_gateway(work: Path, store: str, mqtt_port: int, nats_url: str):
 
 def network_map(path: Path) -> Path:
     """The stores' and DCs' places as the hub's ``--network`` file."""
-    from shelfcast.network_places import DCS, STORES
+    from twin.network_places import DCS, STORES
 
     def places(group):
         return {k: {"lat": p.lat, "lon": p.lon} for k, p in group.items()}
@@ -453,7 +453,7 @@ def show_view(plan: NetworkDay, hub: Hub, figures: dict) -> None:
 
 def race(plan: NetworkDay, gateways: dict, port: int, hub: Hub) -> dict[str, Any]:
     """The store's last unit: its till and a web order at the same instant; what happened."""
-    from shelfcast.network_places import STORES
+    from twin.network_places import STORES
 
     store, sku, gw = RACE_STORE, plan.race_sku, gateways[RACE_STORE]
     before, fig = gw.stock(sku), _hub_store(hub, store, sku)

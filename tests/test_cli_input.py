@@ -17,8 +17,8 @@ import pytest
 
 from edge_runtime.config import load_config
 from shelfcast.cli import main
-from shelfcast.replay import store_id_for
 from training.history import HistoryError, load_history
+from twin.replay import store_id_for
 
 HEADER = "store_id,sku,date,units\n"
 

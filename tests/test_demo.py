@@ -96,7 +96,7 @@ def test_history_seed_opens_only_skus_with_stock_or_sales():
     import pandas as pd
 
     from shelfcast.demo import HISTORY_DAYS, history_batches
-    from shelfcast.twin import DemandPanel
+    from twin.store import DemandPanel
 
     days = HISTORY_DAYS + 30
     dates = np.datetime64("2026-01-01") + np.arange(days)

@@ -10,11 +10,11 @@ import pytest
 
 from hub.fulfilment_cost import CostModel
 from hub.routing import Router
-from shelfcast.network_places import STORES
-from shelfcast.network_twin import NetworkData, NetworkTwin, Scenario, ShelfTruth, choosers, summary
-from shelfcast.online_orders import OnlineChannel
-from shelfcast.policies import MovingAverageForecaster, OrderUpToPolicy
-from shelfcast.twin import StoreConfig
+from twin.network_places import STORES
+from twin.network_twin import NetworkData, NetworkTwin, Scenario, ShelfTruth, choosers, summary
+from twin.online_orders import OnlineChannel
+from twin.policies import MovingAverageForecaster, OrderUpToPolicy
+from twin.store import StoreConfig
 
 DAYS, START = 28, 14
 

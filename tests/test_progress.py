@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from feature_store.batch import Panel
-from shelfcast.twin import DemandPanel, StoreConfig, simulate
 from tests.test_twin import Fixed
 from training.backtest import backtest
 from training.progress import progress_bar
+from twin.store import DemandPanel, StoreConfig, simulate
 
 
 def test_backtest_shows_a_bar_over_its_folds(monkeypatch, capsys):

@@ -10,7 +10,7 @@ import pytest
 
 from edge_runtime.events import parse_events
 from edge_runtime.ledger import Ledger
-from shelfcast.replay import (
+from twin.replay import (
     m5_events,
     m5_frame,
     online_retail_events,

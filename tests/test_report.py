@@ -9,7 +9,7 @@ import numpy as np
 
 from shelfcast.demo_figures import forecast_figure, stock_figure
 from shelfcast.report import alerts_table, figure_html, table, write_report
-from shelfcast.simulate import COLUMN_LABELS, TABLE_COLUMNS
+from twin.simulate import COLUMN_LABELS, TABLE_COLUMNS
 
 DAYS = np.arange("2011-09-01", "2011-09-15", dtype="datetime64[D]")
 MESSAGES = [

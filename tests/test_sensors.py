@@ -10,7 +10,7 @@ import pytest
 
 from edge_runtime.events import parse_events
 from edge_runtime.shelf_watch import ShelfWatch
-from shelfcast.sensors import SensorConfig, simulate
+from twin.sensors import SensorConfig, simulate
 
 
 def sales_stream(days=10, skus=30, seed=0):

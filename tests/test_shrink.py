@@ -12,8 +12,8 @@ from edge_runtime.messages import parse_message
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink, RemovalMatcher
-from shelfcast.sensors import SensorConfig, simulate
 from tests.test_sensors import sales_stream
+from twin.sensors import SensorConfig, simulate
 
 
 def test_paid_items_raise_nothing():
@@ -210,11 +210,12 @@ def test_a_theft_among_shoppers_is_always_reported_for_its_sku(qty, t, sku, tagg
         "edge_runtime.forecast_policy",
         "edge_runtime.count_watch",
         "edge_runtime.bundles",
-        "shelfcast.sensors",
-        "shelfcast.twin",
-        "shelfcast.policies",
-        "shelfcast.simulate",
-        "shelfcast.edge_forecast",
+        "twin.sensors",
+        "twin.store",
+        "twin.policies",
+        "twin.simulate",
+        "twin.gateway_engine",
+        "feature_store.censored_demand",
     ],
 )
 def test_docstring_examples_run(module):

@@ -7,14 +7,15 @@ import pandas as pd
 import pytest
 
 from edge_runtime.service_level import buffer_exceeded_every
-from shelfcast.policies import (
+from training.history import HistoryError
+from twin.policies import (
     MarginalOrderUpToPolicy,
     MinMaxPolicy,
     MovingAverageForecaster,
     OrderUpToPolicy,
     StatsForecastForecaster,
 )
-from shelfcast.twin import (
+from twin.store import (
     DemandPanel,
     StoreConfig,
     TwinDataError,
@@ -24,7 +25,6 @@ from shelfcast.twin import (
     simulate,
     stockout_labels,
 )
-from training.history import HistoryError
 
 
 def _panel(units, price=None) -> DemandPanel:
@@ -58,7 +58,7 @@ def test_books_balance_and_lost_sales_when_shelf_empty():
     np.testing.assert_allclose(run.sales + run.lost, run.demand)
     assert (run.on_hand >= 0).all() and (run.lost >= 0).all()
     # end stock = start stock + everything received - everything sold
-    from shelfcast.twin import sku_parameters
+    from twin.store import sku_parameters
 
     _, _, start_stock = sku_parameters(panel, 60, cfg)
     received = run.orders[:, : run.orders.shape[1] - cfg.lead_time].sum(axis=1)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from shelfcast.cli import main
-from shelfcast.simulate import compare_policies, interpolate_lost
-from shelfcast.twin import DemandPanel, StoreConfig
+from twin.simulate import compare_policies, interpolate_lost
+from twin.store import DemandPanel, StoreConfig
 
 
 def _frame(n_skus: int = 12, days: int = 260, seed: int = 0) -> pd.DataFrame:
@@ -83,7 +83,7 @@ def test_all_three_policies_on_the_same_demand(tiny_bundle):
     for r in rows.values():
         assert 0 < r["fill_rate"] <= 1 and r["avg_inventory_units"] > 0
     assert 0 <= rows["shelfcast"]["stockout_auc"] <= 1
-    assert rows["shelfcast"]["name"] == "marginal_order_up_to[shelfcast_onnx+river]"
+    assert rows["shelfcast"]["name"] == "gateway[shelfcast]"
     assert set(cmp.runs["shelfcast"]) >= {10.0, 50.0}  # its own grid, not z's
     # the chosen parameter (grid, then bisection on validation) keeps within min/max's inventory there
     budget = cmp.runs["minmax"][cmp.chosen["minmax"]]["validation"].metrics()
@@ -139,22 +139,29 @@ def test_summary_says_none_when_min_max_loses_nothing():
     assert cmp.summary()["statsforecast_lost_sales_reduction_vs_minmax"] is None
 
 
-def test_stock_out_days_are_unconstrained_for_the_model(tiny_bundle):
-    from shelfcast.edge_forecast import EdgeModelForecaster
-    from shelfcast.policies import OrderUpToPolicy
-    from shelfcast.twin import simulate
+def test_shelfcast_in_the_twin_is_the_gateways_day_close_and_policy(tiny_bundle):
+    """The twin's shelfcast runs the gateway's own objects; a day the shelf closed empty
+    reaches the gateway's series as its estimated demand (never below what sold, above it
+    somewhere), every other day as what sold."""
+    from edge_runtime.day_close import DayCloseModel
+    from edge_runtime.forecast_policy import ForecastDecisionPolicy
+    from twin.gateway_engine import GatewayPolicy
+    from twin.store import simulate
 
     panel = DemandPanel.from_frame(_frame())
-    fc = EdgeModelForecaster(str(tiny_bundle))
-    run = simulate(panel, OrderUpToPolicy(fc, z=-1.0), StoreConfig(), panel.n_days - 28, horizon=2)
-    out_days = np.flatnonzero(run.stockout_days().any(axis=0)) + run.start
-    assert len(out_days) and set(fc._lifted) <= set(out_days.tolist())
+    policy = GatewayPolicy(str(tiny_bundle), z=-1.0)  # lean: the shelf runs empty
+    run = simulate(panel, policy, StoreConfig(), panel.n_days - 28, horizon=2)
+    assert isinstance(policy.model, DayCloseModel)
+    assert isinstance(policy.decisions.policy, ForecastDecisionPolicy)
+    out = run.stockout_days()
+    assert out.any() and run.orders.sum() > 0
     raised = 0
-    for day, lifted in fc._lifted.items():
-        sold = run.sales[:, day - run.start]
-        assert (lifted >= sold).all()  # never below what was sold
-        raised += int((lifted > sold).sum())
-    assert raised > 0  # and above it where the shelf was empty and more was expected
+    for i, sku in enumerate(panel.skus):
+        learnt = np.array(policy.sales.series[sku].units)[-28:]
+        assert (learnt[~out[i]] == run.sales[i][~out[i]]).all()
+        assert (learnt[out[i]] >= run.sales[i][out[i]]).all()
+        raised += int((learnt[out[i]] > run.sales[i][out[i]]).sum())
+    assert raised > 0
 
 
 def test_clairvoyant_level_reference_needs_no_bundle_and_knows_the_future_level():
@@ -176,9 +183,9 @@ def test_clairvoyant_level_reference_needs_no_bundle_and_knows_the_future_level(
 def test_base_level_reference_knows_the_ordinary_level_but_not_the_large_orders():
     """Told the next 28 days with large orders clipped at 5x the SKU's 91-day mean: a ramp in
     ordinary demand shows in its level, a one-day 1,000-unit order does not."""
-    from shelfcast.policies import ClairvoyantLevelForecaster
-    from shelfcast.simulate import BASE_LEVEL_SPIKE_CLIP
-    from shelfcast.twin import StoreState
+    from twin.policies import ClairvoyantLevelForecaster
+    from twin.simulate import BASE_LEVEL_SPIKE_CLIP
+    from twin.store import StoreState
 
     days = 150
     units = np.full((2, days), 2.0)
@@ -220,7 +227,7 @@ def _late_hit(tmp_path) -> str:
 
 
 def test_top_skus_are_ranked_before_the_test_window(tmp_path):
-    from shelfcast.simulate import load_panel
+    from twin.simulate import load_panel
 
     panel = load_panel(_late_hit(tmp_path), None, top_skus=1, test_days=20)
     assert panel.skus.tolist() == ["steady"]
@@ -228,8 +235,8 @@ def test_top_skus_are_ranked_before_the_test_window(tmp_path):
 
 
 def test_test_start_ends_the_replay_and_ranks_before_it(tmp_path):
-    from shelfcast.simulate import load_panel
-    from shelfcast.twin import TwinDataError
+    from twin.simulate import load_panel
+    from twin.store import TwinDataError
 
     path = _late_hit(tmp_path)
     panel = load_panel(path, None, top_skus=1, test_days=14, test_start="2024-03-01")

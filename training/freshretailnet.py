@@ -152,11 +152,12 @@ def load_hourly(
 def daily_frame(panel: HourlyPanel, units: np.ndarray | None = None) -> pd.DataFrame:
     """Canonical daily history of the panel: ``units`` is the day's sales (or the given
     ``[series, day]`` array, e.g. recovered demand), ``promo`` is 1 on a discount or activity
-    day, ``event`` the holiday flag, ``stockout_hours`` the trading hours out of stock."""
+    day, ``event`` the holiday flag, ``stockout_hours`` the trading hours out of stock and
+    ``stockout`` (observed sales only) 1 where the shelf was empty at the last trading hour."""
     s, d = panel.n_series, panel.n_days
     daily = panel.sales.sum(axis=2, dtype=np.float64) if units is None else np.asarray(units)
     promo = ((panel.discount < 1.0) | (panel.activity > 0)).astype(float)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "store_id": np.repeat(panel.store.astype(str), d),
             "sku": np.repeat(panel.product.astype(str), d),
@@ -167,6 +168,9 @@ def daily_frame(panel: HourlyPanel, units: np.ndarray | None = None) -> pd.DataF
             "stockout_hours": panel.out[:, :, TRADING_HOURS].sum(axis=2).ravel().astype(int),
         }
     )
+    if units is None:  # observed sales: a day whose shelf closed empty is censored demand
+        frame["stockout"] = panel.out[:, :, TRADING_HOURS[-1]].ravel().astype(int)
+    return frame
 
 
 def availability_labels(panel: HourlyPanel) -> pd.DataFrame:

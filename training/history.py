@@ -1,5 +1,7 @@
 """Load and validate canonical sales history: a long table ``store_id, sku, date, units``
-(optional ``price``, ``promo``, ``event`` and other calendar columns), Parquet or CSV.
+(optional ``price``, ``promo``, ``event``, ``stockout`` and other calendar columns), Parquet or
+CSV. ``stockout`` is 1 on a day whose shelf closed empty: its units are censored demand
+(``feature_store.censored_demand``), learnt as the estimated demand, not as a low day.
 
 Bad input raises :class:`HistoryError`, one line naming the file, the column and the first
 offending rows, never a traceback from inside pandas. A CSV may be delimited by ``,``, ``;``,
@@ -28,7 +30,7 @@ import pandas as pd
 from training.date_formats import DateFormatError, expected, parse_dates
 
 REQUIRED = ("store_id", "sku", "date", "units")
-OPTIONAL_NUMERIC = ("price", "promo", "event")
+OPTIONAL_NUMERIC = ("price", "promo", "event", "stockout")
 KEY = ("store_id", "sku", "date")
 # Longer runs of days without a row are reported: read as zero sales, a month the item was not
 # on sale (or not recorded) teaches the model that demand fell to nothing.

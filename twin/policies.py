@@ -1,16 +1,18 @@
 """Replenishment policies the digital twin compares on the same real demand.
 
 - :class:`MinMaxPolicy`: the classic rule from historical averages (what most stores run today).
-- :class:`OrderUpToPolicy`: the edge runtime's order-up-to rule (safety stock over lead time
-  plus review period, packs, capacity), driven by any :class:`Forecaster` — the best statsforecast baseline
-  (:class:`StatsForecastForecaster`) or shelfcast's own edge models (``shelfcast.edge_forecaster``).
-- :class:`MarginalOrderUpToPolicy`: the same rule with each SKU's buffer sized by marginal
+- :class:`OrderUpToPolicy`: the gateway's own decision policy (order-up-to with safety stock
+  over lead time plus review period, packs, capacity, open orders; run through
+  ``twin.gateway_engine.EngineDecisions``) driven by another :class:`Forecaster`, e.g. the
+  best statsforecast baseline (:class:`StatsForecastForecaster`). shelfcast itself is the
+  gateway's own day close, ``twin.gateway_engine.GatewayPolicy``.
+- :class:`MarginalOrderUpToPolicy`: the same with each SKU's buffer sized by marginal
   analysis (``edge_runtime.service_level``): the single-day demand exceeded once every N days.
 
 All work on arrays over SKUs.
 
 >>> import numpy as np
->>> from shelfcast.twin import DemandPanel, StoreConfig, simulate
+>>> from twin.store import DemandPanel, StoreConfig, simulate
 >>> panel = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(70),
 ...                                 [[3.0] * 70])
 >>> run = simulate(panel, OrderUpToPolicy(MovingAverageForecaster(), z=1.3), start=35)
@@ -25,11 +27,12 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-from edge_runtime.demand_distribution import Z90, daily_sigma
-from edge_runtime.replenishment import order_quantities, order_quantities_with_buffer
+from edge_runtime.demand_distribution import Z90
+from edge_runtime.forecast_policy import DailyForecasts
 from edge_runtime.service_level import buffer_exceeded_every
 from edge_runtime.stockout import stockout_risk
-from shelfcast.twin import DemandPanel, StoreConfig, StoreState
+from twin.gateway_engine import EngineDecisions
+from twin.store import DemandPanel, StoreConfig, StoreState, sku_parameters
 
 
 class Forecaster(Protocol):
@@ -91,6 +94,24 @@ class _ForecastDriven:
         self.forecaster.prepare(panel, start, config)
         if auto:  # the forecaster may name itself once fitted (e.g. the chosen baseline)
             self.name = self._auto_name()
+        pack, capacity, _ = sku_parameters(panel, start, config)
+        self._skus = [str(s) for s in panel.skus]
+        self._dates = panel.dates
+        self._decisions = EngineDecisions(
+            panel.store_id, self._skus, config, pack, capacity, getattr(self, "z", 1.645)
+        )
+
+    def receive(self, arrived: np.ndarray) -> None:
+        """Receipts close the gateway policy's open orders."""
+        self._decisions.receive(arrived)
+
+    def _orders(self, state: StoreState, buffer: np.ndarray | None) -> np.ndarray:
+        """The gateway's decisions on this forecast (over its protection days) at today's close."""
+        mean, p90 = self.forecaster.forecast(state, self._decisions.protection_days)
+        table = DailyForecasts(
+            self._skus, self._dates[state.day], mean[:, None, :], p90[:, None, :], buffer
+        )
+        return self._decisions.orders(table, state.on_hand, state.on_order)
 
     def observe(self, state: StoreState) -> None:
         if hasattr(self.forecaster, "observe"):
@@ -126,21 +147,7 @@ class OrderUpToPolicy(_ForecastDriven):
         self.name = self.name or self._auto_name()
 
     def order(self, state: StoreState) -> np.ndarray:
-        cfg = state.config
-        cover = cfg.lead_time + cfg.review_period
-        mean, p90 = self.forecaster.forecast(state, cover)
-        plan = order_quantities(
-            mean.mean(axis=1),
-            daily_sigma(mean, p90).mean(axis=1),
-            state.on_hand,
-            state.on_order,
-            lead_time_days=max(cfg.lead_time, 1e-9),
-            review_days=cfg.review_period,
-            z=self.z,
-            pack_size=state.pack,
-            capacity=state.capacity,
-        )
-        return plan.quantity
+        return self._orders(state, None)
 
 
 @dataclass
@@ -154,7 +161,7 @@ class MarginalOrderUpToPolicy(_ForecastDriven):
     ``every_days`` is the one parameter (more days, more stock).
 
     >>> import numpy as np
-    >>> from shelfcast.twin import DemandPanel, simulate
+    >>> from twin.store import DemandPanel, simulate
     >>> lumpy = np.where(np.arange(200) % 20 == 0, 60.0, 3.0)
     >>> panel = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(200),
     ...                                 [lumpy])
@@ -174,21 +181,8 @@ class MarginalOrderUpToPolicy(_ForecastDriven):
         self.name = self.name or self._auto_name()
 
     def order(self, state: StoreState) -> np.ndarray:
-        cfg = state.config
-        cover = cfg.lead_time + cfg.review_period
-        mean, _ = self.forecaster.forecast(state, cover)
         buffer = buffer_exceeded_every(trailing(state.sales, self.history_days), self.every_days)
-        plan = order_quantities_with_buffer(
-            mean.mean(axis=1),
-            buffer,
-            state.on_hand,
-            state.on_order,
-            lead_time_days=max(cfg.lead_time, 1e-9),
-            review_days=cfg.review_period,
-            pack_size=state.pack,
-            capacity=state.capacity,
-        )
-        return plan.quantity
+        return self._orders(state, buffer)
 
 
 @dataclass
@@ -226,7 +220,7 @@ class ClairvoyantLevelForecaster:
     to know of them.
 
     >>> import numpy as np
-    >>> from shelfcast.twin import DemandPanel, StoreState, StoreConfig
+    >>> from twin.store import DemandPanel, StoreState, StoreConfig
     >>> p = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(6),
     ...                             [[9.0, 0, 0, 4, 0, 2]])
     >>> f = ClairvoyantLevelForecaster(days=3); f.prepare(p, 1, StoreConfig())

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shelfcast.network_places import CITIES
+from twin.network_places import CITIES
 
 KM_PER_DEGREE = 111.0
 

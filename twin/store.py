@@ -10,7 +10,7 @@ Everything is vectorised over SKUs: one small loop over days, numpy over the ass
 >>> import numpy as np
 >>> panel = DemandPanel.from_arrays("s1", ["a", "b"], np.datetime64("2024-01-01") + np.arange(60),
 ...                                 np.tile([2.0, 0.0, 4.0], (2, 20)), price=[1.0, 2.0])
->>> from shelfcast.policies import MinMaxPolicy
+>>> from twin.policies import MinMaxPolicy
 >>> run = simulate(panel, MinMaxPolicy(safety_days=2.0), StoreConfig(lead_time=2, review_period=7),
 ...                start=30)
 >>> m = run.metrics()
@@ -199,8 +199,9 @@ class Policy(Protocol):
     """A replenishment policy: ``order`` returns units to order per SKU on a review day.
 
     ``prepare`` is called once before the replay with the panel and the first replay day
-    (a policy may fit on history before that day, never after). ``stockout_probability`` is
-    optional: a policy that predicts stock-outs returns P(out within ``horizon`` days) per SKU.
+    (a policy may fit on history before that day, never after). Optional: ``receive`` is told
+    each day's arrivals (units per SKU), ``observe`` each day's close, and
+    ``stockout_probability`` returns P(out within ``horizon`` days) per SKU.
     """
 
     name: str
@@ -323,6 +324,8 @@ def simulate(
         t = start + i
         on_hand = on_hand + arrivals[:, i]
         on_order = on_order - arrivals[:, i]
+        if hasattr(policy, "receive"):  # a gateway's receipts close its open orders
+            policy.receive(arrivals[:, i])
         sold = np.minimum(on_hand, demand[:, i])
         on_hand = on_hand - sold
         sales_hist[:, t] = sold

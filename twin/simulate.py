@@ -13,7 +13,7 @@ against average inventory) is also interpolated at min/max's test inventory.
 
 >>> print(" ".join(sorted(FAMILIES)))  # doctest: +NORMALIZE_WHITESPACE
 clairvoyant_base_level clairvoyant_level minmax shelfcast shelfcast_no_river shelfcast_normal
-statsforecast statsforecast_normal
+shelfcast_uncensored statsforecast statsforecast_normal
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shelfcast.twin import (
+from twin.store import (
     DemandPanel,
     StoreConfig,
     TwinDataError,
@@ -43,9 +43,11 @@ FAMILIES = {
     "minmax": "classic min/max from trailing 91-day average sales (parameter: safety days)",
     "statsforecast": "the same rule as shelfcast (order-up-to with marginal-analysis buffers) driven "
     "by the best statsforecast baseline (parameter: every_days)",
-    "shelfcast": "edge order-up-to with marginal-analysis buffers on the bundle's ONNX model + River "
-    "(parameter: every_days)",
+    "shelfcast": "the gateway's own day close (ONNX model + River, censored stock-out days) and "
+    "decision policy with marginal-analysis buffers (parameter: every_days)",
     "shelfcast_no_river": "the same without the River correction, to see what River adds",
+    "shelfcast_uncensored": "the same learning an empty-shelf day as what it sold, to see what "
+    "the censored-demand treatment adds",
     "shelfcast_normal": "ONNX model + River with the normal safety stock z * sigma (parameter: z), "
     "to see what the marginal buffers add",
     "statsforecast_normal": "the best statsforecast baseline with the normal safety stock "
@@ -59,6 +61,7 @@ FAMILIES = {
 MARGINAL_FAMILIES = (
     "shelfcast",
     "shelfcast_no_river",
+    "shelfcast_uncensored",
     "statsforecast",
     "clairvoyant_level",
     "clairvoyant_base_level",
@@ -147,7 +150,7 @@ def interpolate_lost(curve: list[tuple[float, float, float]], inventory: float) 
 
 
 def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str, ...] | None):
-    from shelfcast.policies import (
+    from twin.policies import (
         ClairvoyantLevelForecaster,
         MarginalOrderUpToPolicy,
         MinMaxPolicy,
@@ -168,12 +171,16 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
             return MarginalOrderUpToPolicy(StatsForecastForecaster(**kw), every_days=param)
         return OrderUpToPolicy(StatsForecastForecaster(**kw), z=param)
     if family in FAMILIES and family.startswith("shelfcast"):
-        from shelfcast.edge_forecast import EdgeModelForecaster
+        from edge_runtime.online import LevelCorrection
+        from twin.gateway_engine import GatewayPolicy
 
-        forecaster = EdgeModelForecaster(bundle, online=family != "shelfcast_no_river")
+        # Without River: the gateway's correction held at a factor of 1.
+        frozen = (lambda: LevelCorrection(bounds=(1.0, 1.0))) if "no_river" in family else None
+        common = {"correction": frozen, "censored": family != "shelfcast_uncensored"}
+        name = f"gateway[{family}]"
         if family in MARGINAL_FAMILIES:
-            return MarginalOrderUpToPolicy(forecaster, every_days=param)
-        return OrderUpToPolicy(forecaster, z=param)
+            return GatewayPolicy(bundle, buffer_every_days=param, name=name, **common)
+        return GatewayPolicy(bundle, z=param, name=name, **common)
     raise ValueError(f"unknown policy {family!r}; choose from {', '.join(FAMILIES)}")
 
 
@@ -303,7 +310,7 @@ def load_panel(
     on the days before the test window only (ranking on the test weeks would hand the twin
     tomorrow's best sellers). The test window is ``test_days`` from ``test_start`` (default:
     the last ``test_days`` of the data)."""
-    from shelfcast.twin import TwinDataError, load_canonical
+    from twin.store import TwinDataError, load_canonical
 
     path = Path(data)
     if path.exists():

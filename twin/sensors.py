@@ -1,6 +1,6 @@
 """Sensor simulator: shelf-weight and RFID streams consistent with a real POS replay, plus labels.
 
-Given POS sale events (edge event dicts, as ``shelfcast.replay`` produces them), :func:`simulate`
+Given POS sale events (edge event dicts, as ``twin.replay`` produces them), :func:`simulate`
 builds what a store's sensors would have seen, and injects labelled incidents from a seed:
 
 - **every sale** is preceded by a pick from the shelf (``pick_lead_s`` before the sale): the smart

@@ -1,11 +1,11 @@
 """The network twin: stores replenished by the edge policy, an online channel, DCs, and a choice
 of where each online order ships from.
 
-Every store runs the project's own replenishment policy objects (``shelfcast.policies``, the
+Every store runs the project's own replenishment policy objects (``twin.policies``, the
 edge's order-up-to rule) on its book stock, each day in this order:
 
 1. orders due today arrive (book and shelf);
-2. the day's online orders (``shelfcast.online_orders``) are routed by the chooser against the
+2. the day's online orders (``twin.online_orders``) are routed by the chooser against the
    hub's view (book stock, the ledger's confidence ``edge_runtime.confidence``, recent
    conflicts, each store's own forecast) and picked at once: a store line whose units are not
    really on the shelf is cancelled (a conflict), and the store counts the SKU;
@@ -13,7 +13,7 @@ edge's order-up-to rule) on its book stock, each day in this order:
 4. unrecorded shrink takes units off the shelf, not off the book (phantom stock);
 5. rotating cycle counts set the book to the shelf and feed the confidence score;
 6. on review days each store's policy orders on its book stock and observed sales (walk-in
-   sales plus units shipped online), whole packs within capacity (``shelfcast.twin``).
+   sales plus units shipped online), whole packs within capacity (``twin.store``).
 
 Everything random (online orders, shrink, the book's starting errors) is drawn once in a
 ``Scenario``, so the choosers meet the same orders and the same shelves.
@@ -29,10 +29,10 @@ import numpy as np
 from edge_runtime.confidence import DAY_US, confidence, updated_discrepancy
 from hub.fulfilment_cost import CostModel
 from hub.routing import Candidates, Order, Plan, Router
-from shelfcast.network_places import DCS, STORES
-from shelfcast.online_orders import OnlineChannel, OnlineOrder
-from shelfcast.twin import DemandPanel, StoreConfig, StoreState, round_order, sku_parameters
 from training.progress import progress_bar
+from twin.network_places import DCS, STORES
+from twin.online_orders import OnlineChannel, OnlineOrder
+from twin.store import DemandPanel, StoreConfig, StoreState, round_order, sku_parameters
 
 CHOOSERS = ("dc_only", "nearest", "router")
 
