@@ -113,6 +113,9 @@ class ModelSection:
     stockout_threshold: float = 0.5  # publish a stock-out alert at this probability
     stockout_min_change: float = 0.1  # re-publish only when the probability moved this much
     stockout_hysteresis: float = 0.05  # re-arm once it fell this far below the threshold
+    # Intraday warnings: an hour is complete (and predicted) once the newest event time seen
+    # is this far past its end; later events still count, for the hours after them.
+    intraday_lateness_s: float = 900.0
     # Horizons scored at each close: covers lead + review and the API's default 7-day horizon
     # (longer API horizons average these). The close costs about linearly in it.
     forecast_days: int = 7
