@@ -15,6 +15,9 @@
    and replenishment decisions (``edge_runtime.forecast_policy``); alerts are printed as the
    gateway publishes them.
 5. Prints a summary and writes ``var/demo/report.html``.
+6. A second act on real shelves (``shelfcast.stockout_act``): one FreshRetailNet store's day
+   through its gateway, the intraday stock-out warnings printed as they are published, then how
+   many came true against the retailer's own stock-out flags.
 
 >>> sorted(STEPS)[:2]
 ['1 data', '2 train']
@@ -37,7 +40,7 @@ import numpy as np
 
 STORE_ID = "UK"  # the gateway's store id for Online Retail's United Kingdom
 HISTORY_DAYS = 120  # days of real daily sales the gateway is seeded with (features need 91)
-STEPS = ("1 data", "2 train", "3 twin", "4 edge", "5 report")
+STEPS = ("1 data", "2 train", "3 twin", "4 edge", "5 report", "6 shelves")
 TZ = "Europe/London"
 
 
@@ -513,6 +516,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast demo`
 def run(args: argparse.Namespace) -> int:
     from shelfcast.data_dir import DataMissingError
     from shelfcast.simulate import COLUMN_LABELS, TABLE_COLUMNS, compare_policies, markdown
+    from shelfcast.stockout_act import run_act
     from shelfcast.twin import StoreConfig
     from training.library_noise import silence_library_noise
 
@@ -577,15 +581,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"{k}: {'n/a' if v is None else round(v, 4)}")
     print(f"\nreport: {report.resolve()}")
     print("MLflow UI: mlflow ui --backend-store-uri sqlite:///var/mlflow/mlflow.db")
+    print("\n## Second act: warnings on real shelves\n")
+    shelves = run_act(bundle, out, args.broker)
     print(f"demo took {time.perf_counter() - t0:.0f} s")
     (out / "summary.json").write_text(
         json.dumps(
             {"summary": cmp.summary(), "policies": cmp.table(), "edge": {k: v for k, v in stats.items() if k != "messages"},
-             "alerts": dict(kinds), "seconds": time.perf_counter() - t0},
+             "alerts": dict(kinds), "shelves": shelves, "seconds": time.perf_counter() - t0},
             indent=2, default=str,
         )
     )  # fmt: skip
-    return 0 if stats["all_ingested"] else 1
+    return 0 if stats["all_ingested"] and shelves["all_ingested"] else 1
 
 
 def _forecasts(panel, run):
