@@ -163,7 +163,7 @@ def replay_figures(panel, test_start, model, threshold, rows, n_stores, live_day
         stores=len(replays),
         live_days=[str(panel.dates[test_start]), str(panel.dates[test_start + live_days - 1])],
         broker=broker.kind,
-        live_events=int(sum(r.counters.get("ingested", 0) for r in replays)),
+        events_ingested=int(sum(r.counters.get("ingested", 0) for r in replays)),
         seconds=round(sum(r.seconds for r in replays), 1),
     )
     return figures
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     n_stores = args.stores or (20 if args.quick else 60)
     replay_days = args.replay_days or (1 if args.quick else 7)
     n_fc = args.forecast_series or (150 if args.quick else 2000)
-    trees = 120 if args.quick else 300
+    trees = 80 if args.quick else 300
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:

@@ -92,6 +92,9 @@ FEATURES = (
     "hours_to_first_out_min",
     "out_at_open",
     "out_close_yesterday",
+    "hist_label_rate",
+    "hist_label_rate_7",
+    "hist_label_rate_near",
 )
 
 
@@ -142,6 +145,12 @@ def _same_weekday_rate(outf: np.ndarray) -> np.ndarray:
         return np.nanmean(np.stack(weeks), axis=0).reshape(outf.shape)
 
 
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` where ``den > 0``, NaN elsewhere (no past day to learn from)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.nan_to_num(den) > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
 def _store_mean(a: np.ndarray, store: np.ndarray | None) -> np.ndarray:
     """Mean of ``a`` ``[series, day]`` over the series of the same store."""
     if store is None:
@@ -170,6 +179,8 @@ class DayContext:
     first_out: np.ndarray
     first_out_yesterday: np.ndarray
     first_out_min: np.ndarray
+    label_rate: np.ndarray
+    label_rate_7: np.ndarray
     out_day_rate: np.ndarray
     in_stock_demand: np.ndarray
     latent_profile: np.ndarray
@@ -204,6 +215,11 @@ class DayContext:
         before = np.take_along_axis(cum, np.clip(first_out.astype(int) - 1, 0, 23)[..., None], 2)
         sold_before = np.where(out_day > 0, before[..., 0], np.nan)
         wd = np.zeros(sales.shape[1], int) if weekday is None else np.asarray(weekday)
+        # The label's own history: on past days in stock at an hour, how often out in the next 4.
+        pad = np.concatenate([outf, np.zeros_like(outf[:, :, :HORIZON_HOURS])], 2)
+        ahead = np.max([pad[:, :, 1 + i : 25 + i] for i in range(HORIZON_HOURS)], axis=0)
+        instock = 1.0 - outf
+        hit = ahead * instock
         return cls(
             weekday=np.broadcast_to(wd, daily.shape).astype(np.float64),
             profile=np.nan_to_num(past_mean(sales, k)),
@@ -219,6 +235,8 @@ class DayContext:
             first_out=np.nan_to_num(past_mean(first_out, k), nan=23.0),
             first_out_yesterday=_shift_day(first_out, 1, 23.0),
             first_out_min=np.nan_to_num(_past_extreme(first_out, k, np.min), nan=23.0),
+            label_rate=_ratio(past_mean(hit, k), past_mean(instock, k)),
+            label_rate_7=_ratio(past_mean(hit, 7), past_mean(instock, 7)),
             out_day_rate=np.nan_to_num(past_mean(out_day, k)),
             in_stock_demand=past_mean(daily, k, 1.0 - out_day),
             latent_profile=np.nan_to_num(past_mean(latent, k)),
@@ -266,6 +284,9 @@ def hour_features(
     idle_stocked = (stocked & before_sale).sum(2)
     profile_day = ctx.latent_profile.sum(2)
     share_left = ctx.latent_profile[:, :, h + 1 : 22].sum(2) / (profile_day + _EPS)
+    with warnings.catch_warnings():  # no past day in stock near the hour is NaN, as intended
+        warnings.simplefilter("ignore", RuntimeWarning)
+        label_near = np.nanmean(ctx.label_rate[:, :, max(h - 1, 0) : h + 2], axis=2)
 
     def per_next(x, denom):
         return x / (denom + _EPS)
@@ -326,6 +347,9 @@ def hour_features(
         ctx.first_out_min - h,
         outf[:, :, 6],
         ctx.out_yesterday[:, :, 21],
+        ctx.label_rate[:, :, h],
+        ctx.label_rate_7[:, :, h],
+        label_near,
     ]
     return np.stack([np.asarray(c, np.float64) for c in cols], axis=2).astype(np.float32)
 
