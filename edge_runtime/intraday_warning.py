@@ -379,8 +379,9 @@ def warner_from_ledger(
     """The warning of a verified bundle (None when it has no ``stockout_4h`` model), its window
     refilled from the ledger's log of the last days in commit order (a start, a rollback, a
     new bundle). The bundle's own threshold (``metadata.json``: ``stockout_4h.threshold``, the
-    best F1 on its training rows) wins over ``threshold``. Only the last logged day is
-    predicted again, so the episodes open at a restart are today's."""
+    best F1 on its training rows) wins over ``threshold``. Only the last two logged days are
+    predicted again (nothing is published for them): the episodes open at a restart are the
+    ones open before it."""
     if MODEL not in bundle.models:
         return None
     scorer = Scorer(
@@ -400,7 +401,7 @@ def warner_from_ledger(
     if last is None:
         return warner
     last_day = np.datetime64(last, "D")
-    warner.predict_from_day = int(last_day.astype(np.int64))
+    warner.predict_from_day = int(last_day.astype(np.int64)) - 1
     cur = conn.execute(
         "SELECT event_id, sku, type, qty, event_time, unit_price, reason FROM events"
         " WHERE substr(event_time, 1, 10) >= ? ORDER BY seq",

@@ -82,8 +82,14 @@ def test_the_gateway_scores_what_training_computes(panel, bundle, tmp_path):
         # The next morning's first sale completes the live day's last hours.
         gw.ingest([_sale("next-day", str(panel.product[0]), day0 + LIVE + 1, 9)], "pos")
         preds = list(gw.intraday.predictions)
+        episodes = dict(gw.intraday.episodes)
     finally:
         gw.close()
+    again = _gateway(tmp_path, bundle)  # a restart refills the window from the ledger
+    try:
+        assert again.intraday.episodes == episodes and episodes
+    finally:
+        again.close()
     wd = sw.weekdays(panel)
     win = slice(LIVE - HISTORY_DAYS, LIVE + 1)
     X = today_features(panel.sales[:, win], panel.out[:, win], panel.discount[:, win],
@@ -127,6 +133,8 @@ def test_an_hour_is_predicted_once_the_watermark_passes_it_and_late_events_count
     last = day + HISTORY_DAYS
     _feed(w, [_sale("a", "A", last, 10)])  # watermark 10:15: hour 9 complete, not 10
     assert [(p.hour) for p in w.predictions if p.day == last] == [6, 7, 8, 9]
+    _feed(w, [_sale("early", "A", last, 11, 10)])  # watermark 10:55: hour 10 not complete yet
+    assert [p.hour for p in w.predictions if p.day == last][-1] == 9
     alerts = _feed(w, [_sale("b", "A", last, 11, 20)])  # watermark 11:05: hour 10 complete
     assert [p.hour for p in w.predictions if p.day == last][-1] == 10
     assert [a.episode for a in alerts] == [] and set(w.episodes) == {"A"}  # opened at 6
@@ -136,7 +144,7 @@ def test_an_hour_is_predicted_once_the_watermark_passes_it_and_late_events_count
     _feed(w, [_sale("late", "A", last, 10, 40, qty=7)])
     assert w.late_events == 1 and [p.hour for p in w.predictions if p.day == last][-1] == 10
     _feed(w, [_sale("c", "A", last, 12, 30)])
-    assert seen[-1][0, FEATURES.index("sold_today")] == sold_at_10 + 7 + 5  # and 11:20
+    assert seen[-1][0, FEATURES.index("sold_today")] == sold_at_10 + 7 + 5 + 5  # 11:10, 11:20
 
 
 def test_one_alert_per_episode_cleared_when_stock_returns():
