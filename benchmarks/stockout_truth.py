@@ -35,6 +35,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -136,8 +137,8 @@ def replay_figures(panel, test_start, model, threshold, rows, n_stores, live_day
     from shelfcast.stockout_replay import AlertCollector, replay_store, score, store_stream
     from training.signing_key import public_key_path, signing_key_path
 
-    work = ROOT / "var" / "bench" / "stockout_replay"
-    shutil.rmtree(work, ignore_errors=True)
+    (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="stockout_replay-", dir=ROOT / "var" / "bench"))
     say("replay: training the gateway bundle's demand model (quick)")
     bundle = gateway_bundle(panel, test_start, model, threshold, rows, work)
     stores = np.unique(panel.store)[:n_stores]
@@ -158,6 +159,7 @@ def replay_figures(panel, test_start, model, threshold, rows, n_stores, live_day
     finally:
         collector.stop()
         broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
     figures = score(panel, replays, live_days)
     figures.update(
         stores=len(replays),
