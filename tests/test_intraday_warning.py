@@ -184,3 +184,22 @@ def test_warnings_go_out_over_mosquitto_one_per_episode(panel, bundle, tmp_path,
     for episodes in by_sku.values():  # open, cleared, open, ...: never two opens in a row
         assert all(a != b for a, b in itertools.pairwise(episodes))
         assert episodes[0] == "open"
+
+
+def test_the_ledger_empty_where_its_stock_is_known_is_an_empty_shelf():
+    """A received SKU whose sale leaves nothing on hand is out from then on; no prediction is
+    made for it until a receipt puts units back."""
+    from edge_runtime.stock import SkuState
+
+    w = _warner([])
+    day = 19_800 + HISTORY_DAYS
+    _feed(w, [_sale(f"h{d}", "A", 19_800 + d, 10) for d in range(HISTORY_DAYS)])
+    last, _ = parse_events([_sale("last", "A", day, 7, 50)], store_id="0")
+    w.observe(last, [(last[0], SkuState("A", on_hand=0, received=10, sold=10))])
+    _feed(w, [_sale("later", "A", day, 10)])  # hours 7..9 complete: A out since 7:50
+    assert [p.hour for p in w.predictions if p.day == day] == [6]
+    receipt = {**_sale("r", "A", day, 10, 45), "type": "receipt", "source": "wms"}
+    got, _ = parse_events([receipt], store_id="0")
+    w.observe(got, [(got[0], SkuState("A", on_hand=20, received=30, sold=10))])
+    _feed(w, [_sale("after", "A", day, 12, 30)])  # hour 10 out (until 10:45), 11 in stock
+    assert [p.hour for p in w.predictions if p.day == day] == [6, 11]
