@@ -18,14 +18,24 @@ Two parts, on reproducible random samples (stated in the output): whole stores f
 
     python benchmarks/stockout_truth.py --json var/bench/stockout_truth.json [--quick]
 
-The live replay of stores through gateways is not part of this script (``stores_replayed``).
+3. The live replay: ``--replay-stores`` stores of the warning sample (20), each through its own
+   gateway over Mosquitto (:mod:`twin.stockout_replay`), seeded with the 14 days before the
+   test days, then ``--replay-days`` test days live (7; 1 with ``--quick``); the bundle holds a
+   quick demand model trained on the days before the test and the warning model above. Every
+   gateway prediction and published alert is scored against the flags that followed
+   (``replay``, ``stores_replayed``).
+
+Sales are in till units (``training.freshretailnet.TILL_UNITS`` per normalised unit) throughout,
+as the replay's tills send them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,10 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
 from edge_runtime.stockout import stockout_risk  # noqa: E402
-from feature_store.intraday import FEATURES  # noqa: E402
+from feature_store.intraday import FEATURES, HISTORY_DAYS  # noqa: E402
 from training import stockout_warning as sw  # noqa: E402
 from training.censored_accuracy import OBSERVED, RECOVERED, compare  # noqa: E402
-from training.freshretailnet import load_hourly  # noqa: E402
+from training.freshretailnet import in_till_units, load_hourly  # noqa: E402
 
 _COL = {n: i for i, n in enumerate(FEATURES)}
 
@@ -59,9 +69,10 @@ def day_close_risk(rows: sw.WarningRows) -> np.ndarray:
     return stockout_risk(mean, p90, atp, lead_time_days=1.0).probability
 
 
-def warning_figures(panel, test_days: int, n_estimators: int, say) -> dict:
+def warning_figures(panel, test_days: int, n_estimators: int, say):
+    """The offline scores (and the model, its threshold and training rows, for the replay)."""
     test_start = panel.n_days - test_days
-    rows = sw.warning_rows(panel, latent_until=test_start)
+    rows = sw.warning_rows(panel)
     train, test = rows.take(rows.day < test_start), rows.take(rows.day >= test_start)
     say(f"warning: {len(train.y)} training rows, {len(test.y)} test rows; fitting")
     t0 = time.perf_counter()
@@ -80,7 +91,7 @@ def warning_figures(panel, test_days: int, n_estimators: int, say) -> dict:
     onnx_bytes = sw.to_onnx(model, len(FEATURES))
     parity = float(np.max(np.abs(sw.onnx_probability(onnx_bytes, test.X[:20000]) - p[:20000])))
     alerts = sw.alert_scores(test, p, threshold, panel.store)
-    return {
+    figures = {
         "rows_train": len(train.y),
         "rows_test": len(test.y),
         "positive_rate_test": float(test.y.mean()),
@@ -96,6 +107,68 @@ def warning_figures(panel, test_days: int, n_estimators: int, say) -> dict:
         "onnx_bytes": len(onnx_bytes),
         "onnx_max_abs_diff": parity,
     }
+    return figures, model, threshold, train.X
+
+
+def gateway_bundle(panel, test_start: int, model, threshold: float, rows: np.ndarray, out: Path):
+    """A signed gateway bundle: demand and anomaly models trained (quick, no backtest) on the
+    panel's daily sales before ``test_start``, plus the warning model."""
+    from training.freshretailnet import daily_frame
+    from training.signing_key import signer_for
+    from training.train import TrainConfig, train
+
+    frame = daily_frame(panel)
+    frame = frame[frame["date"] < np.datetime64(panel.dates[test_start], "ns")]
+    config = TrainConfig(folds=0, n_estimators=40, baselines=False, anomaly_rows=5000)
+    base = train(frame.drop(columns=["stockout_hours"]), out / "base", config,
+                 "freshretailnet (replay stores)", track=False, quick=True).bundle  # fmt: skip
+    onnx_bytes = sw.to_onnx(model, len(FEATURES))
+    about = {"trained_days": [str(panel.dates[HISTORY_DAYS]), str(panel.dates[test_start - 1])]}
+    bundle = sw.bundle_with_warning(
+        base, out / "bundle", onnx_bytes, rows, threshold, signer_for(None), about
+    )
+    return bundle
+
+
+def replay_figures(panel, test_start, model, threshold, rows, n_stores, live_days, say) -> dict:
+    """``n_stores`` stores of the panel through their own gateways over Mosquitto (see
+    :mod:`twin.stockout_replay`): the first ``live_days`` test days live."""
+    from shelfcast.broker import EmbeddedBroker
+    from training.signing_key import public_key_path, signing_key_path
+    from twin.stockout_replay import AlertCollector, replay_store, score, store_stream
+
+    (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="stockout_replay-", dir=ROOT / "var" / "bench"))
+    say("replay: training the gateway bundle's demand model (quick)")
+    bundle = gateway_bundle(panel, test_start, model, threshold, rows, work)
+    stores = np.unique(panel.store)[:n_stores]
+    broker = EmbeddedBroker(prefer="mosquitto", work_dir=work / "broker").start()
+    collector = AlertCollector(broker.port, "shelfcast")
+    replays = []
+    try:
+        for k, store in enumerate(stores):
+            stream = store_stream(
+                panel, np.flatnonzero(panel.store == store), test_start, live_days
+            )
+            r = replay_store(stream, bundle, public_key_path(signing_key_path()), broker.port,
+                             work / f"gw-{store}", collector)  # fmt: skip
+            replays.append(r)
+            say(f"replay: store {store} ({k + 1}/{len(stores)}): {stream.live_events} live "
+                f"events, {len(r.predictions)} predictions, {len(r.alerts)} alerts, "
+                f"{r.seconds:.1f} s")  # fmt: skip
+    finally:
+        collector.stop()
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    figures = score(panel, replays, live_days)
+    figures.update(
+        stores=len(replays),
+        live_days=[str(panel.dates[test_start]), str(panel.dates[test_start + live_days - 1])],
+        broker=broker.kind,
+        events_ingested=int(sum(r.counters.get("ingested", 0) for r in replays)),
+        seconds=round(sum(r.seconds for r in replays), 1),
+    )
+    return figures
 
 
 def main(argv=None) -> int:
@@ -105,20 +178,27 @@ def main(argv=None) -> int:
     ap.add_argument("--stores", type=int, help="stores (all their SKUs) for the warning model")
     ap.add_argument("--forecast-series", type=int, help="series sampled for forecast accuracy")
     ap.add_argument("--test-days", type=int, default=14)
+    ap.add_argument("--replay-stores", type=int, default=20, help="stores replayed live")
+    ap.add_argument("--replay-days", type=int, help="test days replayed live per store")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    n_stores = args.stores or (12 if args.quick else 60)
+    n_stores = args.stores or (20 if args.quick else 60)
+    replay_days = args.replay_days or (1 if args.quick else 7)
     n_fc = args.forecast_series or (150 if args.quick else 2000)
-    trees = 120 if args.quick else 300
+    trees = 80 if args.quick else 300
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.0f}s] {msg}", file=sys.stderr, flush=True)
 
     say(f"loading every series of {n_stores} stores for the warning model")
-    panel = load_hourly(stores=n_stores, seed=args.seed)
+    panel = in_till_units(load_hourly(stores=n_stores, seed=args.seed))
     n_warn = panel.n_series
-    warn = warning_figures(panel, args.test_days, trees, say)
+    warn, model, threshold, rows = warning_figures(panel, args.test_days, trees, say)
+    test_start = panel.n_days - args.test_days
+    replay = replay_figures(
+        panel, test_start, model, threshold, rows, args.replay_stores, replay_days, say
+    )
     del panel
     say(f"forecast accuracy on {n_fc} series")
     fpanel = load_hourly(series=n_fc, seed=args.seed + 1)
@@ -141,7 +221,10 @@ def main(argv=None) -> int:
         "rmsse_best_peer": acc["rmsse_daily"][best_peer] if best_peer else None,
         "rmsse_hourly_with_recovery": acc["rmsse_hourly"][RECOVERED],
         "rmsse_hourly_without_recovery": acc["rmsse_hourly"][OBSERVED],
-        "stores_replayed": 0,
+        "stores_replayed": replay["stores"],
+        "replay_roc_auc_4h": replay.get("roc_auc"),
+        "replay_pr_auc_4h": replay.get("pr_auc"),
+        "replay": replay,
         "warning": warn,
         "forecast": acc,
         "data": {

@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.config import ModelSection
-from feature_store.spec import ANOMALY_FEATURES, FEATURE_STORE_VERSION, names, spec_dict
+from feature_store.spec import (
+    ANOMALY_FEATURES,
+    FEATURE_STORE_VERSION,
+    INTRADAY_FEATURES,
+    names,
+    spec_dict,
+)
 from models.bundle import MANIFEST, REFERENCE, SIGNATURE, Bundle, BundleError, load_bundle
 from models.bundle_reference import DEFAULT_MAX_DAILY_UNITS, check_reference, session
 from models.bundle_signing import check_signature, load_public_key
@@ -52,7 +58,11 @@ log = logging.getLogger(__name__)
 
 ALLOWED_SUFFIXES = {".onnx", ".json"}
 ALLOWED_JSON = {"feature_spec.json", "metadata.json", REFERENCE, MANIFEST, SIGNATURE}
-_INPUT_WIDTH = {"demand": len(names()), "anomaly": len(ANOMALY_FEATURES)}
+_INPUT_WIDTH = {
+    "demand": len(names()),
+    "anomaly": len(ANOMALY_FEATURES),
+    "stockout_4h": len(INTRADAY_FEATURES),
+}
 KEEP_VERSIONS = 2  # the current bundle and the one before it
 _install_lock = threading.Lock()  # one install at a time: pruning must not meet a copy
 

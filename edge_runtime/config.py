@@ -202,6 +202,9 @@ class ModelSection(Section):
     """Re-publish only when the probability moved this much."""
     stockout_hysteresis: NonNegative = 0.05
     """Re-arm once the probability fell this far below the threshold."""
+    intraday_lateness_s: PositiveFinite = 900.0
+    """Intraday warnings: an hour is complete (and predicted) once the newest event time seen
+    is this many seconds past its end; later events still count, for the hours after them."""
     # Horizons scored at each close: covers lead + review and the API's default 7-day horizon
     # (longer API horizons average these). The close costs about linearly in it.
     forecast_days: int = Field(7, ge=1, le=28)

@@ -55,6 +55,7 @@ from edge_runtime.event_archive import EventArchive
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
 from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
 from edge_runtime.heap import freeze_startup_heap
+from edge_runtime.intraday_warning import IntradayWarner, warner_from_ledger
 from edge_runtime.jetstream_uplink import link_gateway
 from edge_runtime.ledger import IngestResult, Ledger, LedgerError
 from edge_runtime.log_output import configure_logging
@@ -190,8 +191,10 @@ class Gateway:
         self._rebuild_pending = False  # a rollback's rebuild failed too: retried before ingest
         self._correction_before: bytes | None = None  # River before a day close inside it
         self.model: DayCloseModel | None = None
+        self.intraday: IntradayWarner | None = None  # the bundle's intraday stock-out warning
         if bundle is not None:
             self._use_model(self._model_for(bundle))
+            self.intraday = self._warner_for(bundle)
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self._prime()
         self._restore_open_orders()
@@ -389,6 +392,20 @@ class Gateway:
             buffer_every_days=m.buffer_every_days,
         )  # fmt: skip
 
+    def _warner_for(self, bundle: Bundle) -> IntradayWarner | None:
+        """The intraday warning of ``bundle`` (None when it has no such model), its window
+        rebuilt from the ledger's last days."""
+        m = self.cfg.model
+        return warner_from_ledger(
+            bundle,
+            self.ledger.connection,
+            self.cfg.gateway.store_id,
+            threshold=m.stockout_threshold,
+            hysteresis=m.stockout_hysteresis,
+            lateness_s=m.intraday_lateness_s,
+            threads=m.scoring_threads,
+        )
+
     def _use_model(self, model: DayCloseModel) -> DailyForecasts | None:
         """Score with ``model`` from now on: re-score the last closed day at once and hand the
         forecasts to the forecast policy (replacing the rules policy on the first bundle)."""
@@ -435,6 +452,7 @@ class Gateway:
         model = self._model_for(candidate)  # ONNX sessions built outside the lock
         with self._lock:
             forecasts = self._use_model(model)
+            self.intraday = self._warner_for(candidate)
             states = self.ledger.stocks(0, self.ledger.sku_count())
             occasion = f"bundle:{model.model_version}@{self.ledger.clock_us}"
             messages = with_decision_ids(
@@ -511,6 +529,8 @@ class Gateway:
             if result.changed_skus:
                 states.extend(self._states_in_txn(conn, result.changed_skus))
             messages.extend(self._decide_batch(conn, result))
+            if self.intraday is not None and result.events:
+                messages.extend(self._warn(result))
             if result.events:
                 messages.extend(with_decision_ids(self._counts(result.events, states)))
             if not publish:  # seeded history: decided (state moves on) but nothing to send
@@ -597,9 +617,21 @@ class Gateway:
         self.shelf_watch = self.shelf_watch.fresh()
         self.sales = self._startup_sales()
         self._reset_decisions()
+        if self.intraday is not None:
+            self.intraday = self._warner_for(self.bundle)
         self._correction_before = None
         self._rebuild_pending = False
         log.warning("ingest rolled back; in-memory decisions rebuilt from the ledger")
+
+    def _warn(self, result: IngestResult) -> list[Message]:
+        """The intraday warning's alerts for the hours this batch completed; like a policy's,
+        a failure costs the alerts, never the events."""
+        try:
+            return self.intraday.observe(result.events, result.steps)
+        except Exception:
+            log.exception("intraday warning failed; events kept, no intraday alerts")
+            self.counters["policy_errors"] += 1
+            return []
 
     def _decide(self, states, causes, conflicts) -> list[Message]:
         """The policy's messages; a policy bug must not cost the events (they are the facts):

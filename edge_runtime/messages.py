@@ -203,6 +203,20 @@ class ReasonCode(StrEnum):
         "anomaly: the bundle's anomaly model scored the SKU's last closed day as anomalous "
         "(evidence.anomaly_score below 0); it strengthens the detector's evidence",
     )
+    INTRADAY_SELL_OUT_RISK = (
+        "INTRADAY_SELL_OUT_RISK",
+        "stock-out warning (intraday model): today's sales against the SKU's intraday profile "
+        "and past sell-outs say the shelf may empty within the horizon",
+    )
+    STOCK_RETURNED = (
+        "STOCK_RETURNED",
+        "stock-out warning cleared: the shelf is in stock again after the stock-out",
+    )
+    RISK_FELL = (
+        "RISK_FELL",
+        "stock-out warning cleared: the shelf stayed in stock and the risk fell below the "
+        "threshold less the hysteresis",
+    )
 
     def __repr__(self) -> str:  # shown as the text it is on the wire
         return repr(self.value)
@@ -310,6 +324,20 @@ class StockoutAlert(Alert):
     TOPIC: ClassVar[str] = "alerts/stockout"
     kind: Literal["stockout"] = Field("stockout", description="message kind; also fixes the topic")
     probability: float = Field(ge=0.0, le=1.0, description="probability of a stock-out")
+    warning: Literal["intraday"] | None = Field(
+        None,
+        description="intraday = the intraday warning: P(out of stock within horizon_hours and "
+        "before closing), made once per complete hour; null for the stock and day-close "
+        "forecast decisions (ATP_ZERO, ON_HAND_ZERO, FORECAST_RISK)",
+    )
+    episode: Literal["open", "cleared"] | None = Field(
+        None,
+        description="intraday warnings: open = first alert of a stock-out episode (one per "
+        "episode), cleared = the episode ended (reason STOCK_RETURNED or RISK_FELL)",
+    )
+    hour_start: UtcTime | None = Field(
+        None, description="intraday warnings: start of the complete hour the prediction is for"
+    )
 
 
 class ReplenishmentAlert(Alert):

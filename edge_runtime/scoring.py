@@ -46,6 +46,8 @@ class Scorer:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # A classifier's declared label shape warns on every batched run: noise, not a fault.
+        options.log_severity_level = 3
         self.feature_names = list(feature_names)
         self.model_version = model_version
         self._sessions: dict[str, ort.InferenceSession] = {}

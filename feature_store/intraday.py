@@ -26,8 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from feature_store.latent_demand import hourly_shares, recover
+
 HORIZON_HOURS = 4
 HISTORY_DAYS = 14
+# What a gateway keeps per SKU: the finished days the features read, and today.
+WINDOW_DAYS = HISTORY_DAYS + 1
 # Hours at which a warning is made: open shop, and a 4-hour window still inside the day.
 WARNING_HOURS = range(6, 19)
 _EPS = 1e-3
@@ -79,6 +83,18 @@ FEATURES = (
     "restocked_today",
     "store_out_now",
     "store_hist_out_next",
+    "recent_vs_profile",
+    "sold_vs_latent_daily",
+    "in_stock_hours_since_sale",
+    "hist_out_now",
+    "hist_out_rest_of_day",
+    "latent_share_left",
+    "hours_to_first_out_min",
+    "out_at_open",
+    "out_close_yesterday",
+    "hist_label_rate",
+    "hist_label_rate_7",
+    "hist_label_rate_near",
 )
 
 
@@ -129,6 +145,12 @@ def _same_weekday_rate(outf: np.ndarray) -> np.ndarray:
         return np.nanmean(np.stack(weeks), axis=0).reshape(outf.shape)
 
 
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` where ``den > 0``, NaN elsewhere (no past day to learn from)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.nan_to_num(den) > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
 def _store_mean(a: np.ndarray, store: np.ndarray | None) -> np.ndarray:
     """Mean of ``a`` ``[series, day]`` over the series of the same store."""
     if store is None:
@@ -156,11 +178,19 @@ class DayContext:
     sold_before_out_min: np.ndarray
     first_out: np.ndarray
     first_out_yesterday: np.ndarray
+    first_out_min: np.ndarray
+    label_rate: np.ndarray
+    label_rate_7: np.ndarray
     out_day_rate: np.ndarray
     in_stock_demand: np.ndarray
     latent_profile: np.ndarray
     latent_daily: np.ndarray
     store: np.ndarray | None
+
+    def today(self) -> DayContext:
+        """The context of the last day only (what :func:`today_features` scores)."""
+        cut = {k: (v if k == "store" else v[:, -1:]) for k, v in self.__dict__.items()}
+        return DayContext(**cut)
 
     @classmethod
     def of(
@@ -185,6 +215,11 @@ class DayContext:
         before = np.take_along_axis(cum, np.clip(first_out.astype(int) - 1, 0, 23)[..., None], 2)
         sold_before = np.where(out_day > 0, before[..., 0], np.nan)
         wd = np.zeros(sales.shape[1], int) if weekday is None else np.asarray(weekday)
+        # The label's own history: on past days in stock at an hour, how often out in the next 4.
+        pad = np.concatenate([outf, np.zeros_like(outf[:, :, :HORIZON_HOURS])], 2)
+        ahead = np.max([pad[:, :, 1 + i : 25 + i] for i in range(HORIZON_HOURS)], axis=0)
+        instock = 1.0 - outf
+        hit = ahead * instock
         return cls(
             weekday=np.broadcast_to(wd, daily.shape).astype(np.float64),
             profile=np.nan_to_num(past_mean(sales, k)),
@@ -199,6 +234,9 @@ class DayContext:
             sold_before_out_min=_past_extreme(sold_before, k, np.nanmin),
             first_out=np.nan_to_num(past_mean(first_out, k), nan=23.0),
             first_out_yesterday=_shift_day(first_out, 1, 23.0),
+            first_out_min=np.nan_to_num(_past_extreme(first_out, k, np.min), nan=23.0),
+            label_rate=_ratio(past_mean(hit, k), past_mean(instock, k)),
+            label_rate_7=_ratio(past_mean(hit, 7), past_mean(instock, 7)),
             out_day_rate=np.nan_to_num(past_mean(out_day, k)),
             in_stock_demand=past_mean(daily, k, 1.0 - out_day),
             latent_profile=np.nan_to_num(past_mean(latent, k)),
@@ -235,6 +273,20 @@ def hour_features(
     restocked = (outf[:, :, :h].max(2) > 0) & (outf[:, :, h] == 0)
     store_now = _store_mean(outf[:, :, h], ctx.store)
     store_hist = _store_mean(ctx.out_rate[:, :, nxt].mean(2), ctx.store)
+    recent = slice(max(h - 2, 0), h + 1)
+    recent_vs_profile = sales[:, :, recent].sum(2) / (
+        ctx.latent_profile[:, :, recent].sum(2) + _EPS
+    )
+    # Hours since the last sale, counting only hours the shelf was stocked (a sale was possible).
+    stocked = outf[:, :, : h + 1][:, :, ::-1] == 0
+    sold = sales[:, :, : h + 1][:, :, ::-1] > 0
+    before_sale = np.cumsum(sold, 2) == 0
+    idle_stocked = (stocked & before_sale).sum(2)
+    profile_day = ctx.latent_profile.sum(2)
+    share_left = ctx.latent_profile[:, :, h + 1 : 22].sum(2) / (profile_day + _EPS)
+    with warnings.catch_warnings():  # no past day in stock near the hour is NaN, as intended
+        warnings.simplefilter("ignore", RuntimeWarning)
+        label_near = np.nanmean(ctx.label_rate[:, :, max(h - 1, 0) : h + 2], axis=2)
 
     def per_next(x, denom):
         return x / (denom + _EPS)
@@ -286,8 +338,84 @@ def hour_features(
         restocked,
         store_now,
         store_hist,
+        recent_vs_profile,
+        cum / (ctx.latent_daily + _EPS),
+        idle_stocked,
+        ctx.out_rate[:, :, h],
+        ctx.out_rate[:, :, h + 1 : 22].mean(2),
+        share_left,
+        ctx.first_out_min - h,
+        outf[:, :, 6],
+        ctx.out_yesterday[:, :, 21],
+        ctx.label_rate[:, :, h],
+        ctx.label_rate_7[:, :, h],
+        label_near,
     ]
     return np.stack([np.asarray(c, np.float64) for c in cols], axis=2).astype(np.float32)
+
+
+def price_ratio(price: np.ndarray) -> np.ndarray:
+    """Each window day's price ``[series, day]`` as a ratio to the window's list price (its
+    highest); a day without a known price carries the day before's, 1.0 when none is known.
+    Training passes the data's price ratios, a gateway the unit prices its tills reported.
+
+    >>> price_ratio(np.array([[2.0, np.nan, 1.0]])).tolist()
+    [[1.0, 1.0, 0.5]]
+    """
+    p = np.array(price, np.float64)
+    for d in range(1, p.shape[1]):
+        p[:, d] = np.where(np.isnan(p[:, d]), p[:, d - 1], p[:, d])
+    top = np.max(np.where(np.isnan(p), -np.inf, p), axis=1, keepdims=True)
+    ok = np.isfinite(top) & (top > 0)
+    ratio = p / np.where(ok, top, 1.0)
+    return np.where(ok & ~np.isnan(ratio), ratio, 1.0)
+
+
+def window_latent(
+    sales: np.ndarray, out: np.ndarray, weekday: np.ndarray, store: np.ndarray | None = None
+) -> np.ndarray:
+    """Uncensored hourly demand of every day of a window whose last day is today
+    (:mod:`feature_store.latent_demand`): the intraday profile is learnt on the window's finished
+    days only, each SKU's own shrunk towards its store's pooled profile (the SKUs a gateway
+    holds), so today's hours never shape the past and a gateway needs nothing but its window."""
+    n, days = sales.shape[:2]
+    finished = np.arange(days) < days - 1
+    group = np.zeros(n, np.int64) if store is None else np.asarray(store)
+    wd = np.asarray(weekday, np.int64)
+    shares = hourly_shares(sales, out, wd, np.arange(n), group, finished)
+    return recover(sales, out, shares, wd, finished).demand
+
+
+def today_features(
+    sales: np.ndarray,
+    out: np.ndarray,
+    discount: np.ndarray,
+    activity: np.ndarray,
+    weekday: np.ndarray,
+    hours,
+    store: np.ndarray | None = None,
+) -> np.ndarray:
+    """Feature rows ``[len(hours), series, len(FEATURES)]`` of the window's last day at each
+    complete hour of ``hours``: the one computation a gateway runs on its
+    ``[SKUs, WINDOW_DAYS, 24]`` window and training runs on every day of the history.
+    ``discount`` (a price, NaN where none is known: see :func:`price_ratio`), ``activity`` and
+    ``weekday`` are per window day; ``store`` per series (None: one store)."""
+    sales = np.asarray(sales, np.float64)
+    latent = window_latent(sales, out, weekday, store)
+    ctx = DayContext.of(sales, out, weekday, latent, store).today()
+    s, o = sales[:, -1:], np.asarray(out)[:, -1:]
+    # Today's price and activity are known from the tills: once a sale by the hour showed them.
+    price = np.array(discount, np.float64)
+    shown, unseen = price_ratio(price)[:, -1:], price.copy()
+    unseen[:, -1] = np.nan
+    before = price_ratio(unseen)[:, -1:]
+    act = np.asarray(activity, np.float64)[:, -1:]
+    rows = []
+    for h in hours:
+        sold = s[:, :, : h + 1].max(2) > 0
+        d, a = np.where(sold, shown, before), np.where(sold, act, 0.0)
+        rows.append(hour_features(ctx, s, o, d, a, h)[:, 0])
+    return np.stack(rows)
 
 
 def label_4h(out: np.ndarray, hour: int) -> np.ndarray:

@@ -60,7 +60,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-FEATURE_STORE_VERSION = "1.2"
+from feature_store.intraday import FEATURES as INTRADAY_FEATURES
+from feature_store.intraday import WINDOW_DAYS
+
+FEATURE_STORE_VERSION = "1.3"
 
 LAGS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)
 WINDOWS: tuple[int, ...] = (7, 28, 91)
@@ -258,6 +261,8 @@ def spec_dict() -> dict:
         "price_window": PRICE_WINDOW,
         "features": [asdict(f) for f in FEATURES],
         "anomaly_features": list(ANOMALY_FEATURES),
+        "intraday_features": list(INTRADAY_FEATURES),
+        "intraday_window_days": WINDOW_DAYS,
         "scale_feature": SCALE_FEATURE,
         "scale_offset": SCALE_OFFSET,
     }

@@ -15,7 +15,10 @@
    and replenishment decisions (``edge_runtime.forecast_policy``); alerts are printed as the
    gateway publishes them.
 5. Prints a summary and writes ``var/demo/report.html``.
-6. The network act (``shelfcast.demo_network``; ``--no-network`` skips it): ten M5 stores, the
+6. A second act on real shelves (``shelfcast.stockout_act``): one FreshRetailNet store's day
+   through its gateway, the intraday stock-out warnings printed as they are published, then how
+   many came true against the retailer's own stock-out flags.
+7. The network act (``shelfcast.demo_network``; ``--no-network`` skips it): ten M5 stores, the
    hub on NATS JetStream, an online order racing a till for a store's last unit.
 
 >>> sorted(STEPS)[:2]
@@ -41,7 +44,7 @@ from shelfcast import demo_network
 
 STORE_ID = "UK"  # the gateway's store id for Online Retail's United Kingdom
 HISTORY_DAYS = 120  # days of real daily sales the gateway is seeded with (features need 91)
-STEPS = ("1 data", "2 train", "3 twin", "4 edge", "5 report")
+STEPS = ("1 data", "2 train", "3 twin", "4 edge", "5 report", "6 shelves")
 TZ = "Europe/London"
 
 
@@ -517,6 +520,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # `shelfcast demo`
 
 def run(args: argparse.Namespace) -> int:
     from configuration.data_dir import DataMissingError
+    from shelfcast.stockout_act import run_act
     from training.library_noise import silence_library_noise
     from twin.simulate import COLUMN_LABELS, TABLE_COLUMNS, compare_policies, markdown
     from twin.store import StoreConfig
@@ -582,16 +586,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"{k}: {'n/a' if v is None else round(v, 4)}")
     print(f"\nreport: {report.resolve()}")
     print("MLflow UI: mlflow ui --backend-store-uri sqlite:///var/mlflow/mlflow.db")
+    print("\n## Second act: warnings on real shelves\n")
+    shelves = run_act(bundle, out, args.broker)
     network_ok = demo_network.run_network_act(args, out)
     print(f"demo took {time.perf_counter() - t0:.0f} s")
     (out / "summary.json").write_text(
         json.dumps(
             {"summary": cmp.summary(), "policies": cmp.table(), "edge": {k: v for k, v in stats.items() if k != "messages"},
-             "alerts": dict(kinds), "seconds": time.perf_counter() - t0},
+             "alerts": dict(kinds), "shelves": shelves, "seconds": time.perf_counter() - t0},
             indent=2, default=str,
         )
     )  # fmt: skip
-    return 0 if stats["all_ingested"] and network_ok else 1
+    return 0 if stats["all_ingested"] and shelves["all_ingested"] and network_ok else 1
 
 
 def _forecasts(panel, run):

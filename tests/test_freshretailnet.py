@@ -137,7 +137,7 @@ def test_live_window_gives_the_batch_features(fixture_file):
 
 def test_warning_model_learns_and_its_onnx_agrees(fixture_file):
     p = load_hourly(fixture_file)
-    rows = sw.warning_rows(p, latent_until=62)
+    rows = sw.warning_rows(p)
     assert rows.X.shape[1] == len(FEATURES) and set(np.unique(rows.y)) == {0, 1}
     assert (p.out[rows.series, rows.day, rows.hour] == 0).all()  # in stock when warned
     assert (rows.y == label_4h(p.out, 10)[rows.series, rows.day])[rows.hour == 10].all()

@@ -41,6 +41,9 @@ DAILY = "freshretailnet/daily.parquet"
 HOURS = 24
 # The hours the publisher's ``stock_hour6_22_cnt`` counts (6..21): the trading day we score on.
 TRADING_HOURS = range(6, 22)
+# Tills count whole units: a replay sends sales as this many till units per normalised unit
+# (the data's quantities have two or three decimals), and the warning model learns in them.
+TILL_UNITS = 100
 _KEY_COLUMNS = ["city_id", "store_id", "third_category_id", "product_id", "dt"]
 _DAY_COLUMNS = ["discount", "activity_flag", "holiday_flag"]
 _LIST_COLUMNS = ["hours_sale", "hours_stock_status"]
@@ -147,6 +150,13 @@ def load_hourly(
         activity=per_day("activity_flag", np.int8),
         holiday=per_day("holiday_flag", np.int8),
     )
+
+
+def in_till_units(panel: HourlyPanel) -> HourlyPanel:
+    """The panel with sales in whole till units (:data:`TILL_UNITS`), as a replay sends them."""
+    from dataclasses import replace
+
+    return replace(panel, sales=np.round(panel.sales * TILL_UNITS).astype(np.float32))
 
 
 def daily_frame(panel: HourlyPanel, units: np.ndarray | None = None) -> pd.DataFrame:

@@ -12,7 +12,9 @@ come strictly before test days, so no row learns from its own future.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -20,13 +22,12 @@ from feature_store.intraday import (
     FEATURES,
     HISTORY_DAYS,
     WARNING_HOURS,
-    DayContext,
     first_out_in,
-    hour_features,
     label_4h,
+    today_features,
 )
-from feature_store.latent_demand import hourly_shares, recover
 
+WARNING_MODEL = "stockout_4h"  # the model's name in a bundle (the gateway's MODEL)
 PARAMS = dict(
     n_estimators=300,
     learning_rate=0.06,
@@ -59,30 +60,41 @@ def weekdays(panel) -> np.ndarray:
     return (panel.dates.astype("datetime64[D]").astype(np.int64) + 3) % 7
 
 
-def warning_rows(panel, latent_until: int | None = None) -> WarningRows:
+def warning_rows(panel, progress=None) -> WarningRows:
     """Every in-stock (series, day >= HISTORY_DAYS, warning hour) row of a FreshRetailNet
-    :class:`training.freshretailnet.HourlyPanel`. The latent profile is learnt on days before
-    ``latent_until`` (all days when ``None``)."""
+    :class:`training.freshretailnet.HourlyPanel`, each day's rows computed as a gateway does:
+    :func:`feature_store.intraday.today_features` on the window of that day and the 14 before
+    (stores pooled apart), so no row sees a later day."""
     wd = weekdays(panel)
-    days = None if latent_until is None else np.arange(panel.n_days) < latent_until
-    shares = hourly_shares(panel.sales, panel.out, wd, panel.product, panel.category, days)
-    latent = recover(panel.sales, panel.out, shares, wd, days).demand
-    ctx = DayContext.of(panel.sales, panel.out, wd, latent, panel.store)
+    hours = list(WARNING_HOURS)
     parts = []
-    s_idx, d_idx = np.indices((panel.n_series, panel.n_days))
-    for h in WARNING_HOURS:
-        X = hour_features(ctx, panel.sales, panel.out, panel.discount, panel.activity, h)
-        keep = (panel.out[:, :, h] == 0) & (d_idx >= HISTORY_DAYS)
-        parts.append(
-            (
-                X[keep],
-                label_4h(panel.out, h)[keep],
-                s_idx[keep],
-                d_idx[keep],
-                np.full(keep.sum(), h),
-                first_out_in(panel.out, h)[keep],
-            )
+    for d in range(HISTORY_DAYS, panel.n_days):
+        win = slice(d - HISTORY_DAYS, d + 1)
+        X = today_features(
+            panel.sales[:, win],
+            panel.out[:, win],
+            panel.discount[:, win],
+            panel.activity[:, win],
+            wd[win],
+            hours,
+            panel.store,
         )
+        today = panel.out[:, d : d + 1]
+        for i, h in enumerate(hours):
+            keep = today[:, 0, h] == 0
+            n = int(keep.sum())
+            parts.append(
+                (
+                    X[i][keep],
+                    label_4h(today, h)[keep, 0],
+                    np.flatnonzero(keep),
+                    np.full(n, d),
+                    np.full(n, h),
+                    first_out_in(today, h)[keep, 0],
+                )
+            )
+        if progress is not None:
+            progress(d)
     return WarningRows(*(np.concatenate(p) for p in zip(*parts, strict=True)))
 
 
@@ -202,7 +214,40 @@ def onnx_probability(model_bytes: bytes, X: np.ndarray) -> np.ndarray:
     """P(out within 4 hours) from the ONNX graph under ONNX Runtime."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the label output's declared shape warns on every run
+    sess = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     prob = sess.get_outputs()[1].name  # the label output is not needed
     (out,) = sess.run([prob], {"features": np.ascontiguousarray(X, np.float32)})
     return np.asarray(out)[:, 1]
+
+
+def bundle_with_warning(
+    base: str | Path,
+    out: str | Path,
+    model_bytes: bytes,
+    rows: np.ndarray,
+    threshold: float,
+    sign,
+    about: dict | None = None,
+) -> Path:
+    """A gateway bundle: the demand and anomaly models of the verified bundle ``base`` plus the
+    4-hour warning model ``stockout_4h`` (its reference rows scored here, its ``threshold`` and
+    ``about`` in ``metadata.json``), under this checkout's feature spec, signed by ``sign``."""
+    from feature_store.spec import FEATURE_STORE_VERSION, spec_dict
+    from models.bundle import REFERENCE, load_bundle, write_bundle
+    from models.bundle_reference import build_reference
+
+    old = load_bundle(base, FEATURE_STORE_VERSION)
+    models = {name: old.model_bytes(name) for name in old.models}
+    models[WARNING_MODEL] = model_bytes
+    reference = json.loads((old.path / REFERENCE).read_text(encoding="utf-8"))
+    new = build_reference({WARNING_MODEL: model_bytes}, {WARNING_MODEL: rows})
+    reference["models"][WARNING_MODEL] = new["models"][WARNING_MODEL]
+    meta = {k: v for k, v in old.metadata.items() if k not in ("models", "bundle_format")}
+    meta[WARNING_MODEL] = {
+        "threshold": float(threshold),
+        "features": list(FEATURES),
+        **(about or {}),
+    }
+    return write_bundle(out, models, spec_dict(), meta, reference=reference, sign=sign)
