@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 UPLINK_KINDS = ("uplink", "stockout", "replenishment", "anomaly", "conflict")
 """Outbox kinds the hub receives (``state`` is the link's own heartbeat, not an outbox row)."""
 BATCH = 500  # rows published before waiting for their acks together
-RETRY_MAX_S = 5.0
+RETRY_MAX_S = 1.0  # a store back online is forwarding again within a second
 IDLE_POLL_S = 0.25  # the gateway wakes the link on every commit; this only bounds a missed wake
 CURSOR_SAVE_S = 0.5  # a crash re-sends at most this much (dropped as duplicates): no fsync a row
 
