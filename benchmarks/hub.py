@@ -265,7 +265,9 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
     streams = {s: store_stream(s, int(wanted / len(stores)) + 1) for s in stores}
     broker = Mosquitto(work / "broker").start()
     nats_server = NatsServer(work / "nats").start()
-    hub = HubProcess(nats_server.url, log=work / "hub.log").start()
+    # The API and the worker in processes of their own, as deployed (neither waits on the other).
+    worker = HubProcess(nats_server.url, api=False, log=work / "worker.log").start()
+    hub = HubProcess(nats_server.url, workers=0, log=work / "hub.log").start()
     gws: dict[str, GatewayProcess] = {}
     initial = {(s, e["sku"]): e["qty"] for s in stores for e in streams[s][0]}
     steps, watcher = [], None
@@ -282,7 +284,7 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
         for rate in rates:
             seconds = args.seconds if rate == args.rate else args.ramp_seconds
             step = _timed_step(replay, rate, seconds, gws, watcher, initial,
-                               _pids(hub, nats_server, broker, gws))  # fmt: skip
+                               _pids(hub, worker, nats_server, broker, gws))  # fmt: skip
             steps.append(step)
             print(json.dumps({k: v for k, v in step.items() if k != "_sent"}), file=sys.stderr)
             passed = (
@@ -299,6 +301,7 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
         for gw in gws.values():
             gw.stop()
         hub.stop()
+        worker.stop()
         nats_server.stop()
         broker.stop()
     head = next(s for s in steps if s["offered_events_per_s"] == args.rate)
@@ -354,10 +357,11 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids) -> dict:
     }
 
 
-def _pids(hub, nats_server, broker, gws) -> dict[str, int]:
+def _pids(hub, worker, nats_server, broker, gws) -> dict[str, int]:
     return {
         "benchmark (publisher, view watcher)": os.getpid(),
-        "hub (1 worker + API)": hub.proc.pid,
+        "hub worker": worker.proc.pid,
+        "hub API": hub.proc.pid,
         "nats-server": nats_server.proc.pid,
         "mosquitto": broker.proc.pid,
         **{f"gateway {s}": gw.proc.pid for s, gw in gws.items()},
@@ -527,7 +531,7 @@ def sizing_paragraph(f: dict) -> str:
     """What ``STORES_AT_SCALE`` stores at peak need, from the measured figures ``f``."""
     import math
 
-    worker = f["hub_events_per_s_1_worker"]
+    worker = f["worker_messages_per_cpu_s_1_vs_2"][0]  # a worker with a core of its own
     peak = f["peak_store_events_per_s"] * PEAK_HEADROOM
     msgs = STORES_AT_SCALE * peak  # a 20 ms window with one sale in it: a message per sale
     workers = max(1, math.ceil(msgs / worker))
@@ -538,12 +542,16 @@ def sizing_paragraph(f: dict) -> str:
         f"The busiest hour of the replayed M5 stores carries {f['peak_store_events_per_s']:.2f} "
         f"sale events/s per store; sized for {PEAK_HEADROOM}x that, {STORES_AT_SCALE:,} stores "
         f"send {msgs:,.0f} stock messages/s at peak (with a 20 ms window, at most one per "
-        f"sale). One worker applied {worker:,.0f} messages/s here, so the hub needs "
+        f"sale). One worker applied {worker:,.0f} messages per CPU-second here "
+        f"({f['hub_events_per_s_1_worker']:,.0f}/s of wall clock on this shared box), so a "
+        f"hub of workers with a core each needs "
         f"{workers} worker(s) (with one spare for failover, {workers + 1}; "
         f"{PARTITIONS} partitions allow up to {PARTITIONS}). nats-server spent "
-        f"{f['nats_server_cpu_s_per_1000_messages']:.2f} CPU-s per 1,000 messages, i.e. "
-        f"{nats_cores:.1f} cores per node at that rate; three nodes (replicas 3) keep the "
-        f"stream and the view through one node's loss. A store-day is "
+        f"{f['nats_server_cpu_s_per_1000_messages']:.2f} CPU-s per 1,000 messages with one "
+        f"node, i.e. {nats_cores:.1f} cores at that rate; three nodes (replicas 3, which keep "
+        f"the stream and the view through one node's loss) each store every message and its "
+        f"key-value writes, so plan {nats_cores:.1f} to {3 * nats_cores:.1f} cores per node "
+        f"(not measured on a cluster at this rate). A store-day is "
         f"{f['store_events_per_day']:,.0f} sale events in these stores, so {per_day / 1e6:.1f} M "
         f"messages/day of {f['stream_bytes_per_message']:.0f} bytes stored: "
         f"{disk_gb:.1f} GB/day across the three replicas, {7 * disk_gb:.0f} GB for the "
@@ -602,6 +610,10 @@ def main(argv: list[str] | None = None) -> int:
             "hub_events_per_s_1_worker": one["messages_per_s"],
             "hub_events_per_s_2_workers": two["messages_per_s"],
             "scale_out_ratio": round(two["messages_per_s"] / one["messages_per_s"], 2),
+            "nats_server_cpu_s_per_1000_messages": max(
+                one["nats_server_cpu_s_per_1000_messages"],
+                two["nats_server_cpu_s_per_1000_messages"],
+            ),
             "worker_messages_per_cpu_s_1_vs_2": [
                 one["messages_per_cpu_s"],
                 two["messages_per_cpu_s"],
