@@ -112,15 +112,18 @@ class GatewayProcess:
         self.proc.stdin.flush()
         return self.proc.stdout.readline().strip()
 
-    def stop(self) -> None:
+    def quit(self) -> None:
+        """Ask the gateway to close (it flushes and says ``offline``); ``wait`` for it."""
         if self.proc.poll() is None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.write("quit\n")
                 self.proc.stdin.close()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+
+    def wait(self) -> None:
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 class Watcher:
@@ -299,7 +302,9 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
         if watcher is not None:
             watcher.stop()
         for gw in gws.values():
-            gw.stop()
+            gw.quit()  # all close at once
+        for gw in gws.values():
+            gw.wait()
         hub.stop()
         worker.stop()
         nats_server.stop()

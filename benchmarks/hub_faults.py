@@ -65,14 +65,18 @@ def view_vs_ledgers(hub: HubProcess, gws: list, skus: list[str]) -> tuple[float,
 
 
 def node_kill(work: Path, broker: Mosquitto) -> dict:
-    cluster = NatsCluster(work / "cluster").start().wait_jetstream()
+    cluster = NatsCluster(work / "cluster").start()
     url = cluster.url
-    api = HubProcess(url, workers=0, replicas=3, log=work / "kill-api.log").start()
-    workers = [HubProcess(url, api=False, replicas=3, log=work / f"kill-w{i}.log").start()
+    api = HubProcess(url, workers=0, replicas=3, log=work / "kill-api.log")
+    workers = [HubProcess(url, api=False, replicas=3, log=work / f"kill-w{i}.log")
                for i in (1, 2)]  # fmt: skip
-    gws = [gateway(work / "kill", s, broker, url) for s in ("S1", "S2")]
+    gws: list = []
     stop = threading.Event()
     try:
+        cluster.wait_jetstream()
+        for p in (api, *workers):
+            p.start()
+        gws = [gateway(work / "kill", s, broker, url) for s in ("S1", "S2")]
         for gw in gws:
             gw.ingest([event(gw.cfg.gateway.store_id, i, s, "receipt", 500)
                        for i, s in enumerate(SKUS)], "wms")  # fmt: skip
@@ -111,16 +115,18 @@ def node_kill(work: Path, broker: Mosquitto) -> dict:
 
 
 def offline_catchup(work: Path, broker: Mosquitto, minutes: float) -> dict:
-    server = NatsServer(work / "offline-nats").start()
-    hub = HubProcess(server.url, log=work / "offline-hub.log").start()
     counts, sales, _ = store_stream("CA_1", 200_000)
     t_first = sales[0]["event_time"]
     from datetime import datetime, timedelta
 
     end = (datetime.fromisoformat(t_first) + timedelta(minutes=minutes)).isoformat()
     cut = [e for e in sales if e["event_time"] < end]
-    gw = gateway(work / "offline", "CA_1", broker, server.url)
+    server = NatsServer(work / "offline-nats").start()
+    hub = HubProcess(server.url, log=work / "offline-hub.log")
+    gw = None
     try:
+        hub.start()
+        gw = gateway(work / "offline", "CA_1", broker, server.url)
         for i in range(0, len(counts), 1000):
             gw.ingest(counts[i : i + 1000], "count")
         gw.hub_link.wait_forwarded(120)
@@ -135,7 +141,8 @@ def offline_catchup(work: Path, broker: Mosquitto, minutes: float) -> dict:
         took = time.monotonic() - t0
         lost, doubled, _ = view_vs_ledgers(hub, [gw], skus)
     finally:
-        gw.close()
+        if gw is not None:
+            gw.close()
         hub.stop()
         server.stop()
     return {
@@ -150,11 +157,13 @@ def offline_catchup(work: Path, broker: Mosquitto, minutes: float) -> dict:
 
 def oversell(work: Path, broker: Mosquitto, n_skus: int) -> dict:
     server = NatsServer(work / "race-nats").start()
-    hub = HubProcess(server.url, log=work / "race-hub.log").start()
+    hub = HubProcess(server.url, log=work / "race-hub.log")
     stores = M5_STORES[:10]
-    gws = [gateway(work / "race", s, broker, server.url) for s in stores]
+    gws: list = []
     answers: dict[tuple[str, int], int] = {}
     try:
+        hub.start()
+        gws = [gateway(work / "race", s, broker, server.url) for s in stores]
         for gw in gws:
             s = gw.cfg.gateway.store_id
             gw.ingest([event(s, k, f"L{k}", "receipt", 1) for k in range(n_skus)], "wms")
