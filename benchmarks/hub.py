@@ -1,33 +1,39 @@
 """The hub's figures: a store's sale to the online availability view, and worker throughput.
 
-    python benchmarks/hub.py --json out.json [--stores 4] [--rate 1200] [--seconds 10]
+    python benchmarks/hub.py --json out.json [--stores 10] [--rate 1200] [--seconds 10]
+        [--ramp 1800,2400,3000] [--messages 20000] [--pin]
 
 Everything runs on this machine over loopback, each part the production code: Mosquitto, one
 nats-server with JetStream, ``shelfcast hub`` processes (workers and the API), and one real
-``Gateway`` per store (SQLite ledger, outbox, rule policy, paho, the JetStream uplink) in this
-process with a 20 ms uplink window.
+``Gateway`` per store, each in a process of its own as in a store (``benchmarks/hub_gateway.py``:
+SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink window).
 
 - ``p50/p99_pos_to_online_ms``: real M5 sales (store days from ``m5_store_days``, units spread over
-  opening hours by ``twin.replay``, opening counts ingested first) published as one JSON event
-  per MQTT message (``mosquitto_pub -l``, QoS 1) at ``--rate`` events/s in total across
-  ``--stores`` stores. Latency of a sale: from the moment its line is handed to mosquitto_pub to
-  the moment the hub's live view (``hub.live_view.LiveView``, the object the availability API
-  answers from, fed by the same key-value watch as the API process) holds that store x SKU's on
-  hand with the sale counted. Both are CLOCK_MONOTONIC on this machine. A sample of figures is
-  also read through the HTTP API and compared.
-- ``hub_events_per_s_1_worker`` / ``_2_workers`` (``hub_events_per_s`` is the first):
-  that many ``shelfcast hub --no-api`` processes join a fresh server's queue group, then
-  ``--messages`` stock messages (uplink windows of 5 SKU rows, 20 stores, chained per store as
-  gateways send them) are published as fast as JetStream acknowledges them; messages applied
-  per second, first delivery to the last ack.
-  ``scale_out_ratio`` = 2 workers / 1 worker.
-- ``cpu_count``, ``load_average`` (before and after) and CPU seconds of each process.
+  opening hours by ``twin.replay``, opening counts ingested and applied first) published as
+  one JSON event per MQTT message (``mosquitto_pub -l``, QoS 1) at ``--rate`` events/s in total
+  across ``--stores`` stores. Latency of a sale: from the moment its line is handed to
+  mosquitto_pub to the moment the hub's live view (``hub.live_view.LiveView``, the object the
+  availability API answers from, fed by the same key-value watch as the API process) holds that
+  store x SKU's on hand with the sale counted. Both are CLOCK_MONOTONIC on this machine. A
+  sample of figures is also read through the HTTP API and compared with the ledgers.
+- ``max_total_events_per_s_at_50ms``: the same replay continued at each ``--ramp`` rate
+  (ascending, ``--ramp-seconds`` each) until p99 exceeds 50 ms or the rate is not achieved; the
+  highest achieved rate whose p99 stayed within 50 ms. Each step lists CPU seconds per process
+  (``rate_steps``) and ``cpu_cores_busy``.
+- ``hub_events_per_s_1_worker`` / ``_2_workers`` (``hub_events_per_s`` is the first): the
+  uplink stream is filled with ``--messages`` stock messages (uplink windows of 5 SKU rows,
+  ``--tp-stores`` stores, chained per store as gateways send them), then that many
+  ``shelfcast hub --no-api`` processes start (``--pin``: worker i on CPU i); stock messages
+  applied per second from the moment all are alive to the last ack. ``scale_out_ratio`` =
+  2 workers / 1 worker; ``messages_per_cpu_s`` says what each worker did with the CPU it got.
+- ``cpu_count``, load averages (before and after each step) and CPU seconds of each process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -43,11 +49,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge_runtime.config import load_config, with_mqtt  # noqa: E402
-from edge_runtime.gateway import Gateway  # noqa: E402
 from edge_runtime.messages import UplinkDeltas  # noqa: E402
 from hub.network_view import sku_key  # noqa: E402
-from hub.streams import STOCK_BUCKET, UPLINK_STREAM, WORKERS, ensure  # noqa: E402
+from hub.streams import (  # noqa: E402
+    PARTITIONS,
+    STOCK_BUCKET,
+    UPLINK_STREAM,
+    WORKERS_BUCKET,
+    ensure,
+    partition_consumer,
+)
 from tests.hub_process import HubProcess  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 from tests.nats_server import NatsServer  # noqa: E402
@@ -61,26 +72,58 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def store_stream(store: str, sales_wanted: int) -> tuple[list[dict], list[dict]]:
-    """(opening counts, the first ``sales_wanted`` sales) of one M5 store, in event-time order."""
+def store_stream(store: str, sales_wanted: int) -> tuple[list[dict], list[dict], dict]:
+    """(opening counts, the first ``sales_wanted`` sales, the store's sales per day and in its
+    busiest hour) of one M5 store, in event-time order."""
     from twin.replay import m5_events
 
     events = m5_events(stores=[store], store_id=store, restock=True)
     counts = [e for e in events if e["type"] == "cycle_count"]
-    sales = [e for e in events if e["type"] == "sale"][:sales_wanted]
-    return counts, sales
+    sales = [e for e in events if e["type"] == "sale"]
+    days = len({e["event_time"][:10] for e in sales}) or 1
+    rates = {"per_day": len(sales) / days, "peak_per_s": peak_store_events_per_s(sales)}
+    return counts, sales[:sales_wanted], rates
 
 
-def start_gateway(work: Path, store: str, broker: Mosquitto, nats_url: str) -> Gateway:
-    env = {
-        "SHELFCAST_STORE_ID": store,
-        "SHELFCAST_STATE_DIR": str(work / store),
-        "SHELFCAST_UPLINK_INTERVAL_S": "0.02",
-        "SHELFCAST_HUB_URL": nats_url,
-        "SHELFCAST_HUB_HEARTBEAT_S": "1",
-    }
-    cfg = with_mqtt(load_config(env=env), host="127.0.0.1", port=broker.port)
-    return Gateway(cfg).start()
+class GatewayProcess:
+    """``benchmarks/hub_gateway.py`` for one store: started, asked, stopped over its stdin."""
+
+    def __init__(self, store: str, work: Path, mqtt_port: int, nats_url: str, counts: list):
+        self.store = store
+        path = work / f"{store}.counts.jsonl"
+        path.write_text("".join(json.dumps(e) + "\n" for e in counts))
+        script = ROOT / "benchmarks" / "hub_gateway.py"
+        args = [store, str(work), str(mqtt_port), nats_url, str(path)]
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(work / f"{store}.log").open("ab"),
+            text=True,
+        )
+
+    def expect(self, word: str) -> None:
+        line = self.proc.stdout.readline().strip()
+        if line != word:
+            raise RuntimeError(f"gateway {self.store}: expected {word!r}, got {line!r}")
+
+    def ask(self, command: str) -> str:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def quit(self) -> None:
+        """Ask the gateway to close (it flushes and says ``offline``); ``wait`` for it."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+
+    def wait(self) -> None:
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 class Watcher:
@@ -138,48 +181,51 @@ class Watcher:
         self.thread.join(5)
 
 
-def publish_paced(port: int, per_store: dict[str, list[dict]], rate: float, seconds: float):
-    """Sales at ``rate`` events/s in total, one mosquitto_pub -l per store; returns
-    ``[(t_sent, store, sku, nth sale of that sku in the run)]``."""
-    pub = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
-    procs = {
-        s: subprocess.Popen(
-            [
-                pub,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-q",
-                "1",
-                "-l",
-                "-t",
-                f"shelfcast/{s}/events/pos",
-            ],
-            stdin=subprocess.PIPE,
-        )
-        for s in per_store
-    }
-    time.sleep(1.0)  # each mosquitto_pub connects before the clock starts
-    sent, nth = [], defaultdict(int)
-    stores = list(per_store)
-    total = min(int(rate * seconds), sum(len(v) for v in per_store.values()))
-    t0 = time.monotonic()
-    for i in range(total):
-        store = stores[i % len(stores)]
-        e = per_store[store][i // len(stores)]
-        due = t0 + i / rate
-        while (now := time.monotonic()) < due:
-            time.sleep(min(0.002, due - now))
-        procs[store].stdin.write(json.dumps(e).encode() + b"\n")
-        procs[store].stdin.flush()
-        nth[(store, e["sku"])] += 1
-        sent.append((time.monotonic(), store, e["sku"], nth[(store, e["sku"])]))
-    elapsed = time.monotonic() - t0
-    for p in procs.values():
-        p.stdin.close()
-        p.wait(30)
-    return sent, total / elapsed
+class Replay:
+    """Each store's sales handed to one ``mosquitto_pub -l`` per store, at a paced total rate,
+    continuing where the previous step stopped; every sale stamped when handed over."""
+
+    def __init__(self, port: int, per_store: dict[str, list[dict]]):
+        self.port = port
+        self.per_store = per_store
+        self.next = dict.fromkeys(per_store, 0)
+        self.nth: dict[tuple[str, str], int] = defaultdict(int)  # sales of a SKU so far
+
+    def _pubs(self) -> dict[str, subprocess.Popen]:
+        pub = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
+        base = [pub, "-h", "127.0.0.1", "-p", str(self.port), "-q", "1", "-l", "-t"]
+        return {
+            s: subprocess.Popen([*base, f"shelfcast/{s}/events/pos"], stdin=subprocess.PIPE)
+            for s in self.per_store
+        }
+
+    def step(self, rate: float, seconds: float) -> tuple[list[tuple], float, float]:
+        """``(sent [(t_sent, store, sku, nth sale of that SKU)], achieved rate, CPU seconds
+        of the mosquitto_pub processes)``."""
+        procs = self._pubs()
+        time.sleep(1.0)  # each mosquitto_pub connects before the clock starts
+        stores = list(self.per_store)
+        left = sum(len(v) - self.next[s] for s, v in self.per_store.items())
+        total = min(int(rate * seconds), left)
+        sent = []
+        t0 = time.monotonic()
+        for i in range(total):
+            store = stores[i % len(stores)]
+            e = self.per_store[store][self.next[store]]
+            self.next[store] += 1
+            due = t0 + i / rate
+            while (now := time.monotonic()) < due:
+                time.sleep(min(0.002, due - now))
+            procs[store].stdin.write(json.dumps(e).encode() + b"\n")
+            procs[store].stdin.flush()
+            self.nth[(store, e["sku"])] += 1
+            sent.append((time.monotonic(), store, e["sku"], self.nth[(store, e["sku"])]))
+        achieved = total / (time.monotonic() - t0)
+        cpu = sum(cpu_seconds(p.pid) for p in procs.values())
+        for p in procs.values():
+            p.stdin.close()
+            p.wait(30)
+        return sent, achieved, cpu
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -187,98 +233,157 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def latency_phase(args: argparse.Namespace, work: Path) -> dict:
-    stores = M5_STORES[: args.stores]
-    per_sales = int(args.rate * args.seconds / len(stores)) + 1
-    streams = {s: store_stream(s, per_sales) for s in stores}
-    broker = Mosquitto(work / "broker").start()
-    nats_server = NatsServer(work / "nats").start()
-    hub = HubProcess(nats_server.url, log=work / "hub.log").start()
-    gws = {s: start_gateway(work, s, broker, nats_server.url) for s in stores}
-    initial: dict[tuple[str, str], float] = {}
-    try:
-        for s, gw in gws.items():
-            assert gw.transport.wait_connected(20)
-            counts = streams[s][0]
-            for i in range(0, len(counts), 1000):
-                gw.ingest(counts[i : i + 1000], "count")
-            initial.update({(s, e["sku"]): e["qty"] for e in counts})
-        for gw in gws.values():
-            gw.hub_link.wait_forwarded(120)
-        watcher = Watcher(nats_server.url).start()
-        time.sleep(2)  # the worker applies the opening counts
-        cpu0 = {p: cpu_seconds(pid) for p, pid in _pids(hub, nats_server, broker).items()}
-        load0 = os.getloadavg()
-        sent, achieved = publish_paced(
-            broker.port, {s: v[1] for s, v in streams.items()}, args.rate, args.seconds
-        )
-        for gw in gws.values():
-            gw.flush(30)
-            gw.hub_link.wait_forwarded(60)
-        watcher.wait_quiet(2.0, 60)
-        cpu = {
-            p: round(cpu_seconds(pid) - cpu0[p], 2)
-            for p, pid in _pids(hub, nats_server, broker).items()
-        }
-        load1 = os.getloadavg()
-        http_checked = _http_spot_check(hub, gws, sent)
-        watcher.stop()
-    finally:
-        for gw in gws.values():
-            gw.close()
-        hub.stop()
-        nats_server.stop()
-        broker.stop()
+def latencies(sent: list[tuple], initial: dict, updates: dict) -> tuple[list[float], int]:
+    """Per sale, ms from its hand-over to the first view update holding it; and how many sales
+    were never seen (a sale beyond the opening count leaves the figure at zero: not timed)."""
     lat, unseen = [], 0
     for t_sent, store, sku, k in sent:
         target = initial.get((store, sku), 0) - k
         if target < 0:
-            continue  # sold beyond the book: the figure stays at zero, nothing to time
-        seen = [
-            t
-            for t, on_hand in watcher.updates.get(sku_key(store, sku), [])
-            if t >= t_sent and on_hand <= target
-        ]
-        if seen:
-            lat.append((seen[0] - t_sent) * 1000)
-        else:
+            continue
+        seen = next(
+            (
+                t
+                for t, on_hand in updates.get(sku_key(store, sku), [])
+                if t >= t_sent and on_hand <= target
+            ),
+            None,
+        )
+        if seen is None:
             unseen += 1
+        else:
+            lat.append((seen - t_sent) * 1000)
+    return lat, unseen
+
+
+GOAL_P99_MS = 50.0
+
+
+def latency_phase(args: argparse.Namespace, work: Path) -> dict:
+    """The headline step at ``--rate``, then ``--ramp`` rates (ascending) until p99 passes
+    ``GOAL_P99_MS`` or the offered rate is not achieved."""
+    stores = M5_STORES[: args.stores]
+    rates = sorted({args.rate, *args.ramp})
+    wanted = sum(r * (args.seconds if r == args.rate else args.ramp_seconds) for r in rates)
+    streams = {s: store_stream(s, int(wanted / len(stores)) + 1) for s in stores}
+    broker = Mosquitto(work / "broker").start()
+    nats_server = NatsServer(work / "nats").start()
+    # The API and the worker in processes of their own, as deployed (neither waits on the other).
+    worker = HubProcess(nats_server.url, api=False, log=work / "worker.log").start()
+    hub = HubProcess(nats_server.url, workers=0, log=work / "hub.log").start()
+    gws: dict[str, GatewayProcess] = {}
+    initial = {(s, e["sku"]): e["qty"] for s in stores for e in streams[s][0]}
+    steps, watcher = [], None
+    try:
+        gws = {
+            s: GatewayProcess(s, work, broker.port, nats_server.url, streams[s][0]) for s in stores
+        }
+        for gw in gws.values():
+            gw.expect("ready")
+        watcher = Watcher(nats_server.url).start()
+        _wait_drained(nats_server.url, 300)  # the opening counts and their alerts are applied
+        watcher.wait_quiet(1.0, 60)
+        replay = Replay(broker.port, {s: v[1] for s, v in streams.items()})
+        for rate in rates:
+            seconds = args.seconds if rate == args.rate else args.ramp_seconds
+            step = _timed_step(replay, rate, seconds, gws, watcher, initial,
+                               _pids(hub, worker, nats_server, broker, gws))  # fmt: skip
+            steps.append(step)
+            print(json.dumps({k: v for k, v in step.items() if k != "_sent"}), file=sys.stderr)
+            passed = (
+                step["p99_pos_to_online_ms"] is not None
+                and step["p99_pos_to_online_ms"] <= GOAL_P99_MS
+            )
+            if rate > args.rate and (not passed or step["achieved_events_per_s"] < 0.95 * rate):
+                break
+        http_checked = _http_spot_check(hub, gws, steps[0]["_sent"])
+        stream_bytes = asyncio.run(_bytes_per_message(nats_server.url))
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        for gw in gws.values():
+            gw.quit()  # all close at once
+        for gw in gws.values():
+            gw.wait()
+        hub.stop()
+        worker.stop()
+        nats_server.stop()
+        broker.stop()
+    head = next(s for s in steps if s["offered_events_per_s"] == args.rate)
+    ok = [s for s in steps if s["p99_pos_to_online_ms"] is not None
+          and s["p99_pos_to_online_ms"] <= GOAL_P99_MS
+          and s["achieved_events_per_s"] >= 0.95 * s["offered_events_per_s"]]  # fmt: skip
+    for s in steps:
+        del s["_sent"]
     return {
         "stores": stores,
-        "offered_events_per_s": args.rate,
+        "peak_store_events_per_s": round(max(v[2]["peak_per_s"] for v in streams.values()), 3),
+        "store_events_per_day": round(sum(v[2]["per_day"] for v in streams.values()) / len(stores)),
+        "stream_bytes_per_message": stream_bytes,
+        **{k: v for k, v in head.items() if k != "cpu_seconds"},
+        "http_spot_check_equal": http_checked,
+        "cpu_seconds_during_replay": head["cpu_seconds"],
+        "max_total_events_per_s_at_50ms": max(
+            (s["achieved_events_per_s"] for s in ok), default=None
+        ),
+        "rate_steps": steps,
+    }
+
+
+def _timed_step(replay, rate, seconds, gws, watcher, initial, pids) -> dict:
+    cpu0 = {p: cpu_seconds(pid) for p, pid in pids.items()}
+    load0 = os.getloadavg()
+    sent, achieved, pub_cpu = replay.step(rate, seconds)
+    for gw in gws.values():
+        gw.ask("drain")
+    watcher.wait_quiet(1.0, 60)
+    cpu = {p: round(cpu_seconds(pid) - cpu0[p], 2) for p, pid in pids.items()}
+    per_gateway = [v for k, v in cpu.items() if k.startswith("gateway ")]
+    cpu = {k: v for k, v in cpu.items() if not k.startswith("gateway ")}
+    cpu["gateways (sum)"] = round(sum(per_gateway), 2)
+    cpu["gateway (max of one)"] = max(per_gateway)
+    cpu["mosquitto_pub (sum)"] = round(pub_cpu, 2)
+    lat, unseen = latencies(sent, initial, watcher.updates)
+    ms = lambda q: round(percentile(lat, q), 2) if lat else None  # noqa: E731
+    return {
+        "offered_events_per_s": rate,
         "achieved_events_per_s": round(achieved, 1),
+        "replay_seconds": seconds,
         "sales_timed": len(lat),
         "sales_never_seen_online": unseen,
-        "p50_pos_to_online_ms": round(percentile(lat, 0.50), 2) if lat else None,
-        "p99_pos_to_online_ms": round(percentile(lat, 0.99), 2) if lat else None,
+        "p50_pos_to_online_ms": ms(0.50),
+        "p99_pos_to_online_ms": ms(0.99),
         "max_pos_to_online_ms": round(max(lat), 2) if lat else None,
-        "http_spot_check_equal": http_checked,
-        "cpu_seconds_during_replay": cpu,
+        "cpu_seconds": cpu,
+        "cpu_cores_busy": round(sum(cpu.values()) / (len(sent) / achieved), 2) if sent else None,
         "load_average_before": [round(x, 2) for x in load0],
-        "load_average_after": [round(x, 2) for x in load1],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "_sent": sent,
     }
 
 
-def _pids(hub: HubProcess, nats_server: NatsServer, broker: Mosquitto) -> dict[str, int]:
+def _pids(hub, worker, nats_server, broker, gws) -> dict[str, int]:
     return {
-        "gateways_and_bench (this process)": os.getpid(),
-        "hub (1 worker + API)": hub.proc.pid,
+        "benchmark (publisher, view watcher)": os.getpid(),
+        "hub worker": worker.proc.pid,
+        "hub API": hub.proc.pid,
         "nats-server": nats_server.proc.pid,
         "mosquitto": broker.proc.pid,
+        **{f"gateway {s}": gw.proc.pid for s, gw in gws.items()},
     }
 
 
-def _http_spot_check(hub: HubProcess, gws: dict[str, Gateway], sent: list) -> str:
+def _http_spot_check(hub: HubProcess, gws: dict[str, GatewayProcess], sent: list) -> str:
     """Sold SKUs read through the HTTP API: equal to the stores' ledgers?"""
     checked = equal = 0
     for _t, store, sku, _k in sent[:: max(1, len(sent) // 20)]:
         fig = {x["store_id"]: x for x in hub.get(f"/v1/availability/{sku}")["stores"]}[store]
         checked += 1
-        equal += fig["on_hand"] == gws[store].stock(sku).on_hand
+        equal += fig["on_hand"] == json.loads(gws[store].ask(f"stock {sku}"))
     return f"{equal}/{checked}"
 
 
-def _stock_messages(n: int, stores: int = 20, rows: int = 5) -> list[tuple[str, dict, bytes]]:
+def _stock_messages(n: int, stores: int, rows: int = 5) -> list[tuple[str, dict, bytes]]:
     """``n`` chained stock messages as gateways send them (gzip UplinkDeltas, seq headers)."""
     out, prev = [], defaultdict(int)
     now = datetime.now(UTC)
@@ -305,6 +410,7 @@ def _stock_messages(n: int, stores: int = 20, rows: int = 5) -> list[tuple[str, 
 
 
 async def _fill(url: str, messages) -> None:
+    """The hub's streams and consumers, then ``messages`` stored (no worker runs yet)."""
     import nats
 
     nc = await nats.connect(url)
@@ -316,51 +422,154 @@ async def _fill(url: str, messages) -> None:
     await nc.close()
 
 
-async def _consumer_state(url: str) -> tuple[int, int, int]:
+async def _remaining(url: str) -> int:
+    """Uplink messages not yet acknowledged by a worker, over every partition."""
     import nats
 
     nc = await nats.connect(url)
-    info = await nc.jetstream().consumer_info(UPLINK_STREAM, WORKERS)
+    js = nc.jetstream()
+    left = 0
+    for p in range(PARTITIONS):
+        info = await js.consumer_info(UPLINK_STREAM, partition_consumer(p))
+        left += info.num_pending + info.num_ack_pending
     await nc.close()
-    return info.num_pending, info.num_ack_pending, info.delivered.stream_seq
+    return left
 
 
-def throughput_phase(workers: int, messages: int, work: Path) -> dict:
+def _wait_drained(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if asyncio.run(_remaining(url)) == 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+async def _bytes_per_message(url: str) -> float:
+    """What one uplink message costs the stream's store (all kinds, as the gateways sent them)."""
+    import nats
+
+    nc = await nats.connect(url)
+    info = await nc.jetstream().stream_info(UPLINK_STREAM)
+    await nc.close()
+    return round(info.state.bytes / max(1, info.state.messages), 1)
+
+
+async def _live_workers(url: str) -> int:
+    import nats
+    from nats.js.errors import NoKeysError
+
+    nc = await nats.connect(url)
+    kv = await nc.jetstream().key_value(WORKERS_BUCKET)
+    try:
+        return len(await kv.keys())
+    except NoKeysError:
+        return 0
+    finally:
+        await nc.close()
+
+
+def throughput_phase(workers: int, args: argparse.Namespace, work: Path) -> dict:
+    """The stream filled first; ``workers`` processes (pinned to CPUs 0, 1, ... with ``--pin``)
+    start and agree on partitions; the clock runs from the moment all are alive (the first
+    may have taken a head start: at most ``MAX_IN_FLIGHT`` per partition, not counted) until
+    every message is acknowledged."""
     server = NatsServer(work / f"nats-tp{workers}").start()
     procs: list[HubProcess] = []
-    batch = _stock_messages(messages)
+    messages = args.messages
     try:
+        asyncio.run(_fill(server.url, _stock_messages(messages, args.tp_stores)))
         procs = [
-            HubProcess(server.url, api=False, log=work / f"tp{workers}-{i}.log").start()
+            HubProcess(server.url, api=False, log=work / f"tp{workers}-{i}.log",
+                       cpu=i % (os.cpu_count() or 1) if args.pin else None).start()
             for i in range(workers)
-        ]
-        time.sleep(4)  # every worker has joined the queue group before the first message
-        filler = threading.Thread(target=asyncio.run, args=(_fill(server.url, batch),))
-        filler.start()
-        t0 = None
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            pending, ack_pending, delivered = asyncio.run(_consumer_state(server.url))
-            now = time.monotonic()
-            if t0 is None and delivered > 0:
-                t0 = now
-            if t0 is not None and pending == 0 and ack_pending == 0:
-                break
+        ]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while asyncio.run(_live_workers(server.url)) < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = {**{f"worker {i}": p.proc.pid for i, p in enumerate(procs)},
+                "nats-server": server.proc.pid}  # fmt: skip
+        cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+        load0 = os.getloadavg()
+        t0 = time.monotonic()
+        left0 = asyncio.run(_remaining(server.url))
+        while asyncio.run(_remaining(server.url)) > 0 and time.monotonic() < t0 + 600:
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
-        filler.join()
-        cpu = [round(cpu_seconds(p.proc.pid), 2) for p in procs]
+        cpu = {k: round(cpu_seconds(v) - cpu0[k], 2) for k, v in pids.items()}
     finally:
         for p in procs:
             p.stop()
         server.stop()
     return {
         "messages": messages,
+        "messages_timed": left0,
+        "stores": args.tp_stores,
         "seconds": round(elapsed, 2),
-        "messages_per_s": round(messages / elapsed, 1),
-        "sku_rows_per_s": round(5 * messages / elapsed, 1),
-        "worker_cpu_seconds": cpu,
+        "messages_per_s": round(left0 / elapsed, 1),
+        "sku_rows_per_s": round(5 * left0 / elapsed, 1),
+        "cpu_seconds": cpu,
+        "messages_per_cpu_s": round(
+            left0 / sum(v for w, v in cpu.items() if w.startswith("worker")), 1
+        ),
+        "nats_server_cpu_s_per_1000_messages": round(1000 * cpu["nats-server"] / left0, 3),
+        "pinned": bool(args.pin),
+        "load_average_before": [round(x, 2) for x in load0],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def peak_store_events_per_s(sales: list[dict]) -> float:
+    """A store's busiest hour of real sales in the replayed stream, in sale events per second."""
+    per_hour: dict[str, int] = defaultdict(int)
+    for e in sales:
+        per_hour[e["event_time"][:13]] += 1
+    return max(per_hour.values(), default=0) / 3600
+
+
+SIZING_START, SIZING_END = "<!-- sizing:start -->", "<!-- sizing:end -->"
+STORES_AT_SCALE = 1000
+PEAK_HEADROOM = 10  # sized for ten times the busiest real hour seen in the replayed M5 stores
+
+
+def sizing_paragraph(f: dict) -> str:
+    """What ``STORES_AT_SCALE`` stores at peak need, from the measured figures ``f``."""
+    import math
+
+    worker = f["worker_messages_per_cpu_s_1_vs_2"][0]  # a worker with a core of its own
+    peak = f["peak_store_events_per_s"] * PEAK_HEADROOM
+    msgs = STORES_AT_SCALE * peak  # a 20 ms window with one sale in it: a message per sale
+    workers = max(1, math.ceil(msgs / worker))
+    nats_cores = msgs * f["nats_server_cpu_s_per_1000_messages"] / 1000
+    per_day = STORES_AT_SCALE * f["store_events_per_day"]
+    disk_gb = per_day * f["stream_bytes_per_message"] * 3 / 1e9
+    return (
+        f"The busiest hour of the replayed M5 stores carries {f['peak_store_events_per_s']:.2f} "
+        f"sale events/s per store; sized for {PEAK_HEADROOM}x that, {STORES_AT_SCALE:,} stores "
+        f"send {msgs:,.0f} stock messages/s at peak (with a 20 ms window, at most one per "
+        f"sale). One worker applied {worker:,.0f} messages per CPU-second here "
+        f"({f['hub_events_per_s_1_worker']:,.0f}/s of wall clock on this shared box), so a "
+        f"hub of workers with a core each needs "
+        f"{workers} worker(s) (with one spare for failover, {workers + 1}; "
+        f"{PARTITIONS} partitions allow up to {PARTITIONS}). nats-server spent "
+        f"{f['nats_server_cpu_s_per_1000_messages']:.2f} CPU-s per 1,000 messages with one "
+        f"node, i.e. {nats_cores:.1f} cores at that rate; three nodes (replicas 3, which keep "
+        f"the stream and the view through one node's loss) each store every message and its "
+        f"key-value writes, so plan {nats_cores:.1f} to {3 * nats_cores:.1f} cores per node "
+        f"(not measured on a cluster at this rate). A store-day is "
+        f"{f['store_events_per_day']:,.0f} sale events in these stores, so {per_day / 1e6:.1f} M "
+        f"messages/day of {f['stream_bytes_per_message']:.0f} bytes stored: "
+        f"{disk_gb:.1f} GB/day across the three replicas, {7 * disk_gb:.0f} GB for the "
+        f"stream's 7-day retention (the key-value view is one figure per store x SKU, "
+        f"not per day)."
+    )
+
+
+def render_docs(figures: dict, page: Path) -> None:
+    """Replace the sizing paragraph of ``page`` with one computed from ``figures``."""
+    text = page.read_text()
+    start, end = text.index(SIZING_START) + len(SIZING_START), text.index(SIZING_END)
+    page.write_text(text[:start] + "\n" + sizing_paragraph(figures) + "\n" + text[end:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,31 +578,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", type=int, default=4, choices=range(1, 11))
     parser.add_argument("--rate", type=float, default=1200.0, help="events/s, all stores")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--messages", type=int, default=4000, help="for the throughput phase")
+    parser.add_argument(
+        "--ramp",
+        type=lambda t: [float(x) for x in t.split(",") if x],
+        default=[1800.0, 2400.0, 3000.0, 3600.0],
+        help="further total rates, comma-separated, for max_total_events_per_s_at_50ms",
+    )
+    parser.add_argument("--ramp-seconds", type=float, default=5.0)
+    parser.add_argument("--messages", type=int, default=20000, help="for the throughput phase")
+    parser.add_argument("--tp-stores", type=int, default=64, help="for the throughput phase")
+    parser.add_argument("--pin", action="store_true", help="pin worker i to CPU i")
+    parser.add_argument(
+        "--render-docs", action="store_true", help="rewrite docs/hub.md's sizing paragraph"
+    )
+    parser.add_argument("--from-json", help="no run: render the docs from this earlier output")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
+    if args.from_json:
+        render_docs(json.loads(Path(args.from_json).read_text()), ROOT / "docs" / "hub.md")
+        return 0
     work = Path(tempfile.mkdtemp(prefix="shelfcast-hub-bench-"))
     out: dict = {"cpu_count": os.cpu_count()}
     if not args.skip_latency:
         out.update(latency_phase(args, work))
     if args.skip_throughput:
         print(json.dumps(out, indent=2))
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         return 0
-    one = throughput_phase(1, args.messages, work)
-    two = throughput_phase(2, args.messages, work)
+    one = throughput_phase(1, args, work)
+    two = throughput_phase(2, args, work)
     out.update(
         {
             "hub_events_per_s": one["messages_per_s"],
             "hub_events_per_s_1_worker": one["messages_per_s"],
             "hub_events_per_s_2_workers": two["messages_per_s"],
             "scale_out_ratio": round(two["messages_per_s"] / one["messages_per_s"], 2),
+            "nats_server_cpu_s_per_1000_messages": max(
+                one["nats_server_cpu_s_per_1000_messages"],
+                two["nats_server_cpu_s_per_1000_messages"],
+            ),
+            "worker_messages_per_cpu_s_1_vs_2": [
+                one["messages_per_cpu_s"],
+                two["messages_per_cpu_s"],
+            ],
             "throughput_runs": {"1_worker": one, "2_workers": two},
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
         }
     )
     text = json.dumps(out, indent=2)
     print(text)
+    if args.render_docs and "p99_pos_to_online_ms" in out:
+        render_docs(out, ROOT / "docs" / "hub.md")
     if args.json:
         Path(args.json).write_text(text + "\n")
     shutil.rmtree(work, ignore_errors=True)

@@ -989,7 +989,10 @@ class Gateway:
         if force or now - self._last_uplink >= self.cfg.uplink.interval_s:
             self._last_uplink = now
             with self._lock:
-                self._fresh.extend(self.uplink.flush())
+                rows = self.uplink.flush()
+                self._fresh.extend(rows)
+            if rows and self.hub_link is not None:
+                self.hub_link.wake()  # the window is committed: to JetStream now, not at a poll
 
     # ---- running -----------------------------------------------------------------------
 

@@ -4,10 +4,12 @@ and the hub's online reservations taken in as ordinary ``reservation`` events.
 Forwarding: the outbox is already durable (SQLite) and ordered (``seq``), so the link reads the
 uplink kinds (stock deltas, alerts, conflicts) after its own cursor, publishes each to
 ``shelfcast.<store>.<kind>`` with ``Nats-Msg-Id`` = ``message_id`` and waits for JetStream's
-publish acknowledgements; only then it moves the cursor, in the same SQLite file. Its cursor is
-its own (MQTT marks rows sent independently), so a hub outage of hours loses nothing: the link
-catches up from the cursor when the servers answer again. A crash between the ack and the cursor
-write re-sends the last batch: the stream drops those within its duplicate window, and the hub
+publish acknowledgements; only then it moves the cursor, kept in the same SQLite file at most
+every ``CURSOR_SAVE_S`` (and at close). Its cursor is its own (MQTT marks rows sent
+independently), so a hub outage of hours loses nothing: the link catches up from the cursor when
+the servers answer again. The gateway wakes the link when it commits uplink rows (no polling
+delay between a window's commit and its publication). A crash after the acks and before the
+cursor write re-sends those rows: the stream drops them within its duplicate window, and the hub
 applies stock deltas once per store in ``Shelfcast-Seq`` order whatever the window
 (``Shelfcast-Prev-Seq`` names the store's previous stock message, so the hub can tell a gap from
 a repeat).
@@ -52,8 +54,9 @@ log = logging.getLogger(__name__)
 UPLINK_KINDS = ("uplink", "stockout", "replenishment", "anomaly", "conflict")
 """Outbox kinds the hub receives (``state`` is the link's own heartbeat, not an outbox row)."""
 BATCH = 500  # rows published before waiting for their acks together
-RETRY_MAX_S = 5.0
-POLL_S = 0.005  # the uplink window's rows are not announced: a cheap indexed read this often
+RETRY_MAX_S = 1.0  # a store back online is forwarding again within a second
+IDLE_POLL_S = 0.25  # the gateway wakes the link on every commit; this only bounds a missed wake
+CURSOR_SAVE_S = 0.5  # a crash re-sends at most this much (dropped as duplicates): no fsync a row
 
 _CURSOR_SCHEMA = "CREATE TABLE IF NOT EXISTS jetstream_cursor (name TEXT PRIMARY KEY, seq INTEGER)"
 _ROWS = (
@@ -88,12 +91,18 @@ class JetStreamUplink:
         self.heartbeat_s = heartbeat_s
         self._conn = sqlite3.connect(ledger_path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout=10000")
+        # The cursor only spares re-sending: a write lost with the power is a duplicate, dropped.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(_CURSOR_SCHEMA)
         row = self._conn.execute("SELECT seq FROM jetstream_cursor WHERE name = 'hub'").fetchone()
-        self.cursor = row[0] if row else 0
+        self.cursor = self._saved = row[0] if row else 0
+        self._saved_at = 0.0
+        self._prev: int | None = None  # seq of the last stock row published, once known
         self.forwarded = 0
         self.connected = False
         self._wake = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_wake: asyncio.Event | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_state = 0.0
@@ -125,18 +134,24 @@ class JetStreamUplink:
 
     def forwarded_upto(self, conn: sqlite3.Connection) -> int:
         """The highest outbox position the link is done with: what retention may delete up to
-        (read on ``conn``, the caller's connection to the same file).
+        (read on ``conn``, the caller's connection to the same file). The saved cursor, not the
+        one in memory: after a crash the link re-sends from the saved one, so those rows stay.
 
-        The newest stock message at or below the cursor stays: the next one forwarded names it
-        as its ``Shelfcast-Prev-Seq``, and the hub tells a gap from a repeat by it."""
+        The newest stock message at or below it stays too: the next one forwarded names it as
+        its ``Shelfcast-Prev-Seq``, and the hub tells a gap from a repeat by it."""
+        done = self._saved
         row = conn.execute(
-            "SELECT max(seq) FROM outbox WHERE kind = 'uplink' AND seq <= ?", (self.cursor,)
+            "SELECT max(seq) FROM outbox WHERE kind = 'uplink' AND seq <= ?", (done,)
         ).fetchone()
-        return self.cursor if not row[0] else min(self.cursor, row[0] - 1)
+        return done if not row[0] else min(done, row[0] - 1)
 
-    def _save_cursor(self, seq: int) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO jetstream_cursor VALUES ('hub', ?)", (seq,))
-        self.cursor = seq
+    def _save_cursor(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.cursor != self._saved and (force or now - self._saved_at >= CURSOR_SAVE_S):
+            self._conn.execute(
+                "INSERT OR REPLACE INTO jetstream_cursor VALUES ('hub', ?)", (self.cursor,)
+            )
+            self._saved, self._saved_at = self.cursor, now
 
     # ---- running ---------------------------------------------------------------------------
 
@@ -146,8 +161,17 @@ class JetStreamUplink:
         return self
 
     def wake(self) -> None:
-        """New outbox rows were committed: forward them now rather than at the next poll."""
+        """New outbox rows were committed: forward them now (safe from any thread)."""
+        if self._wake.is_set():
+            return  # a wake is already on its way
         self._wake.set()
+        self._poke()
+
+    def _poke(self) -> None:
+        loop, event = self._loop, self._async_wake
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing: nothing to wake
+                loop.call_soon_threadsafe(event.set)
 
     def wait_forwarded(self, timeout: float = 10.0) -> bool:
         """Block until every uplink row in the outbox is acknowledged by JetStream."""
@@ -155,16 +179,17 @@ class JetStreamUplink:
         while time.monotonic() < deadline:
             if self.backlog()[0] == 0:
                 return True
-            self._wake.set()
+            self.wake()
             time.sleep(0.02)
         return False
 
     def close(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self._poke()
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
+        self._save_cursor(force=True)
         self._conn.close()
 
     def _run(self) -> None:
@@ -173,6 +198,8 @@ class JetStreamUplink:
     async def _main(self) -> None:
         import nats
 
+        self._async_wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         retry = 0.1
         while not self._stop.is_set():
             try:
@@ -224,7 +251,11 @@ class JetStreamUplink:
 
     async def _forward_loop(self, js) -> None:
         retry = 0.05
+        assert self._async_wake is not None
         while not self._stop.is_set():
+            # Cleared before the read: a commit after it sets them again and ends the wait.
+            self._wake.clear()
+            self._async_wake.clear()
             try:
                 if time.monotonic() - self._last_state >= self.heartbeat_s:
                     await self._publish_state(js, "online")
@@ -236,14 +267,18 @@ class JetStreamUplink:
                 retry = min(RETRY_MAX_S, retry * 2)
                 continue
             if sent == 0:
-                await asyncio.get_running_loop().run_in_executor(None, self._wake.wait, POLL_S)
-                self._wake.clear()
+                self._save_cursor()
+                wait = min(
+                    IDLE_POLL_S, max(0.0, self._last_state + self.heartbeat_s - time.monotonic())
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._async_wake.wait(), wait)
 
     async def _forward_once(self, js) -> int:
         rows = self._rows()
         if not rows:
             return 0
-        prev = self._prev_stock(rows[0][0])
+        prev = self._prev if self._prev is not None else self._prev_stock(rows[0][0])
         acks = []
         for seq, message_id, kind, payload, _created in rows:
             headers = {"Nats-Msg-Id": message_id, "Shelfcast-Seq": str(seq)}
@@ -254,7 +289,8 @@ class JetStreamUplink:
         for ack in await asyncio.wait_for(asyncio.gather(*acks), 10):
             if ack.stream is None:
                 raise RuntimeError("JetStream did not store an uplink message")
-        self._save_cursor(rows[-1][0])
+        self.cursor, self._prev = rows[-1][0], prev
+        self._save_cursor()
         self.forwarded += len(rows)
         return len(rows)
 

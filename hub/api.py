@@ -99,6 +99,7 @@ class HubRuntime:
             name="hub-api",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
+            reconnected_cb=self._rewatch,
         )
         self.js = self.nc.jetstream()
         await ensure(self.js, s.replicas, s.prefix)
@@ -106,11 +107,22 @@ class HubRuntime:
         lease = MAX_ATTEMPTS * s.reservation_timeout_s + 10.0
         self.orders = await OrderBook.open(self.js, lease, s.replicas)
         await self.nc.subscribe(f"{s.prefix}.*.{RESERVATION_RESULT}", cb=self._on_result)
+        await asyncio.wait_for(self._watch(), 30)
+
+    async def _watch(self) -> None:
+        """Follow the view's buckets; returns once their current values are loaded."""
         ready = []
         for bucket in (STOCK_BUCKET, CURSOR_BUCKET, FLEET_BUCKET):
             ready.append(asyncio.Event())
             self._tasks.append(asyncio.create_task(self.view.watch(self.js, bucket, ready[-1])))
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 30)
+        await asyncio.gather(*(r.wait() for r in ready))
+
+    async def _rewatch(self) -> None:
+        """Back from a lost connection: the watches' consumers may be gone with a restarted
+        server (the client would notice only after missed heartbeats, 10 s): start afresh."""
+        for t in self._tasks:
+            t.cancel()
+        self._tasks = [asyncio.get_running_loop().create_task(self._watch())]
 
     async def _on_result(self, msg: Any) -> None:
         result = json.loads(msg.data)

@@ -1,6 +1,6 @@
 """``shelfcast hub``: hub workers and the omnichannel API in one process (either can be off).
 
-Scale out by starting more processes with ``--no-api``: they join the same durable consumer.
+Scale out by starting more processes with ``--no-api``: the workers share the partitions.
 
     shelfcast hub --nats nats://127.0.0.1:4222 --port 8090          # one worker + the API
     shelfcast hub --nats nats://127.0.0.1:4222 --no-api --workers 1 # one more worker

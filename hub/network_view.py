@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from edge_runtime.messages import GZIP_MAGIC, HUB_SUBJECT_KIND, RESERVATION_RESULT
-from hub.kv_patch import Patcher
+from hub.kv_patch import IN_FLIGHT, Patcher
 from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,10 @@ class NetworkView:
         self._confidence: dict[tuple[str, str], float] = {}  # last written, per store x SKU
 
     async def open(self) -> NetworkView:
-        self.stock = Patcher(await self.js.key_value(STOCK_BUCKET))
-        self.cursor = Patcher(await self.js.key_value(CURSOR_BUCKET))
-        self.fleet = Patcher(await self.js.key_value(FLEET_BUCKET))
+        limit = asyncio.Semaphore(IN_FLIGHT)  # one bound for the worker's three buckets
+        self.stock = Patcher(await self.js.key_value(STOCK_BUCKET), limit)
+        self.cursor = Patcher(await self.js.key_value(CURSOR_BUCKET), limit)
+        self.fleet = Patcher(await self.js.key_value(FLEET_BUCKET), limit)
         return self
 
     async def apply(
@@ -75,8 +76,8 @@ class NetworkView:
         _, store, kind = subject.rsplit(".", 2)
         headers = headers or {}
         if kind == STOCK:
-            outcome = await self._stock(store, headers, _json(payload), deliveries)
-        elif kind == "state":
+            return (await self.apply_stock(store, [(headers, payload, deliveries)]))[0]
+        if kind == "state":
             outcome = await self._state(store, headers, _json(payload))
         elif kind in ALERTS or kind == "conflict":
             outcome = await self._exception(store, kind, _json(payload))
@@ -88,32 +89,79 @@ class NetworkView:
         self.counts[outcome] += 1
         return outcome
 
-    async def _stock(self, store: str, headers: dict[str, str], msg: dict, deliveries: int) -> str:
-        seq = int(headers["Shelfcast-Seq"])
-        prev = int(headers.get("Shelfcast-Prev-Seq", "0"))
-        _, cursor = await self.cursor.read(store)
-        at = (cursor or {}).get("seq", 0)
-        if seq <= at:
-            return REPEAT
-        if prev > at:
-            if deliveries < GAP_GIVE_UP:
-                return EARLY
+    async def apply_many(
+        self, subject: str, messages: list[tuple[dict[str, str] | None, bytes]]
+    ) -> list[str]:
+        """Apply a store's alerts, conflicts or heartbeats (one subject) together: those on
+        different keys concurrently, those on one key in order."""
+        by_key: dict[Any, list[int]] = {}
+        for k, (_, payload) in enumerate(messages):
+            by_key.setdefault(_json(payload).get("sku"), []).append(k)
+        outcomes: list[str] = [REPEAT] * len(messages)
+
+        async def in_order(indexes: list[int]) -> None:
+            for k in indexes:
+                outcomes[k] = await self.apply(subject, *messages[k])
+
+        await asyncio.gather(*(in_order(ks) for ks in by_key.values()))
+        return outcomes
+
+    async def apply_stock(
+        self, store: str, messages: list[tuple[dict[str, str], bytes, int]]
+    ) -> list[str]:
+        """Apply a store's stock messages ``(headers, payload, deliveries)`` together; returns
+        each one's outcome. Those that continue the store's chain from its cursor are merged:
+        each SKU is written once with the sum of their reserved deltas and the last figure, then
+        the cursor moves once (a backlog costs round trips per batch, not per message)."""
+        seqs = [
+            (int(h["Shelfcast-Seq"]), int(h.get("Shelfcast-Prev-Seq", "0")), d, k)
+            for k, (h, _, d) in enumerate(messages)
+        ]
+        at = await self._cursor_at(store)
+        chain, early = _chain(seqs, at)
+        if not chain and early:  # this worker's cursor may be stale: ask once
+            at = await self._cursor_at(store, fresh=True)
+            chain, early = _chain(seqs, at)
+        if not chain and early and early[0][2] >= GAP_GIVE_UP:
+            seq, prev = early[0][0], early[0][1]
             self.counts["gaps"] += 1  # the predecessor never came (pruned before forwarding)
             log.error(
                 "store %s: stock messages %d..%d never arrived; applying %d", store, at, prev, seq
             )
+            chain, early = _chain(seqs, prev)
+        outcomes = [REPEAT] * len(messages)
+        for item in early:
+            outcomes[item[3]] = EARLY
+        if chain:
+            await self._apply_chain(store, [(seq, _json(messages[k][1])) for seq, _, _, k in chain])
+            for item in chain:
+                outcomes[item[3]] = APPLIED
+        for o in outcomes:
+            self.counts[o] += 1
+        return outcomes
+
+    async def _cursor_at(self, store: str, fresh: bool = False) -> int:
+        """The store's cursor: this worker's last read or write of it (the partition's owner is
+        its only writer), or read from the bucket."""
+        cached = None if fresh else self.cursor.cached(store)
+        value = cached if cached is not None else (await self.cursor.read(store))[1]
+        return (value or {}).get("seq", 0)
+
+    async def _apply_chain(self, store: str, chain: list[tuple[int, dict]]) -> None:
+        by_sku: dict[str, list[tuple[int, dict, list]]] = {}
+        for seq, msg in chain:
+            for row in msg["deltas"]:
+                by_sku.setdefault(row[0], []).append((seq, msg, row))
         # Different keys: their round trips overlap; each key is still compare-and-set.
         await asyncio.gather(
-            *(
-                self.stock.patch(sku_key(store, row[0]), _sku_change(store, msg, seq, row))
-                for row in msg["deltas"]
-            )
-        )
+            *(self.stock.patch(sku_key(store, sku), _sku_change(store, rows))
+              for sku, rows in by_sku.items())
+        )  # fmt: skip
+        seq, msg = chain[-1]
         figure = {"seq": seq, "at": msg["window_end"], "model_version": msg["model_version"]}
         await self.cursor.patch(
             store, lambda old: figure if (old or {}).get("seq", 0) < seq else None
         )
-        return APPLIED
 
     async def _state(self, store: str, headers: dict[str, str], msg: dict) -> str:
         lag_ms = int(headers.get("Shelfcast-Lag-Ms", "0"))
@@ -183,19 +231,38 @@ def _rounded(value: float) -> float:
     return round(value, CONFIDENCE_DIGITS)
 
 
-def _sku_change(store: str, msg: dict, seq: int, row: list):
-    sku, _d_on_hand, d_reserved, on_hand, atp, _events = row
+def _chain(seqs: list[tuple[int, int, int, int]], at: int) -> tuple[list, list]:
+    """Split ``(seq, prev, deliveries, index)`` items, given the store's cursor ``at``, into
+    the chain that follows it (in seq order) and the early ones (their predecessor missing);
+    repeats (``seq <= at``) are in neither."""
+    chain, early = [], []
+    for item in sorted(seqs):
+        seq, prev = item[0], item[1]
+        if seq <= at:
+            continue
+        if prev <= at and not early:
+            chain.append(item)
+            at = seq
+        else:
+            early.append(item)
+    return chain, early
+
+
+def _sku_change(store: str, rows: list[tuple[int, dict, list]]):
+    """A SKU's figure after the ``(seq, message, row)`` of a chain that it has not seen yet."""
 
     def change(old: dict | None) -> dict | None:
         old = old or {}
-        if old.get("seq", 0) >= seq:
-            return None  # this SKU was written by this message before a crash: once only
+        fresh = [r for r in rows if r[0] > old.get("seq", 0)]  # written before a crash: once
+        if not fresh:
+            return None
+        seq, msg, (sku, _d_on_hand, _d_reserved, on_hand, atp, _events) = fresh[-1]
         return {
             **old,
             "store_id": store,
             "sku": sku,
             "on_hand": on_hand,
-            "reserved": old.get("reserved", 0) + d_reserved,
+            "reserved": old.get("reserved", 0) + sum(r[2][2] for r in fresh),
             "atp": atp,
             "seq": seq,
             "at": msg["window_end"],

@@ -6,8 +6,16 @@ hub routes to stores (``shelfcast.<store>.reservation``). Both de-duplicate on `
 within ``DUPLICATE_WINDOW_S``; the stock view does not rely on that window (it applies each
 store's stock messages once, in order, by their outbox sequence).
 
+Partitions: the uplink stream stores each message under its subject plus a partition token,
+``shelfcast.<store>.<kind>.<p>`` with ``p`` the server's hash of the store id modulo
+``PARTITIONS`` (a subject transform: gateways publish the plain subject). Each partition has a
+durable push consumer of its own and one worker at a time takes its pushes (hub/membership.py),
+so a store's messages stay with one worker: no two workers wait for each other over its order.
+
 >>> uplink_subjects()[:2]
 ['shelfcast.*.stock', 'shelfcast.*.stockout']
+>>> partition_consumer(3), partition_subject(3)
+('hub-p3', 'shelfcast.*.*.3')
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ from edge_runtime.messages import HUB_SUBJECT_KIND, RESERVATION, RESERVATION_RES
 UPLINK_STREAM = "SHELFCAST_UPLINK"
 ORDERS_STREAM = "SHELFCAST_ORDERS"
 DECISIONS_STREAM = "SHELFCAST_DECISIONS"  # the hub's fulfilment decisions, for OMS and audit
-WORKERS = "hub"  # the durable consumer every hub worker shares, and its queue group
-DELIVER = "_shelfcast.hub.deliver"  # where that consumer pushes; workers subscribe as a group
+WORKERS = "hub"  # the partitions' consumers are hub-p<k>; their pushes queue in this group
+PARTITIONS = 16
+"""Fixed when the stream is created (the subject transform): the most workers that share work.
+Enough for the sizing in docs/hub.md; a bigger fleet re-creates the stream with more."""
+WORKERS_BUCKET = "shelfcast_workers"  # <worker name> -> heartbeat: who is alive to own partitions
 STOCK_BUCKET = "shelfcast_stock"  # <store>.<sku> -> the SKU's figure at that store
 CURSOR_BUCKET = "shelfcast_cursor"  # <store> -> outbox seq of the last stock message applied
 FLEET_BUCKET = "shelfcast_fleet"  # <store> -> birth, death, bundle, backlog, lag
@@ -28,7 +39,23 @@ DUPLICATE_WINDOW_S = 2 * 3600
 server keeps every id of the window in memory (at 1,000 stores x 10 msg/s, 72 M ids)."""
 ACK_WAIT_S = 5.0  # a dead worker's unacknowledged messages go to another worker after this
 UPLINK_MAX_AGE_S = 7 * 86400
-MAX_IN_FLIGHT = 1000  # unacked messages across all workers: a backlog is shared, not hoarded
+MAX_IN_FLIGHT = 128  # unacked messages of one partition: a new owner is not left waiting long
+MEMBER_HEARTBEAT_S = 1.0  # a worker says it is alive this often...
+MEMBER_TTL_S = 3.0  # ...and is taken for dead (its partitions handed on) this long after
+
+
+def partition_consumer(p: int) -> str:
+    return f"{WORKERS}-p{p}"
+
+
+def partition_subject(p: int, prefix: str = "shelfcast") -> str:
+    """The stored subjects of partition ``p`` (the consumer's filter)."""
+    return f"{prefix}.*.*.{p}"
+
+
+def deliver_subject(p: int) -> str:
+    """Where partition ``p``'s consumer pushes; its owner subscribes (queue group ``hub``)."""
+    return f"_shelfcast.hub.p{p}"
 
 
 def decision_subject(prefix: str = "shelfcast") -> str:
@@ -50,12 +77,17 @@ async def ensure(js, replicas: int = 1, prefix: str = "shelfcast") -> None:
         DeliverPolicy,
         KeyValueConfig,
         StreamConfig,
+        SubjectTransform,
     )
 
-    for name, subjects in (
-        (UPLINK_STREAM, uplink_subjects(prefix)),
-        (ORDERS_STREAM, [f"{prefix}.*.{RESERVATION}"]),
-        (DECISIONS_STREAM, [decision_subject(prefix)]),
+    partitioned = SubjectTransform(
+        src=f"{prefix}.*.*",
+        dest=f"{prefix}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{partition({PARTITIONS},1)}}}}",
+    )
+    for name, subjects, transform in (
+        (UPLINK_STREAM, uplink_subjects(prefix), partitioned),
+        (ORDERS_STREAM, [f"{prefix}.*.{RESERVATION}"], None),
+        (DECISIONS_STREAM, [decision_subject(prefix)], None),
     ):
         await js.add_stream(
             StreamConfig(
@@ -64,20 +96,26 @@ async def ensure(js, replicas: int = 1, prefix: str = "shelfcast") -> None:
                 num_replicas=replicas,
                 duplicate_window=DUPLICATE_WINDOW_S,
                 max_age=UPLINK_MAX_AGE_S,
+                subject_transform=transform,
             )
         )
-    await js.add_consumer(
-        UPLINK_STREAM,
-        ConsumerConfig(
-            durable_name=WORKERS,
-            deliver_subject=DELIVER,
-            deliver_group=WORKERS,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ACK_WAIT_S,
-            max_ack_pending=MAX_IN_FLIGHT,
-            max_deliver=-1,
-        ),
-    )
+    for p in range(PARTITIONS):
+        await js.add_consumer(
+            UPLINK_STREAM,
+            ConsumerConfig(
+                durable_name=partition_consumer(p),
+                filter_subject=partition_subject(p, prefix),
+                deliver_subject=deliver_subject(p),
+                deliver_group=WORKERS,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=ACK_WAIT_S,
+                max_ack_pending=MAX_IN_FLIGHT,
+                max_deliver=-1,
+            ),
+        )
     for bucket in (STOCK_BUCKET, CURSOR_BUCKET, FLEET_BUCKET):
         await js.create_key_value(KeyValueConfig(bucket=bucket, history=1, replicas=replicas))
+    await js.create_key_value(
+        KeyValueConfig(bucket=WORKERS_BUCKET, history=1, replicas=replicas, ttl=MEMBER_TTL_S)
+    )

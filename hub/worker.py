@@ -1,14 +1,16 @@
-"""A hub worker: one member of the queue group the hub's durable consumer pushes to.
+"""A hub worker: applies the partitions it owns of the uplink stream to the network view.
 
-The durable consumer ``hub`` on ``SHELFCAST_UPLINK`` pushes to a queue group: start N workers
-and the stores' messages are shared among them (a push consumer delivers each message as it is
-stored: no batch to fill, no polling). Each message is acknowledged only after the view holds
-it. A worker killed mid-stream leaves its messages unacknowledged: after ``ACK_WAIT_S``
-JetStream delivers them to another member, which applies what the dead one had not
-(network_view.py makes the second attempt harmless).
+The uplink stream is cut into ``PARTITIONS`` by store (hub/streams.py), each with a durable
+push consumer. Workers agree who owns which partition from their heartbeats (hub/membership.py)
+and each subscribes to the pushes of its own (a push consumer delivers each message as it is
+stored: no batch to fill, no polling). Start N workers and the partitions are dealt among them;
+kill one and, ``MEMBER_TTL_S`` later, the others own its partitions, and after ``ACK_WAIT_S``
+JetStream delivers them what it left unacknowledged (network_view.py makes a second attempt
+harmless). Each message is acknowledged only after the view holds it.
 
-Inside a worker, each store's stock messages are applied in arrival order by a task of its own
-(its other kinds by another), so round trips to the buckets for different stores overlap.
+Inside a worker, each store's stock messages are applied in order by a task of its own (its
+other kinds by another), so round trips for different stores overlap; whatever of a store queued
+while the previous write was under way is applied as one batch.
 
 >>> HubWorker("nats://127.0.0.1:4222", name="w1").name
 'w1'
@@ -17,18 +19,21 @@ Inside a worker, each store's stock messages are applied in arrival order by a t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from typing import Any, NamedTuple
 
-from hub.network_view import EARLY, STOCK, NetworkView
-from hub.streams import CURSOR_BUCKET, DELIVER, WORKERS, ensure
+from hub.membership import Membership, owners
+from hub.network_view import APPLIED, EARLY, STOCK, NetworkView
+from hub.streams import CURSOR_BUCKET, PARTITIONS, WORKERS, deliver_subject, ensure
 
 log = logging.getLogger(__name__)
 
 EARLY_HOLD_S = 0.5  # a message waits this long for its predecessor, then goes back
 EARLY_DELAY_S = 0.05  # to be delivered again after this
+BATCH_MAX = 500  # stock messages of one store applied together at most
 
 
 class Advanced(NamedTuple):
@@ -38,7 +43,7 @@ class Advanced(NamedTuple):
 
 
 class HubWorker:
-    """One member of the workers' queue group; ``run`` until ``stop``."""
+    """One hub worker; ``run`` until ``stop``."""
 
     def __init__(self, url: str, name: str = "worker", replicas: int = 1):
         self.url = url
@@ -48,12 +53,14 @@ class HubWorker:
         self._stop = asyncio.Event()
         self._queues: dict[str, asyncio.Queue] = {}
         self._tasks: list[asyncio.Task] = []
+        self._subs: dict[int, Any] = {}  # owned partition -> its subscription
+        self._nc: Any = None
         self._view: NetworkView | None = None
 
     async def run(self) -> None:
         import nats
 
-        nc = await nats.connect(
+        self._nc = nc = await nats.connect(
             servers=self.url.split(","),
             name=f"hub-{self.name}",
             max_reconnect_attempts=-1,
@@ -63,76 +70,112 @@ class HubWorker:
         await ensure(js, self.replicas)
         self._view = await NetworkView(js).open()
         self._tasks.append(asyncio.create_task(self._watch_cursors(js)))
-        await nc.subscribe(DELIVER, queue=WORKERS, cb=self._on_msg, pending_msgs_limit=100_000)
+        members = Membership(js, self.name, self._rebalance)
+        self._tasks.append(asyncio.create_task(members.run()))
         await self._stop.wait()
-        await nc.drain()
         for t in self._tasks:
             t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await nc.drain()
+
+    async def _rebalance(self, live: set[str]) -> None:
+        """Subscribe to the partitions this worker owns now; let go of the others."""
+        mine = {p for p, w in owners(live, PARTITIONS).items() if w == self.name}
+        for p in set(self._subs) - mine:
+            sub = self._subs.pop(p)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()  # what it delivered stays queued here and is acked
+        for p in sorted(mine - set(self._subs)):
+            self._subs[p] = await self._nc.subscribe(
+                deliver_subject(p), queue=WORKERS, cb=self._on_msg, pending_msgs_limit=100_000
+            )
+        log.info("worker %s owns partitions %s", self.name, sorted(self._subs))
 
     async def _on_msg(self, msg: Any) -> None:
-        _, store, kind = msg.subject.rsplit(".", 2)
+        _, store, kind, _partition = msg.subject.rsplit(".", 3)
         # Alerts, conflicts and heartbeats need no order with the stock: their own queue, so a
         # burst of them never holds a sale's figure back.
         key = store if kind == STOCK else f"{store} {kind}"
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = asyncio.Queue()
-            self._tasks.append(asyncio.create_task(self._store_loop(queue)))
+            loop = self._stock_loop if kind == STOCK else self._other_loop
+            self._tasks.append(asyncio.create_task(loop(store, queue)))
         queue.put_nowait(msg)
 
-    async def _store_loop(self, queue: asyncio.Queue) -> None:
-        """One store's messages in arrival order. A stock message whose predecessor is not
-        applied yet waits aside (keyed by that predecessor) while the queue moves on; it is
-        applied as soon as its predecessor is, here (the chain below) or by another worker
-        (the cursor watch puts an ``Advanced`` in this queue), else handed back after
+    async def _other_loop(self, store: str, queue: asyncio.Queue) -> None:
+        """A store's alerts, conflicts or heartbeats (one kind): what queued, as a batch."""
+        assert self._view is not None
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < BATCH_MAX:
+                batch.append(queue.get_nowait())
+            subject = batch[0].subject.rsplit(".", 1)[0]
+            try:
+                await self._view.apply_many(subject, [(m.headers, m.data) for m in batch])
+            except Exception:  # left for redelivery
+                log.exception("could not apply %s; it will be delivered again", subject)
+                for m in batch:
+                    await m.nak(delay=1.0)
+                continue
+            for m in batch:
+                await m.ack()
+            self.applied += len(batch)
+
+    async def _stock_loop(self, store: str, queue: asyncio.Queue) -> None:
+        """One store's stock messages: what queued is applied as a batch. A message whose
+        predecessor is not applied yet waits aside (keyed by that predecessor) while the queue
+        moves on; it joins the batch as soon as its predecessor is applied, here or by another
+        worker (the cursor watch puts an ``Advanced`` in this queue), else goes back after
         ``EARLY_HOLD_S``."""
         waiting: dict[int, tuple[float, Any]] = {}
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), EARLY_HOLD_S if waiting else None)
+                first = await asyncio.wait_for(queue.get(), EARLY_HOLD_S if waiting else None)
             except TimeoutError:
-                item = None
-            if isinstance(item, Advanced):
-                held = waiting.pop(item.seq, None)
-                if held is not None:
-                    await self._handle(held[1], waiting, held[0])
-            elif item is not None:
-                await self._handle(item, waiting)
+                first = None
+            items = [] if first is None else [first]
+            while not queue.empty() and len(items) < BATCH_MAX:
+                items.append(queue.get_nowait())
+            batch = [m for m in items if not isinstance(m, Advanced)]
+            if batch or (waiting and len(batch) < len(items)):  # news, or a cursor moved
+                batch += [m for _, m in waiting.values()]  # they may follow now
+                since = {id(m): t for t, m in waiting.values()}
+                waiting.clear()
+                await self._apply_stock(store, batch, waiting, since)
             now = time.monotonic()
-            for prev, (since, msg) in list(waiting.items()):
-                if now - since > EARLY_HOLD_S:
+            for prev, (t, msg) in list(waiting.items()):
+                if now - t > EARLY_HOLD_S:
                     del waiting[prev]
                     await msg.nak(delay=EARLY_DELAY_S)
 
+    async def _apply_stock(self, store: str, batch: list, waiting: dict, since: dict) -> None:
+        assert self._view is not None
+        try:
+            outcomes = await self._view.apply_stock(
+                store, [(m.headers or {}, m.data, m.metadata.num_delivered) for m in batch]
+            )
+        except Exception:  # left for redelivery
+            log.exception("could not apply store %s's stock messages; delivered again", store)
+            for m in batch:
+                await m.nak(delay=1.0)
+            return
+        for m, outcome in zip(batch, outcomes, strict=True):
+            if outcome == EARLY:
+                prev = int(m.headers["Shelfcast-Prev-Seq"])
+                waiting[prev] = (since.get(id(m), time.monotonic()), m)
+                continue
+            await m.ack()
+            self.applied += outcome == APPLIED
+
     async def _watch_cursors(self, js: Any) -> None:
-        """Tell each store's loop when any worker moved its cursor."""
+        """Tell a store's loop that waits for a predecessor when any worker moved its cursor."""
         kv = await js.key_value(CURSOR_BUCKET)
         watcher = await kv.watchall()
         while True:
             entry = await watcher.updates(timeout=None)
             if entry is not None and entry.value and entry.key in self._queues:
                 self._queues[entry.key].put_nowait(Advanced(json.loads(entry.value)["seq"]))
-
-    async def _handle(self, msg: Any, waiting: dict, since: float | None = None) -> None:
-        assert self._view is not None
-        while msg is not None:
-            try:
-                outcome = await self._view.apply(
-                    msg.subject, msg.headers, msg.data, msg.metadata.num_delivered
-                )
-            except Exception:  # left for redelivery
-                log.exception("could not apply %s; it will be delivered again", msg.subject)
-                await msg.nak(delay=1.0)
-                return
-            if outcome == EARLY:
-                prev = int(msg.headers["Shelfcast-Prev-Seq"])
-                waiting[prev] = (since or time.monotonic(), msg)
-                return
-            await msg.ack()
-            self.applied += 1
-            seq = (msg.headers or {}).get("Shelfcast-Seq")
-            nxt = waiting.pop(int(seq), None) if seq is not None else None
-            msg, since = (nxt[1], nxt[0]) if nxt else (None, None)
 
     def stop(self) -> None:
         self._stop.set()

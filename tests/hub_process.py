@@ -35,12 +35,14 @@ class HubProcess:
         replicas: int = 1,
         network: Path | None = None,
         reservation_timeout: float | None = None,
+        cpu: int | None = None,
     ):
         self.nats_url = nats_url
         self.api = api
         self.workers = workers
         self.port = free_port()
         self.replicas = replicas
+        self.cpu = cpu  # pinned to this CPU (taskset) when set
         self.log = log
         self.network = network
         self.reservation_timeout = reservation_timeout
@@ -51,7 +53,9 @@ class HubProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> HubProcess:
+        pin = ["taskset", "-c", str(self.cpu)] if self.cpu is not None else []
         cmd = [
+            *pin,
             sys.executable,
             "-m",
             "shelfcast.cli",

@@ -140,6 +140,33 @@ class NatsCluster:
             node.start()
         return self
 
+    def wait_jetstream(self, timeout: float = 60.0) -> NatsCluster:
+        """Until the nodes have elected a JetStream meta leader (a loaded machine takes
+        seconds): before that, creating a stream times out."""
+        import asyncio
+
+        import nats
+
+        async def ready() -> bool:
+            try:
+                nc = await nats.connect(servers=self.urls, connect_timeout=2)
+            except Exception:
+                return False
+            try:
+                await nc.jetstream().account_info()
+                return True
+            except Exception:
+                return False
+            finally:
+                await nc.close()
+
+        deadline = time.monotonic() + timeout
+        while not asyncio.run(ready()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no JetStream meta leader after {timeout}s")
+            time.sleep(0.5)
+        return self
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()

@@ -67,7 +67,8 @@ def test_a_worker_dead_half_way_through_a_message_leaves_nothing_to_double(nats_
         payload = M1[2]
         body = json.loads(gzip.decompress(payload))
         # The first worker wrote SKU A, then died before B and before the store's cursor.
-        await dead.stock.patch(sku_key("S1", "A"), _sku_change("S1", body, 3, body["deltas"][0]))
+        row = body["deltas"][0]
+        await dead.stock.patch(sku_key("S1", "A"), _sku_change("S1", [(3, body, row)]))
         assert await alive.apply(*M1, deliveries=2) == APPLIED
         a, b = await _figure(alive, "A"), await _figure(alive, "B")
         await nc.close()
@@ -90,3 +91,38 @@ def test_two_workers_applying_the_same_messages_at_once_count_them_once(nats_ser
 
     a = run(scenario())
     assert a["reserved"] == 3 and a["on_hand"] == 4
+
+
+def test_a_backlog_applied_as_one_batch_counts_each_message_once(nats_server):
+    """A worker merges a store's queued messages (out of order, one repeated) into one write
+    per SKU and one cursor move."""
+
+    async def scenario():
+        nc, (view,) = await _views(nats_server.url)
+        merged = await view.apply_stock("S1", [(h, p, 1) for _, h, p in (M2, M1, M1)])
+        a = await _figure(view, "A")
+        await nc.close()
+        return merged, a
+
+    merged, a = run(scenario())
+    assert merged == [APPLIED, APPLIED, REPEAT]
+    assert (a["on_hand"], a["reserved"], a["atp"], a["seq"]) == (4, 3, 1, 7)
+
+
+def test_a_crash_inside_a_merged_batch_leaves_nothing_to_double(nats_server):
+    async def scenario():
+        nc, (dead, alive) = await _views(nats_server.url, 2)
+        b1, b2 = (json.loads(gzip.decompress(m[2])) for m in (M1, M2))
+        # The first worker merged M1 and M2 and wrote SKU A (not B, not the cursor), then died.
+        rows = [(3, b1, b1["deltas"][0]), (7, b2, b2["deltas"][0])]
+        await dead.stock.patch(sku_key("S1", "A"), _sku_change("S1", rows))
+        # Another worker gets them one at a time.
+        assert await alive.apply(*M1, deliveries=2) == APPLIED
+        assert await alive.apply(*M2, deliveries=2) == APPLIED
+        a, b = await _figure(alive, "A"), await _figure(alive, "B")
+        await nc.close()
+        return a, b
+
+    a, b = run(scenario())
+    assert (a["reserved"], a["on_hand"], a["seq"]) == (3, 4, 7)
+    assert (b["reserved"], b["on_hand"]) == (1, 1)
