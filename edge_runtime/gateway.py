@@ -43,13 +43,14 @@ import numpy as np
 from configuration.command_options import add_log_options, port_number
 from edge_runtime.alert_episodes import AlertEpisodes
 from edge_runtime.anomaly_scores import score_close
-from edge_runtime.bundles import BundleTrust, install, verify
+from edge_runtime.bundles import BundleTrust, install, is_installed, verify
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
 from edge_runtime.day_close import DayCloseModel
 from edge_runtime.dead_letter_topic import dead_letter_messages
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
+from edge_runtime.demand_distribution import preload_scipy
 from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
 from edge_runtime.event_archive import EventArchive
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
@@ -128,6 +129,8 @@ class Gateway:
     ):
         self.cfg = cfg
         m = cfg.model
+        if m.bundle or cfg.bundle_dir.exists():
+            preload_scipy()  # the model's decisions need it; begun before everything else
         # Theft / mis-scan detection over sales and sensor readings (which never touch stock).
         self.shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
         self.count_watch = CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
@@ -156,6 +159,7 @@ class Gateway:
     def _start_up(self, policy: DecisionPolicy | None) -> None:
         """Everything after the ledger: bundle, outbox, policy, series, transport."""
         cfg, store = self.cfg, self.cfg.gateway.store_id
+        self._verified_sessions: dict = {}  # the ONNX sessions the bundle was verified with
         bundle = self._startup_bundle()
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.episodes = AlertEpisodes(self.ledger.connection)
@@ -177,7 +181,8 @@ class Gateway:
         self._correction_before: bytes | None = None  # River before a day close inside it
         self.model: DayCloseModel | None = None
         if bundle is not None:
-            self._use_model(self._model_for(bundle))
+            self._use_model(self._model_for(bundle, self._verified_sessions))
+        self._verified_sessions.clear()
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self._prime()
         self._restore_open_orders()
@@ -350,29 +355,40 @@ class Gateway:
         """The configured bundle (verified, installed as current; a refused one stops the
         gateway with the reason), else the installed one (a damaged one is reported, unused)."""
         configured, current = self.cfg.model.bundle, self.cfg.bundle_dir
+        sessions = self._verified_sessions
         if configured:
+            same = Path(configured).resolve() == current.resolve()
+            if not same and is_installed(configured, current):
+                # A restart with the bundle installed before: its copy is verified in full
+                # (digests, signature, models) instead of copied and verified a second time.
+                try:
+                    return verify(current, self.trust, sessions)
+                except BundleError as err:  # a damaged copy: installed again from the source
+                    log.warning("installed copy of %s refused (%s); installing it again",
+                                configured, err)  # fmt: skip
+                    sessions.clear()
             try:
-                bundle = verify(configured, self.trust)
+                bundle = verify(configured, self.trust, sessions if same else None)
             except BundleError as err:  # the operator must see why, and which bundle
                 raise BundleError(f"bundle {configured} refused: {err}") from None
-            if Path(configured).resolve() != current.resolve():
-                bundle = install(bundle, current, self.trust)
+            if not same:
+                bundle = install(bundle, current, self.trust, sessions)
             return bundle
         if not current.exists():
             return None
         try:
-            return verify(current, self.trust)
+            return verify(current, self.trust, sessions)
         except BundleError as err:
             self.bundle_problem = f"installed bundle refused: {err}"
             log.error("%s; deciding with the [policy] rules", self.bundle_problem)
             return None
 
-    def _model_for(self, bundle: Bundle) -> DayCloseModel:
+    def _model_for(self, bundle: Bundle, sessions: dict | None = None) -> DayCloseModel:
         m = self.cfg.model
         keep = self.model.correction if self.model is not None else self._restored_correction
         return DayCloseModel(
             bundle, m.forecast_days, m.scoring_threads, correction=keep,
-            buffer_every_days=m.buffer_every_days,
+            buffer_every_days=m.buffer_every_days, sessions=sessions,
         )  # fmt: skip
 
     def _use_model(self, model: DayCloseModel) -> DailyForecasts | None:
@@ -414,11 +430,13 @@ class Gateway:
         re-scored at once, its decisions on every SKU published, its version on every message
         from here on. Events are never paused for long and none is lost or applied twice (the
         sales series do not depend on the model)."""
-        candidate = verify(path, self.trust)
+        sessions: dict = {}
         current = self.cfg.bundle_dir
-        if Path(path).resolve() != current.resolve():
-            candidate = install(candidate, current, self.trust)
-        model = self._model_for(candidate)  # ONNX sessions built outside the lock
+        same = Path(path).resolve() == current.resolve()
+        candidate = verify(path, self.trust, sessions if same else None)
+        if not same:
+            candidate = install(candidate, current, self.trust, sessions)
+        model = self._model_for(candidate, sessions)  # ONNX sessions built outside the lock
         with self._lock:
             forecasts = self._use_model(model)
             states = self.ledger.stocks(0, self.ledger.sku_count())
