@@ -65,6 +65,7 @@ from edge_runtime.open_orders import OpenOrderTable
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.retention import Retention, RetentionReport
+from edge_runtime.scored_close import model_key, restore, take
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.state_changes import day_batches, rounds
@@ -174,6 +175,8 @@ class Gateway:
         # Daily net sales per SKU, from here on kept from ingested events (the model's input):
         # from the last snapshot plus the log after it, else from the whole log.
         self._restored_correction = None
+        self._restored_scored = None  # the snapshot's last close scoring: used once, at start
+        self._model_key = ""  # scored_close.model_key of self.model
         self.sales = self._startup_sales()
         self._sales_moved = False  # a day closed inside the open transaction
         self._staged = False  # the open transaction's decisions touched in-memory state
@@ -183,6 +186,7 @@ class Gateway:
         if bundle is not None:
             self._use_model(self._model_for(bundle, self._verified_sessions))
         self._verified_sessions.clear()
+        self._restored_scored = None  # only this start's model may take it
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self._prime()
         self._restore_open_orders()
@@ -230,6 +234,7 @@ class Gateway:
         if snap is not None and self.ledger.holds(snap.upto, snap.last_id):
             n = snap.sales.catch_up(self.ledger.connection, snap.upto)
             self._restored_correction = snap.correction
+            self._restored_scored = snap.scored
             self._snapshot_upto = snap.upto
             # After a run of crashes each start would otherwise read a longer tail than the last.
             self._snapshot_soon = n >= SNAPSHOT_TAIL_AT_START
@@ -251,8 +256,11 @@ class Gateway:
         due = new > 0 and (force or waited or (many and self._snapshot_ok))
         if not due or self._rebuild_pending:
             return None
-        correction = self.model.correction if self.model is not None else None
-        snap = DerivedSnapshot(self.ledger.ledger_id, upto, last_id, self.sales, correction)
+        correction, scored = None, None
+        if self.model is not None:
+            correction = self.model.correction
+            scored = take(self.model, self._model_key, self.forecasts, self.shelf_watch.anomaly)
+        snap = DerivedSnapshot(self.ledger.ledger_id, upto, last_id, self.sales, correction, scored)
         return upto, dump_derived(snap)
 
     def _maybe_snapshot(self, force: bool = False) -> None:
@@ -393,11 +401,18 @@ class Gateway:
 
     def _use_model(self, model: DayCloseModel) -> DailyForecasts | None:
         """Score with ``model`` from now on: re-score the last closed day at once and hand the
-        forecasts to the forecast policy (replacing the rules policy on the first bundle)."""
-        forecasts = model.rescore(self.sales)
-        self.model = model
+        forecasts to the forecast policy (replacing the rules policy on the first bundle). At
+        start, the snapshot's scoring of that same close by that same model is taken instead
+        (``edge_runtime.scored_close``): the re-score would make it again."""
+        key = self._model_key if model is self.model else model_key(model)
+        kept = restore(self._restored_scored, model, key, self.sales)
+        forecasts = kept[0] if kept is not None else model.rescore(self.sales)
+        self.model, self._model_key = model, key
         self.bundle_problem = None
-        self._score_anomalies()
+        if kept is not None:
+            self.shelf_watch.anomaly = kept[1]
+        else:
+            self._score_anomalies()
         if isinstance(self.policy, ForecastDecisionPolicy):
             self.policy.use(forecasts, model.model_version)
         else:
@@ -600,6 +615,7 @@ class Gateway:
         self.count_watch.rollback()
         self.shelf_watch = self.shelf_watch.fresh()
         self.sales = self._startup_sales()
+        self._restored_scored = None  # re-scored here, as always after a rollback
         self._reset_decisions()
         self._correction_before = None
         self._rebuild_pending = False
