@@ -177,7 +177,7 @@ def _reference(bundle: Bundle) -> dict:
         raise BundleError(f"{REFERENCE} is not valid JSON") from None
 
 
-def _check_models(bundle: Bundle, trust: BundleTrust) -> None:
+def _check_models(bundle: Bundle, trust: BundleTrust, sessions: dict[str, Any]) -> None:
     reference = _reference(bundle)
     for name in bundle.models:
         try:
@@ -198,10 +198,17 @@ def _check_models(bundle: Bundle, trust: BundleTrust) -> None:
         except Exception as err:  # a graph that fails on real rows (bad shapes, ops)
             first = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise BundleError(f"{name}.onnx fails on its reference rows: {first}") from None
+        sessions[name] = sess
 
 
-def verify(path: str | os.PathLike[str], trust: BundleTrust) -> Bundle:
-    """A verified bundle, or ``BundleError`` saying (in one line) why it is refused."""
+def verify(
+    path: str | os.PathLike[str], trust: BundleTrust, sessions: dict[str, Any] | None = None
+) -> Bundle:
+    """A verified bundle, or ``BundleError`` saying (in one line) why it is refused.
+
+    ``sessions``, when given, receives the ONNX Runtime session (one thread) each model was
+    checked with, for the caller to score with instead of opening it again.
+    """
     root = Path(path)
     if not root.is_dir():
         raise BundleError("the bundle is not a directory")
@@ -209,8 +216,23 @@ def verify(path: str | os.PathLike[str], trust: BundleTrust) -> Bundle:
     bundle = load_bundle(root, FEATURE_STORE_VERSION)
     _check_signature(root, trust)
     _check_spec(bundle)
-    _check_models(bundle, trust)
+    _check_models(bundle, trust, {} if sessions is None else sessions)
     return bundle
+
+
+def is_installed(path: str | os.PathLike[str], current: Path) -> bool:
+    """Whether the bundle at ``path`` is the one installed at ``current``: the same manifest
+    (every file's SHA-256 digest and size) and the same signature, byte for byte. Only a cheap
+    comparison: the caller still verifies the installed copy in full, so a restart with the
+    bundle it installed before need not copy and verify it a second time."""
+    ours, theirs = Path(path), Path(current)
+    try:
+        return all(
+            (ours / name).read_bytes() == (theirs / name).read_bytes()
+            for name in (MANIFEST, SIGNATURE)
+        )
+    except OSError:  # none installed, or either side unreadable: install as usual
+        return False
 
 
 def versions_dir(current: Path) -> Path:
@@ -249,9 +271,12 @@ def _prune(versions: Path, keep: set[Path]) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def install(bundle: Bundle, current: Path, trust: BundleTrust) -> Bundle:
+def install(
+    bundle: Bundle, current: Path, trust: BundleTrust, sessions: dict[str, Any] | None = None
+) -> Bundle:
     """Copy a verified bundle into a new version directory, verify the copy, and flip the
-    ``current`` symlink to it; returns the installed bundle. A refused copy changes nothing."""
+    ``current`` symlink to it; returns the installed bundle. A refused copy changes nothing.
+    ``sessions``: as for :func:`verify`, the copy's."""
     current = Path(current)
     versions = versions_dir(current)
     with _install_lock:
@@ -260,7 +285,7 @@ def install(bundle: Bundle, current: Path, trust: BundleTrust) -> Bundle:
         target = Path(tempfile.mkdtemp(prefix=f"{_slug(bundle.model_version)}-", dir=versions))
         try:
             shutil.copytree(bundle.path, target, dirs_exist_ok=True)
-            installed = verify(target, trust)
+            installed = verify(target, trust, sessions)
             moved = _point(current, target)
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)

@@ -46,12 +46,14 @@ class DayCloseModel:
         threads: int = 1,
         correction: ForecastCorrection | None = None,
         buffer_every_days: float = 0.0,
+        sessions: dict | None = None,
     ):
         if "demand" not in bundle.models:
             raise BundleError(f"bundle {bundle.path} has no demand model; it has {bundle.models}")
         self.bundle = bundle
         self.model_version = bundle.model_version
-        self.scorer = Scorer.from_bundle(bundle, threads=threads)
+        # ``sessions``: the verification's own, reused rather than opened a second time.
+        self.scorer = Scorer.from_bundle(bundle, threads=threads, sessions=sessions)
         self.horizons = list(range(1, min(int(forecast_days), MAX_HORIZON) + 1))
         self.correction = correction or LevelCorrection()
         self.buffer_every_days = buffer_every_days  # > 1: marginal buffers with each re-score

@@ -44,6 +44,9 @@ class DerivedSnapshot:
     last_id: str
     sales: DailySales
     correction: Any
+    # The last close's scoring (``edge_runtime.scored_close``), None without a model; absent
+    # from snapshots written before it existed (the class default then answers).
+    scored: Any = None
 
 
 def dump_derived(snap: DerivedSnapshot) -> bytes:

@@ -43,13 +43,14 @@ import numpy as np
 from configuration.command_options import add_log_options, port_number
 from edge_runtime.alert_episodes import AlertEpisodes
 from edge_runtime.anomaly_scores import score_close
-from edge_runtime.bundles import BundleTrust, install, verify
+from edge_runtime.bundles import BundleTrust, install, is_installed, verify
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.count_watch import CountWatch
 from edge_runtime.daily_sales import DailySales
 from edge_runtime.day_close import DayCloseModel
 from edge_runtime.dead_letter_topic import dead_letter_messages
 from edge_runtime.decisions import DecisionPolicy, RulePolicy
+from edge_runtime.demand_distribution import preload_scipy
 from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
 from edge_runtime.event_archive import EventArchive
 from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
@@ -65,6 +66,7 @@ from edge_runtime.open_orders import OpenOrderTable
 from edge_runtime.outbox import Outbox, OutboxRow
 from edge_runtime.phantom import PhantomDetector
 from edge_runtime.retention import Retention, RetentionReport
+from edge_runtime.scored_close import model_key, restore, take
 from edge_runtime.shelf_watch import ShelfWatch
 from edge_runtime.shrink import CycleCountShrink
 from edge_runtime.state_changes import day_batches, rounds
@@ -143,6 +145,8 @@ class Gateway:
     ):
         self.cfg = cfg
         m = cfg.model
+        if m.bundle or cfg.bundle_dir.exists():
+            preload_scipy()  # the model's decisions need it; begun before everything else
         # Theft / mis-scan detection over sales and sensor readings (which never touch stock).
         self.shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
         self.count_watch = CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
@@ -171,6 +175,7 @@ class Gateway:
     def _start_up(self, policy: DecisionPolicy | None) -> None:
         """Everything after the ledger: bundle, outbox, policy, series, transport."""
         cfg, store = self.cfg, self.cfg.gateway.store_id
+        self._verified_sessions: dict = {}  # the ONNX sessions the bundle was verified with
         bundle = self._startup_bundle()
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.episodes = AlertEpisodes(self.ledger.connection)
@@ -185,6 +190,8 @@ class Gateway:
         # Daily net sales per SKU, from here on kept from ingested events (the model's input):
         # from the last snapshot plus the log after it, else from the whole log.
         self._restored_correction = None
+        self._restored_scored = None  # the snapshot's last close scoring: used once, at start
+        self._model_key = ""  # scored_close.model_key of self.model
         self.sales = self._startup_sales()
         self._sales_moved = False  # a day closed inside the open transaction
         self._staged = False  # the open transaction's decisions touched in-memory state
@@ -193,8 +200,10 @@ class Gateway:
         self.model: DayCloseModel | None = None
         self.intraday: IntradayWarner | None = None  # the bundle's intraday stock-out warning
         if bundle is not None:
-            self._use_model(self._model_for(bundle))
+            self._use_model(self._model_for(bundle, self._verified_sessions))
             self.intraday = self._warner_for(bundle)
+        self._verified_sessions.clear()
+        self._restored_scored = None  # only this start's model may take it
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self._prime()
         self._restore_open_orders()
@@ -242,6 +251,7 @@ class Gateway:
         if snap is not None and self.ledger.holds(snap.upto, snap.last_id):
             n = snap.sales.catch_up(self.ledger.connection, snap.upto)
             self._restored_correction = snap.correction
+            self._restored_scored = snap.scored
             self._snapshot_upto = snap.upto
             # After a run of crashes each start would otherwise read a longer tail than the last.
             self._snapshot_soon = n >= SNAPSHOT_TAIL_AT_START
@@ -263,8 +273,11 @@ class Gateway:
         due = new > 0 and (force or waited or (many and self._snapshot_ok))
         if not due or self._rebuild_pending:
             return None
-        correction = self.model.correction if self.model is not None else None
-        snap = DerivedSnapshot(self.ledger.ledger_id, upto, last_id, self.sales, correction)
+        correction, scored = None, None
+        if self.model is not None:
+            correction = self.model.correction
+            scored = take(self.model, self._model_key, self.forecasts, self.shelf_watch.anomaly)
+        snap = DerivedSnapshot(self.ledger.ledger_id, upto, last_id, self.sales, correction, scored)
         return upto, dump_derived(snap)
 
     def _maybe_snapshot(self, force: bool = False) -> None:
@@ -367,29 +380,40 @@ class Gateway:
         """The configured bundle (verified, installed as current; a refused one stops the
         gateway with the reason), else the installed one (a damaged one is reported, unused)."""
         configured, current = self.cfg.model.bundle, self.cfg.bundle_dir
+        sessions = self._verified_sessions
         if configured:
+            same = Path(configured).resolve() == current.resolve()
+            if not same and is_installed(configured, current):
+                # A restart with the bundle installed before: its copy is verified in full
+                # (digests, signature, models) instead of copied and verified a second time.
+                try:
+                    return verify(current, self.trust, sessions)
+                except BundleError as err:  # a damaged copy: installed again from the source
+                    log.warning("installed copy of %s refused (%s); installing it again",
+                                configured, err)  # fmt: skip
+                    sessions.clear()
             try:
-                bundle = verify(configured, self.trust)
+                bundle = verify(configured, self.trust, sessions if same else None)
             except BundleError as err:  # the operator must see why, and which bundle
                 raise BundleError(f"bundle {configured} refused: {err}") from None
-            if Path(configured).resolve() != current.resolve():
-                bundle = install(bundle, current, self.trust)
+            if not same:
+                bundle = install(bundle, current, self.trust, sessions)
             return bundle
         if not current.exists():
             return None
         try:
-            return verify(current, self.trust)
+            return verify(current, self.trust, sessions)
         except BundleError as err:
             self.bundle_problem = f"installed bundle refused: {err}"
             log.error("%s; deciding with the [policy] rules", self.bundle_problem)
             return None
 
-    def _model_for(self, bundle: Bundle) -> DayCloseModel:
+    def _model_for(self, bundle: Bundle, sessions: dict | None = None) -> DayCloseModel:
         m = self.cfg.model
         keep = self.model.correction if self.model is not None else self._restored_correction
         return DayCloseModel(
             bundle, m.forecast_days, m.scoring_threads, correction=keep,
-            buffer_every_days=m.buffer_every_days,
+            buffer_every_days=m.buffer_every_days, sessions=sessions,
         )  # fmt: skip
 
     def _warner_for(self, bundle: Bundle) -> IntradayWarner | None:
@@ -408,11 +432,18 @@ class Gateway:
 
     def _use_model(self, model: DayCloseModel) -> DailyForecasts | None:
         """Score with ``model`` from now on: re-score the last closed day at once and hand the
-        forecasts to the forecast policy (replacing the rules policy on the first bundle)."""
-        forecasts = model.rescore(self.sales)
-        self.model = model
+        forecasts to the forecast policy (replacing the rules policy on the first bundle). At
+        start, the snapshot's scoring of that same close by that same model is taken instead
+        (``edge_runtime.scored_close``): the re-score would make it again."""
+        key = self._model_key if model is self.model else model_key(model)
+        kept = restore(self._restored_scored, model, key, self.sales)
+        forecasts = kept[0] if kept is not None else model.rescore(self.sales)
+        self.model, self._model_key = model, key
         self.bundle_problem = None
-        self._score_anomalies()
+        if kept is not None:
+            self.shelf_watch.anomaly = kept[1]
+        else:
+            self._score_anomalies()
         if isinstance(self.policy, ForecastDecisionPolicy):
             self.policy.use(forecasts, model.model_version)
         else:
@@ -445,11 +476,13 @@ class Gateway:
         re-scored at once, its decisions on every SKU published, its version on every message
         from here on. Events are never paused for long and none is lost or applied twice (the
         sales series do not depend on the model)."""
-        candidate = verify(path, self.trust)
+        sessions: dict = {}
         current = self.cfg.bundle_dir
-        if Path(path).resolve() != current.resolve():
-            candidate = install(candidate, current, self.trust)
-        model = self._model_for(candidate)  # ONNX sessions built outside the lock
+        same = Path(path).resolve() == current.resolve()
+        candidate = verify(path, self.trust, sessions if same else None)
+        if not same:
+            candidate = install(candidate, current, self.trust, sessions)
+        model = self._model_for(candidate, sessions)  # ONNX sessions built outside the lock
         with self._lock:
             forecasts = self._use_model(model)
             self.intraday = self._warner_for(candidate)
@@ -616,6 +649,7 @@ class Gateway:
         self.count_watch.rollback()
         self.shelf_watch = self.shelf_watch.fresh()
         self.sales = self._startup_sales()
+        self._restored_scored = None  # re-scored here, as always after a rollback
         self._reset_decisions()
         if self.intraday is not None:
             self.intraday = self._warner_for(self.bundle)

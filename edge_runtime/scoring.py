@@ -29,7 +29,9 @@ class Scorer:
     """Sessions for a bundle's models; :meth:`score` runs one batched call.
 
     ``threads`` sets ONNX Runtime's intra-op threads (1 keeps a gateway's other work
-    responsive; tree ensembles on a few thousand rows gain little from more).
+    responsive; tree ensembles on a few thousand rows gain little from more). ``sessions``:
+    sessions already open on these models with one thread each (the ones the bundle's
+    verification opened), used instead of opening them again when ``threads`` is 1.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class Scorer:
         feature_names: list[str],
         model_version: str = "unknown",
         threads: int = 1,
+        sessions: dict[str, ort.InferenceSession] | None = None,
     ):
         # Imported here, not with the module: a gateway without a bundle never needs ONNX
         # Runtime, and its import is ~0.2 s of every start before the broker connection.
@@ -54,8 +57,11 @@ class Scorer:
         self._inputs: dict[str, str] = {}
         self._outputs: dict[str, list[str]] = {}
         self._widths: dict[str, int] = {}  # input columns each model declares
+        reuse = (sessions or {}) if threads == 1 else {}
         for name, data in models.items():
-            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            session = reuse.get(name) or ort.InferenceSession(
+                data, options, providers=["CPUExecutionProvider"]
+            )
             self._sessions[name] = session
             self._inputs[name] = session.get_inputs()[0].name
             self._outputs[name] = [o.name for o in session.get_outputs()]
@@ -64,11 +70,12 @@ class Scorer:
                 self._widths[name] = width
 
     @classmethod
-    def from_bundle(cls, bundle, threads: int = 1) -> Scorer:
-        """Sessions for every model of a verified ``models.bundle.Bundle``."""
+    def from_bundle(cls, bundle, threads: int = 1, sessions: dict | None = None) -> Scorer:
+        """Sessions for every model of a verified ``models.bundle.Bundle`` (``sessions``: see
+        the class)."""
         names = [f["name"] for f in bundle.feature_spec.get("features", [])]
         models = {name: bundle.model_bytes(name) for name in bundle.models}
-        return cls(models, names, bundle.model_version, threads)
+        return cls(models, names, bundle.model_version, threads, sessions)
 
     @property
     def models(self) -> list[str]:

@@ -8,11 +8,13 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_runtime.bundles import BundleTrust, install, verify, versions_dir
 from edge_runtime.config import ConfigError, load_config
 from edge_runtime.gateway import Gateway
+from edge_runtime.scoring import Scorer
 from feature_store.spec import ANOMALY_FEATURES, names, spec_dict
 from models.bundle import BundleError, write_bundle
 from shelfcast.cli import main
@@ -114,6 +116,51 @@ def test_an_installed_bundle_signed_by_another_key_is_not_used_after_a_restart(t
     env = gateway_env(tmp_path, SHELFCAST_MODEL_PUBLIC_KEY=str(other / "k.pub"))
     with Gateway(load_config(env=env)) as gw:
         assert gw.bundle is None and "does not verify" in gw.bundle_problem
+
+
+def test_a_restart_with_the_installed_bundle_verifies_its_copy_without_installing_again(
+    tmp_path,
+):
+    env = gateway_env(tmp_path, SHELFCAST_BUNDLE=str(make_bundle(tmp_path / "b")),
+                      **public_key_env())  # fmt: skip
+    current = tmp_path / "state" / "bundle"
+    with Gateway(load_config(env=env)) as gw:
+        installed = current.resolve()
+        assert gw.bundle.path == installed
+    with Gateway(load_config(env=env)) as gw:  # the same bundle: its copy is used as it is
+        assert gw.bundle.path == installed == current.resolve()
+        assert gw.model is not None and gw.bundle_problem is None
+    model = installed / "demand.onnx"
+    model.write_bytes(model.read_bytes() + b"\0")  # the copy damaged: installed afresh
+    with Gateway(load_config(env=env)) as gw:
+        assert gw.bundle.path == current.resolve() != installed
+        assert gw.model is not None and gw.bundle_problem is None
+
+
+def test_the_scorer_keeps_the_sessions_the_verification_opened(tmp_path):
+    sessions: dict = {}
+    bundle = verify(make_bundle(tmp_path / "b"), TRUST, sessions)
+    assert set(sessions) == {"demand", "anomaly"}
+    reused, fresh = Scorer.from_bundle(bundle, sessions=sessions), Scorer.from_bundle(bundle)
+    assert reused._sessions == sessions and fresh._sessions["demand"] is not sessions["demand"]
+    x = np.random.default_rng(0).random((5, len(names())), dtype=np.float32)
+    assert np.array_equal(reused.demand(x)[0], fresh.demand(x)[0])
+    threaded = Scorer.from_bundle(bundle, threads=2, sessions=sessions)  # other options: own
+    assert threaded._sessions["demand"] is not sessions["demand"]
+
+
+def test_a_new_bundle_at_start_is_installed_even_beside_an_installed_one(tmp_path):
+    env = gateway_env(tmp_path, SHELFCAST_BUNDLE=str(make_bundle(tmp_path / "b")),
+                      **public_key_env())  # fmt: skip
+    with Gateway(load_config(env=env)):
+        pass
+    for case in ("edited_metadata_old_signature", "outputs_nan"):
+        env["SHELFCAST_BUNDLE"] = str(CASES[case](tmp_path / case))
+        with pytest.raises(BundleError, match=f"refused: .*{REASONS[case]}"):
+            Gateway(load_config(env=env))
+    env["SHELFCAST_BUNDLE"] = str(make_bundle(tmp_path / "c"))
+    with Gateway(load_config(env=env)) as gw:
+        assert gw.bundle.model_version == "c"
 
 
 # ---- the atomic switch ------------------------------------------------------------------
