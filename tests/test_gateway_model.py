@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from edge_runtime.config import load_config, with_mqtt
+from edge_runtime.decide.service_level import buffer_exceeded_every
+from edge_runtime.decide.stockout import stockout_risk
 from edge_runtime.gateway import Gateway
-from edge_runtime.service_level import buffer_exceeded_every
-from edge_runtime.stockout import stockout_risk
-from edge_runtime.store_failure import StoreError
+from edge_runtime.store.store_failure import StoreError
 from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
 from models.bundle import BundleError
 from tests.mosquitto import Subscriber, wait
