@@ -2,7 +2,7 @@
 
 >>> import tempfile, os
 >>> from fastapi.testclient import TestClient
->>> from edge_runtime.ledger import Ledger
+>>> from edge_runtime.store.ledger import Ledger
 >>> from api.runtime import LedgerRuntime
 >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"), "S1")
 >>> app = create_app(LedgerRuntime(ledger), ApiSettings(token="test-token-1"))
@@ -38,7 +38,7 @@ from api.routers import (
 )
 from api.runtime import Runtime, runtime_for
 from api.settings import ApiSettings
-from edge_runtime.event_schema import event_schema
+from edge_runtime.ingest.event_schema import event_schema
 
 _SELF_LIMITED = ("/v1/events", "/v1/bundle")  # these read their body with their own limit
 
@@ -93,7 +93,7 @@ def _strip_examples(component: dict[str, Any]) -> None:
 
 
 def _openapi(app: FastAPI, store_id: str, reads_open: bool) -> dict[str, Any]:
-    """The generated schema plus the event schema derived from ``edge_runtime.events``.
+    """The generated schema plus the event schema derived from ``edge_runtime.store.events``.
 
     Security requirements follow the configuration: with reads open, only writes declare the
     bearer token, so the published schema says exactly what a client must send.

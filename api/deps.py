@@ -10,7 +10,7 @@ from fastapi import Depends, Path, Request
 from api.metrics import ApiMetrics
 from api.runtime import Runtime
 from api.settings import ApiSettings
-from edge_runtime.events import MAX_SKU_LEN
+from edge_runtime.store.events import MAX_SKU_LEN
 
 # A route ending in this parameter is declared "/{sku:path}": any SKU the ingest accepts can be
 # read back, "/" included (the path converter takes the rest of the path; other reserved

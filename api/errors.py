@@ -19,7 +19,7 @@ from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ApiModel
-from edge_runtime.store_failure import StoreError
+from edge_runtime.store.store_failure import StoreError
 
 log = logging.getLogger("shelfcast.api")
 

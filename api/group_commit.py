@@ -25,7 +25,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from edge_runtime.ledger import IngestResult
+from edge_runtime.store.ledger import IngestResult
 
 GROUP_BYTES = 64 * 1024  # bigger bodies are ingested alone (their own size limits apply)
 

@@ -6,7 +6,7 @@ attaches read-only. Positions are the outbox's ``seq``: strictly increasing, so 
 remembers the last one it saw resumes without gaps or repeats.
 
 >>> import sqlite3
->>> from edge_runtime.outbox import Outbox
+>>> from edge_runtime.store.outbox import Outbox
 >>> conn = sqlite3.connect(":memory:")
 >>> Outbox.create_schema(conn)
 >>> alerts_after(conn, None, 10), last_event_seq(conn)
@@ -19,7 +19,7 @@ import sqlite3
 from typing import get_args
 
 from api.schemas import AlertKind
-from edge_runtime.outbox import plain_payload
+from edge_runtime.store.outbox import plain_payload
 
 ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 _IN_KINDS = ",".join("?" * len(ALERT_KINDS))

@@ -10,7 +10,7 @@ Routes call only :class:`Runtime`'s methods. Three ways to build one:
   read-only; each read goes to SQLite so it is never stale.
 
 >>> import tempfile, os
->>> from edge_runtime.ledger import Ledger
+>>> from edge_runtime.store.ledger import Ledger
 >>> rt = LedgerRuntime(Ledger(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"), "S1"))
 >>> rt.ingest(b'[{"event_id": "e1"}, {"type": {}}]', "api").rejected
 2
@@ -32,10 +32,10 @@ import numpy as np
 from api import bundle_store, ledger_feed
 from api.errors import Unavailable
 from api.metrics import CREATED_PREFIX, SENT_PREFIX
-from edge_runtime.ledger import IngestResult, Ledger
-from edge_runtime.outbox import Outbox
-from edge_runtime.stock import SkuState, StockState, iso_utc
-from edge_runtime.stockout import stockout_risk
+from edge_runtime.decide.stockout import stockout_risk
+from edge_runtime.store.ledger import IngestResult, Ledger
+from edge_runtime.store.outbox import Outbox
+from edge_runtime.store.stock import SkuState, StockState, iso_utc
 from models.bundle import BundleError
 
 NO_BUNDLE = "no bundle installed"  # the rules decide: nothing is down

@@ -1,8 +1,8 @@
 """Request and response models of the API that are not defined elsewhere.
 
-Stock states are ``edge_runtime.stock.StockState`` and alerts are the outgoing messages of
+Stock states are ``edge_runtime.store.stock.StockState`` and alerts are the outgoing messages of
 ``edge_runtime.messages``: the API reuses those definitions. The event request body is described
-by :func:`edge_runtime.event_schema.event_schema`, built from ``edge_runtime.events`` (the one
+by :func:`edge_runtime.ingest.event_schema.event_schema`, built from ``edge_runtime.store.events`` (the one
 definition of an event), because
 the API hands the raw body to the same parser and dead-letter path MQTT ingest uses.
 
@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge_runtime import events as ev
 from edge_runtime.messages import (
     AnomalyAlert,
     ConflictMessage,
@@ -25,7 +24,8 @@ from edge_runtime.messages import (
     ReplenishmentAlert,
     StockoutAlert,
 )
-from edge_runtime.stock import StockState
+from edge_runtime.store import events as ev
+from edge_runtime.store.stock import StockState
 
 AlertMessage = Annotated[
     StockoutAlert | ReplenishmentAlert | AnomalyAlert | ConflictMessage,

@@ -119,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
     from configuration.layered_settings import ConfigError
     from edge_runtime.gateway import Gateway
     from edge_runtime.heap import freeze_startup_heap
-    from edge_runtime.ledger import LedgerError
     from edge_runtime.log_output import configure_logging
+    from edge_runtime.store.ledger import LedgerError
     from models.bundle import BundleError
 
     log = logging.getLogger("shelfcast.serve")

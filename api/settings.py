@@ -35,7 +35,7 @@ class ApiSettings(Section):
     left to the socket layer, which would wrap 99999 around to 34463).
     ``token``: the bearer token writes (event ingest, bundle swap) require; with none configured,
     writes are refused (403) rather than open. ``reads_open``: whether reads need the token too.
-    Event ingest takes at most ``edge_runtime.events.MAX_PAYLOAD_BYTES``, the limit MQTT ingest
+    Event ingest takes at most ``edge_runtime.store.events.MAX_PAYLOAD_BYTES``, the limit MQTT ingest
     has too, so both transports judge a payload alike.
 
     >>> ApiSettings().writes_enabled

@@ -61,8 +61,8 @@ def build_events(path: Path, n: int) -> dict:
 def reference_fold(events_file: Path, upto: int) -> dict:
     """The expected state of every SKU after the first ``upto`` events, folded here from the
     file (parsing times with datetime, not through the ledger's parser or SQLite)."""
-    from edge_runtime.events import LEDGER_TYPES
-    from edge_runtime.stock import fold
+    from edge_runtime.store.events import LEDGER_TYPES
+    from edge_runtime.store.stock import fold
 
     by_sku: dict[str, list] = {}
     with open(events_file) as src:
@@ -80,7 +80,7 @@ def reference_fold(events_file: Path, upto: int) -> dict:
 
 def logged_ids(ledger_path: Path) -> Counter:
     """Every stored event id, in the log or archived beside it, with how often it is stored."""
-    from edge_runtime.event_archive import EventArchive
+    from edge_runtime.store.event_archive import EventArchive
 
     conn = sqlite3.connect(ledger_path, timeout=30)
     try:
@@ -176,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     stored = logged_ids(ledger_path)
     lost = sum(1 for eid in ids[:upto] if eid not in stored) + lost_after_kill
     stored_twice = sum(c - 1 for c in stored.values())
-    from edge_runtime.event_archive import EventArchive
-    from edge_runtime.ledger import Ledger
-    from edge_runtime.plausibility import Plausibility
+    from edge_runtime.store.event_archive import EventArchive
+    from edge_runtime.store.ledger import Ledger
+    from edge_runtime.store.plausibility import Plausibility
 
     late = Plausibility(max_late_days=args.archive_days) if args.archive_days else Plausibility()
     with Ledger(ledger_path, STORE, bounds=late) as ledger:

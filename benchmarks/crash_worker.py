@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="archive events this many days behind the clock as it goes (0: off)")  # fmt: skip
     args = parser.parse_args(argv)
 
-    from edge_runtime.event_archive import EventArchive
-    from edge_runtime.ledger import Ledger
-    from edge_runtime.plausibility import DAY_US, Plausibility
+    from edge_runtime.store.event_archive import EventArchive
+    from edge_runtime.store.ledger import Ledger
+    from edge_runtime.store.plausibility import DAY_US, Plausibility
 
     lines = Path(args.events).read_bytes().rstrip(b"\n").split(b"\n")
     acks = Path(args.acks)

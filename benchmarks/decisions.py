@@ -45,12 +45,12 @@ import numpy as np
 import pandas as pd
 
 from configuration.data_dir import require
-from edge_runtime.events import parse_events
-from edge_runtime.online import LevelCorrection
-from edge_runtime.phantom import PhantomDetector
-from edge_runtime.scoring import Scorer
-from edge_runtime.shelf_watch import ShelfWatch
-from edge_runtime.stockout import stockout_risk
+from edge_runtime.decide.stockout import stockout_risk
+from edge_runtime.forecast.online import LevelCorrection
+from edge_runtime.forecast.scoring import Scorer
+from edge_runtime.store.events import parse_events
+from edge_runtime.watch.phantom import PhantomDetector
+from edge_runtime.watch.shelf_watch import ShelfWatch
 from twin.sensors import SensorConfig, simulate
 
 # Run as a script, the project root is not on the path (this folder is).
@@ -211,8 +211,8 @@ def anomaly_model_effect(
     model loosens the bound of flagged SKUs, so both variants run at several ``alpha`` and the
     model's run at ``alpha`` is set against the run without it of the nearest alert volume.
     """
-    from edge_runtime.anomaly_scores import score_close
-    from edge_runtime.daily_sales import DailySales
+    from edge_runtime.forecast.daily_sales import DailySales
+    from edge_runtime.watch.anomaly_scores import score_close
 
     t0 = pd.Timestamp(start)
     history = lines[(lines.InvoiceDate >= t0 - pd.Timedelta(days=56)) & (lines.InvoiceDate < t0)]

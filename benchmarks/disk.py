@@ -72,7 +72,7 @@ def replay(
 
 
 def _iso(ts_us: int) -> str:
-    from edge_runtime.stock import iso_utc
+    from edge_runtime.store.stock import iso_utc
 
     return iso_utc(ts_us)
 

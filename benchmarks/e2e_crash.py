@@ -3,7 +3,7 @@
     python benchmarks/e2e_crash.py --json out.json [--quick]
 
 Everything real, on this machine over loopback: Mosquitto runs the shipped settings
-(``edge_runtime/mosquitto.conf``); the gateway is ``shelfcast run`` in a process of its own, its
+(``edge_runtime/transport/mosquitto.conf``); the gateway is ``shelfcast run`` in a process of its own, its
 ledger a copy of one holding 1M events of history (``benchmarks/history.py``: Online Retail II,
 every country as one store, 5,000 SKUs), deciding with a signed model bundle as in production
 (``benchmarks/latency.py``'s; ``--policy rules`` runs without one); the tills are another process, a paho client publishing
@@ -281,8 +281,8 @@ def first_commit_after(ledger: Path, spawned: list[tuple[float, float]]) -> list
 
 def reference_states(history_ledger: Path, acked: list[dict]) -> dict:
     """Every SKU's state folded in plain Python from the history's log and the PUBACKed events."""
-    from edge_runtime.events import LEDGER_TYPES
-    from edge_runtime.stock import fold
+    from edge_runtime.store.events import LEDGER_TYPES
+    from edge_runtime.store.stock import fold
 
     by_sku: dict[str, list] = defaultdict(list)
     for sku, *row in read(history_ledger, "SELECT sku, type, qty, ts_us, event_id, order_id "
@@ -482,8 +482,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     ids = Counter(r[0] for r in read(ledger, "SELECT event_id FROM events"))
     reference = reference_states(history_ledger, [live_by_id[i] for i in all_acked])
     stored = {r[0]: r for r in read(ledger, "SELECT * FROM stock")}
-    from edge_runtime.ledger import Ledger
-    from edge_runtime.stock import SkuState
+    from edge_runtime.store.ledger import Ledger
+    from edge_runtime.store.stock import SkuState
 
     mismatch = [s for s in set(reference) | set(stored)
                 if reference.get(s) != (SkuState(*stored[s]) if s in stored else None)]  # fmt: skip
@@ -524,7 +524,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         kills_during_startup=during_startup,
         live_events_acked=len(acked_ids),
         rate_events_per_s=args.rate,
-        broker_settings="edge_runtime/mosquitto.conf (shipped), on loopback",
+        broker_settings="edge_runtime/transport/mosquitto.conf (shipped), on loopback",
         policy=policy,
     )
     print("full-disk episode ...", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The ledger's idempotency index (``edge_runtime.event_ids``) against the set of strings it
+"""The ledger's idempotency index (``edge_runtime.store.event_ids``) against the set of strings it
 replaced: memory per id, and durable ledger ingest with each, in the same process.
 
 1. Memory: ``--ids`` UUID event ids (what POS systems send) held as a Python set of strings vs
@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.machine import machine
-from edge_runtime.event_ids import EventIds
-from edge_runtime.ledger import Ledger
+from edge_runtime.store.event_ids import EventIds
+from edge_runtime.store.ledger import Ledger
 
 
 class SetIds(set):
@@ -86,7 +86,7 @@ def _sale(i: int, prefix: str) -> dict:
 
 def ingest(n_log: int, n_events: int, runs: int) -> dict:
     """New events come after the log in event time (late events would measure re-folds)."""
-    import edge_runtime.ledger as ledger_module
+    import edge_runtime.store.ledger as ledger_module
 
     with tempfile.TemporaryDirectory() as tmp:
         seed = Path(tmp) / "seed.sqlite"

@@ -4,7 +4,7 @@ The events are Online Retail II, every country pooled as one store (5,082 SKUs a
 invoice times, ``C`` invoices as returns, plus the replayer's synthetic opening counts and weekly
 receipts): the first ``n_history`` events by event time go into the ledger, the rest are kept as
 the live stream a benchmark replays on top of it. The ledger is written through
-``edge_runtime.ledger.Ledger`` (the gateway's own store) in 5,000-event transactions, without a
+``edge_runtime.store.ledger.Ledger`` (the gateway's own store) in 5,000-event transactions, without a
 gateway: history seeded this way leaves no stale alerts in the outbox.
 
     python benchmarks/history.py --events 1000000      # builds var/bench/history-1000000/
@@ -38,7 +38,7 @@ def build(n_history: int) -> Path:
     out = cache_dir(n_history)
     if (out / "info.json").exists():
         return out
-    from edge_runtime.ledger import Ledger
+    from edge_runtime.store.ledger import Ledger
     from twin.replay import online_retail_events, write_jsonl
 
     started = time.perf_counter()

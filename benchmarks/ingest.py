@@ -109,7 +109,7 @@ def _pin(cpu: int) -> None:
 
 
 def _fresh_ledger(tmp: Path):
-    from edge_runtime.ledger import Ledger
+    from edge_runtime.store.ledger import Ledger
 
     return Ledger(tmp / "ledger.sqlite", STORE)
 

@@ -18,7 +18,7 @@ directory starts as a copy of ``benchmarks/history.py``'s ledger (the first N On
 events, every country pooled as store "OR", ~4,900 SKUs), and the tills replay the real events
 that follow it (repeated with event times shifted by the stream's span per pass when more are
 needed). The M5 replay cannot be used on top of that history: it is years later, and the
-gateway's plausibility bounds (``edge_runtime.plausibility``) rightly refuse such a jump.
+gateway's plausibility bounds (``edge_runtime.store.plausibility``) rightly refuse such a jump.
 
 Figures:
 - ``p50/p99_event_to_alert_ms``: an offered 1,200 events/s; for every alert, receive time at the
@@ -40,13 +40,13 @@ Figures:
 - ``uplink_bytes_ratio``: bytes of the uplink (gzip JSON deltas + short exceptions, one message
   per 15 minutes of store time) / bytes of every event as compact JSON, over the replay.
 
-Decisions come from the rule policy (``edge_runtime.decisions.RulePolicy``) except for
+Decisions come from the rule policy (``edge_runtime.decide.decisions.RulePolicy``) except for
 ``max_sustained_events_per_s`` and ``p99_event_to_alert_ms_scoring_on``: those restart the gateway
 with a real model bundle (``--bundle``; by default one trained here on the M5 sample's ten real
 series, 60 trees, kept in ``var/bench/latency_bundle``). The gateway then runs as in a store: at
 start-up and at every store-day close it re-scores every SKU in one ONNX Runtime call with the
-River correction (``edge_runtime.day_close``), and each event's decisions use the forecast policy
-(``edge_runtime.forecast_policy``: stock-out probability per changed SKU, replenishment, phantom
+River correction (``edge_runtime.decide.day_close``), and each event's decisions use the forecast policy
+(``edge_runtime.decide.forecast_policy``: stock-out probability per changed SKU, replenishment, phantom
 and count checks). The replay packs a store day into about 5,000 events, so at these rates a
 day closes every few seconds instead of once a day: both figures include those closes.
 """
@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
             "alerts_delivered": len(ids),
             "uplink_bytes_ratio": uplink["ratio"],
             "uplink_bytes_ratio_uncompressed": uplink["ratio_uncompressed"],
-            "scoring": "latency/outage/uplink: rule policy (edge_runtime.decisions.RulePolicy); "
+            "scoring": "latency/outage/uplink: rule policy (edge_runtime.decide.decisions.RulePolicy); "
             "max_sustained_events_per_s and *_scoring_on: the gateway with a model bundle "
             f"({bundle}): ONNX Runtime + River re-score of every SKU at start-up and at each "
             "store-day close the replay crosses, forecast policy per event (stock-out risk, "

@@ -1,5 +1,5 @@
 """The River learners the gateway does not run, kept to compare against what it does
-(``benchmarks/decisions.py``; the gateway's correction is ``edge_runtime.online.LevelCorrection``).
+(``benchmarks/decisions.py``; the gateway's correction is ``edge_runtime.forecast.online.LevelCorrection``).
 
 :class:`OnlineCorrection` and :class:`EwmCorrection` learn from residuals (a store-wide River
 ``LinearRegression`` on the SKU's EW mean residual, or that residual alone): on skewed retail
@@ -8,7 +8,7 @@ talk forecasts down.
 
 :class:`OnlineAnomaly` scores a vector of the store's sales/sensor signals with River's
 HalfSpaceTrees behind an online min-max scaler (HalfSpaceTrees assumes features in [0, 1]). It
-misses clustered anomalies, so the rule-based detectors in ``edge_runtime.shrink`` carry theft.
+misses clustered anomalies, so the rule-based detectors in ``edge_runtime.watch.shrink`` carry theft.
 
 >>> c = EwmCorrection(fading=0.5)
 >>> c.learn_one("A", central=2.0, actual=4.0); c.predict_one("A", central=2.0)

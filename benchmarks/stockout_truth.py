@@ -8,7 +8,7 @@ Two parts, on reproducible random samples (stated in the output): whole stores f
    trains on days 14..(test start - 1) and is scored on the last ``--test-days`` days, beside
    baselines on the same rows: (a) the SKU's stock-out frequency at that hour on the same
    weekday of past weeks, and over the last 14 days; (b) the zero-sales streak (hours without a
-   sale while in stock); (c) shelfcast's current risk formula (``edge_runtime.stockout
+   sale while in stock); (c) shelfcast's current risk formula (``edge_runtime.decide.stockout
    .stockout_risk``) fed with the next 4 hours' expected demand and an estimated stock left
    (units sold before recent sell-outs minus today's sales so far: the data has no stock
    levels). The classifier is exported to ONNX and checked against LightGBM.
@@ -44,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
-from edge_runtime.stockout import stockout_risk  # noqa: E402
+from edge_runtime.decide.stockout import stockout_risk  # noqa: E402
 from feature_store.intraday import FEATURES, HISTORY_DAYS  # noqa: E402
 from training import stockout_warning as sw  # noqa: E402
 from training.censored_accuracy import OBSERVED, RECOVERED, compare  # noqa: E402

@@ -9,7 +9,7 @@ What it does:
 2. Trains a bundle (demand model, ONNX) on the history before the validation weeks with the
    project's training pipeline, or reuses the one it trained before for the same cut.
 3. ``twin.simulate.compare_policies``: min/max (reference: 3 safety days), and the gateway's
-   decision policy with marginal-analysis buffers (``edge_runtime.service_level``) driven by
+   decision policy with marginal-analysis buffers (``edge_runtime.decide.service_level``) driven by
    shelfcast (the gateway's own day close: the bundle's ONNX model + River, censored stock-out
    days) and by the best statsforecast baseline; ablations: shelfcast without River, without
    the censored-demand treatment, shelfcast's and statsforecast's forecasts with the normal

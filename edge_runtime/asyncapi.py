@@ -3,7 +3,7 @@
 Integrators get a machine-readable contract beside docs/messages.md: a channel per topic (with
 its ``{store}`` and ``{source}`` parameters), what the gateway sends and receives, each
 payload's JSON schema (from the pydantic models of :mod:`edge_runtime.messages`, and for edge
-events :func:`edge_runtime.event_schema.event_schema`) and an example message per kind, built
+events :func:`edge_runtime.ingest.event_schema.event_schema`) and an example message per kind, built
 from instances of those models. ``docs/asyncapi.json`` is this document; the tests regenerate it
 (a stale copy fails) and validate it with the official AsyncAPI parser.
 
@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.build_info import VERSION
-from edge_runtime.dead_letter_topic import dead_letter_message
-from edge_runtime.event_schema import event_schema
-from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, SOURCES, parse_events
+from edge_runtime.ingest.dead_letter_topic import dead_letter_message
+from edge_runtime.ingest.event_schema import event_schema
 from edge_runtime.messages import (
     KINDS,
     SCHEMA_VERSION,
@@ -40,6 +39,7 @@ from edge_runtime.messages import (
     StockoutAlert,
     UplinkDeltas,
 )
+from edge_runtime.store.events import MAX_EVENTS_PER_PAYLOAD, SOURCES, parse_events
 
 PREFIX = "shelfcast"
 REF = "#/components/schemas/{model}"

@@ -40,8 +40,8 @@ from configuration.value_rules import (
     Probability,
     existing_dir,
 )
-from edge_runtime.plausibility import DEFAULT as BOUNDS
-from edge_runtime.plausibility import Plausibility
+from edge_runtime.store.plausibility import DEFAULT as BOUNDS
+from edge_runtime.store.plausibility import Plausibility
 
 __all__ = ["ConfigError", "GatewayConfig", "load_config", "store_id_problem", "with_mqtt"]
 
@@ -144,7 +144,7 @@ class MqttSection(Section):
 
 
 class PolicySection(Section):
-    """``[policy]``: the rule-based decision policy (see ``edge_runtime.decisions``)."""
+    """``[policy]``: the rule-based decision policy (see ``edge_runtime.decide.decisions``)."""
 
     reorder_point: NonNegative = 2.0
     """Rule policy: order when available stock falls to this many units."""
@@ -192,7 +192,7 @@ class ModelSection(Section):
     """Review period of the order-up-to policy, in days."""
     service_z: float = 1.645
     """Safety-stock factor (1.645: 95 % cycle service) when buffer_every_days is 0."""
-    # Safety stock by marginal analysis (edge_runtime.service_level): each SKU holds the
+    # Safety stock by marginal analysis (edge_runtime.decide.service_level): each SKU holds the
     # single-day demand of its last year exceeded once every this many days; 0: z * sigma.
     buffer_every_days: NonNegative = 91.0
     """Safety stock covers the single-day demand exceeded once in this many days; 0: z * sigma."""
@@ -249,7 +249,7 @@ class UplinkSection(Section):
 
 
 class IngestSection(Section):
-    """``[ingest]``: the plausibility bounds every event must meet (``edge_runtime.plausibility``
+    """``[ingest]``: the plausibility bounds every event must meet (``edge_runtime.store.plausibility``
     says why each exists); an event beyond one is dead-lettered with the bound it broke."""
 
     earliest_event_time: str = BOUNDS.earliest_event_time
@@ -287,7 +287,7 @@ class IngestSection(Section):
 
 class RetentionSection(Section):
     """``[retention]``: how much history the state directory keeps, so its disk use stays
-    bounded (``edge_runtime.retention``; docs/operations.md states the bounds)."""
+    bounded (``edge_runtime.store.retention``; docs/operations.md states the bounds)."""
 
     enabled: bool = True
     """Prune and archive at all (false: everything is kept for ever)."""

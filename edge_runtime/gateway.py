@@ -41,38 +41,47 @@ from typing import Any
 import numpy as np
 
 from configuration.command_options import add_log_options, port_number
-from edge_runtime.alert_episodes import AlertEpisodes
-from edge_runtime.anomaly_scores import score_close
 from edge_runtime.bundles import BundleTrust, install, is_installed, verify
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
-from edge_runtime.count_watch import CountWatch
-from edge_runtime.daily_sales import DailySales
-from edge_runtime.day_close import DayCloseModel
-from edge_runtime.dead_letter_topic import dead_letter_messages
-from edge_runtime.decisions import DecisionPolicy, RulePolicy
-from edge_runtime.demand_distribution import preload_scipy
-from edge_runtime.derived_snapshot import DerivedSnapshot, dump_derived, load_derived, write_derived
-from edge_runtime.event_archive import EventArchive
-from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
-from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
+from edge_runtime.decide.alert_episodes import AlertEpisodes
+from edge_runtime.decide.day_close import DayCloseModel
+from edge_runtime.decide.decisions import DecisionPolicy, RulePolicy
+from edge_runtime.decide.forecast_policy import (
+    DailyForecasts,
+    DecisionSettings,
+    ForecastDecisionPolicy,
+)
+from edge_runtime.decide.intraday_warning import IntradayWarner, warner_from_ledger
+from edge_runtime.decide.scored_close import model_key, restore, take
+from edge_runtime.decide.state_changes import day_batches, rounds
+from edge_runtime.forecast.daily_sales import DailySales
+from edge_runtime.forecast.demand_distribution import preload_scipy
+from edge_runtime.forecast.derived_snapshot import (
+    DerivedSnapshot,
+    dump_derived,
+    load_derived,
+    write_derived,
+)
 from edge_runtime.heap import freeze_startup_heap
-from edge_runtime.intraday_warning import IntradayWarner, warner_from_ledger
-from edge_runtime.jetstream_uplink import link_gateway
-from edge_runtime.ledger import IngestResult, Ledger, LedgerError
+from edge_runtime.ingest.dead_letter_topic import dead_letter_messages
 from edge_runtime.log_output import configure_logging
 from edge_runtime.messages import Message, with_decision_ids
-from edge_runtime.mqtt import MqttTransport
-from edge_runtime.open_orders import OpenOrderTable
-from edge_runtime.outbox import Outbox, OutboxRow
-from edge_runtime.phantom import PhantomDetector
-from edge_runtime.retention import Retention, RetentionReport
-from edge_runtime.scored_close import model_key, restore, take
-from edge_runtime.shelf_watch import ShelfWatch
-from edge_runtime.shrink import CycleCountShrink
-from edge_runtime.state_changes import day_batches, rounds
-from edge_runtime.stock import SkuState, StockState, iso_utc
-from edge_runtime.store_failure import StoreError, store_failures_raised, write_transaction
-from edge_runtime.uplink import Uplink
+from edge_runtime.store.event_archive import EventArchive
+from edge_runtime.store.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
+from edge_runtime.store.ledger import IngestResult, Ledger, LedgerError
+from edge_runtime.store.open_orders import OpenOrderTable
+from edge_runtime.store.outbox import Outbox, OutboxRow
+from edge_runtime.store.retention import Retention, RetentionReport
+from edge_runtime.store.stock import SkuState, StockState, iso_utc
+from edge_runtime.store.store_failure import StoreError, store_failures_raised, write_transaction
+from edge_runtime.transport.jetstream_uplink import link_gateway
+from edge_runtime.transport.mqtt import MqttTransport
+from edge_runtime.transport.uplink import Uplink
+from edge_runtime.watch.anomaly_scores import score_close
+from edge_runtime.watch.count_watch import CountWatch
+from edge_runtime.watch.phantom import PhantomDetector
+from edge_runtime.watch.shelf_watch import ShelfWatch
+from edge_runtime.watch.shrink import CycleCountShrink
 from feature_store.censored_demand import shelf_empty
 from models.bundle import Bundle, BundleError
 
@@ -434,7 +443,7 @@ class Gateway:
         """Score with ``model`` from now on: re-score the last closed day at once and hand the
         forecasts to the forecast policy (replacing the rules policy on the first bundle). At
         start, the snapshot's scoring of that same close by that same model is taken instead
-        (``edge_runtime.scored_close``): the re-score would make it again."""
+        (``edge_runtime.decide.scored_close``): the re-score would make it again."""
         key = self._model_key if model is self.model else model_key(model)
         kept = restore(self._restored_scored, model, key, self.sales)
         forecasts = kept[0] if kept is not None else model.rescore(self.sales)
@@ -679,7 +688,7 @@ class Gateway:
 
     def _decide_batch(self, conn, result: IngestResult) -> list[Message]:
         """Decisions on every state change of the batch, as if its events had arrived one per
-        message (``edge_runtime.state_changes``): day by day, each day's close where the event
+        message (``edge_runtime.decide.state_changes``): day by day, each day's close where the event
         that opens the next day comes, within a day each SKU's changes in their order. Every
         decision carries its stable ``decision_id``."""
         out = with_decision_ids(self._decide([], {}, result.conflicts)) if result.conflicts else []
@@ -753,7 +762,7 @@ class Gateway:
 
     def _score_anomalies(self) -> None:
         """The bundle's anomaly model on every SKU's last closed day, one batched call
-        (``edge_runtime.anomaly_scores``): what the theft and phantom detectors weigh until
+        (``edge_runtime.watch.anomaly_scores``): what the theft and phantom detectors weigh until
         the next close. A failure leaves them deciding on their own evidence."""
         anomaly = None
         if self.model is not None:
@@ -980,7 +989,8 @@ class Gateway:
         if t is None:
             return
         self._acked.extend(t.take_acked())  # frees window room before publishing
-        if t.broker_dropped is not None:  # upstream losses, for /metrics (see edge_runtime.mqtt)
+        # upstream losses, for /metrics (see edge_runtime.transport.mqtt)
+        if t.broker_dropped is not None:
             self.counters["broker_dropped"] = t.broker_dropped
         if t.connected:
             self._publish_fresh_or_backlog(fresh, t.window - t.inflight)

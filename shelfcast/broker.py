@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from edge_runtime.broker_config import local_conf
+from edge_runtime.transport.broker_config import local_conf
 
 
 def mosquitto_path() -> str | None:
@@ -75,7 +75,7 @@ class EmbeddedBroker:
     def _start_mosquitto(self, binary: str, timeout: float) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         conf = self.work_dir / "mosquitto.conf"
-        # The broker settings a store runs (edge_runtime/mosquitto.conf), on loopback.
+        # The broker settings a store runs (edge_runtime/transport/mosquitto.conf), on loopback.
         conf.write_text(local_conf(self.port, self.work_dir, extra=["allow_anonymous true"]))
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -12,7 +12,7 @@
    invoice lines of the test weeks are replayed over MQTT (plus the opening stock count and the
    receipts of shelfcast's orders from the twin, both labelled synthetic). The gateway closes
    each store day itself: one batched ONNX re-score of every SKU, River correction, stock-out
-   and replenishment decisions (``edge_runtime.forecast_policy``); alerts are printed as the
+   and replenishment decisions (``edge_runtime.decide.forecast_policy``); alerts are printed as the
    gateway publishes them.
 5. Prints a summary and writes ``var/demo/report.html``.
 6. A second act on real shelves (``shelfcast.stockout_act``): one FreshRetailNet store's day
@@ -601,7 +601,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _forecasts(panel, run):
-    from edge_runtime.forecast_policy import DailyForecasts
+    from edge_runtime.decide.forecast_policy import DailyForecasts
 
     trace = run.extra["policy"].trace  # what the gateway's day close forecast each day
     days = range(run.start, run.end)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from edge_runtime.events import (
+from edge_runtime.store.events import (
     MAX_EVENTS_PER_PAYLOAD,
     MAX_ID_LEN,
     MAX_PAYLOAD_BYTES,
@@ -41,7 +41,7 @@ from edge_runtime.events import (
     POSITIVE_TYPES,
     REQUIRED,
 )
-from edge_runtime.plausibility import MAX_QTY
+from edge_runtime.store.plausibility import MAX_QTY
 
 _ABSENT = object()
 # Event times a till with a reset clock sends: before the earliest plausible one (2000).

@@ -8,7 +8,7 @@
 With ``tls=True`` it makes a self-signed CA and a server certificate for ``localhost`` /
 ``127.0.0.1`` (and a client certificate, required when ``require_client_cert=True``) with the
 ``cryptography`` package, and listens with TLS only. The broker runs the shipped settings
-(``edge_runtime/mosquitto.conf``: persistence on, queue limits, inflight window), so a restart
+(``edge_runtime/transport/mosquitto.conf``: persistence on, queue limits, inflight window), so a restart
 keeps persistent sessions and their queued QoS 1 messages, as a store's broker would.
 
 Fixtures: ``mosquitto`` (plain), ``mosquitto_tls`` (TLS, client certificate required).
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.broker_config import local_conf
+from edge_runtime.transport.broker_config import local_conf
 
 
 def mosquitto_binary() -> str | None:
@@ -181,7 +181,7 @@ class Mosquitto:
         self._write_conf()
 
     def _write_conf(self) -> None:
-        # The shipped broker settings (edge_runtime/mosquitto.conf): tests run the product's
+        # The shipped broker settings (edge_runtime/transport/mosquitto.conf): tests run the product's
         # queue limits; saved every second so a restart in a test keeps what was queued.
         overrides = {"autosave_interval": "1"}
         if not self.persistence:

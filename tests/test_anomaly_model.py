@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.anomaly_scores import AnomalyScores, score_close
+from edge_runtime.forecast.scoring import Scorer
 from edge_runtime.gateway import Gateway
-from edge_runtime.phantom import PhantomDetector
-from edge_runtime.scoring import Scorer
+from edge_runtime.watch.anomaly_scores import AnomalyScores, score_close
+from edge_runtime.watch.phantom import PhantomDetector
 from feature_store.spec import ANOMALY_FEATURES, close_names, index, names, spec_dict
 from feature_store.streaming import SeriesState, close_feature_matrix
 from models.anomaly import AnomalyModel

@@ -12,10 +12,10 @@ import pytest
 from api.app import create_app
 from api.runtime import LedgerRuntime, StateDirRuntime
 from api.settings import ApiSettings
-from edge_runtime.events import MAX_PAYLOAD_BYTES
-from edge_runtime.ledger import Ledger
 from edge_runtime.messages import ReplenishmentAlert, StockoutAlert
-from edge_runtime.outbox import Outbox
+from edge_runtime.store.events import MAX_PAYLOAD_BYTES
+from edge_runtime.store.ledger import Ledger
+from edge_runtime.store.outbox import Outbox
 from tests.api_server import ApiServer
 
 TOKEN = "test-token-123456"

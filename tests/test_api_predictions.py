@@ -1,5 +1,5 @@
 """Forecast and stock-out prediction through the API, from the forecasts the gateway's decision
-policy decides with (``edge_runtime.forecast_policy``), on real uvicorn over a real gateway."""
+policy decides with (``edge_runtime.decide.forecast_policy``), on real uvicorn over a real gateway."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from api.app import create_app
 from api.settings import ApiSettings
 from edge_runtime.config import load_config
-from edge_runtime.forecast_policy import DailyForecasts, ForecastDecisionPolicy
+from edge_runtime.decide.forecast_policy import DailyForecasts, ForecastDecisionPolicy
+from edge_runtime.decide.stockout import stockout_risk
 from edge_runtime.gateway import Gateway
-from edge_runtime.stockout import stockout_risk
 from tests.api_server import ApiServer
 
 TOKEN = "predict-token-0123456"

@@ -9,9 +9,9 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_runtime.broker_config import OUTAGE_EVENTS_PER_S, OUTAGE_S, shipped_settings
 from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.gateway import Gateway
+from edge_runtime.transport.broker_config import OUTAGE_EVENTS_PER_S, OUTAGE_S, shipped_settings
 from tests.mosquitto import Mosquitto, Subscriber, wait
 
 pytestmark = pytest.mark.mqtt

@@ -13,8 +13,8 @@ import pytest
 
 from edge_runtime.bundles import BundleTrust, install, verify, versions_dir
 from edge_runtime.config import ConfigError, load_config
+from edge_runtime.forecast.scoring import Scorer
 from edge_runtime.gateway import Gateway
-from edge_runtime.scoring import Scorer
 from feature_store.spec import ANOMALY_FEATURES, names, spec_dict
 from models.bundle import BundleError, write_bundle
 from shelfcast.cli import main

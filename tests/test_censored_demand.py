@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from edge_runtime.daily_sales import DailySales, SaleEvent
+from edge_runtime.forecast.daily_sales import DailySales, SaleEvent
 from edge_runtime.gateway import Gateway
 from feature_store.batch import panel_from_frame
 from feature_store.censored_demand import InStockLevel, shelf_empty, uncensor

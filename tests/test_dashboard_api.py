@@ -20,7 +20,7 @@ from api.app import create_app
 from api.runtime import StateDirRuntime
 from api.settings import ApiSettings
 from edge_runtime.config import load_config
-from edge_runtime.forecast_policy import DailyForecasts, ForecastDecisionPolicy
+from edge_runtime.decide.forecast_policy import DailyForecasts, ForecastDecisionPolicy
 from edge_runtime.gateway import Gateway
 from tests.api_server import ApiServer
 

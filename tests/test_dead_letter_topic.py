@@ -10,10 +10,10 @@ import pytest
 
 from edge_runtime.build_info import VERSION
 from edge_runtime.config import load_config, with_mqtt
-from edge_runtime.dead_letter_topic import dead_letter_messages
-from edge_runtime.events import parse_events
 from edge_runtime.gateway import Gateway
+from edge_runtime.ingest.dead_letter_topic import dead_letter_messages
 from edge_runtime.messages import ReasonCode, parse_message
+from edge_runtime.store.events import parse_events
 from tests.mosquitto import Subscriber, wait
 from tests.test_gateway import config, event, mqtt_pub
 

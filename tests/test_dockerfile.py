@@ -145,7 +145,7 @@ def test_healthcheck_probe_follows_the_real_api(tmp_path):
     """The probe passes against the real API (uvicorn) and fails once it is gone."""
     from api.app import create_app
     from api.runtime import LedgerRuntime
-    from edge_runtime.ledger import Ledger
+    from edge_runtime.store.ledger import Ledger
     from tests.api_server import ApiServer
 
     ledger = Ledger(tmp_path / "state" / "ledger.sqlite", "S1")

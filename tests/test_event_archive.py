@@ -7,12 +7,12 @@ import json
 import random
 import sqlite3
 
-from edge_runtime.event_archive import EventArchive
-from edge_runtime.events import LEDGER_TYPES
-from edge_runtime.ledger import Ledger
-from edge_runtime.ledger_index import load_index
-from edge_runtime.plausibility import DAY_US, Plausibility
-from edge_runtime.stock import fold, iso_utc
+from edge_runtime.store.event_archive import EventArchive
+from edge_runtime.store.events import LEDGER_TYPES
+from edge_runtime.store.ledger import Ledger
+from edge_runtime.store.ledger_index import load_index
+from edge_runtime.store.plausibility import DAY_US, Plausibility
+from edge_runtime.store.stock import fold, iso_utc
 
 T0 = 1_767_600_000_000_000  # 2026-01-05T08:00Z
 BOUNDS = Plausibility(max_late_days=2.0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_runtime.ledger import REUSED, Ledger
+from edge_runtime.store.ledger import REUSED, Ledger
 
 STORE = "S1"
 

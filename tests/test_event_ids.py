@@ -8,8 +8,8 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime.event_ids import EventIds
-from edge_runtime.ledger import Ledger
+from edge_runtime.store.event_ids import EventIds
+from edge_runtime.store.ledger import Ledger
 
 IDS = st.text(min_size=1, max_size=12)
 

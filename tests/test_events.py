@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime.events import (
+from edge_runtime.store.events import (
     EVENT_TYPES,
     MAX_PAYLOAD_BYTES,
     Event,
@@ -162,7 +162,7 @@ def test_a_json_nesting_bomb_is_rejected_not_raised():
 @pytest.mark.parametrize("field", ["event_id", "sku", "order_id"])
 def test_a_lone_surrogate_is_rejected_not_a_crash_at_commit(tmp_path, field):
     """Valid JSON may escape a lone UTF-16 surrogate; SQLite cannot store it."""
-    from edge_runtime.ledger import Ledger
+    from edge_runtime.store.ledger import Ledger
 
     ev = {"event_id": "e1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 2,
           "event_time": "2026-01-05T08:00:00+00:00", "source": "wms", "order_id": "po-1"}  # fmt: skip

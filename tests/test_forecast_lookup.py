@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from edge_runtime.forecast_policy import DailyForecasts
+from edge_runtime.decide.forecast_policy import DailyForecasts
 
 
 def test_lookup_many_matches_lookup_sku_by_sku():

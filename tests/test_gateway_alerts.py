@@ -12,7 +12,11 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
+from edge_runtime.decide.forecast_policy import (
+    DailyForecasts,
+    DecisionSettings,
+    ForecastDecisionPolicy,
+)
 from edge_runtime.gateway import Gateway
 from edge_runtime.messages import decision_id
 from tests.mosquitto import Subscriber, wait

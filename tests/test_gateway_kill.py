@@ -16,7 +16,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_runtime.ledger import Ledger
+from edge_runtime.store.ledger import Ledger
 from tests.mosquitto import Subscriber
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]

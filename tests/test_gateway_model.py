@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from edge_runtime.config import load_config, with_mqtt
+from edge_runtime.decide.service_level import buffer_exceeded_every
+from edge_runtime.decide.stockout import stockout_risk
 from edge_runtime.gateway import Gateway
-from edge_runtime.service_level import buffer_exceeded_every
-from edge_runtime.stockout import stockout_risk
-from edge_runtime.store_failure import StoreError
+from edge_runtime.store.store_failure import StoreError
 from feature_store.spec import ANOMALY_FEATURES, index, names, spec_dict
 from models.bundle import BundleError
 from tests.mosquitto import Subscriber, wait
@@ -343,8 +343,8 @@ def test_a_restart_takes_the_last_close_scoring_from_the_snapshot(tmp_path, monk
     nothing, and decides the next events and closes exactly as one that re-scored."""
     import dataclasses
 
-    from edge_runtime.day_close import DayCloseModel
-    from edge_runtime.derived_snapshot import dump_derived, write_derived
+    from edge_runtime.decide.day_close import DayCloseModel
+    from edge_runtime.forecast.derived_snapshot import dump_derived, write_derived
 
     bundle = demand_bundle(tmp_path / "bundles" / "col-7")
     seed = [ev("r", "A", "receipt", 40, 1), ev("rb", "B", "receipt", 9, 1)]

@@ -6,9 +6,9 @@ import gzip
 import json
 
 from edge_runtime.config import load_config
-from edge_runtime.decisions import RulePolicy
+from edge_runtime.decide.decisions import RulePolicy
 from edge_runtime.gateway import Gateway
-from edge_runtime.stock import Conflict, SkuState, StockState
+from edge_runtime.store.stock import Conflict, SkuState, StockState
 
 
 def state(sku, on_hand, reserved=0):

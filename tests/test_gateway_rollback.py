@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.gateway import Gateway
-from edge_runtime.store_failure import StoreError
+from edge_runtime.store.store_failure import StoreError
 from tests.test_gateway_model import config, daily_sales, demand_bundle, ev
 
 

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from edge_runtime.config import load_config
-from edge_runtime.events import parse_events
+from edge_runtime.decide.intraday_warning import MODEL, IntradayWarner
 from edge_runtime.gateway import Gateway
-from edge_runtime.intraday_warning import MODEL, IntradayWarner
 from edge_runtime.messages import parse_message
+from edge_runtime.store.events import parse_events
 from feature_store.intraday import FEATURES, HISTORY_DAYS, WARNING_HOURS, today_features
 from feature_store.spec import ANOMALY_FEATURES, names, spec_dict
 from tests.signed_bundles import key_pair, onnx_model, signed_bundle
@@ -189,7 +189,7 @@ def test_warnings_go_out_over_mosquitto_one_per_episode(panel, bundle, tmp_path,
 def test_the_ledger_empty_where_its_stock_is_known_is_an_empty_shelf():
     """A received SKU whose sale leaves nothing on hand is out from then on; no prediction is
     made for it until a receipt puts units back."""
-    from edge_runtime.stock import SkuState
+    from edge_runtime.store.stock import SkuState
 
     w = _warner([])
     day = 19_800 + HISTORY_DAYS

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from edge_runtime.ledger import Ledger, LedgerError
+from edge_runtime.store.ledger import Ledger, LedgerError
 
 STORE = "S1"
 _seq = iter(range(10**9))

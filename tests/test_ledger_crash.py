@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.events import LEDGER_TYPES
-from edge_runtime.ledger import Ledger
-from edge_runtime.stock import fold
+from edge_runtime.store.events import LEDGER_TYPES
+from edge_runtime.store.ledger import Ledger
+from edge_runtime.store.stock import fold
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "benchmarks" / "crash_worker.py"

@@ -15,9 +15,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_runtime.events import LEDGER_TYPES
-from edge_runtime.ledger import Ledger
-from edge_runtime.stock import fold
+from edge_runtime.store.events import LEDGER_TYPES
+from edge_runtime.store.ledger import Ledger
+from edge_runtime.store.stock import fold
 
 STORE = "S1"
 # Every ledger type, plus one sensor reading (which must never change stock).

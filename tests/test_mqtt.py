@@ -10,8 +10,8 @@ import pytest
 
 from edge_runtime.config import load_config, with_mqtt
 from edge_runtime.messages import StockoutAlert
-from edge_runtime.mqtt import MqttTransport
-from edge_runtime.outbox import Outbox
+from edge_runtime.store.outbox import Outbox
+from edge_runtime.transport.mqtt import MqttTransport
 from tests.mosquitto import Subscriber, wait
 
 pytestmark = pytest.mark.mqtt
@@ -163,7 +163,7 @@ def test_last_will_marks_the_gateway_offline_then_online_again(mosquitto):
 
 def test_a_clean_stop_is_not_reported_as_a_lost_connection(mosquitto, caplog):
     t = start(config(mosquitto), Inbox())
-    with caplog.at_level("INFO", logger="edge_runtime.mqtt"):
+    with caplog.at_level("INFO", logger="edge_runtime.transport.mqtt"):
         t.stop()
     said = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert any("disconnected from broker" in m for _, m in said), said

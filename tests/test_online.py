@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks.online_learners import EwmCorrection, OnlineAnomaly, OnlineCorrection
-from edge_runtime.online import LevelCorrection
+from edge_runtime.forecast.online import LevelCorrection
 
 
 @pytest.mark.parametrize("make", [LevelCorrection, OnlineCorrection])

@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from edge_runtime.gateway import Gateway
-from edge_runtime.ledger import Ledger, LedgerError
-from edge_runtime.ledger_migrations import SCHEMA_VERSION
+from edge_runtime.store.ledger import Ledger, LedgerError
+from edge_runtime.store.ledger_migrations import SCHEMA_VERSION
 from tests.test_gateway_model import config, daily_sales, demand_bundle, ev, kinds
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from edge_runtime.messages import GatewayState, StockoutAlert
-from edge_runtime.outbox import Outbox
+from edge_runtime.store.outbox import Outbox
 
 
 def alert(sku, i):

@@ -10,7 +10,7 @@ import pytest
 
 from edge_runtime.config import ConfigError, load_config
 from edge_runtime.gateway import Gateway
-from edge_runtime.ledger import Ledger
+from edge_runtime.store.ledger import Ledger
 from tests.fuzz_messages import ANCIENT
 
 STORE = "S1"
@@ -135,7 +135,8 @@ def test_a_year_ahead_sale_closes_no_store_day(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "module", ["edge_runtime.plausibility", "edge_runtime.events", "edge_runtime.ledger"]
+    "module",
+    ["edge_runtime.store.plausibility", "edge_runtime.store.events", "edge_runtime.store.ledger"],
 )
 def test_docstring_examples(module):
     import doctest

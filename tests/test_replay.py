@@ -8,8 +8,8 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from edge_runtime.events import parse_events
-from edge_runtime.ledger import Ledger
+from edge_runtime.store.events import parse_events
+from edge_runtime.store.ledger import Ledger
 from twin.replay import (
     m5_events,
     m5_frame,

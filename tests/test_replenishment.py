@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime.replenishment import Replenisher, order_quantities
+from edge_runtime.decide.replenishment import Replenisher, order_quantities
 
 
 def plan(**kw):

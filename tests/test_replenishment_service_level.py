@@ -1,4 +1,4 @@
-"""Marginal-analysis buffers (edge_runtime.service_level) and the order-up-to rule that uses them."""
+"""Marginal-analysis buffers (edge_runtime.decide.service_level) and the order-up-to rule that uses them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime.replenishment import order_quantities, order_quantities_with_buffer
-from edge_runtime.service_level import buffer_exceeded_every
+from edge_runtime.decide.replenishment import order_quantities, order_quantities_with_buffer
+from edge_runtime.decide.service_level import buffer_exceeded_every
 
 
 def _lost(days: np.ndarray, buffer: np.ndarray) -> float:

@@ -13,9 +13,9 @@ import time
 import numpy as np
 
 from edge_runtime.config import load_config
-from edge_runtime.daily_sales import DailySales
+from edge_runtime.forecast.daily_sales import DailySales
 from edge_runtime.gateway import Gateway
-from edge_runtime.ledger import Ledger
+from edge_runtime.store.ledger import Ledger
 
 DAYS = ("2026-01-05", "2026-01-06", "2026-01-07", "2026-01-08")
 
@@ -124,9 +124,9 @@ def test_gateway_restores_sales_from_a_snapshot_and_the_log_after_it(tmp_path, c
 
 def test_a_start_that_read_a_long_tail_saves_new_snapshots(tmp_path, monkeypatch):
     import edge_runtime.gateway as gateway_module
-    import edge_runtime.ledger as ledger_module
-    from edge_runtime.derived_snapshot import load_derived
-    from edge_runtime.ledger_index import load_index
+    import edge_runtime.store.ledger as ledger_module
+    from edge_runtime.forecast.derived_snapshot import load_derived
+    from edge_runtime.store.ledger_index import load_index
 
     monkeypatch.setattr(gateway_module, "SNAPSHOT_TAIL_AT_START", 30)
     monkeypatch.setattr(ledger_module, "INDEX_TAIL_AT_OPEN", 30)

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import pytest
 
 from edge_runtime.config import ConfigError, load_config, with_mqtt
-from edge_runtime.event_archive import EventArchive
 from edge_runtime.gateway import Gateway
-from edge_runtime.jetstream_uplink import JetStreamUplink
 from edge_runtime.messages import UplinkDeltas
-from edge_runtime.outbox import Outbox
+from edge_runtime.store.event_archive import EventArchive
+from edge_runtime.store.outbox import Outbox
+from edge_runtime.transport.jetstream_uplink import JetStreamUplink
 
 BOUNDS = {
     "SHELFCAST_INGEST_MAX_LATE_DAYS": "2",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.scoring import Scorer, ScoringError, identity_model
+from edge_runtime.forecast.scoring import Scorer, ScoringError, identity_model
 
 
 def test_batched_call_returns_one_row_per_input_row():

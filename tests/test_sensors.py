@@ -8,8 +8,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from edge_runtime.events import parse_events
-from edge_runtime.shelf_watch import ShelfWatch
+from edge_runtime.store.events import parse_events
+from edge_runtime.watch.shelf_watch import ShelfWatch
 from twin.sensors import SensorConfig, simulate
 
 

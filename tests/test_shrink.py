@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime.events import parse_events
 from edge_runtime.messages import parse_message
-from edge_runtime.phantom import PhantomDetector
-from edge_runtime.shelf_watch import ShelfWatch
-from edge_runtime.shrink import CycleCountShrink, RemovalMatcher
+from edge_runtime.store.events import parse_events
+from edge_runtime.watch.phantom import PhantomDetector
+from edge_runtime.watch.shelf_watch import ShelfWatch
+from edge_runtime.watch.shrink import CycleCountShrink, RemovalMatcher
 from tests.test_sensors import sales_stream
 from twin.sensors import SensorConfig, simulate
 
@@ -196,19 +196,19 @@ def test_a_theft_among_shoppers_is_always_reported_for_its_sku(qty, t, sku, tagg
 @pytest.mark.parametrize(
     "module",
     [
-        "edge_runtime.demand_distribution",
-        "edge_runtime.stockout",
-        "edge_runtime.replenishment",
-        "edge_runtime.service_level",
-        "edge_runtime.shrink",
-        "edge_runtime.phantom",
-        "edge_runtime.shelf_watch",
-        "edge_runtime.online",
-        "edge_runtime.scoring",
-        "edge_runtime.daily_sales",
-        "edge_runtime.day_close",
-        "edge_runtime.forecast_policy",
-        "edge_runtime.count_watch",
+        "edge_runtime.forecast.demand_distribution",
+        "edge_runtime.decide.stockout",
+        "edge_runtime.decide.replenishment",
+        "edge_runtime.decide.service_level",
+        "edge_runtime.watch.shrink",
+        "edge_runtime.watch.phantom",
+        "edge_runtime.watch.shelf_watch",
+        "edge_runtime.forecast.online",
+        "edge_runtime.forecast.scoring",
+        "edge_runtime.forecast.daily_sales",
+        "edge_runtime.decide.day_close",
+        "edge_runtime.decide.forecast_policy",
+        "edge_runtime.watch.count_watch",
         "edge_runtime.bundles",
         "twin.sensors",
         "twin.store",

@@ -14,7 +14,7 @@ import pytest
 
 from edge_runtime.config import load_config
 from edge_runtime.gateway import Gateway
-from edge_runtime.ledger import Ledger, LedgerError
+from edge_runtime.store.ledger import Ledger, LedgerError
 from tests.small_disk import mount_small_disk, unmount
 
 ROOT = Path(__file__).resolve().parent.parent

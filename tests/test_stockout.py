@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from edge_runtime.demand_distribution import over_days, prob_at_least, prob_zero
-from edge_runtime.stockout import StockoutMonitor, stockout_risk
+from edge_runtime.decide.stockout import StockoutMonitor, stockout_risk
+from edge_runtime.forecast.demand_distribution import over_days, prob_at_least, prob_zero
 
 
 def test_probability_matches_scipy_negative_binomial():
@@ -72,7 +72,7 @@ def test_monitor_publishes_on_crossing_and_material_change_only():
 
 
 def test_median_widens_lumpy_demand_and_matches_the_negative_binomial_median():
-    from edge_runtime.demand_distribution import variance_from_median
+    from edge_runtime.forecast.demand_distribution import variance_from_median
 
     mean = np.array([3.0, 3.0, 10.0, 0.5, 40.0])
     p50 = np.array([3.0, 0.0, 2.0, 0.0, 31.0])

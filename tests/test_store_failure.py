@@ -8,10 +8,10 @@ import sqlite3
 
 import pytest
 
-from edge_runtime.ledger import Ledger
 from edge_runtime.messages import GatewayState
-from edge_runtime.outbox import Outbox
-from edge_runtime.store_failure import StoreError, is_store_failure
+from edge_runtime.store.ledger import Ledger
+from edge_runtime.store.outbox import Outbox
+from edge_runtime.store.store_failure import StoreError, is_store_failure
 from tests.small_disk import fill
 from tests.test_ledger import STORE, ev
 

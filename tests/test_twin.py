@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from edge_runtime.service_level import buffer_exceeded_every
+from edge_runtime.decide.service_level import buffer_exceeded_every
 from training.history import HistoryError
 from twin.policies import (
     MarginalOrderUpToPolicy,

@@ -143,8 +143,8 @@ def test_shelfcast_in_the_twin_is_the_gateways_day_close_and_policy(tiny_bundle)
     """The twin's shelfcast runs the gateway's own objects; a day the shelf closed empty
     reaches the gateway's series as its estimated demand (never below what sold, above it
     somewhere), every other day as what sold."""
-    from edge_runtime.day_close import DayCloseModel
-    from edge_runtime.forecast_policy import ForecastDecisionPolicy
+    from edge_runtime.decide.day_close import DayCloseModel
+    from edge_runtime.decide.forecast_policy import ForecastDecisionPolicy
     from twin.gateway_engine import GatewayPolicy
     from twin.store import simulate
 

@@ -4,14 +4,14 @@ Nothing here forecasts or decides: it feeds the twin's store into the objects a 
 runs and reads their answers, so every twin figure is the gateway's figure.
 
 - :class:`EngineDecisions` holds the gateway's decision policy
-  (``edge_runtime.forecast_policy.ForecastDecisionPolicy``: order-up-to with packs, capacity,
+  (``edge_runtime.decide.forecast_policy.ForecastDecisionPolicy``: order-up-to with packs, capacity,
   the marginal buffer or ``z`` sigma, and the open-order rule closed by receipts). On a review
   day it decides every SKU on the twin's stock with a ``DailyForecasts`` table, and the
   replenishment triggers it publishes are the twin's orders.
 - :class:`GatewayPolicy` is shelfcast in the twin: the gateway's streaming daily sales
-  (``edge_runtime.daily_sales.DailySales``) take the day's sales and receipts as events; at each
+  (``edge_runtime.forecast.daily_sales.DailySales``) take the day's sales and receipts as events; at each
   day's close the SKUs whose shelf closed empty are censored (``feature_store.censored_demand``,
-  the gateway's one rule), the day close (``edge_runtime.day_close.DayCloseModel``: one ONNX
+  the gateway's one rule), the day close (``edge_runtime.decide.day_close.DayCloseModel``: one ONNX
   call, the River correction, the marginal buffer) learns and re-scores, and
   :class:`EngineDecisions` decides with that table.
 
@@ -27,11 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.daily_sales import HISTORY_DAYS, DailySales, SaleEvent
-from edge_runtime.forecast_policy import DailyForecasts, DecisionSettings, ForecastDecisionPolicy
+from edge_runtime.decide.forecast_policy import (
+    DailyForecasts,
+    DecisionSettings,
+    ForecastDecisionPolicy,
+)
+from edge_runtime.decide.stockout import stockout_risk
+from edge_runtime.forecast.daily_sales import HISTORY_DAYS, DailySales, SaleEvent
 from edge_runtime.messages import ReplenishmentAlert
-from edge_runtime.stock import StockState
-from edge_runtime.stockout import stockout_risk
+from edge_runtime.store.stock import StockState
 from feature_store.censored_demand import shelf_empty
 from twin.store import DemandPanel, StoreConfig, StoreState, sku_parameters
 
@@ -43,7 +47,7 @@ def _at(day: np.datetime64) -> str:
 
 @dataclass(frozen=True)
 class _Receipt:
-    """What the policy reads of a receipt event (``edge_runtime.events.Event`` has these)."""
+    """What the policy reads of a receipt event (``edge_runtime.store.events.Event`` has these)."""
 
     sku: str
     qty: float
@@ -146,7 +150,7 @@ class GatewayPolicy:
 
     def prepare(self, panel: DemandPanel, start: int, config: StoreConfig) -> None:
         """Load the bundle into a day close, and feed it the history before ``start``."""
-        from edge_runtime.day_close import DayCloseModel
+        from edge_runtime.decide.day_close import DayCloseModel
         from feature_store.spec import FEATURE_STORE_VERSION
         from models.bundle import load_bundle
 

@@ -6,7 +6,7 @@ edge's order-up-to rule) on its book stock, each day in this order:
 
 1. orders due today arrive (book and shelf);
 2. the day's online orders (``twin.online_orders``) are routed by the chooser against the
-   hub's view (book stock, the ledger's confidence ``edge_runtime.confidence``, recent
+   hub's view (book stock, the ledger's confidence ``edge_runtime.store.confidence``, recent
    conflicts, each store's own forecast) and picked at once: a store line whose units are not
    really on the shelf is cancelled (a conflict), and the store counts the SKU;
 3. walk-in demand meets the shelf; what finds none is a store lost sale;
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_runtime.confidence import DAY_US, confidence, updated_discrepancy
+from edge_runtime.store.confidence import DAY_US, confidence, updated_discrepancy
 from hub.fulfilment_cost import CostModel
 from hub.routing import Candidates, Order, Plan, Router
 from training.progress import progress_bar

@@ -7,7 +7,7 @@
   best statsforecast baseline (:class:`StatsForecastForecaster`). shelfcast itself is the
   gateway's own day close, ``twin.gateway_engine.GatewayPolicy``.
 - :class:`MarginalOrderUpToPolicy`: the same with each SKU's buffer sized by marginal
-  analysis (``edge_runtime.service_level``): the single-day demand exceeded once every N days.
+  analysis (``edge_runtime.decide.service_level``): the single-day demand exceeded once every N days.
 
 All work on arrays over SKUs.
 
@@ -27,10 +27,10 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-from edge_runtime.demand_distribution import Z90
-from edge_runtime.forecast_policy import DailyForecasts
-from edge_runtime.service_level import buffer_exceeded_every
-from edge_runtime.stockout import stockout_risk
+from edge_runtime.decide.forecast_policy import DailyForecasts
+from edge_runtime.decide.service_level import buffer_exceeded_every
+from edge_runtime.decide.stockout import stockout_risk
+from edge_runtime.forecast.demand_distribution import Z90
 from twin.gateway_engine import EngineDecisions
 from twin.store import DemandPanel, StoreConfig, StoreState, sku_parameters
 
@@ -129,11 +129,11 @@ class _ForecastDriven:
 
 @dataclass
 class OrderUpToPolicy(_ForecastDriven):
-    """The edge runtime's own order-up-to rule (``edge_runtime.replenishment``) on a forecast.
+    """The edge runtime's own order-up-to rule (``edge_runtime.decide.replenishment``) on a forecast.
 
     The forecaster supplies daily mean and P90 over lead time + review period; their average
     gives the rule's daily mean, and the daily sigma comes from the edge's demand distribution
-    (``edge_runtime.demand_distribution.daily_sigma``). ``z`` is the service-level factor.
+    (``edge_runtime.forecast.demand_distribution.daily_sigma``). ``z`` is the service-level factor.
 
     >>> OrderUpToPolicy(MovingAverageForecaster(), z=1.645).name
     'order_up_to[moving_average]'
@@ -153,8 +153,8 @@ class OrderUpToPolicy(_ForecastDriven):
 @dataclass
 class MarginalOrderUpToPolicy(_ForecastDriven):
     """The edge's order-up-to rule with marginal-analysis buffers
-    (``edge_runtime.replenishment.order_quantities_with_buffer`` and
-    ``edge_runtime.service_level.buffer_exceeded_every``).
+    (``edge_runtime.decide.replenishment.order_quantities_with_buffer`` and
+    ``edge_runtime.decide.service_level.buffer_exceeded_every``).
 
     ``S = forecast mean over lead time + review period + b``, ``b`` the single-day demand the
     SKU's last ``history_days`` of observed sales exceeded once every ``every_days`` days.

@@ -14,7 +14,7 @@ The data has no stock levels. With ``restock=True`` the replayer adds, and label
 (``reason="synthetic ..."``), an opening cycle count per SKU (its first week's sales) and a
 receipt every 7 days at 06:00 covering the next week's sales, so the book stays realistic.
 
-Events are dicts in the edge event schema (``edge_runtime.events``), ordered by event time then
+Events are dicts in the edge event schema (``edge_runtime.store.events``), ordered by event time then
 ``event_id``; ``write_jsonl`` writes them one per line.
 
 >>> import pandas as pd

@@ -37,7 +37,7 @@ from twin.store import (
 )
 
 # Days above this multiple of a SKU's usual (91-day mean) demand are the large orders
-# (``edge_runtime.service_level``: 88 % of min/max's lost units fall on such days).
+# (``edge_runtime.decide.service_level``: 88 % of min/max's lost units fall on such days).
 BASE_LEVEL_SPIKE_CLIP = 5.0
 FAMILIES = {
     "minmax": "classic min/max from trailing 91-day average sales (parameter: safety days)",
@@ -171,7 +171,7 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
             return MarginalOrderUpToPolicy(StatsForecastForecaster(**kw), every_days=param)
         return OrderUpToPolicy(StatsForecastForecaster(**kw), z=param)
     if family in FAMILIES and family.startswith("shelfcast"):
-        from edge_runtime.online import LevelCorrection
+        from edge_runtime.forecast.online import LevelCorrection
         from twin.gateway_engine import GatewayPolicy
 
         # Without River: the gateway's correction held at a factor of 1.

@@ -20,7 +20,7 @@ from api.deps import RuntimeDep
 from api.errors import responses
 from api.event_stream import BACKLOG_MAX, alert_events
 from api.schemas import AlertKind, AlertMessage, AlertPage
-from edge_runtime.events import MAX_SKU_LEN
+from edge_runtime.store.events import MAX_SKU_LEN
 
 router = APIRouter(
     prefix="/v1/alerts",

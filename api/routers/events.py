@@ -2,7 +2,7 @@
 
 The body is handed raw to the runtime (``Gateway.ingest(payload, "api")``), so every event, valid
 or not, is judged exactly as it would be on ``shelfcast/{store}/events/{source}``. The OpenAPI
-request schema is generated from ``edge_runtime.events``.
+request schema is generated from ``edge_runtime.store.events``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from api.deps import MetricsDep, RuntimeDep
 from api.errors import BodyTooLarge, responses
 from api.runtime import Runtime
 from api.schemas import IngestResponse, RejectionOut
-from edge_runtime.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES
-from edge_runtime.ledger import IngestResult
 from edge_runtime.messages import Problem
+from edge_runtime.store.events import MAX_EVENTS_PER_PAYLOAD, MAX_PAYLOAD_BYTES
+from edge_runtime.store.ledger import IngestResult
 
 router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[Depends(require_writer)])
 

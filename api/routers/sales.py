@@ -17,7 +17,7 @@ from api.deps import RuntimeDep
 from api.errors import Unavailable, responses
 from api.runtime import Runtime
 from api.schemas import DEFAULT_HORIZON_DAYS, DailyUnits, DayForecast, Forecast, SalesView
-from edge_runtime.events import MAX_SKU_LEN
+from edge_runtime.store.events import MAX_SKU_LEN
 from feature_store.spec import MAX_WINDOW
 
 router = APIRouter(

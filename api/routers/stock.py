@@ -10,7 +10,7 @@ from api.auth import require_reader
 from api.deps import RuntimeDep, SettingsDep, SkuPath
 from api.errors import responses
 from api.schemas import StockPage
-from edge_runtime.stock import StockState
+from edge_runtime.store.stock import StockState
 
 router = APIRouter(
     prefix="/v1/stock",
