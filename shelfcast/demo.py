@@ -322,6 +322,9 @@ def replay_through_gateway(panel, run, frame, bundle: Path, settings, out: Path,
         say("4 edge", f"gateway seeded with {seeded:,} history events ({HISTORY_DAYS} days, "
             f"{gw.counters['day_closes']} day closes re-scored by the gateway)")  # fmt: skip
         gw.start()
+        # A first connection's session holds nothing published before its SUBSCRIBE: wait for it.
+        if not gw.transport.wait_connected(30):
+            raise RuntimeError(f"the gateway did not subscribe on {broker.kind} within 30 s")
         say("4 edge", f"gateway up: ledger {cfg.ledger_path}, model {gw.model_version}")
         printer = AlertPrinter(
             "127.0.0.1", broker.port, cfg.mqtt.topic_prefix, settings.print_alerts, tqdm.write

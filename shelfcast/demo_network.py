@@ -323,6 +323,9 @@ def run_network_act(args: argparse.Namespace, out: Path) -> bool:
             "on today's clock")  # fmt: skip
         for store in plan.streams:
             gateways[store] = start_gateway(work, store, broker.port, nats.url)
+        for store, gw in gateways.items():  # nothing published before a SUBSCRIBE reaches it
+            if not gw.transport.wait_connected(30):
+                raise RuntimeError(f"gateway {store} did not subscribe within 30 s")
         hub.wait_serving()
         say(f"hub serving on {hub.url} (1 worker + API); {len(gateways)} gateways up")
         figures.update(replay(plan, gateways, broker.port, hub))
