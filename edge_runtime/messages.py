@@ -524,6 +524,9 @@ HUB_SUBJECT_KIND = {"uplink": "stock"}
 """Message kind -> the last subject token where they differ (every other kind keeps its name)."""
 RESERVATION = "reservation"  # hub -> store: an online order's reservation event
 RESERVATION_RESULT = "reservation_result"  # store -> hub: what the store's ledger decided
+INSTALL = "install"  # hub -> store: install (or go back from) a rollout's bundle
+ROLLOUT_REPORT = "rollout_report"  # store -> hub: the install's outcome and health since
+BUNDLE_STORE = "shelfcast_bundles"  # JetStream object store: <rollout id> -> bundle tar.gz
 
 
 def hub_subject(store_id: str, kind: str, prefix: str = "shelfcast") -> str:

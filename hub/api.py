@@ -9,18 +9,23 @@ conflict when cut short, 503 when the store is offline (never routed blind), 504
 did not answer in time (the event stays queued; the store decides when it reads it).
 
 >>> app = create_app(HubSettings(nats_url="nats://127.0.0.1:4222", token="t"))
->>> sorted(r.path for r in app.routes if r.path.startswith("/v1"))
+>>> sorted({r.path for r in app.routes if r.path.startswith("/v1")})[:5]
 ['/v1/availability/{sku}', '/v1/fleet', '/v1/health', '/v1/orders', '/v1/reservations']
+>>> sorted({r.path for r in app.routes if r.path.startswith("/v1/rollouts")})
+['/v1/rollouts', '/v1/rollouts/{rollout_id}']
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -33,6 +38,14 @@ from hub.live_view import LiveView
 from hub.network_map import NetworkMap
 from hub.order_book import OrderBook, OrderIdReused
 from hub.orders import MAX_ATTEMPTS, OrderDecision, OrderDesk, OrderRequest
+from hub.rollout import Thresholds
+from hub.rollout_desk import (
+    RolloutBusy,
+    RolloutDesk,
+    archive_version,
+    bundle_archive,
+    bundle_version,
+)
 from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET, decision_subject, ensure
 
 bearer = HTTPBearer(auto_error=False, description="the hub's API token (SHELFCAST_HUB_TOKEN)")
@@ -75,6 +88,32 @@ class ReservationRequest(BaseModel):
     )
 
 
+class RolloutRequest(BaseModel):
+    """A bundle to roll out (a directory on the hub's host, or a base64 tar.gz of one), the
+    canary stores that get it first, and when to halt."""
+
+    bundle_path: str | None = Field(None, description="a bundle directory on the hub's host")
+    bundle_tar_gz_b64: str | None = Field(None, description="or the bundle's files, tar.gz, base64")
+    canaries: list[str] = Field(min_length=1, description="stores that get the bundle first")
+    thresholds: Thresholds = Thresholds()
+
+    def archive(self) -> tuple[bytes, str]:
+        """(the bundle as tar.gz, its model version); ValueError says what is wrong."""
+        if (self.bundle_path is None) == (self.bundle_tar_gz_b64 is None):
+            raise ValueError("give exactly one of bundle_path and bundle_tar_gz_b64")
+        if self.bundle_path is not None:
+            path = Path(self.bundle_path)
+            return bundle_archive(path), bundle_version(path)
+        try:
+            data = base64.b64decode(self.bundle_tar_gz_b64 or "", validate=True)
+        except binascii.Error as err:
+            raise ValueError(f"bundle_tar_gz_b64 is not base64: {err}") from None
+        try:
+            return data, archive_version(data)
+        except (OSError, EOFError) as err:  # tarfile's errors derive from these
+            raise ValueError(f"bundle_tar_gz_b64 is not a tar.gz: {err}") from None
+
+
 class HubRuntime:
     """The API process's NATS connection, live view and reservations awaiting their answer."""
 
@@ -86,6 +125,7 @@ class HubRuntime:
         # not answer in time: a late grant is released (the order was routed elsewhere)
         self.abandoned: dict[str, str] = {}
         self.orders: OrderBook | None = None
+        self.rollouts: RolloutDesk | None = None
         self.nc: Any = None
         self.js: Any = None
         self._tasks: list[asyncio.Task] = []
@@ -108,6 +148,9 @@ class HubRuntime:
         self.orders = await OrderBook.open(self.js, lease, s.replicas)
         await self.nc.subscribe(f"{s.prefix}.*.{RESERVATION_RESULT}", cb=self._on_result)
         await asyncio.wait_for(self._watch(), 30)
+        stores = lambda: [f["store_id"] for f in self.view.fleet_report()]  # noqa: E731
+        self.rollouts = RolloutDesk(self.js, self.nc, stores, s.prefix)
+        await self.rollouts.start()
 
     async def _watch(self) -> None:
         """Follow the view's buckets; returns once their current values are loaded."""
@@ -138,6 +181,8 @@ class HubRuntime:
                 )  # fmt: skip
 
     async def stop(self) -> None:
+        if self.rollouts is not None:
+            await self.rollouts.stop()
         for t in self._tasks:
             t.cancel()
         if self.nc is not None:
@@ -310,6 +355,36 @@ def create_app(settings: HubSettings, runtime: HubRuntime | None = None) -> Fast
 
     @app.get("/v1/fleet", dependencies=guarded)
     async def fleet() -> dict[str, Any]:
-        return {"stale_after_s": settings.stale_after_s, "stores": rt.view.fleet_report()}
+        latest = list(rt.rollouts.rollouts.values())[-1:] if rt.rollouts else []
+        return {
+            "stale_after_s": settings.stale_after_s,
+            "stores": rt.view.fleet_report(),
+            "rollout": latest[0].status() if latest else None,  # the last one started
+        }
+
+    @app.post("/v1/rollouts", dependencies=guarded, status_code=201)
+    async def start_rollout(req: RolloutRequest) -> dict[str, Any]:
+        assert rt.rollouts is not None
+        try:
+            archive, version = req.archive()
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
+        try:
+            rollout = await rt.rollouts.begin(archive, version, req.canaries, req.thresholds)
+        except RolloutBusy as err:
+            raise HTTPException(409, str(err)) from None
+        return rollout.status()
+
+    @app.get("/v1/rollouts", dependencies=guarded)
+    async def rollouts() -> dict[str, Any]:
+        assert rt.rollouts is not None
+        return {"rollouts": [r.status() for r in rt.rollouts.rollouts.values()]}
+
+    @app.get("/v1/rollouts/{rollout_id}", dependencies=guarded)
+    async def rollout(rollout_id: str) -> dict[str, Any]:
+        found = rt.rollouts.rollouts.get(rollout_id) if rt.rollouts else None
+        if found is None:
+            raise HTTPException(404, f"no rollout {rollout_id} (this API process's memory)")
+        return found.status()
 
     return app

@@ -20,11 +20,18 @@ so a store's messages stay with one worker: no two workers wait for each other o
 
 from __future__ import annotations
 
-from edge_runtime.messages import HUB_SUBJECT_KIND, RESERVATION, RESERVATION_RESULT
+from edge_runtime.messages import (
+    BUNDLE_STORE,
+    HUB_SUBJECT_KIND,
+    INSTALL,
+    RESERVATION,
+    RESERVATION_RESULT,
+)
 
 UPLINK_STREAM = "SHELFCAST_UPLINK"
 ORDERS_STREAM = "SHELFCAST_ORDERS"
 DECISIONS_STREAM = "SHELFCAST_DECISIONS"  # the hub's fulfilment decisions, for OMS and audit
+ROLLOUT_STREAM = "SHELFCAST_ROLLOUT"  # bundle install commands, hub -> store (hub/rollout.py)
 WORKERS = "hub"  # the partitions' consumers are hub-p<k>; their pushes queue in this group
 PARTITIONS = 16
 """Fixed when the stream is created (the subject transform): the most workers that share work.
@@ -76,6 +83,7 @@ async def ensure(js, replicas: int = 1, prefix: str = "shelfcast") -> None:
         ConsumerConfig,
         DeliverPolicy,
         KeyValueConfig,
+        ObjectStoreConfig,
         StreamConfig,
         SubjectTransform,
     )
@@ -88,6 +96,7 @@ async def ensure(js, replicas: int = 1, prefix: str = "shelfcast") -> None:
         (UPLINK_STREAM, uplink_subjects(prefix), partitioned),
         (ORDERS_STREAM, [f"{prefix}.*.{RESERVATION}"], None),
         (DECISIONS_STREAM, [decision_subject(prefix)], None),
+        (ROLLOUT_STREAM, [f"{prefix}.*.{INSTALL}"], None),
     ):
         await js.add_stream(
             StreamConfig(
@@ -116,6 +125,7 @@ async def ensure(js, replicas: int = 1, prefix: str = "shelfcast") -> None:
         )
     for bucket in (STOCK_BUCKET, CURSOR_BUCKET, FLEET_BUCKET):
         await js.create_key_value(KeyValueConfig(bucket=bucket, history=1, replicas=replicas))
+    await js.create_object_store(BUNDLE_STORE, ObjectStoreConfig(replicas=replicas))
     await js.create_key_value(
         KeyValueConfig(bucket=WORKERS_BUCKET, history=1, replicas=replicas, ttl=MEMBER_TTL_S)
     )

@@ -102,6 +102,21 @@ class UnitsHistory:
         self.rows[sku] = len(self.rows)
         # A new SKU's row stays NaN for the days before it (they did not exist for it).
 
+    def last_day(self, skus: list[str], back: int = 0) -> np.ndarray:
+        """Each of ``skus``' units on the last closed day, or ``back`` days before it (NaN for
+        one never seen): what a forecast for that day is checked against.
+
+        >>> h = UnitsHistory(days=3)
+        >>> h.close_day({"a": 2.0}, ["a"]); h.close_day({"a": 5.0}, ["a"])
+        >>> h.last_day(["a", "b"]).tolist(), h.last_day(["a"], back=1).tolist()
+        ([5.0, nan], [2.0])
+        """
+        if not 0 <= back < self.days:
+            raise ValueError(f"only the last {self.days} closed days are kept, not {back} back")
+        col = self._m[:, (self._col - 1 - back) % self.days]
+        idx = np.fromiter((self.rows.get(s, -1) for s in skus), dtype=np.int64, count=len(skus))
+        return np.where(idx >= 0, col[np.maximum(idx, 0)], np.nan)
+
     def matrix(self, skus: list[str]) -> np.ndarray:
         """Rows for ``skus`` (all NaN for one never seen), days in no particular order, as
         stored (float32: what the buffer sorts, at half the cost of float64)."""

@@ -23,6 +23,10 @@ each event is ingested through the gateway's one ingest path (so the ledger's la
 decides, durably, before the ack) and a ``ReservationResult`` goes back on
 ``shelfcast.<store>.reservation_result``.
 
+Model rollouts: the hub's bundle install commands (``shelfcast.<store>.install``) are taken by a
+``RolloutAgent`` (edge_runtime/transport/bundle_rollout.py), which hands each bundle to
+``Gateway.swap_bundle`` and reports on it every heartbeat.
+
 >>> link = JetStreamUplink("nats://127.0.0.1:1", ":memory:", "S1")
 >>> link.subject("uplink"), link.cursor
 ('shelfcast.S1.stock', 0)
@@ -48,6 +52,7 @@ from edge_runtime.messages import (
     ReservationResult,
     hub_subject,
 )
+from edge_runtime.transport.bundle_rollout import RolloutAgent
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +87,10 @@ class JetStreamUplink:
         ingest: Ingest | None = None,
         heartbeat_s: float = 5.0,
         prefix: str = "shelfcast",
+        rollout: RolloutAgent | None = None,
     ):
         self.url = url
+        self.rollout = rollout  # takes the hub's bundle installs, when given
         self.store_id = store_id
         self.prefix = prefix
         self.status = status or (lambda: {"model_version": "unknown"})
@@ -239,6 +246,8 @@ class JetStreamUplink:
         tasks = [asyncio.create_task(self._forward_loop(js))]
         if self.ingest is not None:
             tasks.append(asyncio.create_task(self._reservation_loop(js)))
+        if self.rollout is not None:
+            tasks.append(asyncio.create_task(self._rollout_loop(nc, js)))
         while not self._stop.is_set():
             await asyncio.sleep(0.1)
             for t in tasks:
@@ -307,6 +316,15 @@ class JetStreamUplink:
         headers = {"Nats-Msg-Id": state.message_id, "Shelfcast-Lag-Ms": str(int(lag_s * 1000))}
         await js.publish(self.subject("state"), state.to_json(), headers=headers, timeout=2)
         self._last_state = time.monotonic()
+
+    async def _rollout_loop(self, nc, js) -> None:
+        assert self.rollout is not None
+        while not self._stop.is_set():
+            try:
+                await self.rollout.run(nc, js, self._stop, self.heartbeat_s)
+            except Exception as err:  # no stream yet, a node down: unacked commands come again
+                log.info("bundle installs from the hub paused (%s); retrying", err)
+                await asyncio.sleep(0.5)
 
     # ---- reservations from the hub ---------------------------------------------------------
 
@@ -389,4 +407,5 @@ def link_gateway(gateway: Any) -> JetStreamUplink | None:
         ingest=lambda event: gateway.ingest(event, "ecom"),
         heartbeat_s=cfg.hub.heartbeat_s,
         prefix=cfg.mqtt.topic_prefix,
+        rollout=RolloutAgent(gateway, cfg.gateway.store_id, cfg.mqtt.topic_prefix),
     ).start()
