@@ -67,8 +67,7 @@ class HubWorker:
             reconnect_time_wait=0.5,
         )
         js = nc.jetstream()
-        await ensure(js, self.replicas)
-        self._view = await NetworkView(js).open()
+        self._view = await self._open_view(js)
         self._tasks.append(asyncio.create_task(self._watch_cursors(js)))
         members = Membership(js, self.name, self._rebalance)
         self._tasks.append(asyncio.create_task(members.run()))
@@ -77,6 +76,25 @@ class HubWorker:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await nc.drain()
+
+    async def _open_view(self, js: Any) -> NetworkView:
+        """The hub's streams, buckets and view, retried while JetStream cannot answer yet: a
+        cluster still electing its leaders (or one node short) times requests out for seconds,
+        and a worker that died of it would leave its partitions to nobody."""
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeout
+        from nats.js.errors import ServiceUnavailableError
+
+        delay = 0.5
+        while True:
+            try:
+                await ensure(js, self.replicas)
+                return await NetworkView(js).open()
+            except (NatsTimeout, NoRespondersError, ServiceUnavailableError) as err:
+                log.warning("worker %s: JetStream not ready (%s), retrying in %.1f s",
+                            self.name, type(err).__name__, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
 
     async def _rebalance(self, live: set[str]) -> None:
         """Subscribe to the partitions this worker owns now; let go of the others."""
