@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from edge_runtime.transport.broker_config import local_conf
+from shelfcast.local_server import free_port, stop_process, wait_listening
 
 
 def mosquitto_path() -> str | None:
@@ -32,30 +31,13 @@ def mosquitto_path() -> str | None:
     return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(port: int, timeout: float, alive=lambda: True) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"MQTT broker did not listen on 127.0.0.1:{port} within {timeout} s")
-
-
 class EmbeddedBroker:
     """A local MQTT broker on a free port (``prefer``: ``"auto"``, ``"mosquitto"``, ``"amqtt"``)."""
 
     def __init__(self, prefer: str = "auto", work_dir: str | Path | None = None):
         self.prefer = prefer
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="shelfcast-broker-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.kind = ""
         self._proc: subprocess.Popen | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -80,7 +62,7 @@ class EmbeddedBroker:
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        _wait_listening(self.port, timeout, alive=lambda: self._proc.poll() is None)
+        wait_listening(self._proc, self.port, timeout, "mosquitto")
         self.kind = "mosquitto"
 
     def _start_amqtt(self, timeout: float) -> None:
@@ -109,14 +91,8 @@ class EmbeddedBroker:
         self.kind = "amqtt"
 
     def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
+        stop_process(self._proc)
+        self._proc = None
         if self._loop is not None and self._broker is not None:
             fut = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
             try:

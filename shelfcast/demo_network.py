@@ -44,6 +44,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from shelfcast.local_server import free_port, wait_serving
+
 STEP = "network"
 NETWORK_SKUS = 4  # the network's best sellers: every store carries them
 RACE_STORE = "TX_1"  # Houston: no other store within a same-day courier run
@@ -202,9 +204,7 @@ class Hub:
     """``shelfcast hub`` (one worker and the API) as a child process."""
 
     def __init__(self, nats_url: str, network: Path, log: Path):
-        from shelfcast.broker import _free_port
-
-        self.port = _free_port()
+        self.port = free_port()
         self.token = secrets.token_urlsafe(16)
         root = Path(__file__).resolve().parent.parent
         env = {**os.environ, "SHELFCAST_HUB_TOKEN": self.token}
@@ -217,19 +217,7 @@ class Hub:
         self.headers = {"Authorization": f"Bearer {self.token}"}
 
     def wait_serving(self, timeout: float = 60.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"shelfcast hub exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.url + "/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"shelfcast hub did not serve on {self.port} within {timeout} s")
+        wait_serving(self.proc, self.url + "/v1/health", timeout, "shelfcast hub")
 
     def get(self, path: str) -> dict:
         import httpx

@@ -14,24 +14,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from shelfcast.local_server import free_port, stop_process, wait_listening
 
 
 def nats_binary() -> str | None:
     """Path of ``nats-server``: on PATH, or beside this Python (the venv's bin)."""
     beside = Path(sys.executable).parent / "nats-server"
     return shutil.which("nats-server") or (str(beside) if os.access(beside, os.X_OK) else None)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class EmbeddedNats:
@@ -45,7 +38,7 @@ class EmbeddedNats:
             )
         self.binary = binary
         self.work_dir = Path(work_dir)
-        self.port = _free_port()
+        self.port = free_port()
         self.log = self.work_dir / "nats.log"
         self._proc: subprocess.Popen | None = None
 
@@ -63,27 +56,13 @@ class EmbeddedNats:
             self._proc = subprocess.Popen(
                 [self.binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"nats-server exited: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise TimeoutError(f"nats-server did not listen on 127.0.0.1:{self.port} in {timeout} s")
+        wait_listening(self._proc, self.port, timeout, "nats-server", self._log_tail)
+        return self
+
+    def _log_tail(self) -> str:
+        return self.log.read_text()[-2000:] if self.log.exists() else ""
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (the server flushes its store), then wait; SIGKILL if it hangs."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop_process(self._proc, timeout)
         self._proc = None

@@ -12,11 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from shelfcast.local_server import wait_serving
 from tests.mosquitto import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,17 +82,7 @@ class HubProcess:
         return self
 
     def _wait_serving(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"shelfcast hub exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.url + "/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"shelfcast hub did not serve on {self.port}")
+        wait_serving(self.proc, self.url + "/v1/health", timeout, "shelfcast hub")
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {TOKEN}"}

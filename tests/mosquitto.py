@@ -20,7 +20,6 @@ import datetime as dt
 import ipaddress
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -31,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.transport.broker_config import local_conf
+from shelfcast.local_server import stop_process, wait_listening
 
 
 def mosquitto_binary() -> str | None:
@@ -210,33 +210,19 @@ class Mosquitto:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"mosquitto exited: {err} {self._log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise TimeoutError(f"mosquitto did not listen on {self.port}: {self._log_tail()}")
+        wait_listening(self.proc, self.port, timeout, "mosquitto", self._why)
+        return self
+
+    def _why(self) -> str:
+        err = self.proc.stderr.read().decode() if self.proc and self.proc.poll() is not None else ""
+        return f"{err} {self._log_tail()}".strip()
 
     def _log_tail(self) -> str:
         return self.log.read_text()[-2000:] if self.log.exists() else ""
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (mosquitto saves its persistence file), then wait."""
-        if self.proc is None or self.proc.poll() is not None:
-            self.proc = None
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout)
         self.proc = None
 
     @property

@@ -14,8 +14,6 @@ Fixtures: ``nats_server`` (one node), ``nats_cluster`` (three nodes, JetStream r
 
 from __future__ import annotations
 
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from shelfcast.embedded_nats import nats_binary
+from shelfcast.local_server import stop_process, wait_listening
 from tests.mosquitto import free_port
 
 
@@ -75,29 +74,15 @@ class NatsServer:
             self.proc = subprocess.Popen(
                 [self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nats-server exited: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise TimeoutError(f"nats-server did not listen on {self.port}")
+        wait_listening(self.proc, self.port, timeout, "nats-server", self._log_tail)
+        return self
+
+    def _log_tail(self) -> str:
+        return self.log.read_text()[-2000:] if self.log.exists() else ""
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (the server flushes its stores), then wait."""
-        if self.proc is None or self.proc.poll() is not None:
-            self.proc = None
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout)
         self.proc = None
 
     def kill(self) -> None:
