@@ -23,11 +23,11 @@ def fill(where: Path) -> Path:
     """Fill the filesystem of ``where`` to the last block; returns the filler file."""
     filler = where / "filler.bin"
     chunk = b"\0" * 65536
-    with open(filler, "wb") as out:
+    # Unbuffered: a buffer holding bytes that did not fit would raise again when closed.
+    with open(filler, "wb", buffering=0) as out:
         try:
             while True:
                 out.write(chunk)
-                out.flush()
         except OSError as err:
             if err.errno != errno.ENOSPC:
                 raise
