@@ -28,7 +28,6 @@ import argparse
 import json
 import logging
 import pickle
-import queue
 import signal
 import sys
 import threading
@@ -64,10 +63,12 @@ from edge_runtime.forecast.derived_snapshot import (
 )
 from edge_runtime.heap import freeze_startup_heap
 from edge_runtime.ingest.dead_letter_topic import dead_letter_messages
+from edge_runtime.ingest.each_alone import commit_or_each_alone, unprocessable
+from edge_runtime.ingest.mqtt_intake import MqttIntake
 from edge_runtime.log_output import configure_logging
 from edge_runtime.messages import Message, with_decision_ids
 from edge_runtime.store.event_archive import EventArchive
-from edge_runtime.store.events import MAX_EVENTS_PER_PAYLOAD, Event, Rejection, raw_text
+from edge_runtime.store.events import Event, Rejection
 from edge_runtime.store.ledger import IngestResult, Ledger, LedgerError
 from edge_runtime.store.open_orders import OpenOrderTable
 from edge_runtime.store.outbox import Outbox, OutboxRow
@@ -76,6 +77,7 @@ from edge_runtime.store.stock import SkuState, StockState, iso_utc
 from edge_runtime.store.store_failure import StoreError, store_failures_raised, write_transaction
 from edge_runtime.transport.jetstream_uplink import link_gateway
 from edge_runtime.transport.mqtt import MqttTransport
+from edge_runtime.transport.outbox_pump import OutboxPump
 from edge_runtime.transport.uplink import Uplink
 from edge_runtime.watch.anomaly_scores import score_close
 from edge_runtime.watch.count_watch import CountWatch
@@ -87,24 +89,11 @@ from models.bundle import Bundle, BundleError
 
 log = logging.getLogger(__name__)
 
-GROUP_MAX_EVENTS = min(
-    5000, MAX_EVENTS_PER_PAYLOAD
-)  # events per ledger transaction on the MQTT path
 _ID_CHUNK = 900
 RAW_KEEP = 1024
 SNAPSHOT_EVERY_EVENTS = 100_000  # derived-state snapshot after this many events ...
 SNAPSHOT_EVERY_S = 60.0  # ... or this long after the last one, if anything was logged since
 SNAPSHOT_TAIL_AT_START = 20_000  # a start that read this many events after it saves a new one
-
-
-MARK_EVERY_S = 0.05
-# A refused write (full disk) is retried after these pauses, doubling: cheap (the write fails
-# fast) and quick to resume once space is back.
-RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
-# The store or the machine failed, not an event (the ledger turns every such SQLite or OS error
-# into StoreError): never an event's dead letter; an MQTT payload is held unacknowledged and
-# retried, the API answers 503.
-STORE_FAILURES = (StoreError,)
 
 
 def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
@@ -217,23 +206,14 @@ class Gateway:
         self._prime()
         self._restore_open_orders()
         self._lock = threading.Lock()  # ingest + hand-over of its rows, in commit order
-        self._fresh: list[OutboxRow] = []
-        self._inbox: queue.SimpleQueue[tuple[bytes, str, int, int]] = queue.SimpleQueue()
+        self._fresh: list[OutboxRow] = []  # committed rows not yet handed to the pump
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._handed_upto = 0  # highest outbox seq handed to paho by this process
-        self._backlog = True  # rows from before a restart or an outage wait in SQLite
         self._last_uplink = time.monotonic()
-        self._acked: list[int] = []  # outbox seqs acknowledged, not yet marked sent
-        self._held: list[tuple[bytes, str, int, int]] = []  # MQTT items the store refused
-        self._retry_s = 0.0  # pause before retrying them (and marks), doubling
-        self._retry_at = 0.0
-        self._store_problem: str | None = None  # the ledger refused a write; not yet resolved
         self._snapshot_at = time.monotonic()
         self._snapshot_ok = True  # False after a failed write: then at most one try a minute
         self._snapshot_writer: threading.Thread | None = None  # writing one now, when alive
-        self._last_mark = 0.0
         self.counters = {
             "ingested": 0,
             "duplicates": 0,
@@ -245,6 +225,9 @@ class Gateway:
         }
         self.created_by_kind: Counter[str] = Counter()  # outbox messages created, by kind
         self.sent_by_kind: Counter[str] = Counter()  # outbox messages the broker acknowledged
+        self.intake = MqttIntake(self.ledger.parse, self._ingest_parsed, self._ack)
+        self.pump = OutboxPump(self.outbox, self.counters, self.sent_by_kind,
+                               self.intake.backoff, lambda: not self.intake.held)  # fmt: skip
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
@@ -546,16 +529,12 @@ class Gateway:
     def _ingest_parsed(
         self, events: list[Event], rejections: list[Rejection], source: str
     ) -> IngestResult:
-        """Commit parsed events and dead-letter the rejections in one transaction. Should that
-        raise for another reason than the store (a bug one event triggers in a later stage),
-        each event is tried alone and those that still fail are dead-lettered: none vanishes,
-        and one cannot block the rest. A store error is never an event's fault: it raises."""
-        try:
-            return self._ingest_handover(events, rejections, source)
-        except STORE_FAILURES:
-            raise
-        except Exception as err:
-            return self._ingest_one_by_one(events, rejections, source, err)
+        """Commit parsed events and dead-letter the rejections in one transaction; should that
+        fail for another reason than the store, each event alone
+        (``edge_runtime.ingest.each_alone``). A store error raises: nothing committed."""
+        return commit_or_each_alone(
+            self._ingest_handover, self._dead_letter, events, rejections, source
+        )
 
     def _ingest_locked(
         self, events: list[Event], rejections: list[Rejection], source: str, publish: bool = True
@@ -861,87 +840,12 @@ class Gateway:
             self.hub_link.wake()
 
     def _on_mqtt(self, payload: bytes, source: str, mid: int, qos: int) -> None:
-        self._inbox.put((payload, source, mid, qos))
+        self.intake.put(payload, source, mid, qos)
         self._wake.set()
 
-    def _intake(self) -> None:
-        """Ingest what MQTT delivered. After a store failure the unacknowledged payloads are
-        held here and retried first, with backoff, and nothing new is taken meanwhile."""
-        if self._held:
-            if time.monotonic() < self._retry_at:
-                return
-            items, self._held = self._held, []
-        else:
-            items = []
-            try:
-                while len(items) < 10_000:
-                    items.append(self._inbox.get_nowait())
-            except queue.Empty:
-                pass
-        if not items:
-            return
-        try:
-            self._held = self._ingest_mqtt(items)
-        except Exception:  # a bug, not the store: logged; unacknowledged, redelivered later
-            log.exception("ingest of %d MQTT payload(s) failed", len(items))
-        if self._held:
-            self._back_off()
-        else:
-            self._retry_s = 0.0
-
-    def _back_off(self) -> None:
-        """The store refused a write: the next attempt waits twice as long as the last one."""
-        self._retry_s = min(RETRY_MAX_S, max(RETRY_MIN_S, self._retry_s * 2))
-        self._retry_at = time.monotonic() + self._retry_s
-
-    def _ingest_mqtt(self, items: list[tuple[bytes, str, int, int]]) -> list:
-        """Commit MQTT payloads in few transactions; acknowledge each only after its commit.
-
-        Returns the items not committed because the store failed (none acknowledged)."""
-        done: set[int] = set()  # id() of items committed and acknowledged
-        try:
-            for source, events, rejections, members in self._groups(items):
-                self._ingest_group(source, events, rejections, members)
-                done.update(map(id, members))
-        except StoreError as err:
-            left = [item for item in items if id(item) not in done]
-            self._store_failed(err, f"{len(left)} MQTT payload(s) held, not acknowledged")
-            return left
-        return []
-
-    def _groups(self, items: list[tuple[bytes, str, int, int]]):
-        """``(source, events, rejections, items)`` to commit in order: each payload parsed on
-        its own (rejections keep their index in it; the topic's source level is judged too),
-        the payloads of one source together up to ``GROUP_MAX_EVENTS`` events."""
-        groups: dict[str, tuple[list[Event], list[Rejection], list]] = {}
-        for item in items:
-            payload, source = item[0], item[1]
-            events, rejections = self.ledger.parse(payload, topic_source=source)
-            group = groups.setdefault(source, ([], [], []))
-            group[0].extend(events)
-            group[1].extend(rejections)
-            group[2].append(item)
-            if len(group[0]) + len(group[1]) >= GROUP_MAX_EVENTS:
-                yield source, *groups.pop(source)
-        for source, group in groups.items():
-            yield source, *group
-
-    def _store_failed(self, err: StoreError, consequence: str) -> None:
-        """Log a store failure once per episode; it lasts until nothing is held any more and
-        the ledger's last write succeeded (a small write can fit on a nearly full disk while
-        a batch does not)."""
-        if self._store_problem is None:
-            self._store_problem = str(err)
-            log.error("%s: %s; retrying with backoff up to %g s", err, consequence, RETRY_MAX_S)
-
-    def _ingest_group(
-        self, source: str, events: list[Event], rejections: list[Rejection], items: list
-    ) -> None:
-        """Commit one group and acknowledge its payloads; ``StoreError`` acknowledges none."""
-        self._ingest_parsed(events, rejections, source)  # a store failure raises: they wait
+    def _ack(self, mid: int, qos: int) -> None:
         if self.transport is not None:
-            for _, _, mid, qos in items:
-                self.transport.ack(mid, qos)
+            self.transport.ack(mid, qos)
 
     def _ingest_handover(
         self, events: list[Event], rejections: list[Rejection], source: str
@@ -951,25 +855,9 @@ class Gateway:
             self._handover(rows, states)
         return result
 
-    def _ingest_one_by_one(
-        self, events: list[Event], rejections: list[Rejection], source: str, first: Exception
-    ) -> IngestResult:
-        log.warning("ingest from %r failed whole (%r): each event alone", source, first)
-        result = self._ingest_handover([], rejections, source) if rejections else IngestResult()
-        for event in events:
-            try:
-                alone = self._ingest_handover([event], [], source)
-            except STORE_FAILURES:
-                raise
-            except Exception as err:
-                alone = self._dead_letter(event, source, err)
-            result.add(alone)
-        return result
-
     def _dead_letter(self, event: Event, source: str, err: Exception) -> IngestResult:
         """Dead-letter an event that crashed a stage after the parser, reason included."""
-        reason = f"unprocessable event ({type(err).__name__}: {str(err)[:200]})"
-        refused = Rejection(raw_text(event.to_dict()), reason, None, event.index)
+        refused = unprocessable(event, err)
         with self._lock:
             self.ledger.dead_letter([refused], source)
             store, version = self.cfg.gateway.store_id, self.policy.version
@@ -983,50 +871,9 @@ class Gateway:
 
     def _pump(self) -> None:
         """Hand new rows (or the backlog) to the transport, then mark acknowledged rows sent."""
-        t = self.transport
         with self._lock:
             fresh, self._fresh = self._fresh, []
-        if t is None:
-            return
-        self._acked.extend(t.take_acked())  # frees window room before publishing
-        # upstream losses, for /metrics (see edge_runtime.transport.mqtt)
-        if t.broker_dropped is not None:
-            self.counters["broker_dropped"] = t.broker_dropped
-        if t.connected:
-            self._publish_fresh_or_backlog(fresh, t.window - t.inflight)
-        else:
-            self._backlog = True
-        now = time.monotonic()
-        # Marking sent is off the latency path and batched: losing a mark only re-sends.
-        due = now - self._last_mark >= max(MARK_EVERY_S, self._retry_s)
-        if self._acked and (len(self._acked) >= 2000 or due):
-            self._last_mark = now
-            try:
-                self.counters["sent"] += self.outbox.mark_sent(self._acked, self.sent_by_kind)
-            except StoreError:
-                self._back_off()
-                raise  # the seqs stay in _acked, marked once the disk takes writes
-            self._acked = []
-            if not self._held:
-                self._retry_s = 0.0
-
-    def _publish_fresh_or_backlog(self, fresh: list[OutboxRow], room: int) -> None:
-        if self._backlog:
-            if room > 0:
-                rows = self.outbox.pending(room, after_seq=self._handed_upto)
-                self._publish(rows)
-                self._backlog = len(rows) == room
-            return
-        rows = [r for r in fresh if r.seq > self._handed_upto]
-        if len(rows) > room:
-            self._backlog = True  # they are in SQLite; drained as PUBACKs free the window
-        else:
-            self._publish(rows)
-
-    def _publish(self, rows: list[OutboxRow]) -> None:
-        if rows:
-            self.transport.publish(rows)
-            self._handed_upto = rows[-1].seq
+        self.pump.pump(self.transport, fresh)
 
     def _maybe_flush_uplink(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -1053,17 +900,17 @@ class Gateway:
         while not self._stop.is_set():
             self._wake.wait(0.02)
             self._wake.clear()
-            self._intake()
+            self.intake.run_once()
             try:
                 self._pump()
                 self._maybe_flush_uplink()
                 self._maybe_snapshot()
                 self._maybe_retain()
             except StoreError as err:
-                self._store_failed(err, "outgoing messages wait in memory and in the outbox")
+                self.intake.store_failed(err, "outgoing messages wait in memory and in the outbox")
             except Exception:
                 log.exception("publishing failed; rows stay in the outbox")
-                self._backlog = True
+                self.pump.backlog = True
                 time.sleep(0.1)
             self._report_health()
 
@@ -1073,11 +920,11 @@ class Gateway:
         bundle refused). Readiness, the metrics and the retained state message say this."""
         out = {}
         health = self.ledger.health
-        problem = health.problem or self._store_problem
+        problem = health.problem or self.intake.store_problem
         if problem is not None:
             since = f" since {iso_utc(int(health.since * 1e6))}" if health.since else ""
             out["ledger"] = (
-                f"not writable{since}: {problem}; intake paused ({len(self._held)} MQTT "
+                f"not writable{since}: {problem}; intake paused ({len(self.intake.held)} MQTT "
                 "payload(s) held, unacknowledged, retried with backoff)"
             )
         if self.transport is not None and not self.transport.connected:
@@ -1088,8 +935,7 @@ class Gateway:
 
     def _report_health(self) -> None:
         """Log a recovery, and keep the retained state message's problems current."""
-        if self._store_problem and not self._held and self.ledger.health.problem is None:
-            self._store_problem = None
+        if self.intake.recovered(self.ledger.health.problem):
             log.warning("the ledger takes writes again: intake resumed")
         problems = self.problems()
         if self.transport is not None:
@@ -1100,7 +946,7 @@ class Gateway:
         """Wait until the outbox is empty (all acknowledged) or ``timeout``; True if empty."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.outbox_depth() == 0 and self._inbox.empty():
+            if self.outbox_depth() == 0 and self.intake.empty():
                 return True
             self._wake.set()
             time.sleep(0.01)
@@ -1154,15 +1000,7 @@ class Gateway:
 
     def _send_before_close(self, t: MqttTransport) -> None:
         self._maybe_flush_uplink(force=True)
-        self._pump()
-        deadline = time.monotonic() + 2.0
-        while t.connected and t.inflight and time.monotonic() < deadline:
-            self._pump()  # collect PUBACKs so rows are not sent again after restart
-            time.sleep(0.01)
-        self._acked.extend(t.take_acked())
-        if self._acked:
-            self.counters["sent"] += self.outbox.mark_sent(self._acked, self.sent_by_kind)
-            self._acked = []
+        self.pump.drain(t, self._pump)
 
     def __enter__(self) -> Gateway:
         return self
