@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 
 from configuration.command_options import add_log_options, port_number
-from edge_runtime.bundles import BundleTrust, install, is_installed, verify
+from edge_runtime.bundles import BundleTrust
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
 from edge_runtime.decide.alert_episodes import AlertEpisodes
+from edge_runtime.decide.bundle_lifecycle import BundleLifecycle
 from edge_runtime.decide.day_close import DayCloseModel
 from edge_runtime.decide.decisions import DecisionPolicy, RulePolicy
 from edge_runtime.decide.forecast_policy import (
@@ -50,7 +51,7 @@ from edge_runtime.decide.forecast_policy import (
     DecisionSettings,
     ForecastDecisionPolicy,
 )
-from edge_runtime.decide.intraday_warning import IntradayWarner, warner_from_ledger
+from edge_runtime.decide.intraday_warning import IntradayWarner
 from edge_runtime.decide.scored_close import model_key, restore, take
 from edge_runtime.decide.state_changes import day_batches, rounds
 from edge_runtime.forecast.daily_sales import DailySales
@@ -59,8 +60,8 @@ from edge_runtime.forecast.derived_snapshot import (
     DerivedSnapshot,
     dump_derived,
     load_derived,
-    write_derived,
 )
+from edge_runtime.forecast.snapshot_schedule import SnapshotSchedule
 from edge_runtime.heap import freeze_startup_heap
 from edge_runtime.ingest.dead_letter_topic import dead_letter_messages
 from edge_runtime.ingest.each_alone import commit_or_each_alone, unprocessable
@@ -91,9 +92,6 @@ log = logging.getLogger(__name__)
 
 _ID_CHUNK = 900
 RAW_KEEP = 1024
-SNAPSHOT_EVERY_EVENTS = 100_000  # derived-state snapshot after this many events ...
-SNAPSHOT_EVERY_S = 60.0  # ... or this long after the last one, if anything was logged since
-SNAPSHOT_TAIL_AT_START = 20_000  # a start that read this many events after it saves a new one
 
 
 def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
@@ -148,10 +146,10 @@ class Gateway:
         # Theft / mis-scan detection over sales and sensor readings (which never touch stock).
         self.shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
         self.count_watch = CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
-        self.bundle_problem: str | None = None  # why an installed bundle is not in use
-        self.trust = BundleTrust.from_config(m)  # a bad key file stops the start, saying which
+        trust = BundleTrust.from_config(m)  # a bad key file stops the start, saying which
         if m.allow_unsigned:
-            log.warning("bundle signatures: %s", self.trust.describe())
+            log.warning("bundle signatures: %s", trust.describe())
+        self.bundles = BundleLifecycle(cfg, trust)
         # The ledger first: its writer lock keeps a second gateway from touching this state
         # directory at all (installing its bundle there included). A failed start releases it.
         store = cfg.gateway.store_id
@@ -173,8 +171,8 @@ class Gateway:
     def _start_up(self, policy: DecisionPolicy | None) -> None:
         """Everything after the ledger: bundle, outbox, policy, series, transport."""
         cfg, store = self.cfg, self.cfg.gateway.store_id
-        self._verified_sessions: dict = {}  # the ONNX sessions the bundle was verified with
-        bundle = self._startup_bundle()
+        sessions: dict = {}  # the ONNX sessions the bundle was verified with
+        bundle = self.bundles.at_start(sessions)
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         self.episodes = AlertEpisodes(self.ledger.connection)
         self.orders = OpenOrderTable(self.ledger.connection)
@@ -190,6 +188,7 @@ class Gateway:
         self._restored_correction = None
         self._restored_scored = None  # the snapshot's last close scoring: used once, at start
         self._model_key = ""  # scored_close.model_key of self.model
+        self.snapshots = SnapshotSchedule(self.derived_path)
         self.sales = self._startup_sales()
         self._sales_moved = False  # a day closed inside the open transaction
         self._staged = False  # the open transaction's decisions touched in-memory state
@@ -198,9 +197,9 @@ class Gateway:
         self.model: DayCloseModel | None = None
         self.intraday: IntradayWarner | None = None  # the bundle's intraday stock-out warning
         if bundle is not None:
-            self._use_model(self._model_for(bundle, self._verified_sessions))
-            self.intraday = self._warner_for(bundle)
-        self._verified_sessions.clear()
+            self._use_model(self._model_for(bundle, sessions))
+            self.intraday = self.bundles.warner_for(bundle, self.ledger.connection)
+        sessions.clear()
         self._restored_scored = None  # only this start's model may take it
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self._prime()
@@ -211,9 +210,6 @@ class Gateway:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._last_uplink = time.monotonic()
-        self._snapshot_at = time.monotonic()
-        self._snapshot_ok = True  # False after a failed write: then at most one try a minute
-        self._snapshot_writer: threading.Thread | None = None  # writing one now, when alive
         self.counters = {
             "ingested": 0,
             "duplicates": 0,
@@ -244,64 +240,33 @@ class Gateway:
             n = snap.sales.catch_up(self.ledger.connection, snap.upto)
             self._restored_correction = snap.correction
             self._restored_scored = snap.scored
-            self._snapshot_upto = snap.upto
-            # After a run of crashes each start would otherwise read a longer tail than the last.
-            self._snapshot_soon = n >= SNAPSHOT_TAIL_AT_START
+            self.snapshots.restored(snap.upto, n)
             log.info("sales series from the snapshot at %d, %d later events", snap.upto, n)
             return snap.sales
-        self._snapshot_upto, self._snapshot_soon = 0, True  # none: saved once the worker runs
+        self.snapshots.rebuilt()
         return DailySales.from_ledger(self.ledger.connection)
 
     def _snapshot_blob(self, force: bool = False) -> tuple[int, bytes] | None:
-        """Under the lock: the derived state as bytes when a snapshot is due (``force``: any
-        change since the last), else None. Never while a rolled-back batch's memory waits to be
-        rebuilt (it would save state no commit holds)."""
-        upto, last_id = self.ledger.position()
-        new = upto - self._snapshot_upto
-        waited = time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_S
-        # The start's own snapshot waits for the first commit: consuming comes first.
-        soon = self._snapshot_soon and self.counters["ingested"] > 0
-        many = new >= SNAPSHOT_EVERY_EVENTS or soon
-        due = new > 0 and (force or waited or (many and self._snapshot_ok))
-        if not due or self._rebuild_pending:
-            return None
-        correction, scored = None, None
-        if self.model is not None:
-            correction = self.model.correction
-            scored = take(self.model, self._model_key, self.forecasts, self.shelf_watch.anomaly)
-        snap = DerivedSnapshot(self.ledger.ledger_id, upto, last_id, self.sales, correction, scored)
-        return upto, dump_derived(snap)
+        """The derived state as bytes when a snapshot is due (``force``: any change since the
+        last), else None; copied under the lock. Never while a rolled-back batch's memory
+        waits to be rebuilt (it would save state no commit holds)."""
+        with self._lock:
+            upto, last_id = self.ledger.position()
+            ingested = self.counters["ingested"] > 0
+            if self._rebuild_pending or not self.snapshots.due(upto, ingested, force):
+                return None
+            correction, scored = None, None
+            if self.model is not None:
+                correction = self.model.correction
+                scored = take(self.model, self._model_key, self.forecasts, self.shelf_watch.anomaly)
+            snap = DerivedSnapshot(
+                self.ledger.ledger_id, upto, last_id, self.sales, correction, scored
+            )
+            return upto, dump_derived(snap)
 
     def _maybe_snapshot(self, force: bool = False) -> None:
-        """Save the derived state when due: copied under the lock, written (and fsynced) by a
-        thread of its own, so the worker goes back to ingesting at once; ``force`` (at close)
-        writes here, after any write still under way."""
-        writer = self._snapshot_writer
-        if writer is not None and writer.is_alive():
-            if not force:
-                return  # one write at a time; the next is due again after it
-            writer.join()
-        with self._lock:
-            taken = self._snapshot_blob(force)
-        if taken is None:
-            return
-        if force:
-            self._write_snapshot(*taken)
-            return
-        self._snapshot_writer = threading.Thread(
-            target=self._write_snapshot, args=taken, name="derived-snapshot", daemon=True
-        )
-        self._snapshot_writer.start()
-
-    def _write_snapshot(self, upto: int, blob: bytes) -> None:
-        try:
-            write_derived(self.derived_path, blob)
-        except OSError as err:  # a full disk: only a slower next start; retried a minute on
-            log.warning("derived-state snapshot not written (%s); retried in 60 s", err)
-            self._snapshot_at, self._snapshot_ok = time.monotonic(), False
-            return
-        self._snapshot_upto, self._snapshot_at = upto, time.monotonic()
-        self._snapshot_ok, self._snapshot_soon = True, False
+        """Save the derived state when due (``edge_runtime.forecast.snapshot_schedule``)."""
+        self.snapshots.save(self._snapshot_blob, force)
 
     def _forwarded_upto(self) -> int | None:
         """How far the hub link has forwarded the outbox (None: no hub; 0: not running yet)."""
@@ -318,7 +283,7 @@ class Gateway:
         # Under the ingest lock: every write on the ledger's connection is serialised by it
         # (a bundle swap writes its decisions there too).
         with self._lock:
-            report = self.retention.run(keep_from=self._snapshot_upto)
+            report = self.retention.run(keep_from=self.snapshots.upto)
         log.info("retention: %s", report)
         return report
 
@@ -368,59 +333,14 @@ class Gateway:
 
     # ---- the model bundle --------------------------------------------------------------
 
-    def _startup_bundle(self) -> Bundle | None:
-        """The configured bundle (verified, installed as current; a refused one stops the
-        gateway with the reason), else the installed one (a damaged one is reported, unused)."""
-        configured, current = self.cfg.model.bundle, self.cfg.bundle_dir
-        sessions = self._verified_sessions
-        if configured:
-            same = Path(configured).resolve() == current.resolve()
-            if not same and is_installed(configured, current):
-                # A restart with the bundle installed before: its copy is verified in full
-                # (digests, signature, models) instead of copied and verified a second time.
-                try:
-                    return verify(current, self.trust, sessions)
-                except BundleError as err:  # a damaged copy: installed again from the source
-                    log.warning("installed copy of %s refused (%s); installing it again",
-                                configured, err)  # fmt: skip
-                    sessions.clear()
-            try:
-                bundle = verify(configured, self.trust, sessions if same else None)
-            except BundleError as err:  # the operator must see why, and which bundle
-                raise BundleError(f"bundle {configured} refused: {err}") from None
-            if not same:
-                bundle = install(bundle, current, self.trust, sessions)
-            return bundle
-        if not current.exists():
-            return None
-        try:
-            return verify(current, self.trust, sessions)
-        except BundleError as err:
-            self.bundle_problem = f"installed bundle refused: {err}"
-            log.error("%s; deciding with the [policy] rules", self.bundle_problem)
-            return None
+    @property
+    def bundle_problem(self) -> str | None:
+        """Why an installed bundle is not in use (None: it is, or there is none)."""
+        return self.bundles.problem
 
     def _model_for(self, bundle: Bundle, sessions: dict | None = None) -> DayCloseModel:
-        m = self.cfg.model
         keep = self.model.correction if self.model is not None else self._restored_correction
-        return DayCloseModel(
-            bundle, m.forecast_days, m.scoring_threads, correction=keep,
-            buffer_every_days=m.buffer_every_days, sessions=sessions,
-        )  # fmt: skip
-
-    def _warner_for(self, bundle: Bundle) -> IntradayWarner | None:
-        """The intraday warning of ``bundle`` (None when it has no such model), its window
-        rebuilt from the ledger's last days."""
-        m = self.cfg.model
-        return warner_from_ledger(
-            bundle,
-            self.ledger.connection,
-            self.cfg.gateway.store_id,
-            threshold=m.stockout_threshold,
-            hysteresis=m.stockout_hysteresis,
-            lateness_s=m.intraday_lateness_s,
-            threads=m.scoring_threads,
-        )
+        return self.bundles.model_for(bundle, keep, sessions)
 
     def _use_model(self, model: DayCloseModel) -> DailyForecasts | None:
         """Score with ``model`` from now on: re-score the last closed day at once and hand the
@@ -431,7 +351,7 @@ class Gateway:
         kept = restore(self._restored_scored, model, key, self.sales)
         forecasts = kept[0] if kept is not None else model.rescore(self.sales)
         self.model, self._model_key = model, key
-        self.bundle_problem = None
+        self.bundles.problem = None
         if kept is not None:
             self.shelf_watch.anomaly = kept[1]
         else:
@@ -468,16 +388,11 @@ class Gateway:
         re-scored at once, its decisions on every SKU published, its version on every message
         from here on. Events are never paused for long and none is lost or applied twice (the
         sales series do not depend on the model)."""
-        sessions: dict = {}
-        current = self.cfg.bundle_dir
-        same = Path(path).resolve() == current.resolve()
-        candidate = verify(path, self.trust, sessions if same else None)
-        if not same:
-            candidate = install(candidate, current, self.trust, sessions)
+        candidate, sessions = self.bundles.candidate(path)
         model = self._model_for(candidate, sessions)  # ONNX sessions built outside the lock
         with self._lock:
             forecasts = self._use_model(model)
-            self.intraday = self._warner_for(candidate)
+            self.intraday = self.bundles.warner_for(candidate, self.ledger.connection)
             states = self.ledger.stocks(0, self.ledger.sku_count())
             occasion = f"bundle:{model.model_version}@{self.ledger.clock_us}"
             messages = with_decision_ids(
@@ -640,7 +555,7 @@ class Gateway:
         self._restored_scored = None  # re-scored here, as always after a rollback
         self._reset_decisions()
         if self.intraday is not None:
-            self.intraday = self._warner_for(self.bundle)
+            self.intraday = self.bundles.warner_for(self.bundle, self.ledger.connection)
         self._correction_before = None
         self._rebuild_pending = False
         log.warning("ingest rolled back; in-memory decisions rebuilt from the ledger")
