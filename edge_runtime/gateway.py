@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import pickle
 import signal
 import sys
 import threading
@@ -37,23 +36,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from configuration.command_options import add_log_options, port_number
 from edge_runtime.bundles import BundleTrust
 from edge_runtime.config import ConfigError, GatewayConfig, load_config
-from edge_runtime.decide.alert_episodes import AlertEpisodes
 from edge_runtime.decide.bundle_lifecycle import BundleLifecycle
-from edge_runtime.decide.day_close import DayCloseModel
-from edge_runtime.decide.decisions import DecisionPolicy, RulePolicy
+from edge_runtime.decide.decisions import DecisionPolicy
+from edge_runtime.decide.engine import DecisionEngine
 from edge_runtime.decide.forecast_policy import (
     DailyForecasts,
-    DecisionSettings,
-    ForecastDecisionPolicy,
 )
-from edge_runtime.decide.intraday_warning import IntradayWarner
-from edge_runtime.decide.scored_close import model_key, restore, take
-from edge_runtime.decide.state_changes import day_batches, rounds
 from edge_runtime.forecast.daily_sales import DailySales
 from edge_runtime.forecast.demand_distribution import preload_scipy
 from edge_runtime.forecast.derived_snapshot import (
@@ -71,11 +62,10 @@ from edge_runtime.messages import Message, with_decision_ids
 from edge_runtime.store.event_archive import EventArchive
 from edge_runtime.store.events import Event, Rejection
 from edge_runtime.store.ledger import IngestResult, Ledger, LedgerError
-from edge_runtime.store.open_orders import OpenOrderTable
 from edge_runtime.store.outbox import Outbox, OutboxRow
 from edge_runtime.store.retention import Retention, RetentionReport
-from edge_runtime.store.stock import SkuState, StockState, iso_utc
-from edge_runtime.store.store_failure import StoreError, store_failures_raised, write_transaction
+from edge_runtime.store.stock import StockState, iso_utc
+from edge_runtime.store.store_failure import StoreError, write_transaction
 from edge_runtime.transport.jetstream_uplink import link_gateway
 from edge_runtime.transport.mqtt import MqttTransport
 from edge_runtime.transport.outbox_pump import OutboxPump
@@ -85,49 +75,14 @@ from edge_runtime.watch.count_watch import CountWatch
 from edge_runtime.watch.phantom import PhantomDetector
 from edge_runtime.watch.shelf_watch import ShelfWatch
 from edge_runtime.watch.shrink import CycleCountShrink
-from feature_store.censored_demand import shelf_empty
 from models.bundle import Bundle, BundleError
 
 log = logging.getLogger(__name__)
 
+COUNTERS = ("ingested", "duplicates", "rejected", "messages", "sent", "policy_errors", "day_closes")
+
 _ID_CHUNK = 900
 RAW_KEEP = 1024
-
-
-def _settings_from(cfg: GatewayConfig) -> DecisionSettings:
-    m = cfg.model
-    return DecisionSettings(
-        lead_time_days=m.lead_time_days,
-        review_days=m.review_days,
-        service_z=m.service_z,
-        threshold=m.stockout_threshold,
-        min_change=m.stockout_min_change,
-        hysteresis=m.stockout_hysteresis,
-    )
-
-
-def _empty_shelves(conn, current: dict) -> set[str]:
-    """SKUs whose shelf is empty at this point of a batch (``current``: the states the batch
-    has reached, over the stored ones): a closing day's censored SKUs
-    (``feature_store.censored_demand``)."""
-    empty = {row[0] for row in conn.execute("SELECT sku FROM stock WHERE on_hand = 0")}
-    for sku, s in current.items():
-        if s is not None and shelf_empty(s.on_hand):
-            empty.add(sku)
-        else:
-            empty.discard(sku)
-    return empty
-
-
-def _policy_from(cfg: GatewayConfig) -> RulePolicy:
-    p = cfg.policy
-    return RulePolicy(
-        cfg.gateway.store_id,
-        reorder_point=p.reorder_point,
-        order_up_to=p.order_up_to,
-        pack_size=p.pack_size,
-        lead_time_hours=p.lead_time_hours,
-    )
 
 
 class Gateway:
@@ -144,8 +99,8 @@ class Gateway:
         if m.bundle or cfg.bundle_dir.exists():
             preload_scipy()  # the model's decisions need it; begun before everything else
         # Theft / mis-scan detection over sales and sensor readings (which never touch stock).
-        self.shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
-        self.count_watch = CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
+        shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
+        watches = shelf_watch, CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
         trust = BundleTrust.from_config(m)  # a bad key file stops the start, saying which
         if m.allow_unsigned:
             log.warning("bundle signatures: %s", trust.describe())
@@ -161,66 +116,48 @@ class Gateway:
         )
         self.ledger.record_steps = True  # decisions follow each state change of a batch
         try:
-            self._start_up(policy)
+            self._start_up(policy, *watches)
         except BaseException:
             if hasattr(self, "outbox"):
                 self.outbox.close()
             self.ledger.close()
             raise
 
-    def _start_up(self, policy: DecisionPolicy | None) -> None:
-        """Everything after the ledger: bundle, outbox, policy, series, transport."""
+    def _start_up(
+        self, policy: DecisionPolicy | None, shelf_watch: ShelfWatch, count_watch: CountWatch
+    ) -> None:
+        """Everything after the ledger: bundle, outbox, decisions, series, transport."""
         cfg, store = self.cfg, self.cfg.gateway.store_id
         sessions: dict = {}  # the ONNX sessions the bundle was verified with
         bundle = self.bundles.at_start(sessions)
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
-        self.episodes = AlertEpisodes(self.ledger.connection)
-        self.orders = OpenOrderTable(self.ledger.connection)
         archive = EventArchive(Path(cfg.gateway.state_dir) / "archive")
         self.retention = Retention(cfg.retention, self.ledger, self.outbox, archive,
                                    cfg.mqtt.enabled, self._forwarded_upto)  # fmt: skip
         self._retain_at = time.monotonic() + cfg.retention.every_s
         self.hub_link = None
-        self.policy = policy or _policy_from(cfg)
-        self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)
+        self.counters = dict.fromkeys(COUNTERS, 0)
+        self.created_by_kind: Counter[str] = Counter()  # outbox messages created, by kind
+        self.sent_by_kind: Counter[str] = Counter()  # outbox messages the broker acknowledged
         # Daily net sales per SKU, from here on kept from ingested events (the model's input):
         # from the last snapshot plus the log after it, else from the whole log.
-        self._restored_correction = None
-        self._restored_scored = None  # the snapshot's last close scoring: used once, at start
-        self._model_key = ""  # scored_close.model_key of self.model
         self.snapshots = SnapshotSchedule(self.derived_path)
-        self.sales = self._startup_sales()
-        self._sales_moved = False  # a day closed inside the open transaction
-        self._staged = False  # the open transaction's decisions touched in-memory state
-        self._rebuild_pending = False  # a rollback's rebuild failed too: retried before ingest
-        self._correction_before: bytes | None = None  # River before a day close inside it
-        self.model: DayCloseModel | None = None
-        self.intraday: IntradayWarner | None = None  # the bundle's intraday stock-out warning
-        if bundle is not None:
-            self._use_model(self._model_for(bundle, sessions))
-            self.intraday = self.bundles.warner_for(bundle, self.ledger.connection)
+        self.engine = DecisionEngine(cfg, self.ledger, policy, shelf_watch, count_watch,
+                                     self.bundles, self.counters, self._startup_sales,
+                                     score_close)  # fmt: skip
+        self.engine.start(bundle, sessions)
         sessions.clear()
-        self._restored_scored = None  # only this start's model may take it
         self.uplink = Uplink(self.outbox, store, self.policy.version)
-        self._prime()
-        self._restore_open_orders()
+        self.engine.primers.append(self.uplink.prime)
+        self.engine.on_version = self._use_version
+        self.engine.prime()
+        self.engine.restore_open_orders()
         self._lock = threading.Lock()  # ingest + hand-over of its rows, in commit order
         self._fresh: list[OutboxRow] = []  # committed rows not yet handed to the pump
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._last_uplink = time.monotonic()
-        self.counters = {
-            "ingested": 0,
-            "duplicates": 0,
-            "rejected": 0,
-            "messages": 0,
-            "sent": 0,
-            "policy_errors": 0,
-            "day_closes": 0,
-        }
-        self.created_by_kind: Counter[str] = Counter()  # outbox messages created, by kind
-        self.sent_by_kind: Counter[str] = Counter()  # outbox messages the broker acknowledged
         self.intake = MqttIntake(self.ledger.parse, self._ingest_parsed, self._ack)
         self.pump = OutboxPump(self.outbox, self.counters, self.sent_by_kind,
                                self.intake.backoff, lambda: not self.intake.held)  # fmt: skip
@@ -232,19 +169,17 @@ class Gateway:
     def derived_path(self) -> Path:
         return Path(self.cfg.gateway.state_dir) / "derived.pickle"
 
-    def _startup_sales(self) -> DailySales:
+    def _startup_sales(self) -> tuple[DailySales, DerivedSnapshot | None]:
         """The sales series from the derived-state snapshot when it holds for this log (the
-        events after it are read), else rebuilt from the log."""
+        events after it are read), else rebuilt from the log; with that snapshot."""
         snap = load_derived(self.derived_path, self.ledger.ledger_id)
         if snap is not None and self.ledger.holds(snap.upto, snap.last_id):
             n = snap.sales.catch_up(self.ledger.connection, snap.upto)
-            self._restored_correction = snap.correction
-            self._restored_scored = snap.scored
             self.snapshots.restored(snap.upto, n)
             log.info("sales series from the snapshot at %d, %d later events", snap.upto, n)
-            return snap.sales
+            return snap.sales, snap
         self.snapshots.rebuilt()
-        return DailySales.from_ledger(self.ledger.connection)
+        return DailySales.from_ledger(self.ledger.connection), None
 
     def _snapshot_blob(self, force: bool = False) -> tuple[int, bytes] | None:
         """The derived state as bytes when a snapshot is due (``force``: any change since the
@@ -253,12 +188,9 @@ class Gateway:
         with self._lock:
             upto, last_id = self.ledger.position()
             ingested = self.counters["ingested"] > 0
-            if self._rebuild_pending or not self.snapshots.due(upto, ingested, force):
+            if self.engine.rebuild_pending or not self.snapshots.due(upto, ingested, force):
                 return None
-            correction, scored = None, None
-            if self.model is not None:
-                correction = self.model.correction
-                scored = take(self.model, self._model_key, self.forecasts, self.shelf_watch.anomaly)
+            correction, scored = self.engine.derived()
             snap = DerivedSnapshot(
                 self.ledger.ledger_id, upto, last_id, self.sales, correction, scored
             )
@@ -300,37 +232,6 @@ class Gateway:
         finally:
             self._retain_at = time.monotonic() + (1.0 if more else self.cfg.retention.every_s)
 
-    def _prime(self) -> None:
-        """Policy levels and uplink baseline from the ledger as it is (after a restart), and
-        the stock-out episodes open when the gateway stopped (so none is opened again)."""
-        offset = 0
-        while page := self.ledger.stocks(offset, 5000):
-            self.policy.prime(page)
-            self.uplink.prime(page)
-            self.count_watch.prime(page)
-            offset += len(page)
-        restore = getattr(self.policy, "restore_alerts", None)
-        if restore is not None:
-            restore(self.episodes.load())
-
-    def _restore_open_orders(self) -> None:
-        """After a restart or a rollback: the open orders as committed (their own table)."""
-        restore = getattr(self.policy, "restore_orders", None)
-        if restore is not None:
-            restore(self.orders.load())
-
-    def _save_decided(self, conn, keep: bool = True) -> None:
-        """Store the stock-out episodes and open orders the decisions just changed, on
-        ``conn`` (inside the transaction that holds their messages); ``keep=False`` drops
-        them, as it drops the messages of seeded history."""
-        changes = self._episode_changes()
-        take = getattr(self.policy, "take_order_changes", None)
-        orders = take() if take is not None else {}
-        if keep and changes:
-            self.episodes.save(conn, changes)
-        if keep and orders:
-            self.orders.save(conn, orders)
-
     # ---- the model bundle --------------------------------------------------------------
 
     @property
@@ -338,35 +239,18 @@ class Gateway:
         """Why an installed bundle is not in use (None: it is, or there is none)."""
         return self.bundles.problem
 
-    def _model_for(self, bundle: Bundle, sessions: dict | None = None) -> DayCloseModel:
-        keep = self.model.correction if self.model is not None else self._restored_correction
-        return self.bundles.model_for(bundle, keep, sessions)
-
-    def _use_model(self, model: DayCloseModel) -> DailyForecasts | None:
-        """Score with ``model`` from now on: re-score the last closed day at once and hand the
-        forecasts to the forecast policy (replacing the rules policy on the first bundle). At
-        start, the snapshot's scoring of that same close by that same model is taken instead
-        (``edge_runtime.decide.scored_close``): the re-score would make it again."""
-        key = self._model_key if model is self.model else model_key(model)
-        kept = restore(self._restored_scored, model, key, self.sales)
-        forecasts = kept[0] if kept is not None else model.rescore(self.sales)
-        self.model, self._model_key = model, key
-        self.bundles.problem = None
-        if kept is not None:
-            self.shelf_watch.anomaly = kept[1]
-        else:
-            self._score_anomalies()
-        if isinstance(self.policy, ForecastDecisionPolicy):
-            self.policy.use(forecasts, model.model_version)
-        else:
-            store = self.cfg.gateway.store_id
-            settings = _settings_from(self.cfg)
-            self.policy = ForecastDecisionPolicy(
-                store, forecasts, model.model_version, settings=settings
-            )
+    def _use_version(self, version: str) -> None:
+        """The policy's version changed (a new model): on the uplink from now on."""
         if hasattr(self, "uplink"):
-            self.uplink.model_version = self.policy.version
-        return forecasts
+            self.uplink.model_version = version
+
+    # the decision engine's state, as the API, the tests and the benchmarks read it
+    policy = property(lambda self: self.engine.policy, doc="The decision policy in use.")
+    model = property(lambda self: self.engine.model, doc="The day-close model (None: rules).")
+    sales = property(lambda self: self.engine.sales, doc="The daily sales series per SKU.")
+    shelf_watch = property(lambda self: self.engine.shelf_watch, doc="Theft / mis-scan watch.")
+    count_watch = property(lambda self: self.engine.count_watch, doc="Cycle-count shrink.")
+    intraday = property(lambda self: self.engine.intraday, doc="The intraday warning.")
 
     @property
     def bundle(self) -> Bundle | None:
@@ -376,7 +260,7 @@ class Gateway:
     @property
     def forecasts(self) -> DailyForecasts | None:
         """The forecast table decisions use: the last day-close re-score (API reads it)."""
-        return getattr(self.policy, "forecasts", None)
+        return self.engine.forecasts
 
     @property
     def model_version(self) -> str:
@@ -389,19 +273,20 @@ class Gateway:
         from here on. Events are never paused for long and none is lost or applied twice (the
         sales series do not depend on the model)."""
         candidate, sessions = self.bundles.candidate(path)
-        model = self._model_for(candidate, sessions)  # ONNX sessions built outside the lock
+        engine = self.engine
+        model = engine.model_for(candidate, sessions)  # ONNX sessions built outside the lock
         with self._lock:
-            forecasts = self._use_model(model)
-            self.intraday = self.bundles.warner_for(candidate, self.ledger.connection)
+            forecasts = engine.use_model(model)
+            engine.intraday = self.bundles.warner_for(candidate, self.ledger.connection)
             states = self.ledger.stocks(0, self.ledger.sku_count())
             occasion = f"bundle:{model.model_version}@{self.ledger.clock_us}"
             messages = with_decision_ids(
-                self._review_all(states, forecasts, self._now_text()), occasion
+                engine.review_all(states, forecasts, engine.now_text()), occasion
             )
             # The new model's triggers, their open orders and episodes: one transaction.
             with write_transaction(self.ledger.connection) as conn:
                 rows = self.outbox.put(messages, conn=conn) if messages else []
-                self._save_decided(conn)
+                engine.save_decided(conn)
             self._count_created(rows)
             self._fresh.extend(rows)
         self._wake.set()
@@ -409,25 +294,6 @@ class Gateway:
             self.transport.set_model_version(self.policy.version)
         log.info("bundle %s in use (%s)", candidate.model_version, candidate.path)
         return candidate
-
-    def _now_text(self) -> str | None:
-        """The store's "now" as event-time text: the ledger clock, within the open store day."""
-        now = iso_utc(self.ledger.clock_us) if self.ledger.clock_us else None
-        day = self.sales.open_day
-        if day is not None and (now is None or np.datetime64(now[:10], "D") < day):
-            return f"{day}T00:00:00+00:00"  # the clock's UTC date can lag the store's date
-        return now
-
-    def _review_all(self, states: list[StockState], forecasts, at: str | None) -> list[Message]:
-        """The forecast policy's decisions on every SKU at ``at`` (a day's close, a new model)."""
-        if forecasts is None or not isinstance(self.policy, ForecastDecisionPolicy) or not states:
-            return []
-        try:
-            return self.policy.review(states, {}, at)
-        except Exception:
-            log.exception("decision policy %s failed at review", self.policy.version)
-            self.counters["policy_errors"] += 1
-            return []
 
     # ---- ingest ------------------------------------------------------------------------
 
@@ -458,20 +324,13 @@ class Gateway:
         states: list[StockState] = []
         messages: list[Message] = []
 
-        store = self.cfg.gateway.store_id
+        store, engine = self.cfg.gateway.store_id, self.engine
 
         def before_commit(conn, result: IngestResult) -> None:
-            self._staged = True
-            if result.changed_skus:
-                states.extend(self._states_in_txn(conn, result.changed_skus))
-            messages.extend(self._decide_batch(conn, result))
-            if self.intraday is not None and result.events:
-                messages.extend(self._warn(result))
-            if result.events:
-                messages.extend(with_decision_ids(self._counts(result.events, states)))
+            messages.extend(engine.stage(conn, result, states))
             if not publish:  # seeded history: decided (state moves on) but nothing to send
                 messages.clear()
-            self._save_decided(conn, keep=publish)
+            engine.save_decided(conn, keep=publish)
             if messages:
                 rows.extend(self.outbox.put(messages, conn=conn))
             if result.rejections and publish:  # with their dead letters, in this transaction
@@ -480,24 +339,13 @@ class Gateway:
                 )
                 rows.extend(self.outbox.put(refused, conn=conn))
 
-        if self._rebuild_pending:  # never decide on memory a rolled-back batch touched
-            with store_failures_raised():  # the disk still failing: the batch waits
-                self._forget_rolled_back()
-        self._sales_moved = self._staged = False
-        self._correction_before = None
+        engine.begin()
         try:
             result = self.ledger.ingest_parsed(events, rejections, source, before_commit)
         except BaseException:
-            if self._staged:  # a rolled-back batch never counts: back to what committed
-                self._rebuild_pending = True
-                try:
-                    self._forget_rolled_back()
-                except Exception:  # the disk may still be failing: retried on the next ingest
-                    log.exception("rebuild after a rolled-back ingest failed; retried next time")
+            engine.rolled_back()
             raise
-        self.count_watch.committed()
-        if not self._sales_moved and result.events:  # all within the open day: after COMMIT
-            self.sales.observe(result.events, within_open_day=True)
+        engine.committed(result)
         c = self.counters
         c["ingested"] += result.accepted
         c["duplicates"] += result.duplicates
@@ -520,229 +368,8 @@ class Gateway:
                 result, _, states = self._ingest_locked(events, rejections, source, publish=False)
                 self.uplink.observe(states)  # the central stock view does need the history
                 accepted += result.accepted
-            self._reset_decisions()
+            self.engine.reset()
         return accepted
-
-    def _reset_decisions(self) -> None:
-        """The decision policy's memory as a restart builds it from the ledger and outbox."""
-        if self._own_policy:
-            self.policy = _policy_from(self.cfg)
-        if self.model is not None:
-            self._use_model(self.model)  # re-scored from the committed series
-        self._prime()
-        self._restore_open_orders()
-
-    def _episode_changes(self) -> dict[str, float | None]:
-        take = getattr(self.policy, "take_episode_changes", None)
-        return take() if take is not None else {}
-
-    def _forget_rolled_back(self) -> None:
-        """The transaction rolled back after the batch's decisions were staged in memory (a
-        disk failure): put that memory back to what committed, as a restart would find it.
-        Otherwise the broker's redelivery of the batch would meet SKUs already marked alerted
-        or ordered, and counts already booked, and their alerts (rolled back with the outbox)
-        would never go out. The sales series and the policy's levels and open orders are
-        rebuilt from the ledger and outbox, River goes back to before the day close, the count
-        book is refilled from the ledger, and the shelf watch starts empty (its pending pick
-        and gate windows are lost, as at a restart). An injected policy is only re-primed."""
-        # Memory first (each step can run twice, should the ledger reads below fail and the
-        # rebuild be retried), then what is read back from the ledger and the outbox.
-        if self._correction_before is not None and self.model is not None:
-            self.model.correction = pickle.loads(self._correction_before)
-        self.count_watch.rollback()
-        self.shelf_watch = self.shelf_watch.fresh()
-        self.sales = self._startup_sales()
-        self._restored_scored = None  # re-scored here, as always after a rollback
-        self._reset_decisions()
-        if self.intraday is not None:
-            self.intraday = self.bundles.warner_for(self.bundle, self.ledger.connection)
-        self._correction_before = None
-        self._rebuild_pending = False
-        log.warning("ingest rolled back; in-memory decisions rebuilt from the ledger")
-
-    def _warn(self, result: IngestResult) -> list[Message]:
-        """The intraday warning's alerts for the hours this batch completed; like a policy's,
-        a failure costs the alerts, never the events."""
-        try:
-            return self.intraday.observe(result.events, result.steps)
-        except Exception:
-            log.exception("intraday warning failed; events kept, no intraday alerts")
-            self.counters["policy_errors"] += 1
-            return []
-
-    def _decide(self, states, causes, conflicts) -> list[Message]:
-        """The policy's messages; a policy bug must not cost the events (they are the facts):
-        it is logged and counted, and the stock change commits without its alerts."""
-        try:
-            return self.policy.decide(states, causes, conflicts)
-        except Exception:
-            log.exception("decision policy %s failed; events kept, no alerts", self.policy.version)
-            self.counters["policy_errors"] += 1
-            return []
-
-    def _decide_batch(self, conn, result: IngestResult) -> list[Message]:
-        """Decisions on every state change of the batch, as if its events had arrived one per
-        message (``edge_runtime.decide.state_changes``): day by day, each day's close where the event
-        that opens the next day comes, within a day each SKU's changes in their order. Every
-        decision carries its stable ``decision_id``."""
-        out = with_decision_ids(self._decide([], {}, result.conflicts)) if result.conflicts else []
-        if not result.events:
-            return out
-        sales = self.sales
-        moves = sales.last_closed is None or sales.crosses(result.events)  # else after COMMIT
-        open_day = None if sales.open_day is None else int(sales.open_day.astype(np.int64))
-        current: dict[str, SkuState | None] = dict(result.before)  # each SKU's state so far
-        as_of = self.ledger.clock_us
-        for segment, steps in day_batches(result.events, result.steps, sales.day_of, open_day):
-            closed = moves and self._stage_day_close(segment, conn, current)
-            head = steps[:1] if steps and steps[0][0] is segment[0] else []
-            as_of = max(as_of, segment[0].ts_us)
-            out += self._decide_steps(head, current, as_of)  # the event that closed the day
-            out += with_decision_ids(self._watch(segment[:1]))  # sales seen before the phantoms
-            if closed:
-                out += self._day_close(conn, segment[0], bool(head), current, as_of)
-            rest = steps[len(head) :]
-            as_of = max(as_of, *(e.ts_us for e, _ in rest)) if rest else as_of
-            out += self._decide_steps(rest, current, as_of)
-            out += with_decision_ids(self._watch(segment[1:]))
-        return out
-
-    def _decide_steps(self, steps, current: dict, as_of: int) -> list[Message]:
-        """The policy on ``(event, state)`` steps, round by round (each SKU's changes in their
-        order; receipts close their SKU's open order before that change is decided)."""
-        out: list[Message] = []
-        buffer = self.ledger.safety_buffer
-        receive = getattr(self.policy, "receive", None)
-        for batch in rounds(steps):
-            if receive is not None:
-                receive([e for e, _ in batch])
-            states = [StockState.of(s, buffer, max(as_of, s.last_us)) for _, s in batch]
-            out += with_decision_ids(self._decide(states, {e.sku: e for e, _ in batch}, []))
-            for e, s in batch:
-                current[e.sku] = s
-        return out
-
-    def _stage_day_close(self, segment, conn, current: dict) -> bool:
-        """Add a day segment's events to the sales series inside the transaction; when its
-        first event opens a later store day, close the day(s) and re-score every SKU; True
-        when a day closed and the forecasts moved.
-
-        Why in place, not on a copy: copying every SKU's series cost ~13 ms per close at 3,000
-        SKUs, inside the transaction, on every store's every midnight. A rollback is rare (the
-        disk failed), so that path pays instead: ``_ingest_locked`` rebuilds the series from
-        the ledger, which holds exactly what committed."""
-        sales = self.sales
-        self._sales_moved = True
-        empty = _empty_shelves(conn, current) if sales.crosses(segment[:1]) else ()
-        closed = sales.observe(segment[:1], empty=empty)
-        sales.observe(segment[1:], within_open_day=True)  # late events join the open day
-        if not closed or self.model is None:
-            return False
-        # Once per transaction: River's state as it was, should it roll back (a pickle is
-        # ~2.5x faster than a deep copy: ~13 ms at 3,000 SKUs, within the close's pause).
-        if self._correction_before is None:
-            self._correction_before = pickle.dumps(self.model.correction, pickle.HIGHEST_PROTOCOL)
-        try:
-            self.model.learn(closed)
-            forecasts = self.model.rescore(sales)
-        except Exception:
-            log.exception("day-close re-score failed; decisions keep the previous forecasts")
-            self.counters["policy_errors"] += 1
-            return False
-        self.policy.use(forecasts, self.model.model_version)
-        self._score_anomalies()
-        self.counters["day_closes"] += 1
-        return True
-
-    def _score_anomalies(self) -> None:
-        """The bundle's anomaly model on every SKU's last closed day, one batched call
-        (``edge_runtime.watch.anomaly_scores``): what the theft and phantom detectors weigh until
-        the next close. A failure leaves them deciding on their own evidence."""
-        anomaly = None
-        if self.model is not None:
-            try:
-                anomaly = score_close(self.model.scorer, self.sales)
-            except Exception:
-                log.exception("anomaly model failed; the detectors decide without it")
-        self.shelf_watch.anomaly = anomaly
-
-    def _day_close(
-        self, conn, head, head_decided: bool, current: dict, as_of: int
-    ) -> list[Message]:
-        """Decisions on every SKU at a day's close, with each SKU's state at that moment of the
-        batch (``current``: the states the batch has reached so far; the others as stored),
-        but the one whose event closed the day (just decided); and the phantom-inventory check
-        on the new forecasts. Their decision ids' epoch is the day that closed."""
-        buffer = self.ledger.safety_buffer
-        stored = self.ledger.folded_states()  # the SKUs not in ``current`` are as committed
-        states = []
-        # The stock table gives the SKUs in the order decisions have always been made in;
-        # their states come from memory (no row is read back and rebuilt).
-        for (sku,) in conn.execute("SELECT sku FROM stock ORDER BY rowid"):
-            s = current[sku] if sku in current else stored[sku]
-            if s is not None:
-                states.append(StockState.of(s, buffer, max(as_of, s.last_us)))
-        others = [s for s in states if not (head_decided and s.sku == head.sku)]
-        out = self._review_all(others, self.forecasts, head.event_time)
-        out += self._phantoms(head.ts_us / 1e6, states)
-        return with_decision_ids(out, f"close:{self.sales.last_closed}")
-
-    def _phantoms(self, now: float, states: list[StockState]) -> list[Message]:
-        """In stock per the ledger, but silent for longer than the forecast makes plausible."""
-        forecasts = self.forecasts
-        if forecasts is None:
-            return []
-        on_hand = {s.sku: float(s.on_hand) for s in states}
-        skus = [s for s in forecasts.skus if s in on_hand]
-        if not skus:
-            return []
-        at = forecasts.rows_of(skus)
-        mean, p90 = forecasts.mean[at, -1, 0], forecasts.p90[at, -1, 0]
-        try:
-            alerts = self.shelf_watch.phantom.check(
-                now, skus, np.array([on_hand[s] for s in skus]), mean, p90,
-                self.shelf_watch.anomaly,
-            )  # fmt: skip
-        except Exception:
-            log.exception("phantom check failed; events kept, no phantom alerts")
-            self.counters["policy_errors"] += 1
-            return []
-        return [a.to_message(self.cfg.gateway.store_id, self.policy.version) for a in alerts]
-
-    def _counts(self, events, states: list[StockState]) -> list[Message]:
-        """Shrink alerts for cycle counts and write-offs far beyond the SKU's history."""
-        if not states:
-            return []
-        try:
-            store = self.cfg.gateway.store_id
-            return self.count_watch.messages(events, states, store, self.policy.version)
-        except Exception:
-            log.exception("count watch failed; events kept, no shrink alerts")
-            self.counters["policy_errors"] += 1
-            return []
-
-    def _watch(self, events) -> list[Message]:
-        """Theft and mis-scan alerts the batch settles; like the policy, a detector bug is
-        logged and counted and never costs the events."""
-        try:
-            return self.shelf_watch.messages(events, self.cfg.gateway.store_id, self.policy.version)
-        except Exception:
-            log.exception("shelf watch failed; events kept, no anomaly alerts")
-            self.counters["policy_errors"] += 1
-            return []
-
-    def _states_in_txn(self, conn, skus: list[str]) -> list[StockState]:
-        """New states of ``skus`` as written in the open transaction (the ledger's in-memory
-        states are updated only after COMMIT)."""
-        rows = []
-        for i in range(0, len(skus), _ID_CHUNK):
-            chunk = skus[i : i + _ID_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows.extend(conn.execute(f"SELECT * FROM stock WHERE sku IN ({marks})", chunk))
-        states = [SkuState(*r) for r in rows]
-        as_of = max([self.ledger.clock_us, *(s.last_us for s in states)])
-        buffer = self.ledger.safety_buffer
-        return [StockState.of(s, buffer, as_of) for s in states]
 
     def _count_created(self, rows: list[OutboxRow]) -> None:
         self.counters["messages"] += len(rows)
