@@ -24,11 +24,8 @@ durable path), marks rows sent on PUBACK and flushes the uplink window.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import signal
-import sys
 import threading
 import time
 from collections import Counter
@@ -36,36 +33,27 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from configuration.command_options import add_log_options, port_number
-from edge_runtime.bundles import BundleTrust
-from edge_runtime.config import ConfigError, GatewayConfig, load_config
+from edge_runtime.config import GatewayConfig
 from edge_runtime.decide.bundle_lifecycle import BundleLifecycle
 from edge_runtime.decide.decisions import DecisionPolicy
 from edge_runtime.decide.engine import DecisionEngine
-from edge_runtime.decide.forecast_policy import (
-    DailyForecasts,
-)
+from edge_runtime.decide.forecast_policy import DailyForecasts
 from edge_runtime.forecast.daily_sales import DailySales
 from edge_runtime.forecast.demand_distribution import preload_scipy
-from edge_runtime.forecast.derived_snapshot import (
-    DerivedSnapshot,
-    dump_derived,
-    load_derived,
-)
 from edge_runtime.forecast.snapshot_schedule import SnapshotSchedule
-from edge_runtime.heap import freeze_startup_heap
+from edge_runtime.forecast.upkeep import Upkeep
 from edge_runtime.ingest.dead_letter_topic import dead_letter_messages
 from edge_runtime.ingest.each_alone import commit_or_each_alone, unprocessable
 from edge_runtime.ingest.mqtt_intake import MqttIntake
-from edge_runtime.log_output import configure_logging
-from edge_runtime.messages import Message, with_decision_ids
+from edge_runtime.messages import Message
 from edge_runtime.store.event_archive import EventArchive
 from edge_runtime.store.events import Event, Rejection
-from edge_runtime.store.ledger import IngestResult, Ledger, LedgerError
+from edge_runtime.store.ledger import IngestResult, Ledger
 from edge_runtime.store.outbox import Outbox, OutboxRow
 from edge_runtime.store.retention import Retention, RetentionReport
-from edge_runtime.store.stock import StockState, iso_utc
+from edge_runtime.store.stock import StockState
 from edge_runtime.store.store_failure import StoreError, write_transaction
+from edge_runtime.transport.health import down_parts, state_problems
 from edge_runtime.transport.jetstream_uplink import link_gateway
 from edge_runtime.transport.mqtt import MqttTransport
 from edge_runtime.transport.outbox_pump import OutboxPump
@@ -75,14 +63,11 @@ from edge_runtime.watch.count_watch import CountWatch
 from edge_runtime.watch.phantom import PhantomDetector
 from edge_runtime.watch.shelf_watch import ShelfWatch
 from edge_runtime.watch.shrink import CycleCountShrink
-from models.bundle import Bundle, BundleError
+from models.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
 COUNTERS = ("ingested", "duplicates", "rejected", "messages", "sent", "policy_errors", "day_closes")
-
-_ID_CHUNK = 900
-RAW_KEEP = 1024
 
 
 class Gateway:
@@ -101,10 +86,7 @@ class Gateway:
         # Theft / mis-scan detection over sales and sensor readings (which never touch stock).
         shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
         watches = shelf_watch, CountWatch(CycleCountShrink(z_threshold=m.shrink_z))
-        trust = BundleTrust.from_config(m)  # a bad key file stops the start, saying which
-        if m.allow_unsigned:
-            log.warning("bundle signatures: %s", trust.describe())
-        self.bundles = BundleLifecycle(cfg, trust)
+        self.bundles = BundleLifecycle.from_config(cfg)  # a bad key file stops the start
         # The ledger first: its writer lock keeps a second gateway from touching this state
         # directory at all (installing its bundle there included). A failed start releases it.
         store = cfg.gateway.store_id
@@ -134,7 +116,6 @@ class Gateway:
         archive = EventArchive(Path(cfg.gateway.state_dir) / "archive")
         self.retention = Retention(cfg.retention, self.ledger, self.outbox, archive,
                                    cfg.mqtt.enabled, self._forwarded_upto)  # fmt: skip
-        self._retain_at = time.monotonic() + cfg.retention.every_s
         self.hub_link = None
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.created_by_kind: Counter[str] = Counter()  # outbox messages created, by kind
@@ -143,24 +124,26 @@ class Gateway:
         # from the last snapshot plus the log after it, else from the whole log.
         self.snapshots = SnapshotSchedule(self.derived_path)
         self.engine = DecisionEngine(cfg, self.ledger, policy, shelf_watch, count_watch,
-                                     self.bundles, self.counters, self._startup_sales,
+                                     self.bundles, self.counters,
+                                     lambda: self.snapshots.load_sales(self.ledger),
                                      score_close)  # fmt: skip
         self.engine.start(bundle, sessions)
         sessions.clear()
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self.engine.primers.append(self.uplink.prime)
-        self.engine.on_version = self._use_version
+        self.engine.on_version = lambda version: setattr(self.uplink, "model_version", version)
         self.engine.prime()
         self.engine.restore_open_orders()
         self._lock = threading.Lock()  # ingest + hand-over of its rows, in commit order
-        self._fresh: list[OutboxRow] = []  # committed rows not yet handed to the pump
+        self.upkeep = Upkeep(self.ledger, self.retention, self.snapshots, self._lock,
+                             self._derived_state, lambda: self.counters["ingested"] > 0)  # fmt: skip
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._last_uplink = time.monotonic()
         self.intake = MqttIntake(self.ledger.parse, self._ingest_parsed, self._ack)
         self.pump = OutboxPump(self.outbox, self.counters, self.sent_by_kind,
-                               self.intake.backoff, lambda: not self.intake.held)  # fmt: skip
+                               self.intake.backoff, lambda: not self.intake.held,
+                               self._lock)  # fmt: skip
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
@@ -169,36 +152,9 @@ class Gateway:
     def derived_path(self) -> Path:
         return Path(self.cfg.gateway.state_dir) / "derived.pickle"
 
-    def _startup_sales(self) -> tuple[DailySales, DerivedSnapshot | None]:
-        """The sales series from the derived-state snapshot when it holds for this log (the
-        events after it are read), else rebuilt from the log; with that snapshot."""
-        snap = load_derived(self.derived_path, self.ledger.ledger_id)
-        if snap is not None and self.ledger.holds(snap.upto, snap.last_id):
-            n = snap.sales.catch_up(self.ledger.connection, snap.upto)
-            self.snapshots.restored(snap.upto, n)
-            log.info("sales series from the snapshot at %d, %d later events", snap.upto, n)
-            return snap.sales, snap
-        self.snapshots.rebuilt()
-        return DailySales.from_ledger(self.ledger.connection), None
-
-    def _snapshot_blob(self, force: bool = False) -> tuple[int, bytes] | None:
-        """The derived state as bytes when a snapshot is due (``force``: any change since the
-        last), else None; copied under the lock. Never while a rolled-back batch's memory
-        waits to be rebuilt (it would save state no commit holds)."""
-        with self._lock:
-            upto, last_id = self.ledger.position()
-            ingested = self.counters["ingested"] > 0
-            if self.engine.rebuild_pending or not self.snapshots.due(upto, ingested, force):
-                return None
-            correction, scored = self.engine.derived()
-            snap = DerivedSnapshot(
-                self.ledger.ledger_id, upto, last_id, self.sales, correction, scored
-            )
-            return upto, dump_derived(snap)
-
-    def _maybe_snapshot(self, force: bool = False) -> None:
-        """Save the derived state when due (``edge_runtime.forecast.snapshot_schedule``)."""
-        self.snapshots.save(self._snapshot_blob, force)
+    def _derived_state(self) -> tuple[DailySales, Any] | None:
+        """What a snapshot saves; None while a rolled-back batch's memory waits to be rebuilt."""
+        return None if self.engine.rebuild_pending else (self.sales, self.engine.derived)
 
     def _forwarded_upto(self) -> int | None:
         """How far the hub link has forwarded the outbox (None: no hub; 0: not running yet)."""
@@ -210,27 +166,7 @@ class Gateway:
     def run_retention(self) -> RetentionReport:
         """Apply the ``[retention]`` bounds now (the worker does every ``every_s``): the
         snapshots move first, since the events after them stay in the log."""
-        self._maybe_snapshot(force=True)
-        self.ledger.write_index()
-        # Under the ingest lock: every write on the ledger's connection is serialised by it
-        # (a bundle swap writes its decisions there too).
-        with self._lock:
-            report = self.retention.run(keep_from=self.snapshots.upto)
-        log.info("retention: %s", report)
-        return report
-
-    def _maybe_retain(self) -> None:
-        if not self.cfg.retention.enabled or time.monotonic() < self._retain_at:
-            return
-        more = False
-        try:
-            more = self.run_retention().more
-        except StoreError:
-            raise
-        except Exception:  # history only: the next run tries again
-            log.exception("retention failed; retried in %g s", self.cfg.retention.every_s)
-        finally:
-            self._retain_at = time.monotonic() + (1.0 if more else self.cfg.retention.every_s)
+        return self.upkeep.run_retention()
 
     # ---- the model bundle --------------------------------------------------------------
 
@@ -238,11 +174,6 @@ class Gateway:
     def bundle_problem(self) -> str | None:
         """Why an installed bundle is not in use (None: it is, or there is none)."""
         return self.bundles.problem
-
-    def _use_version(self, version: str) -> None:
-        """The policy's version changed (a new model): on the uplink from now on."""
-        if hasattr(self, "uplink"):
-            self.uplink.model_version = version
 
     # the decision engine's state, as the API, the tests and the benchmarks read it
     policy = property(lambda self: self.engine.policy, doc="The decision policy in use.")
@@ -273,22 +204,15 @@ class Gateway:
         from here on. Events are never paused for long and none is lost or applied twice (the
         sales series do not depend on the model)."""
         candidate, sessions = self.bundles.candidate(path)
-        engine = self.engine
-        model = engine.model_for(candidate, sessions)  # ONNX sessions built outside the lock
+        model = self.engine.model_for(candidate, sessions)  # ONNX sessions built outside the lock
         with self._lock:
-            forecasts = engine.use_model(model)
-            engine.intraday = self.bundles.warner_for(candidate, self.ledger.connection)
-            states = self.ledger.stocks(0, self.ledger.sku_count())
-            occasion = f"bundle:{model.model_version}@{self.ledger.clock_us}"
-            messages = with_decision_ids(
-                engine.review_all(states, forecasts, engine.now_text()), occasion
-            )
+            messages = self.engine.adopt(model)
             # The new model's triggers, their open orders and episodes: one transaction.
             with write_transaction(self.ledger.connection) as conn:
                 rows = self.outbox.put(messages, conn=conn) if messages else []
-                engine.save_decided(conn)
+                self.engine.save_decided(conn)
             self._count_created(rows)
-            self._fresh.extend(rows)
+            self.pump.fresh.extend(rows)
         self._wake.set()
         if self.transport is not None:
             self.transport.set_model_version(self.policy.version)
@@ -376,7 +300,7 @@ class Gateway:
         self.created_by_kind.update(r.kind for r in rows)
 
     def _handover(self, rows: list[OutboxRow], states: list[StockState]) -> None:
-        self._fresh.extend(rows)
+        self.pump.fresh.extend(rows)
         self.uplink.observe(states)
         if self.hub_link is not None:
             self.hub_link.wake()
@@ -411,21 +335,10 @@ class Gateway:
 
     # ---- outgoing ----------------------------------------------------------------------
 
-    def _pump(self) -> None:
-        """Hand new rows (or the backlog) to the transport, then mark acknowledged rows sent."""
-        with self._lock:
-            fresh, self._fresh = self._fresh, []
-        self.pump.pump(self.transport, fresh)
-
     def _maybe_flush_uplink(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last_uplink >= self.cfg.uplink.interval_s:
-            self._last_uplink = now
-            with self._lock:
-                rows = self.uplink.flush()
-                self._fresh.extend(rows)
-            if rows and self.hub_link is not None:
-                self.hub_link.wake()  # the window is committed: to JetStream now, not at a poll
+        flushed = self.pump.flush_uplink(self.uplink, self.cfg.uplink.interval_s, force)
+        if flushed and self.hub_link is not None:  # the window is committed: to JetStream now
+            self.hub_link.wake()
 
     # ---- running -----------------------------------------------------------------------
 
@@ -444,10 +357,9 @@ class Gateway:
             self._wake.clear()
             self.intake.run_once()
             try:
-                self._pump()
+                self.pump.pump(self.transport)
                 self._maybe_flush_uplink()
-                self._maybe_snapshot()
-                self._maybe_retain()
+                self.upkeep.tick()
             except StoreError as err:
                 self.intake.store_failed(err, "outgoing messages wait in memory and in the outbox")
             except Exception:
@@ -460,29 +372,14 @@ class Gateway:
         """The required parts that are down, each with why: ``ledger`` (writes refused),
         ``mqtt`` (broker unreachable, when MQTT is enabled) and ``bundle`` (an installed
         bundle refused). Readiness, the metrics and the retained state message say this."""
-        out = {}
-        health = self.ledger.health
-        problem = health.problem or self.intake.store_problem
-        if problem is not None:
-            since = f" since {iso_utc(int(health.since * 1e6))}" if health.since else ""
-            out["ledger"] = (
-                f"not writable{since}: {problem}; intake paused ({len(self.intake.held)} MQTT "
-                "payload(s) held, unacknowledged, retried with backoff)"
-            )
-        if self.transport is not None and not self.transport.connected:
-            out["mqtt"] = self.transport.problem
-        if self.bundle_problem is not None:
-            out["bundle"] = self.bundle_problem
-        return out
+        return down_parts(self.ledger.health, self.intake, self.transport, self.bundle_problem)
 
     def _report_health(self) -> None:
         """Log a recovery, and keep the retained state message's problems current."""
         if self.intake.recovered(self.ledger.health.problem):
             log.warning("the ledger takes writes again: intake resumed")
-        problems = self.problems()
         if self.transport is not None:
-            self.transport.set_problems(sorted(f"{k}: {v}" for k, v in problems.items()
-                                               if k != "mqtt"))  # fmt: skip
+            self.transport.set_problems(state_problems(self.problems()))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the outbox is empty (all acknowledged) or ``timeout``; True if empty."""
@@ -514,12 +411,7 @@ class Gateway:
         Copied under the ingest lock: the worker appends to these series while the API reads.
         """
         with self._lock:
-            series = self.sales.series.get(sku)
-            open_units = self.sales.open_units.get(sku)
-            if (series is None and open_units is None) or self.sales.open_day is None:
-                return None
-            closed = list(series.units)[-days:] if series is not None and days > 0 else []
-            return str(self.sales.open_day), closed, float(open_units or 0.0)
+            return self.sales.recent(sku, days)
 
     def close(self) -> None:
         """Stop the worker, flush what can be sent, publish ``offline``, close the files."""
@@ -534,7 +426,7 @@ class Gateway:
             except StoreError as err:  # the disk refuses: these rows are sent again after restart
                 log.warning("outgoing messages not all flushed or marked at close: %s", err)
             t.stop()
-        self._maybe_snapshot(force=True)
+        self.upkeep.snapshot(force=True)
         if self.hub_link is not None:
             self.hub_link.close()
         self.ledger.close()
@@ -542,66 +434,10 @@ class Gateway:
 
     def _send_before_close(self, t: MqttTransport) -> None:
         self._maybe_flush_uplink(force=True)
-        self.pump.drain(t, self._pump)
+        self.pump.drain(t)
 
     def __enter__(self) -> Gateway:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# ---- `shelfcast run` ---------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="gateway TOML file (env SHELFCAST_CONFIG); env overrides")
-    parser.add_argument("--store-id", help="store id (env SHELFCAST_STORE_ID)")
-    parser.add_argument("--state-dir", help="ledger/outbox directory (default var/gateway)")
-    parser.add_argument("--mqtt-host", help="broker host (env SHELFCAST_MQTT_HOST)")
-    parser.add_argument(
-        "--mqtt-port", type=port_number, help="broker port, 1..65535 (env SHELFCAST_MQTT_PORT)"
-    )
-    parser.add_argument(
-        "--bundle", help="model bundle directory (env SHELFCAST_BUNDLE); none: the rules decide"
-    )
-    add_log_options(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the gateway against the configured broker until SIGINT/SIGTERM."""
-    try:
-        configure_logging(args.log_level, args.log_format)
-        cfg = load_config(
-            args.config,
-            gateway__store_id=args.store_id,
-            gateway__state_dir=args.state_dir,
-            mqtt__host=args.mqtt_host,
-            mqtt__port=args.mqtt_port,
-            model__bundle=args.bundle,
-        )
-        gw = Gateway(cfg).start()
-    except (ConfigError, BundleError, LedgerError, OSError) as err:
-        # One line on stderr, no traceback: a bad config, a refused bundle, or a state
-        # directory that is unusable, held by another gateway or holds another store's ledger.
-        for line in str(err).splitlines():  # a bad configuration: one line per problem
-            print(f"shelfcast run: {line}", file=sys.stderr, flush=True)
-        return 2
-    freeze_startup_heap()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    log.info(
-        "gateway %s: ledger %s, policy %s, broker %s:%s, topics %s/%s/...",
-        cfg.gateway.store_id,
-        cfg.ledger_path,
-        gw.model_version,
-        cfg.mqtt.host,
-        cfg.mqtt.port,
-        cfg.mqtt.topic_prefix,
-        cfg.gateway.store_id,
-    )
-    while not stop.wait(1.0):
-        pass
-    gw.close()
-    return 0

@@ -104,7 +104,7 @@ def test_gateway_restores_sales_from_a_snapshot_and_the_log_after_it(tmp_path, c
     # As after a kill -9 between two snapshots: the older snapshots, the log beyond them.
     for name in ("derived.pickle", "ledger.sqlite.index.npz"):
         shutil.copy(saved / name, state / name)
-    with caplog.at_level(logging.INFO, logger="edge_runtime.gateway"):
+    with caplog.at_level(logging.INFO, logger="edge_runtime.forecast.snapshot_schedule"):
         gw = gateway(state)
     assert "sales series from the snapshot" in caplog.text
     restored = series(gw.sales)

@@ -39,6 +39,14 @@ class BundleLifecycle:
         self.cfg, self.trust = cfg, trust
         self.problem: str | None = None
 
+    @classmethod
+    def from_config(cls, cfg: GatewayConfig) -> BundleLifecycle:
+        """With the trust ``[model]`` states (``BundleError`` when its key file is unusable)."""
+        trust = BundleTrust.from_config(cfg.model)
+        if cfg.model.allow_unsigned:
+            log.warning("bundle signatures: %s", trust.describe())
+        return cls(cfg, trust)
+
     def at_start(self, sessions: dict) -> Bundle | None:
         """The bundle to start with; ``sessions`` receives the ONNX sessions it was verified
         with (reused by its model rather than built again)."""

@@ -6,10 +6,8 @@ intraday warning, the detectors the gateway hands it (the shelf watch, the count
 room it does not import) and the phantom check at a day's close, and stores the stock-out
 episodes and open orders its decisions changed: all on the transaction's connection, so a
 message exists if and only if the stock change that caused it does. A rollback puts its memory
-back to what committed, as a restart would find it.
-
-The engine keeps the policy, the day-close model, the sales series and the intraday warner;
-the gateway keeps the lock, the ledger transaction and the threads.
+back to what committed, as a restart would find it. It keeps the policy, the day-close model,
+the sales series and the intraday warner; the gateway keeps the lock, the transaction, threads.
 
 >>> import tempfile
 >>> from edge_runtime.config import load_config
@@ -45,7 +43,7 @@ from edge_runtime.messages import Message, with_decision_ids
 from edge_runtime.store.ledger import IngestResult, Ledger
 from edge_runtime.store.open_orders import OpenOrderTable
 from edge_runtime.store.open_transaction import empty_shelves, skus_in_order, states_in_transaction
-from edge_runtime.store.stock import SkuState, StockState, iso_utc
+from edge_runtime.store.stock import SkuState, StockState
 from edge_runtime.store.store_failure import store_failures_raised
 from models.bundle import Bundle
 
@@ -257,13 +255,16 @@ class DecisionEngine:
         self.on_version(self.policy.version)
         return forecasts
 
-    def now_text(self) -> str | None:
-        """The store's "now" as event-time text: the ledger clock, within the open store day."""
-        now = iso_utc(self.ledger.clock_us) if self.ledger.clock_us else None
-        day = self.sales.open_day
-        if day is not None and (now is None or np.datetime64(now[:10], "D") < day):
-            return f"{day}T00:00:00+00:00"  # the clock's UTC date can lag the store's date
-        return now
+    def adopt(self, model: DayCloseModel) -> list[Message]:
+        """Decide with ``model`` (a swapped bundle's) from now on: its intraday warner too, and
+        its decisions on every SKU now, with the swap's decision ids."""
+        forecasts = self.use_model(model)
+        self.intraday = self.bundles.warner_for(model.bundle, self.ledger.connection)
+        led = self.ledger
+        states = led.stocks(0, led.sku_count())
+        at = self.sales.now_text(led.clock_us)
+        occasion = f"bundle:{model.model_version}@{led.clock_us}"
+        return with_decision_ids(self.review_all(states, forecasts, at), occasion)
 
     def review_all(self, states: list[StockState], forecasts, at: str | None) -> list[Message]:
         """The forecast policy's decisions on every SKU at ``at`` (a day's close, a new model)."""

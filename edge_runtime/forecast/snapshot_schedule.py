@@ -24,8 +24,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from edge_runtime.forecast.derived_snapshot import write_derived
+from edge_runtime.forecast.daily_sales import DailySales
+from edge_runtime.forecast.derived_snapshot import (
+    DerivedSnapshot,
+    dump_derived,
+    load_derived,
+    write_derived,
+)
+from edge_runtime.store.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,34 @@ class SnapshotSchedule:
     def rebuilt(self) -> None:
         """The state was rebuilt from the whole log: saved once the worker runs."""
         self.upto, self.soon = 0, True
+
+    def load_sales(self, ledger: Ledger) -> tuple[DailySales, DerivedSnapshot | None]:
+        """The sales series from the snapshot when it holds for ``ledger``'s log (the events
+        after it are read), else rebuilt from the whole log; with that snapshot."""
+        snap = load_derived(self.path, ledger.ledger_id)
+        if snap is not None and ledger.holds(snap.upto, snap.last_id):
+            n = snap.sales.catch_up(ledger.connection, snap.upto)
+            self.restored(snap.upto, n)
+            log.info("sales series from the snapshot at %d, %d later events", snap.upto, n)
+            return snap.sales, snap
+        self.rebuilt()
+        return DailySales.from_ledger(ledger.connection), None
+
+    def taken(
+        self,
+        ledger: Ledger,
+        sales: DailySales,
+        derived: Callable[[], tuple[Any, Any]],
+        ingested: bool,
+        force: bool,
+    ) -> tuple[int, bytes] | None:
+        """The snapshot at ``ledger``'s position as bytes when one is due (see :meth:`due`),
+        else None; ``derived``: River's correction and the last close's scoring."""
+        upto, last_id = ledger.position()
+        if not self.due(upto, ingested, force):
+            return None
+        snap = DerivedSnapshot(ledger.ledger_id, upto, last_id, sales, *derived())
+        return upto, dump_derived(snap)
 
     def due(self, upto: int, ingested: bool, force: bool) -> bool:
         """Whether a snapshot at log position ``upto`` is due (``force``: any change since the

@@ -6,13 +6,17 @@ low-latency path); after a restart, an outage or a full publish window, rows are
 SQLite in order (the durable path, the "backlog") until the window has room again. Marking sent
 is off the latency path and batched: losing a mark only re-sends a row, never loses one.
 
->>> pump = OutboxPump(None, {"sent": 0}, Counter(), Backoff(), lambda: True)
->>> pump.pump(None, []), pump.backlog
+The uplink's window rows join the same path when its interval has passed.
+
+>>> import threading
+>>> pump = OutboxPump(None, {"sent": 0}, Counter(), Backoff(), lambda: True, threading.Lock())
+>>> pump.pump(None), pump.backlog
 (None, True)
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +25,7 @@ from typing import Any
 from edge_runtime.ingest.mqtt_intake import Backoff
 from edge_runtime.store.outbox import Outbox, OutboxRow
 from edge_runtime.store.store_failure import StoreError
+from edge_runtime.transport.uplink import Uplink
 
 MARK_EVERY_S = 0.05  # acknowledged rows are marked sent at most this often ...
 MARK_BATCH = 2000  # ... or as soon as this many wait
@@ -30,7 +35,8 @@ CLOSE_WAIT_S = 2.0  # at close, how long PUBACKs of rows in flight are waited fo
 class OutboxPump:
     """Publishes outbox rows through a transport within its window and marks them sent on
     PUBACK (see the module docstring). ``nothing_held``: True when the intake holds no payload
-    the store refused (then a successful mark ends the back-off)."""
+    the store refused (then a successful mark ends the back-off); ``lock``: the gateway's
+    ingest lock, under which committed rows join :attr:`fresh` in commit order."""
 
     def __init__(
         self,
@@ -39,6 +45,7 @@ class OutboxPump:
         sent_by_kind: Counter[str],
         backoff: Backoff,
         nothing_held: Callable[[], bool],
+        lock: threading.Lock,
     ):
         self.outbox, self.counters, self.sent_by_kind = outbox, counters, sent_by_kind
         self.backoff, self._nothing_held = backoff, nothing_held
@@ -46,10 +53,15 @@ class OutboxPump:
         self.backlog = True  # rows from before a restart or an outage wait in SQLite
         self.acked: list[int] = []  # outbox seqs acknowledged, not yet marked sent
         self._last_mark = 0.0
+        self.lock = lock
+        self.fresh: list[OutboxRow] = []  # committed rows not yet handed over (under lock)
+        self._last_uplink = time.monotonic()
 
-    def pump(self, t: Any, fresh: list[OutboxRow]) -> None:
-        """Hand ``fresh`` rows (or the backlog) to transport ``t``, then mark acknowledged
-        rows sent. ``StoreError`` when the mark was refused (the seqs are kept for later)."""
+    def pump(self, t: Any) -> None:
+        """Hand fresh rows (or the backlog) to transport ``t``, then mark acknowledged rows
+        sent. ``StoreError`` when the mark was refused (the seqs are kept for later)."""
+        with self.lock:
+            fresh, self.fresh = self.fresh, []
         if t is None:
             return
         self.acked.extend(t.take_acked())  # frees window room before publishing
@@ -95,13 +107,25 @@ class OutboxPump:
             t.publish(rows)
             self.handed_upto = rows[-1].seq
 
-    def drain(self, t: Any, pump_once: Callable[[], None]) -> None:
+    def flush_uplink(self, uplink: Uplink, interval_s: float, force: bool = False) -> bool:
+        """Commit the uplink's window when ``interval_s`` has passed (``force``: now); True
+        when it wrote rows (then the hub link has something to forward)."""
+        now = time.monotonic()
+        if not force and now - self._last_uplink < interval_s:
+            return False
+        self._last_uplink = now
+        with self.lock:
+            rows = uplink.flush()
+            self.fresh.extend(rows)
+        return bool(rows)
+
+    def drain(self, t: Any) -> None:
         """At close: pump, then collect PUBACKs of the rows in flight for a moment (so they are
         not sent again after the restart) and mark them sent."""
-        pump_once()
+        self.pump(t)
         deadline = time.monotonic() + CLOSE_WAIT_S
         while t.connected and t.inflight and time.monotonic() < deadline:
-            pump_once()
+            self.pump(t)
             time.sleep(0.01)
         self.acked.extend(t.take_acked())
         self.mark_sent()
