@@ -117,7 +117,7 @@ class DecisionEngine:
     @property
     def forecasts(self) -> DailyForecasts | None:
         """The forecast table decisions use: the last day-close re-score."""
-        return getattr(self.policy, "forecasts", None)
+        return self.policy.forecasts
 
     def model_for(self, bundle: Bundle, sessions: dict | None = None) -> DayCloseModel:
         """``bundle``'s day-close model, keeping what River learnt."""
@@ -195,23 +195,18 @@ class DecisionEngine:
                 prime(page)
             self.count_watch.prime(page)
             offset += len(page)
-        restore = getattr(self.policy, "restore_alerts", None)
-        if restore is not None:
-            restore(self.episodes.load())
+        self.policy.restore_alerts(self.episodes.load())
 
     def restore_open_orders(self) -> None:
         """After a restart or a rollback: the open orders as committed (their own table)."""
-        restore = getattr(self.policy, "restore_orders", None)
-        if restore is not None:
-            restore(self.orders.load())
+        self.policy.restore_orders(self.orders.load())
 
     def save_decided(self, conn, keep: bool = True) -> None:
         """Store the stock-out episodes and open orders the decisions just changed, on
         ``conn`` (inside the transaction that holds their messages); ``keep=False`` drops
         them, as it drops the messages of seeded history."""
-        changes = self._episode_changes()
-        take = getattr(self.policy, "take_order_changes", None)
-        orders = take() if take is not None else {}
+        changes = self.policy.take_episode_changes()
+        orders = self.policy.take_order_changes()
         if keep and changes:
             self.episodes.save(conn, changes)
         if keep and orders:
@@ -225,10 +220,6 @@ class DecisionEngine:
             self.use_model(self.model)  # re-scored from the committed series
         self.prime()
         self.restore_open_orders()
-
-    def _episode_changes(self) -> dict[str, float | None]:
-        take = getattr(self.policy, "take_episode_changes", None)
-        return take() if take is not None else {}
 
     def use_model(self, model: DayCloseModel) -> DailyForecasts | None:
         """Score with ``model`` from now on: re-score the last closed day at once and hand the
@@ -244,7 +235,7 @@ class DecisionEngine:
             self.shelf_watch.anomaly = kept[1]
         else:
             self._score_anomalies()
-        if isinstance(self.policy, ForecastDecisionPolicy):
+        if self.policy.uses_forecasts:
             self.policy.use(forecasts, model.model_version)
         else:
             store = self.cfg.gateway.store_id
@@ -268,7 +259,7 @@ class DecisionEngine:
 
     def review_all(self, states: list[StockState], forecasts, at: str | None) -> list[Message]:
         """The forecast policy's decisions on every SKU at ``at`` (a day's close, a new model)."""
-        if forecasts is None or not isinstance(self.policy, ForecastDecisionPolicy) or not states:
+        if forecasts is None or not states:
             return []
         try:
             return self.policy.review(states, {}, at)
@@ -329,10 +320,8 @@ class DecisionEngine:
         order; receipts close their SKU's open order before that change is decided)."""
         out: list[Message] = []
         buffer = self.ledger.safety_buffer
-        receive = getattr(self.policy, "receive", None)
         for batch in rounds(steps):
-            if receive is not None:
-                receive([e for e, _ in batch])
+            self.policy.receive([e for e, _ in batch])
             states = [StockState.of(s, buffer, max(as_of, s.last_us)) for _, s in batch]
             out += with_decision_ids(self._decide(states, {e.sku: e for e, _ in batch}, []))
             for e, s in batch:
@@ -346,7 +335,7 @@ class DecisionEngine:
 
         Why in place, not on a copy: copying every SKU's series cost ~13 ms per close at 3,000
         SKUs, inside the transaction, on every store's every midnight. A rollback is rare (the
-        disk failed), so that path pays instead: ``_ingest_locked`` rebuilds the series from
+        disk failed), so that path pays instead: ``rolled_back`` rebuilds the series from
         the ledger, which holds exactly what committed."""
         sales = self.sales
         self._sales_moved = True
