@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("shelfcast.data_command", "show where the real data is read from and what is there"),
     "train": ("training.train", "backtest, train, export to ONNX, track in MLflow, write a bundle"),
     "keygen": ("training.signing_key", "create the Ed25519 key pair that signs model bundles"),
-    "run": ("edge_runtime.gateway", "run the store gateway: ledger, decisions, MQTT, outbox"),
+    "run": ("edge_runtime.run_command", "run the store gateway: ledger, decisions, MQTT, outbox"),
     "simulate": (
         "twin.simulate",
         "digital twin: replay held-out real demand, compare replenishment policies",

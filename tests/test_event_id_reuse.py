@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge_runtime.store.ledger import REUSED, Ledger
+from edge_runtime.store.event_id_reuse import REUSED
+from edge_runtime.store.ledger import Ledger
 
 STORE = "S1"
 

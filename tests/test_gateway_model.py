@@ -149,11 +149,11 @@ def test_late_and_rolled_back_events_never_count_twice(tmp_path):
         def fail(*_):
             raise OSError("disk full")  # the transaction rolls back after the day closed
 
-        gw._watch = fail
+        gw.engine._watch = fail
         with pytest.raises(StoreError) as refused:  # the store failed, not the event
             gw.ingest([ev("d4", "A", "sale", 1, 4)], "pos")
         assert isinstance(refused.value.__cause__, OSError)
-        del gw._watch
+        del gw.engine._watch
         # Rolled back after day 3 closed in place: the series are rebuilt from what committed,
         # as a restart sees it (the late sale back on its own day): 11 units, none of d4's.
         assert list(gw.sales.series["A"].units) == [7.0, 2.0] and gw.sales.open_units["A"] == 2

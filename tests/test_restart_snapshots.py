@@ -104,7 +104,7 @@ def test_gateway_restores_sales_from_a_snapshot_and_the_log_after_it(tmp_path, c
     # As after a kill -9 between two snapshots: the older snapshots, the log beyond them.
     for name in ("derived.pickle", "ledger.sqlite.index.npz"):
         shutil.copy(saved / name, state / name)
-    with caplog.at_level(logging.INFO, logger="edge_runtime.gateway"):
+    with caplog.at_level(logging.INFO, logger="edge_runtime.forecast.snapshot_schedule"):
         gw = gateway(state)
     assert "sales series from the snapshot" in caplog.text
     restored = series(gw.sales)
@@ -123,12 +123,12 @@ def test_gateway_restores_sales_from_a_snapshot_and_the_log_after_it(tmp_path, c
 
 
 def test_a_start_that_read_a_long_tail_saves_new_snapshots(tmp_path, monkeypatch):
-    import edge_runtime.gateway as gateway_module
+    import edge_runtime.forecast.snapshot_schedule as schedule_module
     import edge_runtime.store.ledger as ledger_module
     from edge_runtime.forecast.derived_snapshot import load_derived
     from edge_runtime.store.ledger_index import load_index
 
-    monkeypatch.setattr(gateway_module, "SNAPSHOT_TAIL_AT_START", 30)
+    monkeypatch.setattr(schedule_module, "SNAPSHOT_TAIL_AT_START", 30)
     monkeypatch.setattr(ledger_module, "INDEX_TAIL_AT_OPEN", 30)
     state = tmp_path / "state"
     gw = gateway(state)
@@ -159,17 +159,17 @@ def test_a_start_that_read_a_long_tail_saves_new_snapshots(tmp_path, monkeypatch
 
 
 def test_a_slow_snapshot_write_does_not_hold_up_mqtt_intake(tmp_path, monkeypatch):
-    import edge_runtime.gateway as gateway_module
+    import edge_runtime.forecast.snapshot_schedule as schedule_module
 
     writing, release = threading.Event(), threading.Event()
-    real_write = gateway_module.write_derived
+    real_write = schedule_module.write_derived
 
     def slow_disk(path, blob):  # a disk that takes its time over the write and fsync
         writing.set()
         release.wait(30)
         real_write(path, blob)
 
-    monkeypatch.setattr(gateway_module, "write_derived", slow_disk)
+    monkeypatch.setattr(schedule_module, "write_derived", slow_disk)
     gw = gateway(tmp_path / "state")  # no snapshot yet: one is due after the first commit
     try:
         gw.ingest(events(DAYS[0], 0))

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edge_runtime.messages import (
     ConflictMessage,
@@ -43,6 +43,9 @@ from edge_runtime.messages import (
     StockoutAlert,
 )
 from edge_runtime.store.stock import Conflict, StockState
+
+if TYPE_CHECKING:  # the forecast policy imports this module
+    from edge_runtime.decide.forecast_policy import DailyForecasts
 
 OK, LOW, OUT = 0, 1, 2
 
@@ -59,11 +62,44 @@ class DecisionPolicy(Protocol):
 
     ``states``: the new state of every SKU whose state changed; ``causes``: sku -> the latest
     event of the batch for that SKU; ``conflicts``: the ledger's conflicts of the batch.
+
+    All of it is what the gateway's decision engine calls, so every policy implements all of
+    it; a policy without forecasts or memory (the rules) answers with nothing.
     """
 
     version: str
+    uses_forecasts: bool  # decides from a forecast table (``use``); else one replaces it
+    forecasts: DailyForecasts | None  # the table it decides with (None: none)
 
     def prime(self, states: Iterable[StockState]) -> None: ...
+
+    def review(
+        self, states: Sequence[StockState], causes: Mapping[str, Cause], at: str | None = None
+    ) -> list[Message]:
+        """Decisions on ``states`` at ``at`` (a day's close, a new model)."""
+        ...
+
+    def receive(self, events: Iterable) -> None:
+        """Receipts of a batch, before its changes are decided (they close open orders)."""
+        ...
+
+    def use(self, forecasts: DailyForecasts | None, model_version: str) -> None: ...
+
+    def restore_alerts(self, under_alert: dict[str, float]) -> None:
+        """The stock-out episodes open when the gateway stopped."""
+        ...
+
+    def restore_orders(self, orders: dict[str, tuple[float, str | None]]) -> None:
+        """The open orders as committed."""
+        ...
+
+    def take_episode_changes(self) -> dict[str, float | None]:
+        """Stock-out episodes changed since the last call (stored with their alerts)."""
+        ...
+
+    def take_order_changes(self) -> dict[str, tuple[float, str | None] | None]:
+        """Open orders changed since the last call (stored with their triggers)."""
+        ...
 
     def decide(
         self,
@@ -85,6 +121,8 @@ class RulePolicy:
     """
 
     version = "rules-1"
+    uses_forecasts = False
+    forecasts = None
 
     def __init__(
         self,
@@ -133,6 +171,30 @@ class RulePolicy:
                     out.append(self._stockout(s, old, cause))
         out.extend(self._conflict(c) for c in conflicts)
         return out
+
+    # The rules keep no forecasts, open orders or episodes: their part of the protocol is empty.
+    def review(
+        self, states: Sequence[StockState], causes: Mapping[str, Cause], at: str | None = None
+    ) -> list[Message]:
+        return []
+
+    def receive(self, events: Iterable) -> None:
+        pass
+
+    def use(self, forecasts: DailyForecasts | None, model_version: str) -> None:
+        pass
+
+    def restore_alerts(self, under_alert: dict[str, float]) -> None:
+        pass
+
+    def restore_orders(self, orders: dict[str, tuple[float, str | None]]) -> None:
+        pass
+
+    def take_episode_changes(self) -> dict[str, float | None]:
+        return {}
+
+    def take_order_changes(self) -> dict[str, tuple[float, str | None] | None]:
+        return {}
 
     def _common(self, s: StockState, cause: Cause | None) -> dict:
         return {

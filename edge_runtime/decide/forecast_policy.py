@@ -182,6 +182,8 @@ class ForecastDecisionPolicy:
     '7'
     """
 
+    uses_forecasts = True
+
     def __init__(
         self,
         store_id: str,

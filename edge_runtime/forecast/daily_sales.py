@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_runtime.store.stock import iso_utc
 from feature_store.censored_demand import InStockLevel
 from feature_store.streaming import SeriesState
 
@@ -164,6 +165,25 @@ class DailySales:
                 self._days.clear()
             day = self._days[text] = int(np.datetime64(text, "D").astype(np.int64))
         return day
+
+    def now_text(self, clock_us: int) -> str | None:
+        """The store's "now" as event-time text: ``clock_us`` (the ledger clock), within the
+        open store day."""
+        now = iso_utc(clock_us) if clock_us else None
+        day = self.open_day
+        if day is not None and (now is None or np.datetime64(now[:10], "D") < day):
+            return f"{day}T00:00:00+00:00"  # the clock's UTC date can lag the store's date
+        return now
+
+    def recent(self, sku: str, days: int) -> tuple[str, list[float], float] | None:
+        """Net units of ``sku`` on its last ``days`` closed days (oldest first; fewer when its
+        series is younger), the open day (ISO date) and its units so far. None for a SKU never
+        seen."""
+        series, open_units = self.series.get(sku), self.open_units.get(sku)
+        if (series is None and open_units is None) or self.open_day is None:
+            return None
+        closed = list(series.units)[-days:] if series is not None and days > 0 else []
+        return str(self.open_day), closed, float(open_units or 0.0)
 
     def crosses(self, events: Iterable) -> bool:
         """Would ``events`` close the open day (an event of a later day among them)?"""

@@ -44,28 +44,36 @@ import threading
 import time
 import uuid
 from array import array
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 
+from edge_runtime.store.checkpointer import Checkpointer
 from edge_runtime.store.event_archive import EventArchive
+from edge_runtime.store.event_id_reuse import ReusedIds
 from edge_runtime.store.event_ids import EventIds
-from edge_runtime.store.events import LEDGER_TYPES, Event, Rejection, parse_events, raw_text
+from edge_runtime.store.events import LEDGER_TYPES, Event, Rejection, parse_events
+from edge_runtime.store.ingest_result import BeforeCommit, IngestResult, LedgerError
 from edge_runtime.store.ledger_index import IndexSnapshot, load_index, save_index
 from edge_runtime.store.ledger_migrations import SCHEMA_VERSION, TABLES, MigrationError, migrate
+from edge_runtime.store.ledger_schema import (
+    FOLD_ROWS,
+    INSERT_CONFLICT,
+    INSERT_DEAD,
+    INSERT_EVENT,
+    SCHEMA,
+    UPSERT_STOCK,
+)
 from edge_runtime.store.log_archiving import archivable_units, base_state, move_unit, recover
 from edge_runtime.store.plausibility import DAY_US, DEFAULT, Plausibility
 from edge_runtime.store.stock import (
-    STATE_FIELDS,
     Conflict,
     SkuState,
     StockState,
     apply,
     fold,
-    iso_utc,
 )
 from edge_runtime.store.store_failure import (
     StoreError,
@@ -75,66 +83,6 @@ from edge_runtime.store.store_failure import (
 )
 from edge_runtime.store.writer_lock import WriterLock, WriterLockHeld
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    sku TEXT NOT NULL,
-    type TEXT NOT NULL,
-    qty NOT NULL,
-    ts_us INTEGER NOT NULL,
-    event_time TEXT NOT NULL,
-    source TEXT NOT NULL,
-    order_id TEXT,
-    unit_price REAL,
-    reason TEXT,
-    received_us INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS stock ({", ".join(STATE_FIELDS)}, PRIMARY KEY (sku));
-CREATE TABLE IF NOT EXISTS conflicts (
-    id INTEGER PRIMARY KEY,
-    sku TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    order_id TEXT,
-    requested INTEGER, granted INTEGER, shortfall INTEGER, on_hand INTEGER, reserved INTEGER,
-    ts_us INTEGER NOT NULL,
-    detected_us INTEGER NOT NULL,
-    UNIQUE (sku, event_id, kind)
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    received_us INTEGER NOT NULL,
-    source TEXT,
-    field TEXT,
-    reason TEXT NOT NULL,
-    raw TEXT NOT NULL,
-    batch_index INTEGER
-);
-"""
-
-_INSERT_EVENT = (
-    "INSERT INTO events (seq, event_id, sku, type, qty, ts_us, event_time, source,"
-    " order_id, unit_price, reason, received_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_UPSERT_STOCK = f"INSERT OR REPLACE INTO stock VALUES ({', '.join('?' * len(STATE_FIELDS))})"
-_INSERT_CONFLICT = (
-    "INSERT OR IGNORE INTO conflicts (sku, event_id, kind, order_id, requested, granted,"
-    " shortfall, on_hand, reserved, ts_us, detected_us) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_DEAD = (
-    "INSERT INTO dead_letters (received_us, source, field, reason, raw, batch_index)"
-    " VALUES (?,?,?,?,?,?)"
-)
-_FOLD_ROWS = "SELECT type, qty, ts_us, event_id, order_id FROM events WHERE seq IN ({})"
-# What an event claims: equal for a true duplicate (event_time is compared as an instant).
-_CONTENT = ("sku", "type", "qty", "ts_us", "source", "order_id", "unit_price", "reason")
-_WINDOW_IDS = "SELECT seq, event_id FROM events WHERE seq >= ? AND seq < ?"
-_RANGE_CONTENT = f"SELECT event_id, {', '.join(_CONTENT)} FROM events WHERE seq >= ? AND seq <= ?"
-_SEQ_CONTENT = f"SELECT event_id, {', '.join(_CONTENT)} FROM events WHERE seq IN ({{}})"
-_REUSE_WINDOW = 8192  # log rows searched first for a repeated id: a redelivery is recent
-REUSED = "event_id reused with different content"
 _ID_CHUNK = 900  # stays under SQLite's bound-parameter limit on old builds
 INDEX_EVERY = 100_000  # events logged since the last index snapshot before the next is written
 # An open that had to read at least this many events after the snapshot writes a new one at
@@ -144,99 +92,9 @@ INDEX_TAIL_AT_OPEN = 20_000
 log = logging.getLogger(__name__)
 
 
-class _Checkpointer:
-    """Copies the WAL back into the database from its own thread and connection.
-
-    Why: with SQLite's automatic checkpoint the committing thread also writes every changed
-    page into the main file and fsyncs it, which measured about 100 ms per 5,000-event group.
-    A PASSIVE checkpoint here overlaps that I/O with the next group's parsing and never blocks
-    the writer; durability does not depend on it (a committed transaction is in the WAL).
-    """
-
-    def __init__(self, path: Path, every_s: float = 0.5, after: Callable[[], None] | None = None):
-        self._after = after  # more background work after a checkpoint (the index snapshot)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._every_s = every_s
-        self._thread = threading.Thread(target=self._run, name="ledger-checkpoint", daemon=True)
-        self._thread.start()
-
-    def nudge(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            # Busy or closing: the next nudge retries; nothing is lost meanwhile.
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            if self._after is not None:
-                try:
-                    self._after()
-                except Exception:  # a missing snapshot only slows the next start
-                    log.exception("background ledger work failed")
-            if self._stop.wait(self._every_s):  # at most two checkpoints a second
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=30)
-        # Another connection may still read; then SQLite checkpoints at a later open.
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._conn.close()
-
-
 def _reason(err: OSError) -> str:
     """An OSError in words, without repeating the path the caller names."""
     return err.strerror or str(err)
-
-
-class LedgerError(RuntimeError):
-    """The ledger cannot be used: its state directory is unusable, another process writes it,
-    or the file belongs to another store or schema. The message is one line naming the path."""
-
-
-@dataclass(slots=True)
-class IngestResult:
-    """What one ``ingest`` did: counts, conflicts found, and the SKUs to re-score.
-
-    >>> IngestResult(accepted=2).accepted
-    2
-    """
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    conflicts: list[Conflict] = field(default_factory=list)
-    changed_skus: list[str] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)  # newly stored, sensor readings included
-    # Each new ledger event with its SKU's state right after it, in arrival order (a late
-    # event's state re-folded at once, as if it came alone): decisions follow every state
-    # change, not only a batch's last one. Filled when ``Ledger.record_steps`` is set.
-    steps: list[tuple[Event, SkuState]] = field(default_factory=list)
-    before: dict[str, SkuState | None] = field(default_factory=dict)  # state before the batch
-    rejections: list[Rejection] = field(default_factory=list)
-
-    def add(self, other: IngestResult) -> None:
-        """Count ``other`` (a later transaction of the same payload) into this result."""
-        self.accepted += other.accepted
-        self.duplicates += other.duplicates
-        self.rejected += other.rejected
-        self.conflicts.extend(other.conflicts)
-        known = set(self.changed_skus)
-        self.changed_skus.extend(s for s in other.changed_skus if s not in known)
-        self.events.extend(other.events)
-        self.rejections.extend(other.rejections)
-
-
-BeforeCommit = Callable[[sqlite3.Connection, IngestResult], None]
 
 
 class Ledger:
@@ -316,7 +174,7 @@ class Ledger:
             "busy_timeout=10000",  # other connections (outbox, readers) may hold the lock briefly
         ):
             self._conn.execute(f"PRAGMA {pragma}")
-        self._conn.executescript(_SCHEMA + TABLES)
+        self._conn.executescript(SCHEMA + TABLES)
         buffer_changed = self._check_meta()
         self.index_path = self.path.with_name(self.path.name + ".index.npz")
         self._index_lock = threading.Lock()  # one snapshot writer at a time
@@ -324,7 +182,7 @@ class Ledger:
         self._ids = EventIds()
         self._seqs: dict[str, array] = {}
         self._next_seq = 1
-        self._reuse_hint = 0  # log position near which the last repeated ids were found
+        self._reuse = ReusedIds(self._conn)  # repeated ids whose content differs
         self._last_id = ""  # event id at seq _next_seq - 1
         self._indexed_upto = self._load_log()
         self._index_stale = False  # archiving shrank the lookups since the last snapshot
@@ -336,7 +194,7 @@ class Ledger:
         self._clock_us = max((s.last_us for s in self._states.values()), default=0)
         self._touched: list[str] = []  # SKUs folded in place by the open transaction
         self._unrestored: set[str] = set()  # touched by a failed write, not yet read back
-        self._checkpointer = _Checkpointer(self.path, after=self._index_if_due)
+        self._checkpointer = Checkpointer(self.path, after=self._index_if_due)
         self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
         # A long tail was read: snapshot after the next commit (not now: the start comes first).
         self._index_soon = self._next_seq - 1 - self._indexed_upto >= INDEX_TAIL_AT_OPEN
@@ -468,7 +326,7 @@ class Ledger:
         with write_transaction(self._conn):
             self._conn.execute("DELETE FROM stock")
             states = self.rebuild()
-            self._conn.executemany(_UPSERT_STOCK, [s.row() for s in states.values()])
+            self._conn.executemany(UPSERT_STOCK, [s.row() for s in states.values()])
             self._conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'safety_buffer'", (str(self.safety_buffer),)
             )
@@ -515,7 +373,7 @@ class Ledger:
         with self._lock:
             try:
                 with write_transaction(self._conn):
-                    self._conn.executemany(_INSERT_DEAD, rows)
+                    self._conn.executemany(INSERT_DEAD, rows)
             except StoreError as err:
                 self.health.failed(err)
                 raise
@@ -541,7 +399,7 @@ class Ledger:
         now_us = time.time_ns() // 1000
         with self._lock:
             new, repeats = self._new_events(events)
-            reused = self._reused(repeats, new) if repeats else []
+            reused = self._reuse.rejections(repeats, new, self._next_seq) if repeats else []
             rejections = rejections + reused if reused else rejections
             result = IngestResult(rejected=len(rejections), rejections=rejections)
             result.duplicates = len(repeats) - len(reused)
@@ -574,7 +432,7 @@ class Ledger:
         with write_transaction(conn):
             if new:
                 conn.executemany(
-                    _INSERT_EVENT,
+                    INSERT_EVENT,
                     [
                         (seq, e.event_id, e.sku, e.type, e.qty, e.ts_us, e.event_time,
                          e.source, e.order_id, e.unit_price, e.reason, now_us)
@@ -583,11 +441,11 @@ class Ledger:
                 )  # fmt: skip
             working, positions = self._fold_new(new, seq0, result, now_us)
             if working:
-                conn.executemany(_UPSERT_STOCK, [s.row() for s in working.values()])
+                conn.executemany(UPSERT_STOCK, [s.row() for s in working.values()])
                 result.changed_skus = list(working)
             if rejections:
                 conn.executemany(
-                    _INSERT_DEAD,
+                    INSERT_DEAD,
                     [(now_us, source, r.field, r.reason, r.raw, r.index) for r in rejections],
                 )
             if before_commit is not None:
@@ -629,67 +487,6 @@ class Ledger:
             else:
                 repeats.append(e)
         return new, repeats
-
-    def _reused(self, repeats: list[Event], new: list[Event]) -> list[Rejection]:
-        """Rejections for the repeated ids whose content differs from the event they repeat:
-        the stored one, or the first of this batch. The rest are true duplicates.
-
-        Why a search, not a stored digest: the log has no ``event_id`` index (see the module
-        docstring) and a digest per id would double the id index's memory, while only
-        repeated ids need their original. Those are searched in the log newest first (a
-        redelivery repeats recent events), starting near where the last ones were found."""
-        first = {e.event_id: _content(e) for e in new}
-        stored = self._stored_content({e.event_id for e in repeats} - first.keys())
-        out = []
-        for e in repeats:
-            original = first.get(e.event_id) or stored.get(e.event_id)
-            content = _content(e)
-            if original is None or original == content:
-                continue  # a true duplicate (or one logged long ago by an older rule)
-            diffs = [
-                (n, v, o) for n, v, o in zip(_CONTENT, content, original, strict=True) if v != o
-            ]
-            diffs = [
-                (n, iso_utc(v), iso_utc(o)) if n == "ts_us" else (n, v, o) for n, v, o in diffs
-            ]
-            said = "; ".join(f"{_name(n)} {_said(v)} (stored: {_said(o)})" for n, v, o in diffs[:3])
-            out.append(
-                Rejection(raw_text(e.to_dict()), f"{REUSED}: {said}", _name(diffs[0][0]), e.index)
-            )
-        return out
-
-    def _stored_content(self, ids: set[str]) -> dict[str, tuple]:
-        """The logged content of ``ids``, searched in windows of the log, newest first."""
-        found: dict[str, tuple] = {}
-        if not ids:
-            return found
-        windows = []
-        if self._reuse_hint:
-            windows.append((self._reuse_hint - _REUSE_WINDOW, self._reuse_hint + _REUSE_WINDOW))
-        hi, size = self._next_seq, _REUSE_WINDOW
-        while hi > 1:
-            windows.append((max(1, hi - size), hi))
-            hi, size = windows[-1][0], size * 4
-        at: dict[str, int] = {}  # id -> its log position
-        for lo, hi in windows:
-            # Ids only, filtered here: cheaper than an IN (...) of thousands of ids in SQL.
-            at.update((i, seq) for seq, i in self._conn.execute(_WINDOW_IDS, (lo, hi)) if i in ids)
-            if len(at) == len(ids):
-                break
-        if not at:
-            return found
-        seqs = sorted(at.values())
-        if seqs[-1] - seqs[0] < 4 * len(seqs):  # together (a redelivery): one range read
-            rows = self._conn.execute(_RANGE_CONTENT, (seqs[0], seqs[-1]))
-            found.update((r[0], r[1:]) for r in rows if r[0] in at)
-        else:
-            for k in range(0, len(seqs), _ID_CHUNK):
-                chunk = seqs[k : k + _ID_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(_SEQ_CONTENT.format(marks), chunk)
-                found.update((r[0], r[1:]) for r in rows)
-        self._reuse_hint = seqs[-1]
-        return found
 
     def _fold_new(
         self, new: list[Event], seq0: int, result: IngestResult, now_us: int
@@ -744,7 +541,7 @@ class Ledger:
     def _report(self, conflicts: list[Conflict], result: IngestResult, now_us: int) -> None:
         """Store and report the conflicts found in order so far (and forget them)."""
         if conflicts:
-            self._conn.executemany(_INSERT_CONFLICT, [(*c.row(), now_us) for c in conflicts])
+            self._conn.executemany(INSERT_CONFLICT, [(*c.row(), now_us) for c in conflicts])
             result.conflicts.extend(conflicts)
             conflicts.clear()
 
@@ -752,7 +549,7 @@ class Ledger:
         state, found = self._fold_from_log(sku, added)
         # A re-fold finds every conflict of the SKU's history again; report only new ones.
         for c in found:
-            if self._conn.execute(_INSERT_CONFLICT, (*c.row(), now_us)).rowcount:
+            if self._conn.execute(INSERT_CONFLICT, (*c.row(), now_us)).rowcount:
                 result.conflicts.append(c)
         return state
 
@@ -786,7 +583,7 @@ class Ledger:
         rows = []
         for i in range(0, len(seqs), _ID_CHUNK):
             chunk = seqs[i : i + _ID_CHUNK]
-            rows.extend(self._conn.execute(_FOLD_ROWS.format(",".join("?" * len(chunk))), chunk))
+            rows.extend(self._conn.execute(FOLD_ROWS.format(",".join("?" * len(chunk))), chunk))
         return fold(sku, rows, self.safety_buffer, base_state(self._conn, sku))
 
     # ---- reading -------------------------------------------------------------------------
@@ -978,17 +775,3 @@ class Ledger:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _content(e: Event) -> tuple:
-    return (e.sku, e.type, e.qty, e.ts_us, e.source, e.order_id, e.unit_price, e.reason)
-
-
-def _name(column: str) -> str:
-    return "event_time" if column == "ts_us" else column
-
-
-def _said(value: object) -> str:
-    """A value as a reason shows it (long text cut)."""
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."

@@ -18,6 +18,7 @@ False
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from edge_runtime.store.ledger import Ledger
 from edge_runtime.store.outbox import Outbox
 from edge_runtime.store.plausibility import DAY_US
 from edge_runtime.store.stock import iso_utc
+from edge_runtime.store.store_failure import StoreError
+
+log = logging.getLogger(__name__)
 
 ARCHIVE_PER_RUN = 50_000  # events archived per run (ingest waits for a run): more, a second on
 
@@ -65,6 +69,24 @@ class Retention:
         self.archive = archive
         self.mqtt = mqtt
         self.forwarded_upto = forwarded_upto
+        self._next_at = time.monotonic() + section.every_s  # the worker's next run
+
+    def run_when_due(self, run: Callable[[], RetentionReport]) -> None:
+        """The worker's turn: ``run`` (what applies the bounds) when enabled and ``every_s``
+        has passed; again after 1 s while it says more waits. A failure other than the store's
+        only delays history's pruning: logged, tried again at the next turn."""
+        every = self.section.every_s
+        if not self.section.enabled or time.monotonic() < self._next_at:
+            return
+        more = False
+        try:
+            more = run().more
+        except StoreError:
+            raise
+        except Exception:  # history only: the next run tries again
+            log.exception("retention failed; retried in %g s", every)
+        finally:
+            self._next_at = time.monotonic() + (1.0 if more else every)
 
     def run(self, keep_from: int, now: float | None = None) -> RetentionReport:
         """Apply every bound once; events at log position ``keep_from`` and later stay (the

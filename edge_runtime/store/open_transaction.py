@@ -1,0 +1,55 @@
+"""Stock as the open ledger transaction has written it, for decisions made before COMMIT (the
+ledger's in-memory states are updated only after it).
+
+>>> import sqlite3
+>>> conn = sqlite3.connect(":memory:")
+>>> _ = conn.execute("CREATE TABLE stock (sku TEXT PRIMARY KEY, on_hand INTEGER)")
+>>> _ = conn.executemany("INSERT INTO stock VALUES (?, ?)", [("A", 0), ("B", 3)])
+>>> sorted(empty_shelves(conn, {"A": SkuState("A", on_hand=2), "C": SkuState("C", on_hand=0)}))
+['C']
+>>> list(skus_in_order(conn))
+['A', 'B']
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+
+from edge_runtime.store.stock import SkuState, StockState
+from feature_store.censored_demand import shelf_empty
+
+_ID_CHUNK = 900  # SKUs per "IN (...)" query (under SQLite's bound-parameter limit)
+
+
+def states_in_transaction(
+    conn: sqlite3.Connection, skus: list[str], clock_us: int, safety_buffer: int
+) -> list[StockState]:
+    """New states of ``skus`` as written in the open transaction on ``conn``."""
+    rows = []
+    for i in range(0, len(skus), _ID_CHUNK):
+        chunk = skus[i : i + _ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows.extend(conn.execute(f"SELECT * FROM stock WHERE sku IN ({marks})", chunk))
+    states = [SkuState(*r) for r in rows]
+    as_of = max([clock_us, *(s.last_us for s in states)])
+    return [StockState.of(s, safety_buffer, as_of) for s in states]
+
+
+def empty_shelves(conn: sqlite3.Connection, current: Mapping[str, SkuState | None]) -> set[str]:
+    """SKUs whose shelf is empty at this point of a batch (``current``: the states the batch
+    has reached, over the stored ones): a closing day's censored SKUs
+    (``feature_store.censored_demand``)."""
+    empty = {row[0] for row in conn.execute("SELECT sku FROM stock WHERE on_hand = 0")}
+    for sku, s in current.items():
+        if s is not None and shelf_empty(s.on_hand):
+            empty.add(sku)
+        else:
+            empty.discard(sku)
+    return empty
+
+
+def skus_in_order(conn: sqlite3.Connection) -> Iterator[str]:
+    """Every SKU in the order decisions have always been made in (the stock table's)."""
+    for (sku,) in conn.execute("SELECT sku FROM stock ORDER BY rowid"):
+        yield sku
