@@ -291,6 +291,7 @@ def replay_through_gateway(panel, run, frame, bundle: Path, settings, out: Path,
     from edge_runtime.config import load_config, with_mqtt
     from edge_runtime.gateway import Gateway
     from shelfcast.broker import EmbeddedBroker
+    from twin.stockout_replay import wait_handled
 
     events = edge_stream(panel, run, run.extra["lead_time"])
     kinds = Counter(e["type"] for e in events)
@@ -336,7 +337,7 @@ def replay_through_gateway(panel, run, frame, bundle: Path, settings, out: Path,
         with tqdm(total=len(events), unit="ev", desc="replay", file=sys.stdout) as bar:
             sent, last_source = 0, None
             for source, chunk in batches(events):
-                if source != last_source and not _wait_ingested(gw, seeded + sent, 30):
+                if source != last_source and not wait_handled(gw, seeded + sent, 30):
                     # Topics are separate queues: the gateway takes everything sent so far
                     # before the topic changes, so receipts and sales keep their event order.
                     tqdm.write(f"  the gateway stopped ingesting after {sent} events; see its log")
@@ -345,7 +346,7 @@ def replay_through_gateway(panel, run, frame, bundle: Path, settings, out: Path,
                 pub.publish(topic, json.dumps(chunk), qos=1).wait_for_publish(30)
                 sent, last_source = sent + len(chunk), source
                 bar.update(len(chunk))
-        done = _wait_ingested(gw, seeded + len(events), timeout=120)
+        done = wait_handled(gw, seeded + len(events), timeout=120)
         stats["replay_seconds"] = time.perf_counter() - t0
         gw.flush(30)
         time.sleep(1.0)  # let the last alerts reach the printer
@@ -362,16 +363,6 @@ def replay_through_gateway(panel, run, frame, bundle: Path, settings, out: Path,
             gw.close()
         broker.stop()
     return stats
-
-
-def _wait_ingested(gw, total: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        c = gw.counters
-        if c["ingested"] + c["duplicates"] + c["rejected"] >= total:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # ---- 5: report ------------------------------------------------------------------------------

@@ -173,7 +173,9 @@ class AlertCollector:
         self.client.disconnect()
 
 
-def _wait_ingested(gw, total: int, timeout: float) -> bool:
+def wait_handled(gw, total: int, timeout: float) -> bool:
+    """Wait until ``gw`` has ingested, found duplicate or rejected ``total`` events in all;
+    False after ``timeout`` seconds (a replay then says the gateway stopped taking events)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         c = gw.counters
@@ -225,14 +227,14 @@ def replay_store(
             # Each source (tills, shelves) is its own ordered stream: the broker keeps no order
             # across topics, so, as the devices of a store would, one source's payload waits
             # until the other's went in.
-            if source != last and not _wait_ingested(gw, sent, 30):
+            if source != last and not wait_handled(gw, sent, 30):
                 break
             topic = f"{prefix}/{stream.store_id}/events/{source}"
             pub.publish(topic, json.dumps(batch), qos=1).wait_for_publish(30)
             sent, last = sent + len(batch), source
             if pace_s:
                 time.sleep(pace_s)
-        out.all_ingested = _wait_ingested(gw, seeded + stream.live_events, timeout=120)
+        out.all_ingested = wait_handled(gw, seeded + stream.live_events, timeout=120)
         gw.flush(30)
         warner = gw.intraday
         if warner is not None:
