@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -30,15 +27,12 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.transport.broker_config import local_conf
+from shelfcast.broker import mosquitto_path
+from shelfcast.local_server import free_port as any_free_port
 from shelfcast.local_server import stop_process, wait_listening
 
-
-def mosquitto_binary() -> str | None:
-    """Path of the ``mosquitto`` binary (``/usr/sbin`` is often off ``PATH``)."""
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+# The tests' name for the binary lookup the demo's broker uses (``/usr/sbin`` is often off PATH).
+mosquitto_binary = mosquitto_path
 
 
 _HANDED_OUT: set[int] = set()
@@ -52,9 +46,7 @@ def free_port() -> int:
     join the next test's broker, take over its session and ingest its events elsewhere.
     """
     for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = any_free_port()
         if port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
             return port
