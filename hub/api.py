@@ -46,7 +46,14 @@ from hub.rollout_desk import (
     bundle_archive,
     bundle_version,
 )
-from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET, decision_subject, ensure
+from hub.streams import (
+    CURSOR_BUCKET,
+    FLEET_BUCKET,
+    STOCK_BUCKET,
+    decision_subject,
+    ensure,
+    until_ready,
+)
 
 bearer = HTTPBearer(auto_error=False, description="the hub's API token (SHELFCAST_HUB_TOKEN)")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -142,7 +149,7 @@ class HubRuntime:
             reconnected_cb=self._rewatch,
         )
         self.js = self.nc.jetstream()
-        await ensure(self.js, s.replicas, s.prefix)
+        await until_ready(lambda: ensure(self.js, s.replicas, s.prefix), "hub API")
         # a claim outlives every attempt of its order before a resend may take it over
         lease = MAX_ATTEMPTS * s.reservation_timeout_s + 10.0
         self.orders = await OrderBook.open(self.js, lease, s.replicas)

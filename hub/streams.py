@@ -20,6 +20,11 @@ so a store's messages stay with one worker: no two workers wait for each other o
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from edge_runtime.messages import (
     BUNDLE_STORE,
     HUB_SUBJECT_KIND,
@@ -27,6 +32,9 @@ from edge_runtime.messages import (
     RESERVATION,
     RESERVATION_RESULT,
 )
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 UPLINK_STREAM = "SHELFCAST_UPLINK"
 ORDERS_STREAM = "SHELFCAST_ORDERS"
@@ -74,6 +82,25 @@ def uplink_subjects(prefix: str = "shelfcast") -> list[str]:
     kinds = ["uplink", "stockout", "replenishment", "anomaly", "conflict", "state"]
     kinds = [HUB_SUBJECT_KIND.get(k, k) for k in kinds] + [RESERVATION_RESULT]
     return [f"{prefix}.*.{k}" for k in kinds]
+
+
+async def until_ready(step: Callable[[], Awaitable[T]], who: str) -> T:
+    """``step()``, retried with backoff while JetStream cannot answer yet: a cluster still
+    electing its leaders (or a node short) times requests out for seconds, and a hub process
+    that died of it would leave its partitions or its API to nobody."""
+    from nats.errors import NoRespondersError
+    from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.errors import ServiceUnavailableError
+
+    delay = 0.5
+    while True:
+        try:
+            return await step()
+        except (NatsTimeout, NoRespondersError, ServiceUnavailableError) as err:
+            log.warning("%s: JetStream not ready (%s), retrying in %.1f s",
+                        who, type(err).__name__, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 5.0)
 
 
 async def ensure(js, replicas: int = 1, prefix: str = "shelfcast") -> None:

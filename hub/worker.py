@@ -27,7 +27,14 @@ from typing import Any, NamedTuple
 
 from hub.membership import Membership, owners
 from hub.network_view import APPLIED, EARLY, STOCK, NetworkView
-from hub.streams import CURSOR_BUCKET, PARTITIONS, WORKERS, deliver_subject, ensure
+from hub.streams import (
+    CURSOR_BUCKET,
+    PARTITIONS,
+    WORKERS,
+    deliver_subject,
+    ensure,
+    until_ready,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +85,11 @@ class HubWorker:
         await nc.drain()
 
     async def _open_view(self, js: Any) -> NetworkView:
-        """The hub's streams, buckets and view, retried while JetStream cannot answer yet: a
-        cluster still electing its leaders (or one node short) times requests out for seconds,
-        and a worker that died of it would leave its partitions to nobody."""
-        from nats.errors import NoRespondersError
-        from nats.errors import TimeoutError as NatsTimeout
-        from nats.js.errors import ServiceUnavailableError
+        async def open_view() -> NetworkView:
+            await ensure(js, self.replicas)
+            return await NetworkView(js).open()
 
-        delay = 0.5
-        while True:
-            try:
-                await ensure(js, self.replicas)
-                return await NetworkView(js).open()
-            except (NatsTimeout, NoRespondersError, ServiceUnavailableError) as err:
-                log.warning("worker %s: JetStream not ready (%s), retrying in %.1f s",
-                            self.name, type(err).__name__, delay)  # fmt: skip
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 5.0)
+        return await until_ready(open_view, f"worker {self.name}")
 
     async def _rebalance(self, live: set[str]) -> None:
         """Subscribe to the partitions this worker owns now; let go of the others."""
