@@ -20,7 +20,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET
+from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET, until_ready
 
 OFFLINE_HALF_LIFE_S = 3600.0  # an offline store's figure loses half its confidence per hour
 
@@ -49,8 +49,10 @@ class LiveView:
 
     async def watch(self, js: Any, bucket: str, ready: asyncio.Event) -> None:
         """Follow ``bucket`` forever; ``ready`` is set once its current values are loaded."""
-        kv = await js.key_value(bucket)
-        watcher = await kv.watchall()
+        # Opened again after every reconnect, maybe while the cluster re-elects its leaders: a
+        # watch that died of a timeout then would leave the view stale for good.
+        kv = await until_ready(lambda: js.key_value(bucket), f"view of {bucket}")
+        watcher = await until_ready(kv.watchall, f"view of {bucket}")
         while True:
             entry = await watcher.updates(timeout=None)
             if entry is None:  # the initial values are all in
