@@ -133,11 +133,11 @@ def test_marginal_policy_orders_up_to_forecast_plus_the_sku_buffer():
     units[1, [165, 185]] += 80.0  # and in the replay
     panel = _panel(units)
     cfg = StoreConfig(pack_size=4, lead_time=2, review_period=7, capacity_days=60)
-    policy = MarginalOrderUpToPolicy(MovingAverageForecaster(), every_days=25.0)
+    policy = MarginalOrderUpToPolicy(MovingAverageForecaster(), every_days=60.0)
     run = simulate(panel, policy, cfg, start=150, horizon=2)
     seen = np.hstack([units[:, :150], run.sales[:, :1]])  # history + the first replay day's sales
-    buffer = buffer_exceeded_every(seen, 25.0)
-    assert buffer[1] > 80.0 > 3 * buffer[0]  # the wholesale SKU is worth covering, once in 25 days
+    buffer = buffer_exceeded_every(seen, 60.0)
+    assert buffer[1] > 80.0 > 3 * buffer[0]  # the wholesale SKU is worth covering, once in 60 days
     target = seen[:, -28:].mean(axis=1) * 9 + buffer
     # nothing is on order before the first review: the position is what is on the shelf
     expected = np.ceil(np.maximum(target - run.on_hand[:, 0], 0.0) / 4) * 4
