@@ -34,7 +34,12 @@ from edge_runtime.store.plausibility import Plausibility
 
 
 class InvalidField(Exception):
-    """A rule refused a field: which one (None: the item as a whole) and why."""
+    """A rule refused a field: which one (None: the item as a whole) and why.
+
+    >>> err = InvalidField("qty", "qty must be a number, got str")
+    >>> err.field, str(err)
+    ('qty', 'qty must be a number, got str')
+    """
 
     def __init__(self, field: str | None, reason: str):
         super().__init__(reason)

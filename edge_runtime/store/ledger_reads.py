@@ -16,6 +16,16 @@ class LedgerReads:
     """The ledger's reads, each under its lock and after any failed write's SKUs are read back.
 
     A part of :class:`edge_runtime.store.ledger.Ledger` (which sets the attributes below).
+
+    >>> import os, tempfile
+    >>> from edge_runtime.store.ledger import Ledger
+    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "S1")
+    >>> ev = {"event_id": "r1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 5,
+    ...       "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
+    >>> _ = ledger.ingest_raw([ev])
+    >>> ledger.stock("A").on_hand, ledger.stock("B"), ledger.sku_count(), ledger.event_count()
+    (5, None, 1, 1)
+    >>> ledger.close()
     """
 
     _conn: sqlite3.Connection

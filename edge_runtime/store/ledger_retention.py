@@ -19,6 +19,14 @@ class LedgerRetention:
     """Archiving the log's old events and pruning dead letters.
 
     A part of :class:`edge_runtime.store.ledger.Ledger` (which sets the attributes below).
+
+    >>> import os, tempfile
+    >>> from edge_runtime.store.ledger import Ledger
+    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "S1")
+    >>> _ = ledger.ingest_raw(b"not json", source="pos")
+    >>> ledger.prune_dead_letters(before_us=0, keep=0), ledger.dead_letters()
+    (1, [])
+    >>> ledger.close()
     """
 
     _conn: sqlite3.Connection
