@@ -33,9 +33,10 @@ from api import bundle_store, ledger_feed
 from api.errors import Unavailable
 from api.metrics import CREATED_PREFIX, SENT_PREFIX
 from edge_runtime.decide.stockout import stockout_risk
+from edge_runtime.store import ledger_queries
 from edge_runtime.store.ledger import IngestResult, Ledger
 from edge_runtime.store.outbox import Outbox
-from edge_runtime.store.stock import SkuState, StockState, iso_utc
+from edge_runtime.store.stock import StockState, iso_utc
 from models.bundle import BundleError
 
 NO_BUNDLE = "no bundle installed"  # the rules decide: nothing is down
@@ -276,41 +277,35 @@ class StateDirRuntime(Runtime):
             raise FileNotFoundError(f"no ledger at {path}: is this a gateway's state directory?")
         self.path = path
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+        self._conn = ledger_queries.open_read_only(path)
+        meta = ledger_queries.ledger_meta(self._conn)
         self.store_id = meta["store_id"]
         self.safety_buffer = int(meta.get("safety_buffer", "0"))
 
-    def _states(self, sql: str, args: tuple) -> list[SkuState]:
-        with self._lock:
-            return [SkuState(*row) for row in self._conn.execute(sql, args)]
-
     def _clock(self) -> int:
         with self._lock:
-            row = self._conn.execute("SELECT max(last_us) FROM stock WHERE events > 0").fetchone()
-        return row[0] or int(time.time() * 1e6)
+            latest = ledger_queries.latest_event_us(self._conn)
+        return latest or int(time.time() * 1e6)
 
     def stock(self, sku: str) -> StockState | None:
-        found = self._states("SELECT * FROM stock WHERE sku = ?", (sku,))
-        return StockState.of(found[0], self.safety_buffer, self._clock()) if found else None
+        with self._lock:
+            found = ledger_queries.stored_stock(self._conn, sku)
+        return StockState.of(found, self.safety_buffer, self._clock()) if found else None
 
     def stocks(self, offset: int, limit: int) -> list[StockState]:
-        rows = self._states("SELECT * FROM stock ORDER BY sku LIMIT ? OFFSET ?", (limit, offset))
+        with self._lock:
+            rows = ledger_queries.stored_stock_page(self._conn, offset, limit)
         clock = self._clock()
         return [StockState.of(s, self.safety_buffer, clock) for s in rows]
 
     def sku_count(self) -> int:
         with self._lock:
-            return self._conn.execute("SELECT count(*) FROM stock").fetchone()[0]
+            return ledger_queries.stored_sku_count(self._conn)
 
     def alerts(self, kind: str | None, sku: str | None, limit: int) -> list[bytes]:
-        where = " AND ".join(c for c, v in (("kind = ?", kind), ("sku = ?", sku)) if v)
-        args = tuple(v for v in (kind, sku) if v)
-        sql = f"SELECT payload FROM outbox {'WHERE ' + where if where else ''} ORDER BY seq DESC LIMIT ?"
         try:
             with self._lock:
-                return [bytes(p) for (p,) in self._conn.execute(sql, (*args, limit))]
+                return ledger_queries.outbox_payloads(self._conn, kind, sku, limit)
         except sqlite3.OperationalError:  # the gateway has not created its outbox yet
             return []
 
@@ -325,10 +320,10 @@ class StateDirRuntime(Runtime):
     def stats(self) -> dict[str, float]:
         try:
             with self._lock:
-                sql = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
-                return {"outbox_depth": self._conn.execute(sql).fetchone()[0]}
+                depth = ledger_queries.undelivered_count(self._conn)
         except sqlite3.OperationalError:
             return {}
+        return {} if depth is None else {"outbox_depth": depth}
 
     def checks(self) -> dict[str, str]:
         try:

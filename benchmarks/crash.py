@@ -92,7 +92,7 @@ def logged_ids(ledger_path: Path) -> Counter:
 
 
 def acked_upto(acks: Path) -> int:
-    from crash_worker import last_ack
+    from benchmarks.crash_worker import last_ack
 
     return last_ack(acks)
 
@@ -117,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
                         "goes (retention of the log; the late bound set to match); 0: off")  # fmt: skip
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(WORKER.parent))
 
     cache = ROOT / "var" / "bench" / f"crash_events_{args.events}.jsonl"
     meta_path = cache.with_suffix(".json")

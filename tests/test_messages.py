@@ -130,7 +130,7 @@ def test_decision_ids_are_the_uuid5_consumers_already_hold():
     import random
     import uuid
 
-    from edge_runtime.messages import DECISION_NAMESPACE, _new_id, decision_id
+    from edge_runtime.messages import DECISION_NAMESPACE, decision_id, new_message_id
 
     rng = random.Random(3)
     for i in range(2000):
@@ -138,7 +138,7 @@ def test_decision_ids_are_the_uuid5_consumers_already_hold():
         args = ["S1", rng.choice(["stockout", "anomaly/theft", "conflict/x"]), sku, f"e{i}"]
         key = json.dumps(args, ensure_ascii=True, separators=(",", ":"))
         assert decision_id(*args) == str(uuid.uuid5(DECISION_NAMESPACE, key))
-    fresh = {_new_id() for _ in range(2000)}
+    fresh = {new_message_id() for _ in range(2000)}
     assert len(fresh) == 2000
     assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in fresh)
     assert all(str(uuid.UUID(i)) == i for i in fresh)

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from edge_runtime.messages import GZIP_MAGIC, Message
+from edge_runtime.store.ledger_queries import outbox_payloads
 from edge_runtime.store.store_failure import write_transaction
 
 SCHEMA = """
@@ -167,18 +168,7 @@ class Outbox:
     ) -> list[bytes]:
         """JSON of the newest messages, newest first, optionally of one kind and SKU (gzip
         uplink payloads are returned decompressed)."""
-        where, args = [], []
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if sku:
-            where.append("sku = ?")
-            args.append(sku)
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        cur = self._conn.execute(
-            f"SELECT payload FROM outbox {clause} ORDER BY seq DESC LIMIT ?", (*args, limit)
-        )
-        return [plain_payload(bytes(p)) for (p,) in cur]
+        return [plain_payload(p) for p in outbox_payloads(self._conn, kind, sku, limit)]
 
     def prune(
         self,
