@@ -62,12 +62,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.history import STORE, copy_ledger, live_events  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from history import STORE, copy_ledger, live_events  # noqa: E402
-
 from tests.mosquitto import Mosquitto, wait  # noqa: E402
 
 PREFIX = "shelfcast"

@@ -30,9 +30,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from history import STORE, build, live_events  # noqa: E402
+from benchmarks.history import STORE, build, live_events  # noqa: E402
 
 _COLS = ("event_id", "sku", "type", "qty", "event_time", "source", "order_id", "unit_price",
          "reason")  # fmt: skip
