@@ -1,19 +1,21 @@
 """The network twin: stores replenished by the edge policy, an online channel, DCs, and a choice
 of where each online order ships from.
 
-Every store runs the project's own replenishment policy objects (``twin.policies``, the
-edge's order-up-to rule) on its book stock, each day in this order:
+Every store runs a replenishment policy object of its own on its book stock
+(``twin.network_stores``: the deployed gateway engine, ``twin.gateway_engine.GatewayPolicy``,
+or a reference policy from ``twin.policies``), each day in this order:
 
-1. orders due today arrive (book and shelf);
+1. orders due today arrive (book and shelf; the policy is told of its receipts);
 2. the day's online orders (``twin.online_orders``) are routed by the chooser against the
    hub's view (book stock, the ledger's confidence ``edge_runtime.store.confidence``, recent
-   conflicts, each store's own forecast) and picked at once: a store line whose units are not
+   conflicts, each store's own forecast and inbound stock) and picked at once: a store line whose units are not
    really on the shelf is cancelled (a conflict), and the store counts the SKU;
 3. walk-in demand meets the shelf; what finds none is a store lost sale;
 4. unrecorded shrink takes units off the shelf, not off the book (phantom stock);
 5. rotating cycle counts set the book to the shelf and feed the confidence score;
-6. on review days each store's policy orders on its book stock and observed sales (walk-in
-   sales plus units shipped online), whole packs within capacity (``twin.store``).
+6. the store's day close: its policy sees its book stock and observed sales (walk-in sales
+   plus units shipped online); on review days it orders, whole packs within capacity
+   (``twin.store``).
 
 Everything random (online orders, shrink, the book's starting errors) is drawn once in a
 ``Scenario``, so the choosers meet the same orders and the same shelves.
