@@ -118,3 +118,18 @@ def test_stores_run_the_gateway_engine_and_the_hub_reads_its_forecast(tmp_path):
     assert np.allclose(ahead[0], gateway.trace[START - 1][0][:, :3])
     recent = data.units[0, :, START - 7 : START].mean(axis=1)  # mean_7 at the last close
     assert np.allclose(ahead[0][:, 0], recent, atol=1e-4)
+
+
+def test_a_bundle_trained_on_the_replay_days_is_refused(tmp_path):
+    import json
+
+    from benchmarks.routing import network_bundle
+
+    first = np.datetime64("2016-05-09")
+    for end, ok in (("2016-05-08", True), ("2016-05-09", False)):
+        (tmp_path / "metadata.json").write_text(json.dumps({"training_data": {"end": end}}))
+        if ok:
+            assert network_bundle(first, 10, tmp_path)[0] == tmp_path
+        else:
+            with pytest.raises(SystemExit, match="trained on data to 2016-05-09"):
+                network_bundle(first, 10, tmp_path)
