@@ -10,14 +10,20 @@ What it does:
    else its category's mean in that sample (``m5_sample/sell_prices.csv.gz``).
 3. The online channel takes ``--share`` of every store-day's real units (binomial), cut into
    baskets and sent to the state's ten largest cities (``twin.online_orders``).
-4. Each store runs the edge's order-up-to rule (``twin.policies.OrderUpToPolicy`` on a
-   moving-average forecaster) on its book; books drift from shelves by unrecorded shrink and
-   are corrected by rotating counts (``twin.network_twin.ShelfTruth``).
+4. Each store runs the deployed edge engine on its book (``twin.gateway_engine.GatewayPolicy``:
+   the gateway's daily sales, day close and decision policy) with a bundle trained on the
+   ``m5_history`` series up to the day before the replay (trained once and kept in
+   ``var/bench/routing_bundle_m5``; ``--bundle`` names another, refused when its training data
+   reach the replay); ``--stores order_up_to`` runs the edge's order-up-to rule on a
+   moving-average forecast instead. Books drift from shelves by unrecorded shrink and are
+   corrected by rotating counts (``twin.network_twin.ShelfTruth``). The hub reads each store's
+   demand from the forecast the store orders on.
 5. The three choosers meet the same orders, shrink and starting books; cost per order counts
    shipping, picking, splits, lateness, cancelled lines, and the stores' lost walk-in margin
    and markdowns beyond DC-only's (``hub.fulfilment_cost.CostModel``).
 
-Usage: ``python benchmarks/routing.py --json out.json [--quick] [--items N] [--share 0.1]``.
+Usage: ``python benchmarks/routing.py --json out.json [--quick] [--items N] [--share 0.1]
+[--stores gateway|order_up_to] [--bundle DIR]``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from benchmarks.machine import machine  # noqa: E402
 from configuration.data_dir import require  # noqa: E402
 from hub.fulfilment_cost import CostModel  # noqa: E402
 from hub.routing import Router  # noqa: E402
+from twin.gateway_engine import GatewayPolicy  # noqa: E402
 from twin.network_places import DCS, STORES  # noqa: E402
 from twin.network_twin import (  # noqa: E402
     NetworkData,
@@ -51,6 +58,32 @@ from twin.policies import MovingAverageForecaster, OrderUpToPolicy  # noqa: E402
 from twin.store import StoreConfig  # noqa: E402
 
 GOAL = 0.15
+BUNDLE_DIR = ROOT / "var" / "bench" / "routing_bundle_m5"
+BUNDLE_YEARS = 3  # of history before the replay: the year features need one, the fit is ~5x faster
+BUNDLE_SOURCE = f"m5_history 944 item x store series, units only, last {BUNDLE_YEARS} years"
+
+
+def network_bundle(first_replay_day: np.datetime64, trees: int, path: Path | None) -> tuple:
+    """The stores' bundle: ``path``, or one trained on ``m5_history`` up to the day before the
+    replay, over its last ``BUNDLE_YEARS`` (``benchmarks.twin.bundle_for``, reused once
+    trained). Units only: the gateway feeds its day close sales events, without the SNAP and
+    event calendar the file carries.
+    A bundle whose training data reach the replay is refused (it would know the test days)."""
+    from benchmarks.twin import bundle_for
+    from training.datasets import m5_history
+
+    cutoff = first_replay_day - np.timedelta64(1, "D")
+    if path is None:
+        frame = m5_history().drop(columns=["promo", "event", "category"])
+        first = cutoff - np.timedelta64(364 * BUNDLE_YEARS, "D")
+        frame = frame[frame["date"] > np.datetime64(first, "ns")]
+        path, meta = bundle_for(frame, cutoff, BUNDLE_DIR, trees, BUNDLE_SOURCE, folds=0)
+    else:
+        meta = json.loads((path / "metadata.json").read_text())
+    end = np.datetime64(str(meta.get("training_data", {}).get("end", "9999-12-31"))[:10], "D")
+    if end > cutoff:
+        raise SystemExit(f"bundle {path}: trained on data to {end}, the replay starts {cutoff + 1}")
+    return path, meta
 
 
 def load_network(items: int | None, seed: int) -> NetworkData:
@@ -97,6 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--share", type=float, default=0.10, help="online share of real units")
     ap.add_argument("--warmup-days", type=int, default=14)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--stores",
+        choices=("gateway", "order_up_to"),
+        default="gateway",
+        help="the stores' replenishment: the deployed gateway engine, or the order-up-to rule "
+        "on a moving-average forecast",
+    )
+    ap.add_argument("--bundle", type=Path, help="the gateways' bundle (default: train one)")
+    ap.add_argument("--trees", type=int, default=100, help="trees per model of that bundle")
     args = ap.parse_args(argv)
     items = 300 if args.quick and args.items is None else args.items
     info = machine()
@@ -105,13 +147,20 @@ def main(argv: list[str] | None = None) -> int:
     config = StoreConfig()
     channel, truth, cost = OnlineChannel(share=args.share), ShelfTruth(), CostModel()
     scenario = Scenario.draw(data, args.warmup_days, channel, truth, config, seed=args.seed)
-    twin = NetworkTwin(
-        scenario,
-        lambda: OrderUpToPolicy(MovingAverageForecaster(days=args.warmup_days)),
-        config,
-        cost,
-        truth,
-    )
+    bundle: dict = {}
+    if args.stores == "gateway":
+        path, meta = network_bundle(data.dates[args.warmup_days], args.trees, args.bundle)
+        bundle = {"path": str(path), "model_version": meta.get("model_version"),
+                  "training_data": meta.get("training_data")}  # fmt: skip
+
+        def make_policy():
+            return GatewayPolicy(path)
+    else:
+
+        def make_policy():
+            return OrderUpToPolicy(MovingAverageForecaster(days=args.warmup_days))
+
+    twin = NetworkTwin(scenario, make_policy, config, cost, truth)
     router = Router(cost)
     runs, seconds = {}, {}
     for name, choose in choosers(router).items():
@@ -153,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             "items": len(data.skus),
             "replay_days": int(data.units.shape[2] - args.warmup_days),
             "warmup_days": args.warmup_days,
-            "replenishment": "OrderUpToPolicy(MovingAverageForecaster) per store, "
+            "replenishment": f"{runs['router'].replenishment} per store, "
             f"lead {config.lead_time} d, review {config.review_period} d",
+            "bundle": bundle,
             "online_share": channel.share,
             "basket_lines": channel.basket,
             "promised_days": channel.promise,

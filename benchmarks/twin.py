@@ -47,14 +47,20 @@ from twin.store import DemandPanel, StoreConfig  # noqa: E402
 FIGURES = ("fill_rate", "lost_units", "stockout_sku_days", "avg_inventory_units")
 
 
-def bundle_for(frame, cutoff, out: Path, trees: int) -> tuple[Path, dict]:
-    """Train on history up to ``cutoff`` or reuse the bundle trained for the same cut."""
+def bundle_for(
+    frame, cutoff, out: Path, trees: int, source: str | None = None, folds: int = 1
+) -> tuple[Path, dict]:
+    """Train on history up to ``cutoff`` or reuse the bundle trained for the same cut.
+
+    ``source`` names the history (default: this benchmark's Online Retail store); ``folds`` 0
+    skips the training backtest (the bundle then carries no backtest metrics)."""
     import numpy as np
 
     from feature_store.spec import FEATURE_STORE_VERSION
     from training.train import TrainConfig, train
 
-    source = f"online_retail UK top-{frame['sku'].nunique()} SKUs to {cutoff}, {trees} trees"
+    source = source or f"online_retail UK top-{frame['sku'].nunique()} SKUs"
+    source = f"{source} to {cutoff}, {trees} trees"
     meta_path = out / "metadata.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -64,7 +70,7 @@ def bundle_for(frame, cutoff, out: Path, trees: int) -> tuple[Path, dict]:
             print(f"reusing bundle {out} ({source})", flush=True)
             return out, meta
     history = frame[frame["date"] <= np.datetime64(cutoff, "ns")]
-    config = TrainConfig(folds=1, n_estimators=trees, baselines=False)
+    config = TrainConfig(folds=folds, n_estimators=trees, baselines=False)
     print(f"training bundle on {len(history):,} rows up to {cutoff} ({trees} trees)", flush=True)
     result = train(history, out, config, source, track=False)
     return result.bundle, result.metadata

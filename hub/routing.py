@@ -54,8 +54,10 @@ class Candidates:
 
     Rows are locations (stores and DCs), columns the order's lines. ``atp`` is the book's
     available-to-promise (``inf`` for a DC that always holds the line); ``lead_demand`` the
-    store's expected walk-in units of the SKU until its next delivery; ``sell_through`` its
-    expected sales before the stock ages (the markdown horizon); ``conflicts`` recent conflicts.
+    store's expected walk-in units of the SKU until the delivery its next order brings;
+    ``inbound`` the units already on their way that arrive before then (they meet that demand
+    too; none when not given); ``sell_through`` its expected sales before the stock ages (the
+    markdown horizon); ``conflicts`` recent conflicts.
     """
 
     ids: np.ndarray
@@ -68,6 +70,7 @@ class Candidates:
     lead_demand: np.ndarray
     sell_through: np.ndarray
     unit_value: np.ndarray
+    inbound: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -82,10 +85,12 @@ class Candidates:
         sell_through,
         unit_value,
         conflicts=None,
+        inbound=None,
     ) -> Candidates:
         """Arrays from lists, shapes checked (one line per wrong input)."""
         m, n = len(ids), len(unit_value)
         conflicts = np.zeros((m, n)) if conflicts is None else conflicts
+        inbound = None if inbound is None else _matrix(inbound, m, n, "inbound")
         return cls(
             np.asarray(ids, dtype=object),
             np.asarray(lat, dtype=float),
@@ -97,12 +102,14 @@ class Candidates:
             _matrix(lead_demand, m, n, "lead_demand"),
             _matrix(sell_through, m, n, "sell_through"),
             np.asarray(unit_value, dtype=float),
+            inbound,
         )
 
     def without(self, ids: set[str]) -> Candidates:
         """The same candidates minus some locations (a store that refused)."""
         keep = np.array([i not in ids for i in self.ids], dtype=bool)
-        return Candidates(*(getattr(self, f)[keep] for f in _ROW_FIELDS), self.unit_value)
+        inbound = None if self.inbound is None else self.inbound[keep]
+        return Candidates(*(getattr(self, f)[keep] for f in _ROW_FIELDS), self.unit_value, inbound)
 
 
 _ROW_FIELDS = (
@@ -285,7 +292,9 @@ class Router:
             c.conflict_decay,
             c.confidence_power,
         )
-        lost = extra_lost_units(np.where(is_dc, 0.0, cand.lead_demand[rows]), store_atp, qty)
+        inbound = 0.0 if cand.inbound is None else np.where(is_dc, 0.0, cand.inbound[rows])
+        lead = np.where(is_dc, 0.0, cand.lead_demand[rows])
+        lost = extra_lost_units(lead, store_atp + inbound, qty)
         above = np.maximum(store_atp - cand.sell_through[rows], 0.0)
         relief = np.minimum(qty, above) * c.markdown_depth * value
         feasible = atp >= qty[None, :]

@@ -14,7 +14,7 @@ from twin.network_places import STORES
 from twin.network_twin import NetworkData, NetworkTwin, Scenario, ShelfTruth, choosers, summary
 from twin.online_orders import OnlineChannel
 from twin.policies import MovingAverageForecaster, OrderUpToPolicy
-from twin.store import StoreConfig
+from twin.store import DemandPanel, StoreConfig
 
 DAYS, START = 28, 14
 
@@ -82,3 +82,54 @@ def test_phantom_stock_breaks_promises_and_pricing_its_risk_avoids_them():
         truth,
     ).run("blind", Router(CostModel(cancel_line=0.0)).plan)
     assert runs["router"].cancelled_lines < blind.cancelled_lines
+
+
+def test_stores_reorder_at_every_review_so_steady_demand_is_met(honest_books):
+    # Receipts close a store's open orders: without them a SKU ordered at the first review
+    # would not be ordered again, and the second week would run its shelves dry.
+    sc, runs = honest_books
+    walk_in = sc.walk_in[:, :, START:].sum()
+    assert runs["dc_only"].store_lost_units < 0.005 * walk_in
+
+
+def test_stores_run_the_gateway_engine_and_the_hub_reads_its_forecast(tmp_path):
+    from tests.test_gateway_model import demand_bundle
+    from twin.gateway_engine import GatewayPolicy
+    from twin.network_stores import NetworkStores
+
+    bundle = demand_bundle(tmp_path / "bundle")  # a real ONNX model: the mean is mean_7
+    data, truth, config = network(), ShelfTruth(hidden_shrink_share=0.0), StoreConfig()
+    sc = Scenario.draw(data, START, OnlineChannel(share=0.2), truth, config, seed=1)
+    twin = NetworkTwin(sc, lambda: GatewayPolicy(bundle), config, CostModel(), truth)
+    runs = {name: twin.run(name, c) for name, c in choosers(Router()).items()}
+    assert {r.replenishment for r in runs.values()} == {"gateway"}
+    assert runs["dc_only"].store_lost_units < 0.005 * sc.walk_in[:, :, START:].sum()
+    assert runs["router"].store_units > 0 and runs["nearest"].store_units > 0
+    # Every store's day close re-scored each replayed day (and once at start-up), and what the
+    # hub reads of a store's demand is that table's mean.
+    panels = [
+        DemandPanel(s, data.skus, data.dates, data.units[k]) for k, s in enumerate(data.store_ids)
+    ]
+    stores = NetworkStores(panels, lambda: GatewayPolicy(bundle), START, config)
+    gateway = stores.policies[0]
+    assert sorted(gateway.trace) == [START - 1]
+    book = stores.start_stock.astype(float)
+    ahead = stores.outlook(START, book, np.zeros_like(book), data.units, 3)
+    assert np.allclose(ahead[0], gateway.trace[START - 1][0][:, :3])
+    recent = data.units[0, :, START - 7 : START].mean(axis=1)  # mean_7 at the last close
+    assert np.allclose(ahead[0][:, 0], recent, atol=1e-4)
+
+
+def test_a_bundle_trained_on_the_replay_days_is_refused(tmp_path):
+    import json
+
+    from benchmarks.routing import network_bundle
+
+    first = np.datetime64("2016-05-09")
+    for end, ok in (("2016-05-08", True), ("2016-05-09", False)):
+        (tmp_path / "metadata.json").write_text(json.dumps({"training_data": {"end": end}}))
+        if ok:
+            assert network_bundle(first, 10, tmp_path)[0] == tmp_path
+        else:
+            with pytest.raises(SystemExit, match="trained on data to 2016-05-09"):
+                network_bundle(first, 10, tmp_path)

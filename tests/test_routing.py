@@ -80,6 +80,20 @@ def test_the_last_units_a_store_needs_for_its_own_shoppers_stay_there():
     assert RouteReason.STORE_DEMAND_PROTECTED in plan.reasons
 
 
+def test_a_delivery_due_before_the_next_order_arrives_frees_the_last_units():
+    lead = [[6.0], [0.5], [0.0]]
+    net = network([[3.0], [30.0], [np.inf]], lead=lead, value=40.0)
+    inbound = Candidates.build(
+        **{f: getattr(net, f) for f in ("ids", "lat", "lon", "is_dc", "atp", "confidence")},
+        lead_demand=net.lead_demand, sell_through=net.sell_through, unit_value=net.unit_value,
+        inbound=[[12.0], [0.0], [0.0]],
+    )  # fmt: skip
+    plan = Router().plan(order(), inbound)
+    # Twelve units due tomorrow cover the city store's six expected sales: it ships, same day.
+    assert where(plan) == {"S_city": ("K0",)} and plan.components["lost_sale"] < 0.05
+    assert where(Router().plan(order(), inbound.without({"S_30km"}))) == {"S_city": ("K0",)}
+
+
 def test_stock_above_its_sell_through_is_preferred_and_said_so():
     sell = [[1e9], [2.0], [0.0]]
     plan = Router().plan(order(), network([[20.0], [40.0], [np.inf]], sell=sell, value=40.0))

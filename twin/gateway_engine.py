@@ -167,12 +167,24 @@ class GatewayPolicy:
             buffer_every_days=self.buffer_every_days,
         )
         self._panel = panel
+        self._start = start
         self.sales = DailySales()
         self.table: DailyForecasts | None = None
         self._receipts: list[SaleEvent] = []
         self.trace = {}
         for t in range(max(0, start - HISTORY_DAYS), start):
             self.sales.observe(self._sale_events(t, panel.units[:, t]))
+
+    def start_up(self) -> None:
+        """Close the history's last day and re-score, as a gateway does at start-up, so that
+        the first replayed morning has the table a running store would (``trace[start - 1]``)."""
+        if self.sales.open_day is None:
+            return  # nothing ever sold or arrived: no series to score
+        first = self._panel.dates[self._start]
+        self.sales.close_until(int(first.astype(np.int64)))
+        self.table = self.model.rescore(self.sales)
+        if self.table is not None:
+            self.trace[self._start - 1] = self._panel_rows(self.table)
 
     def _sale_events(self, t: int, sold: np.ndarray) -> list[SaleEvent]:
         day = _at(self._panel.dates[t])

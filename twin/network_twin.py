@@ -1,19 +1,21 @@
 """The network twin: stores replenished by the edge policy, an online channel, DCs, and a choice
 of where each online order ships from.
 
-Every store runs the project's own replenishment policy objects (``twin.policies``, the
-edge's order-up-to rule) on its book stock, each day in this order:
+Every store runs a replenishment policy object of its own on its book stock
+(``twin.network_stores``: the deployed gateway engine, ``twin.gateway_engine.GatewayPolicy``,
+or a reference policy from ``twin.policies``), each day in this order:
 
-1. orders due today arrive (book and shelf);
+1. orders due today arrive (book and shelf; the policy is told of its receipts);
 2. the day's online orders (``twin.online_orders``) are routed by the chooser against the
    hub's view (book stock, the ledger's confidence ``edge_runtime.store.confidence``, recent
-   conflicts, each store's own forecast) and picked at once: a store line whose units are not
+   conflicts, each store's own forecast and inbound stock) and picked at once: a store line whose units are not
    really on the shelf is cancelled (a conflict), and the store counts the SKU;
 3. walk-in demand meets the shelf; what finds none is a store lost sale;
 4. unrecorded shrink takes units off the shelf, not off the book (phantom stock);
 5. rotating cycle counts set the book to the shelf and feed the confidence score;
-6. on review days each store's policy orders on its book stock and observed sales (walk-in
-   sales plus units shipped online), whole packs within capacity (``twin.store``).
+6. the store's day close: its policy sees its book stock and observed sales (walk-in sales
+   plus units shipped online); on review days it orders, whole packs within capacity
+   (``twin.store``).
 
 Everything random (online orders, shrink, the book's starting errors) is drawn once in a
 ``Scenario``, so the choosers meet the same orders and the same shelves.
@@ -31,8 +33,9 @@ from hub.fulfilment_cost import CostModel
 from hub.routing import Candidates, Order, Plan, Router
 from training.progress import progress_bar
 from twin.network_places import DCS, STORES
+from twin.network_stores import NetworkStores
 from twin.online_orders import OnlineChannel, OnlineOrder
-from twin.store import DemandPanel, StoreConfig, StoreState, round_order, sku_parameters
+from twin.store import DemandPanel, StoreConfig, sku_parameters
 
 CHOOSERS = ("dc_only", "nearest", "router")
 
@@ -179,12 +182,16 @@ class FulfilmentRun:
     store_units: float = 0.0
     dc_units: float = 0.0
     direct: dict[str, float] = field(default_factory=dict)  # shipping, pick, split, late
+    # what the plans expected of the store terms (risk, lost_sale, markdown_relief), in dollars:
+    # against the outcomes, how well the cost model predicts them
+    expected: dict[str, float] = field(default_factory=dict)
     cancelled_value: float = 0.0
     store_lost_units: float = 0.0
     store_lost_value: float = 0.0
     markdown_units: float = 0.0
     markdown_value: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    replenishment: str = ""  # the stores' policy
 
 
 class NetworkTwin:
@@ -214,10 +221,9 @@ class NetworkTwin:
         sc, cfg, data = self.sc, self.config, self.sc.data
         s_n, n_n, t_n = data.units.shape
         days = t_n - sc.start
-        params = [sku_parameters(_panel(data, k), sc.start, cfg) for k in range(s_n)]
-        pack = np.stack([p[0] for p in params])
-        cap = np.stack([p[1] for p in params])
-        book = np.stack([p[2] for p in params]).astype(float)
+        panels = [_panel(data, k) for k in range(s_n)]
+        stores = NetworkStores(panels, self.make_policy, sc.start, cfg)
+        book = stores.start_stock.astype(float)
         b = Books(
             book,
             book - sc.phantom0,
@@ -225,9 +231,6 @@ class NetworkTwin:
             np.ones((s_n, n_n), dtype=int),
             sc.last_count0.astype(float),
         )
-        policies = [self.make_policy() for _ in range(s_n)]
-        for k, pol in enumerate(policies):
-            pol.prepare(_panel(data, k), sc.start, cfg)
         on_order = np.zeros((s_n, n_n))
         arrivals = np.zeros((s_n, n_n, days + cfg.lead_time + 1))
         hist = data.units.copy()  # real sales before the replay; the stores' own after
@@ -236,6 +239,7 @@ class NetworkTwin:
         for o in sc.orders:
             by_day.setdefault(o.day, []).append(o)
         run = FulfilmentRun(name, direct={k: 0.0 for k in ("shipping", "pick", "split", "late")})
+        horizon = int(self.cost.markdown_horizon_days)
         bar = progress_bar(days, f"network {name}", unit="day")
         for i in range(days):
             bar.update()
@@ -243,11 +247,13 @@ class NetworkTwin:
             b.book += arrivals[:, :, i]
             b.shelf += arrivals[:, :, i]
             on_order -= arrivals[:, :, i]
-            daily = self._daily_mean(policies, t, b.book, on_order, hist, pack, cap)
+            stores.receive(arrivals[:, :, i])
+            ahead = stores.outlook(t, b.book, on_order, hist, max(horizon, cfg.lead_time + 1))
             cover = (-i) % cfg.review_period + cfg.lead_time
             view = {
-                "lead": daily * cover,
-                "sell": daily * self.cost.markdown_horizon_days,
+                "lead": ahead[:, :, :cover].sum(axis=2),
+                "inbound": arrivals[:, :, i + 1 : i + cover].sum(axis=2),
+                "sell": ahead[:, :, :horizon].sum(axis=2),
                 "conf": b.confidence(t),
                 "conflicts": conflicts[:, :, max(0, i - self.truth.recent_conflict_days) : i].sum(
                     axis=2
@@ -266,29 +272,18 @@ class NetworkTwin:
             b.shelf -= np.minimum(b.shelf, sc.hidden_loss[:, :, i])
             every = self.truth.count_every_days
             b.count((np.arange(n_n)[None, :] + 7 * np.arange(s_n)[:, None] + t) % every == 0, t)
+            stores.observe(t, b.book, on_order, hist)
             if i % cfg.review_period == 0:
-                for k, pol in enumerate(policies):
-                    st = StoreState(
-                        t, b.book[k], on_order[k], hist[k, :, : t + 1], pack[k], cap[k], cfg
-                    )
-                    q = round_order(pol.order(st), st.position, pack[k], cap[k])
-                    arrivals[k, :, i + cfg.lead_time] += q
-                    on_order[k] += q
+                q = stores.orders(t, b.book, on_order, hist)
+                arrivals[:, :, i + cfg.lead_time] += q
+                on_order += q
         bar.close()
-        daily = self._daily_mean(policies, t_n - 1, b.book, on_order, hist, pack, cap)
-        excess = np.maximum(b.shelf - daily * self.cost.markdown_horizon_days, 0.0)
+        ahead = stores.outlook(t_n, b.book, on_order, hist, horizon)
+        excess = np.maximum(b.shelf - ahead.sum(axis=2), 0.0)
         run.markdown_units = float(np.floor(excess).sum())
         run.markdown_value = float((np.floor(excess) * data.unit_value).sum())
+        run.replenishment = stores.name
         return run
-
-    def _daily_mean(self, policies, t, book, on_order, hist, pack, cap) -> np.ndarray:
-        """Each store's own forecast of its daily demand (its policy's forecaster)."""
-        out = []
-        for k, pol in enumerate(policies):
-            st = StoreState(t, book[k], on_order[k], hist[k, :, :t], pack[k], cap[k], self.config)
-            mean, _ = pol.forecaster.forecast(st, 1)
-            out.append(mean[:, 0])
-        return np.maximum(np.stack(out), 0.0)
 
     def _fulfil(self, o, choose, run, b: Books, t, shipped, view, conflicts_today) -> None:
         s_n = b.book.shape[0]
@@ -306,6 +301,7 @@ class NetworkTwin:
             np.vstack([view["lead"][:, items], zeros]),
             np.vstack([view["sell"][:, items], zeros]),
             self.sc.data.unit_value[items],
+            np.vstack([view["inbound"][:, items], zeros]),
         )
         order = Order(o.order_id, self.sc.data.skus[items], qty, o.lat, o.lon, o.promised_days)
         plan = choose(order, cand)
@@ -313,6 +309,8 @@ class NetworkTwin:
         run.lines += len(items)
         for k in run.direct:
             run.direct[k] += plan.components[k]
+        for k in ("risk", "lost_sale", "markdown_relief"):
+            run.expected[k] = run.expected.get(k, 0.0) + plan.components[k]
         for r in plan.reasons:
             run.reasons[str(r)] = run.reasons.get(str(r), 0) + 1
         cancelled = 0
@@ -365,6 +363,7 @@ def summary(runs: dict[str, FulfilmentRun], cost: CostModel) -> dict[str, dict[s
             "cancellation_cost_per_order": round(r.cancelled_value / per, 4),
             "store_lost_sale_cost_per_order": round(lost / per, 4),
             "markdown_cost_per_order": round(markdown / per, 4),
+            "expected_per_order": {k: round(v / per, 4) for k, v in r.expected.items()},
             "cancellation_rate": round(r.cancelled_orders / per, 5),
             "cancelled_lines": r.cancelled_lines,
             "split_rate": round(r.split_orders / per, 5),
