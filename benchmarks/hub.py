@@ -49,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.hub_stage_trace import TRACE_ENV  # noqa: E402
 from edge_runtime.messages import UplinkDeltas  # noqa: E402
 from hub.network_view import sku_key  # noqa: E402
 from hub.streams import (  # noqa: E402
@@ -131,7 +132,7 @@ class Watcher:
 
     def __init__(self, nats_url: str):
         self.nats_url = nats_url
-        self.updates: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self.updates: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
         self.ready = threading.Event()
         self._stop = False
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
@@ -159,7 +160,7 @@ class Watcher:
                 if "on_hand" not in value:
                     continue  # an alert's confidence or a conflict on a SKU with no figure yet
                 view.put(STOCK_BUCKET, entry.key, value)  # what the API's view does with it
-                self.updates[entry.key].append((time.monotonic(), value["on_hand"]))
+                self.updates[entry.key].append((time.monotonic(), value["on_hand"], value["seq"]))
         await nc.close()
 
     def start(self) -> Watcher:
@@ -200,8 +201,8 @@ class Replay:
         }
 
     def step(self, rate: float, seconds: float) -> tuple[list[tuple], float, float]:
-        """``(sent [(t_sent, store, sku, nth sale of that SKU)], achieved rate, CPU seconds
-        of the mosquitto_pub processes)``."""
+        """``(sent [(t_sent, store, sku, nth sale of that SKU, event id)], achieved rate, CPU
+        seconds of the mosquitto_pub processes)``."""
         procs = self._pubs()
         time.sleep(1.0)  # each mosquitto_pub connects before the clock starts
         stores = list(self.per_store)
@@ -219,7 +220,8 @@ class Replay:
             procs[store].stdin.write(json.dumps(e).encode() + b"\n")
             procs[store].stdin.flush()
             self.nth[(store, e["sku"])] += 1
-            sent.append((time.monotonic(), store, e["sku"], self.nth[(store, e["sku"])]))
+            sent.append((time.monotonic(), store, e["sku"], self.nth[(store, e["sku"])],
+                         e["event_id"]))  # fmt: skip
         achieved = total / (time.monotonic() - t0)
         cpu = sum(cpu_seconds(p.pid) for p in procs.values())
         for p in procs.values():
@@ -237,14 +239,14 @@ def latencies(sent: list[tuple], initial: dict, updates: dict) -> tuple[list[flo
     """Per sale, ms from its hand-over to the first view update holding it; and how many sales
     were never seen (a sale beyond the opening count leaves the figure at zero: not timed)."""
     lat, unseen = [], 0
-    for t_sent, store, sku, k in sent:
+    for t_sent, store, sku, k, _id in sent:
         target = initial.get((store, sku), 0) - k
         if target < 0:
             continue
         seen = next(
             (
                 t
-                for t, on_hand in updates.get(sku_key(store, sku), [])
+                for t, on_hand, _seq in updates.get(sku_key(store, sku), [])
                 if t >= t_sent and on_hand <= target
             ),
             None,
@@ -254,6 +256,116 @@ def latencies(sent: list[tuple], initial: dict, updates: dict) -> tuple[list[flo
         else:
             lat.append((seen - t_sent) * 1000)
     return lat, unseen
+
+
+STAGES = ("mqtt", "commit", "window", "acked", "recv", "kv", "view", "bench_view")
+"""A sale's way, each stamped in the process that sees it (``benchmarks/hub_stage_trace.py``):
+paho hands the gateway the payload, the ledger commits it, the uplink window holding its SKU is
+committed to the outbox, JetStream acknowledges that row to the gateway, the worker receives it,
+the worker's KV writes are done, the API's watch puts it in its view, the benchmark's own watch
+(the latency figure) sees it."""
+
+
+def read_stage_logs(where: Path) -> dict:
+    """Every process's stamps, indexed for ``stage_table``."""
+    ix: dict = {"mqtt": {}, "commit": {}, "window": defaultdict(list), "acked": defaultdict(list),
+                "recv": {}, "kv": {}, "view": defaultdict(list)}  # fmt: skip
+    for path in sorted(where.glob("*.jsonl")):
+        store = path.name.split("-")[1] if path.name.startswith("gateway-") else None
+        for line in path.read_text().splitlines():
+            stage, t, *key = json.loads(line)
+            if stage in ("mqtt", "commit"):
+                ix[stage].setdefault(key[0], t)
+            elif stage == "window":
+                ix["window"][store].append((t, key[0], set(key[1])))
+            elif stage == "acked":
+                ix["acked"][store].append((t, key[0], key[1]))
+            elif stage == "recv":
+                ix["recv"].setdefault((key[0], key[1]), t)
+            elif stage == "kv":
+                for seq in key[1]:
+                    ix["kv"].setdefault((key[0], seq), t)
+            elif stage == "view":
+                ix["view"][key[0]].append((t, key[1]))
+    return ix
+
+
+def _sale_stages(sale: tuple, ix: dict, bench: dict) -> dict[str, float] | None:
+    """ms from a sale's hand-over to each stage (None: a stage not found for it)."""
+    t0, store, sku, _k, event_id = sale
+    commit = ix["commit"].get(event_id)
+    if commit is None or event_id not in ix["mqtt"]:
+        return None
+    win = next(((t, seq) for t, seq, skus in ix["window"][store] if t >= commit and sku in skus),
+               None)  # fmt: skip
+    if win is None:
+        return None
+    seq, key = win[1], sku_key(store, sku)
+    acked = next((t for t, a, b in ix["acked"][store] if a < seq <= b), None)
+    view = next((t for t, s in ix["view"].get(key, []) if s >= seq), None)
+    seen = next((t for t, _on, s in bench.get(key, []) if s >= seq), None)
+    at = {"mqtt": ix["mqtt"][event_id], "commit": commit, "window": win[0], "acked": acked,
+          "recv": ix["recv"].get((store, seq)), "kv": ix["kv"].get((store, seq)),
+          "view": view, "bench_view": seen}  # fmt: skip
+    if None in at.values():
+        return None
+    return {k: (v - t0) * 1000 for k, v in at.items()}
+
+
+def stage_table(sent: list[tuple], ix: dict, bench: dict) -> dict:
+    """Per stage, p50/p99 of the ms since hand-over (``since_sale``) and since the stage
+    before (``step``), over the sales every stage was found for."""
+    rows = [r for r in (_sale_stages(s, ix, bench) for s in sent) if r is not None]
+    out: dict = {"sales_traced": len(rows), "sales": len(sent)}
+    prev = None
+    for stage in STAGES:
+        since = [r[stage] for r in rows]
+        steps = [r[stage] - (r[prev] if prev else 0.0) for r in rows]
+        if rows:
+            out[stage] = {
+                "since_sale_p50_ms": round(percentile(since, 0.5), 1),
+                "since_sale_p99_ms": round(percentile(since, 0.99), 1),
+                "step_p50_ms": round(percentile(steps, 0.5), 1),
+                "step_p99_ms": round(percentile(steps, 0.99), 1),
+            }
+        prev = stage
+    return out
+
+
+class ApiReader:
+    """HTTP availability reads of sold SKUs every ``every_s`` from a thread, each timed: what
+    the API read adds after its view holds a figure."""
+
+    def __init__(self, hub: HubProcess, skus: list[str], every_s: float = 0.05):
+        self.hub, self.skus, self.every_s = hub, skus, every_s
+        self.ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.hub.url, headers=self.hub.headers(), timeout=10) as c:
+            i = 0
+            while not self._stop.wait(self.every_s):
+                t = time.monotonic()
+                c.get(f"/v1/availability/{self.skus[i % len(self.skus)]}").raise_for_status()
+                self.ms.append((time.monotonic() - t) * 1000)
+                i += 1
+
+    def __enter__(self) -> ApiReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def figures(self) -> dict:
+        if not self.ms:
+            return {}
+        return {"reads": len(self.ms), "p50_ms": round(percentile(self.ms, 0.5), 1),
+                "p99_ms": round(percentile(self.ms, 0.99), 1)}  # fmt: skip
 
 
 GOAL_P99_MS = 50.0
@@ -268,9 +380,15 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
     streams = {s: store_stream(s, int(wanted / len(stores)) + 1) for s in stores}
     broker = Mosquitto(work / "broker").start()
     nats_server = NatsServer(work / "nats").start()
+    traces, launcher = work / "stages", None
+    if args.stages:  # every process below stamps its stages (benchmarks/hub_stage_trace.py)
+        traces.mkdir()
+        os.environ[TRACE_ENV] = str(traces)
+        launcher = ROOT / "benchmarks" / "hub_stage_trace.py"
     # The API and the worker in processes of their own, as deployed (neither waits on the other).
-    worker = HubProcess(nats_server.url, api=False, log=work / "worker.log").start()
-    hub = HubProcess(nats_server.url, workers=0, log=work / "hub.log").start()
+    worker = HubProcess(nats_server.url, api=False, log=work / "worker.log", launcher=launcher)
+    worker.start()
+    hub = HubProcess(nats_server.url, workers=0, log=work / "hub.log", launcher=launcher).start()
     gws: dict[str, GatewayProcess] = {}
     initial = {(s, e["sku"]): e["qty"] for s in stores for e in streams[s][0]}
     steps, watcher = [], None
@@ -286,8 +404,9 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
         replay = Replay(broker.port, {s: v[1] for s, v in streams.items()})
         for rate in rates:
             seconds = args.seconds if rate == args.rate else args.ramp_seconds
+            reader = ApiReader(hub, sorted({k for _s, k in initial})) if args.stages else None
             step = _timed_step(replay, rate, seconds, gws, watcher, initial,
-                               _pids(hub, worker, nats_server, broker, gws))  # fmt: skip
+                               _pids(hub, worker, nats_server, broker, gws), reader)  # fmt: skip
             steps.append(step)
             print(json.dumps({k: v for k, v in step.items() if k != "_sent"}), file=sys.stderr)
             passed = (
@@ -309,6 +428,11 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
         worker.stop()
         nats_server.stop()
         broker.stop()
+        os.environ.pop(TRACE_ENV, None)
+    if args.stages:
+        ix = read_stage_logs(traces)
+        for s in steps:
+            s["stages"] = stage_table(s["_sent"], ix, watcher.updates)
     head = next(s for s in steps if s["offered_events_per_s"] == args.rate)
     ok = [s for s in steps if s["p99_pos_to_online_ms"] is not None
           and s["p99_pos_to_online_ms"] <= GOAL_P99_MS
@@ -330,10 +454,11 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
     }
 
 
-def _timed_step(replay, rate, seconds, gws, watcher, initial, pids) -> dict:
+def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None) -> dict:
     cpu0 = {p: cpu_seconds(pid) for p, pid in pids.items()}
     load0 = os.getloadavg()
-    sent, achieved, pub_cpu = replay.step(rate, seconds)
+    with reader or contextlib.nullcontext():
+        sent, achieved, pub_cpu = replay.step(rate, seconds)
     for gw in gws.values():
         gw.ask("drain")
     watcher.wait_quiet(1.0, 60)
@@ -358,6 +483,7 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids) -> dict:
         "cpu_cores_busy": round(sum(cpu.values()) / (len(sent) / achieved), 2) if sent else None,
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **({"api_read": reader.figures()} if reader is not None else {}),
         "_sent": sent,
     }
 
@@ -376,7 +502,7 @@ def _pids(hub, worker, nats_server, broker, gws) -> dict[str, int]:
 def _http_spot_check(hub: HubProcess, gws: dict[str, GatewayProcess], sent: list) -> str:
     """Sold SKUs read through the HTTP API: equal to the stores' ledgers?"""
     checked = equal = 0
-    for _t, store, sku, _k in sent[:: max(1, len(sent) // 20)]:
+    for _t, store, sku, _k, _id in sent[:: max(1, len(sent) // 20)]:
         fig = {x["store_id"]: x for x in hub.get(f"/v1/availability/{sku}")["stores"]}[store]
         checked += 1
         equal += fig["on_hand"] == json.loads(gws[store].ask(f"stock {sku}"))
@@ -592,6 +718,9 @@ def main(argv: list[str] | None = None) -> int:
         "--render-docs", action="store_true", help="rewrite docs/hub.md's sizing paragraph"
     )
     parser.add_argument("--from-json", help="no run: render the docs from this earlier output")
+    parser.add_argument(
+        "--stages", action="store_true", help="stamp each stage of a sale's way; per-stage p50/p99"
+    )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
