@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from edge_runtime.messages import GZIP_MAGIC, HUB_SUBJECT_KIND, RESERVATION_RESULT
-from hub.kv_patch import IN_FLIGHT, Patcher
+from hub.kv_patch import IN_FLIGHT, AckedPublishes, Patcher
 from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,15 @@ class NetworkView:
 
     async def open(self) -> NetworkView:
         limit = asyncio.Semaphore(IN_FLIGHT)  # one bound for the worker's three buckets
-        self.stock = Patcher(await self.js.key_value(STOCK_BUCKET), limit)
-        self.cursor = Patcher(await self.js.key_value(CURSOR_BUCKET), limit)
-        self.fleet = Patcher(await self.js.key_value(FLEET_BUCKET), limit)
+        # nats-py keeps the connection on the JetStream context (no public accessor)
+        acks = await AckedPublishes(self.js._nc).start()
+
+        async def patcher(bucket: str) -> Patcher:
+            return Patcher(acks, bucket, await self.js.key_value(bucket), limit)
+
+        self.stock = await patcher(STOCK_BUCKET)
+        self.cursor = await patcher(CURSOR_BUCKET)
+        self.fleet = await patcher(FLEET_BUCKET)
         return self
 
     async def apply(
@@ -153,10 +159,9 @@ class NetworkView:
             for row in msg["deltas"]:
                 by_sku.setdefault(row[0], []).append((seq, msg, row))
         # Different keys: their round trips overlap; each key is still compare-and-set.
-        await asyncio.gather(
-            *(self.stock.patch(sku_key(store, sku), _sku_change(store, rows))
-              for sku, rows in by_sku.items())
-        )  # fmt: skip
+        await self.stock.patch_many(
+            {sku_key(store, sku): _sku_change(store, rows) for sku, rows in by_sku.items()}
+        )
         seq, msg = chain[-1]
         figure = {"seq": seq, "at": msg["window_end"], "model_version": msg["model_version"]}
         await self.cursor.patch(
