@@ -1,7 +1,7 @@
 """The hub's figures: a store's sale to the online availability view, and worker throughput.
 
     python benchmarks/hub.py --json out.json [--stores 10] [--rate 1200] [--seconds 10]
-        [--ramp 1800,2400,3000] [--messages 20000] [--pin]
+        [--ramp 1800,2400,3000] [--messages 20000] [--pin] [--rounds 3] [--stages]
 
 Everything runs on this machine over loopback, each part the production code: Mosquitto, one
 nats-server with JetStream, ``shelfcast hub`` processes (workers and the API), and one real
@@ -24,8 +24,13 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   uplink stream is filled with ``--messages`` stock messages (uplink windows of 5 SKU rows,
   ``--tp-stores`` stores, chained per store as gateways send them), then that many
   ``shelfcast hub --no-api`` processes start (``--pin``: worker i on CPU i); stock messages
-  applied per second from the moment all are alive to the last ack. ``scale_out_ratio`` =
-  2 workers / 1 worker; ``messages_per_cpu_s`` says what each worker did with the CPU it got.
+  applied per second from the moment all are alive to the last ack. ``--rounds`` rounds of
+  both, alternating which goes first; medians reported. ``scale_out_ratio`` = 2 workers / 1
+  worker; ``messages_per_cpu_s`` says what each worker did with the CPU it got, and
+  ``scale_out_ratio_cpu_normalised`` is the ratio with a core per worker, from those.
+- ``--stages``: every process stamps each stage of a sale's way (``hub_stage_trace.py``);
+  ``rate_steps[].stages`` gives per-stage p50/p99 (ms since the sale and since the stage
+  before) and ``api_read`` the HTTP availability read's own time.
 - ``cpu_count``, load averages (before and after each step) and CPU seconds of each process.
 """
 
@@ -595,18 +600,18 @@ async def _live_workers(url: str) -> int:
         await nc.close()
 
 
-def throughput_phase(workers: int, args: argparse.Namespace, work: Path) -> dict:
+def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: str = "") -> dict:
     """The stream filled first; ``workers`` processes (pinned to CPUs 0, 1, ... with ``--pin``)
     start and agree on partitions; the clock runs from the moment all are alive (the first
     may have taken a head start: at most ``MAX_IN_FLIGHT`` per partition, not counted) until
     every message is acknowledged."""
-    server = NatsServer(work / f"nats-tp{workers}").start()
+    server = NatsServer(work / f"nats-tp{workers}{tag}").start()
     procs: list[HubProcess] = []
     messages = args.messages
     try:
         asyncio.run(_fill(server.url, _stock_messages(messages, args.tp_stores)))
         procs = [
-            HubProcess(server.url, api=False, log=work / f"tp{workers}-{i}.log",
+            HubProcess(server.url, api=False, log=work / f"tp{workers}{tag}-{i}.log",
                        cpu=i % (os.cpu_count() or 1) if args.pin else None).start()
             for i in range(workers)
         ]  # fmt: skip
@@ -642,6 +647,45 @@ def throughput_phase(workers: int, args: argparse.Namespace, work: Path) -> dict
         "pinned": bool(args.pin),
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def scale_out(args: argparse.Namespace, work: Path) -> dict:
+    """``--rounds`` rounds of a 1-worker and a 2-worker run, alternating which goes first (so
+    a change of the machine's load during the rounds weighs on both alike); the figures are
+    medians over rounds. ``scale_out_ratio_cpu_normalised``: what two workers would do with a
+    core each relative to one, from the messages each applied per CPU-second it got (2 x the
+    2-worker rate per CPU-second / the 1-worker one): how much workers slow each other, with
+    the share of CPU the scheduler gave them factored out."""
+    from statistics import median
+
+    rounds = []
+    for r in range(args.rounds):
+        order = (1, 2) if r % 2 == 0 else (2, 1)
+        runs = {n: throughput_phase(n, args, work, tag=f"-r{r}") for n in order}
+        rounds.append(runs)
+        print(json.dumps({f"round {r}": {n: (x["messages_per_s"], x["messages_per_cpu_s"])
+                                         for n, x in runs.items()}}), file=sys.stderr)  # fmt: skip
+
+    def med(n: int, key: str) -> float:
+        return round(median(x[n][key] for x in rounds), 1)
+
+    one, two = med(1, "messages_per_s"), med(2, "messages_per_s")
+    per_cpu = [med(1, "messages_per_cpu_s"), med(2, "messages_per_cpu_s")]
+    return {
+        "hub_events_per_s": one,
+        "hub_events_per_s_1_worker": one,
+        "hub_events_per_s_2_workers": two,
+        "scale_out_ratio": round(two / one, 2),
+        "scale_out_ratio_rounds": [
+            round(x[2]["messages_per_s"] / x[1]["messages_per_s"], 2) for x in rounds
+        ],
+        "scale_out_ratio_cpu_normalised": round(2 * per_cpu[1] / per_cpu[0], 2),
+        "worker_messages_per_cpu_s_1_vs_2": per_cpu,
+        "nats_server_cpu_s_per_1000_messages": max(
+            med(n, "nats_server_cpu_s_per_1000_messages") for n in (1, 2)
+        ),
+        "throughput_runs": [{f"{n}_worker{'s' * (n > 1)}": x[n] for n in (1, 2)} for x in rounds],
     }
 
 
@@ -715,6 +759,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tp-stores", type=int, default=64, help="for the throughput phase")
     parser.add_argument("--pin", action="store_true", help="pin worker i to CPU i")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="1-worker / 2-worker rounds (medians reported)"
+    )
+    parser.add_argument(
         "--render-docs", action="store_true", help="rewrite docs/hub.md's sizing paragraph"
     )
     parser.add_argument("--from-json", help="no run: render the docs from this earlier output")
@@ -736,26 +783,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         return 0
-    one = throughput_phase(1, args, work)
-    two = throughput_phase(2, args, work)
-    out.update(
-        {
-            "hub_events_per_s": one["messages_per_s"],
-            "hub_events_per_s_1_worker": one["messages_per_s"],
-            "hub_events_per_s_2_workers": two["messages_per_s"],
-            "scale_out_ratio": round(two["messages_per_s"] / one["messages_per_s"], 2),
-            "nats_server_cpu_s_per_1000_messages": max(
-                one["nats_server_cpu_s_per_1000_messages"],
-                two["nats_server_cpu_s_per_1000_messages"],
-            ),
-            "worker_messages_per_cpu_s_1_vs_2": [
-                one["messages_per_cpu_s"],
-                two["messages_per_cpu_s"],
-            ],
-            "throughput_runs": {"1_worker": one, "2_workers": two},
-            "load_average_end": [round(x, 2) for x in os.getloadavg()],
-        }
-    )
+    out.update(scale_out(args, work))
+    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(out, indent=2)
     print(text)
     if args.render_docs and "p99_pos_to_online_ms" in out:
