@@ -34,7 +34,12 @@ class AckedPublishes:
     """Publishes to JetStream whose acknowledgements come back to one inbox of this
     connection, told apart by a number: no inbox, timer or task per message (as a request
     makes), and a refused write comes back as its error (nats-py's ``publish_async`` raises
-    it inside its reply handler instead, leaving the caller waiting)."""
+    it inside its reply handler instead, leaving the caller waiting).
+
+    >>> acks = AckedPublishes(nc=None)  # ``await acks.start()`` subscribes to its inbox
+    >>> acks.prefix
+    ''
+    """
 
     def __init__(self, nc: Any):
         self.nc = nc
@@ -148,7 +153,7 @@ class Patcher:
             for key, *_ in sent:
                 self._cache.pop(key, None)  # maybe written after all: read it next time
             raise
-        refused = []
+        refused, failed = [], []
         for (key, new, _a), answer in zip(sent, answers, strict=True):
             error = answer.get("error")
             if error is None:
@@ -158,5 +163,7 @@ class Patcher:
                 refused.append(key)  # another writer came first (or the key exists)
             else:
                 self._cache.pop(key, None)
-                raise RuntimeError(f"key {key!r} not written: {error.get('description')}")
+                failed.append(f"key {key!r} not written: {error.get('description')}")
+        if failed:  # the written ones are cached: a second attempt finds them done
+            raise RuntimeError(failed[0])
         return refused

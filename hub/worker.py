@@ -59,6 +59,7 @@ class HubWorker:
         self.applied = 0
         self._stop = asyncio.Event()
         self._queues: dict[str, asyncio.Queue] = {}
+        self._early: set[str] = set()  # stores whose loop holds messages for a predecessor
         self._tasks: list[asyncio.Task] = []
         self._subs: dict[int, Any] = {}  # owned partition -> its subscription
         self._nc: Any = None
@@ -161,6 +162,8 @@ class HubWorker:
                 if now - t > EARLY_HOLD_S:
                     del waiting[prev]
                     await msg.nak(delay=EARLY_DELAY_S)
+            if not waiting:
+                self._early.discard(store)
 
     async def _apply_stock(self, store: str, batch: list, waiting: dict, since: dict) -> None:
         assert self._view is not None
@@ -177,17 +180,19 @@ class HubWorker:
             if outcome == EARLY:
                 prev = int(m.headers["Shelfcast-Prev-Seq"])
                 waiting[prev] = (since.get(id(m), time.monotonic()), m)
+                self._early.add(store)  # the cursor watch wakes this loop from now on
                 continue
             await m.ack()
             self.applied += outcome == APPLIED
 
     async def _watch_cursors(self, js: Any) -> None:
-        """Tell a store's loop that waits for a predecessor when any worker moved its cursor."""
+        """Tell a store's loop that waits for a predecessor when any worker moved its cursor
+        (only such a loop: most moves are this worker's own, and a wake would find nothing)."""
         kv = await js.key_value(CURSOR_BUCKET)
         watcher = await kv.watchall()
         while True:
             entry = await watcher.updates(timeout=None)
-            if entry is not None and entry.value and entry.key in self._queues:
+            if entry is not None and entry.value and entry.key in self._early:
                 self._queues[entry.key].put_nowait(Advanced(json.loads(entry.value)["seq"]))
 
     def stop(self) -> None:
