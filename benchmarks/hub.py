@@ -263,18 +263,19 @@ def latencies(sent: list[tuple], initial: dict, updates: dict) -> tuple[list[flo
     return lat, unseen
 
 
-STAGES = ("mqtt", "commit", "window", "acked", "recv", "kv", "view", "bench_view")
+STAGES = ("mqtt", "commit", "window", "acked", "recv", "kv", "view", "bench_view", "done")
 """A sale's way, each stamped in the process that sees it (``benchmarks/hub_stage_trace.py``):
 paho hands the gateway the payload, the ledger commits it, the uplink window holding its SKU is
 committed to the outbox, JetStream acknowledges that row to the gateway, the worker receives it,
-the worker's KV writes are done, the API's watch puts it in its view, the benchmark's own watch
-(the latency figure) sees it."""
+JetStream acknowledges the SKU's new figure to the worker, the API's watch puts it in its view,
+the benchmark's own watch (the latency figure) sees it; and the worker is done with its batch
+(cursor written, after the figure is visible: off the sale's path)."""
 
 
 def read_stage_logs(where: Path) -> dict:
     """Every process's stamps, indexed for ``stage_table``."""
     ix: dict = {"mqtt": {}, "commit": {}, "window": defaultdict(list), "acked": defaultdict(list),
-                "recv": {}, "kv": {}, "view": defaultdict(list)}  # fmt: skip
+                "recv": {}, "done": {}, "kv": defaultdict(list), "view": defaultdict(list)}  # fmt: skip
     for path in sorted(where.glob("*.jsonl")):
         store = path.name.split("-")[1] if path.name.startswith("gateway-") else None
         for line in path.read_text().splitlines():
@@ -287,11 +288,11 @@ def read_stage_logs(where: Path) -> dict:
                 ix["acked"][store].append((t, key[0], key[1]))
             elif stage == "recv":
                 ix["recv"].setdefault((key[0], key[1]), t)
-            elif stage == "kv":
+            elif stage == "done":
                 for seq in key[1]:
-                    ix["kv"].setdefault((key[0], seq), t)
-            elif stage == "view":
-                ix["view"][key[0]].append((t, key[1]))
+                    ix["done"].setdefault((key[0], seq), t)
+            elif stage in ("kv", "view"):
+                ix[stage][key[0]].append((t, key[1]))
     return ix
 
 
@@ -307,11 +308,14 @@ def _sale_stages(sale: tuple, ix: dict, bench: dict) -> dict[str, float] | None:
         return None
     seq, key = win[1], sku_key(store, sku)
     acked = next((t for t, a, b in ix["acked"][store] if a < seq <= b), None)
+    kv = next((t for t, s in ix["kv"].get(key, []) if s >= seq), None)
     view = next((t for t, s in ix["view"].get(key, []) if s >= seq), None)
     seen = next((t for t, _on, s in bench.get(key, []) if s >= seq), None)
     at = {"mqtt": ix["mqtt"][event_id], "commit": commit, "window": win[0], "acked": acked,
-          "recv": ix["recv"].get((store, seq)), "kv": ix["kv"].get((store, seq)),
-          "view": view, "bench_view": seen}  # fmt: skip
+          "recv": ix["recv"].get((store, seq)), "kv": kv, "view": view, "bench_view": seen,
+          "done": ix["done"].get((store, seq))}  # fmt: skip
+    if not ix["kv"]:  # a worker without the stamp (written key by key)
+        at["kv"] = at["done"]
     if None in at.values():
         return None
     return {k: (v - t0) * 1000 for k, v in at.items()}

@@ -9,8 +9,9 @@ changed: the stamps wrap its methods in the benchmark's processes only.
   ``commit`` (the ledger transaction holding the event committed), ``window`` (an uplink window
   committed to the outbox: its seq and SKUs), ``acked`` (JetStream acknowledged the outbox rows
   in ``(after, upto]``).
-- hub worker: ``recv`` (a stock message pushed to the worker: store, seq), ``kv`` (its SKUs and
-  the store's cursor written: store, the chain's seqs).
+- hub worker: ``recv`` (a stock message pushed to the worker: store, seq), ``kv`` (JetStream
+  acknowledged a SKU's figure to the worker: key, the figure's seq), ``done`` (the chain's SKUs
+  and the store's cursor written: store, the chain's seqs).
 - hub API: ``view`` (the API's watch put a stock figure in its live view: key, seq).
 
 Run as a script, it is ``shelfcast`` with the hub's stamps installed:
@@ -105,12 +106,14 @@ def trace_gateway(gw: Any, log: StageLog) -> None:
 
 def trace_hub(log: StageLog) -> None:
     """Stamp the hub worker's and the API's stages (class methods wrapped before any runs)."""
+    from hub.kv_patch import Patcher
     from hub.live_view import LiveView
     from hub.network_view import STOCK, NetworkView
     from hub.streams import STOCK_BUCKET
     from hub.worker import HubWorker
 
     on_msg, apply_chain, put = HubWorker._on_msg, NetworkView._apply_chain, LiveView.put
+    stock_subject, patch_many = f"$KV.{STOCK_BUCKET}.", getattr(Patcher, "patch_many", None)
 
     @functools.wraps(on_msg)
     async def traced_on_msg(self, msg):
@@ -119,10 +122,18 @@ def trace_hub(log: StageLog) -> None:
             log.stamp("recv", store, int(msg.headers["Shelfcast-Seq"]))
         await on_msg(self, msg)
 
+    @functools.wraps(patch_many)
+    async def traced_patch_many(self, changes, *args):
+        written = await patch_many(self, changes, *args)
+        if self.subject == stock_subject:
+            t = time.monotonic()
+            log.rows.extend(("kv", t, k, v["seq"]) for k, v in written.items() if "seq" in v)
+        return written
+
     @functools.wraps(apply_chain)
     async def traced_apply_chain(self, store, chain):
         await apply_chain(self, store, chain)
-        log.stamp("kv", store, [seq for seq, _ in chain])
+        log.stamp("done", store, [seq for seq, _ in chain])
 
     @functools.wraps(put)
     def traced_put(self, bucket, key, value):
@@ -132,6 +143,8 @@ def trace_hub(log: StageLog) -> None:
 
     HubWorker._on_msg = traced_on_msg
     NetworkView._apply_chain = traced_apply_chain
+    if patch_many is not None:  # older workers wrote key by key: no ``kv`` stamp
+        Patcher.patch_many = traced_patch_many
     LiveView.put = traced_put
 
 
