@@ -123,16 +123,16 @@ def trace_hub(log: StageLog) -> None:
         await on_msg(self, msg)
 
     @functools.wraps(patch_many)
-    async def traced_patch_many(self, changes, *args):
-        written = await patch_many(self, changes, *args)
+    async def traced_patch_many(self, changes, *args, **kw):
+        written = await patch_many(self, changes, *args, **kw)
         if self.subject == stock_subject:
             t = time.monotonic()
             log.rows.extend(("kv", t, k, v["seq"]) for k, v in written.items() if "seq" in v)
         return written
 
     @functools.wraps(apply_chain)
-    async def traced_apply_chain(self, store, chain):
-        await apply_chain(self, store, chain)
+    async def traced_apply_chain(self, store, chain, **kw):
+        await apply_chain(self, store, chain, **kw)
         log.stamp("done", store, [seq for seq, _ in chain])
 
     @functools.wraps(put)

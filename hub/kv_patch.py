@@ -2,10 +2,10 @@
 
 Every write names the revision it read (compare-and-set): when another worker wrote the key in
 between, the write is refused and the change is recomputed from the newer value. A cache of
-revisions spares the read when this worker was the last writer (the common case); a key not in
-the cache is first written as new (revision 0), and read only when that is refused: a worker
-that creates the figures of new SKUs pays one round trip each, one that takes over existing
-figures (after a failover) two. The writes of a batch go out together and are awaited with one
+revisions spares the read when this worker was the last writer (the common case). A key not in
+the cache is read first, all of a batch's at once, unless the caller knows such keys are new
+(a store seen for the first time): those are written as new (revision 0) unread, and read
+only when that is refused. The writes of a batch go out together and are awaited with one
 timeout (``patch_many``): a merged uplink window costs one wait, not one per SKU. Requests in
 flight are bounded (``limit``, shared by a worker's patchers): a store's opening count of
 thousands of SKUs queues here instead of overflowing the client's buffer and timing out.
@@ -110,10 +110,13 @@ class Patcher:
         return written.get(key)
 
     async def patch_many(
-        self, changes: dict[str, Change], attempts: int = 50
+        self, changes: dict[str, Change], attempts: int = 50, unknown_are_new: bool = False
     ) -> dict[str, dict[str, Any]]:
         """Apply each change to its key, all writes in flight together; returns what was
-        written, by key. A key another writer moved is read again and its change recomputed."""
+        written, by key. A key another writer moved is read again and its change recomputed.
+        ``unknown_are_new``: keys not in the cache are written as new without a read first."""
+        if not unknown_are_new:
+            await asyncio.gather(*(self.read(k) for k in changes if k not in self._cache))
         written: dict[str, dict[str, Any]] = {}
         pending = changes
         for _ in range(attempts):

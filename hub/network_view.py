@@ -139,7 +139,9 @@ class NetworkView:
         for item in early:
             outcomes[item[3]] = EARLY
         if chain:
-            await self._apply_chain(store, [(seq, _json(messages[k][1])) for seq, _, _, k in chain])
+            chain_msgs = [(seq, _json(messages[k][1])) for seq, _, _, k in chain]
+            # A store with no cursor yet has no figures: its SKUs are written as new unread.
+            await self._apply_chain(store, chain_msgs, new_store=at == 0)
             for item in chain:
                 outcomes[item[3]] = APPLIED
         for o in outcomes:
@@ -153,14 +155,17 @@ class NetworkView:
         value = cached if cached is not None else (await self.cursor.read(store))[1]
         return (value or {}).get("seq", 0)
 
-    async def _apply_chain(self, store: str, chain: list[tuple[int, dict]]) -> None:
+    async def _apply_chain(
+        self, store: str, chain: list[tuple[int, dict]], new_store: bool = False
+    ) -> None:
         by_sku: dict[str, list[tuple[int, dict, list]]] = {}
         for seq, msg in chain:
             for row in msg["deltas"]:
                 by_sku.setdefault(row[0], []).append((seq, msg, row))
         # Different keys: their round trips overlap; each key is still compare-and-set.
         await self.stock.patch_many(
-            {sku_key(store, sku): _sku_change(store, rows) for sku, rows in by_sku.items()}
+            {sku_key(store, sku): _sku_change(store, rows) for sku, rows in by_sku.items()},
+            unknown_are_new=new_store,
         )
         seq, msg = chain[-1]
         figure = {"seq": seq, "at": msg["window_end"], "model_version": msg["model_version"]}
