@@ -4,8 +4,8 @@ Every write names the revision it read (compare-and-set): when another worker wr
 between, the write is refused and the change is recomputed from the newer value. A cache of
 revisions spares the read when this worker was the last writer (the common case). A key not in
 the cache is read first, all of a batch's at once, unless the caller knows such keys are new
-(a store seen for the first time): those are written as new (revision 0) unread, and read
-only when that is refused. The writes of a batch go out together and are awaited with one
+(a store whose figures this worker has written from the first): those are written as new
+(revision 0) unread, and read only when that is refused. The writes of a batch go out together and are awaited with one
 timeout (``patch_many``): a merged uplink window costs one wait, not one per SKU. Requests in
 flight are bounded (``limit``, shared by a worker's patchers): a store's opening count of
 thousands of SKUs queues here instead of overflowing the client's buffer and timing out.

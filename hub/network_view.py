@@ -61,6 +61,9 @@ class NetworkView:
         self.fleet: Patcher
         self.counts = {APPLIED: 0, REPEAT: 0, EARLY: 0, "gaps": 0}
         self._confidence: dict[tuple[str, str], float] = {}  # last written, per store x SKU
+        # Stores this view found with no cursor: it writes their figures from the first, so a
+        # SKU it has not written is new (written unread; a refusal says otherwise).
+        self._born_here: set[str] = set()
 
     async def open(self) -> NetworkView:
         limit = asyncio.Semaphore(IN_FLIGHT)  # one bound for the worker's three buckets
@@ -140,8 +143,7 @@ class NetworkView:
             outcomes[item[3]] = EARLY
         if chain:
             chain_msgs = [(seq, _json(messages[k][1])) for seq, _, _, k in chain]
-            # A store with no cursor yet has no figures: its SKUs are written as new unread.
-            await self._apply_chain(store, chain_msgs, new_store=at == 0)
+            await self._apply_chain(store, chain_msgs, new_store=store in self._born_here)
             for item in chain:
                 outcomes[item[3]] = APPLIED
         for o in outcomes:
@@ -153,6 +155,8 @@ class NetworkView:
         its only writer), or read from the bucket."""
         cached = None if fresh else self.cursor.cached(store)
         value = cached if cached is not None else (await self.cursor.read(store))[1]
+        if value is None:  # no worker has applied a stock message of this store yet
+            self._born_here.add(store)
         return (value or {}).get("seq", 0)
 
     async def _apply_chain(
