@@ -1,7 +1,7 @@
 """The hub's figures: a store's sale to the online availability view, and worker throughput.
 
     python benchmarks/hub.py --json out.json [--stores 10] [--rate 1200] [--seconds 10]
-        [--ramp 1800,2400,3000] [--messages 20000] [--pin]
+        [--ramp 1800,2400,3000] [--messages 20000] [--pin] [--rounds 3] [--stages]
 
 Everything runs on this machine over loopback, each part the production code: Mosquitto, one
 nats-server with JetStream, ``shelfcast hub`` processes (workers and the API), and one real
@@ -24,8 +24,13 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   uplink stream is filled with ``--messages`` stock messages (uplink windows of 5 SKU rows,
   ``--tp-stores`` stores, chained per store as gateways send them), then that many
   ``shelfcast hub --no-api`` processes start (``--pin``: worker i on CPU i); stock messages
-  applied per second from the moment all are alive to the last ack. ``scale_out_ratio`` =
-  2 workers / 1 worker; ``messages_per_cpu_s`` says what each worker did with the CPU it got.
+  applied per second from the moment all are alive to the last ack. ``--rounds`` rounds of
+  both, alternating which goes first; medians reported. ``scale_out_ratio`` = 2 workers / 1
+  worker; ``messages_per_cpu_s`` says what each worker did with the CPU it got, and
+  ``scale_out_ratio_cpu_normalised`` is the ratio with a core per worker, from those.
+- ``--stages``: every process stamps each stage of a sale's way (``hub_stage_trace.py``);
+  ``rate_steps[].stages`` gives per-stage p50/p99 (ms since the sale and since the stage
+  before) and ``api_read`` the HTTP availability read's own time.
 - ``cpu_count``, load averages (before and after each step) and CPU seconds of each process.
 """
 
@@ -49,6 +54,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.hub_stage_trace import TRACE_ENV  # noqa: E402
 from edge_runtime.messages import UplinkDeltas  # noqa: E402
 from hub.network_view import sku_key  # noqa: E402
 from hub.streams import (  # noqa: E402
@@ -131,7 +137,7 @@ class Watcher:
 
     def __init__(self, nats_url: str):
         self.nats_url = nats_url
-        self.updates: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self.updates: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
         self.ready = threading.Event()
         self._stop = False
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
@@ -159,7 +165,7 @@ class Watcher:
                 if "on_hand" not in value:
                     continue  # an alert's confidence or a conflict on a SKU with no figure yet
                 view.put(STOCK_BUCKET, entry.key, value)  # what the API's view does with it
-                self.updates[entry.key].append((time.monotonic(), value["on_hand"]))
+                self.updates[entry.key].append((time.monotonic(), value["on_hand"], value["seq"]))
         await nc.close()
 
     def start(self) -> Watcher:
@@ -200,8 +206,8 @@ class Replay:
         }
 
     def step(self, rate: float, seconds: float) -> tuple[list[tuple], float, float]:
-        """``(sent [(t_sent, store, sku, nth sale of that SKU)], achieved rate, CPU seconds
-        of the mosquitto_pub processes)``."""
+        """``(sent [(t_sent, store, sku, nth sale of that SKU, event id)], achieved rate, CPU
+        seconds of the mosquitto_pub processes)``."""
         procs = self._pubs()
         time.sleep(1.0)  # each mosquitto_pub connects before the clock starts
         stores = list(self.per_store)
@@ -219,7 +225,8 @@ class Replay:
             procs[store].stdin.write(json.dumps(e).encode() + b"\n")
             procs[store].stdin.flush()
             self.nth[(store, e["sku"])] += 1
-            sent.append((time.monotonic(), store, e["sku"], self.nth[(store, e["sku"])]))
+            sent.append((time.monotonic(), store, e["sku"], self.nth[(store, e["sku"])],
+                         e["event_id"]))  # fmt: skip
         achieved = total / (time.monotonic() - t0)
         cpu = sum(cpu_seconds(p.pid) for p in procs.values())
         for p in procs.values():
@@ -237,14 +244,14 @@ def latencies(sent: list[tuple], initial: dict, updates: dict) -> tuple[list[flo
     """Per sale, ms from its hand-over to the first view update holding it; and how many sales
     were never seen (a sale beyond the opening count leaves the figure at zero: not timed)."""
     lat, unseen = [], 0
-    for t_sent, store, sku, k in sent:
+    for t_sent, store, sku, k, _id in sent:
         target = initial.get((store, sku), 0) - k
         if target < 0:
             continue
         seen = next(
             (
                 t
-                for t, on_hand in updates.get(sku_key(store, sku), [])
+                for t, on_hand, _seq in updates.get(sku_key(store, sku), [])
                 if t >= t_sent and on_hand <= target
             ),
             None,
@@ -254,6 +261,120 @@ def latencies(sent: list[tuple], initial: dict, updates: dict) -> tuple[list[flo
         else:
             lat.append((seen - t_sent) * 1000)
     return lat, unseen
+
+
+STAGES = ("mqtt", "commit", "window", "acked", "recv", "kv", "view", "bench_view", "done")
+"""A sale's way, each stamped in the process that sees it (``benchmarks/hub_stage_trace.py``):
+paho hands the gateway the payload, the ledger commits it, the uplink window holding its SKU is
+committed to the outbox, JetStream acknowledges that row to the gateway, the worker receives it,
+JetStream acknowledges the SKU's new figure to the worker, the API's watch puts it in its view,
+the benchmark's own watch (the latency figure) sees it; and the worker is done with its batch
+(cursor written, after the figure is visible: off the sale's path)."""
+
+
+def read_stage_logs(where: Path) -> dict:
+    """Every process's stamps, indexed for ``stage_table``."""
+    ix: dict = {"mqtt": {}, "commit": {}, "window": defaultdict(list), "acked": defaultdict(list),
+                "recv": {}, "done": {}, "kv": defaultdict(list), "view": defaultdict(list)}  # fmt: skip
+    for path in sorted(where.glob("*.jsonl")):
+        store = path.name.split("-")[1] if path.name.startswith("gateway-") else None
+        for line in path.read_text().splitlines():
+            stage, t, *key = json.loads(line)
+            if stage in ("mqtt", "commit"):
+                ix[stage].setdefault(key[0], t)
+            elif stage == "window":
+                ix["window"][store].append((t, key[0], set(key[1])))
+            elif stage == "acked":
+                ix["acked"][store].append((t, key[0], key[1]))
+            elif stage == "recv":
+                ix["recv"].setdefault((key[0], key[1]), t)
+            elif stage == "done":
+                for seq in key[1]:
+                    ix["done"].setdefault((key[0], seq), t)
+            elif stage in ("kv", "view"):
+                ix[stage][key[0]].append((t, key[1]))
+    return ix
+
+
+def _sale_stages(sale: tuple, ix: dict, bench: dict) -> dict[str, float] | None:
+    """ms from a sale's hand-over to each stage (None: a stage not found for it)."""
+    t0, store, sku, _k, event_id = sale
+    commit = ix["commit"].get(event_id)
+    if commit is None or event_id not in ix["mqtt"]:
+        return None
+    win = next(((t, seq) for t, seq, skus in ix["window"][store] if t >= commit and sku in skus),
+               None)  # fmt: skip
+    if win is None:
+        return None
+    seq, key = win[1], sku_key(store, sku)
+    acked = next((t for t, a, b in ix["acked"][store] if a < seq <= b), None)
+    kv = next((t for t, s in ix["kv"].get(key, []) if s >= seq), None)
+    view = next((t for t, s in ix["view"].get(key, []) if s >= seq), None)
+    seen = next((t for t, _on, s in bench.get(key, []) if s >= seq), None)
+    at = {"mqtt": ix["mqtt"][event_id], "commit": commit, "window": win[0], "acked": acked,
+          "recv": ix["recv"].get((store, seq)), "kv": kv, "view": view, "bench_view": seen,
+          "done": ix["done"].get((store, seq))}  # fmt: skip
+    if not ix["kv"]:  # a worker without the stamp (written key by key)
+        at["kv"] = at["done"]
+    if None in at.values():
+        return None
+    return {k: (v - t0) * 1000 for k, v in at.items()}
+
+
+def stage_table(sent: list[tuple], ix: dict, bench: dict) -> dict:
+    """Per stage, p50/p99 of the ms since hand-over (``since_sale``) and since the stage
+    before (``step``), over the sales every stage was found for."""
+    rows = [r for r in (_sale_stages(s, ix, bench) for s in sent) if r is not None]
+    out: dict = {"sales_traced": len(rows), "sales": len(sent)}
+    prev = None
+    for stage in STAGES:
+        since = [r[stage] for r in rows]
+        steps = [r[stage] - (r[prev] if prev else 0.0) for r in rows]
+        if rows:
+            out[stage] = {
+                "since_sale_p50_ms": round(percentile(since, 0.5), 1),
+                "since_sale_p99_ms": round(percentile(since, 0.99), 1),
+                "step_p50_ms": round(percentile(steps, 0.5), 1),
+                "step_p99_ms": round(percentile(steps, 0.99), 1),
+            }
+        prev = stage
+    return out
+
+
+class ApiReader:
+    """HTTP availability reads of sold SKUs every ``every_s`` from a thread, each timed: what
+    the API read adds after its view holds a figure."""
+
+    def __init__(self, hub: HubProcess, skus: list[str], every_s: float = 0.05):
+        self.hub, self.skus, self.every_s = hub, skus, every_s
+        self.ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.hub.url, headers=self.hub.headers(), timeout=10) as c:
+            i = 0
+            while not self._stop.wait(self.every_s):
+                t = time.monotonic()
+                c.get(f"/v1/availability/{self.skus[i % len(self.skus)]}").raise_for_status()
+                self.ms.append((time.monotonic() - t) * 1000)
+                i += 1
+
+    def __enter__(self) -> ApiReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def figures(self) -> dict:
+        if not self.ms:
+            return {}
+        return {"reads": len(self.ms), "p50_ms": round(percentile(self.ms, 0.5), 1),
+                "p99_ms": round(percentile(self.ms, 0.99), 1)}  # fmt: skip
 
 
 GOAL_P99_MS = 50.0
@@ -268,9 +389,15 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
     streams = {s: store_stream(s, int(wanted / len(stores)) + 1) for s in stores}
     broker = Mosquitto(work / "broker").start()
     nats_server = NatsServer(work / "nats").start()
+    traces, launcher = work / "stages", None
+    if args.stages:  # every process below stamps its stages (benchmarks/hub_stage_trace.py)
+        traces.mkdir()
+        os.environ[TRACE_ENV] = str(traces)
+        launcher = ROOT / "benchmarks" / "hub_stage_trace.py"
     # The API and the worker in processes of their own, as deployed (neither waits on the other).
-    worker = HubProcess(nats_server.url, api=False, log=work / "worker.log").start()
-    hub = HubProcess(nats_server.url, workers=0, log=work / "hub.log").start()
+    worker = HubProcess(nats_server.url, api=False, log=work / "worker.log", launcher=launcher)
+    worker.start()
+    hub = HubProcess(nats_server.url, workers=0, log=work / "hub.log", launcher=launcher).start()
     gws: dict[str, GatewayProcess] = {}
     initial = {(s, e["sku"]): e["qty"] for s in stores for e in streams[s][0]}
     steps, watcher = [], None
@@ -286,8 +413,9 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
         replay = Replay(broker.port, {s: v[1] for s, v in streams.items()})
         for rate in rates:
             seconds = args.seconds if rate == args.rate else args.ramp_seconds
+            reader = ApiReader(hub, sorted({k for _s, k in initial})) if args.stages else None
             step = _timed_step(replay, rate, seconds, gws, watcher, initial,
-                               _pids(hub, worker, nats_server, broker, gws))  # fmt: skip
+                               _pids(hub, worker, nats_server, broker, gws), reader)  # fmt: skip
             steps.append(step)
             print(json.dumps({k: v for k, v in step.items() if k != "_sent"}), file=sys.stderr)
             passed = (
@@ -309,6 +437,11 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
         worker.stop()
         nats_server.stop()
         broker.stop()
+        os.environ.pop(TRACE_ENV, None)
+    if args.stages:
+        ix = read_stage_logs(traces)
+        for s in steps:
+            s["stages"] = stage_table(s["_sent"], ix, watcher.updates)
     head = next(s for s in steps if s["offered_events_per_s"] == args.rate)
     ok = [s for s in steps if s["p99_pos_to_online_ms"] is not None
           and s["p99_pos_to_online_ms"] <= GOAL_P99_MS
@@ -330,10 +463,11 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
     }
 
 
-def _timed_step(replay, rate, seconds, gws, watcher, initial, pids) -> dict:
+def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None) -> dict:
     cpu0 = {p: cpu_seconds(pid) for p, pid in pids.items()}
     load0 = os.getloadavg()
-    sent, achieved, pub_cpu = replay.step(rate, seconds)
+    with reader or contextlib.nullcontext():
+        sent, achieved, pub_cpu = replay.step(rate, seconds)
     for gw in gws.values():
         gw.ask("drain")
     watcher.wait_quiet(1.0, 60)
@@ -358,6 +492,7 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids) -> dict:
         "cpu_cores_busy": round(sum(cpu.values()) / (len(sent) / achieved), 2) if sent else None,
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **({"api_read": reader.figures()} if reader is not None else {}),
         "_sent": sent,
     }
 
@@ -376,7 +511,7 @@ def _pids(hub, worker, nats_server, broker, gws) -> dict[str, int]:
 def _http_spot_check(hub: HubProcess, gws: dict[str, GatewayProcess], sent: list) -> str:
     """Sold SKUs read through the HTTP API: equal to the stores' ledgers?"""
     checked = equal = 0
-    for _t, store, sku, _k in sent[:: max(1, len(sent) // 20)]:
+    for _t, store, sku, _k, _id in sent[:: max(1, len(sent) // 20)]:
         fig = {x["store_id"]: x for x in hub.get(f"/v1/availability/{sku}")["stores"]}[store]
         checked += 1
         equal += fig["on_hand"] == json.loads(gws[store].ask(f"stock {sku}"))
@@ -469,18 +604,18 @@ async def _live_workers(url: str) -> int:
         await nc.close()
 
 
-def throughput_phase(workers: int, args: argparse.Namespace, work: Path) -> dict:
+def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: str = "") -> dict:
     """The stream filled first; ``workers`` processes (pinned to CPUs 0, 1, ... with ``--pin``)
     start and agree on partitions; the clock runs from the moment all are alive (the first
     may have taken a head start: at most ``MAX_IN_FLIGHT`` per partition, not counted) until
     every message is acknowledged."""
-    server = NatsServer(work / f"nats-tp{workers}").start()
+    server = NatsServer(work / f"nats-tp{workers}{tag}").start()
     procs: list[HubProcess] = []
     messages = args.messages
     try:
         asyncio.run(_fill(server.url, _stock_messages(messages, args.tp_stores)))
         procs = [
-            HubProcess(server.url, api=False, log=work / f"tp{workers}-{i}.log",
+            HubProcess(server.url, api=False, log=work / f"tp{workers}{tag}-{i}.log",
                        cpu=i % (os.cpu_count() or 1) if args.pin else None).start()
             for i in range(workers)
         ]  # fmt: skip
@@ -516,6 +651,45 @@ def throughput_phase(workers: int, args: argparse.Namespace, work: Path) -> dict
         "pinned": bool(args.pin),
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def scale_out(args: argparse.Namespace, work: Path) -> dict:
+    """``--rounds`` rounds of a 1-worker and a 2-worker run, alternating which goes first (so
+    a change of the machine's load during the rounds weighs on both alike); the figures are
+    medians over rounds. ``scale_out_ratio_cpu_normalised``: what two workers would do with a
+    core each relative to one, from the messages each applied per CPU-second it got (2 x the
+    2-worker rate per CPU-second / the 1-worker one): how much workers slow each other, with
+    the share of CPU the scheduler gave them factored out."""
+    from statistics import median
+
+    rounds = []
+    for r in range(args.rounds):
+        order = (1, 2) if r % 2 == 0 else (2, 1)
+        runs = {n: throughput_phase(n, args, work, tag=f"-r{r}") for n in order}
+        rounds.append(runs)
+        print(json.dumps({f"round {r}": {n: (x["messages_per_s"], x["messages_per_cpu_s"])
+                                         for n, x in runs.items()}}), file=sys.stderr)  # fmt: skip
+
+    def med(n: int, key: str) -> float:
+        return round(median(x[n][key] for x in rounds), 1)
+
+    one, two = med(1, "messages_per_s"), med(2, "messages_per_s")
+    per_cpu = [med(1, "messages_per_cpu_s"), med(2, "messages_per_cpu_s")]
+    return {
+        "hub_events_per_s": one,
+        "hub_events_per_s_1_worker": one,
+        "hub_events_per_s_2_workers": two,
+        "scale_out_ratio": round(two / one, 2),
+        "scale_out_ratio_rounds": [
+            round(x[2]["messages_per_s"] / x[1]["messages_per_s"], 2) for x in rounds
+        ],
+        "scale_out_ratio_cpu_normalised": round(2 * per_cpu[1] / per_cpu[0], 2),
+        "worker_messages_per_cpu_s_1_vs_2": per_cpu,
+        "nats_server_cpu_s_per_1000_messages": max(
+            med(n, "nats_server_cpu_s_per_1000_messages") for n in (1, 2)
+        ),
+        "throughput_runs": [{f"{n}_worker{'s' * (n > 1)}": x[n] for n in (1, 2)} for x in rounds],
     }
 
 
@@ -589,9 +763,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tp-stores", type=int, default=64, help="for the throughput phase")
     parser.add_argument("--pin", action="store_true", help="pin worker i to CPU i")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="1-worker / 2-worker rounds (medians reported)"
+    )
+    parser.add_argument(
         "--render-docs", action="store_true", help="rewrite docs/hub.md's sizing paragraph"
     )
     parser.add_argument("--from-json", help="no run: render the docs from this earlier output")
+    parser.add_argument(
+        "--stages", action="store_true", help="stamp each stage of a sale's way; per-stage p50/p99"
+    )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
@@ -607,26 +787,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         return 0
-    one = throughput_phase(1, args, work)
-    two = throughput_phase(2, args, work)
-    out.update(
-        {
-            "hub_events_per_s": one["messages_per_s"],
-            "hub_events_per_s_1_worker": one["messages_per_s"],
-            "hub_events_per_s_2_workers": two["messages_per_s"],
-            "scale_out_ratio": round(two["messages_per_s"] / one["messages_per_s"], 2),
-            "nats_server_cpu_s_per_1000_messages": max(
-                one["nats_server_cpu_s_per_1000_messages"],
-                two["nats_server_cpu_s_per_1000_messages"],
-            ),
-            "worker_messages_per_cpu_s_1_vs_2": [
-                one["messages_per_cpu_s"],
-                two["messages_per_cpu_s"],
-            ],
-            "throughput_runs": {"1_worker": one, "2_workers": two},
-            "load_average_end": [round(x, 2) for x in os.getloadavg()],
-        }
-    )
+    out.update(scale_out(args, work))
+    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(out, indent=2)
     print(text)
     if args.render_docs and "p99_pos_to_online_ms" in out:

@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.hub_stage_trace import stage_log, trace_gateway  # noqa: E402
 from edge_runtime.config import load_config, with_mqtt  # noqa: E402
 from edge_runtime.gateway import Gateway  # noqa: E402
 
@@ -46,6 +47,9 @@ def say(text: str) -> None:
 def main(argv: list[str]) -> int:
     store, work, port, nats_url, counts_path = argv
     gw = start_gateway(Path(work), store, int(port), nats_url)
+    log = stage_log(f"gateway-{store}")
+    if log is not None:
+        trace_gateway(gw, log)
     try:
         if not gw.transport.wait_connected(30):
             raise SystemExit(f"{store}: the gateway did not reach Mosquitto on port {port}")

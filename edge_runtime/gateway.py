@@ -303,7 +303,7 @@ class Gateway:
         self.pump.fresh.extend(rows)
         self.uplink.observe(states)
         if self.hub_link is not None:
-            self.hub_link.wake()
+            self.hub_link.wake(rows)
 
     def _on_mqtt(self, payload: bytes, source: str, mid: int, qos: int) -> None:
         self.intake.put(payload, source, mid, qos)

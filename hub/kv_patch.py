@@ -1,8 +1,12 @@
-"""Read-modify-write of one JSON value in a JetStream key-value bucket, safe between workers.
+"""Read-modify-write of JSON values in a JetStream key-value bucket, safe between workers.
 
 Every write names the revision it read (compare-and-set): when another worker wrote the key in
 between, the write is refused and the change is recomputed from the newer value. A cache of
-revisions spares the read when this worker was the last writer (the common case). Requests in
+revisions spares the read when this worker was the last writer (the common case). A key not in
+the cache is read first, all of a batch's at once, unless the caller knows such keys are new
+(a store whose figures this worker has written from the first): those are written as new
+(revision 0) unread, and read only when that is refused. The writes of a batch go out together and are awaited with one
+timeout (``patch_many``): a merged uplink window costs one wait, not one per SKU. Requests in
 flight are bounded (``limit``, shared by a worker's patchers): a store's opening count of
 thousands of SKUs queues here instead of overflowing the client's buffer and timing out.
 
@@ -13,6 +17,7 @@ thousands of SKUs queues here instead of overflowing the client's buffer and tim
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,15 +25,63 @@ from typing import Any
 Change = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 """Old value (None when absent) -> new value, or None to leave the key as it is."""
 IN_FLIGHT = 256  # key-value requests a worker has outstanding at most
+WRITE_TIMEOUT_S = 10.0  # a batch's acknowledgements, all of them, within this
+_EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
+_WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
+
+
+class AckedPublishes:
+    """Publishes to JetStream whose acknowledgements come back to one inbox of this
+    connection, told apart by a number: no inbox, timer or task per message (as a request
+    makes), and a refused write comes back as its error (nats-py's ``publish_async`` raises
+    it inside its reply handler instead, leaving the caller waiting).
+
+    >>> acks = AckedPublishes(nc=None)  # ``await acks.start()`` subscribes to its inbox
+    >>> acks.prefix
+    ''
+    """
+
+    def __init__(self, nc: Any):
+        self.nc = nc
+        self.prefix = ""
+        self._next = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future] = {}
+
+    async def start(self) -> AckedPublishes:
+        self.prefix = self.nc.new_inbox() + "."
+        await self.nc.subscribe(self.prefix + "*", cb=self._on_reply)
+        return self
+
+    async def publish(self, subject: str, data: bytes, headers: dict[str, str]) -> asyncio.Future:
+        """Send; the future holds JetStream's answer (``{"seq": ...}`` or ``{"error": ...}``)."""
+        n = next(self._next)
+        ack = self._waiting[n] = asyncio.get_running_loop().create_future()
+        ack.add_done_callback(lambda _f: self._waiting.pop(n, None))
+        await self.nc.publish(subject, data, reply=f"{self.prefix}{n}", headers=headers)
+        return ack
+
+    async def _on_reply(self, msg: Any) -> None:
+        ack = self._waiting.get(int(msg.subject[len(self.prefix) :]))
+        if ack is None or ack.done():
+            return  # given up on (timed out)
+        if not msg.data:  # a status without a body: no stream took it (503)
+            ack.set_result({"error": {"code": 503, "err_code": 0, "description": "no responders"}})
+        else:
+            ack.set_result(json.loads(msg.data))
 
 
 class Patcher:
-    """Compare-and-set JSON updates on one bucket, with a revision cache."""
+    """Compare-and-set JSON updates on one bucket (``kv``, whose stream takes the publishes
+    on ``$KV.<bucket>.<key>`` sent through ``acks``), with a revision cache."""
 
-    def __init__(self, kv: Any, limit: asyncio.Semaphore | None = None):
+    def __init__(
+        self, acks: AckedPublishes, bucket: str, kv: Any, limit: asyncio.Semaphore | None = None
+    ):
+        self.acks = acks
         self.kv = kv
+        self.subject = f"$KV.{bucket}."
         self.limit = limit or asyncio.Semaphore(IN_FLIGHT)
-        self._cache: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
 
     async def read(self, key: str) -> tuple[int, dict[str, Any] | None]:
         from nats.js.errors import KeyNotFoundError
@@ -37,8 +90,10 @@ class Patcher:
             async with self.limit:
                 entry = await self.kv.get(key)
         except KeyNotFoundError:
+            self._cache[key] = (0, None)
             return 0, None
         if entry.value is None or entry.operation is not None:  # deleted or purged
+            self._cache[key] = (entry.revision or 0, None)
             return entry.revision or 0, None
         value = json.loads(entry.value)
         self._cache[key] = (entry.revision, value)
@@ -51,24 +106,67 @@ class Patcher:
 
     async def patch(self, key: str, change: Change, attempts: int = 50) -> dict[str, Any] | None:
         """Apply ``change`` to the key's value; returns what was written (None: nothing)."""
-        from nats.js.errors import KeyWrongLastSequenceError
+        written = await self.patch_many({key: change}, attempts)
+        return written.get(key)
 
-        cached = self._cache.get(key)
-        rev, old = cached if cached is not None else await self.read(key)
+    async def patch_many(
+        self, changes: dict[str, Change], attempts: int = 50, unknown_are_new: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """Apply each change to its key, all writes in flight together; returns what was
+        written, by key. A key another writer moved is read again and its change recomputed.
+        ``unknown_are_new``: keys not in the cache are written as new without a read first."""
+        if not unknown_are_new:
+            await asyncio.gather(*(self.read(k) for k in changes if k not in self._cache))
+        written: dict[str, dict[str, Any]] = {}
+        pending = changes
         for _ in range(attempts):
+            refused = await self._write(pending, written)
+            if not refused:
+                return written
+            await asyncio.gather(*(self.read(k) for k in refused))
+            pending = {k: changes[k] for k in refused}
+        raise RuntimeError(f"keys {sorted(pending)[:3]}: {attempts} concurrent writers in a row")
+
+    async def _write(self, changes: dict[str, Change], written: dict) -> list[str]:
+        """One round of compare-and-set writes; returns the keys whose write was refused."""
+        sent: list[tuple[str, dict[str, Any], asyncio.Future]] = []
+        for key, change in changes.items():
+            rev, old = self._cache.get(key, (0, None))  # unknown here: written as new
             new = change(old)
             if new is None:
-                return None
-            data = json.dumps(new, separators=(",", ":")).encode()
-            try:
-                async with self.limit:
-                    if rev == 0:
-                        rev = await self.kv.create(key, data)
-                    else:
-                        rev = await self.kv.update(key, data, last=rev)
-            except KeyWrongLastSequenceError:  # another writer came first: recompute from its value
-                rev, old = await self.read(key)
                 continue
-            self._cache[key] = (rev, new)
-            return new
-        raise RuntimeError(f"key {key!r}: {attempts} concurrent writers in a row, giving up")
+            data = json.dumps(new, separators=(",", ":")).encode()
+            await self.limit.acquire()
+            try:
+                ack = await self.acks.publish(
+                    self.subject + key, data, headers={_EXPECTED_LAST: str(rev)}
+                )
+            except BaseException:
+                self.limit.release()
+                raise
+            ack.add_done_callback(lambda _f: self.limit.release())
+            sent.append((key, new, ack))
+        if not sent:
+            return []
+        try:
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(a for *_, a in sent)), WRITE_TIMEOUT_S
+            )
+        except BaseException:
+            for key, *_ in sent:
+                self._cache.pop(key, None)  # maybe written after all: read it next time
+            raise
+        refused, failed = [], []
+        for (key, new, _a), answer in zip(sent, answers, strict=True):
+            error = answer.get("error")
+            if error is None:
+                self._cache[key] = (answer["seq"], new)
+                written[key] = new
+            elif error.get("err_code") in _WRONG_LAST:
+                refused.append(key)  # another writer came first (or the key exists)
+            else:
+                self._cache.pop(key, None)
+                failed.append(f"key {key!r} not written: {error.get('description')}")
+        if failed:  # the written ones are cached: a second attempt finds them done
+            raise RuntimeError(failed[0])
+        return refused

@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from edge_runtime.messages import GZIP_MAGIC, HUB_SUBJECT_KIND, RESERVATION_RESULT
-from hub.kv_patch import IN_FLIGHT, Patcher
+from hub.kv_patch import IN_FLIGHT, AckedPublishes, Patcher
 from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,21 @@ class NetworkView:
         self.fleet: Patcher
         self.counts = {APPLIED: 0, REPEAT: 0, EARLY: 0, "gaps": 0}
         self._confidence: dict[tuple[str, str], float] = {}  # last written, per store x SKU
+        # Stores this view found with no cursor: it writes their figures from the first, so a
+        # SKU it has not written is new (written unread; a refusal says otherwise).
+        self._born_here: set[str] = set()
 
     async def open(self) -> NetworkView:
         limit = asyncio.Semaphore(IN_FLIGHT)  # one bound for the worker's three buckets
-        self.stock = Patcher(await self.js.key_value(STOCK_BUCKET), limit)
-        self.cursor = Patcher(await self.js.key_value(CURSOR_BUCKET), limit)
-        self.fleet = Patcher(await self.js.key_value(FLEET_BUCKET), limit)
+        # nats-py keeps the connection on the JetStream context (no public accessor)
+        acks = await AckedPublishes(self.js._nc).start()
+
+        async def patcher(bucket: str) -> Patcher:
+            return Patcher(acks, bucket, await self.js.key_value(bucket), limit)
+
+        self.stock = await patcher(STOCK_BUCKET)
+        self.cursor = await patcher(CURSOR_BUCKET)
+        self.fleet = await patcher(FLEET_BUCKET)
         return self
 
     async def apply(
@@ -133,7 +142,8 @@ class NetworkView:
         for item in early:
             outcomes[item[3]] = EARLY
         if chain:
-            await self._apply_chain(store, [(seq, _json(messages[k][1])) for seq, _, _, k in chain])
+            chain_msgs = [(seq, _json(messages[k][1])) for seq, _, _, k in chain]
+            await self._apply_chain(store, chain_msgs, new_store=store in self._born_here)
             for item in chain:
                 outcomes[item[3]] = APPLIED
         for o in outcomes:
@@ -145,18 +155,22 @@ class NetworkView:
         its only writer), or read from the bucket."""
         cached = None if fresh else self.cursor.cached(store)
         value = cached if cached is not None else (await self.cursor.read(store))[1]
+        if value is None:  # no worker has applied a stock message of this store yet
+            self._born_here.add(store)
         return (value or {}).get("seq", 0)
 
-    async def _apply_chain(self, store: str, chain: list[tuple[int, dict]]) -> None:
+    async def _apply_chain(
+        self, store: str, chain: list[tuple[int, dict]], new_store: bool = False
+    ) -> None:
         by_sku: dict[str, list[tuple[int, dict, list]]] = {}
         for seq, msg in chain:
             for row in msg["deltas"]:
                 by_sku.setdefault(row[0], []).append((seq, msg, row))
         # Different keys: their round trips overlap; each key is still compare-and-set.
-        await asyncio.gather(
-            *(self.stock.patch(sku_key(store, sku), _sku_change(store, rows))
-              for sku, rows in by_sku.items())
-        )  # fmt: skip
+        await self.stock.patch_many(
+            {sku_key(store, sku): _sku_change(store, rows) for sku, rows in by_sku.items()},
+            unknown_are_new=new_store,
+        )
         seq, msg = chain[-1]
         figure = {"seq": seq, "at": msg["window_end"], "model_version": msg["model_version"]}
         await self.cursor.patch(

@@ -59,6 +59,9 @@ class HubWorker:
         self.applied = 0
         self._stop = asyncio.Event()
         self._queues: dict[str, asyncio.Queue] = {}
+        self._early: set[str] = set()  # stores whose loop holds messages for a predecessor
+        self._cursor_watch: asyncio.Task | None = None  # runs only while ``_early`` is not empty
+        self._js: Any = None
         self._tasks: list[asyncio.Task] = []
         self._subs: dict[int, Any] = {}  # owned partition -> its subscription
         self._nc: Any = None
@@ -73,14 +76,14 @@ class HubWorker:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
         )
-        js = nc.jetstream()
+        self._js = js = nc.jetstream()
         self._view = await self._open_view(js)
-        self._tasks.append(asyncio.create_task(self._watch_cursors(js)))
         members = Membership(js, self.name, self._rebalance)
         self._tasks.append(asyncio.create_task(members.run()))
         await self._stop.wait()
-        for t in self._tasks:
-            t.cancel()
+        for t in [*self._tasks, self._cursor_watch]:
+            if t is not None:
+                t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await nc.drain()
 
@@ -161,6 +164,8 @@ class HubWorker:
                 if now - t > EARLY_HOLD_S:
                     del waiting[prev]
                     await msg.nak(delay=EARLY_DELAY_S)
+            if not waiting:
+                self._early.discard(store)
 
     async def _apply_stock(self, store: str, batch: list, waiting: dict, since: dict) -> None:
         assert self._view is not None
@@ -177,18 +182,35 @@ class HubWorker:
             if outcome == EARLY:
                 prev = int(m.headers["Shelfcast-Prev-Seq"])
                 waiting[prev] = (since.get(id(m), time.monotonic()), m)
+                self._await_predecessor(store)
                 continue
             await m.ack()
             self.applied += outcome == APPLIED
 
+    def _await_predecessor(self, store: str) -> None:
+        """The store's loop holds a message for its predecessor: watch the cursors."""
+        self._early.add(store)
+        if self._cursor_watch is None or self._cursor_watch.done():
+            self._cursor_watch = asyncio.create_task(self._watch_cursors(self._js))
+
     async def _watch_cursors(self, js: Any) -> None:
-        """Tell a store's loop that waits for a predecessor when any worker moved its cursor."""
+        """Tell a store's loop that waits for a predecessor when any worker moved its cursor.
+        Only while some loop waits (around a change of owners): the rest of the time every
+        cursor move is this worker's own, and watching them would cost a delivery each. The
+        watch's first values (every store's cursor now) cover a move made before it began."""
         kv = await js.key_value(CURSOR_BUCKET)
         watcher = await kv.watchall()
-        while True:
-            entry = await watcher.updates(timeout=None)
-            if entry is not None and entry.value and entry.key in self._queues:
-                self._queues[entry.key].put_nowait(Advanced(json.loads(entry.value)["seq"]))
+        try:
+            while self._early:
+                try:
+                    entry = await watcher.updates(timeout=EARLY_HOLD_S)
+                except TimeoutError:
+                    continue
+                if entry is not None and entry.value and entry.key in self._early:
+                    self._queues[entry.key].put_nowait(Advanced(json.loads(entry.value)["seq"]))
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()
 
     def stop(self) -> None:
         self._stop.set()

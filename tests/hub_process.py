@@ -36,6 +36,7 @@ class HubProcess:
         network: Path | None = None,
         reservation_timeout: float | None = None,
         cpu: int | None = None,
+        launcher: Path | None = None,
     ):
         self.nats_url = nats_url
         self.api = api
@@ -43,6 +44,7 @@ class HubProcess:
         self.port = free_port()
         self.replicas = replicas
         self.cpu = cpu  # pinned to this CPU (taskset) when set
+        self.launcher = launcher  # a script run instead of ``-m shelfcast.cli`` (same arguments)
         self.log = log
         self.network = network
         self.reservation_timeout = reservation_timeout
@@ -54,11 +56,11 @@ class HubProcess:
 
     def start(self, timeout: float = 30.0) -> HubProcess:
         pin = ["taskset", "-c", str(self.cpu)] if self.cpu is not None else []
+        entry = [str(self.launcher)] if self.launcher else ["-m", "shelfcast.cli"]
         cmd = [
             *pin,
             sys.executable,
-            "-m",
-            "shelfcast.cli",
+            *entry,
             "hub",
             "--nats",
             self.nats_url,

@@ -42,7 +42,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from edge_runtime.messages import (
@@ -52,6 +52,7 @@ from edge_runtime.messages import (
     ReservationResult,
     hub_subject,
 )
+from edge_runtime.store.outbox import OutboxRow
 from edge_runtime.transport.bundle_rollout import RolloutAgent
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class JetStreamUplink:
         self._prev: int | None = None  # seq of the last stock row published, once known
         self.forwarded = 0
         self.connected = False
-        self._wake = threading.Event()
+        self._woken = False  # a wake is on its way (a plain flag: set from the gateway's thread)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async_wake: asyncio.Event | None = None
         self._stop = threading.Event()
@@ -167,11 +168,15 @@ class JetStreamUplink:
         self._thread.start()
         return self
 
-    def wake(self) -> None:
-        """New outbox rows were committed: forward them now (safe from any thread)."""
-        if self._wake.is_set():
+    def wake(self, rows: Iterable[OutboxRow] | None = None) -> None:
+        """New outbox rows were committed: forward them now (safe from any thread). Given
+        the ``rows`` of a commit, only when one of them is for the hub: most commits (a sale
+        with no alert) write none, and a wake costs the link a read of the outbox."""
+        if rows is not None and not any(r.kind in UPLINK_KINDS for r in rows):
+            return
+        if self._woken:
             return  # a wake is already on its way
-        self._wake.set()
+        self._woken = True
         self._poke()
 
     def _poke(self) -> None:
@@ -263,7 +268,7 @@ class JetStreamUplink:
         assert self._async_wake is not None
         while not self._stop.is_set():
             # Cleared before the read: a commit after it sets them again and ends the wait.
-            self._wake.clear()
+            self._woken = False
             self._async_wake.clear()
             try:
                 if time.monotonic() - self._last_state >= self.heartbeat_s:
@@ -275,7 +280,10 @@ class JetStreamUplink:
                 await asyncio.sleep(retry)
                 retry = min(RETRY_MAX_S, retry * 2)
                 continue
-            if sent == 0:
+            # Fewer than a batch: every row committed before the flags were cleared is sent,
+            # and a later commit has set them again, so waiting misses nothing (and spares a
+            # read that would find no row).
+            if sent < BATCH:
                 self._save_cursor()
                 wait = min(
                     IDLE_POLL_S, max(0.0, self._last_state + self.heartbeat_s - time.monotonic())
