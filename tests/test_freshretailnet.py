@@ -77,6 +77,9 @@ def test_daily_frame_is_canonical_and_labels_are_hourly(fixture_file):
     frame = validate(daily_frame(p), source="fixture")
     assert len(frame) == 12 * 76 and list(frame.columns[:4]) == ["store_id", "sku", "date", "units"]
     assert set(frame["promo"].unique()) <= {0.0, 1.0}
+    # The discount's depth reaches the model as a relative price (1 = full price).
+    assert daily_frame(p)["price"].to_numpy() == pytest.approx(p.discount.ravel())
+    assert frame["price"].mean() == pytest.approx(float(p.discount.mean()))
     labels = availability_labels(p)
     assert len(labels) == 12 * 76 * 24
     assert labels["out_of_stock"].mean() == pytest.approx(p.out.mean())

@@ -93,3 +93,23 @@ def test_backtest_skips_a_series_with_no_scored_step():
         score_mask=mask,
     )
     assert sorted(set(res.frame()["series"])) == ["S/A", "S/C"]
+
+
+def test_peers_read_a_planned_price_as_shelfcast_does():
+    from training.peers import _frames
+
+    units = np.ones((1, 10))
+    price = np.linspace(1.0, 0.5, 10)[None, :]
+    planned = Panel(
+        keys=[("S", "A")],
+        start=np.datetime64("2024-01-01"),
+        units=units,
+        price=price,
+        known_ahead=True,
+    )
+    train, future = _frames(planned, np.array([0]), cutoff=6, horizon=3, since=0)
+    assert train["price"].tolist() == pytest.approx(price[0, :7].tolist())
+    assert future["price"].tolist() == pytest.approx(price[0, 7:].tolist())
+    # A price seen only on the days something sold is not planned: nobody reads it ahead.
+    seen = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=units, price=price)
+    assert "price" not in _frames(seen, np.array([0]), cutoff=6, horizon=3, since=0)[0]

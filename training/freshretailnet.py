@@ -10,8 +10,8 @@ loops, so the whole file (3.8 M rows) loads in seconds.
 Three views:
 
 - :func:`load_hourly`: the :class:`HourlyPanel` (optionally a reproducible sample of series);
-- :func:`daily_frame`: the canonical long daily history (``store_id, sku, date, units, promo,
-  event``) plus ``stockout_hours`` (trading hours 6-21 out of stock) for any shelfcast pipeline;
+- :func:`daily_frame`: the canonical long daily history (``store_id, sku, date, units, price,
+  promo, event``) plus ``stockout_hours`` (trading hours 6-21 out of stock) for any shelfcast pipeline;
 - :func:`availability_labels`: long hourly frame ``store_id, sku, date, hour, sales,
   out_of_stock``, the ground truth stock-out predictions are scored against.
 
@@ -161,8 +161,10 @@ def in_till_units(panel: HourlyPanel) -> HourlyPanel:
 
 def daily_frame(panel: HourlyPanel, units: np.ndarray | None = None) -> pd.DataFrame:
     """Canonical daily history of the panel: ``units`` is the day's sales (or the given
-    ``[series, day]`` array, e.g. recovered demand), ``promo`` is 1 on a discount or activity
-    day, ``event`` the holiday flag, ``stockout_hours`` the trading hours out of stock and
+    ``[series, day]`` array, e.g. recovered demand), ``price`` the day's price relative to the
+    full price (the data's ``discount``: 1 at full price, 0.7 at 30 % off; it has no unit price),
+    so a forecast reads how deep a planned cut is and not only that there is one, ``promo`` is 1
+    on a discount or activity day, ``event`` the holiday flag, ``stockout_hours`` the trading hours out of stock and
     ``stockout`` (observed sales only) 1 where the shelf was empty at the last trading hour."""
     s, d = panel.n_series, panel.n_days
     daily = panel.sales.sum(axis=2, dtype=np.float64) if units is None else np.asarray(units)
@@ -173,6 +175,7 @@ def daily_frame(panel: HourlyPanel, units: np.ndarray | None = None) -> pd.DataF
             "sku": np.repeat(panel.product.astype(str), d),
             "date": np.tile(panel.dates, s).astype("datetime64[ns]"),
             "units": np.round(daily.ravel(), 6),
+            "price": panel.discount.astype(np.float64).ravel(),
             "promo": promo.ravel(),
             "event": panel.holiday.astype(float).ravel(),
             "stockout_hours": panel.out[:, :, TRADING_HOURS].sum(axis=2).ravel().astype(int),

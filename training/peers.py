@@ -4,7 +4,8 @@ panel, cutoffs and horizon as the backtest.
 Two peers, each one global LightGBM over every series with the lags and rolling means a
 practitioner picks for the grain (a week of daily lags, weekly and monthly rolling means, a year
 back when the history has it; at week grain the last weeks, a quarter and lag 52), the calendar,
-and the data set's event and planned promotion flags as known-ahead covariates:
+and the data set's event flags, planned promotion flags and planned prices as known-ahead
+covariates:
 
 - ``mlf_lgbm_tweedie``: Tweedie objective (the M5 practitioners' choice) on each series scaled
   to its own min-max range (non-negative, as Tweedie needs; on raw sales dollars its log link
@@ -82,6 +83,8 @@ def _frames(panel: Panel, series: np.ndarray, cutoff: int, horizon: int, since: 
         covariates["event"] = lambda r, c: panel.event[c]
     if panel.promo is not None and panel.known_ahead:
         covariates["promo"] = lambda r, c: np.nan_to_num(panel.promo[series[r], c], nan=0.0)
+    if panel.price is not None and panel.known_ahead:  # the planned price, as shelfcast reads it
+        covariates["price"] = lambda r, c: np.nan_to_num(panel.price[series[r], c], nan=0.0)
     train = pd.DataFrame(
         {"unique_id": series[rows], "ds": dates[since + cols], "y": units[rows, cols]}
     )
