@@ -52,6 +52,7 @@ from edge_runtime.messages import (
     hub_subject,
 )
 from edge_runtime.store.hub_outbox_reads import (
+    STOCK_KIND,
     ForwardRow,
     backlog_after,
     last_stock_seq_before,
@@ -283,7 +284,7 @@ class JetStreamUplink:
         acks = []
         for seq, message_id, kind, payload, _created in rows:
             headers = {"Nats-Msg-Id": message_id, "Shelfcast-Seq": str(seq)}
-            if kind == "uplink":
+            if kind == STOCK_KIND:
                 headers["Shelfcast-Prev-Seq"] = str(prev)
                 prev = seq
             acks.append(await js.publish_async(self.subject(kind), bytes(payload), headers=headers))
