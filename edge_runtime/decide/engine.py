@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.config import GatewayConfig
-from edge_runtime.decide.alert_episodes import AlertEpisodes
 from edge_runtime.decide.bundle_lifecycle import BundleLifecycle
 from edge_runtime.decide.configured_policy import decision_settings, rules_policy
 from edge_runtime.decide.day_close import DayCloseModel
@@ -40,6 +39,7 @@ from edge_runtime.decide.scored_close import model_key, restore, take
 from edge_runtime.decide.state_changes import day_batches, rounds
 from edge_runtime.forecast.daily_sales import DailySales
 from edge_runtime.messages import Message, with_decision_ids
+from edge_runtime.store.alert_episode_table import AlertEpisodeTable
 from edge_runtime.store.ledger import IngestResult, Ledger
 from edge_runtime.store.open_orders import OpenOrderTable
 from edge_runtime.store.open_transaction import empty_shelves, skus_in_order, states_in_transaction
@@ -76,7 +76,7 @@ class DecisionEngine:
         self.cfg, self.ledger, self.bundles, self.counters = cfg, ledger, bundles, counters
         self.shelf_watch, self.count_watch = shelf_watch, count_watch
         self._load_sales, self._score_close = load_sales, score_close
-        self.episodes = AlertEpisodes(ledger.connection)
+        self.episodes = AlertEpisodeTable(ledger.connection)
         self.orders = OpenOrderTable(ledger.connection)
         self.policy: DecisionPolicy = policy or rules_policy(cfg)
         self._own_policy = policy is None  # rebuilt after a rollback (an injected one re-primed)

@@ -224,7 +224,7 @@ class ForecastDecisionPolicy:
 
     def take_episode_changes(self) -> dict[str, float | None]:
         """Stock-out episodes opened, updated (probability) or closed (None) since the last
-        call: the gateway stores them with the alerts (``edge_runtime.decide.alert_episodes``)."""
+        call: the gateway stores them with the alerts (``edge_runtime.store.alert_episode_table``)."""
         return self.monitor.take_changes()
 
     def take_order_changes(self) -> dict[str, tuple[float, str | None] | None]:

@@ -39,11 +39,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_runtime.messages import (
     RESERVATION,
@@ -52,8 +51,19 @@ from edge_runtime.messages import (
     ReservationResult,
     hub_subject,
 )
+from edge_runtime.store.hub_outbox_reads import (
+    STOCK_KIND,
+    ForwardRow,
+    backlog_after,
+    last_stock_seq_before,
+    rows_after,
+)
 from edge_runtime.store.outbox import OutboxRow
+from edge_runtime.store.uplink_cursor import UplinkCursor
 from edge_runtime.transport.bundle_rollout import RolloutAgent
+
+if TYPE_CHECKING:
+    import sqlite3
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +73,6 @@ BATCH = 500  # rows published before waiting for their acks together
 RETRY_MAX_S = 1.0  # a store back online is forwarding again within a second
 IDLE_POLL_S = 0.25  # the gateway wakes the link on every commit; this only bounds a missed wake
 CURSOR_SAVE_S = 0.5  # a crash re-sends at most this much (dropped as duplicates): no fsync a row
-
-_CURSOR_SCHEMA = "CREATE TABLE IF NOT EXISTS jetstream_cursor (name TEXT PRIMARY KEY, seq INTEGER)"
-_ROWS = (
-    "SELECT seq, message_id, kind, payload, created_at FROM outbox WHERE seq > ? AND kind IN ("
-    + ",".join("?" * len(UPLINK_KINDS))
-    + ") ORDER BY seq LIMIT ?"
-)
-_PREV_STOCK = "SELECT max(seq) FROM outbox WHERE kind = 'uplink' AND seq < ?"
 
 Status = Callable[[], dict[str, Any]]  # model_version, version: the gateway as it is now
 Ingest = Callable[[dict], Any]  # the gateway's ingest of one event (returns an IngestResult)
@@ -97,13 +99,9 @@ class JetStreamUplink:
         self.status = status or (lambda: {"model_version": "unknown"})
         self.ingest = ingest
         self.heartbeat_s = heartbeat_s
-        self._conn = sqlite3.connect(ledger_path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        # The cursor only spares re-sending: a write lost with the power is a duplicate, dropped.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(_CURSOR_SCHEMA)
-        row = self._conn.execute("SELECT seq FROM jetstream_cursor WHERE name = 'hub'").fetchone()
-        self.cursor = self._saved = row[0] if row else 0
+        self._cursor = UplinkCursor(ledger_path)
+        self._conn = self._cursor.connection
+        self.cursor = self._saved = self._cursor.load()
         self._saved_at = 0.0
         self._prev: int | None = None  # seq of the last stock row published, once known
         self.forwarded = 0
@@ -120,24 +118,15 @@ class JetStreamUplink:
 
     # ---- the outbox side (SQLite, on the link's own connection) ---------------------------
 
-    def _rows(self, limit: int = BATCH) -> list[tuple]:
-        try:
-            return self._conn.execute(_ROWS, (self.cursor, *UPLINK_KINDS, limit)).fetchall()
-        except sqlite3.OperationalError as err:  # the gateway has not created the outbox yet
-            if "no such table" in str(err):
-                return []
-            raise
+    def _rows(self, limit: int = BATCH) -> list[ForwardRow]:
+        return rows_after(self._conn, self.cursor, UPLINK_KINDS, limit)
 
     def _prev_stock(self, seq: int) -> int:
-        return self._conn.execute(_PREV_STOCK, (seq,)).fetchone()[0] or 0
+        return last_stock_seq_before(self._conn, seq)
 
     def backlog(self) -> tuple[int, float]:
         """(rows not yet forwarded, age in seconds of the oldest of them)."""
-        marks = ",".join("?" * len(UPLINK_KINDS))
-        n, oldest = self._conn.execute(
-            f"SELECT count(*), min(created_at) FROM outbox WHERE seq > ? AND kind IN ({marks})",
-            (self.cursor, *UPLINK_KINDS),
-        ).fetchone()
+        n, oldest = backlog_after(self._conn, self.cursor, UPLINK_KINDS)
         return n, (time.time() - oldest) if oldest else 0.0
 
     def forwarded_upto(self, conn: sqlite3.Connection) -> int:
@@ -148,17 +137,13 @@ class JetStreamUplink:
         The newest stock message at or below it stays too: the next one forwarded names it as
         its ``Shelfcast-Prev-Seq``, and the hub tells a gap from a repeat by it."""
         done = self._saved
-        row = conn.execute(
-            "SELECT max(seq) FROM outbox WHERE kind = 'uplink' AND seq <= ?", (done,)
-        ).fetchone()
-        return done if not row[0] else min(done, row[0] - 1)
+        last_stock = last_stock_seq_before(conn, done + 1)
+        return done if not last_stock else min(done, last_stock - 1)
 
     def _save_cursor(self, force: bool = False) -> None:
         now = time.monotonic()
         if self.cursor != self._saved and (force or now - self._saved_at >= CURSOR_SAVE_S):
-            self._conn.execute(
-                "INSERT OR REPLACE INTO jetstream_cursor VALUES ('hub', ?)", (self.cursor,)
-            )
+            self._cursor.save(self.cursor)
             self._saved, self._saved_at = self.cursor, now
 
     # ---- running ---------------------------------------------------------------------------
@@ -202,7 +187,7 @@ class JetStreamUplink:
             self._thread.join(10)
             self._thread = None
         self._save_cursor(force=True)
-        self._conn.close()
+        self._cursor.close()
 
     def _run(self) -> None:
         asyncio.run(self._main())
@@ -299,7 +284,7 @@ class JetStreamUplink:
         acks = []
         for seq, message_id, kind, payload, _created in rows:
             headers = {"Nats-Msg-Id": message_id, "Shelfcast-Seq": str(seq)}
-            if kind == "uplink":
+            if kind == STOCK_KIND:
                 headers["Shelfcast-Prev-Seq"] = str(prev)
                 prev = seq
             acks.append(await js.publish_async(self.subject(kind), bytes(payload), headers=headers))

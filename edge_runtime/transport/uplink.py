@@ -24,7 +24,6 @@ every SKU whose ledger state differs from its baseline is reported in the next w
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -32,13 +31,8 @@ from edge_runtime.messages import Message, UplinkDeltas
 from edge_runtime.store.outbox import Outbox, OutboxRow
 from edge_runtime.store.stock import StockState
 from edge_runtime.store.store_failure import write_transaction
+from edge_runtime.store.uplink_baseline import Baseline, UplinkBaselineTable
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS uplink_baseline (
-    sku TEXT PRIMARY KEY, on_hand REAL NOT NULL, reserved REAL NOT NULL, events INTEGER NOT NULL
-);
-"""
-_UPSERT = "INSERT OR REPLACE INTO uplink_baseline VALUES (?, ?, ?, ?)"
 MAX_SKUS_PER_MESSAGE = 5000  # keeps one MQTT payload well under a megabyte
 
 
@@ -49,12 +43,8 @@ class Uplink:
         self.outbox = outbox
         self.store_id = store_id
         self.model_version = model_version
-        conn = outbox.connection
-        conn.executescript(SCHEMA)
-        self._baseline: dict[str, tuple[float, float, int]] = {
-            sku: (on_hand, reserved, events)
-            for sku, on_hand, reserved, events in conn.execute("SELECT * FROM uplink_baseline")
-        }
+        self._table = UplinkBaselineTable(outbox.connection)
+        self._baseline: dict[str, Baseline] = self._table.load()
         self._changed: dict[str, StockState] = {}
         self._exceptions: list[tuple[str, str, str]] = []
         self._window_start = datetime.now(UTC)
@@ -117,10 +107,10 @@ class Uplink:
         return rows
 
     def _commit(self, messages: list[UplinkDeltas], states: list[StockState]) -> list[OutboxRow]:
-        conn: sqlite3.Connection = self.outbox.connection
+        conn = self.outbox.connection
         with write_transaction(conn):  # refused (full disk): the window stays for the next try
             rows = self.outbox.put(messages, conn=conn)
-            conn.executemany(_UPSERT, [(s.sku, s.on_hand, s.reserved, s.events) for s in states])
+            self._table.save(conn, states)
         for s in states:
             self._baseline[s.sku] = (s.on_hand, s.reserved, s.events)
         return rows

@@ -10,7 +10,7 @@ alerts) and read back at start-up and after a rollback.
 
 >>> import sqlite3
 >>> conn = sqlite3.connect(":memory:", isolation_level=None)
->>> episodes = AlertEpisodes(conn)
+>>> episodes = AlertEpisodeTable(conn)
 >>> episodes.save(conn, {"A": 0.62, "B": 0.9}); episodes.save(conn, {"B": None})
 >>> episodes.load()
 {'A': 0.62}
@@ -25,12 +25,15 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert_episodes (
     sku TEXT PRIMARY KEY,
     probability REAL NOT NULL
-)
+);
 """
 
 
-class AlertEpisodes:
-    """The ``alert_episodes`` table: SKU -> last published stock-out probability (open episodes)."""
+class AlertEpisodeTable:
+    """The ``alert_episodes`` table: SKU -> last published stock-out probability (open episodes).
+
+    The ledger creates it with its other tables; creating it here too (idempotent) lets the
+    table stand on a bare connection."""
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
