@@ -12,18 +12,18 @@ Two parts, on reproducible random samples (stated in the output): whole stores f
    .stockout_risk``) fed with the next 4 hours' expected demand and an estimated stock left
    (units sold before recent sell-outs minus today's sales so far: the data has no stock
    levels). The classifier is exported to ONNX and checked against LightGBM.
-2. Daily forecast accuracy on fully in-stock days, rolling origin (2 folds of 7 days):
-   shelfcast trained with and without recovered demand vs statsforecast and mlforecast peers
-   (:mod:`training.censored_accuracy`).
+2. Daily forecast accuracy on fully in-stock days, rolling origin (2 folds of 7 days; 1 fold
+   and a 60-tree demand model with ``--quick``): shelfcast trained with and without recovered
+   demand vs statsforecast and mlforecast peers (:mod:`training.censored_accuracy`).
 
     python benchmarks/stockout_truth.py --json var/bench/stockout_truth.json [--quick]
 
-3. The live replay: ``--replay-stores`` stores of the warning sample (20), each through its own
-   gateway over Mosquitto (:mod:`twin.stockout_replay`), seeded with the 14 days before the
-   test days, then ``--replay-days`` test days live (7; 1 with ``--quick``); the bundle holds a
-   quick demand model trained on the days before the test and the warning model above. Every
-   gateway prediction and published alert is scored against the flags that followed
-   (``replay``, ``stores_replayed``).
+3. The live replay: ``--replay-stores`` stores of the warning sample (20; 4 with ``--quick``),
+   each through its own gateway over Mosquitto (:mod:`twin.stockout_replay`), seeded with the
+   14 days before the test days, then ``--replay-days`` test days live (3; 1 with ``--quick``);
+   the bundle holds a quick demand model trained on the days before the test and the warning
+   model above. Every gateway prediction and published alert is scored against the flags that
+   followed (``replay``, ``stores_replayed``).
 
 Sales are in till units (``training.freshretailnet.TILL_UNITS`` per normalised unit) throughout,
 as the replay's tills send them.
@@ -70,7 +70,8 @@ def day_close_risk(rows: sw.WarningRows) -> np.ndarray:
 
 
 def warning_figures(panel, test_days: int, n_estimators: int, say):
-    """The offline scores (and the model, its threshold and training rows, for the replay)."""
+    """The offline scores (and the model's ONNX graph, its threshold and training rows, for
+    the replay)."""
     test_start = panel.n_days - test_days
     rows = sw.warning_rows(panel)
     train, test = rows.take(rows.day < test_start), rows.take(rows.day >= test_start)
@@ -91,6 +92,15 @@ def warning_figures(panel, test_days: int, n_estimators: int, say):
     onnx_bytes = sw.to_onnx(model, len(FEATURES))
     parity = float(np.max(np.abs(sw.onnx_probability(onnx_bytes, test.X[:20000]) - p[:20000])))
     alerts = sw.alert_scores(test, p, threshold, panel.store)
+    per_hour = {
+        int(h): {
+            "rows": int((test.hour == h).sum()),
+            "positive_rate": float(test.y[test.hour == h].mean()),
+            "model": sw.ranking_scores(test.y[test.hour == h], p[test.hour == h]),
+            best: sw.ranking_scores(test.y[test.hour == h], base[best][test.hour == h]),
+        }
+        for h in np.unique(test.hour)
+    }
     figures = {
         "rows_train": len(train.y),
         "rows_test": len(test.y),
@@ -103,26 +113,33 @@ def warning_figures(panel, test_days: int, n_estimators: int, say):
         "brier": float(np.mean((p - test.y) ** 2)),
         "brier_base_rate": float(np.mean((train.y.mean() - test.y) ** 2)),
         "reliability": sw.reliability(p, test.y),
+        "per_hour": per_hour,
         "alerts": alerts,
         "onnx_bytes": len(onnx_bytes),
         "onnx_max_abs_diff": parity,
     }
-    return figures, model, threshold, train.X
+    return figures, onnx_bytes, threshold, train.X
 
 
-def gateway_bundle(panel, test_start: int, model, threshold: float, rows: np.ndarray, out: Path):
-    """A signed gateway bundle: demand and anomaly models trained (quick, no backtest) on the
-    panel's daily sales before ``test_start``, plus the warning model."""
+def gateway_bundle(
+    panel, test_start: int, onnx_bytes: bytes, threshold: float, rows: np.ndarray, out: Path,
+    demand_trees: int = 40,
+):  # fmt: skip
+    """A signed gateway bundle: demand and anomaly models trained (quick, no backtest, each
+    quantile model of ``demand_trees`` trees) on the panel's daily sales before ``test_start``,
+    plus the warning model's ONNX graph."""
     from training.freshretailnet import daily_frame
     from training.signing_key import signer_for
     from training.train import TrainConfig, train
 
     frame = daily_frame(panel)
     frame = frame[frame["date"] < np.datetime64(panel.dates[test_start], "ns")]
-    config = TrainConfig(folds=0, n_estimators=40, baselines=False, anomaly_rows=5000)
+    # The replay scores neither the demand nor the anomaly model: small ones export fast.
+    config = TrainConfig(
+        folds=0, n_estimators=demand_trees, baselines=False, anomaly_rows=5000, anomaly_trees=10
+    )
     base = train(frame.drop(columns=["stockout_hours"]), out / "base", config,
                  "freshretailnet (replay stores)", track=False, quick=True).bundle  # fmt: skip
-    onnx_bytes = sw.to_onnx(model, len(FEATURES))
     about = {"trained_days": [str(panel.dates[HISTORY_DAYS]), str(panel.dates[test_start - 1])]}
     bundle = sw.bundle_with_warning(
         base, out / "bundle", onnx_bytes, rows, threshold, signer_for(None), about
@@ -130,7 +147,9 @@ def gateway_bundle(panel, test_start: int, model, threshold: float, rows: np.nda
     return bundle
 
 
-def replay_figures(panel, test_start, model, threshold, rows, n_stores, live_days, say) -> dict:
+def replay_figures(
+    panel, test_start, onnx_bytes, threshold, rows, n_stores, live_days, say, demand_trees=40
+) -> dict:
     """``n_stores`` stores of the panel through their own gateways over Mosquitto (see
     :mod:`twin.stockout_replay`): the first ``live_days`` test days live."""
     from shelfcast.broker import EmbeddedBroker
@@ -140,7 +159,7 @@ def replay_figures(panel, test_start, model, threshold, rows, n_stores, live_day
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="stockout_replay-", dir=ROOT / "var" / "bench"))
     say("replay: training the gateway bundle's demand model (quick)")
-    bundle = gateway_bundle(panel, test_start, model, threshold, rows, work)
+    bundle = gateway_bundle(panel, test_start, onnx_bytes, threshold, rows, work, demand_trees)
     stores = np.unique(panel.store)[:n_stores]
     broker = EmbeddedBroker(prefer="mosquitto", work_dir=work / "broker").start()
     collector = AlertCollector(broker.port, "shelfcast")
@@ -178,14 +197,18 @@ def main(argv=None) -> int:
     ap.add_argument("--stores", type=int, help="stores (all their SKUs) for the warning model")
     ap.add_argument("--forecast-series", type=int, help="series sampled for forecast accuracy")
     ap.add_argument("--test-days", type=int, default=14)
-    ap.add_argument("--replay-stores", type=int, default=20, help="stores replayed live")
-    ap.add_argument("--replay-days", type=int, help="test days replayed live per store")
+    ap.add_argument("--replay-stores", type=int, help="stores replayed live (20; 4 with --quick)")
+    ap.add_argument("--replay-days", type=int, help="live days per store (3; 1 quick)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    n_stores = args.stores or (20 if args.quick else 60)
-    replay_days = args.replay_days or (1 if args.quick else 7)
-    n_fc = args.forecast_series or (150 if args.quick else 2000)
-    trees = 80 if args.quick else 300
+    # --quick keeps every part, live replay included, on small samples: under 5 minutes.
+    n_stores = args.stores or (6 if args.quick else 60)
+    replay_stores = args.replay_stores or (4 if args.quick else 20)
+    replay_days = args.replay_days or (1 if args.quick else 3)
+    n_fc = args.forecast_series or (60 if args.quick else 2000)
+    trees = 60 if args.quick else 300
+    demand_trees = 10 if args.quick else 40  # the replay bundle's demand model: not scored here
+    folds, demand_params = (1, {"n_estimators": 60}) if args.quick else (2, None)
     t0 = time.perf_counter()
 
     def say(msg: str) -> None:
@@ -194,15 +217,16 @@ def main(argv=None) -> int:
     say(f"loading every series of {n_stores} stores for the warning model")
     panel = in_till_units(load_hourly(stores=n_stores, seed=args.seed))
     n_warn = panel.n_series
-    warn, model, threshold, rows = warning_figures(panel, args.test_days, trees, say)
+    warn, onnx_bytes, threshold, rows = warning_figures(panel, args.test_days, trees, say)
     test_start = panel.n_days - args.test_days
+    sizes = (replay_stores, replay_days)
     replay = replay_figures(
-        panel, test_start, model, threshold, rows, args.replay_stores, replay_days, say
+        panel, test_start, onnx_bytes, threshold, rows, *sizes, say, demand_trees
     )
     del panel
     say(f"forecast accuracy on {n_fc} series")
     fpanel = load_hourly(series=n_fc, seed=args.seed + 1)
-    acc = compare(fpanel, folds=2, horizon=7, progress=say)
+    acc = compare(fpanel, folds=folds, horizon=7, model_params=demand_params, progress=say)
     best_peer = acc.get("best_peer")
     model = warn["scores"]["model"]
     out = {
@@ -233,6 +257,7 @@ def main(argv=None) -> int:
             "warning_stores": n_stores,
             "warning_series": n_warn,
             "forecast_series": n_fc,
+            "forecast_folds": folds,
             "seed": args.seed,
         },
         "machine": machine(),
