@@ -47,6 +47,7 @@ import numpy as np
 from edge_runtime.forecast.daily_sales import SIGN
 from edge_runtime.forecast.scoring import Scorer
 from edge_runtime.messages import ReasonCode, StockoutAlert, decision_id
+from edge_runtime.store.event_log_reads import events_since_day, last_logged_day
 from feature_store.intraday import (
     FEATURES,
     HISTORY_DAYS,
@@ -397,16 +398,11 @@ def warner_from_ledger(
         hysteresis=hysteresis,
         lateness_s=lateness_s,
     )
-    (last,) = conn.execute("SELECT max(substr(event_time, 1, 10)) FROM events").fetchone()
+    last = last_logged_day(conn)
     if last is None:
         return warner
     last_day = np.datetime64(last, "D")
     warner.predict_from_day = int(last_day.astype(np.int64)) - 1
-    cur = conn.execute(
-        "SELECT event_id, sku, type, qty, event_time, unit_price, reason FROM events"
-        " WHERE substr(event_time, 1, 10) >= ? ORDER BY seq",
-        (str(last_day - _SLOTS),),
-    )
-    while rows := cur.fetchmany(5000):
+    for rows in events_since_day(conn, str(last_day - _SLOTS)):
         warner.observe([LoggedEvent(*r) for r in rows])
     return warner
