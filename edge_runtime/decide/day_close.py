@@ -28,7 +28,6 @@ from edge_runtime.forecast.daily_sales import DailySales
 from edge_runtime.forecast.online import ForecastCorrection, LevelCorrection
 from edge_runtime.forecast.scoring import Scorer
 from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
-from feature_store.streaming import feature_matrix
 from models.bundle import Bundle, BundleError
 
 
@@ -85,7 +84,7 @@ class DayCloseModel:
         if close is None or not skus:
             return None
         horizons = self.horizons
-        X = feature_matrix([sales.series[s] for s in skus], close, horizons)  # one pass
+        X = sales.panel.feature_matrix(close, horizons)  # every SKU, in ``skus`` order
         mean, _, p90 = self.scorer.demand(X)  # one batched ONNX Runtime call
         n, h = len(skus), len(horizons)
         mean = np.maximum(mean.reshape(n, h).astype(np.float64), 0.0)
