@@ -73,4 +73,6 @@ def restore(scored: ScoredClose | None, model: DayCloseModel, key: str, sales: D
     if scored.anomaly is not None and scored.anomaly.day != str(sales.last_closed):
         return None
     model.central, model.central_scale = scored.central, scored.central_scale
+    if scored.anomaly is not None:
+        scored.anomaly.bind(model.scorer)  # its SKUs not scored yet are scored when asked
     return forecasts, scored.anomaly
