@@ -15,7 +15,7 @@ ledger commit -> decisions on every state change -> outbox -> published to the b
 Figures per round: ``events_per_s`` from the first event committed to the last,
 ``events_per_s_to_outbox_empty`` to the last of their messages acknowledged by the broker, and
 the gateway's CPU seconds over the drain. With ``--compare REF`` a second gateway runs the code
-of git ``REF`` (``edge_runtime`` exported to a temporary directory) on a second copy of the
+of git ``REF`` (its gateway packages exported to a temporary directory) on a second copy of the
 ledger under its own MQTT session: each round's events are published once and queue in both
 sessions, and the two drain the very same events (same day closes) one after the other, in
 alternating order, under the same machine load; medians per side.
@@ -112,10 +112,18 @@ def _gateway(code_root: Path, args: argparse.Namespace, state_dir: Path, port: i
     return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
 
 
+# What a gateway process imports of the repository: all of it is taken from the old ref (the
+# feature store and the model bundle code are on the hot path as much as ``edge_runtime``).
+GATEWAY_PACKAGES = ("edge_runtime", "feature_store", "models", "configuration", "api")
+
+
 def _old_code(ref: str, out: Path) -> Path:
-    """``edge_runtime`` as of git ``ref``, exported under ``out`` (imported before ours)."""
+    """The gateway's packages as of git ``ref``, exported under ``out`` (imported before ours)."""
     out.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "edge_runtime"],
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", ref],
+                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    packages = [p for p in GATEWAY_PACKAGES if p in listed]
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, *packages],
                              capture_output=True, check=True).stdout  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
     return out
