@@ -102,10 +102,14 @@ def _decisions_digest(state_dir: str, after: int) -> str:
     """SHA-256 of the messages the drain decided (outbox rows after ``after``), each payload
     without ``created_at`` (the wall clock) and ``confidence`` (it decays with the ledger clock
     at each batch's commit, and where a drain's batches end depends on timing): equal on both
-    sides of ``--compare`` when the two gateways decided the same."""
+    sides of ``--compare`` when the two gateways decided the same. Uplink deltas and state
+    messages are left out: they aggregate whatever a timer finds, not decisions."""
     lines = []
     with sqlite3.connect(Path(state_dir) / "ledger.sqlite") as conn:
-        rows = conn.execute("SELECT payload FROM outbox WHERE seq > ?", (after,))
+        rows = conn.execute(
+            "SELECT payload FROM outbox WHERE seq > ? AND kind NOT IN ('uplink', 'state')",
+            (after,),
+        )
         for (payload,) in rows:
             data = bytes(payload)
             message = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
