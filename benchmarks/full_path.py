@@ -14,19 +14,24 @@ ledger commit -> decisions on every state change -> outbox -> published to the b
 
 Figures per round: ``events_per_s`` from the first event committed to the last,
 ``events_per_s_to_outbox_empty`` to the last of their messages acknowledged by the broker, and
-the gateway's CPU seconds over the drain. With ``--compare REF`` a second gateway runs the code
-of git ``REF`` (``edge_runtime`` exported to a temporary directory) on a second copy of the
-ledger under its own MQTT session: each round's events are published once and queue in both
-sessions, and the two drain the very same events (same day closes) one after the other, in
-alternating order, under the same machine load; medians per side.
+the gateway's CPU seconds over the drain, and a digest of the messages it decided. With
+``--compare REF`` a second gateway runs the code of git ``REF`` (its gateway packages exported
+to a temporary directory) on a second copy of the ledger under its own MQTT session: each
+round's events are published once and queue in both sessions, and the two drain the very same
+events (same day closes) one after the other, in alternating order, under the same machine
+load; medians per side, and whether every round's decisions were the same on both sides
+(``same_decisions``).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -53,6 +58,7 @@ def _child(args: argparse.Namespace) -> int:
         cfg = with_section(cfg, "model", bundle=args.bundle, public_key=args.public_key)
     t_start = time.monotonic()
     gw = Gateway(cfg).start()
+    outbox_from = _outbox_end(args.state_dir)
     freeze_startup_heap()
     started_s = time.monotonic() - t_start
     cpu0 = time.process_time()
@@ -82,8 +88,36 @@ def _child(args: argparse.Namespace) -> int:
         "policy": gw.model_version,
     }
     gw.close()
+    result["decisions_digest"] = _decisions_digest(args.state_dir, outbox_from)
     print(json.dumps(result), flush=True)
     return 0
+
+
+def _outbox_end(state_dir: str) -> int:
+    with sqlite3.connect(Path(state_dir) / "ledger.sqlite") as conn:
+        return conn.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
+
+
+def _decisions_digest(state_dir: str, after: int) -> str:
+    """SHA-256 of the messages the drain decided (outbox rows after ``after``), each payload
+    without ``created_at`` (the wall clock) and ``confidence`` (it decays with the ledger clock
+    at each batch's commit, and where a drain's batches end depends on timing): equal on both
+    sides of ``--compare`` when the two gateways decided the same. Uplink deltas and state
+    messages are left out: they aggregate whatever a timer finds, not decisions."""
+    lines = []
+    with sqlite3.connect(Path(state_dir) / "ledger.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT payload FROM outbox WHERE seq > ? AND kind NOT IN ('uplink', 'state')",
+            (after,),
+        )
+        for (payload,) in rows:
+            data = bytes(payload)
+            message = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+            message.pop("created_at", None)
+            message.pop("confidence", None)
+            lines.append(json.dumps(message, sort_keys=True))
+    # Sorted: the order of one batch's messages is not a decision.
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 
 def _publish(port: int, topic: str, events: list[dict]) -> None:
@@ -112,10 +146,18 @@ def _gateway(code_root: Path, args: argparse.Namespace, state_dir: Path, port: i
     return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
 
 
+# What a gateway process imports of the repository: all of it is taken from the old ref (the
+# feature store and the model bundle code are on the hot path as much as ``edge_runtime``).
+GATEWAY_PACKAGES = ("edge_runtime", "feature_store", "models", "configuration", "api")
+
+
 def _old_code(ref: str, out: Path) -> Path:
-    """``edge_runtime`` as of git ``ref``, exported under ``out`` (imported before ours)."""
+    """The gateway's packages as of git ``ref``, exported under ``out`` (imported before ours)."""
     out.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "edge_runtime"],
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", ref],
+                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    packages = [p for p in GATEWAY_PACKAGES if p in listed]
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, *packages],
                              capture_output=True, check=True).stdout  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
     return out
@@ -206,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         result[f"median_cpu_s_{side}"] = statistics.median(r["cpu_s"] for r in runs[side])
     if args.compare:
+        # Per round, the two sides drained the same events: the same decisions or a bug.
+        result["same_decisions"] = all(
+            a["decisions_digest"] == b["decisions_digest"]
+            for a, b in zip(runs["new"], runs["old"], strict=True)
+        )
         result["ratio_new_over_old"] = round(
             result["median_events_per_s_new"] / result["median_events_per_s_old"], 2
         )

@@ -54,14 +54,27 @@ def uncensor(units: np.ndarray, empty: np.ndarray) -> np.ndarray:
     out = units.copy()
     level = np.full(units.shape[0], np.nan)
     for t in range(units.shape[1]):
-        day = units[:, t]
-        lift = empty[:, t] & ~np.isnan(level) & ~np.isnan(day)
-        out[lift, t] = np.maximum(day[lift], level[lift])
-        learn = ~empty[:, t] & ~np.isnan(day)
-        first = learn & np.isnan(level)
-        level[first] = day[first]
-        more = learn & ~first
-        level[more] += ALPHA * (day[more] - level[more])
+        out[:, t] = close_levels(level, units[:, t], empty[:, t])
+    return out
+
+
+def close_levels(level: np.ndarray, day: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """One closed day of many series at once: their demand (``day``'s units, lifted to the
+    level where the shelf closed ``empty``), updating ``level`` in place (NaN: no in-stock day
+    yet; a NaN in ``day``: the series has not started, left as it is).
+
+    >>> level = np.array([np.nan, 5.0])
+    >>> close_levels(level, np.array([2.0, 1.0]), np.array([False, True])).tolist(), level.tolist()
+    ([2.0, 5.0], [2.0, 5.0])
+    """
+    out = day.copy()
+    lift = empty & ~np.isnan(level) & ~np.isnan(day)
+    out[lift] = np.maximum(day[lift], level[lift])
+    learn = ~empty & ~np.isnan(day)
+    first = learn & np.isnan(level)
+    level[first] = day[first]
+    more = learn & ~first
+    level[more] += ALPHA * (day[more] - level[more])
     return out
 
 

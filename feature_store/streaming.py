@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain, islice
+from typing import NamedTuple
 
 import numpy as np
 
@@ -169,17 +170,51 @@ def close_feature_matrix(states: Sequence[SeriesState]) -> np.ndarray:
     >>> [round(float(v), 6) for v in m[:, close_names().index("mean_7")]]
     [1.333333, 5.0]
     """
-    return _close_features(states, _window_matrix(states, MAX_WINDOW))
+    return window_close_features(_window_matrix(states, MAX_WINDOW), SeriesScalars.of(states))
 
 
-def _close_features(
-    states: Sequence[SeriesState], window: tuple[np.ndarray, np.ndarray]
+class SeriesScalars(NamedTuple):
+    """What the features need of many series beyond their units, one array entry per series
+    (``SeriesState``'s fields side by side; ``price_seen``: the last ``PRICE_WINDOW`` steps'
+    prices, NaN where unknown or before the series, in any column order)."""
+
+    days_seen: np.ndarray
+    last_sale_age: np.ndarray
+    last_price: np.ndarray
+    last_promo: np.ndarray
+    price_seen: np.ndarray
+
+    @classmethod
+    def of(cls, states: Sequence[SeriesState]) -> SeriesScalars:
+        n = len(states)
+        lens = np.fromiter((len(s.prices) for s in states), dtype=np.int64, count=n)
+        flat = np.fromiter(
+            chain.from_iterable(s.prices for s in states), np.float64, int(lens.sum())
+        )
+        seen = np.full((n, PRICE_WINDOW), np.nan)
+        seen[
+            np.repeat(np.arange(n), lens),
+            np.arange(len(flat)) - np.repeat(np.cumsum(lens) - lens, lens),
+        ] = flat
+        return cls(
+            np.fromiter((s.days_seen for s in states), dtype=np.int64, count=n),
+            np.fromiter((s.last_sale_age for s in states), dtype=np.int64, count=n),
+            np.fromiter((s.last_price for s in states), dtype=np.float64, count=n),
+            np.fromiter((s.last_promo for s in states), dtype=np.float64, count=n),
+            seen,
+        )
+
+
+def window_close_features(
+    window: tuple[np.ndarray, np.ndarray], scalars: SeriesScalars
 ) -> np.ndarray:
-    """:func:`close_feature_matrix` on the series' window matrix, built once by the caller."""
+    """:func:`close_feature_matrix` from the series' window matrix (right-aligned, zero-padded,
+    at least ``MAX_WINDOW`` steps wide, with each series' length) and their scalars: the one
+    definition every holder of series (``SeriesState`` lists, ``SeriesPanel``) computes with."""
     U, lens = window[0][:, -MAX_WINDOW:], np.minimum(window[1], MAX_WINDOW)
     if (lens == 0).any():
         raise ValueError("no day closed yet: close_day() at least once before asking for features")
-    n = len(states)
+    n = len(lens)
     out = np.empty((n, _N_CLOSE))
     col = _CLOSE.index
     for k in LAGS:
@@ -198,15 +233,14 @@ def _close_features(
         total = _EWM_TOTALS[a][lens - 1]
         out[:, col(ewm_name(a))] = (U @ weights) / total
         out[:, col(ewm_name(a, "ewm_sale_share"))] = (sold @ weights) / total
-    seen = np.fromiter((s.days_seen for s in states), dtype=np.int64, count=n)
-    last = np.fromiter((s.last_sale_age for s in states), dtype=np.int64, count=n)
+    seen, last = scalars.days_seen, scalars.last_sale_age
     since = np.where(last >= 0, np.minimum(seen - 1 - last, DAYS_SINCE_CAP), DAYS_SINCE_CAP)
     out[:, col("days_since_sale")] = since
     out[:, col("z_last")] = (U[:, -1] - out[:, col("mean_28")]) / (out[:, col("std_28")] + 1.0)
     out[:, col("age")] = np.minimum(seen, MAX_WINDOW)
-    price = np.fromiter((s.last_price for s in states), dtype=np.float64, count=n)
+    price = scalars.last_price
     out[:, col("price")] = np.where(np.isnan(price), 0.0, price)
-    out[:, col("promo")] = np.fromiter((s.last_promo for s in states), np.float64, count=n)
+    out[:, col("promo")] = scalars.last_promo
     return out
 
 
@@ -256,19 +290,12 @@ def _year_features(window, hs: tuple[int, ...], g: Grain) -> np.ndarray:
     return out
 
 
-def _price_ratios(states: Sequence[SeriesState], n_h: int, prices) -> np.ndarray:
+def _price_ratios(scalars: SeriesScalars, n_h: int, prices) -> np.ndarray:
     """(n, n_h) ``target_price_ratio``: the planned price (the last known one when not given)
     over the highest price seen in the last ``PRICE_WINDOW`` steps; 1 without either."""
-    n = len(states)
-    lens = np.fromiter((len(s.prices) for s in states), dtype=np.int64, count=n)
-    flat = np.fromiter(chain.from_iterable(s.prices for s in states), np.float64, int(lens.sum()))
-    seen = np.full((n, PRICE_WINDOW), np.nan)
-    seen[
-        np.repeat(np.arange(n), lens),
-        np.arange(len(flat)) - np.repeat(np.cumsum(lens) - lens, lens),
-    ] = flat
-    ref = np.fmax.reduce(seen, axis=1)  # NaN only when no price was seen in the window
-    last = np.fromiter((s.last_price for s in states), dtype=np.float64, count=n)
+    n = len(scalars.last_price)
+    ref = np.fmax.reduce(scalars.price_seen, axis=1)  # NaN only when no price was seen
+    last = scalars.last_price
     price = np.repeat(last[:, None], n_h, axis=1)
     if prices is not None:
         planned = np.asarray(prices, dtype=np.float64).reshape(n, n_h)
@@ -291,13 +318,34 @@ def feature_matrix(
     series, horizons in steps of ``grain_name``. ``events``: the calendar-event flag per horizon
     (default 0). ``promos``/``prices``: planned promotion flags and prices, ``(n, horizons)``
     (NaN where not planned); without them no promotion and the last known price."""
+    window = _window_matrix(states)
+    scalars = SeriesScalars.of(states)
+    return window_feature_matrix(
+        window, scalars, close_day, horizons, events, grain_name, promos, prices
+    )
+
+
+def window_feature_matrix(
+    window: tuple[np.ndarray, np.ndarray],
+    scalars: SeriesScalars,
+    close_day: np.datetime64,
+    horizons=None,
+    events=None,
+    grain_name: str = "day",
+    promos=None,
+    prices=None,
+    close: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`feature_matrix` from the series' window matrix (``HISTORY_STEPS`` wide) and
+    scalars (see :func:`window_close_features`); ``close``: their close features when the
+    caller has them already."""
     hs = tuple(range(1, MAX_HORIZON + 1)) if horizons is None else tuple(int(h) for h in horizons)
     if any(h < 1 or h > MAX_HORIZON for h in hs):
         raise ValueError(f"horizon must be in 1..{MAX_HORIZON}, got {list(hs)}")
     g = grain(grain_name)
-    window = _window_matrix(states)
-    close = _close_features(states, window)
-    n, H = len(states), len(hs)
+    if close is None:
+        close = window_close_features(window, scalars)
+    n, H = len(close), len(hs)
     X = np.empty((n * H, len(names())), dtype=DTYPE)
     X[:, :_N_CLOSE] = np.repeat(close, H, axis=0)
     day0 = int(np.datetime64(close_day, "D").astype(np.int64))
@@ -307,7 +355,7 @@ def feature_matrix(
     X[:, _N_CLOSE + 6 : _N_CLOSE + 9] = _year_features(window, hs, g).reshape(n * H, 3)
     promo = 0.0 if promos is None else np.nan_to_num(np.asarray(promos, np.float64), nan=0.0)
     X[:, _N_CLOSE + 9] = np.broadcast_to(promo, (n, H)).reshape(-1)
-    X[:, _N_CLOSE + 10] = _price_ratios(states, H, prices).reshape(-1)
+    X[:, _N_CLOSE + 10] = _price_ratios(scalars, H, prices).reshape(-1)
     return X
 
 

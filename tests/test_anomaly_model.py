@@ -66,6 +66,21 @@ def test_the_close_scores_every_sku_in_one_call_as_the_forest_does(tmp_path, for
         assert scores.score("Z") < 0 < scores.score("A")
 
 
+def test_scores_asked_for_a_few_skus_are_those_of_the_whole_batch(forest_bundle):
+    """The close scores a SKU's day only when it is asked for (the phantom check asks for the
+    few near an alert); a row's score is the one the whole store's batch gives it."""
+    scorer = Scorer.from_bundle(load_bundle(forest_bundle[0], spec_dict()["version"]))
+    X = np.vstack([normal_rows(40, seed=5), normal_rows(1, seed=9) * 6.0])
+    skus = [f"S{i}" for i in range(len(X))]
+    whole = scorer.score("anomaly", X)["scores"].reshape(-1)
+    lazy = AnomalyScores.of_close(skus, "2026-01-10", X, scorer)
+    few = ["S40", "S3", "S3"]
+    assert lazy.weights(few).tolist() == [float(w) for w in (lazy.weight(s) for s in few)]
+    assert int(lazy._known.sum()) == 2  # S3 and S40 only
+    assert [lazy.score(s) for s in few] == [float(whole[40]), float(whole[3]), float(whole[3])]
+    assert lazy.scores.tolist() == whole.astype(float).tolist()
+
+
 def test_theft_alerts_carry_the_model_score_and_reason(tmp_path, forest_bundle):
     bundle, _ = forest_bundle
     with Gateway(config(tmp_path, bundle)) as gw:

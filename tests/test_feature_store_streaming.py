@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from feature_store.batch import Panel, close_features, feature_rows, panel_from_frame
-from feature_store.spec import MAX_HORIZON
-from feature_store.streaming import SeriesState
+from feature_store.series_panel import SPARE_STEPS, SeriesPanel
+from feature_store.spec import HISTORY_STEPS, MAX_HORIZON
+from feature_store.streaming import SeriesState, close_feature_matrix, feature_matrix
 
 
 def assert_parity(panel: Panel, check_rows_every: int = 17) -> int:
@@ -89,3 +90,32 @@ def test_streaming_matches_batch_on_real_data(real_data_dir):
 def test_asking_before_any_day_is_a_clear_error():
     with pytest.raises(ValueError, match="no day closed yet"):
         SeriesState().close_features()
+
+
+def test_a_panel_of_series_gives_each_series_state_features():
+    """The gateway's panel (every SKU side by side) against one ``SeriesState`` per series, over
+    more steps than its buffer holds before it shifts, with series starting on later steps."""
+    rng = np.random.default_rng(5)
+    n, steps = 7, HISTORY_STEPS + 2 * SPARE_STEPS + 9
+    starts = [0, 0, 3, 40, HISTORY_STEPS - 1, HISTORY_STEPS + SPARE_STEPS, steps - 1]
+    units = rng.choice([0.0, 0.0, 1.0, 2.0, 7.0], size=(n, steps))
+    price = np.where(rng.random((n, steps)) < 0.2, rng.random((n, steps)) * 4, np.nan)
+    panel, states = SeriesPanel(), [SeriesState() for _ in range(n)]
+    keys = [f"k{i}" for i in range(n)]
+    day = np.datetime64("2023-01-01")
+    for t in range(steps):
+        live = [i for i in range(n) if starts[i] <= t]
+        panel.close_step([keys[i] for i in live], units[live, t], price[live, t])
+        for i in live:
+            p = price[i, t]
+            states[i].close_day(units[i, t], price=None if np.isnan(p) else p)
+        if t % 37 == 0 or t >= steps - 3:
+            got = panel.feature_matrix(day + t, range(1, MAX_HORIZON + 1))
+            want = feature_matrix([states[i] for i in live], day + t)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(
+                panel.close_features(), close_feature_matrix([states[i] for i in live])
+            )
+    row = panel.row("k3")
+    assert row.units == list(states[3].units) and row.days_seen == states[3].days_seen
+    np.testing.assert_array_equal(row.prices, list(states[3].prices))

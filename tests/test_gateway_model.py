@@ -115,9 +115,12 @@ def test_one_batched_onnx_call_scores_every_sku_at_the_close(tmp_path):
         gw.model.scorer.demand = lambda X: calls.append(X.shape) or real(X)
         skus = [f"K{i}" for i in range(40)]
         gw.ingest([e for k in skus for e in daily_sales(k, 2, range(1, 4))], "seed")
-        # One call per close (days 1 and 2 close): 40 SKUs x 5 horizons each.
-        assert calls == [(40 * 5, len(names()))] * 2
+        # One call per close (days 1 and 2 close): 40 SKUs x the 3 horizons decisions read
+        # (lead time 2 + review period 1 day); the other 2 once, when the table is asked for.
+        assert calls == [(40 * 3, len(names()))] * 2
         table = gw.forecasts
+        assert calls[2:] == [(40 * 2, len(names()))] and table.mean.shape[2] == 5
+        assert gw.forecasts is table and len(calls) == 3
         assert sorted(table.skus) == sorted(skus) and str(table.last_close) == "2026-01-02"
         assert table.lookup("K3", "2026-01-03T12:00:00+01:00", 5) == (2.0, 4.0)
 

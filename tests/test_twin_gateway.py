@@ -67,7 +67,7 @@ def test_the_gateway_replaying_the_twins_days_learns_and_scores_what_the_twin_di
             for i, s in enumerate(panel.skus)
         )
         assert lifted > 0
-        twin, gate = policy.model.central, gw.model.central
+        twin, gate = policy.model.central, gw.model.whole_central()
         assert str(twin.first_close) == str(gate.first_close) == str(panel.dates[-1])
         rows = gate.rows_of(twin.skus)
         np.testing.assert_allclose(gate.mean[rows], twin.mean)

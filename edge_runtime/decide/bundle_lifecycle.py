@@ -23,6 +23,7 @@ from pathlib import Path
 
 from edge_runtime.bundles import BundleTrust, install, is_installed, verify
 from edge_runtime.config import GatewayConfig
+from edge_runtime.decide.configured_policy import decision_settings
 from edge_runtime.decide.day_close import DayCloseModel
 from edge_runtime.decide.intraday_warning import IntradayWarner, warner_from_ledger
 from edge_runtime.forecast.online import ForecastCorrection
@@ -101,6 +102,7 @@ class BundleLifecycle:
         return DayCloseModel(
             bundle, m.forecast_days, m.scoring_threads, correction=correction,
             buffer_every_days=m.buffer_every_days, sessions=sessions,
+            decide_days=decision_settings(self.cfg).protection_days,
         )  # fmt: skip
 
     def warner_for(self, bundle: Bundle, conn: sqlite3.Connection) -> IntradayWarner | None:

@@ -20,6 +20,8 @@ At each store day's close (and at start-up, and right after a bundle swap) the g
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from edge_runtime.decide.forecast_policy import DailyForecasts
@@ -28,7 +30,6 @@ from edge_runtime.forecast.daily_sales import DailySales
 from edge_runtime.forecast.online import ForecastCorrection, LevelCorrection
 from edge_runtime.forecast.scoring import Scorer
 from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
-from feature_store.streaming import feature_matrix
 from models.bundle import Bundle, BundleError
 
 
@@ -47,6 +48,7 @@ class DayCloseModel:
         correction: ForecastCorrection | None = None,
         buffer_every_days: float = 0.0,
         sessions: dict | None = None,
+        decide_days: int | None = None,
     ):
         if "demand" not in bundle.models:
             raise BundleError(f"bundle {bundle.path} has no demand model; it has {bundle.models}")
@@ -55,6 +57,10 @@ class DayCloseModel:
         # ``sessions``: the verification's own, reused rather than opened a second time.
         self.scorer = Scorer.from_bundle(bundle, threads=threads, sessions=sessions)
         self.horizons = list(range(1, min(int(forecast_days), MAX_HORIZON) + 1))
+        # Horizons scored at the close (what decisions read); the others when first asked for.
+        n_h = len(self.horizons)
+        self.decide_days = n_h if decide_days is None else max(1, min(int(decide_days), n_h))
+        self.pending: LaterHorizons | None = None  # the last re-score's other horizons
         self.correction = correction or LevelCorrection()
         self.buffer_every_days = buffer_every_days  # > 1: marginal buffers with each re-score
         self.central: DailyForecasts | None = None  # last uncorrected forecast (to learn from)
@@ -66,6 +72,9 @@ class DayCloseModel:
         central = self.central
         if central is None:
             return 0
+        days = [int((day - central.first_close).astype(int)) for day, _ in closed]
+        if self.pending is not None and max(days, default=0) > central.mean.shape[2]:
+            central = self.pending.whole()[0]  # days beyond the horizons decisions read
         learnt = 0
         for day, units in closed:
             h = int((day - central.first_close).astype(int))
@@ -84,25 +93,38 @@ class DayCloseModel:
         skus = sales.skus()
         if close is None or not skus:
             return None
-        horizons = self.horizons
-        X = feature_matrix([sales.series[s] for s in skus], close, horizons)  # one pass
-        mean, _, p90 = self.scorer.demand(X)  # one batched ONNX Runtime call
-        n, h = len(skus), len(horizons)
-        mean = np.maximum(mean.reshape(n, h).astype(np.float64), 0.0)
-        p90 = np.maximum(p90.reshape(n, h).astype(np.float64), mean)
-        scale = X[::h, self._scale_col].astype(np.float64) + SCALE_OFFSET
+        n, h, k = len(skus), len(self.horizons), self.decide_days
+        X = sales.panel.feature_matrix(close, self.horizons)  # every SKU, in ``skus`` order
+        X = X.reshape(n, h, X.shape[1])
+        scale = X[:, 0, self._scale_col].astype(np.float64) + SCALE_OFFSET
+        # One batched ONNX Runtime call on the horizons decisions read.
+        mean, p90 = _units(self.scorer, X[:, :k])
         self.central = DailyForecasts(skus, close, mean[:, None, :], p90[:, None, :])
         self.central_scale = scale
         shift = self._shift(skus, mean[:, 0], scale)
-        corrected_mean = np.maximum(mean + shift[:, None], 0.0)
-        corrected_p90 = np.maximum(p90 + shift[:, None], corrected_mean)
         buffer = None
         if self.buffer_every_days > 1:
             history = sales.history.matrix(skus)
             buffer = buffer_exceeded_every(history, self.buffer_every_days)
-        return DailyForecasts(
-            skus, close, corrected_mean[:, None, :], corrected_p90[:, None, :], buffer
-        )
+        table = _corrected(self.central, shift, buffer)
+        self.pending = None if k == h else LaterHorizons(self.scorer, X[:, k:], self.central,
+                                                         table, shift)  # fmt: skip
+        return table
+
+    def whole(self, table: DailyForecasts | None) -> DailyForecasts | None:
+        """``table`` with every horizon (the API's, the snapshot's): the last re-score's other
+        horizons scored now when ``table`` is that re-score's and they are not yet."""
+        pending = self.pending
+        if pending is not None and table is pending.table:
+            return pending.whole()[1]
+        return table
+
+    def whole_central(self) -> DailyForecasts | None:
+        """The last uncorrected forecast with every horizon (what a snapshot keeps)."""
+        pending = self.pending
+        if pending is not None and self.central is pending.central:
+            return pending.whole()[0]
+        return self.central
 
     def _shift(self, skus: list[str], first: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Per-SKU shift in units: the River correction of the next day's forecast."""
@@ -115,3 +137,53 @@ class DayCloseModel:
             dtype=np.float64,
             count=len(skus),
         )
+
+
+def _units(scorer: Scorer, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and P90 in units, (SKUs, horizons), of feature rows ``X`` (SKUs, horizons, features)."""
+    n, h = X.shape[:2]
+    mean, _, p90 = scorer.demand(X.reshape(n * h, X.shape[2]))
+    mean = np.maximum(mean.reshape(n, h).astype(np.float64), 0.0)
+    return mean, np.maximum(p90.reshape(n, h).astype(np.float64), mean)
+
+
+def _corrected(
+    central: DailyForecasts, shift: np.ndarray, buffer: np.ndarray | None
+) -> DailyForecasts:
+    """The forecast decisions use: each SKU's central one moved by River's ``shift``."""
+    mean = np.maximum(central.mean + shift[:, None, None], 0.0)
+    p90 = np.maximum(central.p90 + shift[:, None, None], mean)
+    return DailyForecasts(central.skus, central.first_close, mean, p90, buffer)
+
+
+class LaterHorizons:
+    """A re-score's horizons beyond those decisions read: their feature rows, scored the first
+    time the whole table is asked for (the API, a snapshot, River after a gap of days).
+
+    Why: decisions read the first ``decide_days`` horizons only (lead time + review period),
+    and scoring a store's every SKU for all ``forecast_days`` was most of a close's model
+    time. The model scores each row on its own, so scoring them later gives the same values.
+    Safe to call from another thread (the API's): one scoring, under a lock.
+    """
+
+    def __init__(self, scorer: Scorer, X: np.ndarray, central: DailyForecasts,
+                 table: DailyForecasts, shift: np.ndarray):  # fmt: skip
+        self.scorer, self.central, self.table = scorer, central, table
+        self._rows, self._shift = np.ascontiguousarray(X), shift
+        self._lock = threading.Lock()
+        self._whole: tuple[DailyForecasts, DailyForecasts] | None = None
+
+    def whole(self) -> tuple[DailyForecasts, DailyForecasts]:
+        """The central forecast and the corrected table with every horizon."""
+        with self._lock:
+            if self._whole is None:
+                mean, p90 = _units(self.scorer, self._rows)
+                c = self.central
+                central = DailyForecasts(
+                    c.skus, c.first_close,
+                    np.concatenate([c.mean, mean[:, None, :]], axis=2),
+                    np.concatenate([c.p90, p90[:, None, :]], axis=2),
+                )  # fmt: skip
+                self._whole = central, _corrected(central, self._shift, self.table.buffer)
+                self._rows = None
+            return self._whole

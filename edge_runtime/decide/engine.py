@@ -116,8 +116,17 @@ class DecisionEngine:
 
     @property
     def forecasts(self) -> DailyForecasts | None:
-        """The forecast table decisions use: the last day-close re-score."""
-        return self.policy.forecasts
+        """The last day-close re-score with every horizon (``DayCloseModel.whole``): the
+        table decisions use, scored beyond the horizons they read when first asked for."""
+        table = self.policy.forecasts
+        return table if self.model is None else self.model.whole(table)
+
+    def _hand_over(self, forecasts: DailyForecasts | None, version: str) -> None:
+        """Decide with a re-score's table: as scored for the configured policy (the horizons
+        it reads), with every horizon for an injected one (it may read any)."""
+        if not self._own_policy and self.model is not None:
+            forecasts = self.model.whole(forecasts)
+        self.policy.use(forecasts, version)
 
     def model_for(self, bundle: Bundle, sessions: dict | None = None) -> DayCloseModel:
         """``bundle``'s day-close model, keeping what River learnt."""
@@ -236,7 +245,7 @@ class DecisionEngine:
         else:
             self._score_anomalies()
         if self.policy.uses_forecasts:
-            self.policy.use(forecasts, model.model_version)
+            self._hand_over(forecasts, model.model_version)
         else:
             store = self.cfg.gateway.store_id
             settings = decision_settings(self.cfg)
@@ -355,7 +364,7 @@ class DecisionEngine:
             log.exception("day-close re-score failed; decisions keep the previous forecasts")
             self.counters["policy_errors"] += 1
             return False
-        self.policy.use(forecasts, self.model.model_version)
+        self._hand_over(forecasts, self.model.model_version)
         self._score_anomalies()
         self.counters["day_closes"] += 1
         return True
@@ -389,13 +398,13 @@ class DecisionEngine:
             if s is not None:
                 states.append(StockState.of(s, buffer, max(as_of, s.last_us)))
         others = [s for s in states if not (head_decided and s.sku == head.sku)]
-        out = self.review_all(others, self.forecasts, head.event_time)
+        out = self.review_all(others, self.policy.forecasts, head.event_time)
         out += self._phantoms(head.ts_us / 1e6, states)
         return with_decision_ids(out, f"close:{self.sales.last_closed}")
 
     def _phantoms(self, now: float, states: list[StockState]) -> list[Message]:
         """In stock per the ledger, but silent for longer than the forecast makes plausible."""
-        forecasts = self.forecasts
+        forecasts = self.policy.forecasts  # the first horizon is all it reads
         if forecasts is None:
             return []
         on_hand = {s.sku: float(s.on_hand) for s in states}

@@ -50,8 +50,9 @@ def model_key(model: DayCloseModel) -> str:
 def take(
     model: DayCloseModel, key: str, forecasts: DailyForecasts | None, anomaly
 ) -> ScoredClose | None:
-    """The model's last re-score as it stands, when it is whole (None: nothing to keep)."""
-    central = model.central
+    """The model's last re-score as it stands, when it is whole (None: nothing to keep);
+    ``forecasts`` with every horizon (``DayCloseModel.whole``)."""
+    central = model.whole_central()
     if forecasts is None or central is None or central.first_close != forecasts.first_close:
         return None
     return ScoredClose(key, forecasts, central, model.central_scale, anomaly)
@@ -73,4 +74,7 @@ def restore(scored: ScoredClose | None, model: DayCloseModel, key: str, sales: D
     if scored.anomaly is not None and scored.anomaly.day != str(sales.last_closed):
         return None
     model.central, model.central_scale = scored.central, scored.central_scale
+    model.pending = None  # every horizon was kept
+    if scored.anomaly is not None:
+        scored.anomaly.bind(model.scorer)  # its SKUs not scored yet are scored when asked
     return forecasts, scored.anomaly

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_runtime.store.stock import iso_utc
-from feature_store.censored_demand import InStockLevel
-from feature_store.streaming import SeriesState
+from feature_store.censored_demand import close_levels
+from feature_store.series_panel import SeriesPanel, SeriesRows
 
 SIGN = {"sale": 1.0, "fulfilment": 1.0, "return": -1.0, "void": -1.0}
 HISTORY_DAYS = 400  # rebuilt at start-up: a year for the buffer, days_since_sale's cap (365)
@@ -136,7 +136,7 @@ class DailySales:
     """
 
     def __init__(self) -> None:
-        self.series: dict[str, SeriesState] = {}
+        self.panel = SeriesPanel()  # every SKU's closed days, side by side (the model's input)
         self.open_units: dict[str, float] = {}  # SKU -> net units of the open day so far
         self.open_price: dict[str, float] = {}  # SKU -> last unit price seen on the open day
         self._open = (
@@ -144,7 +144,12 @@ class DailySales:
         )  # the open day as days since the epoch (-1: no event yet); ints compare fast
         self._days: dict[str, int] = {}  # event_time date text -> day number (parse once)
         self.history = UnitsHistory()  # the last year of closed days (the marginal buffer)
-        self.in_stock = InStockLevel()  # each SKU's in-stock level (censored days' demand)
+        self.in_stock = np.full(0, np.nan)  # each panel row's in-stock level (censored days)
+
+    @property
+    def series(self) -> SeriesRows:
+        """Each SKU's closed days read as a ``SeriesState`` (a read-only mapping)."""
+        return SeriesRows(self.panel)
 
     @property
     def open_day(self) -> np.datetime64 | None:
@@ -239,28 +244,44 @@ class DailySales:
         """Close the open day and any empty days before ``day`` (days since the epoch); ``day``
         becomes the open one. ``empty``: SKUs whose shelf closed these days empty (censored)."""
         closed = []
-        level = self.in_stock
+        panel = self.panel
         while self._open < day:
             units, self.open_units = self.open_units, {}
             prices, self.open_price = self.open_price, {}
-            for sku in units:
-                if sku not in self.series:
-                    self.series[sku] = SeriesState()
+            panel.add(units)
+            n, index = len(panel), panel.index
+            sold = np.zeros(n)
+            if units:
+                rows = np.fromiter((index[s] for s in units), dtype=np.int64, count=len(units))
+                sold[rows] = np.maximum(np.fromiter(units.values(), np.float64, len(units)), 0.0)
+            shelf_empty = np.zeros(n, dtype=bool)
+            gone = [index[s] for s in empty if s in index]
+            shelf_empty[gone] = True
+            demand = close_levels(self._levels(n), sold, shelf_empty)  # empty shelf: its demand
+            price = np.full(n, np.nan)
+            if prices:
+                price[[index[s] for s in prices]] = list(prices.values())
+            panel.close_step((), demand, price)
+            # The SKUs that moved, and those whose demand was lifted, as the days' units.
             day_units = {s: max(u, 0.0) for s, u in units.items()}
-            for sku, state in self.series.items():  # an empty shelf's day counts its demand
-                sold = day_units.get(sku, 0.0)
-                demand = level.close(sku, sold, sku in empty)
-                if demand != sold:
-                    day_units[sku] = demand
-                state.close_day(demand, prices.get(sku))
-            self.history.close_day(day_units, self.series)
+            for i in np.flatnonzero(demand != sold).tolist():
+                day_units[panel.keys[i]] = float(demand[i])
+            self.history.close_day(day_units, panel.keys)
             closed.append((np.datetime64(self._open, "D"), day_units))
             self._open += 1
         return closed
 
+    def _levels(self, n: int) -> np.ndarray:
+        """The in-stock level per panel row, grown with the panel (NaN: no in-stock day yet)."""
+        if len(self.in_stock) < n:
+            grown = np.full(max(n, 2 * len(self.in_stock)), np.nan)
+            grown[: len(self.in_stock)] = self.in_stock
+            self.in_stock = grown
+        return self.in_stock[:n]
+
     def skus(self) -> list[str]:
         """SKUs with at least one closed day (what the model can score)."""
-        return list(self.series)
+        return list(self.panel.keys)
 
     @classmethod
     def from_ledger(cls, conn: sqlite3.Connection) -> DailySales:

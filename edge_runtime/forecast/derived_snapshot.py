@@ -28,7 +28,7 @@ from edge_runtime.forecast.daily_sales import DailySales
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: the sales series carry each SKU's in-stock level
+FORMAT = 3  # 2: the sales series carry each SKU's in-stock level; 3: as one panel
 
 
 @dataclass

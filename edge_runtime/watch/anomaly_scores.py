@@ -23,14 +23,13 @@ theft): :func:`evidence_weight` turns it into a factor, 1 for a normal day and u
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_runtime.messages import ReasonCode
 from feature_store.spec import ANOMALY_FEATURES, close_names
-from feature_store.streaming import close_feature_matrix
 
 if TYPE_CHECKING:
     from edge_runtime.forecast.daily_sales import DailySales
@@ -52,21 +51,58 @@ def evidence_weight(score: np.ndarray | float) -> np.ndarray:
     return 1.0 + MAX_BOOST * np.clip(-s / FULL_AT, 0.0, 1.0)
 
 
-@dataclass
 class AnomalyScores:
-    """The model's score of each SKU's last closed day ``day`` (ISO date)."""
+    """The model's score of each SKU's last closed day ``day`` (ISO date): given, or scored on
+    demand (:meth:`of_close`)."""
 
-    skus: list[str]
-    day: str
-    scores: np.ndarray
-    _index: dict[str, int] = field(init=False, repr=False)
+    def __init__(self, skus: list[str], day: str, scores: np.ndarray):
+        self.skus, self.day = skus, day
+        self._index = {s: i for i, s in enumerate(skus)}
+        self._scores = np.asarray(scores, dtype=np.float64)
+        self._known = np.ones(len(skus), dtype=bool)  # rows scored so far
+        self._pending: np.ndarray | None = None  # rows' features, for rows not scored yet
+        self._scorer: Scorer | None = None
 
-    def __post_init__(self) -> None:
-        self._index = {s: i for i, s in enumerate(self.skus)}
+    @classmethod
+    def of_close(cls, skus: list[str], day: str, features: np.ndarray, scorer: Scorer):
+        """Scores of ``features`` rows (the model's input, one per SKU) computed only when a
+        SKU's score is asked for, a batch of rows per call.
+
+        Why: at a close the detectors weigh only the few SKUs near an alert, and scoring every
+        SKU's day was most of the anomaly model's share of the close. The model scores each
+        row on its own, so a row's score does not depend on which rows share its call."""
+        out = cls(skus, day, np.full(len(skus), np.nan))
+        out._known[:] = False
+        out._pending, out._scorer = np.ascontiguousarray(features, dtype=np.float32), scorer
+        return out
+
+    def bind(self, scorer: Scorer) -> None:
+        """The model to score pending rows with (after a snapshot restored these scores)."""
+        self._scorer = scorer
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_scorer": None}  # sessions are not pickled: bound again
+
+    @property
+    def scores(self) -> np.ndarray:
+        """Every SKU's score (scoring those not scored yet)."""
+        return self._scored(np.arange(len(self.skus)))
+
+    def _scored(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of ``rows`` (indices), scoring the pending ones among them in one call."""
+        scores = self._scores
+        if self._pending is not None:
+            todo = rows[~self._known[rows]]
+            if len(todo):
+                todo = np.unique(todo)
+                out = self._scorer.score("anomaly", self._pending[todo])
+                scores[todo] = np.asarray(out[anomaly_output(self._scorer)], np.float64).ravel()
+                self._known[todo] = True
+        return scores[rows]
 
     def score(self, sku: str) -> float | None:
         i = self._index.get(sku)
-        return None if i is None else float(self.scores[i])
+        return None if i is None else float(self._scored(np.array([i]))[0])
 
     def weight(self, sku: str) -> float:
         """:func:`evidence_weight` of the SKU's score (1 for a SKU not scored)."""
@@ -74,11 +110,11 @@ class AnomalyScores:
         return 1.0 if s is None else float(evidence_weight(s))
 
     def weights(self, skus: list[str]) -> np.ndarray:
-        index, scores = self._index, self.scores
+        index = self._index
         at = np.fromiter((index.get(s, -1) for s in skus), dtype=np.int64, count=len(skus))
         out = np.ones(len(skus))
         found = at >= 0
-        out[found] = evidence_weight(scores[at[found]])
+        out[found] = evidence_weight(self._scored(at[found]))
         return out
 
     def evidence(self, sku: str) -> tuple[dict, tuple[str, ...]]:
@@ -112,11 +148,10 @@ def anomaly_output(scorer: Scorer) -> str:
 
 
 def score_close(scorer: Scorer, sales: DailySales) -> AnomalyScores | None:
-    """Every SKU's last closed day scored by the bundle's ``anomaly`` model in one call; None
+    """Every SKU's last closed day for the bundle's ``anomaly`` model (scored when asked); None
     when the bundle has no anomaly model or no day has closed yet."""
     close, skus = sales.last_closed, sales.skus()
     if close is None or not skus or "anomaly" not in scorer.models:
         return None
-    X = close_feature_matrix([sales.series[s] for s in skus])[:, _COLUMNS]
-    out = scorer.score("anomaly", X)[anomaly_output(scorer)]
-    return AnomalyScores(skus, str(close), np.asarray(out, dtype=np.float64).reshape(-1))
+    X = sales.panel.close_features()[:, _COLUMNS]  # every SKU, in ``skus`` order
+    return AnomalyScores.of_close(skus, str(close), X, scorer)

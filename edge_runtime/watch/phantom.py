@@ -32,6 +32,7 @@ import numpy as np
 
 from edge_runtime.forecast.demand_distribution import daily_sigma, prob_zero
 from edge_runtime.messages import ReasonCode
+from edge_runtime.watch.anomaly_scores import MAX_BOOST
 from edge_runtime.watch.shrink import ShrinkAlert
 
 if TYPE_CHECKING:
@@ -116,9 +117,14 @@ class PhantomDetector:
         days = self.silent_days(now, skus)
         n_mean, n_var = self.sales_per_day(skus, mean_daily, p90_daily)
         p0 = prob_zero(n_mean * days, n_var * days)
-        weight = np.ones(len(skus)) if anomaly is None else anomaly.weights(skus)
-        bound = self.alpha * weight
-        hit = (np.asarray(on_hand) > 0) & (days >= self.min_silent_days) & (p0 < bound)
+        # The model's weight is at most 1 + MAX_BOOST: only SKUs within that bound can alert,
+        # and only theirs are asked for (the model scores a SKU when first asked).
+        near = (np.asarray(on_hand) > 0) & (days >= self.min_silent_days)
+        near &= p0 < self.alpha * (1.0 + MAX_BOOST)
+        weight = np.ones(len(skus))
+        if anomaly is not None and near.any():
+            weight[near] = anomaly.weights([skus[i] for i in np.flatnonzero(near).tolist()])
+        hit = near & (p0 < self.alpha * weight)
         alerts = []
         for i in np.flatnonzero(hit).tolist():
             sku = skus[i]
