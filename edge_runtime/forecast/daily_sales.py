@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_runtime.store.event_log_reads import day_totals_since, events_after, last_logged_day
 from edge_runtime.store.stock import iso_utc
 from feature_store.censored_demand import close_levels
 from feature_store.series_panel import SeriesPanel, SeriesRows
@@ -287,17 +288,10 @@ class DailySales:
     def from_ledger(cls, conn: sqlite3.Connection) -> DailySales:
         """Rebuild from a ledger's event log (start-up only): the last ``HISTORY_DAYS`` days."""
         sales = cls()
-        row = conn.execute("SELECT max(substr(event_time, 1, 10)) FROM events").fetchone()
-        if not row or row[0] is None:
+        last_day = last_logged_day(conn)
+        if last_day is None:
             return sales
-        last = np.datetime64(row[0], "D")
-        first = str(last - HISTORY_DAYS)
-        rows = conn.execute(
-            "SELECT substr(event_time, 1, 10) AS day, sku, type, sum(qty),"
-            " max(CASE WHEN unit_price IS NOT NULL THEN unit_price END) FROM events"
-            " WHERE substr(event_time, 1, 10) >= ? GROUP BY day, sku, type ORDER BY day",
-            (first,),
-        )
+        rows = day_totals_since(conn, str(np.datetime64(last_day, "D") - HISTORY_DAYS))
         day_of = sales.day_of  # rows come in day order: no sort, no list of millions
         sales._feed(
             (day_of(day), SaleEvent(sku, kind, qty, day, price))
@@ -309,12 +303,8 @@ class DailySales:
         """Observe the events logged after position ``after_seq`` (a snapshot's), in log order
         as they were committed; returns how many were read. Days they close are closed here
         (the online correction does not learn from them: it learns again from the next close)."""
-        cur = conn.execute(
-            "SELECT sku, type, qty, event_time, unit_price FROM events WHERE seq > ? ORDER BY seq",
-            (after_seq,),
-        )
         n = 0
-        while rows := cur.fetchmany(chunk):
+        for rows in events_after(conn, after_seq, chunk):
             self.observe([SaleEvent(*r) for r in rows])
             n += len(rows)
         return n
