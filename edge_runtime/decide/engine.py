@@ -153,7 +153,7 @@ class DecisionEngine:
         if self.intraday is not None and result.events:
             messages.extend(self._warn(result))
         if result.events:
-            messages.extend(with_decision_ids(self._counts(result.events, states)))
+            messages.extend(with_decision_ids(self._counts(result.steps)))
         return messages
 
     def rolled_back(self) -> None:
@@ -424,13 +424,14 @@ class DecisionEngine:
             return []
         return [a.to_message(self.cfg.gateway.store_id, self.policy.version) for a in alerts]
 
-    def _counts(self, events, states: list[StockState]) -> list[Message]:
-        """Shrink alerts for cycle counts and write-offs far beyond the SKU's history."""
-        if not states:
+    def _counts(self, steps) -> list[Message]:
+        """Shrink alerts for cycle counts and write-offs far beyond the SKU's history, each
+        judged on its SKU's state right after it (``IngestResult.steps``)."""
+        if not steps:
             return []
         try:
             store = self.cfg.gateway.store_id
-            return self.count_watch.messages(events, states, store, self.policy.version)
+            return self.count_watch.messages(steps, store, self.policy.version)
         except Exception:
             log.exception("count watch failed; events kept, no shrink alerts")
             self.counters["policy_errors"] += 1

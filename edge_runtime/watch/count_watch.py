@@ -1,9 +1,9 @@
 """Shrink found by counts: cycle counts and negative adjustments judged against the SKU's history.
 
 The ledger records what a cycle count changed as cumulative ``shrink`` / ``gain`` units per SKU.
-The gateway hands :meth:`CountWatch.messages` the batch's events and the SKUs' new states (inside
-the ledger transaction); for every SKU counted in the batch the units the count found missing
-(shrink minus gain since the previous state) go to ``shrink.CycleCountShrink``, which alerts
+The gateway hands :meth:`CountWatch.messages` the batch's events, each with its SKU's state right
+after it (inside the ledger transaction); for every count the units it found missing (shrink
+minus gain since the previous state) go to ``shrink.CycleCountShrink``, which alerts
 (``SHRINK_BEYOND_HISTORY``) when they are far beyond the SKU's past discrepancies. A negative
 ``adjustment`` (units written off) is judged the same way.
 
@@ -13,8 +13,8 @@ the ledger transaction); for every SKU counted in the batch the units the count 
 >>> w.prime([StockState.of(SkuState("A", on_hand=40), 0, 0)])
 >>> evs, _ = parse_events([{"event_id": "c1", "store_id": "S1", "sku": "A", "type": "cycle_count",
 ...     "qty": 25, "event_time": "2026-01-05T20:00:00+00:00", "source": "count"}], "S1")
->>> after = StockState.of(SkuState("A", on_hand=25, shrink=15), 0, 0)
->>> [(m.anomaly_type, m.reason_codes, m.units) for m in w.messages(evs, [after], "S1", "m1")]
+>>> after = SkuState("A", on_hand=25, shrink=15)
+>>> [(m.anomaly_type, m.reason_codes, m.units) for m in w.messages([(evs[0], after)], "S1", "m1")]
 [('shrink', ['SHRINK_BEYOND_HISTORY'], 15.0)]
 """
 
@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from edge_runtime.messages import AnomalyAlert
-from edge_runtime.store.stock import StockState
+from edge_runtime.store.events import Event
+from edge_runtime.store.stock import SkuState, StockState
 from edge_runtime.watch.shrink import CycleCountShrink
 
 
@@ -54,32 +55,25 @@ class CountWatch:
             self._book[s.sku] = (float(s.shrink), float(s.gain))
 
     def messages(
-        self, events: Iterable, states: Iterable[StockState], store_id: str, model_version: str
+        self, steps: Iterable[tuple[Event, SkuState]], store_id: str, model_version: str
     ) -> list[AnomalyAlert]:
-        """Anomaly alerts for the counts and write-offs among ``events``; ``states`` are the
-        new states of the SKUs the batch changed."""
-        counts, writeoffs = {}, {}
-        for e in events:
-            if e.type == "cycle_count":
-                if e.sku not in counts or e.ts_us >= counts[e.sku].ts_us:
-                    counts[e.sku] = e
-            elif e.type == "adjustment" and e.qty < 0:
-                writeoffs.setdefault(e.sku, []).append(e)
+        """Anomaly alerts for the counts and write-offs among ``steps``: the batch's ledger
+        events, each with its SKU's state right after it (``IngestResult.steps``). Each is
+        judged on that state, so the evidence is the same however the events were batched."""
         out = []
-        for s in states:
+        for e, s in steps:
             before = self._book.get(s.sku, (0.0, 0.0))
             self._book[s.sku] = (float(s.shrink), float(s.gain))
-            judged = []
-            count = counts.get(s.sku)
-            if count is not None:
+            if e.type == "cycle_count":
                 missing = (s.shrink - before[0]) - (s.gain - before[1])
-                judged.append((count, float(count.qty) + missing, float(count.qty)))
-            for e in writeoffs.get(s.sku, []):
-                judged.append((e, float(s.on_hand) - float(e.qty), float(s.on_hand)))
-            if judged and self._learnt_before is None:  # counts are rare: copy on first one
+                expected, counted = float(e.qty) + missing, float(e.qty)
+            elif e.type == "adjustment" and e.qty < 0:
+                expected, counted = float(s.on_hand) - float(e.qty), float(s.on_hand)
+            else:
+                continue
+            if self._learnt_before is None:  # counts are rare: copy on first one
                 self._learnt_before = self.detector.history()
-            for e, expected, counted in judged:
-                alert = self.detector.count(s.sku, e.ts_us / 1e6, expected, counted)
-                if alert is not None:
-                    out.append(alert.to_message(store_id, model_version, e.event_id))
+            alert = self.detector.count(s.sku, e.ts_us / 1e6, expected, counted)
+            if alert is not None:
+                out.append(alert.to_message(store_id, model_version, e.event_id))
         return out
