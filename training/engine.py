@@ -54,12 +54,18 @@ class DaskEngine:
     """A Dask ``distributed`` cluster: a given ``address`` (``tcp://host:8786``), else a local
     cluster of ``workers`` processes, one thread each, on loopback, stopped by :meth:`close`.
 
+    A local cluster's workers each run in a scheduler session of their own
+    (:mod:`training.worker_session`): on a busy machine they then get a CPU share each, not
+    one share between them; ``pin`` also keeps each on a core of its own.
+
     >>> DaskEngine.__name__  # a real cluster starts in tests/test_engine.py
     'DaskEngine'
     """
 
-    def __init__(self, workers: int = 2, address: str | None = None) -> None:
+    def __init__(self, workers: int = 2, address: str | None = None, pin: bool = False) -> None:
         from distributed import Client, LocalCluster
+
+        from training.worker_session import OwnSession
 
         self._cluster = None
         if address is None:
@@ -74,6 +80,8 @@ class DaskEngine:
             )
             address = self._cluster.scheduler_address
         self.client = Client(address)
+        if self._cluster is not None:
+            self.client.register_plugin(OwnSession(pin=pin))
         self.workers = max(1, len(self.client.scheduler_info()["workers"]))
 
     def map(self, fn: Callable[[Any], Any], parts: Sequence[Any]) -> list:
