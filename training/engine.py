@@ -28,6 +28,9 @@ from feature_store.batch import Panel
 ENGINES = ("local", "dask")
 # Tasks per worker: enough that one slow partition does not leave the other workers idle.
 PARTITIONS_PER_WORKER = 4
+# Series per task at most: a national assortment becomes many tasks of a size a worker holds
+# comfortably (its panel and forecasts, not its features: those go block by block).
+MAX_SERIES_PER_PARTITION = 20_000
 
 
 class Engine(Protocol):
@@ -127,11 +130,21 @@ def series_partitions(n_series: int, parts: int) -> list[np.ndarray]:
 
 def partitions_for(engine: Engine | None, n_series: int) -> list[np.ndarray]:
     """The partitions of ``n_series`` an engine runs: one for a single process (nothing to
-    gain from cutting), a few per worker on a cluster."""
+    gain from cutting), a few per worker on a cluster, and more when they would exceed
+    ``MAX_SERIES_PER_PARTITION``.
+
+    >>> from types import SimpleNamespace
+    >>> two_workers = SimpleNamespace(workers=2)
+    >>> len(partitions_for(LocalEngine(), 100_000)), len(partitions_for(two_workers, 100))
+    (1, 8)
+    >>> len(partitions_for(two_workers, 1_000_000))
+    50
+    """
     workers = 1 if engine is None else engine.workers
     if isinstance(engine, LocalEngine) or engine is None:
         return series_partitions(n_series, 1)
-    return series_partitions(n_series, workers * PARTITIONS_PER_WORKER)
+    parts = max(workers * PARTITIONS_PER_WORKER, -(-n_series // MAX_SERIES_PER_PARTITION))
+    return series_partitions(n_series, parts)
 
 
 def panel_series(panel: Panel, rows: np.ndarray, days: int | None = None) -> Panel:
