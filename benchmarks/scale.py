@@ -281,6 +281,13 @@ def main() -> int:
     parser.add_argument("--series", type=int, default=None, help="resampled series to forecast")
     parser.add_argument("--top-skus", type=int, default=None, help="real SKUs to train on")
     parser.add_argument("--rounds", type=int, default=3, help="alternated 1/2-worker rounds")
+    parser.add_argument(
+        "--ratio-series",
+        type=int,
+        default=None,
+        help=f"series per scale-out round (default {RATIO_SERIES:,}; longer rounds average out "
+        "a busy neighbour's bursts)",
+    )
     parser.add_argument("--pin", action="store_true", help="pin each worker to a core")
     args = parser.parse_args()
 
@@ -290,7 +297,7 @@ def main() -> int:
 
     silence_library_noise()
     n_series = args.series or (20_000 if args.quick else 200_000)
-    ratio_series = min(n_series, 8_000 if args.quick else RATIO_SERIES)
+    ratio_series = min(n_series, args.ratio_series or (8_000 if args.quick else RATIO_SERIES))
     top = args.top_skus or (60 if args.quick else 300)
     history = online_retail(top_skus=top)
     config = TrainConfig(folds=1, n_estimators=60, stride=14, anomaly_rows=20_000)
