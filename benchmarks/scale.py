@@ -4,23 +4,32 @@ forecast of many series built from real ones, beside statsforecast AutoETS on th
 1. Backtest + training: Online Retail's top SKUs (UK, cancellations netted), one backtest fold
    of 28 days with the five statsforecast baselines, then the final fit, as ``shelfcast train``
    runs them (:func:`training.train.train` without MLflow), in one process and on Dask with 1
-   and 2 workers. The backtest tables and the bundle's forecasts must be the same on every
-   engine (``same_metrics_as_single_process``, within ``TOLERANCE``).
+   and 2 workers. The bundle's backtest metrics and its forecasts of the training series must
+   be the same on every engine (``same_metrics_as_single_process``, within ``RTOL``/``ATOL``).
+   The same series also give the training-time figure: the demand model's fit seconds per
+   1,000 series-years beside mlforecast LightGBM's on the same rows, and ``train`` with and
+   without its backtest (``--folds 0``).
 2. Batch forecast: the trained ONNX demand model forecasts 28 days for ``--series`` series on
-   Dask with 1 and 2 workers (``scale_out_ratio`` = 2-worker over 1-worker series/s on the
-   same ``RATIO_SERIES`` series; beyond that many, the large run is a second 2-worker run). The series are **resampled real series**, said so in the
-   output: each is one of Online Retail's real UK SKU histories (its last 366 days, what the
-   features read), rolled by whole weeks (the weekday pattern stays) and redrawn as Poisson
-   counts around a random multiple (0.25x..4x) of its real daily units. Each worker builds its
-   own partitions from the real series it was sent once, so the driver never holds them all.
+   Dask. ``scale_out_ratio`` is the median, over ``--rounds`` alternated rounds (1 worker then
+   2, then 2 then 1, ...), of the 2-worker over the 1-worker series/s on the same
+   ``RATIO_SERIES`` series; both clusters stay up, so a round is only the forecast. Beside it,
+   ``cpu_normalised_scale_out_ratio``: 2 x the 2-worker cluster's series per worker CPU-second
+   over the 1-worker cluster's, what the ratio would be if each worker had its core to itself
+   (on a shared box the wall ratio measures the neighbours too). The large run (``--series``)
+   is a 2-worker run. The series are **resampled real series**, said so in the output: each is
+   one of Online Retail's real UK SKU histories (its last 366 days, what the features read),
+   rolled by whole weeks (the weekday pattern stays) and redrawn as Poisson counts around a
+   random multiple (0.25x..4x) of its real daily units. Each worker builds its own partitions
+   from the real series it was sent once, so the driver never holds them all.
 3. statsforecast AutoETS (season 7, ``n_jobs=1``) fitted and forecast on a sample of the same
    series, one core, beside the published reference (1M series, AutoARIMA on Ray, 36 minutes
    on 2,000 CPUs).
 
-Per core figures divide by the worker processes (one thread each). The machine's load average
-is recorded: on a shared box, 2 workers on 2 busy cores do not get 2 cores.
+Per core figures divide by the worker processes (one thread each); per CPU-second figures
+divide by the CPU time the workers (or AutoETS's process) actually got, which a busy machine
+does not change. Every run records the load average (``uptime``).
 
-    python benchmarks/scale.py --json var/bench/scale.json [--quick] [--series 1000000]
+    python benchmarks/scale.py --json var/bench/scale.json [--quick] [--series 1000000] [--pin]
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +53,23 @@ from feature_store.batch import Panel, panel_from_frame  # noqa: E402
 from training.engine import DaskEngine, LocalEngine  # noqa: E402
 from training.forecast import Forecaster, tail  # noqa: E402
 
-TOLERANCE = 1e-9
+# Bundle metrics and forecasts compared between engines: each series is computed by the same
+# code on the same days wherever it runs; the tolerance allows only for float summation order.
+RTOL, ATOL = 1e-9, 1e-12
 HORIZON = 28
 # 1M series in 36 min on 2,000 CPUs (statsforecast's AutoARIMA on Ray, as Nixtla published).
 PUBLISHED = {"series": 1_000_000, "minutes": 36, "cpus": 2000}
 RATIO_SERIES = 20_000  # 1 and 2 workers forecast the same series for scale_out_ratio
-PARTITION = 2_000  # series per task: features of 2,000 x 366 days fit a worker comfortably
+PARTITION = 2_000  # series per task: a few tasks per worker; features go 500 series at a time
 SOURCE = (
     "resampled real series: each is an Online Retail II UK SKU's last 366 days, rolled by whole "
     "weeks and redrawn as Poisson counts around 0.25x..4x its real daily units"
 )
+
+
+def load() -> dict:
+    """The machine's load when a run starts: ``uptime``'s three load averages."""
+    return {"load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def real_tails() -> Panel:
@@ -92,26 +109,74 @@ def forecast_resampled(task) -> dict:
 
 
 def batch_forecast(engine, onnx: bytes, base: Panel, n_series: int) -> dict:
-    """Forecast ``n_series`` resampled series on ``engine``; series/s over the wall time."""
+    """Forecast ``n_series`` resampled series on ``engine``: series/s over the wall time, and
+    over the CPU time the workers got; how busy the workers were (task stream)."""
+    from distributed import get_task_stream
+
     sizes = [PARTITION] * (n_series // PARTITION) + (
         [n_series % PARTITION] * (n_series % PARTITION > 0)
     )
-    if hasattr(engine, "client"):
-        # hash=False: a second run scattering the same bytes would share their key, and the
-        # first run's futures, released, would take the data away from the second's tasks.
-        [onnx_f] = engine.client.scatter([onnx], broadcast=True, hash=False)
-        [base_f] = engine.client.scatter([base], broadcast=True, hash=False)
-    else:
-        onnx_f, base_f = onnx, base
+    client = engine.client
+    # hash=False: a second run scattering the same bytes would share their key, and the first
+    # run's futures, released, would take the data away from the second's tasks.
+    [onnx_f] = client.scatter([onnx], broadcast=True, hash=False)
+    [base_f] = client.scatter([base], broadcast=True, hash=False)
     tasks = [(onnx_f, base_f, n, seed) for seed, n in enumerate(sizes)]
+    at_start = load()
+    cpu0, driver0 = client.run(time.process_time), time.process_time()
     t0 = time.perf_counter()
-    parts = engine.map(forecast_resampled, tasks)
+    with get_task_stream(client=client) as stream:
+        parts = engine.map(forecast_resampled, tasks)
     seconds = time.perf_counter() - t0
+    driver = time.process_time() - driver0
+    cpu = sum(client.run(time.process_time).values()) - sum(cpu0.values())
+    computing = sum(
+        s["stop"] - s["start"]
+        for t in stream.data
+        for s in t["startstops"]
+        if s["action"] == "compute"
+    )
     return {
         "series": int(sum(p["series"] for p in parts)),
+        "workers": engine.workers,
+        "tasks": len(tasks),
         "seconds": round(seconds, 2),
         "series_per_s": round(n_series / seconds, 1),
+        "worker_cpu_seconds": round(cpu, 2),
+        "series_per_worker_cpu_s": round(n_series / cpu, 1),
+        "driver_and_scheduler_cpu_seconds": round(driver, 2),
+        # Share of the workers' wall time spent computing tasks (the rest: waiting for work,
+        # receiving it, or the machine giving the CPU to another process).
+        "worker_occupancy": round(computing / (seconds * engine.workers), 3),
         "checksum_mean_units": round(sum(p["mean_sum"] for p in parts), 3),
+        **at_start,
+    }
+
+
+def scale_out(engines: dict, onnx: bytes, base: Panel, n_series: int, rounds: int, say) -> dict:
+    """1- and 2-worker batch forecasts of the same series, alternated over ``rounds`` (1 then
+    2, 2 then 1, ...) so a change in the machine's load falls on both; medians of the paired
+    ratios."""
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for r in range(rounds):
+        for workers in (1, 2) if r % 2 == 0 else (2, 1):
+            say(f"round {r + 1}/{rounds}: {n_series:,} resampled series on {workers} worker(s)")
+            runs[workers].append(batch_forecast(engines[workers], onnx, base, n_series))
+    pairs = list(zip(runs[1], runs[2], strict=True))
+    wall = [b["series_per_s"] / a["series_per_s"] for a, b in pairs]
+    cpu = [2 * b["series_per_worker_cpu_s"] / a["series_per_worker_cpu_s"] for a, b in pairs]
+    return {
+        "scale_out_ratio": round(float(np.median(wall)), 3),
+        "cpu_normalised_scale_out_ratio": round(float(np.median(cpu)), 3),
+        "ratios_per_round": [round(x, 3) for x in wall],
+        "cpu_normalised_ratios_per_round": [round(x, 3) for x in cpu],
+        "same_forecasts_1_and_2_workers": all(
+            abs(a["checksum_mean_units"] - b["checksum_mean_units"])
+            <= RTOL * abs(a["checksum_mean_units"]) + ATOL
+            for a, b in pairs
+        ),
+        "dask_1": runs[1],
+        "dask_2": runs[2],
     }
 
 
@@ -131,15 +196,23 @@ def autoets(base: Panel, n: int) -> dict:
             "y": panel.units.reshape(-1),
         }
     )
-    t0 = time.perf_counter()
+    at_start = load()
+    t0, c0 = time.perf_counter(), time.process_time()
     StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=1).forecast(df=df, h=HORIZON)
-    seconds = time.perf_counter() - t0
-    return {"series": n, "seconds": round(seconds, 2), "series_per_s": round(n / seconds, 2)}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "series": n,
+        "seconds": round(seconds, 2),
+        "series_per_s": round(n / seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "series_per_cpu_s": round(n / cpu, 2),
+        **at_start,
+    }
 
 
 def train_once(history, engine, config) -> tuple[dict, object, float]:
-    """``shelfcast train`` (no MLflow) on ``engine``: its backtest table, the bundle's
-    forecasts of the training series, and the wall seconds."""
+    """``shelfcast train`` (no MLflow) on ``engine``: the bundle's backtest metrics, its
+    forecaster, and the wall seconds."""
     from training.train import train
 
     out = Path(tempfile.mkdtemp(prefix="scale-bundle-"))
@@ -147,25 +220,75 @@ def train_once(history, engine, config) -> tuple[dict, object, float]:
     result = train(history, out, config, "online_retail", track=False, engine=engine)
     seconds = time.perf_counter() - t0
     forecaster = Forecaster.from_bundle(result.bundle)
-    return result.backtest, forecaster, seconds
+    return result.metadata["backtest"], forecaster, seconds
 
 
-def same_results(a, b) -> bool:
+def metric_differences(a: dict, b: dict) -> list[str]:
+    """The bundle metrics that differ beyond ``RTOL``/``ATOL`` (timings are not metrics)."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if "seconds" in key:
+            continue
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, float) and isinstance(y, float):
+            if not np.isclose(x, y, rtol=RTOL, atol=ATOL, equal_nan=True):
+                out.append(f"{key}: {x!r} vs {y!r}")
+        elif x != y:
+            out.append(f"{key}: {x!r} vs {y!r}")
+    return out
+
+
+def table_differences(a, b) -> list[str]:
+    """Where two forecast tables differ beyond ``RTOL``/``ATOL``, if anywhere."""
     import pandas as pd
 
     try:
-        pd.testing.assert_frame_equal(a, b, rtol=TOLERANCE, atol=TOLERANCE)
-    except AssertionError:
-        return False
-    return True
+        pd.testing.assert_frame_equal(a, b, rtol=RTOL, atol=ATOL)
+    except AssertionError as exc:
+        return [" ".join(str(exc).split())[:300]]
+    return []
+
+
+def training_time(history, config) -> dict:
+    """The demand model's fit seconds per 1,000 series-years beside mlforecast LightGBM's
+    (Tweedie and L2, same trees) on the same series and days, one backtest fold, one process."""
+    from feature_store.batch import panel_from_frame
+    from training.backtest import backtest
+
+    at_start = load()
+    summary = backtest(
+        panel_from_frame(history),
+        folds=1,
+        horizon=HORIZON,
+        model_params=config.model_params(),
+        baselines=False,
+        stride=config.stride,
+        peers=True,
+    ).summary()
+    key = "fit_seconds_per_1000_series_years"
+    return {
+        "shelfcast_" + key: round(summary[key], 3),
+        **{k: round(v, 3) for k, v in summary.items() if k.endswith("_" + key)},
+        "trees": config.n_estimators,
+        **at_start,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", required=True, help="write the figures here")
-    parser.add_argument("--quick", action="store_true", help="few series, a minute or two")
+    parser.add_argument("--quick", action="store_true", help="few series, a few minutes")
     parser.add_argument("--series", type=int, default=None, help="resampled series to forecast")
     parser.add_argument("--top-skus", type=int, default=None, help="real SKUs to train on")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated 1/2-worker rounds")
+    parser.add_argument(
+        "--ratio-series",
+        type=int,
+        default=None,
+        help=f"series per scale-out round (default {RATIO_SERIES:,}; longer rounds average out "
+        "a busy neighbour's bursts)",
+    )
+    parser.add_argument("--pin", action="store_true", help="pin each worker to a core")
     args = parser.parse_args()
 
     from training.datasets import online_retail
@@ -174,6 +297,7 @@ def main() -> int:
 
     silence_library_noise()
     n_series = args.series or (20_000 if args.quick else 200_000)
+    ratio_series = min(n_series, args.ratio_series or (8_000 if args.quick else RATIO_SERIES))
     top = args.top_skus or (60 if args.quick else 300)
     history = online_retail(top_skus=top)
     config = TrainConfig(folds=1, n_estimators=60, stride=14, anomaly_rows=20_000)
@@ -184,62 +308,86 @@ def main() -> int:
         "machine": {
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "autogroup_scheduler": Path("/proc/sys/kernel/sched_autogroup_enabled").exists()
+            and Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1",
+            "pinned_workers": args.pin,
+            "load_average_at_start": load()["load_average"],
         },
-        "tolerance": TOLERANCE,
+        "tolerance": {"rtol": RTOL, "atol": ATOL},
         "series_source": SOURCE,
     }
-
-    training, forecasts, memory = {}, {}, {}
-    say = lambda m: print(f"[scale] {m}", file=sys.stderr, flush=True)  # noqa: E731
+    training, memory, differences = {}, {}, []
     say(f"training on {top} real SKUs in one process")
-    bt_local, fc_local, sec = train_once(history, LocalEngine(), config)
-    training["single_process"] = {"seconds": round(sec, 2), "series_per_s": round(top / sec, 2)}
+    metrics_local, fc_local, sec = train_once(history, LocalEngine(), config)
+    training["single_process"] = {
+        "seconds": round(sec, 2),
+        "series_per_s": round(top / sec, 2),
+        **load(),
+    }
+    say(f"training on {top} real SKUs in one process without the backtest (--folds 0)")
+    _, _, sec0 = train_once(history, LocalEngine(), replace(config, folds=0))
+    training["single_process_without_backtest"] = {"seconds": round(sec0, 2), **load()}
+    say(f"fit time per 1,000 series-years, shelfcast and mlforecast, on {top} real SKUs")
+    fit_time = training_time(history, config)
     local_table = fc_local.forecast(history, HORIZON)
     onnx = fc_local.demand_onnx
-    same = True
-    for workers in (1, 2):
-        with DaskEngine(workers=workers) as engine:
+    engines = {w: DaskEngine(workers=w, pin=args.pin) for w in (1, 2)}
+    try:
+        for workers, engine in engines.items():
             say(f"training on {top} real SKUs on Dask, {workers} worker(s)")
-            bt, fc, sec = train_once(history, engine, config)
+            metrics, fc, sec = train_once(history, engine, config)
             training[f"dask_{workers}"] = {
                 "seconds": round(sec, 2),
                 "series_per_s": round(top / sec, 2),
+                **load(),
             }
-            for key in bt:
-                if "seconds" not in key and bt[key] != bt_local[key]:
-                    same &= isinstance(bt[key], float) and abs(bt[key] - bt_local[key]) <= TOLERANCE
-            same &= same_results(local_table, fc.forecast(history, HORIZON, engine=engine))
-            size = min(n_series, RATIO_SERIES)
-            say(f"batch forecast of {size:,} resampled series on {workers} worker(s)")
-            forecasts[f"dask_{workers}"] = batch_forecast(engine, onnx, base, size)
-            if workers == 2 and n_series > size:
-                say(f"batch forecast of {n_series:,} resampled series on 2 workers")
-                forecasts["dask_2_large"] = batch_forecast(engine, onnx, base, n_series)
+            differences += [
+                f"dask {workers}: {d}" for d in metric_differences(metrics_local, metrics)
+            ]
+            spread = fc.forecast(history, HORIZON, engine=engine)
+            differences += [f"dask {workers}: {d}" for d in table_differences(local_table, spread)]
+        forecasts = scale_out(engines, onnx, base, ratio_series, args.rounds, say)
+        large = forecasts["dask_2"][-1]
+        if n_series > ratio_series:
+            say(f"batch forecast of {n_series:,} resampled series on 2 workers")
+            large = forecasts["dask_2_large"] = batch_forecast(engines[2], onnx, base, n_series)
+        for workers, engine in engines.items():
             memory[f"dask_{workers}"] = {
                 w: round(b / 2**20, 1) for w, b in engine.peak_memory_bytes().items()
             }
+    finally:
+        for engine in engines.values():
+            engine.close()
     say("statsforecast AutoETS on a sample of the same series, one core")
     ets = autoets(base, 100 if args.quick else 300)
 
-    one, two = forecasts["dask_1"]["series_per_s"], forecasts["dask_2"]["series_per_s"]
-    large = forecasts.get("dask_2_large", forecasts["dask_2"])
     published = PUBLISHED["series"] / (PUBLISHED["minutes"] * 60) / PUBLISHED["cpus"]
     report.update(
-        scale_out_ratio=round(two / one, 3),
-        same_metrics_as_single_process=bool(same),
+        scale_out_ratio=forecasts["scale_out_ratio"],
+        cpu_normalised_scale_out_ratio=forecasts["cpu_normalised_scale_out_ratio"],
+        same_metrics_as_single_process=not differences,
+        differences_from_single_process=differences,
+        compared=(
+            "the bundle's backtest metrics (every number but timings) and its 28-day forecast of "
+            "every training series, single process against Dask with 1 and 2 workers; and the "
+            "1- and 2-worker batch forecasts of the same resampled series (checksum)"
+        ),
         series_forecast=large["series"],
+        series_forecast_seconds=large["seconds"],
         series_per_s_per_core=round(large["series_per_s"] / 2, 1),
+        series_per_worker_cpu_s=large["series_per_worker_cpu_s"],
         statsforecast_series_per_s_per_core=ets["series_per_s"],
+        statsforecast_series_per_cpu_s=ets["series_per_cpu_s"],
         statsforecast_published_series_per_s_per_core=round(published, 3),
         training_scale_out_ratio=round(
             training["dask_2"]["series_per_s"] / training["dask_1"]["series_per_s"], 3
         ),
+        training_time=fit_time,
         training=training,
         batch_forecast=forecasts,
         statsforecast_autoets=ets,
         peak_memory_mib_per_worker=memory,
-        load_average_at_end=[round(x, 2) for x in os.getloadavg()],
+        load_average_at_end=load()["load_average"],
         training_series=top,
         note=(
             "training covers backtest (1 fold, 5 statsforecast baselines) + final fit + ONNX "
@@ -253,15 +401,26 @@ def main() -> int:
     return 0
 
 
+def say(message: str) -> None:
+    print(f"[scale] {message} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return round(float(np.median([r[key] for r in runs])), 1)
+
+
 def markdown(r: dict) -> str:
+    bf, t = r["batch_forecast"], r["training_time"]
     rows = [
         ("training: single process", r["training"]["single_process"]["series_per_s"]),
         ("training: Dask 1 worker", r["training"]["dask_1"]["series_per_s"]),
         ("training: Dask 2 workers", r["training"]["dask_2"]["series_per_s"]),
-        ("batch forecast: Dask 1 worker", r["batch_forecast"]["dask_1"]["series_per_s"]),
-        ("batch forecast: Dask 2 workers", r["batch_forecast"]["dask_2"]["series_per_s"]),
+        ("batch forecast: Dask 1 worker (median)", _median(bf["dask_1"], "series_per_s")),
+        ("batch forecast: Dask 2 workers (median)", _median(bf["dask_2"], "series_per_s")),
         (f"batch forecast, {r['series_forecast']:,} series, per core", r["series_per_s_per_core"]),
+        ("batch forecast per worker CPU-second", r["series_per_worker_cpu_s"]),
         ("statsforecast AutoETS per core (here)", r["statsforecast_series_per_s_per_core"]),
+        ("statsforecast AutoETS per CPU-second (here)", r["statsforecast_series_per_cpu_s"]),
         (
             "statsforecast AutoARIMA per core (published)",
             r["statsforecast_published_series_per_s_per_core"],
@@ -269,9 +428,13 @@ def markdown(r: dict) -> str:
     ]
     head = "| step | series/s |\n|---|---|\n"
     body = "".join(f"| {a} | {b:,} |\n" for a, b in rows)
+    fits = ", ".join(f"{k.split('_fit_')[0]} {v}" for k, v in t.items() if "fit_seconds" in k)
     tail_ = (
-        f"\nscale_out_ratio {r['scale_out_ratio']} (training {r['training_scale_out_ratio']}), "
-        f"same results as single process: {r['same_metrics_as_single_process']}, "
+        f"\nscale_out_ratio {r['scale_out_ratio']} (per round {bf['ratios_per_round']}), "
+        f"CPU-normalised {r['cpu_normalised_scale_out_ratio']}, training "
+        f"{r['training_scale_out_ratio']}; same results as single process: "
+        f"{r['same_metrics_as_single_process']}; fit s per 1,000 series-years: {fits}; "
+        f"load {r['machine']['load_average_at_start']} -> {r['load_average_at_end']}; "
         f"{r['series_forecast']:,} {r['series_source']}\n"
     )
     return head + body + tail_

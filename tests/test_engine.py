@@ -5,6 +5,8 @@ matches the single-process run within ``TOLERANCE``; the cluster is stopped afte
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,7 +28,7 @@ TOLERANCE = 1e-9
 
 @pytest.fixture(scope="module")
 def cluster():
-    engine = DaskEngine(workers=2)
+    engine = DaskEngine(workers=2, pin=True)
     yield engine
     engine.close()
     assert engine.client.status == "closed"
@@ -44,6 +46,31 @@ def test_cluster_is_two_local_worker_processes(cluster):
     assert cluster.workers == 2 and len(workers) == 2
     assert all(address.startswith("tcp://127.0.0.1:") for address in workers)
     assert len(set(cluster.client.run(lambda: __import__("os").getpid()).values())) == 2
+
+
+def test_each_worker_has_a_cpu_share_and_a_core_of_its_own(cluster):
+    # A session each: the kernel's autogroup scheduler shares the CPU between sessions, so
+    # workers left in the driver's session would split one share on a busy machine.
+    sessions = cluster.client.run(os.getsid, 0)
+    assert len(set(sessions.values())) == 2 and os.getsid(0) not in sessions.values()
+    cores = list(cluster.client.run(os.sched_getaffinity, 0).values())
+    assert all(len(c) == 1 for c in cores)
+    assert len(set().union(*cores)) == min(2, len(os.sched_getaffinity(0)))
+
+
+def test_workers_keep_glibcs_adaptive_malloc_and_run_without_the_profiler(cluster):
+    # Dask's fixed trim threshold made every array a fresh mmap; with the profiler, twice the
+    # CPU time per forecast series.
+    env = cluster.client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    assert list(env.values()) == [None, None]
+    profiling = cluster.client.run(_profiling_enabled)
+    assert list(profiling.values()) == [False, False]
+
+
+def _profiling_enabled() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
 
 
 def test_backtest_metrics_do_not_depend_on_the_engine(cluster, history):

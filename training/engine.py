@@ -28,6 +28,19 @@ from feature_store.batch import Panel
 ENGINES = ("local", "dask")
 # Tasks per worker: enough that one slow partition does not leave the other workers idle.
 PARTITIONS_PER_WORKER = 4
+# Series per task at most: a national assortment becomes many tasks of a size a worker holds
+# comfortably (its panel and forecasts, not its features: those go block by block).
+MAX_SERIES_PER_PARTITION = 20_000
+
+
+# A local cluster's workers run numpy on large arrays; two of Dask's defaults nearly doubled
+# their CPU time per series: MALLOC_TRIM_THRESHOLD_ (fixing it turns off glibc's adaptive mmap
+# threshold, so every array over 128 KiB is a fresh mmap and page faults) and the statistical
+# profiler sampling the task thread every 10 ms.
+_LOCAL_WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
 
 
 class Engine(Protocol):
@@ -54,26 +67,36 @@ class DaskEngine:
     """A Dask ``distributed`` cluster: a given ``address`` (``tcp://host:8786``), else a local
     cluster of ``workers`` processes, one thread each, on loopback, stopped by :meth:`close`.
 
+    A local cluster's workers each run in a scheduler session of their own
+    (:mod:`training.worker_session`): on a busy machine they then get a CPU share each, not
+    one share between them; ``pin`` also keeps each on a core of its own.
+
     >>> DaskEngine.__name__  # a real cluster starts in tests/test_engine.py
     'DaskEngine'
     """
 
-    def __init__(self, workers: int = 2, address: str | None = None) -> None:
+    def __init__(self, workers: int = 2, address: str | None = None, pin: bool = False) -> None:
+        import dask
         from distributed import Client, LocalCluster
+
+        from training.worker_session import OwnSession
 
         self._cluster = None
         if address is None:
-            self._cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                # The scheduler's HTTP endpoint on a free loopback port, without the dashboard.
-                dashboard_address="127.0.0.1:0",
-                scheduler_kwargs={"dashboard": False},
-            )
+            with dask.config.set(_LOCAL_WORKER_CONFIG):
+                self._cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    # The scheduler's HTTP endpoint on a free loopback port, without the dashboard.
+                    dashboard_address="127.0.0.1:0",
+                    scheduler_kwargs={"dashboard": False},
+                )
             address = self._cluster.scheduler_address
         self.client = Client(address)
+        if self._cluster is not None:
+            self.client.register_plugin(OwnSession(pin=pin))
         self.workers = max(1, len(self.client.scheduler_info()["workers"]))
 
     def map(self, fn: Callable[[Any], Any], parts: Sequence[Any]) -> list:
@@ -119,11 +142,21 @@ def series_partitions(n_series: int, parts: int) -> list[np.ndarray]:
 
 def partitions_for(engine: Engine | None, n_series: int) -> list[np.ndarray]:
     """The partitions of ``n_series`` an engine runs: one for a single process (nothing to
-    gain from cutting), a few per worker on a cluster."""
+    gain from cutting), a few per worker on a cluster, and more when they would exceed
+    ``MAX_SERIES_PER_PARTITION``.
+
+    >>> from types import SimpleNamespace
+    >>> two_workers = SimpleNamespace(workers=2)
+    >>> len(partitions_for(LocalEngine(), 100_000)), len(partitions_for(two_workers, 100))
+    (1, 8)
+    >>> len(partitions_for(two_workers, 1_000_000))
+    50
+    """
     workers = 1 if engine is None else engine.workers
     if isinstance(engine, LocalEngine) or engine is None:
         return series_partitions(n_series, 1)
-    return series_partitions(n_series, workers * PARTITIONS_PER_WORKER)
+    parts = max(workers * PARTITIONS_PER_WORKER, -(-n_series // MAX_SERIES_PER_PARTITION))
+    return series_partitions(n_series, parts)
 
 
 def panel_series(panel: Panel, rows: np.ndarray, days: int | None = None) -> Panel:
