@@ -80,6 +80,7 @@ class Gateway:
         shelf_watch: ShelfWatch | None = None,
     ):
         self.cfg = cfg
+        self._phases = [("begin", time.perf_counter())]  # start-up phases, logged at debug
         m = cfg.model
         if m.bundle or cfg.bundle_dir.exists():
             preload_scipy()  # the model's decisions need it; begun before everything else
@@ -97,6 +98,7 @@ class Gateway:
             bounds=cfg.ingest.bounds(),
         )
         self.ledger.record_steps = True  # decisions follow each state change of a batch
+        self._phase("ledger")
         try:
             self._start_up(policy, *watches)
         except BaseException:
@@ -112,6 +114,7 @@ class Gateway:
         cfg, store = self.cfg, self.cfg.gateway.store_id
         sessions: dict = {}  # the ONNX sessions the bundle was verified with
         bundle = self.bundles.at_start(sessions)
+        self._phase("bundle")
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         archive = EventArchive(Path(cfg.gateway.state_dir) / "archive")
         self.retention = Retention(cfg.retention, self.ledger, self.outbox, archive,
@@ -127,13 +130,16 @@ class Gateway:
                                      self.bundles, self.counters,
                                      lambda: self.snapshots.load_sales(self.ledger),
                                      score_close)  # fmt: skip
+        self._phase("sales")
         self.engine.start(bundle, sessions)
+        self._phase("model")
         sessions.clear()
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self.engine.primers.append(self.uplink.prime)
         self.engine.on_version = lambda version: setattr(self.uplink, "model_version", version)
         self.engine.prime()
         self.engine.restore_open_orders()
+        self._phase("prime")
         self._lock = threading.Lock()  # ingest + hand-over of its rows, in commit order
         self.upkeep = Upkeep(self.ledger, self.retention, self.snapshots, self._lock,
                              self._derived_state, lambda: self.counters["ingested"] > 0)  # fmt: skip
@@ -147,6 +153,15 @@ class Gateway:
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
+        self._phase("ready")
+        marks = self._phases
+        took = (f"{name} {t - marks[i][1]:.3f}" for i, (name, t) in enumerate(marks[1:]))
+        log.debug("start-up phases (s): %s", ", ".join(took))
+
+    def _phase(self, name: str) -> None:
+        """Mark the end of a start-up phase: ``--log-level DEBUG`` reports what each took (the
+        subscription and the first commit wait for all of them)."""
+        self._phases.append((name, time.perf_counter()))
 
     @property
     def derived_path(self) -> Path:
