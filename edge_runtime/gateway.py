@@ -46,6 +46,7 @@ from edge_runtime.ingest.dead_letter_topic import dead_letter_messages
 from edge_runtime.ingest.each_alone import commit_or_each_alone, unprocessable
 from edge_runtime.ingest.mqtt_intake import MqttIntake
 from edge_runtime.messages import Message
+from edge_runtime.start_phases import StartPhases
 from edge_runtime.store.event_archive import EventArchive
 from edge_runtime.store.events import Event, Rejection
 from edge_runtime.store.ledger import IngestResult, Ledger
@@ -80,7 +81,7 @@ class Gateway:
         shelf_watch: ShelfWatch | None = None,
     ):
         self.cfg = cfg
-        self._phases = [("begin", time.perf_counter())]  # start-up phases, logged at debug
+        self._phases = StartPhases()
         m = cfg.model
         if m.bundle or cfg.bundle_dir.exists():
             preload_scipy()  # the model's decisions need it; begun before everything else
@@ -91,14 +92,10 @@ class Gateway:
         # The ledger first: its writer lock keeps a second gateway from touching this state
         # directory at all (installing its bundle there included). A failed start releases it.
         store = cfg.gateway.store_id
-        self.ledger = Ledger(
-            cfg.ledger_path,
-            store,
-            safety_buffer=cfg.gateway.safety_buffer,
-            bounds=cfg.ingest.bounds(),
-        )
+        self.ledger = Ledger(cfg.ledger_path, store, safety_buffer=cfg.gateway.safety_buffer,
+                             bounds=cfg.ingest.bounds())  # fmt: skip
         self.ledger.record_steps = True  # decisions follow each state change of a batch
-        self._phase("ledger")
+        self._phases.mark("ledger")
         try:
             self._start_up(policy, *watches)
         except BaseException:
@@ -114,7 +111,7 @@ class Gateway:
         cfg, store = self.cfg, self.cfg.gateway.store_id
         sessions: dict = {}  # the ONNX sessions the bundle was verified with
         bundle = self.bundles.at_start(sessions)
-        self._phase("bundle")
+        self._phases.mark("bundle")
         self.outbox = Outbox(cfg.ledger_path, prefix=cfg.mqtt.topic_prefix)
         archive = EventArchive(Path(cfg.gateway.state_dir) / "archive")
         self.retention = Retention(cfg.retention, self.ledger, self.outbox, archive,
@@ -130,16 +127,16 @@ class Gateway:
                                      self.bundles, self.counters,
                                      lambda: self.snapshots.load_sales(self.ledger),
                                      score_close)  # fmt: skip
-        self._phase("sales")
+        self._phases.mark("sales")
         self.engine.start(bundle, sessions)
-        self._phase("model")
+        self._phases.mark("model")
         sessions.clear()
         self.uplink = Uplink(self.outbox, store, self.policy.version)
         self.engine.primers.append(self.uplink.prime)
         self.engine.on_version = lambda version: setattr(self.uplink, "model_version", version)
         self.engine.prime()
         self.engine.restore_open_orders()
-        self._phase("prime")
+        self._phases.mark("prime")
         self._lock = threading.Lock()  # ingest + hand-over of its rows, in commit order
         self.upkeep = Upkeep(self.ledger, self.retention, self.snapshots, self._lock,
                              self._derived_state, lambda: self.counters["ingested"] > 0)  # fmt: skip
@@ -153,15 +150,8 @@ class Gateway:
         self.transport: MqttTransport | None = None
         if cfg.mqtt.enabled:
             self.transport = MqttTransport(cfg, self._on_mqtt, model_version=self.policy.version)
-        self._phase("ready")
-        marks = self._phases
-        took = (f"{name} {t - marks[i][1]:.3f}" for i, (name, t) in enumerate(marks[1:]))
-        log.debug("start-up phases (s): %s", ", ".join(took))
-
-    def _phase(self, name: str) -> None:
-        """Mark the end of a start-up phase: ``--log-level DEBUG`` reports what each took (the
-        subscription and the first commit wait for all of them)."""
-        self._phases.append((name, time.perf_counter()))
+        self._phases.mark("ready")
+        self._phases.log(log)
 
     @property
     def derived_path(self) -> Path:
