@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from edge_runtime.store.state_file import connect
+
 log = logging.getLogger("edge_runtime.store.ledger")  # the ledger's background work
 
 
@@ -30,8 +32,7 @@ class Checkpointer:
 
     def __init__(self, path: Path, every_s: float = 0.5, after: Callable[[], None] | None = None):
         self._after = after  # more background work after a checkpoint (the index snapshot)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn = connect(path)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._every_s = every_s

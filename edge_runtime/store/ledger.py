@@ -62,6 +62,7 @@ from edge_runtime.store.ledger_retention import LedgerRetention
 from edge_runtime.store.ledger_schema import SCHEMA
 from edge_runtime.store.ledger_writes import LedgerWrites
 from edge_runtime.store.plausibility import DEFAULT, Plausibility
+from edge_runtime.store.state_file import connect
 from edge_runtime.store.stock import SkuState
 from edge_runtime.store.store_failure import StoreHealth, write_transaction
 from edge_runtime.store.writer_lock import WriterLock, WriterLockHeld
@@ -148,15 +149,14 @@ class Ledger(LedgerWrites, LedgerFold, LedgerReads, LedgerRetention, LedgerLooku
             conn.close()
 
     def _connect(self) -> None:
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        for pragma in (
+        # synchronous=FULL fsyncs the WAL on every commit: acknowledged means on disk.
+        self._conn = connect(
+            self.path,
             "journal_mode=WAL",
-            "synchronous=FULL",  # fsync the WAL on every commit: acknowledged means on disk
+            "synchronous=FULL",
             "cache_size=-65536",
             "temp_store=MEMORY",
-            "busy_timeout=10000",  # other connections (outbox, readers) may hold the lock briefly
-        ):
-            self._conn.execute(f"PRAGMA {pragma}")
+        )
         self._conn.executescript(SCHEMA + TABLES)
         buffer_changed = self._check_meta()
         self.index_path = self.path.with_name(self.path.name + ".index.npz")

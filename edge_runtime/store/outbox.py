@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 from edge_runtime.messages import GZIP_MAGIC, Message
 from edge_runtime.store.ledger_queries import outbox_payloads
+from edge_runtime.store.state_file import connect
 from edge_runtime.store.store_failure import write_transaction
 
 SCHEMA = """
@@ -84,11 +85,8 @@ class Outbox:
     def __init__(self, path: str | os.PathLike[str], prefix: str = "shelfcast"):
         self.path = str(path)
         self.prefix = prefix
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=10000")
         # Puts on this connection (uplink) must survive power loss; `mark_sent` relaxes it.
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = connect(self.path, "journal_mode=WAL", "synchronous=FULL")
         self._conn.executescript(SCHEMA)
 
     @property

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from edge_runtime.store.state_file import connect
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jetstream_cursor (name TEXT PRIMARY KEY, seq INTEGER);
 """
@@ -28,10 +30,8 @@ class UplinkCursor:
     """The ``jetstream_cursor`` table on its own connection to the file at ``path``."""
 
     def __init__(self, path: str):
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=10000")
         # The cursor only spares re-sending: a write lost with the power is a duplicate, dropped.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn = connect(path, "synchronous=NORMAL")
         self._conn.execute(SCHEMA)
 
     @property
