@@ -169,10 +169,20 @@ class HubRuntime:
 
     async def _rewatch(self) -> None:
         """Back from a lost connection: the watches' consumers may be gone with a restarted
-        server (the client would notice only after missed heartbeats, 10 s): start afresh."""
-        for t in self._tasks:
-            t.cancel()
+        server (the client would notice only after missed heartbeats, 10 s): start afresh.
+
+        The old watches are stopped (their subscriptions dropped) before the new ones start:
+        a new watch first delivers every key's latest value, so no update is lost in between,
+        while an old watch still running could put a value older than the new one's."""
+        await self._stop_watches()
         self._tasks = [asyncio.get_running_loop().create_task(self._watch())]
+
+    async def _stop_watches(self) -> None:
+        """Cancel the watch tasks and wait until each has dropped its subscription."""
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _on_result(self, msg: Any) -> None:
         result = json.loads(msg.data)
@@ -190,8 +200,7 @@ class HubRuntime:
     async def stop(self) -> None:
         if self.rollouts is not None:
             await self.rollouts.stop()
-        for t in self._tasks:
-            t.cancel()
+        await self._stop_watches()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()

@@ -13,6 +13,7 @@ Offline stores are reported as such, with the age of their last figure, never si
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -53,13 +54,19 @@ class LiveView:
         # watch that died of a timeout then would leave the view stale for good.
         kv = await until_ready(lambda: js.key_value(bucket), f"view of {bucket}")
         watcher = await until_ready(kv.watchall, f"view of {bucket}")
-        while True:
-            entry = await watcher.updates(timeout=None)
-            if entry is None:  # the initial values are all in
-                ready.set()
-                continue
-            if entry.value and entry.operation is None:
-                self.put(bucket, entry.key, json.loads(entry.value))
+        try:
+            while True:
+                entry = await watcher.updates(timeout=None)
+                if entry is None:  # the initial values are all in
+                    ready.set()
+                    continue
+                if entry.value and entry.operation is None:
+                    self.put(bucket, entry.key, json.loads(entry.value))
+        finally:
+            # Cancelling the task alone leaves the subscription with the client, which
+            # re-subscribes it after every reconnect: each rewatch would add one more.
+            with contextlib.suppress(Exception):  # the connection may be closing
+                await watcher.stop()
 
     # ---- what the API answers --------------------------------------------------------------
 
