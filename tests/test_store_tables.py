@@ -11,14 +11,21 @@ from pathlib import Path
 from edge_runtime.store.alert_episode_table import AlertEpisodeTable
 from edge_runtime.store.ledger import Ledger
 from edge_runtime.store.ledger_migrations import SCHEMA_VERSION
+from edge_runtime.store.outbox import Outbox
 from edge_runtime.store.stock import SkuState, StockState
 from edge_runtime.store.uplink_baseline import UplinkBaselineTable
 from edge_runtime.store.uplink_cursor import UplinkCursor
 
 ROOT = Path(__file__).resolve().parents[1] / "edge_runtime"
-KEPT_BESIDE_THE_LEDGER = {"alert_episodes", "uplink_baseline", "jetstream_cursor"}
+KEPT_BESIDE_THE_LEDGER = {"outbox", "alert_episodes", "uplink_baseline", "jetstream_cursor"}
 # What older gateways wrote, each table created by its owner on first use.
 OLDER_DEFINITIONS = [
+    "CREATE TABLE IF NOT EXISTS outbox (\n    seq INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    message_id TEXT NOT NULL UNIQUE,\n    kind TEXT NOT NULL,\n    sku TEXT,\n"
+    "    topic TEXT NOT NULL,\n    payload BLOB NOT NULL,\n"
+    "    retain INTEGER NOT NULL DEFAULT 0,\n    created_at REAL NOT NULL,\n    sent_at REAL\n)",
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(seq) WHERE sent_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS outbox_kind ON outbox(kind, seq)",
     "CREATE TABLE IF NOT EXISTS alert_episodes (\n    sku TEXT PRIMARY KEY,\n"
     "    probability REAL NOT NULL\n)",
     "CREATE TABLE IF NOT EXISTS uplink_baseline (\n    sku TEXT PRIMARY KEY, on_hand REAL NOT NULL,"
@@ -51,16 +58,23 @@ def test_a_file_whose_owners_created_their_tables_opens_unchanged(tmp_path):
         conn.execute("INSERT INTO alert_episodes VALUES ('A', 0.7)")
         conn.execute("INSERT INTO uplink_baseline VALUES ('A', 5, 1, 3)")
         conn.execute("INSERT INTO jetstream_cursor VALUES ('hub', 17)")
+        conn.execute(
+            "INSERT INTO outbox (message_id, kind, topic, payload, created_at) "
+            "VALUES ('m1', 'state', 'shelfcast/S1/state', X'7B7D', 0)"
+        )
     before = tables(path)
     ledger = Ledger(path, "S1")
     cursor = UplinkCursor(str(path))
+    box = Outbox(path)
     try:
+        assert [row.message_id for row in box.pending(10)] == ["m1"]
         assert AlertEpisodeTable(ledger.connection).load() == {"A": 0.7}
         assert UplinkBaselineTable(ledger.connection).load() == {"A": (5.0, 1.0, 3)}
         assert cursor.load() == 17
         meta = dict(ledger.connection.execute("SELECT key, value FROM meta"))
         assert meta["schema"] == SCHEMA_VERSION
     finally:
+        box.close()
         cursor.close()
         ledger.close()
     assert tables(path) == before

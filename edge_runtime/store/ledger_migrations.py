@@ -28,7 +28,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
-from edge_runtime.store import alert_episode_table, uplink_baseline, uplink_cursor
+from edge_runtime.store import alert_episode_table, outbox, uplink_baseline, uplink_cursor
 from edge_runtime.store.stock import STATE_FIELDS
 
 SCHEMA_VERSION = "2"
@@ -42,10 +42,10 @@ CREATE TABLE IF NOT EXISTS open_orders (
 );
 CREATE TABLE IF NOT EXISTS stock_base ({", ".join(STATE_FIELDS)}, PRIMARY KEY (sku));
 """
-# Tables the decisions and the uplinks keep, defined in their own modules. Their owners created
-# them on first use before the ledger did, with these same definitions, so a schema-2 file may
-# hold them already: nothing to migrate, and an older gateway still opens the file.
-TABLES += alert_episode_table.SCHEMA + uplink_baseline.SCHEMA + uplink_cursor.SCHEMA
+# Tables the outbox, the decisions and the uplinks keep, defined in their own modules. Their
+# owners created them on first use before the ledger did, with these same definitions, so a
+# schema-2 file may hold them already: nothing to migrate, and an older gateway still opens it.
+TABLES += outbox.SCHEMA + alert_episode_table.SCHEMA + uplink_baseline.SCHEMA + uplink_cursor.SCHEMA
 
 # The rules policy's replenishment messages were never open orders (schema 1's rule).
 _RULES_VERSION_AT_SCHEMA_1 = "rules-1"
@@ -69,6 +69,8 @@ def _open_orders_from_outbox(conn: sqlite3.Connection) -> None:
         m = json.loads(payload)
         if m.get("sku") and m.get("model_version") != _RULES_VERSION_AT_SCHEMA_1:
             latest.setdefault(m["sku"], m)  # newest first
+    if not latest:  # nothing to re-open (the outbox may just have been created, empty)
+        return
     received = dict(
         conn.execute("SELECT sku, max(ts_us) FROM events WHERE type = 'receipt' GROUP BY sku")
     )

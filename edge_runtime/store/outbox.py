@@ -87,6 +87,8 @@ class Outbox:
         self.prefix = prefix
         # Puts on this connection (uplink) must survive power loss; `mark_sent` relaxes it.
         self._conn = connect(self.path, "journal_mode=WAL", "synchronous=FULL")
+        # The ledger creates the table with its others; this lets an outbox open a file whose
+        # ledger has not started yet (idempotent).
         self._conn.executescript(SCHEMA)
 
     @property
