@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-dir", type=Path, default=ROOT / "var" / "bench")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     args = parser.parse_args(argv)
-    files = sorted(args.bench_dir.glob("*.json"))
+    # Only a benchmark's own result: caches beside them (event files' metadata) are not figures.
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")}
+    files = sorted(p for p in args.bench_dir.glob("*.json") if p.stem in scripts)
     if not files:
         parser.error(f"no benchmark JSON in {args.bench_dir}: run `make bench` first")
     lines = [HEADER]
