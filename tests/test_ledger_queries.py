@@ -60,6 +60,9 @@ def test_outbox_reads_in_order_and_by_kind(files):
 
 def test_a_file_without_an_outbox_reads_empty(tmp_path):
     Ledger(tmp_path / "ledger.sqlite", "S1").close()
+    rw = sqlite3.connect(tmp_path / "ledger.sqlite")  # as an older gateway left it: no outbox
+    rw.execute("DROP TABLE outbox")
+    rw.close()
     conn = q.open_read_only(tmp_path / "ledger.sqlite")
     assert q.outbox_payloads(conn, None, None, 5) == [] and q.undelivered_count(conn) is None
     assert q.outbox_after(conn, ["stockout"], None, 5) == []

@@ -14,7 +14,7 @@ come as stored (gzip for the uplink: ``edge_runtime.store.outbox.plain_payload``
 >>> ledger_meta(conn)["store_id"], stored_sku_count(conn), last_event_seq(conn)
 ('S1', 0, 0)
 >>> outbox_payloads(conn, None, None, 10), undelivered_count(conn)
-([], None)
+([], 0)
 >>> conn.close()
 """
 
