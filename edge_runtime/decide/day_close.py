@@ -76,8 +76,7 @@ class DayCloseModel:
         if self.pending is not None and max(days, default=0) > central.mean.shape[2]:
             central = self.pending.whole()[0]  # days beyond the horizons decisions read
         learnt = 0
-        for day, units in closed:
-            h = int((day - central.first_close).astype(int))
+        for h, (_, units) in zip(days, closed, strict=True):
             if not 1 <= h <= central.mean.shape[2]:
                 continue
             for i, sku in enumerate(central.skus):
