@@ -81,12 +81,19 @@ def _tills_main(port: int, events_file: str, rate: float | None, out: str, stop=
     lines = Path(events_file).read_bytes().splitlines()
     ids = [json.loads(line)["event_id"] for line in lines]
     pending: dict[int, str] = {}
+    early: dict[int, bool] = {}  # mid -> success, for PUBACKs that beat publish()'s return
     acked: list[str] = []
+    lock = threading.Lock()
 
+    # paho may call on_publish on its loop thread before publish() has returned the mid, so
+    # an unmatched PUBACK is parked until the publishing thread records its event id.
     def on_publish(client, userdata, mid, reason_code, properties):
-        event_id = pending.pop(mid, None)
-        if event_id is not None and not reason_code.is_failure:
-            acked.append(event_id)
+        with lock:
+            event_id = pending.pop(mid, None)
+            if event_id is None:
+                early[mid] = not reason_code.is_failure
+            elif not reason_code.is_failure:
+                acked.append(event_id)
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tills", clean_session=False)
     client.max_inflight_messages_set(200)
@@ -104,7 +111,12 @@ def _tills_main(port: int, events_file: str, rate: float | None, out: str, stop=
             if ahead > 0:
                 time.sleep(ahead)
         info = client.publish(topic, line, qos=1)
-        pending[info.mid] = ids[i]
+        with lock:
+            if info.mid in early:
+                if early.pop(info.mid):
+                    acked.append(ids[i])
+            else:
+                pending[info.mid] = ids[i]
     deadline = time.monotonic() + 120
     while pending and time.monotonic() < deadline:
         time.sleep(0.05)
