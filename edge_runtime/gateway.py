@@ -361,6 +361,10 @@ class Gateway:
             self._wake.wait(0.02)
             self._wake.clear()
             self.intake.run_once()
+            if self._phases is not None and self.counters["ingested"]:
+                self._phases.mark("first commit")  # events committed and acknowledged
+                self._phases.log(log)
+                self._phases = None
             try:
                 self.pump.pump(self.transport)
                 self._maybe_flush_uplink()
