@@ -365,6 +365,7 @@ class Gateway:
                 self._phases.mark("first commit")  # events committed and acknowledged
                 self._phases.log(log)
                 self._phases = None
+                self.engine.open_sessions()  # consuming came first; the next close needs them
             try:
                 self.pump.pump(self.transport)
                 self._maybe_flush_uplink()
