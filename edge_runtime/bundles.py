@@ -15,7 +15,9 @@ sits in, which may be an upload's temporary one):
    (version, feature names, order, dtypes, windows);
 5. every model opens in ONNX Runtime, takes as many inputs as its feature list has columns, and
    reproduces the bundle's reference set (``models.bundle_reference``): finite outputs, demand
-   neither negative nor above ``[model] max_daily_units``, within tolerance of training's.
+   neither negative nor above ``[model] max_daily_units``, within tolerance of training's. A
+   gateway does this once per bundle and trust (``edge_runtime.checked_models``): its restarts
+   check 1 to 4 and open the sessions when the models are first used.
 
 Installing copies the verified directory into ``bundle.versions/`` beside the current one,
 verifies the copy, and points ``bundle`` (a symlink) at it with one ``os.replace`` of a new
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.checked_models import CheckedModels
 from edge_runtime.config import ModelSection
 from feature_store.spec import (
     ANOMALY_FEATURES,
@@ -202,12 +205,18 @@ def _check_models(bundle: Bundle, trust: BundleTrust, sessions: dict[str, Any]) 
 
 
 def verify(
-    path: str | os.PathLike[str], trust: BundleTrust, sessions: dict[str, Any] | None = None
+    path: str | os.PathLike[str],
+    trust: BundleTrust,
+    sessions: dict[str, Any] | None = None,
+    checked: CheckedModels | None = None,
 ) -> Bundle:
     """A verified bundle, or ``BundleError`` saying (in one line) why it is refused.
 
     ``sessions``, when given, receives the ONNX Runtime session (one thread) each model was
-    checked with, for the caller to score with instead of opening it again.
+    checked with, for the caller to score with instead of opening it again. ``checked``: the
+    record of models already checked (``edge_runtime.checked_models``); when it covers these
+    files under ``trust``, checks 1 to 4 run and the model checks are skipped (no session is
+    opened), else they run and the record is updated.
     """
     root = Path(path)
     if not root.is_dir():
@@ -216,7 +225,11 @@ def verify(
     bundle = load_bundle(root, FEATURE_STORE_VERSION)
     _check_signature(root, trust)
     _check_spec(bundle)
+    if checked is not None and checked.covers(root, trust):
+        return bundle
     _check_models(bundle, trust, {} if sessions is None else sessions)
+    if checked is not None:
+        checked.remember(root, trust)
     return bundle
 
 

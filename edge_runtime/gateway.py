@@ -55,7 +55,6 @@ from edge_runtime.store.retention import Retention, RetentionReport
 from edge_runtime.store.stock import StockState
 from edge_runtime.store.store_failure import StoreError, write_transaction
 from edge_runtime.transport.health import down_parts, state_problems
-from edge_runtime.transport.jetstream_uplink import link_gateway
 from edge_runtime.transport.mqtt import MqttTransport
 from edge_runtime.transport.outbox_pump import OutboxPump
 from edge_runtime.transport.uplink import Uplink
@@ -351,7 +350,10 @@ class Gateway:
         """Connect to the broker (in the background) and start the worker thread."""
         if self.transport is not None:
             self.transport.start()
-        self.hub_link = link_gateway(self)  # JetStream uplink when [hub] url is set
+        if self.cfg.hub.url:  # the JetStream uplink; its imports only where a hub is set
+            from edge_runtime.transport.jetstream_uplink import link_gateway
+
+            self.hub_link = link_gateway(self)
         self._worker = threading.Thread(target=self._run, name="gateway-worker", daemon=True)
         self._worker.start()
         return self
@@ -361,6 +363,11 @@ class Gateway:
             self._wake.wait(0.02)
             self._wake.clear()
             self.intake.run_once()
+            if self._phases is not None and self.counters["ingested"]:
+                self._phases.mark("first commit")  # events committed and acknowledged
+                self._phases.log(log)
+                self._phases = None
+                self.engine.open_sessions()  # consuming came first; the next close needs them
             try:
                 self.pump.pump(self.transport)
                 self._maybe_flush_uplink()

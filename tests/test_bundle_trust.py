@@ -142,10 +142,12 @@ def test_the_scorer_keeps_the_sessions_the_verification_opened(tmp_path):
     bundle = verify(make_bundle(tmp_path / "b"), TRUST, sessions)
     assert set(sessions) == {"demand", "anomaly"}
     reused, fresh = Scorer.from_bundle(bundle, sessions=sessions), Scorer.from_bundle(bundle)
-    assert reused._sessions == sessions and fresh._sessions["demand"] is not sessions["demand"]
+    assert reused._sessions == sessions and fresh.opened == []  # opened when first used
     x = np.random.default_rng(0).random((5, len(names())), dtype=np.float32)
     assert np.array_equal(reused.demand(x)[0], fresh.demand(x)[0])
+    assert fresh.opened == ["demand"] and fresh._sessions["demand"] is not sessions["demand"]
     threaded = Scorer.from_bundle(bundle, threads=2, sessions=sessions)  # other options: own
+    threaded.open_all()
     assert threaded._sessions["demand"] is not sessions["demand"]
 
 

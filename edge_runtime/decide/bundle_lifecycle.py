@@ -4,7 +4,10 @@ intraday warner.
 At start: the configured bundle (verified, installed as current; a refused one stops the
 gateway with the reason), else the installed one (a damaged one is reported and unused: the
 ``[policy]`` rules decide). A swap verifies and installs the candidate and builds its ONNX
-sessions before the gateway takes its lock, so events wait only for the switch itself.
+sessions before the gateway takes its lock, so events wait only for the switch itself. The
+models of a bundle are checked in ONNX Runtime once per bundle and trust
+(``edge_runtime.checked_models``): a restart with the bundle it checked before opens no
+session until a model is first used.
 
 >>> import tempfile
 >>> from edge_runtime.bundles import BundleTrust
@@ -22,6 +25,7 @@ import sqlite3
 from pathlib import Path
 
 from edge_runtime.bundles import BundleTrust, install, is_installed, verify
+from edge_runtime.checked_models import CheckedModels
 from edge_runtime.config import GatewayConfig
 from edge_runtime.decide.configured_policy import decision_settings
 from edge_runtime.decide.day_close import DayCloseModel
@@ -39,6 +43,7 @@ class BundleLifecycle:
     def __init__(self, cfg: GatewayConfig, trust: BundleTrust):
         self.cfg, self.trust = cfg, trust
         self.problem: str | None = None
+        self.checked = CheckedModels(cfg.bundle_dir.with_name(cfg.bundle_dir.name + ".checked"))
 
     @classmethod
     def from_config(cls, cfg: GatewayConfig) -> BundleLifecycle:
@@ -50,30 +55,36 @@ class BundleLifecycle:
 
     def at_start(self, sessions: dict) -> Bundle | None:
         """The bundle to start with; ``sessions`` receives the ONNX sessions it was verified
-        with (reused by its model rather than built again)."""
-        configured, current = self.cfg.model.bundle, self.cfg.bundle_dir
+        with (reused by its model rather than built again; none when its models were checked
+        before)."""
+        configured, current, checked = self.cfg.model.bundle, self.cfg.bundle_dir, self.checked
         if configured:
             same = Path(configured).resolve() == current.resolve()
             if not same and is_installed(configured, current):
-                # A restart with the bundle installed before: its copy is verified in full
-                # (digests, signature, models) instead of copied and verified a second time.
+                # A restart with the bundle installed before: its copy is verified (digests,
+                # signature, spec; its models if not checked before) instead of copied and
+                # verified a second time.
                 try:
-                    return verify(current, self.trust, sessions)
+                    return verify(current, self.trust, sessions, checked)
                 except BundleError as err:  # a damaged copy: installed again from the source
                     log.warning("installed copy of %s refused (%s); installing it again",
                                 configured, err)  # fmt: skip
                     sessions.clear()
             try:
-                bundle = verify(configured, self.trust, sessions if same else None)
+                if same:  # configured as the installed path itself: verified where it is
+                    bundle = verify(configured, self.trust, sessions, checked)
+                else:  # its copy is the one checked in full (with sessions) below
+                    bundle = verify(configured, self.trust)
             except BundleError as err:  # the operator must see why, and which bundle
                 raise BundleError(f"bundle {configured} refused: {err}") from None
             if not same:
                 bundle = install(bundle, current, self.trust, sessions)
+                checked.remember(bundle.path, self.trust)
             return bundle
         if not current.exists():
             return None
         try:
-            return verify(current, self.trust, sessions)
+            return verify(current, self.trust, sessions, checked)
         except BundleError as err:
             self.problem = f"installed bundle refused: {err}"
             log.error("%s; deciding with the [policy] rules", self.problem)
@@ -88,6 +99,7 @@ class BundleLifecycle:
         bundle = verify(path, self.trust, sessions if same else None)
         if not same:
             bundle = install(bundle, current, self.trust, sessions)
+        self.checked.remember(bundle.path, self.trust)
         return bundle, sessions
 
     def model_for(

@@ -13,6 +13,7 @@ number of columns is refused with a clear error rather than scored wrongly.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +33,11 @@ class Scorer:
     responsive; tree ensembles on a few thousand rows gain little from more). ``sessions``:
     sessions already open on these models with one thread each (the ones the bundle's
     verification opened), used instead of opening them again when ``threads`` is 1.
+
+    A model's session is opened when the model is first used (:meth:`score`, :meth:`outputs`,
+    :meth:`open_all`), not here: a restart whose last close's scoring was kept scores nothing
+    until the next close, and opening a tree ensemble's session is a large part of a start's
+    CPU. The model bytes are read here, right after the bundle's digests were checked.
     """
 
     def __init__(
@@ -42,32 +48,18 @@ class Scorer:
         threads: int = 1,
         sessions: dict[str, ort.InferenceSession] | None = None,
     ):
-        # Imported here, not with the module: a gateway without a bundle never needs ONNX
-        # Runtime, and its import is ~0.2 s of every start before the broker connection.
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # A classifier's declared label shape warns on every batched run: noise, not a fault.
-        options.log_severity_level = 3
         self.feature_names = list(feature_names)
         self.model_version = model_version
+        self._threads = threads
+        self._bytes = dict(models)
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._inputs: dict[str, str] = {}
         self._outputs: dict[str, list[str]] = {}
         self._widths: dict[str, int] = {}  # input columns each model declares
-        reuse = (sessions or {}) if threads == 1 else {}
-        for name, data in models.items():
-            session = reuse.get(name) or ort.InferenceSession(
-                data, options, providers=["CPUExecutionProvider"]
-            )
-            self._sessions[name] = session
-            self._inputs[name] = session.get_inputs()[0].name
-            self._outputs[name] = [o.name for o in session.get_outputs()]
-            width = session.get_inputs()[0].shape[-1]
-            if isinstance(width, int):
-                self._widths[name] = width
+        self._opening = threading.Lock()  # the worker and a warm-up may ask at once
+        for name, session in ((sessions or {}) if threads == 1 else {}).items():
+            if name in self._bytes:
+                self._adopt(name, session)
 
     @classmethod
     def from_bundle(cls, bundle, threads: int = 1, sessions: dict | None = None) -> Scorer:
@@ -79,19 +71,56 @@ class Scorer:
 
     @property
     def models(self) -> list[str]:
+        return list(self._bytes)
+
+    @property
+    def opened(self) -> list[str]:
+        """The models whose session is open."""
         return list(self._sessions)
 
-    def outputs(self, model: str) -> list[str]:
-        return list(self._outputs[self._session_name(model)])
+    def open_all(self) -> None:
+        """Open every model's session now (ahead of its first use)."""
+        for name in self._bytes:
+            self._session(name)
 
-    def _session_name(self, model: str) -> str:
-        if model not in self._sessions:
-            raise ScoringError(f"no model {model!r} loaded; have {', '.join(self._sessions)}")
-        return model
+    def outputs(self, model: str) -> list[str]:
+        self._session(model)
+        return list(self._outputs[model])
+
+    def _adopt(self, name: str, session: ort.InferenceSession) -> None:
+        self._inputs[name] = session.get_inputs()[0].name
+        self._outputs[name] = [o.name for o in session.get_outputs()]
+        width = session.get_inputs()[0].shape[-1]
+        if isinstance(width, int):
+            self._widths[name] = width
+        self._sessions[name] = session  # last: a session listed here is ready to run
+
+    def _session(self, model: str) -> ort.InferenceSession:
+        session = self._sessions.get(model)
+        if session is not None:
+            return session
+        if model not in self._bytes:
+            raise ScoringError(f"no model {model!r} loaded; have {', '.join(self._bytes)}")
+        with self._opening:
+            if model not in self._sessions:
+                self._adopt(model, self._open(self._bytes[model]))
+        return self._sessions[model]
+
+    def _open(self, data: bytes) -> ort.InferenceSession:
+        # Imported here, not with the module: a gateway without a bundle never needs ONNX
+        # Runtime, and its import is part of every start before the broker connection.
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        # A classifier's declared label shape warns on every batched run: noise, not a fault.
+        options.log_severity_level = 3
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
     def score(self, model: str, features: np.ndarray) -> dict[str, np.ndarray]:
         """Run ``model`` on ``features`` (rows x len(feature_names)); outputs by name."""
-        session = self._sessions[self._session_name(model)]
+        session = self._session(model)
         x = np.ascontiguousarray(features, dtype=np.float32)
         width = self._widths.get(model, len(self.feature_names))
         if x.ndim != 2 or (width and x.shape[1] != width):

@@ -1,0 +1,57 @@
+"""What a gateway process loads before it subscribes: every import there delays the first
+acknowledgement after a restart, while the broker's queue for it fills. Checked in a fresh
+interpreter (this one has loaded everything the other tests needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from edge_runtime.config import load_config
+from edge_runtime.gateway import Gateway
+from tests.signed_bundles import make_bundle, public_key_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Never needed by a gateway before it consumes: training, the hub, the HTTP API, dataframes,
+# and the JetStream uplink (only where a hub is configured).
+NOT_BEFORE_SUBSCRIBING = (
+    "pandas", "polars", "mlflow", "lightgbm", "sklearn", "training", "hub", "api", "fastapi",
+    "starlette", "uvicorn", "nats", "edge_runtime.transport.jetstream_uplink",
+)  # fmt: skip
+
+
+def loaded_in_fresh_process(code: str, env: dict[str, str] | None = None) -> list[str]:
+    """Which of ``NOT_BEFORE_SUBSCRIBING`` and ``onnxruntime`` a new interpreter has loaded
+    after running ``code``."""
+    names = [*NOT_BEFORE_SUBSCRIBING, "onnxruntime"]
+    report = f"print(json.dumps([m for m in {names!r} if m in sys.modules]))"
+    probe = f"{code}\nimport sys, json\n{report}"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_the_run_command_loads_nothing_a_gateway_does_not_need_to_consume():
+    assert loaded_in_fresh_process("import edge_runtime.run_command") == []
+
+
+def test_a_restart_with_its_checked_bundle_loads_no_onnx_runtime_before_consuming(tmp_path):
+    env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state"),
+           "SHELFCAST_MQTT_ENABLED": "false", "SHELFCAST_BUNDLE": str(make_bundle(tmp_path / "b")),
+           **public_key_env()}  # fmt: skip
+    with Gateway(load_config(env=env)):  # installs and checks the bundle
+        pass
+    start = (
+        "from edge_runtime.config import load_config\n"
+        "from edge_runtime.gateway import Gateway\n"
+        "gw = Gateway(load_config())\n"
+        "assert gw.model is not None and gw.bundle_problem is None\n"
+    )
+    assert loaded_in_fresh_process(start, env) == []
