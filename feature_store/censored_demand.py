@@ -18,6 +18,11 @@ forecast for its history, and the rule must give the same number in training, at
 and in the twin. A negative on-hand is not an empty shelf: the store kept selling what the
 ledger did not know it had, so the sales are the demand.
 
+The rule is one function, :func:`censored_day_demand`, also the day total of the hourly
+recovery (:mod:`feature_store.latent_demand`), which knows how much of the day the shelf was
+stocked: a day-grain caller knows only that it closed empty, so it has seen none of the day in
+stock and the rule reduces to ``max(sold, level)``.
+
 Computed two ways with identical values (a test checks it): :func:`uncensor` over a panel in
 batch, :class:`InStockLevel` one closed day at a time at the gateway.
 
@@ -37,6 +42,36 @@ import numpy as np
 
 IN_STOCK_SPAN = 28  # days: the level's exponential weighting, alpha = 2 / (span + 1)
 ALPHA = 2.0 / (IN_STOCK_SPAN + 1.0)
+# The usual level counts as this share of a day seen in stock: the prior a partly stocked day's
+# own rate is shrunk towards (chosen on validation days before every scored day).
+PRIOR_SHARE = 0.5
+
+
+def censored_day_demand(
+    sold: np.ndarray,
+    in_stock_sales: np.ndarray | float,
+    in_stock_share: np.ndarray | float,
+    usual: np.ndarray,
+) -> np.ndarray:
+    """The demand of a day its shelf was out for part of: ``in_stock_sales`` (sold while
+    stocked) plus the day's unseen share (``1 - in_stock_share`` of its expected demand) at its
+    rate, the rate being ``(in_stock_sales + PRIOR_SHARE * usual) / (in_stock_share +
+    PRIOR_SHARE)`` (the day's own rate shrunk towards the ``usual`` level, so a few units sold
+    over a small share cannot make a huge multiplier), and never below ``sold``. NaN ``usual``
+    (no level yet): ``sold``.
+
+    >>> censored_day_demand(np.array([4.0, 1.0]), 0.0, 0.0, np.array([3.0, 3.0])).tolist()
+    [4.0, 3.0]
+    >>> # sold out in the first 30 % of the day: 2 / 0.3 = 6.7 x the usual 1; shrunk: 4.2
+    >>> round(float(censored_day_demand(np.array(2.0), 2.0, 0.3, np.array(1.0))), 3)
+    4.188
+    """
+    sold = np.asarray(sold, dtype=np.float64)
+    usual = np.asarray(usual, dtype=np.float64)
+    share = np.clip(in_stock_share, 0.0, 1.0)
+    rate = (in_stock_sales + PRIOR_SHARE * usual) / (share + PRIOR_SHARE)
+    demand = np.maximum(sold, in_stock_sales + (1.0 - share) * rate)
+    return np.where(np.isnan(usual), sold, demand)
 
 
 def shelf_empty(on_hand: np.ndarray | float) -> np.ndarray | bool:
@@ -69,7 +104,7 @@ def close_levels(level: np.ndarray, day: np.ndarray, empty: np.ndarray) -> np.nd
     """
     out = day.copy()
     lift = empty & ~np.isnan(level) & ~np.isnan(day)
-    out[lift] = np.maximum(day[lift], level[lift])
+    out[lift] = censored_day_demand(day[lift], 0.0, 0.0, level[lift])
     learn = ~empty & ~np.isnan(day)
     first = learn & np.isnan(level)
     level[first] = day[first]
@@ -95,6 +130,6 @@ class InStockLevel:
         """Record a closed day of ``key``; returns the units to learn from (its demand)."""
         level = self.levels.get(key)
         if empty:
-            return units if level is None else max(units, level)
+            return units if level is None else float(censored_day_demand(units, 0.0, 0.0, level))
         self.levels[key] = units if level is None else level + ALPHA * (units - level)
         return units

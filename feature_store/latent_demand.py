@@ -3,10 +3,19 @@
 On a stock-out hour the sales are not the demand. We recover it from the intraday profile: the
 share of a day's demand that falls in each hour, learnt on in-stock hours of the same series and
 weekday, and shrunk towards the product's profile across stores, then the category's, when the
-series' own in-stock history is thin. A day's level is its in-stock sales divided by the profile
-share of its in-stock hours; an out-of-stock hour's demand is that level times the hour's share.
-When too little of the day was in stock to measure its level, the series' usual level (the mean
-of its measurable days) stands in.
+series' own in-stock history is thin. The day's demand then follows the one rule for a day the
+shelf was out for part of (:func:`feature_store.censored_demand.censored_day_demand`): what sold
+in stock, plus the out-of-stock part of the profile at the day's rate, that rate being the
+in-stock sales over the in-stock share, shrunk towards the series' usual level (its in-stock
+sales over its in-stock share, pooled over the days given). The shrinkage is what keeps an early
+sell-out honest: a shelf that emptied at 8:00 sold out because its first hours were brisk, so
+their rate, extrapolated alone over the whole day, overstates the day (a few units over a small
+share make a huge multiplier); with little of the day seen the usual level weighs more.
+
+A day seen in stock over less than :data:`MIN_LABEL_SHARE` of its profile still gets a recovered
+value (the features need one for every day) but is no training label (``labelled``): its demand
+is mostly the prior, not evidence, and a recovered sell-out day is a day of high demand that a
+forecast scored on in-stock days would be pulled towards.
 
 Recovered demand is a label for learning (training, the gateway's online updates, the twin); it
 is returned apart from the sales and must never be booked as a sale in the ledger.
@@ -19,31 +28,42 @@ on its rolling window of days.
 >>> out = np.array([[[0, 0, 0, 0], [0, 0, 1, 1]]], bool)       # day 2 empty from hour 2
 >>> shares = hourly_shares(sales, out, np.array([0, 0]), np.array([0]), np.array([0]))
 >>> latent = recover(sales, out, shares, np.array([0, 0]))
->>> latent.demand[0, 1].tolist(), latent.recovered[0, 1].tolist()
+>>> latent.demand[0, 1].round(3).tolist(), latent.recovered[0, 1].round(3).tolist()
 ([0.0, 2.0, 2.0, 0.0], [0.0, 0.0, 2.0, 0.0])
+>>> latent.in_stock_share.round(3).tolist(), latent.labelled.tolist()
+([[1.0, 0.5]], [[True, False]])
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from feature_store.censored_demand import censored_day_demand
+
 WEEKDAYS = 7
 # In-stock series-weekday days at which a series' own profile and its pooled one weigh the same.
 SHRINK_DAYS = 4.0
-# Below this profile share of in-stock hours a day's own level is too noisy to extrapolate from.
-MIN_MEASURED_SHARE = 0.25
+# A day seen in stock over less of its profile than this is no training label (see above).
+MIN_LABEL_SHARE = 0.98
 
 
 @dataclass(frozen=True)
 class LatentDemand:
     """``demand`` = sales on in-stock hours, recovered demand on out-of-stock hours;
-    ``recovered`` holds only the recovered part (zero where the shelf was in stock)."""
+    ``recovered`` holds only the recovered part (zero where the shelf was in stock);
+    ``in_stock_share`` the share of each series-day's expected demand that fell in its in-stock
+    hours (1 = in stock all day)."""
 
     demand: np.ndarray
     recovered: np.ndarray
+    in_stock_share: np.ndarray
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """``[series, day]``: days seen in stock enough to be a training label."""
+        return self.in_stock_share >= MIN_LABEL_SHARE
 
 
 def _group_rates(rate_sum, n, groups):
@@ -97,20 +117,25 @@ def recover(
     days: np.ndarray | None = None,
 ) -> LatentDemand:
     """Latent hourly demand of every series-day from the profile ``shares`` (see
-    :func:`hourly_shares`) and each day's in-stock sales; a series' usual level (for days too
-    short of stock to measure) comes from ``days`` only (a bool per day) when given, so later
+    :func:`hourly_shares`) and each day's in-stock sales; a series' usual level (the prior of
+    a day seen only in part) comes from ``days`` only (a bool per day) when given, so later
     days do not leak into earlier ones."""
     out = np.asarray(out, bool)
     sales = np.asarray(sales, float)
     share = shares[:, np.asarray(weekday), :]  # [series, day, hour]
-    measured = np.where(out, 0.0, share).sum(axis=2)
+    in_share = np.where(out, 0.0, share).sum(axis=2)
     in_sales = np.where(out, 0.0, sales).sum(axis=2)
-    ok = measured >= MIN_MEASURED_SHARE
-    day_level = np.where(ok, in_sales / np.maximum(measured, 1e-9), np.nan)
-    known = ok if days is None else ok & np.asarray(days, bool)[None, :]
-    with warnings.catch_warnings():  # a series with no measurable day has no usual level
-        warnings.simplefilter("ignore", RuntimeWarning)
-        usual = np.nanmean(np.where(known, day_level, np.nan), axis=1, keepdims=True)
-    level = np.where(ok, day_level, np.nan_to_num(usual, nan=0.0))
-    recovered = np.where(out, level[:, :, None] * share, 0.0)
-    return LatentDemand(demand=np.where(out, recovered, sales), recovered=recovered)
+    known = np.ones(in_share.shape, bool) if days is None else np.asarray(days, bool)[None, :]
+    seen = np.where(known, in_share, 0.0).sum(axis=1, keepdims=True)
+    usual = np.where(
+        seen > 0, np.where(known, in_sales, 0.0).sum(axis=1, keepdims=True) / np.maximum(seen, 1e-9),
+        np.nan,
+    )  # fmt: skip
+    sold = sales.sum(axis=2)
+    day = censored_day_demand(sold, in_sales, in_share, np.broadcast_to(usual, sold.shape))
+    # The demand the day lacks is spread over its out-of-stock hours by the profile.
+    out_share = np.where(out, share, 0.0)
+    spread = out_share / np.maximum(out_share.sum(axis=2, keepdims=True), 1e-12)
+    recovered = np.where(out, sales + (day - sold)[:, :, None] * spread, 0.0)
+    demand = np.where(out, recovered, sales)
+    return LatentDemand(demand=demand, recovered=recovered, in_stock_share=in_share)

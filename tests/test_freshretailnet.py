@@ -110,9 +110,10 @@ def test_recovery_finds_hidden_demand_and_never_touches_sales(fixture_file):
     full = ~out[:, :, 6:22].any(2)
     # Hide the evening of fully in-stock days: the truth there is known.
     hidden = full[:, :, None] & (np.arange(24) >= 15)[None, None, :]
-    shares = hourly_shares(p.sales, out | hidden, wd, p.product, p.category)
+    sales = np.where(hidden, 0.0, p.sales)  # an empty shelf sells nothing
+    shares = hourly_shares(sales, out | hidden, wd, p.product, p.category)
     np.testing.assert_allclose(shares.sum(2), 1.0, rtol=1e-9)
-    latent = recover(p.sales, out | hidden, shares, wd)
+    latent = recover(sales, out | hidden, shares, wd)
     truth = np.where(hidden, p.sales, 0).sum(2)[full].sum()
     found = latent.recovered.sum(2)[full].sum()
     assert truth > 0 and abs(found - truth) / truth < 0.35

@@ -3,8 +3,9 @@
 Rolling origin over the last weeks of a FreshRetailNet panel: each fold trains on days up to a
 cutoff and forecasts the next ``horizon`` days. Methods, all on the same series and days:
 
-- ``shelfcast_recovered``: the demand model trained on recovered (uncensored) daily demand, the
-  latent profile learnt on training days only;
+- ``shelfcast_recovered``: the demand model on recovered (uncensored) daily demand, the latent
+  profile learnt on training days only: every day feeds the features, the days seen in stock
+  enough to know their demand (``LatentDemand.labelled``) are its labels;
 - ``shelfcast_observed``: the same model trained on observed sales (stock-out zeros and all);
 - the statsforecast baselines of :mod:`training.baselines` and an mlforecast LightGBM with
   default-ish lags, both on observed sales (as they would be run on a retailer's sales file).
@@ -43,9 +44,11 @@ def _panel(p: HourlyPanel, units: np.ndarray) -> Panel:
     return Panel(keys=p.keys, start=p.start, units=units, promo=promo)
 
 
-def _shelfcast(panel: Panel, cut: int, horizon: int, params: dict) -> np.ndarray:
+def _shelfcast(
+    panel: Panel, cut: int, horizon: int, params: dict, labelled: np.ndarray | None = None
+) -> np.ndarray:
     close = close_features(panel)
-    X, y, w = weighted_training_rows(panel, close, last_day=cut, stride=7)
+    X, y, w = weighted_training_rows(panel, close, last_day=cut, stride=7, labelled=labelled)
     model = DemandModel(**params).fit(X, y, mean_weight=w.mean)
     Xf, series, _ = forecast_rows(panel, close, cut, range(1, horizon + 1))
     mean = model.predict(Xf)["mean"].reshape(-1, horizon)
@@ -112,7 +115,7 @@ def compare(
         say(f"fold {k}/{folds}: shelfcast with and without recovery, cutoff day {cut}")
         params = model_params or {}
         fc = {
-            RECOVERED: _shelfcast(_panel(p, recovered), cut, horizon, params),
+            RECOVERED: _shelfcast(_panel(p, recovered), cut, horizon, params, latent.labelled),
             OBSERVED: _shelfcast(_panel(p, observed), cut, horizon, params),
         }
         if peers:

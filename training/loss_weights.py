@@ -62,11 +62,23 @@ def metric_weights(
 
 
 def weighted_training_rows(
-    panel: Panel, close: np.ndarray, last_day: int, stride: int = 7, seed: int = 0, **rows
+    panel: Panel,
+    close: np.ndarray,
+    last_day: int,
+    stride: int = 7,
+    seed: int = 0,
+    labelled: np.ndarray | None = None,
+    **rows,
 ) -> tuple[np.ndarray, np.ndarray, MetricWeights]:
     """Training matrix, labels and their metric weights from the days up to ``last_day``;
-    ``rows``: :func:`~feature_store.batch.training_index`'s ``max_horizon`` and ``recent``."""
+    ``rows``: :func:`~feature_store.batch.training_index`'s ``max_horizon`` and ``recent``.
+    ``labelled`` (bool, series x days): a row whose target day is not labelled (a day too short
+    of stock to know its demand) weighs 0, though that day still feeds the features."""
     series, day, horizon = training_index(panel, last_day, stride=stride, seed=seed, **rows)
     X = feature_rows(panel, close, series, day, horizon)
     y = np.nan_to_num(panel.units[series, day + horizon], nan=0.0)
-    return X, y, metric_weights(panel, series, DemandModel.scale(X), cutoff=last_day)
+    w = metric_weights(panel, series, DemandModel.scale(X), cutoff=last_day)
+    if labelled is not None:
+        keep = np.asarray(labelled, bool)[series, day + horizon]
+        w = MetricWeights(_normalised(w.mean * keep), _normalised(w.quantile * keep))
+    return X, y, w
