@@ -28,6 +28,8 @@ Everything is vectorised over any array shape.
 >>> markdown_units_relieved(np.array([10.0, 10.0, 0.0]), np.array([30.0, 10.0, 2.0]),
 ...                         np.array([1.0, 1.0, 1.0])).round(3).tolist()
 [1.0, 0.458, 1.0]
+>>> markdown_units_relieved(np.array([np.inf]), np.array([5.0]), np.array([1.0])).tolist()
+[0.0]
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ def demand_shortfall(mean: np.ndarray, stock: np.ndarray, dispersion=1.0) -> np.
     mean, stock, ratio = np.broadcast_arrays(mean, stock, ratio)
     if mean.size == 0:
         return np.zeros_like(mean)
+    unbounded = ~np.isfinite(mean)  # no forecast of an end to demand: every unit sells
+    if unbounded.any():
+        finite = demand_shortfall(np.where(unbounded, 0.0, mean), stock, ratio)
+        return np.where(unbounded, np.inf, finite)
     # Only k < stock enter the sum below; beyond 10 standard deviations the mass is nil.
     top = min(float((mean + 10.0 * np.sqrt(mean * ratio)).max()) + 10.0, float(stock.max()))
     k = np.arange(int(np.ceil(top)) + 1, dtype=float)
@@ -85,9 +91,11 @@ def extra_lost_units(
     """Walk-in units the store is expected to lose because ``qty`` of its ``atp`` left online."""
     atp = np.maximum(np.asarray(atp, float), 0.0)
     after = np.maximum(atp - np.asarray(qty, float), 0.0)
-    return demand_shortfall(lead_demand, after, dispersion) - demand_shortfall(
-        lead_demand, atp, dispersion
-    )
+    with np.errstate(invalid="ignore"):  # unbounded demand: inf - inf, every unit taken sells
+        extra = demand_shortfall(lead_demand, after, dispersion) - demand_shortfall(
+            lead_demand, atp, dispersion
+        )
+    return np.where(np.isfinite(lead_demand), extra, atp - after)
 
 
 def markdown_units_relieved(

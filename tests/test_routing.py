@@ -72,6 +72,15 @@ def test_a_store_with_recent_conflicts_on_its_last_unit_is_passed_over():
     assert RouteReason.RECENT_CONFLICTS_AVOIDED in plan.reasons
 
 
+def test_the_last_unit_of_a_sku_counted_two_weeks_ago_is_trusted_by_the_calibrated_risk():
+    # Confidence 0.37: a SKU not counted for 14 days. About one such last unit in seven is not
+    # on the shelf (the twin's outcomes), which does not pay a courier run 30 km longer.
+    net = network([[1.0], [20.0], [np.inf]], confidence=[[0.37], [1.0], [1.0]])
+    plan = Router().plan(order(), net)
+    assert where(plan) == {"S_city": ("K0",)}
+    assert 0.12 < plan.components["risk"] / 25.0 < 0.15
+
+
 def test_the_last_units_a_store_needs_for_its_own_shoppers_stay_there():
     lead = [[6.0], [0.5], [0.0]]
     # A $40 item: three likely lost sales outweigh the courier's extra 30 km.
