@@ -57,8 +57,8 @@ MEANINGS: dict[RouteReason, str] = {
         "choice: the nearest store had recent conflicts on the SKU (promises it could not keep)"
     ),
     RouteReason.MARKDOWN_RELIEF: (
-        "choice: a chosen store holds stock well above its expected sell-through; shipping it "
-        "avoids a markdown"
+        "choice: a chosen store holds stock it is likely not to sell before it ages; shipping "
+        "it avoids more markdown than the nearest-with-stock plan would"
     ),
     RouteReason.FEWER_PARCELS: "choice: fewer shipments than the nearest-with-stock plan",
     RouteReason.CHEAPER_SHIPPING: "choice: cheaper shipping than the nearest-with-stock plan",

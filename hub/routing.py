@@ -11,7 +11,8 @@ cheapest. A plan's expected cost (``hub.fulfilment_cost.CostModel`` for every pa
 - the risk the units are not on the shelf (``hub.store_risk``: ledger confidence, recent
   conflicts, how deep the stock is) times the cost of a cancelled line;
 - the store's own walk-in sales lost before its next delivery (``hub.store_risk``);
-- minus markdown relief: units taken from stock above its expected sell-through before it ages.
+- minus markdown relief: the units taken that the store was expected to leave unsold over the
+  markdown horizon (``hub.store_risk``), so mark down.
 
 The plan says why (``hub.route_reasons.RouteReason``), by comparing itself with what an
 order-management system does by default: the nearest store holding the whole order, else each
@@ -35,7 +36,7 @@ import numpy as np
 
 from hub.fulfilment_cost import CostModel, haversine_km
 from hub.route_reasons import RouteReason
-from hub.store_risk import extra_lost_units, not_there_probability
+from hub.store_risk import extra_lost_units, markdown_units_relieved, not_there_probability
 
 COMPONENTS = ("shipping", "pick", "split", "late", "risk", "lost_sale", "markdown_relief")
 _EPS = 1e-6
@@ -57,7 +58,8 @@ class Candidates:
     store's expected walk-in units of the SKU until the delivery its next order brings;
     ``inbound`` the units already on their way that arrive before then (they meet that demand
     too; none when not given); ``sell_through`` its expected sales before the stock ages (the
-    markdown horizon); ``conflicts`` recent conflicts.
+    markdown horizon); ``conflicts`` recent conflicts; ``dispersion`` the variance of the
+    store's demand over its mean (from its forecast's P90; Poisson, 1, when not given).
     """
 
     ids: np.ndarray
@@ -71,6 +73,7 @@ class Candidates:
     sell_through: np.ndarray
     unit_value: np.ndarray
     inbound: np.ndarray | None = None
+    dispersion: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -86,11 +89,13 @@ class Candidates:
         unit_value,
         conflicts=None,
         inbound=None,
+        dispersion=None,
     ) -> Candidates:
         """Arrays from lists, shapes checked (one line per wrong input)."""
         m, n = len(ids), len(unit_value)
         conflicts = np.zeros((m, n)) if conflicts is None else conflicts
         inbound = None if inbound is None else _matrix(inbound, m, n, "inbound")
+        dispersion = None if dispersion is None else _matrix(dispersion, m, n, "dispersion")
         return cls(
             np.asarray(ids, dtype=object),
             np.asarray(lat, dtype=float),
@@ -103,13 +108,15 @@ class Candidates:
             _matrix(sell_through, m, n, "sell_through"),
             np.asarray(unit_value, dtype=float),
             inbound,
+            dispersion,
         )
 
     def without(self, ids: set[str]) -> Candidates:
         """The same candidates minus some locations (a store that refused)."""
         keep = np.array([i not in ids for i in self.ids], dtype=bool)
-        inbound = None if self.inbound is None else self.inbound[keep]
-        return Candidates(*(getattr(self, f)[keep] for f in _ROW_FIELDS), self.unit_value, inbound)
+        inbound, spread = (None if a is None else a[keep] for a in (self.inbound, self.dispersion))
+        rows = (getattr(self, f)[keep] for f in _ROW_FIELDS)
+        return Candidates(*rows, self.unit_value, inbound, spread)
 
 
 _ROW_FIELDS = (
@@ -293,10 +300,12 @@ class Router:
             c.confidence_power,
         )
         inbound = 0.0 if cand.inbound is None else np.where(is_dc, 0.0, cand.inbound[rows])
+        spread = 1.0 if cand.dispersion is None else cand.dispersion[rows]
         lead = np.where(is_dc, 0.0, cand.lead_demand[rows])
-        lost = extra_lost_units(lead, store_atp + inbound, qty)
-        above = np.maximum(store_atp - cand.sell_through[rows], 0.0)
-        relief = np.minimum(qty, above) * c.markdown_depth * value
+        stock = store_atp + inbound
+        lost = extra_lost_units(lead, stock, qty, spread)
+        sell = np.where(is_dc, 0.0, cand.sell_through[rows])
+        relief = markdown_units_relieved(sell, stock, qty, spread) * c.markdown_depth * value
         feasible = atp >= qty[None, :]
         zero = np.zeros_like(atp)
         return {
@@ -362,7 +371,7 @@ class Router:
                 for s in default.shipments
             ):
                 reasons.append(RouteReason.RECENT_CONFLICTS_AVOIDED)
-        if mine["markdown_relief"] > _EPS:
+        if mine["markdown_relief"] - theirs["markdown_relief"] > _EPS:
             reasons.append(RouteReason.MARKDOWN_RELIEF)
         if len(plan.shipments) < len(default.shipments):
             reasons.append(RouteReason.FEWER_PARCELS)

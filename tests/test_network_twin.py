@@ -118,6 +118,15 @@ def test_stores_run_the_gateway_engine_and_the_hub_reads_its_forecast(tmp_path):
     assert np.allclose(ahead[0], gateway.trace[START - 1][0][:, :3])
     recent = data.units[0, :, START - 7 : START].mean(axis=1)  # mean_7 at the last close
     assert np.allclose(ahead[0][:, 0], recent, atol=1e-4)
+    # The spread the hub prices a store's demand with is that table's P90, the gateway's rule.
+    from edge_runtime.forecast.demand_distribution import daily_sigma
+
+    mean, p90 = gateway.trace[START - 1]
+    spread = stores.dispersion(START)
+    sold = mean.sum(axis=1) > 0
+    var = (daily_sigma(mean, p90) ** 2).sum(axis=1)
+    assert np.allclose(spread[0][sold], np.maximum(var[sold] / mean.sum(axis=1)[sold], 1.0))
+    assert (spread >= 1.0).all() and (spread[0][sold] > 1.0).any()
 
 
 def test_a_bundle_trained_on_the_replay_days_is_refused(tmp_path):

@@ -72,6 +72,15 @@ def test_a_store_with_recent_conflicts_on_its_last_unit_is_passed_over():
     assert RouteReason.RECENT_CONFLICTS_AVOIDED in plan.reasons
 
 
+def test_the_last_unit_of_a_sku_counted_two_weeks_ago_is_trusted_by_the_calibrated_risk():
+    # Confidence 0.37: a SKU not counted for 14 days. About one such last unit in seven is not
+    # on the shelf (the twin's outcomes), which does not pay a courier run 30 km longer.
+    net = network([[1.0], [20.0], [np.inf]], confidence=[[0.37], [1.0], [1.0]])
+    plan = Router().plan(order(), net)
+    assert where(plan) == {"S_city": ("K0",)}
+    assert 0.12 < plan.components["risk"] / 25.0 < 0.15
+
+
 def test_the_last_units_a_store_needs_for_its_own_shoppers_stay_there():
     lead = [[6.0], [0.5], [0.0]]
     # A $40 item: three likely lost sales outweigh the courier's extra 30 km.
@@ -99,6 +108,36 @@ def test_stock_above_its_sell_through_is_preferred_and_said_so():
     plan = Router().plan(order(), network([[20.0], [40.0], [np.inf]], sell=sell, value=40.0))
     assert where(plan) == {"S_30km": ("K0",)}
     assert RouteReason.MARKDOWN_RELIEF in plan.reasons
+
+
+def test_stock_at_its_expected_sell_through_still_relieves_markdown():
+    # The 30 km store holds exactly its expected sales over the markdown horizon: demand falls
+    # short of that about half the time, so a unit taken there saves a likely markdown, which
+    # on a $40 item outweighs the courier's extra 30 km from the city store.
+    sell = [[1e9], [10.0], [0.0]]
+    plan = Router().plan(
+        order(promised=2), network([[30.0], [10.0], [np.inf]], sell=sell, value=40.0)
+    )
+    assert where(plan) == {"S_30km": ("K0",)}
+    assert 0.4 < plan.components["markdown_relief"] / (0.4 * 40.0) < 0.5
+    assert RouteReason.MARKDOWN_RELIEF in plan.reasons
+
+
+def test_a_store_whose_demand_is_spread_wider_than_poisson_keeps_its_last_units():
+    def net(dispersion):
+        base = network([[4.0], [30.0], [np.inf]], lead=[[2.0], [0.5], [0.0]], value=100.0)
+        fields = ("ids", "lat", "lon", "is_dc", "atp", "confidence", "lead_demand")
+        return Candidates.build(
+            **{f: getattr(base, f) for f in fields},
+            sell_through=base.sell_through, unit_value=base.unit_value, dispersion=dispersion,
+        )  # fmt: skip
+
+    # Poisson demand of 2 rarely takes all 4 units; a forecast P90 that says the variance is
+    # four times the mean makes the last units worth keeping for the city store's shoppers.
+    assert where(Router().plan(order(), net(None))) == {"S_city": ("K0",)}
+    plan = Router().plan(order(), net([[4.0], [1.0], [1.0]]))
+    assert where(plan) == {"S_30km": ("K0",)}
+    assert RouteReason.STORE_DEMAND_PROTECTED in plan.reasons
 
 
 def test_no_store_stock_goes_to_the_dc_and_says_why():

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from edge_runtime.forecast.demand_distribution import daily_sigma
 from twin.gateway_engine import GatewayPolicy
 from twin.store import DemandPanel, StoreConfig, StoreState, round_order, sku_parameters
 
@@ -94,6 +95,20 @@ class NetworkStores:
                 state = self._state(k, t, book, on_order, sales[:, :, :t])
                 out[k] = policy.forecaster.forecast(state, days)[0]
         return np.maximum(out, 0.0)
+
+    def dispersion(self, t: int) -> np.ndarray:
+        """Each store's demand variance over its mean per SKU (stores x SKUs, >= 1), from the
+        P90 of the table it orders on (``daily_sigma``, the gateway's own spread); Poisson (1)
+        for a policy with no P90 or a SKU with no forecast demand."""
+        out = np.ones(self.pack.shape)
+        for k, policy in enumerate(self.policies):
+            table = policy.trace.get(t - 1) if isinstance(policy, GatewayPolicy) else None
+            if table is not None:
+                mean, p90 = np.maximum(table[0], 0.0), table[1]
+                total = mean.sum(axis=1)
+                var = (daily_sigma(mean, p90) ** 2).sum(axis=1)
+                out[k] = np.where(total > 0, var / np.maximum(total, 1e-12), 1.0)
+        return np.maximum(out, 1.0)
 
     def _state(self, k: int, t: int, book, on_order, sales) -> StoreState:
         return StoreState(

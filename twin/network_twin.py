@@ -8,8 +8,9 @@ or a reference policy from ``twin.policies``), each day in this order:
 1. orders due today arrive (book and shelf; the policy is told of its receipts);
 2. the day's online orders (``twin.online_orders``) are routed by the chooser against the
    hub's view (book stock, the ledger's confidence ``edge_runtime.store.confidence``, recent
-   conflicts, each store's own forecast and inbound stock) and picked at once: a store line whose units are not
-   really on the shelf is cancelled (a conflict), and the store counts the SKU;
+   conflicts, each store's own forecast, its spread and inbound stock) and picked at once: a
+   store line whose units are not really on the shelf is cancelled (a conflict), and the store
+   counts the SKU;
 3. walk-in demand meets the shelf; what finds none is a store lost sale;
 4. unrecorded shrink takes units off the shelf, not off the book (phantom stock);
 5. rotating cycle counts set the book to the shelf and feed the confidence score;
@@ -254,6 +255,7 @@ class NetworkTwin:
                 "lead": ahead[:, :, :cover].sum(axis=2),
                 "inbound": arrivals[:, :, i + 1 : i + cover].sum(axis=2),
                 "sell": ahead[:, :, :horizon].sum(axis=2),
+                "spread": stores.dispersion(t),
                 "conf": b.confidence(t),
                 "conflicts": conflicts[:, :, max(0, i - self.truth.recent_conflict_days) : i].sum(
                     axis=2
@@ -302,6 +304,7 @@ class NetworkTwin:
             np.vstack([view["sell"][:, items], zeros]),
             self.sc.data.unit_value[items],
             np.vstack([view["inbound"][:, items], zeros]),
+            np.vstack([view["spread"][:, items], zeros + 1.0]),
         )
         order = Order(o.order_id, self.sc.data.skus[items], qty, o.lat, o.lon, o.promised_days)
         plan = choose(order, cand)
