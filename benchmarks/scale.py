@@ -21,7 +21,12 @@ forecast of many series built from real ones, beside statsforecast AutoETS on th
    rolled by whole weeks (the weekday pattern stays) and redrawn as Poisson counts around a
    random multiple (0.25x..4x) of its real daily units. Each worker builds its own partitions
    from the real series it was sent once, so the driver never holds them all.
-3. statsforecast AutoETS (season 7, ``n_jobs=1``) fitted and forecast on a sample of the same
+3. Training feature rows: the rows of ``--rows-series`` resampled series (366 days each, the
+   final fit's rows, ``stride`` 14) built per partition of whole series
+   (:func:`training.partitioned_training_rows.training_rows_on`) in one process and on Dask
+   with 1 and 2 workers, alternated over ``--rounds``; the matrix must be byte-identical on
+   every engine (its checksum). The LightGBM fit on the rows stays one process.
+4. statsforecast AutoETS (season 7, ``n_jobs=1``) fitted and forecast on a sample of the same
    series, one core, beside the published reference (1M series, AutoARIMA on Ray, 36 minutes
    on 2,000 CPUs).
 
@@ -60,6 +65,9 @@ HORIZON = 28
 # 1M series in 36 min on 2,000 CPUs (statsforecast's AutoARIMA on Ray, as Nixtla published).
 PUBLISHED = {"series": 1_000_000, "minutes": 36, "cpus": 2000}
 RATIO_SERIES = 20_000  # 1 and 2 workers forecast the same series for scale_out_ratio
+# Series whose training rows are built per round: the driver gathers their matrix, about
+# 130 KB a series (stride 14, 28 horizons, float32).
+ROWS_SERIES = 2_000
 PARTITION = 2_000  # series per task: a few tasks per worker; features go 500 series at a time
 SOURCE = (
     "resampled real series: each is an Online Retail II UK SKU's last 366 days, rolled by whole "
@@ -180,6 +188,48 @@ def scale_out(engines: dict, onnx: bytes, base: Panel, n_series: int, rounds: in
     }
 
 
+def feature_rows_run(engine, panel: Panel, stride: int) -> dict:
+    """The training rows of every series of ``panel`` on ``engine``: series/s and a checksum
+    of the matrix and labels (the same bytes on every engine)."""
+    import hashlib
+
+    from training.partitioned_training_rows import training_rows_on
+
+    at_start = load()
+    t0 = time.perf_counter()
+    X, y, _series, _target = training_rows_on(engine, panel, panel.n_days - 1, stride=stride)
+    seconds = time.perf_counter() - t0
+    digest = hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()[:16]
+    return {
+        "workers": engine.workers,
+        "series": len(panel.keys),
+        "rows": len(X),
+        "seconds": round(seconds, 2),
+        "series_per_s": round(len(panel.keys) / seconds, 1),
+        "checksum": digest,
+        **at_start,
+    }
+
+
+def feature_rows_scale_out(engines: dict, panel: Panel, stride: int, rounds: int, say) -> dict:
+    """Training rows in one process, then on 1 and 2 workers alternated over ``rounds``."""
+    runs: dict[str, list[dict]] = {"single_process": [], "dask_1": [], "dask_2": []}
+    say(f"training rows of {len(panel.keys):,} resampled series in one process")
+    runs["single_process"].append(feature_rows_run(LocalEngine(), panel, stride))
+    for r in range(rounds):
+        for workers in (1, 2) if r % 2 == 0 else (2, 1):
+            say(f"round {r + 1}/{rounds}: training rows on {workers} worker(s)")
+            runs[f"dask_{workers}"].append(feature_rows_run(engines[workers], panel, stride))
+    pairs = zip(runs["dask_1"], runs["dask_2"], strict=True)
+    ratios = [b["series_per_s"] / a["series_per_s"] for a, b in pairs]
+    return {
+        "scale_out_ratio": round(float(np.median(ratios)), 3),
+        "ratios_per_round": [round(x, 3) for x in ratios],
+        "same_rows_on_every_engine": len({x["checksum"] for v in runs.values() for x in v}) == 1,
+        **runs,
+    }
+
+
 def autoets(base: Panel, n: int) -> dict:
     """statsforecast AutoETS(7) on the first ``n`` series of partition 0 (the same series the
     forecast runs start with), one process, one thread."""
@@ -288,6 +338,12 @@ def main() -> int:
         help=f"series per scale-out round (default {RATIO_SERIES:,}; longer rounds average out "
         "a busy neighbour's bursts)",
     )
+    parser.add_argument(
+        "--rows-series",
+        type=int,
+        default=ROWS_SERIES,
+        help=f"resampled series whose training rows are built per round (default {ROWS_SERIES:,})",
+    )
     parser.add_argument("--pin", action="store_true", help="pin each worker to a core")
     args = parser.parse_args()
 
@@ -346,6 +402,10 @@ def main() -> int:
             ]
             spread = fc.forecast(history, HORIZON, engine=engine)
             differences += [f"dask {workers}: {d}" for d in table_differences(local_table, spread)]
+        rows_panel = resampled(base, args.rows_series, seed=1_000_000)
+        rows = feature_rows_scale_out(engines, rows_panel, config.stride, args.rounds, say)
+        if not rows["same_rows_on_every_engine"]:
+            differences.append("training rows: checksums differ between engines")
         forecasts = scale_out(engines, onnx, base, ratio_series, args.rounds, say)
         large = forecasts["dask_2"][-1]
         if n_series > ratio_series:
@@ -369,7 +429,8 @@ def main() -> int:
         differences_from_single_process=differences,
         compared=(
             "the bundle's backtest metrics (every number but timings) and its 28-day forecast of "
-            "every training series, single process against Dask with 1 and 2 workers; and the "
+            "every training series, single process against Dask with 1 and 2 workers; the "
+            "training rows of the same resampled series on every engine (checksum); and the "
             "1- and 2-worker batch forecasts of the same resampled series (checksum)"
         ),
         series_forecast=large["series"],
@@ -384,6 +445,8 @@ def main() -> int:
         ),
         training_time=fit_time,
         training=training,
+        training_rows=rows,
+        training_rows_scale_out_ratio=rows["scale_out_ratio"],
         batch_forecast=forecasts,
         statsforecast_autoets=ets,
         peak_memory_mib_per_worker=memory,
@@ -391,8 +454,9 @@ def main() -> int:
         training_series=top,
         note=(
             "training covers backtest (1 fold, 5 statsforecast baselines) + final fit + ONNX "
-            "export; only the baselines fan out, LightGBM is one global fit. scale_out_ratio is "
-            "the batch forecast's, on the resampled series."
+            "export; the baselines and the training rows fan out, LightGBM is one global fit. "
+            "scale_out_ratio is the batch forecast's, on the resampled series; "
+            "training_rows_scale_out_ratio the training rows' (median of the rounds)."
         ),
     )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -410,11 +474,14 @@ def _median(runs: list[dict], key: str) -> float:
 
 
 def markdown(r: dict) -> str:
-    bf, t = r["batch_forecast"], r["training_time"]
+    bf, t, tr = r["batch_forecast"], r["training_time"], r["training_rows"]
     rows = [
         ("training: single process", r["training"]["single_process"]["series_per_s"]),
         ("training: Dask 1 worker", r["training"]["dask_1"]["series_per_s"]),
         ("training: Dask 2 workers", r["training"]["dask_2"]["series_per_s"]),
+        ("training rows: single process", _median(tr["single_process"], "series_per_s")),
+        ("training rows: Dask 1 worker (median)", _median(tr["dask_1"], "series_per_s")),
+        ("training rows: Dask 2 workers (median)", _median(tr["dask_2"], "series_per_s")),
         ("batch forecast: Dask 1 worker (median)", _median(bf["dask_1"], "series_per_s")),
         ("batch forecast: Dask 2 workers (median)", _median(bf["dask_2"], "series_per_s")),
         (f"batch forecast, {r['series_forecast']:,} series, per core", r["series_per_s_per_core"]),
@@ -432,7 +499,8 @@ def markdown(r: dict) -> str:
     tail_ = (
         f"\nscale_out_ratio {r['scale_out_ratio']} (per round {bf['ratios_per_round']}), "
         f"CPU-normalised {r['cpu_normalised_scale_out_ratio']}, training "
-        f"{r['training_scale_out_ratio']}; same results as single process: "
+        f"{r['training_scale_out_ratio']}, training rows {r['training_rows_scale_out_ratio']}; "
+        f"same results as single process: "
         f"{r['same_metrics_as_single_process']}; fit s per 1,000 series-years: {fits}; "
         f"load {r['machine']['load_average_at_start']} -> {r['load_average_at_end']}; "
         f"{r['series_forecast']:,} {r['series_source']}\n"

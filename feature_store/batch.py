@@ -344,26 +344,32 @@ def training_index(
     seed: int = 0,
     max_horizon: int = MAX_HORIZON,
     recent: int | None = None,
+    phases: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(series, close day, horizon)`` of the training rows: close days every ``stride`` days
-    (random phase per series), every horizon up to ``max_horizon`` whose target day is on or
-    before ``last_day``; with ``recent``, only close days in the last ``recent`` steps (older
-    days still feed the features, a year back included).
+    (random phase per series, :func:`training_phases`), every horizon up to ``max_horizon``
+    whose target day is on or before ``last_day``; with ``recent``, only close days in the
+    last ``recent`` steps (older days still feed the features, a year back included).
+    ``phases``: the phases of this panel's series, when it is a partition of a larger panel
+    (then a partition without rows gives empty arrays instead of an error).
 
     >>> p = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.zeros((1, 40)))
     >>> s, d, h = training_index(p, last_day=39)
     >>> bool((d + h <= 39).all()), bool((d >= 6).all())
     (True, True)
     """
-    rng = np.random.default_rng(seed)
+    partition = phases is not None
+    if phases is None:
+        phases = training_phases(len(panel.keys), stride, seed)
     first = panel.first_day()
-    s_list, d_list, h_list = [], [], []
+    empty = np.zeros(0, np.int64)
+    s_list, d_list, h_list = [empty], [empty], [empty]
     hs = np.arange(1, max_horizon + 1)
     for s in range(len(panel.keys)):
         lo = first[s] + min_age - 1
         if recent is not None:
             lo = max(lo, last_day - recent)
-        days = np.arange(lo + int(rng.integers(stride)), last_day, stride)
+        days = np.arange(lo + int(phases[s]), last_day, stride)
         if not len(days):
             continue
         d = np.repeat(days, len(hs))
@@ -372,12 +378,30 @@ def training_index(
         s_list.append(np.full(int(keep.sum()), s))
         d_list.append(d[keep])
         h_list.append(h[keep])
-    if not s_list:
-        raise ValueError(
-            f"no training rows: every series is younger than {min_age} days before day {last_day}"
-        )
     series, day, horizon = (np.concatenate(a) for a in (s_list, d_list, h_list))
+    if not len(series) and not partition:
+        raise_no_training_rows(min_age, last_day)
     return series, day, horizon
+
+
+def raise_no_training_rows(min_age: int, last_day: int) -> None:
+    """The error of a panel without training rows, wherever its rows were computed."""
+    raise ValueError(
+        f"no training rows: every series is younger than {min_age} days before day {last_day}"
+    )
+
+
+def training_phases(n_series: int, stride: int = 7, seed: int = 0) -> np.ndarray:
+    """Each series' random phase of its close days (``0..stride-1``), drawn in series order
+    from ``seed``: drawn once for the whole panel, so a partition of its series gets the rows
+    the whole panel would.
+
+    >>> training_phases(4, stride=7, seed=0).tolist()
+    [5, 4, 3, 1]
+    """
+    rng = np.random.default_rng(seed)
+    # One scalar draw per series, as the rows have always been drawn (a vector draw differs).
+    return np.array([int(rng.integers(stride)) for _ in range(n_series)], dtype=np.int64)
 
 
 def training_rows(

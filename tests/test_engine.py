@@ -1,6 +1,7 @@
 """The distributed engine gives the single-process results: a real Dask cluster (2 worker
-processes, one thread each, on loopback) runs the backtest's statsforecast baselines and the
-batch forecast of real series, partitioned by whole series, and every metric and forecast
+processes, one thread each, on loopback) runs the training feature rows (byte for byte the
+single-process rows), the backtest's statsforecast baselines and the batch forecast of real
+series, partitioned by whole series, and every metric and forecast
 matches the single-process run within ``TOLERANCE``; the cluster is stopped afterwards."""
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ from feature_store.spec import names
 from models.demand import DemandModel
 from training.backtest import backtest
 from training.datasets import m5_sample, online_retail
-from training.engine import DaskEngine, LocalEngine, partitions_for, series_partitions
+from training.engine import (
+    DaskEngine,
+    LocalEngine,
+    panel_series,
+    partitions_for,
+    series_partitions,
+)
 from training.forecast import Forecaster
+from training.loss_weights import weighted_training_rows
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -96,6 +104,27 @@ def test_batch_forecasts_do_not_depend_on_the_engine(cluster, history):
     n = single.groupby(["store_id", "sku"]).ngroups
     assert n > 30 and single["store_id"].nunique() > 1 and len(single) == n * 35
     pd.testing.assert_frame_equal(single, spread, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_training_rows_do_not_depend_on_the_engine(cluster, history):
+    # Byte for byte: the fit then sees the very same matrix, labels and weights.
+    panel = panel_from_frame(history[history["date"] >= "2011-01-01"])
+    last = panel.n_days - 1
+    single = weighted_training_rows(panel, close_features(panel), last_day=last, stride=14)
+    spread = weighted_training_rows(panel, None, last_day=last, stride=14, engine=cluster)
+    parts = partitions_for(cluster, len(panel.keys))
+    assert len(parts) >= 8 and len(single[0]) > 10_000
+    pairs = [(single[0], spread[0]), (single[1], spread[1]), (single[2].mean, spread[2].mean)]
+    for a, b in pairs:
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_a_partition_task_holds_its_own_series_only(history):
+    panel = panel_from_frame(history[history["date"] >= "2015-01-01"])
+    part = series_partitions(len(panel.keys), 4)[2]
+    own = panel_series(panel, part)
+    assert own.keys == [panel.keys[i] for i in part] and own.units.shape[0] == len(part)
+    assert np.shares_memory(own.units, panel.units)  # a view of its rows, shipped alone
 
 
 def test_partitions_hold_whole_series_in_order():

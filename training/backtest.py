@@ -176,8 +176,8 @@ def backtest(
 
     ``evaluate`` (bool per series) limits scoring to some series while the model still trains on
     all of them, e.g. a global model fitted on a store's whole assortment, judged on its top SKUs.
-    ``engine`` (:mod:`training.engine`) runs the per-series baselines; the metrics do not
-    depend on it. ``peers`` adds the mlforecast LightGBM peers (:mod:`training.peers`), fitted
+    ``engine`` (:mod:`training.engine`) runs the per-series baselines and each fold's training
+    rows; the metrics do not depend on it. ``peers`` adds the mlforecast LightGBM peers (:mod:`training.peers`), fitted
     on the same rows. ``score_mask`` (bool, series x steps) scores only the steps it marks
     (in-stock days: a stock-out day's sales are not its demand). ``recent``: every model trains
     on the last ``recent`` steps before each cutoff only.
@@ -192,7 +192,13 @@ def backtest(
         day = str(panel.dates[cut])
         say(f"fold {k}/{folds}: training on steps up to {day}")
         X, y, w = weighted_training_rows(
-            panel, close, last_day=cut, stride=stride, max_horizon=horizon, recent=recent
+            panel,
+            close,
+            last_day=cut,
+            stride=stride,
+            max_horizon=horizon,
+            recent=recent,
+            engine=engine,
         )
         result.series_years.append(series_years(panel, cut, recent))
         t0 = time.perf_counter()

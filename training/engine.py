@@ -1,7 +1,8 @@
 """Where training's per-series heavy steps run: in this process, or on a Dask cluster.
 
-The steps that fan out are the ones that treat each series on its own: the statsforecast
-baselines of every backtest fold and the batch forecast of every series. They are cut into
+The steps that fan out are the ones that treat each series on its own: the training feature rows
+(of the final fit and of every backtest fold), the statsforecast baselines of every backtest fold
+and the batch forecast of every series. They are cut into
 partitions of whole series (a series is never split: its features and its baselines need all of
 its days), each partition runs as one task, and the results come back in series order, so the
 caller cannot tell which engine ran them. The global demand model (one LightGBM over all series)
@@ -163,12 +164,16 @@ def panel_series(panel: Panel, rows: np.ndarray, days: int | None = None) -> Pan
     """The panel of the series ``rows`` (and only its first ``days`` days, when given): what
     one partition's task needs, and nothing more to ship."""
     end = panel.n_days if days is None else int(days)
+    rows = np.asarray(rows)
+    if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+        # A contiguous run (every partition is one): a view, not a copy of its series.
+        rows = slice(int(rows[0]), int(rows[0]) + len(rows))
 
     def cut(a):
         return None if a is None else a[rows, :end]
 
     return Panel(
-        keys=[panel.keys[i] for i in rows],
+        keys=panel.keys[rows] if isinstance(rows, slice) else [panel.keys[i] for i in rows],
         start=panel.start,
         units=panel.units[rows, :end],
         price=cut(panel.price),
@@ -188,7 +193,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINES,
         default="local",
-        help="where per-series baselines and forecasts run: local (this process, default) or "
+        help="where per-series baselines, training rows and forecasts run: local (this process, default) or "
         "dask (a local cluster of --workers processes, or --scheduler)",
     )
     parser.add_argument(

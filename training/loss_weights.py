@@ -24,9 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from feature_store.batch import Panel, feature_rows, training_index
+from feature_store.batch import Panel
 from models.demand import DemandModel
+from training.engine import Engine
 from training.metrics import Scales
+from training.partitioned_training_rows import training_rows_on
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,20 @@ def weighted_training_rows(
     stride: int = 7,
     seed: int = 0,
     labelled: np.ndarray | None = None,
+    engine: Engine | None = None,
     **rows,
 ) -> tuple[np.ndarray, np.ndarray, MetricWeights]:
     """Training matrix, labels and their metric weights from the days up to ``last_day``;
     ``rows``: :func:`~feature_store.batch.training_index`'s ``max_horizon`` and ``recent``.
     ``labelled`` (bool, series x days): a row whose target day is not labelled (a day too short
-    of stock to know its demand) weighs 0, though that day still feeds the features."""
-    series, day, horizon = training_index(panel, last_day, stride=stride, seed=seed, **rows)
-    X = feature_rows(panel, close, series, day, horizon)
-    y = np.nan_to_num(panel.units[series, day + horizon], nan=0.0)
+    of stock to know its demand) weighs 0, though that day still feeds the features.
+    ``engine`` (:mod:`training.engine`) computes the rows per partition of whole series (the
+    same rows on every engine); ``close`` is used in this process only."""
+    X, y, series, target = training_rows_on(
+        engine, panel, last_day, stride=stride, seed=seed, close=close, **rows
+    )
     w = metric_weights(panel, series, DemandModel.scale(X), cutoff=last_day)
     if labelled is not None:
-        keep = np.asarray(labelled, bool)[series, day + horizon]
+        keep = np.asarray(labelled, bool)[series, target]
         w = MetricWeights(_normalised(w.mean * keep), _normalised(w.quantile * keep))
     return X, y, w

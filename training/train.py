@@ -192,7 +192,8 @@ def train(
     the default key, created on first use). ``quick`` only labels the run (its name says quick
     or full). ``data_selection`` (:func:`training.datasets.selection`) is written to the
     bundle's metadata so a forecast on the same data set selects the same series. ``engine``
-    (:mod:`training.engine`) runs the backtest's per-series baselines. ``config.folds == 0``
+    (:mod:`training.engine`) runs the backtest's per-series baselines and the training feature
+    rows (per partition of whole series; the LightGBM fits on them stay in this process). ``config.folds == 0``
     skips the backtest: the bundle then carries no backtest metrics, and MLflow's champion
     cannot move to it. ``known_ahead``: the history's price and promo are planned
     (:class:`feature_store.batch.Panel`). The bundle's metadata names the stores it serves
@@ -225,7 +226,7 @@ def train(
     close = close_features(panel)
     last = panel.n_days - 1
     X, y, w = weighted_training_rows(
-        panel, close, last_day=last, stride=config.stride, seed=config.seed
+        panel, close, last_day=last, stride=config.stride, seed=config.seed, engine=engine
     )
     _say(f"fitting demand model on {len(X):,} rows")
     t0 = time.perf_counter()
