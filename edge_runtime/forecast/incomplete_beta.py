@@ -59,13 +59,12 @@ def regularized_incomplete_beta(
     0.25
     """
     a, b, x = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (a, b, x)))
-    _check_domain(a, b, x)
     if a.size <= ELEMENTWISE_UP_TO:
-        values = [
-            _one(*abx)
-            for abx in zip(a.ravel().tolist(), b.ravel().tolist(), x.ravel().tolist(), strict=True)
-        ]
-        return np.array(values, dtype=np.float64).reshape(a.shape)
+        abx = list(zip(a.ravel().tolist(), b.ravel().tolist(), x.ravel().tolist(), strict=True))
+        if not all(0 < u < math.inf and 0 < v < math.inf and 0 <= w <= 1 for u, v, w in abx):
+            _check_domain(a, b, x)
+        return np.array([_one(*e) for e in abx], dtype=np.float64).reshape(a.shape)
+    _check_domain(a, b, x)
     shape = a.shape
     a, b, x = a.ravel(), b.ravel(), x.ravel()
     known = ~(np.isnan(a) | np.isnan(b) | np.isnan(x))
@@ -159,10 +158,10 @@ def _term(step: int, a: Real, b: Real, x: Real) -> Real:
     return m * (b - m) * x / ((a + 2 * m - 1.0) * (a + 2 * m))
 
 
-def max_steps(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | float:
-    """Continued-fraction terms allowed per element: the fraction needs of the order of
-    ``sqrt(max(a, b))`` terms below the symmetry point, and this leaves ample room."""
-    return 200 + 20 * np.sqrt(np.maximum(a, b))
+def max_steps(larger: Real) -> Real:
+    """Continued-fraction terms allowed per element, given ``max(a, b)``: the fraction needs of
+    the order of ``sqrt(max(a, b))`` terms below the symmetry point; this leaves ample room."""
+    return 200.0 + 20.0 * larger**0.5
 
 
 def _continued_fraction(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -173,7 +172,7 @@ def _continued_fraction(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarr
     """
     out = np.ones_like(x)
     rows = np.arange(x.size)
-    limit = max_steps(a, b)
+    limit = max_steps(np.maximum(a, b))
     value, c, d = np.ones_like(x), np.ones_like(x), np.zeros_like(x)
     step = 0
     while rows.size:
@@ -213,14 +212,15 @@ def _one(a: float, b: float, x: float) -> float:
         lbeta = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
     front = math.exp(a * log_x + b * log_1mx - lbeta - math.log(a))
     value, c, d = 1.0, 1.0, 0.0
-    for step in range(1, int(max_steps(a, b)) + 1):
+    for step in range(1, int(max_steps(max(a, b))) + 1):
         term = _term(step, a, b, x)
         d = 1.0 + term * d
         d = 1.0 / (d if abs(d) >= _TINY else _TINY)
         c = 1.0 + term / c
         c = c if abs(c) >= _TINY else _TINY
-        value *= c * d
-        if abs(c * d - 1.0) < TOLERANCE:
+        change = c * d
+        value *= change
+        if abs(change - 1.0) < TOLERANCE:
             break
     result = front / value
     return min(1.0, max(0.0, 1.0 - result if flip else result))
@@ -229,6 +229,8 @@ def _one(a: float, b: float, x: float) -> float:
 def _check_domain(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> None:
     """One line naming the first argument out of its domain, its value and its index (NaN is
     no value, not a wrong one: it gives NaN, as a missing forecast should)."""
+    if ((a > 0) & (b > 0) & (a < np.inf) & (b < np.inf) & (x >= 0) & (x <= 1)).all():
+        return  # the usual case, in one pass (NaN fails it and is looked at below)
     rules = (
         ("a", a, "finite and > 0", (a > 0) & (a < np.inf) | np.isnan(a)),
         ("b", b, "finite and > 0", (b > 0) & (b < np.inf) | np.isnan(b)),
