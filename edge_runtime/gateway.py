@@ -39,7 +39,6 @@ from edge_runtime.decide.decisions import DecisionPolicy
 from edge_runtime.decide.engine import DecisionEngine
 from edge_runtime.decide.forecast_policy import DailyForecasts
 from edge_runtime.forecast.daily_sales import DailySales
-from edge_runtime.forecast.demand_distribution import preload_scipy
 from edge_runtime.forecast.snapshot_schedule import SnapshotSchedule
 from edge_runtime.forecast.upkeep import Upkeep
 from edge_runtime.ingest.dead_letter_topic import dead_letter_messages
@@ -82,8 +81,6 @@ class Gateway:
         self.cfg = cfg
         self._phases = StartPhases()
         m = cfg.model
-        if m.bundle or cfg.bundle_dir.exists():
-            preload_scipy()  # the model's decisions need it; begun before everything else
         # Theft / mis-scan detection over sales and sensor readings (which never touch stock).
         shelf_watch = shelf_watch or ShelfWatch(phantom=PhantomDetector(m.phantom_alpha))
         watches = shelf_watch, CountWatch(CycleCountShrink(z_threshold=m.shrink_z))

@@ -24,29 +24,12 @@ Everything is vectorised over SKUs (numpy arrays in, arrays out).
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
+
+from edge_runtime.forecast.incomplete_beta import regularized_incomplete_beta
 
 Z90 = 1.2815515655446004  # standard normal 0.9 quantile
 _MIN_EXCESS = 1e-6  # variance must exceed the mean for a negative binomial
-
-
-def preload_scipy() -> threading.Thread:
-    """Import SciPy's special functions on a thread of their own, started now.
-
-    A gateway with a model bundle needs them for its first decisions, and the import is the
-    largest single cost of its start: begun first, it overlaps with opening the ledger and the
-    ONNX sessions (which release the GIL) instead of following them. The functions below import
-    SciPy where they use it, so they simply wait for this import if it is still running.
-    """
-    thread = threading.Thread(target=_import_special, name="scipy-import", daemon=True)
-    thread.start()
-    return thread
-
-
-def _import_special() -> None:
-    from scipy import special  # noqa: F401
 
 
 def daily_sigma(mean: np.ndarray, p90: np.ndarray) -> np.ndarray:
@@ -64,17 +47,15 @@ def variance_from_median(mean: np.ndarray, p50: np.ndarray, iterations: int = 40
     largest ``r`` with ``P(D <= floor(p50)) >= 0.5`` is found by bisection on ``log r``
     (vectorised); where even Poisson satisfies it the Poisson variance is returned.
     """
-    from scipy import special  # on first use: SciPy costs ~0.5 s of a gateway's start-up
-
     m = np.maximum(np.asarray(mean, dtype=np.float64), 1e-12)
     k = np.floor(np.maximum(np.asarray(p50, dtype=np.float64), 0.0)) + 1.0
     lo = np.full(m.shape, np.log(1e-4))  # very dispersed: median 0, condition holds
     hi = np.full(m.shape, np.log(1e6))  # ~Poisson
-    holds_at_hi = special.betainc(np.exp(hi), k, np.exp(hi) / (np.exp(hi) + m)) >= 0.5
+    holds_at_hi = regularized_incomplete_beta(np.exp(hi), k, np.exp(hi) / (np.exp(hi) + m)) >= 0.5
     for _ in range(iterations):
         mid = (lo + hi) / 2
         r = np.exp(mid)
-        ok = special.betainc(r, k, r / (r + m)) >= 0.5
+        ok = regularized_incomplete_beta(r, k, r / (r + m)) >= 0.5
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     r = np.exp(lo)
@@ -110,13 +91,11 @@ def prob_at_least(total_mean: np.ndarray, total_var: np.ndarray, k: np.ndarray) 
 
     ``k <= 0`` gives 1 (already out); zero expected demand gives 0 for any ``k >= 1``.
     """
-    from scipy import special  # on first use: SciPy costs ~0.5 s of a gateway's start-up
-
     total_mean = np.asarray(total_mean, dtype=np.float64)
     k = np.ceil(np.asarray(k, dtype=np.float64))
     r, p = _nb_params(total_mean, np.asarray(total_var, dtype=np.float64))
     # P(D <= k-1) = I_p(r, k) (regularised incomplete beta); guard k >= 1 for betainc.
-    cdf = special.betainc(r, np.maximum(k, 1.0), p)
+    cdf = regularized_incomplete_beta(r, np.maximum(k, 1.0), p)
     out = np.where(k <= 0, 1.0, 1.0 - cdf)
     return np.where((total_mean <= 0) & (k >= 1), 0.0, np.clip(out, 0.0, 1.0))
 
