@@ -49,12 +49,11 @@ class UplinkWindow(NamedTuple):
     rows: list[OutboxRow]
     states: list[StockState]
     end: datetime
-    at: float  # time.monotonic() when written
 
 
 class Uplink:
     """Collects changed SKU states and turns them into ``UplinkDeltas`` messages, one window at
-    most every ``interval_s`` (counted from the last window written)."""
+    most every ``interval_s`` (counted from the commit of the last one)."""
 
     def __init__(self, outbox: Outbox, store_id: str, model_version: str):
         self.outbox = outbox
@@ -148,7 +147,7 @@ class Uplink:
             )
         rows = self.outbox.put(out, conn=conn)
         self._table.save(conn, ordered)
-        return UplinkWindow(rows, ordered, end, time.monotonic())
+        return UplinkWindow(rows, ordered, end)
 
     def committed(self, window: UplinkWindow) -> list[OutboxRow]:
         """The transaction holding ``window`` committed: it is the baseline now, and the next
@@ -158,7 +157,7 @@ class Uplink:
         self._changed.clear()
         self._exceptions = []
         self._window_start = window.end
-        self._last_window = window.at
+        self._last_window = time.monotonic()  # from its COMMIT: the disk's time is not the wait
         self.bytes_sent += sum(len(r.payload) for r in window.rows)
         return window.rows
 
