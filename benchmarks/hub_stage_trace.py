@@ -68,29 +68,28 @@ def stage_log(role: str) -> StageLog | None:
 
 def trace_gateway(gw: Any, log: StageLog) -> None:
     """Stamp a started ``Gateway``'s stages (instance attributes shadow its methods)."""
-    put, handover = gw.intake.put, gw._ingest_handover
+    put, engine_committed = gw.intake.put, gw.engine.committed
 
     def traced_put(payload: bytes, source: str, mid: int, qos: int) -> None:
         if payload[:1] == b"{":
             log.stamp("mqtt", json.loads(payload).get("event_id"))
         put(payload, source, mid, qos)
 
-    def traced_handover(events, rejections, source):
-        result = handover(events, rejections, source)
-        t = time.monotonic()
-        log.rows.extend(("commit", t, e.event_id) for e in events)
-        return result
+    def traced_engine_committed(result):
+        t = time.monotonic()  # right after the ledger's COMMIT
+        log.rows.extend(("commit", t, e.event_id) for e in result.events)
+        engine_committed(result)
 
-    gw.intake.put, gw._ingest_handover = traced_put, traced_handover
-    commit = gw.uplink._commit
+    gw.intake.put, gw.engine.committed = traced_put, traced_engine_committed
+    window_committed = gw.uplink.committed
 
-    def traced_commit(messages, states):
-        rows = commit(messages, states)
+    def traced_window(window):
+        rows = window_committed(window)
         for r in rows:
-            log.stamp("window", r.seq, sorted({s.sku for s in states}))
+            log.stamp("window", r.seq, sorted({s.sku for s in window.states}))
         return rows
 
-    gw.uplink._commit = traced_commit
+    gw.uplink.committed = traced_window
     link = gw.hub_link
     forward = link._forward_once
 

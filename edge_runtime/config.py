@@ -245,7 +245,8 @@ class UplinkSection(Section):
     """``[uplink]``: how often aggregated deltas leave the store (default every 15 minutes)."""
 
     interval_s: Positive = 900.0
-    """Seconds between uplinks of aggregated stock deltas."""
+    """Seconds between uplinks of aggregated stock deltas (at least this long after the last
+    one; a change after a quiet spell goes at once, with its own commit)."""
 
 
 class IngestSection(Section):

@@ -56,7 +56,7 @@ from edge_runtime.store.store_failure import StoreError, write_transaction
 from edge_runtime.transport.health import down_parts, state_problems
 from edge_runtime.transport.mqtt import MqttTransport
 from edge_runtime.transport.outbox_pump import OutboxPump
-from edge_runtime.transport.uplink import Uplink
+from edge_runtime.transport.uplink import Uplink, UplinkWindow
 from edge_runtime.watch.anomaly_scores import score_close
 from edge_runtime.watch.count_watch import CountWatch
 from edge_runtime.watch.phantom import PhantomDetector
@@ -66,6 +66,8 @@ from models.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
+TICK_S = 0.02  # the worker's round (marks sent, upkeep, health) when no payload wakes it
+WINDOW_MIN_WAIT_S = 0.001  # a due window that could not be written is retried this often
 COUNTERS = ("ingested", "duplicates", "rejected", "messages", "sent", "policy_errors", "day_closes")
 
 
@@ -248,10 +250,12 @@ class Gateway:
         rows: list[OutboxRow] = []
         states: list[StockState] = []
         messages: list[Message] = []
+        window: UplinkWindow | None = None  # the uplink window this commit carries, if due
 
         store, engine = self.cfg.gateway.store_id, self.engine
 
         def before_commit(conn, result: IngestResult) -> None:
+            nonlocal window
             messages.extend(engine.stage(conn, result, states))
             if not publish:  # seeded history: decided (state moves on) but nothing to send
                 messages.clear()
@@ -263,6 +267,10 @@ class Gateway:
                     result.rejections, store, source, self.policy.version
                 )
                 rows.extend(self.outbox.put(refused, conn=conn))
+            if publish and self.uplink.due_in(self.cfg.uplink.interval_s) == 0:
+                # The window is due: it commits with these events (one commit, not two, and
+                # the hub's figure leaves with the commit that made it).
+                window = self.uplink.write(conn, states, messages)
 
         engine.begin()
         try:
@@ -275,9 +283,13 @@ class Gateway:
         c["ingested"] += result.accepted
         c["duplicates"] += result.duplicates
         c["rejected"] += result.rejected
-        self._count_created(rows)
-        self.uplink.observe_messages(messages)
-        return result, rows, states
+        self._count_created(rows)  # as ever, not the uplink's windows
+        if window is not None:
+            rows.extend(self.uplink.committed(window))
+        else:
+            self.uplink.observe_messages(messages)
+            self.uplink.observe(states)
+        return result, rows
 
     def seed_history(self, batches: Iterable[Any], source: str = "history") -> int:
         """Load a store's past events (a new store, the demo): stored, added to the sales series
@@ -290,8 +302,8 @@ class Gateway:
         with self._lock:
             for batch in batches:
                 events, rejections = self.ledger.parse(batch)
-                result, _, states = self._ingest_locked(events, rejections, source, publish=False)
-                self.uplink.observe(states)  # the central stock view does need the history
+                # observed by the uplink: the central stock view does need the history
+                result, _ = self._ingest_locked(events, rejections, source, publish=False)
                 accepted += result.accepted
             self.engine.reset()
         return accepted
@@ -300,9 +312,8 @@ class Gateway:
         self.counters["messages"] += len(rows)
         self.created_by_kind.update(r.kind for r in rows)
 
-    def _handover(self, rows: list[OutboxRow], states: list[StockState]) -> None:
+    def _handover(self, rows: list[OutboxRow]) -> None:
         self.pump.fresh.extend(rows)
-        self.uplink.observe(states)
         if self.hub_link is not None:
             self.hub_link.wake(rows)
 
@@ -318,8 +329,8 @@ class Gateway:
         self, events: list[Event], rejections: list[Rejection], source: str
     ) -> IngestResult:
         with self._lock:
-            result, rows, states = self._ingest_locked(events, rejections, source)
-            self._handover(rows, states)
+            result, rows = self._ingest_locked(events, rejections, source)
+            self._handover(rows)
         return result
 
     def _dead_letter(self, event: Event, source: str, err: Exception) -> IngestResult:
@@ -330,7 +341,7 @@ class Gateway:
             store, version = self.cfg.gateway.store_id, self.policy.version
             rows = self.outbox.put(dead_letter_messages([refused], store, source, version))
             self._count_created(rows)
-            self._handover(rows, [])
+            self._handover(rows)
         self.counters["rejected"] += 1
         return IngestResult(rejected=1, rejections=[refused])
 
@@ -357,7 +368,7 @@ class Gateway:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(0.02)
+            self._wake.wait(self._idle_s())
             self._wake.clear()
             self.intake.run_once()
             if self._phases is not None and self.counters["ingested"]:
@@ -367,7 +378,8 @@ class Gateway:
                 self.engine.open_sessions()  # consuming came first; the next close needs them
             try:
                 self.pump.pump(self.transport)
-                self._maybe_flush_uplink()
+                if self.intake.empty():  # else the commit of what waits carries the window
+                    self._maybe_flush_uplink()
                 self.upkeep.tick()
             except StoreError as err:
                 self.intake.store_failed(err, "outgoing messages wait in memory and in the outbox")
@@ -376,6 +388,13 @@ class Gateway:
                 self.pump.backlog = True
                 time.sleep(0.1)
             self._report_health()
+
+    def _idle_s(self) -> float:
+        """How long the worker may wait for a payload: ``TICK_S``, or less when changes wait
+        for the uplink window (written when it falls due, not at the next tick after)."""
+        if not self.uplink.waiting or self.intake.store_problem:
+            return TICK_S
+        return min(TICK_S, max(WINDOW_MIN_WAIT_S, self.uplink.due_in(self.cfg.uplink.interval_s)))
 
     def problems(self) -> dict[str, str]:
         """The required parts that are down, each with why: ``ledger`` (writes refused),

@@ -28,6 +28,8 @@ IN_FLIGHT = 256  # key-value requests a worker has outstanding at most
 WRITE_TIMEOUT_S = 10.0  # a batch's acknowledgements, all of them, within this
 _EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 _WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
+# json.dumps(value, separators=...) builds an encoder per call: one for every SKU written
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class AckedPublishes:
@@ -135,7 +137,7 @@ class Patcher:
             new = change(old)
             if new is None:
                 continue
-            data = json.dumps(new, separators=(",", ":")).encode()
+            data = _COMPACT(new).encode()
             await self.limit.acquire()
             try:
                 ack = await self.acks.publish(

@@ -165,10 +165,9 @@ class DecisionEngine:
         """Inside the transaction: the batch's decisions (``states`` receives the new states
         of the SKUs it changed)."""
         self._staged = True
-        if result.changed_skus:
+        if result.written:
             led = self.ledger
-            skus = result.changed_skus
-            states.extend(states_in_transaction(conn, skus, led.clock_us, led.safety_buffer))
+            states.extend(states_in_transaction(result.written, led.clock_us, led.safety_buffer))
         messages = self._decide_batch(conn, result)
         if self.intraday is not None and result.events:
             messages.extend(self._warn(result))

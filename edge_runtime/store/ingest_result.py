@@ -30,6 +30,9 @@ class IngestResult:
     rejected: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
     changed_skus: list[str] = field(default_factory=list)
+    # The changed SKUs' states as the transaction wrote them (the stock table's new rows),
+    # for decisions made before its COMMIT; this transaction's only (not summed by ``add``).
+    written: dict[str, SkuState] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)  # newly stored, sensor readings included
     # Each new ledger event with its SKU's state right after it, in arrival order (a late
     # event's state re-folded at once, as if it came alone): decisions follow every state

@@ -172,6 +172,7 @@ class LedgerWrites:
             if working:
                 conn.executemany(UPSERT_STOCK, [s.row() for s in working.values()])
                 result.changed_skus = list(working)
+                result.written = working
             if rejections:
                 conn.executemany(
                     INSERT_DEAD,

@@ -19,21 +19,15 @@ from collections.abc import Iterator, Mapping
 from edge_runtime.store.stock import SkuState, StockState
 from feature_store.censored_demand import shelf_empty
 
-_ID_CHUNK = 900  # SKUs per "IN (...)" query (under SQLite's bound-parameter limit)
-
 
 def states_in_transaction(
-    conn: sqlite3.Connection, skus: list[str], clock_us: int, safety_buffer: int
+    written: Mapping[str, SkuState], clock_us: int, safety_buffer: int
 ) -> list[StockState]:
-    """New states of ``skus`` as written in the open transaction on ``conn``."""
-    rows = []
-    for i in range(0, len(skus), _ID_CHUNK):
-        chunk = skus[i : i + _ID_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows.extend(conn.execute(f"SELECT * FROM stock WHERE sku IN ({marks})", chunk))
-    states = [SkuState(*r) for r in rows]
-    as_of = max([clock_us, *(s.last_us for s in states)])
-    return [StockState.of(s, safety_buffer, as_of) for s in states]
+    """What callers see of the SKU states the open transaction has written (``written``: the
+    ledger's folded states, the stock table's new rows field for field; kept in memory, not
+    read back)."""
+    as_of = max([clock_us, *(s.last_us for s in written.values())])
+    return [StockState.of(s, safety_buffer, as_of) for s in written.values()]
 
 
 def empty_shelves(conn: sqlite3.Connection, current: Mapping[str, SkuState | None]) -> set[str]:

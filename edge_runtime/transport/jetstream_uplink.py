@@ -61,6 +61,7 @@ from edge_runtime.store.hub_outbox_reads import (
 from edge_runtime.store.outbox import OutboxRow
 from edge_runtime.store.uplink_cursor import UplinkCursor
 from edge_runtime.transport.bundle_rollout import RolloutAgent
+from edge_runtime.transport.loop_wake import LoopWake, acks_within
 
 if TYPE_CHECKING:
     import sqlite3
@@ -72,6 +73,7 @@ UPLINK_KINDS = ("uplink", "stockout", "replenishment", "anomaly", "conflict")
 BATCH = 500  # rows published before waiting for their acks together
 RETRY_MAX_S = 1.0  # a store back online is forwarding again within a second
 IDLE_POLL_S = 0.25  # the gateway wakes the link on every commit; this only bounds a missed wake
+ACK_TIMEOUT_S = 10.0  # JetStream's acknowledgements of a batch, all of them, within this
 CURSOR_SAVE_S = 0.5  # a crash re-sends at most this much (dropped as duplicates): no fsync a row
 
 Status = Callable[[], dict[str, Any]]  # model_version, version: the gateway as it is now
@@ -107,8 +109,7 @@ class JetStreamUplink:
         self.forwarded = 0
         self.connected = False
         self._woken = False  # a wake is on its way (a plain flag: set from the gateway's thread)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._async_wake: asyncio.Event | None = None
+        self._async_wake: LoopWake | None = None  # set once the link's loop runs
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_state = 0.0
@@ -165,10 +166,10 @@ class JetStreamUplink:
         self._poke()
 
     def _poke(self) -> None:
-        loop, event = self._loop, self._async_wake
-        if loop is not None and event is not None:
+        wake = self._async_wake
+        if wake is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closing: nothing to wake
-                loop.call_soon_threadsafe(event.set)
+                wake.set_threadsafe()
 
     def wait_forwarded(self, timeout: float = 10.0) -> bool:
         """Block until every uplink row in the outbox is acknowledged by JetStream."""
@@ -195,8 +196,7 @@ class JetStreamUplink:
     async def _main(self) -> None:
         import nats
 
-        self._async_wake = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
+        self._async_wake = LoopWake(asyncio.get_running_loop())
         retry = 0.1
         while not self._stop.is_set():
             try:
@@ -273,8 +273,7 @@ class JetStreamUplink:
                 wait = min(
                     IDLE_POLL_S, max(0.0, self._last_state + self.heartbeat_s - time.monotonic())
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._async_wake.wait(), wait)
+                await self._async_wake.wait(wait)
 
     async def _forward_once(self, js) -> int:
         rows = self._rows()
@@ -288,7 +287,7 @@ class JetStreamUplink:
                 headers["Shelfcast-Prev-Seq"] = str(prev)
                 prev = seq
             acks.append(await js.publish_async(self.subject(kind), bytes(payload), headers=headers))
-        for ack in await asyncio.wait_for(asyncio.gather(*acks), 10):
+        for ack in await acks_within(acks, ACK_TIMEOUT_S):
             if ack.stream is None:
                 raise RuntimeError("JetStream did not store an uplink message")
         self.cursor, self._prev = rows[-1][0], prev

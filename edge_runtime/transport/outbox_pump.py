@@ -6,7 +6,8 @@ low-latency path); after a restart, an outage or a full publish window, rows are
 SQLite in order (the durable path, the "backlog") until the window has room again. Marking sent
 is off the latency path and batched: losing a mark only re-sends a row, never loses one.
 
-The uplink's window rows join the same path when its interval has passed.
+The uplink's window rows join the same path when its interval has passed (written by the
+worker here, or inside the commit of the events that found it due).
 
 >>> import threading
 >>> pump = OutboxPump(None, {"sent": 0}, Counter(), Backoff(), lambda: True, threading.Lock())
@@ -55,7 +56,6 @@ class OutboxPump:
         self._last_mark = 0.0
         self.lock = lock
         self.fresh: list[OutboxRow] = []  # committed rows not yet handed over (under lock)
-        self._last_uplink = time.monotonic()
 
     def pump(self, t: Any) -> None:
         """Hand fresh rows (or the backlog) to transport ``t``, then mark acknowledged rows
@@ -108,12 +108,11 @@ class OutboxPump:
             self.handed_upto = rows[-1].seq
 
     def flush_uplink(self, uplink: Uplink, interval_s: float, force: bool = False) -> bool:
-        """Commit the uplink's window when ``interval_s`` has passed (``force``: now); True
-        when it wrote rows (then the hub link has something to forward)."""
-        now = time.monotonic()
-        if not force and now - self._last_uplink < interval_s:
+        """Commit the uplink's window when ``interval_s`` has passed since the last one
+        (``force``: now); True when it wrote rows (then the hub link has something to
+        forward). A commit of events may have carried the window already (``Gateway``)."""
+        if not force and uplink.due_in(interval_s) > 0:
             return False
-        self._last_uplink = now
         with self.lock:
             rows = uplink.flush()
             self.fresh.extend(rows)

@@ -24,8 +24,10 @@ every SKU whose ledger state differs from its baseline is reported in the next w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, NamedTuple
 
 from edge_runtime.messages import Message, UplinkDeltas
 from edge_runtime.store.outbox import Outbox, OutboxRow
@@ -33,11 +35,25 @@ from edge_runtime.store.stock import StockState
 from edge_runtime.store.store_failure import write_transaction
 from edge_runtime.store.uplink_baseline import Baseline, UplinkBaselineTable
 
+if TYPE_CHECKING:
+    import sqlite3
+
 MAX_SKUS_PER_MESSAGE = 5000  # keeps one MQTT payload well under a megabyte
 
 
+class UplinkWindow(NamedTuple):
+    """A window written inside an open transaction: its rows, the states it reported (the
+    new baseline) and when it ended. The uplink's memory moves on only once it is committed
+    (:meth:`Uplink.committed`)."""
+
+    rows: list[OutboxRow]
+    states: list[StockState]
+    end: datetime
+
+
 class Uplink:
-    """Collects changed SKU states and turns them into ``UplinkDeltas`` messages on ``flush``."""
+    """Collects changed SKU states and turns them into ``UplinkDeltas`` messages, one window at
+    most every ``interval_s`` (counted from the commit of the last one)."""
 
     def __init__(self, outbox: Outbox, store_id: str, model_version: str):
         self.outbox = outbox
@@ -48,6 +64,7 @@ class Uplink:
         self._changed: dict[str, StockState] = {}
         self._exceptions: list[tuple[str, str, str]] = []
         self._window_start = datetime.now(UTC)
+        self._last_window = time.monotonic()
         self.bytes_sent = 0
 
     def prime(self, states: Iterable[StockState]) -> None:
@@ -63,13 +80,20 @@ class Uplink:
 
     def observe_messages(self, messages: Iterable[Message]) -> None:
         """Remember the window's alerts and conflicts in short form."""
-        for m in messages:
-            codes = getattr(m, "reason_codes", None)
-            self._exceptions.append((m.sku or "", m.kind, codes[0] if codes else ""))
+        self._exceptions.extend(_short(messages))
 
     @property
     def pending_skus(self) -> int:
         return len(self._changed)
+
+    @property
+    def waiting(self) -> bool:
+        """True when a change or an exception waits for the next window."""
+        return bool(self._changed or self._exceptions)
+
+    def due_in(self, interval_s: float) -> float:
+        """Seconds until the next window may be written (0: now)."""
+        return max(0.0, self._last_window + interval_s - time.monotonic())
 
     def _deltas(self, states: list[StockState]) -> list[tuple]:
         out = []
@@ -80,15 +104,37 @@ class Uplink:
         return out
 
     def flush(self) -> list[OutboxRow]:
-        """Write the window's deltas to the outbox (with the new baseline); [] if nothing changed."""
+        """Write the window's deltas to the outbox (with the new baseline) in a transaction of
+        its own; [] if nothing changed."""
         if not self._changed and not self._exceptions:
             return []
+        conn = self.outbox.connection
+        with write_transaction(conn):  # refused (full disk): the window stays for the next try
+            window = self.write(conn)
+        return self.committed(window) if window is not None else []
+
+    def write(
+        self,
+        conn: sqlite3.Connection,
+        states: Iterable[StockState] = (),
+        messages: Iterable[Message] = (),
+    ) -> UplinkWindow | None:
+        """Write the window on ``conn``, inside its open transaction: what changed since the
+        last window plus ``states`` and ``messages`` of that transaction (a commit that carries
+        its own window saves a second commit). None when there is nothing to report. Nothing
+        in memory changes until :meth:`committed`: a rollback leaves the window as it was."""
+        changed = self._changed
+        if states:
+            changed = {**changed, **{s.sku: s for s in states}}
+        exceptions = self._exceptions + _short(messages) if messages else self._exceptions
+        if not changed and not exceptions:
+            return None
         end = datetime.now(UTC)
-        states = sorted(self._changed.values(), key=lambda s: s.sku)
-        messages = []
-        for i in range(0, max(1, len(states)), MAX_SKUS_PER_MESSAGE):
-            deltas = self._deltas(states[i : i + MAX_SKUS_PER_MESSAGE])
-            messages.append(
+        ordered = sorted(changed.values(), key=lambda s: s.sku)
+        out = []
+        for i in range(0, max(1, len(ordered)), MAX_SKUS_PER_MESSAGE):
+            deltas = self._deltas(ordered[i : i + MAX_SKUS_PER_MESSAGE])
+            out.append(
                 UplinkDeltas(
                     store_id=self.store_id,
                     model_version=self.model_version,
@@ -96,21 +142,30 @@ class Uplink:
                     window_end=end,
                     events=sum(d[-1] for d in deltas),
                     deltas=deltas,
-                    exceptions=self._exceptions if i == 0 else [],
+                    exceptions=exceptions if i == 0 else [],
                 )
             )
-        rows = self._commit(messages, states)
+        rows = self.outbox.put(out, conn=conn)
+        self._table.save(conn, ordered)
+        return UplinkWindow(rows, ordered, end)
+
+    def committed(self, window: UplinkWindow) -> list[OutboxRow]:
+        """The transaction holding ``window`` committed: it is the baseline now, and the next
+        window starts where it ended. Returns its rows."""
+        for s in window.states:
+            self._baseline[s.sku] = (s.on_hand, s.reserved, s.events)
         self._changed.clear()
         self._exceptions = []
-        self._window_start = end
-        self.bytes_sent += sum(len(r.payload) for r in rows)
-        return rows
+        self._window_start = window.end
+        self._last_window = time.monotonic()  # from its COMMIT: the disk's time is not the wait
+        self.bytes_sent += sum(len(r.payload) for r in window.rows)
+        return window.rows
 
-    def _commit(self, messages: list[UplinkDeltas], states: list[StockState]) -> list[OutboxRow]:
-        conn = self.outbox.connection
-        with write_transaction(conn):  # refused (full disk): the window stays for the next try
-            rows = self.outbox.put(messages, conn=conn)
-            self._table.save(conn, states)
-        for s in states:
-            self._baseline[s.sku] = (s.on_hand, s.reserved, s.events)
-        return rows
+
+def _short(messages: Iterable[Message]) -> list[tuple[str, str, str]]:
+    """Alerts and conflicts as a window lists them: (sku, kind, first reason code)."""
+    out = []
+    for m in messages:
+        codes = getattr(m, "reason_codes", None)
+        out.append((m.sku or "", m.kind, codes[0] if codes else ""))
+    return out
