@@ -15,9 +15,11 @@ another digest and the full checks again.
 >>> import tempfile
 >>> from pathlib import Path
 >>> from edge_runtime.bundles import BundleTrust
->>> bundle = Path(tempfile.mkdtemp())
+>>> state = Path(tempfile.mkdtemp())
+>>> bundle = state / "bundle"
+>>> bundle.mkdir()
 >>> _ = (bundle / "manifest.json").write_text('{"files": {}}')
->>> checked = CheckedModels(bundle.parent / "bundle.checked")
+>>> checked = CheckedModels(state / "bundle.checked")
 >>> trust = BundleTrust(allow_unsigned=True)
 >>> checked.covers(bundle, trust)
 False

@@ -37,7 +37,7 @@ from edge_runtime.config import GatewayConfig
 from edge_runtime.decide.bundle_lifecycle import BundleLifecycle
 from edge_runtime.decide.decisions import DecisionPolicy
 from edge_runtime.decide.engine import DecisionEngine
-from edge_runtime.decide.forecast_policy import DailyForecasts
+from edge_runtime.decide.engine_view import EngineView
 from edge_runtime.forecast.daily_sales import DailySales
 from edge_runtime.forecast.snapshot_schedule import SnapshotSchedule
 from edge_runtime.forecast.upkeep import Upkeep
@@ -67,11 +67,10 @@ from models.bundle import Bundle
 log = logging.getLogger(__name__)
 
 TICK_S = 0.02  # the worker's round (marks sent, upkeep, health) when no payload wakes it
-WINDOW_MIN_WAIT_S = 0.001  # a due window that could not be written is retried this often
 COUNTERS = ("ingested", "duplicates", "rejected", "messages", "sent", "policy_errors", "day_closes")
 
 
-class Gateway:
+class Gateway(EngineView):
     """The runtime of one store (see the module docstring); ``start()`` runs MQTT and the worker."""
 
     def __init__(
@@ -178,28 +177,6 @@ class Gateway:
         """Why an installed bundle is not in use (None: it is, or there is none)."""
         return self.bundles.problem
 
-    # the decision engine's state, as the API, the tests and the benchmarks read it
-    policy = property(lambda self: self.engine.policy, doc="The decision policy in use.")
-    model = property(lambda self: self.engine.model, doc="The day-close model (None: rules).")
-    sales = property(lambda self: self.engine.sales, doc="The daily sales series per SKU.")
-    shelf_watch = property(lambda self: self.engine.shelf_watch, doc="Theft / mis-scan watch.")
-    count_watch = property(lambda self: self.engine.count_watch, doc="Cycle-count shrink.")
-    intraday = property(lambda self: self.engine.intraday, doc="The intraday warning.")
-
-    @property
-    def bundle(self) -> Bundle | None:
-        """The verified bundle the gateway scores with (None: the rules decide)."""
-        return self.model.bundle if self.model is not None else None
-
-    @property
-    def forecasts(self) -> DailyForecasts | None:
-        """The forecast table decisions use: the last day-close re-score (API reads it)."""
-        return self.engine.forecasts
-
-    @property
-    def model_version(self) -> str:
-        return self.policy.version
-
     def swap_bundle(self, path: str | Path) -> Bundle:
         """Verify the bundle at ``path`` (``BundleError`` says why it is refused; the current
         one stays), install it as current, and switch to it between two ingest transactions:
@@ -267,7 +244,7 @@ class Gateway:
                     result.rejections, store, source, self.policy.version
                 )
                 rows.extend(self.outbox.put(refused, conn=conn))
-            if publish and self.uplink.due_in(self.cfg.uplink.interval_s) == 0:
+            if publish and self.uplink.due_in(self._interval_s) == 0:
                 # The window is due: it commits with these events (one commit, not two, and
                 # the hub's figure leaves with the commit that made it).
                 window = self.uplink.write(conn, states, messages)
@@ -347,8 +324,10 @@ class Gateway:
 
     # ---- outgoing ----------------------------------------------------------------------
 
+    _interval_s = property(lambda self: self.cfg.uplink.interval_s)
+
     def _maybe_flush_uplink(self, force: bool = False) -> None:
-        flushed = self.pump.flush_uplink(self.uplink, self.cfg.uplink.interval_s, force)
+        flushed = self.pump.flush_uplink(self.uplink, self._interval_s, force)
         if flushed and self.hub_link is not None:  # the window is committed: to JetStream now
             self.hub_link.wake()
 
@@ -368,14 +347,14 @@ class Gateway:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._idle_s())
+            # Sooner than the tick when changes wait for a window that falls due before it.
+            idle = self.intake.store_problem or not self.uplink.waiting
+            self._wake.wait(TICK_S if idle else self.uplink.wait_s(self._interval_s, TICK_S))
             self._wake.clear()
             self.intake.run_once()
             if self._phases is not None and self.counters["ingested"]:
-                self._phases.mark("first commit")  # events committed and acknowledged
-                self._phases.log(log)
-                self._phases = None
-                self.engine.open_sessions()  # consuming came first; the next close needs them
+                self._phases = self._phases.end("first commit", log)  # committed and acked
+                self._open_sessions()
             try:
                 self.pump.pump(self.transport)
                 if self.intake.empty():  # else the commit of what waits carries the window
@@ -389,12 +368,11 @@ class Gateway:
                 time.sleep(0.1)
             self._report_health()
 
-    def _idle_s(self) -> float:
-        """How long the worker may wait for a payload: ``TICK_S``, or less when changes wait
-        for the uplink window (written when it falls due, not at the next tick after)."""
-        if not self.uplink.waiting or self.intake.store_problem:
-            return TICK_S
-        return min(TICK_S, max(WINDOW_MIN_WAIT_S, self.uplink.due_in(self.cfg.uplink.interval_s)))
+    def _open_sessions(self) -> threading.Thread | None:
+        """Open the model's ONNX sessions in the background once consuming has begun: a start
+        whose models were checked before (``edge_runtime.checked_models``) opened none, and the
+        next close needs them. Each scorer opens its own, under its own lock."""
+        return None if self.model is None else self.model.scorer.open_all_in_background()
 
     def problems(self) -> dict[str, str]:
         """The required parts that are down, each with why: ``ledger`` (writes refused),

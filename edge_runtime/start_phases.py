@@ -61,3 +61,9 @@ class StartPhases:
     def log(self, log: logging.Logger) -> None:
         """One debug line with every phase."""
         log.debug("start-up phases (wall/cpu s): %s", self.summary())
+
+    def end(self, name: str, log: logging.Logger) -> None:
+        """The last phase, ``name``, ends now: log them all (returns None, for the caller to
+        drop its reference)."""
+        self.mark(name)
+        self.log(log)

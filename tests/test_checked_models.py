@@ -63,5 +63,5 @@ def test_a_restart_with_its_checked_bundle_opens_the_sessions_only_when_used(tmp
         fresh = Scorer.from_bundle(gw.bundle)
         assert np.array_equal(scorer.demand(x)[0], fresh.demand(x)[0])
         assert scorer.opened == ["demand"]
-        gw.engine.open_sessions().join(30)  # what the worker starts after its first commit
+        gw._open_sessions().join(30)  # what the worker starts after its first commit
         assert set(scorer.opened) == {"demand", "anomaly"}

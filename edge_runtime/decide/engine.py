@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -106,25 +105,6 @@ class DecisionEngine:
             self.use_model(self.model_for(bundle, sessions))
             self.intraday = self.bundles.warner_for(bundle, self.ledger.connection)
         self._restored_scored = None  # only this start's model may take it
-
-    def open_sessions(self) -> threading.Thread | None:
-        """Open the model's ONNX sessions on a thread of their own, now. A start whose models
-        were checked before opened none (``edge_runtime.checked_models``); the first scoring
-        would otherwise open them inside a transaction. The model may not be swapped meanwhile:
-        each scorer opens its own sessions, under its own lock."""
-        if self.model is None:
-            return None
-        scorer = self.model.scorer
-
-        def run() -> None:
-            try:
-                scorer.open_all()
-            except Exception:  # the first scoring opens it again and reports the failure
-                log.exception("opening the model's ONNX sessions failed")
-
-        thread = threading.Thread(target=run, name="onnx-sessions", daemon=True)
-        thread.start()
-        return thread
 
     def derived(self) -> tuple[Any, Any]:
         """River's correction and the last close's scoring (``decide.scored_close``): what the

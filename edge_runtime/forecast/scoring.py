@@ -13,6 +13,7 @@ number of columns is refused with a clear error rather than scored wrongly.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     import onnxruntime as ort
+
+log = logging.getLogger(__name__)
 
 
 class ScoringError(ValueError):
@@ -82,6 +85,20 @@ class Scorer:
         """Open every model's session now (ahead of its first use)."""
         for name in self._bytes:
             self._session(name)
+
+    def open_all_in_background(self) -> threading.Thread:
+        """:meth:`open_all` on a thread of its own, started now. A failure is logged: the
+        first scoring opens the session again and reports it where it is used."""
+
+        def run() -> None:
+            try:
+                self.open_all()
+            except Exception:
+                log.exception("opening the model's ONNX sessions failed")
+
+        thread = threading.Thread(target=run, name="onnx-sessions", daemon=True)
+        thread.start()
+        return thread
 
     def outputs(self, model: str) -> list[str]:
         self._session(model)

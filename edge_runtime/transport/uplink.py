@@ -95,6 +95,14 @@ class Uplink:
         """Seconds until the next window may be written (0: now)."""
         return max(0.0, self._last_window + interval_s - time.monotonic())
 
+    def wait_s(self, interval_s: float, tick_s: float = 0.02) -> float:
+        """How long a worker that writes the windows may sleep: ``tick_s``, or less when changes
+        wait for a window that falls due sooner (at least 1 ms: a due window that could not be
+        written yet is retried that often)."""
+        if not self.waiting:
+            return tick_s
+        return min(tick_s, max(0.001, self.due_in(interval_s)))
+
     def _deltas(self, states: list[StockState]) -> list[tuple]:
         out = []
         for s in states:
