@@ -9,6 +9,11 @@ series. Weighting each row by ``scale^2 / naive MSE`` (mean model) and ``scale /
 (quantile models) makes the loss of a series, in model units, the numerator of its metric. The
 weights shape training only: nothing about them reaches the ONNX graph.
 
+A label whose step was out of stock (``Panel.censored``: the shelf closed empty) weighs 0: its
+sales are not its demand, and its estimated demand (``feature_store.censored_demand``) is an
+estimate, not an observation. Such steps still feed the features as their estimated demand;
+only the loss leaves them out.
+
 >>> import numpy as np
 >>> from feature_store.batch import Panel
 >>> p = Panel(keys=[("S", "A"), ("S", "B")], start=np.datetime64("2024-01-01"),
@@ -69,4 +74,23 @@ def weighted_training_rows(
     series, day, horizon = training_index(panel, last_day, stride=stride, seed=seed, **rows)
     X = feature_rows(panel, close, series, day, horizon)
     y = np.nan_to_num(panel.units[series, day + horizon], nan=0.0)
-    return X, y, metric_weights(panel, series, DemandModel.scale(X), cutoff=last_day)
+    w = metric_weights(panel, series, DemandModel.scale(X), cutoff=last_day)
+    return X, y, without_censored_labels(w, panel, series, day + horizon)
+
+
+def without_censored_labels(
+    w: MetricWeights, panel: Panel, series: np.ndarray, target: np.ndarray
+) -> MetricWeights:
+    """``w`` with the rows whose target step is censored (``panel.censored``) at 0, the rest
+    normalised again.
+
+    >>> p = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.ones((1, 3)),
+    ...           censored=np.array([[False, True, False]]))
+    >>> w = MetricWeights(np.ones(3), np.ones(3))
+    >>> without_censored_labels(w, p, np.zeros(3, int), np.arange(3)).mean.tolist()
+    [1.0, 0.0, 1.0]
+    """
+    if panel.censored is None:
+        return w
+    kept = ~panel.censored[series, target]
+    return MetricWeights(_normalised(w.mean * kept), _normalised(w.quantile * kept))
