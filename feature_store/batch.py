@@ -58,7 +58,8 @@ class Panel:
     ``price``/``promo`` are NaN where unknown; ``event[t]`` is 1 on calendar-event steps.
     ``known_ahead``: price and promo are planned, known before the step (shelf prices, a promo
     calendar), so a forecast may read them on its target step; otherwise (a price seen only on
-    the days something sold) it reads the close step's only.
+    the days something sold) it reads the close step's only. ``censored[s, t]`` is True where the
+    step's sales are known not to be its demand (:func:`censored_steps`); None: not known.
 
     >>> import numpy as np
     >>> p = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.zeros((1, 3)))
@@ -76,6 +77,7 @@ class Panel:
     future_events: set[int] = field(default_factory=set)
     grain: str = "day"
     known_ahead: bool = False
+    censored: np.ndarray | None = None
 
     @property
     def n_days(self) -> int:
@@ -487,8 +489,9 @@ def panel_from_frame(
     np.minimum.at(first, codes, t)
     started = np.arange(n_days)[None, :] >= first[:, None]
     units = np.where(started & np.isnan(units), 0.0, units)
-    if "stockout" in frame:  # censored days count their estimated demand (labels and features)
-        units = uncensor(units, dense(frame["stockout"].fillna(0).to_numpy(np.float64), 0.0) > 0)
+    censored = censored_steps(frame, dense)
+    if censored is not None:  # censored days count their estimated demand (features)
+        units = uncensor(units, censored)
     price = dense(frame["price"].to_numpy(np.float64), np.nan) if "price" in frame else None
     promo = dense(frame["promo"].to_numpy(np.float64), np.nan) if "promo" in frame else None
     event = None
@@ -508,4 +511,14 @@ def panel_from_frame(
         future_events=future,
         grain=g.name,
         known_ahead=known_ahead,
+        censored=censored,
     )
+
+
+def censored_steps(frame, dense) -> np.ndarray | None:
+    """``[series, step]`` True where a step's sales are censored: its shelf closed empty
+    (``stockout``, the one definition of a stock-out day); None when the frame does not say.
+    ``dense(values, fill)`` lays a column out as the panel's ``[series, step]`` array."""
+    if "stockout" not in frame:
+        return None
+    return dense(frame["stockout"].fillna(0).to_numpy(np.float64), 0.0) > 0

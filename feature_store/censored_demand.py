@@ -12,6 +12,9 @@ counts as its estimated demand:
 ``level`` being the series' exponentially weighted mean of its *in-stock* days before that day
 (``IN_STOCK_SPAN`` days of span; censored days never enter it, so one stock-out cannot feed
 the next). A series with no in-stock day yet has no level: its censored day counts as sold.
+Central training goes one step further for the demand model's own labels: a censored day's
+label weighs 0 in its loss (``training.loss_weights``), since an estimate is not an observation;
+its features still read the estimated demand.
 
 Why the series' own in-stock level and not the model's forecast of that day: training has no
 forecast for its history, and the rule must give the same number in training, at the gateway

@@ -43,6 +43,26 @@ def test_training_panel_learns_a_stockout_day_as_its_demand():
     assert panel_from_frame(frame.drop(columns="stockout")).units[0, 4] == 1.0
 
 
+def test_a_censored_step_feeds_the_features_but_is_no_label():
+    from feature_store.batch import close_features, training_index
+    from training.loss_weights import weighted_training_rows
+
+    days = pd.date_range("2024-01-01", periods=70)
+    empty = np.zeros(70)
+    empty[[30, 40, 50]] = 1  # closed with an empty shelf
+    frame = pd.DataFrame({"store_id": "S", "sku": "A", "date": days, "units": 5.0,
+                          "stockout": empty})  # fmt: skip
+    frame.loc[[30, 40, 50], "units"] = 1.0
+    panel = panel_from_frame(frame)
+    assert np.flatnonzero(panel.censored[0]).tolist() == [30, 40, 50]
+    assert panel.units[0, 30] == 5.0  # the features still read its estimated demand
+    _, _, w = weighted_training_rows(panel, close_features(panel), last_day=69, stride=1)
+    _, day, horizon = training_index(panel, 69, stride=1)  # the same rows, in the same order
+    censored = np.isin(day + horizon, [30, 40, 50])
+    assert (w.mean[censored] == 0).all() and (w.mean[~censored] > 0).all()
+    assert panel_from_frame(frame.drop(columns="stockout")).censored is None
+
+
 def test_daily_sales_close_an_empty_shelf_day_at_its_level():
     def day(d: int, qty: float) -> list[SaleEvent]:
         return [SaleEvent("A", "sale", qty, f"2026-01-{d:02d}T10:00:00+00:00")]

@@ -182,6 +182,7 @@ def panel_series(panel: Panel, rows: np.ndarray, days: int | None = None) -> Pan
         future_events=panel.future_events,
         grain=panel.grain,
         known_ahead=panel.known_ahead,
+        censored=cut(panel.censored),
     )
 
 

@@ -1,7 +1,8 @@
 """Load and validate canonical sales history: a long table ``store_id, sku, date, units``
 (optional ``price``, ``promo``, ``event``, ``stockout`` and other calendar columns), Parquet or
 CSV. ``stockout`` is 1 on a day whose shelf closed empty: its units are censored demand
-(``feature_store.censored_demand``), learnt as the estimated demand, not as a low day.
+(``feature_store.censored_demand``), read by the features as the estimated demand, not as a low
+day, and left out of the demand model's loss (``training.loss_weights``).
 
 Bad input raises :class:`HistoryError`, one line naming the file, the column and the first
 offending rows, never a traceback from inside pandas. A CSV may be delimited by ``,``, ``;``,

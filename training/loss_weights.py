@@ -9,6 +9,11 @@ series. Weighting each row by ``scale^2 / naive MSE`` (mean model) and ``scale /
 (quantile models) makes the loss of a series, in model units, the numerator of its metric. The
 weights shape training only: nothing about them reaches the ONNX graph.
 
+A label whose step was out of stock (``Panel.censored``: the shelf closed empty) weighs 0: its
+sales are not its demand, and its estimated demand (``feature_store.censored_demand``) is an
+estimate, not an observation. Such steps still feed the features as their estimated demand;
+only the loss leaves them out.
+
 >>> import numpy as np
 >>> from feature_store.batch import Panel
 >>> p = Panel(keys=[("S", "A"), ("S", "B")], start=np.datetime64("2024-01-01"),
@@ -76,14 +81,36 @@ def weighted_training_rows(
     """Training matrix, labels and their metric weights from the days up to ``last_day``;
     ``rows``: :func:`~feature_store.batch.training_index`'s ``max_horizon`` and ``recent``.
     ``labelled`` (bool, series x days): a row whose target day is not labelled (a day too short
-    of stock to know its demand) weighs 0, though that day still feeds the features.
+    of stock to know its demand) weighs 0, though that day still feeds the features; so does a
+    row whose target step is censored (``panel.censored``).
     ``engine`` (:mod:`training.engine`) computes the rows per partition of whole series (the
     same rows on every engine); ``close`` is used in this process only."""
     X, y, series, target = training_rows_on(
         engine, panel, last_day, stride=stride, seed=seed, close=close, **rows
     )
     w = metric_weights(panel, series, DemandModel.scale(X), cutoff=last_day)
+    w = without_censored_labels(w, panel, series, target)
     if labelled is not None:
-        keep = np.asarray(labelled, bool)[series, target]
-        w = MetricWeights(_normalised(w.mean * keep), _normalised(w.quantile * keep))
+        w = _kept(w, np.asarray(labelled, bool)[series, target])
     return X, y, w
+
+
+def without_censored_labels(
+    w: MetricWeights, panel: Panel, series: np.ndarray, target: np.ndarray
+) -> MetricWeights:
+    """``w`` with the rows whose target step is censored (``panel.censored``) at 0, the rest
+    normalised again.
+
+    >>> p = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.ones((1, 3)),
+    ...           censored=np.array([[False, True, False]]))
+    >>> w = MetricWeights(np.ones(3), np.ones(3))
+    >>> without_censored_labels(w, p, np.zeros(3, int), np.arange(3)).mean.tolist()
+    [1.0, 0.0, 1.0]
+    """
+    if panel.censored is None:
+        return w
+    return _kept(w, ~panel.censored[series, target])
+
+
+def _kept(w: MetricWeights, kept: np.ndarray) -> MetricWeights:
+    return MetricWeights(_normalised(w.mean * kept), _normalised(w.quantile * kept))
