@@ -98,6 +98,18 @@ def _outbox_end(state_dir: str) -> int:
         return conn.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
 
 
+def _rounded(value):
+    """``value`` with every float to 9 significant digits: two builds may compute a probability
+    in a different order of operations (last-bit differences), which is not another decision."""
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def _decisions_digest(state_dir: str, after: int) -> str:
     """SHA-256 of the messages the drain decided (outbox rows after ``after``), each payload
     without ``created_at`` (the wall clock) and ``confidence`` (it decays with the ledger clock
@@ -115,7 +127,7 @@ def _decisions_digest(state_dir: str, after: int) -> str:
             message = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
             message.pop("created_at", None)
             message.pop("confidence", None)
-            lines.append(json.dumps(message, sort_keys=True))
+            lines.append(json.dumps(_rounded(message), sort_keys=True))
     # Sorted: the order of one batch's messages is not a decision.
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
