@@ -39,12 +39,17 @@ def _value(v: object) -> str | None:
 
 
 def figure_rows(figures: dict) -> list[str]:
-    """One markdown table row per top-level scalar figure."""
+    """One markdown table row per top-level scalar figure, and per scalar of a top-level object
+    that holds a figure's summary (e.g. ``restart_to_first_ack_s.median``)."""
     rows = []
     for key, v in figures.items():
-        text = _value(v)
-        if text is not None and key != "machine":
-            rows.append(f"| `{key}` | {text} |")
+        if key == "machine":
+            continue
+        parts = v.items() if isinstance(v, dict) else [(None, v)]
+        for sub, value in parts:
+            text = _value(value)
+            if text is not None:
+                rows.append(f"| `{key if sub is None else f'{key}.{sub}'}` | {text} |")
     return rows
 
 

@@ -11,7 +11,15 @@ def test_results_page_lists_each_benchmark_and_its_figures(tmp_path):
     bench = tmp_path / "bench"
     bench.mkdir()
     (bench / "e2e_crash.json").write_text(
-        json.dumps({"machine": {"nproc": 2}, "lost": 0, "restart_to_first_ack_s": 1.25, "runs": []})
+        json.dumps(
+            {
+                "machine": {"nproc": 2},
+                "lost": 0,
+                "restart_to_first_ack_s": 1.25,
+                "runs": [],
+                "restart_cpu_s": {"median": 0.5, "all": [0.5]},
+            }
+        )
     )
     (bench / "crash_events_100000.json").write_text(json.dumps({"events": 100000}))  # a cache
     out = tmp_path / "results.md"
@@ -20,4 +28,5 @@ def test_results_page_lists_each_benchmark_and_its_figures(tmp_path):
     assert "## e2e_crash" in text and "Machine: nproc 2." in text
     assert "| `lost` | 0 |" in text and "| `restart_to_first_ack_s` | 1.25 |" in text
     assert "runs" not in text.split("## e2e_crash")[1]
+    assert "| `restart_cpu_s.median` | 0.5 |" in text and "restart_cpu_s.all" not in text
     assert "crash_events" not in text
