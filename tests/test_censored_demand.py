@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from edge_runtime.forecast.daily_sales import DailySales, SaleEvent
+from edge_runtime.forecast.daily_sales import DailySales, DayUnits, SaleEvent
 from edge_runtime.gateway import Gateway
 from feature_store.batch import panel_from_frame
 from feature_store.censored_demand import InStockLevel, shelf_empty, uncensor
@@ -72,6 +72,7 @@ def test_daily_sales_close_an_empty_shelf_day_at_its_level():
         sales.observe(day(d, 3.0))
     closed = sales.observe(day(6, 1.0), empty={"A"})  # day 4 sold 3, day 5 nothing: both empty
     assert [units["A"] for _, units in closed] == [3.0, 3.0]
+    assert [sorted(units.censored) for _, units in closed] == [["A"], ["A"]]  # no labels
     assert list(sales.series["A"].units) == [3.0] * 5
     assert list(sales.history.matrix(["A"])[0][:5]) == [3.0] * 5
 
@@ -93,3 +94,19 @@ def test_a_stockout_day_does_not_lower_the_gateways_next_forecast(tmp_path):
         mean, _ = gw.model.central.lookup("A", "2026-01-06T12:00:00+01:00")
         assert mean == 3.0
         assert list(gw.sales.series["B"].units) == [1.0] * 5  # in stock: never lifted
+
+
+def test_rivers_correction_does_not_learn_a_censored_day(tmp_path):
+    """The gateway's online learning treats a censored day as central training does: its
+    estimate feeds the features, its label is left out."""
+    bundle = demand_bundle(tmp_path / "bundles" / "col-7")
+    events = [ev(f"a{d}", "A", "sale", 3, d) for d in range(1, 6)]
+    with Gateway(config(tmp_path, bundle)) as gw:
+        for e in events:
+            gw.ingest([e], "pos")
+        model = gw.model
+        day = model.central.first_close + np.timedelta64(1, "D")
+        before = model.correction.predict_one("A", 1.0)
+        assert model.learn([(day, DayUnits({"A": 30.0}, censored=frozenset({"A"})))]) == 0
+        assert model.correction.predict_one("A", 1.0) == before
+        assert model.learn([(day, DayUnits({"A": 30.0}))]) == 1  # in stock: learnt

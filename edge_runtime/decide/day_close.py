@@ -68,7 +68,9 @@ class DayCloseModel:
         self._scale_col = index(SCALE_FEATURE)
 
     def learn(self, closed: list[tuple[np.datetime64, dict[str, float]]]) -> int:
-        """Learn from the actual units of newly closed days; returns how many SKU-days."""
+        """Learn from the actual units of newly closed days; returns how many SKU-days. A SKU
+        whose shelf closed the day empty (``DayUnits.censored``) is not learnt from that day:
+        its figure is an estimate, and central training gives such a day no weight either."""
         central = self.central
         if central is None:
             return 0
@@ -79,7 +81,10 @@ class DayCloseModel:
         for h, (_, units) in zip(days, closed, strict=True):
             if not 1 <= h <= central.mean.shape[2]:
                 continue
+            censored = getattr(units, "censored", frozenset())
             for i, sku in enumerate(central.skus):
+                if sku in censored:
+                    continue
                 scale = self.central_scale[i]
                 actual = units.get(sku, 0.0)
                 self.correction.learn_one(sku, central.mean[i, 0, h - 1] / scale, actual / scale)

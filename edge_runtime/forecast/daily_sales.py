@@ -13,8 +13,9 @@ the open day's running totals; nothing is read back from the event log after sta
 - A late event (for a day already closed) is counted in the open day: a closed day's features
   are never rewritten, and the units still reach the series (one day late) rather than being lost.
 - A SKU whose shelf closed the day empty (the caller names them: ``empty``) is censored: its day
-  counts as its estimated demand (``feature_store.censored_demand``) in the series, the history
-  and the closed units the day close learns from, so a stock-out does not read as demand falling.
+  counts as its estimated demand (``feature_store.censored_demand``) in the series and the
+  history, so a stock-out does not read as demand falling; the closed day's units name it
+  (``DayUnits.censored``) so that learning leaves that label out, as central training does.
 
 >>> sales = DailySales()
 >>> ev = lambda t, kind, q: SaleEvent("A", kind, q, t)
@@ -127,6 +128,22 @@ class UnitsHistory:
         out = self._m[np.maximum(idx, 0)]
         out[idx < 0] = np.nan
         return out
+
+
+class DayUnits(dict):
+    """A closed day's units per SKU (its estimate where the shelf closed empty), and which SKUs'
+    figures are such estimates (``censored``): features use them, labels do not.
+
+    >>> d = DayUnits({"A": 3.0, "B": 1.0}, censored=frozenset({"B"}))
+    >>> d["A"], sorted(d.censored)
+    (3.0, ['B'])
+    """
+
+    __slots__ = ("censored",)
+
+    def __init__(self, units: dict[str, float], censored: frozenset[str] = frozenset()) -> None:
+        super().__init__(units)
+        self.censored = censored
 
 
 class DailySales:
@@ -265,10 +282,12 @@ class DailySales:
             panel.close_step((), demand, price)
             # The SKUs that moved, and those whose demand was lifted, as the days' units.
             day_units = {s: max(u, 0.0) for s, u in units.items()}
+            lifted = np.flatnonzero(shelf_empty).tolist()
             for i in np.flatnonzero(demand != sold).tolist():
                 day_units[panel.keys[i]] = float(demand[i])
             self.history.close_day(day_units, panel.keys)
-            closed.append((np.datetime64(self._open, "D"), day_units))
+            censored = frozenset(panel.keys[i] for i in lifted)
+            closed.append((np.datetime64(self._open, "D"), DayUnits(day_units, censored)))
             self._open += 1
         return closed
 
