@@ -100,7 +100,3 @@ class CheckedModels:
             os.replace(tmp, self.path)
         except OSError as err:
             log.warning("bundle check record %s not written (%s)", self.path, err)
-
-    def forget(self) -> None:
-        """No bundle's checks are taken as done (e.g. the installed copy was refused)."""
-        self.path.unlink(missing_ok=True)

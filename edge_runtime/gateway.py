@@ -348,12 +348,13 @@ class Gateway(EngineView):
     def _run(self) -> None:
         while not self._stop.is_set():
             # Sooner than the tick when changes wait for a window that falls due before it.
-            idle = self.intake.store_problem or not self.uplink.waiting
-            self._wake.wait(TICK_S if idle else self.uplink.wait_s(self._interval_s, TICK_S))
+            store_down = self.intake.store_problem
+            self._wake.wait(TICK_S if store_down else self.uplink.wait_s(self._interval_s, TICK_S))
             self._wake.clear()
             self.intake.run_once()
             if self._phases is not None and self.counters["ingested"]:
-                self._phases = self._phases.end("first commit", log)  # committed and acked
+                self._phases.end("first commit", log)  # events committed and acknowledged
+                self._phases = None
                 self._open_sessions()
             try:
                 self.pump.pump(self.transport)

@@ -47,10 +47,6 @@ class StartPhases:
         """The phase ``name`` ends now."""
         self._marks.append((name, time.perf_counter(), time.process_time()))
 
-    def since_start_s(self) -> float:
-        """Wall seconds since the process started."""
-        return time.perf_counter() - self._marks[0][1]
-
     def summary(self) -> str:
         """``name wall/cpu`` seconds per phase, in order."""
         m = self._marks
@@ -63,7 +59,6 @@ class StartPhases:
         log.debug("start-up phases (wall/cpu s): %s", self.summary())
 
     def end(self, name: str, log: logging.Logger) -> None:
-        """The last phase, ``name``, ends now: log them all (returns None, for the caller to
-        drop its reference)."""
+        """The last phase, ``name``, ends now: log them all."""
         self.mark(name)
         self.log(log)

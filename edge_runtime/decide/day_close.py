@@ -26,7 +26,7 @@ import numpy as np
 
 from edge_runtime.decide.forecast_policy import DailyForecasts
 from edge_runtime.decide.service_level import buffer_exceeded_every
-from edge_runtime.forecast.daily_sales import DailySales
+from edge_runtime.forecast.daily_sales import DailySales, DayUnits
 from edge_runtime.forecast.online import ForecastCorrection, LevelCorrection
 from edge_runtime.forecast.scoring import Scorer
 from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
@@ -67,7 +67,7 @@ class DayCloseModel:
         self.central_scale = np.ones(0)  # each of its SKUs' typical day, in units
         self._scale_col = index(SCALE_FEATURE)
 
-    def learn(self, closed: list[tuple[np.datetime64, dict[str, float]]]) -> int:
+    def learn(self, closed: list[tuple[np.datetime64, DayUnits]]) -> int:
         """Learn from the actual units of newly closed days; returns how many SKU-days. A SKU
         whose shelf closed the day empty (``DayUnits.censored``) is not learnt from that day:
         its figure is an estimate, and central training gives such a day no weight either."""
@@ -81,9 +81,8 @@ class DayCloseModel:
         for h, (_, units) in zip(days, closed, strict=True):
             if not 1 <= h <= central.mean.shape[2]:
                 continue
-            censored = getattr(units, "censored", frozenset())
             for i, sku in enumerate(central.skus):
-                if sku in censored:
+                if sku in units.censored:
                     continue
                 scale = self.central_scale[i]
                 actual = units.get(sku, 0.0)

@@ -282,11 +282,10 @@ class DailySales:
             panel.close_step((), demand, price)
             # The SKUs that moved, and those whose demand was lifted, as the days' units.
             day_units = {s: max(u, 0.0) for s, u in units.items()}
-            lifted = np.flatnonzero(shelf_empty).tolist()
             for i in np.flatnonzero(demand != sold).tolist():
                 day_units[panel.keys[i]] = float(demand[i])
             self.history.close_day(day_units, panel.keys)
-            censored = frozenset(panel.keys[i] for i in lifted)
+            censored = frozenset(panel.keys[i] for i in gone)
             closed.append((np.datetime64(self._open, "D"), DayUnits(day_units, censored)))
             self._open += 1
         return closed

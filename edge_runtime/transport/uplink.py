@@ -95,7 +95,7 @@ class Uplink:
         """Seconds until the next window may be written (0: now)."""
         return max(0.0, self._last_window + interval_s - time.monotonic())
 
-    def wait_s(self, interval_s: float, tick_s: float = 0.02) -> float:
+    def wait_s(self, interval_s: float, tick_s: float) -> float:
         """How long a worker that writes the windows may sleep: ``tick_s``, or less when changes
         wait for a window that falls due sooner (at least 1 ms: a due window that could not be
         written yet is retried that often)."""
@@ -114,7 +114,7 @@ class Uplink:
     def flush(self) -> list[OutboxRow]:
         """Write the window's deltas to the outbox (with the new baseline) in a transaction of
         its own; [] if nothing changed."""
-        if not self._changed and not self._exceptions:
+        if not self.waiting:
             return []
         conn = self.outbox.connection
         with write_transaction(conn):  # refused (full disk): the window stays for the next try
