@@ -45,6 +45,7 @@ from edge_runtime.config import GatewayConfig
 from edge_runtime.messages import GatewayState
 from edge_runtime.store.outbox import OutboxRow
 from edge_runtime.transport.broker_config import DROPPED_TOPIC
+from edge_runtime.transport.buffered_reads import BufferedReadClient
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 PayloadHandler = Callable[[bytes, str, int, int], None]
 
 
-class _ReportingClient(mqtt.Client):
+class _ReportingClient(BufferedReadClient):
     """paho's client, telling why a connection attempt failed (its loop swallows the error)."""
 
     on_connect_error: Callable[[OSError], None] | None = None
