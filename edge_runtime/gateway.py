@@ -140,7 +140,7 @@ class Gateway(EngineView):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self.intake = MqttIntake(self.ledger.parse, self._ingest_parsed, self._ack)
+        self.intake = MqttIntake(self.ledger.parse, self._ingest_parsed, self._ack, wake=self._wake)
         self.pump = OutboxPump(self.outbox, self.counters, self.sent_by_kind,
                                self.intake.backoff, lambda: not self.intake.held,
                                self._lock)  # fmt: skip
@@ -295,8 +295,7 @@ class Gateway(EngineView):
             self.hub_link.wake(rows)
 
     def _on_mqtt(self, payload: bytes, source: str, mid: int, qos: int) -> None:
-        self.intake.put(payload, source, mid, qos)
-        self._wake.set()
+        self.intake.put(payload, source, mid, qos)  # and wakes the worker
 
     def _ack(self, mid: int, qos: int) -> None:
         if self.transport is not None:

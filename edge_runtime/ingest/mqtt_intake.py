@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -56,17 +57,25 @@ class Backoff:
 
 class MqttIntake:
     """Payloads from MQTT to the ledger (see the module docstring). ``commit`` stores one
-    group; ``ack`` acknowledges one payload to the broker after its group committed."""
+    group; ``ack`` acknowledges one payload to the broker after its group committed; ``wake``
+    is set when a payload arrives (the worker waits on it)."""
 
-    def __init__(self, parse: Parse, commit: Commit, ack: Ack, backoff: Backoff | None = None):
+    def __init__(self, parse: Parse, commit: Commit, ack: Ack, backoff: Backoff | None = None,
+                 wake: threading.Event | None = None):  # fmt: skip
         self._parse, self._commit, self._ack = parse, commit, ack
         self.backoff = backoff or Backoff()
+        self._wake = wake  # set by each put: the worker's cue
         self._inbox: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self.held: list[Item] = []  # payloads the store refused: retried first, unacknowledged
         self.store_problem: str | None = None  # the ledger refused a write; not yet resolved
 
     def put(self, payload: bytes, source: str, mid: int, qos: int) -> None:
         self._inbox.put((payload, source, mid, qos))
+        wake = self._wake
+        # Only when not set already: a set takes a lock and notifies, on paho's thread for
+        # every message of a backlog, and once per round of the worker is all it needs.
+        if wake is not None and not wake.is_set():
+            wake.set()
 
     def empty(self) -> bool:
         return self._inbox.empty()
