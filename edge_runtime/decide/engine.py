@@ -347,7 +347,8 @@ class DecisionEngine:
         the ledger, which holds exactly what committed."""
         sales = self.sales
         self._sales_moved = True
-        empty = empty_shelves(conn, current) if sales.crosses(segment[:1]) else ()
+        crosses = sales.crosses(segment[:1])
+        empty = empty_shelves(self.ledger.folded_states(), current) if crosses else ()
         closed = sales.observe(segment[:1], empty=empty)
         sales.observe(segment[1:], within_open_day=True)  # late events join the open day
         if not closed or self.model is None:

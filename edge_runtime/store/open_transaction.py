@@ -5,7 +5,8 @@ ledger's in-memory states are updated only after it).
 >>> conn = sqlite3.connect(":memory:")
 >>> _ = conn.execute("CREATE TABLE stock (sku TEXT PRIMARY KEY, on_hand INTEGER)")
 >>> _ = conn.executemany("INSERT INTO stock VALUES (?, ?)", [("A", 0), ("B", 3)])
->>> sorted(empty_shelves(conn, {"A": SkuState("A", on_hand=2), "C": SkuState("C", on_hand=0)}))
+>>> stored = {"A": SkuState("A", on_hand=0), "B": SkuState("B", on_hand=3)}
+>>> sorted(empty_shelves(stored, {"A": SkuState("A", on_hand=2), "C": SkuState("C", on_hand=0)}))
 ['C']
 >>> list(skus_in_order(conn))
 ['A', 'B']
@@ -30,16 +31,18 @@ def states_in_transaction(
     return [StockState.of(s, safety_buffer, as_of) for s in written.values()]
 
 
-def empty_shelves(conn: sqlite3.Connection, current: Mapping[str, SkuState | None]) -> set[str]:
-    """SKUs whose shelf is empty at this point of a batch (``current``: the states the batch
-    has reached, over the stored ones): a closing day's censored SKUs
-    (``feature_store.censored_demand``)."""
-    empty = {row[0] for row in conn.execute("SELECT sku FROM stock WHERE on_hand = 0")}
-    for sku, s in current.items():
-        if s is not None and shelf_empty(s.on_hand):
-            empty.add(sku)
-        else:
-            empty.discard(sku)
+def empty_shelves(
+    stored: Mapping[str, SkuState], current: Mapping[str, SkuState | None]
+) -> set[str]:
+    """SKUs whose shelf is empty at this point of a batch: a closing day's censored SKUs
+    (``feature_store.censored_demand``). ``current``: the states the batch has reached, for
+    every SKU it touches; ``stored``: the ledger's folded states (``Ledger.folded_states``),
+    as committed for every other SKU.
+
+    Why from memory, not the stock table: the table holds the same states, and reading it
+    whole at every close cost more than the loop over them."""
+    empty = {sku for sku, s in stored.items() if s.on_hand == 0 and sku not in current}
+    empty.update(sku for sku, s in current.items() if s is not None and shelf_empty(s.on_hand))
     return empty
 
 
