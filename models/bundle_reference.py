@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from models.bundle import REFERENCE, BundleError
+from models.onnx_session import open_session
 
 FORMAT = 1
 # Relative and absolute tolerance against training's outputs. ONNX Runtime on the same graph is
@@ -40,14 +41,9 @@ MAX_ROWS = 64  # enough to exercise the trees' branches, small enough to read in
 
 
 def session(model_bytes: bytes) -> Any:
-    """An ONNX Runtime session on one CPU thread (the reference set is a few rows)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # a classifier's declared label shape warns on every run
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    """An ONNX Runtime session on one CPU thread (the reference set is a few rows), opened as
+    the gateway opens its own (``models.onnx_session``), which reuses it."""
+    return open_session(model_bytes)
 
 
 def score_rows(sess: Any, rows: np.ndarray) -> dict[str, np.ndarray]:

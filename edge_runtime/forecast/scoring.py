@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from models.onnx_session import open_session
+
 if TYPE_CHECKING:
     import onnxruntime as ort
 
@@ -124,16 +126,9 @@ class Scorer:
         return self._sessions[model]
 
     def _open(self, data: bytes) -> ort.InferenceSession:
-        # Imported here, not with the module: a gateway without a bundle never needs ONNX
-        # Runtime, and its import is part of every start before the broker connection.
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads
-        options.inter_op_num_threads = 1
-        # A classifier's declared label shape warns on every batched run: noise, not a fault.
-        options.log_severity_level = 3
-        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        # ONNX Runtime is imported there, not with this module: a gateway without a bundle
+        # never needs it, and its import is part of every start before the broker connection.
+        return open_session(data, self._threads)
 
     def score(self, model: str, features: np.ndarray) -> dict[str, np.ndarray]:
         """Run ``model`` on ``features`` (rows x len(feature_names)); outputs by name."""
