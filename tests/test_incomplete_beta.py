@@ -49,6 +49,15 @@ def test_one_by_one_and_in_arrays_give_the_same_values(monkeypatch):
     np.testing.assert_allclose(regularized_incomplete_beta(a, b, x), in_arrays, rtol=1e-10)
 
 
+def test_the_last_rows_finished_one_by_one_end_where_the_arrays_would(monkeypatch):
+    """The array path hands its last few unconverged rows to plain floats: the very same
+    values, to the bit (decisions compare these probabilities with thresholds)."""
+    a, b, x = grid()
+    with_tail = regularized_incomplete_beta(a, b, x)
+    monkeypatch.setattr(incomplete_beta, "ELEMENTWISE_UP_TO", 0)  # arrays to the last row
+    assert np.array_equal(regularized_incomplete_beta(a, b, x), with_tail, equal_nan=True)
+
+
 def test_the_fraction_converges_far_within_its_allowance(monkeypatch):
     """Even at the grid's corners (a = 1e6 against b = 1e4 or 1, x at the symmetry point) the
     fraction has converged within 400 terms, well inside ``max_steps``."""
