@@ -116,6 +116,45 @@ def test_outbox_rows_reach_a_tls_consumer_and_are_acked(mosquitto_tls, tmp_path)
     consumer.close()
 
 
+def test_a_backlog_and_a_burst_of_alerts_pass_whole_and_in_order(mosquitto, tmp_path, monkeypatch):
+    """Hundreds of queued events read in large chunks (packets split across reads) arrive
+    whole, once and in order; the alerts' PUBACKs are all taken, and none of them builds an
+    MQTT 5 property table (``edge_runtime.transport.lean_client``)."""
+    from paho.mqtt import properties
+
+    cfg = config(mosquitto)
+    t = start(cfg, Inbox())
+    t.stop()  # the session exists: events queue in the broker meanwhile
+    lines = "".join(json.dumps({"n": i, "pad": "x" * (i % 97)}) + "\n" for i in range(600))
+    subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-q", "1",
+         "-t", "shelfcast/S1/events/pos", "-l"],
+        input=lines.encode(), check=True, timeout=30,
+    )  # fmt: skip
+    built = []
+    real_init = properties.Properties.__init__
+    monkeypatch.setattr(
+        properties.Properties, "__init__", lambda self, *a: built.append(a) or real_init(self, *a)
+    )
+    inbox = Inbox()
+    t2 = start(cfg, inbox)
+    box = Outbox(tmp_path / "l.sqlite")
+    rows = box.put(
+        [
+            StockoutAlert(store_id="S1", sku=f"A{i}", model_version="m", probability=1.0)
+            for i in range(min(200, t2.window))
+        ]
+    )
+    t2.publish(rows)
+    acked = []
+    assert wait(lambda: acked.extend(t2.take_acked()) or len(acked) == len(rows))
+    assert sorted(acked) == [r.seq for r in rows] and t2.inflight == 0
+    assert wait(lambda: len(inbox.items) == 600)
+    assert [json.loads(p)["n"] for p, *_ in inbox.items] == list(range(600))
+    assert len(built) < 10, f"{len(built)} property tables built for {len(rows)} PUBACKs"
+    t2.stop()
+
+
 def test_events_published_while_the_gateway_is_down_are_kept(mosquitto):
     cfg = config(mosquitto)
     t = start(cfg, Inbox())

@@ -45,7 +45,7 @@ from edge_runtime.config import GatewayConfig
 from edge_runtime.messages import GatewayState
 from edge_runtime.store.outbox import OutboxRow
 from edge_runtime.transport.broker_config import DROPPED_TOPIC
-from edge_runtime.transport.buffered_reads import BufferedReadClient
+from edge_runtime.transport.lean_client import LeanClient
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 PayloadHandler = Callable[[bytes, str, int, int], None]
 
 
-class _ReportingClient(BufferedReadClient):
+class _ReportingClient(LeanClient):
     """paho's client, telling why a connection attempt failed (its loop swallows the error)."""
 
     on_connect_error: Callable[[OSError], None] | None = None

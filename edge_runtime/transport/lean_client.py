@@ -1,0 +1,79 @@
+"""paho's client without two per-packet costs that dominate draining a backlog.
+
+- **Reads in large chunks.** paho reads every packet with at least three ``recv`` calls (the
+  command byte, each byte of the remaining length, then the body) and, with few of its own
+  messages in flight, selects on the socket again before each packet. Here one ``recv`` takes
+  what the kernel holds (up to :data:`READ_CHUNK` bytes) and paho's reads are served from it;
+  :meth:`LeanClient.loop_read` goes on while bytes wait in the buffer, since ``select`` cannot
+  see them. A new socket (a reconnect) starts with an empty buffer.
+- **PUBACKs without property objects.** For every PUBACK paho builds a ``ReasonCode`` and a
+  ``Properties`` (whose constructor fills tables of every MQTT 5 property), even in MQTT
+  3.1.1 where a PUBACK is a packet id and nothing else; each alert the gateway publishes gets
+  one. Here an MQTT 3.1.1 PUBACK is read as its packet id and reported with one shared
+  success code and empty properties (the gateway's callback reads only the id); anything else
+  takes paho's own path.
+
+Both override private methods of paho 2 (``_sock_recv``, ``loop_read``'s loop, and
+``_handle_pubackcomp``); ``tests/test_mqtt.py`` runs them against a real broker.
+
+>>> import paho.mqtt.client as mqtt
+>>> c = LeanClient(mqtt.CallbackAPIVersion.VERSION2, client_id="doc")
+>>> c.buffered
+0
+"""
+
+from __future__ import annotations
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+READ_CHUNK = 65536  # bytes asked of the kernel per recv: many small packets at once
+
+# What paho reports for every MQTT 3.1.1 PUBACK: success, no properties (shared, never changed).
+_PUBACK_OK = ReasonCode(PacketTypes.PUBACK)
+_NO_PROPERTIES = Properties(PacketTypes.PUBACK)
+
+
+class LeanClient(mqtt.Client):
+    """paho's ``Client`` with buffered reads and lean PUBACKs (see the module docstring)."""
+
+    _chunk: bytes = b""  # bytes read from ``_chunk_sock`` and not yet handed to paho
+    _pos: int = 0  # how far paho has read ``_chunk``
+    _chunk_sock: object = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the socket that paho has not consumed yet."""
+        if self._chunk_sock is not self._sock:  # a reconnect: the old socket's bytes are void
+            return 0
+        return len(self._chunk) - self._pos
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        pos = self._pos
+        if not self.buffered:
+            data = super()._sock_recv(max(bufsize, READ_CHUNK))  # raises when nothing waits
+            if len(data) <= bufsize:
+                self._chunk, self._pos = b"", 0
+                return data
+            self._chunk, self._chunk_sock, pos = data, self._sock, 0
+        end = pos + bufsize
+        self._pos = min(end, len(self._chunk))
+        return self._chunk[pos:end]
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        while rc == mqtt.MQTT_ERR_SUCCESS and self.buffered:
+            rc = super().loop_read(max_packets)
+        return rc
+
+    def _handle_pubackcomp(self, cmd) -> mqtt.MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        if cmd != "PUBACK" or self._protocol == mqtt.MQTTv5 or len(packet) != 2:
+            return super()._handle_pubackcomp(cmd)  # properties to read, or a malformed packet
+        mid = (packet[0] << 8) | packet[1]
+        with self._out_message_mutex:
+            if mid in self._out_messages:  # else a duplicate: reported once already
+                return self._do_on_publish(mid, _PUBACK_OK, _NO_PROPERTIES)
+        return mqtt.MQTT_ERR_SUCCESS
