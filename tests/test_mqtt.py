@@ -118,8 +118,10 @@ def test_outbox_rows_reach_a_tls_consumer_and_are_acked(mosquitto_tls, tmp_path)
 
 def test_a_backlog_and_a_burst_of_alerts_pass_whole_and_in_order(mosquitto, tmp_path, monkeypatch):
     """Hundreds of queued events read in large chunks (packets split across reads) arrive
-    whole, once and in order; the alerts' PUBACKs are all taken, and none of them builds an
-    MQTT 5 property table (``edge_runtime.transport.lean_client``)."""
+    whole, once and in order, without a paho message object each; the alerts' PUBACKs are all
+    taken, and none of them builds an MQTT 5 property table
+    (``edge_runtime.transport.lean_client``)."""
+    import paho.mqtt.client as paho
     from paho.mqtt import properties
 
     cfg = config(mosquitto)
@@ -135,6 +137,13 @@ def test_a_backlog_and_a_burst_of_alerts_pass_whole_and_in_order(mosquitto, tmp_
     real_init = properties.Properties.__init__
     monkeypatch.setattr(
         properties.Properties, "__init__", lambda self, *a: built.append(a) or real_init(self, *a)
+    )
+    messages = []  # paho's message objects: one per alert published, and any event's
+    real_message = paho.MQTTMessage.__init__
+    monkeypatch.setattr(
+        paho.MQTTMessage,
+        "__init__",
+        lambda self, *a, **k: messages.append(1) or real_message(self, *a, **k),
     )
     inbox = Inbox()
     t2 = start(cfg, inbox)
@@ -152,6 +161,7 @@ def test_a_backlog_and_a_burst_of_alerts_pass_whole_and_in_order(mosquitto, tmp_
     assert wait(lambda: len(inbox.items) == 600)
     assert [json.loads(p)["n"] for p, *_ in inbox.items] == list(range(600))
     assert len(built) < 10, f"{len(built)} property tables built for {len(rows)} PUBACKs"
+    assert len(messages) < len(rows) + 10, f"{len(messages)} paho message objects for 600 events"
     t2.stop()
 
 

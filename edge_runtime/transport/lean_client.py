@@ -1,4 +1,4 @@
-"""paho's client without two per-packet costs that dominate draining a backlog.
+"""paho's client without three per-packet costs that dominate draining a backlog.
 
 - **Reads in large chunks.** paho reads every packet with at least three ``recv`` calls (the
   command byte, each byte of the remaining length, then the body) and, with few of its own
@@ -13,8 +13,17 @@
   success code and empty properties (the gateway's callback reads only the id); anything else
   takes paho's own path.
 
-Both override private methods of paho 2 (``_sock_recv``, ``loop_read``'s loop, and
-``_handle_pubackcomp``); ``tests/test_mqtt.py`` runs them against a real broker.
+- **Events without message objects.** For every PUBLISH paho builds an ``MQTTMessage`` (with
+  a ``threading.Condition`` in its info object), matches the topic against per-topic
+  callbacks and logs it. With :attr:`LeanClient.on_payload` set, a QoS 1 PUBLISH of MQTT
+  3.1.1 under manual acknowledgement (every event a gateway consumes) is handed to it as
+  ``(payload, topic, mid, qos)`` straight from the packet; everything else (QoS 0, MQTT 5,
+  a malformed packet) goes through ``on_message`` as before. Per-topic callbacks
+  (``message_callback_add``) are not consulted for those messages: the gateway has none.
+
+All three override private methods of paho 2 (``_sock_recv``, ``loop_read``'s loop,
+``_handle_pubackcomp`` and ``_handle_publish``); ``tests/test_mqtt.py`` runs them against a
+real broker.
 
 >>> import paho.mqtt.client as mqtt
 >>> c = LeanClient(mqtt.CallbackAPIVersion.VERSION2, client_id="doc")
@@ -23,6 +32,8 @@ Both override private methods of paho 2 (``_sock_recv``, ``loop_read``'s loop, a
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -37,8 +48,11 @@ _NO_PROPERTIES = Properties(PacketTypes.PUBACK)
 
 
 class LeanClient(mqtt.Client):
-    """paho's ``Client`` with buffered reads and lean PUBACKs (see the module docstring)."""
+    """paho's ``Client`` with buffered reads, lean PUBACKs and, when :attr:`on_payload` is set,
+    lean QoS 1 events (see the module docstring)."""
 
+    # (payload, topic, mid, qos) of each QoS 1 PUBLISH; called on paho's network thread.
+    on_payload: Callable[[bytes, str, int, int], None] | None = None
     _chunk: bytes = b""  # bytes read from ``_chunk_sock`` and not yet handed to paho
     _pos: int = 0  # how far paho has read ``_chunk``
     _chunk_sock: object = None
@@ -76,4 +90,26 @@ class LeanClient(mqtt.Client):
         with self._out_message_mutex:
             if mid in self._out_messages:  # else a duplicate: reported once already
                 return self._do_on_publish(mid, _PUBACK_OK, _NO_PROPERTIES)
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        header, packet = self._in_packet["command"], self._in_packet["packet"]
+        handler = self.on_payload
+        if (
+            handler is None
+            or (header & 0x06) != 0x02  # QoS 1 only
+            or self._protocol == mqtt.MQTTv5
+            or not self._manual_ack
+        ):
+            return super()._handle_publish()
+        n = (packet[0] << 8) | packet[1] if len(packet) >= 2 else 0
+        if n == 0 or len(packet) < n + 4:
+            return super()._handle_publish()  # malformed: paho says how
+        try:
+            topic = packet[2 : 2 + n].decode("utf-8")
+        except UnicodeDecodeError:
+            return super()._handle_publish()
+        mid = (packet[2 + n] << 8) | packet[3 + n]
+        with self._in_callback_mutex:
+            handler(bytes(packet[4 + n :]), topic, mid, 1)
         return mqtt.MQTT_ERR_SUCCESS

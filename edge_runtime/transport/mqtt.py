@@ -142,6 +142,7 @@ class MqttTransport:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_payload = self._on_publish_payload
         client.on_publish = self._on_publish
         return client
 
@@ -197,11 +198,15 @@ class MqttTransport:
         log.warning("%s; reconnecting with backoff", self._problem)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == DROPPED_TOPIC:
-            self._on_dropped(msg.payload)
+        self._on_publish_payload(msg.payload, msg.topic, msg.mid, msg.qos)
+
+    def _on_publish_payload(self, payload: bytes, topic: str, mid: int, qos: int) -> None:
+        """Every message the broker delivers (QoS 1 ones straight from the packet:
+        ``edge_runtime.transport.lean_client``)."""
+        if topic == DROPPED_TOPIC:
+            self._on_dropped(payload)
             return
-        source = msg.topic.rsplit("/", 1)[-1]
-        self._on_payload(msg.payload, source, msg.mid, msg.qos)
+        self._on_payload(payload, topic.rsplit("/", 1)[-1], mid, qos)
 
     def _on_dropped(self, payload: bytes) -> None:
         try:
