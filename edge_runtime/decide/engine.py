@@ -318,7 +318,7 @@ class DecisionEngine:
             if closed:
                 out += self._day_close(conn, segment[0], bool(head), current, as_of)
             rest = steps[len(head) :]
-            as_of = max(as_of, *(e.ts_us for e, _ in rest)) if rest else as_of
+            as_of = max(as_of, max(e.ts_us for e, _ in rest)) if rest else as_of
             out += self._decide_steps(rest, current, as_of)
             out += with_decision_ids(self._watch(segment[1:]))
         return out
