@@ -114,3 +114,18 @@ def test_level_correction_refuses_settings_that_cannot_work():
         LevelCorrection(fading=0.0)
     with pytest.raises(ValueError, match="level_spread"):
         LevelCorrection(level_spread=0.0)
+
+
+def test_a_correction_saved_before_the_weighing_loads_and_keeps_learning():
+    """A gateway's snapshot holds the correction pickled by the version before: it loads, keeps
+    its learnt factor, and weighs each SKU once it has seen new days."""
+    import pickle
+
+    old = LevelCorrection()
+    for _ in range(30):
+        old.learn_one("A", 1.0, 1.5)
+    del old.__dict__["_sold_var"], old.__dict__["level_spread"]  # as the version before saved it
+    c = pickle.loads(pickle.dumps(old))
+    assert round(c.factor_one("A"), 2) == round((1.5 + 0.5) / (1.0 + 0.5), 2)
+    c.learn_one("A", 1.0, 1.5)
+    assert c.level_spread > 0 and 1.0 < c.factor_one("A") <= 2.0

@@ -21,6 +21,10 @@ from typing import Protocol
 
 from river import stats
 
+# How far apart SKUs' true level factors are expected to lie (a standard deviation around 1),
+# chosen on the twin's validation weeks; LevelCorrection weighs each SKU's factor against it.
+LEVEL_SPREAD = 0.15
+
 
 class ForecastCorrection(Protocol):
     """What the day close and the twin need of an online correction."""
@@ -34,8 +38,8 @@ class LevelCorrection:
     """Online correction of a central forecast's level, per SKU, from the store's own sales.
 
     ``corrected = central x f``, with ``f = (EW mean of actual + shrink) / (EW mean of central +
-    shrink)`` clipped to ``bounds``. The two means are River ``stats.EWMean`` (``fading``: the
-    weight of the newest day). ``shrink`` pulls ``f`` towards 1 where the SKU sells little.
+    shrink)`` clipped to ``bounds`` and weighed by the SKU's noise (below). The two means are
+    River ``stats.EWMean`` (``fading``: the weight of the newest day). ``shrink`` pulls ``f`` towards 1 where the SKU sells little.
     Below ``warmup`` learnt days the forecast is left alone. Feed it values in units of each
     SKU's typical day, as the day close and the twin do, so that ``shrink`` means the same for
     every SKU.
@@ -71,7 +75,7 @@ class LevelCorrection:
         shrink: float = 0.5,
         bounds: tuple[float, float] = (0.5, 2.0),
         warmup: int = 7,
-        level_spread: float = 0.15,
+        level_spread: float = LEVEL_SPREAD,
     ):
         bad_bounds = not 0.0 < bounds[0] <= 1.0 <= bounds[1]
         if not 0.0 < fading <= 1.0 or shrink < 0 or bad_bounds or level_spread <= 0:
@@ -90,6 +94,13 @@ class LevelCorrection:
         self._forecast: dict[str, stats.EWMean] = {}
         self._seen: dict[str, int] = {}
 
+    def __setstate__(self, state: dict) -> None:
+        """A correction saved before the factor was weighed (a gateway's snapshot) loads with
+        the default spread and learns each SKU's variance from its next days on."""
+        state.setdefault("level_spread", LEVEL_SPREAD)
+        state.setdefault("_sold_var", {})
+        self.__dict__.update(state)
+
     def factor_one(self, sku: str) -> float:
         """The SKU's level factor ``f`` (1 until it has learnt ``warmup`` days)."""
         if self._seen.get(sku, 0) < self.warmup:
@@ -101,7 +112,8 @@ class LevelCorrection:
         lo, hi = self.bounds
         f = min(max(f, lo), hi)
         days = (2.0 - self.fading) / self.fading  # effective days in an EW mean
-        se2 = self._sold_var[sku].get() / (days * (forecast + k) ** 2)
+        var = self._sold_var.get(sku)
+        se2 = 0.0 if var is None else var.get() / (days * (forecast + k) ** 2)
         s2 = self.level_spread**2
         return 1.0 + (f - 1.0) * s2 / (s2 + se2)
 
@@ -115,8 +127,10 @@ class LevelCorrection:
         if sold is None:
             sold = self._sold[sku] = stats.EWMean(fading_factor=self.fading)
             self._forecast[sku] = stats.EWMean(fading_factor=self.fading)
-            self._sold_var[sku] = stats.EWVar(fading_factor=self.fading)
+        var = self._sold_var.get(sku)
+        if var is None:
+            var = self._sold_var[sku] = stats.EWVar(fading_factor=self.fading)
         sold.update(max(actual, 0.0))
-        self._sold_var[sku].update(max(actual, 0.0))
+        var.update(max(actual, 0.0))
         self._forecast[sku].update(max(central, 0.0))
         self._seen[sku] = self._seen.get(sku, 0) + 1
