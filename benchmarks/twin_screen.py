@@ -289,19 +289,15 @@ def engine_candidates(bundle: str) -> list[tuple[str, Callable]]:
         def learn_one(self, sku, central, actual):
             super().learn_one(sku, central, min(actual, self.clip))
 
-    unweighed = 1e9  # a level spread no SKU's noise matters against: the factor as learnt
     rivers = [
         ("engine (baseline)", None),
         ("River: actual clipped at 5 typical days", lambda: ClippedLevel(5.0)),
         ("River: actual clipped at 3 typical days", lambda: ClippedLevel(3.0)),
         ("River: fading 0.02", lambda: LevelCorrection(fading=0.02)),
         ("River: fading 0.1", lambda: LevelCorrection(fading=0.1)),
-        ("River: factor as learnt, not weighed by the SKU's noise",
-         lambda: LevelCorrection(level_spread=unweighed)),
-        *[(f"River: weighed by the SKU's noise, level spread {s:g}",
-           lambda s=s: LevelCorrection(level_spread=s)) for s in (0.25,)],
-        *[(f"River: factor as learnt, shrink {k:g} typical days",
-           lambda k=k: LevelCorrection(shrink=k, level_spread=unweighed)) for k in (1.0, 2.0, 5.0)],
+        *[(f"River: shrink {k:g} typical days", lambda k=k: LevelCorrection(shrink=k))
+          for k in (1.0, 2.0, 5.0)],
+        ("River: bounds 0.8-1.25", lambda: LevelCorrection(bounds=(0.8, 1.25))),
         ("River: off (factor held at 1)", lambda: LevelCorrection(bounds=(1.0, 1.0))),
     ]  # fmt: skip
     return [
