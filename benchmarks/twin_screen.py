@@ -295,7 +295,11 @@ def engine_candidates(bundle: str) -> list[tuple[str, Callable]]:
         ("River: actual clipped at 3 typical days", lambda: ClippedLevel(3.0)),
         ("River: fading 0.02", lambda: LevelCorrection(fading=0.02)),
         ("River: fading 0.1", lambda: LevelCorrection(fading=0.1)),
-    ]
+        *[(f"River: shrink {k:g} typical days", lambda k=k: LevelCorrection(shrink=k))
+          for k in (1.0, 2.0, 5.0)],
+        ("River: bounds 0.8-1.25", lambda: LevelCorrection(bounds=(0.8, 1.25))),
+        ("River: off (factor held at 1)", lambda: LevelCorrection(bounds=(1.0, 1.0))),
+    ]  # fmt: skip
     return [
         (f"{name} [engine]",
          lambda tr, n, f=f: GatewayPolicy(bundle, buffer_every_days=n, correction=f))
