@@ -150,12 +150,12 @@ def router_bounds(twin: NetworkTwin, router: Router, runs: dict, cost: CostModel
         seconds[name] = round(time.perf_counter() - t1, 2)
         per = summary({**runs, name: run}, cost)
         mine, near = per[name], per["nearest"]
-        keys = ("cost_per_order", "cancellation_rate", "store_lost_units", "same_day_share")
+        keys = ("cost_per_order", "direct_cost_per_order", "cancellation_rate", "store_lost_units")
         out[name] = {
             "cost_reduction_vs_nearest": round(
                 1.0 - mine["cost_per_order"] / near["cost_per_order"], 4
             ),
-            **{k: mine[k] for k in keys},
+            **{k: mine[k] for k in (*keys, "markdown_cost_per_order", "same_day_share")},
         }
         print(f"{name}: {out[name]}", flush=True)
     return out
