@@ -12,18 +12,25 @@ What it does:
    baskets and sent to the state's ten largest cities (``twin.online_orders``).
 4. Each store runs the deployed edge engine on its book (``twin.gateway_engine.GatewayPolicy``:
    the gateway's daily sales, day close and decision policy) with a bundle trained on the
-   ``m5_history`` series up to the day before the replay (trained once and kept in
-   ``var/bench/routing_bundle_m5``; ``--bundle`` names another, refused when its training data
-   reach the replay); ``--stores order_up_to`` runs the edge's order-up-to rule on a
-   moving-average forecast instead. Books drift from shelves by unrecorded shrink and are
+   ``m5_history`` series up to the day before the replay (trained once per replay start and
+   kept in ``var/bench/routing_bundle_m5_<cutoff>``; ``--bundle`` names another, refused when
+   its training data reach the replay); ``--stores order_up_to`` runs the edge's order-up-to
+   rule on a moving-average forecast instead. Books drift from shelves by unrecorded shrink and are
    corrected by rotating counts (``twin.network_twin.ShelfTruth``). The hub reads each store's
    demand from the forecast the store orders on.
 5. The three choosers meet the same orders, shrink and starting books; cost per order counts
    shipping, picking, splits, lateness, cancelled lines, and the stores' lost walk-in margin
    and markdowns beyond DC-only's (``hub.fulfilment_cost.CostModel``).
+6. ``--bounds`` runs the router three more times: shown the real shelves, shown the walk-in
+   demand to come, and blind to the store terms (what a perfect stock feed or forecast could
+   add, and what the store terms add).
+
+The scored window is the last 14 days (2016-05-09 .. 05-22). The router's own parameters are
+tuned on the validation slice before it, ``--days 14 --warmup-days 7`` (replay 2016-05-02 ..
+05-08, its own bundle trained to 2016-05-01), never on the scored window.
 
 Usage: ``python benchmarks/routing.py --json out.json [--quick] [--items N] [--share 0.1]
-[--stores gateway|order_up_to] [--bundle DIR]``.
+[--stores gateway|order_up_to] [--bundle DIR] [--days N] [--bounds]``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +66,7 @@ from twin.policies import MovingAverageForecaster, OrderUpToPolicy  # noqa: E402
 from twin.store import StoreConfig  # noqa: E402
 
 GOAL = 0.15
+# The stores' bundle goes here, suffixed with its cutoff: one per replay start (scored, validation).
 BUNDLE_DIR = ROOT / "var" / "bench" / "routing_bundle_m5"
 BUNDLE_YEARS = 3  # of history before the replay: the year features need one, the fit is ~5x faster
 BUNDLE_SOURCE = f"m5_history 944 item x store series, units only, last {BUNDLE_YEARS} years"
@@ -77,7 +86,8 @@ def network_bundle(first_replay_day: np.datetime64, trees: int, path: Path | Non
         frame = m5_history().drop(columns=["promo", "event", "category"])
         first = cutoff - np.timedelta64(364 * BUNDLE_YEARS, "D")
         frame = frame[frame["date"] > np.datetime64(first, "ns")]
-        path, meta = bundle_for(frame, cutoff, BUNDLE_DIR, trees, BUNDLE_SOURCE, folds=0)
+        out = BUNDLE_DIR.with_name(f"{BUNDLE_DIR.name}_{str(cutoff).replace('-', '')}")
+        path, meta = bundle_for(frame, cutoff, out, trees, BUNDLE_SOURCE, folds=0)
     else:
         meta = json.loads((path / "metadata.json").read_text())
     end = np.datetime64(str(meta.get("training_data", {}).get("end", "9999-12-31"))[:10], "D")
@@ -122,6 +132,35 @@ def load_network(items: int | None, seed: int) -> NetworkData:
     return NetworkData(stores, skus, dates, units, value)
 
 
+def router_bounds(twin: NetworkTwin, router: Router, runs: dict, cost: CostModel, seconds: dict):
+    """The router again, shown the real shelves (``shelf``) or the walk-in demand to come
+    (``future``), and blind to the store terms (``direct_only``: risk, lost sales and markdown
+    priced at zero): bounds of what a better stock feed or forecast could add, and what the
+    store terms add. Each is charged by the same cost model on the same orders."""
+    blind = Router(replace(cost, cancel_line=0.0, store_margin=0.0, markdown_depth=0.0))
+    variants = {
+        "router_sees_shelf": (router.plan, "shelf"),
+        "router_sees_future": (router.plan, "future"),
+        "router_direct_only": (blind.plan, "book"),
+    }
+    out = {}
+    for name, (choose, sees) in variants.items():
+        t1 = time.perf_counter()
+        run = twin.run(name, choose, sees)
+        seconds[name] = round(time.perf_counter() - t1, 2)
+        per = summary({**runs, name: run}, cost)
+        mine, near = per[name], per["nearest"]
+        keys = ("cost_per_order", "direct_cost_per_order", "cancellation_rate", "store_lost_units")
+        out[name] = {
+            "cost_reduction_vs_nearest": round(
+                1.0 - mine["cost_per_order"] / near["cost_per_order"], 4
+            ),
+            **{k: mine[k] for k in (*keys, "markdown_cost_per_order", "same_day_share")},
+        }
+        print(f"{name}: {out[name]}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", type=Path, help="write the figures here")
@@ -129,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, default=None, help="sample this many items (all)")
     ap.add_argument("--share", type=float, default=0.10, help="online share of real units")
     ap.add_argument("--warmup-days", type=int, default=14)
+    ap.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help="keep only the network's first DAYS days (all 28): with --warmup-days 7, --days 14 "
+        "is the validation slice before the scored window, for tuning the router",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--stores",
@@ -137,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the stores' replenishment: the deployed gateway engine, or the order-up-to rule "
         "on a moving-average forecast",
     )
+    ap.add_argument(
+        "--bounds",
+        action="store_true",
+        help="also run the router shown the real shelves, shown the demand to come, and "
+        "blind to the store terms: what better information or the store terms are worth",
+    )
     ap.add_argument("--bundle", type=Path, help="the gateways' bundle (default: train one)")
     ap.add_argument("--trees", type=int, default=100, help="trees per model of that bundle")
     args = ap.parse_args(argv)
@@ -144,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     t0 = time.perf_counter()
     data = load_network(items, args.seed)
+    if args.days is not None:
+        if not args.warmup_days < args.days <= len(data.dates):
+            raise SystemExit(f"--days {args.days}: needs --warmup-days < it <= {len(data.dates)}")
+        data = replace(data, dates=data.dates[: args.days], units=data.units[:, :, : args.days])
     config = StoreConfig()
     channel, truth, cost = OnlineChannel(share=args.share), ShelfTruth(), CostModel()
     scenario = Scenario.draw(data, args.warmup_days, channel, truth, config, seed=args.seed)
@@ -170,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {runs[name].orders} orders in {seconds[name]} s", flush=True)
     per = summary(runs, cost)
     r, near = per["router"], per["nearest"]
+    bounds = router_bounds(twin, router, runs, cost, seconds) if args.bounds else None
     reduction = 1.0 - r["cost_per_order"] / near["cost_per_order"]
     out = {
         "cost_reduction_vs_nearest": round(reduction, 4),
@@ -195,12 +252,14 @@ def main(argv: list[str] | None = None) -> int:
             ),
         },
         "policies": per,
+        **({"bounds": bounds} if bounds is not None else {}),
         "setup": {
             "data": "m5_store_days (real daily units, 10 stores x items x 28 days)",
             "stores": {s: f"{STORES[s].city}, {STORES[s].state}" for s in data.store_ids},
             "dcs": {d: f"{p.city}, {p.state}" for d, p in DCS.items()},
             "items": len(data.skus),
             "replay_days": int(data.units.shape[2] - args.warmup_days),
+            "replay": [str(data.dates[args.warmup_days]), str(data.dates[-1])],
             "warmup_days": args.warmup_days,
             "replenishment": f"{runs['router'].replenishment} per store, "
             f"lead {config.lead_time} d, review {config.review_period} d",

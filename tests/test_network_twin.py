@@ -84,6 +84,33 @@ def test_phantom_stock_breaks_promises_and_pricing_its_risk_avoids_them():
     assert runs["router"].cancelled_lines < blind.cancelled_lines
 
 
+def test_bounds_show_the_router_the_real_shelf_or_the_demand_to_come():
+    # Heavy hidden shrink: the books overstate the shelves. Shown the real shelves, the router
+    # breaks no promise; shown the future, the lead demand it prices is the walk-in to come.
+    data, truth = network(), ShelfTruth(hidden_shrink_share=0.6, count_every_days=56)
+    config = StoreConfig()
+    sc = Scenario.draw(data, START, OnlineChannel(share=0.2), truth, config, seed=1)
+    twin = NetworkTwin(
+        sc, lambda: OrderUpToPolicy(MovingAverageForecaster(days=START)), config, CostModel(), truth
+    )
+    router = Router()
+    assert twin.run("router", router.plan).cancelled_lines > 0
+    assert twin.run("shelf", router.plan, sees="shelf").cancelled_lines == 0
+    seen = []
+
+    def recording(order, cand):
+        seen.append(cand.lead_demand[: len(data.store_ids)].copy())
+        return router.plan(order, cand)
+
+    twin.run("future", recording, sees="future")
+    first = next(o for o in sc.orders if o.day == START)
+    # The first replay day is a review day: its cover is the lead time of today's order.
+    come = sc.walk_in[:, first.items, START : START + config.lead_time].sum(axis=2)
+    assert np.allclose(seen[0], come)
+    with pytest.raises(ValueError, match="sees='oracle'"):
+        twin.run("bad", router.plan, sees="oracle")
+
+
 def test_stores_reorder_at_every_review_so_steady_demand_is_met(honest_books):
     # Receipts close a store's open orders: without them a SKU ordered at the first review
     # would not be ordered again, and the second week would run its shelves dry.

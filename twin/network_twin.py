@@ -39,6 +39,9 @@ from twin.online_orders import OnlineChannel, OnlineOrder
 from twin.store import DemandPanel, StoreConfig, sku_parameters
 
 CHOOSERS = ("dc_only", "nearest", "router")
+# What a chooser is shown of the stores: the hub's view; or, to bound what better information
+# could be worth, each store's real shelf fully trusted, or the walk-in demand that will come.
+SIGHTS = ("book", "shelf", "future")
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,14 @@ class NetworkTwin:
         self.lon = np.array([p.lon for p in places])
         self.is_dc = np.array([i in DCS for i in ids])
 
-    def run(self, name: str, choose: Chooser) -> FulfilmentRun:
+    def run(self, name: str, choose: Chooser, sees: str = "book") -> FulfilmentRun:
+        """Replay the scenario with ``choose`` routing every online order. ``sees`` is what the
+        chooser is shown (``SIGHTS``): the hub's view (``book``: book stock, the ledger's
+        confidence, the stores' forecasts); or, as bounds no hub can reach, the real shelves
+        with full trust (``shelf``) or the walk-in demand to come, Poisson, in place of the
+        stores' forecasts (``future``; their forecast beyond the data's last day)."""
+        if sees not in SIGHTS:
+            raise ValueError(f"network twin: sees={sees!r}, expected one of {SIGHTS}")
         sc, cfg, data = self.sc, self.config, self.sc.data
         s_n, n_n, t_n = data.units.shape
         days = t_n - sc.start
@@ -261,9 +271,11 @@ class NetworkTwin:
                     axis=2
                 ),
             }
+            if sees == "future":
+                view.update(self._future(t, cover, horizon, ahead))
             shipped = np.zeros((s_n, n_n))
             for o in by_day.get(t, []):
-                self._fulfil(o, choose, run, b, t, shipped, view, conflicts[:, :, i])
+                self._fulfil(o, choose, run, b, t, shipped, view, conflicts[:, :, i], sees)
             demand = sc.walk_in[:, :, t]
             sold = np.minimum(b.shelf, demand)
             b.shelf -= sold
@@ -287,19 +299,36 @@ class NetworkTwin:
         run.replenishment = stores.name
         return run
 
-    def _fulfil(self, o, choose, run, b: Books, t, shipped, view, conflicts_today) -> None:
+    def _future(self, t: int, cover: int, horizon: int, ahead: np.ndarray) -> dict:
+        """The walk-in demand to come over the lead cover and the markdown horizon (the stores'
+        forecast ``ahead`` past the data's last day), with a Poisson spread."""
+        come = self.sc.walk_in[:, :, t:]
+        have = come.shape[2]
+
+        def over(days: int) -> np.ndarray:
+            return come[:, :, :days].sum(axis=2) + ahead[:, :, have:days].sum(axis=2)
+
+        return {"lead": over(cover), "sell": over(horizon), "spread": np.ones(come.shape[:2])}
+
+    def _fulfil(
+        self, o, choose, run, b: Books, t, shipped, view, conflicts_today, sees="book"
+    ) -> None:
         s_n = b.book.shape[0]
         items, qty = o.items, o.qty
         dc = np.full((len(DCS), len(items)), np.inf)
         zeros = np.zeros((len(DCS), len(items)))
+        shelf = sees == "shelf"
+        stock = (b.shelf if shelf else b.book)[:, items]
+        conf = np.ones_like(stock) if shelf else view["conf"][:, items]
+        conflicts = np.zeros_like(stock) if shelf else view["conflicts"][:, items]
         cand = Candidates(
             self.loc_ids,
             self.lat,
             self.lon,
             self.is_dc,
-            np.vstack([np.maximum(b.book[:, items], 0.0), dc]),
-            np.vstack([view["conf"][:, items], zeros + 1.0]),
-            np.vstack([view["conflicts"][:, items], zeros]),
+            np.vstack([np.maximum(stock, 0.0), dc]),
+            np.vstack([conf, zeros + 1.0]),
+            np.vstack([conflicts, zeros]),
             np.vstack([view["lead"][:, items], zeros]),
             np.vstack([view["sell"][:, items], zeros]),
             self.sc.data.unit_value[items],
