@@ -101,6 +101,12 @@ class Patcher:
         self._cache[key] = (entry.revision, value)
         return entry.revision, value
 
+    def seen(self, key: str, revision: int, value: dict[str, Any]) -> None:
+        """Another writer's ``value`` at ``revision``, seen on a watch: the cache takes it
+        when newer than what it holds (the next write needs no read first)."""
+        if revision > self._cache.get(key, (0, None))[0]:
+            self._cache[key] = (revision, value)
+
     def cached(self, key: str) -> dict[str, Any] | None:
         """The value this patcher last read or wrote at ``key`` (None: not known here)."""
         entry = self._cache.get(key)
