@@ -12,8 +12,8 @@ Inside a worker, each store's stock messages are applied in order by a task of i
 other kinds by another), so round trips for different stores overlap; whatever of a store queued
 while the previous write was under way is applied as one batch. A batch's figures are all its
 messages need to be seen: the store's cursor and the acknowledgements follow in a second task
-(``settle``), once for whatever batches were applied meanwhile, while the next batch's figures
-are already being written.
+(``settle``), at most every ``SETTLE_S`` and once for whatever batches were applied meanwhile,
+while the next batch's figures are already being written.
 
 >>> HubWorker("nats://127.0.0.1:4222", name="w1").name
 'w1'
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 EARLY_HOLD_S = 0.5  # a message waits this long for its predecessor, then goes back
 EARLY_DELAY_S = 0.05  # to be delivered again after this
 BATCH_MAX = 500  # stock messages of one store applied together at most
+SETTLE_S = 0.1  # a store's cursor moves (and its messages are acked) at most this often
 
 
 class Advanced(NamedTuple):
@@ -208,11 +209,13 @@ class HubWorker:
         entry[1].set()
 
     async def _settle_loop(self, store: str, pending: list, wake: asyncio.Event) -> None:
-        """Write the store's cursor, then acknowledge what it covers; what was applied while
-        one write was under way goes with the next, as one."""
+        """Write the store's cursor, then acknowledge what it covers; what was applied within
+        ``SETTLE_S`` of the first goes with it, as one (off the figures' way, so a wait that
+        spares cursor writes and their deliveries to every watching API)."""
         assert self._view is not None
         while True:
             await wake.wait()
+            await asyncio.sleep(SETTLE_S)
             wake.clear()
             batch = pending[:]
             pending.clear()
