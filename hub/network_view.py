@@ -68,7 +68,7 @@ class NetworkView:
         self._applied: dict[str, dict[str, Any]] = {}
 
     async def open(self) -> NetworkView:
-        limit = asyncio.Semaphore(IN_FLIGHT)  # one bound for the worker's three buckets
+        limit = asyncio.Semaphore(IN_FLIGHT)  # reads: one bound for the worker's three buckets
         # nats-py keeps the connection on the JetStream context (no public accessor)
         acks = await AckedPublishes(self.js._nc).start()
 
