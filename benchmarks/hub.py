@@ -288,7 +288,7 @@ paho hands the gateway the payload, the ledger commits it, the uplink window hol
 committed to the outbox, JetStream acknowledges that row to the gateway, the worker receives it,
 JetStream acknowledges the SKU's new figure to the worker, the API's watch puts it in its view,
 the benchmark's own watch (the latency figure) sees it; and the worker is done with its batch
-(cursor written, after the figure is visible: off the sale's path)."""
+(every figure of it written; its cursor follows later, off the sale's path)."""
 
 
 def read_stage_logs(where: Path) -> dict:
