@@ -828,6 +828,21 @@ def main(argv: list[str] | None = None) -> int:
         render_docs(json.loads(Path(args.from_json).read_text()), ROOT / "docs" / "hub.md")
         return 0
     work = Path(tempfile.mkdtemp(prefix="shelfcast-hub-bench-"))
+    try:
+        out = figures(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the run's ledgers and stores: hundreds of MB
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.render_docs and "p99_pos_to_online_ms" in out and "scale_out_ratio" in out:
+        render_docs(out, ROOT / "docs" / "hub.md")
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0
+
+
+def figures(args: argparse.Namespace, work: Path) -> dict:
+    """The phases ``args`` asks for, run under ``work``."""
     autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled")
     out: dict = {
         "cpu_count": os.cpu_count(),
@@ -836,21 +851,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.skip_latency:
         out.update(latency_phase(args, work))
-    if args.skip_throughput:
-        print(json.dumps(out, indent=2))
-        if args.json:
-            Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-        return 0
-    out.update(scale_out(args, work))
+    if not args.skip_throughput:
+        out.update(scale_out(args, work))
     out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.render_docs and "p99_pos_to_online_ms" in out:
-        render_docs(out, ROOT / "docs" / "hub.md")
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return out
 
 
 if __name__ == "__main__":
