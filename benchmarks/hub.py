@@ -241,10 +241,14 @@ class Replay:
             due = t0 + i / rate
             while (now := time.monotonic()) < due:
                 time.sleep(min(0.002, due - now))
-            procs[store].stdin.write(json.dumps(e).encode() + b"\n")
+            line = json.dumps(e).encode() + b"\n"
+            # Stamped before the hand-over: after it, this thread may wait for the GIL (the
+            # watch thread has it) longer than the sale takes to reach the view.
+            t_sent = time.monotonic()
+            procs[store].stdin.write(line)
             procs[store].stdin.flush()
             self.nth[(store, e["sku"])] += 1
-            sent.append((time.monotonic(), store, e["sku"], self.nth[(store, e["sku"])],
+            sent.append((t_sent, store, e["sku"], self.nth[(store, e["sku"])],
                          e["event_id"]))  # fmt: skip
         achieved = total / (time.monotonic() - t0)
         cpu = sum(cpu_seconds(p.pid) for p in procs.values())
