@@ -19,12 +19,13 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
 - ``max_total_events_per_s_at_50ms``: the same replay continued at each ``--ramp`` rate
   (ascending, ``--ramp-seconds`` each) until p99 exceeds 50 ms or the rate is not achieved; the
   highest achieved rate whose p99 stayed within 50 ms. Each step lists CPU seconds per process
-  (``rate_steps``) and ``cpu_cores_busy``.
+  (``rate_steps``), ``cpu_cores_busy`` and ``runqueue_wait_seconds`` (per process, the time
+  its threads were ready to run but waited for a CPU).
 - ``hub_events_per_s_1_worker`` / ``_2_workers`` (``hub_events_per_s`` is the first): the
   uplink stream is filled with ``--messages`` stock messages (uplink windows of 5 SKU rows,
   ``--tp-stores`` stores, chained per store as gateways send them), then that many
   ``shelfcast hub --no-api`` processes start (``--pin``: worker i on CPU i); stock messages
-  applied per second from the moment all are alive to the last ack. ``--rounds`` rounds of
+  applied per second from the first ack after all are alive to the last. ``--rounds`` rounds of
   both, alternating which goes first; medians reported. ``scale_out_ratio`` = 2 workers / 1
   worker; ``messages_per_cpu_s`` says what each worker did with the CPU it got, and
   ``scale_out_ratio_cpu_normalised`` is the ratio with a core per worker, from those.
@@ -32,6 +33,11 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   ``rate_steps[].stages`` gives per-stage p50/p99 (ms since the sale and since the stage
   before) and ``api_read`` the HTTP availability read's own time.
 - ``cpu_count``, load averages (before and after each step) and CPU seconds of each process.
+- ``own_sessions``: every process of the pipeline (Mosquitto, nats-server, each gateway, each
+  hub process) runs in a session of its own, as each is a service (or a host) of its own in
+  production. With the kernel's autogroup scheduler (``autogroup_scheduler``) the CPU is shared
+  between sessions, not processes: left in the benchmark's session, all of them (two workers
+  as one) would split the one share of a busy box. ``--one-session`` keeps them in it.
 """
 
 from __future__ import annotations
@@ -78,6 +84,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def runqueue_seconds(pid: int) -> float:
+    """Seconds a process's threads (those alive now) spent runnable, waiting for a CPU
+    (``/proc/<pid>/task/*/schedstat``, second field): the scheduler's part of its latency."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):
+            total += int(stat.read_text().split()[1])
+    return total / 1e9
+
+
 def store_stream(store: str, sales_wanted: int) -> tuple[list[dict], list[dict], dict]:
     """(opening counts, the first ``sales_wanted`` sales, the store's sales per day and in its
     busiest hour) of one M5 store, in event-time order."""
@@ -94,7 +110,9 @@ def store_stream(store: str, sales_wanted: int) -> tuple[list[dict], list[dict],
 class GatewayProcess:
     """``benchmarks/hub_gateway.py`` for one store: started, asked, stopped over its stdin."""
 
-    def __init__(self, store: str, work: Path, mqtt_port: int, nats_url: str, counts: list):
+    def __init__(
+        self, store: str, work: Path, mqtt_port: int, nats_url: str, counts: list, own: bool
+    ):
         self.store = store
         path = work / f"{store}.counts.jsonl"
         path.write_text("".join(json.dumps(e) + "\n" for e in counts))
@@ -106,6 +124,7 @@ class GatewayProcess:
             stdout=subprocess.PIPE,
             stderr=(work / f"{store}.log").open("ab"),
             text=True,
+            start_new_session=own,
         )
 
     def expect(self, word: str) -> None:
@@ -222,10 +241,14 @@ class Replay:
             due = t0 + i / rate
             while (now := time.monotonic()) < due:
                 time.sleep(min(0.002, due - now))
-            procs[store].stdin.write(json.dumps(e).encode() + b"\n")
+            line = json.dumps(e).encode() + b"\n"
+            # Stamped before the hand-over: after it, this thread may wait for the GIL (the
+            # watch thread has it) longer than the sale takes to reach the view.
+            t_sent = time.monotonic()
+            procs[store].stdin.write(line)
             procs[store].stdin.flush()
             self.nth[(store, e["sku"])] += 1
-            sent.append((time.monotonic(), store, e["sku"], self.nth[(store, e["sku"])],
+            sent.append((t_sent, store, e["sku"], self.nth[(store, e["sku"])],
                          e["event_id"]))  # fmt: skip
         achieved = total / (time.monotonic() - t0)
         cpu = sum(cpu_seconds(p.pid) for p in procs.values())
@@ -269,7 +292,7 @@ paho hands the gateway the payload, the ledger commits it, the uplink window hol
 committed to the outbox, JetStream acknowledges that row to the gateway, the worker receives it,
 JetStream acknowledges the SKU's new figure to the worker, the API's watch puts it in its view,
 the benchmark's own watch (the latency figure) sees it; and the worker is done with its batch
-(cursor written, after the figure is visible: off the sale's path)."""
+(every figure of it written; its cursor follows later, off the sale's path)."""
 
 
 def read_stage_logs(where: Path) -> dict:
@@ -387,23 +410,27 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
     rates = sorted({args.rate, *args.ramp})
     wanted = sum(r * (args.seconds if r == args.rate else args.ramp_seconds) for r in rates)
     streams = {s: store_stream(s, int(wanted / len(stores)) + 1) for s in stores}
-    broker = Mosquitto(work / "broker").start()
-    nats_server = NatsServer(work / "nats").start()
+    own = not args.one_session
+    broker = Mosquitto(work / "broker", own_session=own).start()
+    nats_server = NatsServer(work / "nats", own_session=own).start()
     traces, launcher = work / "stages", None
     if args.stages:  # every process below stamps its stages (benchmarks/hub_stage_trace.py)
         traces.mkdir()
         os.environ[TRACE_ENV] = str(traces)
         launcher = ROOT / "benchmarks" / "hub_stage_trace.py"
-    # The API and the worker in processes of their own, as deployed (neither waits on the other).
-    worker = HubProcess(nats_server.url, api=False, log=work / "worker.log", launcher=launcher)
-    worker.start()
-    hub = HubProcess(nats_server.url, workers=0, log=work / "hub.log", launcher=launcher).start()
+    # The API and the workers in processes of their own, as deployed (none waits on another).
+    workers = [HubProcess(nats_server.url, api=False, log=work / f"worker{i}.log",
+                          launcher=launcher, own_session=own).start()
+               for i in range(args.latency_workers)]  # fmt: skip
+    hub = HubProcess(nats_server.url, workers=0, log=work / "hub.log", launcher=launcher,
+                     own_session=own).start()  # fmt: skip
     gws: dict[str, GatewayProcess] = {}
     initial = {(s, e["sku"]): e["qty"] for s in stores for e in streams[s][0]}
     steps, watcher = [], None
     try:
         gws = {
-            s: GatewayProcess(s, work, broker.port, nats_server.url, streams[s][0]) for s in stores
+            s: GatewayProcess(s, work, broker.port, nats_server.url, streams[s][0], own)
+            for s in stores
         }
         for gw in gws.values():
             gw.expect("ready")
@@ -415,7 +442,7 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
             seconds = args.seconds if rate == args.rate else args.ramp_seconds
             reader = ApiReader(hub, sorted({k for _s, k in initial})) if args.stages else None
             step = _timed_step(replay, rate, seconds, gws, watcher, initial,
-                               _pids(hub, worker, nats_server, broker, gws), reader)  # fmt: skip
+                               _pids(hub, workers, nats_server, broker, gws), reader)  # fmt: skip
             steps.append(step)
             print(json.dumps({k: v for k, v in step.items() if k != "_sent"}), file=sys.stderr)
             passed = (
@@ -434,7 +461,8 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
         for gw in gws.values():
             gw.wait()
         hub.stop()
-        worker.stop()
+        for w in workers:
+            w.stop()
         nats_server.stop()
         broker.stop()
         os.environ.pop(TRACE_ENV, None)
@@ -450,6 +478,7 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
         del s["_sent"]
     return {
         "stores": stores,
+        "latency_workers": args.latency_workers,
         "peak_store_events_per_s": round(max(v[2]["peak_per_s"] for v in streams.values()), 3),
         "store_events_per_day": round(sum(v[2]["per_day"] for v in streams.values()) / len(stores)),
         "stream_bytes_per_message": stream_bytes,
@@ -465,6 +494,7 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
 
 def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None) -> dict:
     cpu0 = {p: cpu_seconds(pid) for p, pid in pids.items()}
+    wait0 = {p: runqueue_seconds(pid) for p, pid in pids.items()}
     load0 = os.getloadavg()
     with reader or contextlib.nullcontext():
         sent, achieved, pub_cpu = replay.step(rate, seconds)
@@ -472,6 +502,9 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None)
         gw.ask("drain")
     watcher.wait_quiet(1.0, 60)
     cpu = {p: round(cpu_seconds(pid) - cpu0[p], 2) for p, pid in pids.items()}
+    waited = {p: runqueue_seconds(pid) - wait0[p] for p, pid in pids.items()}
+    waited = {"gateways (sum)": sum(v for p, v in waited.items() if p.startswith("gateway ")),
+              **{p: v for p, v in waited.items() if not p.startswith("gateway ")}}  # fmt: skip
     per_gateway = [v for k, v in cpu.items() if k.startswith("gateway ")]
     cpu = {k: v for k, v in cpu.items() if not k.startswith("gateway ")}
     cpu["gateways (sum)"] = round(sum(per_gateway), 2)
@@ -489,6 +522,7 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None)
         "p99_pos_to_online_ms": ms(0.99),
         "max_pos_to_online_ms": round(max(lat), 2) if lat else None,
         "cpu_seconds": cpu,
+        "runqueue_wait_seconds": {p: round(v, 2) for p, v in waited.items()},
         "cpu_cores_busy": round(sum(cpu.values()) / (len(sent) / achieved), 2) if sent else None,
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -497,10 +531,13 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None)
     }
 
 
-def _pids(hub, worker, nats_server, broker, gws) -> dict[str, int]:
+def _pids(hub, workers, nats_server, broker, gws) -> dict[str, int]:
+    names = (
+        ["hub worker"] if len(workers) == 1 else [f"hub worker {i}" for i in range(len(workers))]
+    )
     return {
         "benchmark (publisher, view watcher)": os.getpid(),
-        "hub worker": worker.proc.pid,
+        **{name: w.proc.pid for name, w in zip(names, workers, strict=True)},
         "hub API": hub.proc.pid,
         "nats-server": nats_server.proc.pid,
         "mosquitto": broker.proc.pid,
@@ -606,17 +643,19 @@ async def _live_workers(url: str) -> int:
 
 def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: str = "") -> dict:
     """The stream filled first; ``workers`` processes (pinned to CPUs 0, 1, ... with ``--pin``)
-    start and agree on partitions; the clock runs from the moment all are alive (the first
-    may have taken a head start: at most ``MAX_IN_FLIGHT`` per partition, not counted) until
-    every message is acknowledged."""
-    server = NatsServer(work / f"nats-tp{workers}{tag}").start()
+    start and agree on partitions; the clock runs from the first acknowledgement after all are
+    alive (what the first did before the others were alive is not counted) until every
+    message is acknowledged."""
+    own = not args.one_session
+    server = NatsServer(work / f"nats-tp{workers}{tag}", own_session=own).start()
     procs: list[HubProcess] = []
     messages = args.messages
     try:
         asyncio.run(_fill(server.url, _stock_messages(messages, args.tp_stores)))
         procs = [
             HubProcess(server.url, api=False, log=work / f"tp{workers}{tag}-{i}.log",
-                       cpu=i % (os.cpu_count() or 1) if args.pin else None).start()
+                       cpu=i % (os.cpu_count() or 1) if args.pin else None,
+                       own_session=own).start()
             for i in range(workers)
         ]  # fmt: skip
         deadline = time.monotonic() + 60
@@ -624,10 +663,16 @@ def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: st
             time.sleep(0.05)
         pids = {**{f"worker {i}": p.proc.pid for i, p in enumerate(procs)},
                 "nats-server": server.proc.pid}  # fmt: skip
+        # Workers listen for a heartbeat before taking partitions: the clock starts at the
+        # first acknowledgement after all are alive, and counts what was left then.
+        first = asyncio.run(_remaining(server.url))
+        while (left0 := asyncio.run(_remaining(server.url))) >= first:
+            if time.monotonic() > deadline + 60:
+                raise RuntimeError(f"{workers} worker(s) acknowledged nothing in a minute")
+            time.sleep(0.02)
         cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
         load0 = os.getloadavg()
         t0 = time.monotonic()
-        left0 = asyncio.run(_remaining(server.url))
         while asyncio.run(_remaining(server.url)) > 0 and time.monotonic() < t0 + 600:
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
@@ -753,6 +798,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1200.0, help="events/s, all stores")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
+        "--latency-workers", type=int, default=1, help="hub worker processes in the latency phase"
+    )
+    parser.add_argument(
         "--ramp",
         type=lambda t: [float(x) for x in t.split(",") if x],
         default=[1800.0, 2400.0, 3000.0, 3600.0],
@@ -772,6 +820,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stages", action="store_true", help="stamp each stage of a sale's way; per-stage p50/p99"
     )
+    parser.add_argument(
+        "--one-session",
+        action="store_true",
+        help="run the pipeline's processes in the benchmark's session (one CPU share)",
+    )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
@@ -779,24 +832,33 @@ def main(argv: list[str] | None = None) -> int:
         render_docs(json.loads(Path(args.from_json).read_text()), ROOT / "docs" / "hub.md")
         return 0
     work = Path(tempfile.mkdtemp(prefix="shelfcast-hub-bench-"))
-    out: dict = {"cpu_count": os.cpu_count()}
-    if not args.skip_latency:
-        out.update(latency_phase(args, work))
-    if args.skip_throughput:
-        print(json.dumps(out, indent=2))
-        if args.json:
-            Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-        return 0
-    out.update(scale_out(args, work))
-    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    try:
+        out = figures(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the run's ledgers and stores: hundreds of MB
     text = json.dumps(out, indent=2)
     print(text)
-    if args.render_docs and "p99_pos_to_online_ms" in out:
+    if args.render_docs and "p99_pos_to_online_ms" in out and "scale_out_ratio" in out:
         render_docs(out, ROOT / "docs" / "hub.md")
     if args.json:
         Path(args.json).write_text(text + "\n")
-    shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def figures(args: argparse.Namespace, work: Path) -> dict:
+    """The phases ``args`` asks for, run under ``work``."""
+    autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    out: dict = {
+        "cpu_count": os.cpu_count(),
+        "autogroup_scheduler": autogroup.exists() and autogroup.read_text().strip() == "1",
+        "own_sessions": not args.one_session,
+    }
+    if not args.skip_latency:
+        out.update(latency_phase(args, work))
+    if not args.skip_throughput:
+        out.update(scale_out(args, work))
+    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    return out
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ changed: the stamps wrap its methods in the benchmark's processes only.
   in ``(after, upto]``).
 - hub worker: ``recv`` (a stock message pushed to the worker: store, seq), ``kv`` (JetStream
   acknowledged a SKU's figure to the worker: key, the figure's seq), ``done`` (the chain's SKUs
-  and the store's cursor written: store, the chain's seqs).
+  written, the worker's part of the sale's way over: store, the chain's seqs; the cursor
+  follows later, off that way).
 - hub API: ``view`` (the API's watch put a stock figure in its live view: key, seq).
 
 Run as a script, it is ``shelfcast`` with the hub's stamps installed:

@@ -5,10 +5,12 @@ between, the write is refused and the change is recomputed from the newer value.
 revisions spares the read when this worker was the last writer (the common case). A key not in
 the cache is read first, all of a batch's at once, unless the caller knows such keys are new
 (a store whose figures this worker has written from the first): those are written as new
-(revision 0) unread, and read only when that is refused. The writes of a batch go out together and are awaited with one
-timeout (``patch_many``): a merged uplink window costs one wait, not one per SKU. Requests in
-flight are bounded (``limit``, shared by a worker's patchers): a store's opening count of
-thousands of SKUs queues here instead of overflowing the client's buffer and timing out.
+(revision 0) unread, and read only when that is refused. The writes of a batch go out together
+and their answers fill one list, awaited once with one timeout (``patch_many``): a merged uplink
+window costs one wait and one future, not one of each per SKU. Writes in flight are bounded
+(``IN_FLIGHT`` per connection), and so are reads (``limit``, shared by a worker's patchers): a
+store's opening count of thousands of SKUs queues here instead of overflowing the client's
+buffer and timing out.
 
 >>> Patcher.__name__
 'Patcher'
@@ -32,44 +34,102 @@ _WRONG_LAST = (10071, 10164)  # JetStream's "wrong last sequence" error codes
 _COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 
-class AckedPublishes:
-    """Publishes to JetStream whose acknowledgements come back to one inbox of this
-    connection, told apart by a number: no inbox, timer or task per message (as a request
-    makes), and a refused write comes back as its error (nats-py's ``publish_async`` raises
-    it inside its reply handler instead, leaving the caller waiting).
+class Answers:
+    """JetStream's answers to a batch of publishes, by position; ``done`` holds them all once
+    the last has come (one future for the batch, not one per message).
 
-    >>> acks = AckedPublishes(nc=None)  # ``await acks.start()`` subscribes to its inbox
-    >>> acks.prefix
-    ''
+    >>> async def two():
+    ...     answers = Answers(2)
+    ...     answers.put(1, {"seq": 8})
+    ...     answers.put(0, {"seq": 7})
+    ...     return await answers.done
+    >>> asyncio.run(two())
+    [{'seq': 7}, {'seq': 8}]
     """
 
-    def __init__(self, nc: Any):
+    def __init__(self, n: int):
+        self.values: list[dict[str, Any]] = [{}] * n
+        self.left = n
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.numbers: list[int] = []  # of the publishes sent, to give up on after a timeout
+        if n == 0:
+            self.done.set_result(self.values)
+
+    def put(self, i: int, value: dict[str, Any]) -> None:
+        self.values[i] = value
+        self.left -= 1
+        if self.left == 0 and not self.done.done():
+            self.done.set_result(self.values)
+
+
+class AckedPublishes:
+    """Publishes to JetStream whose acknowledgements come back to one inbox of this
+    connection, told apart by a number: no inbox, timer, task or future per message (as a
+    request makes), and a refused write comes back as its error (nats-py's ``publish_async``
+    raises it inside its reply handler instead, leaving the caller waiting). At most
+    ``in_flight`` publishes wait for their answer; a publish past that waits for room.
+
+    >>> acks = AckedPublishes(nc=None)  # ``await acks.start()`` subscribes to its inbox
+    >>> acks.prefix, acks.room
+    ('', 256)
+    """
+
+    def __init__(self, nc: Any, in_flight: int = IN_FLIGHT):
         self.nc = nc
         self.prefix = ""
+        self.room = in_flight
+        self._freed: asyncio.Future | None = None  # resolved when room frees up
         self._next = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future] = {}
+        self._waiting: dict[int, tuple[Answers, int]] = {}
 
     async def start(self) -> AckedPublishes:
         self.prefix = self.nc.new_inbox() + "."
         await self.nc.subscribe(self.prefix + "*", cb=self._on_reply)
         return self
 
-    async def publish(self, subject: str, data: bytes, headers: dict[str, str]) -> asyncio.Future:
-        """Send; the future holds JetStream's answer (``{"seq": ...}`` or ``{"error": ...}``)."""
+    async def publish(
+        self, subject: str, data: bytes, headers: dict[str, str], answers: Answers, i: int
+    ) -> None:
+        """Send; JetStream's answer (``{"seq": ...}`` or ``{"error": ...}``) goes to
+        position ``i`` of ``answers``."""
+        while self.room <= 0:
+            if self._freed is None or self._freed.done():
+                self._freed = asyncio.get_running_loop().create_future()
+            await self._freed
+        self.room -= 1
         n = next(self._next)
-        ack = self._waiting[n] = asyncio.get_running_loop().create_future()
-        ack.add_done_callback(lambda _f: self._waiting.pop(n, None))
-        await self.nc.publish(subject, data, reply=f"{self.prefix}{n}", headers=headers)
-        return ack
+        self._waiting[n] = (answers, i)
+        answers.numbers.append(n)
+        try:
+            await self.nc.publish(subject, data, reply=f"{self.prefix}{n}", headers=headers)
+        except BaseException:
+            self._forget(n)
+            raise
+
+    def forget(self, answers: Answers) -> None:
+        """Give up on the answers of ``answers`` still to come (their room is freed)."""
+        for n in answers.numbers:
+            self._forget(n)
+
+    def _forget(self, n: int) -> bool:
+        if self._waiting.pop(n, None) is None:
+            return False
+        self.room += 1
+        if self._freed is not None and not self._freed.done():
+            self._freed.set_result(None)
+        return True
 
     async def _on_reply(self, msg: Any) -> None:
-        ack = self._waiting.get(int(msg.subject[len(self.prefix) :]))
-        if ack is None or ack.done():
+        n = int(msg.subject[len(self.prefix) :])
+        entry = self._waiting.get(n)
+        if entry is None or not self._forget(n):
             return  # given up on (timed out)
         if not msg.data:  # a status without a body: no stream took it (503)
-            ack.set_result({"error": {"code": 503, "err_code": 0, "description": "no responders"}})
+            entry[0].put(
+                entry[1], {"error": {"code": 503, "err_code": 0, "description": "no responders"}}
+            )
         else:
-            ack.set_result(json.loads(msg.data))
+            entry[0].put(entry[1], json.loads(msg.data))
 
 
 class Patcher:
@@ -101,6 +161,12 @@ class Patcher:
         self._cache[key] = (entry.revision, value)
         return entry.revision, value
 
+    def seen(self, key: str, revision: int, value: dict[str, Any]) -> None:
+        """Another writer's ``value`` at ``revision``, seen on a watch: the cache takes it
+        when newer than what it holds (the next write needs no read first)."""
+        if revision > self._cache.get(key, (0, None))[0]:
+            self._cache[key] = (revision, value)
+
     def cached(self, key: str) -> dict[str, Any] | None:
         """The value this patcher last read or wrote at ``key`` (None: not known here)."""
         entry = self._cache.get(key)
@@ -131,35 +197,30 @@ class Patcher:
 
     async def _write(self, changes: dict[str, Change], written: dict) -> list[str]:
         """One round of compare-and-set writes; returns the keys whose write was refused."""
-        sent: list[tuple[str, dict[str, Any], asyncio.Future]] = []
+        sent: list[tuple[str, dict[str, Any], int]] = []
         for key, change in changes.items():
             rev, old = self._cache.get(key, (0, None))  # unknown here: written as new
             new = change(old)
-            if new is None:
-                continue
-            data = _COMPACT(new).encode()
-            await self.limit.acquire()
-            try:
-                ack = await self.acks.publish(
-                    self.subject + key, data, headers={_EXPECTED_LAST: str(rev)}
-                )
-            except BaseException:
-                self.limit.release()
-                raise
-            ack.add_done_callback(lambda _f: self.limit.release())
-            sent.append((key, new, ack))
+            if new is not None:
+                sent.append((key, new, rev))
         if not sent:
             return []
+        answers = Answers(len(sent))
         try:
-            answers = await asyncio.wait_for(
-                asyncio.gather(*(a for *_, a in sent)), WRITE_TIMEOUT_S
-            )
+            for i, (key, new, rev) in enumerate(sent):
+                data = _COMPACT(new).encode()
+                await self.acks.publish(
+                    self.subject + key, data, {_EXPECTED_LAST: str(rev)}, answers, i
+                )
+            async with asyncio.timeout(WRITE_TIMEOUT_S):
+                values = await answers.done
         except BaseException:
+            self.acks.forget(answers)
             for key, *_ in sent:
                 self._cache.pop(key, None)  # maybe written after all: read it next time
             raise
         refused, failed = [], []
-        for (key, new, _a), answer in zip(sent, answers, strict=True):
+        for (key, new, _rev), answer in zip(sent, values, strict=True):
             error = answer.get("error")
             if error is None:
                 self._cache[key] = (answer["seq"], new)

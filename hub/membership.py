@@ -4,7 +4,9 @@ Every worker puts its name in ``shelfcast_workers`` every ``MEMBER_HEARTBEAT_S``
 bucket; a worker not heard of for ``MEMBER_TTL_S`` is dead (a clean stop deletes its key at
 once). Each worker applies the same rule to the same live set, ``owners``: partitions dealt
 round-robin over the sorted names, so N workers share ``PARTITIONS`` evenly and agree without
-talking. Ownership only keeps a store's messages on one worker for speed; it is never needed for
+talking. A starting worker listens for one heartbeat period before it takes any partition:
+workers started together then agree at once, rather than the first taking every partition and
+handing most back (messages it held of those would wait for redelivery). Ownership only keeps a store's messages on one worker for speed; it is never needed for
 correctness (while it moves, two workers may briefly share a partition; the view's per-store
 sequence and compare-and-set writes make that harmless).
 
@@ -45,6 +47,7 @@ class Membership:
         self.seen: dict[str, float] = {}  # worker -> monotonic time it was last heard of
         self.live: set[str] = set()
         self._kv: Any = None
+        self._listening = True  # until one heartbeat period has passed: no partition taken
 
     async def run(self) -> None:
         """Heartbeat, watch and re-evaluate until cancelled (then say goodbye)."""
@@ -82,9 +85,12 @@ class Membership:
                 await self._beat()
             except Exception as err:  # no quorum for a moment: the others may drop us; we retry
                 log.warning("worker %s: heartbeat not stored (%s)", self.name, err)
+            self._listening = False
             await self._evaluate()
 
     async def _evaluate(self) -> None:
+        if self._listening:
+            return
         now = time.monotonic()
         live = {w for w, t in self.seen.items() if now - t <= MEMBER_TTL_S} | {self.name}
         if live != self.live:

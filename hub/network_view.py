@@ -64,9 +64,11 @@ class NetworkView:
         # Stores this view found with no cursor: it writes their figures from the first, so a
         # SKU it has not written is new (written unread; a refusal says otherwise).
         self._born_here: set[str] = set()
+        # Per store, the cursor of the last chain applied here and not yet written (``settle``)
+        self._applied: dict[str, dict[str, Any]] = {}
 
     async def open(self) -> NetworkView:
-        limit = asyncio.Semaphore(IN_FLIGHT)  # one bound for the worker's three buckets
+        limit = asyncio.Semaphore(IN_FLIGHT)  # reads: one bound for the worker's three buckets
         # nats-py keeps the connection on the JetStream context (no public accessor)
         acks = await AckedPublishes(self.js._nc).start()
 
@@ -116,12 +118,15 @@ class NetworkView:
         return outcomes
 
     async def apply_stock(
-        self, store: str, messages: list[tuple[dict[str, str], bytes, int]]
+        self, store: str, messages: list[tuple[dict[str, str], bytes, int]], settle: bool = True
     ) -> list[str]:
         """Apply a store's stock messages ``(headers, payload, deliveries)`` together; returns
         each one's outcome. Those that continue the store's chain from its cursor are merged:
         each SKU is written once with the sum of their reserved deltas and the last figure, then
-        the cursor moves once (a backlog costs round trips per batch, not per message)."""
+        the cursor moves once (a backlog costs round trips per batch, not per message).
+        ``settle=False`` leaves the cursor's write to :meth:`settle` (the figures are written
+        and this view goes on from them): the caller moves it off the figures' way and once
+        for any number of batches."""
         seqs = [
             (int(h["Shelfcast-Seq"]), int(h.get("Shelfcast-Prev-Seq", "0")), d, k)
             for k, (h, _, d) in enumerate(messages)
@@ -146,18 +151,37 @@ class NetworkView:
             await self._apply_chain(store, chain_msgs, new_store=store in self._born_here)
             for item in chain:
                 outcomes[item[3]] = APPLIED
+        if settle:
+            await self.settle(store)
         for o in outcomes:
             self.counts[o] += 1
         return outcomes
 
+    async def settle(self, store: str) -> None:
+        """Move the store's cursor to the last chain this view applied (nothing if it did not
+        apply one since, or another worker's cursor is further). Until it is written, a worker
+        that takes the store over starts from the older cursor: it applies those messages
+        again, and each SKU's seq makes that write nothing twice."""
+        figure = self._applied.get(store)
+        if figure is None:
+            return
+        seq = figure["seq"]
+        await self.cursor.patch(
+            store, lambda old: figure if (old or {}).get("seq", 0) < seq else None
+        )
+        if self._applied.get(store) is figure:  # no newer chain applied meanwhile
+            del self._applied[store]
+
     async def _cursor_at(self, store: str, fresh: bool = False) -> int:
         """The store's cursor: this worker's last read or write of it (the partition's owner is
-        its only writer), or read from the bucket."""
+        its only writer), or read from the bucket; or the last chain this view applied, when
+        its cursor is not written yet."""
         cached = None if fresh else self.cursor.cached(store)
         value = cached if cached is not None else (await self.cursor.read(store))[1]
-        if value is None:  # no worker has applied a stock message of this store yet
+        applied = self._applied.get(store, {}).get("seq", 0)
+        if value is None and not applied:  # no worker has applied a stock message of it yet
             self._born_here.add(store)
-        return (value or {}).get("seq", 0)
+        return max((value or {}).get("seq", 0), applied)
 
     async def _apply_chain(
         self, store: str, chain: list[tuple[int, dict]], new_store: bool = False
@@ -172,10 +196,11 @@ class NetworkView:
             unknown_are_new=new_store,
         )
         seq, msg = chain[-1]
-        figure = {"seq": seq, "at": msg["window_end"], "model_version": msg["model_version"]}
-        await self.cursor.patch(
-            store, lambda old: figure if (old or {}).get("seq", 0) < seq else None
-        )
+        self._applied[store] = {
+            "seq": seq,
+            "at": msg["window_end"],
+            "model_version": msg["model_version"],
+        }
 
     async def _state(self, store: str, headers: dict[str, str], msg: dict) -> str:
         lag_ms = int(headers.get("Shelfcast-Lag-Ms", "0"))

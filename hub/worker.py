@@ -10,7 +10,10 @@ harmless). Each message is acknowledged only after the view holds it.
 
 Inside a worker, each store's stock messages are applied in order by a task of its own (its
 other kinds by another), so round trips for different stores overlap; whatever of a store queued
-while the previous write was under way is applied as one batch.
+while the previous write was under way is applied as one batch. A batch's figures are all its
+messages need to be seen: the store's cursor and the acknowledgements follow in a second task
+(``settle``), at most every ``SETTLE_S`` and once for whatever batches were applied meanwhile,
+while the next batch's figures are already being written.
 
 >>> HubWorker("nats://127.0.0.1:4222", name="w1").name
 'w1'
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 EARLY_HOLD_S = 0.5  # a message waits this long for its predecessor, then goes back
 EARLY_DELAY_S = 0.05  # to be delivered again after this
 BATCH_MAX = 500  # stock messages of one store applied together at most
+SETTLE_S = 0.1  # a store's cursor moves (and its messages are acked) at most this often
 
 
 class Advanced(NamedTuple):
@@ -59,6 +63,7 @@ class HubWorker:
         self.applied = 0
         self._stop = asyncio.Event()
         self._queues: dict[str, asyncio.Queue] = {}
+        self._settling: dict[str, tuple[list, asyncio.Event]] = {}  # store -> applied, unacked
         self._early: set[str] = set()  # stores whose loop holds messages for a predecessor
         self._cursor_watch: asyncio.Task | None = None  # runs only while ``_early`` is not empty
         self._js: Any = None
@@ -100,7 +105,9 @@ class HubWorker:
         for p in set(self._subs) - mine:
             sub = self._subs.pop(p)
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()  # what it delivered stays queued here and is acked
+                # what the server sent before it goes through ``_on_msg`` (an unsubscribe
+                # would drop it: unacknowledged until ``ACK_WAIT_S``, its store stalled)
+                await sub.drain()
         for p in sorted(mine - set(self._subs)):
             self._subs[p] = await self._nc.subscribe(
                 deliver_subject(p), queue=WORKERS, cb=self._on_msg, pending_msgs_limit=100_000
@@ -171,21 +178,56 @@ class HubWorker:
         assert self._view is not None
         try:
             outcomes = await self._view.apply_stock(
-                store, [(m.headers or {}, m.data, m.metadata.num_delivered) for m in batch]
+                store,
+                [(m.headers or {}, m.data, m.metadata.num_delivered) for m in batch],
+                settle=False,
             )
         except Exception:  # left for redelivery
             log.exception("could not apply store %s's stock messages; delivered again", store)
             for m in batch:
                 await m.nak(delay=1.0)
             return
+        done = []
         for m, outcome in zip(batch, outcomes, strict=True):
             if outcome == EARLY:
                 prev = int(m.headers["Shelfcast-Prev-Seq"])
                 waiting[prev] = (since.get(id(m), time.monotonic()), m)
                 self._await_predecessor(store)
                 continue
-            await m.ack()
+            done.append(m)  # a repeat too: acknowledged once the cursor covers it
             self.applied += outcome == APPLIED
+        if done:
+            self._settle_later(store, done)
+
+    def _settle_later(self, store: str, messages: list) -> None:
+        """Hand applied messages to the store's settle task (started on first use)."""
+        entry = self._settling.get(store)
+        if entry is None:
+            entry = self._settling[store] = ([], asyncio.Event())
+            self._tasks.append(asyncio.create_task(self._settle_loop(store, *entry)))
+        entry[0].extend(messages)
+        entry[1].set()
+
+    async def _settle_loop(self, store: str, pending: list, wake: asyncio.Event) -> None:
+        """Write the store's cursor, then acknowledge what it covers; what was applied within
+        ``SETTLE_S`` of the first goes with it, as one (off the figures' way, so a wait that
+        spares cursor writes and their deliveries to every watching API)."""
+        assert self._view is not None
+        while True:
+            await wake.wait()
+            await asyncio.sleep(SETTLE_S)
+            wake.clear()
+            batch = pending[:]
+            pending.clear()
+            try:
+                await self._view.settle(store)
+            except Exception:  # left for redelivery: applied again, each SKU's seq skips it
+                log.exception("could not move store %s's cursor; delivered again", store)
+                for m in batch:
+                    await m.nak(delay=1.0)
+                continue
+            for m in batch:
+                await m.ack()
 
     def _await_predecessor(self, store: str) -> None:
         """The store's loop holds a message for its predecessor: watch the cursors."""
@@ -207,7 +249,10 @@ class HubWorker:
                 except TimeoutError:
                     continue
                 if entry is not None and entry.value and entry.key in self._early:
-                    self._queues[entry.key].put_nowait(Advanced(json.loads(entry.value)["seq"]))
+                    value = json.loads(entry.value)
+                    if self._view is not None:  # the store's loop goes on from it, unread
+                        self._view.cursor.seen(entry.key, entry.revision, value)
+                    self._queues[entry.key].put_nowait(Advanced(value["seq"]))
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()

@@ -37,6 +37,7 @@ class HubProcess:
         reservation_timeout: float | None = None,
         cpu: int | None = None,
         launcher: Path | None = None,
+        own_session: bool = False,
     ):
         self.nats_url = nats_url
         self.api = api
@@ -45,6 +46,7 @@ class HubProcess:
         self.replicas = replicas
         self.cpu = cpu  # pinned to this CPU (taskset) when set
         self.launcher = launcher  # a script run instead of ``-m shelfcast.cli`` (same arguments)
+        self.own_session = own_session  # a session (the kernel's CPU share) of its own
         self.log = log
         self.network = network
         self.reservation_timeout = reservation_timeout
@@ -78,7 +80,14 @@ class HubProcess:
             cmd += ["--reservation-timeout", str(self.reservation_timeout)]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SHELFCAST_HUB_TOKEN": TOKEN}
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=self.own_session,
+        )
         if self.api:
             self._wait_serving(timeout)
         return self

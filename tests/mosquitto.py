@@ -154,6 +154,7 @@ class Mosquitto:
         persistence: bool = True,
         users: dict[str, str] | None = None,
         overrides: dict[str, str] | None = None,
+        own_session: bool = False,
     ):
         binary = mosquitto_binary()
         if binary is None:
@@ -168,6 +169,7 @@ class Mosquitto:
         self.users = users or {}
         self.overrides = overrides or {}  # shipped settings a test changes (e.g. a small queue)
         self.proc: subprocess.Popen | None = None
+        self.own_session = own_session  # a session (the kernel's CPU share) of its own
         self.conf = self.work_dir / "mosquitto.conf"
         self.log = self.work_dir / "mosquitto.log"
         self._write_conf()
@@ -201,6 +203,7 @@ class Mosquitto:
             [self.binary, "-c", str(self.conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=self.own_session,
         )
         wait_listening(self.proc, self.port, timeout, "mosquitto", self._why)
         return self

@@ -35,6 +35,7 @@ class NatsServer:
         name: str = "n1",
         cluster_port: int | None = None,
         routes: list[int] | None = None,
+        own_session: bool = False,
     ):
         binary = nats_binary()
         if binary is None:
@@ -49,6 +50,7 @@ class NatsServer:
         self.conf = self.work_dir / "nats.conf"
         self.log = self.work_dir / "nats.log"
         self.proc: subprocess.Popen | None = None
+        self.own_session = own_session  # a session (the kernel's CPU share) of its own
         self._write_conf()
 
     @property
@@ -72,7 +74,10 @@ class NatsServer:
     def start(self, timeout: float = 15.0) -> NatsServer:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+                [self.binary, "-c", str(self.conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=self.own_session,
             )
         wait_listening(self.proc, self.port, timeout, "nats-server", self._log_tail)
         return self

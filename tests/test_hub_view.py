@@ -126,3 +126,29 @@ def test_a_crash_inside_a_merged_batch_leaves_nothing_to_double(nats_server):
     a, b = run(scenario())
     assert (a["reserved"], a["on_hand"], a["seq"]) == (3, 4, 7)
     assert (b["reserved"], b["on_hand"]) == (1, 1)
+
+
+def test_figures_ahead_of_the_cursor_go_on_here_and_count_once_elsewhere(nats_server):
+    """A worker writes a batch's figures and moves the store's cursor later (``settle``): it
+    goes on from its own figures meanwhile, and a worker that takes the store over before the
+    cursor moved applies those messages again without counting them twice."""
+
+    async def scenario():
+        nc, (first, second) = await _views(nats_server.url, 2)
+        m1, m2 = [(h, p, 1) for _, h, p in (M1, M2)]
+        assert await first.apply_stock("S1", [m1], settle=False) == [APPLIED]
+        assert await first.apply_stock("S1", [m2], settle=False) == [APPLIED]  # not early
+        unsettled = (await second.cursor.read("S1"))[1]
+        # The first worker dies here: the second gets both messages again.
+        assert await second.apply_stock("S1", [m1, m2]) == [APPLIED, APPLIED]
+        a, b = await _figure(second, "A"), await _figure(second, "B")
+        await first.settle("S1")  # a late settle never moves the cursor back
+        cursor = (await second.cursor.read("S1"))[1]
+        await nc.close()
+        return unsettled, a, b, cursor
+
+    unsettled, a, b, cursor = run(scenario())
+    assert unsettled is None
+    assert (a["on_hand"], a["reserved"], a["seq"]) == (4, 3, 7)
+    assert (b["on_hand"], b["reserved"]) == (1, 1)
+    assert cursor["seq"] == 7
