@@ -199,11 +199,14 @@ def backtest(
             max_horizon=horizon,
             recent=recent,
             engine=engine,
+            calibration_steps=horizon,
         )
         result.series_years.append(series_years(panel, cut, recent))
         t0 = time.perf_counter()
         # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
-        model = DemandModel(**(model_params or {})).fit(X, y, mean_weight=w.mean)
+        model = DemandModel(**(model_params or {})).fit(
+            X, y, mean_weight=w.mean, calibration=w.calibration
+        )
         result.train_seconds.append(time.perf_counter() - t0)
         result.models.append(model)
         Xf, series, _h = forecast_rows(panel, close, cut, range(1, horizon + 1))
