@@ -23,10 +23,9 @@ import numpy as np
 from feature_store.spec import FEATURES, SCALE_FEATURE, SCALE_OFFSET, index
 
 OUTPUTS = ("mean", "p50", "p90")
-# The P90 model is lifted until this share of held-out actuals lies at or below it.
-P90_COVERAGE = 0.9
-# A lift outside these bounds says the held-out rows are too few or too odd to trust.
-P90_LIFT_BOUNDS = (0.5, 2.0)
+# The quantile the P90 model is trained on: a little above 0.9, because a quantile model covers
+# fewer of the days it never saw than of its training rows (it fits their tails).
+P90_TRAINING_QUANTILE = 0.91
 SCALE_COL = index(SCALE_FEATURE)
 UNIT_COLS = np.array([i for i, f in enumerate(FEATURES) if f.in_units])
 INPUT_NAME = "features"
@@ -60,43 +59,6 @@ def float32_thresholds(booster):
     return lgb.Booster(model_str="\n".join(lines) + "\n")
 
 
-def scaled_leaves(booster, factor: float):
-    """The booster with every leaf value times ``factor``: its predictions times ``factor``
-    (LightGBM folds the starting score into the first tree's leaves), in a booster that
-    ONNX converts like any other, so native and ONNX outputs stay alike."""
-    import lightgbm as lgb
-
-    # tree_sizes' byte offsets no longer hold once the leaves change (as in float32_thresholds).
-    lines = [
-        ln for ln in booster.model_to_string().splitlines() if not ln.startswith("tree_sizes=")
-    ]
-    for i, line in enumerate(lines):
-        if line.startswith("leaf_value="):
-            lines[i] = "leaf_value=" + " ".join(repr(float(v) * factor) for v in line[11:].split())
-    return lgb.Booster(model_str="\n".join(lines) + "\n")
-
-
-def p90_lift(y: np.ndarray, p90: np.ndarray, coverage: float = P90_COVERAGE) -> float:
-    """The smallest factor ``c`` for which ``y <= c * max(p90, 0)`` holds on ``coverage`` of
-    the rows (within :data:`P90_LIFT_BOUNDS`; 1 without rows): a split-conformal calibration
-    of the P90 on rows its model never saw. A quantile model's coverage on new days falls
-    short of its training rows' (it fits their tails), and how far depends on the data set.
-
-    >>> round(p90_lift(np.array([0.5, 1.0, 1.5, 2.0, 0.0]), np.ones(5), coverage=0.8), 4)
-    1.5
-    """
-    y, p = np.asarray(y, np.float64), np.maximum(np.asarray(p90, np.float64), 0.0)
-    if not len(y):
-        return 1.0
-    # A row is covered at every c from y / p up (at every c when y is 0; never when p is 0 < y).
-    need = np.where(y <= 0, 0.0, np.where(p > 0, y / np.where(p > 0, p, 1.0), np.inf))
-    k = int(np.ceil(coverage * len(y) - 1e-9))
-    # A hair above the k-th row's need: that row stays covered once the lifted leaves round.
-    c = float(np.sort(need)[max(k, 1) - 1]) * (1 + 1e-6)
-    lo, hi = P90_LIFT_BOUNDS
-    return float(np.clip(c, lo, hi)) if np.isfinite(c) else hi
-
-
 def _fit_here(estimator, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None):
     return estimator.fit(X, y, sample_weight=weight).booster_
 
@@ -115,8 +77,6 @@ class DemandModel:
     seed: int = 0
     # One thread: on a shared 2-core box LightGBM's threads fight and run ~6x slower.
     n_jobs: int = 1
-    # Set by ``fit`` when it is given calibration rows (:func:`p90_lift`); 1 otherwise.
-    p90_lift: float = 1.0
     boosters: dict = field(default_factory=dict, repr=False)
 
     def params(self) -> dict:
@@ -146,16 +106,10 @@ class DemandModel:
         y: np.ndarray,
         mean_weight: np.ndarray | None = None,
         quantile_weight: np.ndarray | None = None,
-        calibration: np.ndarray | None = None,
         fit: Callable | None = None,
     ) -> DemandModel:
         """Fit the three models on a float32 feature matrix and non-negative units; optional
         per-row loss weights for the mean model and for the two quantile models.
-
-        ``calibration`` (bool per row): rows the P90 model does not learn from; its output is
-        then lifted (:func:`p90_lift`) to cover 90 % of those of them that weigh in the mean
-        model's loss. Give the rows of the last days before the cutoff: what the P90 then
-        covers is days it has not seen, as it will be at the gateway.
 
         ``fit(estimator, X, y, weight)`` returns the fitted booster of an unfitted LightGBM
         estimator: where each model learns (e.g. ``training.distributed_fit.DaskFit`` on a
@@ -173,32 +127,16 @@ class DemandModel:
                 else {},
             ),
             "p50": ("quantile", {"alpha": 0.5}),
-            "p90": ("quantile", {"alpha": 0.9}),
+            "p90": ("quantile", {"alpha": P90_TRAINING_QUANTILE}),
         }
         self.boosters = {}
         Xn, scale = self.normalize(X)
         weights = {"mean": mean_weight, "p50": quantile_weight, "p90": quantile_weight}
-        held = np.zeros(len(y), bool) if calibration is None else np.asarray(calibration, bool)
-        if len(held) != len(y):
-            raise ValueError(f"calibration has {len(held)} rows but y has {len(y)}")
-        if held.all():
-            raise ValueError("calibration holds out every row: the P90 model has none to learn")
         for name, (objective, extra) in specs.items():
-            rows = ~held if name == "p90" else slice(None)
-            w = weights[name]
             booster = (fit or _fit_here)(
-                self._lgbm(objective, **extra),
-                Xn[rows],
-                (y / scale)[rows],
-                None if w is None else w[rows],
+                self._lgbm(objective, **extra), Xn, y / scale, weights[name]
             )
             self.boosters[name] = float32_thresholds(booster)
-        self.p90_lift = 1.0
-        if held.any():
-            counted = held if mean_weight is None else held & (np.asarray(mean_weight) > 0)
-            raw = self.boosters["p90"].predict(Xn[counted], num_threads=self.n_jobs)
-            self.p90_lift = p90_lift((y / scale)[counted], raw)
-            self.boosters["p90"] = scaled_leaves(self.boosters["p90"], self.p90_lift)
         return self
 
     def predict_raw(self, X: np.ndarray) -> dict[str, np.ndarray]:

@@ -200,13 +200,12 @@ def backtest(
             max_horizon=horizon,
             recent=recent,
             engine=engine,
-            calibration_steps=horizon,
         )
         result.series_years.append(series_years(panel, cut, recent))
         t0 = time.perf_counter()
         # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
         model = DemandModel(**(model_params or {})).fit(
-            X, y, mean_weight=w.mean, calibration=w.calibration, fit=cluster_fit(engine)
+            X, y, mean_weight=w.mean, fit=cluster_fit(engine)
         )
         result.train_seconds.append(time.perf_counter() - t0)
         result.models.append(model)

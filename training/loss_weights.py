@@ -25,7 +25,7 @@ only the loss leaves them out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,9 +43,6 @@ class MetricWeights:
 
     mean: np.ndarray
     quantile: np.ndarray
-    # Rows whose target is among the last ``calibration_steps`` steps before the cutoff
-    # (``weighted_training_rows``): ``DemandModel.fit``'s P90 calibration rows.
-    calibration: np.ndarray | None = None
 
 
 def _normalised(w: np.ndarray) -> np.ndarray:
@@ -79,7 +76,6 @@ def weighted_training_rows(
     seed: int = 0,
     labelled: np.ndarray | None = None,
     engine: Engine | None = None,
-    calibration_steps: int = 0,
     **rows,
 ) -> tuple[np.ndarray, np.ndarray, MetricWeights]:
     """Training matrix, labels and their metric weights from the days up to ``last_day``;
@@ -88,9 +84,7 @@ def weighted_training_rows(
     of stock to know its demand) weighs 0, though that day still feeds the features; so does a
     row whose target step is censored (``panel.censored``).
     ``engine`` (:mod:`training.engine`) computes the rows per partition of whole series (the
-    same rows on every engine); ``close`` is used in this process only.
-    ``calibration_steps``: ``w.calibration`` marks the rows whose target step is among the last
-    that many up to ``last_day`` (a horizon's worth: the P90's calibration rows)."""
+    same rows on every engine); ``close`` is used in this process only."""
     X, y, series, target = training_rows_on(
         engine, panel, last_day, stride=stride, seed=seed, close=close, **rows
     )
@@ -98,8 +92,6 @@ def weighted_training_rows(
     w = without_censored_labels(w, panel, series, target)
     if labelled is not None:
         w = _kept(w, np.asarray(labelled, bool)[series, target])
-    if calibration_steps > 0:
-        w = replace(w, calibration=target > last_day - calibration_steps)
     return X, y, w
 
 
@@ -121,4 +113,4 @@ def without_censored_labels(
 
 
 def _kept(w: MetricWeights, kept: np.ndarray) -> MetricWeights:
-    return replace(w, mean=_normalised(w.mean * kept), quantile=_normalised(w.quantile * kept))
+    return MetricWeights(_normalised(w.mean * kept), _normalised(w.quantile * kept))

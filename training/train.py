@@ -228,19 +228,13 @@ def train(
     close = close_features(panel)
     last = panel.n_days - 1
     X, y, w = weighted_training_rows(
-        panel,
-        close,
-        last_day=last,
-        stride=config.stride,
-        seed=config.seed,
-        engine=engine,
-        calibration_steps=config.horizon,
+        panel, close, last_day=last, stride=config.stride, seed=config.seed, engine=engine
     )
     _say(f"fitting demand model on {len(X):,} rows")
     t0 = time.perf_counter()
     # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
     demand = DemandModel(**config.model_params()).fit(
-        X, y, mean_weight=w.mean, calibration=w.calibration, fit=cluster_fit(engine)
+        X, y, mean_weight=w.mean, fit=cluster_fit(engine)
     )
     fit_seconds = time.perf_counter() - t0
     stages.update()
