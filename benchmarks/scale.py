@@ -78,6 +78,7 @@ RATIO_SERIES = 20_000  # 1 and 2 workers forecast the same series for scale_out_
 ROWS_SERIES = 2_000
 FIT_SERIES = 2_000  # series whose training rows the demand model is fitted on, per engine
 FIT_TREES = 60
+FIT_STRIDE = 14  # close days between a series' training rows, as the training config's
 PARTITION = 2_000  # series per task: a few tasks per worker; features go 500 series at a time
 SOURCE = (
     "resampled real series: each is an Online Retail II UK SKU's last 366 days, rolled by whole "
@@ -304,7 +305,7 @@ def fit_only(args, say) -> int:
     report = {"engine": "dask", "series_source": SOURCE, "load_average_at_start": load()}
     engines = {w: DaskEngine(workers=w, pin=args.pin) for w in (1, 2)}
     try:
-        report["demand_fit"] = demand_fit_scale_out(engines, panel, 14, args.rounds, say)
+        report["demand_fit"] = demand_fit_scale_out(engines, panel, FIT_STRIDE, args.rounds, say)
     finally:
         for engine in engines.values():
             engine.close()
@@ -443,13 +444,15 @@ def main() -> int:
     parser.add_argument(
         "--fit-series",
         type=int,
-        default=FIT_SERIES,
-        help=f"resampled series whose rows the demand model fits on (default {FIT_SERIES:,})",
+        default=None,
+        help=f"resampled series whose rows the demand model fits on (default {FIT_SERIES:,}; "
+        "quick 500)",
     )
     parser.add_argument(
         "--fit-only", action="store_true", help="only the demand fit, single process vs Dask"
     )
     args = parser.parse_args()
+    args.fit_series = args.fit_series or (500 if args.quick else FIT_SERIES)
     if args.fit_only:
         return fit_only(args, say)
 
@@ -513,7 +516,7 @@ def main() -> int:
         if not rows["same_rows_on_every_engine"]:
             differences.append("training rows: checksums differ between engines")
         fit_panel = resampled(base, args.fit_series, seed=2_000_000)
-        demand_fit = demand_fit_scale_out(engines, fit_panel, config.stride, args.rounds, say)
+        demand_fit = demand_fit_scale_out(engines, fit_panel, FIT_STRIDE, args.rounds, say)
         forecasts = scale_out(engines, onnx, base, ratio_series, args.rounds, say)
         large = forecasts["dask_2"][-1]
         if n_series > ratio_series:
