@@ -25,8 +25,15 @@ forecast of many series built from real ones, beside statsforecast AutoETS on th
    final fit's rows, ``stride`` 14) built per partition of whole series
    (:func:`training.partitioned_training_rows.training_rows_on`) in one process and on Dask
    with 1 and 2 workers, alternated over ``--rounds``; the matrix must be byte-identical on
-   every engine (its checksum). The LightGBM fit on the rows stays one process.
-4. statsforecast AutoETS (season 7, ``n_jobs=1``) fitted and forecast on a sample of the same
+   every engine (its checksum). The fit on such rows is step 4.
+4. The demand model's fit (mean, P50, P90) on the training rows of ``--fit-series`` resampled
+   series, in one process and on Dask with 1 and 2 workers (``lightgbm.dask``, data-parallel:
+   ``shelfcast train --fit-on-cluster``), the same rows for each, alternated over ``--rounds``;
+   ``fit_scale_out_ratio`` is the median of single-process over 2-worker seconds. Its trees
+   differ slightly from one process's (each worker bins its own rows), so the runs also report
+   how far their forecasts of the series' next 28 days lie from the single-process fit's.
+   ``--fit-only`` runs this step alone.
+5. statsforecast AutoETS (season 7, ``n_jobs=1``) fitted and forecast on a sample of the same
    series, one core, beside the published reference (1M series, AutoARIMA on Ray, 36 minutes
    on 2,000 CPUs).
 
@@ -35,6 +42,7 @@ divide by the CPU time the workers (or AutoETS's process) actually got, which a 
 does not change. Every run records the load average (``uptime``).
 
     python benchmarks/scale.py --json var/bench/scale.json [--quick] [--series 1000000] [--pin]
+    python benchmarks/scale.py --json var/bench/fit_scale.json --fit-only --fit-series 2000
 """
 
 from __future__ import annotations
@@ -68,6 +76,9 @@ RATIO_SERIES = 20_000  # 1 and 2 workers forecast the same series for scale_out_
 # Series whose training rows are built per round: the driver gathers their matrix, about
 # 130 KB a series (stride 14, 28 horizons, float32).
 ROWS_SERIES = 2_000
+FIT_SERIES = 2_000  # series whose training rows the demand model is fitted on, per engine
+FIT_TREES = 60
+FIT_STRIDE = 14  # close days between a series' training rows, as the training config's
 PARTITION = 2_000  # series per task: a few tasks per worker; features go 500 series at a time
 SOURCE = (
     "resampled real series: each is an Online Retail II UK SKU's last 366 days, rolled by whole "
@@ -230,6 +241,91 @@ def feature_rows_scale_out(engines: dict, panel: Panel, stride: int, rounds: int
     }
 
 
+def demand_fit_run(X, y, w, fit, forecast_rows) -> dict:
+    """The demand model's three fits on ``X``/``y`` (``fit``: where; ``None``, this process):
+    seconds, and its mean forecast of ``forecast_rows`` (compared between engines)."""
+    from models.demand import DemandModel
+
+    at_start = load()
+    t0 = time.perf_counter()
+    model = DemandModel(n_estimators=FIT_TREES).fit(X, y, mean_weight=w.mean, fit=fit)
+    seconds = time.perf_counter() - t0
+    run = {"seconds": round(seconds, 2), "rows": len(X)}
+    return {**run, **at_start, "mean": model.predict(forecast_rows)["mean"]}
+
+
+def demand_fit_scale_out(engines: dict, panel: Panel, stride: int, rounds: int, say) -> dict:
+    """The demand fit on the same rows in one process and on 1 and 2 workers, alternated over
+    ``rounds``; how far each engine's 28-day mean forecasts lie from the single process's."""
+    from feature_store.batch import close_features, forecast_rows
+    from training.distributed_fit import DaskFit
+    from training.loss_weights import weighted_training_rows
+
+    last = panel.n_days - 1
+    close = close_features(panel)
+    X, y, w = weighted_training_rows(panel, close, last_day=last, stride=stride)
+    ahead = forecast_rows(panel, close, last, range(1, HORIZON + 1))[0]
+    fits = {"single_process": None, **{f"dask_{n}": DaskFit(e.client) for n, e in engines.items()}}
+    runs: dict[str, list[dict]] = {name: [] for name in fits}
+    for r in range(rounds):
+        order = list(fits) if r % 2 == 0 else list(reversed(fits))
+        for name in order:
+            say(f"round {r + 1}/{rounds}: demand fit on {len(X):,} rows, {name}")
+            runs[name].append(demand_fit_run(X, y, w, fits[name], ahead))
+    single = runs["single_process"][0].pop("mean")
+    for rs in runs.values():
+        for run in rs:
+            mean = run.pop("mean", single)
+            # Relative to the series' level: the mean absolute gap over the mean forecast.
+            gap = float(np.abs(mean - single).mean() / max(single.mean(), 1e-12))
+            run["mean_forecast_gap_vs_single_process"] = round(gap, 5)
+    ratios = [
+        a["seconds"] / b["seconds"]
+        for a, b in zip(runs["single_process"], runs["dask_2"], strict=True)
+    ]
+    return {
+        "series": len(panel.keys),
+        "rows": len(X),
+        "features": X.shape[1],
+        "trees_per_model": FIT_TREES,
+        "fit_scale_out_ratio": round(float(np.median(ratios)), 3),
+        "ratios_per_round": [round(x, 3) for x in ratios],
+        "note": "seconds of the three LightGBM fits (mean, P50, P90) on the same rows; "
+        "fit_scale_out_ratio = single-process seconds / 2-worker seconds (median of rounds); "
+        "mean_forecast_gap_vs_single_process = mean |forecast - single-process forecast| over "
+        "the single-process mean forecast, 28 days of every series",
+        **runs,
+    }
+
+
+def fit_only(args, say) -> int:
+    """``--fit-only``: the demand fit step alone, on its own clusters."""
+    base = real_tails()
+    panel = resampled(base, args.fit_series, seed=2_000_000)
+    report = {"engine": "dask", "series_source": SOURCE, "load_average_at_start": load()}
+    engines = {w: DaskEngine(workers=w, pin=args.pin) for w in (1, 2)}
+    try:
+        report["demand_fit"] = demand_fit_scale_out(engines, panel, FIT_STRIDE, args.rounds, say)
+    finally:
+        for engine in engines.values():
+            engine.close()
+    report["load_average_at_end"] = load()
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    print(fit_markdown(report["demand_fit"]))
+    return 0
+
+
+def fit_markdown(f: dict) -> str:
+    head = f"| demand fit, {f['rows']:,} rows | seconds (median) | forecast gap |\n|---|---|---|\n"
+    body = "".join(
+        f"| {name} | {_median(f[name], 'seconds')} | "
+        f"{max(r['mean_forecast_gap_vs_single_process'] for r in f[name])} |\n"
+        for name in ("single_process", "dask_1", "dask_2")
+    )
+    return head + body + f"\nfit_scale_out_ratio {f['fit_scale_out_ratio']}\n"
+
+
 def autoets(base: Panel, n: int) -> dict:
     """statsforecast AutoETS(7) on the first ``n`` series of partition 0 (the same series the
     forecast runs start with), one process, one thread."""
@@ -345,7 +441,20 @@ def main() -> int:
         help=f"resampled series whose training rows are built per round (default {ROWS_SERIES:,})",
     )
     parser.add_argument("--pin", action="store_true", help="pin each worker to a core")
+    parser.add_argument(
+        "--fit-series",
+        type=int,
+        default=None,
+        help=f"resampled series whose rows the demand model fits on (default {FIT_SERIES:,}; "
+        "quick 500)",
+    )
+    parser.add_argument(
+        "--fit-only", action="store_true", help="only the demand fit, single process vs Dask"
+    )
     args = parser.parse_args()
+    args.fit_series = args.fit_series or (500 if args.quick else FIT_SERIES)
+    if args.fit_only:
+        return fit_only(args, say)
 
     from training.datasets import online_retail
     from training.library_noise import silence_library_noise
@@ -406,6 +515,8 @@ def main() -> int:
         rows = feature_rows_scale_out(engines, rows_panel, config.stride, args.rounds, say)
         if not rows["same_rows_on_every_engine"]:
             differences.append("training rows: checksums differ between engines")
+        fit_panel = resampled(base, args.fit_series, seed=2_000_000)
+        demand_fit = demand_fit_scale_out(engines, fit_panel, FIT_STRIDE, args.rounds, say)
         forecasts = scale_out(engines, onnx, base, ratio_series, args.rounds, say)
         large = forecasts["dask_2"][-1]
         if n_series > ratio_series:
@@ -447,6 +558,8 @@ def main() -> int:
         training=training,
         training_rows=rows,
         training_rows_scale_out_ratio=rows["scale_out_ratio"],
+        demand_fit=demand_fit,
+        fit_scale_out_ratio=demand_fit["fit_scale_out_ratio"],
         batch_forecast=forecasts,
         statsforecast_autoets=ets,
         peak_memory_mib_per_worker=memory,
@@ -454,7 +567,8 @@ def main() -> int:
         training_series=top,
         note=(
             "training covers backtest (1 fold, 5 statsforecast baselines) + final fit + ONNX "
-            "export; the baselines and the training rows fan out, LightGBM is one global fit. "
+            "export; the baselines and the training rows fan out, LightGBM is one global fit "
+            "(on the workers too with --fit-on-cluster: demand_fit). "
             "scale_out_ratio is the batch forecast's, on the resampled series; "
             "training_rows_scale_out_ratio the training rows' (median of the rounds)."
         ),
@@ -505,7 +619,7 @@ def markdown(r: dict) -> str:
         f"load {r['machine']['load_average_at_start']} -> {r['load_average_at_end']}; "
         f"{r['series_forecast']:,} {r['series_source']}\n"
     )
-    return head + body + tail_
+    return head + body + tail_ + "\n" + fit_markdown(r["demand_fit"])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ ONNX graph with outputs ``mean``, ``p50``, ``p90``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -22,6 +23,9 @@ import numpy as np
 from feature_store.spec import FEATURES, SCALE_FEATURE, SCALE_OFFSET, index
 
 OUTPUTS = ("mean", "p50", "p90")
+# The quantile the P90 model is trained on: a little above 0.9, because a quantile model covers
+# fewer of the days it never saw than of its training rows (it fits their tails).
+P90_TRAINING_QUANTILE = 0.91
 SCALE_COL = index(SCALE_FEATURE)
 UNIT_COLS = np.array([i for i, f in enumerate(FEATURES) if f.in_units])
 INPUT_NAME = "features"
@@ -53,6 +57,10 @@ def float32_thresholds(booster):
         if line.startswith("threshold="):
             lines[i] = "threshold=" + " ".join(_snap(v) for v in line[10:].split())
     return lgb.Booster(model_str="\n".join(lines) + "\n")
+
+
+def _fit_here(estimator, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None):
+    return estimator.fit(X, y, sample_weight=weight).booster_
 
 
 @dataclass
@@ -98,9 +106,14 @@ class DemandModel:
         y: np.ndarray,
         mean_weight: np.ndarray | None = None,
         quantile_weight: np.ndarray | None = None,
+        fit: Callable | None = None,
     ) -> DemandModel:
         """Fit the three models on a float32 feature matrix and non-negative units; optional
-        per-row loss weights for the mean model and for the two quantile models."""
+        per-row loss weights for the mean model and for the two quantile models.
+
+        ``fit(estimator, X, y, weight)`` returns the fitted booster of an unfitted LightGBM
+        estimator: where each model learns (e.g. ``training.distributed_fit.DaskFit`` on a
+        cluster's workers); by default in this process."""
         y = np.asarray(y, dtype=np.float64)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
@@ -114,14 +127,16 @@ class DemandModel:
                 else {},
             ),
             "p50": ("quantile", {"alpha": 0.5}),
-            "p90": ("quantile", {"alpha": 0.9}),
+            "p90": ("quantile", {"alpha": P90_TRAINING_QUANTILE}),
         }
         self.boosters = {}
         Xn, scale = self.normalize(X)
         weights = {"mean": mean_weight, "p50": quantile_weight, "p90": quantile_weight}
         for name, (objective, extra) in specs.items():
-            fitted = self._lgbm(objective, **extra).fit(Xn, y / scale, sample_weight=weights[name])
-            self.boosters[name] = float32_thresholds(fitted.booster_)
+            booster = (fit or _fit_here)(
+                self._lgbm(objective, **extra), Xn, y / scale, weights[name]
+            )
+            self.boosters[name] = float32_thresholds(booster)
         return self
 
     def predict_raw(self, X: np.ndarray) -> dict[str, np.ndarray]:

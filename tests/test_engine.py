@@ -12,14 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_store.batch import close_features, panel_from_frame, training_rows
+from feature_store.batch import close_features, forecast_rows, panel_from_frame, training_rows
 from feature_store.spec import names
 from models.demand import DemandModel
+from models.onnx_export import max_abs_diff, run_onnx
 from training.backtest import backtest
 from training.datasets import m5_sample, online_retail
 from training.engine import (
     DaskEngine,
     LocalEngine,
+    engine_for,
     panel_series,
     partitions_for,
     series_partitions,
@@ -117,6 +119,35 @@ def test_training_rows_do_not_depend_on_the_engine(cluster, history):
     pairs = [(single[0], spread[0]), (single[1], spread[1]), (single[2].mean, spread[2].mean)]
     for a, b in pairs:
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_demand_model_fits_on_both_workers_and_forecasts_as_well(cluster, history):
+    # LightGBM's data-parallel learner: each worker bins its own rows and draws its own bagging
+    # sample, so the trees differ from one process's; the accuracy must not.
+    m5 = history[history["store_id"] != "United Kingdom"]
+    panel = panel_from_frame(m5[m5["date"] >= "2014-01-01"])
+    kw = dict(folds=1, horizon=28, model_params={"n_estimators": 40}, stride=7, baselines=False)
+    single = backtest(panel, **kw)
+    cluster.fit_on_cluster = True
+    try:
+        spread = backtest(panel, engine=cluster, **kw)
+    finally:
+        cluster.fit_on_cluster = False
+    for name, booster in spread.models[0].boosters.items():
+        text = booster.model_to_string()
+        assert "[num_machines: 2]" in text and "[tree_learner: data]" in text, name
+        assert text != single.models[0].boosters[name].model_to_string()
+    a, b = single.summary(), spread.summary()
+    assert b["rmsse_model"] == pytest.approx(a["rmsse_model"], rel=0.05)
+    assert 0.7 <= b["p90_coverage"] <= 1.0
+    X, _series, _h = forecast_rows(panel, close_features(panel), panel.n_days - 1)
+    model = spread.models[0]
+    assert max_abs_diff(model.predict(X), run_onnx(model.to_onnx(len(names())), X)) < 1e-3
+
+
+def test_a_fit_on_the_cluster_needs_the_dask_engine():
+    with pytest.raises(ValueError, match="--fit-on-cluster needs --engine dask"):
+        engine_for("local", fit_on_cluster=True)
 
 
 def test_a_partition_task_holds_its_own_series_only(history):

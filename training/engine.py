@@ -6,7 +6,8 @@ and the batch forecast of every series. They are cut into
 partitions of whole series (a series is never split: its features and its baselines need all of
 its days), each partition runs as one task, and the results come back in series order, so the
 caller cannot tell which engine ran them. The global demand model (one LightGBM over all series)
-stays a single fit. Single process is the default; Dask is for data too large for one core (see
+is one fit: in this process, or with ``fit_on_cluster`` data-parallel on the workers
+(:mod:`training.distributed_fit`), whose trees then differ slightly. Single process is the default; Dask is for data too large for one core (see
 docs/records/distributed-engine.md).
 
 >>> engine = LocalEngine()
@@ -70,19 +71,27 @@ class DaskEngine:
 
     A local cluster's workers each run in a scheduler session of their own
     (:mod:`training.worker_session`): on a busy machine they then get a CPU share each, not
-    one share between them; ``pin`` also keeps each on a core of its own.
+    one share between them; ``pin`` also keeps each on a core of its own. ``fit_on_cluster``:
+    the demand model's LightGBM fits run on the workers too (:mod:`training.distributed_fit`).
 
     >>> DaskEngine.__name__  # a real cluster starts in tests/test_engine.py
     'DaskEngine'
     """
 
-    def __init__(self, workers: int = 2, address: str | None = None, pin: bool = False) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        address: str | None = None,
+        pin: bool = False,
+        fit_on_cluster: bool = False,
+    ) -> None:
         import dask
         from distributed import Client, LocalCluster
 
         from training.worker_session import OwnSession
 
         self._cluster = None
+        self.fit_on_cluster = fit_on_cluster
         if address is None:
             with dask.config.set(_LOCAL_WORKER_CONFIG):
                 self._cluster = LocalCluster(
@@ -126,12 +135,17 @@ def _peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def engine_for(name: str = "local", workers: int = 2, address: str | None = None) -> Engine:
-    """The engine a command asked for (``--engine``, ``--workers``, ``--scheduler``)."""
+def engine_for(
+    name: str = "local", workers: int = 2, address: str | None = None, fit_on_cluster: bool = False
+) -> Engine:
+    """The engine a command asked for (``--engine``, ``--workers``, ``--scheduler``, and
+    ``shelfcast train --fit-on-cluster``)."""
     if name == "local":
+        if fit_on_cluster:
+            raise ValueError("--fit-on-cluster needs --engine dask")
         return LocalEngine()
     if name == "dask":
-        return DaskEngine(workers=workers, address=address)
+        return DaskEngine(workers=workers, address=address, fit_on_cluster=fit_on_cluster)
     raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
 
 

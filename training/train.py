@@ -193,7 +193,8 @@ def train(
     or full). ``data_selection`` (:func:`training.datasets.selection`) is written to the
     bundle's metadata so a forecast on the same data set selects the same series. ``engine``
     (:mod:`training.engine`) runs the backtest's per-series baselines and the training feature
-    rows (per partition of whole series; the LightGBM fits on them stay in this process). ``config.folds == 0``
+    rows (per partition of whole series), and with ``fit_on_cluster`` the LightGBM fits
+    (:mod:`training.distributed_fit`); else they stay in this process. ``config.folds == 0``
     skips the backtest: the bundle then carries no backtest metrics, and MLflow's champion
     cannot move to it. ``known_ahead``: the history's price and promo are planned
     (:class:`feature_store.batch.Panel`). The bundle's metadata names the stores it serves
@@ -211,6 +212,7 @@ def train(
     from models.bundle_reference import build_reference
     from models.demand import DemandModel
     from models.onnx_export import run_onnx
+    from training.distributed_fit import cluster_fit
     from training.loss_weights import weighted_training_rows
     from training.signing_key import signer_for
 
@@ -231,7 +233,9 @@ def train(
     _say(f"fitting demand model on {len(X):,} rows")
     t0 = time.perf_counter()
     # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
-    demand = DemandModel(**config.model_params()).fit(X, y, mean_weight=w.mean)
+    demand = DemandModel(**config.model_params()).fit(
+        X, y, mean_weight=w.mean, fit=cluster_fit(engine)
+    )
     fit_seconds = time.perf_counter() - t0
     stages.update()
     stages.set_postfix_str("fit anomaly")
@@ -420,6 +424,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_columns_argument(parser)
     add_engine_arguments(parser)
+    parser.add_argument(
+        "--fit-on-cluster",
+        action="store_true",
+        help="with --engine dask: fit the demand model's LightGBM models on the workers too "
+        "(lightgbm.dask, data-parallel), for training rows one process cannot hold; the trees "
+        "then differ slightly from a single process's",
+    )
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.add_argument(
         "--signing-key",
@@ -476,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.stores:
             history = only_stores(history, [s.strip() for s in args.stores.split(",") if s.strip()])
-        engine = engine_for(args.engine, args.workers, args.scheduler)
+        engine = engine_for(args.engine, args.workers, args.scheduler, args.fit_on_cluster)
         result = train(
             history,
             args.out,
