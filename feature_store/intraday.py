@@ -9,7 +9,9 @@ same values for today as the batch run gets for that day from the full history.
 Stock-outs in fresh grocery are mostly sell-outs of the day's delivery, so the unknown is the
 day's starting stock. Its best evidence is how much sold before the shelf emptied on recent
 sell-out days; set against today's sales so far and the demand expected in the next hours (from
-the recovered, uncensored hourly profile), it says how close the shelf is to empty.
+the recovered, uncensored hourly profile), it says how close the shelf is to empty. Scaled by
+the sales before each sell-out day (the stock cover), it also follows the demand trend that the
+retailer's orders follow.
 
 >>> import numpy as np
 >>> sales = np.ones((2, 16, 24), np.float32); out = np.zeros((2, 16, 24), np.uint8)
@@ -95,6 +97,15 @@ FEATURES = (
     "hist_label_rate",
     "hist_label_rate_7",
     "hist_label_rate_near",
+    "days_since_out",
+    "out_streak_days",
+    "sold_before_out_cv",
+    "stock_cover_7",
+    "left_vs_cover_7_per_next",
+    "left_vs_cover_1_per_next",
+    "yesterday_vs_daily_7",
+    "sold_vs_yesterday_by_hour",
+    "sold_minus_week_ago_by_hour",
 )
 
 
@@ -134,6 +145,33 @@ def _shift_day(a: np.ndarray, k: int, fill: float) -> np.ndarray:
     out = np.full(a.shape, fill, dtype=np.float64)
     out[:, k:] = a[:, :-k]
     return out
+
+
+def _days_since(flag: np.ndarray, cap: int) -> np.ndarray:
+    """Days since the last day before each day with ``flag`` set (``cap`` when none or more)."""
+    out = np.full(flag.shape, float(cap))
+    last = np.full(len(flag), -cap - 1)
+    for d in range(flag.shape[1]):
+        out[:, d] = np.minimum(d - last, cap)
+        last = np.where(flag[:, d] > 0, d, last)
+    return out
+
+
+def _streak(flag: np.ndarray, cap: int) -> np.ndarray:
+    """Days in a row with ``flag`` set just before each day (at most ``cap``)."""
+    out = np.zeros(flag.shape)
+    run = np.zeros(len(flag))
+    for d in range(flag.shape[1]):
+        out[:, d] = np.minimum(run, cap)
+        run = np.where(flag[:, d] > 0, run + 1, 0)
+    return out
+
+
+def _cover(sold_before: np.ndarray, trail: np.ndarray, out_day: np.ndarray, k: int) -> np.ndarray:
+    """Mean over the ``k`` days before each day of the sell-out quantity per trailing daily
+    sales (``trail``, known before that day): how many days' sales the retailer stocked."""
+    cover = np.nan_to_num(sold_before) / (np.nan_to_num(trail) + _EPS)
+    return past_mean(cover, k, out_day)
 
 
 def _same_weekday_rate(outf: np.ndarray) -> np.ndarray:
@@ -185,6 +223,14 @@ class DayContext:
     in_stock_demand: np.ndarray
     latent_profile: np.ndarray
     latent_daily: np.ndarray
+    days_since_out: np.ndarray
+    out_streak: np.ndarray
+    sold_before_out_cv: np.ndarray
+    cover_7: np.ndarray
+    cover_1: np.ndarray
+    yesterday_daily: np.ndarray
+    cum_yesterday: np.ndarray
+    cum_week_ago: np.ndarray
     store: np.ndarray | None
 
     def today(self) -> DayContext:
@@ -220,6 +266,11 @@ class DayContext:
         ahead = np.max([pad[:, :, 1 + i : 25 + i] for i in range(HORIZON_HOURS)], axis=0)
         instock = 1.0 - outf
         hit = ahead * instock
+        yesterday = _shift_day(daily, 1, 0.0)
+        flat_cum = cum.reshape(len(cum), -1)
+        with warnings.catch_warnings():  # no past sell-out has no spread: NaN, as intended
+            warnings.simplefilter("ignore", RuntimeWarning)
+            spread = _past_extreme(sold_before, k, np.nanstd)
         return cls(
             weekday=np.broadcast_to(wd, daily.shape).astype(np.float64),
             profile=np.nan_to_num(past_mean(sales, k)),
@@ -241,6 +292,16 @@ class DayContext:
             in_stock_demand=past_mean(daily, k, 1.0 - out_day),
             latent_profile=np.nan_to_num(past_mean(latent, k)),
             latent_daily=np.nan_to_num(past_mean(latent.sum(2), k)),
+            days_since_out=_days_since(out_day, k + 1),
+            out_streak=_streak(out_day, k),
+            sold_before_out_cv=spread / (past_mean(np.nan_to_num(sold_before), k, out_day) + _EPS),
+            # Stock covers count only past days whose own trailing days lie inside the window,
+            # so a gateway's 15 days give what the whole history gives.
+            cover_7=_cover(sold_before, past_mean(daily, 7), out_day, k - 7),
+            cover_1=_cover(sold_before, yesterday, out_day, k - 1),
+            yesterday_daily=yesterday,
+            cum_yesterday=_shift_day(flat_cum, 24, 0.0).reshape(cum.shape),
+            cum_week_ago=_shift_day(flat_cum, 7 * 24, 0.0).reshape(cum.shape),
             store=store,
         )
 
@@ -350,6 +411,15 @@ def hour_features(
         ctx.label_rate[:, :, h],
         ctx.label_rate_7[:, :, h],
         label_near,
+        ctx.days_since_out,
+        ctx.out_streak,
+        ctx.sold_before_out_cv,
+        ctx.cover_7,
+        per_next(ctx.cover_7 * ctx.daily_7 - cum, latent_next),
+        per_next(ctx.cover_1 * ctx.yesterday_daily - cum, latent_next),
+        ctx.yesterday_daily / (ctx.daily_7 + _EPS),
+        cum / (ctx.cum_yesterday[:, :, h] + _EPS),
+        cum - ctx.cum_week_ago[:, :, h],
     ]
     return np.stack([np.asarray(c, np.float64) for c in cols], axis=2).astype(np.float32)
 

@@ -63,7 +63,7 @@ from dataclasses import asdict, dataclass
 from feature_store.intraday import FEATURES as INTRADAY_FEATURES
 from feature_store.intraday import WINDOW_DAYS
 
-FEATURE_STORE_VERSION = "1.3"
+FEATURE_STORE_VERSION = "1.4"
 
 LAGS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 14, 21, 28)
 WINDOWS: tuple[int, ...] = (7, 28, 91)

@@ -163,3 +163,23 @@ def test_usual_level_comes_only_from_the_days_given():
     wd = np.array([0, 1])
     assert recover(sales, out, shares, wd).demand[0, 0].sum() == 6.0
     assert recover(sales, out, shares, wd, days=np.array([True, False])).demand[0, 0].sum() == 0
+
+
+def test_stock_cover_scales_past_sell_outs_by_the_sales_before_them():
+    """A shelf stocked with two days' sales that sold out: today's stock is read the same way."""
+    days = HISTORY_DAYS + 1
+    sales = np.zeros((1, days, 24))
+    out = np.zeros((1, days, 24), np.uint8)
+    sales[0, :, 8] = 10.0  # 10 a day at 8:00 ...
+    for d in (9, 12):  # ... but two sell-outs of 20 (two days' sales) at 10:00, out after
+        sales[0, d, 9] = 10.0
+        out[0, d, 10:] = 1
+    ctx = DayContext.of(sales, out)
+    X = hour_features(ctx, sales, out, np.ones((1, days)), np.zeros((1, days)), hour=8)[0, -1]
+    col = {n: i for i, n in enumerate(FEATURES)}
+    assert X[col["days_since_out"]] == 2 and X[col["out_streak_days"]] == 0
+    assert X[col["sold_before_out_cv"]] == pytest.approx(0.0, abs=1e-6)
+    # Each sell-out sold 20 over a trailing 10 (day 9) or ~11.4 a day (day 12): cover ~1.9.
+    assert 1.7 < X[col["stock_cover_7"]] < 2.0
+    assert X[col["sold_vs_yesterday_by_hour"]] == pytest.approx(1.0, rel=1e-3)
+    assert X[col["yesterday_vs_daily_7"]] < 1.0  # yesterday sold 10, the week before more
