@@ -29,8 +29,7 @@ from edge_runtime.decide.service_level import buffer_exceeded_every
 from edge_runtime.forecast.daily_sales import DailySales, DayUnits
 from edge_runtime.forecast.online import ForecastCorrection, LevelCorrection
 from edge_runtime.forecast.scoring import Scorer
-from edge_runtime.forecast.weekday_level import WeekdayLevel
-from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index, weekday
+from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
 from models.bundle import Bundle, BundleError
 
 
@@ -50,7 +49,6 @@ class DayCloseModel:
         buffer_every_days: float = 0.0,
         sessions: dict | None = None,
         decide_days: int | None = None,
-        weekday_level: WeekdayLevel | None = None,
     ):
         if "demand" not in bundle.models:
             raise BundleError(f"bundle {bundle.path} has no demand model; it has {bundle.models}")
@@ -67,8 +65,6 @@ class DayCloseModel:
         self.buffer_every_days = buffer_every_days  # > 1: marginal buffers with each re-score
         self.central: DailyForecasts | None = None  # last uncorrected forecast (to learn from)
         self.central_scale = np.ones(0)  # each of its SKUs' typical day, in units
-        self.weekday_level = weekday_level
-        self.central_weekday = np.ones(0)  # the weekday factor of each of its horizons
         self._scale_col = index(SCALE_FEATURE)
 
     def learn(self, closed: list[tuple[np.datetime64, DayUnits]]) -> int:
@@ -82,27 +78,16 @@ class DayCloseModel:
         if self.pending is not None and max(days, default=0) > central.mean.shape[2]:
             central = self.pending.whole()[0]  # days beyond the horizons decisions read
         learnt = 0
-        for h, (day, units) in zip(days, closed, strict=True):
+        for h, (_, units) in zip(days, closed, strict=True):
             if not 1 <= h <= central.mean.shape[2]:
                 continue
-            forecasts, actuals, scales = [], [], []
-            with_censored = self.weekday_level is not None and self.weekday_level.with_censored
             for i, sku in enumerate(central.skus):
-                censored = sku in units.censored
-                if censored and not with_censored:
+                if sku in units.censored:
                     continue
                 scale = self.central_scale[i]
-                forecast, actual = central.mean[i, 0, h - 1] / scale, units.get(sku, 0.0) / scale
-                if not censored:
-                    self.correction.learn_one(sku, forecast, actual)
-                forecasts.append(forecast)
-                actuals.append(actual)
-                scales.append(scale)
+                actual = units.get(sku, 0.0)
+                self.correction.learn_one(sku, central.mean[i, 0, h - 1] / scale, actual / scale)
                 learnt += 1
-            if self.weekday_level is not None:  # against the model's own forecast
-                model = np.asarray(forecasts) / self.central_weekday[h - 1]
-                epoch_day = int(np.datetime64(day, "D").astype(np.int64))
-                self.weekday_level.learn_day(weekday(epoch_day), model, actuals, scales)
         return learnt
 
     def rescore(self, sales: DailySales) -> DailyForecasts | None:
@@ -117,12 +102,8 @@ class DayCloseModel:
         scale = X[:, 0, self._scale_col].astype(np.float64) + SCALE_OFFSET
         # One batched ONNX Runtime call on the horizons decisions read.
         mean, p90 = _units(self.scorer, X[:, :k])
-        by_day = np.ones(h)
-        if self.weekday_level is not None:
-            by_day = self.weekday_level.horizon_factors(close, h)
-        mean, p90 = mean * by_day[:k], p90 * by_day[:k]
         self.central = DailyForecasts(skus, close, mean[:, None, :], p90[:, None, :])
-        self.central_scale, self.central_weekday = scale, by_day
+        self.central_scale = scale
         shift = self._shift(skus, mean[:, 0], scale)
         buffer = None
         if self.buffer_every_days > 1:
@@ -130,7 +111,7 @@ class DayCloseModel:
             buffer = buffer_exceeded_every(history, self.buffer_every_days)
         table = _corrected(self.central, shift, buffer)
         self.pending = None if k == h else LaterHorizons(self.scorer, X[:, k:], self.central,
-                                                         table, shift, by_day[k:])  # fmt: skip
+                                                         table, shift)  # fmt: skip
         return table
 
     def whole(self, table: DailyForecasts | None) -> DailyForecasts | None:
@@ -189,9 +170,9 @@ class LaterHorizons:
     """
 
     def __init__(self, scorer: Scorer, X: np.ndarray, central: DailyForecasts,
-                 table: DailyForecasts, shift: np.ndarray, by_day: np.ndarray):  # fmt: skip
+                 table: DailyForecasts, shift: np.ndarray):  # fmt: skip
         self.scorer, self.central, self.table = scorer, central, table
-        self._rows, self._shift, self._by_day = np.ascontiguousarray(X), shift, by_day
+        self._rows, self._shift = np.ascontiguousarray(X), shift
         self._lock = threading.Lock()
         self._whole: tuple[DailyForecasts, DailyForecasts] | None = None
 
@@ -200,7 +181,6 @@ class LaterHorizons:
         with self._lock:
             if self._whole is None:
                 mean, p90 = _units(self.scorer, self._rows)
-                mean, p90 = mean * self._by_day, p90 * self._by_day
                 c = self.central
                 central = DailyForecasts(
                     c.skus, c.first_close,
