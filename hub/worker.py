@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any, NamedTuple
 
 from hub.membership import Membership, owners
@@ -134,16 +135,9 @@ class HubWorker:
             while not queue.empty() and len(batch) < BATCH_MAX:
                 batch.append(queue.get_nowait())
             subject = batch[0].subject.rsplit(".", 1)[0]
-            try:
-                await self._view.apply_many(subject, [(m.headers, m.data) for m in batch])
-            except Exception:  # left for redelivery
-                log.exception("could not apply %s; it will be delivered again", subject)
-                for m in batch:
-                    await m.nak(delay=1.0)
-                continue
-            for m in batch:
-                await m.ack()
-            self.applied += len(batch)
+            work = self._view.apply_many(subject, [(m.headers, m.data) for m in batch])
+            if await _ack_when_done(batch, work, f"apply {subject}"):
+                self.applied += len(batch)
 
     async def _stock_loop(self, store: str, queue: asyncio.Queue) -> None:
         """One store's stock messages: what queued is applied as a batch. A message whose
@@ -219,15 +213,8 @@ class HubWorker:
             wake.clear()
             batch = pending[:]
             pending.clear()
-            try:
-                await self._view.settle(store)
-            except Exception:  # left for redelivery: applied again, each SKU's seq skips it
-                log.exception("could not move store %s's cursor; delivered again", store)
-                for m in batch:
-                    await m.nak(delay=1.0)
-                continue
-            for m in batch:
-                await m.ack()
+            # On failure the batch is delivered again: applied again, each SKU's seq skips it.
+            await _ack_when_done(batch, self._view.settle(store), f"move store {store}'s cursor")
 
     def _await_predecessor(self, store: str) -> None:
         """The store's loop holds a message for its predecessor: watch the cursors."""
@@ -259,3 +246,17 @@ class HubWorker:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+async def _ack_when_done(batch: list, work: Awaitable[object], what: str) -> bool:
+    """Ack ``batch`` once ``work`` is done; when it fails, nak it for redelivery (say so)."""
+    try:
+        await work
+    except Exception:
+        log.exception("could not %s; it will be delivered again", what)
+        for m in batch:
+            await m.nak(delay=1.0)
+        return False
+    for m in batch:
+        await m.ack()
+    return True
