@@ -20,7 +20,9 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   (ascending, ``--ramp-seconds`` each) until p99 exceeds 50 ms or the rate is not achieved; the
   highest achieved rate whose p99 stayed within 50 ms. Each step lists CPU seconds per process
   (``rate_steps``), ``cpu_cores_busy`` and ``runqueue_wait_seconds`` (per process, the time
-  its threads were ready to run but waited for a CPU).
+  its threads were ready to run but waited for a CPU) and ``gateway_cpu_s_per_1000_events``
+  (the gateways' CPU seconds, summed, per 1,000 sales replayed; with ``--stores 1 --rate 120``
+  one store's gateway at the trickle it sees in the network figure).
 - ``hub_events_per_s_1_worker`` / ``_2_workers`` (``hub_events_per_s`` is the first): the
   uplink stream is filled with ``--messages`` stock messages (uplink windows of 5 SKU rows,
   ``--tp-stores`` stores, chained per store as gateways send them), then that many
@@ -510,6 +512,8 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None)
     cpu["gateways (sum)"] = round(sum(per_gateway), 2)
     cpu["gateway (max of one)"] = max(per_gateway)
     cpu["mosquitto_pub (sum)"] = round(pub_cpu, 2)
+    # What a gateway spends per sale at this rate (its idle timers' share included).
+    per_1000 = round(1000 * sum(per_gateway) / len(sent), 3) if sent else None
     lat, unseen = latencies(sent, initial, watcher.updates)
     ms = lambda q: round(percentile(lat, q), 2) if lat else None  # noqa: E731
     return {
@@ -522,6 +526,7 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None)
         "p99_pos_to_online_ms": ms(0.99),
         "max_pos_to_online_ms": round(max(lat), 2) if lat else None,
         "cpu_seconds": cpu,
+        "gateway_cpu_s_per_1000_events": per_1000,
         "runqueue_wait_seconds": {p: round(v, 2) for p, v in waited.items()},
         "cpu_cores_busy": round(sum(cpu.values()) / (len(sent) / achieved), 2) if sent else None,
         "load_average_before": [round(x, 2) for x in load0],
