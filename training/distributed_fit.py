@@ -10,7 +10,7 @@ rows and draws its own bagging sample), so the bundle's metrics then agree with 
 process's to a statistical tolerance (a few per cent), not to the float tolerance of every other
 step on the engine.
 
->>> DaskFit.__name__  # a real 2-worker cluster fits in tests/test_distributed_fit.py
+>>> DaskFit.__name__  # a real 2-worker cluster fits in tests/test_engine.py
 'DaskFit'
 """
 

@@ -190,13 +190,9 @@ class Forecaster:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        import onnxruntime as ort
+        from models.onnx_session import open_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        self._session = ort.InferenceSession(
-            self.demand_onnx, options, providers=["CPUExecutionProvider"]
-        )
+        self._session = open_session(self.demand_onnx, self.threads)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [o.name for o in self._session.get_outputs()]
 

@@ -212,11 +212,9 @@ def to_onnx(model, n_features: int) -> bytes:
 
 def onnx_probability(model_bytes: bytes, X: np.ndarray) -> np.ndarray:
     """P(out within 4 hours) from the ONNX graph under ONNX Runtime."""
-    import onnxruntime as ort
+    from models.onnx_session import open_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # the label output's declared shape warns on every run
-    sess = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    sess = open_session(model_bytes)
     prob = sess.get_outputs()[1].name  # the label output is not needed
     (out,) = sess.run([prob], {"features": np.ascontiguousarray(X, np.float32)})
     return np.asarray(out)[:, 1]
