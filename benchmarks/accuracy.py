@@ -4,6 +4,7 @@ fit instead (statsforecast baselines, mlforecast LightGBM), its ONNX parity and 
     python benchmarks/accuracy.py --json out.json          # full: every data set, 3 folds
     python benchmarks/accuracy.py --json out.json --quick  # samples, 1 fold, 100 trees
     python benchmarks/accuracy.py --json out.json --datasets walmart_weekly dunnhumby_batf
+    python benchmarks/accuracy.py --json out.json --quick --validation  # the windows before
 
 Rolling origin on each data set (:data:`SETUPS`: series, horizon and folds per data set; weekly
 data sets at week grain, 13 weeks ahead), the same series, cutoffs and horizon for every method.
@@ -15,6 +16,8 @@ P90 coverage, and the share of series-folds where shelfcast beats the best peer.
 ``rmsse_ratio_vs_best_peer`` is shelfcast's RMSSE over the best single peer's on that data set;
 ``figures.max_rmsse_ratio_vs_best_peer`` is the worst data set. FreshRetailNet is scored on
 in-stock days only (a stock-out day's sales are not its demand).
+``--validation`` moves every origin back by the folds' span (folds x horizon), so its windows end
+where the scored ones begin: choose among variants there, never on the scored windows.
 Two references are not forecasts and are the ceiling: ``clairvoyant_level`` is told each series'
 true mean over the test steps (flat), ``clairvoyant_level_weekday`` the same mean shaped by the
 series' weekday profile of its last 364 days.
@@ -204,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-peers", action="store_true", help="statsforecast baselines only (no mlforecast)"
     )
+    ap.add_argument(
+        "--validation",
+        action="store_true",
+        help="score the windows just before the usual ones (origins moved back by folds x "
+        "horizon): where variants are chosen",
+    )
     ap.add_argument("--favorita", action="store_true", help=argparse.SUPPRESS)  # always in now
     args = ap.parse_args(argv)
     skus = args.skus or (30 if args.quick else 300)
@@ -221,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         setup = SETUPS[name]
         folds = args.folds or (1 if args.quick else setup.folds)
+        holdout = folds * setup.horizon if args.validation else 0
         panel, evaluate, mask = load_panel(name, setup, args.quick, skus, train_skus, args.series)
         scored = len(panel.keys) if evaluate is None else int(evaluate.sum())
         say(
@@ -239,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             peers=not args.no_peers,
             score_mask=mask,
             recent=setup.recent,
+            holdout=holdout,
         )
         summary = res.summary()
         summary["rmsse_ratio_vs_best_peer"] = summary["rmsse_ratio"]
@@ -246,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in res.rows:
             combined.rows.append({**row, "series": f"{name}/{row['series']}"})
         combined.train_seconds += res.train_seconds
-        cut = fold_cutoffs(panel.n_days, folds, setup.horizon)[-1]
+        cut = fold_cutoffs(panel.n_days, folds, setup.horizon, holdout)[-1]
         say(f"{name}: ONNX parity")
         if name == "online_retail" or (speed is None and name == chosen[-1]):
             speed = checked = speed_and_parity(panel, res.models[-1], cut, runs=7)
@@ -262,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             "horizon": setup.horizon,
             "series_folds": summary["n_series_folds"],
             "recent_steps": setup.recent,
+            "holdout_steps": holdout,
             "note": setup.note,
         }
         say(
@@ -309,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "speed": speed,
         "setup": {
-            "mode": "quick" if args.quick else "full",
+            "mode": ("quick" if args.quick else "full")
+            + ("-validation" if args.validation else ""),
             "datasets": setups_used,
             "trees_per_model": trees,
             "series_folds": summary["n_series_folds"],
