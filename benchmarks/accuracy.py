@@ -115,6 +115,24 @@ def load_panel(
     return _sample(panel, n), None, None
 
 
+def too_short(panel: Panel, setup: Setup, folds: int, holdout: int) -> str | None:
+    """Why no fold of this data set can be scored with ``holdout`` steps left out, or None.
+
+    FreshRetailNet's 76 days hold the full run's 2 folds of 7 days, but not 2 more before them
+    with the 56 days of history a series needs."""
+    try:
+        last = fold_cutoffs(panel.n_days, folds, setup.horizon, holdout)[-1]
+    except ValueError as exc:
+        return str(exc)
+    longest = last + 1 - int(panel.first_day().min())
+    if longest < setup.min_history:
+        return (
+            f"{panel.n_days} steps leave at most {longest} of history before the last fold, "
+            f"fewer than the {setup.min_history} a series needs"
+        )
+    return None
+
+
 def _median_ms(fn, runs: int) -> float:
     fn()  # warm-up
     times = []
@@ -233,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         holdout = folds * setup.horizon if args.validation else 0
         panel, evaluate, mask = load_panel(name, setup, args.quick, skus, train_skus, args.series)
         scored = len(panel.keys) if evaluate is None else int(evaluate.sum())
+        why = too_short(panel, setup, folds, holdout)
+        if why:
+            say(f"{name}: skipped, {why}")
+            setups_used[name] = {"skipped": why, "folds": folds, "holdout_steps": holdout}
+            continue
         say(
             f"{name}: {len(panel.keys)} series ({scored} scored) x {panel.n_days} {panel.grain}s, "
             f"{folds} folds x {setup.horizon}"
@@ -279,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         say(
             f"{name}: shelfcast / best peer ({summary['best_baseline']}) = {summary['rmsse_ratio']:.4f}"
         )
+    if not per_set:
+        raise SystemExit("no data set could be scored: " + json.dumps(setups_used))
     summary = combined.summary()
     ratios = {k: v["rmsse_ratio_vs_best_peer"] for k, v in per_set.items()}
     figures = {
