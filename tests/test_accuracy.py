@@ -66,3 +66,17 @@ def test_tiny_run_writes_all_figures(real_data_dir, tmp_path, capsys):
     table = capsys.readouterr().out
     assert "| max_rmsse_ratio_vs_best_peer |" in table and "| nproc |" in table
     assert "| walmart_weekly |" in table
+
+
+def test_validation_skips_a_data_set_too_short_for_the_windows_before_the_scored_ones():
+    import numpy as np
+
+    from feature_store.batch import Panel
+
+    bench = _bench()
+    units = np.ones((2, 76))  # FreshRetailNet's 76 days: 2 folds of 7 need 56 days before
+    panel = Panel(keys=[("S", "A"), ("S", "B")], start=np.datetime64("2024-03-01"), units=units)
+    setup = bench.SETUPS["freshretailnet"]
+    assert bench.too_short(panel, setup, folds=2, holdout=0) is None
+    assert "fewer than the 56" in bench.too_short(panel, setup, folds=2, holdout=14)
+    assert "too few" in bench.too_short(panel, setup, folds=12, holdout=0)

@@ -106,3 +106,26 @@ def test_metric_weights_follow_each_series_in_sample_scale_up_to_the_cutoff():
     # days after the cutoff (the test weeks) never shape the weights
     panel.units[0, 40:] = 0.0
     assert metric_weights(panel, series, scale, cutoff=39).mean == pytest.approx(w.mean)
+
+
+def test_a_holdout_scores_the_window_before_and_never_sees_the_held_out_steps():
+    from feature_store.batch import Panel
+
+    rng = np.random.default_rng(4)
+    units = rng.poisson([[3.0], [6.0]], size=(2, 160)).astype(float)
+    # The held-out last 28 days are absurd: no figure of the earlier window may move with them.
+    wild = units.copy()
+    wild[:, -28:] = 1e6
+    runs = [
+        backtest(
+            Panel(keys=[("S", "A"), ("S", "B")], start=np.datetime64("2024-01-01"), units=u),
+            folds=1,
+            model_params={"n_estimators": 10},
+            holdout=28,
+        ).frame()
+        for u in (units, wild)
+    ]
+    assert len(runs[0]) and runs[0].equals(runs[1])
+    assert fold_cutoffs(160, 1, 28, holdout=28) == [103]
+    with pytest.raises(ValueError, match="holdout"):
+        fold_cutoffs(160, 1, 28, holdout=-1)

@@ -61,9 +61,13 @@ def clairvoyant_forecasts(
     }
 
 
-def fold_cutoffs(n_days: int, folds: int, horizon: int) -> list[int]:
-    """Index of each fold's last training day, oldest first.
+def fold_cutoffs(n_days: int, folds: int, horizon: int, holdout: int = 0) -> list[int]:
+    """Index of each fold's last training day, oldest first. ``holdout`` steps at the end are
+    never forecast nor learnt from: with ``holdout = folds * horizon`` the folds are the windows
+    just before the scored ones, where a choice can be made without seeing them.
 
+    >>> fold_cutoffs(n_days=120, folds=1, horizon=28, holdout=28)
+    [63]
     >>> fold_cutoffs(n_days=120, folds=0, horizon=28)
     Traceback (most recent call last):
     ...
@@ -73,7 +77,9 @@ def fold_cutoffs(n_days: int, folds: int, horizon: int) -> list[int]:
         raise ValueError(f"folds must be 1 or more, got {folds}")
     if horizon < 1:
         raise ValueError(f"horizon must be 1 day or more, got {horizon}")
-    cutoffs = [n_days - 1 - horizon * k for k in range(folds, 0, -1)]
+    if holdout < 0:
+        raise ValueError(f"holdout must be 0 or more steps, got {holdout}")
+    cutoffs = [n_days - 1 - holdout - horizon * k for k in range(folds, 0, -1)]
     if cutoffs[0] < horizon:
         raise ValueError(
             f"{n_days} days are too few for {folds} folds of {horizon} days; use fewer folds"
@@ -171,6 +177,7 @@ def backtest(
     peers: bool = False,
     score_mask: np.ndarray | None = None,
     recent: int | None = None,
+    holdout: int = 0,
 ) -> BacktestResult:
     """Run the rolling-origin backtest; ``progress`` receives one line per step. ``horizon``,
     ``min_history``, ``stride`` and ``recent`` count steps of the panel's grain.
@@ -181,7 +188,8 @@ def backtest(
     rows; the metrics do not depend on it. ``peers`` adds the mlforecast LightGBM peers (:mod:`training.peers`), fitted
     on the same rows. ``score_mask`` (bool, series x steps) scores only the steps it marks
     (in-stock days: a stock-out day's sales are not its demand). ``recent``: every model trains
-    on the last ``recent`` steps before each cutoff only.
+    on the last ``recent`` steps before each cutoff only. ``holdout``: the last steps are left
+    out (:func:`fold_cutoffs`), for choices made on earlier windows than the scored ones.
     """
     say = progress or (lambda _msg: None)
     close = close_features(panel)
@@ -189,7 +197,7 @@ def backtest(
     dow = weekday(panel.dates.astype(np.int64))
     result = BacktestResult()
     bar = progress_bar(folds, "backtest", unit="fold")
-    for k, cut in enumerate(fold_cutoffs(panel.n_days, folds, horizon), start=1):
+    for k, cut in enumerate(fold_cutoffs(panel.n_days, folds, horizon, holdout), start=1):
         day = str(panel.dates[cut])
         say(f"fold {k}/{folds}: training on steps up to {day}")
         X, y, w = weighted_training_rows(
