@@ -14,7 +14,9 @@ ledger commit -> decisions on every state change -> outbox -> published to the b
 
 Figures per round: ``events_per_s`` from the first event committed to the last,
 ``events_per_s_to_outbox_empty`` to the last of their messages acknowledged by the broker, and
-the gateway's CPU seconds over the drain, and a digest of the messages it decided. With
+the gateway's CPU seconds over the drain, of which the store-day closes' (``close_cpu_s``: the
+worker thread's CPU in the engine's two close steps, each close in ``close_cpu_ms_each``), and
+a digest of the messages it decided. With
 ``--compare REF`` a second gateway runs the code of git ``REF`` (its gateway packages exported
 to a temporary directory) on a second copy of the ledger under its own MQTT session: each
 round's events are published once and queue in both sessions, and the two drain the very same
@@ -56,6 +58,7 @@ def _child(args: argparse.Namespace) -> int:
     )
     if args.bundle:
         cfg = with_section(cfg, "model", bundle=args.bundle, public_key=args.public_key)
+    close_cpu = _timed_closes()
     t_start = time.monotonic()
     gw = Gateway(cfg).start()
     outbox_from = _outbox_end(args.state_dir)
@@ -85,12 +88,39 @@ def _child(args: argparse.Namespace) -> int:
         "messages": gw.counters["messages"],
         "day_closes": gw.counters["day_closes"],
         "cpu_s": round(cpu, 2),
+        "close_cpu_s": round(sum(close_cpu), 3),
+        "close_cpu_ms_each": [round(1000 * c, 1) for c in close_cpu],
         "policy": gw.model_version,
     }
     gw.close()
     result["decisions_digest"] = _decisions_digest(args.state_dir, outbox_from)
     print(json.dumps(result), flush=True)
     return 0
+
+
+def _timed_closes() -> list[float]:
+    """The worker thread's CPU seconds in each store-day close of the drain: the engine's two
+    close steps (the sales series, River and the re-score; then the decisions on every SKU)
+    timed with ``time.thread_time`` around them, a list the drain fills. The engine's own code
+    on both sides of ``--compare`` (these methods exist in both), not a copy of it."""
+    from edge_runtime.decide.engine import DecisionEngine
+
+    spent: list[float] = []
+    for name in ("_stage_day_close", "_day_close"):
+        step = getattr(DecisionEngine, name)
+
+        def timed(self, *args, _step=step, _first=name == "_stage_day_close", **kwargs):
+            t0 = time.thread_time()
+            closed = _step(self, *args, **kwargs)
+            took = time.thread_time() - t0
+            if not _first:
+                spent[-1] += took
+            elif closed:  # (a segment that closes no day costs next to nothing)
+                spent.append(took)
+            return closed
+
+        setattr(DecisionEngine, name, timed)
+    return spent
 
 
 def _outbox_end(state_dir: str) -> int:
@@ -259,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
             r["events_per_s_to_outbox_empty"] for r in runs[side]
         )
         result[f"median_cpu_s_{side}"] = statistics.median(r["cpu_s"] for r in runs[side])
+        result[f"median_close_cpu_s_{side}"] = statistics.median(
+            r.get("close_cpu_s", 0.0) for r in runs[side]
+        )
     if args.compare:
         # Per round, the two sides drained the same events: the same decisions or a bug.
         result["same_decisions"] = all(

@@ -347,9 +347,10 @@ def window_feature_matrix(
         close = window_close_features(window, scalars)
     n, H = len(close), len(hs)
     X = np.empty((n * H, len(names())), dtype=DTYPE)
-    X[:, :_N_CLOSE] = np.repeat(close, H, axis=0)
+    rows = X.reshape(n, H, X.shape[1])  # a view: each series' rows, one per horizon
+    rows[:, :, :_N_CLOSE] = close[:, None, :]  # broadcast, not repeated into a copy first
     day0 = int(np.datetime64(close_day, "D").astype(np.int64))
-    X[:, _N_CLOSE : _N_CLOSE + 4] = np.tile(_calendar(day0, hs, g.days), (n, 1))
+    rows[:, :, _N_CLOSE : _N_CLOSE + 4] = _calendar(day0, hs, g.days)
     X[:, _N_CLOSE + 4] = 0.0 if events is None else np.tile([float(e) for e in events], n)
     X[:, _N_CLOSE + 5] = _same_dow_means(window, hs, g.season).reshape(-1)
     X[:, _N_CLOSE + 6 : _N_CLOSE + 9] = _year_features(window, hs, g).reshape(n * H, 3)

@@ -27,3 +27,10 @@ def test_lookup_many_matches_lookup_sku_by_sku():
         ]
         assert found.tolist() == [i for i, e in enumerate(expected) if e is not None]
         assert [tuple(v) for v in values.tolist()] == [e for e in expected if e is not None]
+    # A day's close asks for every SKU at one time: the same values as that time for each.
+    for when in (f"{d}T09:00:00+00:00" for d in days):
+        for horizon in (1, 3, 7):
+            found, values = table.lookup_many(asked, when, horizon)
+            found_each, values_each = table.lookup_many(asked, [when] * len(asked), horizon)
+            assert found.tolist() == found_each.tolist()
+            assert values.tolist() == values_each.tolist()

@@ -78,16 +78,19 @@ class DayCloseModel:
         if self.pending is not None and max(days, default=0) > central.mean.shape[2]:
             central = self.pending.whole()[0]  # days beyond the horizons decisions read
         learnt = 0
+        skus, scale, learn_one = central.skus, self.central_scale, self.correction.learn_one
         for h, (_, units) in zip(days, closed, strict=True):
             if not 1 <= h <= central.mean.shape[2]:
                 continue
-            for i, sku in enumerate(central.skus):
-                if sku in units.censored:
-                    continue
-                scale = self.central_scale[i]
-                actual = units.get(sku, 0.0)
-                self.correction.learn_one(sku, central.mean[i, 0, h - 1] / scale, actual / scale)
-                learnt += 1
+            # Every SKU's pair in one division each (the same float64 quotients as one by one).
+            forecast = (central.mean[:, 0, h - 1] / scale).tolist()
+            get = units.get
+            sold = np.fromiter((get(s, 0.0) for s in skus), np.float64, len(skus))
+            censored = units.censored
+            for sku, c, a in zip(skus, forecast, (sold / scale).tolist(), strict=True):
+                if sku not in censored:
+                    learn_one(sku, c, a)
+                    learnt += 1
         return learnt
 
     def rescore(self, sales: DailySales) -> DailyForecasts | None:

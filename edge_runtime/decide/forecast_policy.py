@@ -89,19 +89,23 @@ class DailyForecasts:
         return float(self._mean_avg[i, d, h - 1]), float(self._p90_avg[i, d, h - 1])
 
     def lookup_many(
-        self, skus: Sequence[str], event_times: Sequence[str | None], days: int
+        self, skus: Sequence[str], event_times: Sequence[str | None] | str, days: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """``lookup`` for many SKUs at once: ``(found, table)`` where ``found`` indexes the
         SKUs that have a forecast and ``table[k]`` is ``(mean, p90)`` of ``skus[found[k]]``
-        (the very values ``lookup`` returns). A None event time has no forecast.
+        (the very values ``lookup`` returns). ``event_times``: one per SKU (a None one has no
+        forecast), or one ISO time for all (a day's close).
 
         Why: a store day's close decides every SKU, and a Python lookup per SKU was most of
         the cost of building the decision rows."""
         index, day = self._index, self._day
         rows = np.fromiter((index.get(s, -1) for s in skus), dtype=np.int64, count=len(skus))
-        close = np.fromiter(
-            (day(t) if t else -1 for t in event_times), dtype=np.int64, count=len(skus)
-        )
+        if isinstance(event_times, str):
+            close = np.full(len(skus), day(event_times), dtype=np.int64)
+        else:
+            close = np.fromiter(
+                (day(t) if t else -1 for t in event_times), dtype=np.int64, count=len(skus)
+            )
         found = np.flatnonzero((rows >= 0) & (close >= 0))
         rows, close = rows[found], np.minimum(close[found], self.mean.shape[1] - 1)
         h = max(1, min(days, self.mean.shape[2])) - 1
@@ -290,7 +294,7 @@ class ForecastDecisionPolicy:
             ]
         if table is None or not states:
             return None, list(zip(states, cause_of, whens, strict=True))
-        found, lead_arr = table.lookup_many(skus, whens, lead)
+        found, lead_arr = table.lookup_many(skus, at or whens, lead)
         if len(found) < len(states):
             kept_mask = np.zeros(len(states), dtype=bool)
             kept_mask[found] = True
@@ -308,7 +312,7 @@ class ForecastDecisionPolicy:
             kept_whens = [whens[i] for i in pick]
         else:
             kept, kept_causes, kept_whens = states, cause_of, whens
-        _, protect_arr = table.lookup_many([s.sku for s in kept], kept_whens, protect)
+        _, protect_arr = table.lookup_many([s.sku for s in kept], at or kept_whens, protect)
         buffer = None
         if table.buffer is not None:
             buffer = table.buffer[table.rows_of([s.sku for s in kept])]

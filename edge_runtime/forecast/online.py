@@ -29,6 +29,10 @@ class ForecastCorrection(Protocol):
 
     def predict_one(self, sku: str, central: float) -> float: ...
 
+    def undo_point(self) -> None: ...
+
+    def undo(self) -> None: ...
+
 
 class LevelCorrection:
     """Online correction of a central forecast's level, per SKU, from the store's own sales.
@@ -75,6 +79,9 @@ class LevelCorrection:
         self._sold: dict[str, stats.EWMean] = {}
         self._forecast: dict[str, stats.EWMean] = {}
         self._seen: dict[str, int] = {}
+        # Each SKU's means and days as they were at the undo point, recorded at its first
+        # learning since (None: not recording).
+        self._journal: dict[str, tuple[float, float, int] | None] | None = None
 
     def factor_one(self, sku: str) -> float:
         """The SKU's level factor ``f`` (1 until it has learnt ``warmup`` days)."""
@@ -91,9 +98,55 @@ class LevelCorrection:
         """The corrected forecast for ``sku`` given the central one (never negative)."""
         return max(central * self.factor_one(sku), 0.0)
 
+    def undo_point(self) -> None:
+        """Start recording what learning changes, so that :meth:`undo` can put it back.
+
+        Why not a copy of the whole correction: the gateway takes an undo point at every store
+        day's close, inside the transaction, for the rare rollback; a copy of every SKU's
+        River means was a large part of a close, where this records the few numbers of the
+        SKUs the close actually teaches.
+
+        >>> c = LevelCorrection(warmup=1)
+        >>> c.learn_one("A", central=1.0, actual=3.0); c.undo_point()
+        >>> c.learn_one("A", central=1.0, actual=0.0); c.learn_one("B", central=1.0, actual=9.0)
+        >>> c.undo(); c.predict_one("A", 1.0), c.predict_one("B", 1.0)
+        (2.0, 1.0)
+        """
+        self._journal = {}
+
+    def undo(self) -> None:
+        """Back to the last :meth:`undo_point` (nothing when none is open); recording stops.
+
+        A River ``EWMean`` updated once holds exactly that value, and it learns on from it as
+        the original would: the means are put back bit for bit."""
+        journal, self._journal = self._journal, None
+        for sku, kept in (journal or {}).items():
+            if kept is None:
+                del self._sold[sku], self._forecast[sku], self._seen[sku]
+                continue
+            sold, forecast, self._seen[sku] = kept
+            self._sold[sku] = self._mean_of(sold)
+            self._forecast[sku] = self._mean_of(forecast)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_journal": None}  # an undo point belongs to one transaction
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({"_journal": None, **state})  # snapshots from before undo points
+
+    def _mean_of(self, value: float) -> stats.EWMean:
+        mean = stats.EWMean(fading_factor=self.fading)
+        mean.update(value)
+        return mean
+
     def learn_one(self, sku: str, central: float, actual: float) -> None:
         """Learn from one realised day (call after predicting for it)."""
         sold = self._sold.get(sku)
+        journal = self._journal
+        if journal is not None and sku not in journal:
+            journal[sku] = None if sold is None else (
+                sold.get(), self._forecast[sku].get(), self._seen[sku]
+            )  # fmt: skip
         if sold is None:
             sold = self._sold[sku] = stats.EWMean(fading_factor=self.fading)
             self._forecast[sku] = stats.EWMean(fading_factor=self.fading)

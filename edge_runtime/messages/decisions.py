@@ -134,10 +134,27 @@ def with_decision_ids(messages: list[Message], occasion: str | None = None) -> l
     """
     out = []
     for m in messages:
-        if isinstance(m, Alert | ConflictMessage):
+        if isinstance(m, _DECISIONS):
             epoch = m.cause_event_id or occasion or f"at:{m.event_time}"
-            m = m.model_copy(
-                update={"message_id": decision_id(m.store_id, _decision_kind(m), m.sku, epoch)}
-            )
+            m = _with_message_id(m, decision_id(m.store_id, _decision_kind(m), m.sku, epoch))
         out.append(m)
+    return out
+
+
+_DECISIONS = (Alert, ConflictMessage)
+_set = object.__setattr__
+
+
+def _with_message_id(m: Message, message_id: str) -> Message:
+    """``m.model_copy(update={"message_id": message_id})``, without the parts of pydantic's
+    generic copy that these models do not use (extra fields are forbidden, there are no
+    private attributes). Why: a store day's close can decide thousands of SKUs at once,
+    inside the transaction, and each decision gets its id here."""
+    out = m.__class__.__new__(m.__class__)
+    fields = m.__dict__.copy()
+    fields["message_id"] = message_id
+    _set(out, "__dict__", fields)
+    _set(out, "__pydantic_extra__", None)
+    _set(out, "__pydantic_fields_set__", m.__pydantic_fields_set__ | {"message_id"})
+    _set(out, "__pydantic_private__", None)
     return out
