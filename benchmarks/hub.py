@@ -29,7 +29,8 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   consumers paused, then that many ``shelfcast hub --no-api`` processes start (``--pin``:
   worker i on CPU i) and share the partitions; stock messages applied per second from the
   consumers' resume to the last ack (no publisher runs meanwhile; every message counts;
-  ``deliveries_again`` says how many were delivered more than once). ``--rounds`` rounds of
+  ``deliveries_again`` says how many were delivered more than once, ``reported_in_progress``
+  how often a worker told JetStream it still held one). ``--rounds`` rounds of
   both, alternating which goes first; medians reported. ``scale_out_ratio`` = 2 workers / 1
   worker; ``messages_per_cpu_s`` says what each worker did with the CPU it got, and
   ``scale_out_ratio_cpu_normalised`` is the ratio with a core per worker, from those.
@@ -762,6 +763,7 @@ def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: st
         server.stop()
     if drain.left:
         raise RuntimeError(f"{workers} worker(s) left partitions {sorted(drain.left)} undrained")
+    said = [x for log in logs for x in log.read_text().splitlines() if " stops: " in x]
     return {
         "messages": messages,
         "stores": args.tp_stores,
@@ -776,6 +778,7 @@ def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: st
         ),
         "nats_server_cpu_s_per_1000_messages": round(1000 * cpu["nats-server"] / messages, 3),
         "deliveries_again": drain.deliveries - messages,
+        "reported_in_progress": sum(int(x.split(", ")[-1].split()[0]) for x in said),
         "pinned": bool(args.pin),
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

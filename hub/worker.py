@@ -93,6 +93,8 @@ class HubWorker:
         self._tasks.append(asyncio.create_task(members.run()))
         self._tasks.append(asyncio.create_task(self._held.run()))
         await self._stop.wait()
+        log.info("worker %s stops: %d messages applied, %d reported in progress",
+                 self.name, self.applied, self._held.told)  # fmt: skip
         for t in [*self._tasks, self._cursor_watch]:
             if t is not None:
                 t.cancel()
