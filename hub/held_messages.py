@@ -11,7 +11,7 @@ go to another worker after the ack wait as before.
 
 >>> held = HeldMessages(ack_wait_s=5.0)
 >>> held.hold_s, held.every_s
-(2.0, 1.0)
+(2.5, 1.0)
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-HOLD_SHARE = 0.4  # of the ack wait: a message held this long is said to be in progress...
-EVERY_SHARE = 0.2  # ...looked for this often (so at most 0.6 of the wait passes untold)
+HOLD_SHARE = 0.5  # of the ack wait: a message held this long is said to be in progress...
+EVERY_SHARE = 0.2  # ...looked for this often (so at most 0.7 of the wait passes untold)
 
 
 class HeldMessages:
