@@ -25,9 +25,12 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   one store's gateway at the trickle it sees in the network figure).
 - ``hub_events_per_s_1_worker`` / ``_2_workers`` (``hub_events_per_s`` is the first): the
   uplink stream is filled with ``--messages`` stock messages (uplink windows of 5 SKU rows,
-  ``--tp-stores`` stores, chained per store as gateways send them), then that many
-  ``shelfcast hub --no-api`` processes start (``--pin``: worker i on CPU i); stock messages
-  applied per second from the first ack after all are alive to the last. ``--rounds`` rounds of
+  ``--tp-stores`` stores, chained per store as gateways send them) with the partitions'
+  consumers paused, then that many ``shelfcast hub --no-api`` processes start (``--pin``:
+  worker i on CPU i) and share the partitions; stock messages applied per second from the
+  consumers' resume to the last ack (no publisher runs meanwhile; every message counts;
+  ``deliveries_again`` says how many were delivered more than once, ``reported_in_progress``
+  how often a worker told JetStream it still held one). ``--rounds`` rounds of
   both, alternating which goes first; medians reported. ``scale_out_ratio`` = 2 workers / 1
   worker; ``messages_per_cpu_s`` says what each worker did with the CPU it got, and
   ``scale_out_ratio_cpu_normalised`` is the ratio with a core per worker, from those.
@@ -56,7 +59,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +72,6 @@ from hub.streams import (  # noqa: E402
     PARTITIONS,
     STOCK_BUCKET,
     UPLINK_STREAM,
-    WORKERS_BUCKET,
     ensure,
     partition_consumer,
 )
@@ -587,12 +589,15 @@ def _stock_messages(n: int, stores: int, rows: int = 5) -> list[tuple[str, dict,
 
 
 async def _fill(url: str, messages) -> None:
-    """The hub's streams and consumers, then ``messages`` stored (no worker runs yet)."""
+    """The hub's streams and consumers, then ``messages`` stored (no worker runs yet); the
+    partitions' consumers are paused, so no worker gets a message before ``_resume``."""
     import nats
 
     nc = await nats.connect(url)
     js = nc.jetstream()
     await ensure(js)
+    for p in range(PARTITIONS):
+        await js.pause_consumer(UPLINK_STREAM, partition_consumer(p), "2999-01-01T00:00:00Z")
     for i in range(0, len(messages), 500):
         acks = [await js.publish_async(s, p, headers=h) for s, h, p in messages[i : i + 500]]
         await asyncio.gather(*acks)
@@ -622,6 +627,93 @@ def _wait_drained(url: str, timeout: float) -> bool:
     return False
 
 
+async def _all_bound(url: str) -> bool:
+    """Every partition's consumer has a subscriber (its owner) on its deliver subject."""
+    import nats
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    try:
+        infos = [await js.consumer_info(UPLINK_STREAM, partition_consumer(p))
+                 for p in range(PARTITIONS)]  # fmt: skip
+        return all(i.push_bound for i in infos)
+    finally:
+        await nc.close()
+
+
+def _owned(logs: list[Path]) -> list[list[int]]:
+    """The partitions each worker process last said it owns (its log's last such line)."""
+    owned = []
+    for log in logs:
+        lines = [x for x in log.read_text().splitlines() if " owns partitions " in x]
+        owned.append(json.loads(lines[-1].split(" owns partitions ", 1)[1]) if lines else [])
+    return owned
+
+
+def _wait_dealt(url: str, logs: list[Path], timeout: float) -> None:
+    """Until the workers share every partition evenly and each is subscribed (the consumers
+    still paused: none of them has been sent a message)."""
+    deadline = time.monotonic() + timeout
+    fair = {PARTITIONS // len(logs), -(-PARTITIONS // len(logs))}
+    while time.monotonic() < deadline:
+        owned = _owned(logs)
+        every = sorted(p for o in owned for p in o) == list(range(PARTITIONS))
+        if every and {len(o) for o in owned} <= fair and asyncio.run(_all_bound(url)):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"workers did not share the partitions within {timeout:.0f} s")
+
+
+class Drain:
+    """One connection that resumes the paused consumers and counts what is left unacknowledged
+    (asking the partitions one by one, each until it is drained: a poll of all sixteen cost
+    nats-server and this process CPU that the workers would otherwise have)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.loop = asyncio.new_event_loop()
+        self.left = set(range(PARTITIONS))
+        self.deliveries = 0  # deliveries by every partition's consumer, first ones and again
+        self.nc = self.js = None
+
+    def __enter__(self) -> Drain:
+        import nats
+
+        self.nc = self.loop.run_until_complete(nats.connect(self.url))
+        self.js = self.nc.jetstream()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.run_until_complete(self.nc.close())
+        self.loop.close()
+
+    def resume(self, after_s: float = 0.3) -> float:
+        """The consumers deliver from ``after_s`` on (when the monotonic clock reads what this
+        returns). Re-paused to run out then, not resumed by request: a push consumer resumed
+        by request delivered nothing here (nats-server 2.15) until a new message came."""
+
+        async def pause_until(until: str) -> None:
+            for p in range(PARTITIONS):
+                await self.js.pause_consumer(UPLINK_STREAM, partition_consumer(p), until)
+
+        at = datetime.now(UTC) + timedelta(seconds=after_s)
+        start = time.monotonic() + after_s
+        self.loop.run_until_complete(pause_until(at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")))
+        return start
+
+    def drained(self) -> bool:
+        async def poll() -> None:
+            for p in sorted(self.left):  # up to the first not drained: one request a poll
+                info = await self.js.consumer_info(UPLINK_STREAM, partition_consumer(p))
+                if info.num_pending + info.num_ack_pending > 0:
+                    return
+                self.left.discard(p)
+                self.deliveries += info.delivered.consumer_seq
+
+        self.loop.run_until_complete(poll())
+        return not self.left
+
+
 async def _bytes_per_message(url: str) -> float:
     """What one uplink message costs the stream's store (all kinds, as the gateways sent them)."""
     import nats
@@ -632,72 +724,61 @@ async def _bytes_per_message(url: str) -> float:
     return round(info.state.bytes / max(1, info.state.messages), 1)
 
 
-async def _live_workers(url: str) -> int:
-    import nats
-    from nats.js.errors import NoKeysError
-
-    nc = await nats.connect(url)
-    kv = await nc.jetstream().key_value(WORKERS_BUCKET)
-    try:
-        return len(await kv.keys())
-    except NoKeysError:
-        return 0
-    finally:
-        await nc.close()
-
-
 def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: str = "") -> dict:
-    """The stream filled first; ``workers`` processes (pinned to CPUs 0, 1, ... with ``--pin``)
-    start and agree on partitions; the clock runs from the first acknowledgement after all are
-    alive (what the first did before the others were alive is not counted) until every
-    message is acknowledged."""
+    """The stream filled first, its partitions' consumers paused; ``workers`` processes
+    (pinned to CPUs 0, 1, ... with ``--pin``) start, agree on partitions and subscribe; then
+    the consumers resume and the clock runs from there until every message is acknowledged.
+    No publisher runs in that time, every message is counted, and no worker starts before
+    the others. This process's own CPU (the drain poll) is reported with the others."""
     own = not args.one_session
     server = NatsServer(work / f"nats-tp{workers}{tag}", own_session=own).start()
     procs: list[HubProcess] = []
     messages = args.messages
+    logs = [work / f"tp{workers}{tag}-{i}.log" for i in range(workers)]
     try:
         asyncio.run(_fill(server.url, _stock_messages(messages, args.tp_stores)))
         procs = [
-            HubProcess(server.url, api=False, log=work / f"tp{workers}{tag}-{i}.log",
+            HubProcess(server.url, api=False, log=log,
                        cpu=i % (os.cpu_count() or 1) if args.pin else None,
                        own_session=own).start()
-            for i in range(workers)
+            for i, log in enumerate(logs)
         ]  # fmt: skip
-        deadline = time.monotonic() + 60
-        while asyncio.run(_live_workers(server.url)) < workers and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_dealt(server.url, logs, 60)
         pids = {**{f"worker {i}": p.proc.pid for i, p in enumerate(procs)},
                 "nats-server": server.proc.pid}  # fmt: skip
-        # Workers listen for a heartbeat before taking partitions: the clock starts at the
-        # first acknowledgement after all are alive, and counts what was left then.
-        first = asyncio.run(_remaining(server.url))
-        while (left0 := asyncio.run(_remaining(server.url))) >= first:
-            if time.monotonic() > deadline + 60:
-                raise RuntimeError(f"{workers} worker(s) acknowledged nothing in a minute")
-            time.sleep(0.02)
-        cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
-        load0 = os.getloadavg()
-        t0 = time.monotonic()
-        while asyncio.run(_remaining(server.url)) > 0 and time.monotonic() < t0 + 600:
-            time.sleep(0.05)
-        elapsed = time.monotonic() - t0
+        with Drain(server.url) as drain:
+            cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+            own0 = time.process_time()
+            load0 = os.getloadavg()
+            t0 = drain.resume()
+            time.sleep(max(0.0, t0 - time.monotonic()))
+            while not drain.drained() and time.monotonic() < t0 + 600:
+                time.sleep(0.05)
+            elapsed = time.monotonic() - t0
         cpu = {k: round(cpu_seconds(v) - cpu0[k], 2) for k, v in pids.items()}
+        cpu["benchmark (drain poll)"] = round(time.process_time() - own0, 2)
     finally:
         for p in procs:
             p.stop()
         server.stop()
+    if drain.left:
+        raise RuntimeError(f"{workers} worker(s) left partitions {sorted(drain.left)} undrained")
+    said = [x for log in logs for x in log.read_text().splitlines() if " stops: " in x]
     return {
         "messages": messages,
-        "messages_timed": left0,
         "stores": args.tp_stores,
+        "stream_filled_before_workers": True,
         "seconds": round(elapsed, 2),
-        "messages_per_s": round(left0 / elapsed, 1),
-        "sku_rows_per_s": round(5 * left0 / elapsed, 1),
+        "messages_per_s": round(messages / elapsed, 1),
+        "sku_rows_per_s": round(5 * messages / elapsed, 1),
         "cpu_seconds": cpu,
+        "cpu_cores_busy": round(sum(cpu.values()) / elapsed, 2),
         "messages_per_cpu_s": round(
-            left0 / sum(v for w, v in cpu.items() if w.startswith("worker")), 1
+            messages / sum(v for w, v in cpu.items() if w.startswith("worker")), 1
         ),
-        "nats_server_cpu_s_per_1000_messages": round(1000 * cpu["nats-server"] / left0, 3),
+        "nats_server_cpu_s_per_1000_messages": round(1000 * cpu["nats-server"] / messages, 3),
+        "deliveries_again": drain.deliveries - messages,
+        "reported_in_progress": sum(int(x.split(", ")[-1].split()[0]) for x in said),
         "pinned": bool(args.pin),
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

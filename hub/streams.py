@@ -54,7 +54,13 @@ DUPLICATE_WINDOW_S = 2 * 3600
 server keeps every id of the window in memory (at 1,000 stores x 10 msg/s, 72 M ids)."""
 ACK_WAIT_S = 5.0  # a dead worker's unacknowledged messages go to another worker after this
 UPLINK_MAX_AGE_S = 7 * 86400
-MAX_IN_FLIGHT = 128  # unacked messages of one partition: a new owner is not left waiting long
+MAX_IN_FLIGHT = 2048
+"""Unacknowledged messages of one partition the server pushes at most. A backlog (a store back
+online, a worker restarted) then reaches a worker in batches of hundreds per store, and a batch
+writes each SKU once, however many of its messages name it (hub/network_view.py): fewer writes
+for nats-server to store and the worker to send. The worker keeps what it holds from redelivery
+meanwhile (hub/held_messages.py); a new owner still waits at most ``ACK_WAIT_S`` for a dead
+worker's share."""
 MEMBER_HEARTBEAT_S = 1.0  # a worker says it is alive this often...
 MEMBER_TTL_S = 3.0  # ...and is taken for dead (its partitions handed on) this long after
 

@@ -6,7 +6,9 @@ and each subscribes to the pushes of its own (a push consumer delivers each mess
 stored: no batch to fill, no polling). Start N workers and the partitions are dealt among them;
 kill one and, ``MEMBER_TTL_S`` later, the others own its partitions, and after ``ACK_WAIT_S``
 JetStream delivers them what it left unacknowledged (network_view.py makes a second attempt
-harmless). Each message is acknowledged only after the view holds it.
+harmless). Each message is acknowledged only after the view holds it; one that waits behind a
+backlog for longer than the ack wait is reported in progress, so it is not delivered again
+meanwhile (held_messages.py).
 
 Inside a worker, each store's stock messages are applied in order by a task of its own (its
 other kinds by another), so round trips for different stores overlap; whatever of a store queued
@@ -29,9 +31,11 @@ import time
 from collections.abc import Awaitable
 from typing import Any, NamedTuple
 
+from hub.held_messages import HeldMessages
 from hub.membership import Membership, owners
 from hub.network_view import APPLIED, EARLY, STOCK, NetworkView
 from hub.streams import (
+    ACK_WAIT_S,
     CURSOR_BUCKET,
     PARTITIONS,
     WORKERS,
@@ -64,6 +68,7 @@ class HubWorker:
         self.applied = 0
         self._stop = asyncio.Event()
         self._queues: dict[str, asyncio.Queue] = {}
+        self._held = HeldMessages(ACK_WAIT_S)  # kept from redelivery while queued here
         self._settling: dict[str, tuple[list, asyncio.Event]] = {}  # store -> applied, unacked
         self._early: set[str] = set()  # stores whose loop holds messages for a predecessor
         self._cursor_watch: asyncio.Task | None = None  # runs only while ``_early`` is not empty
@@ -86,7 +91,10 @@ class HubWorker:
         self._view = await self._open_view(js)
         members = Membership(js, self.name, self._rebalance)
         self._tasks.append(asyncio.create_task(members.run()))
+        self._tasks.append(asyncio.create_task(self._held.run()))
         await self._stop.wait()
+        log.info("worker %s stops: %d messages applied, %d reported in progress",
+                 self.name, self.applied, self._held.told)  # fmt: skip
         for t in [*self._tasks, self._cursor_watch]:
             if t is not None:
                 t.cancel()
@@ -125,6 +133,7 @@ class HubWorker:
             queue = self._queues[key] = asyncio.Queue()
             loop = self._stock_loop if kind == STOCK else self._other_loop
             self._tasks.append(asyncio.create_task(loop(store, queue)))
+        self._held.add(msg)
         queue.put_nowait(msg)
 
     async def _other_loop(self, store: str, queue: asyncio.Queue) -> None:

@@ -1,0 +1,74 @@
+"""A store's backlog reaches a hub worker (a real process, on a real JetStream) in batches of
+hundreds: a SKU named by every message is written a few times, not once per hundred-odd
+messages, and its figure still counts every message once."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import time
+
+import nats
+
+from hub.network_view import sku_key
+from hub.streams import PARTITIONS, STOCK_BUCKET, UPLINK_STREAM, ensure, partition_consumer
+from tests.hub_process import HubProcess
+
+pytest_plugins = ["tests.nats_server"]
+
+MESSAGES = 2000
+OLD_IN_FLIGHT = 128  # what a partition's consumer pushed unacknowledged before
+
+
+def stock_message(seq: int) -> tuple[str, dict[str, str], bytes]:
+    """The store's message ``seq``: SKU A sold one unit and one more reserved."""
+    body = {"kind": "uplink", "store_id": "S1", "model_version": "m1",
+            "deltas": [["A", -1, 1, 10_000 - seq, 5, 1]],
+            "window_end": "2026-01-05T10:00:00+00:00"}  # fmt: skip
+    headers = {"Shelfcast-Seq": str(seq), "Shelfcast-Prev-Seq": str(seq - 1)}
+    return "shelfcast.S1.stock", headers, gzip.compress(json.dumps(body).encode())
+
+
+async def _fill(url: str) -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await ensure(js)
+    messages = [stock_message(seq) for seq in range(1, MESSAGES + 1)]
+    for i in range(0, MESSAGES, 500):
+        acks = [await js.publish_async(s, p, headers=h) for s, h, p in messages[i : i + 500]]
+        await asyncio.gather(*acks)
+    await nc.close()
+
+
+async def _state(url: str) -> tuple[int, int, dict]:
+    """(unacknowledged uplink messages, writes the stock bucket took, SKU A's figure)."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    left = 0
+    for p in range(PARTITIONS):
+        info = await js.consumer_info(UPLINK_STREAM, partition_consumer(p))
+        left += info.num_pending + info.num_ack_pending
+    writes = (await js.stream_info(f"KV_{STOCK_BUCKET}")).state.last_seq
+    entry = await (await js.key_value(STOCK_BUCKET)).get(sku_key("S1", "A"))
+    await nc.close()
+    return left, writes, json.loads(entry.value)
+
+
+def test_a_backlog_writes_each_sku_once_per_batch_of_hundreds(nats_server, tmp_path):
+    asyncio.run(_fill(nats_server.url))
+    worker = HubProcess(nats_server.url, api=False, log=tmp_path / "w.log").start()
+    try:
+        deadline = time.monotonic() + 60
+        left = -1
+        while left != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                left, writes, figure = asyncio.run(_state(nats_server.url))
+            except nats.js.errors.NotFoundError:  # nothing written yet
+                continue
+    finally:
+        worker.stop()
+    assert left == 0, "the worker did not apply the backlog within a minute"
+    assert (figure["seq"], figure["reserved"], figure["on_hand"]) == (MESSAGES, MESSAGES, 8000)
+    assert writes < MESSAGES / OLD_IN_FLIGHT  # at most 128 messages a batch wrote 16 or more
