@@ -246,7 +246,9 @@ class UplinkSection(Section):
 
     interval_s: Positive = 900.0
     """Seconds between uplinks of aggregated stock deltas (at least this long after the last
-    one; a change after a quiet spell goes at once, with its own commit)."""
+    one; a change after a quiet spell goes at once, with its own commit; changes left waiting
+    when the interval ends go with the next event's commit, or half an interval, at most 50 ms,
+    later in a commit of their own)."""
 
 
 class IngestSection(Section):

@@ -12,9 +12,11 @@ import time
 
 import pytest
 
+import edge_runtime.transport.uplink as uplink_module
 from edge_runtime.config import load_config
 from edge_runtime.gateway import Gateway
 from edge_runtime.store.store_failure import StoreError
+from edge_runtime.transport.uplink import own_window_interval
 from tests.test_gateway_rollback import fail_next_commit
 
 INTERVAL_S = 0.3
@@ -77,12 +79,29 @@ def test_the_worker_writes_a_waiting_window_when_it_falls_due(tmp_path):
         time.sleep(INTERVAL_S)
         gw.ingest(ev(0, "A", "receipt", 5), "api")  # carried at once
         t0 = time.monotonic()
-        gw.ingest(ev(1, "A", "sale", 1), "api")  # waits for the interval
+        gw.ingest(ev(1, "A", "sale", 1), "api")  # waits for the interval (and for no event)
         while len(windows(gw)) < 2 and time.monotonic() - t0 < 5:
             time.sleep(0.005)
         waited = time.monotonic() - t0
         assert deltas(windows(gw)[1]) == {"A": [-1, 0, 4, 4, 1]}
-        assert INTERVAL_S * 0.8 <= waited <= INTERVAL_S + 0.1  # not a tick late
+        own = own_window_interval(INTERVAL_S)  # no commit came to carry it
+        assert own * 0.8 <= waited <= own + 0.1  # not a tick late
+
+
+def test_a_due_window_waits_a_grace_for_an_event_to_carry_it(tmp_path, monkeypatch):
+    """Past its interval a waiting window is not written by the worker at once: the next
+    event's commit carries it (one commit, not two) when it comes within the grace."""
+    monkeypatch.setattr(uplink_module, "CARRY_GRACE_MAX_S", 0.3)  # a grace of 0.15 s here
+    with gateway(tmp_path).start() as gw:
+        time.sleep(INTERVAL_S)
+        gw.ingest(ev(0, "A", "receipt", 5), "api")  # carried at once
+        t0 = time.monotonic()
+        gw.ingest(ev(1, "A", "sale", 1), "api")  # waits
+        time.sleep(INTERVAL_S + 0.05 - (time.monotonic() - t0))  # due, within the grace
+        assert len(windows(gw)) == 1  # the worker has not written it
+        gw.ingest(ev(2, "B", "receipt", 2), "api")  # carries it
+        (_, second) = windows(gw)
+        assert deltas(second) == {"A": [-1, 0, 4, 4, 1], "B": [2, 0, 2, 2, 1]}
 
 
 def test_windows_are_counted_apart_from_the_decisions(tmp_path):

@@ -26,7 +26,7 @@ from typing import Any
 from edge_runtime.ingest.mqtt_intake import Backoff
 from edge_runtime.store.outbox import Outbox, OutboxRow
 from edge_runtime.store.store_failure import StoreError
-from edge_runtime.transport.uplink import Uplink
+from edge_runtime.transport.uplink import Uplink, own_window_interval
 
 MARK_EVERY_S = 0.05  # acknowledged rows are marked sent at most this often ...
 MARK_BATCH = 2000  # ... or as soon as this many wait
@@ -108,10 +108,11 @@ class OutboxPump:
             self.handed_upto = rows[-1].seq
 
     def flush_uplink(self, uplink: Uplink, interval_s: float, force: bool = False) -> bool:
-        """Commit the uplink's window when ``interval_s`` has passed since the last one
-        (``force``: now); True when it wrote rows (then the hub link has something to
-        forward). A commit of events may have carried the window already (``Gateway``)."""
-        if not force and uplink.due_in(interval_s) > 0:
+        """Commit the uplink's window when the worker's own share of ``interval_s`` has passed
+        since the last one (``force``: now; ``edge_runtime.transport.uplink.own_window_interval``);
+        True when it wrote rows (then the hub link has something to forward). A commit of events
+        may have carried the window already (``Gateway``)."""
+        if not force and uplink.due_in(own_window_interval(interval_s)) > 0:
             return False
         with self.lock:
             rows = uplink.flush()

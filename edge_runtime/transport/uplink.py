@@ -39,6 +39,22 @@ if TYPE_CHECKING:
     import sqlite3
 
 MAX_SKUS_PER_MESSAGE = 5000  # keeps one MQTT payload well under a megabyte
+# A due window waits this share of an interval, at most CARRY_GRACE_MAX_S, for the commit of
+# an event to carry it (one commit, not two) before the worker writes it in a commit of its own.
+CARRY_GRACE, CARRY_GRACE_MAX_S = 0.5, 0.05
+
+
+def own_window_interval(interval_s: float) -> float:
+    """How long after the last window the worker writes the next one in its own commit; from
+    ``interval_s`` on, the commit of an event that finds it due carries it.
+
+    Why: a busy store's next event usually comes within that grace, and a window carried by it
+    spares a commit and a fsync of its own; a quiet store's changes wait at most 50 ms longer.
+
+    >>> own_window_interval(0.02), own_window_interval(900.0)
+    (0.03, 900.05)
+    """
+    return interval_s + min(interval_s * CARRY_GRACE, CARRY_GRACE_MAX_S)
 
 
 class UplinkWindow(NamedTuple):
@@ -97,11 +113,11 @@ class Uplink:
 
     def wait_s(self, interval_s: float, tick_s: float) -> float:
         """How long a worker that writes the windows may sleep: ``tick_s``, or less when changes
-        wait for a window that falls due sooner (at least 1 ms: a due window that could not be
-        written yet is retried that often)."""
+        wait for a window the worker is to write sooner (:func:`own_window_interval`; at least
+        1 ms: a due window that could not be written yet is retried that often)."""
         if not self.waiting:
             return tick_s
-        return min(tick_s, max(0.001, self.due_in(interval_s)))
+        return min(tick_s, max(0.001, self.due_in(own_window_interval(interval_s))))
 
     def _deltas(self, states: list[StockState]) -> list[tuple]:
         out = []
