@@ -74,6 +74,7 @@ from hub.streams import (  # noqa: E402
     UPLINK_STREAM,
     ensure,
     partition_consumer,
+    unacknowledged,
 )
 from tests.hub_process import HubProcess  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
@@ -609,11 +610,7 @@ async def _remaining(url: str) -> int:
     import nats
 
     nc = await nats.connect(url)
-    js = nc.jetstream()
-    left = 0
-    for p in range(PARTITIONS):
-        info = await js.consumer_info(UPLINK_STREAM, partition_consumer(p))
-        left += info.num_pending + info.num_ack_pending
+    left = await unacknowledged(nc.jetstream())
     await nc.close()
     return left
 

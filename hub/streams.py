@@ -109,6 +109,15 @@ async def until_ready(step: Callable[[], Awaitable[T]], who: str) -> T:
             delay = min(2 * delay, 5.0)
 
 
+async def unacknowledged(js) -> int:
+    """Uplink messages no worker has acknowledged yet, over every partition: the hub's backlog."""
+    left = 0
+    for p in range(PARTITIONS):
+        info = await js.consumer_info(UPLINK_STREAM, partition_consumer(p))
+        left += info.num_pending + info.num_ack_pending
+    return left
+
+
 async def ensure(js, replicas: int = 1, prefix: str = "shelfcast") -> None:
     """Create the streams, the workers' consumer and the buckets if missing (safe to repeat)."""
     from nats.js.api import (

@@ -12,7 +12,7 @@ import time
 import nats
 
 from hub.network_view import sku_key
-from hub.streams import PARTITIONS, STOCK_BUCKET, UPLINK_STREAM, ensure, partition_consumer
+from hub.streams import STOCK_BUCKET, ensure, unacknowledged
 from tests.hub_process import HubProcess
 
 pytest_plugins = ["tests.nats_server"]
@@ -45,10 +45,7 @@ async def _state(url: str) -> tuple[int, int, dict]:
     """(unacknowledged uplink messages, writes the stock bucket took, SKU A's figure)."""
     nc = await nats.connect(url)
     js = nc.jetstream()
-    left = 0
-    for p in range(PARTITIONS):
-        info = await js.consumer_info(UPLINK_STREAM, partition_consumer(p))
-        left += info.num_pending + info.num_ack_pending
+    left = await unacknowledged(js)
     writes = (await js.stream_info(f"KV_{STOCK_BUCKET}")).state.last_seq
     entry = await (await js.key_value(STOCK_BUCKET)).get(sku_key("S1", "A"))
     await nc.close()
