@@ -54,8 +54,9 @@ from feature_store.spec import (
     spec_dict,
 )
 from models.bundle import MANIFEST, REFERENCE, SIGNATURE, Bundle, BundleError, load_bundle
-from models.bundle_reference import DEFAULT_MAX_DAILY_UNITS, check_reference, session
+from models.bundle_reference import DEFAULT_MAX_DAILY_UNITS, check_reference
 from models.bundle_signing import check_signature, load_public_key
+from models.onnx_session import open_session
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ def _check_models(bundle: Bundle, trust: BundleTrust, sessions: dict[str, Any]) 
     reference = _reference(bundle)
     for name in bundle.models:
         try:
-            sess = session(bundle.model_bytes(name))
+            sess = open_session(bundle.model_bytes(name))
         except BundleError:
             raise
         except Exception as err:  # ORT raises its own exception types

@@ -40,12 +40,6 @@ DEFAULT_MAX_DAILY_UNITS = 100_000.0
 MAX_ROWS = 64  # enough to exercise the trees' branches, small enough to read in the file
 
 
-def session(model_bytes: bytes) -> Any:
-    """An ONNX Runtime session on one CPU thread (the reference set is a few rows), opened as
-    the gateway opens its own (``models.onnx_session``), which reuses it."""
-    return open_session(model_bytes)
-
-
 def score_rows(sess: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Every output of ``sess`` on ``rows`` as float64, one row per input row."""
     x = np.ascontiguousarray(rows, dtype=np.float32)
@@ -104,7 +98,7 @@ def build_reference(
         if name not in rows or len(rows[name]) == 0:
             raise BundleError(f"no reference rows for model {name!r}")
         x = pick_rows(rows[name])
-        outputs = score_rows(session(data), x)
+        outputs = score_rows(open_session(data), x)
         check_outputs(name, outputs, max_units)
         models[name] = {
             "inputs": x.astype(np.float64).tolist(),

@@ -26,8 +26,9 @@ from onnx import TensorProto, helper
 
 from feature_store.spec import ANOMALY_FEATURES, names, spec_dict
 from models.bundle import write_bundle
-from models.bundle_reference import build_reference, session
+from models.bundle_reference import build_reference
 from models.bundle_signing import Signer
+from models.onnx_session import open_session
 
 _SEED = hashlib.sha256(b"shelfcast test bundle signing key").digest()
 
@@ -67,7 +68,7 @@ def reference_rows(onnx_models: dict[str, bytes], n: int = 16) -> dict[str, np.n
     rng = np.random.default_rng(7)
     rows = {}
     for name, data in onnx_models.items():
-        width = session(data).get_inputs()[0].shape[-1]
+        width = open_session(data).get_inputs()[0].shape[-1]
         rows[name] = rng.uniform(0, 5, size=(n, int(width))).astype(np.float32)
     return rows
 

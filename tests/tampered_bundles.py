@@ -27,8 +27,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from feature_store.spec import ANOMALY_FEATURES, names, spec_dict
 from models.bundle import MANIFEST, SIGNATURE
-from models.bundle_reference import score_rows, session
+from models.bundle_reference import score_rows
 from models.bundle_signing import Signer
+from models.onnx_session import open_session
 from tests.signed_bundles import make_bundle, onnx_model, reference_rows, signed_bundle, signer
 
 
@@ -65,7 +66,7 @@ def unchecked_reference(models: dict[str, bytes]) -> dict:
             name: {
                 "inputs": rows[name].astype(float).tolist(),
                 "outputs": {
-                    k: v.tolist() for k, v in score_rows(session(data), rows[name]).items()
+                    k: v.tolist() for k, v in score_rows(open_session(data), rows[name]).items()
                 },
             }
             for name, data in models.items()
