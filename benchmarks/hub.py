@@ -69,6 +69,8 @@ from benchmarks.hub_stage_trace import TRACE_ENV  # noqa: E402
 from edge_runtime.messages import UplinkDeltas  # noqa: E402
 from hub.network_view import sku_key  # noqa: E402
 from hub.streams import (  # noqa: E402
+    CURSOR_BUCKET,
+    FLEET_BUCKET,
     PARTITIONS,
     STOCK_BUCKET,
     UPLINK_STREAM,
@@ -447,7 +449,8 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
             seconds = args.seconds if rate == args.rate else args.ramp_seconds
             reader = ApiReader(hub, sorted({k for _s, k in initial})) if args.stages else None
             step = _timed_step(replay, rate, seconds, gws, watcher, initial,
-                               _pids(hub, workers, nats_server, broker, gws), reader)  # fmt: skip
+                               _pids(hub, workers, nats_server, broker, gws), nats_server.url,
+                               reader)  # fmt: skip
             steps.append(step)
             print(json.dumps({k: v for k, v in step.items() if k != "_sent"}), file=sys.stderr)
             passed = (
@@ -497,7 +500,8 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
     }
 
 
-def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None) -> dict:
+def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, url, reader=None) -> dict:
+    writes0 = asyncio.run(_kv_writes(url))
     cpu0 = {p: cpu_seconds(pid) for p, pid in pids.items()}
     wait0 = {p: runqueue_seconds(pid) for p, pid in pids.items()}
     load0 = os.getloadavg()
@@ -508,6 +512,7 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None)
     watcher.wait_quiet(1.0, 60)
     cpu = {p: round(cpu_seconds(pid) - cpu0[p], 2) for p, pid in pids.items()}
     waited = {p: runqueue_seconds(pid) - wait0[p] for p, pid in pids.items()}
+    writes = _per_message(writes0, asyncio.run(_kv_writes(url)))
     waited = {"gateways (sum)": sum(v for p, v in waited.items() if p.startswith("gateway ")),
               **{p: v for p, v in waited.items() if not p.startswith("gateway ")}}  # fmt: skip
     per_gateway = [v for k, v in cpu.items() if k.startswith("gateway ")]
@@ -532,6 +537,7 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, reader=None)
         "gateway_cpu_s_per_1000_events": per_1000,
         "runqueue_wait_seconds": {p: round(v, 2) for p, v in waited.items()},
         "cpu_cores_busy": round(sum(cpu.values()) / (len(sent) / achieved), 2) if sent else None,
+        **writes,
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         **({"api_read": reader.figures()} if reader is not None else {}),
@@ -711,6 +717,37 @@ class Drain:
         return not self.left
 
 
+async def _kv_writes(url: str) -> dict[str, int]:
+    """Writes each key-value bucket's stream has stored since it was made (its last sequence:
+    a write that replaced a key's older value still counts), and the uplink messages stored."""
+    import nats
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    streams = {b: f"KV_{b}" for b in (STOCK_BUCKET, CURSOR_BUCKET, FLEET_BUCKET)}
+    out = {b: (await js.stream_info(s)).state.last_seq for b, s in streams.items()}
+    out["uplink messages"] = (await js.stream_info(UPLINK_STREAM)).state.last_seq
+    info = await js.stream_info(UPLINK_STREAM, subjects_filter="shelfcast.*.*.*")
+    for subject, n in (info.state.subjects or {}).items():
+        kind = f"uplink {subject.split('.')[2]}"
+        out[kind] = out.get(kind, 0) + n
+    await nc.close()
+    return out
+
+
+def _per_message(before: dict[str, int], after: dict[str, int]) -> dict:
+    """Key-value writes per uplink message between two ``_kv_writes`` counts."""
+    d = {k: after[k] - before.get(k, 0) for k in after}
+    messages = d.pop("uplink messages")
+    kinds = {k.split(" ", 1)[1]: d.pop(k) for k in list(d) if k.startswith("uplink ")}
+    return {
+        "uplink_messages": messages,
+        "uplink_messages_by_kind": kinds,
+        "kv_writes": d,
+        "kv_writes_per_message": round(sum(d.values()) / messages, 3) if messages else None,
+    }
+
+
 async def _bytes_per_message(url: str) -> float:
     """What one uplink message costs the stream's store (all kinds, as the gateways sent them)."""
     import nats
@@ -745,6 +782,7 @@ def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: st
                 "nats-server": server.proc.pid}  # fmt: skip
         with Drain(server.url) as drain:
             cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+            wait0 = {k: runqueue_seconds(v) for k, v in pids.items()}
             own0 = time.process_time()
             load0 = os.getloadavg()
             t0 = drain.resume()
@@ -753,7 +791,9 @@ def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: st
                 time.sleep(0.05)
             elapsed = time.monotonic() - t0
         cpu = {k: round(cpu_seconds(v) - cpu0[k], 2) for k, v in pids.items()}
+        waited = {k: round(runqueue_seconds(v) - wait0[k], 2) for k, v in pids.items()}
         cpu["benchmark (drain poll)"] = round(time.process_time() - own0, 2)
+        writes = _per_message({}, asyncio.run(_kv_writes(server.url)))
     finally:
         for p in procs:
             p.stop()
@@ -770,10 +810,13 @@ def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: st
         "sku_rows_per_s": round(5 * messages / elapsed, 1),
         "cpu_seconds": cpu,
         "cpu_cores_busy": round(sum(cpu.values()) / elapsed, 2),
+        "runqueue_wait_seconds": waited,
         "messages_per_cpu_s": round(
             messages / sum(v for w, v in cpu.items() if w.startswith("worker")), 1
         ),
         "nats_server_cpu_s_per_1000_messages": round(1000 * cpu["nats-server"] / messages, 3),
+        "kv_writes_per_message": writes["kv_writes_per_message"],
+        "kv_writes": writes["kv_writes"],
         "deliveries_again": drain.deliveries - messages,
         "reported_in_progress": sum(int(x.split(", ")[-1].split()[0]) for x in said),
         "pinned": bool(args.pin),
@@ -799,8 +842,8 @@ def scale_out(args: argparse.Namespace, work: Path) -> dict:
         print(json.dumps({f"round {r}": {n: (x["messages_per_s"], x["messages_per_cpu_s"])
                                          for n, x in runs.items()}}), file=sys.stderr)  # fmt: skip
 
-    def med(n: int, key: str) -> float:
-        return round(median(x[n][key] for x in rounds), 1)
+    def med(n: int, key: str, digits: int = 1) -> float:
+        return round(median(x[n][key] for x in rounds), digits)
 
     one, two = med(1, "messages_per_s"), med(2, "messages_per_s")
     per_cpu = [med(1, "messages_per_cpu_s"), med(2, "messages_per_cpu_s")]
@@ -817,6 +860,7 @@ def scale_out(args: argparse.Namespace, work: Path) -> dict:
         "nats_server_cpu_s_per_1000_messages": max(
             med(n, "nats_server_cpu_s_per_1000_messages") for n in (1, 2)
         ),
+        "kv_writes_per_message_1_vs_2": [med(n, "kv_writes_per_message", 3) for n in (1, 2)],
         "throughput_runs": [{f"{n}_worker{'s' * (n > 1)}": x[n] for n in (1, 2)} for x in rounds],
     }
 
