@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from edge_runtime.messages import GZIP_MAGIC, HUB_SUBJECT_KIND, RESERVATION_RESULT
-from hub.kv_patch import IN_FLIGHT, AckedPublishes, Patcher
+from hub.kv_patch import IN_FLIGHT, AckedPublishes, Change, Patcher
 from hub.streams import CURSOR_BUCKET, FLEET_BUCKET, STOCK_BUCKET
 
 log = logging.getLogger(__name__)
@@ -85,37 +85,47 @@ class NetworkView:
     ) -> str:
         """Apply one uplink message; returns ``applied``, ``repeat`` or ``early``."""
         _, store, kind = subject.rsplit(".", 2)
-        headers = headers or {}
         if kind == STOCK:
-            return (await self.apply_stock(store, [(headers, payload, deliveries)]))[0]
-        if kind == "state":
-            outcome = await self._state(store, headers, _json(payload))
-        elif kind in ALERTS or kind == "conflict":
-            outcome = await self._exception(store, kind, _json(payload))
-        elif kind == RESERVATION_RESULT:  # the API answers its caller; nothing to keep
-            outcome = APPLIED
-        else:
-            log.warning("unknown uplink subject %s: acknowledged and ignored", subject)
-            outcome = REPEAT
-        self.counts[outcome] += 1
-        return outcome
+            return (await self.apply_stock(store, [(headers or {}, payload, deliveries)]))[0]
+        return (await self.apply_many(subject, [(headers, payload)]))[0]
 
     async def apply_many(
         self, subject: str, messages: list[tuple[dict[str, str] | None, bytes]]
     ) -> list[str]:
-        """Apply a store's alerts, conflicts or heartbeats (one subject) together: those on
-        different keys concurrently, those on one key in order."""
-        by_key: dict[Any, list[int]] = {}
-        for k, (_, payload) in enumerate(messages):
-            by_key.setdefault(_json(payload).get("sku"), []).append(k)
-        outcomes: list[str] = [REPEAT] * len(messages)
-
-        async def in_order(indexes: list[int]) -> None:
-            for k in indexes:
-                outcomes[k] = await self.apply(subject, *messages[k])
-
-        await asyncio.gather(*(in_order(ks) for ks in by_key.values()))
+        """Apply a store's alerts, conflicts or heartbeats (one subject) together: each key
+        they change is written once, with their changes in order (a replenishment alert's
+        confidence and reorder point, or a burst of alerts about one SKU, cost one write and
+        one round trip, not one each); different keys are written concurrently."""
+        _, store, kind = subject.rsplit(".", 2)
+        outcomes: list[str] = []
+        changes: dict[Patcher, dict[str, list[Change]]] = {}
+        for headers, payload in messages:
+            outcome, writes = self._changes(subject, store, kind, headers or {}, payload)
+            outcomes.append(outcome)
+            for patcher, key, change in writes:
+                changes.setdefault(patcher, {}).setdefault(key, []).append(change)
+        await asyncio.gather(
+            *(
+                patcher.patch_many({key: _in_order(cs) for key, cs in by_key.items()})
+                for patcher, by_key in changes.items()
+            )
+        )
+        for o in outcomes:
+            self.counts[o] += 1
         return outcomes
+
+    def _changes(
+        self, subject: str, store: str, kind: str, headers: dict[str, str], payload: bytes
+    ) -> tuple[str, list[tuple[Patcher, str, Change]]]:
+        """A message's outcome and the key changes it makes (none written yet)."""
+        if kind == "state":
+            return APPLIED, [(self.fleet, store, _state_change(store, headers, _json(payload)))]
+        if kind in ALERTS or kind == "conflict":
+            return APPLIED, self._exception(store, kind, _json(payload))
+        if kind == RESERVATION_RESULT:  # the API answers its caller; nothing to keep
+            return APPLIED, []
+        log.warning("unknown uplink subject %s: acknowledged and ignored", subject)
+        return REPEAT, []
 
     async def apply_stock(
         self, store: str, messages: list[tuple[dict[str, str], bytes, int]], settle: bool = True
@@ -202,38 +212,14 @@ class NetworkView:
             "model_version": msg["model_version"],
         }
 
-    async def _state(self, store: str, headers: dict[str, str], msg: dict) -> str:
-        lag_ms = int(headers.get("Shelfcast-Lag-Ms", "0"))
-
-        def change(old: dict | None) -> dict | None:
-            old = old or {}
-            if old.get("last_seen", "") > msg["created_at"]:
-                return None  # an older heartbeat, delivered late
-            new = {
-                **old,
-                "store_id": store,
-                "status": msg["status"],
-                "last_seen": msg["created_at"],
-                "model_version": msg["model_version"],
-                "version": msg.get("version"),
-                "outbox_depth": msg.get("outbox_depth"),
-                "lag_ms": lag_ms,
-            }
-            if msg["status"] != "offline" and old.get("status") in (None, "offline"):
-                new["born_at"] = msg["created_at"]
-            if msg["status"] == "offline":
-                new["died_at"] = msg["created_at"]
-            return new
-
-        await self.fleet.patch(store, change)
-        return APPLIED
-
-    async def _exception(self, store: str, kind: str, msg: dict) -> str:
+    def _exception(self, store: str, kind: str, msg: dict) -> list[tuple[Patcher, str, Change]]:
+        """An alert's or a conflict's notes on its SKU's figure, as one change."""
         sku = msg.get("sku")
         if not sku:
-            return APPLIED
+            return []
+        fields: dict[str, Any] = {}
         if kind == "conflict":
-            note = {
+            fields["last_conflict"] = {
                 k: msg.get(k)
                 for k in (
                     "message_id",
@@ -245,17 +231,12 @@ class NetworkView:
                     "created_at",
                 )
             }
-            await self.stock.patch(sku_key(store, sku), _noted("last_conflict", note))
         elif msg.get("confidence") is not None and self._confidence_moved(store, sku, msg):
-            await self.stock.patch(
-                sku_key(store, sku), _noted("ledger_confidence", msg["confidence"])
-            )
+            fields["ledger_confidence"] = msg["confidence"]
         if kind == "replenishment" and msg.get("reorder_point") is not None:
             # the store's demand over its lead time (plus safety): what routing must leave it
-            await self.stock.patch(
-                sku_key(store, sku), _noted("reorder_point", msg["reorder_point"])
-            )
-        return APPLIED
+            fields["reorder_point"] = msg["reorder_point"]
+        return [(self.stock, sku_key(store, sku), _noted(fields))] if fields else []
 
     def _confidence_moved(self, store: str, sku: str, msg: dict) -> bool:
         """Most alerts repeat the SKU's confidence: only a change is worth a write."""
@@ -311,8 +292,55 @@ def _sku_change(store: str, rows: list[tuple[int, dict, list]]):
     return change
 
 
-def _noted(field: str, value: Any):
+def _state_change(store: str, headers: dict[str, str], msg: dict) -> Change:
+    """A heartbeat's (or birth's, death's) change to the store's fleet record."""
+    lag_ms = int(headers.get("Shelfcast-Lag-Ms", "0"))
+
     def change(old: dict | None) -> dict | None:
-        return {**(old or {}), field: value}
+        old = old or {}
+        if old.get("last_seen", "") > msg["created_at"]:
+            return None  # an older heartbeat, delivered late
+        new = {
+            **old,
+            "store_id": store,
+            "status": msg["status"],
+            "last_seen": msg["created_at"],
+            "model_version": msg["model_version"],
+            "version": msg.get("version"),
+            "outbox_depth": msg.get("outbox_depth"),
+            "lag_ms": lag_ms,
+        }
+        if msg["status"] != "offline" and old.get("status") in (None, "offline"):
+            new["born_at"] = msg["created_at"]
+        if msg["status"] == "offline":
+            new["died_at"] = msg["created_at"]
+        return new
+
+    return change
+
+
+def _noted(fields: dict[str, Any]) -> Change:
+    def change(old: dict | None) -> dict | None:
+        old = old or {}
+        if all(k in old and old[k] == v for k, v in fields.items()):
+            return None  # says what the figure says already (a repeated reorder point)
+        return {**old, **fields}
+
+    return change
+
+
+def _in_order(changes: list[Change]) -> Change:
+    """One change doing ``changes`` one after the other (one that leaves the value as it is
+    passes it on); None when none of them changes it."""
+    if len(changes) == 1:
+        return changes[0]
+
+    def change(old: dict | None) -> dict | None:
+        new = None
+        for c in changes:
+            out = c(old if new is None else new)
+            if out is not None:
+                new = out
+        return new
 
     return change

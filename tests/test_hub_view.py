@@ -152,3 +152,43 @@ def test_figures_ahead_of_the_cursor_go_on_here_and_count_once_elsewhere(nats_se
     assert (a["on_hand"], a["reserved"], a["seq"]) == (4, 3, 7)
     assert (b["on_hand"], b["reserved"]) == (1, 1)
     assert cursor["seq"] == 7
+
+
+def alert(kind, **fields):
+    return f"shelfcast.S1.{kind}", {}, json.dumps({"kind": kind, "sku": "A", **fields}).encode()
+
+
+async def _writes(js) -> int:
+    return (await js.stream_info("KV_shelfcast_stock")).state.last_seq
+
+
+def test_an_alerts_notes_on_a_figure_are_one_write_and_a_repeat_none(nats_server):
+    """A replenishment alert's confidence and reorder point, and a batch of alerts and a
+    conflict about one SKU, each cost the SKU's figure one write; one that says what the
+    figure says already costs none."""
+
+    async def scenario():
+        nc, (view,) = await _views(nats_server.url)
+        js = nc.jetstream()
+        start = await _writes(js)
+        await view.apply(*alert("replenishment", confidence=0.8, reorder_point=7.5))
+        one = await _writes(js) - start
+        conflict = {"message_id": "c1", "rule": "last_unit", "qty_requested": 1}
+        outcomes = await view.apply_many(
+            "shelfcast.S1.replenishment",
+            [alert("replenishment", confidence=c, reorder_point=r)[1:] for c, r in
+             ((0.7, 8.0), (0.6, 9.0), (0.6, 9.5))],
+        )  # fmt: skip
+        await view.apply(*alert("conflict", **conflict))
+        batch = await _writes(js) - start - one
+        await view.apply(*alert("replenishment", confidence=0.6, reorder_point=9.5))
+        repeat = await _writes(js) - start - one - batch
+        figure = await _figure(view, "A")
+        await nc.close()
+        return one, outcomes, batch, repeat, figure
+
+    one, outcomes, batch, repeat, figure = run(scenario())
+    assert (one, batch, repeat) == (1, 2, 0)  # the batch: one write, the conflict: one
+    assert outcomes == [APPLIED] * 3
+    assert (figure["ledger_confidence"], figure["reorder_point"]) == (0.6, 9.5)
+    assert figure["last_conflict"]["message_id"] == "c1"
