@@ -142,3 +142,29 @@ def test_store_errors_inside_the_window_write_are_store_errors(tmp_path):
             gw.ingest(ev(0, "A", "receipt", 5), "api")
         gw.uplink.write = real
         assert gw.stock("A") is None and windows(gw) == []
+
+
+@pytest.mark.parametrize(
+    "deltas, exceptions",
+    [
+        ([("A", -1, 0, 4, 4, 1)], []),
+        ([("A", -2.0, 1.0, 5.0, 3, 2), ("B", 0, -1, 7, 7, 1)], [("A", "stockout", "atp_zero")]),
+        ([], [("C", "conflict", "reserved_units_gone")]),
+    ],
+)
+def test_a_window_message_built_without_validation_reads_as_a_validated_one(deltas, exceptions):
+    from datetime import UTC, datetime, timedelta
+
+    from edge_runtime.messages import UplinkDeltas
+
+    end = datetime.now(UTC)
+    fields = dict(store_id="S1", model_version="rules-1", window_start=end - timedelta(seconds=1),
+                  window_end=end, events=sum(d[-1] for d in deltas), deltas=deltas,
+                  exceptions=exceptions, message_id="m1", created_at=end)  # fmt: skip
+    lean = uplink_module.window_message(**fields)
+    assert lean.to_json() == UplinkDeltas(**fields).to_json()
+    assert lean.to_payload() == UplinkDeltas(**fields).to_payload()
+    assert lean.message_id == "m1" and lean.topic("p") == "p/S1/uplink/deltas"
+    fresh = {k: v for k, v in fields.items() if k not in ("message_id", "created_at")}
+    a, b = uplink_module.window_message(**fresh), uplink_module.window_message(**fresh)
+    assert a.message_id != b.message_id and a.created_at.tzinfo is not None  # defaults drawn

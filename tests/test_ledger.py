@@ -218,3 +218,13 @@ def test_rollback_restores_in_memory_state_of_touched_and_new_skus(ledger):
         )
     assert ledger.stock("A").on_hand == 5 and ledger.stock("B") is None
     assert ledger.verify() == []
+
+
+def test_a_changed_sku_is_updated_in_place_keeping_its_row(ledger):
+    # A replace would re-insert the row under a new rowid: three pages to the WAL (and its
+    # fsync) per changed SKU of every commit instead of one; the close's SKU order is rowid's.
+    ledger.ingest_raw([ev("receipt", 5, 0, sku="A"), ev("receipt", 5, 0, sku="B")])
+    rows = dict(ledger.connection.execute("SELECT sku, rowid FROM stock"))
+    ledger.ingest_raw([ev("sale", 1, 1, sku="A")])
+    assert dict(ledger.connection.execute("SELECT sku, rowid FROM stock")) == rows
+    assert ledger.stock("A").on_hand == 4 and ledger.verify() == []

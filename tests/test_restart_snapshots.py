@@ -185,3 +185,28 @@ def test_a_slow_snapshot_write_does_not_hold_up_mqtt_intake(tmp_path, monkeypatc
         release.set()
         gw.close()
     assert gw.derived_path.exists()
+
+
+def test_the_worker_looks_at_the_upkeep_schedules_at_most_every_20_ms(tmp_path):
+    # A trickle of single sales gives the worker a turn per sale; each look at the schedules
+    # takes the ingest lock, so turns closer together than LOOK_EVERY_S skip it.
+    from edge_runtime.forecast import upkeep as upkeep_module
+    from edge_runtime.forecast.upkeep import Upkeep
+
+    looks = []
+
+    class Schedule:
+        def save(self, take, force=False):
+            looks.append(time.monotonic())
+
+    class Never:
+        def run_when_due(self, run):
+            pass
+
+    up = Upkeep(None, Never(), Schedule(), threading.Lock(), lambda: None, lambda: False)
+    for _ in range(50):
+        up.tick()
+    assert len(looks) == 1
+    time.sleep(upkeep_module.LOOK_EVERY_S)
+    up.tick()
+    assert len(looks) == 2

@@ -105,3 +105,16 @@ def test_no_sql_runs_in_the_transport_and_decision_rooms():
         if sql.search(p.read_text())
     ]
     assert found == [], f"SQL outside edge_runtime/store: {found}"
+
+
+def test_the_uplink_baseline_is_updated_in_place(tmp_path):
+    def state(on_hand: int) -> StockState:
+        return StockState.of(SkuState("A", on_hand=on_hand, events=1, last_us=0), 0, 0)
+
+    conn = sqlite3.connect(tmp_path / "b.sqlite", isolation_level=None)
+    table = UplinkBaselineTable(conn)
+    table.save(conn, [state(5)])
+    rowid = conn.execute("SELECT rowid FROM uplink_baseline").fetchone()
+    table.save(conn, [state(4)])
+    assert conn.execute("SELECT rowid FROM uplink_baseline").fetchone() == rowid
+    assert table.load() == {"A": (4.0, 0.0, 1)}

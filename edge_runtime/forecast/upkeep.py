@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 # The state to save: the sales series and what gives River and the last close's scoring;
 # None while a rolled-back batch's memory waits to be rebuilt (no commit holds that state).
 State = Callable[[], "tuple[DailySales, Callable[[], tuple[Any, Any]]] | None"]
+# How often the worker's turns look at the schedules. Why not at every turn: a store's trickle of
+# single sales gives the worker a turn per sale, and each look takes the ingest lock and copies
+# the ledger's position, while both schedules count in seconds (or thousands of events).
+LOOK_EVERY_S = 0.02
 
 
 class Upkeep:
@@ -55,9 +60,15 @@ class Upkeep:
     ):
         self.ledger, self.retention, self.snapshots, self.lock = ledger, retention, snapshots, lock
         self._state, self._ingested = state, ingested
+        self._next_look = 0.0
 
     def tick(self) -> None:
-        """The worker's turn: a snapshot and a retention run, each when due."""
+        """The worker's turn: a snapshot and a retention run, each when due (looked at every
+        ``LOOK_EVERY_S`` at most)."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return
+        self._next_look = now + LOOK_EVERY_S
         self.snapshot()
         self.retention.run_when_due(self.run_retention)
 

@@ -54,7 +54,13 @@ INSERT_EVENT = (
     "INSERT INTO events (seq, event_id, sku, type, qty, ts_us, event_time, source,"
     " order_id, unit_price, reason, received_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-UPSERT_STOCK = f"INSERT OR REPLACE INTO stock VALUES ({', '.join('?' * len(STATE_FIELDS))})"
+# An update in place, not INSERT OR REPLACE: a replace deletes the row and inserts it again under
+# a new rowid, which writes the old page, the table's last page and the key index (three pages
+# into the WAL, then fsynced, for every changed SKU of every commit) where this writes one.
+UPSERT_STOCK = (
+    f"INSERT INTO stock VALUES ({', '.join('?' * len(STATE_FIELDS))}) ON CONFLICT (sku) DO UPDATE"
+    f" SET {', '.join(f'{f} = excluded.{f}' for f in STATE_FIELDS[1:])}"
+)
 INSERT_CONFLICT = (
     "INSERT OR IGNORE INTO conflicts (sku, event_id, kind, order_id, requested, granted,"
     " shortfall, on_hand, reserved, ts_us, detected_us) VALUES (?,?,?,?,?,?,?,?,?,?,?)"

@@ -47,6 +47,7 @@ def empty_shelves(
 
 
 def skus_in_order(conn: sqlite3.Connection) -> Iterator[str]:
-    """Every SKU in the order decisions have always been made in (the stock table's)."""
+    """Every SKU in the stock table's order: the order its SKUs were first stored in (rows are
+    updated in place and keep their rowid), so a close decides in a stable order."""
     for (sku,) in conn.execute("SELECT sku FROM stock ORDER BY rowid"):
         yield sku

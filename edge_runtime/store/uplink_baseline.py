@@ -25,7 +25,12 @@ CREATE TABLE IF NOT EXISTS uplink_baseline (
     sku TEXT PRIMARY KEY, on_hand REAL NOT NULL, reserved REAL NOT NULL, events INTEGER NOT NULL
 );
 """
-_UPSERT = "INSERT OR REPLACE INTO uplink_baseline VALUES (?, ?, ?, ?)"
+# In place (one page per SKU), not INSERT OR REPLACE (a delete and an insert under a new rowid:
+# three pages), in the commit of every uplink window.
+_UPSERT = (
+    "INSERT INTO uplink_baseline VALUES (?, ?, ?, ?) ON CONFLICT (sku) DO UPDATE"
+    " SET on_hand = excluded.on_hand, reserved = excluded.reserved, events = excluded.events"
+)
 
 Baseline = tuple[float, float, int]  # on_hand, reserved, events as last sent
 
