@@ -6,9 +6,10 @@ and each subscribes to the pushes of its own (a push consumer delivers each mess
 stored: no batch to fill, no polling). Start N workers and the partitions are dealt among them;
 kill one and, ``MEMBER_TTL_S`` later, the others own its partitions, and after ``ACK_WAIT_S``
 JetStream delivers them what it left unacknowledged (network_view.py makes a second attempt
-harmless). Each message is acknowledged only after the view holds it; one that waits behind a
-backlog for longer than the ack wait is reported in progress, so it is not delivered again
-meanwhile (held_messages.py).
+harmless); one that stops hands back what it holds unapplied at once. Each message is
+acknowledged only after the view holds it; one that waits behind a backlog for longer than half
+the ack wait is reported in progress, so it is not delivered again meanwhile
+(held_messages.py).
 
 Inside a worker, each store's stock messages are applied in order by a task of its own (its
 other kinds by another), so round trips for different stores overlap; whatever of a store queued
@@ -67,6 +68,7 @@ class HubWorker:
         self.replicas = replicas
         self.applied = 0
         self._stop = asyncio.Event()
+        self._stopping = False  # set once the worker hands back what it holds
         self._queues: dict[str, asyncio.Queue] = {}
         self._held = HeldMessages(ACK_WAIT_S)  # kept from redelivery while queued here
         self._settling: dict[str, tuple[list, asyncio.Event]] = {}  # store -> applied, unacked
@@ -93,13 +95,26 @@ class HubWorker:
         self._tasks.append(asyncio.create_task(members.run()))
         self._tasks.append(asyncio.create_task(self._held.run()))
         await self._stop.wait()
-        log.info("worker %s stops: %d messages applied, %d reported in progress",
-                 self.name, self.applied, self._held.told)  # fmt: skip
         for t in [*self._tasks, self._cursor_watch]:
             if t is not None:
                 t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._hand_back()
+        log.info("worker %s stops: %d messages applied, %d handed back, %d reported in progress",
+                 self.name, self.applied, self._held.released, self._held.told)  # fmt: skip
         await nc.drain()
+
+    async def _hand_back(self) -> None:
+        """What this worker holds unapplied goes back to the server now, for the partitions'
+        next owners: left to the ack wait, their stores would stall that long. The
+        subscriptions go first (what they had received is handed back through ``_on_msg``),
+        so the server does not push it straight back here."""
+        self._stopping = True
+        for sub in self._subs.values():
+            with contextlib.suppress(Exception):
+                await sub.drain()
+        with contextlib.suppress(Exception):
+            await self._held.release()
 
     async def _open_view(self, js: Any) -> NetworkView:
         async def open_view() -> NetworkView:
@@ -124,6 +139,10 @@ class HubWorker:
         log.info("worker %s owns partitions %s", self.name, sorted(self._subs))
 
     async def _on_msg(self, msg: Any) -> None:
+        if self._stopping:  # nobody applies it here any more
+            await msg.nak()
+            self._held.released += 1
+            return
         _, store, kind, _partition = msg.subject.rsplit(".", 3)
         # Alerts, conflicts and heartbeats need no order with the stock: their own queue, so a
         # burst of them never holds a sale's figure back.
