@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 from hub.held_messages import HeldMessages
 from hub.membership import Membership, owners
 from hub.network_view import APPLIED, EARLY, STOCK, NetworkView
+from hub.predecessors import READ_AFTER_DELIVERIES, read_predecessors
 from hub.streams import (
     ACK_WAIT_S,
     CURSOR_BUCKET,
@@ -73,6 +74,8 @@ class HubWorker:
         self._held = HeldMessages(ACK_WAIT_S)  # kept from redelivery while queued here
         self._settling: dict[str, tuple[list, asyncio.Event]] = {}  # store -> applied, unacked
         self._early: set[str] = set()  # stores whose loop holds messages for a predecessor
+        self._reading: set[str] = set()  # stores whose predecessors are being read back
+        self._read_upto: dict[str, int] = {}  # store -> stream seq they were last read up to
         self._cursor_watch: asyncio.Task | None = None  # runs only while ``_early`` is not empty
         self._js: Any = None
         self._tasks: list[asyncio.Task] = []
@@ -213,8 +216,13 @@ class HubWorker:
         for m, outcome in zip(batch, outcomes, strict=True):
             if outcome == EARLY:
                 prev = int(m.headers["Shelfcast-Prev-Seq"])
+                if prev in waiting:  # a second copy of one already waiting: back it goes
+                    await m.nak(delay=EARLY_DELAY_S)
+                    continue
                 waiting[prev] = (since.get(id(m), time.monotonic()), m)
                 self._await_predecessor(store)
+                if m.metadata.num_delivered >= READ_AFTER_DELIVERIES:
+                    self._read_predecessors(store, m)
                 continue
             done.append(m)  # a repeat too: acknowledged once the cursor covers it
             self.applied += outcome == APPLIED
@@ -243,6 +251,31 @@ class HubWorker:
             pending.clear()
             # On failure the batch is delivered again: applied again, each SKU's seq skips it.
             await _ack_when_done(batch, self._view.settle(store), f"move store {store}'s cursor")
+
+    def _read_predecessors(self, store: str, msg: Any) -> None:
+        """An early message keeps coming back: its predecessors may be held by a dead worker
+        until the ack wait runs out. Read them from the stream into the store's queue (once
+        per range: not again for a message stored before the last one read for)."""
+        upto = msg.metadata.sequence.stream
+        if upto <= self._read_upto.get(store, 0) or store in self._reading:
+            return
+        self._reading.add(store)
+        self._read_upto[store] = upto
+
+        async def read() -> None:
+            try:
+                found = await read_predecessors(self._js, msg)
+                log.info("store %s: %d stock messages read from the stream before its seq %s",
+                         store, len(found), msg.headers.get("Shelfcast-Seq"))  # fmt: skip
+                for m in found:
+                    self._queues[store].put_nowait(m)
+            except Exception as err:  # they still come after the ack wait
+                log.warning("store %s: could not read its stock messages back (%s)", store, err)
+                self._read_upto.pop(store, None)
+            finally:
+                self._reading.discard(store)
+
+        self._tasks.append(asyncio.create_task(read()))
 
     def _await_predecessor(self, store: str) -> None:
         """The store's loop holds a message for its predecessor: watch the cursors."""
