@@ -25,6 +25,7 @@ from hub.streams import UPLINK_STREAM, partition_consumer
 log = logging.getLogger(__name__)
 
 READ_AFTER_DELIVERIES = 4  # an early message delivered this often (2 s or so) sends for them
+READ_AGAIN_S = 2.0  # a store's predecessors are read at most this often
 READ_MAX = 10_000  # messages read for one early message at most (a partition holds 2,048 out)
 
 

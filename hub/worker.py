@@ -6,7 +6,8 @@ and each subscribes to the pushes of its own (a push consumer delivers each mess
 stored: no batch to fill, no polling). Start N workers and the partitions are dealt among them;
 kill one and, ``MEMBER_TTL_S`` later, the others own its partitions, and after ``ACK_WAIT_S``
 JetStream delivers them what it left unacknowledged (network_view.py makes a second attempt
-harmless); one that stops hands back what it holds unapplied at once. Each message is
+harmless); its stores' stock messages the new owner reads back from the stream sooner
+(predecessors.py), and one that stops hands back what it holds unapplied at once. Each message is
 acknowledged only after the view holds it; one that waits behind a backlog for longer than half
 the ack wait is reported in progress, so it is not delivered again meanwhile
 (held_messages.py).
@@ -35,7 +36,7 @@ from typing import Any, NamedTuple
 from hub.held_messages import HeldMessages
 from hub.membership import Membership, owners
 from hub.network_view import APPLIED, EARLY, STOCK, NetworkView
-from hub.predecessors import READ_AFTER_DELIVERIES, read_predecessors
+from hub.predecessors import READ_AFTER_DELIVERIES, READ_AGAIN_S, read_predecessors
 from hub.streams import (
     ACK_WAIT_S,
     CURSOR_BUCKET,
@@ -75,7 +76,7 @@ class HubWorker:
         self._settling: dict[str, tuple[list, asyncio.Event]] = {}  # store -> applied, unacked
         self._early: set[str] = set()  # stores whose loop holds messages for a predecessor
         self._reading: set[str] = set()  # stores whose predecessors are being read back
-        self._read_upto: dict[str, int] = {}  # store -> stream seq they were last read up to
+        self._read_at: dict[str, float] = {}  # store -> when its predecessors were last read
         self._cursor_watch: asyncio.Task | None = None  # runs only while ``_early`` is not empty
         self._js: Any = None
         self._tasks: list[asyncio.Task] = []
@@ -254,13 +255,14 @@ class HubWorker:
 
     def _read_predecessors(self, store: str, msg: Any) -> None:
         """An early message keeps coming back: its predecessors may be held by a dead worker
-        until the ack wait runs out. Read them from the stream into the store's queue (once
-        per range: not again for a message stored before the last one read for)."""
-        upto = msg.metadata.sequence.stream
-        if upto <= self._read_upto.get(store, 0) or store in self._reading:
+        until the ack wait runs out. Read them from the stream into the store's queue (one
+        read at a time per store, at most every ``READ_AGAIN_S``: what was read may be lost
+        again, in a batch whose writes failed)."""
+        now = time.monotonic()
+        if store in self._reading or now - self._read_at.get(store, -READ_AGAIN_S) < READ_AGAIN_S:
             return
         self._reading.add(store)
-        self._read_upto[store] = upto
+        self._read_at[store] = now
 
         async def read() -> None:
             try:
@@ -269,9 +271,8 @@ class HubWorker:
                          store, len(found), msg.headers.get("Shelfcast-Seq"))  # fmt: skip
                 for m in found:
                     self._queues[store].put_nowait(m)
-            except Exception as err:  # they still come after the ack wait
+            except Exception as err:  # read again later; they still come after the ack wait
                 log.warning("store %s: could not read its stock messages back (%s)", store, err)
-                self._read_upto.pop(store, None)
             finally:
                 self._reading.discard(store)
 
