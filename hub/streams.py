@@ -52,15 +52,21 @@ FLEET_BUCKET = "shelfcast_fleet"  # <store> -> birth, death, bundle, backlog, la
 DUPLICATE_WINDOW_S = 2 * 3600
 """Two hours: a gateway re-sends an unacknowledged batch within seconds of reconnecting, and the
 server keeps every id of the window in memory (at 1,000 stores x 10 msg/s, 72 M ids)."""
-ACK_WAIT_S = 5.0  # a dead worker's unacknowledged messages go to another worker after this
+ACK_WAIT_S = 30.0
+"""A dead worker's unacknowledged messages go to another worker after this (a worker that stops
+hands them back at once, hub/worker.py). It must outlast what a worker holds: one that owns every
+partition is pushed up to ``PARTITIONS`` x ``MAX_IN_FLIGHT`` messages at once, and on a busy box
+it takes tens of seconds to apply that many. With a wait of a few seconds nearly every message
+of such a backlog outlasted half of it and was reported in progress, again at every pass, and
+some were delivered twice all the same (docs/records/hub-figures.md)."""
 UPLINK_MAX_AGE_S = 7 * 86400
 MAX_IN_FLIGHT = 2048
 """Unacknowledged messages of one partition the server pushes at most. A backlog (a store back
 online, a worker restarted) then reaches a worker in batches of hundreds per store, and a batch
 writes each SKU once, however many of its messages name it (hub/network_view.py): fewer writes
 for nats-server to store and the worker to send. The worker keeps what it holds from redelivery
-meanwhile (hub/held_messages.py); a new owner still waits at most ``ACK_WAIT_S`` for a dead
-worker's share."""
+meanwhile, should it hold one past half the ack wait (hub/held_messages.py); a new owner still
+waits at most ``ACK_WAIT_S`` for a dead worker's share."""
 MEMBER_HEARTBEAT_S = 1.0  # a worker says it is alive this often...
 MEMBER_TTL_S = 3.0  # ...and is taken for dead (its partitions handed on) this long after
 

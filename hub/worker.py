@@ -6,9 +6,11 @@ and each subscribes to the pushes of its own (a push consumer delivers each mess
 stored: no batch to fill, no polling). Start N workers and the partitions are dealt among them;
 kill one and, ``MEMBER_TTL_S`` later, the others own its partitions, and after ``ACK_WAIT_S``
 JetStream delivers them what it left unacknowledged (network_view.py makes a second attempt
-harmless). Each message is acknowledged only after the view holds it; one that waits behind a
-backlog for longer than the ack wait is reported in progress, so it is not delivered again
-meanwhile (held_messages.py).
+harmless); its stores' stock messages the new owner reads back from the stream sooner
+(predecessors.py), and one that stops hands back what it holds unapplied at once. Each message is
+acknowledged only after the view holds it; one that waits behind a backlog for longer than half
+the ack wait is reported in progress, so it is not delivered again meanwhile
+(held_messages.py).
 
 Inside a worker, each store's stock messages are applied in order by a task of its own (its
 other kinds by another), so round trips for different stores overlap; whatever of a store queued
@@ -34,6 +36,7 @@ from typing import Any, NamedTuple
 from hub.held_messages import HeldMessages
 from hub.membership import Membership, owners
 from hub.network_view import APPLIED, EARLY, STOCK, NetworkView
+from hub.predecessors import READ_AFTER_DELIVERIES, READ_AGAIN_S, read_predecessors
 from hub.streams import (
     ACK_WAIT_S,
     CURSOR_BUCKET,
@@ -67,10 +70,13 @@ class HubWorker:
         self.replicas = replicas
         self.applied = 0
         self._stop = asyncio.Event()
+        self._stopping = False  # set once the worker hands back what it holds
         self._queues: dict[str, asyncio.Queue] = {}
         self._held = HeldMessages(ACK_WAIT_S)  # kept from redelivery while queued here
         self._settling: dict[str, tuple[list, asyncio.Event]] = {}  # store -> applied, unacked
         self._early: set[str] = set()  # stores whose loop holds messages for a predecessor
+        self._reading: set[str] = set()  # stores whose predecessors are being read back
+        self._read_at: dict[str, float] = {}  # store -> when its predecessors were last read
         self._cursor_watch: asyncio.Task | None = None  # runs only while ``_early`` is not empty
         self._js: Any = None
         self._tasks: list[asyncio.Task] = []
@@ -93,13 +99,26 @@ class HubWorker:
         self._tasks.append(asyncio.create_task(members.run()))
         self._tasks.append(asyncio.create_task(self._held.run()))
         await self._stop.wait()
-        log.info("worker %s stops: %d messages applied, %d reported in progress",
-                 self.name, self.applied, self._held.told)  # fmt: skip
         for t in [*self._tasks, self._cursor_watch]:
             if t is not None:
                 t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._hand_back()
+        log.info("worker %s stops: %d messages applied, %d handed back, %d reported in progress",
+                 self.name, self.applied, self._held.released, self._held.told)  # fmt: skip
         await nc.drain()
+
+    async def _hand_back(self) -> None:
+        """What this worker holds unapplied goes back to the server now, for the partitions'
+        next owners: left to the ack wait, their stores would stall that long. The
+        subscriptions go first (what they had received is handed back through ``_on_msg``),
+        so the server does not push it straight back here."""
+        self._stopping = True
+        for sub in self._subs.values():
+            with contextlib.suppress(Exception):
+                await sub.drain()
+        with contextlib.suppress(Exception):
+            await self._held.release()
 
     async def _open_view(self, js: Any) -> NetworkView:
         async def open_view() -> NetworkView:
@@ -124,6 +143,10 @@ class HubWorker:
         log.info("worker %s owns partitions %s", self.name, sorted(self._subs))
 
     async def _on_msg(self, msg: Any) -> None:
+        if self._stopping:  # nobody applies it here any more
+            await msg.nak()
+            self._held.released += 1
+            return
         _, store, kind, _partition = msg.subject.rsplit(".", 3)
         # Alerts, conflicts and heartbeats need no order with the stock: their own queue, so a
         # burst of them never holds a sale's figure back.
@@ -194,8 +217,13 @@ class HubWorker:
         for m, outcome in zip(batch, outcomes, strict=True):
             if outcome == EARLY:
                 prev = int(m.headers["Shelfcast-Prev-Seq"])
+                if prev in waiting:  # a second copy of one already waiting: back it goes
+                    await m.nak(delay=EARLY_DELAY_S)
+                    continue
                 waiting[prev] = (since.get(id(m), time.monotonic()), m)
                 self._await_predecessor(store)
+                if m.metadata.num_delivered >= READ_AFTER_DELIVERIES:
+                    self._read_predecessors(store, m)
                 continue
             done.append(m)  # a repeat too: acknowledged once the cursor covers it
             self.applied += outcome == APPLIED
@@ -224,6 +252,31 @@ class HubWorker:
             pending.clear()
             # On failure the batch is delivered again: applied again, each SKU's seq skips it.
             await _ack_when_done(batch, self._view.settle(store), f"move store {store}'s cursor")
+
+    def _read_predecessors(self, store: str, msg: Any) -> None:
+        """An early message keeps coming back: its predecessors may be held by a dead worker
+        until the ack wait runs out. Read them from the stream into the store's queue (one
+        read at a time per store, at most every ``READ_AGAIN_S``: what was read may be lost
+        again, in a batch whose writes failed)."""
+        now = time.monotonic()
+        if store in self._reading or now - self._read_at.get(store, -READ_AGAIN_S) < READ_AGAIN_S:
+            return
+        self._reading.add(store)
+        self._read_at[store] = now
+
+        async def read() -> None:
+            try:
+                found = await read_predecessors(self._js, msg)
+                log.info("store %s: %d stock messages read from the stream before its seq %s",
+                         store, len(found), msg.headers.get("Shelfcast-Seq"))  # fmt: skip
+                for m in found:
+                    self._queues[store].put_nowait(m)
+            except Exception as err:  # read again later; they still come after the ack wait
+                log.warning("store %s: could not read its stock messages back (%s)", store, err)
+            finally:
+                self._reading.discard(store)
+
+        self._tasks.append(asyncio.create_task(read()))
 
     def _await_predecessor(self, store: str) -> None:
         """The store's loop holds a message for its predecessor: watch the cursors."""
