@@ -61,7 +61,8 @@ from edge_runtime.store.hub_outbox_reads import (
 from edge_runtime.store.outbox import OutboxRow
 from edge_runtime.store.uplink_cursor import UplinkCursor
 from edge_runtime.transport.bundle_rollout import RolloutAgent
-from edge_runtime.transport.loop_wake import LoopWake, acks_within
+from edge_runtime.transport.jetstream_acks import AckedPublisher
+from edge_runtime.transport.loop_wake import LoopWake
 
 if TYPE_CHECKING:
     import sqlite3
@@ -233,7 +234,8 @@ class JetStreamUplink:
 
     async def _serve(self, nc) -> None:
         js = nc.jetstream()
-        tasks = [asyncio.create_task(self._forward_loop(js))]
+        publisher = await AckedPublisher(nc).start()
+        tasks = [asyncio.create_task(self._forward_loop(js, publisher))]
         if self.ingest is not None:
             tasks.append(asyncio.create_task(self._reservation_loop(js)))
         if self.rollout is not None:
@@ -246,9 +248,9 @@ class JetStreamUplink:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._forward_once(js)  # what the gateway flushed at close
+        await self._forward_once(publisher)  # what the gateway flushed at close
 
-    async def _forward_loop(self, js) -> None:
+    async def _forward_loop(self, js, publisher: AckedPublisher) -> None:
         retry = 0.05
         assert self._async_wake is not None
         while not self._stop.is_set():
@@ -258,7 +260,7 @@ class JetStreamUplink:
             try:
                 if time.monotonic() - self._last_state >= self.heartbeat_s:
                     await self._publish_state(js, "online")
-                sent = await self._forward_once(js)
+                sent = await self._forward_once(publisher)
                 retry = 0.05
             except Exception as err:  # no ack (server down, no quorum): the batch is re-sent
                 log.info("hub did not acknowledge (%s); retrying in %.2fs", err, retry)
@@ -275,21 +277,19 @@ class JetStreamUplink:
                 )
                 await self._async_wake.wait(wait)
 
-    async def _forward_once(self, js) -> int:
+    async def _forward_once(self, publisher: AckedPublisher) -> int:
         rows = self._rows()
         if not rows:
             return 0
         prev = self._prev if self._prev is not None else self._prev_stock(rows[0][0])
-        acks = []
+        batch = []
         for seq, message_id, kind, payload, _created in rows:
             headers = {"Nats-Msg-Id": message_id, "Shelfcast-Seq": str(seq)}
             if kind == STOCK_KIND:
                 headers["Shelfcast-Prev-Seq"] = str(prev)
                 prev = seq
-            acks.append(await js.publish_async(self.subject(kind), bytes(payload), headers=headers))
-        for ack in await acks_within(acks, ACK_TIMEOUT_S):
-            if ack.stream is None:
-                raise RuntimeError("JetStream did not store an uplink message")
+            batch.append((self.subject(kind), bytes(payload), headers))
+        await publisher.publish_all(batch, ACK_TIMEOUT_S)  # raises unless all are stored
         self.cursor, self._prev = rows[-1][0], prev
         self._save_cursor()
         self.forwarded += len(rows)
