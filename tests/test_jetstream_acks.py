@@ -5,6 +5,7 @@ a missing acknowledgement raises, so the link sends the batch again."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import nats
 
@@ -64,3 +65,65 @@ def test_no_stream_or_no_acknowledgement_raises(nats_server):
 
 async def _ignore(msg) -> None:
     return None
+
+
+def _window(n: int):
+    from datetime import UTC, datetime
+
+    from edge_runtime.transport.uplink import window_message
+
+    end = datetime.now(UTC)
+    return window_message(store_id="S1", model_version="r", window_start=end, window_end=end,
+                          events=1, deltas=[(f"A{n}", 1, 0, 1, 1, 1)], exceptions=[])  # fmt: skip
+
+
+def test_handed_rows_are_forwarded_without_a_read_and_a_gap_reads_sqlite(
+    nats_server, tmp_path, monkeypatch
+):
+    from edge_runtime.store.outbox import Outbox
+    from edge_runtime.transport import jetstream_uplink as module
+
+    reads = []
+    real = module.rows_after
+    monkeypatch.setattr(module, "rows_after", lambda *a: reads.append(1) or real(*a))
+    monkeypatch.setattr(module, "IDLE_POLL_S", 60.0)  # only wakes read: none times out
+
+    async def stream() -> None:
+        nc = await nats.connect(nats_server.url)
+        await nc.jetstream().add_stream(
+            name="UP", subjects=["shelfcast.S1.stock", "shelfcast.S1.state"]
+        )
+        await nc.close()
+
+    asyncio.run(stream())
+    box = Outbox(tmp_path / "ledger.sqlite")
+    link = module.JetStreamUplink(nats_server.url, str(tmp_path / "ledger.sqlite"), "S1",
+                                  heartbeat_s=60.0).start()  # fmt: skip
+    try:
+        link.wake(box.put([_window(1)]))
+        assert link.wait_forwarded(10)
+        first = len(reads)
+        for n in range(2, 6):  # handed over: forwarded, SQLite not read
+            link.wake(box.put([_window(n)]))
+            deadline = time.monotonic() + 10
+            while link.forwarded < n and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert link.forwarded == 5 and len(reads) == first
+        box.put([_window(6)])  # a commit not handed over (a gap) ...
+        link.wake(box.put([_window(7)]))  # ... found by the next handed one: SQLite is read
+        deadline = time.monotonic() + 10
+        while link.forwarded < 7 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert link.forwarded == 7 and len(reads) > first
+    finally:
+        link.close()
+        box.close()
+
+    async def stored() -> list[str]:
+        nc = await nats.connect(nats_server.url)
+        sub = await nc.jetstream().pull_subscribe("shelfcast.S1.stock", durable="check")
+        got = await sub.fetch(7, timeout=5)
+        await nc.close()
+        return [m.headers["Shelfcast-Seq"] for m in got]
+
+    assert asyncio.run(stored()) == [str(n) for n in range(1, 8)]
