@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import nats
+import pytest
 
 from edge_runtime.transport.jetstream_acks import AckedPublisher
 
@@ -127,3 +128,31 @@ def test_handed_rows_are_forwarded_without_a_read_and_a_gap_reads_sqlite(
         return [m.headers["Shelfcast-Seq"] for m in got]
 
     assert asyncio.run(stored()) == [str(n) for n in range(1, 8)]
+
+
+@pytest.mark.parametrize("fail", [asyncio.CancelledError(), RuntimeError("no ack")])
+def test_a_batch_not_acknowledged_is_sent_again_even_when_cancelled(tmp_path, fail):
+    from edge_runtime.store.outbox import Outbox
+    from edge_runtime.transport.jetstream_uplink import JetStreamUplink
+
+    class Publisher:
+        def __init__(self, fail: BaseException | None):
+            self.fail, self.sent = fail, []
+
+        async def publish_all(self, batch, timeout) -> None:
+            if self.fail is not None:
+                raise self.fail
+            self.sent.extend(h["Shelfcast-Seq"] for _, _, h in batch)
+
+    box = Outbox(tmp_path / "ledger.sqlite")
+    link = JetStreamUplink("nats://127.0.0.1:1", str(tmp_path / "ledger.sqlite"), "S1")
+    try:
+        assert asyncio.run(link._forward_once(Publisher(None))) == 0  # reads: all known
+        link.wake(box.put([_window(1)]))  # handed over
+        with pytest.raises(type(fail)):
+            asyncio.run(link._forward_once(Publisher(fail)))
+        ok = Publisher(None)
+        assert asyncio.run(link._forward_once(ok)) == 1 and ok.sent == ["1"]
+    finally:
+        link.close()
+        box.close()
