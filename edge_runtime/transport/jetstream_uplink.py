@@ -8,7 +8,8 @@ publish acknowledgements; only then it moves the cursor, kept in the same SQLite
 every ``CURSOR_SAVE_S`` (and at close). Its cursor is its own (MQTT marks rows sent
 independently), so a hub outage of hours loses nothing: the link catches up from the cursor when
 the servers answer again. The gateway wakes the link when it commits uplink rows (no polling
-delay between a window's commit and its publication). A crash after the acks and before the
+delay between a window's commit and its publication) and hands it the commit's rows, so most
+wakes read no SQLite (``edge_runtime.transport.handed_rows``). A crash after the acks and before the
 cursor write re-sends those rows: the stream drops them within its duplicate window, and the hub
 applies stock deltas once per store in ``Shelfcast-Seq`` order whatever the window
 (``Shelfcast-Prev-Seq`` names the store's previous stock message, so the hub can tell a gap from
