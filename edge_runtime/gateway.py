@@ -326,9 +326,9 @@ class Gateway(EngineView):
     _interval_s = property(lambda self: self.cfg.uplink.interval_s)
 
     def _maybe_flush_uplink(self, force: bool = False) -> None:
-        flushed = self.pump.flush_uplink(self.uplink, self._interval_s, force)
-        if flushed and self.hub_link is not None:  # the window is committed: to JetStream now
-            self.hub_link.wake()
+        rows = self.pump.flush_uplink(self.uplink, self._interval_s, force)
+        if rows and self.hub_link is not None:  # the window is committed: to JetStream now
+            self.hub_link.wake(rows)
 
     # ---- running -----------------------------------------------------------------------
 

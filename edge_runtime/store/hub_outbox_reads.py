@@ -70,3 +70,13 @@ def last_stock_seq_before(conn: sqlite3.Connection, seq: int) -> int:
         "SELECT max(seq) FROM outbox WHERE kind = ? AND seq < ?", (STOCK_KIND, seq)
     ).fetchone()
     return row[0] or 0
+
+
+def top_seq(conn: sqlite3.Connection) -> int:
+    """The highest outbox position written so far (0: none, or no outbox yet)."""
+    try:
+        return conn.execute("SELECT max(seq) FROM outbox").fetchone()[0] or 0
+    except sqlite3.OperationalError as err:  # the gateway has not created the outbox yet
+        if "no such table" in str(err):
+            return 0
+        raise

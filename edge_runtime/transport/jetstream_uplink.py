@@ -8,7 +8,8 @@ publish acknowledgements; only then it moves the cursor, kept in the same SQLite
 every ``CURSOR_SAVE_S`` (and at close). Its cursor is its own (MQTT marks rows sent
 independently), so a hub outage of hours loses nothing: the link catches up from the cursor when
 the servers answer again. The gateway wakes the link when it commits uplink rows (no polling
-delay between a window's commit and its publication). A crash after the acks and before the
+delay between a window's commit and its publication) and hands it the commit's rows, so most
+wakes read no SQLite (``edge_runtime.transport.handed_rows``). A crash after the acks and before the
 cursor write re-sends those rows: the stream drops them within its duplicate window, and the hub
 applies stock deltas once per store in ``Shelfcast-Seq`` order whatever the window
 (``Shelfcast-Prev-Seq`` names the store's previous stock message, so the hub can tell a gap from
@@ -57,11 +58,14 @@ from edge_runtime.store.hub_outbox_reads import (
     backlog_after,
     last_stock_seq_before,
     rows_after,
+    top_seq,
 )
 from edge_runtime.store.outbox import OutboxRow
 from edge_runtime.store.uplink_cursor import UplinkCursor
 from edge_runtime.transport.bundle_rollout import RolloutAgent
-from edge_runtime.transport.loop_wake import LoopWake, acks_within
+from edge_runtime.transport.handed_rows import HandedRows
+from edge_runtime.transport.jetstream_acks import AckedPublisher
+from edge_runtime.transport.loop_wake import LoopWake
 
 if TYPE_CHECKING:
     import sqlite3
@@ -109,6 +113,7 @@ class JetStreamUplink:
         self.forwarded = 0
         self.connected = False
         self._woken = False  # a wake is on its way (a plain flag: set from the gateway's thread)
+        self._handed = HandedRows(UPLINK_KINDS)  # committed rows, spared a read of SQLite
         self._async_wake: LoopWake | None = None  # set once the link's loop runs
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,7 +125,16 @@ class JetStreamUplink:
     # ---- the outbox side (SQLite, on the link's own connection) ---------------------------
 
     def _rows(self, limit: int = BATCH) -> list[ForwardRow]:
-        return rows_after(self._conn, self.cursor, UPLINK_KINDS, limit)
+        """The rows to forward next: those handed over, or else read from SQLite (then every
+        row up to the newest of that read is known: ``edge_runtime.transport.handed_rows``)."""
+        handed = self._handed.take()
+        if handed is not None:
+            return handed
+        top = top_seq(self._conn)  # read first: the rows' read below sees all it saw
+        rows = rows_after(self._conn, self.cursor, UPLINK_KINDS, limit)
+        last = rows[-1][0] if rows else 0
+        self._handed.known_upto = last if len(rows) == limit else max(self.cursor, top, last)
+        return rows
 
     def _prev_stock(self, seq: int) -> int:
         return last_stock_seq_before(self._conn, seq)
@@ -156,10 +170,16 @@ class JetStreamUplink:
 
     def wake(self, rows: Iterable[OutboxRow] | None = None) -> None:
         """New outbox rows were committed: forward them now (safe from any thread). Given
-        the ``rows`` of a commit, only when one of them is for the hub: most commits (a sale
-        with no alert) write none, and a wake costs the link a read of the outbox."""
-        if rows is not None and not any(r.kind in UPLINK_KINDS for r in rows):
-            return
+        all the ``rows`` of a commit, in commit order, the link forwards them without reading
+        SQLite, and wakes only when one of them is for the hub (most commits, a sale with no
+        alert, write none); without, it reads SQLite."""
+        if rows is None:
+            self._handed.need_read()
+        else:
+            rows = list(rows)
+            self._handed.add(rows)
+            if not any(r.kind in UPLINK_KINDS for r in rows):
+                return
         if self._woken:
             return  # a wake is already on its way
         self._woken = True
@@ -233,7 +253,8 @@ class JetStreamUplink:
 
     async def _serve(self, nc) -> None:
         js = nc.jetstream()
-        tasks = [asyncio.create_task(self._forward_loop(js))]
+        publisher = await AckedPublisher(nc).start()
+        tasks = [asyncio.create_task(self._forward_loop(js, publisher))]
         if self.ingest is not None:
             tasks.append(asyncio.create_task(self._reservation_loop(js)))
         if self.rollout is not None:
@@ -246,9 +267,9 @@ class JetStreamUplink:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._forward_once(js)  # what the gateway flushed at close
+        await self._forward_once(publisher)  # what the gateway flushed at close
 
-    async def _forward_loop(self, js) -> None:
+    async def _forward_loop(self, js, publisher: AckedPublisher) -> None:
         retry = 0.05
         assert self._async_wake is not None
         while not self._stop.is_set():
@@ -258,7 +279,7 @@ class JetStreamUplink:
             try:
                 if time.monotonic() - self._last_state >= self.heartbeat_s:
                     await self._publish_state(js, "online")
-                sent = await self._forward_once(js)
+                sent = await self._forward_once(publisher)
                 retry = 0.05
             except Exception as err:  # no ack (server down, no quorum): the batch is re-sent
                 log.info("hub did not acknowledge (%s); retrying in %.2fs", err, retry)
@@ -273,23 +294,26 @@ class JetStreamUplink:
                 wait = min(
                     IDLE_POLL_S, max(0.0, self._last_state + self.heartbeat_s - time.monotonic())
                 )
-                await self._async_wake.wait(wait)
+                if not await self._async_wake.wait(wait):
+                    self._handed.need_read()  # a wait that timed out looks in SQLite
 
-    async def _forward_once(self, js) -> int:
+    async def _forward_once(self, publisher: AckedPublisher) -> int:
         rows = self._rows()
         if not rows:
             return 0
-        prev = self._prev if self._prev is not None else self._prev_stock(rows[0][0])
-        acks = []
-        for seq, message_id, kind, payload, _created in rows:
-            headers = {"Nats-Msg-Id": message_id, "Shelfcast-Seq": str(seq)}
-            if kind == STOCK_KIND:
-                headers["Shelfcast-Prev-Seq"] = str(prev)
-                prev = seq
-            acks.append(await js.publish_async(self.subject(kind), bytes(payload), headers=headers))
-        for ack in await acks_within(acks, ACK_TIMEOUT_S):
-            if ack.stream is None:
-                raise RuntimeError("JetStream did not store an uplink message")
+        try:
+            prev = self._prev if self._prev is not None else self._prev_stock(rows[0][0])
+            batch = []
+            for seq, message_id, kind, payload, _created in rows:
+                headers = {"Nats-Msg-Id": message_id, "Shelfcast-Seq": str(seq)}
+                if kind == STOCK_KIND:
+                    headers["Shelfcast-Prev-Seq"] = str(prev)
+                    prev = seq
+                batch.append((self.subject(kind), bytes(payload), headers))
+            await publisher.publish_all(batch, ACK_TIMEOUT_S)  # raises unless all are stored
+        except BaseException:  # not sent (cancelled at close too): again, from SQLite
+            self._handed.known_upto = None
+            raise
         self.cursor, self._prev = rows[-1][0], prev
         self._save_cursor()
         self.forwarded += len(rows)

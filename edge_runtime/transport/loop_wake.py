@@ -1,12 +1,11 @@
-"""Waiting in an asyncio loop for another thread's nudge, or for acknowledgements, at the cost
-of one future and one timer.
+"""Waiting in an asyncio loop for another thread's nudge at the cost of one future and one timer.
 
 The gateway's hub link waits, once per uplink window, for the worker thread to say that rows
-were committed, then for JetStream's acknowledgements. ``asyncio.wait_for`` on an
-``asyncio.Event`` makes a task, a timer and three more passes of the loop each time, and
-``asyncio.wait_for(asyncio.gather(...))`` two more; on a gateway forwarding fifty windows a
-second beside its ledger, those passes were a sizeable share of the link's CPU. These do the
-same with a future the nudge (or the last acknowledgement) completes directly.
+were committed (then for JetStream's acknowledgements:
+``edge_runtime.transport.jetstream_acks``). ``asyncio.wait_for`` on an ``asyncio.Event`` makes
+a task, a timer and three more passes of the loop each time; on a gateway forwarding fifty
+windows a second beside its ledger, those passes were a sizeable share of the link's CPU. This
+does the same with a future the nudge completes directly.
 
 >>> import asyncio
 >>> async def demo():
@@ -20,8 +19,6 @@ True
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
 
 
 class LoopWake:
@@ -65,27 +62,3 @@ class LoopWake:
 def _expire(waiter: asyncio.Future) -> None:
     if not waiter.done():
         waiter.set_result(False)
-
-
-async def acks_within(acks: Sequence[asyncio.Future], timeout: float) -> list[Any]:
-    """The results of ``acks`` (futures completed by the connection's reader), in order;
-    ``TimeoutError`` when they are not all in within ``timeout`` seconds (the ones still
-    pending are cancelled, as ``asyncio.wait_for`` would)."""
-    expired: list[bool] = []
-
-    def expire() -> None:
-        expired.append(True)
-        for ack in acks:
-            ack.cancel()  # a done one stays as it is
-
-    timer = asyncio.get_running_loop().call_later(timeout, expire)
-    try:
-        return [await ack for ack in acks]
-    except asyncio.CancelledError:
-        if expired:
-            raise TimeoutError(
-                f"{len(acks)} acknowledgement(s) not in within {timeout} s"
-            ) from None
-        raise
-    finally:
-        timer.cancel()

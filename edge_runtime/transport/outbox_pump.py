@@ -107,17 +107,19 @@ class OutboxPump:
             t.publish(rows)
             self.handed_upto = rows[-1].seq
 
-    def flush_uplink(self, uplink: Uplink, interval_s: float, force: bool = False) -> bool:
+    def flush_uplink(
+        self, uplink: Uplink, interval_s: float, force: bool = False
+    ) -> list[OutboxRow]:
         """Commit the uplink's window when the worker's own share of ``interval_s`` has passed
         since the last one (``force``: now; ``edge_runtime.transport.uplink.own_window_interval``);
-        True when it wrote rows (then the hub link has something to forward). A commit of events
-        may have carried the window already (``Gateway``)."""
+        returns the rows it wrote (then the hub link has something to forward). A commit of
+        events may have carried the window already (``Gateway``)."""
         if not force and uplink.due_in(own_window_interval(interval_s)) > 0:
-            return False
+            return []
         with self.lock:
             rows = uplink.flush()
             self.fresh.extend(rows)
-        return bool(rows)
+        return rows
 
     def drain(self, t: Any) -> None:
         """At close: pump, then collect PUBACKs of the rows in flight for a moment (so they are

@@ -190,8 +190,29 @@ def window_message(**fields: Any) -> UplinkDeltas:
     """The window's ``UplinkDeltas`` from values the uplink made itself (UTC times from its own
     clock, numbers from the ledger's states), without validating them again: validation cost
     more than the rest of writing a window (a window every 20 ms at the hub's rate). The JSON
-    is the same as that of ``UplinkDeltas(**fields)`` (``tests/test_gateway_uplink_window.py``)."""
-    return UplinkDeltas.model_construct(**fields)
+    is the same as that of ``UplinkDeltas(**fields)`` (``tests/test_gateway_uplink_window.py``).
+
+    The fields left out are filled here, not by ``model_construct``: for each default it asks
+    ``inspect.signature`` whether the factory takes the other fields, which cost more than the
+    rest of building the message."""
+    filled = dict(_PLAIN_DEFAULTS)
+    for name, factory in _DEFAULT_FACTORIES.items():
+        if name not in fields:
+            filled[name] = factory()
+    filled.update(fields)
+    return UplinkDeltas.model_construct(set(fields), **filled)
+
+
+# The model's defaults, looked up once: plain ones are immutable (numbers, strings, None, a
+# tuple), so one object serves every window; the factories take no argument.
+_PLAIN_DEFAULTS = {
+    n: f.default
+    for n, f in UplinkDeltas.model_fields.items()
+    if not f.is_required() and f.default_factory is None
+}
+_DEFAULT_FACTORIES = {
+    n: f.default_factory for n, f in UplinkDeltas.model_fields.items() if f.default_factory
+}
 
 
 def _short(messages: Iterable[Message]) -> list[tuple[str, str, str]]:
