@@ -35,7 +35,8 @@ class DaskFit:
 
         workers = sorted(self.client.scheduler_info()["workers"])
         blocks = [b for b in np.array_split(np.arange(len(y)), len(workers)) if len(b)]
-        spread = [self._on_workers(a, blocks, workers) for a in (X, y, weight)]
+        held: list = []  # the scattered futures, referenced until the fit is done
+        spread = [self._on_workers(a, blocks, workers, held) for a in (X, y, weight)]
         # lightgbm.dask gives each worker as many threads as Dask gives it (one on a local
         # cluster), whatever the estimator says.
         params = {k: v for k, v in estimator.get_params().items() if k != "n_jobs"}
@@ -46,8 +47,15 @@ class DaskFit:
             model.fit(spread[0], spread[1], sample_weight=spread[2])
         return model.booster_
 
-    def _on_workers(self, a: np.ndarray | None, blocks: list[np.ndarray], workers: list[str]):
-        """``a``'s rows as a Dask array whose ``i``-th block is held by the ``i``-th worker."""
+    def _on_workers(
+        self, a: np.ndarray | None, blocks: list[np.ndarray], workers: list[str], held: list
+    ):
+        """``a``'s rows as a Dask array whose ``i``-th block is held by the ``i``-th worker.
+
+        Each block gets a key of its own (``hash=False``): with content-hashed keys, the next
+        estimator's fit on the same rows scatters under the same key while the last fit's
+        futures are being released, and the scheduler may drop the data the new fit needs
+        ("lost dependencies"). ``held`` keeps the futures alive for the fit's length."""
         import dask.array as da
 
         if a is None:
@@ -55,7 +63,8 @@ class DaskFit:
         parts = []
         for rows, worker in zip(blocks, workers, strict=False):
             part = np.ascontiguousarray(a[rows[0] : rows[-1] + 1])
-            future = self.client.scatter(part, workers=[worker], direct=True)
+            future = self.client.scatter(part, workers=[worker], direct=True, hash=False)
+            held.append(future)
             parts.append(da.from_delayed(future, shape=part.shape, dtype=part.dtype))
         return da.concatenate(parts, axis=0)
 
