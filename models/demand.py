@@ -21,12 +21,20 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from feature_store.spec import FEATURES, SCALE_FEATURE, SCALE_OFFSET, index
+from models.p90_lift import (
+    HELD_OUT_HORIZONS,
+    MIN_FIT_SHARE,
+    MIN_HELD_OUT_ROWS,
+    held_out_split,
+    lift_needed,
+)
 
 OUTPUTS = ("mean", "p50", "p90")
 # The quantile the P90 model is trained on: a little above 0.9, because a quantile model covers
 # fewer of the days it never saw than of its training rows (it fits their tails).
 P90_TRAINING_QUANTILE = 0.91
 SCALE_COL = index(SCALE_FEATURE)
+HORIZON_COL = index("horizon")
 UNIT_COLS = np.array([i for i, f in enumerate(FEATURES) if f.in_units])
 INPUT_NAME = "features"
 
@@ -59,6 +67,21 @@ def float32_thresholds(booster):
     return lgb.Booster(model_str="\n".join(lines) + "\n")
 
 
+def scaled_leaves(booster, factor: float):
+    """The booster with every leaf value times ``factor``: its predictions times ``factor``
+    (a tree's output is one leaf's value, the model's the sum over trees), in ONNX too."""
+    import lightgbm as lgb
+
+    lines = [
+        ln for ln in booster.model_to_string().splitlines() if not ln.startswith("tree_sizes=")
+    ]
+    for i, line in enumerate(lines):
+        if line.startswith("leaf_value="):
+            values = (float(v) * factor for v in line[11:].split())
+            lines[i] = "leaf_value=" + " ".join(repr(v) for v in values)
+    return lgb.Booster(model_str="\n".join(lines) + "\n")
+
+
 def _fit_here(estimator, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None):
     return estimator.fit(X, y, sample_weight=weight).booster_
 
@@ -75,6 +98,8 @@ class DemandModel:
     tweedie_variance_power: float = 1.2
     mean_objective: str = "tweedie"  # or "regression" (L2, what RMSSE measures)
     seed: int = 0
+    # The factor the P90 model's leaves were raised by (models/p90_lift.py); 1 when not measured.
+    p90_lift: float = 1.0
     # One thread: on a shared 2-core box LightGBM's threads fight and run ~6x slower.
     n_jobs: int = 1
     boosters: dict = field(default_factory=dict, repr=False)
@@ -107,13 +132,20 @@ class DemandModel:
         mean_weight: np.ndarray | None = None,
         quantile_weight: np.ndarray | None = None,
         fit: Callable | None = None,
+        target: np.ndarray | None = None,
+        cutoff: int | None = None,
     ) -> DemandModel:
         """Fit the three models on a float32 feature matrix and non-negative units; optional
         per-row loss weights for the mean model and for the two quantile models.
 
         ``fit(estimator, X, y, weight)`` returns the fitted booster of an unfitted LightGBM
         estimator: where each model learns (e.g. ``training.distributed_fit.DaskFit`` on a
-        cluster's workers); by default in this process."""
+        cluster's workers); by default in this process.
+
+        ``target`` (each row's target step) and ``cutoff`` (the last step the rows may see):
+        the P90 is then lifted to cover 90 % of days it never saw, as measured on the last
+        steps before the cutoff (:mod:`models.p90_lift`; one more P90 fit). Rows whose mean
+        weight is 0 (censored, or of a series that cannot be scored) do not count there."""
         y = np.asarray(y, dtype=np.float64)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
@@ -137,7 +169,34 @@ class DemandModel:
                 self._lgbm(objective, **extra), Xn, y / scale, weights[name]
             )
             self.boosters[name] = float32_thresholds(booster)
+        self.p90_lift = 1.0
+        if target is not None and cutoff is not None:
+            counted = None if mean_weight is None else np.asarray(mean_weight) > 0
+            lift = self._measure_p90_lift(X, y, target, cutoff, counted, quantile_weight, fit)
+            if lift > 1.0:
+                self.boosters["p90"] = scaled_leaves(self.boosters["p90"], lift)
+                self.p90_lift = lift
         return self
+
+    def _measure_p90_lift(self, X, y, target, cutoff, counted, weight, fit) -> float:
+        """The lift of :mod:`models.p90_lift`: 1 when the rows are too few to measure it."""
+        horizon = np.asarray(X[:, HORIZON_COL], dtype=np.int64)
+        held_out = HELD_OUT_HORIZONS * int(horizon.max()) if len(horizon) else 0
+        train, held = held_out_split(np.asarray(target), horizon, int(cutoff), held_out)
+        if counted is not None:
+            held &= counted
+        if held.sum() < MIN_HELD_OUT_ROWS or train.sum() < MIN_FIT_SHARE * len(y):
+            return 1.0
+        Xn, scale = self.normalize(X)
+        extra = {"alpha": P90_TRAINING_QUANTILE}
+        booster = (fit or _fit_here)(
+            self._lgbm("quantile", **extra),
+            Xn[train],
+            y[train] / scale[train],
+            None if weight is None else np.asarray(weight)[train],
+        )
+        p90 = np.maximum(booster.predict(Xn[held], num_threads=self.n_jobs) * scale[held], 0.0)
+        return lift_needed(y[held], p90)
 
     def predict_raw(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Each model's own prediction, before the ordering rule (what ONNX reproduces per tree)."""

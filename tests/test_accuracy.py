@@ -58,6 +58,8 @@ def test_tiny_run_writes_all_figures(real_data_dir, tmp_path, capsys):
         assert "rmsse_mlf_lgbm_l2" in p and "rmsse_mlf_lgbm_tweedie" in p
         assert p["fit_seconds_per_1000_series_years"] > 0
         assert p["mlf_lgbm_l2_fit_seconds_per_1000_series_years"] > 0
+        # What each fold's P90 was raised by to cover the steps before its cutoff (never lowered).
+        assert len(p["p90_lift_by_fold"]) == 1 and p["p90_lift_by_fold"][0] >= 1.0
     assert data["figures"]["onnx_max_abs_diff_over_scale"] < 1e-4
     assert data["figures"]["rmsse_ratio"] == pytest.approx(
         data["figures"]["rmsse_model"] / data["figures"]["rmsse_best_baseline"]

@@ -213,7 +213,7 @@ def backtest(
         t0 = time.perf_counter()
         # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
         model = DemandModel(**(model_params or {})).fit(
-            X, y, mean_weight=w.mean, fit=cluster_fit(engine)
+            X, y, mean_weight=w.mean, fit=cluster_fit(engine), target=w.target, cutoff=cut
         )
         result.train_seconds.append(time.perf_counter() - t0)
         result.models.append(model)

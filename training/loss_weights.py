@@ -25,7 +25,7 @@ only the loss leaves them out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,10 +39,12 @@ from training.partitioned_training_rows import training_rows_on
 @dataclass(frozen=True)
 class MetricWeights:
     """Per-row weights for the mean model (``mean``) and the quantile models (``quantile``),
-    each normalised to mean 1 over the rows that count."""
+    each normalised to mean 1 over the rows that count; ``target``: each row's target step,
+    when known (what ``DemandModel.fit`` holds the last steps out by to lift its P90)."""
 
     mean: np.ndarray
     quantile: np.ndarray
+    target: np.ndarray | None = None
 
 
 def _normalised(w: np.ndarray) -> np.ndarray:
@@ -89,7 +91,7 @@ def weighted_training_rows(
         engine, panel, last_day, stride=stride, seed=seed, close=close, **rows
     )
     w = metric_weights(panel, series, DemandModel.scale(X), cutoff=last_day)
-    w = without_censored_labels(w, panel, series, target)
+    w = replace(without_censored_labels(w, panel, series, target), target=target)
     if labelled is not None:
         w = _kept(w, np.asarray(labelled, bool)[series, target])
     return X, y, w
@@ -113,4 +115,4 @@ def without_censored_labels(
 
 
 def _kept(w: MetricWeights, kept: np.ndarray) -> MetricWeights:
-    return MetricWeights(_normalised(w.mean * kept), _normalised(w.quantile * kept))
+    return MetricWeights(_normalised(w.mean * kept), _normalised(w.quantile * kept), w.target)

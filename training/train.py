@@ -234,7 +234,7 @@ def train(
     t0 = time.perf_counter()
     # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
     demand = DemandModel(**config.model_params()).fit(
-        X, y, mean_weight=w.mean, fit=cluster_fit(engine)
+        X, y, mean_weight=w.mean, fit=cluster_fit(engine), target=w.target, cutoff=last
     )
     fit_seconds = time.perf_counter() - t0
     stages.update()
