@@ -66,6 +66,32 @@ def section(path: Path) -> list[str]:
     return [*lines, ""]
 
 
+def kept_sections(page: Path, measured: set[str]) -> dict[str, list[str]]:
+    r"""The sections of an existing ``page`` for benchmarks with no JSON in this run, by name.
+
+    A checkout holds only the JSON of what was measured in it; a section generated earlier
+    from another run's JSON stays as it was (its "written" line dates it) rather than vanish.
+
+    >>> import tempfile
+    >>> page = Path(tempfile.mkdtemp()) / "results.md"
+    >>> _ = page.write_text("# Results\n\n## crash\n\nold\n\n## twin\n\nolder\n")
+    >>> kept_sections(page, {"twin"})
+    {'crash': ['## crash', '', 'old', '']}
+    """
+    if not page.exists():
+        return {}
+    kept: dict[str, list[str]] = {}
+    name = None
+    for line in page.read_text().splitlines():
+        if line.startswith("## "):
+            name = line[3:].strip()
+            if name not in measured:
+                kept[name] = []
+        if name is not None and name not in measured:
+            kept[name].append(line)
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bench-dir", type=Path, default=ROOT / "var" / "bench")
@@ -76,11 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(p for p in args.bench_dir.glob("*.json") if p.stem in scripts)
     if not files:
         parser.error(f"no benchmark JSON in {args.bench_dir}: run `make bench` first")
+    kept = kept_sections(args.out, {p.stem for p in files})
+    sections = {p.stem: section(p) for p in files} | kept
     lines = [HEADER]
-    for path in files:
-        lines += section(path)
+    for name in sorted(sections):
+        lines += sections[name]
     args.out.write_text("\n".join(lines))
-    print(f"wrote {args.out} from {len(files)} benchmark files")
+    print(f"wrote {args.out} from {len(files)} benchmark files, {len(kept)} sections kept")
     return 0
 
 
