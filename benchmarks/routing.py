@@ -13,8 +13,9 @@ What it does:
 4. Each store runs the deployed edge engine on its book (``twin.gateway_engine.GatewayPolicy``:
    the gateway's daily sales, day close and decision policy) with a bundle trained on the
    ``m5_history`` series up to the day before the replay (trained once per replay start and
-   kept in ``var/bench/routing_bundle_m5_<cutoff>``; ``--bundle`` names another, refused when
-   its training data reach the replay); ``--stores order_up_to`` runs the edge's order-up-to
+   training code, ``benchmarks.twin.training_code_digest``, and kept in
+   ``var/bench/routing_bundle_m5_<cutoff>``; ``--bundle`` names another, refused when its
+   training data reach the replay); ``--stores order_up_to`` runs the edge's order-up-to
    rule on a moving-average forecast instead. Books drift from shelves by unrecorded shrink and are
    corrected by rotating counts (``twin.network_twin.ShelfTruth``). The hub reads each store's
    demand from the forecast the store orders on.

@@ -31,6 +31,7 @@ Usage: ``python benchmarks/twin.py --json out.json [--quick] [--no-demo] [--fres
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -45,12 +46,31 @@ from twin.simulate import TABLE_COLUMNS, compare_policies, markdown  # noqa: E40
 from twin.store import DemandPanel, StoreConfig  # noqa: E402
 
 FIGURES = ("fill_rate", "lost_units", "stockout_sku_days", "avg_inventory_units")
+# The code a bundle's models follow from: a cached bundle is reused only if it is unchanged.
+TRAINING_CODE = ("training", "feature_store", "models")
+
+
+def training_code_digest(root: Path = ROOT) -> str:
+    """The first 12 hex digits of a SHA-256 over the training pipeline's source files
+    (``TRAINING_CODE``, each file's path and bytes).
+
+    Why: a benchmark that reuses its bundle must not keep one trained by older code. A bundle
+    cached before a change of the demand model (its P90's training quantile, say) keeps the old
+    model's forecasts, and every figure drawn from them, while the code says otherwise.
+    """
+    digest = hashlib.sha256()
+    for folder in TRAINING_CODE:
+        for path in sorted((root / folder).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def bundle_for(
     frame, cutoff, out: Path, trees: int, source: str | None = None, folds: int = 1
 ) -> tuple[Path, dict]:
-    """Train on history up to ``cutoff`` or reuse the bundle trained for the same cut.
+    """Train on history up to ``cutoff`` or reuse the bundle trained for the same cut, trees
+    and training code (``training_code_digest``).
 
     ``source`` names the history (default: this benchmark's Online Retail store); ``folds`` 0
     skips the training backtest (the bundle then carries no backtest metrics)."""
@@ -60,7 +80,7 @@ def bundle_for(
     from training.train import TrainConfig, train
 
     source = source or f"online_retail UK top-{frame['sku'].nunique()} SKUs"
-    source = f"{source} to {cutoff}, {trees} trees"
+    source = f"{source} to {cutoff}, {trees} trees, training code {training_code_digest()}"
     meta_path = out / "metadata.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
