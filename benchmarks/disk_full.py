@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.figures_out import show_figures  # noqa: E402
+
 STORE = "UK"
 PER_MESSAGE = 50
 
@@ -108,10 +111,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="disk-full-") as tmp:
         figures = episode(events, Path(tmp), args.stall_s)
     figures["load_average"] = os.getloadavg()
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    show_figures(figures, args.json)
     return 0 if figures["disk_full_lost"] == 0 else 1
 
 

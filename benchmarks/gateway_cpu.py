@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures_out import show_figures  # noqa: E402
 from benchmarks.hub import store_stream  # noqa: E402
 from benchmarks.hub_gateway import start_gateway  # noqa: E402
 from tests.hub_process import HubProcess  # noqa: E402
@@ -135,10 +136,7 @@ def main() -> int:
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     figures = measure(args.sales, args.rate, args.store)
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    show_figures(figures, args.json)
     return 0
 
 

@@ -27,7 +27,6 @@ catching up, not the gateways' latency).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures_out import show_figures  # noqa: E402
 from benchmarks.hub import M5_STORES, store_stream  # noqa: E402
 from tests.hub_process import HubProcess  # noqa: E402
 from tests.mosquitto import Mosquitto, wait  # noqa: E402
@@ -234,10 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.stop()
     out["load_average_after"] = os.getloadavg()
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    show_figures(out, args.json)
     return 0
 
 
