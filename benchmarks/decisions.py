@@ -403,6 +403,17 @@ def _ratio(a: int, b: int) -> float | None:
 
 
 # -- the central model: a bundle trained up to the cutoff ----------------------------------------
+def bundle_source(top_skus: int) -> str:
+    """The cached bundle's key: the data, the cut and the training code, so that a change to
+    the training code is never hidden behind a bundle an older one trained."""
+    from benchmarks.twin import training_code_digest
+
+    return (
+        f"online_retail UK top-{top_skus} SKUs to {CUTOFF} (benchmarks/decisions.py), "
+        f"training code {training_code_digest()}"
+    )
+
+
 def held_out_setup(top_skus: int, retrain: bool) -> dict:
     """Online Retail UK top SKUs, a bundle trained up to CUTOFF, and its ONNX scorer."""
     from feature_store.batch import close_features, panel_from_frame
@@ -412,7 +423,7 @@ def held_out_setup(top_skus: int, retrain: bool) -> dict:
 
     frame = online_retail(top_skus=top_skus)
     cutoff = np.datetime64(CUTOFF, "ns")
-    source = f"online_retail UK top-{top_skus} SKUs to {CUTOFF} (benchmarks/decisions.py)"
+    source = bundle_source(top_skus)
     bundle = None
     if not retrain:
         try:

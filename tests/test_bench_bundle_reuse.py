@@ -63,3 +63,9 @@ def test_a_bundle_trained_by_this_training_code_is_reused(tmp_path, trainings):
     _cached(tmp_path / "b", source)
     path, meta = bundle_for(frame, "2016-05-08", tmp_path / "b", 100, "m5", folds=0)
     assert trainings == [] and path == tmp_path / "b" and meta["data_source"] == source
+
+
+def test_the_decisions_benchmark_keys_its_bundle_on_the_training_code():
+    from benchmarks.decisions import bundle_source
+
+    assert bundle_source(200).endswith(f"training code {training_code_digest()}")
