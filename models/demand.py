@@ -54,31 +54,28 @@ def float32_thresholds(booster):
     change, while ONNX (which stores thresholds as float32) now makes the very same splits: no
     split flips after export (design.md pitfalls).
     """
-    import lightgbm as lgb
-
-    # tree_sizes holds byte offsets that no longer hold once thresholds change; without it
-    # LightGBM parses the trees in sequence.
-    lines = [
-        ln for ln in booster.model_to_string().splitlines() if not ln.startswith("tree_sizes=")
-    ]
-    for i, line in enumerate(lines):
-        if line.startswith("threshold="):
-            lines[i] = "threshold=" + " ".join(_snap(v) for v in line[10:].split())
-    return lgb.Booster(model_str="\n".join(lines) + "\n")
+    return _rewritten(booster, "threshold=", _snap)
 
 
 def scaled_leaves(booster, factor: float):
     """The booster with every leaf value times ``factor``: its predictions times ``factor``
     (a tree's output is one leaf's value, the model's the sum over trees), in ONNX too."""
+    return _rewritten(booster, "leaf_value=", lambda v: repr(float(v) * factor))
+
+
+def _rewritten(booster, key: str, value: Callable[[str], str]):
+    """The booster with each value of every ``key`` line of its model text replaced by
+    ``value(v)``."""
     import lightgbm as lgb
 
+    # tree_sizes holds byte offsets that no longer hold once values change; without it
+    # LightGBM parses the trees in sequence.
     lines = [
         ln for ln in booster.model_to_string().splitlines() if not ln.startswith("tree_sizes=")
     ]
     for i, line in enumerate(lines):
-        if line.startswith("leaf_value="):
-            values = (float(v) * factor for v in line[11:].split())
-            lines[i] = "leaf_value=" + " ".join(repr(v) for v in values)
+        if line.startswith(key):
+            lines[i] = key + " ".join(value(v) for v in line[len(key) :].split())
     return lgb.Booster(model_str="\n".join(lines) + "\n")
 
 
