@@ -169,25 +169,28 @@ class DemandModel:
         self.p90_lift = 1.0
         if target is not None and cutoff is not None:
             counted = None if mean_weight is None else np.asarray(mean_weight) > 0
-            lift = self._measure_p90_lift(X, y, target, cutoff, counted, quantile_weight, fit)
+            horizon = np.asarray(X[:, HORIZON_COL], dtype=np.int64)
+            lift = self._measure_p90_lift(
+                Xn, scale, y, horizon, target, cutoff, counted, quantile_weight, fit
+            )
             if lift > 1.0:
                 self.boosters["p90"] = scaled_leaves(self.boosters["p90"], lift)
                 self.p90_lift = lift
         return self
 
-    def _measure_p90_lift(self, X, y, target, cutoff, counted, weight, fit) -> float:
-        """The lift of :mod:`models.p90_lift`: 1 when the rows are too few to measure it."""
-        horizon = np.asarray(X[:, HORIZON_COL], dtype=np.int64)
+    def _measure_p90_lift(
+        self, Xn, scale, y, horizon, target, cutoff, counted, weight, fit
+    ) -> float:
+        """The lift of :mod:`models.p90_lift` on the rows ``fit`` already normalised: 1 when
+        the rows are too few to measure it."""
         held_out = HELD_OUT_HORIZONS * int(horizon.max()) if len(horizon) else 0
         train, held = held_out_split(np.asarray(target), horizon, int(cutoff), held_out)
         if counted is not None:
             held &= counted
         if held.sum() < MIN_HELD_OUT_ROWS or train.sum() < MIN_FIT_SHARE * len(y):
             return 1.0
-        Xn, scale = self.normalize(X)
-        extra = {"alpha": P90_TRAINING_QUANTILE}
         booster = (fit or _fit_here)(
-            self._lgbm("quantile", **extra),
+            self._lgbm("quantile", alpha=P90_TRAINING_QUANTILE),
             Xn[train],
             y[train] / scale[train],
             None if weight is None else np.asarray(weight)[train],
