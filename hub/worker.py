@@ -276,7 +276,13 @@ class HubWorker:
             finally:
                 self._reading.discard(store)
 
-        self._tasks.append(asyncio.create_task(read()))
+        task = asyncio.create_task(read())
+        self._tasks.append(task)  # cancelled on stop; forgotten once done (reads recur for hours)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
 
     def _await_predecessor(self, store: str) -> None:
         """The store's loop holds a message for its predecessor: watch the cursors."""

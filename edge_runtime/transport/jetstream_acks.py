@@ -8,7 +8,6 @@ inbox (``_INBOX.<nuid>.<n>``, ``n`` counting up: a late reply of an abandoned ba
 waiting one) and a batch waits on one future, completed by the reply that was last missing.
 The messages themselves (subject, headers, payload) are what ``publish_async`` would send.
 
->>> import asyncio
 >>> acks_failure(b'{"stream":"S","seq":3}', None), acks_failure(b'{"error":{"code":503}}', None)
 (None, "JetStream refused a message: {'code': 503}")
 """
