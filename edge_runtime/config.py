@@ -265,6 +265,11 @@ class IngestSection(Section):
     """Events more than this many days ahead of the ledger clock are dead-lettered."""
     max_qty: AtLeast1 = BOUNDS.max_qty
     """Largest |qty| of one stock-changing event."""
+    commit_wait_s: NonNegative = 0.0
+    """Seconds MQTT events found waiting may wait for more to share their commit (never past
+    the uplink window's due time): fewer commits and fsyncs per event, at the price of up to
+    this much in their acknowledgement and alerts. 0: each group commits at once. For short
+    uplink windows (a hub's online view), the window's interval."""
 
     @field_validator("earliest_event_time")
     @classmethod

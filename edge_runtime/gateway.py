@@ -30,6 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +138,11 @@ class Gateway(EngineView):
         self._lock = threading.Lock()  # ingest + hand-over of its rows, in commit order
         self.upkeep = Upkeep(self.ledger, self.retention, self.snapshots, self._lock,
                              self._derived_state, lambda: self.counters["ingested"] > 0)  # fmt: skip
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._wake, self._stop = threading.Event(), threading.Event()  # a payload came; closing
         self._worker: threading.Thread | None = None
-        self.intake = MqttIntake(self.ledger.parse, self._ingest_parsed, self._ack, wake=self._wake)
+        self.intake = MqttIntake(self.ledger.parse, self._ingest_parsed, self._ack, self._wake,
+                                 cfg.ingest.commit_wait_s, self._stop.wait,
+                                 partial(self.uplink.due_in, cfg.uplink.interval_s))  # fmt: skip
         self.pump = OutboxPump(self.outbox, self.counters, self.sent_by_kind,
                                self.intake.backoff, lambda: not self.intake.held,
                                self._lock)  # fmt: skip
@@ -245,8 +247,7 @@ class Gateway(EngineView):
                 )
                 rows.extend(self.outbox.put(refused, conn=conn))
             if publish and self.uplink.due_in(self._interval_s) == 0:
-                # The window is due: it commits with these events (one commit, not two, and
-                # the hub's figure leaves with the commit that made it).
+                # The window is due: it leaves with the commit that made its figures (one, not two)
                 window = self.uplink.write(conn, states, messages)
 
         engine.begin()

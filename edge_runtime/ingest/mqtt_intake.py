@@ -6,6 +6,13 @@ are committed together (up to ``GROUP_MAX_EVENTS`` events); each is still parsed
 so a rejection keeps its index in its payload. A store failure acknowledges nothing: the
 payloads stay here (the broker would redeliver them anyway) and nothing new is taken meanwhile.
 
+Payloads group by themselves only while the worker is busy. With ``wait_s`` (``[ingest]
+commit_wait_s``) the worker that finds payloads waiting lets more come for up to that long,
+never past the uplink window's due time (``due_in``): then one commit, its fsync, the worker's
+round and the window's own write serve all of them, at the price of that wait in their
+acknowledgement. With a short uplink window (a hub's online view) the events wait for the
+window they would have waited for anyway, so what the hub sees is not later.
+
 >>> intake = MqttIntake(lambda p, topic_source: ([], []), lambda *a: None, lambda m, q: None)
 >>> intake.put(b"[]", "pos", 1, 1); intake.run_once(); intake.empty(), intake.held
 (True, [])
@@ -60,10 +67,15 @@ class MqttIntake:
     group; ``ack`` acknowledges one payload to the broker after its group committed; ``wake``
     is set when a payload arrives (the worker waits on it)."""
 
-    def __init__(self, parse: Parse, commit: Commit, ack: Ack, backoff: Backoff | None = None,
-                 wake: threading.Event | None = None):  # fmt: skip
+    def __init__(self, parse: Parse, commit: Commit, ack: Ack,
+                 wake: threading.Event | None = None, wait_s: float = 0.0,
+                 pause: Callable[[float], object] = time.sleep,
+                 due_in: Callable[[], float] | None = None):  # fmt: skip
         self._parse, self._commit, self._ack = parse, commit, ack
-        self.backoff = backoff or Backoff()
+        self.wait_s = wait_s  # how long waiting payloads may wait for more to share their commit
+        self._due_in = due_in  # seconds until the uplink window falls due: the wait ends then
+        self._pause = pause  # sleeps (the gateway's: ends early when it stops)
+        self.backoff = Backoff()
         self._wake = wake  # set by each put: the worker's cue
         self._inbox: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self.held: list[Item] = []  # payloads the store refused: retried first, unacknowledged
@@ -88,6 +100,7 @@ class MqttIntake:
                 return
             items, self.held = self.held, []
         else:
+            self._wait_for_company()
             items = []
             try:
                 while len(items) < TAKE_MAX:
@@ -104,6 +117,15 @@ class MqttIntake:
             self.backoff.grow()
         else:
             self.backoff.s = 0.0
+
+    def _wait_for_company(self) -> None:
+        """Let the payloads of the next ``wait_s`` share the commit of those waiting (see the
+        module docstring)."""
+        if self.wait_s <= 0 or self._inbox.empty():
+            return
+        pause = self.wait_s if self._due_in is None else min(self.wait_s, self._due_in())
+        if pause > 0:
+            self._pause(pause)
 
     def _ingest(self, items: list[Item]) -> list[Item]:
         """Commit payloads in few transactions; acknowledge each only after its commit.
