@@ -11,11 +11,7 @@ At each store day's close (and at start-up, and right after a bundle swap) the g
    day's actual units against what the previous re-score forecast for that day, in units of the
    SKU's typical day (``feature_store.spec.SCALE_FEATURE + SCALE_OFFSET``), and shifts each SKU's
    forecast (all horizons, mean and P90 alike) by what its level factor adds to the next day;
-3. the store's level over the horizons decisions read stays the model's, and its split over the
-   SKUs moves towards each SKU's share of the store's trailing 91-day sales
-   (``edge_runtime.forecast.trailing_level``, weight ``trailing_weight``), all horizons and the
-   P90 scaled alike;
-4. the result is a one-close :class:`~edge_runtime.decide.forecast_policy.DailyForecasts` table: what the
+3. the result is a one-close :class:`~edge_runtime.decide.forecast_policy.DailyForecasts` table: what the
    decision policy and the API's ``/v1/predictions`` read until the next close.
 
 >>> DayCloseModel.__name__
@@ -33,7 +29,6 @@ from edge_runtime.decide.service_level import buffer_exceeded_every
 from edge_runtime.forecast.daily_sales import DailySales, DayUnits
 from edge_runtime.forecast.online import ForecastCorrection, LevelCorrection
 from edge_runtime.forecast.scoring import Scorer
-from edge_runtime.forecast.trailing_level import split_level_factor, trailing_level
 from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
 from models.bundle import Bundle, BundleError
 
@@ -54,7 +49,6 @@ class DayCloseModel:
         buffer_every_days: float = 0.0,
         sessions: dict | None = None,
         decide_days: int | None = None,
-        trailing_weight: float = 0.5,
     ):
         if "demand" not in bundle.models:
             raise BundleError(f"bundle {bundle.path} has no demand model; it has {bundle.models}")
@@ -69,9 +63,6 @@ class DayCloseModel:
         self.pending: LaterHorizons | None = None  # the last re-score's other horizons
         self.correction = correction or LevelCorrection()
         self.buffer_every_days = buffer_every_days  # > 1: marginal buffers with each re-score
-        if not 0.0 <= trailing_weight <= 1.0:
-            raise ValueError(f"trailing_weight must be within 0..1, got {trailing_weight}")
-        self.trailing_weight = trailing_weight  # the trailing level's share (0: the model's)
         self.central: DailyForecasts | None = None  # last uncorrected forecast (to learn from)
         self.central_scale = np.ones(0)  # each of its SKUs' typical day, in units
         self._scale_col = index(SCALE_FEATURE)
@@ -121,14 +112,9 @@ class DayCloseModel:
         if self.buffer_every_days > 1:
             history = sales.history.matrix(skus)
             buffer = buffer_exceeded_every(history, self.buffer_every_days)
-        factor = np.ones(n)
-        if self.trailing_weight > 0:
-            corrected = np.maximum(mean + shift[:, None], 0.0)
-            trailing = trailing_level(*sales.panel.window())
-            factor = split_level_factor(corrected, trailing, self.trailing_weight)
-        table = _corrected(self.central, shift, buffer, factor)
+        table = _corrected(self.central, shift, buffer)
         self.pending = None if k == h else LaterHorizons(self.scorer, X[:, k:], self.central,
-                                                         table, shift, factor)  # fmt: skip
+                                                         table, shift)  # fmt: skip
         return table
 
     def whole(self, table: DailyForecasts | None) -> DailyForecasts | None:
@@ -168,13 +154,11 @@ def _units(scorer: Scorer, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _corrected(
-    central: DailyForecasts, shift: np.ndarray, buffer: np.ndarray | None, factor: np.ndarray
+    central: DailyForecasts, shift: np.ndarray, buffer: np.ndarray | None
 ) -> DailyForecasts:
-    """The forecast decisions use: each SKU's central one moved by River's ``shift``, then
-    scaled by its split ``factor`` (``trailing_level.split_level_factor``)."""
-    f = factor[:, None, None]
-    mean = np.maximum(central.mean + shift[:, None, None], 0.0) * f
-    p90 = np.maximum(np.maximum(central.p90 + shift[:, None, None], 0.0) * f, mean)
+    """The forecast decisions use: each SKU's central one moved by River's ``shift``."""
+    mean = np.maximum(central.mean + shift[:, None, None], 0.0)
+    p90 = np.maximum(central.p90 + shift[:, None, None], mean)
     return DailyForecasts(central.skus, central.first_close, mean, p90, buffer)
 
 
@@ -189,9 +173,9 @@ class LaterHorizons:
     """
 
     def __init__(self, scorer: Scorer, X: np.ndarray, central: DailyForecasts,
-                 table: DailyForecasts, shift: np.ndarray, factor: np.ndarray):  # fmt: skip
+                 table: DailyForecasts, shift: np.ndarray):  # fmt: skip
         self.scorer, self.central, self.table = scorer, central, table
-        self._rows, self._shift, self._factor = np.ascontiguousarray(X), shift, factor
+        self._rows, self._shift = np.ascontiguousarray(X), shift
         self._lock = threading.Lock()
         self._whole: tuple[DailyForecasts, DailyForecasts] | None = None
 
@@ -206,7 +190,6 @@ class LaterHorizons:
                     np.concatenate([c.mean, mean[:, None, :]], axis=2),
                     np.concatenate([c.p90, p90[:, None, :]], axis=2),
                 )  # fmt: skip
-                whole = _corrected(central, self._shift, self.table.buffer, self._factor)
-                self._whole = central, whole
+                self._whole = central, _corrected(central, self._shift, self.table.buffer)
                 self._rows = None
             return self._whole
