@@ -23,7 +23,10 @@ River's correction, which learn from the twin's sales) is not replayed; ``--engi
 (River's correction) run the whole engine instead. The ``diagnostic:`` candidates are told the
 future and are no policy: they show where the headroom is.
 
-Usage: ``python benchmarks/twin_screen.py --json var/bench/twin_screen.json [--engine]``.
+Usage: ``python benchmarks/twin_screen.py --json var/bench/twin_screen.json [--engine]
+[--windows 1 2 3] [--no-test] [--only NAME ...]``: ``--windows`` screens on validation windows
+further back (each engine on a bundle trained only before its window, cached in var/bench), and
+a rule goes to a full run only if it gains on every one.
 """
 
 from __future__ import annotations
