@@ -218,6 +218,23 @@ def shares_from_trailing(weight: float, days: int = 91, clip: float | None = SPI
     return level
 
 
+def shares_a_year_ago(weight: float, days: int = 28) -> Level:
+    """The store's level as the model forecasts it, shared out over its SKUs by their shares
+    of the store's sales in the ``days`` after the same day a year ago (SKUs without them keep
+    the model's level)."""
+
+    def level(replay, mean, h):
+        t = replay.day
+        ago = replay.panel.units[:, t - 364 + 1 : t - 364 + 1 + days].mean(axis=1)
+        model = mean.mean(axis=1)
+        both = (ago > 0) & (model > 0)
+        ratio = model[both].sum() / max(ago[both].sum(), 1e-9)
+        new = (1.0 - weight) * model + weight * ago * ratio
+        return np.where(both, new / np.maximum(model, 1e-9), 1.0)
+
+    return level
+
+
 def capped_after_large_day(days: int) -> Level:
     """For 7 days after a large day, the level is at most the clipped trailing mean."""
 
@@ -405,6 +422,8 @@ def candidates(panel: DemandPanel, start: int) -> list[tuple[str, Callable]]:
            shares_from_trailing(w), None) for w in (0.25, 0.5, 1.0)],
         *[(f"level split by the 91-day means, store total the model's, weight {w:g}",
            shares_from_trailing(w, clip=None), None) for w in (0.25, 0.5, 0.75)],
+        *[(f"level split by the shares of the 28 days after a year ago, weight {w:g}",
+           shares_a_year_ago(w), None) for w in (0.25, 0.5)],
         ("level split by the 182-day means, store total the model's, weight 0.5",
          shares_from_trailing(0.5, days=182, clip=None), None),
         ("level blended with the clipped 91-day mean, weight 0.5",
