@@ -23,7 +23,10 @@ River's correction, which learn from the twin's sales) is not replayed; ``--engi
 (River's correction) run the whole engine instead. The ``diagnostic:`` candidates are told the
 future and are no policy: they show where the headroom is.
 
-Usage: ``python benchmarks/twin_screen.py --json var/bench/twin_screen.json [--engine]``.
+Usage: ``python benchmarks/twin_screen.py --json var/bench/twin_screen.json [--engine]
+[--windows 1 2 3] [--no-test] [--only NAME ...]``: ``--windows`` screens on validation windows
+further back (each engine on a bundle trained only before its window, cached in var/bench), and
+a rule goes to a full run only if it gains on every one.
 """
 
 from __future__ import annotations
@@ -85,12 +88,15 @@ class GatewayHistory:
 Level = Callable[["TableReplay", np.ndarray, np.ndarray], np.ndarray]
 # A stock rule: (replay, state, mean) -> the on-hand stock the decision sees.
 Stock = Callable[["TableReplay", StoreState, np.ndarray], np.ndarray]
+# A buffer rule: (history, every_days, mean (SKUs x horizons)) -> the safety buffer per SKU.
+Buffer = Callable[[np.ndarray, float, np.ndarray], np.ndarray]
 
 
 class TableReplay:
     """The gateway's decision policy on recorded forecast tables (``GatewayPolicy.trace``),
     with the marginal buffer at ``every_days`` on :class:`GatewayHistory`. ``level``,
-    ``stock`` and ``history`` (a subclass's ``close``) are what a candidate changes."""
+    ``stock``, ``buffer`` and ``history`` (a subclass's ``close``) are what a candidate
+    changes."""
 
     name = "table_replay"
 
@@ -100,8 +106,10 @@ class TableReplay:
         every_days: float,
         level: Level | None = None,
         stock: Stock | None = None,
+        buffer: Buffer | None = None,
     ):
         self.trace, self.every_days, self.level, self.stock = trace, every_days, level, stock
+        self.buffer = buffer
 
     def prepare(self, panel: DemandPanel, start: int, config: StoreConfig) -> None:
         self.panel, self.day = panel, start
@@ -123,7 +131,10 @@ class TableReplay:
         if self.level is not None:
             factor = self.level(self, mean, history)[:, None]
             mean, p90 = mean * factor, np.maximum(p90 * factor, mean * factor)
-        buffer = buffer_exceeded_every(history, self.every_days)
+        if self.buffer is None:
+            buffer = buffer_exceeded_every(history, self.every_days)
+        else:
+            buffer = self.buffer(history, self.every_days, mean)
         table = DailyForecasts(self.skus, self.panel.dates[state.day], mean[:, None, :],
                                p90[:, None, :], buffer)  # fmt: skip
         on_hand = state.on_hand if self.stock is None else self.stock(self, state, mean)
@@ -188,6 +199,42 @@ def blend_trailing(weight: float, days: int = 91, clip: float | None = None) -> 
     return level
 
 
+def shares_from_trailing(weight: float, days: int = 91, clip: float | None = SPIKE) -> Level:
+    """The store's level as the model forecasts it, shared out over its SKUs by their trailing
+    (clipped) means: each SKU's level blended with its trailing mean times the store-wide ratio
+    of the model's level to the trailing means, so the store total stays the model's (a trailing
+    mean lags a season; the model has its year-back features) and only the split moves."""
+
+    def level(replay, mean, h):
+        w = h[:, -days:]
+        if clip is not None:
+            w = np.minimum(w, clip * _mean_of(h, 91)[:, None])
+        trailing, model = _mean_of(w, days), mean.mean(axis=1)
+        both = (trailing > 0) & (model > 0)
+        ratio = model[both].sum() / max(trailing[both].sum(), 1e-9)
+        new = (1.0 - weight) * model + weight * trailing * ratio
+        return np.where(both, new / np.maximum(model, 1e-9), 1.0)
+
+    return level
+
+
+def shares_a_year_ago(weight: float, days: int = 28) -> Level:
+    """The store's level as the model forecasts it, shared out over its SKUs by their shares
+    of the store's sales in the ``days`` after the same day a year ago (SKUs without them keep
+    the model's level)."""
+
+    def level(replay, mean, h):
+        t = replay.day
+        ago = replay.panel.units[:, t - 364 + 1 : t - 364 + 1 + days].mean(axis=1)
+        model = mean.mean(axis=1)
+        both = (ago > 0) & (model > 0)
+        ratio = model[both].sum() / max(ago[both].sum(), 1e-9)
+        new = (1.0 - weight) * model + weight * ago * ratio
+        return np.where(both, new / np.maximum(model, 1e-9), 1.0)
+
+    return level
+
+
 def capped_after_large_day(days: int) -> Level:
     """For 7 days after a large day, the level is at most the clipped trailing mean."""
 
@@ -233,6 +280,119 @@ def rounded_past(fraction: float) -> Stock:
     return lambda replay, state, mean: state.on_hand + fraction * replay.pack
 
 
+def _survival(ordered: np.ndarray, valid: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per row of ``ordered`` (each row sorted, its ``valid`` values first), the share of
+    values above each threshold in ``t`` (rows x thresholds), with the empirical CDF linear
+    between order statistics (the inverse of ``np.quantile``'s linear interpolation)."""
+    n, d = ordered.shape
+    last = np.maximum(valid - 1, 1)[:, None].astype(np.float64)
+    top = np.take_along_axis(ordered, np.maximum(valid - 1, 0)[:, None], axis=1)
+    span = float(np.nanmax(ordered, initial=0.0)) + 2.0
+    vals = np.where(np.arange(d)[None, :] < valid[:, None], ordered, top + 1.0)
+    offset = np.arange(n, dtype=np.float64)[:, None] * span * 2.0
+    flat = (vals + offset).ravel()
+    tt = np.clip(t, 0.0, top)
+    k = np.searchsorted(flat, (tt + offset).ravel(), side="right").reshape(t.shape)
+    k = k - np.arange(n)[:, None] * d  # values <= t in the row
+    lo = np.clip(k - 1, 0, d - 1)
+    hi = np.clip(k, 0, d - 1)
+    v_lo = np.take_along_axis(vals, lo, axis=1)
+    v_hi = np.take_along_axis(vals, hi, axis=1)
+    gap = np.where(v_hi > v_lo, v_hi - v_lo, 1.0)
+    pos = np.where(k <= 0, 0.0, lo + np.clip((tt - v_lo) / gap, 0.0, 1.0))
+    pos = np.where(k >= valid[:, None], last, np.minimum(pos, last))
+    return np.where(valid[:, None] > 1, 1.0 - pos / last, 0.0)
+
+
+def _solved_buffer(history: np.ndarray, every_days: float, steps: np.ndarray) -> np.ndarray:
+    """Per SKU, ``b`` with the mean over ``steps`` (SKUs x nodes) of ``P(X > b + step)`` equal
+    to each smoothing rate over ``every_days`` (bisection), averaged over the rates: the
+    engine's smoothed quantile when every step is 0."""
+    from edge_runtime.decide.service_level import SMOOTHING_RATES
+
+    units = np.asarray(history, dtype=np.float64)
+    ordered = np.sort(units, axis=1)
+    valid = np.count_nonzero(~np.isnan(units), axis=1)
+    top = np.nan_to_num(np.nanmax(np.where(valid[:, None] > 0, units, 0.0), axis=1))
+    top = top + np.maximum(-steps.min(axis=1), 0.0)
+    out = np.zeros(units.shape[0])
+    for rate in SMOOTHING_RATES:
+        target = min(rate / every_days, 1.0)
+        lo, hi = np.zeros(units.shape[0]), top.copy()
+        for _ in range(36):
+            mid = 0.5 * (lo + hi)
+            over = _survival(ordered, valid, mid[:, None] + steps).mean(axis=1) > target
+            lo, hi = np.where(over, mid, lo), np.where(over, hi, mid)
+        out += hi
+    return np.where(valid == 0, 0.0, out / len(SMOOTHING_RATES))
+
+
+def cycle_buffer(cycle_days: int, share: float = 1.0) -> Buffer:
+    """The marginal buffer with the review cycle's own stock counted: on the ``j``-th last day
+    of a cycle the shelf holds ``b + j x share x`` the forecast's mean day, so one more unit
+    saves a sale on days whose demand exceeds that (``j = 1 .. cycle_days``). ``share`` 0 is
+    the engine's rule."""
+
+    def buffer(history, every_days, mean):
+        m = np.maximum(mean.mean(axis=1), 0.0)
+        steps = share * np.arange(1, cycle_days + 1)[None, :] * m[:, None]
+        return _solved_buffer(history, every_days, steps)
+
+    return buffer
+
+
+def level_error_buffer(spread: float, days: int = 9, nodes: int = 7) -> Buffer:
+    """The marginal buffer with the forecast's level error counted: the shelf at a cycle's
+    end holds ``b + e``, ``e`` the error of the ``days`` the order covers, normal with standard
+    deviation ``spread`` x their forecast (equal-weight normal quantiles). ``b`` makes the mean
+    over ``e`` of ``P(X > b + e)`` equal each smoothing rate over ``every_days``: steady SKUs,
+    whose busy day is small beside the level's error, hold more; wholesale SKUs as before."""
+    from scipy.stats import norm
+
+    z = norm.ppf((np.arange(nodes) + 0.5) / nodes)
+
+    def buffer(history, every_days, mean):
+        sigma = spread * np.maximum(mean[:, :days].sum(axis=1), 0.0)
+        return _solved_buffer(history, every_days, -sigma[:, None] * z[None, :])
+
+    return buffer
+
+
+class P90Calibrated(TableReplay):
+    """The level moved by how often each SKU's in-stock days exceeded their day-ahead P90 in
+    the replay so far: a rank signal (a wholesale day counts once, whatever its size), unlike
+    River's ratio of units. The rate is shrunk to 0.1 over ``prior`` days; the factor is
+    ``(rate / 0.1) ^ power``, clipped to 0.8-1.25. Trading days only (the store sold something)."""
+
+    def __init__(
+        self, trace: dict, every_days: float, power: float, prior: float = 14.0, pooled=False
+    ):
+        super().__init__(trace, every_days, level=self._factor)
+        self.power, self.prior, self.pooled = power, prior, pooled
+
+    def prepare(self, panel, start, config) -> None:
+        super().prepare(panel, start, config)
+        self.seen = np.zeros(panel.n_skus)
+        self.over = np.zeros(panel.n_skus)
+
+    def observe(self, state: StoreState) -> None:
+        super().observe(state)
+        sold = state.sales[:, -1]
+        made = self.trace.get(state.day - 1)
+        if made is None or sold.sum() <= 0:
+            return
+        counted = ~shelf_empty(state.on_hand) | (sold > made[1][:, 0])
+        self.seen += counted
+        self.over += counted & (sold > made[1][:, 0])
+
+    def _factor(self, replay, mean, h) -> np.ndarray:
+        target = 0.1
+        if self.pooled and self.seen.sum() > 0:  # relative to the store's own rate
+            target = max(self.over.sum() / self.seen.sum(), 0.01)
+        rate = (self.over + target * self.prior) / (self.seen + self.prior)
+        return np.clip((rate / target) ** self.power, 0.8, 1.25)
+
+
 class TrueDemandHistory(TableReplay):
     """Diagnostic, told the lost units: the buffer's history holds the true demand."""
 
@@ -244,7 +404,8 @@ class TrueDemandHistory(TableReplay):
 
 
 def candidates(panel: DemandPanel, start: int) -> list[tuple[str, Callable]]:
-    """The rules screened (name, (trace, every_days) -> policy); the first is the engine's."""
+    """The rules screened (name, (trace, every_days, bundle) -> policy); the first is the
+    engine's."""
     usual = panel.units[:, start - 91 : start].mean(axis=1)[:, None]
     large = (panel.units[:, start - 364 : start] > SPIKE * usual).sum(axis=1)
     lumpy = np.zeros(panel.n_skus, dtype=bool)
@@ -257,6 +418,14 @@ def candidates(panel: DemandPanel, start: int) -> list[tuple[str, Callable]]:
         ("level x share left clipped at 5x, 91 days", clipped_share(5.0, 91), None),
         *[(f"level blended with the 91-day mean, weight {w:g}", blend_trailing(w), None)
           for w in (0.25, 0.5, 1.0)],
+        *[(f"level split by the clipped 91-day means, store total the model's, weight {w:g}",
+           shares_from_trailing(w), None) for w in (0.25, 0.5, 1.0)],
+        *[(f"level split by the 91-day means, store total the model's, weight {w:g}",
+           shares_from_trailing(w, clip=None), None) for w in (0.25, 0.5, 0.75)],
+        *[(f"level split by the shares of the 28 days after a year ago, weight {w:g}",
+           shares_a_year_ago(w), None) for w in (0.25, 0.5)],
+        ("level split by the 182-day means, store total the model's, weight 0.5",
+         shares_from_trailing(0.5, days=182, clip=None), None),
         ("level blended with the clipped 91-day mean, weight 0.5",
          blend_trailing(0.5, clip=SPIKE), None),
         *[(f"level capped at the clipped {d}-day mean for 7 days after a large day",
@@ -269,14 +438,33 @@ def candidates(panel: DemandPanel, start: int) -> list[tuple[str, Callable]]:
         ("diagnostic: clairvoyant base level, 150 others", clairvoyant_base(~lumpy), None),
     ]  # fmt: skip
     out: list[tuple[str, Callable]] = [
-        (name, lambda tr, n, lv=lv, st=st: TableReplay(tr, n, lv, st)) for name, lv, st in rules
+        (name, lambda tr, n, bundle, lv=lv, st=st: TableReplay(tr, n, lv, st))
+        for name, lv, st in rules
     ]
-    out.append(("diagnostic: buffer history = true demand", lambda tr, n: TrueDemandHistory(tr, n)))
+    out += [(f"buffer counting the cycle's stock, share {k:g} of the mean day",
+             lambda tr, n, bundle, k=k: TableReplay(tr, n, buffer=cycle_buffer(7, k)))
+            for k in (0.25, 0.5, 1.0)]  # fmt: skip
+    out += [
+        (
+            f"level x (P90 exceedance rate / 0.1) ^ {k:g}",
+            lambda tr, n, bundle, k=k: P90Calibrated(tr, n, k),
+        )
+        for k in (0.15, 0.3)
+    ]
+    out += [(f"level x (P90 exceedance rate / the store's) ^ {k:g}",
+             lambda tr, n, bundle, k=k: P90Calibrated(tr, n, k, pooled=True))
+            for k in (0.15, 0.3)]  # fmt: skip
+    out += [(f"buffer counting the level's error, spread {k:g} of the order's forecast",
+             lambda tr, n, bundle, k=k: TableReplay(tr, n, buffer=level_error_buffer(k)))
+            for k in (0.1, 0.2, 0.3)]  # fmt: skip
+    out.append(("diagnostic: buffer history = true demand",
+                lambda tr, n, bundle: TrueDemandHistory(tr, n)))  # fmt: skip
     return out
 
 
-def engine_candidates(bundle: str) -> list[tuple[str, Callable]]:
-    """River's correction, varied: these change the forecast, so the whole engine runs."""
+def engine_candidates() -> list[tuple[str, Callable]]:
+    """River's correction, varied: these change the forecast, so the whole engine runs (on the
+    window's own bundle)."""
     from edge_runtime.forecast.online import LevelCorrection
 
     class ClippedLevel(LevelCorrection):
@@ -302,9 +490,40 @@ def engine_candidates(bundle: str) -> list[tuple[str, Callable]]:
     ]  # fmt: skip
     return [
         (f"{name} [engine]",
-         lambda tr, n, f=f: GatewayPolicy(bundle, buffer_every_days=n, correction=f))
+         lambda tr, n, bundle, f=f: GatewayPolicy(bundle, buffer_every_days=n, correction=f))
         for name, f in rivers
     ]  # fmt: skip
+
+
+def validation_windows(panel: DemandPanel, back: list[int], days: int = 56) -> dict:
+    """Window ``k`` of ``back``: the ``days`` ending ``(k - 1) x days`` before the test weeks
+    (the last ``days`` of the panel); 1 is the benchmark's validation window. Each window's name
+    says where it starts. No window reaches the test weeks, and each one's engine runs a bundle
+    trained on the days before it (:func:`window_bundle`).
+
+    >>> panel = DemandPanel.from_arrays("s", ["a"], np.datetime64("2011-01-01") + np.arange(300),
+    ...                                 np.ones((1, 300)))
+    >>> validation_windows(panel, [1, 2])
+    {'validation': (188, 244), 'validation 2011-05-13': (132, 188)}
+    """
+    test0 = panel.n_days - days
+    out = {}
+    for k in back:
+        a = test0 - k * days
+        out["validation" if k == 1 else f"validation {panel.dates[a]}"] = (a, a + days)
+    return out
+
+
+def window_bundle(frame, panel: DemandPanel, start: int, trees: int) -> Path:
+    """The bundle a window's engine runs: trained only on the days before ``start`` (the
+    benchmark's own bundle for its validation window, cached beside it for the others)."""
+    from benchmarks.twin import bundle_for
+
+    test0 = panel.n_days - 56
+    name = (
+        "twin_bundle_200" if start == test0 - 56 else f"twin_bundle_200_to_{panel.dates[start - 1]}"
+    )
+    return bundle_for(frame, panel.dates[start - 1], ROOT / "var" / "bench" / name, trees)[0]
 
 
 def main() -> int:
@@ -314,46 +533,60 @@ def main() -> int:
                         help="the engine replay's buffer parameter (the benchmark's choice)")  # fmt: skip
     parser.add_argument("--trees", type=int, default=200, help="as benchmarks/twin.py")
     parser.add_argument("--engine", action="store_true", help="also River's variants (slow)")
+    parser.add_argument("--windows", type=int, nargs="+", default=[1],
+                        help="validation windows, in 56-day steps back from the test weeks (1: "
+                        "the benchmark's; 2: the 56 days before it, its own bundle; ...)")  # fmt: skip
+    parser.add_argument("--test", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the test weeks (shown, never used to choose)")  # fmt: skip
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="only the candidates whose name holds one of these (and the baseline)")  # fmt: skip
     args = parser.parse_args()
-    from benchmarks.twin import bundle_for
     from training.datasets import online_retail
 
     t0 = time.perf_counter()
     frame = online_retail(top_skus=200)
     panel = DemandPanel.from_frame(frame)
     test0 = panel.n_days - 56
-    val0 = test0 - 56
-    windows = {"validation": (val0, test0), "test": (test0, panel.n_days)}
-    bundle, _ = bundle_for(frame, panel.dates[val0 - 1], ROOT / "var" / "bench" / "twin_bundle_200",
-                           args.trees)  # fmt: skip
+    windows = validation_windows(panel, args.windows)
+    if args.test:
+        windows["test"] = (test0, panel.n_days)
+    bundles = {w: window_bundle(frame, panel, a if w != "test" else test0 - 56, args.trees)
+               for w, (a, _) in windows.items()}  # fmt: skip
     config = StoreConfig()
     reference = {}
     for window, (a, b) in windows.items():
         m = simulate(panel, MinMaxPolicy(MINMAX_REFERENCE), config, a, b).metrics()
         reference[window] = (m["avg_inventory_units"], m["lost_units"])
-    traces = record(panel, windows, config, str(bundle), args.every_days)
-    todo = candidates(panel, val0) + (engine_candidates(str(bundle)) if args.engine else [])
+    traces = {w: record(panel, {w: windows[w]}, config, str(bundles[w]), args.every_days)[w]
+              for w in windows}  # fmt: skip
+    first = min(a for a, _ in windows.values())
+    todo = candidates(panel, first)
+    if args.engine:
+        todo += engine_candidates()
+    if args.only:
+        todo = todo[:1] + [c for c in todo[1:] if any(o in c[0] for o in args.only)]
     rows = []
     for name, make in todo:
         curves = {w: [] for w in windows}
         for n in FINE_GRID:
             for window, (a, b) in windows.items():
-                m = simulate(panel, make(traces[window]["trace"], n), config, a, b).metrics()
+                policy = make(traces[window]["trace"], n, str(bundles[window]))
+                m = simulate(panel, policy, config, a, b).metrics()
                 curves[window].append((n, m["avg_inventory_units"], m["lost_units"]))
         rows.append({"candidate": name, **reductions(curves, reference), "curves": curves})
-        print(f"{name}: {rows[-1]['validation']} / {rows[-1]['test']}", flush=True)
-    print(markdown(rows, ("candidate", "validation", "test")))
-    rules = [r for r in rows if not r["candidate"].startswith("diagnostic") and r["validation"]]
-    best = max(rules, key=lambda r: r["validation"])
+        print(f"{name}: " + " / ".join(f"{rows[-1][w]}" for w in windows), flush=True)
+    print(markdown(rows, ("candidate", *windows)))
+    chosen = [w for w in windows if w != "test"]
+    rules = [r for r in rows if not r["candidate"].startswith("diagnostic")]
+    agree = [r["candidate"] for r in rules[1:]
+             if all(r[w] is not None and r[w] > rules[0][w] for w in chosen)]  # fmt: skip
     result = {
         "benchmark": "twin_screen",
         "machine": machine(),
-        "baseline_reduction_validation": rows[0]["validation"],
-        "baseline_reduction_test": rows[0]["test"],
-        "best_on_validation": best["candidate"],
-        "best_on_validation_reduction_validation": best["validation"],
-        "best_on_validation_reduction_test": best["test"],
+        "baseline": {w: rows[0][w] for w in windows},
+        "better_than_baseline_on_every_validation_window": agree,
         "windows": {w: [str(panel.dates[a]), str(panel.dates[b - 1])] for w, (a, b) in windows.items()},
+        "bundles": {w: str(b) for w, b in bundles.items()},
         "engine_every_days": args.every_days,
         "engine_replay": {w: traces[w]["metrics"] for w in windows},
         "minmax_reference": reference,
