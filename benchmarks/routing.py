@@ -21,7 +21,10 @@ What it does:
    demand from the forecast the store orders on.
 5. The three choosers meet the same orders, shrink and starting books; cost per order counts
    shipping, picking, splits, lateness, cancelled lines, and the stores' lost walk-in margin
-   and markdowns beyond DC-only's (``hub.fulfilment_cost.CostModel``).
+   and markdowns beyond DC-only's (``hub.fulfilment_cost.CostModel``). Every chooser's
+   same-day parcels are billed by the day's courier runs (``hub.courier_runs``: a store's van
+   to a city carries each further parcel for a stop), or each alone with ``--tariff
+   per-parcel``; the JSON prices the same plans per parcel too.
 6. ``--bounds`` runs the router three more times: shown the real shelves, shown the walk-in
    demand to come, and blind to the store terms (what a perfect stock feed or forecast could
    add, and what the store terms add).
@@ -31,7 +34,8 @@ tuned on the validation slice before it, ``--days 14 --warmup-days 7`` (replay 2
 05-08, its own bundle trained to 2016-05-01), never on the scored window.
 
 Usage: ``python benchmarks/routing.py --json out.json [--quick] [--items N] [--share 0.1]
-[--stores gateway|order_up_to] [--bundle DIR] [--days N] [--bounds]``.
+[--stores gateway|order_up_to] [--bundle DIR] [--days N] [--bounds] [--tariff runs|per-parcel]
+[--run-fill N]``.
 """
 
 from __future__ import annotations

@@ -212,8 +212,10 @@ class Router:
     # Drops a store's van to a zone is expected to carry today. Above 0 a same-day parcel is
     # priced at no more than a stop plus that share of a van's run even before the van pays
     # (the first parcels of a day would otherwise each pay a courier trip of their own and go
-    # elsewhere, so no van would ever fill); 0: the marginal cost given earlier orders only.
-    run_fill: float = 0.0
+    # elsewhere, so few vans would fill); 0: the marginal cost given earlier orders only. A
+    # full van (the default ``run_drops``, 40) was chosen on the validation slice over 30 and 0
+    # (docs/records/routing.md); the twin bills what the vans really carried either way.
+    run_fill: float = 40.0
 
     def plan(self, order: Order, cand: Candidates, runs: CourierRuns | None = None) -> Plan:
         """The cheapest plan for ``order``, with its reasons. With ``runs`` (today's courier

@@ -203,7 +203,7 @@ def test_a_parcel_joins_a_van_already_going_to_the_city_instead_of_a_dc_parcel()
 
     net = network([[0.0], [20.0], [np.inf]])
     late_ok = Order("o", np.array(["K0"]), np.ones(1), 34.05, -118.25, 2, zone="Los Angeles")
-    router = Router()
+    router = Router(run_fill=0)
     runs = CourierRuns(router.cost)
     assert where(router.plan(late_ok, net, runs)) == {"DC": ("K0",)}
     # Once that store's van goes to Los Angeles today, one more parcel costs a stop.
@@ -227,7 +227,7 @@ def test_expecting_vans_to_fill_prices_the_first_parcels_of_a_day_at_their_share
     net = network([[0.0], [20.0], [np.inf]])
     late_ok = Order("o", np.array(["K0"]), np.ones(1), 34.05, -118.25, 2, zone="Los Angeles")
     cost = Router().cost
-    assert where(Router().plan(late_ok, net, CourierRuns(cost))) == {"DC": ("K0",)}
+    assert where(Router(run_fill=0).plan(late_ok, net, CourierRuns(cost))) == {"DC": ("K0",)}
     plan = Router(run_fill=20).plan(late_ok, net, CourierRuns(cost))
     assert where(plan) == {"S_30km": ("K0",)}
     van = cost.run_base + cost.run_per_km * float(plan.shipments[0].km)
