@@ -21,7 +21,10 @@ What it does:
    demand from the forecast the store orders on.
 5. The three choosers meet the same orders, shrink and starting books; cost per order counts
    shipping, picking, splits, lateness, cancelled lines, and the stores' lost walk-in margin
-   and markdowns beyond DC-only's (``hub.fulfilment_cost.CostModel``).
+   and markdowns beyond DC-only's (``hub.fulfilment_cost.CostModel``). Every chooser's
+   same-day parcels are billed by the day's courier runs (``hub.courier_runs``: a store's van
+   to a city carries each further parcel for a stop), or each alone with ``--tariff
+   per-parcel``; the JSON prices the same plans per parcel too.
 6. ``--bounds`` runs the router three more times: shown the real shelves, shown the walk-in
    demand to come, and blind to the store terms (what a perfect stock feed or forecast could
    add, and what the store terms add).
@@ -31,7 +34,8 @@ tuned on the validation slice before it, ``--days 14 --warmup-days 7`` (replay 2
 05-08, its own bundle trained to 2016-05-01), never on the scored window.
 
 Usage: ``python benchmarks/routing.py --json out.json [--quick] [--items N] [--share 0.1]
-[--stores gateway|order_up_to] [--bundle DIR] [--days N] [--bounds]``.
+[--stores gateway|order_up_to] [--bundle DIR] [--days N] [--bounds] [--tariff runs|per-parcel]
+[--run-fill N]``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
 from configuration.data_dir import require  # noqa: E402
+from hub.courier_runs import TARIFFS  # noqa: E402
 from hub.fulfilment_cost import CostModel  # noqa: E402
 from hub.routing import Router  # noqa: E402
 from twin.gateway_engine import GatewayPolicy  # noqa: E402
@@ -138,7 +143,10 @@ def router_bounds(twin: NetworkTwin, router: Router, runs: dict, cost: CostModel
     (``future``), and blind to the store terms (``direct_only``: risk, lost sales and markdown
     priced at zero): bounds of what a better stock feed or forecast could add, and what the
     store terms add. Each is charged by the same cost model on the same orders."""
-    blind = Router(replace(cost, cancel_line=0.0, store_margin=0.0, markdown_depth=0.0))
+    blind = Router(
+        replace(cost, cancel_line=0.0, store_margin=0.0, markdown_depth=0.0),
+        run_fill=router.run_fill,
+    )
     variants = {
         "router_sees_shelf": (router.plan, "shelf"),
         "router_sees_future": (router.plan, "future"),
@@ -190,6 +198,20 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the router shown the real shelves, shown the demand to come, and "
         "blind to the store terms: what better information or the store terms are worth",
     )
+    ap.add_argument(
+        "--tariff",
+        choices=TARIFFS,
+        default="runs",
+        help="last-mile pricing for every policy: a store's same-day parcels share its van runs "
+        "to a city (runs), or each parcel is a courier trip of its own (per-parcel, as before)",
+    )
+    ap.add_argument(
+        "--run-fill",
+        type=float,
+        default=Router.run_fill,
+        help="the router's expected drops per store van (0: price only what earlier orders' "
+        "runs make cheaper)",
+    )
     ap.add_argument("--bundle", type=Path, help="the gateways' bundle (default: train one)")
     ap.add_argument("--trees", type=int, default=100, help="trees per model of that bundle")
     args = ap.parse_args(argv)
@@ -217,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         def make_policy():
             return OrderUpToPolicy(MovingAverageForecaster(days=args.warmup_days))
 
-    twin = NetworkTwin(scenario, make_policy, config, cost, truth)
-    router = Router(cost)
+    twin = NetworkTwin(scenario, make_policy, config, cost, truth, args.tariff)
+    router = Router(cost, run_fill=args.run_fill)
     runs, seconds = {}, {}
     for name, choose in choosers(router).items():
         t1 = time.perf_counter()
@@ -241,6 +263,18 @@ def main(argv: list[str] | None = None) -> int:
         "nearest_store_lost_units": near["store_lost_units"],
         "dc_only_store_lost_units": per["dc_only"]["store_lost_units"],
         "orders": r["orders"],
+        "tariff": args.tariff,
+        # The same plans, every parcel priced on its own: what the per-parcel tariff would bill
+        # them (the router's plans chose on this run's tariff; `--tariff per-parcel` reruns all).
+        "priced_per_parcel": {
+            "cost_per_order": {k: v["cost_per_order_priced_per_parcel"] for k, v in per.items()},
+            "cost_reduction_vs_nearest": round(
+                1.0
+                - r["cost_per_order_priced_per_parcel"] / near["cost_per_order_priced_per_parcel"],
+                4,
+            ),
+        },
+        "store_vans": {k: v["store_vans"] for k, v in per.items()},
         "split_rate": {k: v["split_rate"] for k, v in per.items()},
         "same_day_share": {k: v["same_day_share"] for k, v in per.items()},
         "markdown_units": {k: v["markdown_units"] for k, v in per.items()},
@@ -270,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             "promised_days": channel.promise,
             "shelf_truth": truth.__dict__,
             "cost_model": cost.__dict__,
+            "router_run_fill": router.run_fill,
             "seed": args.seed,
             "seconds": seconds,
         },

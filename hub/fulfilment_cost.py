@@ -54,6 +54,12 @@ class CostModel:
     parcel_base: float = 6.5
     parcel_per_km: float = 0.004
     per_unit: float = 0.5  # weight and packaging per unit in a shipment
+    # A store's own same-day van to a city (``hub.courier_runs``; the "runs" tariff): per run,
+    # loading and the drive out and back; per stop; stops per van.
+    run_base: float = 20.0
+    run_per_km: float = 2.3  # per km from the store to the zone (out and back)
+    run_drop: float = 3.0
+    run_drops: int = 40
     parcel_day_km: tuple[float, ...] = (300.0, 1000.0)  # beyond each bound, one more day
     pick_store: float = 1.5  # a store associate picks a line off the shop floor
     pick_dc: float = 0.5
@@ -70,15 +76,24 @@ class CostModel:
     # validation seeds (docs/routing.md), not on the reported runs.
     confidence_power: float = 0.15
 
-    def shipping(self, km: np.ndarray, is_dc: np.ndarray, units: np.ndarray) -> Shipping:
-        """Cost and transit days of one shipment per location (arrays of equal shape)."""
+    def shipping(
+        self, km: np.ndarray, is_dc: np.ndarray, units: np.ndarray, courier=None
+    ) -> Shipping:
+        """Cost and transit days of one shipment per location (arrays of equal shape).
+        ``courier``, when given, is each location's price of a local courier parcel in place of
+        its own trip (``hub.courier_runs``: joining a van already going there costs a stop)."""
         km = np.asarray(km, dtype=float)
-        local = (km <= self.local_km) & ~np.asarray(is_dc, dtype=bool)
-        courier = self.courier_base + self.courier_per_km * km
+        local = self.is_local(km, is_dc)
+        if courier is None:
+            courier = self.courier_base + self.courier_per_km * km
         parcel = self.parcel_base + self.parcel_per_km * km
         cost = np.where(local, courier, parcel) + self.per_unit * np.asarray(units, dtype=float)
         days = 1 + np.searchsorted(np.asarray(self.parcel_day_km), km, side="left")
         return Shipping(cost, np.where(local, 0, days))
+
+    def is_local(self, km, is_dc) -> np.ndarray:
+        """Whether a shipment goes by local courier, the same day (a store within ``local_km``)."""
+        return (np.asarray(km, dtype=float) <= self.local_km) & ~np.asarray(is_dc, dtype=bool)
 
     def pick(self, is_dc: np.ndarray) -> np.ndarray:
         """Cost of picking one line at each location."""

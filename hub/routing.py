@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hub.courier_runs import CourierRuns
 from hub.fulfilment_cost import CostModel, haversine_km
 from hub.route_reasons import RouteReason
 from hub.store_risk import extra_lost_units, markdown_units_relieved, not_there_probability
@@ -142,6 +143,7 @@ class Order:
     lat: float
     lon: float
     promised_days: int = 2
+    zone: str | None = None  # the delivery zone (city) whose courier runs a parcel can join
 
 
 @dataclass(frozen=True)
@@ -207,9 +209,17 @@ class Router:
     cost: CostModel = field(default_factory=CostModel)
     max_stores: int = 6
     max_combos: int = 4096
+    # Drops a store's van to a zone is expected to carry today. Above 0 a same-day parcel is
+    # priced at no more than a stop plus that share of a van's run even before the van pays
+    # (the first parcels of a day would otherwise each pay a courier trip of their own and go
+    # elsewhere, so few vans would fill); 0: the marginal cost given earlier orders only. A
+    # full van (the default ``run_drops``, 40) was chosen on the validation slice over 30 and 0
+    # (docs/records/routing.md); the twin bills what the vans really carried either way.
+    run_fill: float = 40.0
 
-    def plan(self, order: Order, cand: Candidates) -> Plan:
-        """The cheapest plan for ``order``, with its reasons."""
+    def plan(self, order: Order, cand: Candidates, runs: CourierRuns | None = None) -> Plan:
+        """The cheapest plan for ``order``, with its reasons. With ``runs`` (today's courier
+        runs), a same-day parcel to the order's zone is priced at what it adds to them."""
         qty = np.asarray(order.qty, dtype=float)
         if qty.ndim != 1 or len(qty) == 0 or (qty <= 0).any():
             raise ValueError(f"order {order.order_id}: quantities must be positive, got {qty}")
@@ -219,16 +229,18 @@ class Router:
             raise NoPlan(f"order {order.order_id}: no store holds a line and no DC is a candidate")
         line = self._line_costs(cand, qty, short)
         assign = _assignments(len(short), len(qty))
-        priced = self._price(assign, line, cand, km, qty, short, order.promised_days)
+        priced = self._price(assign, line, cand, km, qty, short, order, runs)
         best = int(np.argmin(priced.total))
         if not np.isfinite(priced.total[best]):
             raise NoPlan(f"order {order.order_id}: no candidate location can ship every line")
         plan = self._plan_of(order, cand, km, short, priced, best)
-        default = self.nearest_with_stock(order, cand)
+        default = self.nearest_with_stock(order, cand, runs)
         plan.reasons = self._reasons(plan, default, cand, short, qty)
         return plan
 
-    def nearest_with_stock(self, order: Order, cand: Candidates) -> Plan:
+    def nearest_with_stock(
+        self, order: Order, cand: Candidates, runs: CourierRuns | None = None
+    ) -> Plan:
         """The default of order-management systems: the nearest store holding every line, else
         each line from its nearest store with stock, else the nearest DC (priced alike)."""
         qty = np.asarray(order.qty, dtype=float)
@@ -248,12 +260,12 @@ class Router:
         short = np.unique(pick)
         assign = np.searchsorted(short, pick)[None, :]
         line = self._line_costs(cand, qty, short)
-        priced = self._price(assign, line, cand, km, qty, short, order.promised_days)
+        priced = self._price(assign, line, cand, km, qty, short, order, runs)
         plan = self._plan_of(order, cand, km, short, priced, 0)
         plan.reasons = [*_shape(plan), RouteReason.NEAREST_WITH_STOCK]
         return plan
 
-    def dc_only(self, order: Order, cand: Candidates) -> Plan:
+    def dc_only(self, order: Order, cand: Candidates, runs: CourierRuns | None = None) -> Plan:
         """Every line from the nearest DC."""
         qty = np.asarray(order.qty, dtype=float)
         km = haversine_km(cand.lat, cand.lon, order.lat, order.lon)
@@ -263,7 +275,7 @@ class Router:
         short = dcs[[np.argmin(km[dcs])]]
         assign = np.zeros((1, len(qty)), dtype=int)
         line = self._line_costs(cand, qty, short)
-        priced = self._price(assign, line, cand, km, qty, short, order.promised_days)
+        priced = self._price(assign, line, cand, km, qty, short, order, runs)
         plan = self._plan_of(order, cand, km, short, priced, 0)
         plan.reasons = _shape(plan)
         return plan
@@ -315,21 +327,38 @@ class Router:
             "markdown_relief": np.where(is_dc, 0.0, relief),
         }
 
-    def _price(self, assign, line, cand, km, qty, rows, promised_days) -> _Priced:
+    def _price(self, assign, line, cand, km, qty, rows, order: Order, runs) -> _Priced:
         c = self.cost
         m, lines = len(rows), len(qty)
         cols = np.arange(lines)
         onehot = assign[:, :, None] == np.arange(m)[None, None, :]  # (C, L, M)
         units = (onehot * qty[None, :, None]).sum(axis=1)  # (C, M)
         used = units > 0
-        ship = c.shipping(km[rows][None, :], cand.is_dc[rows][None, :], units)
+        courier = self._courier_prices(runs, order.zone, cand.ids[rows], km[rows], cand.is_dc[rows])
+        ship = c.shipping(km[rows][None, :], cand.is_dc[rows][None, :], units, courier)
         days = ship.days[0]
-        late = np.maximum(np.where(used, days[None, :], 0).max(axis=1) - promised_days, 0)
+        late = np.maximum(np.where(used, days[None, :], 0).max(axis=1) - order.promised_days, 0)
         parts = {k: line[k][assign, cols].sum(axis=1) for k in line}
         parts["shipping"] = np.where(used, ship.cost, 0.0).sum(axis=1)
         parts["split"] = (used.sum(axis=1) - 1) * c.split_penalty
         parts["late"] = late * c.late_per_day
         return _Priced(assign, parts, units, days)
+
+    def _courier_prices(self, runs, zone, ids, km, is_dc) -> np.ndarray | None:
+        """Each location's price of a same-day parcel to ``zone`` given today's runs (None:
+        its own courier trip, the per-parcel tariff)."""
+        if runs is None or zone is None:
+            return None
+        c = self.cost
+        local = c.is_local(km, is_dc)
+        out = c.courier_base + c.courier_per_km * np.asarray(km, dtype=float)
+        for j in np.flatnonzero(local):
+            price = runs.marginal(str(ids[j]), zone, float(km[j]))
+            if self.run_fill > 0:
+                share = runs.run_cost(str(ids[j]), zone, float(km[j])) / self.run_fill
+                price = min(price, c.run_drop + share)
+            out[j] = price
+        return out[None, :]
 
     def _plan_of(self, order, cand, km, rows, priced: _Priced, best: int) -> Plan:
         assign = priced.assign[best]

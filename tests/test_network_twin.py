@@ -98,9 +98,9 @@ def test_bounds_show_the_router_the_real_shelf_or_the_demand_to_come():
     assert twin.run("shelf", router.plan, sees="shelf").cancelled_lines == 0
     seen = []
 
-    def recording(order, cand):
+    def recording(order, cand, runs):
         seen.append(cand.lead_demand[: len(data.store_ids)].copy())
-        return router.plan(order, cand)
+        return router.plan(order, cand, runs)
 
     twin.run("future", recording, sees="future")
     first = next(o for o in sc.orders if o.day == START)

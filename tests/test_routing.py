@@ -194,3 +194,43 @@ def test_every_reason_code_is_documented():
 
     page = (Path(__file__).resolve().parent.parent / "docs" / "routing.md").read_text()
     assert [r.value for r in RouteReason if f"`{r.value}`" not in page] == []
+
+
+def test_a_parcel_joins_a_van_already_going_to_the_city_instead_of_a_dc_parcel():
+    # Only the 30 km store has the SKU; alone its courier trip plus a store pick costs more than
+    # a DC parcel arriving on the promised day, so the DC ships it.
+    from hub.courier_runs import CourierRuns
+
+    net = network([[0.0], [20.0], [np.inf]])
+    late_ok = Order("o", np.array(["K0"]), np.ones(1), 34.05, -118.25, 2, zone="Los Angeles")
+    router = Router(run_fill=0)
+    runs = CourierRuns(router.cost)
+    assert where(router.plan(late_ok, net, runs)) == {"DC": ("K0",)}
+    # Once that store's van goes to Los Angeles today, one more parcel costs a stop.
+    for _ in range(30):
+        runs.join("S_30km", "Los Angeles", 30.0)
+    plan = router.plan(late_ok, net, runs)
+    assert where(plan) == {"S_30km": ("K0",)} and plan.delivery_days == 0
+    assert plan.components["shipping"] == pytest.approx(router.cost.run_drop + router.cost.per_unit)
+    # Another city's van does not help; nor does a van without the order's zone.
+    other = CourierRuns(router.cost)
+    for _ in range(30):
+        other.join("S_30km", "Long Beach", 30.0)
+    assert where(router.plan(late_ok, net, other)) == {"DC": ("K0",)}
+    no_zone = Order("o", np.array(["K0"]), np.ones(1), 34.05, -118.25, 2)
+    assert where(router.plan(no_zone, net, runs)) == {"DC": ("K0",)}
+
+
+def test_expecting_vans_to_fill_prices_the_first_parcels_of_a_day_at_their_share():
+    from hub.courier_runs import CourierRuns
+
+    net = network([[0.0], [20.0], [np.inf]])
+    late_ok = Order("o", np.array(["K0"]), np.ones(1), 34.05, -118.25, 2, zone="Los Angeles")
+    cost = Router().cost
+    assert where(Router(run_fill=0).plan(late_ok, net, CourierRuns(cost))) == {"DC": ("K0",)}
+    plan = Router(run_fill=20).plan(late_ok, net, CourierRuns(cost))
+    assert where(plan) == {"S_30km": ("K0",)}
+    van = cost.run_base + cost.run_per_km * float(plan.shipments[0].km)
+    assert plan.components["shipping"] == pytest.approx(
+        cost.run_drop + van / 20 + cost.per_unit, abs=0.05
+    )

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge_runtime.store.confidence import DAY_US, confidence, updated_discrepancy
-from hub.fulfilment_cost import CostModel
+from hub.courier_runs import TARIFFS, CourierRuns
+from hub.fulfilment_cost import CostModel, haversine_km
 from hub.routing import Candidates, Order, Plan, Router
 from training.progress import progress_bar
 from twin.network_places import DCS, STORES
@@ -121,7 +122,9 @@ def _panel(data: NetworkData, k: int) -> DemandPanel:
     return DemandPanel(data.store_ids[k], data.skus, data.dates, data.units[k])
 
 
-Chooser = Callable[[Order, Candidates], Plan]
+# A chooser is shown today's courier runs (None under the per-parcel tariff) and prices a
+# same-day parcel at what it adds to them; the twin then plans the chosen parcels into them.
+Chooser = Callable[[Order, Candidates, CourierRuns | None], Plan]
 
 
 @dataclass
@@ -186,6 +189,10 @@ class FulfilmentRun:
     store_units: float = 0.0
     dc_units: float = 0.0
     direct: dict[str, float] = field(default_factory=dict)  # shipping, pick, split, late
+    # the same plans' shipping had every parcel been priced on its own (the per-parcel tariff)
+    shipping_per_parcel: float = 0.0
+    vans: int = 0  # store vans sent (under the runs tariff), summed over days
+    tariff: str = "runs"
     # what the plans expected of the store terms (risk, lost_sale, markdown_relief), in dollars:
     # against the outcomes, how well the cost model predicts them
     expected: dict[str, float] = field(default_factory=dict)
@@ -208,7 +215,11 @@ class NetworkTwin:
         config: StoreConfig | None = None,
         cost: CostModel | None = None,
         truth: ShelfTruth | None = None,
+        tariff: str = "runs",
     ):
+        if tariff not in TARIFFS:
+            raise ValueError(f"network twin: tariff={tariff!r}, expected one of {TARIFFS}")
+        self.tariff = tariff
         self.sc = scenario
         self.make_policy = make_policy
         self.config = config or StoreConfig()
@@ -249,7 +260,9 @@ class NetworkTwin:
         by_day: dict[int, list[OnlineOrder]] = {}
         for o in sc.orders:
             by_day.setdefault(o.day, []).append(o)
-        run = FulfilmentRun(name, direct={k: 0.0 for k in ("shipping", "pick", "split", "late")})
+        run = FulfilmentRun(
+            name, direct={k: 0.0 for k in ("shipping", "pick", "split", "late")}, tariff=self.tariff
+        )
         horizon = int(self.cost.markdown_horizon_days)
         bar = progress_bar(days, f"network {name}", unit="day")
         for i in range(days):
@@ -274,8 +287,13 @@ class NetworkTwin:
             if sees == "future":
                 view.update(self._future(t, cover, horizon, ahead))
             shipped = np.zeros((s_n, n_n))
+            runs = CourierRuns(self.cost) if self.tariff == "runs" else None
             for o in by_day.get(t, []):
-                self._fulfil(o, choose, run, b, t, shipped, view, conflicts[:, :, i], sees)
+                plan = self._fulfil(
+                    o, choose, run, b, t, shipped, view, conflicts[:, :, i], sees, runs
+                )
+                self._plan_parcels(o, plan, run, runs)
+            run.vans += 0 if runs is None else runs.vans()
             demand = sc.walk_in[:, :, t]
             sold = np.minimum(b.shelf, demand)
             b.shelf -= sold
@@ -310,9 +328,21 @@ class NetworkTwin:
 
         return {"lead": over(cover), "sell": over(horizon), "spread": np.ones(come.shape[:2])}
 
+    def _plan_parcels(self, o: OnlineOrder, plan: Plan, run: FulfilmentRun, runs) -> None:
+        """Price the plan's parcels on their own too, and put its same-day ones on today's runs
+        (a chooser's later orders see them)."""
+        for sh in plan.shipments:
+            k = int(np.flatnonzero(self.loc_ids == sh.location_id)[0])
+            km = float(haversine_km(self.lat[k], self.lon[k], o.lat, o.lon))
+            units = float(sum(sh.qty))
+            alone = self.cost.shipping(np.array([km]), np.array([sh.is_dc]), np.array([units]))
+            run.shipping_per_parcel += float(alone.cost[0])
+            if runs is not None and self.cost.is_local(km, sh.is_dc):
+                runs.join(sh.location_id, o.city, km)
+
     def _fulfil(
-        self, o, choose, run, b: Books, t, shipped, view, conflicts_today, sees="book"
-    ) -> None:
+        self, o, choose, run, b: Books, t, shipped, view, conflicts_today, sees="book", runs=None
+    ) -> Plan:
         s_n = b.book.shape[0]
         items, qty = o.items, o.qty
         dc = np.full((len(DCS), len(items)), np.inf)
@@ -335,8 +365,10 @@ class NetworkTwin:
             np.vstack([view["inbound"][:, items], zeros]),
             np.vstack([view["spread"][:, items], zeros + 1.0]),
         )
-        order = Order(o.order_id, self.sc.data.skus[items], qty, o.lat, o.lon, o.promised_days)
-        plan = choose(order, cand)
+        order = Order(
+            o.order_id, self.sc.data.skus[items], qty, o.lat, o.lon, o.promised_days, o.city
+        )
+        plan = choose(order, cand, runs)
         run.orders += 1
         run.lines += len(items)
         for k in run.direct:
@@ -368,6 +400,7 @@ class NetworkTwin:
         run.split_orders += plan.kind == "split"
         run.same_day_orders += plan.delivery_days == 0 and not cancelled
         run.late_orders += plan.components["late"] > 0
+        return plan
 
 
 def choosers(router: Router) -> dict[str, Chooser]:
@@ -386,12 +419,18 @@ def summary(runs: dict[str, FulfilmentRun], cost: CostModel) -> dict[str, dict[s
         direct = sum(r.direct.values())
         total = direct + r.cancelled_value + lost + markdown
         per = max(r.orders, 1)
+        # The same plans with every parcel priced on its own: the per-parcel tariff's bill.
+        per_parcel = total - r.direct["shipping"] + r.shipping_per_parcel
         out[name] = {
             "orders": r.orders,
             "lines": r.lines,
+            "tariff": r.tariff,
             "cost_per_order": round(total / per, 4),
+            "cost_per_order_priced_per_parcel": round(per_parcel / per, 4),
             "direct_cost_per_order": round(direct / per, 4),
             "shipping_cost_per_order": round(r.direct["shipping"] / per, 4),
+            "shipping_per_parcel_per_order": round(r.shipping_per_parcel / per, 4),
+            "store_vans": r.vans,
             "cancellation_cost_per_order": round(r.cancelled_value / per, 4),
             "store_lost_sale_cost_per_order": round(lost / per, 4),
             "markdown_cost_per_order": round(markdown / per, 4),

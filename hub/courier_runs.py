@@ -1,0 +1,102 @@
+"""A day's local courier runs: what one more same-day parcel from a store to a city costs.
+
+A store within ``local_km`` of the customer delivers the same day. Under the per-parcel tariff
+each parcel is a courier trip of its own (``courier_base + courier_per_km * km``). Real
+last-mile delivery is multi-drop: a store that already sends a van to a city today carries one
+more parcel there for the cost of a stop. ``CourierRuns`` keeps, per origin store x delivery
+zone (the customer's city) for one day, the parcels already planned, and prices the next one at
+its marginal cost:
+
+    cost(n parcels) = min over v vans of  v * run + drop * min(n, v * run_drops)
+                                          + (parcels beyond the vans) * their mean courier price
+
+``run = run_base + run_per_km * stem_km`` (loading, and the drive out to the zone and back;
+``stem_km`` is the first parcel's distance), ``drop`` per stop, at most ``run_drops`` stops a
+van. With ``v = 0`` every parcel goes by courier as under the per-parcel tariff, so no set of
+parcels costs more than it did there, and a lone parcel costs the same. The marginal costs of a
+day's parcels, in any order, add up to the day's cost (each is ``cost(n + 1) - cost(n)``).
+
+>>> runs = CourierRuns(CostModel())
+>>> round(runs.marginal("S1", "Springfield", 5.0), 2)  # alone: a courier trip
+5.75
+>>> paid = [runs.join("S1", "Springfield", 5.0) for _ in range(30)]
+>>> round(sum(paid), 2) == round(runs.total(), 2), runs.vans()
+(True, 1)
+>>> round(runs.marginal("S1", "Springfield", 5.0), 2)  # a van goes there already: a stop
+3.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from hub.fulfilment_cost import CostModel
+
+TARIFFS = ("runs", "per-parcel")
+
+
+@dataclass
+class _Zone:
+    parcels: int = 0
+    courier_sum: float = 0.0  # what the parcels would cost by courier, one trip each
+    stem_km: float = 0.0
+
+
+@dataclass
+class CourierRuns:
+    """The local courier parcels planned today, per origin x zone (module docstring)."""
+
+    cost: CostModel
+    zones: dict[tuple[str, str], _Zone] = field(default_factory=dict)
+
+    def courier(self, km: float) -> float:
+        """One parcel's own courier trip (the per-parcel tariff), before its per-unit cost."""
+        return self.cost.courier_base + self.cost.courier_per_km * km
+
+    def day_cost(self, z: _Zone) -> float:
+        """The cheapest mix of vans and couriers for one origin x zone's parcels."""
+        return min(self._mix(z, v) for v in range(self._most_vans(z) + 1)) if z.parcels else 0.0
+
+    def marginal(self, origin: str, zone: str, km: float) -> float:
+        """What one more parcel ``km`` from ``origin`` to ``zone`` adds to today's cost."""
+        z = self.zones.get((origin, zone))
+        g = self.courier(km)
+        if z is None:
+            return g
+        after = _Zone(z.parcels + 1, z.courier_sum + g, z.stem_km)
+        return self.day_cost(after) - self.day_cost(z)
+
+    def run_cost(self, origin: str, zone: str, km: float) -> float:
+        """One van's run from ``origin`` to ``zone`` (its stem: the zone's first parcel's km)."""
+        z = self.zones.get((origin, zone))
+        return self.cost.run_base + self.cost.run_per_km * (km if z is None else z.stem_km)
+
+    def join(self, origin: str, zone: str, km: float) -> float:
+        """Plan one more parcel; returns its marginal cost."""
+        price = self.marginal(origin, zone, km)
+        z = self.zones.setdefault((origin, zone), _Zone(stem_km=km))
+        z.parcels += 1
+        z.courier_sum += self.courier(km)
+        return price
+
+    def total(self) -> float:
+        """Today's cost of every planned parcel (equals the sum of their marginal costs)."""
+        return sum(self.day_cost(z) for z in self.zones.values())
+
+    def vans(self) -> int:
+        """Vans the cheapest mix sends today (parcels beyond them go by courier)."""
+        out = 0
+        for z in self.zones.values():
+            costs = [self._mix(z, v) for v in range(self._most_vans(z) + 1)]
+            out += min(range(len(costs)), key=costs.__getitem__)
+        return out
+
+    def _most_vans(self, z: _Zone) -> int:
+        return math.ceil(z.parcels / self.cost.run_drops)
+
+    def _mix(self, z: _Zone, vans: int) -> float:
+        c = self.cost
+        carried = min(z.parcels, vans * c.run_drops)
+        run = c.run_base + c.run_per_km * z.stem_km
+        return vans * run + c.run_drop * carried + (z.parcels - carried) * z.courier_sum / z.parcels
