@@ -82,3 +82,40 @@ def test_validation_skips_a_data_set_too_short_for_the_windows_before_the_scored
     assert bench.too_short(panel, setup, folds=2, holdout=0) is None
     assert "fewer than the 56" in bench.too_short(panel, setup, folds=2, holdout=14)
     assert "too few" in bench.too_short(panel, setup, folds=12, holdout=0)
+
+
+def test_engine_option_runs_the_peers_on_the_engine_it_starts_and_stops_it(monkeypatch, tmp_path):
+    import numpy as np
+
+    from feature_store.batch import Panel
+
+    bench = _bench()
+    started, seen = [], {}
+
+    class Engine:
+        workers = 2
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    class Stop(Exception):
+        pass
+
+    def engine_for(name, workers, address):
+        started.append((name, workers, address))
+        return Engine()
+
+    def backtest(panel, **kw):
+        seen["engine"] = kw.get("engine")
+        raise Stop
+
+    panel = Panel(keys=[("S", "A")], start=np.datetime64("2024-01-01"), units=np.ones((1, 400)))
+    monkeypatch.setattr(bench, "engine_for", engine_for)
+    monkeypatch.setattr(bench, "backtest", backtest)
+    monkeypatch.setattr(bench, "load_panel", lambda *a, **k: (panel, None, None))
+    args = ["--json", str(tmp_path / "a.json"), "--datasets", "favorita", "--quick"]
+    with pytest.raises(Stop):
+        bench.main([*args, "--engine", "dask", "--workers", "2"])
+    assert started == [("dask", 2, None)]
+    assert isinstance(seen["engine"], Engine) and seen["engine"].closed
