@@ -50,10 +50,6 @@ class CourierRuns:
     cost: CostModel
     zones: dict[tuple[str, str], _Zone] = field(default_factory=dict)
 
-    def courier(self, km: float) -> float:
-        """One parcel's own courier trip (the per-parcel tariff), before its per-unit cost."""
-        return self.cost.courier_base + self.cost.courier_per_km * km
-
     def day_cost(self, z: _Zone) -> float:
         """The cheapest mix of vans and couriers for one origin x zone's parcels."""
         return min(self._mix(z, v) for v in range(self._most_vans(z) + 1)) if z.parcels else 0.0
@@ -61,7 +57,7 @@ class CourierRuns:
     def marginal(self, origin: str, zone: str, km: float) -> float:
         """What one more parcel ``km`` from ``origin`` to ``zone`` adds to today's cost."""
         z = self.zones.get((origin, zone))
-        g = self.courier(km)
+        g = self.cost.courier(km)
         if z is None:
             return g
         after = _Zone(z.parcels + 1, z.courier_sum + g, z.stem_km)
@@ -77,7 +73,7 @@ class CourierRuns:
         price = self.marginal(origin, zone, km)
         z = self.zones.setdefault((origin, zone), _Zone(stem_km=km))
         z.parcels += 1
-        z.courier_sum += self.courier(km)
+        z.courier_sum += self.cost.courier(km)
         return price
 
     def total(self) -> float:

@@ -85,11 +85,15 @@ class CostModel:
         km = np.asarray(km, dtype=float)
         local = self.is_local(km, is_dc)
         if courier is None:
-            courier = self.courier_base + self.courier_per_km * km
+            courier = self.courier(km)
         parcel = self.parcel_base + self.parcel_per_km * km
         cost = np.where(local, courier, parcel) + self.per_unit * np.asarray(units, dtype=float)
         days = 1 + np.searchsorted(np.asarray(self.parcel_day_km), km, side="left")
         return Shipping(cost, np.where(local, 0, days))
+
+    def courier(self, km):
+        """A local parcel's own courier trip over ``km`` (before its per-unit cost)."""
+        return self.courier_base + self.courier_per_km * km
 
     def is_local(self, km, is_dc) -> np.ndarray:
         """Whether a shipment goes by local courier, the same day (a store within ``local_km``)."""

@@ -351,7 +351,7 @@ class Router:
             return None
         c = self.cost
         local = c.is_local(km, is_dc)
-        out = c.courier_base + c.courier_per_km * np.asarray(km, dtype=float)
+        out = c.courier(np.asarray(km, dtype=float))
         for j in np.flatnonzero(local):
             price = runs.marginal(str(ids[j]), zone, float(km[j]))
             if self.run_fill > 0:
