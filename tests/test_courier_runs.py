@@ -49,7 +49,17 @@ def test_no_day_costs_more_than_its_parcels_each_sent_by_courier():
         assert min(paid) >= cost.run_drop - 1e-9
 
 
-def two_days(tariff: str):
+def test_the_twin_bills_what_the_vans_carried_not_what_a_chooser_expected():
+    # Nearest-store chooses the same plans whatever it expects a parcel to cost; a router that
+    # expects every van to fill (a huge ``run_fill``) prices each parcel at a stop, and the bill
+    # must not follow that hope.
+    modest = two_days("runs", Router())["nearest"]
+    hopeful = two_days("runs", Router(run_fill=1e9))["nearest"]
+    assert hopeful.store_units == modest.store_units and hopeful.vans == modest.vans
+    assert hopeful.direct["shipping"] == pytest.approx(modest.direct["shipping"])
+
+
+def two_days(tariff: str, router: Router | None = None):
     data = network(skus=60)
     data = replace(data, dates=data.dates[: START + 2], units=data.units[:, :, : START + 2] * 4)
     truth, config = ShelfTruth(hidden_shrink_share=0.0), StoreConfig()
@@ -62,7 +72,7 @@ def two_days(tariff: str):
         truth,
         tariff,
     )
-    return {name: twin.run(name, c) for name, c in choosers(Router()).items()}
+    return {name: twin.run(name, c) for name, c in choosers(router or Router()).items()}
 
 
 def test_the_twin_bills_every_policy_by_its_runs_or_by_the_parcel():

@@ -293,7 +293,9 @@ class NetworkTwin:
                     o, choose, run, b, t, shipped, view, conflicts[:, :, i], sees, runs
                 )
                 self._plan_parcels(o, plan, run, runs)
-            run.vans += 0 if runs is None else runs.vans()
+            if runs is not None:  # what the day's vans and couriers really carried
+                run.vans += runs.vans()
+                run.direct["shipping"] += runs.total()
             demand = sc.walk_in[:, :, t]
             sold = np.minimum(b.shelf, demand)
             b.shelf -= sold
@@ -329,16 +331,20 @@ class NetworkTwin:
         return {"lead": over(cover), "sell": over(horizon), "spread": np.ones(come.shape[:2])}
 
     def _plan_parcels(self, o: OnlineOrder, plan: Plan, run: FulfilmentRun, runs) -> None:
-        """Price the plan's parcels on their own too, and put its same-day ones on today's runs
-        (a chooser's later orders see them)."""
+        """Bill the plan's parcels: each on its own, or, under the runs tariff, its same-day ones
+        put on today's runs (a chooser's later orders see them; the runs themselves are billed
+        at the day's end, whatever a chooser expected of them). Each is priced on its own too."""
         for sh in plan.shipments:
             k = int(np.flatnonzero(self.loc_ids == sh.location_id)[0])
             km = float(haversine_km(self.lat[k], self.lon[k], o.lat, o.lon))
             units = float(sum(sh.qty))
-            alone = self.cost.shipping(np.array([km]), np.array([sh.is_dc]), np.array([units]))
-            run.shipping_per_parcel += float(alone.cost[0])
+            alone = float(self.cost.shipping([km], [sh.is_dc], [units]).cost[0])
+            run.shipping_per_parcel += alone
             if runs is not None and self.cost.is_local(km, sh.is_dc):
                 runs.join(sh.location_id, o.city, km)
+                run.direct["shipping"] += self.cost.per_unit * units
+            else:
+                run.direct["shipping"] += alone
 
     def _fulfil(
         self, o, choose, run, b: Books, t, shipped, view, conflicts_today, sees="book", runs=None
@@ -371,7 +377,7 @@ class NetworkTwin:
         plan = choose(order, cand, runs)
         run.orders += 1
         run.lines += len(items)
-        for k in run.direct:
+        for k in ("pick", "split", "late"):  # shipping is billed by ``_plan_parcels``
             run.direct[k] += plan.components[k]
         for k in ("risk", "lost_sale", "markdown_relief"):
             run.expected[k] = run.expected.get(k, 0.0) + plan.components[k]
