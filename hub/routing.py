@@ -213,7 +213,7 @@ class Router:
     # priced at no more than a stop plus that share of a van's run even before the van pays
     # (the first parcels of a day would otherwise each pay a courier trip of their own and go
     # elsewhere, so few vans would fill); 0: the marginal cost given earlier orders only. A
-    # full van (the default ``run_drops``, 40) was chosen on the validation slice over 30 and 0
+    # full van (the default ``run_drops``, 40) was chosen on the validation slice over 0
     # (docs/records/routing.md); the twin bills what the vans really carried either way.
     run_fill: float = 40.0
 
