@@ -16,9 +16,11 @@ import json
 from pathlib import Path
 
 
-def show_figures(figures: dict, json_path: str | None) -> None:
-    """Print ``figures`` as indented JSON and, when ``json_path`` is given, write them there."""
+def show_figures(figures: dict, json_path: str | Path | None) -> None:
+    """Print ``figures`` as indented JSON and, when ``json_path`` is given, write them there
+    (its folder made if missing)."""
     text = json.dumps(figures, indent=2)
     print(text)
     if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(text + "\n")

@@ -65,6 +65,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures_out import show_figures  # noqa: E402
 from benchmarks.hub_stage_trace import TRACE_ENV  # noqa: E402
 from edge_runtime.messages import UplinkDeltas  # noqa: E402
 from hub.network_view import sku_key  # noqa: E402
@@ -963,12 +964,9 @@ def main(argv: list[str] | None = None) -> int:
         out = figures(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the run's ledgers and stores: hundreds of MB
-    text = json.dumps(out, indent=2)
-    print(text)
+    show_figures(out, args.json)
     if args.render_docs and "p99_pos_to_online_ms" in out and "scale_out_ratio" in out:
         render_docs(out, ROOT / "docs" / "hub.md")
-    if args.json:
-        Path(args.json).write_text(text + "\n")
     return 0
 
 

@@ -32,7 +32,6 @@ as the replay's tills send them.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -43,6 +42,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.figures_out import show_figures  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from edge_runtime.decide.stockout import stockout_risk  # noqa: E402
 from feature_store.intraday import FEATURES, HISTORY_DAYS  # noqa: E402
@@ -264,11 +264,7 @@ def main(argv=None) -> int:
         "quick": bool(args.quick),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    show_figures(out, args.json)
     return 0
 
 
