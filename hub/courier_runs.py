@@ -52,7 +52,7 @@ class CourierRuns:
 
     def day_cost(self, z: _Zone) -> float:
         """The cheapest mix of vans and couriers for one origin x zone's parcels."""
-        return min(self._mix(z, v) for v in range(self._most_vans(z) + 1)) if z.parcels else 0.0
+        return self._cheapest(z)[1]
 
     def marginal(self, origin: str, zone: str, km: float) -> float:
         """What one more parcel ``km`` from ``origin`` to ``zone`` adds to today's cost."""
@@ -66,7 +66,7 @@ class CourierRuns:
     def run_cost(self, origin: str, zone: str, km: float) -> float:
         """One van's run from ``origin`` to ``zone`` (its stem: the zone's first parcel's km)."""
         z = self.zones.get((origin, zone))
-        return self.cost.run_base + self.cost.run_per_km * (km if z is None else z.stem_km)
+        return self.cost.van_run(km if z is None else z.stem_km)
 
     def join(self, origin: str, zone: str, km: float) -> float:
         """Plan one more parcel; returns its marginal cost."""
@@ -82,17 +82,18 @@ class CourierRuns:
 
     def vans(self) -> int:
         """Vans the cheapest mix sends today (parcels beyond them go by courier)."""
-        out = 0
-        for z in self.zones.values():
-            costs = [self._mix(z, v) for v in range(self._most_vans(z) + 1)]
-            out += min(range(len(costs)), key=costs.__getitem__)
-        return out
+        return sum(self._cheapest(z)[0] for z in self.zones.values())
 
-    def _most_vans(self, z: _Zone) -> int:
-        return math.ceil(z.parcels / self.cost.run_drops)
+    def _cheapest(self, z: _Zone) -> tuple[int, float]:
+        """The vans of the cheapest mix for one origin x zone's parcels, and its cost."""
+        if not z.parcels:
+            return 0, 0.0
+        costs = [self._mix(z, v) for v in range(math.ceil(z.parcels / self.cost.run_drops) + 1)]
+        vans = min(range(len(costs)), key=costs.__getitem__)
+        return vans, costs[vans]
 
     def _mix(self, z: _Zone, vans: int) -> float:
         c = self.cost
         carried = min(z.parcels, vans * c.run_drops)
-        run = c.run_base + c.run_per_km * z.stem_km
-        return vans * run + c.run_drop * carried + (z.parcels - carried) * z.courier_sum / z.parcels
+        return (vans * c.van_run(z.stem_km) + c.run_drop * carried
+                + (z.parcels - carried) * z.courier_sum / z.parcels)  # fmt: skip

@@ -95,6 +95,10 @@ class CostModel:
         """A local parcel's own courier trip over ``km`` (before its per-unit cost)."""
         return self.courier_base + self.courier_per_km * km
 
+    def van_run(self, km):
+        """One store van's run to a zone ``km`` away, before its stops."""
+        return self.run_base + self.run_per_km * km
+
     def is_local(self, km, is_dc) -> np.ndarray:
         """Whether a shipment goes by local courier, the same day (a store within ``local_km``)."""
         return (np.asarray(km, dtype=float) <= self.local_km) & ~np.asarray(is_dc, dtype=bool)
