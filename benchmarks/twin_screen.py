@@ -209,11 +209,7 @@ def shares_from_trailing(weight: float, days: int = 91, clip: float | None = SPI
         w = h[:, -days:]
         if clip is not None:
             w = np.minimum(w, clip * _mean_of(h, 91)[:, None])
-        trailing, model = _mean_of(w, days), mean.mean(axis=1)
-        both = (trailing > 0) & (model > 0)
-        ratio = model[both].sum() / max(trailing[both].sum(), 1e-9)
-        new = (1.0 - weight) * model + weight * trailing * ratio
-        return np.where(both, new / np.maximum(model, 1e-9), 1.0)
+        return _split_store_level(mean.mean(axis=1), _mean_of(w, days), weight)
 
     return level
 
@@ -226,13 +222,18 @@ def shares_a_year_ago(weight: float, days: int = 28) -> Level:
     def level(replay, mean, h):
         t = replay.day
         ago = replay.panel.units[:, t - 364 + 1 : t - 364 + 1 + days].mean(axis=1)
-        model = mean.mean(axis=1)
-        both = (ago > 0) & (model > 0)
-        ratio = model[both].sum() / max(ago[both].sum(), 1e-9)
-        new = (1.0 - weight) * model + weight * ago * ratio
-        return np.where(both, new / np.maximum(model, 1e-9), 1.0)
+        return _split_store_level(mean.mean(axis=1), ago, weight)
 
     return level
+
+
+def _split_store_level(model: np.ndarray, shares: np.ndarray, weight: float) -> np.ndarray:
+    """The factor on each SKU's level that moves it ``weight`` of the way towards ``shares``
+    scaled to the model's store total (SKUs missing either keep the model's level)."""
+    both = (shares > 0) & (model > 0)
+    ratio = model[both].sum() / max(shares[both].sum(), 1e-9)
+    new = (1.0 - weight) * model + weight * shares * ratio
+    return np.where(both, new / np.maximum(model, 1e-9), 1.0)
 
 
 def capped_after_large_day(days: int) -> Level:
