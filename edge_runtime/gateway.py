@@ -30,7 +30,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +141,7 @@ class Gateway(EngineView):
         self._worker: threading.Thread | None = None
         self.intake = MqttIntake(self.ledger.parse, self._ingest_parsed, self._ack, self._wake,
                                  cfg.ingest.commit_wait_s, self._stop.wait,
-                                 partial(self.uplink.due_in, cfg.uplink.interval_s))  # fmt: skip
+                                 lambda: self.uplink.due_in(self._interval_s))  # fmt: skip
         self.pump = OutboxPump(self.outbox, self.counters, self.sent_by_kind,
                                self.intake.backoff, lambda: not self.intake.held,
                                self._lock)  # fmt: skip
