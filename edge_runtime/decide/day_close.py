@@ -11,8 +11,6 @@ At each store day's close (and at start-up, and right after a bundle swap) the g
    day's actual units against what the previous re-score forecast for that day, in units of the
    SKU's typical day (``feature_store.spec.SCALE_FEATURE + SCALE_OFFSET``), and shifts each SKU's
    forecast (all horizons, mean and P90 alike) by what its level factor adds to the next day;
-   then every SKU's forecast is scaled by the store's own level, its in-stock sales against
-   the day-ahead forecast pooled over the SKUs (``edge_runtime.forecast.store_level``);
 3. the result is a one-close :class:`~edge_runtime.decide.forecast_policy.DailyForecasts` table: what the
    decision policy and the API's ``/v1/predictions`` read until the next close.
 
@@ -31,7 +29,6 @@ from edge_runtime.decide.service_level import buffer_exceeded_every
 from edge_runtime.forecast.daily_sales import DailySales, DayUnits
 from edge_runtime.forecast.online import ForecastCorrection, LevelCorrection
 from edge_runtime.forecast.scoring import Scorer
-from edge_runtime.forecast.store_level import StoreLevel
 from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
 from models.bundle import Bundle, BundleError
 
@@ -52,7 +49,6 @@ class DayCloseModel:
         buffer_every_days: float = 0.0,
         sessions: dict | None = None,
         decide_days: int | None = None,
-        store_level: StoreLevel | None = None,
     ):
         if "demand" not in bundle.models:
             raise BundleError(f"bundle {bundle.path} has no demand model; it has {bundle.models}")
@@ -66,8 +62,6 @@ class DayCloseModel:
         self.decide_days = n_h if decide_days is None else max(1, min(int(decide_days), n_h))
         self.pending: LaterHorizons | None = None  # the last re-score's other horizons
         self.correction = correction or LevelCorrection()
-        self.store_level = store_level or StoreLevel()
-        self.shift = np.zeros(0)  # the last re-score's River shift per SKU of ``central``
         self.buffer_every_days = buffer_every_days  # > 1: marginal buffers with each re-score
         self.central: DailyForecasts | None = None  # last uncorrected forecast (to learn from)
         self.central_scale = np.ones(0)  # each of its SKUs' typical day, in units
@@ -93,9 +87,6 @@ class DayCloseModel:
             get = units.get
             sold = np.fromiter((get(s, 0.0) for s in skus), np.float64, len(skus))
             censored = units.censored
-            in_stock = np.fromiter((s not in censored for s in skus), bool, len(skus))
-            ahead = central.mean[:, 0, h - 1] + (self.shift if len(self.shift) else 0.0)
-            self.store_level.learn_day(ahead, sold, in_stock)
             for sku, c, a in zip(skus, forecast, (sold / scale).tolist(), strict=True):
                 if sku not in censored:
                     learn_one(sku, c, a)
@@ -116,15 +107,14 @@ class DayCloseModel:
         mean, p90 = _units(self.scorer, X[:, :k])
         self.central = DailyForecasts(skus, close, mean[:, None, :], p90[:, None, :])
         self.central_scale = scale
-        shift = self.shift = self._shift(skus, mean[:, 0], scale)
+        shift = self._shift(skus, mean[:, 0], scale)
         buffer = None
         if self.buffer_every_days > 1:
             history = sales.history.matrix(skus)
             buffer = buffer_exceeded_every(history, self.buffer_every_days)
-        store = self.store_level.factor(float(np.maximum(mean[:, 0] + shift, 0.0).sum()))
-        table = _corrected(self.central, shift, buffer, store)
+        table = _corrected(self.central, shift, buffer)
         self.pending = None if k == h else LaterHorizons(self.scorer, X[:, k:], self.central,
-                                                         table, shift, store)  # fmt: skip
+                                                         table, shift)  # fmt: skip
         return table
 
     def whole(self, table: DailyForecasts | None) -> DailyForecasts | None:
@@ -164,12 +154,11 @@ def _units(scorer: Scorer, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _corrected(
-    central: DailyForecasts, shift: np.ndarray, buffer: np.ndarray | None, store: float = 1.0
+    central: DailyForecasts, shift: np.ndarray, buffer: np.ndarray | None
 ) -> DailyForecasts:
-    """The forecast decisions use: each SKU's central one moved by River's ``shift``, then
-    scaled by the store's level factor (``edge_runtime.forecast.store_level``)."""
-    mean = np.maximum(central.mean + shift[:, None, None], 0.0) * store
-    p90 = np.maximum((central.p90 + shift[:, None, None]) * store, mean)
+    """The forecast decisions use: each SKU's central one moved by River's ``shift``."""
+    mean = np.maximum(central.mean + shift[:, None, None], 0.0)
+    p90 = np.maximum(central.p90 + shift[:, None, None], mean)
     return DailyForecasts(central.skus, central.first_close, mean, p90, buffer)
 
 
@@ -184,9 +173,9 @@ class LaterHorizons:
     """
 
     def __init__(self, scorer: Scorer, X: np.ndarray, central: DailyForecasts,
-                 table: DailyForecasts, shift: np.ndarray, store: float = 1.0):  # fmt: skip
+                 table: DailyForecasts, shift: np.ndarray):  # fmt: skip
         self.scorer, self.central, self.table = scorer, central, table
-        self._rows, self._shift, self._store = np.ascontiguousarray(X), shift, store
+        self._rows, self._shift = np.ascontiguousarray(X), shift
         self._lock = threading.Lock()
         self._whole: tuple[DailyForecasts, DailyForecasts] | None = None
 
@@ -201,9 +190,6 @@ class LaterHorizons:
                     np.concatenate([c.mean, mean[:, None, :]], axis=2),
                     np.concatenate([c.p90, p90[:, None, :]], axis=2),
                 )  # fmt: skip
-                self._whole = (
-                    central,
-                    _corrected(central, self._shift, self.table.buffer, self._store),
-                )
+                self._whole = central, _corrected(central, self._shift, self.table.buffer)
                 self._rows = None
             return self._whole
