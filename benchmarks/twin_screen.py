@@ -24,9 +24,11 @@ River's correction, which learn from the twin's sales) is not replayed; ``--engi
 future and are no policy: they show where the headroom is.
 
 Usage: ``python benchmarks/twin_screen.py --json var/bench/twin_screen.json [--engine]
-[--windows 1 2 3] [--no-test] [--only NAME ...]``: ``--windows`` screens on validation windows
-further back (each engine on a bundle trained only before its window, cached in var/bench), and
-a rule goes to a full run only if it gains on every one.
+[--windows 1 2 3] [--no-test] [--only NAME ...] [--reuse-traces]``: ``--windows`` screens on
+validation windows further back (each engine on a bundle trained only before its window, cached
+in var/bench), and a rule goes to a full run only if it gains on every one; ``--reuse-traces``
+reads the engine's tables recorded by an earlier run instead of replaying the engine again (a
+screen of table rules then takes minutes, not a quarter of an hour).
 """
 
 from __future__ import annotations
@@ -148,6 +150,23 @@ def record(panel, windows, config, bundle: str, every_days: float) -> dict[str, 
         policy = GatewayPolicy(bundle, buffer_every_days=every_days)
         run = simulate(panel, policy, config, a, b)
         out[window] = {"trace": policy.trace, "metrics": run.metrics(), "orders": run.orders}
+    return out
+
+
+def recorded(panel, window: str, span, config, bundle: Path, args) -> dict:
+    """:func:`record` for one window, or its pickle from an earlier run with ``--reuse-traces``
+    (keyed by the window, the bundle and ``every_days``; the engine's code is not in the key, so
+    reuse only while the engine is unchanged)."""
+    import pickle
+
+    a, b = span
+    key = f"{panel.dates[a]}_{panel.dates[b - 1]}_{bundle.name}_{args.every_days:g}"
+    path = ROOT / "var" / "bench" / "twin_screen_traces" / f"{key}.pkl"
+    if args.reuse_traces and path.exists():
+        return pickle.loads(path.read_bytes())
+    out = record(panel, {window: span}, config, str(bundle), args.every_days)[window]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(out))
     return out
 
 
@@ -394,6 +413,156 @@ class P90Calibrated(TableReplay):
         return np.clip((rate / target) ** self.power, 0.8, 1.25)
 
 
+def level_over_closes(closes: int) -> Level:
+    """The level averaged over the last ``closes`` closes' forecasts of the same coming days:
+    each earlier table's forecast of the days it shares with today's, over today's forecast of
+    them, averaged with today's (1); the level's day-to-day noise averaged out."""
+
+    def level(replay, mean, h):
+        ratios = [np.ones(mean.shape[0])]
+        for j in range(1, closes):
+            earlier = replay.trace.get(replay.day - j)
+            if earlier is None or j >= mean.shape[1]:
+                break
+            now = mean[:, : mean.shape[1] - j].sum(axis=1)
+            then = earlier[0][:, j:].sum(axis=1)
+            ratios.append(np.where(now > 0, then / np.maximum(now, 1e-9), 1.0))
+        return np.mean(ratios, axis=0)
+
+    return level
+
+
+def coverage(days: float) -> Level:
+    """The order covers ``days`` of the forecast (its first whole days, part of the next)
+    instead of lead time + review period."""
+
+    def level(replay, mean, h):
+        whole = int(days)
+        cover = (
+            mean[:, :whole].sum(axis=1) + (days - whole) * mean[:, min(whole, mean.shape[1] - 1)]
+        )
+        total = mean.sum(axis=1)
+        return np.where(total > 0, cover / np.maximum(total, 1e-9), 1.0)
+
+    return level
+
+
+def level_dispersion(power: float) -> Level:
+    """Each SKU's level raised to ``power`` relative to the store's mean level, the store
+    total kept: below 1 the levels move towards each other, above 1 apart."""
+
+    def level(replay, mean, h):
+        m = mean.mean(axis=1)
+        pos = m > 0
+        if not pos.any():
+            return np.ones(m.shape[0])
+        ref = np.exp(np.log(m[pos]).mean())
+        new = np.where(pos, ref * (np.maximum(m, 1e-9) / ref) ** power, 0.0)
+        new *= m.sum() / max(new.sum(), 1e-9)
+        return np.where(pos, new / np.maximum(m, 1e-9), 1.0)
+
+    return level
+
+
+def large_days(history: np.ndarray) -> np.ndarray:
+    """Per SKU, the days of ``history`` above ``SPIKE`` x its last 91 days' mean."""
+    usual = _mean_of(history, 91)[:, None]
+    return (np.nan_to_num(history) > SPIKE * usual).sum(axis=1)
+
+
+def steady_extra(max_large: int, days: float) -> Buffer:
+    """The engine's buffer plus ``days`` of the forecast's mean day for the steady SKUs (at
+    most ``max_large`` large days in the buffer's year): their lost units come from the level
+    over the cycle, not from one large day."""
+
+    def buffer(history, every_days, mean):
+        b = buffer_exceeded_every(history, every_days)
+        steady = large_days(history) <= max_large
+        return b + np.where(steady, days * np.maximum(mean.mean(axis=1), 0.0), 0.0)
+
+    return buffer
+
+
+def run_buffer(days: int, less: float) -> Buffer:
+    """The engine's smoothed quantile read off the year's ``days``-day demand sums, less
+    ``less`` x (``days`` - 1) of the forecast's mean day: the end of a cycle faces a run of
+    days, and large days cluster."""
+
+    def buffer(history, every_days, mean):
+        h = np.asarray(history, dtype=np.float64)
+        runs = sum(h[:, k : h.shape[1] - days + 1 + k] for k in range(days))
+        b = buffer_exceeded_every(runs, max(every_days / days, 1.5))  # runs overlap
+        return np.maximum(b - less * (days - 1) * np.maximum(mean.mean(axis=1), 0.0), 0.0)
+
+    return buffer
+
+
+def banded_buffer(rates: tuple[float, ...]) -> Buffer:
+    """The engine's smoothed quantile over another band of exceedance rates (x ``1/N``): the
+    mean of the year's plain quantiles at those rates (``np.nanquantile``'s linear rule, the
+    engine's; the engine's own band gives the engine's buffer)."""
+
+    def buffer(history, every_days, mean):
+        h = np.asarray(history, dtype=np.float64)
+        has = ~np.isnan(h).all(axis=1)
+        out = np.zeros(h.shape[0])
+        for rate in rates:
+            q = max(1.0 - rate / every_days, 0.0)
+            out[has] += np.nanquantile(h[has], q, axis=1)
+        return np.maximum(out / len(rates), 0.0)
+
+    return buffer
+
+
+class LongerHistory(TableReplay):
+    """The buffer reads ``days`` of history instead of the gateway's year."""
+
+    def __init__(self, trace: dict, every_days: float, days: int):
+        super().__init__(trace, every_days, buffer=self._buffer)
+        self.days = days
+
+    def prepare(self, panel, start, config) -> None:
+        super().prepare(panel, start, config)
+        self.history = GatewayHistory(panel.units[:, max(0, start - self.days) : start])
+
+    def _buffer(self, history, every_days, mean):
+        return buffer_exceeded_every(self.history.matrix(self.days), every_days)
+
+
+class StoreLevel(TableReplay):
+    """Every SKU's level times the store's own ratio of in-stock sales to the day-ahead
+    forecast over the replay so far (pooled over the SKUs, so a precise store-wide figure,
+    not one SKU's wholesale days), each SKU-day clipped at ``clip`` x its forecast, shrunk to 1
+    over ``prior`` store-days of forecast, raised to ``power``."""
+
+    def __init__(self, trace: dict, every_days: float, power: float, clip: float = 5.0,
+                 prior: float = 3.0, fading: float = 0.1):  # fmt: skip
+        super().__init__(trace, every_days, level=self._factor)
+        self.power, self.clip, self.prior, self.fading = power, clip, prior, fading
+
+    def prepare(self, panel, start, config) -> None:
+        super().prepare(panel, start, config)
+        self.sold = self.forecast = 0.0
+
+    def observe(self, state: StoreState) -> None:
+        super().observe(state)
+        made = self.trace.get(state.day - 1)
+        if made is None:
+            return
+        sold, ahead = state.sales[:, -1], made[0][:, 0]
+        if sold.sum() <= 0:
+            return  # the store did not trade
+        seen = ~shelf_empty(state.on_hand)
+        keep = 1.0 - self.fading
+        self.sold = keep * self.sold + np.minimum(sold, self.clip * ahead)[seen].sum()
+        self.forecast = keep * self.forecast + ahead[seen].sum()
+
+    def _factor(self, replay, mean, h) -> np.ndarray:
+        day = mean[:, 0].sum()
+        ratio = (self.sold + self.prior * day) / (self.forecast + self.prior * day)
+        return np.full(mean.shape[0], np.clip(ratio, 0.8, 1.25) ** self.power)
+
+
 class TrueDemandHistory(TableReplay):
     """Diagnostic, told the lost units: the buffer's history holds the true demand."""
 
@@ -458,8 +627,58 @@ def candidates(panel: DemandPanel, start: int) -> list[tuple[str, Callable]]:
     out += [(f"buffer counting the level's error, spread {k:g} of the order's forecast",
              lambda tr, n, bundle, k=k: TableReplay(tr, n, buffer=level_error_buffer(k)))
             for k in (0.1, 0.2, 0.3)]  # fmt: skip
+    out += more_candidates()
     out.append(("diagnostic: buffer history = true demand",
                 lambda tr, n, bundle: TrueDemandHistory(tr, n)))  # fmt: skip
+    return out
+
+
+def more_candidates() -> list[tuple[str, Callable]]:
+    """The second round on three windows (the validation-windows record): the level smoothed
+    over closes, the buffer's band and year, the order's coverage, the levels' spread, more
+    stock for the steady SKUs, buffers from runs of days, a store-wide level."""
+    out: list[tuple[str, Callable]] = []
+    out += [(f"level averaged over the last {k} closes' forecasts of the same days",
+             lambda tr, n, bundle, k=k: TableReplay(tr, n, level_over_closes(k)))
+            for k in (2, 3, 4, 7)]  # fmt: skip
+    bands = {
+        "narrow 0.71-1.41": (0.5**0.5, 1.0, 2.0**0.5),
+        "plain 1": (1.0,),
+        "wide 0.35-2.83": tuple(2.0 ** (e / 2) for e in range(-3, 4)),
+        "low 0.35-1.41": tuple(2.0 ** (e / 2) for e in range(-3, 2)),
+        "high 0.71-2.83": tuple(2.0 ** (e / 2) for e in range(-1, 4)),
+    }
+    out += [(f"buffer band {name}", lambda tr, n, bundle, r=r: TableReplay(tr, n, buffer=banded_buffer(r)))
+            for name, r in bands.items()]  # fmt: skip
+    out += [(f"coverage {d:g} days", lambda tr, n, bundle, d=d: TableReplay(tr, n, coverage(d)))
+            for d in (8.0, 8.5, 9.5)]  # fmt: skip
+    out += [(f"level dispersion power {k:g}",
+             lambda tr, n, bundle, k=k: TableReplay(tr, n, level_dispersion(k)))
+            for k in (0.9, 0.95, 1.05, 1.1)]  # fmt: skip
+    out += [(f"steady SKUs (<= {k} large days) hold {d:g} more mean days",
+             lambda tr, n, bundle, k=k, d=d: TableReplay(tr, n, buffer=steady_extra(k, d)))
+            for k in (5, 9) for d in (1.0, 2.0, 3.0)]  # fmt: skip
+    out += [(f"buffer from {d}-day runs less {k:g} x the other days' mean",
+             lambda tr, n, bundle, d=d, k=k: TableReplay(tr, n, buffer=run_buffer(d, k)))
+            for d in (2, 3) for k in (1.0, 1.5)]  # fmt: skip
+    out += [
+        (
+            f"level x the store's in-stock sales / forecast, power {k:g}",
+            lambda tr, n, bundle, k=k: StoreLevel(tr, n, k),
+        )
+        for k in (0.3, 0.5, 0.7, 1.0)
+    ]
+    out += [
+        (
+            f"level x the store's in-stock sales / forecast, power 0.5, fading {f:g}",
+            lambda tr, n, bundle, f=f: StoreLevel(tr, n, 0.5, fading=f),
+        )
+        for f in (0.05, 0.2)
+    ]
+    out += [("level x the store's in-stock sales / forecast, power 0.5, no clip",
+             lambda tr, n, bundle: StoreLevel(tr, n, 0.5, clip=1e9))]  # fmt: skip
+    out += [(f"buffer history {d} days", lambda tr, n, bundle, d=d: LongerHistory(tr, n, d))
+            for d in (273, 455, 546)]  # fmt: skip
     return out
 
 
@@ -541,6 +760,9 @@ def main() -> int:
                         help="also the test weeks (shown, never used to choose)")  # fmt: skip
     parser.add_argument("--only", nargs="+", default=None,
                         help="only the candidates whose name holds one of these (and the baseline)")  # fmt: skip
+    parser.add_argument("--reuse-traces", action="store_true",
+                        help="reuse the engine's recorded tables of an earlier run (same windows, "
+                        "bundles, --every-days; only while the engine's code is unchanged)")  # fmt: skip
     args = parser.parse_args()
     from training.datasets import online_retail
 
@@ -558,8 +780,7 @@ def main() -> int:
     for window, (a, b) in windows.items():
         m = simulate(panel, MinMaxPolicy(MINMAX_REFERENCE), config, a, b).metrics()
         reference[window] = (m["avg_inventory_units"], m["lost_units"])
-    traces = {w: record(panel, {w: windows[w]}, config, str(bundles[w]), args.every_days)[w]
-              for w in windows}  # fmt: skip
+    traces = {w: recorded(panel, w, windows[w], config, bundles[w], args) for w in windows}
     first = min(a for a, _ in windows.values())
     todo = candidates(panel, first)
     if args.engine:

@@ -34,3 +34,42 @@ def test_replaying_the_engines_tables_makes_the_engines_decisions(tmp_path):
     m = replay.metrics()
     assert m["lost_units"] == engine["metrics"]["lost_units"] > 0
     assert m["avg_inventory_units"] == engine["metrics"]["avg_inventory_units"]
+
+
+def test_the_engines_band_screened_as_a_band_is_the_engines_buffer():
+    from benchmarks.twin_screen import banded_buffer
+    from edge_runtime.decide.service_level import SMOOTHING_RATES, buffer_exceeded_every
+
+    rng = np.random.default_rng(3)
+    history = rng.poisson(4.0, size=(5, 364)).astype(float)
+    history[1, rng.choice(364, 7, replace=False)] = 300.0  # wholesale days
+    history[2, :100] = np.nan  # a SKU that starts late
+    history[3] = np.nan  # one with no history: no buffer
+    for every in (20.0, 56.25, 90.0):
+        np.testing.assert_allclose(
+            banded_buffer(SMOOTHING_RATES)(history, every, None),
+            buffer_exceeded_every(history, every),
+            rtol=1e-12,
+        )
+
+
+def test_reused_traces_are_read_back_not_recorded_again(tmp_path, monkeypatch):
+    import argparse
+
+    import benchmarks.twin_screen as screen
+
+    monkeypatch.setattr(screen, "ROOT", tmp_path)
+    panel = DemandPanel.from_arrays(
+        "S1", ["A"], np.datetime64("2026-01-01") + np.arange(30), np.ones((1, 30))
+    )
+    made = {"trace": {20: (np.ones((1, 9)), np.ones((1, 9)))}, "metrics": {}, "orders": None}
+    calls = []
+    monkeypatch.setattr(screen, "record", lambda *a: calls.append(a) or {"w": made})
+    args = argparse.Namespace(every_days=56.25, reuse_traces=True)
+    first = screen.recorded(panel, "w", (20, 30), StoreConfig(), tmp_path / "b", args)
+    again = screen.recorded(panel, "w", (20, 30), StoreConfig(), tmp_path / "b", args)
+    assert len(calls) == 1  # the second read the pickle
+    np.testing.assert_array_equal(again["trace"][20][0], first["trace"][20][0])
+    args.reuse_traces = False
+    screen.recorded(panel, "w", (20, 30), StoreConfig(), tmp_path / "b", args)
+    assert len(calls) == 2  # without the flag: recorded afresh
