@@ -297,9 +297,9 @@ class Gateway(EngineView):
     def _on_mqtt(self, payload: bytes, source: str, mid: int, qos: int) -> None:
         self.intake.put(payload, source, mid, qos)  # and wakes the worker
 
-    def _ack(self, mid: int, qos: int) -> None:
+    def _ack(self, received: list[tuple[int, int]]) -> None:
         if self.transport is not None:
-            self.transport.ack(mid, qos)
+            self.transport.ack(received)
 
     def _ingest_handover(
         self, events: list[Event], rejections: list[Rejection], source: str

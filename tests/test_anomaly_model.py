@@ -121,6 +121,24 @@ def test_a_flagged_sku_needs_less_silence_for_a_phantom_alert(forest_bundle):
     assert alert.evidence["anomaly_score"] < 0 and alert.evidence["p_zero_sales"] > 0.001
 
 
+def test_a_phantom_already_alerted_is_not_scored_again_at_the_next_close(forest_bundle):
+    scorer = Scorer.from_bundle(load_bundle(forest_bundle[0], spec_dict()["version"]))
+    X = normal_rows(2, seed=9)
+    d = PhantomDetector(alpha=0.001)
+    d.sale("A", 0.0)
+    d.sale("B", 0.0)
+
+    def close(now_days: float) -> tuple[list[str], int]:
+        lazy = AnomalyScores.of_close(["A", "B"], "2026-01-10", X, scorer)
+        alerts = d.check(now_days * 86400, ["A", "B"], np.array([5.0, 5.0]),
+                         np.array([4.0, 0.0]), np.array([7.0, 1.0]), lazy)  # fmt: skip
+        return [a.sku for a in alerts], int(lazy._known.sum())
+
+    assert close(3.0) == (["A"], 1)  # A silent for 3 days at ~4 a day: alerted, its day scored
+    # A stays alerted until it sells: the next close neither alerts nor scores it again.
+    assert close(4.0) == ([], 0)
+
+
 def test_without_a_model_nothing_is_scored(tmp_path):
     with Gateway(config(tmp_path)) as gw:
         gw.ingest(trade(3), "seed")

@@ -22,7 +22,7 @@ def intake_with(wait_s: float, due_in: float | None, arrivals: list[bytes]):
     intake = MqttIntake(
         parse,
         lambda events, rejections, source: commits.append(list(events)),
-        lambda mid, qos: acks.append((mid, len(commits))),
+        lambda received: acks.extend((mid, len(commits)) for mid, _ in received),
         wait_s=wait_s,
         pause=lambda s: (pauses.append(s), [intake.put(p, "pos", 10 + i, 1) for i, p in
                                             enumerate(arrivals)]),

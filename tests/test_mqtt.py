@@ -35,7 +35,7 @@ class Inbox:
     def __call__(self, payload, source, mid, qos):
         self.items.append((payload, source, mid, qos))
         if self.auto_ack:
-            self.transport.ack(mid, qos)
+            self.transport.ack([(mid, qos)])
 
 
 def start(cfg, inbox):
@@ -190,6 +190,31 @@ def test_unacked_events_are_redelivered_after_a_crash(mosquitto):
     t2 = start(cfg, inbox2)
     assert wait(lambda: len(inbox2.items) == 1), "unacknowledged event was not redelivered"
     assert inbox2.items[0][1] == "ecom"
+    t2.stop()
+
+
+def test_a_commit_acknowledges_its_events_in_one_write_and_none_comes_again(mosquitto):
+    cfg = config(mosquitto)
+    inbox = Inbox(ack=False)
+    t = start(cfg, inbox)
+    for i in range(50):
+        pub(mosquitto, "shelfcast/S1/events/pos", json.dumps({"n": i}))
+    assert wait(lambda: len(inbox.items) == 50)
+    queued = []
+    real_queue = t.client._packet_queue
+    t.client._packet_queue = lambda *a, **k: (queued.append(a[1]), real_queue(*a, **k))[1]
+    t.ack([(mid, qos) for _, _, mid, qos in inbox.items])
+    # One queued packet: every PUBACK as paho builds it, back to back, in the events' order.
+    assert queued == [b"".join(bytes([0x40, 2, mid >> 8, mid & 0xFF]) for _, _, mid, _ in
+                               inbox.items)]  # fmt: skip
+    t.client._packet_queue = real_queue
+    assert wait(lambda: not t.client._out_packet)  # written to the broker
+    t.stop()  # a clean restart: whatever the broker holds unacknowledged comes again
+    inbox2 = Inbox()
+    t2 = start(cfg, inbox2)
+    pub(mosquitto, "shelfcast/S1/events/pos", json.dumps({"n": "after"}))
+    assert wait(lambda: len(inbox2.items) >= 1)
+    assert [json.loads(p)["n"] for p, *_ in inbox2.items] == ["after"]
     t2.stop()
 
 

@@ -329,8 +329,13 @@ class ForecastDecisionPolicy:
         return rows, bare
 
     def _risk(self, rows: _Rows):
+        """The stock-out risk of ``rows``, exact where the monitor may act on it: a SKU under
+        alert, or one whose probability may reach the monitor's ``quiet_below``."""
         atp = np.array([float(s.available) for s in rows.states])
-        return stockout_risk(rows.mean, rows.p90, atp, self.settings.lead_time_days)
+        monitor = self.monitor
+        exact = monitor.under_alert_mask([s.sku for s in rows.states])
+        return stockout_risk(rows.mean, rows.p90, atp, self.settings.lead_time_days,
+                             below=monitor.quiet_below, exact=exact)  # fmt: skip
 
     def _orders(self, rows: _Rows) -> list[Message]:
         skus = [s.sku for s in rows.states]

@@ -48,11 +48,15 @@ def stockout_risk(
     atp: np.ndarray,
     lead_time_days: float,
     p50_daily: np.ndarray | None = None,
+    below: float | None = None,
+    exact: np.ndarray | None = None,
 ) -> StockoutRisk:
     """Probability of running out within ``lead_time_days`` and expected days until out.
 
     ``p50_daily`` (optional, the demand model's median) widens the distribution of lumpy items
-    whose median is far below their mean.
+    whose median is far below their mean. ``below`` and ``exact``: probabilities the caller
+    does not need exactly, as in ``demand_distribution.prob_at_least`` (a bound under
+    ``below`` stands in for them).
     """
     if lead_time_days <= 0:
         raise ValueError(f"lead_time_days must be > 0, got {lead_time_days}")
@@ -61,7 +65,7 @@ def stockout_risk(
     if mean_daily.shape != atp.shape:
         raise ValueError(f"mean_daily has shape {mean_daily.shape} but atp has {atp.shape}")
     total_mean, total_var = over_days(mean_daily, p90_daily, lead_time_days, p50_daily)
-    prob = prob_at_least(total_mean, total_var, atp)
+    prob = prob_at_least(total_mean, total_var, atp, below, exact)
     with np.errstate(divide="ignore", invalid="ignore"):
         days = np.where(mean_daily > 0, np.maximum(atp, 0.0) / mean_daily, np.inf)
     return StockoutRisk(prob, days, float(lead_time_days))
@@ -128,6 +132,20 @@ class StockoutMonitor:
                 out.published.append(sku)
                 out.published_index.append(i)
         return out
+
+    @property
+    def quiet_below(self) -> float:
+        """A probability under which :meth:`update` leaves a SKU not under alert alone: its
+        exact value is not needed there."""
+        return self.threshold - self.hysteresis
+
+    def under_alert_mask(self, skus: list[str]) -> np.ndarray | None:
+        """Which of ``skus`` are under alert (their probability is needed whatever it is);
+        None when none is."""
+        active = self._last
+        if not active:
+            return None
+        return np.fromiter((s in active for s in skus), dtype=bool, count=len(skus))
 
     def take_changes(self) -> dict[str, float | None]:
         """SKUs whose alert state changed since the last call: the probability published, or

@@ -13,7 +13,7 @@ round and the window's own write serve all of them, at the price of that wait in
 acknowledgement. With a short uplink window (a hub's online view) the events wait for the
 window they would have waited for anyway, so what the hub sees is not later.
 
->>> intake = MqttIntake(lambda p, topic_source: ([], []), lambda *a: None, lambda m, q: None)
+>>> intake = MqttIntake(lambda p, topic_source: ([], []), lambda *a: None, lambda acks: None)
 >>> intake.put(b"[]", "pos", 1, 1); intake.run_once(); intake.empty(), intake.held
 (True, [])
 """
@@ -40,7 +40,7 @@ RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0
 Item = tuple[bytes, str, int, int]  # payload, source (the topic's level), mid, qos
 Parse = Callable[..., tuple[list[Event], list[Rejection]]]
 Commit = Callable[[list[Event], list[Rejection], str], object]  # raises StoreError: none kept
-Ack = Callable[[int, int], None]
+Ack = Callable[[list[tuple[int, int]]], None]  # (mid, qos) of payloads committed, in order
 
 
 class Backoff:
@@ -64,7 +64,7 @@ class Backoff:
 
 class MqttIntake:
     """Payloads from MQTT to the ledger (see the module docstring). ``commit`` stores one
-    group; ``ack`` acknowledges one payload to the broker after its group committed; ``wake``
+    group; ``ack`` acknowledges a group's payloads to the broker after its commit; ``wake``
     is set when a payload arrives (the worker waits on it)."""
 
     def __init__(self, parse: Parse, commit: Commit, ack: Ack,
@@ -135,8 +135,7 @@ class MqttIntake:
         try:
             for source, events, rejections, members in self.groups(items):
                 self._commit(events, rejections, source)  # a store failure raises: they wait
-                for _, _, mid, qos in members:
-                    self._ack(mid, qos)
+                self._ack([(mid, qos) for _, _, mid, qos in members])
                 done.update(map(id, members))
         except StoreError as err:
             left = [item for item in items if id(item) not in done]

@@ -33,7 +33,7 @@ available-to-promise is never negative.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -190,31 +190,34 @@ class StockState:
 
     @classmethod
     def of(cls, s: SkuState, safety_buffer: int, as_of_us: int) -> StockState:
-        # Why not cls(...): a frozen dataclass's __init__ sets each field through
-        # object.__setattr__, twice the cost of the slots' own setters; and why not a loop over
-        # the setters: its iteration cost a third as much again. This runs for every SKU at
-        # every store day's close and for every decided state change.
-        (sku, on_hand, reserved, buffer, available, conf, count_time, event_time,
-         shrink, gain, sold, received, damaged, events) = _STOCK_STATE_SETTERS  # fmt: skip
-        state = object.__new__(cls)
-        sku(state, s.sku)
-        on_hand(state, s.on_hand)
-        reserved(state, s.reserved)
-        buffer(state, safety_buffer)
-        available(state, max(0, s.on_hand - s.reserved - safety_buffer))
-        conf(state, confidence(s.last_count_us, s.first_us, s.discrepancy, as_of_us))
-        count_time(state, iso_utc(s.last_count_us))
-        event_time(state, iso_utc(s.last_us) if s.events else None)
-        shrink(state, s.shrink)
-        gain(state, s.gain)
-        sold(state, s.sold)
-        received(state, s.received)
-        damaged(state, s.damaged)
-        events(state, s.events)
+        # Why a draft: a frozen dataclass's __init__ sets each field through
+        # object.__setattr__, and even the slots' own setters called as functions cost two to
+        # three times a plain attribute store; this runs for every SKU at every store day's
+        # close and for every decided state change. The draft has StockState's very slots, so
+        # it becomes one by a change of class (no copy), frozen from then on.
+        state = _StockStateDraft()
+        state.sku = s.sku
+        state.on_hand = s.on_hand
+        state.reserved = s.reserved
+        state.safety_buffer = safety_buffer
+        state.available = max(0, s.on_hand - s.reserved - safety_buffer)
+        state.confidence = confidence(s.last_count_us, s.first_us, s.discrepancy, as_of_us)
+        state.last_count_time = iso_utc(s.last_count_us)
+        state.last_event_time = iso_utc(s.last_us) if s.events else None
+        state.shrink = s.shrink
+        state.gain = s.gain
+        state.sold = s.sold
+        state.received = s.received
+        state.damaged = s.damaged
+        state.events = s.events
+        state.__class__ = cls
         return state
 
 
-_STOCK_STATE_SETTERS = tuple(getattr(StockState, f.name).__set__ for f in fields(StockState))
+class _StockStateDraft:
+    """A ``StockState`` being filled in by ``StockState.of``: the same slots, writable."""
+
+    __slots__ = StockState.__slots__
 
 
 def _settle(s: SkuState, before: int, event_id: str, order_id, qty: int, ts_us: int, out: list):

@@ -303,10 +303,13 @@ class MqttTransport:
                 seqs.append(seq)
         return seqs
 
-    def ack(self, mid: int, qos: int) -> None:
-        """Acknowledge an incoming message once what it carried is durable."""
-        if qos > 0:
-            self.client.ack(mid, qos)
+    def ack(self, received: Sequence[tuple[int, int]]) -> None:
+        """Acknowledge incoming messages ``(mid, qos)`` once what they carried is durable: the
+        QoS 1 ones in one write (``LeanClient.ack_many``)."""
+        self.client.ack_many([mid for mid, qos in received if qos == 1])
+        for mid, qos in received:
+            if qos > 1:
+                self.client.ack(mid, qos)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish ``offline`` (retained), disconnect cleanly, stop the network thread."""

@@ -121,6 +121,12 @@ class PhantomDetector:
         # and only theirs are asked for (the model scores a SKU when first asked).
         near = (np.asarray(on_hand) > 0) & (days >= self.min_silent_days)
         near &= p0 < self.alpha * (1.0 + MAX_BOOST)
+        # A SKU already alerted stays silent until it sells or is counted: not asked about
+        # (the anomaly model would score it at every close for nothing).
+        alerted = self._alerted
+        if alerted and near.any():
+            at = np.flatnonzero(near)
+            near[at[np.fromiter((skus[i] in alerted for i in at.tolist()), bool, len(at))]] = False
         weight = np.ones(len(skus))
         if anomaly is not None and near.any():
             weight[near] = anomaly.weights([skus[i] for i in np.flatnonzero(near).tolist()])
