@@ -212,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the router's expected drops per store van (0: price only what earlier orders' "
         "runs make cheaper)",
     )
+    ap.add_argument(
+        "--no-run-outlook",
+        action="store_true",
+        help="do not show the router what earlier days' runs carried to each city (it then "
+        "expects every van to fill, --run-fill)",
+    )
     ap.add_argument("--bundle", type=Path, help="the gateways' bundle (default: train one)")
     ap.add_argument("--trees", type=int, default=100, help="trees per model of that bundle")
     args = ap.parse_args(argv)
@@ -239,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         def make_policy():
             return OrderUpToPolicy(MovingAverageForecaster(days=args.warmup_days))
 
-    twin = NetworkTwin(scenario, make_policy, config, cost, truth, args.tariff)
+    twin = NetworkTwin(
+        scenario, make_policy, config, cost, truth, args.tariff, not args.no_run_outlook
+    )
     router = Router(cost, run_fill=args.run_fill)
     runs, seconds = {}, {}
     for name, choose in choosers(router).items():
@@ -305,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             "shelf_truth": truth.__dict__,
             "cost_model": cost.__dict__,
             "router_run_fill": router.run_fill,
+            "run_outlook": not args.no_run_outlook,
             "seed": args.seed,
             "seconds": seconds,
         },

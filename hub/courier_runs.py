@@ -30,8 +30,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hub.fulfilment_cost import CostModel
+
+if TYPE_CHECKING:
+    from hub.run_outlook import RunOutlook
 
 TARIFFS = ("runs", "per-parcel")
 
@@ -49,6 +53,9 @@ class CourierRuns:
 
     cost: CostModel
     zones: dict[tuple[str, str], _Zone] = field(default_factory=dict)
+    # Earlier days' same-day parcels per zone (``hub.run_outlook``): what a van can expect to
+    # carry today. None: nothing learnt (the router then assumes its ``run_fill``).
+    outlook: RunOutlook | None = None
 
     def day_cost(self, z: _Zone) -> float:
         """The cheapest mix of vans and couriers for one origin x zone's parcels."""
@@ -67,6 +74,20 @@ class CourierRuns:
         """One van's run from ``origin`` to ``zone`` (its stem: the zone's first parcel's km)."""
         z = self.zones.get((origin, zone))
         return self.cost.van_run(km if z is None else z.stem_km)
+
+    def expected_fill(self, origin: str, zone: str) -> float | None:
+        """Parcels ``origin``'s van to ``zone`` can expect today, this one included: the zone's
+        expected day (``outlook``) less what other stores' runs already carry there, and never
+        fewer than it carries already plus this one. The first store to run to a city expects
+        its whole day, a second one only what is left, so the day's parcels gather in one van
+        rather than half-fill two. None without an outlook or before its first day."""
+        day = None if self.outlook is None else self.outlook.expected(zone)
+        if day is None:
+            return None
+        mine = self.zones.get((origin, zone))
+        mine_n = 0 if mine is None else mine.parcels
+        others = sum(z.parcels for (o, q), z in self.zones.items() if q == zone and o != origin)
+        return max(mine_n + 1.0, day - others)
 
     def join(self, origin: str, zone: str, km: float) -> float:
         """Plan one more parcel; returns its marginal cost."""

@@ -209,12 +209,14 @@ class Router:
     cost: CostModel = field(default_factory=CostModel)
     max_stores: int = 6
     max_combos: int = 4096
-    # Drops a store's van to a zone is expected to carry today. Above 0 a same-day parcel is
-    # priced at no more than a stop plus that share of a van's run even before the van pays
-    # (the first parcels of a day would otherwise each pay a courier trip of their own and go
-    # elsewhere, so few vans would fill); 0: the marginal cost given earlier orders only. A
-    # full van (the default ``run_drops``, 40) was chosen on the validation slice over 0
-    # (docs/records/routing.md); the twin bills what the vans really carried either way.
+    # Drops a store's van to a zone is expected to carry today when the day's runs have no
+    # outlook (``CourierRuns.expected_fill``: what earlier days' runs carried to the zone, less
+    # other stores' parcels there today). A same-day parcel is priced at no more than a stop
+    # plus a van's run shared over that fill even before the van pays (the first parcels of a
+    # day would otherwise each pay a courier trip of their own and go elsewhere, so few vans
+    # would fill); 0: the marginal cost given earlier orders only. A full van (the default
+    # ``run_drops``, 40) was chosen on the validation slice over 0 (docs/records/routing.md);
+    # the twin bills what the vans really carried either way.
     run_fill: float = 40.0
 
     def plan(self, order: Order, cand: Candidates, runs: CourierRuns | None = None) -> Plan:
@@ -353,10 +355,12 @@ class Router:
         local = c.is_local(km, is_dc)
         out = c.courier(np.asarray(km, dtype=float))
         for j in np.flatnonzero(local):
-            price = runs.marginal(str(ids[j]), zone, float(km[j]))
-            if self.run_fill > 0:
-                share = runs.run_cost(str(ids[j]), zone, float(km[j])) / self.run_fill
-                price = min(price, c.run_drop + share)
+            origin, dist = str(ids[j]), float(km[j])
+            price = runs.marginal(origin, zone, dist)
+            fill = runs.expected_fill(origin, zone)
+            fill = self.run_fill if fill is None else min(fill, c.run_drops)
+            if fill > 0:
+                price = min(price, c.run_drop + runs.run_cost(origin, zone, dist) / fill)
             out[j] = price
         return out[None, :]
 

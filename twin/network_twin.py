@@ -33,6 +33,7 @@ from edge_runtime.store.confidence import DAY_US, confidence, updated_discrepanc
 from hub.courier_runs import TARIFFS, CourierRuns
 from hub.fulfilment_cost import CostModel, haversine_km
 from hub.routing import Candidates, Order, Plan, Router
+from hub.run_outlook import RunOutlook
 from training.progress import progress_bar
 from twin.network_places import DCS, STORES
 from twin.network_stores import NetworkStores
@@ -216,10 +217,13 @@ class NetworkTwin:
         cost: CostModel | None = None,
         truth: ShelfTruth | None = None,
         tariff: str = "runs",
+        run_outlook: bool = True,
     ):
         if tariff not in TARIFFS:
             raise ValueError(f"network twin: tariff={tariff!r}, expected one of {TARIFFS}")
         self.tariff = tariff
+        # Whether a chooser's day of runs carries what earlier days' runs took (hub.run_outlook)
+        self.run_outlook = run_outlook
         self.sc = scenario
         self.make_policy = make_policy
         self.config = config or StoreConfig()
@@ -264,6 +268,7 @@ class NetworkTwin:
             name, direct={k: 0.0 for k in ("shipping", "pick", "split", "late")}, tariff=self.tariff
         )
         horizon = int(self.cost.markdown_horizon_days)
+        outlook = RunOutlook() if self.run_outlook else None
         bar = progress_bar(days, f"network {name}", unit="day")
         for i in range(days):
             bar.update()
@@ -287,7 +292,7 @@ class NetworkTwin:
             if sees == "future":
                 view.update(self._future(t, cover, horizon, ahead))
             shipped = np.zeros((s_n, n_n))
-            runs = CourierRuns(self.cost) if self.tariff == "runs" else None
+            runs = CourierRuns(self.cost, outlook=outlook) if self.tariff == "runs" else None
             for o in by_day.get(t, []):
                 plan = self._fulfil(
                     o, choose, run, b, t, shipped, view, conflicts[:, :, i], sees, runs
@@ -296,6 +301,8 @@ class NetworkTwin:
             if runs is not None:  # what the day's vans and couriers really carried
                 run.vans += runs.vans()
                 run.direct["shipping"] += runs.total()
+                if outlook is not None:
+                    outlook.close_day(runs)
             demand = sc.walk_in[:, :, t]
             sold = np.minimum(b.shelf, demand)
             b.shelf -= sold
