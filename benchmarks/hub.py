@@ -39,8 +39,8 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   before) and ``api_read`` the HTTP availability read's own time.
 - ``cpu_count``, load averages (before and after each step) and CPU seconds of each process.
 - ``nats_server_gomaxprocs``: the Go scheduler threads nats-server ran with
-  (``shelfcast.nats_go_runtime``: 1 unless ``SHELFCAST_NATS_GOMAXPROCS`` says otherwise;
-  ``SHELFCAST_NATS_GOMAXPROCS=auto`` for Go's default, one per CPU).
+  (``SHELFCAST_NATS_GOMAXPROCS``, e.g. ``1``; ``auto``, the default, is Go's own choice:
+  one per CPU; ``shelfcast.nats_go_runtime``).
 - ``own_sessions``: every process of the pipeline (Mosquitto, nats-server, each gateway, each
   hub process) runs in a session of its own, as each is a service (or a host) of its own in
   production. With the kernel's autogroup scheduler (``autogroup_scheduler``) the CPU is shared

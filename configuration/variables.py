@@ -21,5 +21,6 @@ OTHER_VARIABLES: dict[str, str] = {
     "SHELFCAST_PROGRESS": "training's progress bars: 1 forces them on, 0 off",
     "SHELFCAST_VERBOSE": "training: let libraries' own log lines through",
     "SHELFCAST_NATS_GOMAXPROCS": "Go scheduler threads of the nats-server shelfcast starts "
-    "(demo, tests, benchmarks): a number, default 1, or `auto` (shelfcast.nats_go_runtime)",
+    "(demo, tests, benchmarks): a number, or `auto`, Go's choice, the default "
+    "(shelfcast.nats_go_runtime)",
 }

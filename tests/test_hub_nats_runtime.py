@@ -1,5 +1,5 @@
 """The nats-server shelfcast starts (the demo's, the tests' and the benchmarks') runs with the Go
-runtime settings of ``shelfcast.nats_go_runtime``: read back from the running process's own
+runtime setting of ``shelfcast.nats_go_runtime``: read back from the running process's own
 environment, not from what the code meant to pass."""
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ def process_env(pid: int) -> dict[str, str]:
 
 
 @needs_nats
-def test_the_tests_and_benchmarks_nats_server_runs_one_go_scheduler_thread(tmp_path, monkeypatch):
-    monkeypatch.delenv(GOMAXPROCS_VARIABLE, raising=False)
-    server = NatsServer(tmp_path / "nats").start()
+def test_the_tests_and_benchmarks_nats_server_runs_the_threads_the_variable_says(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("GOMAXPROCS", raising=False)
+    monkeypatch.setenv(GOMAXPROCS_VARIABLE, "1")
+    server = NatsServer(tmp_path / "one").start()
     try:
         assert process_env(server.proc.pid)["GOMAXPROCS"] == "1"
     finally:
@@ -34,25 +37,24 @@ def test_the_tests_and_benchmarks_nats_server_runs_one_go_scheduler_thread(tmp_p
 
 
 @needs_nats
-def test_the_demos_nats_server_runs_one_go_scheduler_thread(tmp_path, monkeypatch):
-    monkeypatch.delenv(GOMAXPROCS_VARIABLE, raising=False)
+def test_the_demos_nats_server_runs_the_threads_the_variable_says(tmp_path, monkeypatch):
+    monkeypatch.delenv("GOMAXPROCS", raising=False)
+    monkeypatch.setenv(GOMAXPROCS_VARIABLE, "3")
     server = EmbeddedNats(tmp_path / "nats").start()
     try:
-        assert process_env(server._proc.pid)["GOMAXPROCS"] == "1"
+        assert process_env(server._proc.pid)["GOMAXPROCS"] == "3"
     finally:
         server.stop()
 
 
 @needs_nats
-def test_the_variable_sets_the_threads_and_auto_leaves_gos_own_choice(tmp_path, monkeypatch):
+@pytest.mark.parametrize("value", [None, "auto"])
+def test_by_default_or_auto_go_chooses(tmp_path, monkeypatch, value):
     monkeypatch.delenv("GOMAXPROCS", raising=False)
-    monkeypatch.setenv(GOMAXPROCS_VARIABLE, "3")
-    server = NatsServer(tmp_path / "three").start()
-    try:
-        assert process_env(server.proc.pid)["GOMAXPROCS"] == "3"
-    finally:
-        server.stop()
-    monkeypatch.setenv(GOMAXPROCS_VARIABLE, "auto")
+    if value is None:
+        monkeypatch.delenv(GOMAXPROCS_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(GOMAXPROCS_VARIABLE, value)
     server = NatsServer(tmp_path / "auto").start()
     try:
         assert "GOMAXPROCS" not in process_env(server.proc.pid)
