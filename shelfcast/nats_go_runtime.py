@@ -4,9 +4,8 @@ it measured.
 
 nats-server is a Go program: by default Go runs one scheduler thread per CPU (GOMAXPROCS).
 ``SHELFCAST_NATS_GOMAXPROCS`` sets that number for the servers shelfcast starts; ``auto`` (the
-default) leaves Go's own choice (or a GOMAXPROCS the environment already has). On the 2-core
-benchmark box, 1 cut nats-server's CPU per message by about a tenth and moved neither the
-workers' scale-out ratio nor the sale-to-online p99 out of their run-to-run spread:
+default) leaves Go's own choice (or a GOMAXPROCS the environment already has). What one
+thread did on the 2-core benchmark box, and why it is not the default:
 docs/records/hub-figures.md.
 
 >>> nats_server_env({"PATH": "/bin"}).get("GOMAXPROCS")
