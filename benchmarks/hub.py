@@ -38,6 +38,9 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   ``rate_steps[].stages`` gives per-stage p50/p99 (ms since the sale and since the stage
   before) and ``api_read`` the HTTP availability read's own time.
 - ``cpu_count``, load averages (before and after each step) and CPU seconds of each process.
+- ``nats_server_gomaxprocs``: the Go scheduler threads nats-server ran with
+  (``SHELFCAST_NATS_GOMAXPROCS``, e.g. ``1``; ``auto``, the default, is Go's own choice:
+  one per CPU; ``shelfcast.nats_go_runtime``).
 - ``own_sessions``: every process of the pipeline (Mosquitto, nats-server, each gateway, each
   hub process) runs in a session of its own, as each is a service (or a host) of its own in
   production. With the kernel's autogroup scheduler (``autogroup_scheduler``) the CPU is shared
@@ -79,6 +82,7 @@ from hub.streams import (  # noqa: E402
     partition_consumer,
     unacknowledged,
 )
+from shelfcast.nats_go_runtime import nats_gomaxprocs  # noqa: E402
 from tests.hub_process import HubProcess  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 from tests.nats_server import NatsServer  # noqa: E402
@@ -977,6 +981,7 @@ def figures(args: argparse.Namespace, work: Path) -> dict:
         "cpu_count": os.cpu_count(),
         "autogroup_scheduler": autogroup.exists() and autogroup.read_text().strip() == "1",
         "own_sessions": not args.one_session,
+        "nats_server_gomaxprocs": nats_gomaxprocs(),
     }
     if not args.skip_latency:
         out.update(latency_phase(args, work))

@@ -20,4 +20,7 @@ OTHER_VARIABLES: dict[str, str] = {
     "SHELFCAST_SIGNING_KEY": "the Ed25519 private key training signs bundles with",
     "SHELFCAST_PROGRESS": "training's progress bars: 1 forces them on, 0 off",
     "SHELFCAST_VERBOSE": "training: let libraries' own log lines through",
+    "SHELFCAST_NATS_GOMAXPROCS": "Go scheduler threads of the nats-server shelfcast starts "
+    "(demo, tests, benchmarks): a number, or `auto`, Go's choice, the default "
+    "(shelfcast.nats_go_runtime)",
 }

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from shelfcast.local_server import free_port, stop_process, wait_listening
+from shelfcast.nats_go_runtime import nats_server_env
 
 
 def nats_binary() -> str | None:
@@ -54,7 +55,10 @@ class EmbeddedNats:
         )
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(
-                [self.binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+                [self.binary, "-c", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=nats_server_env(),
             )
         wait_listening(self._proc, self.port, timeout, "nats-server", self._log_tail)
         return self

@@ -22,6 +22,7 @@ import pytest
 
 from shelfcast.embedded_nats import nats_binary
 from shelfcast.local_server import stop_process, wait_listening
+from shelfcast.nats_go_runtime import nats_server_env
 from tests.mosquitto import free_port
 
 
@@ -77,6 +78,7 @@ class NatsServer:
                 [self.binary, "-c", str(self.conf)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=nats_server_env(),  # the Go runtime settings shelfcast ships
                 start_new_session=self.own_session,
             )
         wait_listening(self.proc, self.port, timeout, "nats-server", self._log_tail)
