@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # --compare puts the old packages first
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.figures_out import child_figures, show_figures  # noqa: E402
 
 
 def _child(args: argparse.Namespace) -> int:
@@ -72,10 +73,7 @@ def _run(code_root: Path, args: argparse.Namespace, bundle: str, key: str) -> di
     if args.cpu:
         cmd = ["taskset", "-c", args.cpu, *cmd]
     env = {**os.environ, "PYTHONPATH": f"{code_root}:{ROOT}"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(f"drain exited with {proc.returncode}: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return child_figures(cmd, env, 900, "drain")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return _child(args)
 
-    from benchmarks.full_path import _old_code
+    from benchmarks.full_path import _old_code, same_decisions
     from benchmarks.latency import latency_bundle
     from training.signing_key import public_key_path, signing_key_path
 
@@ -119,16 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     for side in sides:
         result[f"median_cpu_s_{side}"] = statistics.median(r["cpu_s"] for r in runs[side])
     if args.compare:
-        result["same_decisions"] = all(
-            a["decisions_digest"] == b["decisions_digest"]
-            for a, b in zip(runs["new"], runs["old"], strict=True)
-        )
+        result["same_decisions"] = same_decisions(runs)
         result["cpu_ratio_old_over_new"] = round(
             result["median_cpu_s_old"] / result["median_cpu_s_new"], 3
         )
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    show_figures(result, args.json, unprinted=("runs",))
     return 0
 
 

@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # --compare puts the old edge_runtime first
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures_out import child_figures, show_figures  # noqa: E402
+
 
 def _child(args: argparse.Namespace) -> int:
     """The gateway's process: start, drain ``--expect`` events, print the figures, close."""
@@ -182,10 +184,16 @@ def _gateway(code_root: Path, args: argparse.Namespace, state_dir: Path, port: i
         cmd = [spy, "record", "-f", "raw", "-r", "250", "--threads", "-o", args.profile,
                "--", *cmd]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{code_root}:{ROOT}"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(f"gateway exited with {proc.returncode}: {proc.stderr[-2000:]}")
-    return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    return child_figures(cmd, env, 900, "gateway")
+
+
+def same_decisions(runs: dict[str, list[dict]]) -> bool:
+    """Whether every round's two sides (``new``, ``old``: the same events drained) decided the
+    same messages: anything else is a bug of one side."""
+    return all(
+        a["decisions_digest"] == b["decisions_digest"]
+        for a, b in zip(runs["new"], runs["old"], strict=True)
+    )
 
 
 # What a gateway process imports of the repository: all of it is taken from the old ref (the
@@ -294,10 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.compare:
         # Per round, the two sides drained the same events: the same decisions or a bug.
-        result["same_decisions"] = all(
-            a["decisions_digest"] == b["decisions_digest"]
-            for a, b in zip(runs["new"], runs["old"], strict=True)
-        )
+        result["same_decisions"] = same_decisions(runs)
         result["ratio_new_over_old"] = round(
             result["median_events_per_s_new"] / result["median_events_per_s_old"], 2
         )
@@ -305,9 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         result["cpu_ratio_old_over_new"] = round(
             result["median_cpu_s_old"] / result["median_cpu_s_new"], 2
         )
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    show_figures(result, args.json, unprinted=("runs",))
     return 0
 
 

@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures_out import child_figures, show_figures  # noqa: E402
+
 
 def _child(args: argparse.Namespace) -> int:
     """One run: drain ``--expect`` queued events, acknowledging them the ``--mode`` way."""
@@ -77,8 +79,7 @@ def _run(args: argparse.Namespace, port: int, mode: str, client_id: str, expect:
     if args.cpu:
         cmd = ["taskset", "-c", args.cpu, *cmd]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return child_figures(cmd, env, 600, "acknowledging child")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         result[f"median_cpu_ms_per_1000_{m}"] = statistics.median(
             r["cpu_ms_per_1000"] for r in runs[m]
         )
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    show_figures(result, args.json, unprinted=("runs",))
     return 0
 
 
