@@ -22,7 +22,7 @@ the sales series and the intraday warner; the gateway keeps the lock, the transa
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from edge_runtime.store.alert_episode_table import AlertEpisodeTable
 from edge_runtime.store.ledger import IngestResult, Ledger
 from edge_runtime.store.open_orders import OpenOrderTable
 from edge_runtime.store.open_transaction import empty_shelves, skus_in_order, states_in_transaction
+from edge_runtime.store.state_columns import StateColumns
 from edge_runtime.store.stock import SkuState, StockState
 from edge_runtime.store.store_failure import store_failures_raised
 from models.bundle import Bundle
@@ -263,7 +264,7 @@ class DecisionEngine:
         occasion = f"bundle:{model.model_version}@{led.clock_us}"
         return with_decision_ids(self.review_all(states, forecasts, at), occasion)
 
-    def review_all(self, states: list[StockState], forecasts, at: str | None) -> list[Message]:
+    def review_all(self, states: Sequence[StockState], forecasts, at: str | None) -> list[Message]:
         """The forecast policy's decisions on every SKU at ``at`` (a day's close, a new model)."""
         if forecasts is None or not states:
             return []
@@ -386,21 +387,21 @@ class DecisionEngine:
         batch (``current``: the states the batch has reached so far; the others as stored),
         but the one whose event closed the day (just decided); and the phantom-inventory check
         on the new forecasts. Their decision ids' epoch is the day that closed."""
-        buffer = self.ledger.safety_buffer
         stored = self.ledger.folded_states()  # the SKUs not in ``current`` are as committed
-        states = []
         # The stock table gives the SKUs in the order decisions have always been made in;
-        # their states come from memory (no row is read back and rebuilt).
-        for sku in skus_in_order(conn):
-            s = current[sku] if sku in current else stored[sku]
-            if s is not None:
-                states.append(StockState.of(s, buffer, max(as_of, s.last_us)))
-        others = [s for s in states if not (head_decided and s.sku == head.sku)]
-        out = self.review_all(others, self.policy.forecasts, head.event_time)
+        # their states come from memory (no row is read back and rebuilt), as columns: a
+        # SKU's full StockState is built only if a message of it needs one.
+        states = [s for s in (current[k] if k in current else stored[k]
+                              for k in skus_in_order(conn)) if s is not None]  # fmt: skip
+        others = [s for s in states if s.sku != head.sku] if head_decided else states
+        columns = StateColumns.of_sku_states(
+            others, self.ledger.safety_buffer, [max(as_of, s.last_us) for s in others]
+        )
+        out = self.review_all(columns, self.policy.forecasts, head.event_time)
         out += self._phantoms(head.ts_us / 1e6, states)
         return with_decision_ids(out, f"close:{self.sales.last_closed}")
 
-    def _phantoms(self, now: float, states: list[StockState]) -> list[Message]:
+    def _phantoms(self, now: float, states: list[SkuState]) -> list[Message]:
         """In stock per the ledger, but silent for longer than the forecast makes plausible."""
         forecasts = self.policy.forecasts  # the first horizon is all it reads
         if forecasts is None:

@@ -39,6 +39,7 @@ from edge_runtime.decide.replenishment import Replenisher
 from edge_runtime.decide.stockout import StockoutMonitor, stockout_risk
 from edge_runtime.forecast.demand_distribution import daily_sigma
 from edge_runtime.messages import Message, ReasonCode, StockoutAlert
+from edge_runtime.store.state_columns import StateColumns
 from edge_runtime.store.stock import Conflict, StockState
 
 MAX_EXPECTED_DAYS = 365.0
@@ -150,7 +151,7 @@ class DecisionSettings:
 class _Rows:
     """The SKUs being decided, with their forecast over the lead time and the protection period."""
 
-    states: list[StockState]
+    states: StateColumns  # a full state built only for a SKU that gets a message
     causes: list[Cause | None]
     when: list[str]
     mean: np.ndarray  # daily, over the lead time
@@ -217,7 +218,7 @@ class ForecastDecisionPolicy:
         rows, bare = self._rows(list(states), {}, None)
         if rows is not None:
             risk = self._risk(rows)
-            self.monitor.update([s.sku for s in rows.states], risk.probability)
+            self.monitor.update(rows.states.skus, risk.probability)
         if bare:
             self.monitor.update([b[0].sku for b in bare], _out_probability(bare))
 
@@ -260,12 +261,14 @@ class ForecastDecisionPolicy:
         self, states: Sequence[StockState], causes: Mapping[str, Cause], at: str | None = None
     ) -> list[Message]:
         """Stock-out and replenishment decisions for ``states`` (at ``at``, ISO time, or each
-        SKU's cause / last event); what ``decide`` and the gateway's day close both run."""
+        SKU's cause / last event); what ``decide`` and the gateway's day close both run.
+        ``states`` may be ``StateColumns``: a SKU's full state is then built only when one of
+        its decisions is published (a day's close reviews every SKU and publishes few)."""
         rows, bare = self._rows(states, causes, at)
         out: list[Message] = []
         if rows is not None:
             risk = self._risk(rows)
-            update = self.monitor.update([s.sku for s in rows.states], risk.probability)
+            update = self.monitor.update(rows.states.skus, risk.probability)
             out += [
                 self._alert(rows, i, risk.probability[i], risk.expected_days[i])
                 for i in update.published_index
@@ -281,16 +284,15 @@ class ForecastDecisionPolicy:
         lead = max(1, int(np.ceil(self.settings.lead_time_days)))
         protect = self.settings.protection_days
         table = self.forecasts
-        states = list(states)
-        skus = [s.sku for s in states]
+        states = StateColumns.of_states(states)
+        skus = states.skus
         got = causes.get
         cause_of = [got(sku) for sku in skus] if causes else [None] * len(states)
         if at:
             whens = [at] * len(states)
         else:
             whens = [
-                c.event_time if c else s.last_event_time
-                for s, c in zip(states, cause_of, strict=True)
+                c.event_time if c else states[i].last_event_time for i, c in enumerate(cause_of)
             ]
         if table is None or not states:
             return None, list(zip(states, cause_of, whens, strict=True))
@@ -307,15 +309,15 @@ class ForecastDecisionPolicy:
             return None, bare
         if len(found) < len(states):
             pick = found.tolist()
-            kept = [states[i] for i in pick]
+            kept = states.take(pick)
             kept_causes = [cause_of[i] for i in pick]
             kept_whens = [whens[i] for i in pick]
         else:
             kept, kept_causes, kept_whens = states, cause_of, whens
-        _, protect_arr = table.lookup_many([s.sku for s in kept], at or kept_whens, protect)
+        _, protect_arr = table.lookup_many(kept.skus, at or kept_whens, protect)
         buffer = None
         if table.buffer is not None:
-            buffer = table.buffer[table.rows_of([s.sku for s in kept])]
+            buffer = table.buffer[table.rows_of(kept.skus)]
         rows = _Rows(
             kept,
             kept_causes,
@@ -331,22 +333,21 @@ class ForecastDecisionPolicy:
     def _risk(self, rows: _Rows):
         """The stock-out risk of ``rows``, exact where the monitor may act on it: a SKU under
         alert, or one whose probability may reach the monitor's ``quiet_below``."""
-        atp = np.array([float(s.available) for s in rows.states])
         monitor = self.monitor
-        exact = monitor.under_alert_mask([s.sku for s in rows.states])
+        exact = monitor.under_alert_mask(rows.states.skus)
+        atp = rows.states.available
         return stockout_risk(rows.mean, rows.p90, atp, self.settings.lead_time_days,
                              below=monitor.quiet_below, exact=exact)  # fmt: skip
 
     def _orders(self, rows: _Rows) -> list[Message]:
-        skus = [s.sku for s in rows.states]
-        atp = np.array([float(s.available) for s in rows.states])
+        skus, atp = rows.states.skus, rows.states.available
         sigma = daily_sigma(rows.mean_protect, rows.p90_protect)
         open_orders = self.replenisher.open_orders
         on_order = np.array([open_orders[s].quantity if s in open_orders else 0.0 for s in skus])
         triggers = self.replenisher.review(
             skus, rows.mean_protect, sigma, atp, on_order, buffer=rows.buffer
         )
-        at = {s.sku: i for i, s in enumerate(rows.states)}
+        at = {sku: i for i, sku in enumerate(skus)}
         protection_days = self.settings.protection_days
         safety_rule = "z_sigma" if rows.buffer is None else "marginal_buffer"
         out: list[Message] = []
