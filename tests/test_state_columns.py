@@ -64,7 +64,7 @@ def test_a_review_over_columns_decides_as_over_the_list():
     assert want and _payloads(got) == _payloads(want)
 
 
-def test_a_day_close_builds_full_states_only_for_the_skus_it_publishes(tmp_path, monkeypatch):
+def test_decisions_build_full_states_only_for_the_skus_they_publish(tmp_path, monkeypatch):
     """Every SKU is decided at a close, but most publish nothing: their confidence and event
     times (the costly part of a state) are never computed."""
     bundle = demand_bundle(tmp_path / "bundles" / "col-7")
@@ -85,5 +85,6 @@ def test_a_day_close_builds_full_states_only_for_the_skus_it_publishes(tmp_path,
         closing = [m for m in gw.recent_messages() if m["cause_event_id"] is None]
     assert gw.counters["day_closes"] == 4
     assert {m["sku"] for m in closing} == {"K7"}
-    # K1's event (twice: the batch's state and its decision), K7 at the close: not all 60.
-    assert sorted(set(built)) == ["K1", "K7"]
+    # K1 (the state its event left, for the uplink) and K7 at the close: not all 60; and K1
+    # once only: its decision, which published nothing, needed no full state either.
+    assert sorted(set(built)) == ["K1", "K7"] and built.count("K1") == 1
