@@ -280,3 +280,40 @@ def test_username_and_password_from_the_environment(tmp_path):
         wrong.start()
         assert not wrong.wait_connected(2), "a wrong password must not connect"
         wrong.stop()
+
+
+def test_a_commits_alerts_leave_in_one_write_whole_and_in_order(mosquitto, tmp_path, monkeypatch):
+    """The rows of one hand-over are queued to paho's network thread as one run of PUBLISH
+    packets (one wake-up, not one per alert), yet each is its own message: a consumer gets
+    them all in order with their retain flags, and every PUBACK completes its row."""
+    from edge_runtime.messages import GatewayState
+
+    consumer = Subscriber(mosquitto, ["shelfcast/S1/alerts/#"], client_id="one-write")
+    t = start(config(mosquitto), Inbox())
+    queued = []
+    real_queue = t.client._packet_queue
+    monkeypatch.setattr(
+        t.client,
+        "_packet_queue",
+        lambda cmd, *a, **k: queued.append(cmd) or real_queue(cmd, *a, **k),
+    )
+    box = Outbox(tmp_path / "l.sqlite")
+    alerts = [
+        StockoutAlert(store_id="S1", sku=f"A{i}", model_version="m", probability=1.0,
+                      evidence={"pad": "x" * (i * 40)})  # some beyond 127 bytes: longer lengths
+        for i in range(50)
+    ]  # fmt: skip
+    rows = box.put([*alerts, GatewayState(store_id="S1", status="online", model_version="m")])
+    assert wait(lambda: t.client._inflight_messages == 0)  # its own state message is out
+    queued.clear()
+    t.publish(rows)
+    assert queued == [0x30], "one queued write for the whole hand-over"
+    got = consumer.wait_for(50)
+    assert [json.loads(p)["message_id"] for _, p, _ in got] == [r.message_id for r in rows[:50]]
+    acked = []
+    assert wait(lambda: acked.extend(t.take_acked()) or len(acked) == len(rows))
+    assert sorted(acked) == [r.seq for r in rows] and t.inflight == 0
+    late = Subscriber(mosquitto, ["shelfcast/S1/state"], client_id="late-state")
+    assert json.loads(late.wait_for(1)[0][1])["status"] == "online"  # retained, as paho sends it
+    t.stop()
+    consumer.close(), late.close()

@@ -27,6 +27,11 @@
   queues the PUBACKs of a whole commit as one run of bytes (the same 4-byte packets paho
   builds, back to back) with one wake-up.
 
+- **Alerts of a commit in one write.** paho queues each PUBLISH as a packet of its own, with a
+  wake-up of its network thread and a ``send`` each. :meth:`LeanClient.publish_many` keeps
+  paho's record of every QoS 1 message (what its PUBACK and a reconnect's resend use) but
+  queues their PUBLISH packets (the same bytes paho builds) as one run with one wake-up.
+
 The first three override private methods of paho 2 (``_sock_recv``, ``loop_read``'s loop,
 ``_handle_pubackcomp`` and ``_handle_publish``); ``tests/test_mqtt.py`` runs them against a
 real broker.
@@ -99,6 +104,45 @@ class LeanClient(mqtt.Client):
         # The packet id 0 and QoS 0 of this run of packets: paho looks at them only for PUBLISH.
         self._packet_queue(puback, b"".join([pack(puback, 2, mid) for mid in mids]), 0, 0)
 
+    def publish_many(self, messages: Sequence[tuple[str, bytes, bool]]) -> list[int]:
+        """Publish ``(topic, payload, retain)`` messages at QoS 1, in order; returns the mids
+        of those paho took (the first ones: it stops at one it refuses, its queue full). paho
+        keeps each as its own ``publish`` would (a PUBACK completes it, a reconnect sends it
+        again); their packets go out as one write. Not connected, MQTT 5 or with paho's own
+        in-flight or queue limits set: paho's ``publish``, one by one."""
+        mids: list[int] = []
+        if (
+            self._sock is None
+            or self._protocol == mqtt.MQTTv5
+            or self._max_inflight_messages
+            or self._max_queued_messages
+        ):
+            for topic, payload, retain in messages:
+                info = self.publish(topic, payload, qos=1, retain=retain)
+                if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                    break
+                mids.append(info.mid)
+            return mids
+        now, packets = mqtt.time_func(), []
+        with self._out_message_mutex:
+            for topic, payload, retain in messages:
+                mid = self._mid_generate()
+                if mid in self._out_messages:  # 65,535 in flight: paho refuses it too
+                    break
+                topic_bytes = topic.encode("utf-8")
+                self._raise_for_invalid_topic(topic_bytes)
+                message = mqtt.MQTTMessage(mid, topic_bytes)
+                message.timestamp, message.payload, message.qos = now, payload, 1
+                message.retain, message.dup, message.properties = retain, False, None
+                message.state = mqtt.mqtt_ms_wait_for_puback
+                self._out_messages[mid] = message
+                self._inflight_messages += 1
+                packets.append(_publish_packet(topic_bytes, payload, retain, mid))
+                mids.append(mid)
+            if packets:  # the packet id 0 of the run: paho reads it only for QoS 0 PUBLISH
+                self._packet_queue(mqtt.PUBLISH, b"".join(packets), 0, 1)
+        return mids
+
     def _handle_pubackcomp(self, cmd) -> mqtt.MQTTErrorCode:
         packet = self._in_packet["packet"]
         if cmd != "PUBACK" or self._protocol == mqtt.MQTTv5 or len(packet) != 2:
@@ -130,3 +174,17 @@ class LeanClient(mqtt.Client):
         with self._in_callback_mutex:
             handler(bytes(packet[4 + n :]), topic, mid, 1)
         return mqtt.MQTT_ERR_SUCCESS
+
+
+def _publish_packet(topic: bytes, payload: bytes, retain: bool, mid: int) -> bytes:
+    """An MQTT 3.1.1 QoS 1 PUBLISH: paho's ``_send_publish`` bytes for the same message."""
+    remaining = 2 + len(topic) + 2 + len(payload)
+    if remaining > 268_435_455:
+        raise ValueError("Packet too large")
+    head = bytearray((mqtt.PUBLISH | 0x02 | int(bool(retain)),))
+    while True:  # the remaining length, 7 bits a byte, least significant first
+        byte, remaining = remaining % 128, remaining // 128
+        head.append(byte | 0x80 if remaining else byte)
+        if not remaining:
+            break
+    return b"".join((head, struct.pack("!H", len(topic)), topic, struct.pack("!H", mid), payload))

@@ -260,12 +260,12 @@ class MqttTransport:
         return self._connected.wait(timeout)
 
     def publish(self, rows: Sequence[OutboxRow]) -> None:
-        """Hand rows to paho (QoS 1) in order; they count as in flight until their PUBACK."""
-        for row in rows:
-            info = self.client.publish(row.topic, row.payload, qos=1, retain=row.retain)
-            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-                raise RuntimeError("paho refused a message (queue full); outbox keeps it")
-            self._inflight[info.mid] = row.seq
+        """Hand rows to paho (QoS 1) in order, as one write (``LeanClient.publish_many``);
+        they count as in flight until their PUBACK."""
+        mids = self.client.publish_many([(r.topic, r.payload, r.retain) for r in rows])
+        self._inflight.update(zip(mids, (r.seq for r in rows), strict=False))
+        if len(mids) < len(rows):
+            raise RuntimeError("paho refused a message (queue full); outbox keeps it")
 
     def set_model_version(self, model_version: str) -> None:
         """A new bundle is in use: the retained state (and the last will, from the next connect
