@@ -9,7 +9,8 @@ message of each way:
 
 - ``validated``: ``Model(**fields)``, what the engine does;
 - ``computed``: ``edge_runtime.messages.computed_values.computed`` when present (values'
-  types and bounds checked in Python against a plan derived from the model), else skipped;
+  types and bounds checked in Python against a plan derived from the model; tried at
+  3153d5e, not kept: see docs/records/ingest.md), else skipped;
 - ``unchecked``: the floor of any construction without validation: the instance's dict from
   the defaults and the given values, default factories called, nothing checked or converted
   (not a way to build messages: what skipping validation could save at most).
