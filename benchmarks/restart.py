@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--no-bytecode", action="store_true",
                         help="start from source, as before the image's compiled bytecode")  # fmt: skip
+    parser.add_argument("--old-from-source", action="store_true",
+                        help="with --compare: only the old side starts from source")  # fmt: skip
     args = parser.parse_args(argv)
 
     model_env = _model_env()
@@ -211,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         roots["old"] = _old_code(args.compare, work / "old")
     sides = list(roots)
-    for root in roots.values():
-        remove_bytecode(root) if args.no_bytecode else compile_gateway(root)
+    for side, root in roots.items():
+        from_source = args.no_bytecode or (side == "old" and args.old_from_source)
+        remove_bytecode(root) if from_source else compile_gateway(root)
     profile = Path(args.profile) if args.profile else None
     if profile:
         profile.mkdir(parents=True, exist_ok=True)
@@ -227,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result: dict = {"history": args.history, "tail": args.tail, "queued": args.queued,
-                    "bytecode": not args.no_bytecode, "nproc": os.cpu_count(),
+                    "bytecode": not args.no_bytecode, "old_from_source": args.old_from_source,
+                    "nproc": os.cpu_count(),
                     "runs": runs}  # fmt: skip
     for side in sides:
         for key in ("wall_s", "cpu_s"):
