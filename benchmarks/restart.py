@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="shelfcast-restart-"))
     roots = {"new": ROOT}
     if args.compare:
-        roots["old"] = _old_code(args.compare, work / "old")
+        roots["old"] = _old_code(args.compare, work / "code-old")
     sides = list(roots)
     for side, root in roots.items():
         from_source = args.no_bytecode or (side == "old" and args.old_from_source)
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.restarts):
             for side in sides if r % 2 == 0 else sides[::-1]:
                 spy = profile / f"restart-{r}.txt" if profile and side == "new" else None
-                res = one_restart(roots[side], prep, queued, model_env, work / side, spy)
+                res = one_restart(roots[side], prep, queued, model_env, work / f"run-{side}", spy)
                 runs[side].append(res)
                 print(f"restart {r + 1} {side}: {json.dumps(res)}", file=sys.stderr, flush=True)
     finally:
