@@ -11,7 +11,8 @@ snapshots and then logged ``--tail`` more events after them (the crash run's res
 restart: a copy of that state, a fresh Mosquitto on the shipped settings holding the
 gateway's persistent session with ``--queued`` real events waiting (what the tills sent while
 it was down: ~2 s at 1,200 events/s), then ``shelfcast run`` as its own process, SIGKILLed once
-it has committed every queued event.
+it has committed every queued event. Each side's copy has its derived snapshot saved again by
+that side's code (same position and content, in its own format).
 
 Figures per restart, as the crash run reads them: ``wall_s`` from spawning the process to its
 first commit (the commit's time is stored with each event) and ``cpu_s``, the process's CPU
@@ -149,6 +150,30 @@ def prepared_state(n_history: int, tail: int, model_env: dict) -> tuple[Path, in
     return prep, len(events)
 
 
+RESAVE = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from edge_runtime.forecast.derived_snapshot import load_derived, save_derived\n"
+    "from edge_runtime.store.ledger import Ledger\n"
+    "state = Path(sys.argv[1])\n"
+    "with Ledger(state / 'ledger.sqlite', sys.argv[2]) as ledger:\n"
+    "    snap = load_derived(state / 'derived.pickle', ledger.ledger_id)\n"
+    "assert snap is not None, 'the snapshot does not load'\n"
+    "save_derived(state / 'derived.pickle', snap)\n"
+)
+
+
+def side_state(code_root: Path, prep: Path, out: Path) -> Path:
+    """``prep`` with its derived snapshot saved again by the code at ``code_root`` (same log
+    position, same content, in that code's format): each side restarts from the snapshot it
+    would have written itself."""
+    shutil.copytree(prep, out, ignore=shutil.ignore_patterns("done", "*.lock"))
+    env = {**os.environ, "PYTHONPATH": f"{code_root}{os.pathsep}{ROOT}"}
+    subprocess.run([sys.executable, "-c", RESAVE, str(out), STORE], cwd=code_root, env=env,
+                   check=True)  # fmt: skip
+    return out
+
+
 def one_restart(code_root: Path, prep: Path, events: list[dict], model_env: dict, work: Path,
                 profile: Path | None) -> dict:  # fmt: skip
     """Copy the state, queue ``events`` in a fresh broker, start the gateway: its figures."""
@@ -216,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     for side, root in roots.items():
         from_source = args.no_bytecode or (side == "old" and args.old_from_source)
         remove_bytecode(root) if from_source else compile_gateway(root)
+    preps = {side: side_state(root, prep, work / f"state-{side}") for side, root in roots.items()}
     profile = Path(args.profile) if args.profile else None
     if profile:
         profile.mkdir(parents=True, exist_ok=True)
@@ -224,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.restarts):
             for side in sides if r % 2 == 0 else sides[::-1]:
                 spy = profile / f"restart-{r}.txt" if profile and side == "new" else None
-                res = one_restart(roots[side], prep, queued, model_env, work / f"run-{side}", spy)
+                res = one_restart(roots[side], preps[side], queued, model_env,
+                                  work / f"run-{side}", spy)  # fmt: skip
                 runs[side].append(res)
                 print(f"restart {r + 1} {side}: {json.dumps(res)}", file=sys.stderr, flush=True)
     finally:
