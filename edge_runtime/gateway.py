@@ -138,6 +138,7 @@ class Gateway(EngineView):
         self.upkeep = Upkeep(self.ledger, self.retention, self.snapshots, self._lock,
                              self._derived_state, lambda: self.counters["ingested"] > 0)  # fmt: skip
         self._wake, self._stop = threading.Event(), threading.Event()  # a payload came; closing
+        self.first_commit = threading.Event()  # set once this start's first events are acked
         self._worker: threading.Thread | None = None
         self.intake = MqttIntake(self.ledger.parse, self._ingest_parsed, self._ack, self._wake,
                                  cfg.ingest.commit_wait_s, self._stop.wait,
@@ -355,6 +356,7 @@ class Gateway(EngineView):
                 self._phases.end("first commit", log)  # events committed and acknowledged
                 self._phases = None
                 self._open_sessions()
+                self.first_commit.set()
             try:
                 self.pump.pump(self.transport)
                 if self.intake.empty():  # else the commit of what waits carries the window
@@ -370,8 +372,7 @@ class Gateway(EngineView):
 
     def _open_sessions(self) -> threading.Thread | None:
         """Open the model's ONNX sessions in the background once consuming has begun: a start
-        whose models were checked before (``edge_runtime.checked_models``) opened none, and the
-        next close needs them. Each scorer opens its own, under its own lock."""
+        whose models were checked before (``edge_runtime.checked_models``) opened none."""
         return None if self.model is None else self.model.scorer.open_all_in_background()
 
     def problems(self) -> dict[str, str]:

@@ -16,16 +16,22 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from configuration.command_options import add_log_options, port_number
 from edge_runtime.config import ConfigError, load_config
+from edge_runtime.forecast.online import import_river
 from edge_runtime.gateway import Gateway
-from edge_runtime.heap import freeze_startup_heap
+from edge_runtime.heap import freeze_startup_heap, pause_collector, resume_collector
 from edge_runtime.log_output import configure_logging
 from edge_runtime.store.ledger import LedgerError
 from models.bundle import BundleError
 
 log = logging.getLogger("edge_runtime.gateway")  # the gateway's log, as operators know it
+
+# The start-up heap is frozen after the first commit, or after this long without one (a store
+# with no traffic): the collector stays paused until then (edge_runtime/heap.py).
+FREEZE_AT_THE_LATEST_S = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the gateway against the configured broker until SIGINT/SIGTERM."""
+    pause_collector()
     try:
         configure_logging(args.log_level, args.log_format)
         cfg = load_config(
@@ -60,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         # directory that is unusable, held by another gateway or holds another store's ledger.
         for line in str(err).splitlines():  # a bad configuration: one line per problem
             print(f"shelfcast run: {line}", file=sys.stderr, flush=True)
+        resume_collector()
         return 2
-    freeze_startup_heap()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -75,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
         cfg.mqtt.topic_prefix,
         cfg.gateway.store_id,
     )
+    deadline = time.monotonic() + FREEZE_AT_THE_LATEST_S
+    while not (gw.first_commit.wait(0.05) or stop.is_set() or time.monotonic() > deadline):
+        pass
+    import_river()  # not needed before the first commit (edge_runtime/forecast/online.py)
+    freeze_startup_heap()
     while not stop.wait(1.0):
         pass
     gw.close()

@@ -9,6 +9,7 @@ module keeps its heavy imports inside ``run``.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -142,11 +143,16 @@ def main(argv: list[str] | None = None) -> int:
         for line in typos:
             print(f"shelfcast {name}: {line}", file=sys.stderr)
         return 2
+    # Why the collector waits: what a command imports lives as long as the process, so a
+    # collection while importing walks survivors only (edge_runtime/heap.py).
+    gc.disable()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         print(missing_part(name, err), file=sys.stderr)
         return 2
+    finally:
+        gc.enable()
     parser = OneLineParser(prog=f"shelfcast {name}", description=text)
     _add_common(parser)
     module.add_arguments(parser)

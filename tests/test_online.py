@@ -124,3 +124,52 @@ def test_undo_puts_river_back_bit_for_bit_and_it_learns_on_the_same():
     assert [c.factor_one(s) for s in skus] == [kept.factor_one(s) for s in skus]
     c.undo()  # no undo point open: nothing
     assert [c.factor_one(s) for s in skus] == [kept.factor_one(s) for s in skus]
+
+
+def test_a_pickled_correction_predicts_without_river_and_learns_on_bit_for_bit():
+    """A snapshot keeps River's means as numbers: loading it and predicting imports no River
+    (a restart's start), and the SKUs then learn on exactly as the original does."""
+    import pickle
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    c = LevelCorrection(warmup=2)
+    skus = [f"S{i}" for i in range(30)]
+    for _ in range(12):
+        for s in skus:
+            c.learn_one(s, central=float(rng.gamma(2.0)), actual=float(rng.poisson(2.0)))
+    blob = pickle.dumps(c)
+    days = [[(float(rng.gamma(2.0)), float(rng.poisson(3.0))) for _ in skus] for _ in range(5)]
+    probe = (
+        "import pickle, sys\n"
+        f"c = pickle.loads({blob!r})\n"
+        f"factors = [c.factor_one(s) for s in {skus!r}]\n"
+        "river_at_predict = 'river' in sys.modules\n"
+        f"for day in {days!r}:\n"
+        f"    for s, (central, actual) in zip({skus!r}, day):\n"
+        "        c.learn_one(s, central, actual)\n"
+        f"print(repr((river_at_predict, factors, [c.factor_one(s) for s in {skus!r}])))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    river_at_predict, factors, after = eval(out)
+    assert not river_at_predict
+    assert factors == [c.factor_one(s) for s in skus]
+    for day in days:
+        for s, (central, actual) in zip(skus, day, strict=True):
+            c.learn_one(s, central, actual)
+    assert after == [c.factor_one(s) for s in skus]
+
+
+def test_undo_after_a_restore_puts_back_the_restored_means():
+    import pickle
+
+    c = LevelCorrection(warmup=1)
+    c.learn_one("A", central=1.0, actual=3.0)
+    restored = pickle.loads(pickle.dumps(c))
+    restored.undo_point()
+    restored.learn_one("A", central=1.0, actual=0.0)
+    restored.learn_one("B", central=1.0, actual=9.0)
+    restored.undo()
+    assert (restored.predict_one("A", 1.0), restored.predict_one("B", 1.0)) == (2.0, 1.0)

@@ -28,9 +28,9 @@ NOT_BEFORE_SUBSCRIBING = (
 
 
 def loaded_in_fresh_process(code: str, env: dict[str, str] | None = None) -> list[str]:
-    """Which of ``NOT_BEFORE_SUBSCRIBING`` and ``onnxruntime`` a new interpreter has loaded
-    after running ``code``."""
-    names = [*NOT_BEFORE_SUBSCRIBING, "onnxruntime"]
+    """Which of ``NOT_BEFORE_SUBSCRIBING``, ``onnxruntime`` and ``river`` a new interpreter has
+    loaded after running ``code``."""
+    names = [*NOT_BEFORE_SUBSCRIBING, "onnxruntime", "river"]
     report = f"print(json.dumps([m for m in {names!r} if m in sys.modules]))"
     probe = f"{code}\nimport sys, json\n{report}"
     out = subprocess.run(
@@ -45,7 +45,9 @@ def test_the_run_command_loads_nothing_a_gateway_does_not_need_to_consume():
     assert loaded_in_fresh_process("import edge_runtime.run_command") == []
 
 
-def test_a_restart_with_its_checked_bundle_loads_no_onnx_runtime_before_consuming(tmp_path):
+def test_a_restart_with_its_checked_bundle_loads_no_onnx_runtime_nor_river_before_consuming(
+    tmp_path,
+):
     env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": str(tmp_path / "state"),
            "SHELFCAST_MQTT_ENABLED": "false", "SHELFCAST_BUNDLE": str(make_bundle(tmp_path / "b")),
            **public_key_env()}  # fmt: skip

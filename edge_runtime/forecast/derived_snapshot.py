@@ -28,7 +28,10 @@ from edge_runtime.forecast.daily_sales import DailySales
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # 2: the sales series carry each SKU's in-stock level; 3: as one panel
+# 2: the sales series carry each SKU's in-stock level; 3: as one panel; 4: River's means as
+# numbers (a gateway before it refuses a 4 and rebuilds; this one reads a 3 as well).
+FORMAT = 4
+READS = (3, 4)
 
 
 @dataclass
@@ -79,7 +82,7 @@ def load_derived(path: str | Path, ledger_id: str) -> DerivedSnapshot | None:
     except Exception as err:  # torn or from another version: only a slower start
         log.warning("derived-state snapshot %s unreadable (%s); rebuilt from the log", path, err)
         return None
-    if fmt != FORMAT or not isinstance(snap, DerivedSnapshot) or snap.ledger_id != ledger_id:
+    if fmt not in READS or not isinstance(snap, DerivedSnapshot) or snap.ledger_id != ledger_id:
         log.warning("derived-state snapshot %s is not this ledger's; rebuilt from the log", path)
         return None
     return snap

@@ -17,9 +17,17 @@ them, ``benchmarks/online_learners.py``: the gateway does not run them.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from river import stats
+if TYPE_CHECKING:
+    from river import stats
+
+
+def import_river() -> None:
+    """Import River now rather than at the first learning (inside a store-day close): a service
+    calls this after its first commit, before it freezes its start-up heap, so that River's
+    objects are frozen with the rest (``edge_runtime.heap``)."""
+    from river import stats  # noqa: F401
 
 
 class ForecastCorrection(Protocol):
@@ -78,6 +86,11 @@ class LevelCorrection:
         self.warmup = warmup
         self._sold: dict[str, stats.EWMean] = {}
         self._forecast: dict[str, stats.EWMean] = {}
+        # Each SKU's two means as numbers, (sold, forecast), where it has not learnt since they
+        # were restored (a snapshot, an undo): a River mean updated once with a number holds it
+        # and learns on from it bit for bit as the original, so River is imported, and the
+        # means made, at the SKU's next learning; a start that only predicts imports no River.
+        self._kept: dict[str, tuple[float, float]] = {}
         self._seen: dict[str, int] = {}
         # Each SKU's means and days as they were at the undo point, recorded at its first
         # learning since (None: not recording).
@@ -87,10 +100,10 @@ class LevelCorrection:
         """The SKU's level factor ``f`` (1 until it has learnt ``warmup`` days)."""
         if self._seen.get(sku, 0) < self.warmup:
             return 1.0
-        k, forecast = self.shrink, self._forecast[sku].get()
+        k, (sold, forecast) = self.shrink, self._means(sku)
         if forecast + k <= 0:
             return 1.0  # nothing forecast and no shrink: no evidence either way
-        f = (self._sold[sku].get() + k) / (forecast + k)
+        f = (sold + k) / (forecast + k)
         lo, hi = self.bounds
         return min(max(f, lo), hi)
 
@@ -121,22 +134,36 @@ class LevelCorrection:
         the original would: the means are put back bit for bit."""
         journal, self._journal = self._journal, None
         for sku, kept in (journal or {}).items():
+            self._sold.pop(sku, None)
+            self._forecast.pop(sku, None)
             if kept is None:
-                del self._sold[sku], self._forecast[sku], self._seen[sku]
+                del self._seen[sku]
                 continue
             sold, forecast, self._seen[sku] = kept
-            self._sold[sku] = self._mean_of(sold)
-            self._forecast[sku] = self._mean_of(forecast)
+            self._kept[sku] = sold, forecast
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_journal": None}  # an undo point belongs to one transaction
+        """The means as numbers (see ``_kept``): a snapshot loads without importing River."""
+        kept = {sku: (m.get(), self._forecast[sku].get()) for sku, m in self._sold.items()}
+        # An undo point belongs to one transaction.
+        return {**self.__dict__, "_journal": None, "_sold": {}, "_forecast": {},
+                "_kept": {**self._kept, **kept}}  # fmt: skip
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update({"_journal": None, **state})  # snapshots from before undo points
+        # Snapshots from before undo points and before the means were kept as numbers.
+        self.__dict__.update({"_journal": None, "_kept": {}, **state})
 
-    def _mean_of(self, value: float) -> stats.EWMean:
+    def _means(self, sku: str) -> tuple[float, float]:
+        kept = self._kept.get(sku)
+        return kept if kept is not None else (self._sold[sku].get(), self._forecast[sku].get())
+
+    def _mean_of(self, value: float | None) -> stats.EWMean:
+        """A River mean holding ``value`` (None: a new one)."""
+        from river import stats  # at the first learning (see ``_kept``)
+
         mean = stats.EWMean(fading_factor=self.fading)
-        mean.update(value)
+        if value is not None:
+            mean.update(value)
         return mean
 
     def learn_one(self, sku: str, central: float, actual: float) -> None:
@@ -144,12 +171,11 @@ class LevelCorrection:
         sold = self._sold.get(sku)
         journal = self._journal
         if journal is not None and sku not in journal:
-            journal[sku] = None if sold is None else (
-                sold.get(), self._forecast[sku].get(), self._seen[sku]
-            )  # fmt: skip
+            journal[sku] = (*self._means(sku), self._seen[sku]) if sku in self._seen else None
         if sold is None:
-            sold = self._sold[sku] = stats.EWMean(fading_factor=self.fading)
-            self._forecast[sku] = stats.EWMean(fading_factor=self.fading)
+            kept = self._kept.pop(sku, (None, None))
+            sold = self._sold[sku] = self._mean_of(kept[0])
+            self._forecast[sku] = self._mean_of(kept[1])
         sold.update(max(actual, 0.0))
         self._forecast[sku].update(max(central, 0.0))
         self._seen[sku] = self._seen.get(sku, 0) + 1
