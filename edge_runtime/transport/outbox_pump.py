@@ -84,6 +84,18 @@ class OutboxPump:
             if self._nothing_held():
                 self.backoff.s = 0.0
 
+    def wait_s(self, t: Any, tick_s: float, idle_s: float) -> float:
+        """How long the worker may sleep before the pump needs a turn, unless woken: ``tick_s``
+        while rows wait to be handed over or are in flight on transport ``t`` (their PUBACKs
+        come without a wake), until the next mark while only marks wait, else ``idle_s``."""
+        if t is None:
+            return idle_s
+        if self.fresh or self.backlog or t.inflight or not t.connected:
+            return tick_s
+        if self.acked:
+            return max(0.0, self._last_mark + max(MARK_EVERY_S, self.backoff.s) - time.monotonic())
+        return idle_s
+
     def mark_sent(self) -> None:
         if self.acked:
             self.counters["sent"] += self.outbox.mark_sent(self.acked, self.sent_by_kind)
