@@ -64,7 +64,8 @@ def test_an_idle_worker_takes_a_turn_a_second_not_one_a_tick(tmp_path):
         assert len(turns) - before <= 3  # was 75 at a 20 ms tick
         for i in (1, 2):  # the first commit carries a window; the worker writes the second's
             gw.ingest({"event_id": f"e{i}", "store_id": "S1", "sku": "A", "type": "receipt",
-                       "qty": 1, "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"})
+                       "qty": 1, "event_time": "2026-01-05T08:00:00+00:00",
+                       "source": "wms"})  # fmt: skip
         assert gw.uplink.waiting
         t = time.monotonic()
         while gw.uplink.waiting and time.monotonic() - t < 1.0:
