@@ -347,7 +347,6 @@ class Gateway(EngineView):
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            # Until the soonest of: a window the worker writes, a PUBACK or mark, an upkeep look.
             waits = (self.uplink.wait_s(self._interval_s, IDLE_S), self.upkeep.wait_s(),
                      self.pump.wait_s(self.transport, TICK_S, IDLE_S))  # fmt: skip
             self._wake.wait(TICK_S if self.intake.store_problem else min(waits))
