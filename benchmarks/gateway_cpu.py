@@ -1,18 +1,21 @@
 """A gateway's CPU per single-sale message, per thread, as the hub benchmark runs one.
 
-    python benchmarks/gateway_cpu.py [--sales 1800] [--rate 120] [--store CA_1] [--json out.json]
+    python benchmarks/gateway_cpu.py [--sales 1800] [--rate 120] [--store CA_1] [--idle-seconds 10]
+        [--json out.json]
 
 One real ``Gateway`` in this process, set up as ``benchmarks/hub_gateway.py`` sets up each of
 the hub benchmark's (SQLite ledger, outbox, rule policy, paho to a real Mosquitto, the JetStream
 uplink to a real nats-server with one ``shelfcast hub`` worker consuming, a 20 ms uplink window).
-After the store's opening counts, it measures each thread's CPU (``/proc/self/task``) for 10 s
-idle, then while ``mosquitto_pub -l`` sends ``--sales`` real M5 sales of ``--store``, one JSON
+After the store's opening counts, it measures each thread's CPU (``/proc/self/task``) for
+``--idle-seconds`` idle, then while ``mosquitto_pub -l`` sends ``--sales`` real M5 sales of ``--store``, one JSON
 event per QoS 1 message, at ``--rate`` a second (what each of the ten gateways sees at 1,200
 events/s in all), until every sale is committed and forwarded to JetStream.
 
 Figures: ``gateway_cpu_ms_per_sale`` (every thread but this script's own, which only paces the
 sales), the same less the idle rate over the replay's length, ``threads_s`` (CPU seconds per
-thread over the replay) and ``idle_threads_10s``. Thread CPU moves with the machine's load (a
+thread over the replay), ``idle_cpu_ms_per_s`` and ``idle_threads_s`` (CPU seconds per thread
+over the idle time; an idle gateway's timers: ``--rate 10 --sales 300 --idle-seconds 30`` is
+also what each of the ten gateways sees at 100 events/s in all). Thread CPU moves with the machine's load (a
 contended gateway batches more); compare trees by running this script from both at the same
 time (``git archive`` the other tree into a directory), several times, and take medians.
 """
@@ -40,8 +43,6 @@ from tests.hub_process import HubProcess  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 from tests.nats_server import NatsServer  # noqa: E402
 
-IDLE_S = 10.0
-
 
 def thread_cpu() -> dict[str, float]:
     """CPU seconds (user + system) of each live thread of this process, by thread name."""
@@ -62,7 +63,7 @@ def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
     return {k: round(v - before.get(k, 0.0), 3) for k, v in after.items() if v > before.get(k, 0)}
 
 
-def measure(sales_wanted: int, rate: float, store: str) -> dict:
+def measure(sales_wanted: int, rate: float, store: str, idle_s: float = 10.0) -> dict:
     work = Path(tempfile.mkdtemp(prefix="gateway-cpu-"))
     counts, sales, _ = store_stream(store, sales_wanted)
     broker = Mosquitto(work / "broker").start()
@@ -78,7 +79,7 @@ def measure(sales_wanted: int, rate: float, store: str) -> dict:
         gw.flush(30)
         time.sleep(2)
         a = thread_cpu()
-        time.sleep(IDLE_S)
+        time.sleep(idle_s)
         idle = spent(a, thread_cpu())
         idle.pop("MainThread", None)
         pub = subprocess.Popen(
@@ -105,7 +106,7 @@ def measure(sales_wanted: int, rate: float, store: str) -> dict:
         elapsed = time.monotonic() - t0
         busy = spent(before, thread_cpu())
         busy.pop("MainThread", None)
-        total, idle_rate = sum(busy.values()), sum(idle.values()) / IDLE_S
+        total, idle_rate = sum(busy.values()), sum(idle.values()) / idle_s
         figures = {
             "sales": len(sales),
             "committed": gw.counters["ingested"] - len(counts),
@@ -114,9 +115,11 @@ def measure(sales_wanted: int, rate: float, store: str) -> dict:
             "gateway_cpu_ms_per_sale_less_idle": round(
                 (total - idle_rate * elapsed) / len(sales) * 1000, 3
             ),
-            "idle_cpu_s_per_s": round(idle_rate, 4),
+            "idle_cpu_ms_per_s": round(idle_rate * 1000, 2),
+            "busy_cpu_ms_per_s": round(total / elapsed * 1000, 2),
             "threads_s": busy,
-            "idle_threads_10s": idle,
+            "idle_seconds": idle_s,
+            "idle_threads_s": idle,
             "loadavg_1m": os.getloadavg()[0],
         }
         gw.close()
@@ -133,9 +136,10 @@ def main() -> int:
     ap.add_argument("--sales", type=int, default=1800)
     ap.add_argument("--rate", type=float, default=120.0, help="sales per second")
     ap.add_argument("--store", default="CA_1", help="an M5 store (m5_store_days)")
+    ap.add_argument("--idle-seconds", type=float, default=10.0, help="idle time measured")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
-    figures = measure(args.sales, args.rate, args.store)
+    figures = measure(args.sales, args.rate, args.store, args.idle_seconds)
     show_figures(figures, args.json)
     return 0
 

@@ -66,7 +66,8 @@ from models.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.02  # the worker's round (marks sent, upkeep, health) when no payload wakes it
+TICK_S = 0.02  # the worker's round while rows are in flight (PUBACKs wake nobody) or unhanded
+IDLE_S = 1.0  # and when nothing waits: health, the broker's drop count (upkeep has its own)
 COUNTERS = ("ingested", "duplicates", "rejected", "messages", "sent", "policy_errors", "day_closes")
 
 
@@ -194,7 +195,7 @@ class Gateway(EngineView):
                 rows = self.outbox.put(messages, conn=conn) if messages else []
                 self.engine.save_decided(conn)
             self._count_created(rows)
-            self.pump.fresh.extend(rows)
+            self._handover(rows)  # the hub's copy of its decisions too, without a poll's delay
         self._wake.set()
         if self.transport is not None:
             self.transport.set_model_version(self.policy.version)
@@ -347,9 +348,9 @@ class Gateway(EngineView):
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            # Sooner than the tick when changes wait for a window that falls due before it.
-            store_down = self.intake.store_problem
-            self._wake.wait(TICK_S if store_down else self.uplink.wait_s(self._interval_s, TICK_S))
+            waits = (self.uplink.wait_s(self._interval_s, IDLE_S), self.upkeep.wait_s(),
+                     self.pump.wait_s(self.transport, TICK_S, IDLE_S))  # fmt: skip
+            self._wake.wait(TICK_S if self.intake.store_problem else min(waits))
             self._wake.clear()
             self.intake.run_once()
             if self._phases is not None and self.counters["ingested"]:
@@ -413,16 +414,15 @@ class Gateway(EngineView):
     def recent_sales(self, sku: str, days: int) -> tuple[str, list[float], float] | None:
         """Net units of ``sku`` on its last ``days`` closed days (oldest first; fewer when its
         series is younger), the open day (ISO date) and its units so far: the series the model
-        forecasts from. None for a SKU the sales series has never seen.
-
-        Copied under the ingest lock: the worker appends to these series while the API reads.
-        """
+        forecasts from. None for a SKU the sales series has never seen. Copied under the
+        ingest lock: the worker appends to these series while the API reads."""
         with self._lock:
             return self.sales.recent(sku, days)
 
     def close(self) -> None:
         """Stop the worker, flush what can be sent, publish ``offline``, close the files."""
         self._stop.set()
+        self._wake.set()  # an idle worker sleeps up to IDLE_S
         if self._worker is not None:
             self._worker.join(10)
             self._worker = None

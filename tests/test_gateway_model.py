@@ -384,3 +384,30 @@ def test_a_restart_takes_the_last_close_scoring_from_the_snapshot(tmp_path, monk
             for gw in (kept, rescored)
         ]  # fmt: skip
         assert decided[0] == decided[1] and decided[0]
+
+
+def test_a_swaps_decisions_are_handed_to_the_hub_link(tmp_path):
+    """The new model's decisions go to the hub at once, as a commit's rows do: the link is
+    woken with them, not left to find them at its next look for a missed wake."""
+    old = demand_bundle(tmp_path / "bundles" / "v1")
+    new = demand_bundle(tmp_path / "bundles" / "v2", column="mean_28")
+    with Gateway(config(tmp_path, old)) as gw:
+        # P sold 10 a day for three weeks, then nothing for a week: the new model (28-day
+        # mean) expects sales the old one (7-day) does not, and re-decides.
+        gw.ingest([ev("r-P", "P", "receipt", 220, 1)], "seed")
+        gw.ingest(daily_sales("P", 10, range(1, 22)) + daily_sales("Q", 1, range(22, 30)), "pos")
+        woken = []
+
+        class Link:
+            def wake(self, rows=None):
+                woken.extend(rows or [])
+
+            def close(self):
+                pass
+
+        gw.hub_link = Link()
+        seen = {m["message_id"] for m in gw.recent_messages(limit=10_000)}
+        gw.swap_bundle(new)
+        decided = [m for m in gw.recent_messages(limit=10_000) if m["message_id"] not in seen]
+    assert decided
+    assert sorted(r.message_id for r in woken) == sorted(m["message_id"] for m in decided)

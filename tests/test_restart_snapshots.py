@@ -187,9 +187,10 @@ def test_a_slow_snapshot_write_does_not_hold_up_mqtt_intake(tmp_path, monkeypatc
     assert gw.derived_path.exists()
 
 
-def test_the_worker_looks_at_the_upkeep_schedules_at_most_every_20_ms(tmp_path):
+def test_the_worker_looks_at_the_upkeep_schedules_at_most_every_look_s(tmp_path, monkeypatch):
     # A trickle of single sales gives the worker a turn per sale; each look at the schedules
-    # takes the ingest lock, so turns closer together than LOOK_EVERY_S skip it.
+    # takes the ingest lock, so turns closer together than LOOK_EVERY_S skip it. An idle
+    # worker sleeps until the next look.
     from edge_runtime.forecast import upkeep as upkeep_module
     from edge_runtime.forecast.upkeep import Upkeep
 
@@ -204,9 +205,12 @@ def test_the_worker_looks_at_the_upkeep_schedules_at_most_every_20_ms(tmp_path):
             pass
 
     up = Upkeep(None, Never(), Schedule(), threading.Lock(), lambda: None, lambda: False)
+    monkeypatch.setattr(upkeep_module, "LOOK_EVERY_S", 0.05)
+    assert up.wait_s() == 0.0
     for _ in range(50):
         up.tick()
-    assert len(looks) == 1
+    assert len(looks) == 1 and 0.0 < up.wait_s() <= 0.05
     time.sleep(upkeep_module.LOOK_EVERY_S)
+    assert up.wait_s() == 0.0
     up.tick()
     assert len(looks) == 2

@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 State = Callable[[], "tuple[DailySales, Callable[[], tuple[Any, Any]]] | None"]
 # How often the worker's turns look at the schedules. Why not at every turn: a store's trickle of
 # single sales gives the worker a turn per sale, and each look takes the ingest lock and copies
-# the ledger's position, while both schedules count in seconds (or thousands of events).
-LOOK_EVERY_S = 0.02
+# the ledger's position, while both schedules count in seconds (or thousands of events). Why not
+# more often: an idle worker sleeps until the next look (``wait_s``), and each look wakes it.
+LOOK_EVERY_S = 1.0
 
 
 class Upkeep:
@@ -71,6 +72,11 @@ class Upkeep:
         self._next_look = now + LOOK_EVERY_S
         self.snapshot()
         self.retention.run_when_due(self.run_retention)
+
+    def wait_s(self) -> float:
+        """Seconds until :meth:`tick` looks at the schedules again: an idle worker sleeps that
+        long (0: at its next turn)."""
+        return max(0.0, self._next_look - time.monotonic())
 
     def snapshot(self, force: bool = False) -> None:
         """Save the derived state when due (``force``: any change since the last, written

@@ -76,7 +76,10 @@ UPLINK_KINDS = ("uplink", "stockout", "replenishment", "anomaly", "conflict")
 """Outbox kinds the hub receives (``state`` is the link's own heartbeat, not an outbox row)."""
 BATCH = 500  # rows published before waiting for their acks together
 RETRY_MAX_S = 1.0  # a store back online is forwarding again within a second
-IDLE_POLL_S = 0.25  # the gateway wakes the link on every commit; this only bounds a missed wake
+IDLE_POLL_S = 1.0  # the gateway wakes the link on every commit; this only bounds a missed wake
+# A pull request for reservations waits this long on the server: one arriving meanwhile comes
+# at once; each expiry is another request, so a short one only costs an idle gateway CPU.
+RESERVATION_WAIT_S = 5.0
 ACK_TIMEOUT_S = 10.0  # JetStream's acknowledgements of a batch, all of them, within this
 CURSOR_SAVE_S = 0.5  # a crash re-sends at most this much (dropped as duplicates): no fsync a row
 
@@ -259,14 +262,15 @@ class JetStreamUplink:
             tasks.append(asyncio.create_task(self._reservation_loop(js)))
         if self.rollout is not None:
             tasks.append(asyncio.create_task(self._rollout_loop(nc, js)))
-        while not self._stop.is_set():
-            await asyncio.sleep(0.1)
-            for t in tasks:
-                if t.done() and t.exception() is not None:
-                    raise t.exception()
+        # Each task runs until the link stops (close wakes the forward loop) or fails: waited
+        # for, not polled (ten turns a second of an idle gateway's loop, for nothing).
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        failed = next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
+        if failed is not None:
+            raise failed
         await self._forward_once(publisher)  # what the gateway flushed at close
 
     async def _forward_loop(self, js, publisher: AckedPublisher) -> None:
@@ -360,7 +364,7 @@ class JetStreamUplink:
         while not self._stop.is_set():
             try:
                 # one at a time: a bigger batch waits for more after the first arrives
-                msgs = await sub.fetch(1, timeout=1)
+                msgs = await sub.fetch(1, timeout=RESERVATION_WAIT_S)
             except TimeoutError:  # nothing waiting (nats' and asyncio's timeouts are both this)
                 continue
             for msg in msgs:

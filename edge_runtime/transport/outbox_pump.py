@@ -30,6 +30,7 @@ from edge_runtime.transport.uplink import Uplink, own_window_interval
 
 MARK_EVERY_S = 0.05  # acknowledged rows are marked sent at most this often ...
 MARK_BATCH = 2000  # ... or as soon as this many wait
+MARK_IDLE_S = 0.25  # an idle worker marks (and takes PUBACKs) after this long at most
 CLOSE_WAIT_S = 2.0  # at close, how long PUBACKs of rows in flight are waited for
 
 
@@ -83,6 +84,24 @@ class OutboxPump:
                 raise  # the seqs stay in acked, marked once the disk takes writes
             if self._nothing_held():
                 self.backoff.s = 0.0
+
+    def wait_s(self, t: Any, tick_s: float, idle_s: float) -> float:
+        """How long the worker may sleep before the pump needs a turn, unless woken: ``tick_s``
+        while rows wait to be handed over or fill half the window on transport ``t`` (their
+        PUBACKs come without a wake), ``MARK_IDLE_S`` while fewer are in flight or marks wait,
+        else ``idle_s``.
+
+        Why not mark a trickle's row at once: a mark is off every path that waits, and the
+        store's next event gives the worker a turn that marks it anyway; a turn of its own
+        per sale only cost CPU."""
+        if t is None:
+            return idle_s
+        inflight = t.inflight
+        if self.fresh or self.backlog or not t.connected or 2 * inflight >= t.window:
+            return tick_s
+        if self.acked or inflight:
+            return min(idle_s, MARK_IDLE_S)
+        return idle_s
 
     def mark_sent(self) -> None:
         if self.acked:
