@@ -83,3 +83,9 @@ def test_the_centres_history_is_the_first_bundles_then_the_stores_reports():
     assert h["units"].tolist() == [4.0, 0.0, 5.0, 2.0, 0.0]
     assert h["stockout"].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
     assert h["price"].tolist() == [2.0] * 5
+    # A SKU that never sold is not carried: its empty shelf is no stock-out to report.
+    two = DemandPanel.from_arrays(
+        "S1", ["A", "B"], panel.dates, np.vstack([panel.units, 0 * panel.units])
+    )
+    h = centre_history(frame, two, start, np.array([[2.0, 0.0], [0.0, 1.0]]), np.ones((2, 2), bool))
+    assert h[h["sku"] == "B"][["units", "stockout"]].values.tolist() == [[1.0, 1.0]]

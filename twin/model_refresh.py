@@ -42,7 +42,8 @@ def centre_history(
     """The canonical history the centre trains on at day ``start + sold.shape[1]`` of a replay.
 
     ``frame``'s rows before the replay's first day (``panel.dates[start]``), then one row per
-    replayed SKU-day that sold or closed with an empty shelf: ``units`` what the twin sold,
+    replayed SKU-day that sold or closed with an empty shelf (once the SKU has sold: a store
+    reports the items it carries): ``units`` what the twin sold,
     ``stockout`` 1 where the shelf closed empty, the day's price from the history. ``sold`` and
     ``empty`` are (SKUs, replayed days) in panel order.
 
@@ -60,7 +61,10 @@ def centre_history(
     before = frame[frame["date"] < np.datetime64(panel.dates[start], "ns")].copy()
     before["stockout"] = 0.0
     days = sold.shape[1]
-    keep = (sold > 0) | empty
+    # A SKU enters the reports with its first sale: before it the store does not carry it, so
+    # an empty shelf then is no stock-out (the gateway has no series for it either).
+    carried = (panel.units[:, :start] > 0).any(axis=1)[:, None] | (np.cumsum(sold, axis=1) > 0)
+    keep = (sold > 0) | (empty & carried)
     sku_i, day_i = np.nonzero(keep)
     rows = {
         "store_id": before["store_id"].iloc[0] if len(before) else panel.store_id,
