@@ -221,6 +221,12 @@ def main() -> int:
         "of a replay (twin.model_refresh; default: one bundle for the whole replay)",
     )
     parser.add_argument(
+        "--refresh-reset-river",
+        action="store_true",
+        help="with --refresh-days: River's correction starts afresh with each new bundle "
+        "(a gateway keeps it)",
+    )
+    parser.add_argument(
         "--before", default=None, help="this benchmark's JSON from an earlier commit: compare"
     )
     parser.add_argument(
@@ -254,7 +260,8 @@ def main() -> int:
     if args.refresh_days:
         from twin.model_refresh import ModelRefresh
 
-        refresh = ModelRefresh(frame, args.refresh_days, trees, ROOT / "var/bench/twin_refresh")
+        refresh = ModelRefresh(frame, args.refresh_days, trees, ROOT / "var/bench/twin_refresh",
+                               keep_correction=not args.refresh_reset_river)  # fmt: skip
     grids = (
         {"z_grid": (1.0, 2.33), "minmax_grid": (1.5, 3.0, 4.5), "every_days_grid": (20.0, 75.0)}
         if args.quick
@@ -307,6 +314,7 @@ def main() -> int:
         "lost_units_no_policy_can_avoid": unavoidable_lost(panel, config, test0),
         "twin_seconds": round(twin_seconds, 1),
         "refresh_days": args.refresh_days,
+        "refresh_reset_river": args.refresh_reset_river,
         "refresh_training_seconds": refresh.seconds if refresh else [],
     }
     print(f"\nstore {panel.store_id}, {panel.n_skus} SKUs, test {cmp.windows['test']}\n")

@@ -174,6 +174,7 @@ def recorded(panel, window: str, span, config, bundle: Path, args, refresh=None)
     a, b = span
     key = f"{panel.dates[a]}_{panel.dates[b - 1]}_{bundle.name}_{args.every_days:g}"
     key += f"_refresh{refresh.every_days}" if refresh else ""
+    key += "_river_reset" if refresh and not refresh.keep_correction else ""
     path = ROOT / "var" / "bench" / "twin_screen_traces" / f"{key}.pkl"
     if args.reuse_traces and path.exists():
         return pickle.loads(path.read_bytes())
@@ -779,6 +780,9 @@ def main() -> int:
     parser.add_argument("--refresh-days", type=int, default=None,
                         help="the engine's replay swaps in a bundle retrained by the centre every "
                         "this many days (twin.model_refresh; default: one bundle per window)")  # fmt: skip
+    parser.add_argument("--refresh-reset-river", action="store_true",
+                        help="with --refresh-days: River's correction starts afresh with each "
+                        "new bundle (a gateway keeps it)")  # fmt: skip
     args = parser.parse_args()
     from training.datasets import online_retail
 
@@ -798,9 +802,8 @@ def main() -> int:
         reference[window] = (m["avg_inventory_units"], m["lost_units"])
     refresh = None
     if args.refresh_days:
-        refresh = ModelRefresh(
-            frame, args.refresh_days, args.trees, ROOT / "var/bench/twin_refresh"
-        )
+        refresh = ModelRefresh(frame, args.refresh_days, args.trees,
+                               ROOT / "var/bench/twin_refresh", not args.refresh_reset_river)  # fmt: skip
     traces = {w: recorded(panel, w, windows[w], config, bundles[w], args, refresh)
               for w in windows}  # fmt: skip
     first = min(a for a, _ in windows.values())
@@ -833,6 +836,7 @@ def main() -> int:
         "bundles": {w: str(b) for w, b in bundles.items()},
         "engine_every_days": args.every_days,
         "refresh_days": args.refresh_days,
+        "refresh_reset_river": args.refresh_reset_river,
         "engine_seconds": {w: traces[w].get("engine_seconds") for w in windows},
         "refresh_training_seconds": {w: traces[w].get("training_seconds") for w in windows},
         "refresh_bundles": {w: traces[w].get("swaps") for w in windows},

@@ -19,8 +19,8 @@ from twin.store import DemandPanel, StoreConfig, simulate
 class _Centre(ModelRefresh):
     """The centre without training: hands out a fixed bundle and keeps what it was sent."""
 
-    def __init__(self, every_days: int, bundle):
-        super().__init__(None, every_days)
+    def __init__(self, every_days: int, bundle, keep_correction: bool = True):
+        super().__init__(None, every_days, keep_correction=keep_correction)
         self.fixed, self.sent = bundle, []
 
     def bundle(self, panel, start, sold, empty):
@@ -89,3 +89,14 @@ def test_the_centres_history_is_the_first_bundles_then_the_stores_reports():
     )
     h = centre_history(frame, two, start, np.array([[2.0, 0.0], [0.0, 1.0]]), np.ones((2, 2), bool))
     assert h[h["sku"] == "B"][["units", "stockout"]].values.tolist() == [[1.0, 1.0]]
+
+
+def test_a_refresh_can_start_rivers_correction_afresh(tmp_path):
+    first = demand_bundle(tmp_path / "b" / "col-7")
+    second = demand_bundle(tmp_path / "b" / "col-28", "mean_28")
+    made = []
+    policy = GatewayPolicy(str(first), buffer_every_days=10.0,
+                           correction=lambda: made.append(LevelCorrection()) or made[-1],
+                           refresh=_Centre(5, second, keep_correction=False))  # fmt: skip
+    simulate(_panel(), policy, StoreConfig(lead_time=2, review_period=3), start=30)
+    assert len(made) == 3 and policy.model.correction is made[-1]  # the first, then two swaps

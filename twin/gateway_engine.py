@@ -159,8 +159,7 @@ class GatewayPolicy:
         pack, capacity, _ = sku_parameters(panel, start, config)
         self.decisions = EngineDecisions(panel.store_id, self._skus, config, pack, capacity, self.z)
         self._days = max(self.decisions.protection_days, config.lead_time, 1)
-        correction = self.correction() if self.correction else None
-        self.model = self._day_close(self.bundle_path, correction)
+        self.model = self._day_close(self.bundle_path, self._correction())
         self._reported: list[tuple[np.ndarray, np.ndarray]] = []  # (sold, shelf empty) per day
         self.swaps: list[str] = []  # the bundles swapped in, in order
         self._panel = panel
@@ -171,6 +170,10 @@ class GatewayPolicy:
         self.trace = {}
         for t in range(max(0, start - HISTORY_DAYS), start):
             self.sales.observe(self._sale_events(t, panel.units[:, t]))
+
+    def _correction(self) -> object | None:
+        """A new River correction (None: the day close's default)."""
+        return self.correction() if self.correction else None
 
     def _day_close(self, path: str | Path, correction: object | None):
         """The day-close model of the bundle at ``path`` (River's ``correction``, or a new one)."""
@@ -190,7 +193,8 @@ class GatewayPolicy:
         review places no order."""
         sold, empty = (np.array(a).T for a in zip(*self._reported, strict=True))
         path = self.refresh.bundle(self._panel, self._start, sold, empty)
-        self.model = self._day_close(path, self.model.correction)
+        kept = self.model.correction if self.refresh.keep_correction else self._correction()
+        self.model = self._day_close(path, kept)
         self.swaps.append(str(path))
         self.table = self.model.rescore(self.sales)
 

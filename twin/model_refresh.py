@@ -84,7 +84,9 @@ class ModelRefresh:
 
     ``frame`` is the canonical history the first bundle was trained on (rows before the replay
     are read, never after); ``cache`` the directory of the bundles trained (one per distinct
-    training history). ``seconds`` lists each training's wall-clock time.
+    training history). ``seconds`` lists each training's wall-clock time. ``keep_correction``
+    False: the gateway starts River's correction afresh with each new bundle (a variant; a
+    gateway keeps it, ``edge_runtime.decide.engine``).
 
     >>> ModelRefresh(None, every_days=14).due(0)
     False
@@ -96,11 +98,12 @@ class ModelRefresh:
         every_days: int,
         trees: int = 200,
         cache: str | Path = "var/bench/twin_refresh",
+        keep_correction: bool = True,
     ):
         if every_days < 1:
             raise ValueError(f"every_days must be >= 1 (got {every_days})")
         self.frame, self.every_days, self.trees = frame, int(every_days), trees
-        self.cache = Path(cache)
+        self.cache, self.keep_correction = Path(cache), keep_correction
         self.seconds: list[float] = []
 
     def due(self, day: int) -> bool:
