@@ -41,9 +41,10 @@ def test_the_centres_bundle_is_swapped_in_every_k_days_keeping_rivers_correction
     second = demand_bundle(tmp_path / "b" / "col-28", "mean_28")
     panel, start = _panel(), 30
     store = StoreConfig(lead_time=2, review_period=3, capacity_days=3.0, min_capacity=1)
-    river = LevelCorrection()
+    made = []  # every River correction the twin's gateway makes
     centre = _Centre(5, second)
-    policy = GatewayPolicy(str(first), buffer_every_days=10.0, correction=lambda: river,
+    policy = GatewayPolicy(str(first), buffer_every_days=10.0,
+                           correction=lambda: made.append(LevelCorrection()) or made[-1],
                            refresh=centre)  # fmt: skip
     run = simulate(panel, policy, store, start=start)
     assert run.stockout_days().any()  # some shelves closed empty: the centre must be told
@@ -57,7 +58,7 @@ def test_the_centres_bundle_is_swapped_in_every_k_days_keeping_rivers_correction
     assert (run.sales < run.demand).any()
     assert policy.swaps == [str(second)] * 2
     assert Path(policy.model.bundle.path).resolve() == Path(second).resolve()
-    assert policy.model.correction is river
+    assert len(made) == 1 and policy.model.correction is made[0]  # River kept, as a gateway does
 
     still = GatewayPolicy(str(first), buffer_every_days=10.0)
     simulate(panel, still, store, start=start)
