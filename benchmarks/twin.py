@@ -25,7 +25,8 @@ What it does:
    ``git archive`` of it): the old and new figures side by side (``before_after``).
 
 Usage: ``python benchmarks/twin.py --json out.json [--quick] [--no-demo] [--fresh-demo]
-[--before OLD.json]``.
+[--before OLD.json] [--refresh-days K]``; ``--refresh-days`` has the gateways swap in a bundle
+the centre retrains every ``K`` days of each replay (``twin.model_refresh``).
 """
 
 from __future__ import annotations
@@ -213,6 +214,19 @@ def main() -> int:
         "--fresh-demo", action="store_true", help="delete var/demo first (time a first run)"
     )
     parser.add_argument(
+        "--refresh-days",
+        type=int,
+        default=None,
+        help="the shelfcast gateways swap in a bundle the centre retrains every this many days "
+        "of a replay (twin.model_refresh; default: one bundle for the whole replay)",
+    )
+    parser.add_argument(
+        "--refresh-reset-river",
+        action="store_true",
+        help="with --refresh-days: River's correction starts afresh with each new bundle "
+        "(a gateway keeps it)",
+    )
+    parser.add_argument(
         "--before", default=None, help="this benchmark's JSON from an earlier commit: compare"
     )
     parser.add_argument(
@@ -242,6 +256,12 @@ def main() -> int:
     cutoff = panel.dates[val0 - 1]
     bundle, meta = bundle_for(frame, cutoff, ROOT / "var" / "bench" / f"twin_bundle_{top}", trees)
     config = StoreConfig()
+    refresh = None
+    if args.refresh_days:
+        from twin.model_refresh import ModelRefresh
+
+        refresh = ModelRefresh(frame, args.refresh_days, trees, ROOT / "var/bench/twin_refresh",
+                               keep_correction=not args.refresh_reset_river)  # fmt: skip
     grids = (
         {"z_grid": (1.0, 2.33), "minmax_grid": (1.5, 3.0, 4.5), "every_days_grid": (20.0, 75.0)}
         if args.quick
@@ -260,6 +280,7 @@ def main() -> int:
         test_days,
         val_days,
         progress=lambda i, n, what: print(f"  [{i}/{n}] {what}", flush=True),
+        refresh=refresh,
         **grids,
     )
     twin_seconds = time.perf_counter() - t0
@@ -292,6 +313,9 @@ def main() -> int:
         "notes": cmp.notes,
         "lost_units_no_policy_can_avoid": unavoidable_lost(panel, config, test0),
         "twin_seconds": round(twin_seconds, 1),
+        "refresh_days": args.refresh_days,
+        "refresh_reset_river": args.refresh_reset_river,
+        "refresh_training_seconds": refresh.seconds if refresh else [],
     }
     print(f"\nstore {panel.store_id}, {panel.n_skus} SKUs, test {cmp.windows['test']}\n")
     print(markdown(rows, TABLE_COLUMNS))

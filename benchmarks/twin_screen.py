@@ -24,7 +24,9 @@ River's correction, which learn from the twin's sales) is not replayed; ``--engi
 future and are no policy: they show where the headroom is.
 
 Usage: ``python benchmarks/twin_screen.py --json var/bench/twin_screen.json [--engine]
-[--windows 1 2 3] [--no-test] [--only NAME ...] [--reuse-traces]``: ``--windows`` screens on
+[--windows 1 2 3] [--no-test] [--only NAME ...] [--reuse-traces] [--refresh-days K]``:
+``--refresh-days`` replays the engine with the centre's bundle retrained every ``K`` days
+(``twin.model_refresh``); ``--windows`` screens on
 validation windows further back (each engine on a bundle trained only before its window, cached
 in var/bench), and a rule goes to a full run only if it gains on every one; ``--reuse-traces``
 reads the engine's tables recorded by an earlier run instead of replaying the engine again (a
@@ -50,6 +52,7 @@ from edge_runtime.decide.service_level import buffer_exceeded_every  # noqa: E40
 from edge_runtime.forecast.daily_sales import HISTORY_DAYS, UnitsHistory  # noqa: E402
 from feature_store.censored_demand import close_levels, shelf_empty  # noqa: E402
 from twin.gateway_engine import EngineDecisions, GatewayPolicy  # noqa: E402
+from twin.model_refresh import ModelRefresh  # noqa: E402
 from twin.policies import MinMaxPolicy  # noqa: E402
 from twin.simulate import MINMAX_REFERENCE, interpolate_lost, markdown  # noqa: E402
 from twin.store import DemandPanel, StoreConfig, StoreState, simulate, sku_parameters  # noqa: E402
@@ -143,17 +146,26 @@ class TableReplay:
         return self.decisions.orders(table, on_hand, state.on_order)
 
 
-def record(panel, windows, config, bundle: str, every_days: float) -> dict[str, dict]:
-    """The deployed engine's forecast table at every close, per window (panel order)."""
+def record(
+    panel, windows, config, bundle: str, every_days: float, refresh: ModelRefresh | None = None
+) -> dict[str, dict]:
+    """The deployed engine's forecast table at every close, per window (panel order); with
+    ``refresh``, the centre's new bundle swapped in every ``refresh.every_days``."""
     out = {}
     for window, (a, b) in windows.items():
-        policy = GatewayPolicy(bundle, buffer_every_days=every_days)
+        policy = GatewayPolicy(bundle, buffer_every_days=every_days, refresh=refresh)
+        trained = len(refresh.seconds) if refresh else 0
+        t0 = time.perf_counter()
         run = simulate(panel, policy, config, a, b)
-        out[window] = {"trace": policy.trace, "metrics": run.metrics(), "orders": run.orders}
+        out[window] = {
+            "trace": policy.trace, "metrics": run.metrics(), "orders": run.orders,
+            "engine_seconds": round(time.perf_counter() - t0, 1), "swaps": policy.swaps,
+            "training_seconds": refresh.seconds[trained:] if refresh else [],
+        }  # fmt: skip
     return out
 
 
-def recorded(panel, window: str, span, config, bundle: Path, args) -> dict:
+def recorded(panel, window: str, span, config, bundle: Path, args, refresh=None) -> dict:
     """:func:`record` for one window, or its pickle from an earlier run with ``--reuse-traces``
     (keyed by the window, the bundle and ``every_days``; the engine's code is not in the key, so
     reuse only while the engine is unchanged)."""
@@ -161,10 +173,12 @@ def recorded(panel, window: str, span, config, bundle: Path, args) -> dict:
 
     a, b = span
     key = f"{panel.dates[a]}_{panel.dates[b - 1]}_{bundle.name}_{args.every_days:g}"
+    key += f"_refresh{refresh.every_days}" if refresh else ""
+    key += "_river_reset" if refresh and not refresh.keep_correction else ""
     path = ROOT / "var" / "bench" / "twin_screen_traces" / f"{key}.pkl"
     if args.reuse_traces and path.exists():
         return pickle.loads(path.read_bytes())
-    out = record(panel, {window: span}, config, str(bundle), args.every_days)[window]
+    out = record(panel, {window: span}, config, str(bundle), args.every_days, refresh)[window]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))
     return out
@@ -763,6 +777,12 @@ def main() -> int:
     parser.add_argument("--reuse-traces", action="store_true",
                         help="reuse the engine's recorded tables of an earlier run (same windows, "
                         "bundles, --every-days; only while the engine's code is unchanged)")  # fmt: skip
+    parser.add_argument("--refresh-days", type=int, default=None,
+                        help="the engine's replay swaps in a bundle retrained by the centre every "
+                        "this many days (twin.model_refresh; default: one bundle per window)")  # fmt: skip
+    parser.add_argument("--refresh-reset-river", action="store_true",
+                        help="with --refresh-days: River's correction starts afresh with each "
+                        "new bundle (a gateway keeps it)")  # fmt: skip
     args = parser.parse_args()
     from training.datasets import online_retail
 
@@ -780,7 +800,12 @@ def main() -> int:
     for window, (a, b) in windows.items():
         m = simulate(panel, MinMaxPolicy(MINMAX_REFERENCE), config, a, b).metrics()
         reference[window] = (m["avg_inventory_units"], m["lost_units"])
-    traces = {w: recorded(panel, w, windows[w], config, bundles[w], args) for w in windows}
+    refresh = None
+    if args.refresh_days:
+        refresh = ModelRefresh(frame, args.refresh_days, args.trees,
+                               ROOT / "var/bench/twin_refresh", not args.refresh_reset_river)  # fmt: skip
+    traces = {w: recorded(panel, w, windows[w], config, bundles[w], args, refresh)
+              for w in windows}  # fmt: skip
     first = min(a for a, _ in windows.values())
     todo = candidates(panel, first)
     if args.engine:
@@ -810,6 +835,11 @@ def main() -> int:
         "windows": {w: [str(panel.dates[a]), str(panel.dates[b - 1])] for w, (a, b) in windows.items()},
         "bundles": {w: str(b) for w, b in bundles.items()},
         "engine_every_days": args.every_days,
+        "refresh_days": args.refresh_days,
+        "refresh_reset_river": args.refresh_reset_river,
+        "engine_seconds": {w: traces[w].get("engine_seconds") for w in windows},
+        "refresh_training_seconds": {w: traces[w].get("training_seconds") for w in windows},
+        "refresh_bundles": {w: traces[w].get("swaps") for w in windows},
         "engine_replay": {w: traces[w]["metrics"] for w in windows},
         "minmax_reference": reference,
         "grid": FINE_GRID,

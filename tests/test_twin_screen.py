@@ -73,3 +73,22 @@ def test_reused_traces_are_read_back_not_recorded_again(tmp_path, monkeypatch):
     args.reuse_traces = False
     screen.recorded(panel, "w", (20, 30), StoreConfig(), tmp_path / "b", args)
     assert len(calls) == 2  # without the flag: recorded afresh
+
+
+def test_a_refreshed_engines_traces_are_kept_apart_from_the_plain_ones(tmp_path, monkeypatch):
+    import argparse
+
+    import benchmarks.twin_screen as screen
+    from twin.model_refresh import ModelRefresh
+
+    monkeypatch.setattr(screen, "ROOT", tmp_path)
+    panel = DemandPanel.from_arrays(
+        "S1", ["A"], np.datetime64("2026-01-01") + np.arange(30), np.ones((1, 30))
+    )
+    made = {"trace": {}, "metrics": {}, "orders": None}
+    calls = []
+    monkeypatch.setattr(screen, "record", lambda *a: calls.append(a[-1]) or {"w": made})
+    args = argparse.Namespace(every_days=56.25, reuse_traces=True)
+    for refresh in (None, ModelRefresh(None, 28), ModelRefresh(None, 28, keep_correction=False)):
+        screen.recorded(panel, "w", (20, 30), StoreConfig(), tmp_path / "b", args, refresh)
+    assert len(calls) == 3 and calls[0] is None  # none of them read another's tables

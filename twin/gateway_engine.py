@@ -13,7 +13,10 @@ runs and reads their answers, so every twin figure is the gateway's figure.
   day's close the SKUs whose shelf closed empty are censored (``feature_store.censored_demand``,
   the gateway's one rule), the day close (``edge_runtime.decide.day_close.DayCloseModel``: one ONNX
   call, the River correction, the marginal buffer) learns and re-scores, and
-  :class:`EngineDecisions` decides with that table.
+  :class:`EngineDecisions` decides with that table. With a ``refresh``
+  (``twin.model_refresh.ModelRefresh``) the centre's new bundle is swapped in every so many
+  days as a gateway swaps one: a new day-close model keeping River's correction and the sales
+  series, re-scored at once.
 
 >>> GatewayPolicy("var/bundle").name
 'gateway'
@@ -37,6 +40,7 @@ from edge_runtime.forecast.daily_sales import HISTORY_DAYS, DailySales, SaleEven
 from edge_runtime.messages import ReplenishmentAlert
 from edge_runtime.store.stock import StockState
 from feature_store.censored_demand import shelf_empty
+from twin.model_refresh import ModelRefresh
 from twin.store import DemandPanel, StoreConfig, StoreState, sku_parameters
 
 
@@ -143,6 +147,7 @@ class GatewayPolicy:
     z: float = 1.645
     correction: Callable[[], object] | None = None
     censored: bool = True  # False: an empty shelf's day learnt as what it sold (an ablation)
+    refresh: ModelRefresh | None = None  # the centre's retraining every so many days
     name: str = "gateway"
     model_version: str = ""
     # day index -> (mean, p90) (n_skus, horizons) the decisions used after that day's close
@@ -150,22 +155,13 @@ class GatewayPolicy:
 
     def prepare(self, panel: DemandPanel, start: int, config: StoreConfig) -> None:
         """Load the bundle into a day close, and feed it the history before ``start``."""
-        from edge_runtime.decide.day_close import DayCloseModel
-        from feature_store.spec import FEATURE_STORE_VERSION
-        from models.bundle import load_bundle
-
-        bundle = load_bundle(self.bundle_path, FEATURE_STORE_VERSION)
-        self.model_version = bundle.model_version
         self._skus = [str(s) for s in panel.skus]
         pack, capacity, _ = sku_parameters(panel, start, config)
         self.decisions = EngineDecisions(panel.store_id, self._skus, config, pack, capacity, self.z)
-        days = max(self.decisions.protection_days, config.lead_time, 1)
-        self.model = DayCloseModel(
-            bundle,
-            forecast_days=days,
-            correction=self.correction() if self.correction else None,
-            buffer_every_days=self.buffer_every_days,
-        )
+        self._days = max(self.decisions.protection_days, config.lead_time, 1)
+        self.model = self._day_close(self.bundle_path, self._correction())
+        self._reported: list[tuple[np.ndarray, np.ndarray]] = []  # (sold, shelf empty) per day
+        self.swaps: list[str] = []  # the bundles swapped in, in order
         self._panel = panel
         self._start = start
         self.sales = DailySales()
@@ -174,6 +170,33 @@ class GatewayPolicy:
         self.trace = {}
         for t in range(max(0, start - HISTORY_DAYS), start):
             self.sales.observe(self._sale_events(t, panel.units[:, t]))
+
+    def _correction(self) -> object | None:
+        """A new River correction (None: the day close's default)."""
+        return self.correction() if self.correction else None
+
+    def _day_close(self, path: str | Path, correction: object | None):
+        """The day-close model of the bundle at ``path`` (River's ``correction``, or a new one)."""
+        from edge_runtime.decide.day_close import DayCloseModel
+        from feature_store.spec import FEATURE_STORE_VERSION
+        from models.bundle import load_bundle
+
+        bundle = load_bundle(path, FEATURE_STORE_VERSION)
+        self.model_version = bundle.model_version
+        return DayCloseModel(bundle, forecast_days=self._days, correction=correction,
+                             buffer_every_days=self.buffer_every_days)  # fmt: skip
+
+    def _swap(self) -> None:
+        """The centre's new bundle in use from this morning, as a gateway swaps one
+        (``edge_runtime.decide.engine``): River's correction and the sales series kept, the last
+        close re-scored at once. The twin's store orders on review days only, so the swap's own
+        review places no order."""
+        sold, empty = (np.array(a).T for a in zip(*self._reported, strict=True))
+        path = self.refresh.bundle(self._panel, self._start, sold, empty)
+        kept = self.model.correction if self.refresh.keep_correction else self._correction()
+        self.model = self._day_close(path, kept)
+        self.swaps.append(str(path))
+        self.table = self.model.rescore(self.sales)
 
     def start_up(self) -> None:
         """Close the history's last day and re-score, as a gateway does at start-up, so that
@@ -203,6 +226,10 @@ class GatewayPolicy:
 
     def observe(self, state: StoreState) -> None:
         """The day's events, then its close: censored SKUs, learn, re-score."""
+        if self.refresh is not None and self.refresh.due(state.day - self._start):
+            self._swap()
+        shelves = shelf_empty(state.on_hand)
+        self._reported.append((state.sales[:, -1].copy(), shelves))  # what the centre receives
         sales, day = self.sales, self._panel.dates[state.day]
         at = _at(day)
         events = [SaleEvent(e.sku, e.type, e.qty, at) for e in self._receipts]
@@ -213,7 +240,7 @@ class GatewayPolicy:
             return  # nothing ever sold or arrived: no series to score
         today = int(day.astype(np.int64))
         closed = sales.close_until(today) if sales.open_day < day else []  # no sale yesterday
-        empty = {s for s, q in zip(self._skus, state.on_hand, strict=True) if shelf_empty(q)}
+        empty = {s for s, e in zip(self._skus, shelves.tolist(), strict=True) if e}
         empty = empty if self.censored else set()
         closed += sales.close_until(today + 1, empty)
         self.model.learn(closed)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from twin.model_refresh import ModelRefresh
 from twin.store import (
     DemandPanel,
     StoreConfig,
@@ -149,7 +150,13 @@ def interpolate_lost(curve: list[tuple[float, float, float]], inventory: float) 
     return float(np.interp(inventory, invs, [p[1] for p in pts]))
 
 
-def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str, ...] | None):
+def _policy(
+    family: str,
+    param: float,
+    bundle: str | None,
+    baselines: tuple[str, ...] | None,
+    refresh: ModelRefresh | None = None,
+):
     from twin.policies import (
         ClairvoyantLevelForecaster,
         MarginalOrderUpToPolicy,
@@ -176,7 +183,8 @@ def _policy(family: str, param: float, bundle: str | None, baselines: tuple[str,
 
         # Without River: the gateway's correction held at a factor of 1.
         frozen = (lambda: LevelCorrection(bounds=(1.0, 1.0))) if "no_river" in family else None
-        common = {"correction": frozen, "censored": family != "shelfcast_uncensored"}
+        common = {"correction": frozen, "censored": family != "shelfcast_uncensored",
+                  "refresh": refresh}  # fmt: skip
         name = f"gateway[{family}]"
         if family in MARGINAL_FAMILIES:
             return GatewayPolicy(bundle, buffer_every_days=param, name=name, **common)
@@ -197,6 +205,7 @@ def compare_policies(
     progress=None,
     refine: int = 4,
     every_days_grid: tuple[float, ...] = EVERY_DAYS_GRID,
+    refresh: ModelRefresh | None = None,
 ) -> Comparison:
     """Run every family over its grid on the validation and test windows (same demand, same
     store), choose parameters on validation, and return the :class:`Comparison`.
@@ -205,7 +214,8 @@ def compare_policies(
     (:data:`MARGINAL_FAMILIES`). ``refine`` > 0 bisects each forecast family's parameter between
     the grid points around min/max's validation inventory, that many times (validation runs
     only), so the chosen policy uses as much of the inventory budget as it may; the test run is
-    then made at the refined parameter."""
+    then made at the refined parameter. ``refresh`` (``twin.model_refresh``): the shelfcast
+    families' gateways swap in the centre's retrained bundle every ``refresh.every_days``."""
     config = config or StoreConfig()
     if "minmax" not in families:
         families = ["minmax", *families]  # the reference every figure is relative to
@@ -228,7 +238,7 @@ def compare_policies(
     for i, (family, param) in enumerate(jobs):
         runs = {}
         for window, (a, b) in windows.items():
-            policy = _policy(family, param, bundle, baselines)
+            policy = _policy(family, param, bundle, baselines, refresh)
             runs[window] = simulate(panel, policy, config, a, b, horizon)
         cmp.runs.setdefault(family, {})[param] = runs
         if progress:
@@ -236,7 +246,8 @@ def compare_policies(
     _choose(cmp, minmax_grid)
     for family in families:
         if family != "minmax" and refine > 0:
-            _refine(cmp, family, refine, panel, config, windows, horizon, bundle, baselines)
+            make = lambda f, p: _policy(f, p, bundle, baselines, refresh)  # noqa: E731
+            _refine(cmp, family, refine, panel, config, windows, horizon, make)
             if progress:
                 progress(
                     len(jobs), len(jobs), f"{family}: parameter refined to {cmp.chosen[family]:.3f}"
@@ -265,7 +276,7 @@ def _choose(cmp: Comparison, minmax_grid: tuple[float, ...]) -> None:
             )
 
 
-def _refine(cmp, family, steps, panel, config, windows, horizon, bundle, baselines) -> None:
+def _refine(cmp, family, steps, panel, config, windows, horizon, make) -> None:
     """Bisect the parameter on the validation weeks: the largest whose average inventory stays
     within min/max's validation inventory (inventory grows with z and with every_days), then run
     the test weeks there."""
@@ -281,7 +292,7 @@ def _refine(cmp, family, steps, panel, config, windows, horizon, bundle, baselin
     a, b = windows["validation"]
     for _ in range(steps):
         mid = round((lo + hi) / 2.0, 4)
-        run = simulate(panel, _policy(family, mid, bundle, baselines), config, a, b, horizon)
+        run = simulate(panel, make(family, mid), config, a, b, horizon)
         if run.metrics()["avg_inventory_units"] <= budget:
             lo = mid
             grid.setdefault(mid, {})["validation"] = run
@@ -289,9 +300,7 @@ def _refine(cmp, family, steps, panel, config, windows, horizon, bundle, baselin
             hi = mid
     if lo not in grid or "test" not in grid[lo]:
         a, b = windows["test"]
-        grid.setdefault(lo, {})["test"] = simulate(
-            panel, _policy(family, lo, bundle, baselines), config, a, b, horizon
-        )
+        grid.setdefault(lo, {})["test"] = simulate(panel, make(family, lo), config, a, b, horizon)
     if grid[lo]["validation"].metrics()["lost_units"] <= min(
         grid[p]["validation"].metrics()["lost_units"] for p in within
     ):
