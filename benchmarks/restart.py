@@ -27,12 +27,12 @@ after the state's, uplink and state messages aside) equal on both sides. ``--pro
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -42,29 +42,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.e2e_crash import read as _read  # noqa: E402
 from benchmarks.figures_out import show_figures  # noqa: E402
 from benchmarks.full_path import GATEWAY_PACKAGES, _decisions_digest, _publish  # noqa: E402
 from benchmarks.history import STORE, copy_ledger, live_events  # noqa: E402
 from benchmarks.shipped_bytecode import compile_gateway, remove_bytecode  # noqa: E402
+from tests.mosquitto import wait  # noqa: E402
 
+# Polls read the ledger file: every 50 ms keeps them light beside the gateway being measured.
+_wait = functools.partial(wait, step=0.05)
 PHASES = re.compile(r"start-up phases \(wall/cpu s\): (.*)")
-
-
-def _read(ledger: Path, sql: str, args=()) -> list:
-    conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=30)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
-def _wait(cond, timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return False
 
 
 def _old_code(ref: str, out: Path) -> Path:
@@ -130,7 +117,9 @@ def prepared_state(n_history: int, tail: int, model_env: dict) -> tuple[Path, in
         _publish(broker.port, f"shelfcast/{STORE}/events/pos", events[:2_000])
         gw = _spawn(ROOT, prep, broker.port, model_env, work / "gateway.log")
         snapshots = (prep / "derived.pickle", prep / "ledger.sqlite.index.npz")
-        ok = _wait(lambda: all(p.exists() for p in snapshots) or gw.poll() is not None, 600, 0.5)
+        ok = _wait(
+            lambda: all(p.exists() for p in snapshots) or gw.poll() is not None, 600, step=0.5
+        )
         ok = ok and gw.poll() is None
         # Both snapshots written (and renamed into place) before the tail is sent.
         ok = ok and _wait(lambda: _read(ledger, "SELECT count(*) FROM events")[0][0] >= n0 + 2_000,
@@ -194,7 +183,7 @@ def one_restart(code_root: Path, prep: Path, events: list[dict], model_env: dict
         born = time.time()
         gw = _spawn(code_root, state, broker.port, model_env, log_file, profile)
         n = n0 + len(events)
-        done = _wait(lambda: _read(ledger, "SELECT count(*) FROM events")[0][0] >= n, 120, 0.1)
+        done = _wait(lambda: _read(ledger, "SELECT count(*) FROM events")[0][0] >= n, 120, step=0.1)
         gw.send_signal(signal.SIGINT if profile else signal.SIGKILL)  # py-spy writes on SIGINT
         gw.wait(60)
     finally:
