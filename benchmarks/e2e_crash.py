@@ -211,13 +211,22 @@ def provision_session(port: int) -> None:
 
 
 def spawn_gateway(
-    state: Path, port: int, log_file: Path, model_env: dict[str, str] | None = None
+    state: Path,
+    port: int,
+    log_file: Path,
+    model_env: dict[str, str] | None = None,
+    code_root: Path = ROOT,
+    log_level: str = "WARNING",
+    wrap: list[str] | None = None,
 ) -> subprocess.Popen:
     """``shelfcast run`` on ``state``; ``model_env`` configures its signed bundle (none: the
-    rules decide)."""
+    rules decide); ``code_root`` holds the gateway's code (another commit's, exported);
+    ``wrap`` runs it under a profiler's command line."""
     env = {
         **os.environ,
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "PYTHONPATH": os.pathsep.join(
+            (str(code_root), str(ROOT), os.environ.get("PYTHONPATH", ""))
+        ),
         "SHELFCAST_STORE_ID": STORE,
         "SHELFCAST_STATE_DIR": str(state),
         "SHELFCAST_MQTT_HOST": "127.0.0.1",
@@ -226,11 +235,11 @@ def spawn_gateway(
         "SHELFCAST_MQTT_RECONNECT_MAX_S": "0.5",
         **(model_env or {}),
     }
+    cmd = [sys.executable, "-m", "shelfcast.cli", "run", "--log-level", log_level]
     with open(log_file, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "shelfcast.cli", "run", "--log-level", "WARNING"],
-            cwd=ROOT, env=env, stdout=log, stderr=log,
-        )  # fmt: skip
+            [*(wrap or []), *cmd], cwd=code_root, env=env, stdout=log, stderr=log
+        )
 
 
 def cpu_s(pid: int) -> float:

@@ -3,7 +3,9 @@ without the rest of the crash run, repeated, old and new code alternating.
 
     python benchmarks/restart.py --restarts 6 --json out.json [--compare main] [--profile DIR]
 
-The state a restart in the crash run finds, built once and cached under ``var/bench``: a copy of
+The state a restart in the crash run finds, built once per preparing code and cached under
+``var/bench`` (with ``--compare``, the older side prepares it: a gateway reads an older derived
+snapshot, not a newer one): a copy of
 the 1M-event history ledger (``benchmarks/history.py``, store "OR", ~4,900 SKUs) that a
 gateway with the signed model bundle (``benchmarks/latency.py``'s) has started on, written its
 snapshots and then logged ``--tail`` more events after them (the crash run's restarts read
@@ -43,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.e2e_crash import read as _read  # noqa: E402
+from benchmarks.e2e_crash import spawn_gateway  # noqa: E402
 from benchmarks.figures_out import show_figures  # noqa: E402
 from benchmarks.full_path import GATEWAY_PACKAGES, _decisions_digest, _publish  # noqa: E402
 from benchmarks.history import STORE, copy_ledger, live_events  # noqa: E402
@@ -66,24 +69,11 @@ def _old_code(ref: str, out: Path) -> Path:
 
 def _spawn(code_root: Path, state: Path, port: int, model_env: dict, log_file: Path,
            profile: Path | None = None) -> subprocess.Popen:  # fmt: skip
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{code_root}{os.pathsep}{ROOT}",
-        "SHELFCAST_STORE_ID": STORE,
-        "SHELFCAST_STATE_DIR": str(state),
-        "SHELFCAST_MQTT_HOST": "127.0.0.1",
-        "SHELFCAST_MQTT_PORT": str(port),
-        "SHELFCAST_MQTT_RECONNECT_MIN_S": "0.1",
-        "SHELFCAST_MQTT_RECONNECT_MAX_S": "0.5",
-        **model_env,
-    }
-    cmd = [sys.executable, "-m", "shelfcast.cli", "run", "--log-level", "DEBUG"]
+    wrap = None
     if profile is not None:
         spy = str(Path(sys.executable).with_name("py-spy"))
-        cmd = [spy, "record", "-f", "raw", "-r", "200", "--threads", "-o", str(profile),
-               "--", *cmd]  # fmt: skip
-    with open(log_file, "ab") as log:
-        return subprocess.Popen(cmd, cwd=code_root, env=env, stdout=log, stderr=log)
+        wrap = [spy, "record", "-f", "raw", "-r", "200", "--threads", "-o", str(profile), "--"]
+    return spawn_gateway(state, port, log_file, model_env, code_root, "DEBUG", wrap)
 
 
 def _provision(port: int) -> None:
@@ -92,17 +82,27 @@ def _provision(port: int) -> None:
     provision_session(port)
 
 
+def _commit(ref: str) -> str:
+    """The short commit id of git ``ref``."""
+    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return out.stdout.strip()
+
+
 def _model_env() -> dict[str, str]:
     from benchmarks.e2e_crash import gateway_model
 
     return gateway_model("model")[0]
 
 
-def prepared_state(n_history: int, tail: int, model_env: dict) -> tuple[Path, int]:
-    """The cached state a restart finds (see the module docstring) and its events' count."""
+def prepared_state(
+    n_history: int, tail: int, model_env: dict, code_root: Path = ROOT, label: str = "head"
+) -> tuple[Path, int]:
+    """The cached state a restart finds (see the module docstring), prepared by the gateway at
+    ``code_root`` (cached under ``label``), and its events' count."""
     from tests.mosquitto import Mosquitto
 
-    prep = ROOT / "var" / "bench" / f"restart-{n_history}-tail{tail}"
+    prep = ROOT / "var" / "bench" / f"restart-{n_history}-tail{tail}-{label}"
     if (prep / "done").exists():
         return prep, int((prep / "done").read_text())
     shutil.rmtree(prep, ignore_errors=True)
@@ -115,7 +115,7 @@ def prepared_state(n_history: int, tail: int, model_env: dict) -> tuple[Path, in
         _provision(broker.port)
         events = live_events(n_history, 2_000 + tail)
         _publish(broker.port, f"shelfcast/{STORE}/events/pos", events[:2_000])
-        gw = _spawn(ROOT, prep, broker.port, model_env, work / "gateway.log")
+        gw = _spawn(code_root, prep, broker.port, model_env, work / "gateway.log")
         snapshots = (prep / "derived.pickle", prep / "ledger.sqlite.index.npz")
         ok = _wait(
             lambda: all(p.exists() for p in snapshots) or gw.poll() is not None, 600, step=0.5
@@ -220,8 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model_env = _model_env()
-    prep, n_tail = prepared_state(args.history, args.tail, model_env)
-    queued = live_events(args.history, n_tail + args.queued)[n_tail:]
     work = Path(tempfile.mkdtemp(prefix="shelfcast-restart-"))
     roots = {"new": ROOT}
     if args.compare:
@@ -230,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     for side, root in roots.items():
         from_source = args.no_bytecode or (side == "old" and args.old_from_source)
         remove_bytecode(root) if from_source else compile_gateway(root)
+    # The older side prepares the state: a gateway reads older snapshots, not newer ones.
+    label = _commit(args.compare) if args.compare else "head"
+    prep, n_tail = prepared_state(args.history, args.tail, model_env, roots.get("old", ROOT), label)
+    queued = live_events(args.history, n_tail + args.queued)[n_tail:]
     preps = {side: side_state(root, prep, work / f"state-{side}") for side, root in roots.items()}
     profile = Path(args.profile) if args.profile else None
     if profile:
