@@ -50,7 +50,7 @@ class StateColumns(Sequence[StockState]):
         """Columns over ledger states: ``self[i]`` is ``StockState.of(stored[i], safety_buffer,
         as_of_us[i])``, the very state a list of them would hold."""
         available = np.fromiter(
-            (max(0, s.on_hand - s.reserved - safety_buffer) for s in stored),
+            (s.available(safety_buffer) for s in stored),
             dtype=np.float64,
             count=len(stored),
         )

@@ -126,6 +126,11 @@ class SkuState:
     def copy(self) -> SkuState:
         return SkuState(*self.row())
 
+    def available(self, safety_buffer: int) -> int:
+        """Available-to-promise: on hand less reserved less the safety buffer, never below 0."""
+        free = self.on_hand - self.reserved - safety_buffer
+        return free if free > 0 else 0
+
 
 @dataclass(slots=True, frozen=True)
 class Conflict:
@@ -200,7 +205,7 @@ class StockState:
         state.on_hand = s.on_hand
         state.reserved = s.reserved
         state.safety_buffer = safety_buffer
-        state.available = max(0, s.on_hand - s.reserved - safety_buffer)
+        state.available = s.available(safety_buffer)
         state.confidence = confidence(s.last_count_us, s.first_us, s.discrepancy, as_of_us)
         state.last_count_time = iso_utc(s.last_count_us)
         state.last_event_time = iso_utc(s.last_us) if s.events else None
@@ -287,8 +292,8 @@ def apply(
         s.received += qty
         return
     elif kind == "reservation":
-        free = s.on_hand - s.reserved - safety_buffer
-        granted = qty if qty <= free else (free if free > 0 else 0)
+        free = s.available(safety_buffer)
+        granted = qty if qty <= free else free
         s.reserved += granted
         if granted < qty:
             conflicts.append(
