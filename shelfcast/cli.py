@@ -9,7 +9,6 @@ module keeps its heavy imports inside ``run``.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import os
 import sys
@@ -17,6 +16,7 @@ from collections.abc import Mapping
 from typing import NoReturn
 
 from configuration.data_dir import DEFAULT_DATA_DIR, ENV_VAR
+from edge_runtime.heap import pause_collector, resume_collector
 from shelfcast import __version__
 
 # name -> (module, one-line help). A module is listed here once its command works.
@@ -145,14 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Why the collector waits: what a command imports lives as long as the process, so a
     # collection while importing walks survivors only (edge_runtime/heap.py).
-    gc.disable()
+    pause_collector()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         print(missing_part(name, err), file=sys.stderr)
         return 2
     finally:
-        gc.enable()
+        resume_collector()
     parser = OneLineParser(prog=f"shelfcast {name}", description=text)
     _add_common(parser)
     module.add_arguments(parser)
