@@ -8,21 +8,19 @@ warning), ``--runs`` times each way in alternation, and reports the median threa
 message of each way:
 
 - ``validated``: ``Model(**fields)``, what the engine does;
-- ``computed``: ``edge_runtime.messages.computed_values.computed`` when present (values'
-  types and bounds checked in Python against a plan derived from the model; tried at
-  3153d5e, not kept: see docs/records/ingest.md), else skipped;
 - ``unchecked``: the floor of any construction without validation: the instance's dict from
   the defaults and the given values, default factories called, nothing checked or converted
   (not a way to build messages: what skipping validation could save at most).
 
-Pin it (``taskset -c 1``) to weigh it as the full path's gateway is.
+A third way, values checked in Python against a plan derived from the model, was tried and
+not kept (docs/records/ingest.md); this script at 3153d5e measures it too. Pin it (``taskset
+-c 1``) to weigh it as the full path's gateway is.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import statistics
 import sys
 import time
@@ -116,11 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         "validated": lambda cls, kw: cls(**kw),
         "unchecked": lambda cls, kw: unchecked(cls, **kw),
     }
-    try:
-        computed = importlib.import_module("edge_runtime.messages.computed_values").computed
-        ways["computed"] = lambda cls, kw: computed(cls, **kw)
-    except ImportError:
-        pass
     for build in ways.values():  # warm every plan and cache
         [build(cls, kw) for cls, kw in made]
     spent: dict[str, list[float]] = {w: [] for w in ways}
