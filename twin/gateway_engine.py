@@ -226,10 +226,11 @@ class GatewayPolicy:
 
     def observe(self, state: StoreState) -> None:
         """The day's events, then its close: censored SKUs, learn, re-score."""
-        if self.refresh is not None and self.refresh.due(state.day - self._start):
-            self._swap()
         shelves = shelf_empty(state.on_hand)
-        self._reported.append((state.sales[:, -1].copy(), shelves))  # what the centre receives
+        if self.refresh is not None:
+            if self.refresh.due(state.day - self._start):
+                self._swap()
+            self._reported.append((state.sales[:, -1].copy(), shelves))  # the centre's copy
         sales, day = self.sales, self._panel.dates[state.day]
         at = _at(day)
         events = [SaleEvent(e.sku, e.type, e.qty, at) for e in self._receipts]
