@@ -173,3 +173,84 @@ def test_undo_after_a_restore_puts_back_the_restored_means():
     restored.learn_one("B", central=1.0, actual=9.0)
     restored.undo()
     assert (restored.predict_one("A", 1.0), restored.predict_one("B", 1.0)) == (2.0, 1.0)
+
+
+def _river_factor(sold, forecast, seen: int, c: LevelCorrection) -> float:
+    """``LevelCorrection``'s factor over River's own means (as it was computed per SKU)."""
+    if seen < c.warmup:
+        return 1.0
+    k, lo, hi = c.shrink, *c.bounds
+    if forecast.get() + k <= 0:
+        return 1.0
+    return min(max((sold.get() + k) / (forecast.get() + k), lo), hi)
+
+
+def test_the_columns_hold_rivers_ewmeans_bit_for_bit():
+    """Days learnt over columns of SKUs (some skipped, some new each day, zeros and wholesale
+    days) give every SKU the factor River's ``EWMean`` pair gives it, to the bit."""
+    from river import stats
+
+    rng = np.random.default_rng(11)
+    c = LevelCorrection(warmup=3)
+    skus = [f"S{i}" for i in range(300)]
+    river: dict[str, tuple] = {}
+    seen: dict[str, int] = {}
+    for day in range(40):
+        present = skus[: 100 + 5 * day]
+        central = rng.gamma(1.5, size=len(present)) * (rng.random(len(present)) > 0.1)
+        actual = rng.poisson(2.0, size=len(present)) * rng.choice([0.0, 1.0, 9.0], len(present))
+        learn = rng.random(len(present)) > 0.2
+        assert c.learn_many(present, central, actual, learn) == int(learn.sum())
+        for sku, x_c, x_a, learns in zip(present, central, actual, learn, strict=True):
+            if learns:
+                pair = river.setdefault(sku, (stats.EWMean(c.fading), stats.EWMean(c.fading)))
+                pair[0].update(max(float(x_a), 0.0))
+                pair[1].update(max(float(x_c), 0.0))
+                seen[sku] = seen.get(sku, 0) + 1
+        want = [_river_factor(*river[s], seen[s], c) if s in river else 1.0 for s in skus]
+        assert c.factors(skus).tolist() == want
+
+
+def test_a_close_learns_and_predicts_without_importing_river():
+    """River's import (~0.1 CPU-s) is no part of a gateway's first close after a start."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from edge_runtime.forecast.online import LevelCorrection\n"
+        "c = LevelCorrection(warmup=1)\n"
+        "c.undo_point()\n"
+        "c.learn_one('A', central=1.0, actual=3.0)\n"
+        "print(c.predict_one('A', 1.0), 'river' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.split() == ["2.0", "False"]
+
+
+def test_snapshots_read_both_ways_across_the_columns():
+    """A snapshot's correction as pickled before the columns (River means, or numbers) loads
+    and predicts the same; the pickled state keeps that form for a gateway rolled back."""
+    import pickle
+
+    from river import stats
+
+    def mean(*values):
+        m = stats.EWMean(0.05)
+        for v in values:
+            m.update(v)
+        return m
+
+    old = {"fading": 0.05, "shrink": 0.5, "bounds": (0.5, 2.0), "warmup": 1,
+           "_sold": {"A": mean(3.0, 1.0)}, "_forecast": {"A": mean(2.0, 2.5)},
+           "_kept": {"B": (4.0, 1.5)}, "_seen": {"A": 2, "B": 9}, "_journal": None}  # fmt: skip
+    c = LevelCorrection.__new__(LevelCorrection)
+    c.__setstate__(old)
+    assert c.factor_one("A") == (mean(3.0, 1.0).get() + 0.5) / (mean(2.0, 2.5).get() + 0.5)
+    assert c.factor_one("B") == 2.0 and c.factor_one("C") == 1.0
+    state = c.__getstate__()
+    assert state["_kept"] == {"A": (mean(3.0, 1.0).get(), mean(2.0, 2.5).get()), "B": (4.0, 1.5)}
+    assert (state["_seen"], state["_sold"], state["_forecast"]) == ({"A": 2, "B": 9}, {}, {})
+    again = pickle.loads(pickle.dumps(c))
+    assert again.factors(["A", "B", "C"]).tolist() == c.factors(["A", "B", "C"]).tolist()
