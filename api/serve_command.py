@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.runtime import StateDirRuntime
     from configuration.layered_settings import ConfigError
+    from edge_runtime.forecast.online import import_river
     from edge_runtime.gateway import Gateway
     from edge_runtime.heap import freeze_startup_heap
     from edge_runtime.log_output import configure_logging
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     settings = process.api
     app = create_app(target, settings)
     runtime = app.state.runtime
+    import_river()  # frozen with the start-up heap (edge_runtime/forecast/online.py)
     freeze_startup_heap()  # why: edge_runtime/heap.py
     if not settings.writes_enabled:
         log.warning("no API token configured (SHELFCAST_API_TOKEN): writes are refused")

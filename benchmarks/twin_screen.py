@@ -708,8 +708,8 @@ def engine_candidates() -> list[tuple[str, Callable]]:
             super().__init__(**kw)
             self.clip = clip
 
-        def learn_many(self, skus, central, actual, learn):
-            return super().learn_many(skus, central, np.minimum(actual, self.clip), learn)
+        def learn_one(self, sku, central, actual):
+            super().learn_one(sku, central, min(actual, self.clip))
 
     rivers = [
         ("engine (baseline)", None),

@@ -1,6 +1,6 @@
 """Keep the garbage collector out of a gateway's start and its full passes short afterwards.
 
-Why: with its imports (numpy, pydantic, ONNX Runtime once a bundle scores), the ledger,
+Why: the gateway imports River, which pulls in pandas, SciPy and scikit-learn; with the ledger,
 bundle and per-SKU state that is about 160,000 objects the collector tracks. Each full (oldest
 generation) collection walks all of them, about 100-150 ms on the 2-core box, and holds the GIL
 while it does: every event arriving then waits, which was the largest term in the

@@ -20,6 +20,7 @@ import time
 
 from configuration.command_options import add_log_options, port_number
 from edge_runtime.config import ConfigError, load_config
+from edge_runtime.forecast.online import import_river
 from edge_runtime.gateway import Gateway
 from edge_runtime.heap import freeze_startup_heap, pause_collector, resume_collector
 from edge_runtime.log_output import configure_logging
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + FREEZE_AT_THE_LATEST_S
     while not (gw.first_commit.wait(0.05) or stop.is_set() or time.monotonic() > deadline):
         pass
+    import_river()  # not needed before the first commit (edge_runtime/forecast/online.py)
     freeze_startup_heap()
     while not stop.wait(1.0):
         pass

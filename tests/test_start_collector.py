@@ -75,6 +75,9 @@ def test_the_gateway_starts_without_collections_and_freezes_after_its_first_comm
     gc.unfreeze()
     seen: dict = {}
     monkeypatch.setattr(run_command, "Gateway", lambda cfg: _FakeGateway(cfg, seen))
+    # River (needed from the first close on) is imported after the first commit, then frozen.
+    monkeypatch.setattr(run_command, "import_river",
+                        lambda: seen.setdefault("river_frozen_count", gc.get_freeze_count()))  # fmt: skip
     monkeypatch.setenv("SHELFCAST_STORE_ID", "S1")
     monkeypatch.setenv("SHELFCAST_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("SHELFCAST_MQTT_ENABLED", "false")
@@ -85,6 +88,7 @@ def test_the_gateway_starts_without_collections_and_freezes_after_its_first_comm
     assert seen["collecting_at_start"] is False
     assert seen["frozen_before_first_commit"] == 0
     assert seen["collecting_at_close"] is True and seen["frozen_at_close"] > 0
+    assert seen["river_frozen_count"] == 0  # imported before the freeze
 
 
 def test_a_failed_start_collects_again(monkeypatch, tmp_path, collector_restored):

@@ -78,17 +78,19 @@ class DayCloseModel:
         if self.pending is not None and max(days, default=0) > central.mean.shape[2]:
             central = self.pending.whole()[0]  # days beyond the horizons decisions read
         learnt = 0
-        skus, scale = central.skus, self.central_scale
+        skus, scale, learn_one = central.skus, self.central_scale, self.correction.learn_one
         for h, (_, units) in zip(days, closed, strict=True):
             if not 1 <= h <= central.mean.shape[2]:
                 continue
             # Every SKU's pair in one division each (the same float64 quotients as one by one).
-            get, censored = units.get, units.censored
+            forecast = (central.mean[:, 0, h - 1] / scale).tolist()
+            get = units.get
             sold = np.fromiter((get(s, 0.0) for s in skus), np.float64, len(skus))
-            learn = np.fromiter((s not in censored for s in skus), bool, len(skus))
-            learnt += self.correction.learn_many(
-                skus, central.mean[:, 0, h - 1] / scale, sold / scale, learn
-            )
+            censored = units.censored
+            for sku, c, a in zip(skus, forecast, (sold / scale).tolist(), strict=True):
+                if sku not in censored:
+                    learn_one(sku, c, a)
+                    learnt += 1
         return learnt
 
     def rescore(self, sales: DailySales) -> DailyForecasts | None:
@@ -132,9 +134,15 @@ class DayCloseModel:
 
     def _shift(self, skus: list[str], first: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Per-SKU shift in units: the River correction of the next day's forecast."""
-        # ``LevelCorrection.predict_one`` of each SKU's day in its typical days, back in units.
-        factor = self.correction.factors(skus)
-        return np.maximum(first / scale * factor, 0.0) * scale - first
+        predict = self.correction.predict_one
+        return np.fromiter(
+            (
+                predict(sku, c / s) * s - c
+                for sku, c, s in zip(skus, first.tolist(), scale.tolist(), strict=True)
+            ),
+            dtype=np.float64,
+            count=len(skus),
+        )
 
 
 def _units(scorer: Scorer, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,9 @@
-"""Online learning at the edge: River's level correction of the central demand forecast.
+"""Online learning at the edge with River: the correction of the central demand forecast.
 
 :class:`LevelCorrection` (the gateway's, so the twin's) corrects the level of the central demand
-forecast with the store's own sales. Per SKU it keeps exponentially weighted means, River
-``stats.EWMean``'s, of what sold and of what the central model forecast for those days, and
-scales the forecast by their ratio. The central models have no incremental update (statsforecast,
+forecast with the store's own sales. Per SKU it keeps exponentially weighted means (River
+``stats.EWMean``) of what sold and of what the central model forecast for those days, and scales
+the forecast by their ratio. The central models have no incremental update (statsforecast,
 LightGBM); this is how the store adapts between releases. The learners it was measured against
 (residual corrections, a HalfSpaceTrees anomaly detector) live with the benchmark that compares
 them, ``benchmarks/online_learners.py``: the gateway does not run them.
@@ -17,20 +17,25 @@ them, ``benchmarks/online_learners.py``: the gateway does not run them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:
+    from river import stats
+
+
+def import_river() -> None:
+    """Import River now rather than at the first learning (inside a store-day close): a service
+    calls this after its first commit, before it freezes its start-up heap, so that River's
+    objects are frozen with the rest (``edge_runtime.heap``)."""
+    from river import stats  # noqa: F401
 
 
 class ForecastCorrection(Protocol):
     """What the day close and the twin need of an online correction."""
 
-    def learn_many(
-        self, skus: Sequence[str], central: np.ndarray, actual: np.ndarray, learn: np.ndarray
-    ) -> int: ...
+    def learn_one(self, sku: str, central: float, actual: float) -> None: ...
 
-    def factors(self, skus: Sequence[str]) -> np.ndarray: ...
+    def predict_one(self, sku: str, central: float) -> float: ...
 
     def undo_point(self) -> None: ...
 
@@ -41,7 +46,7 @@ class LevelCorrection:
     """Online correction of a central forecast's level, per SKU, from the store's own sales.
 
     ``corrected = central x f``, with ``f = (EW mean of actual + shrink) / (EW mean of central +
-    shrink)`` clipped to ``bounds``. The two means are River ``stats.EWMean``'s (``fading``: the
+    shrink)`` clipped to ``bounds``. The two means are River ``stats.EWMean`` (``fading``: the
     weight of the newest day). ``shrink`` pulls ``f`` towards 1 where the SKU sells little.
     Below ``warmup`` learnt days the forecast is left alone. Feed it values in units of each
     SKU's typical day, as the day close and the twin do, so that ``shrink`` means the same for
@@ -53,13 +58,6 @@ class LevelCorrection:
     Residual learners (``benchmarks/online_learners.py``) clip and robustify each day's error;
     they learn the quiet day and pull the level down. In the twin (Online Retail UK, validation weeks) they cost shelfcast
     5 points of lost-sales reduction, where this costs about 1.
-
-    Why the means are columns of every SKU, not a River object each: a close teaches every SKU
-    of the store one day and reads every SKU's factor, and a call per SKU into River was a
-    large part of a close (and River's import, ~0.1 CPU-s, part of the first one after a
-    start). River's ``EWMean`` takes its first value, then ``fading x value + (1 - fading) x
-    mean``: the same float64 operations over arrays give its means bit for bit
-    (``tests/test_online.py`` holds them to River's own).
 
     >>> c = LevelCorrection(warmup=2)
     >>> c.learn_one("A", central=4.0, actual=0.0); c.predict_one("A", 4.0)  # warming up
@@ -86,35 +84,28 @@ class LevelCorrection:
         self.shrink = shrink
         self.bounds = bounds
         self.warmup = warmup
-        self._empty()
-
-    def _empty(self) -> None:
-        self._row: dict[str, int] = {}  # a SKU's row in the columns, from its first learning
-        self._skus: list[str] = []  # the SKU of each row
-        self._sold = np.zeros(0)  # EW mean of what sold
-        self._forecast = np.zeros(0)  # EW mean of what was forecast
-        self._seen = np.zeros(0, dtype=np.int64)  # days learnt
-        # The rows' count and copies of the columns at the undo point (None: not recording).
-        self._undo: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
-
-    def factors(self, skus: Sequence[str]) -> np.ndarray:
-        """Each SKU's level factor ``f`` (1 where it has not learnt ``warmup`` days)."""
-        rows = np.fromiter(map(self._row.get, skus, [-1] * len(skus)), np.int64, len(skus))
-        known = rows >= 0
-        at = rows[known]
-        sold, forecast = self._sold[at], self._forecast[at]
-        k = self.shrink
-        # Nothing forecast and no shrink: no evidence either way (f = 1).
-        evidence = (self._seen[at] >= self.warmup) & ~(forecast + k <= 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.minimum(np.maximum((sold + k) / (forecast + k), self.bounds[0]), self.bounds[1])
-        out = np.ones(len(skus))
-        out[known] = np.where(evidence, f, 1.0)
-        return out
+        self._sold: dict[str, stats.EWMean] = {}
+        self._forecast: dict[str, stats.EWMean] = {}
+        # Each SKU's two means as numbers, (sold, forecast), where it has not learnt since they
+        # were restored (a snapshot, an undo): a River mean updated once with a number holds it
+        # and learns on from it bit for bit as the original, so River is imported, and the
+        # means made, at the SKU's next learning; a start that only predicts imports no River.
+        self._kept: dict[str, tuple[float, float]] = {}
+        self._seen: dict[str, int] = {}
+        # Each SKU's means and days as they were at the undo point, recorded at its first
+        # learning since (None: not recording).
+        self._journal: dict[str, tuple[float, float, int] | None] | None = None
 
     def factor_one(self, sku: str) -> float:
-        """The SKU's level factor ``f`` (see :meth:`factors`)."""
-        return float(self.factors([sku])[0])
+        """The SKU's level factor ``f`` (1 until it has learnt ``warmup`` days)."""
+        if self._seen.get(sku, 0) < self.warmup:
+            return 1.0
+        k, (sold, forecast) = self.shrink, self._means(sku)
+        if forecast + k <= 0:
+            return 1.0  # nothing forecast and no shrink: no evidence either way
+        f = (sold + k) / (forecast + k)
+        lo, hi = self.bounds
+        return min(max(f, lo), hi)
 
     def predict_one(self, sku: str, central: float) -> float:
         """The corrected forecast for ``sku`` given the central one (never negative)."""
@@ -123,8 +114,10 @@ class LevelCorrection:
     def undo_point(self) -> None:
         """Start recording what learning changes, so that :meth:`undo` can put it back.
 
-        The gateway takes an undo point at every store day's close, inside the transaction,
-        for the rare rollback: a copy of the three columns.
+        Why not a copy of the whole correction: the gateway takes an undo point at every store
+        day's close, inside the transaction, for the rare rollback; a copy of every SKU's
+        River means was a large part of a close, where this records the few numbers of the
+        SKUs the close actually teaches.
 
         >>> c = LevelCorrection(warmup=1)
         >>> c.learn_one("A", central=1.0, actual=3.0); c.undo_point()
@@ -132,84 +125,57 @@ class LevelCorrection:
         >>> c.undo(); c.predict_one("A", 1.0), c.predict_one("B", 1.0)
         (2.0, 1.0)
         """
-        n = len(self._skus)
-        self._undo = n, self._sold[:n].copy(), self._forecast[:n].copy(), self._seen[:n].copy()
+        self._journal = {}
 
     def undo(self) -> None:
         """Back to the last :meth:`undo_point` (nothing when none is open); recording stops.
-        SKUs first learnt since are forgotten whole."""
-        kept, self._undo = self._undo, None
-        if kept is None:
-            return
-        n, sold, forecast, seen = kept
-        for sku in self._skus[n:]:
-            del self._row[sku]
-        del self._skus[n:]
-        self._sold[:n], self._forecast[:n], self._seen[:n] = sold, forecast, seen
-        self._sold[n:], self._forecast[n:], self._seen[n:] = 0.0, 0.0, 0
 
-    def learn_many(
-        self, skus: Sequence[str], central: np.ndarray, actual: np.ndarray, learn: np.ndarray
-    ) -> int:
-        """Learn one realised day of the SKUs where ``learn`` is true (call after predicting
-        for it); ``skus`` distinct. Returns how many learnt."""
-        picked = np.flatnonzero(learn)
-        rows = self._rows([skus[i] for i in picked.tolist()])
-        x_sold = np.maximum(np.asarray(actual, dtype=np.float64)[picked], 0.0)
-        x_forecast = np.maximum(np.asarray(central, dtype=np.float64)[picked], 0.0)
-        first = self._seen[rows] == 0
-        a, b = self.fading, 1.0 - self.fading  # River's EWMean, in its order of operations
-        self._sold[rows] = np.where(first, x_sold, a * x_sold + b * self._sold[rows])
-        self._forecast[rows] = np.where(
-            first, x_forecast, a * x_forecast + b * self._forecast[rows]
-        )
-        self._seen[rows] += 1
-        return len(rows)
-
-    def learn_one(self, sku: str, central: float, actual: float) -> None:
-        """Learn from one realised day of one SKU (see :meth:`learn_many`)."""
-        self.learn_many([sku], np.array([central]), np.array([actual]), np.ones(1, bool))
-
-    def _rows(self, skus: list[str]) -> np.ndarray:
-        """The SKUs' rows, new ones added (zero means, no day learnt)."""
-        row, have = self._row, self._skus
-        for sku in skus:
-            if sku not in row:
-                row[sku] = len(have)
-                have.append(sku)
-        if len(have) > len(self._seen):
-            size = max(64, 2 * len(have))
-            self._sold, self._forecast = _grown(self._sold, size), _grown(self._forecast, size)
-            self._seen = _grown(self._seen, size)
-        return np.fromiter(map(row.__getitem__, skus), np.int64, len(skus))
+        A River ``EWMean`` updated once holds exactly that value, and it learns on from it as
+        the original would: the means are put back bit for bit."""
+        journal, self._journal = self._journal, None
+        for sku, kept in (journal or {}).items():
+            self._sold.pop(sku, None)
+            self._forecast.pop(sku, None)
+            if kept is None:
+                del self._seen[sku]
+                continue
+            sold, forecast, self._seen[sku] = kept
+            self._kept[sku] = sold, forecast
 
     def __getstate__(self) -> dict:
-        """The pickled form of before the columns (each SKU's two means as numbers, its days
-        learnt): snapshots stay readable both ways across an upgrade or a rollback."""
-        n = len(self._skus)
-        means = zip(self._sold[:n].tolist(), self._forecast[:n].tolist(), strict=True)
-        return {"fading": self.fading, "shrink": self.shrink, "bounds": self.bounds,
-                "warmup": self.warmup, "_sold": {}, "_forecast": {}, "_journal": None,
-                "_kept": dict(zip(self._skus, means, strict=True)),
-                "_seen": dict(zip(self._skus, self._seen[:n].tolist(), strict=True))}  # fmt: skip
+        """The means as numbers (see ``_kept``): a snapshot loads without importing River."""
+        kept = {sku: (m.get(), self._forecast[sku].get()) for sku, m in self._sold.items()}
+        # An undo point belongs to one transaction.
+        return {**self.__dict__, "_journal": None, "_sold": {}, "_forecast": {},
+                "_kept": {**self._kept, **kept}}  # fmt: skip
 
     def __setstate__(self, state: dict) -> None:
-        # Also snapshots whose means are River objects (``_sold``/``_forecast``, from before
-        # they were kept as numbers): their ``get`` is the mean.
-        self.fading, self.shrink = state["fading"], state["shrink"]
-        self.bounds, self.warmup = state["bounds"], state["warmup"]
-        self._empty()
-        kept, sold, forecast = state.get("_kept", {}), state["_sold"], state["_forecast"]
-        seen = state["_seen"]
-        skus = list(seen)
-        rows = self._rows(skus)
-        means = [kept[s] if s in kept else (sold[s].get(), forecast[s].get()) for s in skus]
-        self._sold[rows] = [m[0] for m in means]
-        self._forecast[rows] = [m[1] for m in means]
-        self._seen[rows] = [seen[s] for s in skus]
+        # Snapshots from before undo points and before the means were kept as numbers.
+        self.__dict__.update({"_journal": None, "_kept": {}, **state})
 
+    def _means(self, sku: str) -> tuple[float, float]:
+        kept = self._kept.get(sku)
+        return kept if kept is not None else (self._sold[sku].get(), self._forecast[sku].get())
 
-def _grown(column: np.ndarray, size: int) -> np.ndarray:
-    out = np.zeros(size, dtype=column.dtype)
-    out[: len(column)] = column
-    return out
+    def _mean_of(self, value: float | None) -> stats.EWMean:
+        """A River mean holding ``value`` (None: a new one)."""
+        from river import stats  # at the first learning (see ``_kept``)
+
+        mean = stats.EWMean(fading_factor=self.fading)
+        if value is not None:
+            mean.update(value)
+        return mean
+
+    def learn_one(self, sku: str, central: float, actual: float) -> None:
+        """Learn from one realised day (call after predicting for it)."""
+        sold = self._sold.get(sku)
+        journal = self._journal
+        if journal is not None and sku not in journal:
+            journal[sku] = (*self._means(sku), self._seen[sku]) if sku in self._seen else None
+        if sold is None:
+            kept = self._kept.pop(sku, (None, None))
+            sold = self._sold[sku] = self._mean_of(kept[0])
+            self._forecast[sku] = self._mean_of(kept[1])
+        sold.update(max(actual, 0.0))
+        self._forecast[sku].update(max(central, 0.0))
+        self._seen[sku] = self._seen.get(sku, 0) + 1
