@@ -2,6 +2,7 @@
 
     python benchmarks/drain_in_process.py --events 30000 --group 5000 --json out.json
     python benchmarks/drain_in_process.py ... --compare main --pairs 4   # alternate with REF
+    python benchmarks/drain_in_process.py ... --steps    # + the close's River steps, each call
 
 The gateway (``edge_runtime.gateway.Gateway``, MQTT off, the signed ``latency_bundle``) starts
 from a copy of the cached 1M-event history ledger (``benchmarks/history.py``) and is fed the
@@ -13,6 +14,8 @@ state change and at every store-day close, outbox rows), free of paho, the broke
 pinned core's other tenants' threads; ``decisions_digest`` is ``full_path.py``'s digest of the
 messages decided. With ``--compare REF`` the gateway packages of git ``REF`` run the same
 events in alternation (``--pairs`` runs each), pinned like ``full_path.py`` (``--cpu``).
+``--steps`` adds the thread CPU of each call of the day close's River steps
+(``DayCloseModel.learn`` and ``._shift``, on both sides) and whether River was imported.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def _child(args: argparse.Namespace) -> int:
         events = live_events(args.history, args.events)
         payloads = [json.dumps(events[i : i + args.group]).encode()
                     for i in range(0, len(events), args.group)]  # fmt: skip
+        steps = _timed_steps() if args.steps else None
         gw = Gateway(cfg)
         start = _outbox_end(str(work))
         cpu0 = time.thread_time()
@@ -58,6 +62,9 @@ def _child(args: argparse.Namespace) -> int:
         cpu = time.thread_time() - cpu0
         result = {"events": len(events), "cpu_s": round(cpu, 3),
                   "messages": gw.counters["messages"], "day_closes": gw.counters["day_closes"]}  # fmt: skip
+        if steps is not None:
+            result["steps_ms"] = {k: [round(1000 * t, 2) for t in v] for k, v in steps.items()}
+            result["river_imported"] = "river" in sys.modules
         gw.close()
         result["decisions_digest"] = _decisions_digest(str(work), start)
     finally:
@@ -66,10 +73,30 @@ def _child(args: argparse.Namespace) -> int:
     return 0
 
 
+def _timed_steps() -> dict[str, list[float]]:
+    """Thread CPU seconds of each call of the day close's River steps, filled as they run."""
+    from edge_runtime.decide.day_close import DayCloseModel
+
+    spent: dict[str, list[float]] = {"learn": [], "_shift": []}
+    for name, calls in spent.items():
+        step = getattr(DayCloseModel, name)
+
+        def timed(self, *args, _step=step, _calls=calls):
+            t0 = time.thread_time()
+            out = _step(self, *args)
+            _calls.append(time.thread_time() - t0)
+            return out
+
+        setattr(DayCloseModel, name, timed)
+    return spent
+
+
 def _run(code_root: Path, args: argparse.Namespace, bundle: str, key: str) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--history",
            str(args.history), "--events", str(args.events), "--group", str(args.group),
            "--bundle", bundle, "--public-key", key]  # fmt: skip
+    if args.steps:
+        cmd.append("--steps")
     if args.cpu:
         cmd = ["taskset", "-c", args.cpu, *cmd]
     env = {**os.environ, "PYTHONPATH": f"{code_root}:{ROOT}"}
@@ -85,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=3, help="runs per side")
     parser.add_argument("--cpu", default="0", help="core(s) for taskset ('' to not pin)")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--steps", action="store_true", help="time the close's River steps")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bundle", help=argparse.SUPPRESS)
     parser.add_argument("--public-key", help=argparse.SUPPRESS)

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:  # --compare puts the old packages first: keep them there
+    sys.path.insert(0, str(ROOT))
 
 STORE = "OR"
 GROUP = 5000

@@ -69,7 +69,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:  # --compare puts the old packages first: keep them there
+    sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
 from edge_runtime.config import load_config, with_mqtt, with_section  # noqa: E402
 from edge_runtime.gateway import Gateway  # noqa: E402

@@ -708,8 +708,9 @@ def engine_candidates() -> list[tuple[str, Callable]]:
             super().__init__(**kw)
             self.clip = clip
 
-        def learn_one(self, sku, central, actual):
-            super().learn_one(sku, central, min(actual, self.clip))
+        def learn_many(self, skus, central, actual, skip=frozenset()):
+            clipped = [min(a, self.clip) for a in actual]
+            return super().learn_many(skus, central, clipped, skip)
 
     rivers = [
         ("engine (baseline)", None),

@@ -173,3 +173,50 @@ def test_undo_after_a_restore_puts_back_the_restored_means():
     restored.learn_one("B", central=1.0, actual=9.0)
     restored.undo()
     assert (restored.predict_one("A", 1.0), restored.predict_one("B", 1.0)) == (2.0, 1.0)
+
+
+def test_a_close_teaches_every_sku_in_one_call_as_river_would():
+    """``learn_many`` (a close's day of every SKU, the censored ones skipped) leaves every
+    SKU's factor where River's own means, fed the same days, put it; an undo puts it back."""
+    import copy
+
+    from river import stats
+
+    rng = np.random.default_rng(11)
+    c = LevelCorrection(warmup=3)
+    skus = [f"S{i}" for i in range(300)]
+    river: dict[str, tuple] = {}
+    seen: dict[str, int] = {}
+    for day in range(30):
+        present = skus[: 100 + 5 * day]
+        central = (rng.gamma(1.5, size=len(present)) * (rng.random(len(present)) > 0.1)).tolist()
+        actual = (
+            rng.poisson(2.0, len(present)) * rng.choice([0.0, 1.0, 9.0], len(present))
+        ).tolist()
+        skip = {s for s in present if rng.random() < 0.2}
+        if day == 29:
+            kept = copy.deepcopy(c)
+            c.undo_point()
+        assert c.learn_many(present, central, actual, skip) == len(present) - len(skip)
+        if day == 29:
+            break
+        for sku, x_c, x_a in zip(present, central, actual, strict=True):
+            if sku not in skip:
+                pair = river.setdefault(sku, (stats.EWMean(c.fading), stats.EWMean(c.fading)))
+                pair[0].update(max(x_a, 0.0))
+                pair[1].update(max(x_c, 0.0))
+                seen[sku] = seen.get(sku, 0) + 1
+        want = [_river_factor(*river[s], seen[s], c) if s in river else 1.0 for s in skus]
+        assert [c.factor_one(s) for s in skus] == want
+    c.undo()
+    assert [c.factor_one(s) for s in skus] == [kept.factor_one(s) for s in skus]
+
+
+def _river_factor(sold, forecast, seen: int, c: LevelCorrection) -> float:
+    """``LevelCorrection``'s factor computed over River means held apart."""
+    if seen < c.warmup:
+        return 1.0
+    k, lo, hi = c.shrink, *c.bounds
+    if forecast.get() + k <= 0:
+        return 1.0
+    return min(max((sold.get() + k) / (forecast.get() + k), lo), hi)

@@ -78,7 +78,7 @@ class DayCloseModel:
         if self.pending is not None and max(days, default=0) > central.mean.shape[2]:
             central = self.pending.whole()[0]  # days beyond the horizons decisions read
         learnt = 0
-        skus, scale, learn_one = central.skus, self.central_scale, self.correction.learn_one
+        skus, scale = central.skus, self.central_scale
         for h, (_, units) in zip(days, closed, strict=True):
             if not 1 <= h <= central.mean.shape[2]:
                 continue
@@ -86,11 +86,9 @@ class DayCloseModel:
             forecast = (central.mean[:, 0, h - 1] / scale).tolist()
             get = units.get
             sold = np.fromiter((get(s, 0.0) for s in skus), np.float64, len(skus))
-            censored = units.censored
-            for sku, c, a in zip(skus, forecast, (sold / scale).tolist(), strict=True):
-                if sku not in censored:
-                    learn_one(sku, c, a)
-                    learnt += 1
+            learnt += self.correction.learn_many(
+                skus, forecast, (sold / scale).tolist(), units.censored
+            )
         return learnt
 
     def rescore(self, sales: DailySales) -> DailyForecasts | None:

@@ -1,0 +1,25 @@
+"""A benchmark's ``--compare`` side runs the old packages: importing the benchmark modules a
+child imports does not put the repository's own packages back ahead of them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_modules_keep_the_old_packages_first(tmp_path):
+    old = tmp_path / "old"  # where --compare exports the old packages
+    old.mkdir()
+    probe = (
+        "import sys\n"
+        "import benchmarks.history, benchmarks.latency, benchmarks.full_path\n"
+        f"print(sys.path.index({str(old)!r}) < sys.path.index({str(ROOT)!r}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{old}:{ROOT}"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, check=True).stdout  # fmt: skip
+    assert out.split() == ["True"]
