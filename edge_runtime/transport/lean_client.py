@@ -39,8 +39,8 @@
   opened with ``TCP_NODELAY``; the shipped broker settings do the same on the broker's side.
 
 The first three override private methods of paho 2 (``_sock_recv``, ``loop_read``'s loop,
-``_handle_pubackcomp`` and ``_handle_publish``); ``tests/test_mqtt.py`` runs them against a
-real broker.
+``_handle_pubackcomp`` and ``_handle_publish``), the last ``_create_socket_connection``;
+``tests/test_mqtt.py`` and ``tests/test_mqtt_nodelay.py`` run them against a real broker.
 
 >>> import paho.mqtt.client as mqtt
 >>> c = LeanClient(mqtt.CallbackAPIVersion.VERSION2, client_id="doc")
