@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from hub.held_messages import HeldMessages
@@ -249,12 +249,16 @@ class HubWorker:
         assert self._view is not None
         while True:
             await wake.wait()
-            await _settle_wait(pending)
+            await _settle_wait(pending, self._backlog)
             wake.clear()
             batch = pending[:]
             pending.clear()
             # On failure the batch is delivered again: applied again, each SKU's seq skips it.
             await _ack_when_done(batch, self._view.settle(store), f"move store {store}'s cursor")
+
+    def _backlog(self) -> int:
+        """Messages received and not yet taken up by their store's loop."""
+        return sum(q.qsize() for q in self._queues.values())
 
     def _read_predecessors(self, store: str, msg: Any) -> None:
         """An early message keeps coming back: its predecessors may be held by a dead worker
@@ -319,16 +323,20 @@ class HubWorker:
         self._stop.set()
 
 
-async def _settle_wait(pending: list) -> None:
+async def _settle_wait(pending: list, backlog: Callable[[], int]) -> None:
     """``SETTLE_S``, then more while the store's messages keep coming a few at a time, up to
     ``SETTLE_TRICKLE_S`` in all: at a trickle (one sale per message, a message every 50 to
     100 ms) a cursor write every ``SETTLE_S`` was one per one or two messages, a key-value
     write, its acknowledgement and a delivery to every watcher each. A store that pauses, or a
-    backlog's batches of hundreds, settle after ``SETTLE_S`` as before."""
+    worker with a ``backlog`` (messages queued unapplied: a drain, whose end is timed by its
+    last acknowledgement), settles after ``SETTLE_S`` as before.
+
+    >>> asyncio.run(_settle_wait([1], lambda: 0))  # nothing more came: one SETTLE_S
+    """
     for _ in range(round(SETTLE_TRICKLE_S / SETTLE_S)):
         seen = len(pending)
         await asyncio.sleep(SETTLE_S)
-        if len(pending) == seen or len(pending) >= SETTLE_MANY:
+        if len(pending) == seen or len(pending) >= SETTLE_MANY or backlog() > SETTLE_MANY:
             return
 
 

@@ -9,6 +9,7 @@ import time
 import nats
 
 from hub.streams import CURSOR_BUCKET, ensure, unacknowledged
+from hub.worker import SETTLE_S, SETTLE_TRICKLE_S, _settle_wait
 from tests.hub_process import HubProcess
 from tests.test_hub_backlog import stock_message
 
@@ -73,3 +74,25 @@ async def _publish_one(url: str, seq: int) -> None:
     subject, headers, payload = stock_message(seq)
     await js.publish(subject, payload, headers=headers)
     await nc.close()
+
+
+def test_a_worker_with_a_backlog_settles_after_the_short_wait():
+    """A drain's messages come a few per store per 0.1 s while the worker is behind: they
+    settle after ``SETTLE_S`` (a drain is timed to its last acknowledgement), a trickle later."""
+
+    async def waited(backlog: int) -> float:
+        pending = [0]
+
+        async def more() -> None:  # a message every 50 ms, as a trickle
+            while True:
+                await asyncio.sleep(0.05)
+                pending.append(0)
+
+        feeder = asyncio.create_task(more())
+        t0 = time.monotonic()
+        await _settle_wait(pending, lambda: backlog)
+        feeder.cancel()
+        return time.monotonic() - t0
+
+    assert asyncio.run(waited(backlog=1000)) < SETTLE_S + 0.05
+    assert asyncio.run(waited(backlog=0)) > SETTLE_TRICKLE_S - 0.05
