@@ -34,7 +34,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from edge_runtime.messages import RESERVATION, RESERVATION_RESULT, hub_subject
-from hub.live_view import LiveView
+from hub.live_view import LiveView, read_cursors
 from hub.network_map import NetworkMap
 from hub.order_book import OrderBook, OrderIdReused
 from hub.orders import MAX_ATTEMPTS, OrderDecision, OrderDesk, OrderRequest
@@ -47,7 +47,6 @@ from hub.rollout_desk import (
     bundle_version,
 )
 from hub.streams import (
-    CURSOR_BUCKET,
     FLEET_BUCKET,
     STOCK_BUCKET,
     decision_subject,
@@ -162,7 +161,7 @@ class HubRuntime:
     async def _watch(self) -> None:
         """Follow the view's buckets; returns once their current values are loaded."""
         ready = []
-        for bucket in (STOCK_BUCKET, CURSOR_BUCKET, FLEET_BUCKET):
+        for bucket in (STOCK_BUCKET, FLEET_BUCKET):  # cursors: read for /v1/fleet only
             ready.append(asyncio.Event())
             self._tasks.append(asyncio.create_task(self.view.watch(self.js, bucket, ready[-1])))
         await asyncio.gather(*(r.wait() for r in ready))
@@ -374,7 +373,7 @@ def create_app(settings: HubSettings, runtime: HubRuntime | None = None) -> Fast
         latest = list(rt.rollouts.rollouts.values())[-1:] if rt.rollouts else []
         return {
             "stale_after_s": settings.stale_after_s,
-            "stores": rt.view.fleet_report(),
+            "stores": rt.view.fleet_report(cursors=await read_cursors(rt.js)),
             "rollout": latest[0].status() if latest else None,  # the last one started
         }
 

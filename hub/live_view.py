@@ -1,7 +1,10 @@
 """The API's copy of the network view, kept current by watching the key-value buckets.
 
-Workers write the buckets; every API process watches them and answers reads from memory, so an
-availability request costs no round trip and sees a write as soon as JetStream pushes it.
+Workers write the buckets; every API process watches the stock and fleet buckets and answers
+reads from memory, so an availability request costs no round trip and sees a write as soon as
+JetStream pushes it. The cursor bucket is read when the fleet report is asked for
+(``read_cursors``): a watch would take a delivery and a decode of every store's cursor move
+(about one write per two stock messages at a trickle) for a report that is rarely read.
 Offline stores are reported as such, with the age of their last figure, never silently summed.
 
 >>> view = LiveView(stale_after_s=15)
@@ -31,20 +34,17 @@ def _epoch(iso: str | None) -> float | None:
 
 
 class LiveView:
-    """Stock by SKU then store, cursors and fleet by store; fed by ``watch``."""
+    """Stock by SKU then store, fleet by store; fed by ``watch``."""
 
     def __init__(self, stale_after_s: float = 15.0):
         self.stale_after_s = stale_after_s
         self.by_sku: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        self.cursors: dict[str, dict[str, Any]] = {}
         self.fleet: dict[str, dict[str, Any]] = {}
 
     def put(self, bucket: str, key: str, value: dict[str, Any] | None) -> None:
         if bucket == STOCK_BUCKET:
             if value is not None and "sku" in value:
                 self.by_sku[value["sku"]][value["store_id"]] = value
-        elif bucket == CURSOR_BUCKET and value is not None:
-            self.cursors[key] = value
         elif bucket == FLEET_BUCKET and value is not None:
             self.fleet[key] = value
 
@@ -116,12 +116,17 @@ class LiveView:
             "stores": stores,
         }
 
-    def fleet_report(self, now: float | None = None) -> list[dict[str, Any]]:
+    def fleet_report(
+        self, now: float | None = None, cursors: dict[str, dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every store of the fleet bucket or of ``cursors`` (``read_cursors``), with its
+        last stock seq and figure time when ``cursors`` is given."""
         now = now or time.time()
+        cursors = cursors or {}
         out = []
-        for store in sorted(set(self.fleet) | set(self.cursors)):
+        for store in sorted(set(self.fleet) | set(cursors)):
             f = self.fleet.get(store, {})
-            c = self.cursors.get(store, {})
+            c = cursors.get(store, {})
             seen = _epoch(f.get("last_seen"))
             out.append(
                 {
@@ -140,3 +145,18 @@ class LiveView:
                 }
             )
         return out
+
+
+async def read_cursors(js: Any, timeout_s: float = 5.0) -> dict[str, dict[str, Any]]:
+    """Every store's cursor now (the cursor bucket's current values), read once."""
+    kv = await js.key_value(CURSOR_BUCKET)
+    watcher = await kv.watchall()
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        while (entry := await watcher.updates(timeout=timeout_s)) is not None:
+            if entry.value and entry.operation is None:
+                out[entry.key] = json.loads(entry.value)
+    finally:
+        with contextlib.suppress(Exception):  # the connection may be closing
+            await watcher.stop()
+    return out

@@ -16,8 +16,9 @@ Inside a worker, each store's stock messages are applied in order by a task of i
 other kinds by another), so round trips for different stores overlap; whatever of a store queued
 while the previous write was under way is applied as one batch. A batch's figures are all its
 messages need to be seen: the store's cursor and the acknowledgements follow in a second task
-(``settle``), at most every ``SETTLE_S`` and once for whatever batches were applied meanwhile,
-while the next batch's figures are already being written.
+(``settle``), at most every ``SETTLE_S`` (``SETTLE_TRICKLE_S`` while messages trickle in)
+and once for whatever batches were applied meanwhile, while the next batch's figures are
+already being written.
 
 >>> HubWorker("nats://127.0.0.1:4222", name="w1").name
 'w1'
@@ -30,7 +31,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from hub.held_messages import HeldMessages
@@ -53,6 +54,8 @@ EARLY_HOLD_S = 0.5  # a message waits this long for its predecessor, then goes b
 EARLY_DELAY_S = 0.05  # to be delivered again after this
 BATCH_MAX = 500  # stock messages of one store applied together at most
 SETTLE_S = 0.1  # a store's cursor moves (and its messages are acked) at most this often
+SETTLE_TRICKLE_S = 0.5  # ... or this often while its messages keep coming a few at a time
+SETTLE_MANY = 16  # applied messages that settle without waiting for the trickle to pause
 
 
 class Advanced(NamedTuple):
@@ -240,18 +243,22 @@ class HubWorker:
         entry[1].set()
 
     async def _settle_loop(self, store: str, pending: list, wake: asyncio.Event) -> None:
-        """Write the store's cursor, then acknowledge what it covers; what was applied within
-        ``SETTLE_S`` of the first goes with it, as one (off the figures' way, so a wait that
-        spares cursor writes and their deliveries to every watching API)."""
+        """Write the store's cursor, then acknowledge what it covers; what was applied
+        meanwhile (``_settle_wait``) goes with it, as one (off the figures' way, so a wait that
+        spares cursor writes and their deliveries to every watcher)."""
         assert self._view is not None
         while True:
             await wake.wait()
-            await asyncio.sleep(SETTLE_S)
+            await _settle_wait(pending, self._backlog)
             wake.clear()
             batch = pending[:]
             pending.clear()
             # On failure the batch is delivered again: applied again, each SKU's seq skips it.
             await _ack_when_done(batch, self._view.settle(store), f"move store {store}'s cursor")
+
+    def _backlog(self) -> int:
+        """Messages received and not yet taken up by their store's loop."""
+        return sum(q.qsize() for q in self._queues.values())
 
     def _read_predecessors(self, store: str, msg: Any) -> None:
         """An early message keeps coming back: its predecessors may be held by a dead worker
@@ -314,6 +321,23 @@ class HubWorker:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+async def _settle_wait(pending: list, backlog: Callable[[], int]) -> None:
+    """``SETTLE_S``, then more while the store's messages keep coming a few at a time, up to
+    ``SETTLE_TRICKLE_S`` in all: at a trickle (one sale per message, a message every 50 to
+    100 ms) a cursor write every ``SETTLE_S`` was one per one or two messages, a key-value
+    write, its acknowledgement and a delivery to every watcher each. A store that pauses, or a
+    worker with a ``backlog`` (messages queued unapplied: a drain, whose end is timed by its
+    last acknowledgement), settles after ``SETTLE_S`` as before.
+
+    >>> asyncio.run(_settle_wait([1], lambda: 0))  # nothing more came: one SETTLE_S
+    """
+    for _ in range(round(SETTLE_TRICKLE_S / SETTLE_S)):
+        seen = len(pending)
+        await asyncio.sleep(SETTLE_S)
+        if len(pending) == seen or len(pending) >= SETTLE_MANY or backlog() > SETTLE_MANY:
+            return
 
 
 async def _ack_when_done(batch: list, work: Awaitable[object], what: str) -> bool:

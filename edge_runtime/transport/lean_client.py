@@ -32,9 +32,15 @@
   paho's record of every QoS 1 message (what its PUBACK and a reconnect's resend use) but
   queues their PUBLISH packets (the same bytes paho builds) as one run with one wake-up.
 
+- **No Nagle delay.** paho leaves Nagle's algorithm on: a small packet written while the
+  previous one is not yet acknowledged by the broker's TCP waits for that acknowledgement,
+  which the broker's kernel may delay by up to 40 ms when it has nothing to send back (a
+  commit's PUBACKs, then its alerts or uplink window a moment later). The TCP socket is
+  opened with ``TCP_NODELAY``; the shipped broker settings do the same on the broker's side.
+
 The first three override private methods of paho 2 (``_sock_recv``, ``loop_read``'s loop,
-``_handle_pubackcomp`` and ``_handle_publish``); ``tests/test_mqtt.py`` runs them against a
-real broker.
+``_handle_pubackcomp`` and ``_handle_publish``), the last ``_create_socket_connection``;
+``tests/test_mqtt.py`` and ``tests/test_mqtt_nodelay.py`` run them against a real broker.
 
 >>> import paho.mqtt.client as mqtt
 >>> c = LeanClient(mqtt.CallbackAPIVersion.VERSION2, client_id="doc")
@@ -44,6 +50,7 @@ real broker.
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Callable, Sequence
 
@@ -88,6 +95,12 @@ class LeanClient(mqtt.Client):
         end = pos + bufsize
         self._pos = min(end, len(self._chunk))
         return self._chunk[pos:end]
+
+    def _create_socket_connection(self) -> socket.socket:
+        sock = super()._create_socket_connection()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):  # not a proxy's wrapper
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         rc = super().loop_read(max_packets)
