@@ -103,3 +103,20 @@ def test_no_quiet_level_hides_a_decision(buffer):
             assert policy.take_episode_changes() == {} and policy.take_order_changes() == {}
     assert quiet_seen > 10_000
     assert not levels.quiet("K0", 1e9, "2026-01-09T23:00:00+01:00", True)  # a closed day's
+
+
+def test_a_new_forecast_table_moves_the_levels():
+    """A close (``use``) brings new forecasts: a change quiet under the old table is decided
+    under the new one, and a SKU under alert is always decided."""
+    from types import SimpleNamespace
+
+    from edge_runtime.store.stock import SkuState
+
+    policy = ForecastDecisionPolicy("S1", _table([0.5, 0.5], False), "m1", settings=SETTINGS)
+    step = (SimpleNamespace(sku="K0", event_time="2026-01-10T12:00:00+01:00"), SkuState("K0", 10))
+    assert policy.deciding([step], 0) == []
+    policy.use(_table([6.0, 6.0], False), "m2")
+    assert policy.deciding([step], 0) == [step]
+    policy.use(_table([0.5, 0.5], False), "m3")
+    policy.restore_alerts({"K0": 0.6})
+    assert policy.deciding([step], 0) == [step]

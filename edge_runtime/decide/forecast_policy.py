@@ -258,9 +258,9 @@ class ForecastDecisionPolicy:
         if table is None:
             return steps
         levels = self._quiet
-        if levels is None or levels.table is not table:
+        if levels is None or levels.table is not table or levels.settings is not self.settings:
             levels = self._quiet = QuietLevels(table, self.settings)
-        alerted, orders, quiet = self.monitor._last, self.replenisher.open_orders, levels.quiet
+        alerted, orders, quiet = self.monitor.alerted, self.replenisher.open_orders, levels.quiet
         return [
             (e, s)
             for e, s in steps

@@ -51,7 +51,7 @@ class QuietLevels:
     :meth:`quiet` says whether a change to ``atp`` at ``event_time`` needs no decision."""
 
     def __init__(self, table: DailyForecasts, settings: DecisionSettings):
-        self.table = table
+        self.table, self.settings = table, settings
         index = table._index
         day = table.mean.shape[1] - 1  # what the open day's events look up (clamped)
         self.open_date = str(table.first_close + table.mean.shape[1])
