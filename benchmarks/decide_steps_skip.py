@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -33,6 +34,9 @@ def _child(args: argparse.Namespace) -> None:
     if not args.skip:
         ForecastDecisionPolicy.deciding = lambda self, steps, safety_buffer: steps
     spent = [0.0]
+    inside = {"filter_s": 0.0, "skipped_decided_s": 0.0, "skipped": 0, "steps": 0}
+    if args.skip:
+        _measure_skipped(ForecastDecisionPolicy, inside)
     real = DecisionEngine._decide_steps
 
     def timed(self, *a):
@@ -61,7 +65,43 @@ def _child(args: argparse.Namespace) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"skip": args.skip, "cpu_s": round(cpu, 3),
-                      "decide_steps_s": round(spent[0], 4), "digest": digest}))  # fmt: skip
+                      "decide_steps_s": round(spent[0], 4), "digest": digest,
+                      **({k: round(v, 4) for k, v in inside.items()} if args.skip else {})}))  # fmt: skip
+
+
+def _measure_skipped(policy_class, inside: dict) -> None:
+    """In the skip's run: the filter's CPU, and what deciding the steps it left out would have
+    cost (decided anyway, after the kept ones; they must publish and change nothing)."""
+    from edge_runtime.messages import with_decision_ids
+    from edge_runtime.store.state_columns import StateColumns
+
+    real = policy_class.deciding
+
+    def deciding(self, steps, safety_buffer):
+        t0 = time.thread_time()
+        kept = real(self, steps, safety_buffer)
+        inside["filter_s"] += time.thread_time() - t0
+        kept_ids = {id(e) for e, _ in kept}  # the filter makes new tuples: the events are kept
+        left = [step for step in steps if id(step[0]) not in kept_ids]
+        inside["steps"] += len(steps)
+        inside["skipped"] += len(left)
+        if left:
+            changed = [s for _, s in left]
+            before = (dict(self.monitor.under_alert()), dict(self.replenisher.open_orders))
+            t0 = time.thread_time()
+            states = StateColumns.of_sku_states(
+                changed, safety_buffer, [s.last_us for s in changed]
+            )
+            out = with_decision_ids(self.decide(states, {e.sku: e for e, _ in left}, []))
+            inside["skipped_decided_s"] += time.thread_time() - t0
+            after = (dict(self.monitor.under_alert()), dict(self.replenisher.open_orders))
+            if out or before != after:  # a wrong skip: say which and stop at once
+                print("WRONG SKIP", [(e.sku, e.event_time, s.available(safety_buffer))
+                      for e, s in left][:5], [m.to_dict() for m in out][:2], flush=True)  # fmt: skip
+                os._exit(3)
+        return kept
+
+    policy_class.deciding = deciding
 
 
 def main() -> int:
