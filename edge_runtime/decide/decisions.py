@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_runtime.messages import (
     ConflictMessage,
@@ -99,6 +99,11 @@ class DecisionPolicy(Protocol):
 
     def take_order_changes(self) -> dict[str, tuple[float, str | None] | None]:
         """Open orders changed since the last call (stored with their triggers)."""
+        ...
+
+    def deciding(self, steps: list[tuple[Any, Any]], safety_buffer: int) -> list[tuple[Any, Any]]:
+        """Of a round's ``(event, ledger state)`` steps, those that may decide something (the
+        others provably publish and change nothing, and are not decided)."""
         ...
 
     def decide(
@@ -177,6 +182,9 @@ class RulePolicy:
         self, states: Sequence[StockState], causes: Mapping[str, Cause], at: str | None = None
     ) -> list[Message]:
         return []
+
+    def deciding(self, steps: list[tuple[Any, Any]], safety_buffer: int) -> list[tuple[Any, Any]]:
+        return steps  # a level change is decided on the level reached, whatever it is
 
     def receive(self, events: Iterable) -> None:
         pass

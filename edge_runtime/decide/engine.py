@@ -329,13 +329,13 @@ class DecisionEngine:
         buffer = self.ledger.safety_buffer
         for batch in rounds(steps):
             self.policy.receive([e for e, _ in batch])
+            current.update((e.sku, s) for e, s in batch)
+            batch = self.policy.deciding(batch, buffer)  # without changes that decide nothing
             changed = [s for _, s in batch]  # columns: a full state only where a message is
             states = StateColumns.of_sku_states(
                 changed, buffer, [max(as_of, s.last_us) for s in changed]
             )
             out += with_decision_ids(self._decide(states, {e.sku: e for e, _ in batch}, []))
-            for e, s in batch:
-                current[e.sku] = s
         return out
 
     def _stage_day_close(self, segment, conn, current: dict) -> bool:

@@ -31,10 +31,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 from edge_runtime.decide.decisions import Cause, RulePolicy
+from edge_runtime.decide.quiet_levels import QuietLevels
 from edge_runtime.decide.replenishment import Replenisher
 from edge_runtime.decide.stockout import StockoutMonitor, stockout_risk
 from edge_runtime.forecast.demand_distribution import daily_sigma
@@ -207,6 +209,7 @@ class ForecastDecisionPolicy:
         self.monitor = StockoutMonitor(s.threshold, s.min_change, s.hysteresis)
         self.replenisher = Replenisher(s.lead_time_days, s.review_days, s.service_z, items)
         self._rules = RulePolicy(store_id)  # conflicts only
+        self._quiet: QuietLevels | None = None  # of ``self.forecasts``, made on first use
 
     def use(self, forecasts: DailyForecasts | None, model_version: str) -> None:
         """Decide with a new forecast table from now on (a day's close, a bundle swap)."""
@@ -246,6 +249,24 @@ class ForecastDecisionPolicy:
         for e in events:
             if e.type == "receipt":
                 self.replenisher.receive(e.sku, float(e.qty), e.order_id)
+
+    def deciding(self, steps: list[tuple[Any, Any]], safety_buffer: int) -> list[tuple[Any, Any]]:
+        """The ``(event, ledger state)`` steps of one round that may decide something: a SKU
+        not under alert whose new ATP is at or above its quiet levels is left out
+        (``edge_runtime.decide.quiet_levels``); deciding it would publish and change nothing."""
+        table = self.forecasts
+        if table is None:
+            return steps
+        levels = self._quiet
+        if levels is None or levels.table is not table or levels.settings is not self.settings:
+            levels = self._quiet = QuietLevels(table, self.settings)
+        alerted, orders, quiet = self.monitor.alerted, self.replenisher.open_orders, levels.quiet
+        return [
+            (e, s)
+            for e, s in steps
+            if e.sku in alerted
+            or not quiet(e.sku, s.available(safety_buffer), e.event_time, e.sku in orders)
+        ]
 
     def decide(
         self,

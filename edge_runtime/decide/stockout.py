@@ -26,6 +26,7 @@ below ``threshold - hysteresis``. So a SKU hovering at the threshold does not fl
 
 from __future__ import annotations
 
+from collections.abc import KeysView
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,6 +133,11 @@ class StockoutMonitor:
                 out.published.append(sku)
                 out.published_index.append(i)
         return out
+
+    @property
+    def alerted(self) -> KeysView[str]:
+        """The SKUs under alert, as a live view (for a membership test per state change)."""
+        return self._last.keys()
 
     @property
     def quiet_below(self) -> float:
