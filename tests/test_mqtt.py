@@ -317,3 +317,43 @@ def test_a_commits_alerts_leave_in_one_write_whole_and_in_order(mosquitto, tmp_p
     assert json.loads(late.wait_for(1)[0][1])["status"] == "online"  # retained, as paho sends it
     t.stop()
     consumer.close(), late.close()
+
+
+def test_held_acknowledgements_leave_with_the_next_window_in_one_write(mosquitto, tmp_path):
+    """A trickle's commit holds its PUBACKs for the window it carried: PUBACKs and PUBLISH
+    queued as one write (one wake-up of paho's thread); without a publish, ``flush_acks``
+    writes them. Either way the broker counts the events acknowledged."""
+    cfg = config(mosquitto)
+    inbox = Inbox(ack=False)
+    t = start(cfg, inbox)
+    for i in range(4):
+        pub(mosquitto, "shelfcast/S1/events/pos", json.dumps({"n": i}))
+    assert wait(lambda: len(inbox.items) == 4)
+    assert wait(lambda: t.client._inflight_messages == 0)  # its own state message is out
+    queued = []
+    real_queue = t.client._packet_queue
+    t.client._packet_queue = lambda *a, **k: (queued.append(a[:2]), real_queue(*a, **k))[1]
+    first, second = inbox.items[:2], inbox.items[2:]
+    t.ack([(mid, qos) for _, _, mid, qos in first], hold=True)
+    assert queued == []  # held
+    rows = Outbox(tmp_path / "l.sqlite").put(
+        [StockoutAlert(store_id="S1", sku="A", model_version="m", probability=1.0)]
+    )
+    t.publish(rows)
+    assert len(queued) == 1 and queued[0][0] == 0x30
+    pubacks = b"".join(bytes([0x40, 2, mid >> 8, mid & 0xFF]) for _, _, mid, _ in first)
+    assert queued[0][1].startswith(pubacks) and queued[0][1][len(pubacks)] & 0xF0 == 0x30
+    t.ack([(mid, qos) for _, _, mid, qos in second], hold=True)
+    t.flush_acks()
+    t.flush_acks()  # nothing held: nothing queued
+    assert queued[1:] == [(0x40, b"".join(bytes([0x40, 2, m >> 8, m & 0xFF])
+                                          for _, _, m, _ in second))]  # fmt: skip
+    t.client._packet_queue = real_queue
+    assert wait(lambda: not t.client._out_packet)
+    t.stop()  # a clean restart: nothing unacknowledged comes again
+    inbox2 = Inbox()
+    t2 = start(cfg, inbox2)
+    pub(mosquitto, "shelfcast/S1/events/pos", json.dumps({"n": "after"}))
+    assert wait(lambda: len(inbox2.items) == 1)
+    assert json.loads(inbox2.items[0][0]) == {"n": "after"}
+    t2.stop()
