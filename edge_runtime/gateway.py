@@ -301,7 +301,7 @@ class Gateway(EngineView):
 
     def _ack(self, received: list[tuple[int, int]]) -> None:
         if self.transport is not None:
-            self.transport.ack(received, hold=True)  # with the pump's window, in one write
+            self.transport.ack(received)
 
     def _ingest_handover(
         self, events: list[Event], rejections: list[Rejection], source: str

@@ -141,9 +141,6 @@ class AckingTransport(Transport):
     def publish(self, rows) -> None:
         pass
 
-    def flush_acks(self) -> None:
-        self.flushed = getattr(self, "flushed", 0) + 1
-
 
 class CountingOutbox:
     def __init__(self):
@@ -168,12 +165,3 @@ def test_a_trickle_marks_its_acknowledged_rows_in_batches_not_one_transaction_a_
         clock[0] += 1 / 15
     assert len(box.marks) <= 5  # not 15: each mark carries several sales' rows
     assert sum(len(m) for m in box.marks) + len(p.acked) == 15  # none lost meanwhile
-
-
-def test_the_pump_writes_held_acknowledgements_even_when_it_publishes_nothing():
-    p = OutboxPump(CountingOutbox(), {"sent": 0}, Counter(), Backoff(), lambda: True,
-                   threading.Lock())  # fmt: skip
-    t = AckingTransport()
-    t.connected = False
-    p.pump(t)
-    assert t.flushed == 1

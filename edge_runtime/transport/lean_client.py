@@ -32,12 +32,6 @@
   paho's record of every QoS 1 message (what its PUBACK and a reconnect's resend use) but
   queues their PUBLISH packets (the same bytes paho builds) as one run with one wake-up.
 
-- **A commit's PUBACKs with its uplink window.** At a trickle every sale is a commit whose
-  PUBACK is followed, a moment later, by the PUBLISH of the window that commit carried: two
-  wake-ups of paho's thread and two ``send`` calls a sale. ``ack_many(mids, hold=True)`` keeps
-  the PUBACKs (the commit is durable already) until the next :meth:`LeanClient.publish_many`,
-  which writes them in front of its packets, or :meth:`LeanClient.flush_acks`.
-
 - **No Nagle delay.** paho leaves Nagle's algorithm on: a small packet written while the
   previous one is not yet acknowledged by the broker's TCP waits for that acknowledgement,
   which the broker's kernel may delay by up to 40 ms when it has nothing to send back (a
@@ -82,7 +76,6 @@ class LeanClient(mqtt.Client):
     _chunk: bytes = b""  # bytes read from ``_chunk_sock`` and not yet handed to paho
     _pos: int = 0  # how far paho has read ``_chunk``
     _chunk_sock: object = None
-    _held_acks: bytes = b""  # PUBACKs of committed events, to go with the next write
 
     @property
     def buffered(self) -> int:
@@ -115,27 +108,14 @@ class LeanClient(mqtt.Client):
             rc = super().loop_read(max_packets)
         return rc
 
-    def ack_many(self, mids: Sequence[int], hold: bool = False) -> None:
+    def ack_many(self, mids: Sequence[int]) -> None:
         """Acknowledge QoS 1 messages ``mids`` (manual acknowledgement): their PUBACKs queued as
-        one write, in order; ``hold``: kept for the next :meth:`publish_many` or
-        :meth:`flush_acks` (the caller calls one soon). Without manual acknowledgement paho
-        acknowledges by itself."""
+        one write, in order. Without manual acknowledgement paho acknowledges by itself."""
         if not self._manual_ack or not mids:
             return
         pack, puback = _PUBACK.pack, mqtt.PUBACK
-        packets = b"".join([self._held_acks, *[pack(puback, 2, mid) for mid in mids]])
-        self._held_acks = b""
-        if hold:
-            self._held_acks = packets
-        else:
-            # The packet id 0 and QoS 0 of this run: paho looks at them only for PUBLISH.
-            self._packet_queue(puback, packets, 0, 0)
-
-    def flush_acks(self) -> None:
-        """Queue the PUBACKs held by ``ack_many(..., hold=True)``, if any."""
-        if self._held_acks:
-            packets, self._held_acks = self._held_acks, b""
-            self._packet_queue(mqtt.PUBACK, packets, 0, 0)
+        # The packet id 0 and QoS 0 of this run of packets: paho looks at them only for PUBLISH.
+        self._packet_queue(puback, b"".join([pack(puback, 2, mid) for mid in mids]), 0, 0)
 
     def publish_many(self, messages: Sequence[tuple[str, bytes, bool]]) -> list[int]:
         """Publish ``(topic, payload, retain)`` messages at QoS 1, in order; returns the mids
@@ -150,14 +130,13 @@ class LeanClient(mqtt.Client):
             or self._max_inflight_messages
             or self._max_queued_messages
         ):
-            self.flush_acks()
             for topic, payload, retain in messages:
                 info = self.publish(topic, payload, qos=1, retain=retain)
                 if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
                     break
                 mids.append(info.mid)
             return mids
-        now, packets = mqtt.time_func(), [self._held_acks]  # held PUBACKs lead the run
+        now, packets = mqtt.time_func(), []
         with self._out_message_mutex:
             for topic, payload, retain in messages:
                 mid = self._mid_generate()
@@ -173,9 +152,8 @@ class LeanClient(mqtt.Client):
                 self._inflight_messages += 1
                 packets.append(_publish_packet(topic_bytes, payload, retain, mid))
                 mids.append(mid)
-            if mids:  # the packet id 0 of the run: paho reads it only for QoS 0 PUBLISH
+            if packets:  # the packet id 0 of the run: paho reads it only for QoS 0 PUBLISH
                 self._packet_queue(mqtt.PUBLISH, b"".join(packets), 0, 1)
-                self._held_acks = b""
         return mids
 
     def _handle_pubackcomp(self, cmd) -> mqtt.MQTTErrorCode:

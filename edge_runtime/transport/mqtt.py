@@ -303,18 +303,13 @@ class MqttTransport:
                 seqs.append(seq)
         return seqs
 
-    def ack(self, received: Sequence[tuple[int, int]], hold: bool = False) -> None:
+    def ack(self, received: Sequence[tuple[int, int]]) -> None:
         """Acknowledge incoming messages ``(mid, qos)`` once what they carried is durable: the
-        QoS 1 ones in one write (``LeanClient.ack_many``); ``hold``: with the next
-        :meth:`publish` or :meth:`flush_acks`, which the caller calls soon."""
-        self.client.ack_many([mid for mid, qos in received if qos == 1], hold=hold)
+        QoS 1 ones in one write (``LeanClient.ack_many``)."""
+        self.client.ack_many([mid for mid, qos in received if qos == 1])
         for mid, qos in received:
             if qos > 1:
                 self.client.ack(mid, qos)
-
-    def flush_acks(self) -> None:
-        """Write the PUBACKs ``ack(..., hold=True)`` kept, if no :meth:`publish` took them."""
-        self.client.flush_acks()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Publish ``offline`` (retained), disconnect cleanly, stop the network thread."""

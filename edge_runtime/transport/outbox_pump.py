@@ -72,13 +72,10 @@ class OutboxPump:
         # upstream losses, for /metrics (see edge_runtime.transport.mqtt)
         if t.broker_dropped is not None:
             self.counters["broker_dropped"] = t.broker_dropped
-        try:
-            if t.connected:
-                self._publish_fresh_or_backlog(t, fresh, t.window - t.inflight)
-            else:
-                self.backlog = True
-        finally:  # the commit's PUBACKs, held for its window's write, go now in any case
-            t.flush_acks()
+        if t.connected:
+            self._publish_fresh_or_backlog(t, fresh, t.window - t.inflight)
+        else:
+            self.backlog = True
         now = time.monotonic()
         due = now - self._last_mark >= max(MARK_EVERY_S, self.backoff.s)
         if self.acked and (len(self.acked) >= MARK_BATCH or due):
