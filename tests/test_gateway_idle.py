@@ -123,3 +123,45 @@ def test_an_idle_hub_link_does_not_poll(nats_server, tmp_path):
         t = time.monotonic()
         link.close()
     assert time.monotonic() - t < 2.0
+
+
+class AckingTransport(Transport):
+    """Acknowledges the one row a turn a trickle's sale brings."""
+
+    broker_dropped = None
+
+    def __init__(self):
+        super().__init__()
+        self.seq = 0
+
+    def take_acked(self) -> list[int]:
+        self.seq += 1
+        return [self.seq]
+
+    def publish(self, rows) -> None:
+        pass
+
+
+class CountingOutbox:
+    def __init__(self):
+        self.marks: list[list[int]] = []
+
+    def mark_sent(self, seqs, by_kind) -> int:
+        self.marks.append(list(seqs))
+        return len(seqs)
+
+
+def test_a_trickle_marks_its_acknowledged_rows_in_batches_not_one_transaction_a_sale(
+    monkeypatch,
+):
+    box = CountingOutbox()
+    p = OutboxPump(box, {"sent": 0}, Counter(), Backoff(), lambda: True, threading.Lock())
+    p.backlog = False
+    clock = [1000.0]
+    monkeypatch.setattr("edge_runtime.transport.outbox_pump.time.monotonic", lambda: clock[0])
+    t = AckingTransport()
+    for _ in range(15):  # 15 sales a second, a pump turn each
+        p.pump(t)
+        clock[0] += 1 / 15
+    assert len(box.marks) <= 5  # not 15: each mark carries several sales' rows
+    assert sum(len(m) for m in box.marks) + len(p.acked) == 15  # none lost meanwhile
