@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,12 +22,9 @@ if str(ROOT) not in sys.path:
 
 
 def _child(args: argparse.Namespace) -> None:
-    from benchmarks.full_path import _decisions_digest, _outbox_end
-    from benchmarks.history import STORE, copy_ledger, live_events
-    from edge_runtime.config import load_config, with_section
+    from benchmarks.drain_in_process import drain
     from edge_runtime.decide.engine import DecisionEngine
     from edge_runtime.decide.forecast_policy import ForecastDecisionPolicy
-    from edge_runtime.gateway import Gateway
 
     if not args.skip:
         ForecastDecisionPolicy.deciding = lambda self, steps, safety_buffer: steps
@@ -46,26 +41,9 @@ def _child(args: argparse.Namespace) -> None:
         return out
 
     DecisionEngine._decide_steps = timed
-    work = Path(tempfile.mkdtemp(prefix="shelfcast-skip-"))
-    try:
-        copy_ledger(args.history, work)
-        env = {"SHELFCAST_STORE_ID": STORE, "SHELFCAST_STATE_DIR": str(work),
-               "SHELFCAST_MQTT_ENABLED": "false"}  # fmt: skip
-        cfg = with_section(load_config(env=env), "model", bundle=args.bundle,
-                           public_key=args.public_key)  # fmt: skip
-        events = live_events(args.history, args.events)
-        gw = Gateway(cfg)
-        start = _outbox_end(str(work))
-        cpu0 = time.thread_time()
-        for i in range(0, len(events), args.group):
-            gw.ingest(json.dumps(events[i : i + args.group]).encode(), source="pos")
-        cpu = time.thread_time() - cpu0
-        gw.close()
-        digest = _decisions_digest(str(work), start)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"skip": args.skip, "cpu_s": round(cpu, 3),
-                      "decide_steps_s": round(spent[0], 4), "digest": digest,
+    result = drain(args)
+    print(json.dumps({"skip": args.skip, "cpu_s": result["cpu_s"],
+                      "decide_steps_s": round(spent[0], 4), "digest": result["decisions_digest"],
                       **({k: round(v, 4) for k, v in inside.items()} if args.skip else {})}))  # fmt: skip
 
 

@@ -37,7 +37,10 @@ if str(ROOT) not in sys.path:  # --compare puts the old packages first
 from benchmarks.figures_out import child_figures, show_figures  # noqa: E402
 
 
-def _child(args: argparse.Namespace) -> int:
+def drain(args: argparse.Namespace) -> dict:
+    """One drain: a gateway (MQTT off) on a copy of the history ledger fed ``args.events``
+    live events in groups of ``args.group``; its thread CPU over the feeding, its counters
+    and ``decisions_digest``. ``decide_steps_skip.py`` runs the same drain."""
     from benchmarks.full_path import _decisions_digest, _outbox_end
     from benchmarks.history import STORE, copy_ledger, live_events
     from edge_runtime.config import load_config, with_section
@@ -53,7 +56,6 @@ def _child(args: argparse.Namespace) -> int:
         events = live_events(args.history, args.events)
         payloads = [json.dumps(events[i : i + args.group]).encode()
                     for i in range(0, len(events), args.group)]  # fmt: skip
-        steps = _timed_steps() if args.steps else None
         gw = Gateway(cfg)
         start = _outbox_end(str(work))
         cpu0 = time.thread_time()
@@ -62,13 +64,19 @@ def _child(args: argparse.Namespace) -> int:
         cpu = time.thread_time() - cpu0
         result = {"events": len(events), "cpu_s": round(cpu, 3),
                   "messages": gw.counters["messages"], "day_closes": gw.counters["day_closes"]}  # fmt: skip
-        if steps is not None:
-            result["steps_ms"] = {k: [round(1000 * t, 2) for t in v] for k, v in steps.items()}
-            result["river_imported"] = "river" in sys.modules
         gw.close()
         result["decisions_digest"] = _decisions_digest(str(work), start)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _child(args: argparse.Namespace) -> int:
+    steps = _timed_steps() if args.steps else None
+    result = drain(args)
+    if steps is not None:
+        result["steps_ms"] = {k: [round(1000 * t, 2) for t in v] for k, v in steps.items()}
+        result["river_imported"] = "river" in sys.modules
     print(json.dumps(result), flush=True)
     return 0
 
