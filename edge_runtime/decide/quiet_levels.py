@@ -8,7 +8,8 @@ monotone in ATP, so each has a level at or above which it cannot act:
   reaches the threshold. Cantelli's bound (``demand_distribution.tail_bound``, which bounds the
   very negative binomial the policy evaluates) puts it under the threshold once
   ``ATP > m + sqrt(v (1 - c) / c)`` (``m``, ``v``: the lead time's mean and variance, as the
-  bound floors them; ``c`` the threshold less a margin for rounding). A SKU under alert is
+  bound floors them; ``c`` the threshold less a margin for rounding;
+  ``demand_distribution.tail_bound_level``). A SKU under alert is
   never quiet: any probability may update or clear its episode.
 - *replenishment*: a SKU with an open order gets no trigger whatever its ATP; one without gets
   one only when ``ATP < S`` (the order-up-to level; ``need = S - ATP``, packs, MOQ and capacity
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge_runtime.decide.replenishment import order_quantities, order_quantities_with_buffer
-from edge_runtime.forecast.demand_distribution import _MIN_EXCESS, daily_sigma, over_days
+from edge_runtime.forecast.demand_distribution import daily_sigma, over_days, tail_bound_level
 
 if TYPE_CHECKING:  # the policy's module imports this one
     from edge_runtime.decide.forecast_policy import DailyForecasts, DecisionSettings
@@ -59,12 +60,8 @@ class QuietLevels:
         lead = max(1, int(np.ceil(settings.lead_time_days)))
         mean, p90 = _lookup(table, day, lead)
         total_mean, total_var = over_days(mean, p90, settings.lead_time_days)
-        m = np.maximum(total_mean, 1e-12)
-        v = np.maximum(total_var, m * (1.0 + _MIN_EXCESS))
-        c = settings.threshold - _MARGIN
-        with np.errstate(invalid="ignore", divide="ignore"):
-            stock = m + np.sqrt(v * (1.0 - c) / c) * (1.0 + 1e-9) + 1e-9
-        self.stock = np.where(np.isfinite(stock) & (c > 0), stock, np.inf).tolist()
+        level = tail_bound_level(total_mean, total_var, settings.threshold - _MARGIN)
+        self.stock = level.tolist()
         mean_p, p90_p = _lookup(table, day, settings.protection_days)
         limits = {"lead_time_days": settings.lead_time_days, "review_days": settings.review_days}
         if table.buffer is None:

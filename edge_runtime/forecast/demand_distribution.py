@@ -82,9 +82,15 @@ def over_days(
     return mean * days, var * days
 
 
+def _floored(total_mean: np.ndarray, total_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and variance the negative binomial is built from: the mean above 0, the
+    variance above the mean. The probabilities and their bounds all read these."""
+    m = np.maximum(np.asarray(total_mean, dtype=np.float64), 1e-12)
+    return m, np.maximum(np.asarray(total_var, dtype=np.float64), m * (1.0 + _MIN_EXCESS))
+
+
 def _nb_params(total_mean: np.ndarray, total_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    m = np.maximum(total_mean, 1e-12)
-    v = np.maximum(total_var, m * (1.0 + _MIN_EXCESS))
+    m, v = _floored(total_mean, total_var)
     r = m * m / (v - m)
     return r, r / (r + m)
 
@@ -141,11 +147,23 @@ def tail_bound(total_mean: np.ndarray, total_var: np.ndarray, k: np.ndarray) -> 
     >>> [round(float(b), 4) for b in tail_bound(np.array([2.0]), np.array([3.0]), np.array([5.0]))]
     [0.25]
     """
-    m = np.maximum(np.asarray(total_mean, dtype=np.float64), 1e-12)
-    v = np.maximum(np.asarray(total_var, dtype=np.float64), m * (1.0 + _MIN_EXCESS))
+    m, v = _floored(total_mean, total_var)
     t = np.ceil(np.asarray(k, dtype=np.float64)) - m
     with np.errstate(invalid="ignore"):
         return np.where(t > 0, v / (v + t * t), 1.0)
+
+
+def tail_bound_level(total_mean: np.ndarray, total_var: np.ndarray, p: float) -> np.ndarray:
+    """A stock above which :func:`tail_bound` is under ``p`` (inf where ``p`` <= 0): Cantelli's
+    bound solved for ``t``, ``m + sqrt(v (1 - p) / p)``, nudged up a hair against rounding.
+
+    >>> [round(float(x), 4) for x in tail_bound_level(np.array([2.0]), np.array([3.0]), 0.25)]
+    [5.0]
+    """
+    m, v = _floored(total_mean, total_var)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = m + np.sqrt(v * (1.0 - p) / p) * (1.0 + 1e-9) + 1e-9
+    return np.where(np.isfinite(level) & (p > 0), level, np.inf)
 
 
 def prob_zero(total_mean: np.ndarray, total_var: np.ndarray) -> np.ndarray:
