@@ -27,6 +27,7 @@ import numpy as np
 from edge_runtime.decide.forecast_policy import DailyForecasts
 from edge_runtime.decide.service_level import buffer_exceeded_every
 from edge_runtime.forecast.daily_sales import DailySales, DayUnits
+from edge_runtime.forecast.demand_distribution import floored_forecast
 from edge_runtime.forecast.online import ForecastCorrection, LevelCorrection
 from edge_runtime.forecast.scoring import Scorer
 from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
@@ -147,16 +148,18 @@ def _units(scorer: Scorer, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and P90 in units, (SKUs, horizons), of feature rows ``X`` (SKUs, horizons, features)."""
     n, h = X.shape[:2]
     mean, _, p90 = scorer.demand(X.reshape(n * h, X.shape[2]))
-    mean = np.maximum(mean.reshape(n, h).astype(np.float64), 0.0)
-    return mean, np.maximum(p90.reshape(n, h).astype(np.float64), mean)
+    return floored_forecast(
+        mean.reshape(n, h).astype(np.float64), p90.reshape(n, h).astype(np.float64)
+    )
 
 
 def _corrected(
     central: DailyForecasts, shift: np.ndarray, buffer: np.ndarray | None
 ) -> DailyForecasts:
     """The forecast decisions use: each SKU's central one moved by River's ``shift``."""
-    mean = np.maximum(central.mean + shift[:, None, None], 0.0)
-    p90 = np.maximum(central.p90 + shift[:, None, None], mean)
+    mean, p90 = floored_forecast(
+        central.mean + shift[:, None, None], central.p90 + shift[:, None, None]
+    )
     return DailyForecasts(central.skus, central.first_close, mean, p90, buffer)
 
 

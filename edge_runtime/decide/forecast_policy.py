@@ -39,7 +39,7 @@ from edge_runtime.decide.decisions import Cause, RulePolicy
 from edge_runtime.decide.quiet_levels import QuietLevels
 from edge_runtime.decide.replenishment import Replenisher
 from edge_runtime.decide.stockout import StockoutMonitor, stockout_risk
-from edge_runtime.forecast.demand_distribution import daily_sigma
+from edge_runtime.forecast.demand_distribution import daily_sigma, floored_forecast
 from edge_runtime.messages import Message, ReasonCode, StockoutAlert
 from edge_runtime.store.state_columns import StateColumns
 from edge_runtime.store.stock import Conflict, StockState
@@ -60,7 +60,7 @@ class DailyForecasts:
     buffer: np.ndarray | None = None  # per SKU: the marginal safety buffer in units, or none
 
     def __post_init__(self) -> None:
-        self._index = {s: i for i, s in enumerate(self.skus)}
+        self.rows = {s: i for i, s in enumerate(self.skus)}  # SKU -> its row
         # Why precomputed: every event's decision looks up its SKU (twice); a numpy mean over a
         # 1-7 element slice and a date parse per lookup were ~20 us of the per-event cost.
         # [i, d, h - 1] is the daily average over the first h horizons (the tables are not
@@ -76,12 +76,12 @@ class DailyForecasts:
 
     def rows_of(self, skus: list[str]) -> np.ndarray:
         """Row index of each of ``skus`` (all must be in the table)."""
-        index = self._index
+        index = self.rows
         return np.fromiter((index[s] for s in skus), dtype=np.int64, count=len(skus))
 
     def lookup(self, sku: str, event_time: str, days: int = 1) -> tuple[float, float] | None:
         """Mean and P90 per day over the next ``days`` days for an event at ``event_time``."""
-        i = self._index.get(sku)
+        i = self.rows.get(sku)
         if i is None:
             return None
         d = self._day(event_time)
@@ -101,7 +101,7 @@ class DailyForecasts:
 
         Why: a store day's close decides every SKU, and a Python lookup per SKU was most of
         the cost of building the decision rows."""
-        index, day = self._index, self._day
+        index, day = self.rows, self._day
         rows = np.fromiter((index.get(s, -1) for s in skus), dtype=np.int64, count=len(skus))
         if isinstance(event_times, str):
             close = np.full(len(skus), day(event_times), dtype=np.int64)
@@ -110,12 +110,16 @@ class DailyForecasts:
                 (day(t) if t else -1 for t in event_times), dtype=np.int64, count=len(skus)
             )
         found = np.flatnonzero((rows >= 0) & (close >= 0))
-        rows, close = rows[found], np.minimum(close[found], self.mean.shape[1] - 1)
-        h = max(1, min(days, self.mean.shape[2])) - 1
         table = np.empty((len(found), 2), dtype=np.float64)
-        table[:, 0] = self._mean_avg[rows, close, h]
-        table[:, 1] = self._p90_avg[rows, close, h]
+        table[:, 0], table[:, 1] = self.averages(rows[found], close[found], days)
         return found, table
+
+    def averages(self, rows, close, days: int) -> tuple[np.ndarray, np.ndarray]:
+        """Daily mean and P90 over the next ``days`` days of ``rows`` (indexes, or a slice) as
+        forecast at close-day indexes ``close`` (at most the last close's)."""
+        close = np.minimum(close, self.mean.shape[1] - 1)
+        h = max(1, min(days, self.mean.shape[2])) - 1
+        return self._mean_avg[rows, close, h], self._p90_avg[rows, close, h]
 
     def _day(self, event_time: str) -> int:
         text = event_time[:10]
@@ -343,10 +347,8 @@ class ForecastDecisionPolicy:
             kept,
             kept_causes,
             kept_whens,
-            np.maximum(lead_arr[:, 0], 0.0),
-            np.maximum(lead_arr[:, 1], lead_arr[:, 0]),
-            np.maximum(protect_arr[:, 0], 0.0),
-            np.maximum(protect_arr[:, 1], protect_arr[:, 0]),
+            *floored_forecast(lead_arr[:, 0], lead_arr[:, 1]),
+            *floored_forecast(protect_arr[:, 0], protect_arr[:, 1]),
             buffer,
         )
         return rows, bare

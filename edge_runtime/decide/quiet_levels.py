@@ -37,7 +37,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge_runtime.decide.replenishment import order_quantities, order_quantities_with_buffer
-from edge_runtime.forecast.demand_distribution import daily_sigma, over_days, tail_bound_level
+from edge_runtime.forecast.demand_distribution import (
+    daily_sigma,
+    floored_forecast,
+    over_days,
+    tail_bound_level,
+)
 
 if TYPE_CHECKING:  # the policy's module imports this one
     from edge_runtime.decide.forecast_policy import DailyForecasts, DecisionSettings
@@ -53,16 +58,17 @@ class QuietLevels:
 
     def __init__(self, table: DailyForecasts, settings: DecisionSettings):
         self.table, self.settings = table, settings
-        index = table._index
         day = table.mean.shape[1] - 1  # what the open day's events look up (clamped)
         self.open_date = str(table.first_close + table.mean.shape[1])
         n = len(table.skus)
         lead = max(1, int(np.ceil(settings.lead_time_days)))
-        mean, p90 = _lookup(table, day, lead)
+        mean, p90 = floored_forecast(*table.averages(slice(None), day, lead))
         total_mean, total_var = over_days(mean, p90, settings.lead_time_days)
         level = tail_bound_level(total_mean, total_var, settings.threshold - _MARGIN)
         self.stock = level.tolist()
-        mean_p, p90_p = _lookup(table, day, settings.protection_days)
+        mean_p, p90_p = floored_forecast(
+            *table.averages(slice(None), day, settings.protection_days)
+        )
         limits = {"lead_time_days": settings.lead_time_days, "review_days": settings.review_days}
         if table.buffer is None:
             sigma = daily_sigma(mean_p, p90_p)
@@ -72,7 +78,7 @@ class QuietLevels:
             plan = order_quantities_with_buffer(mean_p, buffer, np.zeros(n), **limits)
         level = plan.order_up_to
         self.order = np.where(np.isnan(level), np.inf, level).tolist()
-        self._index = index
+        self._index = table.rows
 
     def quiet(self, sku: str, atp: float, event_time: str, order_open: bool) -> bool:
         """True when a SKU not under alert, at ``atp`` after an event at ``event_time``, gets
@@ -81,11 +87,3 @@ class QuietLevels:
         if i is None or event_time[:10] < self.open_date or not atp > self.stock[i]:
             return False
         return order_open or atp >= self.order[i]
-
-
-def _lookup(table: DailyForecasts, day: int, days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every SKU's daily mean and P90 over ``days`` days on close day ``day``, floored as the
-    policy floors them (``ForecastDecisionPolicy._rows``)."""
-    h = max(1, min(days, table.mean.shape[2])) - 1
-    mean, p90 = table._mean_avg[:, day, h], table._p90_avg[:, day, h]
-    return np.maximum(mean, 0.0), np.maximum(p90, mean)

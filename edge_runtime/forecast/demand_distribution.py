@@ -35,6 +35,13 @@ _MIN_EXCESS = 1e-6  # variance must exceed the mean for a negative binomial
 BOUND_MARGIN = 1e-6
 
 
+def floored_forecast(mean: np.ndarray, p90: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A forecast's daily mean and P90 as decisions read them: the mean at least 0, the P90 at
+    least that (a model's raw output, or River's shift, may put either below)."""
+    mean = np.maximum(mean, 0.0)
+    return mean, np.maximum(p90, mean)
+
+
 def daily_sigma(mean: np.ndarray, p90: np.ndarray) -> np.ndarray:
     """Daily demand standard deviation from mean and P90, never below Poisson's ``sqrt(mean)``."""
     mean = np.asarray(mean, dtype=np.float64)
