@@ -23,6 +23,10 @@ round's events are published once and queue in both sessions, and the two drain 
 events (same day closes) one after the other, in alternating order, under the same machine
 load; medians per side, and whether every round's decisions were the same on both sides
 (``same_decisions``).
+With ``--variant NAME=SPEC`` (repeatable) a further gateway of this tree runs with the
+gateway-side MQTT settings of ``SPEC`` switched (``benchmarks/gateway_variant.py``: ``nagle``,
+``mark=S``), on a ledger and a session of its own, in the same rotation; its figures are
+under ``NAME`` and ``same_decisions`` compares every side with ``new``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ if str(ROOT) not in sys.path:  # --compare puts the old edge_runtime first
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.figures_out import child_figures, show_figures  # noqa: E402
+from benchmarks.gateway_variant import VARIANT_ENV, apply_from_env  # noqa: E402
+from benchmarks.gateway_variant import parse as parse_variant  # noqa: E402
 
 
 def _child(args: argparse.Namespace) -> int:
@@ -53,6 +59,8 @@ def _child(args: argparse.Namespace) -> int:
     from edge_runtime.config import load_config, with_mqtt, with_section
     from edge_runtime.gateway import Gateway
     from edge_runtime.heap import freeze_startup_heap
+
+    variant = apply_from_env()
 
     env = {"SHELFCAST_STORE_ID": args.store, "SHELFCAST_STATE_DIR": args.state_dir}
     cfg = with_mqtt(
@@ -93,6 +101,7 @@ def _child(args: argparse.Namespace) -> int:
         "close_cpu_s": round(sum(close_cpu), 3),
         "close_cpu_ms_each": [round(1000 * c, 1) for c in close_cpu],
         "policy": gw.model_version,
+        "variant": variant,
     }
     gw.close()
     result["decisions_digest"] = _decisions_digest(args.state_dir, outbox_from)
@@ -171,7 +180,7 @@ def _publish(port: int, topic: str, events: list[dict]) -> None:
 
 
 def _gateway(code_root: Path, args: argparse.Namespace, state_dir: Path, port: int, expect: int,
-             bundle: str | None, key: str | None, cpu: str) -> dict:  # fmt: skip
+             bundle: str | None, key: str | None, cpu: str, variant: str = "") -> dict:  # fmt: skip
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--store", args.store,
            "--state-dir", str(state_dir), "--port", str(port), "--expect", str(expect),
            "--client-id", f"bench-gateway-{state_dir.name}"]  # fmt: skip
@@ -183,16 +192,18 @@ def _gateway(code_root: Path, args: argparse.Namespace, state_dir: Path, port: i
         spy = str(Path(sys.executable).with_name("py-spy"))  # py-spy itself is not pinned
         cmd = [spy, "record", "-f", "raw", "-r", "250", "--threads", "-o", args.profile,
                "--", *cmd]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": f"{code_root}:{ROOT}"}
+    env = {**os.environ, "PYTHONPATH": f"{code_root}:{ROOT}", VARIANT_ENV: variant}
     return child_figures(cmd, env, 900, "gateway")
 
 
 def same_decisions(runs: dict[str, list[dict]]) -> bool:
-    """Whether every round's two sides (``new``, ``old``: the same events drained) decided the
-    same messages: anything else is a bug of one side."""
+    """Whether in every round every side decided the same messages as ``new`` (the same events
+    drained): anything else is a bug of one side."""
     return all(
         a["decisions_digest"] == b["decisions_digest"]
-        for a, b in zip(runs["new"], runs["old"], strict=True)
+        for side, other in runs.items()
+        if side != "new"
+        for a, b in zip(runs["new"], other, strict=True)
     )
 
 
@@ -221,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", choices=("model", "rules"), default="model")
     parser.add_argument("--bundle", help="signed bundle (default: latency.py's)")
     parser.add_argument("--compare", metavar="REF", help="alternate with the gateway of REF")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=SPEC",
+                        help="also a gateway of this tree with SPEC's settings (gateway_variant)")  # fmt: skip
     parser.add_argument("--cpu", default="0", help="core(s) for taskset ('' to not pin)")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--profile", help="py-spy folded stacks of the last drain here")
@@ -246,6 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         bundle = args.bundle or str(latency_bundle(ROOT / "var/bench/latency_bundle"))
         key = str(public_key_path(signing_key_path()))
     sides = ["new", "old"] if args.compare else ["new"]
+    variants = {"new": "", "old": ""}
+    for named in args.variant:
+        name, _, spec = named.partition("=")
+        parse_variant(spec)  # refused here, not in the first child
+        if name in variants:
+            raise SystemExit(f"--variant {named}: {name!r} is taken")
+        sides.append(name)
+        variants[name] = spec
     need = args.events * args.rounds
     events = live_events(args.history, need)
     if len(events) < need:
@@ -254,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     roots = {"new": ROOT}
     if args.compare:
         roots["old"] = _old_code(args.compare, work / "old")
+    for side in sides[1:]:
+        roots.setdefault(side, ROOT)
     states = {side: work / f"gateway-{side}" for side in sides}
     for state in states.values():
         info = copy_ledger(args.history, state)
@@ -265,14 +288,17 @@ def main(argv: list[str] | None = None) -> int:
         # The session exists before the tills send; this start also writes the derived snapshot.
         for side in sides:
             first = _gateway(roots[side], args, states[side], broker.port, 0, bundle, key,
-                             args.cpu)  # fmt: skip
+                             args.cpu, variants[side])  # fmt: skip
             print(f"{side}: session created, start {first['start_s']} s", file=sys.stderr)
         for r in range(args.rounds):
             _publish(broker.port, topic, events[r * args.events : (r + 1) * args.events])
-            for side in sides if r % 2 == 0 else sides[::-1]:
+            # Two sides alternate which goes first; more rotate.
+            order = (sides if r % 2 == 0 else sides[::-1]) if len(sides) <= 2 else (
+                sides[r % len(sides):] + sides[:r % len(sides)])  # fmt: skip
+            for side in order:
                 load.append(round(os.getloadavg()[0], 2))
                 res = _gateway(roots[side], args, states[side], broker.port, args.events, bundle,
-                               key, args.cpu)  # fmt: skip
+                               key, args.cpu, variants[side])  # fmt: skip
                 res["loadavg_1m"] = load[-1]
                 runs[side].append(res)
                 print(f"round {r + 1} {side}: {json.dumps(res)}", file=sys.stderr, flush=True)
@@ -288,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_1m": load,
         "nproc": os.cpu_count(),
         "runs": runs,
+        "variants": {s: variants[s] for s in sides if variants[s]},
     }
     for side in sides:
         result[f"median_events_per_s_{side}"] = statistics.median(
@@ -300,9 +327,14 @@ def main(argv: list[str] | None = None) -> int:
         result[f"median_close_cpu_s_{side}"] = statistics.median(
             r.get("close_cpu_s", 0.0) for r in runs[side]
         )
-    if args.compare:
-        # Per round, the two sides drained the same events: the same decisions or a bug.
+    if len(sides) > 1:
+        # Per round, every side drained the same events: the same decisions or a bug.
         result["same_decisions"] = same_decisions(runs)
+    for side in sides[2 if args.compare else 1 :]:
+        result[f"cpu_ratio_{side}_over_new"] = round(
+            result[f"median_cpu_s_{side}"] / result["median_cpu_s_new"], 3
+        )
+    if args.compare:
         result["ratio_new_over_old"] = round(
             result["median_events_per_s_new"] / result["median_events_per_s_old"], 2
         )

@@ -41,6 +41,9 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
 - ``nats_server_gomaxprocs``: the Go scheduler threads nats-server ran with
   (``SHELFCAST_NATS_GOMAXPROCS``, e.g. ``1``; ``auto``, the default, is Go's own choice:
   one per CPU; ``shelfcast.nats_go_runtime``).
+- ``gateway_variant``: ``SHELFCAST_BENCH_GATEWAY_VARIANT`` as the gateways read it
+  (``benchmarks/gateway_variant.py``: their MQTT settings switched for an experiment; empty:
+  as shipped).
 - ``own_sessions``: every process of the pipeline (Mosquitto, nats-server, each gateway, each
   hub process) runs in a session of its own, as each is a service (or a host) of its own in
   production. With the kernel's autogroup scheduler (``autogroup_scheduler``) the CPU is shared
@@ -69,6 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.figures_out import show_figures  # noqa: E402
+from benchmarks.gateway_variant import VARIANT_ENV  # noqa: E402
 from benchmarks.hub_stage_trace import TRACE_ENV  # noqa: E402
 from edge_runtime.messages import UplinkDeltas  # noqa: E402
 from hub.network_view import sku_key  # noqa: E402
@@ -982,6 +986,8 @@ def figures(args: argparse.Namespace, work: Path) -> dict:
         "autogroup_scheduler": autogroup.exists() and autogroup.read_text().strip() == "1",
         "own_sessions": not args.one_session,
         "nats_server_gomaxprocs": nats_gomaxprocs(),
+        # the gateways' MQTT settings switched for an experiment (benchmarks/gateway_variant.py)
+        "gateway_variant": os.environ.get(VARIANT_ENV, ""),
     }
     if not args.skip_latency:
         out.update(latency_phase(args, work))

@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.gateway_variant import apply_from_env  # noqa: E402
 from benchmarks.hub_stage_trace import stage_log, trace_gateway  # noqa: E402
 from edge_runtime.config import load_config, with_mqtt  # noqa: E402
 from edge_runtime.gateway import Gateway  # noqa: E402
@@ -51,6 +52,7 @@ def say(text: str) -> None:
 
 def main(argv: list[str]) -> int:
     store, work, port, nats_url, counts_path = argv
+    apply_from_env()  # SHELFCAST_BENCH_GATEWAY_VARIANT: an experiment's settings, else none
     gw = start_gateway(Path(work), store, int(port), nats_url)
     log = stage_log(f"gateway-{store}")
     if log is not None:
