@@ -1,7 +1,7 @@
 """Gateway-side MQTT settings switched for an experiment, without editing the product's code.
 
 A benchmark's gateway process calls :func:`apply_from_env` before it starts its ``Gateway``;
-the variant is named in ``SHELFCAST_BENCH_GATEWAY_VARIANT`` (read only here, by the benchmark
+the variant is named in ``BENCH_GATEWAY_VARIANT`` (read only here, by the benchmark
 harness), a comma-separated list of:
 
 - ``nagle``: the gateway's MQTT socket keeps Nagle's algorithm (paho's own socket, without
@@ -10,8 +10,10 @@ harness), a comma-separated list of:
   (``edge_runtime.transport.outbox_pump.MARK_EVERY_S``) instead of the shipped period.
 
 An empty or unset variant is the product as shipped.
+The variable's name has no ``SHELFCAST_`` prefix: ``shelfcast`` commands (the hub processes a
+benchmark starts) refuse unknown variables of theirs as likely typos.
 
-    SHELFCAST_BENCH_GATEWAY_VARIANT=nagle,mark=0.05 python benchmarks/hub.py ...
+    BENCH_GATEWAY_VARIANT=nagle,mark=0.05 python benchmarks/hub.py ...
     python benchmarks/full_path.py --variant nagle=nagle --variant mark=mark=0.05 ...
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-VARIANT_ENV = "SHELFCAST_BENCH_GATEWAY_VARIANT"
+VARIANT_ENV = "BENCH_GATEWAY_VARIANT"
 
 
 def parse(spec: str) -> dict[str, object]:

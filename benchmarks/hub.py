@@ -41,7 +41,7 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
 - ``nats_server_gomaxprocs``: the Go scheduler threads nats-server ran with
   (``SHELFCAST_NATS_GOMAXPROCS``, e.g. ``1``; ``auto``, the default, is Go's own choice:
   one per CPU; ``shelfcast.nats_go_runtime``).
-- ``gateway_variant``: ``SHELFCAST_BENCH_GATEWAY_VARIANT`` as the gateways read it
+- ``gateway_variant``: ``BENCH_GATEWAY_VARIANT`` as the gateways read it
   (``benchmarks/gateway_variant.py``: their MQTT settings switched for an experiment; empty:
   as shipped).
 - ``own_sessions``: every process of the pipeline (Mosquitto, nats-server, each gateway, each

@@ -52,7 +52,7 @@ def say(text: str) -> None:
 
 def main(argv: list[str]) -> int:
     store, work, port, nats_url, counts_path = argv
-    apply_from_env()  # SHELFCAST_BENCH_GATEWAY_VARIANT: an experiment's settings, else none
+    apply_from_env()  # BENCH_GATEWAY_VARIANT: an experiment's settings, else none
     gw = start_gateway(Path(work), store, int(port), nats_url)
     log = stage_log(f"gateway-{store}")
     if log is not None:
