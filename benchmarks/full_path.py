@@ -25,8 +25,9 @@ load; medians per side, and whether every round's decisions were the same on bot
 (``same_decisions``).
 With ``--variant NAME=SPEC`` (repeatable) a further gateway of this tree runs with the
 gateway-side MQTT settings of ``SPEC`` switched (``benchmarks/gateway_variant.py``: ``nagle``,
-``mark=S``), on a ledger and a session of its own, in the same rotation; its figures are
-under ``NAME`` and ``same_decisions`` compares every side with ``new``.
+``mark=S``; ``broker-nagle`` gives it a broker of its own without ``set_tcp_nodelay``), on a
+ledger and a session of its own, in the same rotation; its figures are under ``NAME`` and
+``same_decisions`` compares every side with ``new``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ if str(ROOT) not in sys.path:  # --compare puts the old edge_runtime first
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.figures_out import child_figures, show_figures  # noqa: E402
-from benchmarks.gateway_variant import VARIANT_ENV, apply_from_env  # noqa: E402
+from benchmarks.gateway_variant import VARIANT_ENV, apply_from_env, broker_overrides  # noqa: E402
 from benchmarks.gateway_variant import parse as parse_variant  # noqa: E402
 
 
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", help="signed bundle (default: latency.py's)")
     parser.add_argument("--compare", metavar="REF", help="alternate with the gateway of REF")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=SPEC",
-                        help="also a gateway of this tree with SPEC's settings (gateway_variant)")  # fmt: skip
+                        help="also this tree's gateway with SPEC's settings")  # fmt: skip
     parser.add_argument("--cpu", default="0", help="core(s) for taskset ('' to not pin)")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--profile", help="py-spy folded stacks of the last drain here")
@@ -281,30 +282,41 @@ def main(argv: list[str] | None = None) -> int:
     states = {side: work / f"gateway-{side}" for side in sides}
     for state in states.values():
         info = copy_ledger(args.history, state)
-    broker = Mosquitto(work / "broker").start()
+    # One broker per set of broker settings the sides ask for (``broker-nagle``), each round's
+    # events published to each.
+    brokers: dict[str, Mosquitto] = {}
+    port = {}
+    for side in sides:
+        overrides = broker_overrides(variants[side])
+        name = "broker" + "".join(f"-{k}-{v}" for k, v in sorted(overrides.items()))
+        if name not in brokers:
+            brokers[name] = Mosquitto(work / name, overrides=overrides).start()
+        port[side] = brokers[name].port
     topic = f"shelfcast/{STORE}/events/pos"
     load = [round(os.getloadavg()[0], 2)]
     runs: dict[str, list[dict]] = {s: [] for s in sides}
     try:
         # The session exists before the tills send; this start also writes the derived snapshot.
         for side in sides:
-            first = _gateway(roots[side], args, states[side], broker.port, 0, bundle, key,
+            first = _gateway(roots[side], args, states[side], port[side], 0, bundle, key,
                              args.cpu, variants[side])  # fmt: skip
             print(f"{side}: session created, start {first['start_s']} s", file=sys.stderr)
         for r in range(args.rounds):
-            _publish(broker.port, topic, events[r * args.events : (r + 1) * args.events])
+            for broker in brokers.values():
+                _publish(broker.port, topic, events[r * args.events : (r + 1) * args.events])
             # Two sides alternate which goes first; more rotate.
             order = (sides if r % 2 == 0 else sides[::-1]) if len(sides) <= 2 else (
                 sides[r % len(sides):] + sides[:r % len(sides)])  # fmt: skip
             for side in order:
                 load.append(round(os.getloadavg()[0], 2))
-                res = _gateway(roots[side], args, states[side], broker.port, args.events, bundle,
+                res = _gateway(roots[side], args, states[side], port[side], args.events, bundle,
                                key, args.cpu, variants[side])  # fmt: skip
                 res["loadavg_1m"] = load[-1]
                 runs[side].append(res)
                 print(f"round {r + 1} {side}: {json.dumps(res)}", file=sys.stderr, flush=True)
     finally:
-        broker.stop()
+        for broker in brokers.values():
+            broker.stop()
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "history": info,

@@ -8,6 +8,9 @@ harness), a comma-separated list of:
   the ``TCP_NODELAY`` that ``LeanClient`` sets). The broker's ``set_tcp_nodelay`` is not touched.
 - ``mark=S``: acknowledged outbox rows marked sent every ``S`` seconds
   (``edge_runtime.transport.outbox_pump.MARK_EVERY_S``) instead of the shipped period.
+- ``broker-nagle``: the broker the gateway talks to runs without ``set_tcp_nodelay`` (a global
+  Mosquitto option). Not a gateway patch: the benchmark that starts the broker reads it
+  (:func:`broker_overrides`).
 
 An empty or unset variant is the product as shipped.
 The variable's name has no ``SHELFCAST_`` prefix: ``shelfcast`` commands (the hub processes a
@@ -33,8 +36,10 @@ def parse(spec: str) -> dict[str, object]:
             out["nagle"] = True
         elif key == "mark" and eq:
             out["mark"] = float(value)
+        elif key == "broker-nagle" and not eq:
+            out["broker_nagle"] = True
         else:
-            raise ValueError(f"unknown gateway variant {word!r} (nagle, mark=S)")
+            raise ValueError(f"unknown gateway variant {word!r} (nagle, mark=S, broker-nagle)")
     return out
 
 
@@ -56,3 +61,8 @@ def apply(spec: str) -> dict[str, object]:
 
 def apply_from_env() -> dict[str, object]:
     return apply(os.environ.get(VARIANT_ENV, ""))
+
+
+def broker_overrides(spec: str) -> dict[str, str]:
+    """Mosquitto settings (``tests.mosquitto.Mosquitto``'s ``overrides``) for variant ``spec``."""
+    return {"set_tcp_nodelay": "false"} if parse(spec).get("broker_nagle") else {}

@@ -50,3 +50,12 @@ def test_an_unknown_variant_is_refused():
         gateway_variant.parse("nodelay")
     with pytest.raises(ValueError):
         gateway_variant.parse("mark")
+
+
+def test_the_brokers_nagle_is_the_benchmarks_broker_setting_not_a_gateway_patch(restored):
+    assert gateway_variant.broker_overrides("") == {}
+    assert gateway_variant.broker_overrides("broker-nagle") == {"set_tcp_nodelay": "false"}
+    shipped = outbox_pump.MARK_EVERY_S
+    assert gateway_variant.apply("broker-nagle") == {"broker_nagle": True}
+    assert shipped == outbox_pump.MARK_EVERY_S
+    assert LeanClient.__dict__["_create_socket_connection"].__qualname__.startswith("LeanClient")
