@@ -42,8 +42,8 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   (``SHELFCAST_NATS_GOMAXPROCS``, e.g. ``1``; ``auto``, the default, is Go's own choice:
   one per CPU; ``shelfcast.nats_go_runtime``).
 - ``gateway_variant``: ``BENCH_GATEWAY_VARIANT`` as the gateways read it
-  (``benchmarks/gateway_variant.py``: their MQTT settings switched for an experiment; empty:
-  as shipped).
+  (``benchmarks/gateway_variant.py``: their MQTT settings switched for an experiment, and
+  with ``broker-nagle`` Mosquitto's ``set_tcp_nodelay`` off; empty: as shipped).
 - ``own_sessions``: every process of the pipeline (Mosquitto, nats-server, each gateway, each
   hub process) runs in a session of its own, as each is a service (or a host) of its own in
   production. With the kernel's autogroup scheduler (``autogroup_scheduler``) the CPU is shared
@@ -72,7 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.figures_out import show_figures  # noqa: E402
-from benchmarks.gateway_variant import VARIANT_ENV  # noqa: E402
+from benchmarks.gateway_variant import VARIANT_ENV, broker_overrides  # noqa: E402
 from benchmarks.hub_stage_trace import TRACE_ENV  # noqa: E402
 from edge_runtime.messages import UplinkDeltas  # noqa: E402
 from hub.network_view import sku_key  # noqa: E402
@@ -427,7 +427,9 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
     wanted = sum(r * (args.seconds if r == args.rate else args.ramp_seconds) for r in rates)
     streams = {s: store_stream(s, int(wanted / len(stores)) + 1) for s in stores}
     own = not args.one_session
-    broker = Mosquitto(work / "broker", own_session=own).start()
+    variant = os.environ.get(VARIANT_ENV, "")  # broker-nagle: Mosquitto's Nagle left on
+    broker = Mosquitto(work / "broker", overrides=broker_overrides(variant), own_session=own)
+    broker.start()
     nats_server = NatsServer(work / "nats", own_session=own).start()
     traces, launcher = work / "stages", None
     if args.stages:  # every process below stamps its stages (benchmarks/hub_stage_trace.py)
