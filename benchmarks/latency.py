@@ -71,6 +71,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # --compare puts the old packages first: keep them there
     sys.path.insert(0, str(ROOT))
+if sys.path[0] == str(ROOT / "benchmarks"):  # run as a script with ROOT on PYTHONPATH: its
+    sys.path.pop(0)  # siblings (twin.py, api.py, hub.py) would shadow the packages of those names
 from benchmarks.machine import machine  # noqa: E402
 from edge_runtime.config import load_config, with_mqtt, with_section  # noqa: E402
 from edge_runtime.gateway import Gateway  # noqa: E402
