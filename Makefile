@@ -53,8 +53,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two workers (pytest-xdist), each taking whole test files (module fixtures stay shared): the
+# tests use only ephemeral ports (disjoint per worker, tests/mosquitto.py) and their own tmp
+# paths. Fixed at 2, not auto: many tests are CPU-bound or time brokers, and CI has 2 cores.
 test: install system-deps node-deps lint
-	PATH="$$PATH:/usr/sbin" $(BIN)/python -m pytest
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m pytest -n 2 --dist loadfile
 
 demo: install system-deps
 	PATH="$$PATH:/usr/sbin" $(BIN)/shelfcast demo

@@ -12,7 +12,7 @@ import time
 
 import uvicorn
 
-from shelfcast.local_server import free_port
+from tests.mosquitto import free_port
 
 
 class ApiServer:

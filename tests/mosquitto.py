@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import subprocess
 import threading
 import time
@@ -38,19 +39,34 @@ mosquitto_binary = mosquitto_path
 _HANDED_OUT: set[int] = set()
 
 
+def worker_share() -> tuple[int, int]:
+    """(index, count) of this pytest-xdist worker, ``(0, 1)`` when the tests run in one process."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not name.startswith("gw") or count < 2:
+        return 0, 1
+    return int(name[2:]) % count, count
+
+
 def free_port() -> int:
-    """A free loopback port never handed out before in this process.
+    """A free loopback port never handed out before in this process, nor by another worker.
 
     Why: Linux often hands the same port out again right after it is freed, and a gateway
     from an earlier test that is still reconnecting (same client id, same store) would then
-    join the next test's broker, take over its session and ingest its events elsewhere.
+    join the next test's broker, take over its session and ingest its events elsewhere. With
+    the tests spread over pytest-xdist workers, each worker takes only the ports of its own
+    share ((port // 2) % workers == its index; not the parity: the kernel may hand bind(0)
+    only odd or only even ports), so no two workers ever hand out the same port.
     """
-    for _ in range(100):
+    index, count = worker_share()
+    for _ in range(100 * count):
         port = any_free_port()
-        if port not in _HANDED_OUT:
+        if (port // 2) % count == index and port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
             return port
-    raise RuntimeError("no fresh loopback port after 100 tries")
+    raise RuntimeError(
+        f"no fresh loopback port of worker {index}/{count} after {100 * count} tries"
+    )
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,45 @@ def tracking(tmp_path, monkeypatch):
     return uri
 
 
+def test_logging_a_run_names_the_onnx_requirements_instead_of_inferring_them(
+    bundle, history, tmp_path, tracking, monkeypatch
+):
+    """MLflow infers a model's requirements by loading it in a fresh Python process, seconds per
+    logged model; the raw ONNX graphs name theirs, so a training run starts no such process."""
+    import mlflow
+    import mlflow.models
+
+    from edge_runtime.forecast.scoring import identity_model
+    from feature_store.spec import ANOMALY_FEATURES
+    from training.lineage import RunLineage
+    from training.tracking import log_training_run, onnx_requirements
+
+    inferred: list[str] = []
+    infer = mlflow.models.infer_pip_requirements
+
+    def spy(model_uri, *args, **kwargs):
+        inferred.append(str(model_uri))
+        return infer(model_uri, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.models, "infer_pip_requirements", spy)
+    logged = log_training_run(
+        params={"note": "test"},
+        metrics={"rmsse_model": 0.8},
+        onnx_models={
+            "demand": (bundle / "demand.onnx").read_bytes(),
+            "anomaly": identity_model(len(ANOMALY_FEATURES)),  # any graph: only logged here
+        },
+        n_features={"demand": len(names()), "anomaly": len(ANOMALY_FEATURES)},
+        feature_spec=spec_dict(),
+        lineage=RunLineage.of(history, "h.parquet", folds=1, horizon=28, quick=True),
+    )
+    assert inferred == []
+    mlflow.set_tracking_uri(tracking)
+    for raw_graph in ("demand_onnx", "anomaly"):  # the pyfunc names its own (training/pyfunc.py)
+        raw = Path(mlflow.artifacts.download_artifacts(f"runs:/{logged.run_id}/{raw_graph}"))
+        assert (raw / "requirements.txt").read_text().split() == onnx_requirements()
+
+
 def test_cli_and_pyfunc_give_identical_numbers(bundle, history, tmp_path, tracking, capsys):
     import mlflow
 

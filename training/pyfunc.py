@@ -137,13 +137,14 @@ def log_forecast_model(
     import onnx
 
     from models.bundle import write_bundle
-    from training.tracking import SIGNATURES, _signature
+    from training.tracking import SIGNATURES, _signature, onnx_requirements
 
     mlflow.onnx.log_model(
         onnx.load_from_string(demand_onnx),
         name="demand_onnx",
         signature=_signature(n_features, SIGNATURES["demand"]),
         input_example=onnx_example,
+        pip_requirements=onnx_requirements(),
     )
     with tempfile.TemporaryDirectory() as tmp:
         bundle = write_bundle(

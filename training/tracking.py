@@ -80,6 +80,16 @@ SIGNATURES = {
 REGISTERED = {"demand": DEMAND_MODEL, "anomaly": ANOMALY_MODEL}
 
 
+def onnx_requirements() -> list[str]:
+    """The pinned packages a logged raw ONNX graph needs: what MLflow would infer, named here.
+
+    Why named: left to infer them, MLflow starts a Python process per logged model that loads
+    the model and records its imports, several seconds per training for the same four lines."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "numpy", "onnx", "onnxruntime")]
+
+
 def _champion(client, name: str):
     """The model version holding ``champion`` (or ``None``) and its run."""
     from mlflow.exceptions import MlflowException
@@ -281,6 +291,7 @@ def log_training_run(
                     name=name,
                     signature=_signature(n_features[name], SIGNATURES[name]),
                     input_example=examples.get(name),
+                    pip_requirements=onnx_requirements(),
                     registered_model_name=REGISTERED[name],
                 )
                 versions[name] = str(info.registered_model_version)
