@@ -184,14 +184,40 @@ def recorded(panel, window: str, span, config, bundle: Path, args, refresh=None)
     return out
 
 
-def reductions(curves: dict, reference: dict) -> dict[str, float | None]:
-    """Per window: 1 - lost units interpolated at min/max's inventory / min/max's lost units."""
+def reductions(curves: dict, reference: dict, at: dict | None = None) -> dict[str, float | None]:
+    """Per window: 1 - lost units interpolated at min/max's inventory / min/max's lost units;
+    at ``at[window]``'s inventory instead where given (:func:`inventory_at`).
+
+    >>> curve = [(30.0, 100.0, 60.0), (60.0, 200.0, 40.0)]
+    >>> reductions({"w": curve}, {"w": (150.0, 50.0)})
+    {'w': 0.0}
+    >>> reductions({"w": curve}, {"w": (300.0, 60.0)}, {"w": 100.0})  # min/max's off the curve
+    {'w': 0.0}
+    """
     out = {}
     for window, points in curves.items():
         inventory, lost = reference[window]
-        at = interpolate_lost(points, inventory)
-        out[window] = None if at is None else 1.0 - at / lost
+        point = interpolate_lost(points, (at or {}).get(window, inventory))
+        out[window] = None if point is None else 1.0 - point / lost
     return out
+
+
+def inventory_at(baseline: dict, reference: dict, engine: dict) -> dict[str, float]:
+    """The windows whose min/max inventory the baseline's curve over the grid does not reach
+    (the autumn of 2010: min/max, following the run-up to Christmas, holds more than the engine
+    does at ``N`` = 100), each with the engine replay's own inventory: candidates are compared
+    there, a figure that ranks them but is no reduction at min/max's inventory.
+
+    >>> curve = [(30.0, 100.0, 60.0), (60.0, 200.0, 40.0)]
+    >>> engine = {"w": {"avg_inventory_units": 120.0}, "v": {"avg_inventory_units": 130.0}}
+    >>> inventory_at({"w": curve, "v": curve}, {"w": (300.0, 60.0), "v": (150.0, 50.0)}, engine)
+    {'w': 120.0}
+    """
+    return {
+        w: engine[w]["avg_inventory_units"]
+        for w, points in baseline.items()
+        if interpolate_lost(points, reference[w][0]) is None
+    }
 
 
 def _mean_of(h: np.ndarray, days: int) -> np.ndarray:
@@ -528,6 +554,75 @@ def banded_buffer(rates: tuple[float, ...]) -> Buffer:
     return buffer
 
 
+HAZARD_EDGES = (3, 7, 14, 28, 63)  # days-since-last-large-day buckets: 1-3, 4-7, ..., 64+
+
+
+def large_day_hazard(history: np.ndarray, ahead: int = 9, prior: float = 20.0) -> np.ndarray:
+    """Per SKU, how much more (or less) likely a large day (above ``SPIKE`` x the 91 days'
+    mean before it) is in the next ``ahead`` days than the SKU's own rate over ``history``
+    says, given the days since its last large day: the store's pooled ratio of observed to
+    expected large days per bucket of days-since (:data:`HAZARD_EDGES`; never: its own
+    bucket), read off the same history, shrunk to 1 by ``prior`` expected days."""
+    h = np.nan_to_num(np.asarray(history, dtype=np.float64))
+    n, d = h.shape
+    cs = np.concatenate([np.zeros((n, 1)), np.cumsum(h, axis=1)], axis=1)
+    big = np.zeros((n, d), dtype=bool)
+    if d <= 91 + ahead:
+        return np.ones(n)
+    usual = (cs[:, 91:d] - cs[:, : d - 91]) / 91.0  # mean of the 91 days before day t
+    big[:, 91:] = (h[:, 91:] > SPIKE * usual) & (usual > 0)
+    rate = big[:, 91:].mean(axis=1)
+    since = np.full((n, d), np.inf)
+    run = np.full(n, np.inf)
+    for t in range(d):
+        run = np.where(big[:, t], 0.0, run + 1.0)
+        since[:, t] = run  # 0: day t itself was large
+    bucket = np.where(np.isinf(since), len(HAZARD_EDGES) + 1,
+                      np.searchsorted(HAZARD_EDGES, since + 1.0, side="left"))  # fmt: skip
+    bc = np.concatenate([np.zeros((n, 1)), np.cumsum(big, axis=1)], axis=1)
+    ts = np.arange(91, d - ahead)
+    obs = bc[:, ts + 1 + ahead] - bc[:, ts + 1]
+    exp = np.broadcast_to(ahead * rate[:, None], obs.shape)
+    k = bucket[:, ts].ravel()
+    nb = len(HAZARD_EDGES) + 2
+    o = np.bincount(k, weights=obs.ravel(), minlength=nb)
+    e = np.bincount(k, weights=exp.ravel(), minlength=nb)
+    ratio = (o + prior) / (e + prior)
+    return ratio[bucket[:, -1]]
+
+
+def hazard_buffer(power: float) -> Buffer:
+    """The marginal buffer with each SKU's exceedance rate scaled by :func:`large_day_hazard`
+    ^ ``power``: a unit of buffer saves a sale when a large day comes before the next
+    delivery, and that is likelier soon after a large day (wholesale orders cluster) and
+    rarer after months without one, so at the same inventory the buffer moves to where the
+    next cycle's large day is likelier."""
+
+    def buffer(history, every_days, mean):
+        m = large_day_hazard(history) ** power
+        out = np.empty(history.shape[0])
+        for i in range(history.shape[0]):
+            out[i] = buffer_exceeded_every(history[i : i + 1], max(every_days * m[i], 1.01))[0]
+        return out
+
+    return buffer
+
+
+def steady_rate(max_large: int, k: float) -> Buffer:
+    """The marginal buffer at ``k`` x ``every_days`` for the steady SKUs (at most
+    ``max_large`` large days in the buffer's year): a single day's quantile undercounts what
+    one more unit saves when a SKU's shortfalls come from the level over the cycle rather
+    than one large day (measured: their lost units saved per unit of inventory are about twice
+    the others' at the engine's ``N``)."""
+
+    def buffer(history, every_days, mean):
+        steady = large_days(history) <= max_large
+        return np.where(steady, buffer_exceeded_every(history, every_days * k),
+                        buffer_exceeded_every(history, every_days))  # fmt: skip
+
+    return buffer
+
+
 class LongerHistory(TableReplay):
     """The buffer reads ``days`` of history instead of the gateway's year."""
 
@@ -654,7 +749,7 @@ def more_candidates() -> list[tuple[str, Callable]]:
     out: list[tuple[str, Callable]] = []
     out += [(f"level averaged over the last {k} closes' forecasts of the same days",
              lambda tr, n, bundle, k=k: TableReplay(tr, n, level_over_closes(k)))
-            for k in (2, 3, 4, 7)]  # fmt: skip
+            for k in (2, 3, 4, 5, 6, 7)]  # fmt: skip
     bands = {
         "narrow 0.71-1.41": (0.5**0.5, 1.0, 2.0**0.5),
         "plain 1": (1.0,),
@@ -693,6 +788,12 @@ def more_candidates() -> list[tuple[str, Callable]]:
              lambda tr, n, bundle: StoreLevel(tr, n, 0.5, clip=1e9))]  # fmt: skip
     out += [(f"buffer history {d} days", lambda tr, n, bundle, d=d: LongerHistory(tr, n, d))
             for d in (273, 455, 546)]  # fmt: skip
+    out += [(f"buffer rate x large-day hazard ^ {k:g}",
+             lambda tr, n, bundle, k=k: TableReplay(tr, n, buffer=hazard_buffer(k)))
+            for k in (0.5, 1.0)]  # fmt: skip
+    out += [(f"steady SKUs (<= {m} large days) buffer at {k:g} x N",
+             lambda tr, n, bundle, m=m, k=k: TableReplay(tr, n, buffer=steady_rate(m, k)))
+            for m in (3, 5) for k in (1.5, 2.0, 3.0, 4.0)]  # fmt: skip
     return out
 
 
@@ -770,7 +871,8 @@ def main() -> int:
     parser.add_argument("--engine", action="store_true", help="also River's variants (slow)")
     parser.add_argument("--windows", type=int, nargs="+", default=[1],
                         help="validation windows, in 56-day steps back from the test weeks (1: "
-                        "the benchmark's; 2: the 56 days before it, its own bundle; ...)")  # fmt: skip
+                        "the benchmark's; 2: the 56 days before it, its own bundle; ...; 5: "
+                        "the autumn of 2010, compared at the engine's inventory)")  # fmt: skip
     parser.add_argument("--test", action=argparse.BooleanOptionalAction, default=True,
                         help="also the test weeks (shown, never used to choose)")  # fmt: skip
     parser.add_argument("--only", nargs="+", default=None,
@@ -821,7 +923,9 @@ def main() -> int:
                 policy = make(traces[window]["trace"], n, str(bundles[window]))
                 m = simulate(panel, policy, config, a, b).metrics()
                 curves[window].append((n, m["avg_inventory_units"], m["lost_units"]))
-        rows.append({"candidate": name, **reductions(curves, reference), "curves": curves})
+        if not rows:  # the baseline: where the windows' figures are read
+            at = inventory_at(curves, reference, {w: traces[w]["metrics"] for w in windows})
+        rows.append({"candidate": name, **reductions(curves, reference, at), "curves": curves})
         print(f"{name}: " + " / ".join(f"{rows[-1][w]}" for w in windows), flush=True)
     print(markdown(rows, ("candidate", *windows)))
     chosen = [w for w in windows if w != "test"]
@@ -843,6 +947,7 @@ def main() -> int:
         "refresh_bundles": {w: traces[w].get("swaps") for w in windows},
         "engine_replay": {w: traces[w]["metrics"] for w in windows},
         "minmax_reference": reference,
+        "compared_at_the_engines_inventory": at,
         "grid": FINE_GRID,
         "candidates": rows,
         "seconds": round(time.perf_counter() - t0, 1),
