@@ -41,6 +41,7 @@ from hub.predecessors import READ_AFTER_DELIVERIES, READ_AGAIN_S, read_predecess
 from hub.streams import (
     ACK_WAIT_S,
     CURSOR_BUCKET,
+    MAX_IN_FLIGHT,
     PARTITIONS,
     WORKERS,
     deliver_subject,
@@ -56,6 +57,9 @@ BATCH_MAX = 500  # stock messages of one store applied together at most
 SETTLE_S = 0.1  # a store's cursor moves (and its messages are acked) at most this often
 SETTLE_TRICKLE_S = 0.5  # ... or this often while its messages keep coming a few at a time
 SETTLE_MANY = 16  # applied messages that settle without waiting for the trickle to pause
+COMING_MANY = 16  # a partition's messages not yet pushed that make a store's batch wait for them
+COMING_POLL_S = 0.005  # ... looking this often whether they came
+COMING_WAIT_MAX_S = 3.0  # ... this long at most
 
 
 class Advanced(NamedTuple):
@@ -81,6 +85,8 @@ class HubWorker:
         self._reading: set[str] = set()  # stores whose predecessors are being read back
         self._read_at: dict[str, float] = {}  # store -> when its predecessors were last read
         self._cursor_watch: asyncio.Task | None = None  # runs only while ``_early`` is not empty
+        self._coming: dict[str, int] = {}  # partition -> not yet pushed, said by its last push
+        self._holding: dict[str, int] = {}  # partition -> pushed here, not yet acked nor nak'd
         self._js: Any = None
         self._tasks: list[asyncio.Task] = []
         self._subs: dict[int, Any] = {}  # owned partition -> its subscription
@@ -150,7 +156,7 @@ class HubWorker:
             await msg.nak()
             self._held.released += 1
             return
-        _, store, kind, _partition = msg.subject.rsplit(".", 3)
+        _, store, kind, partition = msg.subject.rsplit(".", 3)
         # Alerts, conflicts and heartbeats need no order with the stock: their own queue, so a
         # burst of them never holds a sale's figure back.
         key = store if kind == STOCK else f"{store} {kind}"
@@ -159,6 +165,8 @@ class HubWorker:
             queue = self._queues[key] = asyncio.Queue()
             loop = self._stock_loop if kind == STOCK else self._other_loop
             self._tasks.append(asyncio.create_task(loop(store, queue)))
+        self._coming[partition] = msg.metadata.num_pending
+        self._holding[partition] = self._holding.get(partition, 0) + 1
         self._held.add(msg)
         queue.put_nowait(msg)
 
@@ -173,6 +181,7 @@ class HubWorker:
             work = self._view.apply_many(subject, [(m.headers, m.data) for m in batch])
             if await _ack_when_done(batch, work, f"apply {subject}"):
                 self.applied += len(batch)
+            self._gone(batch)
 
     async def _stock_loop(self, store: str, queue: asyncio.Queue) -> None:
         """One store's stock messages: what queued is applied as a batch. A message whose
@@ -186,6 +195,8 @@ class HubWorker:
                 first = await asyncio.wait_for(queue.get(), EARLY_HOLD_S if waiting else None)
             except TimeoutError:
                 first = None
+            if first is not None and not isinstance(first, Advanced):
+                await self._await_backlog(queue, first.subject.rsplit(".", 1)[1])
             items = [] if first is None else [first]
             while not queue.empty() and len(items) < BATCH_MAX:
                 items.append(queue.get_nowait())
@@ -200,8 +211,35 @@ class HubWorker:
                 if now - t > EARLY_HOLD_S:
                     del waiting[prev]
                     await msg.nak(delay=EARLY_DELAY_S)
+                    self._gone([msg])
             if not waiting:
                 self._early.discard(store)
+
+    async def _await_backlog(self, queue: asyncio.Queue, partition: str) -> None:
+        """A backlog is taken in as few batches as it can: while the partition's last push
+        said more than ``COMING_MANY`` of its messages are still to come, and the server may
+        push them (this worker holds fewer than ``MAX_IN_FLIGHT`` of the partition
+        unacknowledged), a store's batch waits for them (``BATCH_MAX`` at most, up to
+        ``COMING_WAIT_MAX_S``). A SKU named all over a store's backlog is then written once,
+        not once per batch cut while the backlog came in (the first message alone, then what
+        came during its write, then the rest). Live traffic, pushed as it is stored, has
+        nothing to come and does not wait. Nothing is acknowledged meanwhile: the wait
+        changes when a message is applied, not whether."""
+        deadline = time.monotonic() + COMING_WAIT_MAX_S
+        while (
+            self._coming.get(partition, 0) > COMING_MANY
+            and self._holding.get(partition, 0) < MAX_IN_FLIGHT  # else none come till acks
+            and queue.qsize() < BATCH_MAX
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(COMING_POLL_S)
+
+    def _gone(self, messages: list) -> None:
+        """``messages`` acknowledged or handed back: the server may push as many more."""
+        for m in messages:
+            if getattr(m, "reply", None):  # pushed (not read back from the stream)
+                p = m.subject.rsplit(".", 1)[1]
+                self._holding[p] = self._holding.get(p, 0) - 1
 
     async def _apply_stock(self, store: str, batch: list, waiting: dict, since: dict) -> None:
         assert self._view is not None
@@ -215,6 +253,7 @@ class HubWorker:
             log.exception("could not apply store %s's stock messages; delivered again", store)
             for m in batch:
                 await m.nak(delay=1.0)
+            self._gone(batch)
             return
         done = []
         for m, outcome in zip(batch, outcomes, strict=True):
@@ -222,6 +261,7 @@ class HubWorker:
                 prev = int(m.headers["Shelfcast-Prev-Seq"])
                 if prev in waiting:  # a second copy of one already waiting: back it goes
                     await m.nak(delay=EARLY_DELAY_S)
+                    self._gone([m])
                     continue
                 waiting[prev] = (since.get(id(m), time.monotonic()), m)
                 self._await_predecessor(store)
@@ -255,6 +295,7 @@ class HubWorker:
             pending.clear()
             # On failure the batch is delivered again: applied again, each SKU's seq skips it.
             await _ack_when_done(batch, self._view.settle(store), f"move store {store}'s cursor")
+            self._gone(batch)
 
     def _backlog(self) -> int:
         """Messages received and not yet taken up by their store's loop."""

@@ -69,3 +69,54 @@ def test_a_backlog_writes_each_sku_once_per_batch_of_hundreds(nats_server, tmp_p
     assert left == 0, "the worker did not apply the backlog within a minute"
     assert (figure["seq"], figure["reserved"], figure["on_hand"]) == (MESSAGES, MESSAGES, 8000)
     assert writes < MESSAGES / OLD_IN_FLIGHT  # at most 128 messages a batch wrote 16 or more
+
+
+SPREAD_MESSAGES = 400  # of one store, each naming 5 of 500 SKUs: every SKU 4 times
+SPREAD_SKUS = 500
+
+
+def spread_message(seq: int) -> tuple[str, dict[str, str], bytes]:
+    """The store's message ``seq``, naming 5 SKUs; 100 messages go round all 500."""
+    rows = [[f"K{(5 * seq + r) % SPREAD_SKUS:03d}", -1, 0, 10, 10, 1] for r in range(5)]
+    body = {"kind": "uplink", "store_id": "S1", "model_version": "m1", "deltas": rows,
+            "window_end": "2026-01-05T10:00:00+00:00"}  # fmt: skip
+    headers = {"Shelfcast-Seq": str(seq), "Shelfcast-Prev-Seq": str(seq - 1)}
+    return "shelfcast.S1.stock", headers, gzip.compress(json.dumps(body).encode())
+
+
+def test_a_backlog_pushed_at_once_is_one_batch_each_sku_written_once(nats_server, tmp_path):
+    """The server pushes the whole backlog at once (it fits the partition's window), but it
+    reaches the worker a socket read at a time: applied as it came, the first part was a
+    batch of its own and every SKU was written twice (about 1,000 writes). Waiting for what
+    the pushes say is still to come, each SKU is written once (a tail of at most
+    ``COMING_MANY`` messages may come after)."""
+    from hub.worker import COMING_MANY
+
+    async def fill() -> None:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        await ensure(js)
+        messages = [spread_message(seq) for seq in range(1, SPREAD_MESSAGES + 1)]
+        await asyncio.gather(*[await js.publish_async(s, p, headers=h) for s, h, p in messages])
+        await nc.close()
+
+    async def state() -> tuple[int, int]:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        left = await unacknowledged(js)
+        writes = (await js.stream_info(f"KV_{STOCK_BUCKET}")).state.last_seq
+        await nc.close()
+        return left, writes
+
+    asyncio.run(fill())
+    worker = HubProcess(nats_server.url, api=False, log=tmp_path / "w.log").start()
+    try:
+        deadline = time.monotonic() + 60
+        left = -1
+        while left != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left, writes = asyncio.run(state())
+    finally:
+        worker.stop()
+    assert left == 0, "the worker did not apply the backlog within a minute"
+    assert SPREAD_SKUS <= writes <= SPREAD_SKUS + 5 * (COMING_MANY + 1), writes
