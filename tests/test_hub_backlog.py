@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import json
 import time
+from pathlib import Path
 
 import nats
 
@@ -30,43 +31,54 @@ def stock_message(seq: int) -> tuple[str, dict[str, str], bytes]:
     return "shelfcast.S1.stock", headers, gzip.compress(json.dumps(body).encode())
 
 
-async def _fill(url: str) -> None:
+async def _publish(url: str, messages: list[tuple[str, dict[str, str], bytes]]) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
     await ensure(js)
-    messages = [stock_message(seq) for seq in range(1, MESSAGES + 1)]
-    for i in range(0, MESSAGES, 500):
+    for i in range(0, len(messages), 500):
         acks = [await js.publish_async(s, p, headers=h) for s, h, p in messages[i : i + 500]]
         await asyncio.gather(*acks)
     await nc.close()
 
 
-async def _state(url: str) -> tuple[int, int, dict]:
-    """(unacknowledged uplink messages, writes the stock bucket took, SKU A's figure)."""
+async def _progress(url: str) -> tuple[int, int]:
+    """(unacknowledged uplink messages, writes the stock bucket took)."""
     nc = await nats.connect(url)
     js = nc.jetstream()
     left = await unacknowledged(js)
     writes = (await js.stream_info(f"KV_{STOCK_BUCKET}")).state.last_seq
-    entry = await (await js.key_value(STOCK_BUCKET)).get(sku_key("S1", "A"))
     await nc.close()
-    return left, writes, json.loads(entry.value)
+    return left, writes
 
 
-def test_a_backlog_writes_each_sku_once_per_batch_of_hundreds(nats_server, tmp_path):
-    asyncio.run(_fill(nats_server.url))
-    worker = HubProcess(nats_server.url, api=False, log=tmp_path / "w.log").start()
+def _writes_to_apply(url: str, messages: list, log: Path) -> int:
+    """``messages`` published, then one worker started (it finds them as a backlog) and run
+    until it has acknowledged them all: the writes the stock bucket took."""
+    asyncio.run(_publish(url, messages))
+    worker = HubProcess(url, api=False, log=log).start()
     try:
         deadline = time.monotonic() + 60
         left = -1
         while left != 0 and time.monotonic() < deadline:
             time.sleep(0.2)
-            try:
-                left, writes, figure = asyncio.run(_state(nats_server.url))
-            except nats.js.errors.NotFoundError:  # nothing written yet
-                continue
+            left, writes = asyncio.run(_progress(url))
     finally:
         worker.stop()
     assert left == 0, "the worker did not apply the backlog within a minute"
+    return writes
+
+
+async def _figure(url: str, store: str, sku: str) -> dict:
+    nc = await nats.connect(url)
+    entry = await (await nc.jetstream().key_value(STOCK_BUCKET)).get(sku_key(store, sku))
+    await nc.close()
+    return json.loads(entry.value)
+
+
+def test_a_backlog_writes_each_sku_once_per_batch_of_hundreds(nats_server, tmp_path):
+    messages = [stock_message(seq) for seq in range(1, MESSAGES + 1)]
+    writes = _writes_to_apply(nats_server.url, messages, tmp_path / "w.log")
+    figure = asyncio.run(_figure(nats_server.url, "S1", "A"))
     assert (figure["seq"], figure["reserved"], figure["on_hand"]) == (MESSAGES, MESSAGES, 8000)
     assert writes < MESSAGES / OLD_IN_FLIGHT  # at most 128 messages a batch wrote 16 or more
 
@@ -92,31 +104,6 @@ def test_a_backlog_pushed_at_once_is_one_batch_each_sku_written_once(nats_server
     ``COMING_MANY`` messages may come after)."""
     from hub.worker import COMING_MANY
 
-    async def fill() -> None:
-        nc = await nats.connect(nats_server.url)
-        js = nc.jetstream()
-        await ensure(js)
-        messages = [spread_message(seq) for seq in range(1, SPREAD_MESSAGES + 1)]
-        await asyncio.gather(*[await js.publish_async(s, p, headers=h) for s, h, p in messages])
-        await nc.close()
-
-    async def state() -> tuple[int, int]:
-        nc = await nats.connect(nats_server.url)
-        js = nc.jetstream()
-        left = await unacknowledged(js)
-        writes = (await js.stream_info(f"KV_{STOCK_BUCKET}")).state.last_seq
-        await nc.close()
-        return left, writes
-
-    asyncio.run(fill())
-    worker = HubProcess(nats_server.url, api=False, log=tmp_path / "w.log").start()
-    try:
-        deadline = time.monotonic() + 60
-        left = -1
-        while left != 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            left, writes = asyncio.run(state())
-    finally:
-        worker.stop()
-    assert left == 0, "the worker did not apply the backlog within a minute"
+    messages = [spread_message(seq) for seq in range(1, SPREAD_MESSAGES + 1)]
+    writes = _writes_to_apply(nats_server.url, messages, tmp_path / "w.log")
     assert SPREAD_SKUS <= writes <= SPREAD_SKUS + 5 * (COMING_MANY + 1), writes
