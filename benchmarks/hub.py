@@ -65,6 +65,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -769,12 +770,20 @@ async def _bytes_per_message(url: str) -> float:
     return round(info.state.bytes / max(1, info.state.messages), 1)
 
 
-def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: str = "") -> dict:
+def throughput_phase(
+    workers: int,
+    args: argparse.Namespace,
+    work: Path,
+    tag: str = "",
+    around_drain: Callable[[int], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> dict:
     """The stream filled first, its partitions' consumers paused; ``workers`` processes
     (pinned to CPUs 0, 1, ... with ``--pin``) start, agree on partitions and subscribe; then
     the consumers resume and the clock runs from there until every message is acknowledged.
     No publisher runs in that time, every message is counted, and no worker starts before
-    the others. This process's own CPU (the drain poll) is reported with the others."""
+    the others. This process's own CPU (the drain poll) is reported with the others.
+    ``around_drain(nats-server's pid)`` is entered just before the timed drain and left just
+    after it (a profiler's recording: ``benchmarks/hub_drain_profile.py``)."""
     own = not args.one_session
     server = NatsServer(work / f"nats-tp{workers}{tag}", own_session=own).start()
     procs: list[HubProcess] = []
@@ -791,7 +800,7 @@ def throughput_phase(workers: int, args: argparse.Namespace, work: Path, tag: st
         _wait_dealt(server.url, logs, 60)
         pids = {**{f"worker {i}": p.proc.pid for i, p in enumerate(procs)},
                 "nats-server": server.proc.pid}  # fmt: skip
-        with Drain(server.url) as drain:
+        with around_drain(server.proc.pid), Drain(server.url) as drain:
             cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
             wait0 = {k: runqueue_seconds(v) for k, v in pids.items()}
             own0 = time.process_time()

@@ -1,9 +1,9 @@
 """Where nats-server's CPU goes in ``benchmarks/hub.py``'s timed drain, by what it was doing.
 
-The throughput phase's setup (stream filled, consumers paused, ``--workers`` hub processes
-subscribed), then ``perf record -g`` on nats-server from the consumers' resumption to the last
-acknowledgement only (the fill's own stores are left out). The samples are sorted into what the
-server was doing (a sample may count under more than one heading: a key-value write's storing
+``benchmarks/hub.py``'s throughput phase itself (stream filled, consumers paused, ``--workers``
+hub processes pinned and subscribed), with ``perf record -g`` on nats-server from just before
+the consumers' resumption to the last acknowledgement only (the fill's own stores are left
+out). The samples are sorted into what the server was doing (a sample may count under more than one heading: a key-value write's storing
 is inside its client's read loop) and printed with the drain's figures. Needs ``perf``.
 
     python benchmarks/hub_drain_profile.py --workers 2 --out /tmp/drain
@@ -12,12 +12,15 @@ is inside its client's read loop) and printed with the drain's figures. Needs ``
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +71,22 @@ def shares(samples: list[list[str]]) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def perf_recording(pid: int, data: Path) -> Iterator[None]:
+    """``perf record -g`` on ``pid`` while the block runs (a second's start first)."""
+    perf = subprocess.Popen(
+        ["perf", "record", "-F", "999", "-g", "-p", str(pid), "-o", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    try:
+        yield
+    finally:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -78,45 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hub-drain-"))
     out = args.out or work
     out.mkdir(parents=True, exist_ok=True)
-    server = bench.NatsServer(work / "nats", own_session=True).start()
-    logs = [work / f"worker-{i}.log" for i in range(args.workers)]
-    procs = []
+    phase = argparse.Namespace(
+        messages=args.messages, tp_stores=args.tp_stores, pin=True, one_session=False
+    )
     try:
-        asyncio.run(bench._fill(server.url, bench._stock_messages(args.messages, args.tp_stores)))
-        procs = [
-            bench.HubProcess(server.url, api=False, log=log, cpu=i, own_session=True).start()
-            for i, log in enumerate(logs)
-        ]
-        bench._wait_dealt(server.url, logs, 60)
-        pid = server.proc.pid
-        perf = subprocess.Popen(
-            ["perf", "record", "-F", "999", "-g", "-p", str(pid), "-o", str(out / "perf.data")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(1.0)
-        cpu0 = {p.proc.pid: bench.cpu_seconds(p.proc.pid) for p in procs}
-        server0 = bench.cpu_seconds(pid)
-        with bench.Drain(server.url) as drain:
-            t0 = drain.resume()
-            time.sleep(max(0.0, t0 - time.monotonic()))
-            while not drain.drained():
-                time.sleep(0.05)
-            elapsed = time.monotonic() - t0
-        perf.send_signal(2)
-        perf.wait()
-        figures = {
-            "workers": args.workers,
-            "messages_per_s": round(args.messages / elapsed, 1),
-            "nats_server_cpu_s": round(bench.cpu_seconds(pid) - server0, 2),
-            "worker_cpu_s": [round(bench.cpu_seconds(p) - c, 2) for p, c in cpu0.items()],
-            **bench._per_message({}, asyncio.run(bench._kv_writes(server.url))),
-        }
+        figures = bench.throughput_phase(
+            args.workers, phase, work,
+            around_drain=lambda pid: perf_recording(pid, out / "perf.data"),
+        )  # fmt: skip
+        samples = stacks(out / "perf.data")
     finally:
-        for p in procs:
-            p.stop()
-        server.stop()
-    samples = stacks(out / "perf.data")
+        shutil.rmtree(work, ignore_errors=True)
     figures["perf_samples"] = len(samples)
     figures["nats_server_share_pct"] = shares(samples)
     print(json.dumps(figures, indent=2))
