@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,15 @@ def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
     return {k: round(v - before.get(k, 0.0), 3) for k, v in after.items() if v > before.get(k, 0)}
 
 
-def measure(sales_wanted: int, rate: float, store: str, idle_s: float = 10.0) -> dict:
+def measure(
+    sales_wanted: int,
+    rate: float,
+    store: str,
+    idle_s: float = 10.0,
+    on_replay_start: Callable[[], object] = lambda: None,
+) -> dict:
+    """The figures above; ``on_replay_start()`` is called as the replay's clock starts (after
+    the opening counts and the idle time: ``gateway_cpu_parts.py`` counts from there)."""
     work = Path(tempfile.mkdtemp(prefix="gateway-cpu-"))
     counts, sales, _ = store_stream(store, sales_wanted)
     broker = Mosquitto(work / "broker").start()
@@ -89,6 +98,7 @@ def measure(sales_wanted: int, rate: float, store: str, idle_s: float = 10.0) ->
         )  # fmt: skip
         time.sleep(1.0)  # connected before the clock starts
         lines = [json.dumps(e).encode() + b"\n" for e in sales]
+        on_replay_start()
         before, t0 = thread_cpu(), time.monotonic()
         for i, line in enumerate(lines):
             due = t0 + i / rate
