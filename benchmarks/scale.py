@@ -3,10 +3,12 @@ forecast of many series built from real ones, beside statsforecast AutoETS on th
 
 1. Backtest + training: Online Retail's top SKUs (UK, cancellations netted), one backtest fold
    of 28 days with the five statsforecast baselines, then the final fit, as ``shelfcast train``
-   runs them (:func:`training.train.train` without MLflow), in one process and on Dask with 1
-   and 2 workers. The bundle's backtest metrics and its forecasts of the training series must
-   be the same on every engine (``same_metrics_as_single_process``, within ``RTOL``/``ATOL``).
-   The same series also give the training-time figure: the demand model's fit seconds per
+   runs them (:func:`training.train.train` without MLflow), in one process once, then on Dask
+   with 1 and 2 workers alternated over ``--rounds`` (``benchmarks/scale_training.py``;
+   ``training_scale_out_ratio``: the median of the rounds' 1-worker over 2-worker seconds).
+   The bundle's backtest metrics and its forecasts of the training series must be the same on
+   every engine (``same_metrics_as_single_process``, within ``RTOL``/``ATOL``).
+   ``--training-only`` runs this phase alone. The same series also give the training-time figure: the demand model's fit seconds per
    1,000 series-years beside mlforecast LightGBM's on the same rows, and ``train`` with and
    without its backtest (``--folds 0``).
 2. Batch forecast: the trained ONNX demand model forecasts 28 days for ``--series`` series on
@@ -43,6 +45,7 @@ does not change. Every run records the load average (``uptime``).
 
     python benchmarks/scale.py --json var/bench/scale.json [--quick] [--series 1000000] [--pin]
     python benchmarks/scale.py --json var/bench/fit_scale.json --fit-only --fit-series 2000
+    python benchmarks/scale.py --json var/bench/train_scale.json --training-only --rounds 3
 """
 
 from __future__ import annotations
@@ -50,9 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -62,13 +63,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import machine  # noqa: E402
+from benchmarks.scale_training import (  # noqa: E402
+    ATOL,
+    RTOL,
+    load,
+    train_once,
+    training_scale_out,
+)
 from feature_store.batch import Panel, panel_from_frame  # noqa: E402
 from training.engine import DaskEngine, LocalEngine  # noqa: E402
-from training.forecast import Forecaster, tail  # noqa: E402
+from training.forecast import tail  # noqa: E402
 
-# Bundle metrics and forecasts compared between engines: each series is computed by the same
-# code on the same days wherever it runs; the tolerance allows only for float summation order.
-RTOL, ATOL = 1e-9, 1e-12
 HORIZON = 28
 # 1M series in 36 min on 2,000 CPUs (statsforecast's AutoARIMA on Ray, as Nixtla published).
 PUBLISHED = {"series": 1_000_000, "minutes": 36, "cpus": 2000}
@@ -84,11 +90,6 @@ SOURCE = (
     "resampled real series: each is an Online Retail II UK SKU's last 366 days, rolled by whole "
     "weeks and redrawn as Poisson counts around 0.25x..4x its real daily units"
 )
-
-
-def load() -> dict:
-    """The machine's load when a run starts: ``uptime``'s three load averages."""
-    return {"load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def real_tails() -> Panel:
@@ -356,45 +357,6 @@ def autoets(base: Panel, n: int) -> dict:
     }
 
 
-def train_once(history, engine, config) -> tuple[dict, object, float]:
-    """``shelfcast train`` (no MLflow) on ``engine``: the bundle's backtest metrics, its
-    forecaster, and the wall seconds."""
-    from training.train import train
-
-    out = Path(tempfile.mkdtemp(prefix="scale-bundle-"))
-    t0 = time.perf_counter()
-    result = train(history, out, config, "online_retail", track=False, engine=engine)
-    seconds = time.perf_counter() - t0
-    forecaster = Forecaster.from_bundle(result.bundle)
-    return result.metadata["backtest"], forecaster, seconds
-
-
-def metric_differences(a: dict, b: dict) -> list[str]:
-    """The bundle metrics that differ beyond ``RTOL``/``ATOL`` (timings are not metrics)."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        if "seconds" in key:
-            continue
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, float) and isinstance(y, float):
-            if not np.isclose(x, y, rtol=RTOL, atol=ATOL, equal_nan=True):
-                out.append(f"{key}: {x!r} vs {y!r}")
-        elif x != y:
-            out.append(f"{key}: {x!r} vs {y!r}")
-    return out
-
-
-def table_differences(a, b) -> list[str]:
-    """Where two forecast tables differ beyond ``RTOL``/``ATOL``, if anywhere."""
-    import pandas as pd
-
-    try:
-        pd.testing.assert_frame_equal(a, b, rtol=RTOL, atol=ATOL)
-    except AssertionError as exc:
-        return [" ".join(str(exc).split())[:300]]
-    return []
-
-
 def training_time(history, config) -> dict:
     """The demand model's fit seconds per 1,000 series-years beside mlforecast LightGBM's
     (Tweedie and L2, same trees) on the same series and days, one backtest fold, one process."""
@@ -451,6 +413,12 @@ def main() -> int:
     parser.add_argument(
         "--fit-only", action="store_true", help="only the demand fit, single process vs Dask"
     )
+    parser.add_argument(
+        "--training-only",
+        action="store_true",
+        help="only phase 1: backtest + training in one process, then on 1 and 2 workers "
+        "alternated over --rounds",
+    )
     args = parser.parse_args()
     args.fit_series = args.fit_series or (500 if args.quick else FIT_SERIES)
     if args.fit_only:
@@ -466,51 +434,46 @@ def main() -> int:
     top = args.top_skus or (60 if args.quick else 300)
     history = online_retail(top_skus=top)
     config = TrainConfig(folds=1, n_estimators=60, stride=14, anomaly_rows=20_000)
-    base = real_tails()
+    autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled")
     report: dict = {
         "engine": "dask",
         "workers": 2,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "autogroup_scheduler": Path("/proc/sys/kernel/sched_autogroup_enabled").exists()
-            and Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1",
-            "pinned_workers": args.pin,
-            "load_average_at_start": load()["load_average"],
-        },
+        "machine": machine(
+            autogroup_scheduler=autogroup.exists() and autogroup.read_text().strip() == "1",
+            pinned_workers=args.pin,
+            load_average_at_start=load()["load_average"],
+        ),
         "tolerance": {"rtol": RTOL, "atol": ATOL},
         "series_source": SOURCE,
     }
-    training, memory, differences = {}, {}, []
-    say(f"training on {top} real SKUs in one process")
-    metrics_local, fc_local, sec = train_once(history, LocalEngine(), config)
-    training["single_process"] = {
-        "seconds": round(sec, 2),
-        "series_per_s": round(top / sec, 2),
-        **load(),
-    }
-    say(f"training on {top} real SKUs in one process without the backtest (--folds 0)")
-    _, _, sec0 = train_once(history, LocalEngine(), replace(config, folds=0))
-    training["single_process_without_backtest"] = {"seconds": round(sec0, 2), **load()}
-    say(f"fit time per 1,000 series-years, shelfcast and mlforecast, on {top} real SKUs")
-    fit_time = training_time(history, config)
-    local_table = fc_local.forecast(history, HORIZON)
-    onnx = fc_local.demand_onnx
+    memory: dict = {}
     engines = {w: DaskEngine(workers=w, pin=args.pin) for w in (1, 2)}
     try:
-        for workers, engine in engines.items():
-            say(f"training on {top} real SKUs on Dask, {workers} worker(s)")
-            metrics, fc, sec = train_once(history, engine, config)
-            training[f"dask_{workers}"] = {
-                "seconds": round(sec, 2),
-                "series_per_s": round(top / sec, 2),
-                **load(),
-            }
-            differences += [
-                f"dask {workers}: {d}" for d in metric_differences(metrics_local, metrics)
-            ]
-            spread = fc.forecast(history, HORIZON, engine=engine)
-            differences += [f"dask {workers}: {d}" for d in table_differences(local_table, spread)]
+        training = training_scale_out(history, engines, config, args.rounds, say, top)
+        fc_local = training.pop("reference_forecaster")
+        differences = list(training["differences_from_single_process"])
+        report.update(
+            training_scale_out_ratio=training["training_scale_out_ratio"],
+            training_seconds=training["median_seconds"],
+            training_series=top,
+            training=training,
+        )
+        if args.training_only:
+            report.update(
+                same_metrics_as_single_process=not differences,
+                load_average_at_end=load()["load_average"],
+            )
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+            print(training_markdown(report))
+            return 0
+        say(f"training on {top} real SKUs in one process without the backtest (--folds 0)")
+        _, _, sec0 = train_once(history, LocalEngine(), replace(config, folds=0))
+        training["single_process_without_backtest"] = {"seconds": round(sec0, 2), **load()}
+        say(f"fit time per 1,000 series-years, shelfcast and mlforecast, on {top} real SKUs")
+        fit_time = training_time(history, config)
+        onnx = fc_local.demand_onnx
+        base = real_tails()
         rows_panel = resampled(base, args.rows_series, seed=1_000_000)
         rows = feature_rows_scale_out(engines, rows_panel, config.stride, args.rounds, say)
         if not rows["same_rows_on_every_engine"]:
@@ -551,11 +514,7 @@ def main() -> int:
         statsforecast_series_per_s_per_core=ets["series_per_s"],
         statsforecast_series_per_cpu_s=ets["series_per_cpu_s"],
         statsforecast_published_series_per_s_per_core=round(published, 3),
-        training_scale_out_ratio=round(
-            training["dask_2"]["series_per_s"] / training["dask_1"]["series_per_s"], 3
-        ),
         training_time=fit_time,
-        training=training,
         training_rows=rows,
         training_rows_scale_out_ratio=rows["scale_out_ratio"],
         demand_fit=demand_fit,
@@ -564,11 +523,11 @@ def main() -> int:
         statsforecast_autoets=ets,
         peak_memory_mib_per_worker=memory,
         load_average_at_end=load()["load_average"],
-        training_series=top,
         note=(
             "training covers backtest (1 fold, 5 statsforecast baselines) + final fit + ONNX "
-            "export; the baselines and the training rows fan out, LightGBM is one global fit "
-            "(on the workers too with --fit-on-cluster: demand_fit). "
+            "export; the baselines and the training rows fan out, the fold's fit and the final "
+            "fit are one task each (on the workers too with --fit-on-cluster: demand_fit); "
+            "training_scale_out_ratio is the median over the alternated rounds. "
             "scale_out_ratio is the batch forecast's, on the resampled series; "
             "training_rows_scale_out_ratio the training rows' (median of the rounds)."
         ),
@@ -587,12 +546,23 @@ def _median(runs: list[dict], key: str) -> float:
     return round(float(np.median([r[key] for r in runs])), 1)
 
 
+def training_markdown(r: dict) -> str:
+    t = r["training"]
+    return (
+        f"| backtest + training, {r['training_series']} SKUs | seconds (median) |\n|---|---|\n"
+        + "".join(f"| {k} | {v} |\n" for k, v in t["median_seconds"].items())
+        + f"\ntraining_scale_out_ratio {t['training_scale_out_ratio']} (per round "
+        f"{t['ratios_per_round']}); same metrics as single process: "
+        f"{t['same_metrics_as_single_process']}\n"
+    )
+
+
 def markdown(r: dict) -> str:
     bf, t, tr = r["batch_forecast"], r["training_time"], r["training_rows"]
     rows = [
         ("training: single process", r["training"]["single_process"]["series_per_s"]),
-        ("training: Dask 1 worker", r["training"]["dask_1"]["series_per_s"]),
-        ("training: Dask 2 workers", r["training"]["dask_2"]["series_per_s"]),
+        ("training: Dask 1 worker (median)", _median(r["training"]["dask_1"], "series_per_s")),
+        ("training: Dask 2 workers (median)", _median(r["training"]["dask_2"], "series_per_s")),
         ("training rows: single process", _median(tr["single_process"], "series_per_s")),
         ("training rows: Dask 1 worker (median)", _median(tr["dask_1"], "series_per_s")),
         ("training rows: Dask 2 workers (median)", _median(tr["dask_2"], "series_per_s")),

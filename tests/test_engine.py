@@ -185,3 +185,31 @@ def test_forecast_command_on_dask_writes_the_same_table(history, tmp_path):
     local, spread = pd.read_csv(tmp_path / "local.csv"), pd.read_csv(tmp_path / "dask.csv")
     assert len(local) == 10 * 28
     pd.testing.assert_frame_equal(local, spread, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_backtest_folds_and_final_fit_run_on_the_workers_with_the_same_trees(cluster, history):
+    # Each fold's rows, fit and forecast and the final fit are tasks: two workers fit two
+    # models at once, and on one LightGBM thread they grow the very trees this process grows.
+    from training.backtest_and_fit import backtest_and_final_fit
+    from training.train import TrainConfig
+
+    m5 = history[history["store_id"] != "United Kingdom"]
+    panel = panel_from_frame(m5[m5["date"] >= "2015-01-01"])
+    close = close_features(panel)
+    config = TrainConfig(folds=1, n_estimators=20, stride=28, baselines=False)
+    lines: list[str] = []
+    single = backtest_and_final_fit(panel, close, config, None, lambda m: None)
+    spread = backtest_and_final_fit(panel, close, config, cluster, lines.append)
+    workers = set(cluster.client.scheduler_info()["workers"])
+    assert single[0].fitted_on == ["this process"] and single[2].where == "this process"
+    assert {spread[0].fitted_on[0], spread[2].where} == workers  # one fit on each worker
+    for a, b in [(single[0].models[0], spread[0].models[0]), (single[2].model, spread[2].model)]:
+        for name, booster in a.boosters.items():
+            assert booster.model_to_string() == b.boosters[name].model_to_string(), name
+    pd.testing.assert_frame_equal(single[0].frame(), spread[0].frame(), rtol=0, atol=0)
+    assert {k: v for k, v in single[1].items() if "seconds" not in k} == {
+        k: v for k, v in spread[1].items() if "seconds" not in k
+    }
+    done = [m for m in lines if "rows fitted in" in m]  # a line per fit as it finishes
+    assert len(done) == 2 and any("fold 1/1: " in m for m in done)
+    assert any("final fit: " in m for m in done) and all(" on tcp://127.0.0.1:" in m for m in done)

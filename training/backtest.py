@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from feature_store.batch import Panel, close_features, forecast_rows
+from feature_store.batch import Panel, close_features
 from feature_store.spec import weekday
 from models.demand import DemandModel
 from training.baselines import BASELINES, baseline_forecasts
 from training.distributed_fit import cluster_fit
 from training.engine import Engine
+from training.fold_fits import FitResult, fits_as_tasks, fits_on, fold_forecast, fold_jobs
 from training.loss_weights import weighted_training_rows
 from training.metrics import Scales, coverage, mase, pinball, rmsse
 from training.peers import peer_forecasts
@@ -97,6 +98,8 @@ class BacktestResult:
     # Per fold: each peer's fit seconds, and the series-years of history the fits learnt from.
     peer_seconds: list[dict[str, float]] = field(default_factory=list)
     series_years: list[float] = field(default_factory=list)
+    # Per fold: where its model was fitted (a worker's address, or "this process").
+    fitted_on: list[str] = field(default_factory=list)
 
     def frame(self):
         import pandas as pd
@@ -163,6 +166,22 @@ def _score(
     return row
 
 
+def _fit_fold(panel, close, k, folds, cut, horizon, model_params, stride, recent, engine, say):
+    """One fold's rows, fit and forecast in this process (the fit data-parallel on the
+    engine's workers with ``fit_on_cluster``): ``(model, fit seconds, series, forecasts)``."""
+    say(f"fold {k}/{folds}: training on steps up to {panel.dates[cut]}")
+    X, y, w = weighted_training_rows(
+        panel, close, last_day=cut, stride=stride, max_horizon=horizon, recent=recent, engine=engine
+    )
+    t0 = time.perf_counter()
+    # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
+    model = DemandModel(**(model_params or {})).fit(
+        X, y, mean_weight=w.mean, fit=cluster_fit(engine), target=w.target, cutoff=cut
+    )
+    seconds = time.perf_counter() - t0
+    return (model, seconds, *fold_forecast(model, panel, close, cut, horizon))
+
+
 def backtest(
     panel: Panel,
     folds: int = 3,
@@ -178,48 +197,47 @@ def backtest(
     score_mask: np.ndarray | None = None,
     recent: int | None = None,
     holdout: int = 0,
+    fits: list[FitResult] | None = None,
 ) -> BacktestResult:
     """Run the rolling-origin backtest; ``progress`` receives one line per step. ``horizon``,
     ``min_history``, ``stride`` and ``recent`` count steps of the panel's grain.
 
     ``evaluate`` (bool per series) limits scoring to some series while the model still trains on
     all of them, e.g. a global model fitted on a store's whole assortment, judged on its top SKUs.
-    ``engine`` (:mod:`training.engine`) runs the per-series baselines and each fold's training
-    rows; the metrics do not depend on it. ``peers`` adds the mlforecast LightGBM peers (:mod:`training.peers`), fitted
+    ``engine`` (:mod:`training.engine`) runs the per-series baselines, and each fold's rows,
+    fit and forecast as one task (:mod:`training.fold_fits`; with ``fit_on_cluster`` the fits
+    stay here, data-parallel on the workers, and only the rows fan out); the metrics do not
+    depend on it. ``fits``: the folds' fits, done already (what ``shelfcast train`` does to run
+    its final fit beside them). ``peers`` adds the mlforecast LightGBM peers (:mod:`training.peers`), fitted
     on the same rows. ``score_mask`` (bool, series x steps) scores only the steps it marks
     (in-stock days: a stock-out day's sales are not its demand). ``recent``: every model trains
     on the last ``recent`` steps before each cutoff only. ``holdout``: the last steps are left
     out (:func:`fold_cutoffs`), for choices made on earlier windows than the scored ones.
     """
     say = progress or (lambda _msg: None)
-    close = close_features(panel)
+    cutoffs = fold_cutoffs(panel.n_days, folds, horizon, holdout)
+    if fits is None and fits_as_tasks(engine):
+        fits = fits_on(
+            engine, panel, fold_jobs(cutoffs, horizon, stride, recent, model_params), say
+        )
+    close = close_features(panel) if fits is None else None
     first = panel.first_day()
     dow = weekday(panel.dates.astype(np.int64))
     result = BacktestResult()
     bar = progress_bar(folds, "backtest", unit="fold")
-    for k, cut in enumerate(fold_cutoffs(panel.n_days, folds, horizon, holdout), start=1):
-        day = str(panel.dates[cut])
-        say(f"fold {k}/{folds}: training on steps up to {day}")
-        X, y, w = weighted_training_rows(
-            panel,
-            close,
-            last_day=cut,
-            stride=stride,
-            max_horizon=horizon,
-            recent=recent,
-            engine=engine,
-        )
+    for k, cut in enumerate(cutoffs, start=1):
         result.series_years.append(series_years(panel, cut, recent))
-        t0 = time.perf_counter()
-        # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
-        model = DemandModel(**(model_params or {})).fit(
-            X, y, mean_weight=w.mean, fit=cluster_fit(engine), target=w.target, cutoff=cut
-        )
-        result.train_seconds.append(time.perf_counter() - t0)
+        if fits is None:
+            model, seconds, series, pred = _fit_fold(
+                panel, close, k, folds, cut, horizon, model_params, stride, recent, engine, say
+            )
+            result.fitted_on.append("this process")
+        else:
+            f = fits[k - 1]
+            model, seconds, series, pred = f.model, f.seconds, f.series, f.pred
+            result.fitted_on.append(f.where)
+        result.train_seconds.append(seconds)
         result.models.append(model)
-        Xf, series, _h = forecast_rows(panel, close, cut, range(1, horizon + 1))
-        pred = {k2: v.reshape(-1, horizon) for k2, v in model.predict(Xf).items()}
-        series = series.reshape(-1, horizon)[:, 0]
         scales = [Scales.of(panel.units[s, : cut + 1]) for s in series]
         wanted = np.ones(len(series), bool) if evaluate is None else np.asarray(evaluate)[series]
         keep = wanted & np.array(

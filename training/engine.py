@@ -2,17 +2,22 @@
 
 The steps that fan out are the ones that treat each series on its own: the training feature rows
 (of the final fit and of every backtest fold), the statsforecast baselines of every backtest fold
-and the batch forecast of every series. They are cut into
-partitions of whole series (a series is never split: its features and its baselines need all of
-its days), each partition runs as one task, and the results come back in series order, so the
-caller cannot tell which engine ran them. The global demand model (one LightGBM over all series)
-is one fit: in this process, or with ``fit_on_cluster`` data-parallel on the workers
-(:mod:`training.distributed_fit`), whose trees then differ slightly. Single process is the default; Dask is for data too large for one core (see
+and the batch forecast of every series. They are cut into partitions of whole series (a series
+is never split: its features and its baselines need all of its days), each partition runs as
+one task, and the results come back in series order, so the caller cannot tell which engine ran
+them. The global demand model (one LightGBM over all series) cannot be cut so, but each
+backtest fold's fit and the final fit are independent: each is one task
+(:meth:`Engine.map_shared`, the panel sent to each worker once; :mod:`training.fold_fits`),
+growing the trees this process would. With ``fit_on_cluster`` each fit is instead
+data-parallel on the workers (:mod:`training.distributed_fit`), whose trees then differ
+slightly. Single process is the default; Dask is for data too large for one core (see
 docs/records/distributed-engine.md).
 
 >>> engine = LocalEngine()
 >>> engine.map(sum, [[1, 2], [3]])
 [3, 3]
+>>> engine.map_shared(pow, 2, [3, 4])  # 2**3, 2**4: the shared argument goes first
+[8, 16]
 >>> [p.tolist() for p in series_partitions(5, 2)]
 [[0, 1, 2], [3, 4]]
 """
@@ -52,6 +57,17 @@ class Engine(Protocol):
 
     def map(self, fn: Callable[[Any], Any], parts: Sequence[Any]) -> list: ...
 
+    def map_shared(
+        self,
+        fn: Callable[[Any, Any], Any],
+        shared: Any,
+        items: Sequence[Any],
+        done: Callable[[int, Any], None] | None = None,
+    ) -> list:
+        """``fn(shared, item)`` for each item, results in item order; ``shared`` goes to each
+        worker once; ``done(i, result)`` is called as each item finishes."""
+        ...
+
 
 class LocalEngine:
     """This process, one partition after the other: the default for small data."""
@@ -60,6 +76,14 @@ class LocalEngine:
 
     def map(self, fn: Callable[[Any], Any], parts: Sequence[Any]) -> list:
         return [fn(p) for p in parts]
+
+    def map_shared(self, fn, shared, items, done=None) -> list:
+        results = []
+        for i, item in enumerate(items):
+            results.append(fn(shared, item))
+            if done is not None:
+                done(i, results[-1])
+        return results
 
     def close(self) -> None:
         return None
@@ -112,6 +136,22 @@ class DaskEngine:
     def map(self, fn: Callable[[Any], Any], parts: Sequence[Any]) -> list:
         futures = self.client.map(fn, list(parts), pure=False)
         return self.client.gather(futures)
+
+    def map_shared(self, fn, shared, items, done=None) -> list:
+        """``shared`` is scattered to every worker once (a key of its own, ``hash=False``, so
+        a second call with the same bytes cannot lose it as the first call's is released);
+        ``done`` is called in completion order."""
+        from distributed import as_completed
+
+        [held] = self.client.scatter([shared], broadcast=True, hash=False)
+        futures = [self.client.submit(fn, held, item, pure=False) for item in items]
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list = [None] * len(futures)
+        for future, result in as_completed(futures, with_results=True):
+            results[index[future.key]] = result
+            if done is not None:
+                done(index[future.key], result)
+        return results
 
     def peak_memory_bytes(self) -> dict[str, int]:
         """Each worker process's peak resident memory (Linux ``ru_maxrss``)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -136,36 +135,6 @@ def fit_seconds_per_1000_series_years(seconds: float, years: float) -> float:
     return seconds * 1000.0 / years if years > 0 else 0.0
 
 
-def _run_backtest(panel, config: TrainConfig, engine):
-    """The backtest and its summary, or ``(None, {})`` when ``config.folds`` is 0."""
-    from training.backtest import backtest
-
-    if config.folds == 0:
-        _say("backtest skipped (folds 0): no backtest metrics, so MLflow's champion stays")
-        return None, {}
-    _say(
-        f"backtest: {config.folds} fold(s) x {config.horizon} days (baselines: {config.baselines})"
-    )
-    t0 = time.perf_counter()
-    bt = backtest(
-        panel,
-        folds=config.folds,
-        horizon=config.horizon,
-        model_params=config.model_params(),
-        baselines=config.baselines,
-        stride=config.stride,
-        progress=lambda m: _say("  " + m),
-        engine=engine,
-    )
-    summary = bt.summary()
-    summary["backtest_seconds"] = time.perf_counter() - t0
-    best = ""
-    if "best_baseline" in summary:
-        best = f" (best baseline {summary['best_baseline']} {summary['rmsse_best_baseline']:.4f})"
-    _say(f"backtest RMSSE {summary['rmsse_model']:.4f}{best}")
-    return bt, summary
-
-
 @dataclass
 class TrainResult:
     bundle: Path
@@ -192,10 +161,11 @@ def train(
     the default key, created on first use). ``quick`` only labels the run (its name says quick
     or full). ``data_selection`` (:func:`training.datasets.selection`) is written to the
     bundle's metadata so a forecast on the same data set selects the same series. ``engine``
-    (:mod:`training.engine`) runs the backtest's per-series baselines and the training feature
-    rows (per partition of whole series), and with ``fit_on_cluster`` the LightGBM fits
-    (:mod:`training.distributed_fit`); else they stay in this process. ``config.folds == 0``
-    skips the backtest: the bundle then carries no backtest metrics, and MLflow's champion
+    (:mod:`training.engine`) runs the backtest's per-series baselines, and each backtest fold
+    and the final fit as a task of one batch (:mod:`training.backtest_and_fit`); with
+    ``fit_on_cluster`` the folds stay in this process, their rows per partition of whole series
+    and each LightGBM fit data-parallel on the workers (:mod:`training.distributed_fit`).
+    ``config.folds == 0`` skips the backtest: the bundle then carries no backtest metrics, and MLflow's champion
     cannot move to it. ``known_ahead``: the history's price and promo are planned
     (:class:`feature_store.batch.Panel`). The bundle's metadata names the stores it serves
     (``stores``: every store of the history; train on one store's or one cluster's rows for a
@@ -210,10 +180,8 @@ def train(
     from models.anomaly import AnomalyModel
     from models.bundle import write_bundle
     from models.bundle_reference import build_reference
-    from models.demand import DemandModel
     from models.onnx_export import run_onnx
-    from training.distributed_fit import cluster_fit
-    from training.loss_weights import weighted_training_rows
+    from training.backtest_and_fit import backtest_and_final_fit
     from training.signing_key import signer_for
 
     sign = signer_for(signing_key, say=_say)  # a missing named key fails before hours of work
@@ -221,23 +189,11 @@ def train(
     panel = panel_from_frame(history, known_ahead=known_ahead)
     # One bar over the pipeline's stages (the backtest shows its folds on a bar of its own).
     stages = progress_bar(5 + int(track), "train", unit="stage")
-    stages.set_postfix_str("backtest")
-    bt, summary = _run_backtest(panel, config, engine)
-    stages.update()
-    stages.set_postfix_str("fit demand")
+    stages.set_postfix_str("backtest and demand fit")
     close = close_features(panel)
-    last = panel.n_days - 1
-    X, y, w = weighted_training_rows(
-        panel, close, last_day=last, stride=config.stride, seed=config.seed, engine=engine
-    )
-    _say(f"fitting demand model on {len(X):,} rows")
-    t0 = time.perf_counter()
-    # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
-    demand = DemandModel(**config.model_params()).fit(
-        X, y, mean_weight=w.mean, fit=cluster_fit(engine), target=w.target, cutoff=last
-    )
-    fit_seconds = time.perf_counter() - t0
-    stages.update()
+    bt, summary, final = backtest_and_final_fit(panel, close, config, engine, _say)
+    demand, fit_seconds, last = final.model, final.seconds, panel.n_days - 1
+    stages.update(2)
     stages.set_postfix_str("fit anomaly")
     years = series_years(panel)
     _say(
