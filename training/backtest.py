@@ -12,7 +12,6 @@ series-folds.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,10 +21,8 @@ from feature_store.batch import Panel, close_features
 from feature_store.spec import weekday
 from models.demand import DemandModel
 from training.baselines import BASELINES, baseline_forecasts
-from training.distributed_fit import cluster_fit
 from training.engine import Engine
-from training.fold_fits import FitResult, fits_as_tasks, fits_on, fold_forecast, fold_jobs
-from training.loss_weights import weighted_training_rows
+from training.fold_fits import FitResult, fits_as_tasks, fits_on, fold_jobs, run_fit_job
 from training.metrics import Scales, coverage, mase, pinball, rmsse
 from training.peers import peer_forecasts
 from training.progress import progress_bar
@@ -166,22 +163,6 @@ def _score(
     return row
 
 
-def _fit_fold(panel, close, k, folds, cut, horizon, model_params, stride, recent, engine, say):
-    """One fold's rows, fit and forecast in this process (the fit data-parallel on the
-    engine's workers with ``fit_on_cluster``): ``(model, fit seconds, series, forecasts)``."""
-    say(f"fold {k}/{folds}: training on steps up to {panel.dates[cut]}")
-    X, y, w = weighted_training_rows(
-        panel, close, last_day=cut, stride=stride, max_horizon=horizon, recent=recent, engine=engine
-    )
-    t0 = time.perf_counter()
-    # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
-    model = DemandModel(**(model_params or {})).fit(
-        X, y, mean_weight=w.mean, fit=cluster_fit(engine), target=w.target, cutoff=cut
-    )
-    seconds = time.perf_counter() - t0
-    return (model, seconds, *fold_forecast(model, panel, close, cut, horizon))
-
-
 def backtest(
     panel: Panel,
     folds: int = 3,
@@ -216,10 +197,9 @@ def backtest(
     """
     say = progress or (lambda _msg: None)
     cutoffs = fold_cutoffs(panel.n_days, folds, horizon, holdout)
+    jobs = fold_jobs(cutoffs, horizon, stride, recent, model_params)
     if fits is None and fits_as_tasks(engine):
-        fits = fits_on(
-            engine, panel, fold_jobs(cutoffs, horizon, stride, recent, model_params), say
-        )
+        fits = fits_on(engine, panel, jobs, say)
     close = close_features(panel) if fits is None else None
     first = panel.first_day()
     dow = weekday(panel.dates.astype(np.int64))
@@ -228,15 +208,13 @@ def backtest(
     for k, cut in enumerate(cutoffs, start=1):
         result.series_years.append(series_years(panel, cut, recent))
         if fits is None:
-            model, seconds, series, pred = _fit_fold(
-                panel, close, k, folds, cut, horizon, model_params, stride, recent, engine, say
-            )
-            result.fitted_on.append("this process")
+            say(f"fold {k}/{folds}: training on steps up to {panel.dates[cut]}")
+            fit = run_fit_job(panel, jobs[k - 1], close, engine)
         else:
-            f = fits[k - 1]
-            model, seconds, series, pred = f.model, f.seconds, f.series, f.pred
-            result.fitted_on.append(f.where)
-        result.train_seconds.append(seconds)
+            fit = fits[k - 1]
+        model, series, pred = fit.model, fit.series, fit.pred
+        result.fitted_on.append(fit.where)
+        result.train_seconds.append(fit.seconds)
         result.models.append(model)
         scales = [Scales.of(panel.units[s, : cut + 1]) for s in series]
         wanted = np.ones(len(series), bool) if evaluate is None else np.asarray(evaluate)[series]

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from feature_store.batch import MAX_HORIZON
-from training.fold_fits import FitJob, FitResult, fits_as_tasks, fits_on, fold_jobs
+from training.fold_fits import FitJob, FitResult, fits_as_tasks, fits_on, fold_jobs, run_fit_job
 
 
 def run_backtest(panel, config, engine, say: Callable[[str], None], fits=None):
@@ -58,13 +58,14 @@ def backtest_and_final_fit(panel, close, config, engine, say: Callable[[str], No
             f"backtest: {config.folds} fold(s) x {config.horizon} days "
             f"(baselines: {config.baselines})"
         )
-    last = panel.n_days - 1
     if config.folds and fits_as_tasks(engine):
         t0 = time.perf_counter()
         cutoffs = fold_cutoffs(panel.n_days, config.folds, config.horizon)
         params = config.model_params()
-        final = FitJob("final fit", last, config.stride, MAX_HORIZON, None, config.seed, 0, params)
-        jobs = [*fold_jobs(cutoffs, config.horizon, config.stride, None, params), final]
+        jobs = [
+            *fold_jobs(cutoffs, config.horizon, config.stride, None, params),
+            _final_job(panel, config),
+        ]
         fits = fits_on(engine, panel, jobs, lambda m: say("  " + m))
         bt, summary = run_backtest(panel, config, engine, say, fits[:-1])
         summary["backtest_seconds"] = time.perf_counter() - t0
@@ -76,18 +77,15 @@ def backtest_and_final_fit(panel, close, config, engine, say: Callable[[str], No
 def _final_fit_here(panel, close, config, engine, say) -> FitResult:
     """The final fit in this process (its rows per partition on a cluster; with
     ``fit_on_cluster`` each LightGBM fit data-parallel on the workers)."""
-    from models.demand import DemandModel
-    from training.distributed_fit import cluster_fit
-    from training.loss_weights import weighted_training_rows
+    say("fitting the demand model on every day")
+    fit = run_fit_job(panel, _final_job(panel, config), close, engine)
+    say(f"demand model: {fit.rows:,} rows fitted in {fit.seconds:.1f} s")
+    return fit
 
+
+def _final_job(panel, config) -> FitJob:
+    """The final fit: every day up to the last, the seed of ``config``, no forecast."""
     last = panel.n_days - 1
-    X, y, w = weighted_training_rows(
-        panel, close, last_day=last, stride=config.stride, seed=config.seed, engine=engine
+    return FitJob(
+        "final fit", last, config.stride, MAX_HORIZON, None, config.seed, 0, config.model_params()
     )
-    say(f"fitting demand model on {len(X):,} rows")
-    t0 = time.perf_counter()
-    # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
-    demand = DemandModel(**config.model_params()).fit(
-        X, y, mean_weight=w.mean, fit=cluster_fit(engine), target=w.target, cutoff=last
-    )
-    return FitResult(demand, len(X), time.perf_counter() - t0, "this process")

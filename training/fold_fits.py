@@ -30,6 +30,7 @@ import numpy as np
 
 from feature_store.batch import Panel, close_features, forecast_rows
 from models.demand import DemandModel
+from training.distributed_fit import cluster_fit
 from training.engine import Engine, LocalEngine
 from training.loss_weights import weighted_training_rows
 
@@ -94,9 +95,13 @@ def _close_of(panel: Panel) -> np.ndarray:
     return _close_cache[1]
 
 
-def run_fit_job(panel: Panel, job: FitJob, close: np.ndarray | None = None) -> FitResult:
-    """One task: the job's weighted training rows, the demand model's fit on them (its P90
-    lifted on the last steps before the cutoff) and, for a fold, its forecast."""
+def run_fit_job(
+    panel: Panel, job: FitJob, close: np.ndarray | None = None, engine: Engine | None = None
+) -> FitResult:
+    """One fit: the job's weighted training rows, the demand model's fit on them (its P90
+    lifted on the last steps before the cutoff) and, for a fold, its forecast. A task on a
+    worker, or in this process with ``engine`` for the rows per partition and, with
+    ``fit_on_cluster``, the fit data-parallel on its workers."""
     close = _close_of(panel) if close is None else close
     X, y, w = weighted_training_rows(
         panel,
@@ -106,11 +111,12 @@ def run_fit_job(panel: Panel, job: FitJob, close: np.ndarray | None = None) -> F
         seed=job.seed,
         max_horizon=job.max_horizon,
         recent=job.recent,
+        engine=engine,
     )
     t0 = time.perf_counter()
     # Quantile models unweighted: their weights gave no scaled-pinball gain and tripled fit time.
     model = DemandModel(**job.model_params).fit(
-        X, y, mean_weight=w.mean, target=w.target, cutoff=job.cutoff
+        X, y, mean_weight=w.mean, fit=cluster_fit(engine), target=w.target, cutoff=job.cutoff
     )
     seconds = time.perf_counter() - t0
     result = FitResult(model, len(X), seconds, _where())
