@@ -38,13 +38,15 @@ from hub.live_view import LiveView, read_cursors
 from hub.network_map import NetworkMap
 from hub.order_book import OrderBook, OrderIdReused
 from hub.orders import MAX_ATTEMPTS, OrderDecision, OrderDesk, OrderRequest
-from hub.rollout import Thresholds
+from hub.rollout import Thresholds, check_canaries
 from hub.rollout_desk import (
     RolloutBusy,
     RolloutDesk,
-    archive_version,
+    archive_metadata,
     bundle_archive,
-    bundle_version,
+    bundle_metadata,
+    metadata_version,
+    served_stores,
 )
 from hub.streams import (
     FLEET_BUCKET,
@@ -103,19 +105,19 @@ class RolloutRequest(BaseModel):
     canaries: list[str] = Field(min_length=1, description="stores that get the bundle first")
     thresholds: Thresholds = Thresholds()
 
-    def archive(self) -> tuple[bytes, str]:
-        """(the bundle as tar.gz, its model version); ValueError says what is wrong."""
+    def archive(self) -> tuple[bytes, dict[str, Any]]:
+        """(the bundle as tar.gz, its metadata); ValueError says what is wrong."""
         if (self.bundle_path is None) == (self.bundle_tar_gz_b64 is None):
             raise ValueError("give exactly one of bundle_path and bundle_tar_gz_b64")
         if self.bundle_path is not None:
             path = Path(self.bundle_path)
-            return bundle_archive(path), bundle_version(path)
+            return bundle_archive(path), bundle_metadata(path)
         try:
             data = base64.b64decode(self.bundle_tar_gz_b64 or "", validate=True)
         except binascii.Error as err:
             raise ValueError(f"bundle_tar_gz_b64 is not base64: {err}") from None
         try:
-            return data, archive_version(data)
+            return data, archive_metadata(data)
         except (OSError, EOFError) as err:  # tarfile's errors derive from these
             raise ValueError(f"bundle_tar_gz_b64 is not a tar.gz: {err}") from None
 
@@ -381,11 +383,16 @@ def create_app(settings: HubSettings, runtime: HubRuntime | None = None) -> Fast
     async def start_rollout(req: RolloutRequest) -> dict[str, Any]:
         assert rt.rollouts is not None
         try:
-            archive, version = req.archive()
+            archive, meta = req.archive()
+            serves = served_stores(meta)
+            check_canaries(req.canaries, serves)
         except ValueError as err:
             raise HTTPException(422, str(err)) from None
+        version = metadata_version(meta)
         try:
-            rollout = await rt.rollouts.begin(archive, version, req.canaries, req.thresholds)
+            rollout = await rt.rollouts.begin(
+                archive, version, req.canaries, req.thresholds, serves
+            )
         except RolloutBusy as err:
             raise HTTPException(409, str(err)) from None
         return rollout.status()

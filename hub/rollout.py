@@ -4,6 +4,7 @@ goes to every store, or the canaries go back to the bundle they had.
 ``canary`` (install sent to the canaries; each reports ``installed`` or ``refused``) ->
 ``observing`` (every canary installed; their reports are checked against the ``Thresholds``
 until ``observe_s`` after the last install) -> ``promoting`` (install sent to every other store
+the fleet knows, or, for a bundle that names the stores it serves, to every other one of those
 the fleet knows) -> ``promoted``; or, as soon as a canary refuses the bundle, does not answer
 within ``install_timeout_s``, or crosses a threshold: ``rolling_back`` (rollback sent to the
 canaries that installed it) -> ``rolled_back``. The machine only decides: it returns the
@@ -48,6 +49,25 @@ class Thresholds(BaseModel):
     )
 
 
+def check_canaries(canaries: list[str], serves: list[str] | None) -> None:
+    """``ValueError`` naming the canaries a bundle that serves only ``serves`` is not for.
+
+    >>> check_canaries(["S1"], ["S1", "S2"]); check_canaries(["S9"], None)
+    >>> check_canaries(["S1", "S9"], ["S1", "S2"])
+    Traceback (most recent call last):
+    ...
+    ValueError: canaries S9 are not among the stores the bundle serves (its metadata.json names S1, S2)
+    """
+    if serves is None:
+        return
+    foreign = sorted(set(canaries) - set(serves))
+    if foreign:
+        raise ValueError(
+            f"canaries {', '.join(foreign)} are not among the stores the bundle serves "
+            f"(its metadata.json names {', '.join(sorted(serves))})"
+        )
+
+
 class Command(NamedTuple):
     store: str
     action: str  # install | rollback
@@ -73,6 +93,7 @@ class Rollout:
     observe_until: float | None = None
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: dict[str, tuple[str, float]] = field(default_factory=dict)  # store -> action, when
+    serves: list[str] | None = None  # a per-store or per-cluster bundle's stores; None: every one
 
     def start(self, now: float) -> list[Command]:
         self.phase, self.started_at = "canary", now
@@ -102,7 +123,10 @@ class Rollout:
                 self.phase, self.observe_until = "observing", now + self.thresholds.observe_s
             if self.phase == "observing" and now >= (self.observe_until or 0) and fleet is not None:
                 self.phase = "promoting"
-                return self._send(sorted(set(fleet) - set(self.canaries)), "install", now)
+                targets = set(fleet) - set(self.canaries)
+                if self.serves is not None:
+                    targets &= set(self.serves)
+                return self._send(sorted(targets), "install", now)
         if self.phase == "promoting" and all(self._state(s) is not None for s in self.sent):
             self.phase = "promoted"
         if self.phase == "rolling_back" and all(
@@ -166,6 +190,7 @@ class Rollout:
             "phase": self.phase,
             "reason": self.reason,
             "canaries": self.canaries,
+            "serves": self.serves,
             "thresholds": self.thresholds.model_dump(),
             "observe_until": self.observe_until,
             "age_s": round(time.time() - self.started_at, 3) if self.started_at else None,

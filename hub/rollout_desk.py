@@ -9,7 +9,7 @@ queued and the stores still follow them). A command JetStream does not acknowled
 again for ``SEND_TRIES`` attempts (the stream drops a repeat by its id); after that it is logged,
 not sent again.
 
->>> bundle_version(Path("no-such-bundle"))  # doctest: +IGNORE_EXCEPTION_DETAIL
+>>> bundle_metadata(Path("no-such-bundle"))  # doctest: +IGNORE_EXCEPTION_DETAIL
 Traceback (most recent call last):
 ValueError: bundle no-such-bundle has no metadata.json
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.messages import BUNDLE_STORE, INSTALL, ROLLOUT_REPORT, hub_subject
-from hub.rollout import Command, Rollout, Thresholds
+from hub.rollout import Command, Rollout, Thresholds, check_canaries
 from models.bundle import METADATA
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,12 @@ class RolloutBusy(Exception):
     """Another rollout is under way."""
 
 
-def bundle_version(bundle_dir: Path) -> str:
-    """The ``model_version`` in a bundle directory's metadata (the version stores will show)."""
+def bundle_metadata(bundle_dir: Path) -> dict[str, Any]:
+    """A bundle directory's ``metadata.json``."""
     meta = bundle_dir / METADATA
     if not meta.is_file():
         raise ValueError(f"bundle {bundle_dir} has no {METADATA}")
-    return str(json.loads(meta.read_text()).get("model_version", "unknown"))
+    return json.loads(meta.read_text())
 
 
 def bundle_archive(bundle_dir: Path) -> bytes:
@@ -60,8 +60,8 @@ def bundle_archive(bundle_dir: Path) -> bytes:
     return out.getvalue()
 
 
-def archive_version(data: bytes) -> str:
-    """``bundle_version`` of an uploaded tar.gz."""
+def archive_metadata(data: bytes) -> dict[str, Any]:
+    """The ``metadata.json`` of an uploaded tar.gz."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         try:
             meta = tar.extractfile(METADATA)
@@ -69,7 +69,23 @@ def archive_version(data: bytes) -> str:
             meta = None
         if meta is None:
             raise ValueError(f"the uploaded bundle archive has no {METADATA} at its root")
-        return str(json.loads(meta.read()).get("model_version", "unknown"))
+        return json.loads(meta.read())
+
+
+def metadata_version(meta: dict[str, Any]) -> str:
+    """The ``model_version`` in a bundle's metadata (the version stores will show)."""
+    return str(meta.get("model_version", "unknown"))
+
+
+def served_stores(meta: dict[str, Any]) -> list[str] | None:
+    """The stores a bundle serves (``stores`` in its metadata, written by training), or
+    ``None`` for a bundle that names none: it may go to every store.
+
+    >>> served_stores({"stores": ["S2", "S1"]}), served_stores({})
+    (['S1', 'S2'], None)
+    """
+    stores = meta.get("stores")
+    return sorted(str(s) for s in stores) if stores else None
 
 
 class RolloutDesk:
@@ -96,14 +112,22 @@ class RolloutDesk:
         return next((r for r in self.rollouts.values() if r.deciding), None)
 
     async def begin(
-        self, archive: bytes, version: str, canaries: list[str], thresholds: Thresholds
+        self,
+        archive: bytes,
+        version: str,
+        canaries: list[str],
+        thresholds: Thresholds,
+        serves: list[str] | None = None,
     ) -> Rollout:
-        """Store the bundle and send it to the canaries."""
+        """Store the bundle and send it to the canaries; ``serves``: the only stores it may go
+        to (``served_stores``), ``None`` for every store."""
+        check_canaries(canaries, serves)
         async with self._lock:
             busy = self.current()
             if busy is not None:
                 raise RolloutBusy(f"rollout {busy.id} is {busy.phase}; wait for it to end")
             rollout = Rollout(f"r-{uuid.uuid4().hex[:12]}", version, canaries, thresholds)
+            rollout.serves = serves
             obs = await self.js.object_store(BUNDLE_STORE)
             await obs.put(rollout.id, archive)
             self.rollouts[rollout.id] = rollout

@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
-from hub.rollout import Command, Rollout, Thresholds
+import json
+import tarfile
+from io import BytesIO
+
+import pytest
+
+from hub.rollout import Command, Rollout, Thresholds, check_canaries
+from hub.rollout_desk import archive_metadata, served_stores
 
 
 def installed(rid="r1", action="install", **more):
@@ -25,6 +32,29 @@ def test_promotion_waits_for_the_observation_then_covers_the_rest_of_the_fleet()
     assert r.phase == "promoting" and not r.deciding  # S4 is offline: the next rollout may go
     r.report("S4", {**installed(), "state": "refused", "error": "disk full"}, 500)
     assert r.phase == "promoted" and r.status()["stores"]["S4"]["report"]["error"] == "disk full"
+
+
+def test_a_bundle_that_names_its_stores_is_promoted_to_those_stores_only():
+    r = Rollout("r1", "v2", ["S1"], Thresholds(observe_s=0), serves=["S1", "S3"])
+    r.start(0)
+    r.report("S1", installed(), 1)
+    assert r.tick(2, ["S1", "S2", "S3", "S4"]) == [Command("S3", "install")]
+    assert r.status()["serves"] == ["S1", "S3"]
+
+
+def test_the_stores_a_bundle_serves_come_from_its_metadata_and_bound_its_canaries():
+    meta = json.dumps({"model_version": "v2", "stores": ["TX_2", "TX_1"]}).encode()
+    out = BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        info = tarfile.TarInfo("metadata.json")
+        info.size = len(meta)
+        tar.addfile(info, BytesIO(meta))
+    serves = served_stores(archive_metadata(out.getvalue()))
+    assert serves == ["TX_1", "TX_2"]
+    check_canaries(["TX_1"], serves)
+    with pytest.raises(ValueError, match="canaries CA_1 are not among the stores the bundle"):
+        check_canaries(["TX_1", "CA_1"], serves)
+    assert served_stores({"model_version": "v1"}) is None  # names none: every store
 
 
 def test_a_silent_canary_halts_after_the_install_timeout():
