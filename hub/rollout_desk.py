@@ -126,8 +126,8 @@ class RolloutDesk:
             busy = self.current()
             if busy is not None:
                 raise RolloutBusy(f"rollout {busy.id} is {busy.phase}; wait for it to end")
-            rollout = Rollout(f"r-{uuid.uuid4().hex[:12]}", version, canaries, thresholds)
-            rollout.serves = serves
+            rid = f"r-{uuid.uuid4().hex[:12]}"
+            rollout = Rollout(rid, version, canaries, thresholds, serves=serves)
             obs = await self.js.object_store(BUNDLE_STORE)
             await obs.put(rollout.id, archive)
             self.rollouts[rollout.id] = rollout
