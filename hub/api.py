@@ -38,15 +38,13 @@ from hub.live_view import LiveView, read_cursors
 from hub.network_map import NetworkMap
 from hub.order_book import OrderBook, OrderIdReused
 from hub.orders import MAX_ATTEMPTS, OrderDecision, OrderDesk, OrderRequest
-from hub.rollout import Thresholds, check_canaries
+from hub.rollout import Thresholds
 from hub.rollout_desk import (
     RolloutBusy,
     RolloutDesk,
     archive_metadata,
     bundle_archive,
     bundle_metadata,
-    metadata_version,
-    served_stores,
 )
 from hub.streams import (
     FLEET_BUCKET,
@@ -384,15 +382,9 @@ def create_app(settings: HubSettings, runtime: HubRuntime | None = None) -> Fast
         assert rt.rollouts is not None
         try:
             archive, meta = req.archive()
-            serves = served_stores(meta)
-            check_canaries(req.canaries, serves)
-        except ValueError as err:
+            rollout = await rt.rollouts.begin(archive, meta, req.canaries, req.thresholds)
+        except ValueError as err:  # the bundle, or a canary it does not serve
             raise HTTPException(422, str(err)) from None
-        version = metadata_version(meta)
-        try:
-            rollout = await rt.rollouts.begin(
-                archive, version, req.canaries, req.thresholds, serves
-            )
         except RolloutBusy as err:
             raise HTTPException(409, str(err)) from None
         return rollout.status()

@@ -112,22 +112,19 @@ class RolloutDesk:
         return next((r for r in self.rollouts.values() if r.deciding), None)
 
     async def begin(
-        self,
-        archive: bytes,
-        version: str,
-        canaries: list[str],
-        thresholds: Thresholds,
-        serves: list[str] | None = None,
+        self, archive: bytes, meta: dict[str, Any], canaries: list[str], thresholds: Thresholds
     ) -> Rollout:
-        """Store the bundle and send it to the canaries; ``serves``: the only stores it may go
-        to (``served_stores``), ``None`` for every store."""
+        """Store the bundle and send it to the canaries. ``meta``, its metadata, gives the
+        version and the only stores it may go to (``served_stores``); ``ValueError`` names a
+        canary outside them."""
+        serves = served_stores(meta)
         check_canaries(canaries, serves)
         async with self._lock:
             busy = self.current()
             if busy is not None:
                 raise RolloutBusy(f"rollout {busy.id} is {busy.phase}; wait for it to end")
             rid = f"r-{uuid.uuid4().hex[:12]}"
-            rollout = Rollout(rid, version, canaries, thresholds, serves=serves)
+            rollout = Rollout(rid, metadata_version(meta), canaries, thresholds, serves=serves)
             obs = await self.js.object_store(BUNDLE_STORE)
             await obs.put(rollout.id, archive)
             self.rollouts[rollout.id] = rollout
