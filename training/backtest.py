@@ -179,6 +179,7 @@ def backtest(
     recent: int | None = None,
     holdout: int = 0,
     fits: list[FitResult] | None = None,
+    close: np.ndarray | None = None,
 ) -> BacktestResult:
     """Run the rolling-origin backtest; ``progress`` receives one line per step. ``horizon``,
     ``min_history``, ``stride`` and ``recent`` count steps of the panel's grain.
@@ -189,7 +190,8 @@ def backtest(
     fit and forecast as one task (:mod:`training.fold_fits`; with ``fit_on_cluster`` the fits
     stay here, data-parallel on the workers, and only the rows fan out); the metrics do not
     depend on it. ``fits``: the folds' fits, done already (what ``shelfcast train`` does to run
-    its final fit beside them). ``peers`` adds the mlforecast LightGBM peers (:mod:`training.peers`), fitted
+    its final fit beside them); ``close``: the panel's close features, when the caller has
+    them already. ``peers`` adds the mlforecast LightGBM peers (:mod:`training.peers`), fitted
     on the same rows. ``score_mask`` (bool, series x steps) scores only the steps it marks
     (in-stock days: a stock-out day's sales are not its demand). ``recent``: every model trains
     on the last ``recent`` steps before each cutoff only. ``holdout``: the last steps are left
@@ -200,7 +202,8 @@ def backtest(
     jobs = fold_jobs(cutoffs, horizon, stride, recent, model_params)
     if fits is None and fits_as_tasks(engine):
         fits = fits_on(engine, panel, jobs, say)
-    close = close_features(panel) if fits is None else None
+    if fits is None and close is None:
+        close = close_features(panel)
     first = panel.first_day()
     dow = weekday(panel.dates.astype(np.int64))
     result = BacktestResult()

@@ -16,9 +16,9 @@ from feature_store.batch import MAX_HORIZON
 from training.fold_fits import FitJob, FitResult, fits_as_tasks, fits_on, fold_jobs, run_fit_job
 
 
-def run_backtest(panel, config, engine, say: Callable[[str], None], fits=None):
+def run_backtest(panel, config, engine, say: Callable[[str], None], fits=None, close=None):
     """The backtest and its summary, or ``(None, {})`` when ``config.folds`` is 0; ``fits``:
-    the folds' fits when they ran already."""
+    the folds' fits when they ran already; ``close``: the panel's close features."""
     from training.backtest import backtest
 
     if config.folds == 0:
@@ -35,6 +35,7 @@ def run_backtest(panel, config, engine, say: Callable[[str], None], fits=None):
         progress=lambda m: say("  " + m),
         engine=engine,
         fits=fits,
+        close=close,
     )
     summary = bt.summary()
     summary["backtest_seconds"] = time.perf_counter() - t0
@@ -70,7 +71,7 @@ def backtest_and_final_fit(panel, close, config, engine, say: Callable[[str], No
         bt, summary = run_backtest(panel, config, engine, say, fits[:-1])
         summary["backtest_seconds"] = time.perf_counter() - t0
         return bt, summary, fits[-1]
-    bt, summary = run_backtest(panel, config, engine, say)
+    bt, summary = run_backtest(panel, config, engine, say, close=close)
     return (bt, summary, _final_fit_here(panel, close, config, engine, say))
 
 
