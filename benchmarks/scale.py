@@ -66,6 +66,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
 from benchmarks.scale_training import (  # noqa: E402
     ATOL,
+    HORIZON,
     RTOL,
     load,
     train_once,
@@ -75,7 +76,6 @@ from feature_store.batch import Panel, panel_from_frame  # noqa: E402
 from training.engine import DaskEngine, LocalEngine  # noqa: E402
 from training.forecast import tail  # noqa: E402
 
-HORIZON = 28
 # 1M series in 36 min on 2,000 CPUs (statsforecast's AutoARIMA on Ray, as Nixtla published).
 PUBLISHED = {"series": 1_000_000, "minutes": 36, "cpus": 2000}
 RATIO_SERIES = 20_000  # 1 and 2 workers forecast the same series for scale_out_ratio
@@ -311,8 +311,7 @@ def fit_only(args, say) -> int:
         for engine in engines.values():
             engine.close()
     report["load_average_at_end"] = load()
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    write_report(args.json, report)
     print(fit_markdown(report["demand_fit"]))
     return 0
 
@@ -463,8 +462,7 @@ def main() -> int:
                 same_metrics_as_single_process=not differences,
                 load_average_at_end=load()["load_average"],
             )
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+            write_report(args.json, report)
             print(training_markdown(report))
             return 0
         say(f"training on {top} real SKUs in one process without the backtest (--folds 0)")
@@ -532,14 +530,18 @@ def main() -> int:
             "training_rows_scale_out_ratio the training rows' (median of the rounds)."
         ),
     )
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    write_report(args.json, report)
     print(markdown(report))
     return 0
 
 
 def say(message: str) -> None:
     print(f"[scale] {message} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+
+
+def write_report(path: str, report: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(report, indent=2, default=str))
 
 
 def _median(runs: list[dict], key: str) -> float:
