@@ -128,12 +128,19 @@ class GatewayProcess:
     """``benchmarks/hub_gateway.py`` for one store: started, asked, stopped over its stdin."""
 
     def __init__(
-        self, store: str, work: Path, mqtt_port: int, nats_url: str, counts: list, own: bool
+        self,
+        store: str,
+        work: Path,
+        mqtt_port: int,
+        nats_url: str,
+        counts: list,
+        own: bool,
+        script: Path = ROOT / "benchmarks" / "hub_gateway.py",
     ):
+        """``script``: another store process speaking the same protocol (``hub_floor.py``'s)."""
         self.store = store
         path = work / f"{store}.counts.jsonl"
         path.write_text("".join(json.dumps(e) + "\n" for e in counts))
-        script = ROOT / "benchmarks" / "hub_gateway.py"
         args = [store, str(work), str(mqtt_port), nats_url, str(path)]
         self.proc = subprocess.Popen(
             [sys.executable, str(script), *args],
@@ -512,8 +519,13 @@ def latency_phase(args: argparse.Namespace, work: Path) -> dict:
     }
 
 
-def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, url, reader=None) -> dict:
-    writes0 = asyncio.run(_kv_writes(url))
+def _timed_step(
+    replay, rate, seconds, gws, watcher, initial, pids, url, reader=None, kv_writes=None
+) -> dict:
+    """One replay step at ``rate``; ``kv_writes(url)``: the stream and bucket counts to diff
+    (``_kv_writes``, the product's streams, unless given)."""
+    kv_writes = kv_writes or _kv_writes
+    writes0 = asyncio.run(kv_writes(url))
     cpu0 = {p: cpu_seconds(pid) for p, pid in pids.items()}
     wait0 = {p: runqueue_seconds(pid) for p, pid in pids.items()}
     load0 = os.getloadavg()
@@ -524,7 +536,7 @@ def _timed_step(replay, rate, seconds, gws, watcher, initial, pids, url, reader=
     watcher.wait_quiet(1.0, 60)
     cpu = {p: round(cpu_seconds(pid) - cpu0[p], 2) for p, pid in pids.items()}
     waited = {p: runqueue_seconds(pid) - wait0[p] for p, pid in pids.items()}
-    writes = _per_message(writes0, asyncio.run(_kv_writes(url)))
+    writes = _per_message(writes0, asyncio.run(kv_writes(url)))
     waited = {"gateways (sum)": sum(v for p, v in waited.items() if p.startswith("gateway ")),
               **{p: v for p, v in waited.items() if not p.startswith("gateway ")}}  # fmt: skip
     per_gateway = [v for k, v in cpu.items() if k.startswith("gateway ")]
