@@ -1,13 +1,14 @@
 """The floor of sale-to-online latency on this machine: ``benchmarks/hub.py``'s pipeline with the
 store gateway and the hub worker cut to what the contract makes mandatory.
 
-    python benchmarks/hub_floor.py --json out.json [--stores 10] [--ramp 150,300,600,1200]
-        [--seconds 6] [--warmup-rate 100] [--warmup-seconds 4] [--runs 3]
+    python benchmarks/hub_floor.py --json out.json [--stores 10] [--rate 1200] [--seconds 8]
+        [--ramp 150,300,600] [--ramp-seconds 5] [--warmup-rate 100] [--warmup-seconds 4] [--runs 3]
     python benchmarks/hub_floor.py --summary floor1.json hub1.json ...   # no run: a table
 
 Kept from ``hub.py`` (imported, not copied): Mosquitto on the shipped settings, one nats-server
 with JetStream, the real M5 replay (opening counts first, then sales), one ``mosquitto_pub -l``
 per store at the total rate split over the stores, every service in a session of its own, the
+rate steps (``--rate`` and ``--ramp``, ascending, as ``hub.py`` runs them), the
 latency from a sale's hand-over to the moment a watch of the stock bucket (``hub.py``'s
 ``Watcher``, feeding ``hub.live_view.LiveView`` as the API does) holds it, CPU per process.
 
@@ -120,7 +121,9 @@ def wait_applied(url: str, timeout: float) -> None:
 def floor_run(args: argparse.Namespace, work: Path) -> dict:
     """One run: the pipeline started, warmed up, the ramp replayed step by step, stopped."""
     stores = M5_STORES[: args.stores]
-    wanted = args.warmup_rate * args.warmup_seconds + sum(r * args.seconds for r in args.ramp)
+    rates = sorted({args.rate, *args.ramp})
+    seconds = {r: args.seconds if r == args.rate else args.ramp_seconds for r in rates}
+    wanted = args.warmup_rate * args.warmup_seconds + sum(r * seconds[r] for r in rates)
     streams = {s: store_stream(s, int(wanted / len(stores)) + 1) for s in stores}
     initial = {(s, e["sku"]): e["qty"] for s in stores for e in streams[s][0]}
     broker = Mosquitto(work / "broker", own_session=True).start()
@@ -148,8 +151,8 @@ def floor_run(args: argparse.Namespace, work: Path) -> dict:
             for gw in gws.values():
                 gw.ask("drain")
             watcher.wait_quiet(1.0, 60)
-        for rate in args.ramp:
-            step = _timed_step(replay, rate, args.seconds, gws, watcher, initial, pids,
+        for rate in rates:
+            step = _timed_step(replay, rate, seconds[rate], gws, watcher, initial, pids,
                                server.url, kv_writes=floor_writes)  # fmt: skip
             sent = step.pop("_sent")
             print(json.dumps(step), file=sys.stderr)
@@ -257,13 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--stores", type=int, default=10, choices=range(1, 11))
+    parser.add_argument("--rate", type=float, default=1200.0, help="events/s, all stores")
+    parser.add_argument("--seconds", type=float, default=8.0, help="the --rate step's length")
     parser.add_argument(
         "--ramp",
-        type=lambda t: sorted(float(x) for x in t.split(",") if x),
-        default=[150.0, 300.0, 600.0, 1200.0],
-        help="total rates (events/s over all stores), comma-separated, replayed in turn",
+        type=lambda t: [float(x) for x in t.split(",") if x],
+        default=[150.0, 300.0, 600.0],
+        help="further total rates, comma-separated (all steps run in ascending order)",
     )
-    parser.add_argument("--seconds", type=float, default=6.0, help="per rate step")
+    parser.add_argument("--ramp-seconds", type=float, default=5.0)
     parser.add_argument("--warmup-rate", type=float, default=100.0)
     parser.add_argument("--warmup-seconds", type=float, default=4.0)
     parser.add_argument("--runs", type=int, default=1, help="fresh pipelines; medians reported")
