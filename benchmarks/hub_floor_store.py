@@ -9,7 +9,8 @@ manual acknowledgement. What arrives is grouped as the gateway groups it: a grou
 once when none was taken in the last ``WINDOW_S``, else when that window ends. Per group: each
 payload parsed (JSON, one event or a list), each event inserted in a SQLite file (WAL,
 ``synchronous=FULL`` as the gateway's ledger; a redelivered event id is not counted again) and
-committed; the new on hand of each SKU it touched published to JetStream on
+committed (the WAL copied back by the ledger's own ``Checkpointer`` thread, as the gateway
+does, not by the committing thread); the new on hand of each SKU it touched published to JetStream on
 ``shelfcast.<store>.stock`` with ``Nats-Msg-Id`` and the publish acknowledgement awaited (a
 failed publish is retried, the group held); then the group's PUBACKs, in one write. At start the
 on hand is rebuilt from the file, so a group redelivered after a crash publishes its SKUs again.
@@ -33,6 +34,7 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edge_runtime.store.checkpointer import Checkpointer  # noqa: E402
 from edge_runtime.transport.lean_client import LeanClient  # noqa: E402
 
 WINDOW_S = 0.02  # the gateway's uplink window (benchmarks/hub_gateway.py)
@@ -56,10 +58,12 @@ class FloorStore:
         self.db = sqlite3.connect(db, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does it
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, type TEXT, "
             "sku TEXT, qty INTEGER, event_time TEXT)"
         )
+        self.checkpointer = Checkpointer(db)
         self.on_hand: dict[str, int] = {}
         for kind, sku, qty in self.db.execute("SELECT type, sku, qty FROM events ORDER BY rowid"):
             self._apply(kind, sku, qty)
@@ -116,6 +120,7 @@ class FloorStore:
                     self._apply(e["type"], e["sku"], row[3])
                 touched[e["sku"]] = self.on_hand.get(e["sku"], 0)  # again if redelivered
         cur.execute("COMMIT")
+        self.checkpointer.nudge()
         return touched
 
     async def _publish(self, on_hand: dict[str, int]) -> None:
@@ -180,6 +185,7 @@ class FloorStore:
             t.cancel()
         self.client.disconnect()
         await self.nc.close()
+        self.checkpointer.stop()
         self.db.close()
 
 
