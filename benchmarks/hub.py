@@ -37,7 +37,10 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
 - ``--stages``: every process stamps each stage of a sale's way (``hub_stage_trace.py``);
   ``rate_steps[].stages`` gives per-stage p50/p99 (ms since the sale and since the stage
   before) and ``api_read`` the HTTP availability read's own time.
-- ``cpu_count``, load averages (before and after each step) and CPU seconds of each process.
+- ``cpu_count``, load averages (before and after each step) and CPU seconds of each process;
+  per step, over its wall clock (replay and drain), ``machine_cores_busy`` (every process and
+  the kernel), ``others_cores_busy`` (that less the pipeline's processes: other work on the
+  machine and the kernel's own) and ``machine_cores_stolen`` (what the hypervisor took).
 - ``nats_server_gomaxprocs``: the Go scheduler threads nats-server ran with
   (``SHELFCAST_NATS_GOMAXPROCS``, e.g. ``1``; ``auto``, the default, is Go's own choice:
   one per CPU; ``shelfcast.nats_go_runtime``).
@@ -99,6 +102,16 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (from /proc; its children not included)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds every process and the kernel ran, over all CPUs; seconds the hypervisor
+    gave this machine's CPUs to someone else) since boot, from ``/proc/stat``'s first line."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
 def runqueue_seconds(pid: int) -> float:
@@ -529,12 +542,15 @@ def _timed_step(
     cpu0 = {p: cpu_seconds(pid) for p, pid in pids.items()}
     wait0 = {p: runqueue_seconds(pid) for p, pid in pids.items()}
     load0 = os.getloadavg()
+    machine0, wall0 = machine_cpu_seconds(), time.monotonic()
     with reader or contextlib.nullcontext():
         sent, achieved, pub_cpu = replay.step(rate, seconds)
     for gw in gws.values():
         gw.ask("drain")
     watcher.wait_quiet(1.0, 60)
     cpu = {p: round(cpu_seconds(pid) - cpu0[p], 2) for p, pid in pids.items()}
+    wall = time.monotonic() - wall0
+    machine = [(b - a) / wall for a, b in zip(machine0, machine_cpu_seconds(), strict=True)]
     waited = {p: runqueue_seconds(pid) - wait0[p] for p, pid in pids.items()}
     writes = _per_message(writes0, asyncio.run(kv_writes(url)))
     waited = {"gateways (sum)": sum(v for p, v in waited.items() if p.startswith("gateway ")),
@@ -561,6 +577,12 @@ def _timed_step(
         "gateway_cpu_s_per_1000_events": per_1000,
         "runqueue_wait_seconds": {p: round(v, 2) for p, v in waited.items()},
         "cpu_cores_busy": round(sum(cpu.values()) / (len(sent) / achieved), 2) if sent else None,
+        # The whole machine over the step's wall clock (replay and drain): every process and
+        # the kernel's own work (loopback networking), and what the hypervisor took from it;
+        # ``others``: all but the processes above (other work on the machine, the kernel's).
+        "machine_cores_busy": round(machine[0], 2),
+        "machine_cores_stolen": round(machine[1], 2),
+        "others_cores_busy": round(machine[0] - (sum(cpu.values()) - max(per_gateway)) / wall, 2),
         **writes,
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

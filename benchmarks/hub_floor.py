@@ -229,7 +229,7 @@ def step_medians(runs: list[dict]) -> dict[str, dict]:
                 per_event[k].append(1000 * v / events)
 
         def med(key: str, steps=steps) -> float | None:
-            xs = [s[key] for s in steps if s[key] is not None]
+            xs = [s[key] for s in steps if s.get(key) is not None]
             return round(median(xs), 2) if xs else None
 
         out[str(int(rate))] = {
@@ -239,6 +239,9 @@ def step_medians(runs: list[dict]) -> dict[str, dict]:
             "p99_ms_each_run": [s["p99_pos_to_online_ms"] for s in steps],
             "achieved_events_per_s": med("achieved_events_per_s"),
             "cpu_cores_busy": med("cpu_cores_busy"),
+            "machine_cores_busy": med("machine_cores_busy"),
+            "machine_cores_stolen": med("machine_cores_stolen"),
+            "others_cores_busy": med("others_cores_busy"),
             "cpu_ms_per_event": {k: round(median(v), 3) for k, v in sorted(per_event.items())},
         }
     return out
