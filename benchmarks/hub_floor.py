@@ -20,9 +20,12 @@ fresh stream, each store x SKU's on hand put in the stock bucket, the batch acke
 decisions, forecasts, alerts, the outbox and its cursor, heartbeats, fleet and cursor buckets,
 partitions and membership, gzip, the HTTP API, reconnects and stage traces.
 
-So the figures are a bound, not the product's: no gateway and hub built from these parts (paho,
-SQLite, nats-py, nats-server, Mosquitto, Python) on this machine should do better than this,
-short of dropping a part the contract makes mandatory. ``--summary`` reads this script's and
+Each step also lists ``max_ms_by_half_second``: the slowest sale of each half second of the
+replay (a single stall or a growing queue).
+
+So the figures are a bound, not the product's: no gateway and hub built from these parts
+(paho, SQLite, nats-py, nats-server, Mosquitto, Python) on this machine should do better than
+this, short of dropping a part the contract makes mandatory. ``--summary`` reads this script's and
 ``hub.py``'s JSON outputs and prints, per rate step, medians of p50/p99, cores busy and CPU
 milliseconds per event of each kind of process, floor against product.
 """
@@ -52,6 +55,7 @@ from benchmarks.hub import (  # noqa: E402
     Replay,
     Watcher,
     _timed_step,
+    latencies,
     store_stream,
 )
 from benchmarks.hub_floor_worker import FLOOR_STREAM, unapplied  # noqa: E402
@@ -155,6 +159,7 @@ def floor_run(args: argparse.Namespace, work: Path) -> dict:
             step = _timed_step(replay, rate, seconds[rate], gws, watcher, initial, pids,
                                server.url, kv_writes=floor_writes)  # fmt: skip
             sent = step.pop("_sent")
+            step["max_ms_by_half_second"] = timeline(sent, initial, watcher)
             print(json.dumps(step), file=sys.stderr)
             steps.append(step)
         spot = spot_check(gws, watcher, sent)
@@ -170,6 +175,19 @@ def floor_run(args: argparse.Namespace, work: Path) -> dict:
         server.stop()
         broker.stop()
     return {"stores": stores, "view_equals_store_ledger": spot, "rate_steps": steps}
+
+
+def timeline(sent: list, initial: dict, watcher: Watcher, bin_s: float = 0.5) -> list:
+    """The slowest sale of each ``bin_s`` of the step (by hand-over time): one stall or a queue
+    that grows shows in its shape."""
+    bins: dict[int, list] = defaultdict(list)
+    for sale in sent:
+        bins[int((sale[0] - sent[0][0]) / bin_s)].append(sale)
+    out = []
+    for i in range(max(bins, default=-1) + 1):
+        lat = latencies(bins.get(i, []), initial, watcher.updates)[0]
+        out.append(round(max(lat), 1) if lat else None)
+    return out
 
 
 def spot_check(gws: dict[str, GatewayProcess], watcher: Watcher, sent: list) -> str:
