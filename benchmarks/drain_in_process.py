@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +38,12 @@ if str(ROOT) not in sys.path:  # --compare puts the old packages first
 from benchmarks.figures_out import child_figures, show_figures  # noqa: E402
 
 
-def drain(args: argparse.Namespace) -> dict:
+def drain(args: argparse.Namespace, on_ready: Callable[[object], object] | None = None) -> dict:
     """One drain: a gateway (MQTT off) on a copy of the history ledger fed ``args.events``
     live events in groups of ``args.group``; its thread CPU over the feeding, its counters
-    and ``decisions_digest``. ``decide_steps_skip.py`` runs the same drain."""
+    (``messages_by_kind`` too) and ``decisions_digest``. ``on_ready`` is called with the
+    gateway once it has started, before the first group. ``decide_steps_skip.py`` and
+    ``full_path_floor.py`` run the same drain."""
     from benchmarks.full_path import _decisions_digest, _outbox_end
     from benchmarks.history import STORE, copy_ledger, live_events
     from edge_runtime.config import load_config, with_section
@@ -57,13 +60,16 @@ def drain(args: argparse.Namespace) -> dict:
         payloads = [json.dumps(events[i : i + args.group]).encode()
                     for i in range(0, len(events), args.group)]  # fmt: skip
         gw = Gateway(cfg)
+        if on_ready is not None:
+            on_ready(gw)
         start = _outbox_end(str(work))
         cpu0 = time.thread_time()
         for payload in payloads:
             gw.ingest(payload, source="pos")
         cpu = time.thread_time() - cpu0
         result = {"events": len(events), "cpu_s": round(cpu, 3),
-                  "messages": gw.counters["messages"], "day_closes": gw.counters["day_closes"]}  # fmt: skip
+                  "messages": gw.counters["messages"], "day_closes": gw.counters["day_closes"],
+                  "messages_by_kind": dict(gw.created_by_kind)}  # fmt: skip
         gw.close()
         result["decisions_digest"] = _decisions_digest(str(work), start)
     finally:
