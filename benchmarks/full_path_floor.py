@@ -38,9 +38,11 @@ Figures (medians over the runs, per event = CPU seconds / ``--events``): each st
 ``<step>_us_per_event``; ``floor_us_per_event`` their sum and ``ceiling_events_per_s`` =
 1e6 / that; ``..._without_closes`` the same without step 5 (a drain crossing no close);
 ``drain_us_per_event`` and ``drain_events_per_s_on_cpu`` the real drain's, and
-``drain_over_floor``. Not in the floor: marking rows sent (``mark_sent_us_per_event``,
-measured after step 4), the decisions' own arithmetic, the closes' Python around the model.
-``machine``: cores, memory, load.
+``drain_over_floor``; ``messages_per_event`` and step 4's parts ``..._us_per_message``.
+Measured beside the floor, not in it: marking the rows sent (``mark_sent_us_per_event``) and
+publishing them again, each group's rows in one write with no in-flight window
+(``publish_one_write_us_per_event``: what the window costs). Not measured: the decisions'
+own arithmetic, the closes' Python around the model. ``machine``: cores, memory, load.
 """
 
 from __future__ import annotations
@@ -291,12 +293,19 @@ def _floor_steps(args, cfg, t, items, held) -> dict:
 
     # 4c. Publish the rows within the in-flight window, until every PUBACK.
     p0 = time.process_time()
-    seqs = _publish(t, out_rows)
+    seqs = _publish(t, out_rows, t.window)
     cpu["publish"] = time.process_time() - p0
+    extra: dict[str, float] = {}
     t0 = time.thread_time()
     for i in range(0, len(seqs), 2000):  # the pump's MARK_BATCH
         outbox.mark_sent(seqs[i : i + 2000])
-    mark_s = time.thread_time() - t0
+    extra["mark_sent"] = time.thread_time() - t0
+    # The same rows again, each group's in one write, no window (no subscriber takes them).
+    p0 = time.process_time()
+    for group in shares(len(out_rows), sizes):
+        rows_now, out_rows = out_rows[:group], out_rows[group:]
+        _publish(t, rows_now, len(rows_now))
+    extra["publish_one_write"] = time.process_time() - p0
 
     # 5. The closes' model call alone.
     each = []
@@ -310,20 +319,22 @@ def _floor_steps(args, cfg, t, items, held) -> dict:
     ledger.close()
     return {
         "received": len(items), "acked": acked, "accepted": accepted, "rejected": rejected,
-        "groups": sizes, "messages": len(out_rows), "published": len(seqs),
+        "groups": sizes, "messages": len(seqs), "published": len(seqs),
         "closes": len(rows), "close_onnx_ms_each": [round(1000 * s, 1) for s in each],
-        "cpu_s": {k: round(v, 4) for k, v in cpu.items()}, "mark_sent_s": round(mark_s, 4),
+        "cpu_s": {k: round(v, 4) for k, v in cpu.items()},
+        "extra_cpu_s": {k: round(v, 4) for k, v in extra.items()},
     }  # fmt: skip
 
 
-def _publish(t, rows: list) -> list[int]:
-    """Hand ``rows`` to transport ``t`` as the pump does, never more than its window in
-    flight, until every PUBACK is in; returns the acknowledged seqs."""
+def _publish(t, rows: list, window: int) -> list[int]:
+    """Hand ``rows`` to transport ``t`` as the pump does, never more than ``window`` in
+    flight (the transport's is ``[mqtt] max_inflight``), until every PUBACK is in; returns
+    the acknowledged seqs."""
     acked: list[int] = []
     at, deadline = 0, time.monotonic() + 120
     while len(acked) < len(rows) and time.monotonic() < deadline:
         acked.extend(t.take_acked())
-        room = t.window - t.inflight
+        room = window - t.inflight
         if room > 0 and at < len(rows):
             t.publish(rows[at : at + room])
             at += room
@@ -440,17 +451,28 @@ def summary(runs: dict[str, list[dict]], events: int) -> dict:
     """Medians over the runs: the floor's steps (``floor_figures``) and the real drain's CPU
     per event, and how far the drain is from the floor.
 
-    >>> floor = {"cpu_s": {"parse": 0.05, "close_onnx": 0.03}, "mark_sent_s": 0.01}
-    >>> s = summary({"floor": [floor], "drain": [{"cpu_s": 0.4, "close_cpu_s": 0.1}]}, 10_000)
+    >>> floor = {"cpu_s": {"parse": 0.05, "close_onnx": 0.03, "build": 0.02},
+    ...          "extra_cpu_s": {"mark_sent": 0.01}, "messages": 5000}
+    >>> s = summary({"floor": [floor], "drain": [{"cpu_s": 0.5, "close_cpu_s": 0.1}]}, 10_000)
     >>> s["drain_us_per_event"], s["drain_over_floor"], s["mark_sent_us_per_event"]
-    (40.0, 5.0, 1.0)
+    (50.0, 5.0, 1.0)
+    >>> s["messages_per_event"], s["build_us_per_message"]
+    (0.5, 4.0)
     """
     steps = runs["floor"][0]["cpu_s"]
     median = {s: statistics.median(r["cpu_s"][s] for r in runs["floor"]) for s in steps}
     out = floor_figures(median, events)
-    out["mark_sent_us_per_event"] = round(
-        1e6 * statistics.median(r["mark_sent_s"] for r in runs["floor"]) / events, 2
-    )
+    for name in runs["floor"][0].get("extra_cpu_s", {}):  # measured, not in the floor
+        spent = statistics.median(r["extra_cpu_s"][name] for r in runs["floor"])
+        out[f"{name}_us_per_event"] = round(1e6 * spent / events, 2)
+    messages = runs["floor"][0].get("messages")
+    if messages:  # what the messages' steps cost each
+        out["messages_per_event"] = round(messages / events, 4)
+        for step in ("build", "outbox_row", "publish", "publish_one_write"):
+            if f"{step}_us_per_event" in out:
+                out[f"{step}_us_per_message"] = round(
+                    out[f"{step}_us_per_event"] * events / messages, 2
+                )
     drain = statistics.median(r["cpu_s"] for r in runs["drain"])
     out["drain_us_per_event"] = round(1e6 * drain / events, 2)
     out["drain_events_per_s_on_cpu"] = round(events / drain, 1)
