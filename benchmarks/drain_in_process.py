@@ -12,8 +12,8 @@ up to 5,000 events: the broker hands over the whole queued session at once). The
 the calling thread's CPU seconds over the feeding (parse, ledger commit, decisions on every
 state change and at every store-day close, outbox rows), free of paho, the broker and the
 pinned core's other tenants' threads, of which the store-day closes' (``close_cpu_s``, timed as
-``full_path.py`` times them); ``decisions_digest`` is ``full_path.py``'s digest of the
-messages decided. With ``--compare REF`` the gateway packages of git ``REF`` run the same
+``full_path.py`` times them; the start's heap frozen as there); ``decisions_digest`` is
+``full_path.py``'s digest of the messages decided. With ``--compare REF`` the gateway packages of git ``REF`` run the same
 events in alternation (``--pairs`` runs each), pinned like ``full_path.py`` (``--cpu``).
 ``--steps`` adds the thread CPU of each call of the day close's River steps
 (``DayCloseModel.learn`` and ``._shift``, on both sides) and whether River was imported.
@@ -80,10 +80,11 @@ def drain(args: argparse.Namespace, on_ready: Callable[[object], object] | None 
 
 def _child(args: argparse.Namespace) -> int:
     from benchmarks.full_path import _timed_closes
+    from edge_runtime.heap import freeze_startup_heap
 
     steps = _timed_steps() if args.steps else None
     close_cpu = _timed_closes()
-    result = drain(args)
+    result = drain(args, on_ready=lambda gw: freeze_startup_heap())  # as full_path.py's child
     result["close_cpu_s"] = round(sum(close_cpu), 3)
     result["close_cpu_ms_each"] = [round(1000 * c, 1) for c in close_cpu]
     if steps is not None:
