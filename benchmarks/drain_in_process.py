@@ -11,8 +11,9 @@ worker does with a group the MQTT intake took (``full_path.py`` drains its backl
 up to 5,000 events: the broker hands over the whole queued session at once). The figure is
 the calling thread's CPU seconds over the feeding (parse, ledger commit, decisions on every
 state change and at every store-day close, outbox rows), free of paho, the broker and the
-pinned core's other tenants' threads; ``decisions_digest`` is ``full_path.py``'s digest of the
-messages decided. With ``--compare REF`` the gateway packages of git ``REF`` run the same
+pinned core's other tenants' threads, of which the store-day closes' (``close_cpu_s``, timed as
+``full_path.py`` times them; the start's heap frozen as there); ``decisions_digest`` is
+``full_path.py``'s digest of the messages decided. With ``--compare REF`` the gateway packages of git ``REF`` run the same
 events in alternation (``--pairs`` runs each), pinned like ``full_path.py`` (``--cpu``).
 ``--steps`` adds the thread CPU of each call of the day close's River steps
 (``DayCloseModel.learn`` and ``._shift``, on both sides) and whether River was imported.
@@ -28,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +39,12 @@ if str(ROOT) not in sys.path:  # --compare puts the old packages first
 from benchmarks.figures_out import child_figures, show_figures  # noqa: E402
 
 
-def drain(args: argparse.Namespace) -> dict:
+def drain(args: argparse.Namespace, on_ready: Callable[[object], object] | None = None) -> dict:
     """One drain: a gateway (MQTT off) on a copy of the history ledger fed ``args.events``
     live events in groups of ``args.group``; its thread CPU over the feeding, its counters
-    and ``decisions_digest``. ``decide_steps_skip.py`` runs the same drain."""
+    (``messages_by_kind`` too) and ``decisions_digest``. ``on_ready`` is called with the
+    gateway once it has started, before the first group. ``decide_steps_skip.py`` and
+    ``full_path_floor.py`` run the same drain."""
     from benchmarks.full_path import _decisions_digest, _outbox_end
     from benchmarks.history import STORE, copy_ledger, live_events
     from edge_runtime.config import load_config, with_section
@@ -57,13 +61,16 @@ def drain(args: argparse.Namespace) -> dict:
         payloads = [json.dumps(events[i : i + args.group]).encode()
                     for i in range(0, len(events), args.group)]  # fmt: skip
         gw = Gateway(cfg)
+        if on_ready is not None:
+            on_ready(gw)
         start = _outbox_end(str(work))
         cpu0 = time.thread_time()
         for payload in payloads:
             gw.ingest(payload, source="pos")
         cpu = time.thread_time() - cpu0
         result = {"events": len(events), "cpu_s": round(cpu, 3),
-                  "messages": gw.counters["messages"], "day_closes": gw.counters["day_closes"]}  # fmt: skip
+                  "messages": gw.counters["messages"], "day_closes": gw.counters["day_closes"],
+                  "messages_by_kind": dict(gw.created_by_kind)}  # fmt: skip
         gw.close()
         result["decisions_digest"] = _decisions_digest(str(work), start)
     finally:
@@ -72,8 +79,14 @@ def drain(args: argparse.Namespace) -> dict:
 
 
 def _child(args: argparse.Namespace) -> int:
+    from benchmarks.full_path import _timed_closes
+    from edge_runtime.heap import freeze_startup_heap
+
     steps = _timed_steps() if args.steps else None
-    result = drain(args)
+    close_cpu = _timed_closes()
+    result = drain(args, on_ready=lambda gw: freeze_startup_heap())  # as full_path.py's child
+    result["close_cpu_s"] = round(sum(close_cpu), 3)
+    result["close_cpu_ms_each"] = [round(1000 * c, 1) for c in close_cpu]
     if steps is not None:
         result["steps_ms"] = {k: [round(1000 * t, 2) for t in v] for k, v in steps.items()}
         result["river_imported"] = "river" in sys.modules
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", action="store_true", help="time the close's River steps")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bundle", help=argparse.SUPPRESS)
-    parser.add_argument("--public-key", help=argparse.SUPPRESS)
+    parser.add_argument("--public-key", help="the bundle's public key (default: training's)")
     args = parser.parse_args(argv)
     if args.child:
         return _child(args)
@@ -133,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.signing_key import public_key_path, signing_key_path
 
     bundle = str(latency_bundle(ROOT / "var/bench/latency_bundle"))
-    key = str(public_key_path(signing_key_path()).resolve())
+    key = str(Path(args.public_key or public_key_path(signing_key_path())).resolve())
     work = Path(tempfile.mkdtemp(prefix="shelfcast-drain-ab-"))
     roots = {"new": ROOT}
     if args.compare:
@@ -152,10 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"events": args.events, "group": args.group, "runs": runs}
     for side in sides:
         result[f"median_cpu_s_{side}"] = statistics.median(r["cpu_s"] for r in runs[side])
+        result[f"median_close_cpu_s_{side}"] = statistics.median(
+            r["close_cpu_s"] for r in runs[side]
+        )
     if args.compare:
         result["same_decisions"] = same_decisions(runs)
         result["cpu_ratio_old_over_new"] = round(
             result["median_cpu_s_old"] / result["median_cpu_s_new"], 3
+        )
+        result["close_cpu_ratio_old_over_new"] = round(
+            result["median_close_cpu_s_old"] / result["median_close_cpu_s_new"], 3
         )
     show_figures(result, args.json, unprinted=("runs",))
     return 0

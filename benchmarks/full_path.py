@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--public-key", help=argparse.SUPPRESS)
+    parser.add_argument("--public-key", help="the bundle's public key (default: training's)")
     parser.add_argument("--client-id", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = key = None
     if args.policy == "model":
         bundle = args.bundle or str(latency_bundle(ROOT / "var/bench/latency_bundle"))
-        key = str(public_key_path(signing_key_path()))
+        key = str(Path(args.public_key or public_key_path(signing_key_path())).resolve())
     sides = ["new", "old"] if args.compare else ["new"]
     variants = {"new": "", "old": ""}
     for named in args.variant:

@@ -30,8 +30,10 @@ SQLite ledger, outbox, rule policy, paho, the JetStream uplink, a 20 ms uplink w
   worker i on CPU i) and share the partitions; stock messages applied per second from the
   consumers' resume to the last ack (no publisher runs meanwhile; every message counts;
   ``deliveries_again`` says how many were delivered more than once, ``reported_in_progress``
-  how often a worker told JetStream it still held one). ``--rounds`` rounds of
-  both, alternating which goes first; medians reported. ``scale_out_ratio`` = 2 workers / 1
+  how often a worker told JetStream it still held one; ``resumed_late`` the partitions whose
+  consumers started later than the others, and by how much: their pause missed its time; a
+  drain that acknowledges nothing for ``DRAIN_STALL_S`` stops with an error). ``--rounds``
+  rounds of both, alternating which goes first; medians reported. ``scale_out_ratio`` = 2 workers / 1
   worker; ``messages_per_cpu_s`` says what each worker did with the CPU it got, and
   ``scale_out_ratio_cpu_normalised`` is the ratio with a core per worker, from those.
 - ``--stages``: every process stamps each stage of a sale's way (``hub_stage_trace.py``);
@@ -713,17 +715,32 @@ def _wait_dealt(url: str, logs: list[Path], timeout: float) -> None:
     raise RuntimeError(f"workers did not share the partitions within {timeout:.0f} s")
 
 
+DRAIN_STALL_S = 30.0
+"""The drain stops with an error when no message of its undrained partitions has been
+acknowledged for this long: a run that cannot finish says so (and which partitions and their
+consumers' state) instead of waiting for the round's ten minutes."""
+
+
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class Drain:
     """One connection that resumes the paused consumers and counts what is left unacknowledged
     (asking the partitions one by one, each until it is drained: a poll of all sixteen cost
-    nats-server and this process CPU that the workers would otherwise have)."""
+    nats-server and this process CPU that the workers would otherwise have; all sixteen only
+    every ``stall_s``, to tell a stalled drain)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, stall_s: float = DRAIN_STALL_S):
         self.url = url
+        self.stall_s = stall_s
         self.loop = asyncio.new_event_loop()
         self.left = set(range(PARTITIONS))
         self.deliveries = 0  # deliveries by every partition's consumer, first ones and again
+        self.late: set[int] = set()  # partitions whose pause missed its time: resumed later
+        self.late_s = 0.0  # how much later than the others they started
         self.nc = self.js = None
+        self._check_at = self._unacked = None
 
     def __enter__(self) -> Drain:
         import nats
@@ -738,19 +755,62 @@ class Drain:
 
     def resume(self, after_s: float = 0.3) -> float:
         """The consumers deliver from ``after_s`` on (when the monotonic clock reads what this
-        returns). Re-paused to run out then, not resumed by request: a push consumer resumed
-        by request delivered nothing here (nats-server 2.15) until a new message came."""
+        returns), or later when the server is slower to answer than that allows (the lead is
+        ten times the time of a round of requests to every consumer). Re-paused to run out
+        then, not resumed by request: a push consumer resumed by request delivered nothing
+        here (nats-server 2.15) until a new message came (see :meth:`pause_until`)."""
 
-        async def pause_until(until: str) -> None:
-            for p in range(PARTITIONS):
-                await self.js.pause_consumer(UPLINK_STREAM, partition_consumer(p), until)
+        async def round_trip() -> float:
+            t = time.monotonic()
+            await self._infos(range(PARTITIONS))
+            return time.monotonic() - t
 
-        at = datetime.now(UTC) + timedelta(seconds=after_s)
-        start = time.monotonic() + after_s
-        self.loop.run_until_complete(pause_until(at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")))
+        lead = max(after_s, 10 * self.loop.run_until_complete(round_trip()))
+        start = time.monotonic() + lead
+        self.pause_until(datetime.now(UTC) + timedelta(seconds=lead))
+        self._unacked = self.loop.run_until_complete(self._unacked_left())
+        self._check_at = start + self.stall_s
         return start
 
+    def pause_until(self, at: datetime, again_s: float = 0.3) -> None:
+        """Every partition's consumer paused until ``at``, the requests sent at once. A pause
+        whose time has passed when the server reads it resumes the consumer by request (its
+        reply says not paused), and such a push consumer is stranded: on a busy box sixteen
+        requests in turn once outlasted the lead, and partitions 10-15 never delivered. Those
+        are paused again ``again_s`` ahead (their own pause then runs out): ``late``."""
+
+        async def pause(parts: list[int], until: datetime) -> list[int]:
+            replies = await asyncio.gather(
+                *(self.js.pause_consumer(UPLINK_STREAM, partition_consumer(p), _stamp(until))
+                  for p in parts)
+            )  # fmt: skip
+            return [p for p, r in zip(parts, replies, strict=True) if not r.paused]
+
+        missed = self.loop.run_until_complete(pause(list(range(PARTITIONS)), at))
+        for _ in range(10):
+            if not missed:
+                return
+            self.late.update(missed)
+            again = datetime.now(UTC) + timedelta(seconds=again_s)
+            self.late_s = max(self.late_s, (again - at).total_seconds())
+            missed = self.loop.run_until_complete(pause(missed, again))
+            again_s *= 2
+        if missed:
+            raise RuntimeError(f"partitions {missed}: the server resumed their consumers by "
+                               "request each time they were paused ahead")  # fmt: skip
+
+    async def _infos(self, parts) -> dict:
+        return {p: await self.js.consumer_info(UPLINK_STREAM, partition_consumer(p))
+                for p in parts}  # fmt: skip
+
+    async def _unacked_left(self) -> int:
+        infos = await self._infos(sorted(self.left))
+        return sum(i.num_pending + i.num_ack_pending for i in infos.values())
+
     def drained(self) -> bool:
+        """Whether every partition is drained; raises ``RuntimeError`` (with each undrained
+        consumer's state) when none of their messages was acknowledged for ``stall_s``."""
+
         async def poll() -> None:
             for p in sorted(self.left):  # up to the first not drained: one request a poll
                 info = await self.js.consumer_info(UPLINK_STREAM, partition_consumer(p))
@@ -760,7 +820,24 @@ class Drain:
                 self.deliveries += info.delivered.consumer_seq
 
         self.loop.run_until_complete(poll())
+        if self.left and self._check_at is not None and time.monotonic() >= self._check_at:
+            unacked = self.loop.run_until_complete(self._unacked_left())
+            if unacked >= self._unacked:
+                raise RuntimeError(self._stalled())
+            self._unacked, self._check_at = unacked, time.monotonic() + self.stall_s
         return not self.left
+
+    def _stalled(self) -> str:
+        infos = self.loop.run_until_complete(self._infos(sorted(self.left)))
+        state = "; ".join(
+            f"p{p}: {i.num_pending} not delivered, {i.num_ack_pending} unacknowledged, "
+            f"{i.delivered.consumer_seq} deliveries, paused {bool(i.paused)}, "
+            f"subscribed {bool(i.push_bound)}"
+            for p, i in infos.items()
+        )
+        late = f" (resumed late: {sorted(self.late)})" if self.late else ""
+        return (f"drain stalled: no message of partitions {sorted(self.left)} acknowledged "
+                f"for {self.stall_s:.0f} s{late}; {state}")  # fmt: skip
 
 
 async def _kv_writes(url: str) -> dict[str, int]:
@@ -872,6 +949,7 @@ def throughput_phase(
         "kv_writes_per_message": writes["kv_writes_per_message"],
         "kv_writes": writes["kv_writes"],
         "deliveries_again": drain.deliveries - messages,
+        "resumed_late": {"partitions": sorted(drain.late), "seconds": round(drain.late_s, 3)},
         "reported_in_progress": sum(int(x.split(", ")[-1].split()[0]) for x in said),
         "pinned": bool(args.pin),
         "load_average_before": [round(x, 2) for x in load0],

@@ -49,27 +49,37 @@ def _child(args: argparse.Namespace) -> int:
     t.start()
     if not t.wait_connected(10):
         raise SystemExit("no connection")
-    done, cpu0, deadline = 0, None, time.monotonic() + 300
-    while done < args.expect and time.monotonic() < deadline:
+    done, cpu = acknowledge(t, held, args.expect, args.group, args.mode == "per_commit")
+    t.stop()
+    print(json.dumps({"mode": args.mode, "acked": done, "cpu_s": round(cpu, 4)}), flush=True)
+    return 0
+
+
+def acknowledge(t, held: list[tuple[int, int]], expect: int, group: int,
+                per_commit: bool = True, timeout_s: float = 300) -> tuple[int, float]:  # fmt: skip
+    """Acknowledge ``expect`` messages as connected transport ``t`` receives them into ``held``
+    (``(mid, qos)``, appended by paho's thread), up to ``group`` at a time: in one write
+    (``MqttTransport.ack``, the gateway's intake after a commit) or, without ``per_commit``,
+    one paho ``ack`` each. Returns how many were acknowledged and the process's CPU seconds
+    from the first held to the last acknowledgement written (``full_path_floor.py`` too)."""
+    done, cpu0, deadline = 0, None, time.monotonic() + timeout_s
+    while done < expect and time.monotonic() < deadline:
         if not held:
             time.sleep(0.0005)
             continue
         if cpu0 is None:
             cpu0 = time.process_time()
-        group = held[: args.group]
-        del held[: len(group)]  # list ops are atomic under the GIL: paho appends meanwhile
-        if args.mode == "per_commit":
-            t.ack(group)
+        taken = held[:group]
+        del held[: len(taken)]  # list ops are atomic under the GIL: paho appends meanwhile
+        if per_commit:
+            t.ack(taken)
         else:
-            for mid, qos in group:
+            for mid, qos in taken:
                 t.client.ack(mid, qos)
-        done += len(group)
+        done += len(taken)
     while t.client._out_packet and time.monotonic() < deadline:  # the last PUBACKs written
         time.sleep(0.0005)
-    cpu = time.process_time() - (cpu0 or time.process_time())
-    t.stop()
-    print(json.dumps({"mode": args.mode, "acked": done, "cpu_s": round(cpu, 4)}), flush=True)
-    return 0
+    return done, time.process_time() - (cpu0 or time.process_time())
 
 
 def _run(args: argparse.Namespace, port: int, mode: str, client_id: str, expect: int) -> dict:

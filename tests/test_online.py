@@ -220,3 +220,26 @@ def _river_factor(sold, forecast, seen: int, c: LevelCorrection) -> float:
     if forecast.get() + k <= 0:
         return 1.0
     return min(max((sold.get() + k) / (forecast.get() + k), lo), hi)
+
+
+@pytest.mark.parametrize("shrink", [0.5, 0.0])
+def test_predict_many_gives_predict_ones_very_values(shrink):
+    """What the day close corrects every SKU with, in one pass: bit for bit ``predict_one``
+    of each SKU, warming up or not, clipped at either bound, a zero forecast mean with no
+    shrink, negative, zero, signed-zero and NaN central forecasts."""
+    rng = np.random.default_rng(7)
+    c = LevelCorrection(shrink=shrink, warmup=3)
+    skus = [f"s{i}" for i in range(40)]
+    for day in range(6):
+        for i, sku in enumerate(skus[: 30 - 3 * day]):  # the later SKUs learn fewer days
+            level = (0.0, 1.0, 2.0, 9.0)[i % 4]  # 0 sold and 0 forecast: no evidence at all
+            ratio = (0.1, 0.7, 1.3, 6.0)[(i // 4) % 4]
+            c.learn_one(sku, central=level, actual=level * ratio * rng.gamma(5.0, 0.2))
+    central = rng.gamma(1.0, 3.0, len(skus)) - 0.5
+    central[:6] = [0.0, -0.0, np.nan, -np.inf, np.inf, -1.0]
+    want = [c.predict_one(sku, x) for sku, x in zip(skus, central.tolist(), strict=True)]
+    got = c.predict_many(skus, central)
+    assert np.array_equal(got, np.array(want), equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+    factors = {c.factor_one(s) for s in skus}
+    assert {0.5, 2.0, 1.0} < factors  # both bounds, 1.0 and between

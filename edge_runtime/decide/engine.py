@@ -402,7 +402,7 @@ class DecisionEngine:
         )
         out = self.review_all(columns, self.policy.forecasts, head.event_time)
         out += self._phantoms(head.ts_us / 1e6, states)
-        return with_decision_ids(out, f"close:{self.sales.last_closed}")
+        return with_decision_ids(out, f"close:{self.sales.last_closed}", owned=True)
 
     def _phantoms(self, now: float, states: list[SkuState]) -> list[Message]:
         """In stock per the ledger, but silent for longer than the forecast makes plausible."""

@@ -38,6 +38,7 @@ import numpy as np
 from edge_runtime.decide.decisions import Cause, RulePolicy
 from edge_runtime.decide.quiet_levels import QuietLevels
 from edge_runtime.decide.replenishment import Replenisher
+from edge_runtime.decide.review_rows import Bare, Rows, out_probability, unit
 from edge_runtime.decide.stockout import StockoutMonitor, stockout_risk
 from edge_runtime.forecast.demand_distribution import daily_sigma, floored_forecast
 from edge_runtime.messages import Message, ReasonCode, StockoutAlert
@@ -92,7 +93,11 @@ class DailyForecasts:
         return float(self._mean_avg[i, d, h - 1]), float(self._p90_avg[i, d, h - 1])
 
     def lookup_many(
-        self, skus: Sequence[str], event_times: Sequence[str | None] | str, days: int
+        self,
+        skus: Sequence[str],
+        event_times: Sequence[str | None] | str,
+        days: int,
+        rows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``lookup`` for many SKUs at once: ``(found, table)`` where ``found`` indexes the
         SKUs that have a forecast and ``table[k]`` is ``(mean, p90)`` of ``skus[found[k]]``
@@ -100,9 +105,11 @@ class DailyForecasts:
         forecast), or one ISO time for all (a day's close).
 
         Why: a store day's close decides every SKU, and a Python lookup per SKU was most of
-        the cost of building the decision rows."""
-        index, day = self.rows, self._day
-        rows = np.fromiter((index.get(s, -1) for s in skus), dtype=np.int64, count=len(skus))
+        the cost of building the decision rows. ``rows``: ``skus``' rows (:meth:`row_index`)
+        when the caller has them already."""
+        day = self._day
+        if rows is None:
+            rows = self.row_index(skus)
         if isinstance(event_times, str):
             close = np.full(len(skus), day(event_times), dtype=np.int64)
         else:
@@ -113,6 +120,11 @@ class DailyForecasts:
         table = np.empty((len(found), 2), dtype=np.float64)
         table[:, 0], table[:, 1] = self.averages(rows[found], close[found], days)
         return found, table
+
+    def row_index(self, skus: Sequence[str]) -> np.ndarray:
+        """Row index of each of ``skus``, -1 for one the table has no forecast of."""
+        index = self.rows
+        return np.fromiter((index.get(s, -1) for s in skus), dtype=np.int64, count=len(skus))
 
     def averages(self, rows, close, days: int) -> tuple[np.ndarray, np.ndarray]:
         """Daily mean and P90 over the next ``days`` days of ``rows`` (indexes, or a slice) as
@@ -151,36 +163,6 @@ class DecisionSettings:
     def protection_days(self) -> int:
         """Whole days the order-up-to level must cover (lead time + review period)."""
         return max(1, int(np.ceil(self.lead_time_days + self.review_days)))
-
-
-@dataclass
-class _Rows:
-    """The SKUs being decided, with their forecast over the lead time and the protection period."""
-
-    states: StateColumns  # a full state built only for a SKU that gets a message
-    causes: list[Cause | None]
-    when: list[str]
-    mean: np.ndarray  # daily, over the lead time
-    p90: np.ndarray
-    mean_protect: np.ndarray  # daily, over lead time + review period
-    p90_protect: np.ndarray
-    buffer: np.ndarray | None  # the marginal safety buffer per row, when the table has one
-
-
-_Bare = tuple[StockState, Cause | None, str | None]  # no forecast: state, cause, when
-
-
-def _unit(p: float) -> float:
-    """A probability as published: NaN (a degenerate forecast) counts as certain."""
-    p = float(p)
-    return 1.0 if p != p else min(max(p, 0.0), 1.0)
-
-
-def _out_probability(bare: list[_Bare]) -> np.ndarray:
-    """Without a forecast all that is known is whether ATP is zero: probability 1 or 0."""
-    return np.fromiter(
-        (float(b[0].available <= 0) for b in bare), dtype=np.float64, count=len(bare)
-    )
 
 
 class ForecastDecisionPolicy:
@@ -227,7 +209,7 @@ class ForecastDecisionPolicy:
             risk = self._risk(rows)
             self.monitor.update(rows.states.skus, risk.probability)
         if bare:
-            self.monitor.update([b[0].sku for b in bare], _out_probability(bare))
+            self.monitor.update(bare.states.skus, out_probability(bare))
 
     def restore_alerts(self, under_alert: dict[str, float]) -> None:
         """Resume the stock-out episodes published before a restart (``StockoutMonitor.restore``):
@@ -300,12 +282,15 @@ class ForecastDecisionPolicy:
             ]
             out += self._orders(rows)
         if bare:
-            update = self.monitor.update([b[0].sku for b in bare], _out_probability(bare))
-            out += [self._out_alert(*bare[i]) for i in update.published_index]
+            update = self.monitor.update(bare.states.skus, out_probability(bare))
+            out += [
+                self._out_alert(bare.states[i], bare.causes[i], bare.when[i])
+                for i in update.published_index
+            ]
         return out
 
-    def _rows(self, states, causes, at: str | None) -> tuple[_Rows | None, list[_Bare]]:
-        """The SKUs with a forecast (as ``_Rows``) and those without one (decided on ATP)."""
+    def _rows(self, states, causes, at: str | None) -> tuple[Rows | None, Bare | None]:
+        """The SKUs with a forecast (as ``Rows``) and those without one (decided on ATP)."""
         lead = max(1, int(np.ceil(self.settings.lead_time_days)))
         protect = self.settings.protection_days
         table = self.forecasts
@@ -320,16 +305,15 @@ class ForecastDecisionPolicy:
                 c.event_time if c else states[i].last_event_time for i, c in enumerate(cause_of)
             ]
         if table is None or not states:
-            return None, list(zip(states, cause_of, whens, strict=True))
-        found, lead_arr = table.lookup_many(skus, at or whens, lead)
+            return None, Bare(states, cause_of, whens)
+        row_of = table.row_index(skus)  # looked up once: both horizons and the buffer use it
+        found, lead_arr = table.lookup_many(skus, at or whens, lead, row_of)
+        bare = None
         if len(found) < len(states):
             kept_mask = np.zeros(len(states), dtype=bool)
             kept_mask[found] = True
-            bare: list[_Bare] = [
-                (states[i], cause_of[i], whens[i]) for i in np.flatnonzero(~kept_mask)
-            ]
-        else:
-            bare = []
+            out = np.flatnonzero(~kept_mask).tolist()
+            bare = Bare(states.take(out), [cause_of[i] for i in out], [whens[i] for i in out])
         if not len(found):
             return None, bare
         if len(found) < len(states):
@@ -339,11 +323,12 @@ class ForecastDecisionPolicy:
             kept_whens = [whens[i] for i in pick]
         else:
             kept, kept_causes, kept_whens = states, cause_of, whens
-        _, protect_arr = table.lookup_many(kept.skus, at or kept_whens, protect)
+        kept_rows = row_of[found]
+        _, protect_arr = table.lookup_many(kept.skus, at or kept_whens, protect, kept_rows)
         buffer = None
         if table.buffer is not None:
-            buffer = table.buffer[table.rows_of(kept.skus)]
-        rows = _Rows(
+            buffer = table.buffer[kept_rows]
+        rows = Rows(
             kept,
             kept_causes,
             kept_whens,
@@ -353,7 +338,7 @@ class ForecastDecisionPolicy:
         )
         return rows, bare
 
-    def _risk(self, rows: _Rows):
+    def _risk(self, rows: Rows):
         """The stock-out risk of ``rows``, exact where the monitor may act on it: a SKU under
         alert, or one whose probability may reach the monitor's ``quiet_below``."""
         monitor = self.monitor
@@ -362,7 +347,7 @@ class ForecastDecisionPolicy:
         return stockout_risk(rows.mean, rows.p90, atp, self.settings.lead_time_days,
                              below=monitor.quiet_below, exact=exact)  # fmt: skip
 
-    def _orders(self, rows: _Rows) -> list[Message]:
+    def _orders(self, rows: Rows) -> list[Message]:
         skus, atp = rows.states.skus, rows.states.available
         sigma = daily_sigma(rows.mean_protect, rows.p90_protect)
         open_orders = self.replenisher.open_orders
@@ -416,7 +401,7 @@ class ForecastDecisionPolicy:
             evidence={"forecast": "none yet"},
         )
 
-    def _alert(self, rows: _Rows, i: int, prob: float, days: float) -> StockoutAlert:
+    def _alert(self, rows: Rows, i: int, prob: float, days: float) -> StockoutAlert:
         s, cause, when = rows.states[i], rows.causes[i], rows.when[i]
         at = datetime.fromisoformat(when)
         # Beyond a year the expected time says nothing (and may overflow a datetime).
@@ -427,7 +412,7 @@ class ForecastDecisionPolicy:
             event_time=at,
             cause_event_id=cause.event_id if cause else None,
             model_version=self.version,
-            probability=_unit(prob),
+            probability=unit(prob),
             horizon_hours=24.0 * self.settings.lead_time_days,
             expected_stockout_time=expected,
             atp=s.available,

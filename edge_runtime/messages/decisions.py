@@ -120,11 +120,15 @@ def _decision_kind(m: Message) -> str:
     return m.kind
 
 
-def with_decision_ids(messages: list[Message], occasion: str | None = None) -> list[Message]:
+def with_decision_ids(
+    messages: list[Message], occasion: str | None = None, owned: bool = False
+) -> list[Message]:
     """``messages`` with each decision (alert, conflict) under its :func:`decision_id`: the
     epoch is its ``cause_event_id``, else ``occasion`` (what made the decisions without a
     single cause, e.g. ``close:2026-01-07``), else its ``event_time`` (a detector's conclusion
-    at a time the events fix). Other kinds (state, uplink) keep their own id.
+    at a time the events fix). Other kinds (state, uplink) keep their own id. ``owned``: the
+    messages were just built for the caller and nothing else holds them, so each decision's
+    id is set on it rather than on a copy (a store day's close decides thousands at once).
 
     >>> a = StockoutAlert(store_id="S1", sku="A", model_version="m", probability=1.0,
     ...                   cause_event_id="e7")
@@ -136,7 +140,12 @@ def with_decision_ids(messages: list[Message], occasion: str | None = None) -> l
     for m in messages:
         if isinstance(m, _DECISIONS):
             epoch = m.cause_event_id or occasion or f"at:{m.event_time}"
-            m = _with_message_id(m, decision_id(m.store_id, _decision_kind(m), m.sku, epoch))
+            made = decision_id(m.store_id, _decision_kind(m), m.sku, epoch)
+            if owned:
+                m.__dict__["message_id"] = made
+                m.__pydantic_fields_set__.add("message_id")
+            else:
+                m = _with_message_id(m, made)
         out.append(m)
     return out
 
