@@ -21,7 +21,8 @@ decisions, forecasts, alerts, the outbox and its cursor, heartbeats, fleet and c
 partitions and membership, gzip, the HTTP API, reconnects and stage traces.
 
 Each step also lists ``max_ms_by_half_second``: the slowest sale of each half second of the
-replay (a single stall or a growing queue).
+replay (a single stall or a growing queue), and ``stores_user_system_cpu_s``: the store
+processes' CPU seconds in user space and in the kernel (their fsyncs, sockets, wake-ups).
 
 So the figures are a bound, not the product's: no gateway and hub built from these parts
 (paho, SQLite, nats-py, nats-server, Mosquitto, Python) on this machine should do better than
@@ -91,6 +92,16 @@ class FloorWorker:
             self.proc.kill()
 
 
+def user_system(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds of ``pids``, summed (``/proc/<pid>/stat``)."""
+    user = system = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        user, system = user + int(fields[11]), system + int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
+
+
 async def floor_writes(url: str) -> dict[str, int]:
     """``hub._kv_writes``'s counts for the floor: stock messages stored, bucket writes."""
     import nats
@@ -155,10 +166,14 @@ def floor_run(args: argparse.Namespace, work: Path) -> dict:
             for gw in gws.values():
                 gw.ask("drain")
             watcher.wait_quiet(1.0, 60)
+        store_pids = [gw.proc.pid for gw in gws.values()]
         for rate in rates:
+            us0 = user_system(store_pids)
             step = _timed_step(replay, rate, seconds[rate], gws, watcher, initial, pids,
                                server.url, kv_writes=floor_writes)  # fmt: skip
             sent = step.pop("_sent")
+            us = [b - a for a, b in zip(us0, user_system(store_pids), strict=True)]
+            step["stores_user_system_cpu_s"] = [round(x, 2) for x in us]
             step["max_ms_by_half_second"] = timeline(sent, initial, watcher)
             print(json.dumps(step), file=sys.stderr)
             steps.append(step)
