@@ -133,18 +133,7 @@ class DayCloseModel:
 
     def _shift(self, skus: list[str], first: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Per-SKU shift in units: the River correction of the next day's forecast."""
-        many = getattr(self.correction, "predict_many", None)
-        if many is not None:  # the same values as one by one, in one pass
-            return many(skus, first / scale) * scale - first
-        predict = self.correction.predict_one
-        return np.fromiter(
-            (
-                predict(sku, c / s) * s - c
-                for sku, c, s in zip(skus, first.tolist(), scale.tolist(), strict=True)
-            ),
-            dtype=np.float64,
-            count=len(skus),
-        )
+        return self.correction.predict_many(skus, first / scale) * scale - first
 
 
 def _units(scorer: Scorer, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
