@@ -564,6 +564,7 @@ def _timed_step(
     cpu["mosquitto_pub (sum)"] = round(pub_cpu, 2)
     # What a gateway spends per sale at this rate (its idle timers' share included).
     per_1000 = round(1000 * sum(per_gateway) / len(sent), 3) if sent else None
+    busy = sum(cpu.values()) - cpu["gateway (max of one)"]  # that gateway is in the sum already
     lat, unseen = latencies(sent, initial, watcher.updates)
     ms = lambda q: round(percentile(lat, q), 2) if lat else None  # noqa: E731
     return {
@@ -578,13 +579,13 @@ def _timed_step(
         "cpu_seconds": cpu,
         "gateway_cpu_s_per_1000_events": per_1000,
         "runqueue_wait_seconds": {p: round(v, 2) for p, v in waited.items()},
-        "cpu_cores_busy": round(sum(cpu.values()) / (len(sent) / achieved), 2) if sent else None,
+        "cpu_cores_busy": round(busy / (len(sent) / achieved), 2) if sent else None,
         # The whole machine over the step's wall clock (replay and drain): every process and
         # the kernel's own work (loopback networking), and what the hypervisor took from it;
         # ``others``: all but the processes above (other work on the machine, the kernel's).
         "machine_cores_busy": round(machine[0], 2),
         "machine_cores_stolen": round(machine[1], 2),
-        "others_cores_busy": round(machine[0] - (sum(cpu.values()) - max(per_gateway)) / wall, 2),
+        "others_cores_busy": round(machine[0] - busy / wall, 2),
         **writes,
         "load_average_before": [round(x, 2) for x in load0],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
