@@ -309,20 +309,15 @@ class ForecastDecisionPolicy:
         row_of = table.row_index(skus)  # looked up once: both horizons and the buffer use it
         found, lead_arr = table.lookup_many(skus, at or whens, lead, row_of)
         bare = None
+        kept, kept_causes, kept_whens = states, cause_of, whens
         if len(found) < len(states):
             kept_mask = np.zeros(len(states), dtype=bool)
             kept_mask[found] = True
             out = np.flatnonzero(~kept_mask).tolist()
-            bare = Bare(states.take(out), [cause_of[i] for i in out], [whens[i] for i in out])
+            bare = Bare(*_subset(states, cause_of, whens, out))
+            kept, kept_causes, kept_whens = _subset(states, cause_of, whens, found.tolist())
         if not len(found):
             return None, bare
-        if len(found) < len(states):
-            pick = found.tolist()
-            kept = states.take(pick)
-            kept_causes = [cause_of[i] for i in pick]
-            kept_whens = [whens[i] for i in pick]
-        else:
-            kept, kept_causes, kept_whens = states, cause_of, whens
         kept_rows = row_of[found]
         _, protect_arr = table.lookup_many(kept.skus, at or kept_whens, protect, kept_rows)
         buffer = None
@@ -425,3 +420,8 @@ class ForecastDecisionPolicy:
                 "forecast_p90_daily": round(float(rows.p90[i]), 3),
             },
         )
+
+
+def _subset(states: StateColumns, causes: list, whens: list, index: list[int]):
+    """The states, causes and times of the SKUs at ``index``, in that order."""
+    return states.take(index), [causes[i] for i in index], [whens[i] for i in index]
