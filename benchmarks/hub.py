@@ -100,10 +100,16 @@ from tests.nats_server import NatsServer  # noqa: E402
 M5_STORES = ["CA_1", "CA_2", "CA_3", "CA_4", "TX_1", "TX_2", "TX_3", "WI_1", "WI_2", "WI_3"]
 
 
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process (from /proc; its children not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (from /proc; its children not included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(user_system_seconds(pid))
 
 
 def machine_cpu_seconds() -> tuple[float, float]:
@@ -608,14 +614,20 @@ def _pids(hub, workers, nats_server, broker, gws) -> dict[str, int]:
     }
 
 
+def sold_on_hand(gws: dict[str, GatewayProcess], sent: list) -> list[tuple[str, str, float]]:
+    """About 20 of the sold SKUs, each with its store's own on hand now: (store, SKU, units)."""
+    return [(store, sku, json.loads(gws[store].ask(f"stock {sku}")))
+            for _t, store, sku, _k, _id in sent[:: max(1, len(sent) // 20)]]  # fmt: skip
+
+
 def _http_spot_check(hub: HubProcess, gws: dict[str, GatewayProcess], sent: list) -> str:
     """Sold SKUs read through the HTTP API: equal to the stores' ledgers?"""
-    checked = equal = 0
-    for _t, store, sku, _k, _id in sent[:: max(1, len(sent) // 20)]:
+    sampled = sold_on_hand(gws, sent)
+    equal = 0
+    for store, sku, on_hand in sampled:
         fig = {x["store_id"]: x for x in hub.get(f"/v1/availability/{sku}")["stores"]}[store]
-        checked += 1
-        equal += fig["on_hand"] == json.loads(gws[store].ask(f"stock {sku}"))
-    return f"{equal}/{checked}"
+        equal += fig["on_hand"] == on_hand
+    return f"{equal}/{len(sampled)}"
 
 
 def _stock_messages(n: int, stores: int, rows: int = 5) -> list[tuple[str, dict, bytes]]:
@@ -660,20 +672,23 @@ async def _fill(url: str, messages) -> None:
     await nc.close()
 
 
-async def _remaining(url: str) -> int:
-    """Uplink messages not yet acknowledged by a worker, over every partition."""
+async def _remaining(url: str, left=unacknowledged) -> int:
+    """What ``left(js)`` counts as not yet acknowledged (by default the uplink messages, over
+    every partition)."""
     import nats
 
     nc = await nats.connect(url)
-    left = await unacknowledged(nc.jetstream())
-    await nc.close()
-    return left
+    try:
+        return await left(nc.jetstream())
+    finally:
+        await nc.close()
 
 
-def _wait_drained(url: str, timeout: float) -> bool:
+def _wait_drained(url: str, timeout: float, left=unacknowledged) -> bool:
+    """Until ``left`` counts nothing (True), or ``timeout`` seconds (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if asyncio.run(_remaining(url)) == 0:
+        if asyncio.run(_remaining(url, left)) == 0:
             return True
         time.sleep(0.2)
     return False

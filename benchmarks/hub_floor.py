@@ -34,14 +34,12 @@ milliseconds per event of each kind of process, floor against product.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 from statistics import median
@@ -56,8 +54,11 @@ from benchmarks.hub import (  # noqa: E402
     Replay,
     Watcher,
     _timed_step,
+    _wait_drained,
     latencies,
+    sold_on_hand,
     store_stream,
+    user_system_seconds,
 )
 from benchmarks.hub_floor_worker import FLOOR_STREAM, unapplied  # noqa: E402
 from hub.network_view import sku_key  # noqa: E402
@@ -93,13 +94,9 @@ class FloorWorker:
 
 
 def user_system(pids: list[int]) -> tuple[float, float]:
-    """User and system CPU seconds of ``pids``, summed (``/proc/<pid>/stat``)."""
-    user = system = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        user, system = user + int(fields[11]), system + int(fields[12])
-    tick = os.sysconf("SC_CLK_TCK")
-    return user / tick, system / tick
+    """User and system CPU seconds of ``pids``, summed."""
+    each = [user_system_seconds(pid) for pid in pids]
+    return sum(u for u, _ in each), sum(s for _, s in each)
 
 
 async def floor_writes(url: str) -> dict[str, int]:
@@ -114,23 +111,6 @@ async def floor_writes(url: str) -> dict[str, int]:
     }
     await nc.close()
     return out
-
-
-def wait_applied(url: str, timeout: float) -> None:
-    """Until the worker has acknowledged every stock message stored."""
-
-    async def left() -> int:
-        import nats
-
-        nc = await nats.connect(url)
-        try:
-            return await unapplied(nc.jetstream())
-        finally:
-            await nc.close()
-
-    deadline = time.monotonic() + timeout
-    while asyncio.run(left()) and time.monotonic() < deadline:
-        time.sleep(0.2)
 
 
 def floor_run(args: argparse.Namespace, work: Path) -> dict:
@@ -151,7 +131,7 @@ def floor_run(args: argparse.Namespace, work: Path) -> dict:
         for gw in gws.values():
             gw.expect("ready")
         watcher = Watcher(server.url).start()
-        wait_applied(server.url, 300)
+        _wait_drained(server.url, 300, unapplied)  # the opening counts are applied
         watcher.wait_quiet(1.0, 60)
         replay = Replay(broker.port, {s: v[1] for s, v in streams.items()})
         pids = {
@@ -207,12 +187,12 @@ def timeline(sent: list, initial: dict, watcher: Watcher, bin_s: float = 0.5) ->
 
 def spot_check(gws: dict[str, GatewayProcess], watcher: Watcher, sent: list) -> str:
     """Sold SKUs: the watched view's last figure against the store process's own on hand."""
-    checked = equal = 0
-    for _t, store, sku, _k, _id in sent[:: max(1, len(sent) // 20)]:
+    sampled = sold_on_hand(gws, sent)
+    equal = 0
+    for store, sku, on_hand in sampled:
         seen = watcher.updates.get(sku_key(store, sku))
-        checked += 1
-        equal += bool(seen) and seen[-1][1] == json.loads(gws[store].ask(f"stock {sku}"))
-    return f"{equal}/{checked}"
+        equal += bool(seen) and seen[-1][1] == on_hand
+    return f"{equal}/{len(sampled)}"
 
 
 def figures(args: argparse.Namespace) -> dict:
