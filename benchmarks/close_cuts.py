@@ -113,16 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmarks.drain_in_process import drain
-    from benchmarks.latency import latency_bundle
+    from benchmarks.latency import latency_bundle, latency_bundle_key
     from edge_runtime.decide.day_close import DayCloseModel
     from edge_runtime.heap import freeze_startup_heap
     from edge_runtime.messages import with_decision_ids
     from edge_runtime.store.state_columns import StateColumns
-    from training.signing_key import public_key_path, signing_key_path
 
     ref_policy = _ref_policy(args.ref)
     kept, undo = _capture()
-    key = str(Path(args.public_key or public_key_path(signing_key_path())).resolve())
+    key = latency_bundle_key(args.public_key)
     bundle = str(latency_bundle(ROOT / "var/bench/latency_bundle"))
     ns = argparse.Namespace(history=args.history, events=args.events, group=5000,
                             bundle=bundle, public_key=key)  # fmt: skip

@@ -142,11 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         return _child(args)
 
     from benchmarks.full_path import _old_code, same_decisions
-    from benchmarks.latency import latency_bundle
-    from training.signing_key import public_key_path, signing_key_path
+    from benchmarks.latency import latency_bundle, latency_bundle_key
 
     bundle = str(latency_bundle(ROOT / "var/bench/latency_bundle"))
-    key = str(Path(args.public_key or public_key_path(signing_key_path())).resolve())
+    key = latency_bundle_key(args.public_key)
     work = Path(tempfile.mkdtemp(prefix="shelfcast-drain-ab-"))
     roots = {"new": ROOT}
     if args.compare:

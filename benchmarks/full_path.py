@@ -251,15 +251,14 @@ def main(argv: list[str] | None = None) -> int:
         return _child(args)
 
     from benchmarks.history import STORE, copy_ledger, live_events
-    from benchmarks.latency import latency_bundle
+    from benchmarks.latency import latency_bundle, latency_bundle_key
     from tests.mosquitto import Mosquitto
-    from training.signing_key import public_key_path, signing_key_path
 
     args.store = STORE
     bundle = key = None
     if args.policy == "model":
         bundle = args.bundle or str(latency_bundle(ROOT / "var/bench/latency_bundle"))
-        key = str(Path(args.public_key or public_key_path(signing_key_path())).resolve())
+        key = latency_bundle_key(args.public_key)
     sides = ["new", "old"] if args.compare else ["new"]
     variants = {"new": "", "old": ""}
     for named in args.variant:

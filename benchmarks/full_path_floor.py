@@ -381,14 +381,13 @@ def _parent(args: argparse.Namespace) -> int:
     from benchmarks.full_path import _gateway
     from benchmarks.full_path import _publish as publish_events
     from benchmarks.history import STORE, copy_ledger, live_events
-    from benchmarks.latency import latency_bundle
+    from benchmarks.latency import latency_bundle, latency_bundle_key
     from benchmarks.machine import machine
     from tests.mosquitto import Mosquitto
-    from training.signing_key import public_key_path, signing_key_path
 
     info = machine(pinned_cpu=args.cpu or None)
     bundle = str(latency_bundle(ROOT / "var/bench/latency_bundle"))
-    key = str(Path(args.public_key or public_key_path(signing_key_path())).resolve())
+    key = latency_bundle_key(args.public_key)
     events = live_events(args.history, args.events)
     work = Path(tempfile.mkdtemp(prefix="shelfcast-floor-"))
     base = work / "base" / GATEWAY_DIR

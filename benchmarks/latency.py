@@ -456,6 +456,14 @@ def latency_bundle(out: Path) -> Path:
     return train(m5_sample(), out, TrainConfig.quick_config(), "m5_sample", track=False).bundle
 
 
+def latency_bundle_key(given: str | Path | None = None) -> str:
+    """The public key a gateway must trust for :func:`latency_bundle`: ``given`` (a bundle
+    cached by a checkout with another signing key), else training's own, resolved."""
+    from training.signing_key import public_key_path, signing_key_path
+
+    return str(Path(given or public_key_path(signing_key_path())).resolve())
+
+
 def drain_run(gw_factory, field: Field, n_events: int) -> tuple[object, dict]:
     """Events queued in the broker while no gateway runs; a new gateway drains them: its
     capacity without a publisher in the way."""
@@ -579,9 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         marks["outage"] = len(field.received())
         print(f"scoring on: bundle {bundle}, queued backlog then 1,200/s ...", file=sys.stderr)
         gw.close()  # events now wait in the broker (persistent session)
-        from training.signing_key import public_key_path, signing_key_path
-
-        key = str(public_key_path(signing_key_path()))  # the key latency_bundle signed with
+        key = latency_bundle_key()
         scored_cfg = with_section(cfg, "model", bundle=str(bundle), public_key=key)
 
         def scored_gateway() -> Gateway:
