@@ -623,6 +623,135 @@ def steady_rate(max_large: int, k: float) -> Buffer:
     return buffer
 
 
+def tail_quantiles(
+    history: np.ndarray, every_days: float, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Per SKU (rows), the quantiles the engine's buffer averages (SKUs x
+    :data:`SMOOTHING_RATES`): the single-day demand exceeded on a share ``rate / every_days`` of
+    the days, each day (column) counted with its weight in ``weights`` (None: all 1). A day's
+    exceedance is the weight of the days above it over the weight of all but the smallest day,
+    linear between days: with equal weights ``np.quantile``'s linear rule, so the mean over the
+    rates is then :func:`buffer_exceeded_every` (a test checks it).
+
+    >>> h = np.array([[8.0, 0, 2, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 2, 0, 8]])
+    >>> tail_quantiles(h, 4.0).round(2).tolist()  # the same days in another order
+    [[2.0, 1.17, 0.0, 0.0, 0.0], [2.0, 1.17, 0.0, 0.0, 0.0]]
+    >>> tail_quantiles(h, 4.0, np.exp(-np.arange(9)[::-1] / 4)).round(2).tolist()  # recent count
+    [[0.0, 0.0, 0.0, 0.0, 0.0], [5.07, 3.85, 2.14, 0.74, 0.0]]
+    """
+    from edge_runtime.decide.service_level import SMOOTHING_RATES
+
+    h = np.asarray(history, dtype=np.float64)
+    n, d = h.shape
+    order = np.argsort(h, axis=1, kind="stable")  # NaN last
+    x = np.take_along_axis(h, order, axis=1)
+    missing = np.isnan(x)
+    valid = d - missing.sum(axis=1)
+    w = np.ones((n, d)) if weights is None else np.broadcast_to(weights, (n, d))
+    w = np.where(missing, 0.0, np.take_along_axis(w, order, axis=1))
+    below = np.cumsum(w, axis=1) - w[:, :1]  # weight up to each day, less the smallest's
+    span = below[:, -1:]
+    u = np.where(missing, np.inf, below / np.where(span > 0, span, 1.0))
+    last = np.maximum(valid - 1, 0)[:, None]
+    x = np.where(missing, 0.0, x)
+    out = np.zeros((n, len(SMOOTHING_RATES)))
+    for j, rate in enumerate(SMOOTHING_RATES):
+        q = max(1.0 - rate / every_days, 0.0)
+        lo = np.clip((u <= q).sum(axis=1, keepdims=True) - 1, 0, None)
+        hi = np.minimum(lo + 1, last)
+        u_lo, u_hi = (np.take_along_axis(u, i, axis=1) for i in (lo, hi))
+        x_lo, x_hi = (np.take_along_axis(x, i, axis=1) for i in (lo, hi))
+        with np.errstate(invalid="ignore"):  # a SKU without days: inf - inf
+            gap = np.where(u_hi > u_lo, u_hi - u_lo, 1.0)
+            frac = np.where(u_hi > u_lo, np.clip((q - u_lo) / gap, 0.0, 1.0), 0.0)
+        out[:, j] = (x_lo + (x_hi - x_lo) * frac)[:, 0]
+    return np.maximum(np.where(valid[:, None] == 0, 0.0, out), 0.0)
+
+
+def recency_buffer(tau: float) -> Buffer:
+    """The engine's smoothed quantile with each day of the buffer's year weighted by
+    ``exp(-age / tau)`` (age 0: the last closed day): a large order of last month counts more
+    than one of eleven months ago (the smoothed-buffer record dropped half-lives of 91 and
+    182 days, ``tau`` 131 and 263, on one window)."""
+
+    def buffer(history, every_days, mean):
+        age = np.arange(history.shape[1])[::-1]
+        return tail_quantiles(history, every_days, np.exp(-age / tau)).mean(axis=1)
+
+    return buffer
+
+
+def lifecycle_buffer(power: float, lo: float, hi: float) -> Buffer:
+    """The engine's buffer x ``clip(level / year, lo, hi) ^ power``: ``level`` the forecast's
+    mean day, ``year`` the SKU's mean day over the buffer's year. A declining SKU's old
+    wholesale orders are less likely to recur; ``hi`` 1 only shrinks."""
+
+    def buffer(history, every_days, mean):
+        year = _mean_of(history, history.shape[1])
+        level = np.maximum(mean.mean(axis=1), 0.0)
+        ratio = np.where(year > 0, level / np.maximum(year, 1e-9), 1.0)
+        return buffer_exceeded_every(history, every_days) * np.clip(ratio, lo, hi) ** power
+
+    return buffer
+
+
+def room_capped(quantiles: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """The mean over the buffer's quantiles (SKUs x rates), each capped at ``room``.
+
+    >>> room_capped(np.array([[90.0, 60.0, 30.0, 10.0, 10.0]]), np.array([40.0])).tolist()
+    [26.0]
+    """
+    return np.minimum(quantiles, np.maximum(room, 0.0)[:, None]).mean(axis=1)
+
+
+class RoomCappedBuffer(TableReplay):
+    """Each of the buffer's smoothed quantiles capped at the room the shelf leaves above the
+    order's forecast (capacity less the protection days' forecast) before they are averaged.
+    Why: the order-up-to level is capped at capacity anyway, so a quantile above the room buys
+    no stock for the days it stands for, but averaged in it lifts the buffer of a SKU whose
+    large orders outgrow its shelf up to the cap. The gateway knows the capacity (its items)."""
+
+    def __init__(self, trace: dict, every_days: float):
+        super().__init__(trace, every_days, buffer=self._buffer)
+
+    def prepare(self, panel, start, config) -> None:
+        super().prepare(panel, start, config)
+        self.capacity = sku_parameters(panel, start, config)[1]
+
+    def _buffer(self, history, every_days, mean):
+        room = self.capacity - mean[:, : self.decisions.protection_days].sum(axis=1)
+        return room_capped(tail_quantiles(history, every_days), room)
+
+
+class CensoredTailHistory(TableReplay):
+    """The buffer's history with an empty-shelf day estimated from the SKU's own year: a shelf
+    that closed empty having sold ``s`` saw a demand of at least ``s``, so the day counts as the
+    mean (``stat`` np.mean) or median of the year's in-stock days of at least ``s``, never below
+    the engine's estimate (the in-stock level). Only what the gateway holds: its censored
+    flags and its history (the real history before the replay counts as in stock)."""
+
+    def __init__(self, trace: dict, every_days: float, stat: Callable = np.mean):
+        super().__init__(trace, every_days)
+        self.stat = stat
+
+    def prepare(self, panel, start, config) -> None:
+        super().prepare(panel, start, config)
+        self.censored = [np.zeros(panel.n_skus, dtype=bool)] * len(self.history.days)
+
+    def observe(self, state: StoreState) -> None:
+        year = self.history.matrix()
+        flags = np.array(self.censored[-year.shape[1] :]).T
+        super().observe(state)
+        empty = shelf_empty(state.on_hand)
+        self.censored.append(empty)
+        sold, day = state.sales[:, -1], self.history.days[-1]
+        for i in np.flatnonzero(empty):
+            row = year[i][~flags[i] & ~np.isnan(year[i])]
+            above = row[row >= sold[i]]
+            if above.size:
+                day[i] = max(day[i], float(self.stat(above)))
+
+
 class LongerHistory(TableReplay):
     """The buffer reads ``days`` of history instead of the gateway's year."""
 
@@ -794,6 +923,18 @@ def more_candidates() -> list[tuple[str, Callable]]:
     out += [(f"steady SKUs (<= {m} large days) buffer at {k:g} x N",
              lambda tr, n, bundle, m=m, k=k: TableReplay(tr, n, buffer=steady_rate(m, k)))
             for m in (3, 5) for k in (1.5, 2.0, 3.0, 4.0)]  # fmt: skip
+    out += [(f"buffer weighted by recency, tau {t} days",
+             lambda tr, n, bundle, t=t: TableReplay(tr, n, buffer=recency_buffer(t)))
+            for t in (91, 182, 364, 728)]  # fmt: skip
+    out += [(f"buffer x lifecycle, clip {lo:g}-{hi:g}, power {p:g}",
+             lambda tr, n, bundle, p=p, lo=lo, hi=hi: TableReplay(
+                 tr, n, buffer=lifecycle_buffer(p, lo, hi)))
+            for lo, hi in ((0.25, 1.0), (0.5, 2.0)) for p in (0.5, 1.0)]  # fmt: skip
+    out += [("buffer's quantiles capped at the shelf's room",
+             lambda tr, n, bundle: RoomCappedBuffer(tr, n))]  # fmt: skip
+    out += [(f"buffer history: an empty shelf's day at the {name} of the year's days above its sales",
+             lambda tr, n, bundle, f=f: CensoredTailHistory(tr, n, f))
+            for name, f in (("mean", np.mean), ("median", np.median))]  # fmt: skip
     return out
 
 

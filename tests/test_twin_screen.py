@@ -92,3 +92,134 @@ def test_a_refreshed_engines_traces_are_kept_apart_from_the_plain_ones(tmp_path,
     for refresh in (None, ModelRefresh(None, 28), ModelRefresh(None, 28, keep_correction=False)):
         screen.recorded(panel, "w", (20, 30), StoreConfig(), tmp_path / "b", args, refresh)
     assert len(calls) == 3 and calls[0] is None  # none of them read another's tables
+
+
+def _wholesale_history() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    history = rng.poisson(4.0, size=(5, 364)).astype(float)
+    history[1, rng.choice(364, 7, replace=False)] = 300.0  # wholesale days
+    history[2, :100] = np.nan  # a SKU that starts late
+    history[3] = np.nan  # one with no history: no buffer
+    history[4, :363] = np.nan  # one with a single day
+    return history
+
+
+def test_the_tail_quantiles_with_equal_weights_average_to_the_engines_buffer():
+    from benchmarks.twin_screen import recency_buffer, tail_quantiles
+    from edge_runtime.decide.service_level import buffer_exceeded_every
+
+    history = _wholesale_history()
+    for every in (20.0, 56.25, 90.0):
+        engine = buffer_exceeded_every(history, every)
+        np.testing.assert_allclose(tail_quantiles(history, every).mean(axis=1), engine, rtol=1e-9)
+        np.testing.assert_allclose(recency_buffer(1e12)(history, every, None), engine, rtol=1e-9)
+
+
+def test_the_recency_weighted_buffer_counts_a_recent_order_more_than_an_old_one():
+    from benchmarks.twin_screen import recency_buffer
+    from edge_runtime.decide.service_level import buffer_exceeded_every
+
+    old = np.full(364, 2.0)
+    orders = np.arange(0, 35, 5)  # seven 300-unit orders, 11-12 months ago
+    old[orders] = 300.0
+    recent = old[::-1].copy()  # the same orders in the last five weeks
+    history = np.stack([old, recent])
+    engine = buffer_exceeded_every(history, 56.25)
+    assert engine[0] == engine[1] > 100.0  # the engine: the same days, the same buffer
+    b = recency_buffer(91.0)(history, 56.25, None)
+    # By hand: each day weighs exp(-age / 91). The recent row's lowest order is exceeded by
+    # the other six's weight over the weight of all days but the smallest (column 0), more
+    # than the largest smoothing rate 2 / 56.25: every quantile, so the buffer, is 300.
+    w = np.exp(-np.arange(364)[::-1] / 91.0)
+    assert w[363 - orders[:-1]].sum() / (w.sum() - w[0]) > 2.0 / 56.25
+    np.testing.assert_allclose(b[1], 300.0)
+    # The old row's seven orders weigh less than the smallest rate 0.5 / 56.25: the buffer
+    # is the ordinary day.
+    assert w[orders].sum() / (w.sum() - w[1]) < 0.5 / 56.25
+    np.testing.assert_allclose(b[0], 2.0)
+
+
+def test_the_lifecycle_buffer_shrinks_a_declining_skus_buffer():
+    from benchmarks.twin_screen import lifecycle_buffer
+    from edge_runtime.decide.service_level import buffer_exceeded_every
+
+    history = np.full((4, 364), 2.0)
+    history[:, ::30] = 50.0
+    ratio = np.array([0.5, 4.0, 0.1, 1.0])  # declining, growing, fading, steady
+    mean = np.repeat((ratio * history.mean(axis=1))[:, None], 9, axis=1)  # the level
+    engine = buffer_exceeded_every(history, 56.25)
+    assert (engine > 2.0).all()
+
+    def factor(power, lo, hi):
+        return lifecycle_buffer(power, lo, hi)(history, 56.25, mean) / engine
+
+    np.testing.assert_allclose(factor(1.0, 0.25, 1.0), [0.5, 1.0, 0.25, 1.0])
+    np.testing.assert_allclose(factor(0.5, 0.25, 1.0), [0.5**0.5, 1.0, 0.5, 1.0])
+    np.testing.assert_allclose(factor(1.0, 0.5, 2.0), [0.5, 2.0, 0.5, 1.0])
+
+
+def test_the_room_capped_buffer_caps_each_quantile_at_the_shelfs_room():
+    from benchmarks.twin_screen import RoomCappedBuffer, room_capped, tail_quantiles
+    from edge_runtime.decide.service_level import buffer_exceeded_every
+
+    history = _wholesale_history()
+    q = tail_quantiles(history, 56.25)
+    np.testing.assert_allclose(  # room above every quantile: the engine's buffer
+        room_capped(q, np.full(5, 1e9)), buffer_exceeded_every(history, 56.25), rtol=1e-9
+    )
+    capped = room_capped(q, np.full(5, 100.0))
+    assert capped[1] < min(buffer_exceeded_every(history, 56.25)[1], 100.0)  # not just min()
+    np.testing.assert_allclose(capped[1], np.minimum(q[1], 100.0).mean())
+
+    units = np.full((2, 400), 3.0)
+    units[1, ::40] = 200.0
+    panel = DemandPanel.from_arrays(
+        "S1", ["A", "B"], np.datetime64("2025-01-01") + np.arange(400), units
+    )
+    replay = RoomCappedBuffer({}, 56.25)
+    replay.prepare(panel, 380, StoreConfig(capacity_days=20.0))  # B's shelf: 168 units
+    mean = np.full((2, 9), 3.0)
+    h = replay.history.matrix()
+    room = replay.capacity - 9 * 3.0
+    np.testing.assert_allclose(replay._buffer(h, 56.25, mean),
+                               room_capped(tail_quantiles(h, 56.25), room))  # fmt: skip
+    assert replay._buffer(h, 56.25, mean)[1] < buffer_exceeded_every(h, 56.25)[1]
+
+
+def test_an_empty_shelfs_day_counts_as_the_years_days_above_its_sales():
+    from benchmarks.twin_screen import CensoredTailHistory
+    from twin.store import StoreState
+
+    units = np.full((2, 380), 2.0)
+    units[:, 100:380:60] = [[40.0], [3.0]]  # A's large days; B's are small
+    panel = DemandPanel.from_arrays(
+        "S1", ["A", "B"], np.datetime64("2025-01-01") + np.arange(380), units
+    )
+    config = StoreConfig()
+    replay = CensoredTailHistory({}, 56.25)
+    replay.prepare(panel, 370, config)
+    pack, capacity, _ = np.ones(2), np.full(2, 99.0), None
+
+    def close(sold, on_hand):
+        sales = np.array(sold, dtype=float)[:, None]
+        on_hand = np.array(on_hand, dtype=float)
+        replay.observe(StoreState(370, on_hand, np.zeros(2), sales, pack, capacity, config))
+        return replay.history.days[-1].copy()
+
+    engine = replay.history.level.copy()  # the in-stock level the engine lifts an empty day to
+    # A ran out after selling 10: its year's days of at least 10 are its five 40-unit days.
+    # B ran out after selling 10 too: no day of its year reached 10, the engine's estimate.
+    day = close([10.0, 10.0], [0.0, 0.0])
+    np.testing.assert_allclose(day, [40.0, max(10.0, engine[1])])
+    day = close([1.0, 1.0], [5.0, 0.0])  # A in stock: what it sold
+    assert day[0] == 1.0 and day[1] > 2.0  # B: the mean of its days of at least 1
+    # A ran out after selling 2: the mean of its year's days of at least 2 (all of them) is
+    # above its level; their median is the 2-unit day, below it: the engine's estimate.
+    for stat in (np.mean, np.median):
+        replay = CensoredTailHistory({}, 56.25, stat)
+        replay.prepare(panel, 370, config)
+        year = replay.history.matrix()[0]
+        level = replay.history.level[0]
+        want = max(level, stat(year)) if stat is np.mean else level
+        assert np.mean(year) > level > np.median(year) == 2.0
+        np.testing.assert_allclose(close([2.0, 0.0], [0.0, 5.0])[0], want)
