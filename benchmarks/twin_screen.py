@@ -681,15 +681,19 @@ def recency_buffer(tau: float) -> Buffer:
     return buffer
 
 
-def lifecycle_buffer(power: float, lo: float, hi: float) -> Buffer:
+def lifecycle_buffer(power: float, lo: float, hi: float, net_of_store: bool = False) -> Buffer:
     """The engine's buffer x ``clip(level / year, lo, hi) ^ power``: ``level`` the forecast's
     mean day, ``year`` the SKU's mean day over the buffer's year. A declining SKU's old
-    wholesale orders are less likely to recur; ``hi`` 1 only shrinks."""
+    wholesale orders are less likely to recur; ``hi`` 1 only shrinks. ``net_of_store``: the
+    ratio over the store's (its SKUs' levels over their years' means, pooled), so that the
+    season every SKU shares is not read as a decline."""
 
     def buffer(history, every_days, mean):
         year = _mean_of(history, history.shape[1])
         level = np.maximum(mean.mean(axis=1), 0.0)
         ratio = np.where(year > 0, level / np.maximum(year, 1e-9), 1.0)
+        if net_of_store and (year > 0).any():
+            ratio = ratio * year[year > 0].sum() / max(level[year > 0].sum(), 1e-9)
         return buffer_exceeded_every(history, every_days) * np.clip(ratio, lo, hi) ** power
 
     return buffer
@@ -929,6 +933,10 @@ def more_candidates() -> list[tuple[str, Callable]]:
     out += [(f"buffer x lifecycle, clip {lo:g}-{hi:g}, power {p:g}",
              lambda tr, n, bundle, p=p, lo=lo, hi=hi: TableReplay(
                  tr, n, buffer=lifecycle_buffer(p, lo, hi)))
+            for lo, hi in ((0.25, 1.0), (0.5, 2.0)) for p in (0.5, 1.0)]  # fmt: skip
+    out += [(f"buffer x lifecycle net of the store's, clip {lo:g}-{hi:g}, power {p:g}",
+             lambda tr, n, bundle, p=p, lo=lo, hi=hi: TableReplay(
+                 tr, n, buffer=lifecycle_buffer(p, lo, hi, net_of_store=True)))
             for lo, hi in ((0.25, 1.0), (0.5, 2.0)) for p in (0.5, 1.0)]  # fmt: skip
     out += [("buffer's quantiles capped at the shelf's room",
              lambda tr, n, bundle: RoomCappedBuffer(tr, n))]  # fmt: skip

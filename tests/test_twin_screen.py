@@ -158,6 +158,27 @@ def test_the_lifecycle_buffer_shrinks_a_declining_skus_buffer():
     np.testing.assert_allclose(factor(1.0, 0.5, 2.0), [0.5, 2.0, 0.5, 1.0])
 
 
+def test_the_lifecycle_net_of_the_store_leaves_out_the_season_every_sku_shares():
+    from benchmarks.twin_screen import lifecycle_buffer
+    from edge_runtime.decide.service_level import buffer_exceeded_every
+
+    history = np.full((3, 364), 2.0)
+    history[:, ::30] = 50.0
+    year = history.mean(axis=1)
+    engine = buffer_exceeded_every(history, 56.25)
+    season = np.repeat((0.6 * year)[:, None], 9, axis=1)  # every SKU at 0.6 of its year
+    plain = lifecycle_buffer(1.0, 0.25, 1.0)(history, 56.25, season) / engine
+    net = lifecycle_buffer(1.0, 0.25, 1.0, net_of_store=True)(history, 56.25, season) / engine
+    np.testing.assert_allclose(plain, 0.6)
+    np.testing.assert_allclose(net, 1.0)
+    # One SKU at half the ratio of the others: only it shrinks (the store is at 0.5).
+    mean = np.repeat((np.array([0.3, 0.6, 0.6]) * year)[:, None], 9, axis=1)
+    store = 3.0 / 1.5  # the years' total over the levels' total
+    net = lifecycle_buffer(1.0, 0.25, 1.0, net_of_store=True)(history, 56.25, mean) / engine
+    np.testing.assert_allclose(net, np.minimum(np.array([0.3, 0.6, 0.6]) * store, 1.0))
+    assert net[0] < 1.0 == net[1] == net[2]
+
+
 def test_the_room_capped_buffer_caps_each_quantile_at_the_shelfs_room():
     from benchmarks.twin_screen import RoomCappedBuffer, room_capped, tail_quantiles
     from edge_runtime.decide.service_level import buffer_exceeded_every
