@@ -52,7 +52,16 @@ MAX_EXPECTED_DAYS = 365.0
 class DailyForecasts:
     """Forecasts made at each day's close: ``mean[i, d, h]`` for SKU ``i``, close day
     ``first_close + d``, horizon ``h + 1``; events on a day use the previous close's forecast
-    (events on ``first_close`` itself have none: the policy decides them on ATP alone)."""
+    (events on ``first_close`` itself have none: the policy decides them on ATP alone).
+
+    >>> import numpy as np
+    >>> fc = DailyForecasts(["A"], np.datetime64("2024-01-01"), np.array([[[2.0, 4.0]]]),
+    ...                     np.array([[[4.0, 6.0]]]))  # one close, horizons 1 and 2
+    >>> fc.last_close, fc.lookup("A", "2024-01-02T10:00:00+00:00", days=2)  # daily over two days
+    (np.datetime64('2024-01-01'), (3.0, 5.0))
+    >>> fc.lookup("A", "2024-01-01T10:00:00+00:00"), fc.lookup("B", "2024-01-02")  # none made
+    (None, None)
+    """
 
     skus: list[str]
     first_close: np.datetime64

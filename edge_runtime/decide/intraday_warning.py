@@ -91,7 +91,16 @@ class Prediction:
 
 
 class HourlyWindow:
-    """Per-SKU hourly sales, prices and availability readings of the last store days."""
+    """Per-SKU hourly sales, prices and availability readings of the last store days.
+
+    >>> w = HourlyWindow()
+    >>> w.index("A"), w.index("B"), w.index("A"), w.sales.shape  # SKU rows x day slots x hours
+    (0, 1, 0, (2, 17, 24))
+    >>> w.slot(19875), w.slot(19876), w.slot(19875 + 17)  # a later day moves the window on
+    (0, 1, 16)
+    >>> w.slot(19875) is None, w.base  # the first day has left it
+    (True, 19876)
+    """
 
     def __init__(self) -> None:
         self.skus: dict[str, int] = {}

@@ -54,7 +54,18 @@ _MARGIN = 1e-6
 
 class QuietLevels:
     """``stock[i]`` and ``order[i]`` (lists: read one at a time): the levels of SKU ``table.skus[i]`` (module docstring);
-    :meth:`quiet` says whether a change to ``atp`` at ``event_time`` needs no decision."""
+    :meth:`quiet` says whether a change to ``atp`` at ``event_time`` needs no decision.
+
+    >>> import numpy as np
+    >>> from edge_runtime.decide.forecast_policy import DailyForecasts, DecisionSettings
+    >>> t = DailyForecasts(["A"], np.datetime64("2026-01-05"), np.full((1, 1, 3), 2.0),
+    ...                    np.full((1, 1, 3), 4.0))
+    >>> q = QuietLevels(t, DecisionSettings())
+    >>> q.quiet("A", 8.0, "2026-01-06", order_open=False)  # below the order level: decide
+    False
+    >>> q.quiet("A", 8.0, "2026-01-06", order_open=True)  # ordered already, above the alert level
+    True
+    """
 
     def __init__(self, table: DailyForecasts, settings: DecisionSettings):
         self.table, self.settings = table, settings

@@ -36,7 +36,15 @@ from edge_runtime.messages import ReasonCode
 
 @dataclass(frozen=True)
 class OrderPlan:
-    """Per-SKU numbers behind a replenishment decision (arrays aligned with the inputs)."""
+    """Per-SKU numbers behind a replenishment decision (arrays aligned with the inputs).
+
+    >>> plan = order_quantities_with_buffer(np.array([10.0]), np.array([5.0]), atp=np.array([40.0]),
+    ...                                     lead_time_days=2, review_days=7, pack_size=6.0)
+    >>> plan.order_up_to.tolist(), plan.safety_stock.tolist(), plan.quantity.tolist()
+    ([95.0], [5.0], [60.0])
+    >>> plan.capped.tolist(), plan.below_moq.tolist()
+    ([False], [False])
+    """
 
     order_up_to: np.ndarray
     safety_stock: np.ndarray
@@ -170,6 +178,14 @@ class OrderTrigger:
 
 @dataclass
 class OpenOrder:
+    """An order triggered and not yet received (``order_id``: once one came back for it).
+
+    >>> r = Replenisher(lead_time_days=2)
+    >>> _ = r.review(["a"], np.array([5.0]), np.array([2.0]), np.array([3.0]))
+    >>> r.open_orders["a"]  # id None: no order id has come back for it yet
+    OpenOrder(sku='a', quantity=18.0, order_id=None)
+    """
+
     sku: str
     quantity: float
     order_id: str | None = None

@@ -36,7 +36,12 @@ from edge_runtime.forecast.demand_distribution import over_days, prob_at_least
 
 @dataclass(frozen=True)
 class StockoutRisk:
-    """Per-SKU stock-out numbers, arrays aligned with the inputs."""
+    """Per-SKU stock-out numbers, arrays aligned with the inputs.
+
+    >>> risk = stockout_risk(np.array([2.0]), np.array([4.0]), np.array([3.0]), lead_time_days=3)
+    >>> risk.probability.round(3).tolist(), risk.expected_days.tolist(), risk.lead_time_days
+    ([0.919], [1.5], 3.0)
+    """
 
     probability: np.ndarray
     expected_days: np.ndarray
@@ -74,7 +79,14 @@ def stockout_risk(
 
 @dataclass
 class MonitorUpdate:
-    """What one :meth:`StockoutMonitor.update` decided: indices and SKUs to publish or clear."""
+    """What one :meth:`StockoutMonitor.update` decided: indices and SKUs to publish or clear.
+
+    >>> m = StockoutMonitor(threshold=0.5)
+    >>> m.update(["a", "b"], [0.9, 0.2])
+    MonitorUpdate(published=['a'], published_index=[0], cleared=[])
+    >>> m.update(["a", "b"], [0.1, 0.2]).cleared  # a's episode is over
+    ['a']
+    """
 
     published: list[str] = field(default_factory=list)
     published_index: list[int] = field(default_factory=list)
