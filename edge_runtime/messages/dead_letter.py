@@ -26,7 +26,14 @@ class Problem(BaseModel):
 
 
 class DeadLetter(Message):
-    """An input the gateway refused, with every problem found in it (kept in its dead letters)."""
+    """An input the gateway refused, with every problem found in it (kept in its dead letters).
+
+    >>> d = DeadLetter(store_id="S1", model_version="m", source="pos", event_id="e1",
+    ...                problems=[Problem(field="qty", reason="qty must be > 0 for sale, got 0")],
+    ...                raw='{"event_id": "e1", "type": "sale", "qty": 0}')
+    >>> d.topic("shelfcast"), d.problems[0].field
+    ('shelfcast/S1/deadletters', 'qty')
+    """
 
     TOPIC: ClassVar[str] = "deadletters"
     kind: Literal["deadletter"] = Field(

@@ -49,7 +49,15 @@ class Alert(Message):
 
 
 class StockoutAlert(Alert):
-    """Available stock is out, or predicted to run out within the horizon."""
+    """Available stock is out, or predicted to run out within the horizon.
+
+    >>> from datetime import datetime, timedelta, timezone
+    >>> at = datetime(2026, 1, 5, 11, 30, tzinfo=timezone(timedelta(hours=2)))
+    >>> a = StockoutAlert(store_id="S1", sku="A", event_time=at, model_version="m", probability=0.8,
+    ...                   reason_codes=["FORECAST_RISK"])
+    >>> a.topic("shelfcast"), a.to_dict()["event_time"]  # every time is sent in UTC
+    ('shelfcast/S1/alerts/stockout', '2026-01-05T09:30:00+00:00')
+    """
 
     TOPIC: ClassVar[str] = "alerts/stockout"
     kind: Literal["stockout"] = Field("stockout", description="message kind; also fixes the topic")
@@ -71,7 +79,18 @@ class StockoutAlert(Alert):
 
 
 class ReplenishmentAlert(Alert):
-    """Order now: stock fell to the reorder point (order-up-to policy)."""
+    """Order now: stock fell to the reorder point (order-up-to policy).
+
+    >>> a = ReplenishmentAlert(store_id="S1", sku="A", model_version="m", recommended_qty=12,
+    ...                        order_up_to=14, atp=2)
+    >>> a.to_dict()["recommended_qty"], a.to_dict()["order_up_to"]
+    (12, 14.0)
+    >>> ReplenishmentAlert(store_id="S1", sku="A", model_version="m", recommended_qty=-1)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for ReplenishmentAlert
+    ...
+    """
 
     TOPIC: ClassVar[str] = "alerts/replenishment"
     kind: Literal["replenishment"] = Field(
@@ -83,7 +102,13 @@ class ReplenishmentAlert(Alert):
 
 
 class AnomalyAlert(Alert):
-    """Theft, shrink or phantom inventory suspected."""
+    """Theft, shrink or phantom inventory suspected.
+
+    >>> a = AnomalyAlert(store_id="S1", sku="A", model_version="rules-1", anomaly_type="theft",
+    ...                  score=0.9, units=2, reason_codes=["EXIT_GATE_WITHOUT_SALE"])
+    >>> a.topic("shelfcast"), a.units
+    ('shelfcast/S1/alerts/anomaly', 2.0)
+    """
 
     TOPIC: ClassVar[str] = "alerts/anomaly"
     kind: Literal["anomaly"] = Field("anomaly", description="message kind; also fixes the topic")
@@ -95,7 +120,13 @@ class AnomalyAlert(Alert):
 
 
 class ConflictMessage(Message):
-    """Two requests competed for the last units; the ledger's stated rule decided."""
+    """Two requests competed for the last units; the ledger's stated rule decided.
+
+    >>> c = ConflictMessage(store_id="S1", sku="A", model_version="m", rule="first-committed-wins",
+    ...                     winner_event_id="r1", loser_event_id="r2", qty_requested=3, qty_granted=1)
+    >>> c.topic("shelfcast"), c.to_dict()["qty_granted"]
+    ('shelfcast/S1/conflicts', 1.0)
+    """
 
     TOPIC: ClassVar[str] = "conflicts"
     kind: Literal["conflict"] = Field("conflict", description="message kind; also fixes the topic")

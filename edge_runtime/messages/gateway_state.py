@@ -11,7 +11,13 @@ from edge_runtime.messages.envelope import Message
 
 
 class GatewayState(Message):
-    """Retained gateway status; the broker publishes ``offline`` as the last will."""
+    """Retained gateway status; the broker publishes ``offline`` as the last will.
+
+    >>> s = GatewayState(store_id="S1", status="degraded", problems=["ledger: disk full"],
+    ...                  model_version="rules-1")
+    >>> s.topic("shelfcast"), s.retain  # retained: a new subscriber reads the last status at once
+    ('shelfcast/S1/state', True)
+    """
 
     TOPIC: ClassVar[str] = "state"
     retain: ClassVar[bool] = True

@@ -13,7 +13,17 @@ Num = int | float
 
 
 class UplinkDeltas(Message):
-    """Aggregated stock deltas and exceptions for the central system, gzip-compressed JSON."""
+    """Aggregated stock deltas and exceptions for the central system, gzip-compressed JSON.
+
+    >>> from datetime import datetime, timezone
+    >>> from edge_runtime.messages import parse_message
+    >>> t0, t1 = (datetime(2026, 1, 5, 9, m, tzinfo=timezone.utc) for m in (0, 15))
+    >>> u = UplinkDeltas(store_id="S1", model_version="m", window_start=t0, window_end=t1,
+    ...                  events=3, deltas=[("A", -2, 0, 8, 8, 3)])
+    >>> payload = u.to_payload()
+    >>> payload[:2].hex(), parse_message(payload).deltas  # gzip on the wire
+    ('1f8b', [('A', -2, 0, 8, 8, 3)])
+    """
 
     TOPIC: ClassVar[str] = "uplink/deltas"
     compressed: ClassVar[bool] = True
