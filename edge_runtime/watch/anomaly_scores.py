@@ -53,7 +53,17 @@ def evidence_weight(score: np.ndarray | float) -> np.ndarray:
 
 class AnomalyScores:
     """The model's score of each SKU's last closed day ``day`` (ISO date): given, or scored on
-    demand (:meth:`of_close`)."""
+    demand (:meth:`of_close`).
+
+    >>> scores = AnomalyScores(["A", "B"], "2026-01-05", np.array([0.12, -0.3]))
+    >>> scores.evidence("B")  # a negative score: the model flags the day
+    ({'anomaly_score': -0.3, 'anomaly_day': '2026-01-05'}, ('ANOMALY_MODEL_FLAGGED',))
+    >>> from edge_runtime.watch.shrink import ShrinkAlert
+    >>> theft = ShrinkAlert("theft", "B", 0.0, ("EXIT_GATE_WITHOUT_SALE",), {"units": 1})
+    >>> weighed = scores.weigh(theft)
+    >>> weighed.score, weighed.reason_codes
+    (10.0, ('EXIT_GATE_WITHOUT_SALE', 'ANOMALY_MODEL_FLAGGED'))
+    """
 
     def __init__(self, skus: list[str], day: str, scores: np.ndarray):
         self.skus, self.day = skus, day

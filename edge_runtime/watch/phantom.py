@@ -42,7 +42,16 @@ DAY_S = 86400.0
 
 
 class PhantomDetector:
-    """Zero-sales-for-too-long detector (see the module docstring for the rule)."""
+    """Zero-sales-for-too-long detector (see the module docstring for the rule).
+
+    >>> d = PhantomDetector()
+    >>> d.sale("A", 0.0)
+    >>> d.silent_days(2 * 86400.0, ["A"]).tolist()
+    [2.0]
+    >>> d.counted("A", 86400.0)  # a count confirmed the stock: the silence restarts
+    >>> d.silent_days(2 * 86400.0, ["A"]).tolist()
+    [1.0]
+    """
 
     def __init__(self, alpha: float = 0.001, min_silent_days: float = 0.5):
         if not 0.0 < alpha < 1.0:

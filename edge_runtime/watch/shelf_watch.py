@@ -37,7 +37,14 @@ if TYPE_CHECKING:
 
 
 class ShelfWatch:
-    """Event dispatcher over :class:`RemovalMatcher` and :class:`PhantomDetector`."""
+    """Event dispatcher over :class:`RemovalMatcher` and :class:`PhantomDetector`.
+
+    >>> w = ShelfWatch(matcher=RemovalMatcher(gate_hold_s=0))
+    >>> w.observe("sale", "A", 0.0, 1), w.observe("rfid_exit", "A", 30.0, 1)  # paid, then out
+    ([], [])
+    >>> [a.kind for a in w.observe("rfid_exit", "B", 40.0, 1)]  # B left, A was rung up instead
+    ['misscan']
+    """
 
     def __init__(
         self,

@@ -41,7 +41,14 @@ from edge_runtime.messages import ReasonCode
 
 @dataclass(frozen=True)
 class ShrinkAlert:
-    """One anomaly: ``kind`` is theft, misscan, shrink or phantom; times are POSIX seconds."""
+    """One anomaly: ``kind`` is theft, misscan, shrink or phantom; times are POSIX seconds.
+
+    >>> m = RemovalMatcher(pick_window_s=600, pick_hold_s=0)
+    >>> m.shelf("C", 300.0, 1)  # one unit taken from the shelf, never paid for
+    >>> a = m.advance(1000.0)[0]
+    >>> a.kind, a.sku, a.event_time, a.reason_codes
+    ('theft', 'C', 900.0, ('SHELF_REMOVAL_WITHOUT_SALE',))
+    """
 
     kind: str
     sku: str
