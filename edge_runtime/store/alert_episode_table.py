@@ -33,7 +33,16 @@ class AlertEpisodeTable:
     """The ``alert_episodes`` table: SKU -> last published stock-out probability (open episodes).
 
     The ledger creates it with its other tables; creating it here too (idempotent) lets the
-    table stand on a bare connection."""
+    table stand on a bare connection.
+
+    >>> import sqlite3
+    >>> conn = sqlite3.connect(":memory:", isolation_level=None)
+    >>> table = AlertEpisodeTable(conn)
+    >>> conn.execute("BEGIN"); table.save(conn, {"A": 0.7}); conn.rollback()  # doctest: +ELLIPSIS
+    <sqlite3.Cursor object at ...>
+    >>> table.load()  # the transaction rolled back, and the episode with it
+    {}
+    """
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn

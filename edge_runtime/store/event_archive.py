@@ -32,7 +32,17 @@ PREFIX, SUFFIX = "events-", ".jsonl.gz"
 
 
 class EventArchive:
-    """Daily ``events-YYYY-MM-DD.jsonl.gz`` files in ``directory`` (created when first written)."""
+    """Daily ``events-YYYY-MM-DD.jsonl.gz`` files in ``directory`` (created when first written).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     archive = EventArchive(tmp)
+    ...     archive.append("2026-01-04", [{"event_id": "e1"}])
+    ...     archive.append("2026-01-05", [{"event_id": "e2"}])
+    ...     dropped = archive.drop_before("2026-01-05")  # past the archive's bound
+    ...     dropped, archive.days(), [e["event_id"] for e in archive.read()]
+    (1, ['2026-01-05'], ['e2'])
+    """
 
     def __init__(self, directory: str | os.PathLike[str]):
         self.directory = Path(directory)

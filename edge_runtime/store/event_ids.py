@@ -38,6 +38,11 @@ class EventIds:
 
     The digests are kept as two aligned uint64 arrays sorted by the high word: a binary search
     on machine words is ~4x faster than on 16-byte strings, and the low word confirms a match.
+
+    >>> ids = EventIds(compact_every=1000)
+    >>> ids.update(["e1", "e2"])
+    >>> "e1" in ids, "e3" in ids, len(ids), ids.nbytes  # recent ids: no digests folded yet
+    (True, False, 2, 0)
     """
 
     def __init__(self, compact_every: int = 50_000):

@@ -101,7 +101,18 @@ _TS_CACHE_MAX = 65_536
 
 @dataclass(slots=True)
 class Judge:
-    """What one payload's events are judged against: the store, the bounds, both clocks."""
+    """What one payload's events are judged against: the store, the bounds, both clocks.
+
+    >>> from edge_runtime.store.plausibility import DEFAULT
+    >>> judge = Judge("S1", DEFAULT, now_us=1767603600000000, clock_us=0)
+    >>> item = {"event_id": "e1", "store_id": "S1", "sku": "A", "type": "sale", "qty": 1,
+    ...         "event_time": "2026-01-06T09:00:00Z", "source": "pos"}  # a day ahead of the wall
+    >>> try:
+    ...     validate_item(item, judge)
+    ... except InvalidField as err:
+    ...     print(err.field)
+    event_time
+    """
 
     store_id: str
     bounds: Plausibility

@@ -24,7 +24,17 @@ STOCK_KIND = "uplink"  # the outbox kind of the windowed stock deltas (``UplinkD
 
 
 class ForwardRow(NamedTuple):
-    """One outbox row to forward."""
+    """One outbox row to forward.
+
+    >>> import sqlite3
+    >>> from edge_runtime.messages import GatewayState
+    >>> from edge_runtime.store.outbox import Outbox
+    >>> box = Outbox(":memory:")
+    >>> _ = box.put([GatewayState(store_id="S1", status="online", model_version="m")])
+    >>> [(r.seq, r.kind) for r in rows_after(box.connection, 0, ("state",), 10)]
+    [(1, 'state')]
+    >>> box.close()
+    """
 
     seq: int
     message_id: str

@@ -14,7 +14,17 @@ from edge_runtime.store.stock import Conflict, SkuState
 
 class LedgerError(RuntimeError):
     """The ledger cannot be used: its state directory is unusable, another process writes it,
-    or the file belongs to another store or schema. The message is one line naming the path."""
+    or the file belongs to another store or schema. The message is one line naming the path.
+
+    >>> import tempfile
+    >>> from edge_runtime.store.ledger import Ledger
+    >>> with tempfile.NamedTemporaryFile() as not_a_dir:
+    ...     try:
+    ...         Ledger(f"{not_a_dir.name}/ledger.sqlite", "S1")
+    ...     except LedgerError as err:
+    ...         print(str(err).endswith("is not a directory"))
+    True
+    """
 
 
 @dataclass(slots=True)

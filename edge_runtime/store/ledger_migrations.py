@@ -52,7 +52,15 @@ _RULES_VERSION_AT_SCHEMA_1 = "rules-1"
 
 
 class MigrationError(RuntimeError):
-    """The file's schema is unknown or newer than this code: one line naming both."""
+    """The file's schema is unknown or newer than this code: one line naming both.
+
+    >>> import sqlite3
+    >>> try:
+    ...     migrate(sqlite3.connect(":memory:"), "3", where="ledger.sqlite")
+    ... except MigrationError as err:
+    ...     print(err)
+    ledger.sqlite has ledger schema '3', which is newer than this code; this code reads '2'
+    """
 
 
 def _open_orders_from_outbox(conn: sqlite3.Connection) -> None:

@@ -48,7 +48,12 @@ _MARK = "archive_mark"
 @dataclass(frozen=True)
 class Unit:
     """Events of event time in ``[t0_us, t1_us)`` (all of one UTC day) at log positions
-    ``lo..hi``: archived together."""
+    ``lo..hi``: archived together.
+
+    >>> unit = plan_units([(10, 1, 50, 40), (11, 51, 90, 40)], rows_per_unit=100)[0]
+    >>> unit.day, (unit.lo, unit.hi), unit.rows  # two hours, few rows: archived as one unit
+    ('1970-01-01', (1, 90), 80)
+    """
 
     day: str
     t0_us: int

@@ -25,7 +25,17 @@ OrderRow = tuple[float, str | None]  # quantity, purchase-order id (None until o
 
 
 class OpenOrderTable:
-    """The ``open_orders`` table (created by the ledger): SKU -> its open order."""
+    """The ``open_orders`` table (created by the ledger): SKU -> its open order.
+
+    >>> import sqlite3
+    >>> from edge_runtime.store.ledger_migrations import TABLES
+    >>> conn = sqlite3.connect(":memory:", isolation_level=None)
+    >>> _ = conn.executescript(TABLES)
+    >>> book = OpenOrderTable(conn)
+    >>> book.save(conn, {"A": (24.0, None)}); book.save(conn, {"A": (24.0, "PO-8")})  # id came back
+    >>> book.load()
+    {'A': (24.0, 'PO-8')}
+    """
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn

@@ -63,7 +63,15 @@ def plain_payload(payload: bytes) -> bytes:
 
 
 class OutboxRow(NamedTuple):
-    """One stored message, ready to publish."""
+    """One stored message, ready to publish.
+
+    >>> from edge_runtime.messages import GatewayState
+    >>> box = Outbox(":memory:")
+    >>> row = box.put([GatewayState(store_id="S1", status="online", model_version="m")])[0]
+    >>> row.seq, row.topic, row.retain, row.kind
+    (1, 'shelfcast/S1/state', True, 'state')
+    >>> box.close()
+    """
 
     seq: int
     message_id: str
@@ -80,6 +88,16 @@ class Outbox:
     ``put(messages, conn=ledger_connection)`` joins the caller's open transaction (commit is the
     caller's); without ``conn`` it writes and commits on the outbox's own connection. Only one
     thread should call the writing methods at a time (the gateway's worker does).
+
+    >>> from edge_runtime.messages import GatewayState
+    >>> box = Outbox(":memory:", prefix="chain")
+    >>> conn = box.connection
+    >>> conn.execute("BEGIN")  # doctest: +ELLIPSIS
+    <sqlite3.Cursor object at ...>
+    >>> _ = box.put([GatewayState(store_id="S1", status="online", model_version="m")], conn=conn)
+    >>> conn.rollback(); box.depth()  # the caller's transaction rolled back: nothing to send
+    0
+    >>> box.close()
     """
 
     def __init__(self, path: str | os.PathLike[str], prefix: str = "shelfcast"):

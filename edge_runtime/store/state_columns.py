@@ -24,7 +24,17 @@ from edge_runtime.store.stock import SkuState, StockState
 
 class StateColumns(Sequence[StockState]):
     """``skus[i]``, ``available[i]`` (float64) and ``self[i]``, the ``StockState`` of SKU ``i``
-    (built by ``make(i)`` on first use, then kept). See the module docstring."""
+    (built by ``make(i)`` on first use, then kept). See the module docstring.
+
+    >>> from edge_runtime.store.stock import SkuState, StockState
+    >>> built = []
+    >>> def make(i):
+    ...     built.append(i)
+    ...     return StockState.of(SkuState(["A", "B"][i], on_hand=3), 0, 0)
+    >>> cols = StateColumns(["A", "B"], np.array([3.0, 3.0]), make)
+    >>> cols[1].sku, cols[1].on_hand, len(cols), built  # only B's state was built, once
+    ('B', 3, 2, [1])
+    """
 
     __slots__ = ("_built", "_make", "available", "skus")
 

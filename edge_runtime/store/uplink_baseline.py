@@ -39,7 +39,17 @@ class UplinkBaselineTable:
     """The ``uplink_baseline`` table: SKU -> (on_hand, reserved, events) as last sent.
 
     The ledger creates it with its other tables; creating it here too (idempotent) lets the
-    uplink stand on an outbox's file alone."""
+    uplink stand on an outbox's file alone.
+
+    >>> import sqlite3
+    >>> from edge_runtime.store.stock import SkuState, StockState
+    >>> conn = sqlite3.connect(":memory:", isolation_level=None)
+    >>> table = UplinkBaselineTable(conn)
+    >>> for on_hand in (7, 5):  # the second window's state replaces the first as the baseline
+    ...     table.save(conn, [StockState.of(SkuState("A", on_hand=on_hand, events=2, last_us=0), 0, 0)])
+    >>> table.load()
+    {'A': (5.0, 0.0, 2)}
+    """
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn

@@ -27,7 +27,14 @@ HUB = "hub"  # the one cursor a gateway keeps (the table allows a link per name)
 
 
 class UplinkCursor:
-    """The ``jetstream_cursor`` table on its own connection to the file at ``path``."""
+    """The ``jetstream_cursor`` table on its own connection to the file at ``path``.
+
+    >>> cursor = UplinkCursor(":memory:")
+    >>> cursor.save(42); cursor.save(7, name="audit")  # one position per named link
+    >>> cursor.load(), cursor.load("audit"), cursor.load("other")
+    (42, 7, 0)
+    >>> cursor.close()
+    """
 
     def __init__(self, path: str):
         # The cursor only spares re-sending: a write lost with the power is a duplicate, dropped.

@@ -25,11 +25,30 @@ from pathlib import Path
 
 
 class WriterLockHeld(RuntimeError):
-    """Another process (or another ledger object in this one) writes this ledger."""
+    """Another process (or another ledger object in this one) writes this ledger.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     first = WriterLock.acquire(f"{tmp}/ledger.sqlite.lock")
+    ...     try:
+    ...         WriterLock.acquire(f"{tmp}/ledger.sqlite.lock")
+    ...     except WriterLockHeld as err:
+    ...         print("one gateway per ledger" in str(err))
+    ...     first.release()
+    True
+    """
 
 
 class WriterLock:
-    """An acquired lock; held until :meth:`release` or the process ends."""
+    """An acquired lock; held until :meth:`release` or the process ends.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     lock = WriterLock.acquire(f"{tmp}/ledger.sqlite.lock")
+    ...     lock.release()
+    ...     again = WriterLock.acquire(f"{tmp}/ledger.sqlite.lock")  # free once released
+    ...     again.release()
+    """
 
     def __init__(self, path: Path, fd: int):
         self.path = path
