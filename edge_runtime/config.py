@@ -57,7 +57,12 @@ def _problems(found: list[str]) -> None:
 
 
 class GatewaySection(Section):
-    """``[gateway]``: which store, where state lives."""
+    """``[gateway]``: which store, where state lives.
+
+    >>> load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_GATEWAY_SAFETY_BUFFER": "2"}
+    ...             ).gateway
+    GatewaySection(store_id='S1', state_dir='var/gateway', safety_buffer=2)
+    """
 
     store_id: str = Field("", validate_default=True)
     """Which store this gateway is: an MQTT topic level and a file name. Required."""
@@ -144,7 +149,12 @@ class MqttSection(Section):
 
 
 class PolicySection(Section):
-    """``[policy]``: the rule-based decision policy (see ``edge_runtime.decide.decisions``)."""
+    """``[policy]``: the rule-based decision policy (see ``edge_runtime.decide.decisions``).
+
+    >>> load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_POLICY_ORDER_UP_TO": "1"})
+    Traceback (most recent call last):
+    configuration.layered_settings.ConfigError: ...order_up_to must be >= policy.reorder_point
+    """
 
     reorder_point: NonNegative = 2.0
     """Rule policy: order when available stock falls to this many units."""
@@ -176,6 +186,10 @@ class ModelSection(Section):
     unsigned or mismatched one stops the gateway with the reason) and installed as the current one.
     Bundles must be signed by the key whose public half is ``public_key``; with no key configured
     every bundle is refused unless ``allow_unsigned`` (development only) is set.
+
+    >>> load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_MODEL_LEAD_TIME_DAYS": "9"})
+    Traceback (most recent call last):
+    configuration.layered_settings.ConfigError: model.forecast_days: 7 does not cover...
     """
 
     bundle: _BUNDLE_DIR = None
@@ -242,7 +256,11 @@ class ModelSection(Section):
 
 
 class UplinkSection(Section):
-    """``[uplink]``: how often aggregated deltas leave the store (default every 15 minutes)."""
+    """``[uplink]``: how often aggregated deltas leave the store (default every 15 minutes).
+
+    >>> load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_UPLINK_INTERVAL_S": "60"}).uplink
+    UplinkSection(interval_s=60.0)
+    """
 
     interval_s: Positive = 900.0
     """Seconds between uplinks of aggregated stock deltas (at least this long after the last
@@ -253,7 +271,11 @@ class UplinkSection(Section):
 
 class IngestSection(Section):
     """``[ingest]``: the plausibility bounds every event must meet (``edge_runtime.store.plausibility``
-    says why each exists); an event beyond one is dead-lettered with the bound it broke."""
+    says why each exists); an event beyond one is dead-lettered with the bound it broke.
+
+    >>> IngestSection(max_qty=50).bounds().qty_problem(80)
+    '|qty| 80 is beyond the plausible 50 units of one event ([ingest] max_qty)'
+    """
 
     earliest_event_time: str = BOUNDS.earliest_event_time
     """Events before this time (ISO-8601 with offset) are dead-lettered."""
@@ -295,7 +317,12 @@ class IngestSection(Section):
 
 class RetentionSection(Section):
     """``[retention]``: how much history the state directory keeps, so its disk use stays
-    bounded (``edge_runtime.store.retention``; docs/operations.md states the bounds)."""
+    bounded (``edge_runtime.store.retention``; docs/operations.md states the bounds).
+
+    >>> load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_RETENTION_EVENT_LOG_DAYS": "30"})
+    Traceback (most recent call last):
+    configuration.layered_settings.ConfigError: retention.event_log_days: 30 is below...
+    """
 
     enabled: bool = True
     """Prune and archive at all (false: everything is kept for ever)."""
