@@ -123,7 +123,8 @@ class ConflictMessage(Message):
     """Two requests competed for the last units; the ledger's stated rule decided.
 
     >>> c = ConflictMessage(store_id="S1", sku="A", model_version="m", rule="first-committed-wins",
-    ...                     winner_event_id="r1", loser_event_id="r2", qty_requested=3, qty_granted=1)
+    ...                     winner_event_id="r1", loser_event_id="r2", qty_requested=3,
+    ...                     qty_granted=1)
     >>> c.topic("shelfcast"), c.to_dict()["qty_granted"]
     ('shelfcast/S1/conflicts', 1.0)
     """

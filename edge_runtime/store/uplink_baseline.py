@@ -46,7 +46,8 @@ class UplinkBaselineTable:
     >>> conn = sqlite3.connect(":memory:", isolation_level=None)
     >>> table = UplinkBaselineTable(conn)
     >>> for on_hand in (7, 5):  # the second window's state replaces the first as the baseline
-    ...     table.save(conn, [StockState.of(SkuState("A", on_hand=on_hand, events=2, last_us=0), 0, 0)])
+    ...     state = SkuState("A", on_hand=on_hand, events=2, last_us=0)
+    ...     table.save(conn, [StockState.of(state, 0, 0)])
     >>> table.load()
     {'A': (5.0, 0.0, 2)}
     """

@@ -35,8 +35,9 @@ class CountWatch:
     >>> from edge_runtime.store.events import parse_events
     >>> w = CountWatch(CycleCountShrink(min_units=3))
     >>> w.prime([StockState.of(SkuState("A", on_hand=40), 0, 0)])
-    >>> evs, _ = parse_events([{"event_id": "c1", "store_id": "S1", "sku": "A", "type": "cycle_count",
-    ...     "qty": 40, "event_time": "2026-01-05T20:00:00+00:00", "source": "count"}], "S1")
+    >>> evs, _ = parse_events([{"event_id": "c1", "store_id": "S1", "sku": "A",
+    ...     "type": "cycle_count", "qty": 40, "event_time": "2026-01-05T20:00:00+00:00",
+    ...     "source": "count"}], "S1")
     >>> w.messages([(evs[0], SkuState("A", on_hand=40))], "S1", "m1")  # the count agrees: no alert
     []
     """
