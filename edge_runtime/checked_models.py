@@ -66,7 +66,21 @@ def _read(path: Path | str | None) -> bytes:
 
 
 class CheckedModels:
-    """The record, at ``path``, of the last bundle whose models passed their checks."""
+    """The record, at ``path``, of the last bundle whose models passed their checks.
+
+    >>> import tempfile
+    >>> from edge_runtime.bundles import BundleTrust
+    >>> trust = BundleTrust(allow_unsigned=True)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     bundle = Path(tmp, "bundle")
+    ...     bundle.mkdir()
+    ...     _ = (bundle / "manifest.json").write_text('{"files": {}}')
+    ...     checked = CheckedModels(Path(tmp, "bundle.checked"))
+    ...     checked.remember(bundle, trust)
+    ...     _ = (bundle / "manifest.json").write_text('{"files": {"x": "0"}}')  # another manifest
+    ...     checked.covers(bundle, trust)  # another digest: the models are checked again
+    False
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)

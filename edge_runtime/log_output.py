@@ -30,7 +30,16 @@ _ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object per record (see the module's docstring)."""
+    """One JSON object per record (see the module's docstring).
+
+    >>> access = ("10.0.0.7:5123", "GET", "/health", "1.1", 200)
+    >>> record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+    ...                            '%s - "%s %s HTTP/%s" %d', access, None)
+    >>> record.created = 0.0
+    >>> line = json.loads(JsonLines().format(record))
+    >>> line["time"], line["method"], line["path"], line["status"]  # the access log's own fields
+    ('1970-01-01T00:00:00.000+00:00', 'GET', '/health', 200)
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")

@@ -28,7 +28,15 @@ log = logging.getLogger(__name__)
 
 
 class ScoringError(ValueError):
-    """A model is missing or a feature matrix does not fit it."""
+    """A model is missing or a feature matrix does not fit it.
+
+    >>> scorer = Scorer({"demand": identity_model(3)}, feature_names=["a", "b", "c"])
+    >>> try:
+    ...     scorer.score("demand", np.ones((2, 4), dtype=np.float32))
+    ... except ScoringError as err:
+    ...     print(err)
+    demand: feature matrix has shape (2, 4); expected (rows, 3) in the bundle's order (a, b, c, ...)
+    """
 
 
 class Scorer:
@@ -43,6 +51,12 @@ class Scorer:
     :meth:`open_all`), not here: a restart whose last close's scoring was kept scores nothing
     until the next close, and opening a tree ensemble's session is a large part of a start's
     CPU. The model bytes are read here, right after the bundle's digests were checked.
+
+    >>> scorer = Scorer({"demand": identity_model(2)}, feature_names=["a", "b"], model_version="7")
+    >>> scorer.models, scorer.outputs("demand")  # the session opens when first needed
+    (['demand'], ['y'])
+    >>> scorer.score("demand", np.array([[1.0, 2.0]]))["y"].tolist()
+    [[1.0, 2.0]]
     """
 
     def __init__(

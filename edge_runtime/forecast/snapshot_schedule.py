@@ -45,7 +45,16 @@ Take = Callable[[bool], "tuple[int, bytes] | None"]  # force -> (log position, s
 
 
 class SnapshotSchedule:
-    """The derived-state snapshots of one state directory (see the module docstring)."""
+    """The derived-state snapshots of one state directory (see the module docstring).
+
+    >>> sched = SnapshotSchedule(Path("derived.pickle"))
+    >>> sched.restored(upto=500, tail=10)  # a short tail after the snapshot: none due soon
+    >>> sched.due(501, ingested=True, force=False), sched.due(501, ingested=True, force=True)
+    (False, True)
+    >>> sched.restored(upto=500, tail=25_000)  # a long tail: save one after the first commit
+    >>> sched.due(501, ingested=False, force=False), sched.due(501, ingested=True, force=False)
+    (False, True)
+    """
 
     def __init__(self, path: Path):
         self.path = path
