@@ -45,7 +45,12 @@ ERROR_COUNTERS = ("rejected", "policy_errors")  # refused events, failed scoring
 class RolloutHealth:
     """How a gateway does since an install: error rate from its counters, and the forecast error
     (sum of |forecast - actual| over sum of actual, the day-ahead forecast of each day closed
-    since) from its forecasts and sales, read at each heartbeat."""
+    since) from its forecasts and sales, read at each heartbeat.
+
+    >>> h = RolloutHealth({"ingested": 0, "rejected": 0})
+    >>> h.errors({"ingested": 50, "rejected": 0, "policy_errors": 1}), h.forecast_error
+    ((50, 1, 0.02), None)
+    """
 
     def __init__(self, counters: dict[str, int]):
         self.base = dict(counters)

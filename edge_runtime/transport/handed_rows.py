@@ -38,7 +38,16 @@ CAP = 5000  # rows held for the link; beyond (the hub away for long), it reads S
 
 class HandedRows:
     """Committed rows from the gateway's threads (:meth:`add`, :meth:`need_read`), taken by
-    the link's thread (:meth:`take`); ``kinds``: those the link forwards."""
+    the link's thread (:meth:`take`); ``kinds``: those the link forwards.
+
+    >>> from edge_runtime.store.outbox import OutboxRow
+    >>> handed = HandedRows(("uplink",))
+    >>> handed.known_upto = 4
+    >>> handed.add([OutboxRow(5, "m5", "t", b"x", False, None, "uplink")])
+    >>> handed.need_read()  # e.g. a wake without rows: what SQLite holds is unknown
+    >>> handed.take() is None, handed.known_upto
+    (True, 4)
+    """
 
     def __init__(self, kinds: Sequence[str]):
         self._kinds = frozenset(kinds)

@@ -24,7 +24,19 @@ import asyncio
 class LoopWake:
     """A flag set from any thread (:meth:`set_threadsafe`) that a coroutine of ``loop`` waits
     for with a timeout (:meth:`wait`); :meth:`clear` it before looking for work, so a nudge
-    that comes while the work is done is not lost."""
+    that comes while the work is done is not lost.
+
+    >>> import asyncio
+    >>> async def demo():
+    ...     wake = LoopWake(asyncio.get_running_loop())
+    ...     quiet = await wake.wait(0.001)  # nobody set it: the timeout
+    ...     wake.set_threadsafe()
+    ...     woken = await wake.wait(1.0)
+    ...     wake.clear()
+    ...     return quiet, woken, await wake.wait(0)
+    >>> asyncio.run(demo())
+    (False, True, False)
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self._loop = loop

@@ -60,7 +60,21 @@ def own_window_interval(interval_s: float) -> float:
 class UplinkWindow(NamedTuple):
     """A window written inside an open transaction: its rows, the states it reported (the
     new baseline) and when it ended. The uplink's memory moves on only once it is committed
-    (:meth:`Uplink.committed`)."""
+    (:meth:`Uplink.committed`).
+
+    >>> from edge_runtime.store.outbox import Outbox
+    >>> from edge_runtime.store.stock import SkuState, StockState
+    >>> up = Uplink(Outbox(":memory:"), store_id="S1", model_version="rules-1")
+    >>> up.observe([StockState.of(SkuState("A", on_hand=7, events=2, last_us=0), 0, 0)])
+    >>> try:
+    ...     with write_transaction(up.outbox.connection) as conn:
+    ...         window = up.write(conn)
+    ...         raise RuntimeError("a later step failed")  # the transaction rolls back
+    ... except RuntimeError:
+    ...     pass
+    >>> [s.sku for s in window.states], len(window.rows), up.waiting  # kept for the next try
+    (['A'], 1, True)
+    """
 
     rows: list[OutboxRow]
     states: list[StockState]
