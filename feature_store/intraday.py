@@ -201,7 +201,16 @@ def _store_mean(a: np.ndarray, store: np.ndarray | None) -> np.ndarray:
 
 @dataclass
 class DayContext:
-    """Per series-day figures from finished days only (computed once, shared by every hour)."""
+    """Per series-day figures from finished days only (computed once, shared by every hour).
+
+    >>> sales = np.ones((2, 16, 24)); out = np.zeros((2, 16, 24), np.uint8)
+    >>> out[1, -2, 12:] = 1  # series 1's shelf was empty from noon yesterday
+    >>> today = DayContext.of(sales, out).today()  # from the finished days before the last
+    >>> today.first_out_yesterday.ravel().tolist(), today.sold_before_out_last.ravel().tolist()
+    ([23.0, 12.0], [nan, 12.0])
+    >>> today.days_since_out.ravel().tolist()
+    [15.0, 1.0]
+    """
 
     weekday: np.ndarray
     profile: np.ndarray

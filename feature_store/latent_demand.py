@@ -54,7 +54,13 @@ class LatentDemand:
     """``demand`` = sales on in-stock hours, recovered demand on out-of-stock hours;
     ``recovered`` holds only the recovered part (zero where the shelf was in stock);
     ``in_stock_share`` the share of each series-day's expected demand that fell in its in-stock
-    hours (1 = in stock all day)."""
+    hours (1 = in stock all day).
+
+    >>> demand, recovered = np.array([[4.0, 6.0]]), np.array([[0.0, 2.0]])
+    >>> latent = LatentDemand(demand, recovered, in_stock_share=np.array([[1.0, 0.4]]))
+    >>> latent.labelled.tolist()  # the second day was in stock for too little of its demand
+    [[True, False]]
+    """
 
     demand: np.ndarray
     recovered: np.ndarray

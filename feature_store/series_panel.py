@@ -34,7 +34,14 @@ SPARE_STEPS = 64  # closes between two shifts of the units buffer
 
 
 class SeriesPanel:
-    """The series of ``keys`` (in the order they were added) as arrays; see the module doc."""
+    """The series of ``keys`` (in the order they were added) as arrays; see the module doc.
+
+    >>> panel = SeriesPanel()
+    >>> panel.add(["A", "B"])
+    >>> panel.close_step(["A", "B"], np.array([1.0, 2.0]), np.array([2.5, np.nan]))
+    >>> len(panel), panel.keys, panel.scalars().days_seen.tolist()
+    (2, ['A', 'B'], [1, 1])
+    """
 
     def __init__(self) -> None:
         self.keys: list[str] = []
@@ -140,7 +147,15 @@ class SeriesPanel:
 
 
 class SeriesRow:
-    """One row of a panel read as a ``SeriesState`` (the same fields; a copy of the moment)."""
+    """One row of a panel read as a ``SeriesState`` (the same fields; a copy of the moment).
+
+    >>> panel = SeriesPanel()
+    >>> panel.close_step(["A"], np.array([1.0]), np.array([2.5]))
+    >>> row = panel.row("A")  # a copy: later closes do not change it
+    >>> panel.close_step(["A"], np.array([3.0]), np.array([np.nan]))
+    >>> row.units, row.prices, panel.row("A").units
+    ([1.0], [2.5], [1.0, 3.0])
+    """
 
     __slots__ = ("days_seen", "last_price", "last_promo", "last_sale_age", "prices", "units")
 
@@ -156,7 +171,14 @@ class SeriesRow:
 
 
 class SeriesRows(Mapping):
-    """A panel as a read-only mapping of key to :class:`SeriesRow` (what ``series`` was)."""
+    """A panel as a read-only mapping of key to :class:`SeriesRow` (what ``series`` was).
+
+    >>> panel = SeriesPanel()
+    >>> panel.close_step(["A", "B"], np.array([1.0, 0.0]), np.array([np.nan, np.nan]))
+    >>> rows = SeriesRows(panel)
+    >>> list(rows), "B" in rows, "C" in rows, rows["A"].units
+    (['A', 'B'], True, False, [1.0])
+    """
 
     def __init__(self, panel: SeriesPanel):
         self._panel = panel

@@ -116,7 +116,12 @@ def grain(name: str) -> Grain:
 
 @dataclass(frozen=True)
 class Feature:
-    """One model input: its column name, whether it describes the close day or the target day."""
+    """One model input: its column name, whether it describes the close day or the target day.
+
+    >>> lag = FEATURES[0]
+    >>> lag.name, lag.kind, lag.in_units, lag.doc
+    ('lag_1', 'close', True, 'units 0 days before the close day')
+    """
 
     name: str
     kind: str  # "close" or "target"

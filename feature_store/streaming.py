@@ -176,7 +176,14 @@ def close_feature_matrix(states: Sequence[SeriesState]) -> np.ndarray:
 class SeriesScalars(NamedTuple):
     """What the features need of many series beyond their units, one array entry per series
     (``SeriesState``'s fields side by side; ``price_seen``: the last ``PRICE_WINDOW`` steps'
-    prices, NaN where unknown or before the series, in any column order)."""
+    prices, NaN where unknown or before the series, in any column order).
+
+    >>> sold = SeriesState()
+    >>> sold.close_day(2.0, price=1.5)
+    >>> scalars = SeriesScalars.of([sold, SeriesState()])
+    >>> scalars.days_seen.tolist(), scalars.last_price.tolist(), scalars.price_seen.shape
+    ([1, 0], [1.5, nan], (2, 28))
+    """
 
     days_seen: np.ndarray
     last_sale_age: np.ndarray
