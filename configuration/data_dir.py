@@ -39,7 +39,16 @@ KNOWN_SETS = (
 
 
 class DataMissingError(FileNotFoundError):
-    """The real data (or one file of it) is not where the setting says."""
+    """The real data (or one file of it) is not where the setting says.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     try:
+    ...         require("freshretailnet/train.parquet", override=tmp)
+    ...     except DataMissingError as err:
+    ...         print(str(err).startswith("real data not found"))
+    True
+    """
 
 
 def data_dir(

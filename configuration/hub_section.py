@@ -18,7 +18,13 @@ LOCAL_NATS = "nats://127.0.0.1:4222"
 
 class HubSection(Section):
     """``[hub]``: the central hub's NATS JetStream (empty ``url``: a gateway runs without a hub,
-    MQTT only), how often gateways report to it, and the hub process's API and workers."""
+    MQTT only), how often gateways report to it, and the hub process's API and workers.
+
+    >>> HubSection(url="nats://hub-1:4222,nats://hub-2:4222").nats_servers
+    'nats://hub-1:4222,nats://hub-2:4222'
+    >>> HubSection(network="").network is None  # an empty value means unset
+    True
+    """
 
     url: str = ""
     """NATS JetStream server(s), comma-separated; empty: gateways run MQTT only and the hub

@@ -50,7 +50,18 @@ CONFIG_ENV = "SHELFCAST_CONFIG"
 
 class ConfigError(ValueError):
     """Settings that cannot work: ``problems`` holds one line per problem, each naming where the
-    value came from and what to do; the message is those lines."""
+    value came from and what to do; the message is those lines.
+
+    >>> from configuration.hub_section import HubSection
+    >>> class Hub(LayeredSettings):
+    ...     hub: HubSection = HubSection()
+    >>> _ = Hub.model_rebuild()
+    >>> try:
+    ...     load_settings(Hub, env={"SHELFCAST_HUB_PORT": "0", "SHELFCAST_HUB_WORKERS": "-1"})
+    ... except ConfigError as err:
+    ...     print([p.split(":")[0] for p in err.problems])  # every problem, each sourced
+    ["SHELFCAST_HUB_PORT='0'", "SHELFCAST_HUB_WORKERS='-1'"]
+    """
 
     def __init__(self, problems: list[str]):
         self.problems = problems
@@ -63,7 +74,18 @@ def _allows_none(annotation: Any) -> bool:
 
 class Section(BaseModel):
     """One ``[section]`` of a settings file: unknown keys refused, frozen once built, and an
-    empty value (``SHELFCAST_BUNDLE=``) of an optional key meaning unset."""
+    empty value (``SHELFCAST_BUNDLE=``) of an optional key meaning unset.
+
+    >>> class Limits(Section):
+    ...     cap: int | None = 10
+    >>> Limits(cap="").cap, Limits().cap  # an empty value of an optional key: unset
+    (None, 10)
+    >>> Limits(cpa=3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Limits
+    cpa
+      Extra inputs are not permitted ...
+    """
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, validate_default=False, use_attribute_docstrings=True
@@ -112,6 +134,16 @@ class LayeredSettings(BaseSettings):
     ``env_shortcuts`` maps short variables (``SHELFCAST_STORE_ID``) to ``(section, key)``;
     ``foreign_sections`` are sections of the same file (and their variables) and
     ``foreign_variables`` further variables that another process reads, accepted here unchecked.
+
+    >>> from configuration.hub_section import HubSection
+    >>> class Hub(LayeredSettings):
+    ...     hub: HubSection = HubSection()
+    >>> _ = Hub.model_rebuild()
+    >>> Hub(hub=HubSection(port=9000)).hub.port  # built directly: exactly the values given
+    9000
+    >>> env = {"SHELFCAST_HUB_PORT": "9001"}
+    >>> [load_settings(Hub, env=env, overrides={"hub": {"port": p}}).hub.port for p in (None, 9002)]
+    [9001, 9002]
     """
 
     model_config = SettingsConfigDict(

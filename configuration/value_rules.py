@@ -34,7 +34,17 @@ from configuration.command_options import port_number
 @dataclass(frozen=True)
 class Rule:
     """A check with its description (``says``) and the fix named when a value fails it
-    (``{value}`` in ``fix`` places the value; else the message is ``value; fix``)."""
+    (``{value}`` in ``fix`` places the value; else the message is ``value; fix``).
+
+    >>> at_least_2 = Rule(">= 2", lambda v: v >= 2, "use 2 or more")
+    >>> at_least_2(3), at_least_2(None)  # None: an unset optional value is not checked
+    (3, None)
+    >>> try:
+    ...     at_least_2(1)
+    ... except ValueError as err:
+    ...     print(err)
+    1; use 2 or more
+    """
 
     says: str
     holds: Callable[[Any], bool]
