@@ -84,7 +84,17 @@ def require_token(
 
 
 class ReservationRequest(BaseModel):
-    """An online order's reservation of ``qty`` units of ``sku``, optionally at one store."""
+    """An online order's reservation of ``qty`` units of ``sku``, optionally at one store.
+
+    >>> from pydantic import ValidationError
+    >>> ReservationRequest(order_id="web-1", sku="A", qty=2).store_id is None  # the hub picks one
+    True
+    >>> try:
+    ...     ReservationRequest(order_id="web 1", sku="A", qty=2)
+    ... except ValidationError as err:
+    ...     print(err.errors()[0]["loc"], err.errors()[0]["type"])
+    ('order_id',) string_pattern_mismatch
+    """
 
     order_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     sku: str = Field(min_length=1, max_length=128)
@@ -96,7 +106,17 @@ class ReservationRequest(BaseModel):
 
 class RolloutRequest(BaseModel):
     """A bundle to roll out (a directory on the hub's host, or a base64 tar.gz of one), the
-    canary stores that get it first, and when to halt."""
+    canary stores that get it first, and when to halt.
+
+    >>> for request in (RolloutRequest(canaries=["S1"]),
+    ...                 RolloutRequest(canaries=["S1"], bundle_tar_gz_b64="@@")):
+    ...     try:
+    ...         request.archive()
+    ...     except ValueError as err:
+    ...         print(err)
+    give exactly one of bundle_path and bundle_tar_gz_b64
+    bundle_tar_gz_b64 is not base64: Only base64 data is allowed
+    """
 
     bundle_path: str | None = Field(None, description="a bundle directory on the hub's host")
     bundle_tar_gz_b64: str | None = Field(None, description="or the bundle's files, tar.gz, base64")

@@ -49,7 +49,13 @@ class _Zone:
 
 @dataclass
 class CourierRuns:
-    """The local courier parcels planned today, per origin x zone (module docstring)."""
+    """The local courier parcels planned today, per origin x zone (module docstring).
+
+    >>> runs = CourierRuns(CostModel())
+    >>> paid = [runs.join("S1", "Springfield", 5.0) for _ in range(30)]  # S1's van goes there
+    >>> [round(runs.marginal(s, "Springfield", 5.0), 2) for s in ("S1", "S2")]  # a stop, a trip
+    [3.0, 5.75]
+    """
 
     cost: CostModel
     zones: dict[tuple[str, str], _Zone] = field(default_factory=dict)

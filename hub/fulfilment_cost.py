@@ -34,7 +34,13 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Shipping:
-    """Cost (dollars) and transit (days, 0 = same day) of shipments, one per location."""
+    """Cost (dollars) and transit (days, 0 = same day) of shipments, one per location.
+
+    >>> km, is_dc = np.array([10.0, 10.0]), np.array([False, True])
+    >>> ship = CostModel().shipping(km, is_dc, np.array([2, 2]))
+    >>> ship.days.tolist()  # 10 km: a store's courier the same day, a DC's parcel the next
+    [0, 1]
+    """
 
     cost: np.ndarray
     days: np.ndarray

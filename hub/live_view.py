@@ -34,7 +34,19 @@ def _epoch(iso: str | None) -> float | None:
 
 
 class LiveView:
-    """Stock by SKU then store, fleet by store; fed by ``watch``."""
+    """Stock by SKU then store, fleet by store; fed by ``watch``.
+
+    >>> view = LiveView(stale_after_s=15)
+    >>> for store, status, at, atp in (("S1", "online", "10:00", 4), ("S2", "offline", "09:00", 7)):
+    ...     when = f"2026-01-05T{at}:00+00:00"
+    ...     view.put("shelfcast_fleet", store, {"status": status, "last_seen": when})
+    ...     view.put("shelfcast_stock", f"{store}.A", {"sku": "A", "store_id": store, "seq": 1,
+    ...                                                "on_hand": atp, "reserved": 0, "atp": atp,
+    ...                                                "at": when})
+    >>> a = view.availability("A", now=1767607205.0)
+    >>> a["total_atp"], a["offline_atp_not_counted"]  # an offline store's units are not promised
+    (4.0, 7.0)
+    """
 
     def __init__(self, stale_after_s: float = 15.0):
         self.stale_after_s = stale_after_s

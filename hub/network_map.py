@@ -23,7 +23,11 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Site:
-    """A located store or DC."""
+    """A located store or DC.
+
+    >>> NetworkMap.from_dict({"dcs": {"DC1": {"lat": 34.0, "lon": -117.4}}}).dcs["DC1"]
+    Site(site_id='DC1', lat=34.0, lon=-117.4)
+    """
 
     site_id: str
     lat: float
@@ -32,7 +36,14 @@ class Site:
 
 @dataclass(frozen=True)
 class NetworkMap:
-    """Stores and DCs by id."""
+    """Stores and DCs by id.
+
+    >>> try:
+    ...     NetworkMap.from_dict({"stores": {"S1": {"lat": 95, "lon": 2}}})
+    ... except ValueError as err:
+    ...     print(err)  # the wrong entry, named by its place in the map
+    network map: stores.S1: lat 95.0 / lon 2.0 out of range
+    """
 
     stores: dict[str, Site]
     dcs: dict[str, Site]

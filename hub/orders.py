@@ -40,7 +40,15 @@ DECISION_KIND = "order_decision"
 
 
 class OrderLine(BaseModel):
-    """One line of an online order."""
+    """One line of an online order.
+
+    >>> from pydantic import ValidationError
+    >>> try:
+    ...     OrderLine(sku="A", qty=0)
+    ... except ValidationError as err:
+    ...     print(err.errors()[0]["loc"], err.errors()[0]["type"])
+    ('qty',) greater_than
+    """
 
     model_config = ConfigDict(extra="forbid")
     sku: str = Field(min_length=1, max_length=128)
@@ -48,7 +56,15 @@ class OrderLine(BaseModel):
 
 
 class Delivery(BaseModel):
-    """Where the order goes (WGS84)."""
+    """Where the order goes (WGS84).
+
+    >>> from pydantic import ValidationError
+    >>> try:
+    ...     Delivery(lat=34.05, lon=-218.24)
+    ... except ValidationError as err:
+    ...     print(err.errors()[0]["loc"], err.errors()[0]["type"])
+    ('lon',) greater_than_equal
+    """
 
     model_config = ConfigDict(extra="forbid")
     lat: float = Field(ge=-90, le=90)
@@ -56,7 +72,16 @@ class Delivery(BaseModel):
 
 
 class OrderRequest(BaseModel):
-    """An online order to plan and reserve."""
+    """An online order to plan and reserve.
+
+    >>> from pydantic import ValidationError
+    >>> try:
+    ...     OrderRequest(order_id="web1", lines=[{"sku": "A", "qty": 1}, {"sku": "A", "qty": 2}],
+    ...                  delivery={"lat": 34.05, "lon": -118.24}, promised_date="2026-01-05")
+    ... except ValidationError as err:
+    ...     print(err.errors()[0]["msg"])
+    Value error, each SKU may appear on one line only (add the quantities)
+    """
 
     model_config = ConfigDict(extra="forbid")
     order_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")

@@ -30,7 +30,17 @@ from pydantic import BaseModel, Field
 
 
 class Thresholds(BaseModel):
-    """When a rollout halts, stated per rollout (these are the defaults)."""
+    """When a rollout halts, stated per rollout (these are the defaults).
+
+    >>> from pydantic import ValidationError
+    >>> Thresholds().max_error_rate, Thresholds(min_events=50).min_events
+    (0.02, 50)
+    >>> try:
+    ...     Thresholds(max_error_rate=2.0)
+    ... except ValidationError as err:
+    ...     print(err.errors()[0]["loc"], err.errors()[0]["type"])
+    ('max_error_rate',) less_than_equal
+    """
 
     max_error_rate: float = Field(
         0.02, ge=0, le=1, description="errors (refused events + scoring failures) per event"
@@ -69,6 +79,12 @@ def check_canaries(canaries: list[str], serves: list[str] | None) -> None:
 
 
 class Command(NamedTuple):
+    """What the hub tells one store: install the rollout's bundle, or roll back.
+
+    >>> Rollout("r1", "v2", ["S1", "S2"], Thresholds()).start(0.0)
+    [Command(store='S1', action='install'), Command(store='S2', action='install')]
+    """
+
     store: str
     action: str  # install | rollback
 
@@ -81,7 +97,16 @@ stream for the stores that are offline (each installs when it comes back) and th
 
 @dataclass
 class Rollout:
-    """One rollout of bundle ``version`` (see the module docstring)."""
+    """One rollout of bundle ``version`` (see the module docstring).
+
+    >>> r = Rollout("r1", "v2", ["S1"], Thresholds(observe_s=10))
+    >>> _ = r.start(0.0)
+    >>> r.report("S1", {"rollout_id": "r1", "action": "install", "state": "installed",
+    ...                 "events": 100, "errors": 0, "error_rate": 0.0}, 1.0), r.phase
+    ([], 'observing')
+    >>> r.tick(12.0, fleet=["S1", "S2", "S3"]), r.phase  # observed long enough: the rest
+    ([Command(store='S2', action='install'), Command(store='S3', action='install')], 'promoting')
+    """
 
     id: str
     version: str

@@ -14,7 +14,11 @@ from enum import StrEnum
 
 
 class RouteReason(StrEnum):
-    """Reason codes of a fulfilment plan (UPPER_SNAKE, stable across versions)."""
+    """Reason codes of a fulfilment plan (UPPER_SNAKE, stable across versions).
+
+    >>> RouteReason("FEWER_PARCELS").meaning
+    'choice: fewer shipments than the nearest-with-stock plan'
+    """
 
     SHIP_FROM_STORE = "SHIP_FROM_STORE"
     SHIP_FROM_DC = "SHIP_FROM_DC"

@@ -61,6 +61,12 @@ class Candidates:
     too; none when not given); ``sell_through`` its expected sales before the stock ages (the
     markdown horizon); ``conflicts`` recent conflicts; ``dispersion`` the variance of the
     store's demand over its mean (from its forecast's P90; Poisson, 1, when not given).
+
+    >>> cand = Candidates.build(ids=["S1", "DC"], lat=[34.05, 34.0], lon=[-118.25, -117.4],
+    ...     is_dc=[False, True], atp=[[5.0], [np.inf]], confidence=[[1.0], [1.0]],
+    ...     lead_demand=[[0.0], [0.0]], sell_through=[[0.0], [0.0]], unit_value=[5.0])
+    >>> cand.atp.shape, cand.without({"S1"}).ids.tolist()  # S1 refused: routed around
+    ((2, 1), ['DC'])
     """
 
     ids: np.ndarray
@@ -135,7 +141,17 @@ _ROW_FIELDS = (
 
 @dataclass(frozen=True)
 class Order:
-    """An online order: SKUs and quantities per line, where it goes, days until it is promised."""
+    """An online order: SKUs and quantities per line, where it goes, days until it is promised.
+
+    >>> cand = Candidates.build(ids=["S1", "S2", "DC"], lat=[34.05, 34.2, 34.0],
+    ...     lon=[-118.25, -118.4, -117.4], is_dc=[False, False, True],
+    ...     atp=[[5.0, 0.0], [0.0, 5.0], [np.inf, np.inf]], confidence=[[1.0, 1.0]] * 3,
+    ...     lead_demand=[[0.0, 0.0]] * 3, sell_through=[[0.0, 0.0]] * 3, unit_value=[5.0, 5.0])
+    >>> order = Order("o2", np.array(["A", "B"]), np.array([1.0, 1.0]), lat=34.06, lon=-118.3)
+    >>> plan = Router().plan(order, cand)  # each store has one line: the DC ships both
+    >>> plan.kind, [str(r) for r in plan.reasons]
+    ('dc', ['SHIP_FROM_DC', 'FEWER_PARCELS', 'CHEAPER_SHIPPING'])
+    """
 
     order_id: str
     skus: np.ndarray
@@ -148,7 +164,16 @@ class Order:
 
 @dataclass(frozen=True)
 class Shipment:
-    """One location's part of a plan."""
+    """One location's part of a plan.
+
+    >>> cand = Candidates.build(ids=["S1"], lat=[34.05], lon=[-118.25], is_dc=[False],
+    ...     atp=[[5.0]], confidence=[[1.0]], lead_demand=[[0.0]], sell_through=[[0.0]],
+    ...     unit_value=[5.0])
+    >>> order = Order("o1", np.array(["A"]), np.array([2.0]), lat=34.06, lon=-118.3)
+    >>> s = Router().plan(order, cand).shipments[0]
+    >>> s.location_id, s.is_dc, s.skus, s.qty, s.days
+    ('S1', False, ('A',), (2.0,), 0)
+    """
 
     location_id: str
     is_dc: bool
@@ -161,7 +186,15 @@ class Shipment:
 
 @dataclass
 class Plan:
-    """Where each line ships from, the expected cost by component, and the reason codes."""
+    """Where each line ships from, the expected cost by component, and the reason codes.
+
+    >>> cand = Candidates.build(ids=["S1", "DC"], lat=[34.05, 34.0], lon=[-118.25, -117.4],
+    ...     is_dc=[False, True], atp=[[0.0], [np.inf]], confidence=[[1.0], [1.0]],
+    ...     lead_demand=[[0.0], [0.0]], sell_through=[[0.0], [0.0]], unit_value=[5.0])
+    >>> plan = Router().plan(Order("o1", np.array(["A"]), np.array([1.0]), 34.06, -118.3), cand)
+    >>> plan.kind, plan.delivery_days, sorted(plan.components)[:3]
+    ('dc', 1, ['late', 'lost_sale', 'markdown_relief'])
+    """
 
     order_id: str
     shipments: list[Shipment]
@@ -181,7 +214,17 @@ class Plan:
 
 
 class NoPlan(ValueError):
-    """No location can ship a line of the order (no store has it and no DC is a candidate)."""
+    """No location can ship a line of the order (no store has it and no DC is a candidate).
+
+    >>> cand = Candidates.build(ids=["S1"], lat=[34.05], lon=[-118.25], is_dc=[False],
+    ...     atp=[[0.0]], confidence=[[1.0]], lead_demand=[[0.0]], sell_through=[[0.0]],
+    ...     unit_value=[5.0])
+    >>> try:
+    ...     Router().plan(Order("o3", np.array(["A"]), np.array([1.0]), 34.0, -118.0), cand)
+    ... except NoPlan as err:
+    ...     print(err)
+    order o3: no store holds a line and no DC is a candidate
+    """
 
 
 @dataclass
@@ -204,7 +247,16 @@ class _Priced:
 @dataclass
 class Router:
     """Chooses the cheapest plan over the ``max_stores`` nearest stores with stock and the
-    nearest DC, enumerating at most ``max_combos`` assignments of lines to locations."""
+    nearest DC, enumerating at most ``max_combos`` assignments of lines to locations.
+
+    >>> cand = Candidates.build(ids=["S1", "DC"], lat=[34.05, 34.0], lon=[-118.25, -117.4],
+    ...     is_dc=[False, True], atp=[[5.0], [np.inf]], confidence=[[1.0], [1.0]],
+    ...     lead_demand=[[0.0], [0.0]], sell_through=[[0.0], [0.0]], unit_value=[5.0])
+    >>> order = Order("o1", np.array(["A"]), np.array([1.0]), lat=34.06, lon=-118.3)
+    >>> router = Router()
+    >>> router.plan(order, cand).kind, router.dc_only(order, cand).kind  # chosen, and the fallback
+    ('store', 'dc')
+    """
 
     cost: CostModel = field(default_factory=CostModel)
     max_stores: int = 6

@@ -34,7 +34,18 @@ from hub.courier_runs import CourierRuns
 
 @dataclass
 class RunOutlook:
-    """Same-day parcels per zone on each of the last ``window`` days (module docstring)."""
+    """Same-day parcels per zone on each of the last ``window`` days (module docstring).
+
+    >>> from hub.fulfilment_cost import CostModel
+    >>> outlook = RunOutlook(window=2)
+    >>> for n in (10, 20, 40):  # three days: only the last two are kept
+    ...     day = CourierRuns(CostModel())
+    ...     for _ in range(n):
+    ...         _ = day.join("S1", "Springfield", 5.0)
+    ...     outlook.close_day(day)
+    >>> outlook.expected("Springfield")
+    30.0
+    """
 
     window: int = 7  # a week: the order stream's weekly cycle weighs every weekday once
     days: deque = field(default_factory=deque)  # per day: {zone: parcels}

@@ -21,7 +21,12 @@ from configuration.layered_settings import LayeredSettings, load_settings
 
 
 class HubProcessSettings(LayeredSettings):
-    """``shelfcast hub``: the ``[hub]`` section."""
+    """``shelfcast hub``: the ``[hub]`` section.
+
+    >>> env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_HUB_PORT": "9000"}  # a gateway's too
+    >>> load_settings(HubProcessSettings, env=env).hub.port
+    9000
+    """
 
     foreign_sections: ClassVar[frozenset[str]] = frozenset(
         {"gateway", "mqtt", "policy", "uplink", "model", "ingest", "retention", "api"}
