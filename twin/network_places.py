@@ -19,7 +19,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Place:
-    """A named point."""
+    """A named point.
+
+    >>> STORES["WI_3"].city, STORES["WI_3"].state, (STORES["WI_3"].lat, STORES["WI_3"].lon)
+    ('Waukesha', 'WI', (43.01, -88.23))
+    """
 
     city: str
     state: str

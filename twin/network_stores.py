@@ -32,7 +32,17 @@ from twin.store import DemandPanel, StoreConfig, StoreState, round_order, sku_pa
 
 class NetworkStores:
     """The policies of a network's stores (one per panel), prepared on the days before
-    ``start``; arrays are stores x SKUs (x days)."""
+    ``start``; arrays are stores x SKUs (x days).
+
+    >>> from twin.policies import MovingAverageForecaster, OrderUpToPolicy
+    >>> from twin.store import DemandPanel, StoreConfig
+    >>> panels = [DemandPanel.from_arrays(s, ["a"], np.datetime64("2024-01-01") + np.arange(8),
+    ...                                   [[2.0] * 8]) for s in ("s1", "s2")]
+    >>> stores = NetworkStores(panels, lambda: OrderUpToPolicy(MovingAverageForecaster()), 4,
+    ...                        StoreConfig())
+    >>> stores.name, stores.start_stock.tolist()  # each store starts with its policy's level
+    ('order_up_to[moving_average]', [[18.0], [18.0]])
+    """
 
     def __init__(
         self,

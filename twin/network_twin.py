@@ -62,7 +62,14 @@ class ShelfTruth:
 
 @dataclass(frozen=True)
 class NetworkData:
-    """Real daily demand of the network: stores x SKUs x days, with each SKU's unit value."""
+    """Real daily demand of the network: stores x SKUs x days, with each SKU's unit value.
+
+    >>> days = np.datetime64("2016-04-25") + np.arange(6)
+    >>> data = NetworkData(["CA_1", "WI_3"], np.array(["A"]), days, np.full((2, 1, 6), 4.0),
+    ...                    unit_value=np.full(1, 5.0))
+    >>> data.states, data.units.shape  # stores x SKUs x days
+    (['CA', 'WI'], (2, 1, 6))
+    """
 
     store_ids: list[str]
     skus: np.ndarray
@@ -77,7 +84,17 @@ class NetworkData:
 
 @dataclass(frozen=True)
 class Scenario:
-    """What every chooser meets: the walk-in demand, the online orders, the shelf's losses."""
+    """What every chooser meets: the walk-in demand, the online orders, the shelf's losses.
+
+    >>> days = np.datetime64("2016-04-25") + np.arange(6)
+    >>> data = NetworkData(["CA_1", "CA_2"], np.array(["A"]), days, np.full((2, 1, 6), 4.0),
+    ...                    unit_value=np.full(1, 5.0))
+    >>> sc = Scenario.draw(data, 3, OnlineChannel(share=0.25), ShelfTruth(), StoreConfig(), seed=1)
+    >>> [o.day for o in sc.orders], sc.walk_in.shape  # orders of the replay days, out of demand
+    ([3, 4, 5], (2, 1, 6))
+    >>> float(sc.walk_in[:, :, 3:].sum() + sum(o.qty.sum() for o in sc.orders))
+    24.0
+    """
 
     data: NetworkData
     start: int
@@ -177,7 +194,18 @@ _confidence_each = np.vectorize(confidence, otypes=[float])
 
 @dataclass
 class FulfilmentRun:
-    """What one chooser did: per-order plans and outcomes, and the stores' end figures."""
+    """What one chooser did: per-order plans and outcomes, and the stores' end figures.
+
+    >>> from twin.policies import MovingAverageForecaster, OrderUpToPolicy
+    >>> days = np.datetime64("2016-04-25") + np.arange(6)
+    >>> data = NetworkData(["CA_1", "CA_2"], np.array(["A"]), days, np.full((2, 1, 6), 4.0),
+    ...                    unit_value=np.full(1, 5.0))
+    >>> sc = Scenario.draw(data, 3, OnlineChannel(share=0.25), ShelfTruth(), StoreConfig(), seed=1)
+    >>> twin = NetworkTwin(sc, lambda: OrderUpToPolicy(MovingAverageForecaster(days=3)))
+    >>> run = twin.run("dc_only", choosers(Router())["dc_only"])
+    >>> run.orders, run.store_units, run.dc_units, run.cancelled_lines
+    (3, 0.0, 6.0, 0)
+    """
 
     chooser: str
     orders: int = 0
@@ -207,7 +235,19 @@ class FulfilmentRun:
 
 
 class NetworkTwin:
-    """Replays a ``Scenario`` through the stores' policies and one chooser (module docstring)."""
+    """Replays a ``Scenario`` through the stores' policies and one chooser (module docstring).
+
+    >>> from twin.policies import MovingAverageForecaster, OrderUpToPolicy
+    >>> days = np.datetime64("2016-04-25") + np.arange(6)
+    >>> data = NetworkData(["CA_1", "CA_2"], np.array(["A"]), days, np.full((2, 1, 6), 4.0),
+    ...                    unit_value=np.full(1, 5.0))
+    >>> sc = Scenario.draw(data, 3, OnlineChannel(share=0.25), ShelfTruth(), StoreConfig(), seed=1)
+    >>> twin = NetworkTwin(sc, lambda: OrderUpToPolicy(MovingAverageForecaster(days=3)))
+    >>> runs = [twin.run(name, choose) for name, choose in choosers(Router()).items()
+    ...         if name in ("nearest", "dc_only")]  # the same orders, two choosers
+    >>> [(r.chooser, r.orders, r.store_units, r.dc_units) for r in runs]
+    [('dc_only', 3, 0.0, 6.0), ('nearest', 3, 6.0, 0.0)]
+    """
 
     def __init__(
         self,

@@ -28,7 +28,14 @@ KM_PER_DEGREE = 111.0
 
 @dataclass(frozen=True)
 class OnlineOrder:
-    """One drawn order: its day, state, SKU indexes and quantities, delivery point, promise."""
+    """One drawn order: its day, state, SKU indexes and quantities, delivery point, promise.
+
+    >>> units = np.full((1, 2, 2), 5.0)  # 1 store x 2 SKUs x 2 days
+    >>> _, orders = OnlineChannel(share=0.5).draw(units, ["WI"], np.random.default_rng(0))
+    >>> o = orders[0]
+    >>> o.order_id, o.day, o.items.tolist(), o.qty.tolist(), o.city, o.promised_days
+    ('web-WI-0-0', 0, [0, 1], [3.0, 1.0], 'Madison', 0)
+    """
 
     order_id: str
     day: int
@@ -43,7 +50,16 @@ class OnlineOrder:
 
 @dataclass(frozen=True)
 class OnlineChannel:
-    """The stated shape of the online channel (see the module docstring)."""
+    """The stated shape of the online channel (see the module docstring).
+
+    >>> units = np.full((1, 2, 2), 5.0)
+    >>> walk_in, orders = OnlineChannel(share=1.0).draw(units, ["WI"], np.random.default_rng(0))
+    >>> float(walk_in.sum()), float(sum(o.qty.sum() for o in orders))  # every unit online
+    (0.0, 20.0)
+    >>> OnlineChannel(share=1.5).draw(units, ["WI"], np.random.default_rng(0))
+    Traceback (most recent call last):
+    ValueError: online share must lie in [0, 1], got 1.5
+    """
 
     share: float = 0.10
     basket: dict[int, float] = field(

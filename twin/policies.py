@@ -36,7 +36,22 @@ from twin.store import DemandPanel, StoreConfig, StoreState, sku_parameters
 
 
 class Forecaster(Protocol):
-    """Daily demand forecast per SKU for the next ``horizon`` days: (mean, p90), each (n, horizon)."""
+    """Daily demand forecast per SKU for the next ``horizon`` days: (mean, p90), each (n, horizon).
+
+    >>> from twin.store import DemandPanel, simulate
+    >>> class Flat:  # any object with these three members
+    ...     name = "flat"
+    ...     def prepare(self, panel, start, config):
+    ...         pass
+    ...     def forecast(self, state, horizon):
+    ...         mean = np.full((len(state.on_hand), horizon), 3.0)
+    ...         return mean, 1.5 * mean
+    >>> panel = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(70),
+    ...                                 [[3.0] * 70])
+    >>> run = simulate(panel, OrderUpToPolicy(Flat(), z=1.0), start=35)
+    >>> run.policy, run.metrics()["fill_rate"]
+    ('order_up_to[flat]', 1.0)
+    """
 
     name: str
 

@@ -37,7 +37,13 @@ STANDARD_PACKS = np.array([1, 2, 3, 4, 6, 8, 10, 12, 24, 48, 96], dtype=np.float
 
 
 class TwinDataError(ValueError):
-    """The demand given to the twin is not in the canonical format (says what and where)."""
+    """The demand given to the twin is not in the canonical format (says what and where).
+
+    >>> DemandPanel.from_arrays("s", ["a", "b"], np.datetime64("2024-01-01") + np.arange(3),
+    ...                         [[1, 2, 3]])
+    Traceback (most recent call last):
+    twin.store.TwinDataError: units has shape (1, 3), expected (n_skus=2, n_days=3)
+    """
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,14 @@ class StoreConfig:
 
 @dataclass
 class StoreState:
-    """What a policy sees on a review day (arrays over SKUs; ``sales`` is history up to today)."""
+    """What a policy sees on a review day (arrays over SKUs; ``sales`` is history up to today).
+
+    >>> state = StoreState(day=0, on_hand=np.array([3.0]), on_order=np.array([5.0]),
+    ...                    sales=np.zeros((1, 1)), pack=np.ones(1), capacity=np.full(1, np.inf),
+    ...                    config=StoreConfig())
+    >>> state.position.tolist()  # what a policy orders against
+    [8.0]
+    """
 
     day: int
     on_hand: np.ndarray
@@ -202,6 +215,18 @@ class Policy(Protocol):
     (a policy may fit on history before that day, never after). Optional: ``receive`` is told
     each day's arrivals (units per SKU), ``observe`` each day's close, and
     ``stockout_probability`` returns P(out within ``horizon`` days) per SKU.
+
+    >>> class TwoPacks:  # any object with these three members
+    ...     name = "two_packs"
+    ...     def prepare(self, panel, start, config):
+    ...         pass
+    ...     def order(self, state):
+    ...         return np.where(state.position < 10, 2 * state.pack, 0.0)
+    >>> panel = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(70),
+    ...                                 [[3.0] * 70])
+    >>> run = simulate(panel, TwoPacks(), start=35)
+    >>> run.policy, run.metrics()["orders_placed"]
+    ('two_packs', 4.0)
     """
 
     name: str
@@ -213,7 +238,15 @@ class Policy(Protocol):
 
 @dataclass
 class TwinRun:
-    """Trajectories of one policy's replay and the metrics computed from them."""
+    """Trajectories of one policy's replay and the metrics computed from them.
+
+    >>> from twin.policies import MinMaxPolicy
+    >>> panel = DemandPanel.from_arrays("s", ["a"], np.datetime64("2024-01-01") + np.arange(70),
+    ...                                 [[3.0] * 70])
+    >>> run = simulate(panel, MinMaxPolicy(safety_days=0.0), start=35)
+    >>> run.demand.shape, float(run.lost.sum()) >= 0, run.stockout_days().shape
+    ((1, 35), True, (1, 35))
+    """
 
     policy: str
     panel: DemandPanel
