@@ -23,7 +23,15 @@ INPUT_NAME = "features"
 
 @dataclass
 class AnomalyModel:
-    """IsolationForest with a fixed seed; ``contamination`` sets the share flagged in training."""
+    """IsolationForest with a fixed seed; ``contamination`` sets the share flagged in training.
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 4)).astype("float32")
+    >>> X[0] = 8.0  # one day far from the others
+    >>> m = AnomalyModel(n_estimators=10, max_samples=64).fit(X)
+    >>> int(np.argmin(m.score(X))), m.predict(X[:2])["label"].tolist()  # lowest score: most odd
+    (0, [-1.0, 1.0])
+    """
 
     n_estimators: int = 100
     max_samples: int = 256

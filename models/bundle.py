@@ -36,7 +36,18 @@ BUNDLE_FORMAT = 1
 
 
 class BundleError(ValueError):
-    """A bundle is incomplete, altered or built for another feature-store version."""
+    """A bundle is incomplete, altered or built for another feature-store version.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = write_bundle(f"{tmp}/b", {"demand": b"onnx-bytes"}, {"version": "1.0"}, {})
+    ...     _ = (out / "demand.onnx").write_bytes(b"altered")
+    ...     try:
+    ...         load_bundle(out, expected_feature_store_version="1.0")
+    ...     except BundleError as err:
+    ...         print(str(err).split("; ")[1])
+    the file was altered or truncated
+    """
 
 
 def _sha256(path: Path) -> str:

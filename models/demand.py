@@ -86,7 +86,15 @@ def _fit_here(estimator, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None
 @dataclass
 class DemandModel:
     """Mean, P50 and P90 of daily units from feature rows; small enough for float32 ONNX parity
-    (design.md pitfalls: keep trees few and leaves <= 63)."""
+    (design.md pitfalls: keep trees few and leaves <= 63).
+
+    >>> from feature_store.spec import SCALE_FEATURE, index, names
+    >>> X = np.zeros((2, len(names())), np.float32)
+    >>> X[:, index("lag_1")], X[:, index(SCALE_FEATURE)] = [4.0, 40.0], [2.0, 20.0]
+    >>> Xn, scale = DemandModel.normalize(X)  # what every tree sees: units over the series' scale
+    >>> Xn[:, index("lag_1")].astype(float).round(3).tolist(), scale.tolist()
+    ([1.6, 1.951], [2.5, 20.5])
+    """
 
     n_estimators: int = 200
     num_leaves: int = 31
