@@ -87,7 +87,16 @@ def fold_cutoffs(n_days: int, folds: int, horizon: int, holdout: int = 0) -> lis
 
 @dataclass
 class BacktestResult:
-    """Per series-fold metrics (``rows``) and timing; :meth:`summary` aggregates them."""
+    """Per series-fold metrics (``rows``) and timing; :meth:`summary` aggregates them.
+
+    >>> row = {"fold": 0, "series": 0, "spl90": 0.5, "cov90": 0.9}
+    >>> result = BacktestResult(rows=[
+    ...     {**row, "method": "shelfcast", "rmsse": 0.8, "mase": 0.7, "spl50": 0.4},
+    ...     {**row, "method": "naive", "rmsse": 1.0, "mase": 1.0, "spl50": 0.5}])
+    >>> s = result.summary()
+    >>> s["best_baseline"], round(s["rmsse_ratio"], 2), s["win_rate_vs_best_peer"]
+    ('naive', 0.8, 1.0)
+    """
 
     rows: list[dict] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)

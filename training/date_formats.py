@@ -34,7 +34,14 @@ _NUMERIC = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$"
 
 class DateFormatError(ValueError):
     """A date column whose format cannot be told from the column; the message says how to
-    state it."""
+    state it.
+
+    >>> try:
+    ...     parse_dates(pd.Series(["01/02/2024"]))
+    ... except DateFormatError as err:
+    ...     print(str(err).split("; ")[1])  # the message says how to state the format
+    state the format with --date-format %d/%m/%Y (or %m/%d/%Y)
+    """
 
 
 def parse_dates(values: pd.Series, date_format: str | None = None) -> pd.Series:

@@ -61,11 +61,29 @@ SERIES_PER_BLOCK = 500
 
 
 class ForecastError(ValueError):
-    """A forecast cannot be made as asked (bad horizon, start, bundle); the message says why."""
+    """A forecast cannot be made as asked (bad horizon, start, bundle); the message says why.
+
+    >>> output_format("out.csv.gz")
+    'csv'
+    >>> try:
+    ...     output_format("out.xlsx")  # refused before any forecast is computed
+    ... except ForecastError as err:
+    ...     print(err)
+    out.xlsx: unknown output format .xlsx; use .parquet or .csv
+    """
 
 
 class HistoryTooShort(ForecastError):
-    """Some series have too little history for the model's lags; ``series`` names them."""
+    """Some series have too little history for the model's lags; ``series`` names them.
+
+    >>> hist = pd.DataFrame({"store_id": "S1", "sku": ["A", "B"], "units": 2.0,
+    ...                      "date": pd.to_datetime(["2024-01-01", "2024-01-20"])})
+    >>> try:
+    ...     check_history_length(hist, pd.Timestamp("2024-02-01"), min_days=28)
+    ... except HistoryTooShort as exc:
+    ...     print(exc.series)  # the series to drop or give more history
+    ['S1/B']
+    """
 
     def __init__(self, message: str, series: list[str]):
         super().__init__(message)

@@ -58,7 +58,15 @@ class HourlyPanel:
     """Dense hourly history: ``sales[s, d, h]`` and ``out[s, d, h]`` (1 = out of stock) of series
     ``s`` on day ``d`` (from ``start``) at hour ``h``; per series-day ``discount`` (price ratio,
     1 = full price), ``activity`` and ``holiday`` flags; per series ``store``, ``product``,
-    ``category`` (third-level category id) and ``city``."""
+    ``category`` (third-level category id) and ``city``.
+
+    >>> p = HourlyPanel(store=np.array([3]), product=np.array([7]), category=np.array([1]),
+    ...     city=np.array([0]), start=np.datetime64("2024-03-28"),
+    ...     sales=np.ones((1, 3, 24), np.float32), out=np.zeros((1, 3, 24), np.uint8),
+    ...     discount=np.ones((1, 3)), activity=np.zeros((1, 3)), holiday=np.zeros((1, 3)))
+    >>> p.dates.tolist()[-1], p.sales[0].sum(axis=1).tolist()  # each day's units
+    (datetime.date(2024, 3, 30), [24.0, 24.0, 24.0])
+    """
 
     store: np.ndarray
     product: np.ndarray

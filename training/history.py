@@ -42,7 +42,15 @@ _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
 
 
 class HistoryError(ValueError):
-    """The sales history is not in the canonical shape; the message says where and how."""
+    """The sales history is not in the canonical shape; the message says where and how.
+
+    >>> frame = pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "date": ["2024-01-01"]})
+    >>> try:
+    ...     validate(frame, "sales.csv")
+    ... except HistoryError as err:
+    ...     print(str(err).split(". ")[0])
+    sales.csv: missing column(s) units; found store_id, sku, date
+    """
 
 
 def _plain(value: object) -> str:

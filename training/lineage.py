@@ -35,7 +35,16 @@ def dataset_digest(history) -> str:
 
 @dataclass(frozen=True)
 class RunLineage:
-    """The data and backtest design behind one run (see the module docstring)."""
+    """The data and backtest design behind one run (see the module docstring).
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"store_id": ["S1"], "sku": ["A"],
+    ...                       "date": pd.to_datetime(["2024-01-01"]), "units": [3.0]})
+    >>> a = RunLineage.of(frame, "sales.csv", folds=1, horizon=28, quick=True)
+    >>> b = RunLineage.of(frame.assign(units=[4.0]), "sales.csv", folds=1, horizon=28, quick=True)
+    >>> a.n_series, a.digest == b.digest  # another figure: another data set
+    (1, False)
+    """
 
     dataset: str
     digest: str

@@ -19,7 +19,11 @@ import numpy as np
 @dataclass(frozen=True)
 class Scales:
     """In-sample scales of one series: mean squared and mean absolute one-step naive error,
-    over the history from its first sale (as M5 does: leading zeros do not count)."""
+    over the history from its first sale (as M5 does: leading zeros do not count).
+
+    >>> Scales.of(np.array([0.0, 0.0, 1.0, 3.0, 1.0]))  # from the first sale: zeros left out
+    Scales(mse=4.0, mae=2.0)
+    """
 
     mse: float
     mae: float

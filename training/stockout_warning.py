@@ -42,7 +42,13 @@ PARAMS = dict(
 
 @dataclass
 class WarningRows:
-    """Feature rows with their label, series, day, hour, first-out lead and streak rule."""
+    """Feature rows with their label, series, day, hour, first-out lead and streak rule.
+
+    >>> rows = WarningRows(X=np.zeros((3, 2)), y=np.array([0, 1, 0]), series=np.array([0, 0, 1]),
+    ...                    day=np.full(3, 5), hour=np.array([9, 10, 11]), lead=np.zeros(3))
+    >>> rows.take(rows.y == 1).hour.tolist(), rows.take(rows.series == 0).X.shape
+    ([10], (2, 2))
+    """
 
     X: np.ndarray
     y: np.ndarray
