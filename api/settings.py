@@ -83,7 +83,13 @@ class ApiSettings(Section):
 
 
 class ServeSettings(GatewayConfig):
-    """``shelfcast serve`` with the edge runtime: the gateway's settings and ``[api]``."""
+    """``shelfcast serve`` with the edge runtime: the gateway's settings and ``[api]``.
+
+    >>> env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_API_PORT": "8081"}
+    >>> s = load_settings(ServeSettings, env=env)
+    >>> s.gateway.store_id, s.api.port  # the gateway's sections and the API's
+    ('S1', 8081)
+    """
 
     foreign_sections: ClassVar[frozenset[str]] = frozenset()
 
@@ -92,7 +98,12 @@ class ServeSettings(GatewayConfig):
 
 class ApiOnlySettings(LayeredSettings):
     """``shelfcast serve --attach``: the API over another process's gateway, which owns the
-    gateway's sections; only ``[api]`` is read here."""
+    gateway's sections; only ``[api]`` is read here.
+
+    >>> env = {"SHELFCAST_API_PORT": "8081", "SHELFCAST_MQTT_PORT": "not-a-port"}
+    >>> load_settings(ApiOnlySettings, env=env).api.port  # the gateway's: not checked here
+    8081
+    """
 
     foreign_sections: ClassVar[frozenset[str]] = frozenset(GatewayConfig.sections())
     foreign_variables: ClassVar[frozenset[str]] = frozenset(GatewayConfig.env_shortcuts)

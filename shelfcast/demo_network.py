@@ -70,7 +70,12 @@ def cover_units(mean_daily: float, day_units: int) -> int:
 
 @dataclass
 class StoreStream:
-    """One store's replay: opening counts, then the day's real sales (event-time order)."""
+    """One store's replay: opening counts, then the day's real sales (event-time order).
+
+    >>> s = StoreStream("CA_1", counts=[{"sku": "A", "type": "cycle_count", "qty": 5}], sales=[])
+    >>> s.store, len(s.counts), s.sales
+    ('CA_1', 1, [])
+    """
 
     store: str
     counts: list[dict]
@@ -79,7 +84,13 @@ class StoreStream:
 
 @dataclass
 class NetworkDay:
-    """The ten stores' replay and what the act shows."""
+    """The ten stores' replay and what the act shows.
+
+    >>> day = NetworkDay("2016-04-25", ["A"], "A")
+    >>> day.streams["CA_1"] = StoreStream("CA_1", counts=[{"qty": 5}], sales=[{"qty": 1}] * 3)
+    >>> day.events  # every store's opening counts and sales
+    4
+    """
 
     day: str
     skus: list[str]  # the network's best sellers, shown in the hub's view
