@@ -137,7 +137,13 @@ def _plan(s_level, safety, atp, on_order, pack_size, moq, capacity) -> OrderPlan
 
 @dataclass(frozen=True)
 class OrderTrigger:
-    """One replenishment trigger, with the numbers behind it."""
+    """One replenishment trigger, with the numbers behind it.
+
+    >>> r = Replenisher(lead_time_days=2, items={"a": {"pack_size": 6}})
+    >>> t = r.review(["a"], np.array([5.0]), np.array([2.0]), np.array([3.0]))[0]
+    >>> t.sku, t.quantity, t.reason_codes  # whole packs up to the order-up-to level
+    ('a', 18.0, ('BELOW_ORDER_UP_TO',))
+    """
 
     sku: str
     quantity: float

@@ -83,7 +83,21 @@ class UplinkWindow(NamedTuple):
 
 class Uplink:
     """Collects changed SKU states and turns them into ``UplinkDeltas`` messages, one window at
-    most every ``interval_s`` (counted from the commit of the last one)."""
+    most every ``interval_s`` (counted from the commit of the last one).
+
+    >>> from edge_runtime.store.outbox import Outbox
+    >>> from edge_runtime.store.stock import SkuState, StockState
+    >>> box = Outbox(":memory:")
+    >>> up = Uplink(box, store_id="S1", model_version="rules-1")
+    >>> state = StockState.of(SkuState("A", on_hand=7, events=2, last_us=0), 0, 0)
+    >>> up.observe([state]); _ = up.flush()  # sent: the new baseline
+    >>> again = Uplink(box, store_id="S1", model_version="rules-1")  # after a restart
+    >>> again.prime([state]); again.pending_skus  # reported already: nothing to send
+    0
+    >>> again.prime([StockState.of(SkuState("A", on_hand=5, events=3, last_us=0), 0, 0)])
+    >>> again.pending_skus
+    1
+    """
 
     def __init__(self, outbox: Outbox, store_id: str, model_version: str):
         self.outbox = outbox
