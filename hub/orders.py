@@ -99,7 +99,12 @@ class OrderRequest(BaseModel):
 
 
 class ShippedLine(BaseModel):
-    """A line of a shipment and what its location granted (a DC grants without asking)."""
+    """A line of a shipment and what its location granted (a DC grants without asking).
+
+    >>> line = ShippedLine(sku="A", qty=3, granted=2)  # the store had two of the three units
+    >>> line.qty - line.granted
+    1.0
+    """
 
     sku: str
     qty: float
@@ -107,7 +112,13 @@ class ShippedLine(BaseModel):
 
 
 class ShipmentOut(BaseModel):
-    """One location's part of the plan."""
+    """One location's part of the plan.
+
+    >>> s = ShipmentOut(location_id="DC1", kind="dc", km=83.2, transit_days=1,
+    ...                 lines=[ShippedLine(sku="A", qty=1, granted=1)])
+    >>> s.model_dump()["transit_days"], s.lines[0].granted
+    (1, 1.0)
+    """
 
     location_id: str
     kind: Literal["store", "dc"]

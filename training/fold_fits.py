@@ -39,7 +39,12 @@ from training.loss_weights import weighted_training_rows
 class FitJob:
     """One demand fit: rows of the steps up to ``cutoff`` (``stride``, ``max_horizon``,
     ``recent`` and ``seed`` as :func:`training.loss_weights.weighted_training_rows` takes
-    them), and for a backtest fold the forecast of the ``forecast`` steps after it."""
+    them), and for a backtest fold the forecast of the ``forecast`` steps after it.
+
+    >>> final = FitJob("final", cutoff=364, stride=7, max_horizon=28)
+    >>> final.forecast, final.model_params  # no forecast: the bundle's fit, default parameters
+    (0, {})
+    """
 
     name: str
     cutoff: int

@@ -55,7 +55,17 @@ def _event(eid: str, sku: str, kind: str, qty, when: str, source: str, **extra) 
 @dataclass
 class StoreStream:
     """One store's events: ``history`` (seeded) and ``live`` payloads in arrival order, each a
-    ``(source, events)`` pair."""
+    ``(source, events)`` pair.
+
+    >>> from training.freshretailnet import HourlyPanel
+    >>> panel = HourlyPanel(store=np.array([3]), product=np.array([7]), category=np.array([1]),
+    ...     city=np.array([0]), start=np.datetime64("2024-03-01"),
+    ...     sales=np.ones((1, 16, 24), np.float32), out=np.zeros((1, 16, 24), np.uint8),
+    ...     discount=np.ones((1, 16)), activity=np.zeros((1, 16)), holiday=np.zeros((1, 16)))
+    >>> s = store_stream(panel, np.array([0]), first_live=14, live_days=2)
+    >>> s.store_id, len(s.history), s.live_events, s.live[0][0]  # 14 days seeded, 2 days live
+    ('3', 15, 48, 'pos')
+    """
 
     store_id: str
     history: list[list[dict]]
