@@ -53,6 +53,14 @@ def test_online_orders_are_carved_out_of_real_demand_not_added(honest_books):
     assert {r.orders for r in runs.values()} == {len(sc.orders)} and len(sc.orders) > 100
 
 
+def test_a_day_without_online_units_draws_no_order():
+    units = np.full((2, 3, 4), 5.0)
+    walk_in, orders = OnlineChannel(share=0.0).draw(units, ["CA", "TX"], np.random.default_rng(0))
+    assert orders == [] and (walk_in == units).all()
+    _, orders = OnlineChannel(share=0.3).draw(units, ["CA", "TX"], np.random.default_rng(1))
+    assert orders and all(len(o.items) > 0 for o in orders)
+
+
 def test_dc_only_takes_nothing_from_the_stores(honest_books):
     _, runs = honest_books
     dc = runs["dc_only"]

@@ -86,6 +86,8 @@ class OnlineChannel:
 
     def _baskets(self, online: np.ndarray, state: str, day: int, rng, first: int) -> list:
         _, items = np.nonzero(online)
+        if len(items) == 0:
+            return []  # np.split of nothing would still give one (empty) basket
         qty = online[online > 0].astype(float)
         order = rng.permutation(len(items))
         items, qty = items[order], qty[order]
