@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import dask
+import distributed  # noqa: F401  (its config defaults, before the fixture sets one)
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,7 +47,11 @@ TOLERANCE = 1e-9
 
 @pytest.fixture(scope="module")
 def cluster():
-    engine = DaskEngine(workers=2, pin=True)
+    # Dask's memory manager wakes every 2 s by default; every 5 ms here, so a replica of the
+    # shared panel it could drop between two fits is dropped in every run, not only when the
+    # machine is slow enough for a fit to span one of its passes.
+    with dask.config.set({"distributed.scheduler.active-memory-manager.interval": "5ms"}):
+        engine = DaskEngine(workers=2, pin=True)
     yield engine
     engine.close()
     assert engine.client.status == "closed"

@@ -47,6 +47,9 @@ MAX_SERIES_PER_PARTITION = 20_000
 _LOCAL_WORKER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     "distributed.worker.profile.enabled": False,
+    # Its memory manager drops all but one replica of a key no queued task needs yet; the
+    # panel ``map_shared`` broadcasts would then be sent to a worker again for its next fit.
+    "distributed.scheduler.active-memory-manager.start": False,
 }
 
 
