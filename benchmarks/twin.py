@@ -40,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
@@ -159,6 +161,106 @@ def headline(cmp, summary: dict) -> dict:
         "inventory_ratio_vs_minmax_validation_tuned": ratio,
         "reduction_across_minmax_settings": across,
     }
+
+
+# The bootstrap over SKUs of the headline (``bootstrap_headline``).
+BOOTSTRAP_DRAWS = 2000
+BOOTSTRAP_SEED = 20261207
+GOAL = 0.20  # the lost-sales reduction the project aims for
+PAIRED = ("shelfcast_no_river", "statsforecast")  # shelfcast minus each, on the same resamples
+
+
+def _per_sku(cmp, family: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The family's test-week grid points: parameters (P,), and each SKU's lost units and mean
+    on-hand, both (n, P). Summed over SKUs they are ``TwinRun.metrics``' ``lost_units`` and
+    ``avg_inventory_units`` (on hand summed over SKUs, averaged over days)."""
+    params = [p for p, runs in sorted(cmp.runs[family].items()) if "test" in runs]
+    runs = [cmp.runs[family][p]["test"] for p in params]
+    lost = np.stack([r.lost.sum(axis=1) for r in runs], axis=1)
+    inv = np.stack([r.on_hand.mean(axis=1) for r in runs], axis=1)
+    return np.asarray(params, dtype=np.float64), lost, inv
+
+
+def _quantiles(values: np.ndarray) -> dict:
+    """Point (the full sample), median and 5 / 95 % quantiles of the resamples (the first
+    value is the full sample, the rest resamples; NaN: not measurable there)."""
+    rest = values[1:]
+    q05, q50, q95 = (np.nanquantile(rest, [0.05, 0.5, 0.95]) if np.isfinite(rest).any()
+                     else (None, None, None))  # fmt: skip
+    f = lambda v: None if v is None or not np.isfinite(v) else float(v)  # noqa: E731
+    return {"point": f(values[0]), "median": f(q50), "q05": f(q05), "q95": f(q95)}
+
+
+def bootstrap_headline(
+    cmp,
+    draws: int = BOOTSTRAP_DRAWS,
+    seed: int = BOOTSTRAP_SEED,
+    goal: float = GOAL,
+    paired: tuple[str, ...] = PAIRED,
+) -> dict:
+    """How sure the headline is: a bootstrap over SKUs of ``lost_sales_reduction_vs_minmax``.
+
+    ``draws`` resamples of the n SKUs with replacement (one (draws x n) index matrix from
+    ``seed``, turned into how often each SKU is drawn). For each, from the test-week runs
+    already made (no replay): min/max's lost units and average inventory, shelfcast's test
+    curve (each grid point's lost units and inventory), and the reduction at min/max's
+    inventory by the benchmark's own ``twin.simulate.interpolate_lost``, exactly as the
+    headline. Sums over a resample are one matrix product of the counts with the per-SKU
+    figures. ``paired``: shelfcast's reduction minus each named family's on the same
+    resamples, the size a real difference must have to stand out of the SKUs' noise. A resample
+    whose min/max inventory falls outside a curve is not measurable (NaN, counted; it does
+    not reach the goal).
+
+    Why the SKU is the unit: given the parameter, SKUs do not interact in the twin.
+    ``twin.store.simulate`` updates every SKU's shelf, arrivals and orders elementwise
+    (``round_order`` caps a SKU by its own capacity; no shared budget, truck or shelf), and
+    ``sku_parameters`` sizes each SKU from its own history. The policies decide per SKU too:
+    min/max and the buffers from the SKU's own sales, the gateway's day close from each
+    series' own features (``feature_store.spec``), River's ``LevelCorrection`` and the
+    censored level per SKU, the decision policy SKU by SKU. What every SKU shares is fixed
+    before the replay: the bundle (trained on history before the validation weeks), the
+    statsforecast model chosen on the weeks before the replay, and the parameter (grid and
+    validation choice). So the interval is the noise of which SKUs the test weeks happen to
+    hold, given those; it does not measure a retraining's or a re-tuning's noise.
+    """
+    from twin.simulate import interpolate_lost
+
+    ref = cmp.test_run("minmax")
+    n = ref.lost.shape[0]
+    idx = np.random.default_rng(seed).integers(0, n, size=(draws, n))
+    counts = np.bincount((idx + n * np.arange(draws)[:, None]).ravel(), minlength=draws * n)
+    # Row 0 is the full sample (the headline itself), the others the resamples.
+    weights = np.vstack([np.ones(n), counts.reshape(draws, n).astype(np.float64)])
+    ref_lost = weights @ ref.lost.sum(axis=1)
+    ref_inv = weights @ ref.on_hand.mean(axis=1)
+
+    def reductions(family: str) -> np.ndarray:
+        params, lost, inv = _per_sku(cmp, family)
+        lost_b, inv_b = weights @ lost, weights @ inv  # (draws + 1, P)
+        out = np.full(len(weights), np.nan)
+        for b in range(len(weights)):
+            at = interpolate_lost(list(zip(params, inv_b[b], lost_b[b], strict=True)), ref_inv[b])
+            if at is not None and ref_lost[b] > 0:
+                out[b] = 1.0 - at / ref_lost[b]
+        return out
+
+    head = reductions("shelfcast")
+    result = {
+        **_quantiles(head),
+        "goal": goal,
+        "share_at_or_above_goal": float(np.mean(head[1:] >= goal)),  # NaN compares False
+        "not_measurable": int(np.isnan(head[1:]).sum()),
+        "draws": draws,
+        "seed": seed,
+        "paired": {},
+    }
+    for family in (f for f in paired if f in cmp.runs):
+        diff = head - reductions(family)
+        result["paired"][f"shelfcast_minus_{family}"] = {
+            **_quantiles(diff),
+            "share_above_zero": float(np.mean(diff[1:] > 0)),
+        }
+    return result
 
 
 BEFORE_AFTER = ("lost_units", "avg_inventory_units", "fill_rate", "stockout_sku_days")
@@ -286,6 +388,9 @@ def main() -> int:
     twin_seconds = time.perf_counter() - t0
     rows = cmp.table()
     summary = cmp.summary()
+    t_boot = time.perf_counter()
+    boot = bootstrap_headline(cmp)
+    boot_seconds = time.perf_counter() - t_boot
     result = {
         "benchmark": "twin",
         "machine": machine(),
@@ -309,6 +414,7 @@ def main() -> int:
         "policies": {r["policy"]: {**{k: r.get(k) for k in FIGURES}, **r} for r in rows},
         "curves": {f: cmp.curve(f) for f in cmp.runs},
         **headline(cmp, summary),
+        "lost_sales_reduction_bootstrap": boot,
         "summary": summary,
         "notes": cmp.notes,
         "lost_units_no_policy_can_avoid": unavoidable_lost(panel, config, test0),
@@ -320,6 +426,7 @@ def main() -> int:
     print(f"\nstore {panel.store_id}, {panel.n_skus} SKUs, test {cmp.windows['test']}\n")
     print(markdown(rows, TABLE_COLUMNS))
     head = {k: v for k, v in result.items() if k.startswith(("lost_sales", "inventory_ratio"))}
+    head.pop("lost_sales_reduction_bootstrap")
     print(
         markdown(
             [{"figure": k, "value": v} for k, v in {**summary, **head}.items()], ("figure", "value")
@@ -328,6 +435,12 @@ def main() -> int:
     print(markdown(result["reduction_across_minmax_settings"],
                    ("minmax_safety_days", "minmax_avg_inventory", "minmax_lost",
                     "shelfcast_lost_at_same_inventory", "reduction")))  # fmt: skip
+    print(f"bootstrap over SKUs ({boot['draws']} draws, seed {boot['seed']}, "
+          f"{boot_seconds:.2f} s):")  # fmt: skip
+    print(markdown([{"figure": "shelfcast's reduction", **boot},
+                    *({"figure": k, **v} for k, v in boot["paired"].items())],
+                   ("figure", "point", "median", "q05", "q95", "share_at_or_above_goal",
+                    "share_above_zero")))  # fmt: skip
     if args.before:
         show_before_after(result, json.loads(Path(args.before).read_text()))
     if not args.no_demo:
