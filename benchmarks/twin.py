@@ -19,7 +19,8 @@ What it does:
    Each family's parameter is chosen on the validation weeks at no
    more average inventory than min/max there. Reports the test-week metrics,
    ``lost_sales_reduction_vs_minmax``, and the units no policy could have sold (a single day's
-   demand above the SKU's shelf capacity).
+   demand above the SKU's shelf capacity). ``lost_sales_reduction_bootstrap``: how sure the
+   headline is, a bootstrap over SKUs of the runs already made (``bootstrap_headline``).
 4. Times ``make demo`` once (wall clock; says whether it trained or reused its bundle).
 5. With ``--before OLD.json`` (this benchmark's JSON from an earlier commit, e.g. run from a
    ``git archive`` of it): the old and new figures side by side (``before_after``).
