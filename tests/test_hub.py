@@ -66,22 +66,28 @@ def stores_of(hub, sku):
     return {s["store_id"]: s for s in hub.get(f"/v1/availability/{sku}")["stores"]}
 
 
-def matches_ledger(hub, gateways, skus):
-    """The hub's figure of every store x SKU equals that store's ledger."""
+def ledger_differences(hub, gateways, skus) -> list[str]:
+    """Each store x SKU whose figure in the hub's view is not its ledger's, as a line that
+    says both (what a failed wait shows)."""
+    out = []
     for sku in skus:
         seen = stores_of(hub, sku)
         for gw in gateways:
             st = gw.stock(sku)
-            fig = seen.get(gw.cfg.gateway.store_id)
             if st is None:
                 continue
-            if fig is None or (fig["on_hand"], fig["reserved"], fig["atp"]) != (
-                st.on_hand,
-                st.reserved,
-                st.available,
-            ):
-                return False
-    return True
+            store = gw.cfg.gateway.store_id
+            fig = seen.get(store)
+            ledger = (st.on_hand, st.reserved, st.available)
+            view = None if fig is None else (fig["on_hand"], fig["reserved"], fig["atp"])
+            if view != ledger:
+                out.append(f"{store} {sku}: view {view}, ledger {ledger}")
+    return out
+
+
+def matches_ledger(hub, gateways, skus):
+    """The hub's figure of every store x SKU equals that store's ledger."""
+    return not ledger_differences(hub, gateways, skus)
 
 
 @pytest.fixture
