@@ -6,17 +6,6 @@ day's arrivals (``receive``), each day's close (``observe``, its book stock and 
 sales), and asked for orders on review days. What the hub reads of a store's demand is the
 forecast the store itself orders on (the outlook): for the deployed gateway
 (``GatewayPolicy``) the table its day close made, for a reference policy its forecaster's.
-
->>> import numpy as np
->>> from twin.policies import MovingAverageForecaster, OrderUpToPolicy
->>> from twin.store import DemandPanel, StoreConfig
->>> panels = [DemandPanel.from_arrays(s, ["a"], np.datetime64("2024-01-01") + np.arange(8),
-...                                   [[2.0] * 8]) for s in ("s1", "s2")]
->>> stores = NetworkStores(panels, lambda: OrderUpToPolicy(MovingAverageForecaster()), 4,
-...                        StoreConfig())
->>> book = np.full((2, 1), 5.0)
->>> stores.outlook(4, book, np.zeros((2, 1)), np.full((2, 1, 8), 2.0), days=3).tolist()
-[[[2.0, 2.0, 2.0]], [[2.0, 2.0, 2.0]]]
 """
 
 from __future__ import annotations
@@ -42,6 +31,9 @@ class NetworkStores:
     ...                        StoreConfig())
     >>> stores.name, stores.start_stock.tolist()  # each store starts with its policy's level
     ('order_up_to[moving_average]', [[18.0], [18.0]])
+    >>> book = np.full((2, 1), 5.0)  # what the hub reads: the forecast each store orders on
+    >>> stores.outlook(4, book, np.zeros((2, 1)), np.full((2, 1, 8), 2.0), days=3).tolist()
+    [[[2.0, 2.0, 2.0]], [[2.0, 2.0, 2.0]]]
     """
 
     def __init__(

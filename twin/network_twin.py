@@ -194,17 +194,12 @@ _confidence_each = np.vectorize(confidence, otypes=[float])
 
 @dataclass
 class FulfilmentRun:
-    """What one chooser did: per-order plans and outcomes, and the stores' end figures.
+    """What one chooser did: per-order plans and outcomes, and the stores' end figures
+    (``NetworkTwin.run`` makes one; its example replays a scenario).
 
-    >>> from twin.policies import MovingAverageForecaster, OrderUpToPolicy
-    >>> days = np.datetime64("2016-04-25") + np.arange(6)
-    >>> data = NetworkData(["CA_1", "CA_2"], np.array(["A"]), days, np.full((2, 1, 6), 4.0),
-    ...                    unit_value=np.full(1, 5.0))
-    >>> sc = Scenario.draw(data, 3, OnlineChannel(share=0.25), ShelfTruth(), StoreConfig(), seed=1)
-    >>> twin = NetworkTwin(sc, lambda: OrderUpToPolicy(MovingAverageForecaster(days=3)))
-    >>> run = twin.run("dc_only", choosers(Router())["dc_only"])
-    >>> run.orders, run.store_units, run.dc_units, run.cancelled_lines
-    (3, 0.0, 6.0, 0)
+    >>> run = FulfilmentRun("dc_only", orders=3, dc_units=6.0)
+    >>> run.store_units, run.direct, run.tariff  # nothing shipped from a store yet
+    (0.0, {}, 'runs')
     """
 
     chooser: str
