@@ -9,9 +9,9 @@ were given: the review of every SKU (the policy as it stood, the SKU states as c
 close's time) and River's shift of every SKU (the correction, the central forecast, the
 scales). Then, for every close, ``--runs`` times each way in alternation, on fresh copies:
 
-- ``review``: ``ForecastDecisionPolicy.review`` plus the close's ``with_decision_ids``; REF's
-  policy class (its ``forecast_policy.py``, loaded beside ours) with ids on copies, against
-  ours with ``owned=True``;
+- ``review``: ``ForecastDecisionPolicy.review`` with the close's decision ids; REF's policy
+  class (its ``forecast_policy.py``, loaded beside ours) with ids set on copies
+  (``with_decision_ids``), against ours building each decision with its id (``occasion``);
 - ``shift``: ``DayCloseModel._shift``; REF's (``predict_one`` per SKU) against ours.
 
 Figures: each close's median thread CPU of each way, their sums over the closes, and whether
@@ -79,11 +79,10 @@ def _capture() -> tuple[dict[str, list], Callable[[], None]]:
     StateColumns.of_sku_states = classmethod(columns)
     review_all = DecisionEngine.review_all
 
-    def review(self, states, forecasts, at):
+    def review(self, states, forecasts, at, occasion=None):
         if forecasts is not None and at is not None:
-            occasion = f"close:{self.sales.last_closed}"
             kept["review"].append((copy.deepcopy(self.policy), *kept["_columns"], at, occasion))
-        return review_all(self, states, forecasts, at)
+        return review_all(self, states, forecasts, at, occasion)
 
     DecisionEngine.review_all = review
     shift = DayCloseModel._shift
@@ -128,12 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     drained = drain(ns, on_ready=lambda gw: freeze_startup_heap())
     undo()
 
-    def review(policy, cls, owned, stored, buffer, as_of_us, at, occasion):
+    def review(policy, cls, built, stored, buffer, as_of_us, at, occasion):
         policy = copy.deepcopy(policy)
         policy.__class__ = cls
         states = StateColumns.of_sku_states(stored, buffer, as_of_us)
         t0 = time.thread_time()
-        out = with_decision_ids(policy.review(states, {}, at), occasion, owned=owned)
+        if built:
+            out = policy.review(states, {}, at, occasion)
+        else:
+            out = with_decision_ids(policy.review(states, {}, at), occasion)
         return time.thread_time() - t0, out
 
     model = DayCloseModel.__new__(DayCloseModel)

@@ -166,30 +166,3 @@ def test_a_decision_id_copy_is_what_pydantic_copy_gives():
         assert copied == expected and copied.to_json() == expected.to_json()
         assert copied.model_fields_set == expected.model_fields_set
         assert m.message_id != "d-1"
-
-
-def test_decision_ids_set_in_place_on_owned_messages_equal_the_copies():
-    """``with_decision_ids(..., owned=True)`` (a store day's close, on the messages it just
-    built) sets each decision's id on the message itself: the same messages, wire payloads and
-    fields counted as set as the copies it makes otherwise; a state message keeps its id."""
-    from edge_runtime.messages import with_decision_ids
-
-    def made():
-        at = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
-        return [
-            StockoutAlert(store_id="S1", sku="A", model_version="m", probability=0.7,
-                          event_time=at, cause_event_id="e1"),
-            ReplenishmentAlert(store_id="S1", sku="B", model_version="m", recommended_qty=12,
-                               order_up_to=14, atp=2, on_hand=2, reserved=0),
-            AnomalyAlert(store_id="S1", sku="C", model_version="m", anomaly_type="theft",
-                         score=0.9, units=2),
-        ]  # fmt: skip
-
-    mine = made()
-    theirs = [m.model_copy(deep=True) for m in mine]
-    copies = with_decision_ids(theirs, "close:2026-01-05")
-    in_place = with_decision_ids(mine, "close:2026-01-05", owned=True)
-    assert all(a is b for a, b in zip(in_place, mine, strict=True))
-    for a, b in zip(in_place, copies, strict=True):
-        assert a.message_id == b.message_id and a.to_json() == b.to_json() and a == b
-        assert a.model_fields_set == b.model_fields_set

@@ -74,9 +74,15 @@ class DecisionPolicy(Protocol):
     def prime(self, states: Iterable[StockState]) -> None: ...
 
     def review(
-        self, states: Sequence[StockState], causes: Mapping[str, Cause], at: str | None = None
+        self,
+        states: Sequence[StockState],
+        causes: Mapping[str, Cause],
+        at: str | None = None,
+        occasion: str | None = None,
     ) -> list[Message]:
-        """Decisions on ``states`` at ``at`` (a day's close, a new model)."""
+        """Decisions on ``states`` at ``at`` (a day's close, a new model); given an
+        ``occasion`` (``close:<day>``), each built with its ``decision_id`` (epoch: its cause,
+        else the occasion), as ``with_decision_ids`` would give it."""
         ...
 
     def receive(self, events: Iterable) -> None:
@@ -179,7 +185,11 @@ class RulePolicy:
 
     # The rules keep no forecasts, open orders or episodes: their part of the protocol is empty.
     def review(
-        self, states: Sequence[StockState], causes: Mapping[str, Cause], at: str | None = None
+        self,
+        states: Sequence[StockState],
+        causes: Mapping[str, Cause],
+        at: str | None = None,
+        occasion: str | None = None,
     ) -> list[Message]:
         return []
 

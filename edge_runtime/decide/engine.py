@@ -262,14 +262,16 @@ class DecisionEngine:
         states = led.stocks(0, led.sku_count())
         at = self.sales.now_text(led.clock_us)
         occasion = f"bundle:{model.model_version}@{led.clock_us}"
-        return with_decision_ids(self.review_all(states, forecasts, at), occasion)
+        return self.review_all(states, forecasts, at, occasion)
 
-    def review_all(self, states: Sequence[StockState], forecasts, at: str | None) -> list[Message]:
-        """The forecast policy's decisions on every SKU at ``at`` (a day's close, a new model)."""
+    def review_all(
+        self, states: Sequence[StockState], forecasts, at: str | None, occasion: str | None = None
+    ) -> list[Message]:
+        """The policy's decisions on every SKU at ``at`` (a close, a new model), ids of ``occasion``."""
         if forecasts is None or not states:
             return []
         try:
-            return self.policy.review(states, {}, at)
+            return self.policy.review(states, {}, at, occasion)
         except Exception:
             log.exception("decision policy %s failed at review", self.policy.version)
             self.counters["policy_errors"] += 1
@@ -386,23 +388,21 @@ class DecisionEngine:
     def _day_close(
         self, conn, head, head_decided: bool, current: dict, as_of: int
     ) -> list[Message]:
-        """Decisions on every SKU at a day's close, with each SKU's state at that moment of the
-        batch (``current``: the states the batch has reached so far; the others as stored),
-        but the one whose event closed the day (just decided); and the phantom-inventory check
-        on the new forecasts. Their decision ids' epoch is the day that closed."""
+        """Decisions on every SKU at a day's close, each at its state at that moment of the batch
+        (``current``: the batch's states so far; the others as stored) but the one whose event
+        closed it (just decided), and the phantom check; ids of epoch ``close:<day>``."""
         stored = self.ledger.folded_states()  # the SKUs not in ``current`` are as committed
-        # The stock table gives the SKUs in the order decisions have always been made in;
-        # their states come from memory (no row is read back and rebuilt), as columns: a
-        # SKU's full StockState is built only if a message of it needs one.
+        # The SKUs in the order decisions have always been made in (the stock table's), their
+        # states from memory (no row read back), as columns: a full state only where a message is.
         states = [s for s in (current[k] if k in current else stored[k]
                               for k in skus_in_order(conn)) if s is not None]  # fmt: skip
         others = [s for s in states if s.sku != head.sku] if head_decided else states
         columns = StateColumns.of_sku_states(
             others, self.ledger.safety_buffer, [max(as_of, s.last_us) for s in others]
         )
-        out = self.review_all(columns, self.policy.forecasts, head.event_time)
-        out += self._phantoms(head.ts_us / 1e6, states)
-        return with_decision_ids(out, f"close:{self.sales.last_closed}", owned=True)
+        occasion = f"close:{self.sales.last_closed}"
+        out = self.review_all(columns, self.policy.forecasts, head.event_time, occasion)
+        return out + with_decision_ids(self._phantoms(head.ts_us / 1e6, states), occasion)
 
     def _phantoms(self, now: float, states: list[SkuState]) -> list[Message]:
         """In stock per the ledger, but silent for longer than the forecast makes plausible."""

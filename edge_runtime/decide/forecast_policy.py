@@ -41,7 +41,7 @@ from edge_runtime.decide.replenishment import Replenisher
 from edge_runtime.decide.review_rows import Bare, Rows, out_probability, unit
 from edge_runtime.decide.stockout import StockoutMonitor, stockout_risk
 from edge_runtime.forecast.demand_distribution import daily_sigma, floored_forecast
-from edge_runtime.messages import Message, ReasonCode, StockoutAlert
+from edge_runtime.messages import Message, ReasonCode, StockoutAlert, occasion_id
 from edge_runtime.store.state_columns import StateColumns
 from edge_runtime.store.stock import Conflict, StockState
 
@@ -274,26 +274,30 @@ class ForecastDecisionPolicy:
         return out
 
     def review(
-        self, states: Sequence[StockState], causes: Mapping[str, Cause], at: str | None = None
+        self,
+        states: Sequence[StockState],
+        causes: Mapping[str, Cause],
+        at: str | None = None,
+        occasion: str | None = None,
     ) -> list[Message]:
-        """Stock-out and replenishment decisions for ``states`` (at ``at``, ISO time, or each
-        SKU's cause / last event); what ``decide`` and the gateway's day close both run.
-        ``states`` may be ``StateColumns``: a SKU's full state is then built only when one of
-        its decisions is published (a day's close reviews every SKU and publishes few)."""
+        """Stock-out and replenishment decisions for ``states`` at ``at`` (ISO time; else each SKU's
+        cause / last event), each with its decision id when an ``occasion`` (``close:<day>``) is
+        given; what ``decide`` and the day close run. ``states`` may be ``StateColumns``: a SKU's
+        full state is then built only when one of its decisions is published (a close has few)."""
         rows, bare = self._rows(states, causes, at)
         out: list[Message] = []
         if rows is not None:
             risk = self._risk(rows)
             update = self.monitor.update(rows.states.skus, risk.probability)
             out += [
-                self._alert(rows, i, risk.probability[i], risk.expected_days[i])
+                self._alert(rows, i, risk.probability[i], risk.expected_days[i], occasion)
                 for i in update.published_index
             ]
-            out += self._orders(rows)
+            out += self._orders(rows, occasion)
         if bare:
             update = self.monitor.update(bare.states.skus, out_probability(bare))
             out += [
-                self._out_alert(bare.states[i], bare.causes[i], bare.when[i])
+                self._out_alert(bare.states[i], bare.causes[i], bare.when[i], occasion)
                 for i in update.published_index
             ]
         return out
@@ -351,7 +355,7 @@ class ForecastDecisionPolicy:
         return stockout_risk(rows.mean, rows.p90, atp, self.settings.lead_time_days,
                              below=monitor.quiet_below, exact=exact)  # fmt: skip
 
-    def _orders(self, rows: Rows) -> list[Message]:
+    def _orders(self, rows: Rows, occasion: str | None = None) -> list[Message]:
         skus, atp = rows.states.skus, rows.states.available
         sigma = daily_sigma(rows.mean_protect, rows.p90_protect)
         open_orders = self.replenisher.open_orders
@@ -366,6 +370,7 @@ class ForecastDecisionPolicy:
         for t in triggers:
             i = at[t.sku]
             s, cause = rows.states[i], rows.causes[i]
+            cause_id = cause.event_id if cause else None
             evidence = {
                 "forecast_mean_daily": round(float(rows.mean_protect[i]), 3),
                 "forecast_p90_daily": round(float(rows.p90_protect[i]), 3),
@@ -382,18 +387,23 @@ class ForecastDecisionPolicy:
                 reserved=s.reserved,
                 confidence=s.confidence,
                 horizon_hours=24.0 * self.settings.lead_time_days,
-                cause_event_id=cause.event_id if cause else None,
+                cause_event_id=cause_id,
+                **occasion_id(self.store_id, "replenishment", s.sku, cause_id, occasion),
             )
             out.append(msg)
         return out
 
-    def _out_alert(self, s: StockState, cause: Cause | None, when: str | None) -> StockoutAlert:
+    def _out_alert(
+        self, s: StockState, cause: Cause | None, when: str | None, occasion: str | None = None
+    ) -> StockoutAlert:
         """A stock-out without a forecast: ATP is zero now (what the rules policy says)."""
+        cause_id = cause.event_id if cause else None
         return StockoutAlert(
+            **occasion_id(self.store_id, "stockout", s.sku, cause_id, occasion),
             store_id=self.store_id,
             sku=s.sku,
             event_time=datetime.fromisoformat(when) if when else None,
-            cause_event_id=cause.event_id if cause else None,
+            cause_event_id=cause_id,
             model_version=self.version,
             probability=1.0,
             horizon_hours=0.0,
@@ -405,16 +415,20 @@ class ForecastDecisionPolicy:
             evidence={"forecast": "none yet"},
         )
 
-    def _alert(self, rows: Rows, i: int, prob: float, days: float) -> StockoutAlert:
+    def _alert(
+        self, rows: Rows, i: int, prob: float, days: float, occasion: str | None = None
+    ) -> StockoutAlert:
         s, cause, when = rows.states[i], rows.causes[i], rows.when[i]
         at = datetime.fromisoformat(when)
         # Beyond a year the expected time says nothing (and may overflow a datetime).
         expected = at + timedelta(days=float(days)) if days <= MAX_EXPECTED_DAYS else None
+        cause_id = cause.event_id if cause else None
         return StockoutAlert(
+            **occasion_id(self.store_id, "stockout", s.sku, cause_id, occasion),
             store_id=self.store_id,
             sku=s.sku,
             event_time=at,
-            cause_event_id=cause.event_id if cause else None,
+            cause_event_id=cause_id,
             model_version=self.version,
             probability=unit(prob),
             horizon_hours=24.0 * self.settings.lead_time_days,

@@ -34,6 +34,7 @@ from edge_runtime.messages.decisions import (
     Evidence,
     ReplenishmentAlert,
     StockoutAlert,
+    occasion_id,
     with_decision_ids,
 )
 from edge_runtime.messages.envelope import GZIP_MAGIC, SCHEMA_VERSION, Message, UtcTime
@@ -86,6 +87,7 @@ __all__ = [
     "decision_id",
     "hub_subject",
     "new_message_id",
+    "occasion_id",
     "parse_message",
     "with_decision_ids",
     "write_docs",

@@ -152,15 +152,13 @@ def _decision_kind(m: Message) -> str:
     return m.kind
 
 
-def with_decision_ids(
-    messages: list[Message], occasion: str | None = None, owned: bool = False
-) -> list[Message]:
+def with_decision_ids(messages: list[Message], occasion: str | None = None) -> list[Message]:
     """``messages`` with each decision (alert, conflict) under its :func:`decision_id`: the
     epoch is its ``cause_event_id``, else ``occasion`` (what made the decisions without a
-    single cause, e.g. ``close:2026-01-07``), else its ``event_time`` (a detector's conclusion
-    at a time the events fix). Other kinds (state, uplink) keep their own id. ``owned``: the
-    messages were just built for the caller and nothing else holds them, so each decision's
-    id is set on it rather than on a copy (a store day's close decides thousands at once).
+    single cause, e.g. ``bundle:<version>@<clock>``), else its ``event_time`` (a detector's
+    conclusion at a time the events fix). Other kinds (state, uplink) keep their own id.
+    Each decision is a copy: a day's close builds its decisions with their ids instead
+    (:func:`occasion_id`).
 
     >>> a = StockoutAlert(store_id="S1", sku="A", model_version="m", probability=1.0,
     ...                   cause_event_id="e7")
@@ -172,14 +170,30 @@ def with_decision_ids(
     for m in messages:
         if isinstance(m, _DECISIONS):
             epoch = m.cause_event_id or occasion or f"at:{m.event_time}"
-            made = decision_id(m.store_id, _decision_kind(m), m.sku, epoch)
-            if owned:
-                m.__dict__["message_id"] = made
-                m.__pydantic_fields_set__.add("message_id")
-            else:
-                m = _with_message_id(m, made)
+            m = _with_message_id(m, decision_id(m.store_id, _decision_kind(m), m.sku, epoch))
         out.append(m)
     return out
+
+
+def occasion_id(
+    store_id: str, kind: str, sku: str, cause_event_id: str | None, occasion: str | None
+) -> dict[str, str]:
+    """The ``message_id`` argument of a decision built for ``occasion`` (e.g. ``close:<day>``):
+    its :func:`decision_id`, the epoch its cause, else the occasion, as
+    :func:`with_decision_ids` gives it; nothing without an occasion (the caller gives the id).
+    ``kind``: what :func:`with_decision_ids` names the decision by (``anomaly/<type>`` for an
+    anomaly alert, else its kind).
+
+    >>> a = StockoutAlert(store_id="S1", sku="A", model_version="m", probability=1.0,
+    ...                   **occasion_id("S1", "stockout", "A", None, "close:2026-01-07"))
+    >>> with_decision_ids([a], "close:2026-01-07")[0].message_id == a.message_id
+    True
+    >>> occasion_id("S1", "stockout", "A", "e7", None)
+    {}
+    """
+    if occasion is None:
+        return {}
+    return {"message_id": decision_id(store_id, kind, sku, cause_event_id or occasion)}
 
 
 _DECISIONS = (Alert, ConflictMessage)
@@ -189,8 +203,8 @@ _set = object.__setattr__
 def _with_message_id(m: Message, message_id: str) -> Message:
     """``m.model_copy(update={"message_id": message_id})``, without the parts of pydantic's
     generic copy that these models do not use (extra fields are forbidden, there are no
-    private attributes). Why: a store day's close can decide thousands of SKUs at once,
-    inside the transaction, and each decision gets its id here."""
+    private attributes). Why: every decision of an ingest gets its id here, inside the
+    transaction (a day's close builds its own with their ids instead)."""
     out = m.__class__.__new__(m.__class__)
     fields = m.__dict__.copy()
     fields["message_id"] = message_id

@@ -1,0 +1,58 @@
+"""A day close's decisions are built with their decision ids (epoch ``close:<day>``), the same
+ids ``with_decision_ids`` gives: no id is set on a message after it was built."""
+
+from __future__ import annotations
+
+import inspect
+
+from edge_runtime.gateway import Gateway
+from edge_runtime.messages import decision_id, with_decision_ids
+from edge_runtime.store.state_columns import StateColumns
+from tests.test_gateway_model import config, daily_sales, demand_bundle, ev
+from tests.test_state_columns import DAY_US, _ledger_states, _payloads, _policy
+
+CLOSE = "close:2026-01-05"
+
+
+def _kind(m: dict) -> str:
+    return f"anomaly/{m['anomaly_type']}" if m["kind"] == "anomaly" else m["kind"]
+
+
+def test_a_review_for_an_occasion_builds_each_decision_with_its_id():
+    """Stock-outs with and without a forecast and replenishment triggers, reviewed for a close:
+    each message carries ``decision_id(store, kind, sku, close:<day>)`` as built, the id
+    ``with_decision_ids`` gives the same decisions made without the occasion, and the same
+    payload otherwise."""
+    states = _ledger_states(40)
+    as_of = [5 * DAY_US] * len(states)
+    at = "2026-01-05T23:00:00+00:00"
+    skus = [s.sku for s in states][1:31]  # K0 (none on hand) and K31.. decided on ATP
+    built = _policy(skus).review(StateColumns.of_sku_states(states, 0, as_of), {}, at, CLOSE)
+    plain = _policy(skus).review(StateColumns.of_sku_states(states, 0, as_of), {}, at)
+    assert {m.kind for m in built} == {"stockout", "replenishment"}
+    assert {m.sku for m in built} & set(skus) and {m.sku for m in built} - set(skus)
+    assert [m.message_id for m in built] == [decision_id("S1", m.kind, m.sku, CLOSE) for m in built]
+    assert [m.message_id for m in built] == [m.message_id for m in with_decision_ids(plain, CLOSE)]
+    assert [m.message_id for m in plain] != [m.message_id for m in built]  # random without
+    assert _payloads(built) == _payloads(plain)
+
+
+def test_with_decision_ids_only_copies():
+    """The close no longer has ids written into its (frozen) messages in place."""
+    assert "owned" not in inspect.signature(with_decision_ids).parameters
+
+
+def test_a_gateway_close_publishes_its_decisions_under_the_close_ids(tmp_path):
+    """Through the real engine: every decision a store day's close makes (no cause event)
+    carries ``decision_id(store, kind, sku, close:<day that closed>)``."""
+    bundle = demand_bundle(tmp_path / "bundles" / "ids-1")
+    skus = [f"K{i}" for i in range(20)]
+    with Gateway(config(tmp_path, bundle, SHELFCAST_MODEL_REVIEW_DAYS="0")) as gw:
+        seed = [ev(f"r-{k}", k, "receipt", 500, 1) for k in skus]
+        gw.ingest(seed + [e for k in skus for e in daily_sales(k, 1, range(1, 4))], "seed")
+        gw.ingest([ev("low", "K7", "sale", 494, 4)], "pos")  # K7: 3 left, the others 497
+        gw.ingest([ev("next-day", "K1", "sale", 1, 5)], "pos")  # closes day 4
+        closing = [m for m in gw.recent_messages() if m["cause_event_id"] is None]
+    assert {m["kind"] for m in closing} == {"replenishment", "stockout"}  # K7, at the close
+    for m in closing:
+        assert m["message_id"] == decision_id("S1", _kind(m), m["sku"], "close:2026-01-04"), m
