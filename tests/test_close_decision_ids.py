@@ -8,8 +8,8 @@ import inspect
 from edge_runtime.gateway import Gateway
 from edge_runtime.messages import decision_id, with_decision_ids
 from edge_runtime.store.state_columns import StateColumns
-from tests.test_gateway_model import config, daily_sales, demand_bundle, ev
-from tests.test_state_columns import DAY_US, _ledger_states, _payloads, _policy
+from tests.test_gateway_model import config, demand_bundle, ev
+from tests.test_state_columns import DAY_US, _ledger_states, _payloads, _policy, seed_with_k7_low
 
 CLOSE = "close:2026-01-05"
 
@@ -48,9 +48,7 @@ def test_a_gateway_close_publishes_its_decisions_under_the_close_ids(tmp_path):
     bundle = demand_bundle(tmp_path / "bundles" / "ids-1")
     skus = [f"K{i}" for i in range(20)]
     with Gateway(config(tmp_path, bundle, SHELFCAST_MODEL_REVIEW_DAYS="0")) as gw:
-        seed = [ev(f"r-{k}", k, "receipt", 500, 1) for k in skus]
-        gw.ingest(seed + [e for k in skus for e in daily_sales(k, 1, range(1, 4))], "seed")
-        gw.ingest([ev("low", "K7", "sale", 494, 4)], "pos")  # K7: 3 left, the others 497
+        seed_with_k7_low(gw, skus)
         gw.ingest([ev("next-day", "K1", "sale", 1, 5)], "pos")  # closes day 4
         closing = [m for m in gw.recent_messages() if m["cause_event_id"] is None]
     assert {m["kind"] for m in closing} == {"replenishment", "stockout"}  # K7, at the close

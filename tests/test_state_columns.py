@@ -64,15 +64,21 @@ def test_a_review_over_columns_decides_as_over_the_list():
     assert want and _payloads(got) == _payloads(want)
 
 
+def seed_with_k7_low(gw, skus) -> None:
+    """500 received of each SKU on day 1, a sale a day on days 1-3, then day 4 takes K7 down to
+    3 (the others hold 497): the next day's first event closes day 4 with K7 to decide on."""
+    seed = [ev(f"r-{k}", k, "receipt", 500, 1) for k in skus]
+    gw.ingest(seed + [e for k in skus for e in daily_sales(k, 1, range(1, 4))], "seed")
+    gw.ingest([ev("low", "K7", "sale", 494, 4)], "pos")
+
+
 def test_decisions_build_full_states_only_for_the_skus_they_publish(tmp_path, monkeypatch):
     """Every SKU is decided at a close, but most publish nothing: their confidence and event
     times (the costly part of a state) are never computed."""
     bundle = demand_bundle(tmp_path / "bundles" / "col-7")
     skus = [f"K{i}" for i in range(60)]
     with Gateway(config(tmp_path, bundle, SHELFCAST_MODEL_REVIEW_DAYS="0")) as gw:
-        seed = [ev(f"r-{k}", k, "receipt", 500, 1) for k in skus]
-        gw.ingest(seed + [e for k in skus for e in daily_sales(k, 1, range(1, 4))], "seed")
-        gw.ingest([ev("low", "K7", "sale", 494, 4)], "pos")  # K7: 3 left, the others 497
+        seed_with_k7_low(gw, skus)
         built: list[str] = []
         real = stock.StockState.of.__func__
 
