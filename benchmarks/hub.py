@@ -93,7 +93,7 @@ from hub.streams import (  # noqa: E402
     unacknowledged,
 )
 from shelfcast.nats_go_runtime import nats_gomaxprocs  # noqa: E402
-from tests.hub_process import HubProcess  # noqa: E402
+from tests.hub_process import HubProcess, owned_partitions  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 from tests.nats_server import NatsServer  # noqa: E402
 
@@ -708,22 +708,13 @@ async def _all_bound(url: str) -> bool:
         await nc.close()
 
 
-def _owned(logs: list[Path]) -> list[list[int]]:
-    """The partitions each worker process last said it owns (its log's last such line)."""
-    owned = []
-    for log in logs:
-        lines = [x for x in log.read_text().splitlines() if " owns partitions " in x]
-        owned.append(json.loads(lines[-1].split(" owns partitions ", 1)[1]) if lines else [])
-    return owned
-
-
 def _wait_dealt(url: str, logs: list[Path], timeout: float) -> None:
     """Until the workers share every partition evenly and each is subscribed (the consumers
     still paused: none of them has been sent a message)."""
     deadline = time.monotonic() + timeout
     fair = {PARTITIONS // len(logs), -(-PARTITIONS // len(logs))}
     while time.monotonic() < deadline:
-        owned = _owned(logs)
+        owned = [owned_partitions(log) for log in logs]
         every = sorted(p for o in owned for p in o) == list(range(PARTITIONS))
         if every and {len(o) for o in owned} <= fair and asyncio.run(_all_bound(url)):
             return

@@ -8,6 +8,7 @@ read its API, kill it (-9 when a test wants a crash).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -119,3 +120,10 @@ class HubProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def owned_partitions(log: Path) -> list[int]:
+    """The partitions a worker process last said it owns (its log's last such line; none
+    before it has said any)."""
+    said = [x for x in log.read_text().splitlines() if " owns partitions " in x]
+    return json.loads(said[-1].split(" owns partitions ", 1)[1]) if said else []

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.hub_process import HubProcess
+from tests.hub_process import HubProcess, owned_partitions
 from tests.mosquitto import wait
 from tests.test_hub import event, gateway, ledger_differences, matches_ledger
 
@@ -30,12 +30,6 @@ def stream(gw, store, stop, start_n=100):
         gw.ingest(event(store, n, sku, kind, 1, **more), "pos" if kind == "sale" else "ecom")
         n, r = n + 1, r + 1
         time.sleep(0.002)
-
-
-def owns_partitions(log) -> bool:
-    """The worker's last word on its partitions names at least one."""
-    said = [x for x in log.read_text().splitlines() if " owns partitions " in x]
-    return bool(said) and said[-1].split(" owns partitions ", 1)[1].strip() != "[]"
 
 
 def why_the_view_differs(api, gws, logs) -> str:
@@ -60,7 +54,7 @@ def test_kill_9_a_worker_and_a_jetstream_node_loses_and_doubles_nothing(
     try:
         # Both consume before anything streams: the kill must take partitions from a worker
         # that holds them (on a loaded box a worker can take many seconds to join).
-        assert wait(lambda: all(owns_partitions(tmp_path / f"w{i}.log") for i in (1, 2)), 60)
+        assert wait(lambda: all(owned_partitions(tmp_path / f"w{i}.log") for i in (1, 2)), 60)
         for gw in gws:
             gw.ingest([event(gw.cfg.gateway.store_id, i, s, "receipt", 500)
                        for i, s in enumerate(SKUS)], "wms")  # fmt: skip
