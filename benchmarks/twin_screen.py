@@ -78,11 +78,13 @@ class GatewayHistory:
         self.level = np.full(units.shape[0], np.nan)
         no_empty = np.zeros(units.shape[0], dtype=bool)
         self.days = [close_levels(self.level, day, no_empty) for day in units.T]
+        self.empty = [no_empty] * len(self.days)  # per day: the shelves that closed empty
 
     def close(self, sold: np.ndarray, empty: np.ndarray) -> None:
         """One replayed day: what sold, and which shelves closed empty."""
         day = np.where(np.isnan(self.days[-1]) & (sold <= 0), np.nan, sold.astype(np.float64))
         self.days.append(close_levels(self.level, day, empty))
+        self.empty.append(empty)
 
     def matrix(self, days: int = UnitsHistory().days) -> np.ndarray:
         """The last ``days`` closed days, a row per SKU."""
@@ -738,16 +740,11 @@ class CensoredTailHistory(TableReplay):
         super().__init__(trace, every_days)
         self.stat = stat
 
-    def prepare(self, panel, start, config) -> None:
-        super().prepare(panel, start, config)
-        self.censored = [np.zeros(panel.n_skus, dtype=bool)] * len(self.history.days)
-
     def observe(self, state: StoreState) -> None:
         year = self.history.matrix()
-        flags = np.array(self.censored[-year.shape[1] :]).T
+        flags = np.array(self.history.empty[-year.shape[1] :]).T
         super().observe(state)
-        empty = shelf_empty(state.on_hand)
-        self.censored.append(empty)
+        empty = self.history.empty[-1]
         sold, day = state.sales[:, -1], self.history.days[-1]
         for i in np.flatnonzero(empty):
             row = year[i][~flags[i] & ~np.isnan(year[i])]
