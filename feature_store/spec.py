@@ -60,8 +60,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from feature_store.intraday import FEATURES as INTRADAY_FEATURES
 from feature_store.intraday import WINDOW_DAYS
 
@@ -219,23 +217,6 @@ FEATURES: tuple[Feature, ...] = _build()
 # A series' demand scale: models may work in units of ``SCALE_FEATURE + SCALE_OFFSET``.
 SCALE_FEATURE = "mean_91"
 SCALE_OFFSET = 0.5
-# The mean level learns a day's units at most this many scales (central training's label and
-# River's at the edge alike): rare wholesale orders that nothing in the history predicts then
-# stay out of the level, and the buffer, sized on the whole year, covers them. None: unclipped.
-LEVEL_LABEL_CLIP: float | None = 5.0
-
-
-def level_label(units_over_scale: np.ndarray) -> np.ndarray:
-    """What the mean level learns of days in units of their series' scale: each at most
-    ``LEVEL_LABEL_CLIP`` (central training and River's correction at the edge alike).
-
-    >>> level_label(np.array([0.0, 2.0, 40.0])).tolist()
-    [0.0, 2.0, 5.0]
-    """
-    if LEVEL_LABEL_CLIP is None:
-        return units_over_scale
-    return np.minimum(units_over_scale, LEVEL_LABEL_CLIP)
-
 
 # The anomaly model scores a store-SKU-day, so it sees only close-day features.
 ANOMALY_FEATURES: tuple[str, ...] = (

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from feature_store.spec import FEATURES, SCALE_FEATURE, SCALE_OFFSET, index, level_label
+from feature_store.spec import FEATURES, SCALE_FEATURE, SCALE_OFFSET, index
 from models.p90_lift import (
     HELD_OUT_HORIZONS,
     MIN_FIT_SHARE,
@@ -169,11 +169,9 @@ class DemandModel:
         self.boosters = {}
         Xn, scale = self.normalize(X)
         weights = {"mean": mean_weight, "p50": quantile_weight, "p90": quantile_weight}
-        labels = {"p50": y / scale, "p90": y / scale}
-        labels["mean"] = level_label(labels["p50"])
         for name, (objective, extra) in specs.items():
             booster = (fit or _fit_here)(
-                self._lgbm(objective, **extra), Xn, labels[name], weights[name]
+                self._lgbm(objective, **extra), Xn, y / scale, weights[name]
             )
             self.boosters[name] = float32_thresholds(booster)
         self.p90_lift = 1.0

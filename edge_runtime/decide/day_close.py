@@ -30,7 +30,7 @@ from edge_runtime.forecast.daily_sales import DailySales, DayUnits
 from edge_runtime.forecast.demand_distribution import floored_forecast
 from edge_runtime.forecast.online import ForecastCorrection, LevelCorrection
 from edge_runtime.forecast.scoring import Scorer
-from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index, level_label
+from feature_store.spec import MAX_HORIZON, SCALE_FEATURE, SCALE_OFFSET, index
 from models.bundle import Bundle, BundleError
 
 
@@ -88,7 +88,7 @@ class DayCloseModel:
             get = units.get
             sold = np.fromiter((get(s, 0.0) for s in skus), np.float64, len(skus))
             learnt += self.correction.learn_many(
-                skus, forecast, level_label(sold / scale).tolist(), units.censored
+                skus, forecast, (sold / scale).tolist(), units.censored
             )
         return learnt
 
