@@ -10,8 +10,9 @@ close's time) and River's shift of every SKU (the correction, the central foreca
 scales). Then, for every close, ``--runs`` times each way in alternation, on fresh copies:
 
 - ``review``: ``ForecastDecisionPolicy.review`` with the close's decision ids; REF's policy
-  class (its ``forecast_policy.py``, loaded beside ours) with ids set on copies
-  (``with_decision_ids``), against ours building each decision with its id (``occasion``);
+  class (its ``forecast_policy.py``, loaded beside ours) with ids set on copies (pydantic's
+  ``model_copy`` here: the hand copy REF's ``with_decision_ids`` made is gone, so this way now
+  costs more than REF's did), against ours building each decision with its id (``occasion``);
 - ``shift``: ``DayCloseModel._shift``; REF's (``predict_one`` per SKU) against ours.
 
 Figures: each close's median thread CPU of each way, their sums over the closes, and whether
@@ -101,6 +102,18 @@ def _capture() -> tuple[dict[str, list], Callable[[], None]]:
     return kept, undo
 
 
+def _ids_on_copies(messages: list, occasion: str) -> list:
+    """Each decision copied under its id (epoch: its cause, else ``occasion``): how the close
+    gave its decisions their ids before it built them with them."""
+    from edge_runtime.messages import decision_id
+
+    def copied(m):
+        epoch = m.cause_event_id or occasion
+        return m.model_copy(update={"message_id": decision_id(m.store_id, m.kind, m.sku, epoch)})
+
+    return [copied(m) for m in messages]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--history", type=int, default=1_000_000)
@@ -115,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.latency import latency_bundle, latency_bundle_key
     from edge_runtime.decide.day_close import DayCloseModel
     from edge_runtime.heap import freeze_startup_heap
-    from edge_runtime.messages import with_decision_ids
     from edge_runtime.store.state_columns import StateColumns
 
     ref_policy = _ref_policy(args.ref)
@@ -135,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if built:
             out = policy.review(states, {}, at, occasion)
         else:
-            out = with_decision_ids(policy.review(states, {}, at), occasion)
+            out = _ids_on_copies(policy.review(states, {}, at), occasion)
         return time.thread_time() - t0, out
 
     model = DayCloseModel.__new__(DayCloseModel)

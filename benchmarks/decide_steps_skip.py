@@ -50,7 +50,6 @@ def _child(args: argparse.Namespace) -> None:
 def _measure_skipped(policy_class, inside: dict) -> None:
     """In the skip's run: the filter's CPU, and what deciding the steps it left out would have
     cost (decided anyway, after the kept ones; they must publish and change nothing)."""
-    from edge_runtime.messages import with_decision_ids
     from edge_runtime.store.state_columns import StateColumns
 
     real = policy_class.deciding
@@ -70,7 +69,7 @@ def _measure_skipped(policy_class, inside: dict) -> None:
             states = StateColumns.of_sku_states(
                 changed, safety_buffer, [s.last_us for s in changed]
             )
-            out = with_decision_ids(self.decide(states, {e.sku: e for e, _ in left}, []))
+            out = self.decide(states, {e.sku: e for e, _ in left}, [])
             inside["skipped_decided_s"] += time.thread_time() - t0
             after = (dict(self.monitor.under_alert()), dict(self.replenisher.open_orders))
             if out or before != after:  # a wrong skip: say which and stop at once

@@ -1,12 +1,10 @@
-"""A day close's decisions are built with their decision ids (epoch ``close:<day>``), the same
-ids ``with_decision_ids`` gives: no id is set on a message after it was built."""
+"""A day close's decisions are built with their decision ids (epoch ``close:<day>``): no id is
+set on a message after it was built."""
 
 from __future__ import annotations
 
-import inspect
-
 from edge_runtime.gateway import Gateway
-from edge_runtime.messages import decision_id, with_decision_ids
+from edge_runtime.messages import decision_id
 from edge_runtime.store.state_columns import StateColumns
 from tests.test_gateway_model import config, demand_bundle, ev
 from tests.test_state_columns import DAY_US, _ledger_states, _payloads, _policy, seed_with_k7_low
@@ -20,9 +18,9 @@ def _kind(m: dict) -> str:
 
 def test_a_review_for_an_occasion_builds_each_decision_with_its_id():
     """Stock-outs with and without a forecast and replenishment triggers, reviewed for a close:
-    each message carries ``decision_id(store, kind, sku, close:<day>)`` as built, the id
-    ``with_decision_ids`` gives the same decisions made without the occasion, and the same
-    payload otherwise."""
+    each message carries ``decision_id(store, kind, sku, close:<day>)`` as built; the same
+    decisions made without the occasion (nor a cause) carry the ids of their time, and the
+    same payload otherwise."""
     states = _ledger_states(40)
     as_of = [5 * DAY_US] * len(states)
     at = "2026-01-05T23:00:00+00:00"
@@ -32,14 +30,10 @@ def test_a_review_for_an_occasion_builds_each_decision_with_its_id():
     assert {m.kind for m in built} == {"stockout", "replenishment"}
     assert {m.sku for m in built} & set(skus) and {m.sku for m in built} - set(skus)
     assert [m.message_id for m in built] == [decision_id("S1", m.kind, m.sku, CLOSE) for m in built]
-    assert [m.message_id for m in built] == [m.message_id for m in with_decision_ids(plain, CLOSE)]
-    assert [m.message_id for m in plain] != [m.message_id for m in built]  # random without
+    at_ids = [decision_id("S1", m.kind, m.sku, f"at:{m.event_time}") for m in plain]
+    assert [m.message_id for m in plain] == at_ids
+    assert not set(at_ids) & {m.message_id for m in built}
     assert _payloads(built) == _payloads(plain)
-
-
-def test_with_decision_ids_only_copies():
-    """The close no longer has ids written into its (frozen) messages in place."""
-    assert "owned" not in inspect.signature(with_decision_ids).parameters
 
 
 def test_a_gateway_close_publishes_its_decisions_under_the_close_ids(tmp_path):

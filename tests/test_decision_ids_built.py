@@ -1,14 +1,17 @@
 """Every decision is built with its decision id: per-event stock-outs and replenishments, ledger
 conflicts, shrink found by a count, thefts the shelf watch concludes and phantoms at a close.
 The ids are the ones the gateway has always published (recorded below, through a real Gateway
-on a real SQLite file)."""
+on a real SQLite file), and a producer called on its own gives the same id as built."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
+from edge_runtime.decide.decisions import RulePolicy
 from edge_runtime.gateway import Gateway
 from edge_runtime.messages import decision_id
+from edge_runtime.store.stock import Conflict, SkuState, StockState
+from edge_runtime.watch.shrink import ShrinkAlert
 from tests.test_gateway_model import config, daily_sales, demand_bundle, ev
 
 # (kind, sku, cause_event_id) -> message_id, as published before the producers built the ids
@@ -74,3 +77,28 @@ def test_the_rules_publish_their_decisions_under_their_recorded_ids(tmp_path):
         gw.ingest([ev("r-A", "A", "receipt", 3, 2), ev("s-A", "A", "sale", 5, 2, 11)], "pos")
         published = gw.recent_messages()
     assert {_key(m): m["message_id"] for m in published} == RULES
+
+
+def test_producers_build_their_decisions_with_their_ids():
+    """Called on their own (no engine around them), the producers give each decision its id."""
+
+    class Cause:
+        event_id, event_time = "e1", "2026-01-05T10:00:00+01:00"
+
+    out = StockState.of(SkuState("A", on_hand=0), safety_buffer=0, as_of_us=0)
+    conflict = Conflict("A", "e9", "reservation_short", "o1", 3, 1, 2, 1, 0, 1_767_603_600_000_000)
+    made = RulePolicy("S1").decide([out], {"A": Cause()}, [conflict])
+    made_of = [("replenishment", "e1"), ("stockout", "e1"), ("conflict/RESERVATION_SHORT", "e9")]
+    assert [m.message_id for m in made] == [decision_id("S1", k, "A", e) for k, e in made_of]
+    theft = ShrinkAlert("theft", "B", 900.5, ("EXIT_GATE_WITHOUT_SALE",), {"units": 1})
+    at = datetime.fromtimestamp(900.5, UTC)
+    assert theft.to_message("S1", "m").message_id == decision_id(
+        "S1", "anomaly/theft", "B", f"at:{at}"
+    )
+    assert theft.to_message("S1", "m", "e3").message_id == decision_id(
+        "S1", "anomaly/theft", "B", "e3"
+    )
+    phantom = ShrinkAlert("phantom", "B", 900.0, ("NO_SALES_IMPLAUSIBLE_FOR_FORECAST",))
+    assert phantom.to_message("S1", "m", occasion="close:x").message_id == decision_id(
+        "S1", "anomaly/phantom", "B", "close:x"
+    )

@@ -142,27 +142,3 @@ def test_decision_ids_are_the_uuid5_consumers_already_hold():
     assert len(fresh) == 2000
     assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in fresh)
     assert all(str(uuid.UUID(i)) == i for i in fresh)
-
-
-def test_a_decision_id_copy_is_what_pydantic_copy_gives():
-    """``with_decision_ids`` copies each decision by hand for speed: the copy must equal
-    ``model_copy(update=...)`` for every decision kind, in value, wire payload and the fields
-    counted as set, and the original keeps its own id."""
-    from edge_runtime.messages.decisions import _with_message_id
-
-    at = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
-    made = [
-        StockoutAlert(store_id="S1", sku="A", model_version="m", probability=0.7, event_time=at,
-                      evidence={"forecast_mean_daily": 1.5}),
-        ReplenishmentAlert(store_id="S1", sku="B", model_version="m", recommended_qty=12,
-                           order_up_to=14, atp=2, on_hand=2, reserved=0),
-        AnomalyAlert(store_id="S1", sku="C", model_version="m", anomaly_type="theft", score=0.9,
-                     units=2),
-        ConflictMessage(store_id="S1", sku="D", model_version="m", rule="first-committed-wins"),
-    ]  # fmt: skip
-    for m in made:
-        copied = _with_message_id(m, "d-1")
-        expected = m.model_copy(update={"message_id": "d-1"})
-        assert copied == expected and copied.to_json() == expected.to_json()
-        assert copied.model_fields_set == expected.model_fields_set
-        assert m.message_id != "d-1"

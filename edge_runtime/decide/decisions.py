@@ -41,6 +41,7 @@ from edge_runtime.messages import (
     ReasonCode,
     ReplenishmentAlert,
     StockoutAlert,
+    decision_message_id,
 )
 from edge_runtime.store.stock import Conflict, StockState
 
@@ -80,9 +81,9 @@ class DecisionPolicy(Protocol):
         at: str | None = None,
         occasion: str | None = None,
     ) -> list[Message]:
-        """Decisions on ``states`` at ``at`` (a day's close, a new model); given an
-        ``occasion`` (``close:<day>``), each built with its ``decision_id`` (epoch: its cause,
-        else the occasion), as ``with_decision_ids`` would give it."""
+        """Decisions on ``states`` at ``at`` (a day's close, a new model), each built with its
+        ``decision_id`` (``decision_message_id``: epoch its cause, else the ``occasion``,
+        ``close:<day>``, else its time). ``decide`` builds its decisions with their ids too."""
         ...
 
     def receive(self, events: Iterable) -> None:
@@ -214,12 +215,16 @@ class RulePolicy:
     def take_order_changes(self) -> dict[str, tuple[float, str | None] | None]:
         return {}
 
-    def _common(self, s: StockState, cause: Cause | None) -> dict:
+    def _common(self, kind: str, s: StockState, cause: Cause | None) -> dict:
+        """The fields every alert carries, with the id it is built with."""
+        at = _time(cause.event_time if cause else s.last_event_time)
+        cause_id = cause.event_id if cause else None
         return {
+            "message_id": decision_message_id(self.store_id, kind, s.sku, cause_id, None, at),
             "store_id": self.store_id,
             "sku": s.sku,
-            "event_time": _time(cause.event_time if cause else s.last_event_time),
-            "cause_event_id": cause.event_id if cause else None,
+            "event_time": at,
+            "cause_event_id": cause_id,
             "model_version": self.version,
             "atp": s.available,
             "on_hand": s.on_hand,
@@ -233,7 +238,7 @@ class RulePolicy:
             horizon_hours=0.0,
             reason_codes=[ReasonCode.ATP_ZERO] if s.on_hand > 0 else [ReasonCode.ON_HAND_ZERO],
             evidence={"previous_level": ("ok", "low")[old]},
-            **self._common(s, cause),
+            **self._common("stockout", s, cause),
         )
 
     def _replenishment(self, s: StockState, cause: Cause | None) -> ReplenishmentAlert:
@@ -246,21 +251,25 @@ class RulePolicy:
             horizon_hours=self.lead_time_hours,
             reason_codes=[ReasonCode.ATP_AT_REORDER_POINT],
             evidence={"pack_size": self.pack_size},
-            **self._common(s, cause),
+            **self._common("replenishment", s, cause),
         )
 
     def _conflict(self, c: Conflict) -> ConflictMessage:
+        code, at = ReasonCode(c.kind.upper()), _time(c.event_time)
         return ConflictMessage(
+            message_id=decision_message_id(
+                self.store_id, f"conflict/{code}", c.sku, c.event_id, None, at
+            ),
             store_id=self.store_id,
             sku=c.sku,
-            event_time=_time(c.event_time),
+            event_time=at,
             cause_event_id=c.event_id,
             model_version=self.version,
             rule="physical-event-wins-newest-promise-loses",
             loser_event_id=c.event_id if c.kind == "reservation_short" else None,
             qty_requested=c.requested,
             qty_granted=c.granted,
-            reason_codes=[ReasonCode(c.kind.upper())],
+            reason_codes=[code],
             evidence={
                 "order_id": c.order_id,
                 "shortfall": c.shortfall,

@@ -37,7 +37,7 @@ from edge_runtime.decide.intraday_warning import IntradayWarner
 from edge_runtime.decide.scored_close import model_key, restore, take
 from edge_runtime.decide.state_changes import day_batches, rounds
 from edge_runtime.forecast.daily_sales import DailySales
-from edge_runtime.messages import Message, with_decision_ids
+from edge_runtime.messages import Message
 from edge_runtime.store.alert_episode_table import AlertEpisodeTable
 from edge_runtime.store.ledger import IngestResult, Ledger
 from edge_runtime.store.open_orders import OpenOrderTable
@@ -151,7 +151,7 @@ class DecisionEngine:
         if self.intraday is not None and result.events:
             messages.extend(self._warn(result))
         if result.events:
-            messages.extend(with_decision_ids(self._counts(result.steps)))
+            messages.extend(self._counts(result.steps))
         return messages
 
     def rolled_back(self) -> None:
@@ -300,9 +300,8 @@ class DecisionEngine:
     def _decide_batch(self, conn, result: IngestResult) -> list[Message]:
         """Decisions on every state change of the batch, as if its events had arrived one per
         message (``edge_runtime.decide.state_changes``): day by day, each day's close where the event
-        that opens the next day comes, within a day each SKU's changes in their order. Every
-        decision carries its stable ``decision_id``."""
-        out = with_decision_ids(self._decide([], {}, result.conflicts)) if result.conflicts else []
+        that opens the next day comes, within a day each SKU's changes in their order."""
+        out = self._decide([], {}, result.conflicts) if result.conflicts else []
         if not result.events:
             return out
         sales = self.sales
@@ -315,13 +314,13 @@ class DecisionEngine:
             head = steps[:1] if steps and steps[0][0] is segment[0] else []
             as_of = max(as_of, segment[0].ts_us)
             out += self._decide_steps(head, current, as_of)  # the event that closed the day
-            out += with_decision_ids(self._watch(segment[:1]))  # sales seen before the phantoms
+            out += self._watch(segment[:1])  # sales seen before the phantoms
             if closed:
                 out += self._day_close(conn, segment[0], bool(head), current, as_of)
             rest = steps[len(head) :]
             as_of = max(as_of, max(e.ts_us for e, _ in rest)) if rest else as_of
             out += self._decide_steps(rest, current, as_of)
-            out += with_decision_ids(self._watch(segment[1:]))
+            out += self._watch(segment[1:])
         return out
 
     def _decide_steps(self, steps, current: dict, as_of: int) -> list[Message]:
@@ -337,7 +336,7 @@ class DecisionEngine:
             states = StateColumns.of_sku_states(
                 changed, buffer, [max(as_of, s.last_us) for s in changed]
             )
-            out += with_decision_ids(self._decide(states, {e.sku: e for e, _ in batch}, []))
+            out += self._decide(states, {e.sku: e for e, _ in batch}, [])
         return out
 
     def _stage_day_close(self, segment, conn, current: dict) -> bool:
@@ -402,9 +401,9 @@ class DecisionEngine:
         )
         occasion = f"close:{self.sales.last_closed}"
         out = self.review_all(columns, self.policy.forecasts, head.event_time, occasion)
-        return out + with_decision_ids(self._phantoms(head.ts_us / 1e6, states), occasion)
+        return out + self._phantoms(head.ts_us / 1e6, states, occasion)
 
-    def _phantoms(self, now: float, states: list[SkuState]) -> list[Message]:
+    def _phantoms(self, now: float, states: list[SkuState], occasion: str) -> list[Message]:
         """In stock per the ledger, but silent for longer than the forecast makes plausible."""
         forecasts = self.policy.forecasts  # the first horizon is all it reads
         if forecasts is None:
@@ -424,7 +423,8 @@ class DecisionEngine:
             log.exception("phantom check failed; events kept, no phantom alerts")
             self.counters["policy_errors"] += 1
             return []
-        return [a.to_message(self.cfg.gateway.store_id, self.policy.version) for a in alerts]
+        store, version = self.cfg.gateway.store_id, self.policy.version
+        return [a.to_message(store, version, occasion=occasion) for a in alerts]
 
     def _counts(self, steps) -> list[Message]:
         """Shrink alerts for cycle counts and write-offs far beyond the SKU's history, each
@@ -432,8 +432,7 @@ class DecisionEngine:
         if not steps:
             return []
         try:
-            store = self.cfg.gateway.store_id
-            return self.count_watch.messages(steps, store, self.policy.version)
+            return self.count_watch.messages(steps, self.cfg.gateway.store_id, self.policy.version)
         except Exception:
             log.exception("count watch failed; events kept, no shrink alerts")
             self.counters["policy_errors"] += 1

@@ -41,7 +41,7 @@ from edge_runtime.decide.replenishment import Replenisher
 from edge_runtime.decide.review_rows import Bare, Rows, out_probability, unit
 from edge_runtime.decide.stockout import StockoutMonitor, stockout_risk
 from edge_runtime.forecast.demand_distribution import daily_sigma, floored_forecast
-from edge_runtime.messages import Message, ReasonCode, StockoutAlert, occasion_id
+from edge_runtime.messages import Message, ReasonCode, StockoutAlert, decision_message_id
 from edge_runtime.store.state_columns import StateColumns
 from edge_runtime.store.stock import Conflict, StockState
 
@@ -281,8 +281,8 @@ class ForecastDecisionPolicy:
         occasion: str | None = None,
     ) -> list[Message]:
         """Stock-out and replenishment decisions for ``states`` at ``at`` (ISO time; else each SKU's
-        cause / last event), each with its decision id when an ``occasion`` (``close:<day>``) is
-        given; what ``decide`` and the day close run. ``states`` may be ``StateColumns``: a SKU's
+        cause / last event), each built with its decision id (epoch: its cause, else the
+        ``occasion``, ``close:<day>``, else its time); what ``decide`` and the day close run. ``states`` may be ``StateColumns``: a SKU's
         full state is then built only when one of its decisions is published (a close has few)."""
         rows, bare = self._rows(states, causes, at)
         out: list[Message] = []
@@ -370,49 +370,48 @@ class ForecastDecisionPolicy:
         for t in triggers:
             i = at[t.sku]
             s, cause = rows.states[i], rows.causes[i]
-            cause_id = cause.event_id if cause else None
             evidence = {
                 "forecast_mean_daily": round(float(rows.mean_protect[i]), 3),
                 "forecast_p90_daily": round(float(rows.p90_protect[i]), 3),
                 "protection_days": protection_days,
                 "safety_rule": safety_rule,
             }
-            msg = t.to_message(
-                self.store_id,
-                self.version,
-                datetime.fromisoformat(rows.when[i]),
-                evidence=evidence,
-                atp=s.available,
-                on_hand=s.on_hand,
-                reserved=s.reserved,
-                confidence=s.confidence,
-                horizon_hours=24.0 * self.settings.lead_time_days,
-                cause_event_id=cause_id,
-                **occasion_id(self.store_id, "replenishment", s.sku, cause_id, occasion),
-            )
-            out.append(msg)
+            when = datetime.fromisoformat(rows.when[i])
+            common = self._common("replenishment", s, cause, when, occasion)
+            horizon = 24.0 * self.settings.lead_time_days
+            out.append(t.to_message(evidence=evidence, horizon_hours=horizon, **common))
         return out
+
+    def _common(
+        self, kind: str, s: StockState, cause: Cause | None, at: datetime | None, occasion
+    ) -> dict:
+        """The fields every decision of the policy carries but its SKU, with the id it is built
+        with (epoch: its cause, else ``occasion``, a close's or a swap's, else its time)."""
+        cause_id = cause.event_id if cause else None
+        return {
+            "message_id": decision_message_id(self.store_id, kind, s.sku, cause_id, occasion, at),
+            "store_id": self.store_id,
+            "event_time": at,
+            "cause_event_id": cause_id,
+            "model_version": self.version,
+            "atp": s.available,
+            "on_hand": s.on_hand,
+            "reserved": s.reserved,
+            "confidence": s.confidence,
+        }
 
     def _out_alert(
         self, s: StockState, cause: Cause | None, when: str | None, occasion: str | None = None
     ) -> StockoutAlert:
         """A stock-out without a forecast: ATP is zero now (what the rules policy says)."""
-        cause_id = cause.event_id if cause else None
+        at = datetime.fromisoformat(when) if when else None
         return StockoutAlert(
-            **occasion_id(self.store_id, "stockout", s.sku, cause_id, occasion),
-            store_id=self.store_id,
             sku=s.sku,
-            event_time=datetime.fromisoformat(when) if when else None,
-            cause_event_id=cause_id,
-            model_version=self.version,
             probability=1.0,
             horizon_hours=0.0,
-            atp=s.available,
-            on_hand=s.on_hand,
-            reserved=s.reserved,
-            confidence=s.confidence,
             reason_codes=[ReasonCode.ATP_ZERO] if s.on_hand > 0 else [ReasonCode.ON_HAND_ZERO],
             evidence={"forecast": "none yet"},
+            **self._common("stockout", s, cause, at, occasion),
         )
 
     def _alert(
@@ -422,26 +421,17 @@ class ForecastDecisionPolicy:
         at = datetime.fromisoformat(when)
         # Beyond a year the expected time says nothing (and may overflow a datetime).
         expected = at + timedelta(days=float(days)) if days <= MAX_EXPECTED_DAYS else None
-        cause_id = cause.event_id if cause else None
         return StockoutAlert(
-            **occasion_id(self.store_id, "stockout", s.sku, cause_id, occasion),
-            store_id=self.store_id,
             sku=s.sku,
-            event_time=at,
-            cause_event_id=cause_id,
-            model_version=self.version,
             probability=unit(prob),
             horizon_hours=24.0 * self.settings.lead_time_days,
             expected_stockout_time=expected,
-            atp=s.available,
-            on_hand=s.on_hand,
-            reserved=s.reserved,
-            confidence=s.confidence,
             reason_codes=[ReasonCode.ATP_ZERO] if s.available <= 0 else [ReasonCode.FORECAST_RISK],
             evidence={
                 "forecast_mean_daily": round(float(rows.mean[i]), 3),
                 "forecast_p90_daily": round(float(rows.p90[i]), 3),
             },
+            **self._common("stockout", s, cause, at, occasion),
         )
 
 

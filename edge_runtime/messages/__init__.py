@@ -34,8 +34,7 @@ from edge_runtime.messages.decisions import (
     Evidence,
     ReplenishmentAlert,
     StockoutAlert,
-    occasion_id,
-    with_decision_ids,
+    decision_message_id,
 )
 from edge_runtime.messages.envelope import GZIP_MAGIC, SCHEMA_VERSION, Message, UtcTime
 from edge_runtime.messages.gateway_state import GatewayState
@@ -85,10 +84,9 @@ __all__ = [
     "UtcTime",
     "consumer_docs",
     "decision_id",
+    "decision_message_id",
     "hub_subject",
     "new_message_id",
-    "occasion_id",
     "parse_message",
-    "with_decision_ids",
     "write_docs",
 ]

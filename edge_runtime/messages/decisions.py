@@ -1,9 +1,11 @@
 """Messages that carry a decision: the alerts (stock-out, replenishment, anomaly) and the ledger's
-conflicts, and the stable ids a decision made again keeps (:func:`with_decision_ids`).
+conflicts, and the stable id each is built with, the same when a decision is made again
+(:func:`decision_message_id`).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -142,74 +144,28 @@ class ConflictMessage(Message):
     evidence: Evidence = Field(default_factory=dict, description="numbers behind it")
 
 
-def _decision_kind(m: Message) -> str:
-    """The kind part of a decision's identity: what was decided, finer than the topic where
-    one event can make two decisions of a topic (a theft and a shrink, two conflict rules)."""
-    if isinstance(m, AnomalyAlert):
-        return f"anomaly/{m.anomaly_type}"
-    if isinstance(m, ConflictMessage):
-        return f"conflict/{m.reason_codes[0] if m.reason_codes else m.rule}"
-    return m.kind
-
-
-def with_decision_ids(messages: list[Message], occasion: str | None = None) -> list[Message]:
-    """``messages`` with each decision (alert, conflict) under its :func:`decision_id`: the
-    epoch is its ``cause_event_id``, else ``occasion`` (what made the decisions without a
-    single cause, e.g. ``bundle:<version>@<clock>``), else its ``event_time`` (a detector's
-    conclusion at a time the events fix). Other kinds (state, uplink) keep their own id.
-    Each decision is a copy: a day's close builds its decisions with their ids instead
-    (:func:`occasion_id`).
+def decision_message_id(
+    store_id: str,
+    kind: str,
+    sku: str | None,
+    cause_event_id: str | None,
+    occasion: str | None = None,
+    event_time: datetime | None = None,
+) -> str:
+    """The ``message_id`` a decision (alert, conflict) is built with: its :func:`decision_id`,
+    the epoch its ``cause_event_id``, else ``occasion`` (what made the decisions without a
+    single cause: ``close:<day>``, ``bundle:<version>@<clock>``), else ``at:<event_time>`` in
+    UTC (a detector's conclusion at a time the events fix). ``kind``: ``anomaly/<type>`` for an
+    anomaly alert, ``conflict/<first reason code>`` for a conflict (one event can make two
+    decisions of a topic: a theft and a shrink, two conflict rules), else the message kind.
 
     >>> a = StockoutAlert(store_id="S1", sku="A", model_version="m", probability=1.0,
-    ...                   cause_event_id="e7")
-    >>> [m.message_id for m in with_decision_ids([a], "x")] == [decision_id("S1", "stockout",
-    ...     "A", "e7")]
+    ...     message_id=decision_message_id("S1", "stockout", "A", None, "close:2026-01-07"))
+    >>> a.message_id == decision_id("S1", "stockout", "A", "close:2026-01-07")
+    True
+    >>> decision_message_id("S1", "stockout", "A", "e7", "close:2026-01-07") == decision_id(
+    ...     "S1", "stockout", "A", "e7")
     True
     """
-    out = []
-    for m in messages:
-        if isinstance(m, _DECISIONS):
-            epoch = m.cause_event_id or occasion or f"at:{m.event_time}"
-            m = _with_message_id(m, decision_id(m.store_id, _decision_kind(m), m.sku, epoch))
-        out.append(m)
-    return out
-
-
-def occasion_id(
-    store_id: str, kind: str, sku: str, cause_event_id: str | None, occasion: str | None
-) -> dict[str, str]:
-    """The ``message_id`` argument of a decision built for ``occasion`` (e.g. ``close:<day>``):
-    its :func:`decision_id`, the epoch its cause, else the occasion, as
-    :func:`with_decision_ids` gives it; nothing without an occasion (the caller gives the id).
-    ``kind``: what :func:`with_decision_ids` names the decision by (``anomaly/<type>`` for an
-    anomaly alert, else its kind).
-
-    >>> a = StockoutAlert(store_id="S1", sku="A", model_version="m", probability=1.0,
-    ...                   **occasion_id("S1", "stockout", "A", None, "close:2026-01-07"))
-    >>> with_decision_ids([a], "close:2026-01-07")[0].message_id == a.message_id
-    True
-    >>> occasion_id("S1", "stockout", "A", "e7", None)
-    {}
-    """
-    if occasion is None:
-        return {}
-    return {"message_id": decision_id(store_id, kind, sku, cause_event_id or occasion)}
-
-
-_DECISIONS = (Alert, ConflictMessage)
-_set = object.__setattr__
-
-
-def _with_message_id(m: Message, message_id: str) -> Message:
-    """``m.model_copy(update={"message_id": message_id})``, without the parts of pydantic's
-    generic copy that these models do not use (extra fields are forbidden, there are no
-    private attributes). Why: every decision of an ingest gets its id here, inside the
-    transaction (a day's close builds its own with their ids instead)."""
-    out = m.__class__.__new__(m.__class__)
-    fields = m.__dict__.copy()
-    fields["message_id"] = message_id
-    _set(out, "__dict__", fields)
-    _set(out, "__pydantic_extra__", None)
-    _set(out, "__pydantic_fields_set__", m.__pydantic_fields_set__ | {"message_id"})
-    _set(out, "__pydantic_private__", None)
-    return out
+    at = event_time and event_time.astimezone(UTC)  # the time as the message holds it
+    return decision_id(store_id, kind, sku, cause_event_id or occasion or f"at:{at}")

@@ -57,8 +57,16 @@ class ShrinkAlert:
     evidence: dict[str, Any] = field(default_factory=dict)
     score: float = 1.0
 
-    def to_message(self, store_id: str, model_version: str, cause_event_id: str | None = None):
-        """The outgoing ``AnomalyAlert`` (the one message schema of ``edge_runtime.messages``).
+    def to_message(
+        self,
+        store_id: str,
+        model_version: str,
+        cause_event_id: str | None = None,
+        occasion: str | None = None,
+    ):
+        """The outgoing ``AnomalyAlert`` (the one message schema of ``edge_runtime.messages``),
+        built with its decision id: the epoch its cause, else ``occasion`` (``close:<day>`` for
+        a phantom found at a close), else the time the detector concluded.
 
         A mis-scan is published as ``anomaly_type="other"`` with reason ``PROBABLE_MISSCAN``;
         list-valued evidence is summarised (count and first value) to fit the scalar schema.
@@ -68,7 +76,7 @@ class ShrinkAlert:
         >>> m.anomaly_type, m.units, m.reason_codes, m.event_time.isoformat()
         ('theft', 2.0, ['EXIT_GATE_WITHOUT_SALE'], '1970-01-01T00:00:00+00:00')
         """
-        from edge_runtime.messages import AnomalyAlert
+        from edge_runtime.messages import AnomalyAlert, decision_message_id
 
         evidence: dict[str, float | int | str | bool | None] = {}
         for key, value in self.evidence.items():
@@ -79,10 +87,14 @@ class ShrinkAlert:
                 evidence[key] = value
         kind = self.kind if self.kind in ("theft", "shrink", "phantom") else "other"
         units = self.evidence.get("units", self.evidence.get("shrink_units"))
+        at = datetime.fromtimestamp(self.event_time, UTC)
         return AnomalyAlert(
+            message_id=decision_message_id(
+                store_id, f"anomaly/{kind}", self.sku, cause_event_id, occasion, at
+            ),
             store_id=store_id,
             sku=self.sku,
-            event_time=datetime.fromtimestamp(self.event_time, UTC),
+            event_time=at,
             model_version=model_version,
             cause_event_id=cause_event_id,
             anomaly_type=kind,
