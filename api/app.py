@@ -4,11 +4,12 @@
 >>> from fastapi.testclient import TestClient
 >>> from edge_runtime.store.ledger import Ledger
 >>> from api.runtime import LedgerRuntime
->>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"), "S1")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> ledger = Ledger(os.path.join(tmp.name, "ledger.sqlite"), "S1")
 >>> app = create_app(LedgerRuntime(ledger), ApiSettings(token="test-token-1"))
 >>> TestClient(app).get("/health").json()["status"]
 'ok'
->>> ledger.close()
+>>> ledger.close(); tmp.cleanup()
 """
 
 from __future__ import annotations

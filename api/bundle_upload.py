@@ -8,12 +8,14 @@ feature spec (``models.bundle.load_bundle``) before it swaps.
 The archive arrives as a file (the upload streams to disk): nothing here holds it in memory.
 
 >>> import io, tarfile, tempfile, pathlib
->>> work = pathlib.Path(tempfile.mkdtemp())
+>>> tmp = tempfile.TemporaryDirectory()
+>>> work = pathlib.Path(tmp.name)
 >>> with tarfile.open(work / "upload", mode="w:gz") as tar:
 ...     info = tarfile.TarInfo("b/feature_spec.json"); data = b"{}"; info.size = len(data)
 ...     tar.addfile(info, io.BytesIO(data))
 >>> unpack_bundle(work / "upload", work / "unpacked").name
 'b'
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

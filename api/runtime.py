@@ -11,10 +11,11 @@ Routes call only :class:`Runtime`'s methods. Three ways to build one:
 
 >>> import tempfile, os
 >>> from edge_runtime.store.ledger import Ledger
->>> rt = LedgerRuntime(Ledger(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"), "S1"))
+>>> tmp = tempfile.TemporaryDirectory()
+>>> rt = LedgerRuntime(Ledger(os.path.join(tmp.name, "ledger.sqlite"), "S1"))
 >>> rt.ingest(b'[{"event_id": "e1"}, {"type": {}}]', "api").rejected
 2
->>> rt.close()
+>>> rt.close(); tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ another digest and the full checks again.
 >>> import tempfile
 >>> from pathlib import Path
 >>> from edge_runtime.bundles import BundleTrust
->>> state = Path(tempfile.mkdtemp())
+>>> tmp = tempfile.TemporaryDirectory()
+>>> state = Path(tmp.name)
 >>> bundle = state / "bundle"
 >>> bundle.mkdir()
 >>> _ = (bundle / "manifest.json").write_text('{"files": {}}')
@@ -27,6 +28,7 @@ False
 True
 >>> checked.covers(bundle, BundleTrust(allow_unsigned=True, max_daily_units=5.0))
 False
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -12,14 +12,14 @@ durable path), marks rows sent on PUBACK and flushes the uplink window.
 
 >>> import tempfile
 >>> from edge_runtime.config import load_config
->>> cfg = load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": tempfile.mkdtemp(),
-...                        "SHELFCAST_MQTT_ENABLED": "false"})
->>> gw = Gateway(cfg)
+>>> tmp = tempfile.TemporaryDirectory()  # removed at the end of the example
+>>> gw = Gateway(load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": tmp.name,
+...                               "SHELFCAST_MQTT_ENABLED": "false"}))
 >>> ev = {"event_id": "e1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 1,
 ...       "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
 >>> gw.ingest(ev, "api").accepted, [m["kind"] for m in gw.recent_messages()]
 (1, ['replenishment'])
->>> gw.close()
+>>> gw.close(); tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -195,11 +195,11 @@ class Forecaster:
     """A bundle's demand model, ready to forecast any canonical history.
 
     >>> import tempfile
-    >>> from training.forecast import Forecaster
-    >>> try:
-    ...     Forecaster.from_bundle(tempfile.mkdtemp())
-    ... except ForecastError as exc:
-    ...     print("refused:", "manifest.json missing" in str(exc))
+    >>> with tempfile.TemporaryDirectory() as empty:  # removed after the example
+    ...     try:
+    ...         Forecaster.from_bundle(empty)
+    ...     except ForecastError as exc:
+    ...         print("refused:", "manifest.json missing" in str(exc))
     refused: True
     """
 

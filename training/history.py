@@ -10,11 +10,13 @@ tab or ``|`` (told by the header). Long runs of days without a row are reported 
 :func:`find_gaps`).
 
 >>> import pandas as pd, tempfile, os
->>> path = os.path.join(tempfile.mkdtemp(), "sales.csv")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "sales.csv")
 >>> pd.DataFrame({"store_id": ["S1"], "sku": ["A"], "date": ["2024-01-01"],
 ...               "units": [3]}).to_csv(path, index=False)
 >>> load_history(path)["units"].tolist()
 [3.0]
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

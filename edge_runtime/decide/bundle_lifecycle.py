@@ -12,10 +12,12 @@ session until a model is first used.
 >>> import tempfile
 >>> from edge_runtime.bundles import BundleTrust
 >>> from edge_runtime.config import load_config
->>> cfg = load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": tempfile.mkdtemp()})
+>>> tmp = tempfile.TemporaryDirectory()
+>>> cfg = load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": tmp.name})
 >>> life = BundleLifecycle(cfg, BundleTrust.from_config(cfg.model))
 >>> life.at_start({}), life.problem
 (None, None)
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ the sales series and the intraday warner; the gateway keeps the lock, the transa
 >>> import tempfile
 >>> from edge_runtime.config import load_config
 >>> from edge_runtime.gateway import Gateway
->>> cfg = load_config(env={"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": tempfile.mkdtemp(),
-...                        "SHELFCAST_MQTT_ENABLED": "false"})
->>> with Gateway(cfg) as gw:
-...     type(gw.engine).__name__, gw.engine.policy.version, gw.engine.forecasts is None
+>>> with tempfile.TemporaryDirectory() as state:  # removed after the example
+...     env = {"SHELFCAST_STORE_ID": "S1", "SHELFCAST_STATE_DIR": state}
+...     with Gateway(load_config(env={**env, "SHELFCAST_MQTT_ENABLED": "false"})) as gw:
+...         type(gw.engine).__name__, gw.engine.policy.version, gw.engine.forecasts is None
 ('DecisionEngine', 'rules-1', True)
 """
 

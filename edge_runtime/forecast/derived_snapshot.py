@@ -9,10 +9,12 @@ event it names; otherwise the series are rebuilt from the log as before.
 
 >>> import tempfile, os
 >>> from edge_runtime.forecast.daily_sales import DailySales
->>> path = os.path.join(tempfile.mkdtemp(), "derived.pickle")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "derived.pickle")
 >>> save_derived(path, DerivedSnapshot("L1", 7, "e7", DailySales(), None))
 >>> load_derived(path, "L1").upto, load_derived(path, "L2") is None
 (7, True)
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -10,11 +10,13 @@ thread of its own, so the worker goes back to ingesting at once. A failed write 
 costs only a slower next start; it is retried at most once a minute.
 
 >>> import tempfile, pathlib
->>> sched = SnapshotSchedule(pathlib.Path(tempfile.mkdtemp()) / "derived.pickle")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> sched = SnapshotSchedule(pathlib.Path(tmp.name) / "derived.pickle")
 >>> sched.due(10, ingested=True, force=False), sched.due(0, ingested=True, force=True)
 (True, False)
 >>> sched.save(lambda force: (10, b"state"), force=True); sched.upto, sched.path.read_bytes()
 (10, b'state')
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

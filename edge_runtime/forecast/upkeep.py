@@ -11,14 +11,15 @@ under the gateway's ingest lock, which also serialises every write on the ledger
 >>> from edge_runtime.store.ledger import Ledger
 >>> from edge_runtime.store.outbox import Outbox
 >>> from edge_runtime.store.retention import Retention
->>> d = Path(tempfile.mkdtemp()); cfg = load_config(env={"SHELFCAST_STORE_ID": "S1"})
+>>> tmp = tempfile.TemporaryDirectory()
+>>> d = Path(tmp.name); cfg = load_config(env={"SHELFCAST_STORE_ID": "S1"})
 >>> led = Ledger(d / "ledger.sqlite", "S1"); box = Outbox(d / "ledger.sqlite")
 >>> ret = Retention(cfg.retention, led, box, EventArchive(d / "archive"), False, lambda: None)
 >>> up = Upkeep(led, ret, SnapshotSchedule(d / "derived.pickle"), threading.Lock(),
 ...             lambda: None, lambda: False)
 >>> up.run_retention().more
 False
->>> box.close(); led.close()
+>>> box.close(); led.close(); tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The ledger's WAL checkpoints, on a thread and a connection of their own.
 
 >>> import os, sqlite3, tempfile
->>> path = os.path.join(tempfile.mkdtemp(), "x.sqlite")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "x.sqlite")
 >>> sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").fetchone()
 ('wal',)
->>> ck = Checkpointer(path); ck.nudge(); ck.stop()
+>>> ck = Checkpointer(path); ck.nudge(); ck.stop(); tmp.cleanup()
 """
 
 from __future__ import annotations

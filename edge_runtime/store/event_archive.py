@@ -13,11 +13,13 @@ crash in between leaves the mark: the next run cuts the file back to that size a
 hour again. Each append is one gzip member, so a file is a plain ``.jsonl.gz`` to any reader.
 
 >>> import tempfile
->>> box = EventArchive(tempfile.mkdtemp())
+>>> tmp = tempfile.TemporaryDirectory()
+>>> box = EventArchive(tmp.name)
 >>> box.append("2026-01-05", [{"event_id": "e1", "qty": 2}])
 >>> box.append("2026-01-05", [{"event_id": "e2", "qty": 1}])
 >>> [e["event_id"] for e in box.read()], box.days()
 (['e1', 'e2'], ['2026-01-05'])
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -4,12 +4,13 @@ that read it live here beside it; callers get rows in the order the derived stat
 
 >>> import os, tempfile
 >>> from edge_runtime.store.ledger import Ledger
->>> path = os.path.join(tempfile.mkdtemp(), "ledger.sqlite")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "ledger.sqlite")
 >>> Ledger(path, "S1").close()
 >>> conn = sqlite3.connect(path)
 >>> last_logged_day(conn) is None, list(events_after(conn, 0))
 (True, [])
->>> conn.close()
+>>> conn.close(); tmp.cleanup()
 """
 
 from __future__ import annotations

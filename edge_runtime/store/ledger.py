@@ -29,7 +29,8 @@ keeps them at ~16 bytes each) and, per SKU, the log positions of its events (re-
 tables such as the outbox).
 
 >>> import tempfile, os
->>> path = os.path.join(tempfile.mkdtemp(), "ledger.sqlite")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "ledger.sqlite")
 >>> ledger = Ledger(path, store_id="S1")
 >>> ev = {"event_id": "r1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 5,
 ...       "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
@@ -37,7 +38,7 @@ tables such as the outbox).
 1
 >>> ledger.stock("A").on_hand, ledger.verify()
 (5, [])
->>> ledger.close()
+>>> ledger.close(); tmp.cleanup()
 """
 
 from __future__ import annotations
@@ -85,12 +86,13 @@ class Ledger(LedgerWrites, LedgerFold, LedgerReads, LedgerRetention, LedgerLooku
     """A store's stock ledger in one SQLite file (see the module docstring for the guarantees).
 
     >>> import tempfile, os
-    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "S1", safety_buffer=1)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ledger = Ledger(os.path.join(tmp.name, "l.sqlite"), "S1", safety_buffer=1)
     >>> r = ledger.ingest_raw('{"event_id": "x", "store_id": "S2", "sku": "A", "type": "sale",'
     ...                       ' "qty": 1, "event_time": "2026-01-05T08:00:00Z", "source": "pos"}')
     >>> r.rejected, r.rejections[0].field
     (1, 'store_id')
-    >>> ledger.close()
+    >>> ledger.close(); tmp.cleanup()
     """
 
     def __init__(

@@ -26,13 +26,14 @@ class LedgerFold:
 
     >>> import os, tempfile
     >>> from edge_runtime.store.ledger import Ledger
-    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "S1")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ledger = Ledger(os.path.join(tmp.name, "l.sqlite"), "S1")
     >>> ev = {"event_id": "r1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 5,
     ...       "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
     >>> _ = ledger.ingest_raw([ev, {**ev, "event_id": "s1", "type": "sale", "qty": 2}])
     >>> ledger.rebuild()["A"].on_hand, ledger.verify()
     (3, [])
-    >>> ledger.close()
+    >>> ledger.close(); tmp.cleanup()
     """
 
     _conn: sqlite3.Connection

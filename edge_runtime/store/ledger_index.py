@@ -13,12 +13,14 @@ ignored and the lookups are rebuilt from the whole log, as before.
 
 >>> import tempfile, os
 >>> from array import array
->>> path = os.path.join(tempfile.mkdtemp(), "ledger.index.npz")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "ledger.index.npz")
 >>> hi = np.array([1, 5], dtype=np.uint64); lo = np.array([2, 7], dtype=np.uint64)
 >>> save_index(path, IndexSnapshot("L1", 3, "e3", hi, lo, {"A": array("q", [1, 3])}))
 >>> snap = load_index(path, "L1")
 >>> snap.upto, snap.last_id, list(snap.positions["A"]), load_index(path, "L2") is None
 (3, 'e3', [1, 3], True)
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

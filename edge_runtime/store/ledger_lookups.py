@@ -32,12 +32,13 @@ class LedgerLookups:
 
     >>> import os, tempfile
     >>> from edge_runtime.store.ledger import Ledger
-    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "S1")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ledger = Ledger(os.path.join(tmp.name, "l.sqlite"), "S1")
     >>> ev = {"event_id": "r1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 5,
     ...       "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
     >>> ledger.ingest_raw([ev]).accepted, ledger.position(), ledger.holds(1, "r1")
     (1, (1, 'r1'), True)
-    >>> ledger.close()
+    >>> ledger.close(); tmp.cleanup()
     """
 
     _conn: sqlite3.Connection

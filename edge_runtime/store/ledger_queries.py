@@ -8,14 +8,15 @@ come as stored (gzip for the uplink: ``edge_runtime.store.outbox.plain_payload``
 
 >>> import os, tempfile
 >>> from edge_runtime.store.ledger import Ledger
->>> path = os.path.join(tempfile.mkdtemp(), "ledger.sqlite")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "ledger.sqlite")
 >>> Ledger(path, "S1").close()
 >>> conn = open_read_only(path)
 >>> ledger_meta(conn)["store_id"], stored_sku_count(conn), last_event_seq(conn)
 ('S1', 0, 0)
 >>> outbox_payloads(conn, None, None, 10), undelivered_count(conn)
 ([], 0)
->>> conn.close()
+>>> conn.close(); tmp.cleanup()
 """
 
 from __future__ import annotations

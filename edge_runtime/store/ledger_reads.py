@@ -19,13 +19,14 @@ class LedgerReads:
 
     >>> import os, tempfile
     >>> from edge_runtime.store.ledger import Ledger
-    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "S1")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ledger = Ledger(os.path.join(tmp.name, "l.sqlite"), "S1")
     >>> ev = {"event_id": "r1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 5,
     ...       "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
     >>> _ = ledger.ingest_raw([ev])
     >>> ledger.stock("A").on_hand, ledger.stock("B"), ledger.sku_count(), ledger.event_count()
     (5, None, 1, 1)
-    >>> ledger.close()
+    >>> ledger.close(); tmp.cleanup()
     """
 
     _conn: sqlite3.Connection

@@ -22,11 +22,12 @@ class LedgerRetention:
 
     >>> import os, tempfile
     >>> from edge_runtime.store.ledger import Ledger
-    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "S1")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ledger = Ledger(os.path.join(tmp.name, "l.sqlite"), "S1")
     >>> _ = ledger.ingest_raw(b"not json", source="pos")
     >>> ledger.prune_dead_letters(before_us=0, keep=0), ledger.dead_letters()
     (1, [])
-    >>> ledger.close()
+    >>> ledger.close(); tmp.cleanup()
     """
 
     _conn: sqlite3.Connection

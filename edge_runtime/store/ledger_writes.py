@@ -37,13 +37,14 @@ class LedgerWrites:
 
     >>> import os, tempfile
     >>> from edge_runtime.store.ledger import Ledger
-    >>> ledger = Ledger(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "S1")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> ledger = Ledger(os.path.join(tmp.name, "l.sqlite"), "S1")
     >>> ev = {"event_id": "r1", "store_id": "S1", "sku": "A", "type": "receipt", "qty": 5,
     ...       "event_time": "2026-01-05T08:00:00+00:00", "source": "wms"}
     >>> r = ledger.ingest_raw([ev, ev, {**ev, "event_id": "r2", "qty": -1}], source="wms")
     >>> r.accepted, r.duplicates, r.rejected, ledger.dead_letters()[0]["field"]
     (1, 1, 1, 'qty')
-    >>> ledger.close()
+    >>> ledger.close(); tmp.cleanup()
     """
 
     _conn: sqlite3.Connection

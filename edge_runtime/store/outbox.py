@@ -9,12 +9,13 @@ publish and PUBACK sends the message again after restart: consumers de-duplicate
 
 >>> import tempfile, os
 >>> from edge_runtime.messages import GatewayState
->>> box = Outbox(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"), prefix="shelfcast")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> box = Outbox(os.path.join(tmp.name, "ledger.sqlite"), prefix="shelfcast")
 >>> [row.topic for row in box.put([GatewayState(store_id="S1", status="online", model_version="m")])]
 ['shelfcast/S1/state']
 >>> box.depth(), box.mark_sent([box.pending(10)[0].seq]), box.depth()
 (1, 1, 0)
->>> box.close()
+>>> box.close(); tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -4,9 +4,11 @@ owner states its own transactions, usable from the thread that owns the object, 
 rather than failing while another connection holds the write lock for a moment.
 
 >>> import os, tempfile
->>> conn = connect(os.path.join(tempfile.mkdtemp(), "l.sqlite"), "journal_mode=WAL")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> conn = connect(os.path.join(tmp.name, "l.sqlite"), "journal_mode=WAL")
 >>> conn.execute("PRAGMA journal_mode").fetchone(), conn.execute("PRAGMA busy_timeout").fetchone()
 (('wal',), (10000,))
+>>> conn.close(); tmp.cleanup()
 """
 
 from __future__ import annotations

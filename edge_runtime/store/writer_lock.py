@@ -7,7 +7,8 @@ kernel when the holder dies (kill -9 included), so a crash never leaves a stale 
 file itself stays and only carries the holder's pid for the message.
 
 >>> import tempfile, os
->>> path = os.path.join(tempfile.mkdtemp(), "ledger.sqlite.lock")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "ledger.sqlite.lock")
 >>> lock = WriterLock.acquire(path)
 >>> try:
 ...     WriterLock.acquire(path)
@@ -15,6 +16,7 @@ file itself stays and only carries the holder's pid for the message.
 ...     print("in use" in str(err), f"pid {os.getpid()}" in str(err))
 True True
 >>> lock.release()
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

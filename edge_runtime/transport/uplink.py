@@ -11,7 +11,8 @@ every SKU whose ledger state differs from its baseline is reported in the next w
 >>> import tempfile, os
 >>> from edge_runtime.store.outbox import Outbox
 >>> from edge_runtime.store.stock import SkuState, StockState
->>> box = Outbox(os.path.join(tempfile.mkdtemp(), "ledger.sqlite"))
+>>> tmp = tempfile.TemporaryDirectory()
+>>> box = Outbox(os.path.join(tmp.name, "ledger.sqlite"))
 >>> up = Uplink(box, store_id="S1", model_version="rules-1")
 >>> up.observe([StockState.of(SkuState("A", on_hand=7, events=2, last_us=0), 0, 0)])
 >>> import json
@@ -20,6 +21,7 @@ every SKU whose ledger state differs from its baseline is reported in the next w
 [['A', 7, 0, 7, 7, 2]]
 >>> up.flush()
 []
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
