@@ -125,6 +125,32 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def decision_fields(
+    store_id: str,
+    version: str,
+    kind: str,
+    s: StockState,
+    cause: Cause | None,
+    at: datetime | None,
+    occasion: str | None = None,
+) -> dict[str, Any]:
+    """The fields every stock decision (stock-out, replenishment) carries but its SKU, with the
+    id it is built with (epoch: its cause, else ``occasion``, a close's or a swap's, else its
+    time). One place for the rules and the forecast policy alike."""
+    cause_id = cause.event_id if cause else None
+    return {
+        "message_id": decision_message_id(store_id, kind, s.sku, cause_id, occasion, at),
+        "store_id": store_id,
+        "event_time": at,
+        "cause_event_id": cause_id,
+        "model_version": version,
+        "atp": s.available,
+        "on_hand": s.on_hand,
+        "reserved": s.reserved,
+        "confidence": s.confidence,
+    }
+
+
 class RulePolicy:
     """Reorder-point / stock-out / conflict rules (see module docstring).
 
@@ -218,19 +244,7 @@ class RulePolicy:
     def _common(self, kind: str, s: StockState, cause: Cause | None) -> dict:
         """The fields every alert carries, with the id it is built with."""
         at = _time(cause.event_time if cause else s.last_event_time)
-        cause_id = cause.event_id if cause else None
-        return {
-            "message_id": decision_message_id(self.store_id, kind, s.sku, cause_id, None, at),
-            "store_id": self.store_id,
-            "sku": s.sku,
-            "event_time": at,
-            "cause_event_id": cause_id,
-            "model_version": self.version,
-            "atp": s.available,
-            "on_hand": s.on_hand,
-            "reserved": s.reserved,
-            "confidence": s.confidence,
-        }
+        return {"sku": s.sku, **decision_fields(self.store_id, self.version, kind, s, cause, at)}
 
     def _stockout(self, s: StockState, old: int, cause: Cause | None) -> StockoutAlert:
         return StockoutAlert(

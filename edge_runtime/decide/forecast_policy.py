@@ -35,13 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.decide.decisions import Cause, RulePolicy
+from edge_runtime.decide.decisions import Cause, RulePolicy, decision_fields
 from edge_runtime.decide.quiet_levels import QuietLevels
 from edge_runtime.decide.replenishment import Replenisher
 from edge_runtime.decide.review_rows import Bare, Rows, out_probability, unit
 from edge_runtime.decide.stockout import StockoutMonitor, stockout_risk
 from edge_runtime.forecast.demand_distribution import daily_sigma, floored_forecast
-from edge_runtime.messages import Message, ReasonCode, StockoutAlert, decision_message_id
+from edge_runtime.messages import Message, ReasonCode, StockoutAlert
 from edge_runtime.store.state_columns import StateColumns
 from edge_runtime.store.stock import Conflict, StockState
 
@@ -385,20 +385,7 @@ class ForecastDecisionPolicy:
     def _common(
         self, kind: str, s: StockState, cause: Cause | None, at: datetime | None, occasion
     ) -> dict:
-        """The fields every decision of the policy carries but its SKU, with the id it is built
-        with (epoch: its cause, else ``occasion``, a close's or a swap's, else its time)."""
-        cause_id = cause.event_id if cause else None
-        return {
-            "message_id": decision_message_id(self.store_id, kind, s.sku, cause_id, occasion, at),
-            "store_id": self.store_id,
-            "event_time": at,
-            "cause_event_id": cause_id,
-            "model_version": self.version,
-            "atp": s.available,
-            "on_hand": s.on_hand,
-            "reserved": s.reserved,
-            "confidence": s.confidence,
-        }
+        return decision_fields(self.store_id, self.version, kind, s, cause, at, occasion)
 
     def _out_alert(
         self, s: StockState, cause: Cause | None, when: str | None, occasion: str | None = None
