@@ -36,6 +36,8 @@ class EmbeddedBroker:
 
     def __init__(self, prefer: str = "auto", work_dir: str | Path | None = None):
         self.prefer = prefer
+        # A directory it made for itself is removed at ``stop``; one it was given stays.
+        self._own_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="shelfcast-broker-"))
         self.port = free_port()
         self.kind = ""
@@ -102,6 +104,8 @@ class EmbeddedBroker:
                 if self._thread:
                     self._thread.join(10)
             self._loop = self._broker = None
+        if self._own_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

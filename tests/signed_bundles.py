@@ -13,8 +13,10 @@ True
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -38,6 +40,7 @@ def key_pair() -> tuple[Path, Path]:
     """(private, public) PEM files of the test key, written once per process."""
     key = Ed25519PrivateKey.from_private_bytes(_SEED)
     out = Path(tempfile.mkdtemp(prefix="shelfcast-test-key-"))
+    atexit.register(shutil.rmtree, out, True)  # every test process would leave one behind
     private, public = out / "bundle-signing.key", out / "bundle-signing.pub"
     private.write_bytes(
         key.private_bytes(

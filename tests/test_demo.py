@@ -85,6 +85,7 @@ def test_embedded_broker_falls_back_to_amqtt():
         assert broker.kind == "amqtt" and broker.port > 0
     finally:
         broker.stop()
+    assert not broker.work_dir.exists()  # the directory it made for itself is gone
 
 
 def test_history_seed_opens_only_skus_with_stock_or_sales():
