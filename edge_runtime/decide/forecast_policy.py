@@ -282,8 +282,9 @@ class ForecastDecisionPolicy:
     ) -> list[Message]:
         """Stock-out and replenishment decisions for ``states`` at ``at`` (ISO time; else each SKU's
         cause / last event), each built with its decision id (epoch: its cause, else the
-        ``occasion``, ``close:<day>``, else its time); what ``decide`` and the day close run. ``states`` may be ``StateColumns``: a SKU's
-        full state is then built only when one of its decisions is published (a close has few)."""
+        ``occasion``, ``close:<day>``, else its time); what ``decide`` and the day close run.
+        ``states`` may be ``StateColumns``: a SKU's full state is then built only when one of its
+        decisions is published (a close has few)."""
         rows, bare = self._rows(states, causes, at)
         out: list[Message] = []
         if rows is not None:
