@@ -44,6 +44,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# Run as a script, this folder is first on the path, and its twin.py would shadow the twin
+# package: the project root goes before it, ahead of the project's imports.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.machine import machine
+from benchmarks.online_learners import EwmCorrection, OnlineAnomaly, OnlineCorrection
 from configuration.data_dir import require
 from edge_runtime.decide.stockout import stockout_risk
 from edge_runtime.forecast.online import LevelCorrection
@@ -52,11 +57,6 @@ from edge_runtime.store.events import parse_events
 from edge_runtime.watch.phantom import PhantomDetector
 from edge_runtime.watch.shelf_watch import ShelfWatch
 from twin.sensors import SensorConfig, simulate
-
-# Run as a script, the project root is not on the path (this folder is).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.machine import machine
-from benchmarks.online_learners import EwmCorrection, OnlineAnomaly, OnlineCorrection
 
 DAY_S = 86400.0
 # Longest a theft can take to surface as an alert of its SKU: a paying shopper's sale may
